@@ -128,6 +128,10 @@ class Conversation:
     erase_asked_at: datetime | None = None  # the young person wrote the erasure phrase: their next message answers
     purged_at: datetime | None = None  # retention over: only what the figures need is left (gateway/retention.py)
     closed_notice_for: datetime | None = None  # the wait (its queued_at) the closed-line notice was given in
+    # when the young person was last told the line is closed and where to turn meanwhile (the closed-line notice):
+    # unlike ``closed_notice_for``, kept through the reopening, so the console's card tells a listener arriving in
+    # the morning who was told what overnight (shown while it is later than ``waiting_since``: this wait's)
+    closed_told_at: datetime | None = None
     window_paused_for: datetime | None = None  # the last message (last_inbound_at) after which queue messages paused
     # when a risk was last read in its messages (on arrival or late): the supervision board's order, kept in the
     # store's index of the open conversations with a flag (``ConversationStore.flagged_conversations``)

@@ -673,6 +673,7 @@ class Dispatcher:
             again = closed_line_told(conversation) and "closed_line_again" in engine.flow.messages
             told = engine.closed_line(queue, language, now, "closed_line_again" if again else "closed_line")
             conversation.closed_notice_for = conversation.queued_at  # the timer does not repeat it
+            conversation.closed_told_at = now
         else:  # the first words after a night told it was closed say it reopened, as the timer's (then the usual)
             reopened, conversation.closed_notice_for = closed_line_told(conversation), None
             position = await self.store.position(conversation.id) or 1
@@ -914,6 +915,7 @@ class Dispatcher:
         if queue in engine.flow.queues and not engine.is_open(queue, now):  # a transfer after hours: no promise
             queued = engine.closed_line(queue, language, now)
             conversation.closed_notice_for = conversation.queued_at  # told for this wait: the timer does not repeat it
+            conversation.closed_told_at = now
         elif self.listeners_online() > 0:  # a wait past the line's closing time is not promised (22:55: "12 minutes")
             wait = await self.estimate_wait(engine, queue, position, now)
             closing = engine.closing(queue, language, now, position, timedelta(minutes=wait))

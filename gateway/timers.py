@@ -330,6 +330,7 @@ class Timers:
                 text = engine.closed_line(conversation.queue, language, now)
                 await self._say(conversation, engine, now, Reply(text))
                 conversation.closed_notice_for = conversation.queued_at or now
+                conversation.closed_told_at = now
         else:
             reopened = closed_line_told(conversation)  # told nobody answers before the reopening: say it reopened
             conversation.closed_notice_for = None  # open: the line's next closing during this wait is told again

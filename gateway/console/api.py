@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, web
@@ -98,6 +98,8 @@ class ListenerAPI:
         self.logins, self.limits, self.addresses = logins, limits, addresses or ClientAddresses()
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # live sockets, closed at shutdown
         self._queue_read = Coalesced(self._read_queue)  # one read for the consoles' reloads of a moment
+        # lines(): the flow version, from when until when it holds, the next change (None: none), the closed queues
+        self._lines: tuple[str, datetime, datetime, datetime | None, list[dict[str, Any]]] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         c, a, card = "/api/conversations/{id}", self.authed, Sight.CARD
@@ -343,11 +345,32 @@ class ListenerAPI:
                             "flag": flag.to_dict() if flag else None,
                             "waiting_seconds": stats.shown_wait(entry, conversation, now)})  # fmt: skip
         listener = request[LISTENER]
-        answer = {"waiting": waiting, "mine": [self.card(c, now) for c in held if c.listener == listener.name]}
+        answer = {"waiting": waiting, "mine": [self.card(c, now) for c in held if c.listener == listener.name],
+                  **self.lines(now)}  # fmt: skip
         if listener.supervisor:  # who holds what, and whether they are at a console: one left can be given back
             answer["others"] = [{**self.card(c, now), "listener_away": not self.presence.has(c.listener or "")}
                                 for c in held if c.listener != listener.name]  # fmt: skip
         return web.json_response(answer)
+
+    def lines(self, now: datetime) -> dict[str, Any]:
+        """The queues closed at ``now`` (``closed``: each with when it reopens, None past two weeks) and in how many
+        seconds any queue next opens or closes (``changes_in``, None: never; the console reads the queue again then):
+        until 2026-12-06 nothing in the console said the line was closed. The hours are read once per change (kept
+        until it), not at every console's reload."""
+        engine = self.flows.engine()
+        kept = self._lines
+        if kept is None or kept[0] != engine.version or not kept[1] <= now < kept[2]:
+            closed, changes = [], []
+            for queue in engine.flow.queues:
+                change = engine.next_change(queue, now)
+                if change is not None:
+                    changes.append(change.astimezone(UTC))
+                if not engine.is_open(queue, now):
+                    closed.append({"queue": queue, "reopens_at": change.isoformat() if change else None})
+            until = min(changes, default=None)  # none within two weeks: read again in an hour (a long closure)
+            kept = self._lines = (engine.version, now, until or now + timedelta(hours=1), until, closed)
+        until = kept[3]
+        return {"closed": kept[4], "changes_in": (until - now).total_seconds() if until is not None else None}
 
     async def _read_queue(self) -> tuple[list[tuple[QueueEntry, Conversation]], list[Conversation]]:
         """The waiting entries with their conversations (one whose record is gone left out), and the held ones."""
@@ -382,6 +405,7 @@ class ListenerAPI:
             "last_inbound_at": conversation.last_inbound_at.isoformat() if conversation.last_inbound_at else None,
             "left_how": conversation.left_how,
             "page_answered": conversation.page_answered_at is not None,  # a human of the line answered (Meta's inbox)
+            "closed_told_at": _closed_told(conversation),  # told the line is closed and where to turn, this wait
         }  # fmt: skip
 
     async def conversation(self, request: web.Request) -> web.Response:
@@ -577,6 +601,15 @@ def card_flag(entry: QueueEntry, conversation: Conversation) -> RiskFlag | None:
     yet), so that the card never shows a priority raised for a risk without that risk."""
     kept, raised = conversation.flag, entry.flag
     return raised if raised is not None and (kept is None or raised.score > kept.score) else kept
+
+
+def _closed_told(conversation: Conversation) -> str | None:
+    """When the young person was told, in this wait (since ``waiting_since``), that the line is closed and where to
+    turn meanwhile: kept through the reopening, for the listener arriving in the morning; None otherwise."""
+    told, since = conversation.closed_told_at, conversation.waiting_since or conversation.queued_at
+    if told is None or not conversation.active or (since is not None and told < since):
+        return None
+    return told.isoformat()
 
 
 def _me(listener: Listener) -> dict[str, Any]:

@@ -623,6 +623,15 @@ class Engine:
         """A file without words (a voice message, a photo), and a flow that says so (``media_unread``: optional)."""
         return media and not answer.strip() and payload is None and "media_unread" in self.flow.messages
 
+    def next_change(self, queue: str, now: datetime) -> datetime | None:
+        """When ``queue`` next opens (closed at ``now``) or closes (open), within two weeks; None for a queue always
+        open (the built-in 'always' schedule) or unknown. The console's queue says a line closed and reloads then."""
+        spec = self.flow.queues.get(queue)
+        schedule = self.flow.schedules.get(spec.schedule) if spec is not None else None
+        if schedule is None:
+            return None
+        return hours.next_change(schedule, now, self.tz)
+
     def closing(self, queue: str, language: str, now: datetime, position: int, within: timedelta) -> str | None:
         """The ``queued_closing`` message when ``queue``, open at ``now``, closes within ``within`` (the wait a listener
         would be promised): when it closes, when it reopens, and where to turn meanwhile; else None."""

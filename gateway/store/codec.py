@@ -114,8 +114,8 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 
 
 _MOMENTS = ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
-            "waiting_since", "closed_notice_for", "window_paused_for", "erase_asked_at", "purged_at", "flagged_at",
-            "page_opened_at", "page_answered_at")  # fmt: skip
+            "waiting_since", "closed_notice_for", "closed_told_at", "window_paused_for", "erase_asked_at", "purged_at",
+            "flagged_at", "page_opened_at", "page_answered_at")  # fmt: skip
 _CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
 
 
@@ -166,6 +166,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         flag=RiskFlag.from_dict(data.get("flag")),
         # records written before these fields kept them in the engine state, as texts ("queued", "": no time)
         closed_notice_for=_moment(data.get("closed_notice_for") or _old_stamp(closed_notice, waiting_since)),
+        closed_told_at=_moment(data.get("closed_told_at")),
         window_paused_for=_moment(
             data.get("window_paused_for") or _old_stamp(window_paused, data.get("last_inbound_at"))
         ),

@@ -204,6 +204,10 @@
       state.mine = response.data.mine;
       state.others = response.data.others || [];  // supervisors: the conversations other listeners hold
       state.fetchedAt = Date.now();
+      state.closed = response.data.closed || [];  // the queues closed now (each with when it reopens)
+      clearTimeout(state.linesTimer);  // read again when a queue opens or closes: the line's state is never stale
+      var changesIn = response.data.changes_in;
+      if (typeof changesIn === "number") { state.linesTimer = setTimeout(loadQueue, Math.min(Math.max(changesIn, 0), 86400) * 1000 + 1000); }
       announceArrivals();
       renderQueue();
       keepStranded();
@@ -245,7 +249,27 @@
     document.title = (state.newArrival ? "● " : "") + (count ? "(" + count + ") " : "") + t("app.title");
   }
 
+  /* The line closed now: said above the queue, with when it reopens (the young people writing are told it by the bot),
+     so that a listener knows nobody new arrives and why the cards say "informé·e". */
+  function renderLines() {
+    var box = $("line-closed");
+    var closed = state.closed || [];
+    box.hidden = !closed.length;
+    box.textContent = closed.map(function (line) {
+      var queue = state.flow.queues.filter(function (q) { return q.id === line.queue; })[0];
+      var name = queue ? HG.local(queue.names, queue.name) : line.queue;
+      if (!line.reopens_at) { return t("line.closed.later", { queue: name }); }
+      var when = new Date(line.reopens_at).toLocaleString(HG.locale(), { weekday: "long", hour: "2-digit", minute: "2-digit" });
+      return t("line.closed", { queue: name, when: when });
+    }).join(" ");
+  }
+
+  /* "informé·e 23:05 : ligne fermée…": the bot told them, in this wait, that the line was closed and where to turn
+     meanwhile; still said after the reopening, for the listener arriving in the morning. */
+  function closedTold(c) { return c.closed_told_at ? t("conv.closed_told", { time: HG.clock(c.closed_told_at) }) : ""; }
+
   function renderQueue() {
+    renderLines();
     renderList($("waiting"), state.waiting, true);
     renderList($("mine"), state.mine, false);
     renderList($("others"), state.others || [], false);
@@ -282,6 +306,7 @@
     if (card.status === "with_listener" && card.listener !== state.me.name) { meta.appendChild(el("span", "pill", card.listener)); }
     if (card.listener_away) { meta.appendChild(el("span", "pill away", t("conv.away"))); }  // supervisors: nobody answers it
     if (card.page_answered && waiting) { meta.appendChild(el("span", "pill page", t("conv.page_answered"))); }  // a human did
+    if (closedTold(card) && card.outcome === undefined) { meta.appendChild(el("span", "pill told", closedTold(card))); }
     if (waiting) {
       var wait = el("span", "wait");
       wait.dataset.seconds = String(card.waiting_seconds);
@@ -387,6 +412,7 @@
       t("priority." + c.priority)];
     if (c.listener) { meta.push(t("conv.with", { name: c.listener })); }
     if (c.left_how) { meta.push(t("conv.left." + c.left_how)); }
+    if (closedTold(c)) { meta.push(closedTold(c)); }
     if (c.flag) { meta.push(flagText(c.flag)); }
     $("conv-meta").textContent = meta.join(" · ");
     renderSummary(c.summary);
