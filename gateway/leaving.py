@@ -13,8 +13,8 @@ marked as left (``Conversation.left_at`` and ``left_how``, shown by the console)
   conversation keeps its status (nothing a provider says ends it; a listener closes it). Unblocking (Telegram
   ``member``, WhatsApp ``START``) or a new message from the young person lifts the mark, with an entry.
 * ``gone``: no web chat socket for :data:`GONE_AFTER` while queued or with a listener (the tab was closed, or the
-  network lost that long): the entry only. When the same browser comes back to the conversation, an entry says so
-  and the mark is lifted.
+  network lost that long): the entry only, and the queue's consoles read again (its card says the page is gone). When
+  the same browser comes back to the conversation, an entry says so and the mark is lifted (the card too).
 
 The idle timer's close (``idle_close``, ``gateway/timers.py``) ends a conversation with the bot or in the queue as
 the quick exit and "Terminer" do, so it is made here the same way; so is the supervision page's bulk close
@@ -39,6 +39,7 @@ from typing import Literal, Protocol
 
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
+from gateway.events import QueueChanged
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import derived_id, derived_ids
 from gateway.language import language_of
@@ -282,10 +283,13 @@ async def returned(dispatcher: Dispatcher, store: LeavingRoles, conversation_id:
         if conversation is None or not conversation.active:
             return
         conversation.page_opened_at = now
-        if conversation.left_how == "gone":
+        back = conversation.left_how == "gone"
+        if back:
             conversation.left_at, conversation.left_how = None, None
             await dispatcher.system_note(conversation, "left.back", now)
         await store.save_conversation(conversation)
+        if back:  # its card no longer says the page is gone, on every console
+            await dispatcher.store.publish(QueueChanged())
 
 
 async def blocked(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:

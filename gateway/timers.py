@@ -70,6 +70,7 @@ from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, closed_line_told
 from gateway.errors import StoreError
+from gateway.events import QueueChanged
 from gateway.flows.engine import Engine, State
 from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
@@ -254,6 +255,8 @@ class Timers:
             async with self.store.batch():
                 await self._fire(timer, conversation)
                 await self.store.save_conversation(conversation)
+                if timer.kind is TimerKind.WEBCHAT_GONE and conversation.left_how == "gone":
+                    await self.dispatcher.store.publish(QueueChanged())  # its card: the page gone
                 if timer.kind is TimerKind.IDLE_CLOSE:  # listed as begun (``leaving.idle_close``), until its record
                     await self.store.end_leaving(conversation.id)
         return 1

@@ -306,6 +306,7 @@
     if (card.status === "with_listener" && card.listener !== state.me.name) { meta.appendChild(el("span", "pill", card.listener)); }
     if (card.listener_away) { meta.appendChild(el("span", "pill away", t("conv.away"))); }  // supervisors: nobody answers it
     if (card.page_answered && waiting) { meta.appendChild(el("span", "pill page", t("conv.page_answered"))); }  // a human did
+    if (card.left_how && card.outcome === undefined) { meta.appendChild(el("span", "pill left", t("conv.left." + card.left_how))); }  // the page gone: nobody reads
     if (closedTold(card) && card.outcome === undefined) { meta.appendChild(el("span", "pill told", closedTold(card))); }
     if (waiting) {
       var wait = el("span", "wait");
