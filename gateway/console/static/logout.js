@@ -1,8 +1,13 @@
 /* "Se déconnecter", on the console and supervision pages. Unsent drafts (drafts.js: kept in this tab only) never
-   outlive a logout, a desk may be shared: when there are some, an in-page dialog first says how many will be lost,
-   "Annuler" focused first (Escape cancels too, keeping everything); confirmed, they are forgotten and the session
-   ends. Without drafts the logout is immediate. The dialog is built here, once for both pages, with data-i18n
-   attributes as the pages' own dialogs (i18n.js translates it with them). */
+   outlive a logout, a desk may be shared; the conversations the listener holds go back to the queue at a logout (nobody
+   else may answer them while they are held), where the young person is told their listener is gone (and, the line
+   closed, where to turn until it reopens). When there are drafts or held conversations, an in-page dialog first says
+   how many drafts will be lost and how many conversations go back to the queue (and that the line is closed now),
+   "Annuler" focused first (Escape cancels too, keeping everything); confirmed, the drafts are forgotten and the
+   session ends. Without either the logout is immediate. The held ones are read from the server at the click (until
+   2026-12-06 only drafts were warned of); unanswered within HELD_WAIT_MS, the drafts alone decide. The dialog is
+   built here, once for both pages, with data-i18n attributes as the pages' own dialogs (i18n.js translates it with
+   them). */
 (function () {
   "use strict";
   var el = HG.el, t = HG.t, drafts = HG.drafts;
@@ -15,6 +20,12 @@
       "logout.many": "{n} brouillons non envoyés seront perdus : ils ne sont gardés que dans cet onglet, et ils sont effacés à la déconnexion.",
       "logout.hint": "Annule pour les envoyer, les enregistrer ou les copier d'abord.",
       "logout.confirm": "Se déconnecter et les perdre",
+      "logout.held.one": "La conversation que tu tiens retournera dans la file : le ou la jeune sera prévenu·e que tu es parti·e.",
+      "logout.held.many": "Les {n} conversations que tu tiens retourneront dans la file : chaque jeune sera prévenu·e que tu es parti·e.",
+      "logout.held.closed": "La ligne est fermée maintenant : personne ne leur répondra avant la réouverture, ils et elles seront orienté·es vers d'autres numéros en attendant.",
+      "logout.held.elsewhere": "Si tu restes connecté·e dans un autre navigateur, tu les gardes.",
+      "logout.held.hint": "Annule pour les clôturer, les transférer ou prévenir d'abord.",
+      "logout.held.confirm": "Se déconnecter et les rendre",
       "logout.unanswered": "Pas de réponse du serveur (connexion coupée ?) : tu es peut-être encore connecté·e. Réessaie « Se déconnecter » avant de quitter ce poste."
     },
     en: {
@@ -23,6 +34,12 @@
       "logout.many": "{n} unsent drafts will be lost: they are kept in this tab only, and they are erased when you log out.",
       "logout.hint": "Cancel to send, save or copy them first.",
       "logout.confirm": "Log out and lose them",
+      "logout.held.one": "The conversation you hold will go back to the queue: the young person will be told you left.",
+      "logout.held.many": "The {n} conversations you hold will go back to the queue: each young person will be told you left.",
+      "logout.held.closed": "The line is closed now: nobody will answer them before it reopens; they will be referred to other numbers meanwhile.",
+      "logout.held.elsewhere": "If you stay logged in in another browser, you keep them.",
+      "logout.held.hint": "Cancel to close or transfer them, or to tell them, first.",
+      "logout.held.confirm": "Log out and hand them back",
       "logout.unanswered": "No answer from the server (connection lost?): you may still be logged in. Try \"Log out\" again before leaving this computer."
     }
   });
@@ -30,6 +47,7 @@
   /* No answer within LOGOUT_WAIT_MS (a network gone silent, a connection reset): the session may not have ended, and
      the page said nothing, staying as it was: a listener left a shared desk logged in. Said, to try again. */
   var LOGOUT_WAIT_MS = 15000;
+  var HELD_WAIT_MS = 5000;  // the held conversations read at the click: without an answer, the drafts alone decide
   var failed = null;  // the line that says so, under the button
 
   function logOut(button) {
@@ -57,38 +75,71 @@
     var box = el("dialog");
     box.id = "logout-dialog";
     box.setAttribute("aria-labelledby", "logout-title");
-    box.setAttribute("aria-describedby", "logout-lost");
+    box.setAttribute("aria-describedby", "logout-lost logout-held");
     var form = el("form", "stack");
     form.method = "dialog";
     var title = text("h2", "logout.title");
     title.id = "logout-title";
     var lost = el("p", "", "");
     lost.id = "logout-lost";
+    var held = el("p", "", "");
+    held.id = "logout-held";
+    var hint = el("p", "meta", "");
+    hint.id = "logout-hint";
     var buttons = el("div", "dialog-buttons");
     var cancel = text("button", "dialog.cancel", "ghost");
     cancel.value = "cancel";
     cancel.autofocus = true;
-    var confirm = text("button", "logout.confirm", "danger");
+    var confirm = el("button", "danger", "");
     confirm.id = "logout-confirm";
     confirm.value = "ok";
     buttons.appendChild(cancel);
     buttons.appendChild(confirm);
-    [title, lost, text("p", "logout.hint", "meta"), buttons].forEach(function (node) { form.appendChild(node); });
+    [title, lost, held, hint, buttons].forEach(function (node) { form.appendChild(node); });
     box.appendChild(form);
     box.addEventListener("close", function () { if (box.returnValue === "ok") { logOut(button); } });
     document.body.appendChild(box);
     return box;
   }
 
+  /* What the dialog says, in the page's language: the drafts lost, the conversations going back to the queue. The
+     texts are set again when the language changes while it is open. */
+  function fillDialog(count, held, closed) {
+    $("logout-lost").hidden = !count;
+    $("logout-lost").textContent = !count ? "" : count === 1 ? t("logout.one") : t("logout.many", { n: count });
+    $("logout-held").hidden = !held;
+    $("logout-held").textContent = !held ? "" : [held === 1 ? t("logout.held.one") : t("logout.held.many", { n: held }),
+      closed ? t("logout.held.closed") : "", t("logout.held.elsewhere")].filter(Boolean).join(" ");
+    $("logout-hint").textContent = [count ? t("logout.hint") : "", held ? t("logout.held.hint") : ""].filter(Boolean).join(" ");
+    $("logout-confirm").textContent = count ? t("logout.confirm") : t("logout.held.confirm");
+  }
+
+  /* The conversations this listener holds and whether a queue is closed now, read from the server (0 and false when
+     it does not answer in time: the logout is not held up by it). */
+  function heldNow() {
+    return HG.api("GET", "/api/queue", undefined, HELD_WAIT_MS).then(function (response) {
+      if (!response.ok || !response.data) { return { held: 0, closed: false }; }
+      return { held: (response.data.mine || []).length, closed: (response.data.closed || []).length > 0 };
+    }, function (error) {
+      if (error && error.message === "session") { throw error; }  // the session is over: the page is leaving
+      return { held: 0, closed: false };
+    });
+  }
+
   function logoutButton(button) {
     var box = null;
+    var shown = null;  // what the open dialog says, to say it again in another language
+    HG.onLanguage(function () { if (box && box.open && shown) { fillDialog(shown.count, shown.held, shown.closed); } });
     button.addEventListener("click", function () {
       var count = drafts.count();
-      if (!count) { logOut(button); return; }
-      box = box || dialog(button);
-      $("logout-lost").textContent = count === 1 ? t("logout.one") : t("logout.many", { n: count });
-      box.returnValue = "";  // Escape keeps the last value: never an "ok" from before
-      box.showModal();
+      heldNow().then(function (now) {
+        if (!count && !now.held) { logOut(button); return; }
+        box = box || dialog(button);
+        shown = { count: count, held: now.held, closed: now.closed };
+        fillDialog(count, now.held, now.closed);
+        box.returnValue = "";  // Escape keeps the last value: never an "ok" from before
+        box.showModal();
+      }, function () {});
     });
   }
 
