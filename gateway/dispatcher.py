@@ -266,6 +266,8 @@ class Dispatcher:
             return True  # done: nothing to record (its claim lapses by itself; a redelivery is looked at again)
         if inbound.opening and await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
             return True  # the chat opened while a conversation is open: its thread shows it, nothing to say
+        if inbound.standby and not await self._standby_counts(inbound, reading):
+            return True  # another app's thread, nothing open, no risk: nothing starts (as an echo, ``handle_echo``)
         claim = Claim(key, owner, self.claim_seconds, DEDUPE_TTL_SECONDS)
         if (thanked := await self._after_end(inbound, claim, reading, later)) is not None:
             return thanked
@@ -298,7 +300,8 @@ class Dispatcher:
         engine = self.flows.engine()
         words = engine.after_end
         if (words is None or later or inbound.channel == ChannelName.WEBCHAT or inbound.payload or inbound.attachments
-                or inbound.edited or inbound.opening or inbound.restart or inbound.menu):  # fmt: skip
+                or inbound.edited or inbound.opening or inbound.restart or inbound.menu
+                or inbound.standby):  # fmt: skip
             return None
         # the cheap looks first: deciding reads every risk (25-190 us), and its last answer is kept for the engine's
         # step only while no other message is decided between the two (under load, others are)
@@ -345,6 +348,16 @@ class Dispatcher:
         said = "a stop" if stopped else "a thank-you"
         log.info("dispatcher: %s: %s after its end, %s", ended.id, said, "answered" if answered else "kept")
         return True
+
+    async def _standby_counts(self, inbound: Inbound, reading: Reading | None) -> bool:
+        """Whether a message written on a thread another app owns (Messenger's ``standby``: a page admin in Meta's
+        inbox, Meta's AI) is recorded: when their conversation is open (the listeners see it), or when its words read
+        a risk (escalate, never silence: a conversation is started for it, straight to the listeners, ``_process``).
+        Else nothing starts: the thread is answered outside the gateway, as an echo to someone with no conversation
+        open records nothing. Until 2026-12-06 every ``standby`` message was dropped unread."""
+        if self.flows.engine().decide(inbound.text, reading).flag is not None:
+            return True
+        return await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None
 
     async def _edit_counts(self, inbound: Inbound, reading: Reading | None) -> bool:
         """Whether a message the young person edited is recorded: when its new words read a risk (escalate, never
@@ -610,8 +623,9 @@ class Dispatcher:
             conversation.flagged_at = now  # the supervision board's order: the latest flag first
             if flag.replaces(conversation.flag):
                 conversation.flag = flag  # the strongest so far, for the queue card
-        # an edit or a forward (someone else's words) is never a command nor an answer to the erasure question
-        answers = not (inbound.edited or inbound.forwarded or inbound.opening or restarted)
+        # an edit or a forward (someone else's words) is never a command nor an answer to the erasure question; nor is
+        # a message on a thread another app owns (``standby``): the bot does not answer there
+        answers = not (inbound.edited or inbound.forwarded or inbound.opening or restarted or inbound.standby)
         erasure = await self._erasure_turn(conversation, engine, inbound, flag, now) if answers else None
         if erasure is not None:
             _remember(engine, conversation, inbound, quiet=found is None and joined is None)
@@ -619,8 +633,13 @@ class Dispatcher:
                 await self.store.begin_erasure(conversation.id, done.key)
             await self.store.save_conversation(conversation, done=done)
             return erasure
+        # another app's thread (a page admin, Meta's AI): no question over it; the listeners take a risk read there
+        if conversation.status == Status.BOT and inbound.standby and (flag is not None or found is not None):
+            await self._handed_over(conversation, now)  # then escalated below, as in any wait
         if conversation.status == Status.BOT:
-            if flag is not None or answers:  # an edit or a forward is answered only for a risk it reads (the
+            if inbound.standby:
+                pass  # recorded only: the thread is answered outside the gateway (``Inbound.standby``)
+            elif flag is not None or answers:  # an edit or a forward is answered only for a risk it reads (the
                 await self._bot_turn(conversation, inbound, now, reading, joined)  # interrupt): never as an answer
             elif not conversation.engine:  # a forward opening the chat: the welcome and the first question, its
                 await self._bot_turn(conversation, replace(inbound, text=""), now, None)  # words read as no answer

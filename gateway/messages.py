@@ -91,6 +91,10 @@ class Inbound:
     # persistent menu's item, ``text`` its title): the flow's button when it knows the payload, else as ``restart``
     restart: bool = False
     menu: bool = False
+    # written on a thread another app owns (Messenger's ``standby``, Conversation Routing: a page admin in Meta's
+    # inbox, Meta's AI): the young person's words, recorded and read for a risk, never answered by the bot; a risk
+    # goes to the listeners (``Dispatcher._process``); with no conversation open, only a risk opens one
+    standby: bool = False
 
     @property
     def forwarded(self) -> bool:

@@ -247,3 +247,12 @@ def test_an_edit_keeps_what_it_is_through_the_inbox_and_an_ordinary_message_its_
     ordinary = Inbound(ChannelName.TELEGRAM, "424242", "9", text="bonjour")
     assert inbound_from_dict(inbound_to_dict(edit)) == edit
     assert "edited" not in inbound_to_dict(ordinary) and inbound_from_dict(inbound_to_dict(ordinary)) == ordinary
+
+
+def test_a_standby_message_keeps_what_it_is_through_the_inbox() -> None:
+    """A message on a thread another app owns (Messenger's ``standby``) deferred to the inbox is still one when
+    processed: the bot never answers it over the thread's owner."""
+    standby = Inbound(ChannelName.MESSENGER, "7012345678901234", "m.sb", text="bonjour", standby=True)
+    ordinary = Inbound(ChannelName.MESSENGER, "7012345678901234", "m.or", text="bonjour")
+    assert inbound_from_dict(inbound_to_dict(standby)) == standby
+    assert "standby" not in inbound_to_dict(ordinary) and inbound_from_dict(inbound_to_dict(ordinary)) == ordinary

@@ -3,7 +3,8 @@
 Inbound: ``GET /webhooks/messenger`` answers Meta's ``hub.*`` handshake (:meth:`MessengerChannel.verify`);
 ``POST`` carries ``{"object": "page", "entry": [{"messaging": [...]}, ...]}`` signed with
 ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw bytes keyed with the app secret). Every entry and every
-messaging item is read; deliveries and reads become receipts. Echoes (a copy of every message the page sends): the
+messaging item is read, and every ``standby`` item (the young person's messages on a thread another app owns);
+deliveries and reads become receipts. Echoes (a copy of every message the page sends): the
 gateway's own (``MESSENGER_APP_ID``'s) are dropped; the page's sent from outside it (an admin in Meta's inbox, or
 Meta's automated responses: no ``app_id``, or another app's) become :class:`~gateway.messages.Echo`, recorded for
 the listeners, never sent; those of an app in ``MESSENGER_HUMAN_ECHO_APPS`` are a person's answer.
@@ -21,6 +22,7 @@ import hashlib
 import hmac
 import re
 import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 import aiohttp
@@ -321,6 +323,9 @@ class _Item(_Part):
 
 class _Entry(_Part):
     messaging: list[_Item] = []
+    # the same events on a thread another app owns (Conversation Routing: a page admin in Meta's inbox, Meta's AI):
+    # Meta's ``standby`` webhook field, delivered instead of ``messaging`` (``Inbound.standby``)
+    standby: list[_Item] = []
 
 
 class _Body(_Part):
@@ -332,10 +337,12 @@ def parse_events(
     app_id: str = "", human_apps: frozenset[str] = frozenset(),
 ) -> Batch:  # fmt: skip
     """The messages, receipts and echoes in a webhook body, every entry and every messaging item, oldest first (by
-    their ``timestamp``, when every item has one; else in the body's order). ``get_started``: the payload of the
-    page's "Get Started" button (``MESSENGER_GET_STARTED_PAYLOAD``); ``app_id``: the gateway's app
-    (``MESSENGER_APP_ID``), whose echoes are its own replies (:func:`_echo`); ``human_apps``: the apps whose echoes
-    are a person's answer (``MESSENGER_HUMAN_ECHO_APPS``).
+    their ``timestamp``, when every item has one; else in the body's order). A ``standby`` item (a thread another
+    app owns: Conversation Routing) is read as a ``messaging`` one, its messages marked ``standby`` (the bot does not
+    answer them, ``Dispatcher._process``), its postbacks and referrals left out (Meta's come without their payload).
+    ``get_started``: the payload of the page's "Get Started" button (``MESSENGER_GET_STARTED_PAYLOAD``); ``app_id``:
+    the gateway's app (``MESSENGER_APP_ID``), whose echoes are its own replies (:func:`_echo`); ``human_apps``: the
+    apps whose echoes are a person's answer (``MESSENGER_HUMAN_ECHO_APPS``).
 
     An item whose ``timestamp`` is more than ``max_age_ms`` before ``now_ms`` (default: the clock) is counted in
     ``too_old`` and left out: a correctly signed body replayed long after is acknowledged and does nothing.
@@ -346,14 +353,17 @@ def parse_events(
     echoes: list[Echo] = []
     too_old = 0
     oldest = None if max_age_ms is None else (now_ms if now_ms is not None else int(time.time() * 1000)) - max_age_ms
-    items = [item for entry in body.entry for item in entry.messaging]
-    if all(item.timestamp is not None for item in items):  # a batch is not always in the order they were written
-        items.sort(key=lambda item: item.timestamp or 0)  # stable: one time's items keep the body's order
-    for item in items:
+    items = [(item, False) for entry in body.entry for item in entry.messaging]
+    items += [(item, True) for entry in body.entry for item in entry.standby]
+    if all(item.timestamp is not None for item, _ in items):  # a batch is not always in the order they were written
+        items.sort(key=lambda pair: pair[0].timestamp or 0)  # stable: one time's items keep the body's order
+    for item, standby in items:
         messages, statuses = _parse_item(item, get_started)
         if oldest is not None and item.timestamp is not None and item.timestamp < oldest:
             too_old += 1
             continue
+        if standby:  # the young person's words on another app's thread; its buttons' taps (no payload) are not theirs
+            messages = [replace(m, standby=True) for m in messages if not (m.opening or m.restart or m.menu)]
         inbound += messages
         receipts += statuses
         if item.message is not None and item.message.is_echo and (echo := _echo(item, app_id, human_apps)) is not None:

@@ -595,3 +595,27 @@ def test_an_echo_is_a_persons_answer_only_when_its_app_is_listed_as_one() -> Non
     assert [(e.message_id, e.human) for e in unset.echoes] == [("m_auto", False), ("m_admin", True)]
     own = parse_events(messenger_body(items), app_id="1517", human_apps=frozenset({"1517"}))  # never its own
     assert [(e.message_id, e.human) for e in own.echoes] == [("m_auto", False), ("m_admin", False), ("m_other", False)]
+
+
+# Conversation Routing's ``standby``: the young person's messages on a thread another app owns.
+
+
+def test_standby_items_are_read_as_messaging_ones_marked_standby() -> None:
+    """Until 2026-12-06 an entry's ``standby`` array was never read: the young person's messages on a thread a page
+    admin (or another app) owned were acknowledged and dropped."""
+    said = {**messenger_message(PSID, "je veux mourir", mid="m.sb"), "timestamp": 2}
+    tapped = {"sender": {"id": PSID}, "timestamp": 3, "postback": {"title": "Commencer", "mid": "m.pb"}}
+    linked = {"sender": {"id": PSID}, "timestamp": 4, "referral": {"ref": "site"}}
+    ours = {**messenger_message(PSID, "bonjour", mid="m.ours"), "timestamp": 1}
+    document = {"object": "page", "entry": [{"messaging": [ours], "standby": [said, tapped, linked]}]}
+    batch = parse_events(document)
+    assert [(m.message_id, m.text, m.standby) for m in batch.inbound] == [
+        ("m.ours", "bonjour", False), ("m.sb", "je veux mourir", True),
+    ]  # fmt: skip
+
+
+async def test_a_malformed_standby_item_is_400_naming_its_field(client: TestClient[Any, Any]) -> None:
+    item = {"sender": {"id": PSID}, "timestamp": 1, "message": {"mid": "m", "text": ["secret-words"]}}
+    status, answer = await post(client, {"object": "page", "entry": [{"standby": [item]}]})
+    assert status == 400
+    assert "entry.0.standby.0.message.text" in answer["error"] and "secret-words" not in answer["error"]
