@@ -637,8 +637,14 @@ class Dispatcher:
         if conversation.status == Status.BOT and inbound.standby and (flag is not None or found is not None):
             await self._handed_over(conversation, now)  # then escalated below, as in any wait
         if conversation.status == Status.BOT:
-            if inbound.standby:
-                pass  # recorded only: the thread is answered outside the gateway (``Inbound.standby``)
+            if inbound.standby:  # recorded only: the thread is answered outside the gateway (``Inbound.standby``); the
+                # bot does not speak there: no reminder of its question, no "no news" while they write; the idle close
+                # as in a wait (its goodbye says where to turn)
+                await self.store.cancel_timers(conversation.id, TimerKind.BOT_REMINDER)
+                await self.store.cancel_timers(conversation.id, TimerKind.BOT_ABANDON)
+                await self.store.set_timer(
+                    conversation.id, TimerKind.IDLE_CLOSE, self.idle_close_at(conversation, engine, now)
+                )
             elif flag is not None or answers:  # an edit or a forward is answered only for a risk it reads (the
                 await self._bot_turn(conversation, inbound, now, reading, joined)  # interrupt): never as an answer
             elif not conversation.engine:  # a forward opening the chat: the welcome and the first question, its

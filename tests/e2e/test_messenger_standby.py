@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from gateway.app import STORE
+from gateway.app import STORE, TIMERS
 from gateway.conversation import Conversation, Priority, Status
 from gateway.settings import Settings
 from gateway.store import Author
 from gateway.testing import PAGE_ID, FakeGraphAPI, messenger_message, messenger_postback
 from tests.conftest import outbox_drained
-from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
+from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline, running_clock
 from tests.e2e.test_messenger import PSID, SECRET, deliver, handed_to_listener, message, messenger_settings, texts
 from tests.e2e.test_messenger_echoes import in_bot, now_waiting
 from tests.redis_messenger import messenger_on_redis
@@ -77,6 +77,35 @@ async def test_a_message_on_a_thread_an_admin_took_is_recorded_once_and_the_bot_
     assert current is not None and current.status == Status.BOT
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert words not in logged and PSID not in logged and "m_standby_1" not in logged
+
+
+async def test_a_young_person_writing_on_a_thread_an_admin_took_is_not_reminded_nor_told_they_left(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """Until 2026-12-06 the bot's timers ran on while the young person wrote on the admin's thread: 10 minutes after
+    the bot's last question it sent "Tu es toujours là ?" and the danger question again over the human, then "On n'a
+    plus de nouvelles, alors on ferme cette conversation" to someone writing every five minutes, and the
+    conversation was abandoned (their next words, without a risk, recorded nowhere). Now the bot says nothing on
+    another app's thread; the conversation closes as any wait does, after its idle hours, with its goodbye."""
+    assert await deliver(client, message("Bonjour", mid="m_hello_t")) == 200
+    conversation = await in_bot(client)
+    sent = len(graph.accepted())
+    for minute in range(0, 60, 5):
+        running_clock(client).advance(minutes=5)
+        assert await deliver(client, standby(said(f"je réponds à la page ({minute})", f"m_standby_t{minute}"))) == 200
+        await client.app[TIMERS].fire_due()
+    await outbox_drained(client)
+    assert texts(graph.accepted()[sent:]) == []
+    current = await client.app[STORE].get_conversation(conversation.id)
+    assert current is not None and current.status == Status.BOT
+    assert len(await users_words(client, conversation.id)) == 13
+    running_clock(client).advance(hours=23, minutes=50)  # nothing more: the idle close, its goodbye (where to turn)
+    await client.app[TIMERS].fire_due()
+    await outbox_drained(client)
+    [goodbye] = texts(graph.accepted()[sent:])
+    assert "3114" in goodbye
+    current = await client.app[STORE].get_conversation(conversation.id)
+    assert current is not None and not current.active
 
 
 async def test_a_risk_written_on_a_thread_an_admin_took_goes_to_the_listeners_urgent(
