@@ -109,6 +109,7 @@ class Assessor:
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
         self._last: tuple[str, Reading | None, Decision, str] | None = None  # and the message's canonical form
+        self._before: tuple[str, Reading | None, Decision, str] | None = None  # the one decided before the last
         rules = flow.understanding.risks if flow.understanding else {}
         self.rules: dict[Risk, RiskRule] = {r: rules[r.value] for r in RISKS if r.value in rules}
         self.topics: dict[str, TopicRule] = dict(flow.understanding.topics) if flow.understanding else {}
@@ -146,14 +147,16 @@ class Assessor:
         return next((i.risk for i in self.interrupts if i.name == interrupt), Risk.NONE)
 
     def decide(self, text: str, reading: Reading | None = None) -> Decision:
-        """What ``text`` (and the model's ``reading`` of it) does. A pure function of the two: the last answer is
-        kept, as a message is decided twice (its flag for the transcript, then the engine's interrupt check)."""
-        last = self._last
-        if last is not None and last[0] == text and last[1] is reading:
-            return last[2]
+        """What ``text`` (and the model's ``reading`` of it) does. A pure function of the two: the last two answers
+        are kept, as a message is decided twice (its flag for the transcript, then the engine's interrupt check)
+        and, between the two, may be decided joined to the previous message's words (``dispatcher._joined``): until
+        2026-12-06 that joined text took the one place kept, and the message was read again whole."""
+        for kept in (self._last, self._before):
+            if kept is not None and kept[0] == text and kept[1] is reading:
+                return kept[2]
         form = keywords.canonical(text)
         decision = self._decide(text, reading, form)
-        self._last = (text, reading, decision, form)
+        self._last, self._before = (text, reading, decision, form), self._last
         return decision
 
     def ends_alone(self, text: str) -> bool:
@@ -163,10 +166,12 @@ class Assessor:
         return any(not i.raises and (i.phrases.only(canon) or i.alone.only(canon)) for i in self.interrupts)
 
     def canonical(self, text: str) -> str:
-        """``keywords.canonical(text)``, the form made for the last message decided when it is ``text`` (a message's
-        erasure words are looked for after its decision: ``ErasureWords.asked``)."""
-        last = self._last
-        return last[3] if last is not None and last[0] == text else keywords.canonical(text)
+        """``keywords.canonical(text)``, the form made for one of the last two texts decided when it is ``text`` (a
+        message's erasure words are looked for after its decision: ``ErasureWords.asked``)."""
+        for kept in (self._last, self._before):
+            if kept is not None and kept[0] == text:
+                return kept[3]
+        return keywords.canonical(text)
 
     def _decide(self, text: str, reading: Reading | None, form: str | None = None) -> Decision:
         canon = keywords.Words(keywords.canonical(text) if form is None else form)  # read once for every interrupt

@@ -725,3 +725,18 @@ def test_classify_lines_does_not_read_the_erasure_phrase_alone_as_the_dispatcher
     found = classify_lines(engine, ["Efface mes données stp", "efface mes données, il me frappe"], "fr", reader)
     assert reader.seen == [("efface mes données, il me frappe", "fr")]  # a command alone; a message otherwise
     assert [f.interrupt for f in found] == [None, "abuse_home"]
+
+
+def test_a_message_decided_again_after_its_joined_reading_is_not_read_again(engine: Engine) -> None:
+    """The dispatcher decides a message, then (when it read nothing) the previous message's words joined to it,
+    then the engine's interrupt check decides the message again: its first answer is given back, not read anew
+    (bench/README.md, "Forty-fourth session"), and so is the joined one's."""
+    fresh = Engine(engine.loaded)
+    message, joined = "encore ce soir", "je vais me scarifier encore ce soir"
+    first = fresh.decide(message)
+    together = fresh.decide(joined)
+    assert first.flag is None and together.flag is not None
+    assert fresh.decide(message) is first
+    assert fresh.decide(joined) is together
+    assert fresh.canonical(message) == "encore ce soir"
+    assert fresh.decide(message, Reading(tuple((risk, 0.0) for risk in RISKS))) is not first  # another reading: anew
