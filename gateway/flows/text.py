@@ -31,12 +31,30 @@ def normalize(text: str) -> str:
     space, a soft hyphen, a direction mark: Unicode's Cf) dropped, so that one inside a word does not split it."""
     decomposed = unicodedata.normalize("NFKD", text)
     # an ASCII text has no combining mark nor format character to drop (most answers: "oui", "15")
-    bare = decomposed if decomposed.isascii() else "".join(c for c in decomposed if _visible_base(c))
+    bare = decomposed if decomposed.isascii() else decomposed.translate(_VISIBLE)
     return " ".join(_NOT_WORD.sub(" ", bare.casefold()).split()).replace("_", " ").strip()
 
 
 def _visible_base(character: str) -> bool:
     return not unicodedata.combining(character) and unicodedata.category(character) != "Cf"
+
+
+class _VisibleBases(dict[int, int | None]):
+    """``str.translate``'s table keeping a character that :func:`_visible_base` keeps (itself) and dropping the others
+    (None), each character's answer found once (a character, never a text: the first :data:`VISIBLE_KEPT` seen;
+    any other is asked each time). Until 2026-12-06 every character of a text that is not ASCII was asked twice of
+    ``unicodedata`` in a generator: a third of a message's canonical form (bench/README.md, "Forty-fourth session")."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = code if _visible_base(chr(code)) else None
+        if len(self) < VISIBLE_KEPT:
+            self[code] = kept
+        return kept
+
+
+VISIBLE_KEPT = 4096
+"""At most this many characters' answers kept (a few hundred kilobytes), whatever a sender writes."""
+_VISIBLE = _VisibleBases()
 
 
 def contains(normalized_text: str, normalized_phrase: str) -> bool:

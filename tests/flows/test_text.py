@@ -113,3 +113,19 @@ def test_normalize_as_before_its_ascii_shortcut(raw: str) -> None:
     decomposed = unicodedata.normalize("NFKD", raw)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
     assert normalize(raw) == " ".join(re.sub(r"[^\w]+", " ", bare.casefold()).split()).replace("_", " ").strip()
+
+
+def test_normalize_as_before_past_the_characters_kept() -> None:
+    """Every character of the Basic Multilingual Plane's first 12,288 (accents, combining marks, format characters,
+    scripts): the same form as the per-character rule, the characters' answers kept no more than ``VISIBLE_KEPT``."""
+    from gateway.flows import text
+
+    def reference(raw: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", raw)
+        bare = "".join(c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
+        return " ".join(re.sub(r"[^\w]+", " ", bare.casefold()).split()).replace("_", " ").strip()
+
+    for start in range(0x80, 0x3000, 64):
+        raw = "é" + "".join(f"a{chr(code)}b " for code in range(start, start + 64) if not 0xD800 <= code < 0xE000)
+        assert normalize(raw) == reference(raw)
+    assert len(text._VISIBLE) <= text.VISIBLE_KEPT
