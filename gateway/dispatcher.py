@@ -266,6 +266,8 @@ class Dispatcher:
             return True  # done: nothing to record (its claim lapses by itself; a redelivery is looked at again)
         if inbound.opening and await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
             return True  # the chat opened while a conversation is open: its thread shows it, nothing to say
+        if inbound.standby and later and self.reader is not None and not await self._standby_counts(inbound, reading):
+            reading, later = await self._standby_read_whole(inbound, reading, later)
         if inbound.standby and not await self._standby_counts(inbound, reading):
             return True  # another app's thread, nothing open, no risk: nothing starts (as an echo, ``handle_echo``)
         claim = Claim(key, owner, self.claim_seconds, DEDUPE_TTL_SECONDS)
@@ -358,6 +360,22 @@ class Dispatcher:
         if self.flows.engine().decide(inbound.text, reading).flag is not None:
             return True
         return await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None
+
+    async def _standby_read_whole(
+        self, inbound: Inbound, reading: Reading | None, later: bool
+    ) -> tuple[Reading | None, bool]:
+        """A message on another app's thread, nothing open, no risk read in time (the model busy, late, or a long
+        message read as far as its cut): nothing would record it for a late reading, so it is read whole now, as
+        ``Reader.read_late`` reads the late ones (once the model is idle, within its late timeout; the message's claim
+        renewed meanwhile), before deciding whether it counts. Until 2026-12-06 such a message started nothing and was
+        never read again: a risk only the model reads, not in time, reached no listener. The model still not giving
+        it: nothing starts, as before, one WARNING line (no id, no text)."""
+        assert self.reader is not None
+        whole = await self.reader.read_late(inbound.text, reading)
+        if whole is None:
+            log.warning("dispatcher: a message on another app's thread not read by the model in time: nothing starts")
+            return reading, later
+        return whole, False
 
     async def _edit_counts(self, inbound: Inbound, reading: Reading | None) -> bool:
         """Whether a message the young person edited is recorded: when its new words read a risk (escalate, never
