@@ -527,13 +527,13 @@ class Dispatcher:
         conversation later and the transcript show it), shown to the listeners live (``model`` and its score) and
         kept as the conversation's strongest; waiting, the priority is raised and the risk's partners sent as
         :meth:`_escalate` does; still with the bot, the risk's interrupt hands off at its priority, as it would have
-        then (:meth:`_late_handoff`). Never ends, lowers or sends away; a conversation that has ended meanwhile is
-        left as it is.
+        then (:meth:`_late_handoff`). Never ends, lowers or sends away; a conversation that has ended meanwhile stays
+        ended, its young person told where to turn (:meth:`_late_after_end`); an erased or purged one: nothing.
         """
         now = self.clock()
         async with self.store.lock(late.conversation_id):
             conversation = await self.store.get_conversation(late.conversation_id)
-            if conversation is None or conversation.status not in lifecycle.ACTIVE:
+            if conversation is None:  # erased (an erasure wins) or purged
                 return False
             engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
             found = engine.decide(late.text, reading).flag
@@ -548,19 +548,69 @@ class Dispatcher:
                 if flag.replaces(conversation.flag):
                     conversation.flag = flag  # before the queue entry: its priority is written with the flag
                 conversation.flagged_at = now
-            if conversation.status == Status.BOT:
+            if conversation.status not in lifecycle.ACTIVE:
+                await self._late_after_end(conversation, engine, late, reading, now)
+            elif conversation.status == Status.BOT:
                 await self._late_handoff(conversation, engine, late, reading, found, now)
             elif conversation.status == Status.QUEUED:
                 await self._escalate(conversation, engine, late.text, reading, now, stronger=stronger)
             else:  # held: its hand-back waits at this priority
                 self._raise_held(conversation, engine, late.text, reading)
-            conversation.updated_at = now
+            if conversation.status in lifecycle.ACTIVE:
+                conversation.updated_at = now
             await self.store.save_conversation(conversation)
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, late.entry_id, flag))
         await self.store.publish(QueueChanged())
         self._on_outgoing()
         return True
+
+    async def _late_after_end(
+        self, conversation: Conversation, engine: Engine, late: Late, reading: Reading, now: datetime
+    ) -> None:
+        """Ended before its message's reading (the young person said goodbye or "stop" right after it, the bot's part
+        ended): never reopened (no status leaves an ended one), but never silent: the young person is told what the
+        risk's interrupt says with the line as it is now (``say``, or ``say_closed``, the closed line and its hours
+        when its queue is closed), its partners not given yet and, urgent, the emergency numbers, each once in the
+        conversation (``interrupts_said``, ``partners_given``) and within the channel's reply window (``emit``:
+        else a note for the listeners); the flag is kept on the message and the conversation (a listener opening
+        it sees it), counted (``gateway_understanding_late{outcome="ended"}``) and logged (its id, never its text)
+        for the supervisors. Until 2026-12-06 it was dropped: nothing said, nobody at the line knew."""
+        if self.late is not None:
+            self.late.ended()
+        log.warning("dispatcher: %s: a risk read late after its conversation ended: the young person told where to "
+                    "turn, the conversation flagged", conversation.id)  # fmt: skip
+        # the interrupt as it would have been taken on the message (its queue, open or closed now), the bot's part over
+        state = replace(State.from_dict(conversation.engine), finished=False) if conversation.engine else None
+        result = engine.interrupt(state, late.text, now=now, reading=reading) if state is not None else None
+        queue = result.outcome.queue if result is not None and result.outcome is not None else None
+        closed = queue is not None and queue in engine.flow.queues and not engine.is_open(queue, now)
+        raised = engine.escalate(conversation.priority.value, late.text, reading, conversation.partners_given,
+                                 closed=closed)  # fmt: skip
+        if raised is None:
+            return
+        route = raised.flag.route
+        if raised.flag.risk is Risk.NONE and raised.flag.partners and conversation.alert is None:
+            conversation.alert = route  # a sextortion going on: at risk (``Conversation.alert``)
+        if raised.priority is not None and Priority(raised.priority).rank < conversation.priority.rank:
+            conversation.priority = Priority(raised.priority)  # never lowered
+        partners = raised.partners
+        if conversation.priority == Priority.URGENT:  # nobody is with them: the emergency numbers too
+            given = conversation.partners_given + partners
+            partners += tuple(p for p in engine.emergency_partners(given) if p not in partners)
+        said = raised.say if route not in conversation.interrupts_said else ()
+        if not (said or partners):
+            return  # each said already: the same reading applied twice says nothing twice
+        language = language_of(conversation, engine.flow)
+        replies = [Reply(engine.text(words, language)) for words in said]
+        if said:
+            conversation.interrupts_said += (route,)
+        if said and state is not None and closed and queue is not None:
+            told, notice = engine.closed_notice(state, queue, now, risky=True)
+            conversation.engine = {**conversation.engine, **replace(told, finished=True).to_dict()}
+            replies.extend(notice)
+        conversation.partners_given += partners
+        await self.emit(conversation, replies + engine.partner_replies(partners, language), Author.BOT, now)
 
     async def _late_handoff(
         self, conversation: Conversation, engine: Engine, late: Late, reading: Reading, found: Flag, now: datetime

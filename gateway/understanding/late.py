@@ -21,7 +21,8 @@ longer than a hold lets go of all it keeps (and claims none) until the model ans
 
 Bounds: at most ``size`` messages wait in memory; a record older than ``max_age`` when claimed, or claimed
 ``max_claims`` times without being applied (a model that keeps failing on it), is given up; one of a conversation
-that has ended (or was erased) is forgotten: each counted by outcome, never logged with an id or a text.
+that was erased or purged is forgotten (one that ended is read: ``Dispatcher.apply_late`` tells its young person
+where to turn): each counted by outcome, never logged with an id or a text.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from gateway.clock import utcnow
-from gateway.conversation import ACTIVE_STATUSES
 from gateway.errors import StoreError
 from gateway.flows.reading import Reading
 from gateway.store import Author, ConversationStore, LateStore, PendingLate, TranscriptStore
@@ -49,9 +49,11 @@ MAX_AGE = timedelta(hours=24)  # a record older than this when claimed is given 
 MAX_CLAIMS = 5  # a record claimed this many times without being applied is given up
 LOG_EVERY = 100  # deferred records are logged at the first, then every this many
 
-Outcome = Literal["queued", "deferred", "claimed", "read", "flagged", "failed", "closed", "expired", "given_up"]
+Outcome = Literal[
+    "queued", "deferred", "claimed", "read", "flagged", "failed", "closed", "expired", "given_up", "ended"
+]
 OUTCOMES: tuple[Outcome, ...] = (
-    "queued", "deferred", "claimed", "read", "flagged", "failed", "closed", "expired", "given_up",
+    "queued", "deferred", "claimed", "read", "flagged", "failed", "closed", "expired", "given_up", "ended",
 )  # fmt: skip
 
 
@@ -146,6 +148,11 @@ class LateReadings:
         """The conversation was erased (by this process): its messages waiting here go at once, texts included, and
         one being read is not applied. Another process's go at its next renewal: their records are gone."""
         self._drop({key for key in self._held | self._queue.keys() if key[0] == conversation_id})
+
+    def ended(self) -> None:
+        """A risk read late in a conversation that had ended (``Dispatcher.apply_late``: its young person told, it
+        flagged): counted, for the supervisors (``gateway_understanding_late{outcome="ended"}``)."""
+        self._on_outcome("ended")
 
     def waiting(self) -> int:
         return len(self._queue)
@@ -247,7 +254,7 @@ class LateReadings:
             self._on_outcome("given_up")
             return None
         conversation = await self.store.get_conversation(pending.conversation_id)
-        if conversation is None or conversation.status not in ACTIVE_STATUSES:
+        if conversation is None:  # erased or purged (one that ended is read: its risk is never dropped)
             self._on_outcome("closed")
             return None
         entries = await self.store.transcript(pending.conversation_id)

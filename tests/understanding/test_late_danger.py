@@ -6,12 +6,18 @@ busy model), the real dispatcher, flows.yaml and the SQLite store; the clock pin
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from gateway.conversation import Priority, Status
+from gateway.erasure import Eraser
 from gateway.messages import ChannelName, Inbound
+from gateway.understanding.late import Late
 from tests.e2e.channel_support import eventually
 from tests.understanding.test_late import RISKY, Rig, rig
+from tests.understanding.test_late_night import IN_THEIR_WORDS, NIGHT, _advice, _asking
 
 __all__ = ["rig"]  # the fixture the tests below use
 
@@ -56,3 +62,81 @@ async def test_harmless_words_on_another_app_s_thread_read_late_still_start_noth
     assert await r.store.find_active_conversation(ChannelName.MESSENGER, "psid-2") is None
     for status in Status:
         assert await r.store.conversations_by_status(status) == []
+
+
+async def test_a_blackmail_read_late_after_the_young_person_said_goodbye_gets_its_advice_and_is_flagged(
+    rig: Callable[..., Awaitable[Rig]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Until 2026-12-06 a late reading of a message whose conversation ended meanwhile ("au revoir" right after the
+    blackmail) was dropped: no "ne paie pas", no closed line, no Pharos, and nobody at the line knew. Now the young
+    person is told what the interrupt says with the line as it is (closed at night), once; the conversation keeps
+    the alert, counted and logged for supervision; it stays ended."""
+    caplog.set_level(logging.INFO)
+    r = await rig()
+    r.clock.now = NIGHT
+    conversation = await _asking(r, "lea")
+    await r.busy()
+    await r.send("lea", 1, IN_THEIR_WORDS)
+    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "lea", "m2", "au revoir"))  # ended first
+    assert (await r.conversation(conversation.id)).status is Status.CLOSED
+    before = await r.bot_said(conversation.id)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, r.late.waiting() == 0 and bool(r.outcomes[1:])))
+    engine = r.flows.engine()
+    told = (await r.bot_said(conversation.id))[len(before) :]
+    assert told == [*_advice(r), engine.closed_line("listeners", "fr", NIGHT, "closed_line_again"), r.partner("pharos")]
+    after = await r.conversation(conversation.id)
+    assert after.status is Status.CLOSED  # never reopened, nor ended twice
+    assert after.alert == "sextortion" and after.at_risk  # a blackmail going on (a topic's interrupt: no risk flag)
+    assert after.partners_given == ("pharos",) and after.interrupts_said == ("sextortion",)
+    [blackmail, _] = await r.said(conversation.id)
+    assert "ended" in r.outcomes
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "read late after its conversation ended" in logged and IN_THEIR_WORDS not in logged
+
+    again = Late(conversation.id, blackmail.id, IN_THEIR_WORDS)  # the same reading applied twice: told once
+    reading = await r.reader.read_late(IN_THEIR_WORDS)
+    assert reading is not None
+    await r.dispatcher.apply_late(again, reading)
+    assert (await r.bot_said(conversation.id))[len(before) :] == told
+
+
+async def test_a_late_reading_of_an_erased_conversation_says_and_writes_nothing(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """An erasure wins: the young person asked to be forgotten, the late reading finds nothing to tell."""
+    r = await rig()
+    r.clock.now = NIGHT
+    conversation = await _asking(r, "lea")
+    await r.busy()
+    await r.send("lea", 1, IN_THEIR_WORDS)
+    await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "lea", "m2", "au revoir"))  # ended, then erased
+    eraser = Eraser(r.store, r.dispatcher, r.flows, lambda channel, sender: "k", clock=r.clock, late=r.late)
+    assert await eraser.erase_conversation(conversation.id, "supervisor", "console") is not None
+    r.gate.set()
+    reading = await r.reader.read_late(IN_THEIR_WORDS)
+    assert reading is not None
+    assert not await r.dispatcher.apply_late(Late(conversation.id, "m1", IN_THEIR_WORDS), reading)
+    assert await r.store.get_conversation(conversation.id) is None
+    assert await r.store.transcript(conversation.id) == []
+
+
+async def test_a_suicide_read_late_after_the_end_flags_the_message_and_gives_the_numbers(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    r = await rig()
+    conversation = await _asking(r, "zoe")
+    await r.busy()
+    await r.send("zoe", 1, RISKY)
+    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "zoe", "m2", "au revoir"))
+    before = await r.bot_said(conversation.id)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, "ended" in r.outcomes))
+    after = await r.conversation(conversation.id)
+    assert after.status is Status.CLOSED and after.priority is Priority.URGENT
+    assert after.flag is not None and after.flag.risk == "suicide" and after.flag.source == "model"
+    assert "3114" in after.partners_given
+    told = (await r.bot_said(conversation.id))[len(before) :]
+    assert r.partner("3114") in told
+    [risky, _] = await r.said(conversation.id)
+    assert risky.flag is not None and risky.flag.source == "model"

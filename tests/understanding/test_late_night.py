@@ -119,22 +119,7 @@ async def test_a_sextortion_read_late_in_the_day_hands_off_as_inline(rig: Callab
     assert after.interrupts_said == handed.interrupts_said == ("sextortion",)
 
 
-async def test_a_late_reading_after_the_conversation_ended_leaves_it_as_it_is(
-    rig: Callable[..., Awaitable[Rig]],
-) -> None:
-    r = await rig()
-    r.clock.now = NIGHT
-    conversation = await _asking(r, "lea")
-    await r.busy()
-    await r.send("lea", 1, IN_THEIR_WORDS)
-    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "lea", "m2", "au revoir"))  # ended first
-    ended = await r.conversation(conversation.id)
-    assert ended.status is Status.CLOSED
-    before = await r.store.transcript(conversation.id)
-    r.release()
-    await eventually(lambda: asyncio.sleep(0, r.late.waiting() == 0 and bool(r.outcomes[1:])))
-    assert await r.store.transcript(conversation.id) == before
-    assert await r.conversation(conversation.id) == ended
+# A late reading after the conversation ended: tests/understanding/test_late_danger.py (told, never dropped).
 
 
 def _advice(r: Rig) -> list[str]:
