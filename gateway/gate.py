@@ -208,7 +208,13 @@ class Gate:
         return "\n\n".join(engine.message(refusal.message, lang) for lang in engine.flow.languages)
 
     async def tell_provider_sender(self, inbound: Inbound, refusal: Refusal) -> None:
-        """A provider channel's sender gets the notice through the outbox, once an hour at most."""
+        """A provider channel's sender gets the notice through the outbox, once an hour at most. Not on a thread
+        another app owns (Messenger's ``standby``: a page admin in Meta's inbox): the message is refused all the same
+        (a flood there would bury the listeners' transcript), but the gateway does not speak over the human who
+        answers, and the hour's notice is kept for the young person's next refused message on the gateway's own
+        thread. Until 2026-12-06 the notice went there too. A risk past the flood goes on (:meth:`check`)."""
+        if inbound.standby:
+            return
         subject = self.sender_key(inbound.channel, inbound.sender)
         if not await self.limits.first_refusal(Limit.MESSAGES, refusal.value + subject):
             return

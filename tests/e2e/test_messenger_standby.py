@@ -179,3 +179,34 @@ async def test_a_risk_in_standby_to_a_listener_raises_its_priority_and_shows(
 async def test_a_malformed_standby_item_is_400_naming_the_field(client: Client) -> None:
     assert await deliver(client, standby({"recipient": {"id": PAGE_ID}, "message": {"text": "x"}})) == 400
     assert await deliver(client, {"object": "page", "entry": [{"standby": "nope"}]}) == 400
+
+
+async def test_a_flood_on_a_thread_an_admin_took_is_held_back_without_the_gateways_notice_over_the_human(
+    gateway: GatewayFactory, messenger_settings: Settings, graph: FakeGraphAPI
+) -> None:
+    """A young person writing fast on a thread a page admin took: their messages past the flood limit are still held
+    back (a troll cannot flood the listeners' transcript through another app's thread), but the gateway does not
+    speak over the human who owns the thread: until 2026-12-06 the first refused one got the gateway's "Beaucoup de
+    messages arrivent en ce moment…" notice there. A risk past the limit still goes to the listeners."""
+    client = await gateway(messenger_settings.replace(limit_messages_per_conversation="3/minute"))
+    assert await deliver(client, message("Bonjour", mid="m_hello_f")) == 200
+    conversation = await in_bot(client)
+    sent = len(graph.accepted())
+    for number in range(6):
+        assert await deliver(client, standby(said(f"je t'explique ({number})", f"m_standby_f{number}"))) == 200
+    await eventually(lambda: recorded(client, conversation.id, "je t'explique (1)"))
+    await outbox_drained(client)
+    assert texts(graph.accepted()[sent:]) == []  # no notice over the admin's words
+    assert await users_words(client, conversation.id) == ["Bonjour", "je t'explique (0)", "je t'explique (1)"]
+    assert await deliver(client, standby(said(RISK, "m_standby_f_risk"))) == 200  # past the limit, a risk goes on
+    waiting = await now_waiting(client, conversation.id)
+    assert waiting.priority == Priority.URGENT
+    assert (await users_words(client, conversation.id))[-1] == RISK
+    await outbox_drained(client)
+    assert not any("Beaucoup de messages" in text for text in texts(graph.accepted()[sent:]))
+    assert await deliver(client, message("Vous êtes là ?", mid="m_back_f")) == 200  # their own thread again: told
+    await eventually(lambda: told_flood(graph, sent))
+
+
+async def told_flood(graph: FakeGraphAPI, sent: int) -> bool:
+    return any("Beaucoup de messages" in text for text in texts(graph.accepted()[sent:]))
