@@ -658,6 +658,8 @@ class Dispatcher:
     ) -> bool:
         """Record and answer one message; True when it confirmed an erasure (done by the caller, after the lock)."""
         conversation.last_inbound_at = now
+        # on a thread another app owns (``standby``) the queue's timed messages hold back (``Timers``); its own again
+        conversation.standby_at = now if inbound.standby else None
         conversation.updated_at = now
         card = conversation.summary
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()

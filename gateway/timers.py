@@ -11,7 +11,10 @@ Kinds (durations from flows.yaml ``timers``):
   ``reopened_offline`` while no listener is online yet: until 2026-12-05 the morning's first words were "On ne
   t'oublie pas : tu es maintenant en position 1", never that the line had reopened). Once the channel's reply
   window for the bot has closed (Messenger, WhatsApp: 24 h after the young person's last message) both are
-  paused, with one system entry telling the listeners; they resume if the young person writes again.
+  paused, with one system entry telling the listeners; they resume if the young person writes again. So are they
+  while the young person's last message came on a Messenger thread another app owns (``standby``: a page admin
+  answering in Meta's inbox; ``Conversation.standby_at``): until 2026-12-06 "On ne t'oublie pas…" went every five
+  minutes over the admin's words; they resume once the young person writes on the gateway's own thread.
 * ``webchat_gone``: no web chat socket for a while: the listeners are told the young person left
   (``gateway/leaving.py``).
 * ``idle_close``: nothing happened for ``idle_close_hours`` → closed, with a message; on a channel whose reply
@@ -328,6 +331,8 @@ class Timers:
         minutes: float = engine.flow.timers.queue_reassurance_minutes
         if window is not None:
             await self._paused(conversation, window, now)
+        elif conversation.standby_at is not None:  # another app's thread (a page admin): nothing said over it, the
+            pass  # listeners still see the wait; re-armed, it speaks again once they write on the gateway's thread
         elif queue in engine.flow.queues and not engine.is_open(queue, now):
             if not closed_line_told(conversation):  # once per wait
                 text = engine.closed_line(conversation.queue, language, now)

@@ -115,7 +115,7 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 
 _MOMENTS = ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
             "waiting_since", "closed_notice_for", "closed_told_at", "window_paused_for", "erase_asked_at", "purged_at",
-            "flagged_at", "page_opened_at", "page_answered_at")  # fmt: skip
+            "flagged_at", "page_opened_at", "page_answered_at", "standby_at")  # fmt: skip
 _CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
 
 
@@ -170,6 +170,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         window_paused_for=_moment(
             data.get("window_paused_for") or _old_stamp(window_paused, data.get("last_inbound_at"))
         ),
+        standby_at=_moment(data.get("standby_at")),
         erase_asked_at=_moment(data.get("erase_asked_at")),
         purged_at=_moment(data.get("purged_at")),
         flagged_at=_moment(data.get("flagged_at")),

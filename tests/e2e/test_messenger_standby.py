@@ -22,8 +22,26 @@ from gateway.settings import Settings
 from gateway.store import Author
 from gateway.testing import PAGE_ID, FakeGraphAPI, messenger_message, messenger_postback
 from tests.conftest import outbox_drained
-from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline, running_clock
-from tests.e2e.test_messenger import PSID, SECRET, deliver, handed_to_listener, message, messenger_settings, texts
+from tests.e2e.channel_support import (
+    Client,
+    GatewayFactory,
+    ListenerDesk,
+    eventually,
+    gateway,
+    offline,
+    running_clock,
+    timer_rearmed,
+)
+from tests.e2e.test_messenger import (
+    PSID,
+    SECRET,
+    deliver,
+    handed_to_listener,
+    message,
+    messenger_settings,
+    texts,
+    walk_to_queue,
+)
 from tests.e2e.test_messenger_echoes import in_bot, now_waiting
 from tests.redis_messenger import messenger_on_redis
 from tests.store.conftest import redis_url
@@ -210,3 +228,34 @@ async def test_a_flood_on_a_thread_an_admin_took_is_held_back_without_the_gatewa
 
 async def told_flood(graph: FakeGraphAPI, sent: int) -> bool:
     return any("Beaucoup de messages" in text for text in texts(graph.accepted()[sent:]))
+
+
+async def test_a_young_person_waiting_whose_thread_an_admin_took_gets_no_queue_messages_over_the_admin(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """Waiting for a listener, the young person's thread taken by a page admin in Meta's inbox (their messages now
+    come in ``standby``): until 2026-12-06 the queue's timer went on sending "On ne t'oublie pas : tu es maintenant
+    en position 1…" every five minutes over the admin's words. Now the bot's timed messages hold back while the
+    thread is another app's, the listeners still see the conversation waiting; a message on the gateway's own
+    thread again (the admin gave it back) brings them back."""
+    await walk_to_queue(client)
+    desk = ListenerDesk(client)
+    await desk.login()
+    conversation_id = (await desk.first_waiting())["id"]
+    await graph.wait_accepted(len(await desk.all_sent(conversation_id)))
+    sent, clock = len(graph.accepted()), running_clock(client)
+    assert await deliver(client, standby(said("la page me répond", "m_standby_q"))) == 200
+    await eventually(lambda: recorded(client, conversation_id, "la page me répond"))
+    for _ in range(3):  # three reassurance times
+        clock.advance(minutes=6)
+        await client.app[TIMERS].fire_due()
+        await eventually(lambda: timer_rearmed(client, conversation_id, "queue_reassure"))
+    await outbox_drained(client)
+    assert texts(graph.accepted()[sent:]) == []
+    assert [card["id"] for card in await desk.waiting()] == [conversation_id]  # still waiting for the listeners
+    assert await deliver(client, message("Vous êtes là ?", mid="m_back_q")) == 200  # the gateway's thread again
+    await eventually(lambda: recorded(client, conversation_id, "Vous êtes là ?"))
+    clock.advance(minutes=6)
+    await client.app[TIMERS].fire_due()
+    [reassured] = texts(await graph.wait_accepted(sent + 1))[sent:]
+    assert "position 1" in reassured
