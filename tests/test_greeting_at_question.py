@@ -16,13 +16,12 @@ from gateway.testing import FakeGraphAPI
 from tests.conftest import AppFactory, Clock, outbox_drained
 from tests.e2e.channel_support import GatewayFactory, eventually, gateway, offline, running_clock
 from tests.test_thanks_after_end import PSID, messenger, model_loaded, post, sent
-from tests.test_webchat import bot_texts, hello, say
+from tests.test_webchat import bot_texts, hello, receive_until, say
 
 __all__ = ["gateway", "offline"]  # fixtures used below
 
 NOT_UNDERSTOOD = "Je n'ai pas bien compris"
 URGENCY = "es-tu en danger en ce moment"
-URGENCY_EN = "are you in danger right now"  # "Hello" typed first tells the language (gateway/flows/written.py)
 
 
 async def _state(client: object, channel: ChannelName, sender: str) -> State:
@@ -33,7 +32,8 @@ async def _state(client: object, channel: ChannelName, sender: str) -> State:
 
 
 @pytest.mark.parametrize("night", [False, True])
-@pytest.mark.parametrize("greeting", ["Salut", "coucou 👋", "bonjour !", "Hello", "slt", "bjr", "bonsoir"])
+@pytest.mark.parametrize("greeting", ["Salut", "coucou 👋", "bonjour !", "Hello", "hi 👋", "HEYYY", "slt", "bjr",
+                                      "bonsoir"])  # fmt: skip
 async def test_a_greeting_at_the_first_question_on_messenger_is_asked_again_kindly(
     gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI, greeting: str, night: bool
 ) -> None:
@@ -48,11 +48,45 @@ async def test_a_greeting_at_the_first_question_on_messenger_is_asked_again_kind
     await outbox_drained(client)
     after = sent(graph)[before:]
     assert len(after) == 2 and NOT_UNDERSTOOD not in after[0], after
-    assert URGENCY in after[1] or (greeting == "Hello" and URGENCY_EN in after[1]), after
+    assert URGENCY in after[1], after  # in French: until 2026-12-06 "Hello" switched the conversation to English
     assert (await _state(client, ChannelName.MESSENGER, PSID)).attempts == 0  # no wrong answer counted
     await post(client, "Non", "m_2", "no")  # the flow goes on
     await outbox_drained(client)
     assert (await _state(client, ChannelName.MESSENGER, PSID)).step == "language"
+
+
+@pytest.mark.parametrize("night", [False, True])
+@pytest.mark.parametrize("greeting", ["Hello", "hey", "hi 👋"])
+async def test_hello_opening_a_messenger_conversation_keeps_it_in_french(
+    gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI, greeting: str, night: bool
+) -> None:
+    """Messenger tells no language: a French teenager's "Hello" first is answered in French, and so is what follows."""
+    client = await gateway(messenger(settings, graph))
+    await model_loaded(client)
+    if night:
+        running_clock(client).advance(hours=9, minutes=30)
+    await post(client, greeting, "m_0")
+    await outbox_drained(client)
+    assert URGENCY in sent(graph)[-1], sent(graph)
+    await post(client, "Non", "m_1", "no")
+    await outbox_drained(client)
+    state = await _state(client, ChannelName.MESSENGER, PSID)
+    assert state.step == "language" and state.language == "fr", state
+    assert "français ou en anglais" in sent(graph)[-1], sent(graph)
+
+
+async def test_hello_on_a_web_chat_in_a_browser_of_another_language_stays_french(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    """A browser in German tells the bot no language it speaks: "Hello" alone keeps French, an English sentence
+    switches to English."""
+    client = await make_client(settings)
+    for greeting, urgency in (("Hello", URGENCY), ("hello, I need help", "are you in danger right now")):
+        async with client.ws_connect("/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "language": "de"})
+            await receive_until(ws, lambda f: f["type"] == "session")
+            texts = bot_texts(await say(ws, "m0", greeting))
+        assert texts and urgency in texts[-1], (greeting, texts)
 
 
 async def test_a_greeting_at_the_first_question_on_the_web_chat_is_asked_again_kindly(

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.flows import hours, keywords, text
 from gateway.flows.after_end import AfterEndWords
+from gateway.flows.greeting import GREETING_EMOJI, GREETING_WORDS
 from gateway.flows.model import DEFAULT_MESSAGES, Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.positions import LoadedFlow
@@ -39,15 +40,6 @@ PREFER_NOT_TO_SAY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "fr": ("je prefere ne pas dire", "je prefere pas", "je ne sais pas", "sais pas", "jsp", "passer", "pas envie"),
     "en": ("prefer not", "rather not", "i don t know", "dont know", "not sure", "skip", "pass"),
 }
-
-GREETING_WORDS = frozenset(
-    ("bonjour", "bonsoir", "salut", "coucou", "slt", "bjr", "bsr", "cc", "kikou", "wesh", "allo", "hello", "hey", "hi",
-     "hola", "yo", "madame", "monsieur")
-)  # fmt: skip
-"""Words that only greet (canonical: "Bonjour !", "BONJOURRR", "coucou 👋" read "bonjour", "coucou"): a message made
-of them alone, at a question, is asked the question again kindly (``greeted``), not told "not understood"."""
-GREETING_EMOJI = frozenset("👋🙂😊😀😃😄🤗✌")
-"""The emoji that may stand beside a greeting: "salut 😢" is not a greeting alone."""
 
 OutcomeKind = Literal["handoff", "referred", "ended", "closed"]
 # The closed-line message is told once a conversation: at its hand-off it is told in full again only when it says

@@ -8,7 +8,9 @@ message on, its answer included: the numbers to call now and the queue's message
 speaker, never French only where the flow has an English text.
 
 The words are the flow's own (its texts, choices, synonyms and interrupt phrases), per language, less those the
-other languages use too ("nudes", "webcam", "ok"). A message with words of two languages, or none, changes nothing.
+other languages use too ("nudes", "webcam", "ok") and the words that only greet (``GREETING_WORDS``: "Hello", "hey",
+"hi 👋" alone at the first question are a French teenager's as often as not; "hello I need help" is English by its
+other words). A message with words of two languages, or none, changes nothing.
 An interrupt's phrases in a language the bot reads and does not speak ("quero morrer" under ``pt``,
 ``model.READ_LANGUAGES``) are no language's words here: they never switch the bot to another language.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gateway.flows import text
+from gateway.flows.greeting import GREETING_WORDS
 from gateway.flows.model import Flow, LocalText
 
 
@@ -30,7 +33,9 @@ class Written:
             if lang in words:
                 words[lang].update(text.normalize(said).split())
         self.own = {
-            lang: frozenset(w for w in found if not any(w in words[o] for o in words if o != lang))
+            lang: frozenset(
+                w for w in found if w not in GREETING_WORDS and not any(w in words[o] for o in words if o != lang)
+            )
             for lang, found in words.items()
         }
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.flows.engine import Engine, State, StepResult
+from gateway.flows.engine import GREETING_WORDS, Engine, State, StepResult
 from gateway.flows.loader import load_file
 from tests.conftest import ROOT
 
@@ -84,3 +84,47 @@ def test_a_greeting_at_the_age_question_is_asked_again_kindly(engine: Engine) ->
     assert state.step == "age"
     result = engine.step(state, "bonjour", now=DAY)
     assert result.state.step == "age" and result.state.attempts == 0 and GREETED in texts(result)[0]
+
+
+# A French teenager's "Hello", "hey", "hi 👋" alone, on a channel that tells no language (Messenger, WhatsApp): the
+# conversation stays in French. Until 2026-12-06 "Hello" (a word of the flow's English texts) switched the whole
+# conversation to English, at the opening message or at a question.
+ENGLISH_GREETINGS = ["Hello", "hello !", "HEYYY", "hi 👋", "hey", "Hi", "hello hello", "Hello 🙂", "hola", "yo"]
+
+
+def test_no_greeting_word_tells_a_language(engine: Engine) -> None:
+    assert {lang: GREETING_WORDS & own for lang, own in engine.written.own.items()} == {"fr": set(), "en": set()}
+
+
+@pytest.mark.parametrize("now", [DAY, NIGHT])
+@pytest.mark.parametrize("greeting", ENGLISH_GREETINGS)
+def test_a_greeting_alone_at_the_first_question_never_switches_the_language(
+    engine: Engine, greeting: str, now: datetime
+) -> None:
+    untold = engine.start(channel="messenger", now=now).state  # Messenger tells no language
+    assert untold.unsure and untold.language == "fr"
+    result = engine.step(untold, greeting, now=now)
+    assert result.state.language == "fr" and result.state.unsure and result.state.attempts == 0
+    said = texts(result)
+    assert len(said) == 2 and GREETED in said[0] and "es-tu en danger" in said[1], said
+
+
+@pytest.mark.parametrize("now", [DAY, NIGHT])
+@pytest.mark.parametrize("greeting", ENGLISH_GREETINGS)
+def test_a_greeting_alone_opening_the_conversation_never_switches_the_language(
+    engine: Engine, greeting: str, now: datetime
+) -> None:
+    opened = engine.start(channel="messenger", now=now, text=greeting)
+    assert opened.state.language == "fr" and opened.state.unsure
+    assert "es-tu en danger" in texts(opened)[-1], texts(opened)
+
+
+@pytest.mark.parametrize("now", [DAY, NIGHT])
+@pytest.mark.parametrize("sentence", ["hello I need help", "hi, someone is blackmailing me", "hey I want to die",
+                                      "Hello, I am being bullied"])  # fmt: skip
+def test_an_english_sentence_after_a_greeting_still_switches_to_english(
+    engine: Engine, sentence: str, now: datetime
+) -> None:
+    untold = engine.start(channel="messenger", now=now).state
+    assert engine.step(untold, sentence, now=now).state.language == "en"
+    assert engine.start(channel="messenger", now=now, text=sentence).state.language == "en"

@@ -31,7 +31,10 @@ def engine() -> Engine:
         ("oui", "fr"),
         ("2", None),  # a number: no words
         ("nudes", None),  # both languages' word
-        ("hello j'ai besoin d'aide", None),  # both languages' words
+        ("hello j'ai besoin d'aide", "fr"),  # a greeting is no language's word (until 2026-12-06: English)
+        ("Hello", None),
+        ("hi 👋", None),
+        ("hello I need help", "en"),
     ],
 )
 def test_a_message_is_read_in_the_one_language_its_words_belong_to(
@@ -43,7 +46,7 @@ def test_a_message_is_read_in_the_one_language_its_words_belong_to(
 def test_a_language_told_by_the_channel_or_chosen_is_never_read_from_the_words(engine: Engine) -> None:
     told = engine.start(channel="telegram", now=OPEN, language_hint="fr", text="I want to kill myself")
     assert told.state.language == "fr"
-    untold = engine.start(channel="whatsapp", now=OPEN, text="hello")
+    untold = engine.start(channel="whatsapp", now=OPEN, text="hello, I need help")
     assert untold.state.language == "en" and untold.state.unsure
     chosen = engine.step(engine.step(untold.state, "no", now=OPEN).state, "français", now=OPEN)
     assert chosen.state.language == "fr" and not chosen.state.unsure
@@ -57,7 +60,7 @@ def test_a_language_told_by_the_channel_or_chosen_is_never_read_from_the_words(e
 @pytest.mark.parametrize("message", ["bghit nmout", "nqtel rasi", "bghit nmout wallah"])
 def test_words_of_a_language_the_bot_does_not_speak_never_switch_its_language(engine: Engine, message: str) -> None:
     assert engine.written.guess(message) is None
-    untold = engine.start(channel="messenger", now=OPEN, text="hello")
+    untold = engine.start(channel="messenger", now=OPEN, text="hello, I need help")
     assert untold.state.language == "en" and untold.state.unsure
     result = engine.step(untold.state, message, now=OPEN)
     assert result.outcome is not None and result.outcome.priority == "urgent" and "3114" in result.outcome.partners
