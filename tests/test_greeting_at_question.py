@@ -33,7 +33,7 @@ async def _state(client: object, channel: ChannelName, sender: str) -> State:
 
 @pytest.mark.parametrize("night", [False, True])
 @pytest.mark.parametrize("greeting", ["Salut", "coucou 👋", "bonjour !", "Hello", "hi 👋", "HEYYY", "slt", "bjr",
-                                      "bonsoir"])  # fmt: skip
+                                      "bonsoir", "salut ça va", "slt cv"])  # fmt: skip
 async def test_a_greeting_at_the_first_question_on_messenger_is_asked_again_kindly(
     gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI, greeting: str, night: bool
 ) -> None:
@@ -102,6 +102,22 @@ async def test_a_greeting_at_the_first_question_on_the_web_chat_is_asked_again_k
     assert len(texts) == 4 and URGENCY in texts[1] and URGENCY in texts[3], texts
     state = await _state(client, ChannelName.WEBCHAT, session["token"])
     assert state.step == "urgency" and state.attempts == 1  # a second greeting at one question counts
+
+
+async def test_small_talk_at_the_first_question_on_the_web_chat(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    """A greeting with small talk, "coucou ça va ?", is greeted (until 2026-12-06: "Je n'ai pas bien compris");
+    "salut ça va pas" is read as before."""
+    client = await make_client(settings)
+    async with client.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        greeted = bot_texts(await say(ws, "m0", "coucou ça va ?"))
+        unread = bot_texts(await say(ws, "m1", "salut ça va pas"))
+    assert len(greeted) == 2 and NOT_UNDERSTOOD not in greeted[0] and URGENCY in greeted[1], greeted
+    assert len(unread) == 2 and NOT_UNDERSTOOD in unread[0] and URGENCY in unread[1], unread
+    state = await _state(client, ChannelName.WEBCHAT, session["token"])
+    assert state.step == "urgency" and state.attempts == 1
 
 
 async def test_a_greeting_with_a_risk_at_a_question_hands_off_as_before(

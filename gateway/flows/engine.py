@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.flows import hours, keywords, text
 from gateway.flows.after_end import AfterEndWords
-from gateway.flows.greeting import GREETING_EMOJI, GREETING_WORDS
+from gateway.flows.greeting import GREETING_EMOJI, only_greets
 from gateway.flows.model import DEFAULT_MESSAGES, Branch, LocalText, Step
 from gateway.flows.model import Outcome as OutcomeSpec
 from gateway.flows.positions import LoadedFlow
@@ -741,10 +741,9 @@ class Engine:
 
 
 def _greeting(answer: str) -> bool:
-    """Whether ``answer`` only greets: :data:`GREETING_WORDS` alone (one or a few), beside none but
-    :data:`GREETING_EMOJI`."""
-    words = keywords.canonical(answer).split()
-    if not words or len(words) > 4 or any(word not in GREETING_WORDS for word in words):
+    """Whether ``answer`` only greets: :data:`GREETING_WORDS` alone (one or a few), or with the usual small talk
+    ("salut ça va", "slt cv": :data:`SMALL_TALK`), beside none but :data:`GREETING_EMOJI`."""
+    if not only_greets(keywords.canonical(answer)):
         return False
     return all(c in GREETING_EMOJI for c in answer if unicodedata.category(c) == "So")
 

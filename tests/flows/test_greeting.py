@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.flows.engine import GREETING_WORDS, Engine, State, StepResult
+from gateway.flows.engine import Engine, State, StepResult
+from gateway.flows.greeting import GREETING_WORDS
 from gateway.flows.loader import load_file
 from tests.conftest import ROOT
 
@@ -128,3 +129,52 @@ def test_an_english_sentence_after_a_greeting_still_switches_to_english(
     untold = engine.start(channel="messenger", now=now).state
     assert engine.step(untold, sentence, now=now).state.language == "en"
     assert engine.start(channel="messenger", now=now, text=sentence).state.language == "en"
+
+
+# A greeting with the usual small talk ("salut ça va", "slt cv", "bonjour, comment ça va") greets: the kind re-ask,
+# not "Je n'ai pas bien compris" (until 2026-12-06). Anything more ("ça va pas", "cv pas", an emoji that is not a
+# friendly one) is read as before, and a risk in it hands off as always.
+@pytest.mark.parametrize("now", [DAY, NIGHT])
+@pytest.mark.parametrize("greeting", ["salut ça va", "coucou ça va ?", "bonjour, comment ça va", "slt cv", "yo cv",
+                                      "Salut, ça vaaa ? 👋", "bonsoir comment vas-tu", "cc cv", "wesh sava",
+                                      "bonjour comment allez-vous", "coucou ça va ? 🙂"])  # fmt: skip
+def test_a_greeting_with_small_talk_is_asked_again_kindly(engine: Engine, greeting: str, now: datetime) -> None:
+    for state in (started(engine, now), engine.start(channel="messenger", now=now).state):
+        result = engine.step(state, greeting, now=now)
+        assert result.outcome is None and result.state.step == "urgency" and result.state.attempts == 0
+        assert result.state.language == "fr"
+        said = texts(result)
+        assert len(said) == 2 and GREETED in said[0] and "es-tu en danger" in said[1], said
+
+
+@pytest.mark.parametrize("now", [DAY, NIGHT])
+def test_hi_how_are_you_is_asked_again_kindly(engine: Engine, now: datetime) -> None:
+    result = engine.step(started(engine, now), "hi, how are you?", now=now)
+    assert result.outcome is None and result.state.attempts == 0 and result.state.greeted, texts(result)
+
+
+@pytest.mark.parametrize("text", ["salut ça va pas du tout", "ça va pas", "cv pas", "ça va pas bien", "salut cv pas",
+                                  "coucou ça va 😢", "ça va", "cv", "salut ça va mal", "salut comment",
+                                  "bonjour ça"])  # fmt: skip
+def test_small_talk_with_anything_more_or_without_a_greeting_is_read_as_before(engine: Engine, text: str) -> None:
+    result = engine.step(started(engine, DAY), text, now=DAY)
+    assert not any(GREETED in t for t in texts(result)), texts(result)
+    assert result.outcome is None and result.state.attempts == 1 and NOT_UNDERSTOOD in texts(result)[0]
+
+
+@pytest.mark.parametrize("now", [DAY, NIGHT])
+@pytest.mark.parametrize("text", ["salut ça va pas je veux mourir", "coucou cv ? il veut publier mes nudes",
+                                  "slt cv jsuis en danger"])  # fmt: skip
+def test_small_talk_with_a_risk_hands_off_as_before(engine: Engine, text: str, now: datetime) -> None:
+    result = engine.step(started(engine, now), text, now=now)
+    assert result.outcome is not None and result.outcome.flag is not None, texts(result)
+
+
+def test_a_greeting_with_small_talk_at_the_age_question_is_asked_again_kindly(engine: Engine) -> None:
+    state = started(engine, DAY)
+    for answer in ("Non", "Français"):
+        state = engine.step(state, answer, now=DAY).state
+    result = engine.step(state, "coucou ça va", now=DAY)
+    assert result.state.step == "age" and result.state.attempts == 0 and GREETED in texts(result)[0]
+    again = engine.step(result.state, "slt cv", now=DAY)  # a second one at the question counts
+    assert again.state.step == "age" and again.state.attempts == 1 and GREETED in texts(again)[0]
