@@ -255,11 +255,14 @@ class Timers:
         if conversation is None or not conversation.active:
             return 0
         with derived_ids(firing_key):
+            told = conversation.closed_told_at
             async with self.store.batch():
                 await self._fire(timer, conversation)
                 await self.store.save_conversation(conversation)
                 if timer.kind is TimerKind.WEBCHAT_GONE and conversation.left_how == "gone":
                     await self.dispatcher.store.publish(QueueChanged())  # its card: the page gone
+                elif conversation.closed_told_at != told:  # its card, the board's count: told the line is closed
+                    await self.dispatcher.store.publish(QueueChanged())
                 if timer.kind is TimerKind.IDLE_CLOSE:  # listed as begun (``leaving.idle_close``), until its record
                     await self.store.end_leaving(conversation.id)
         return 1

@@ -372,6 +372,13 @@ class ListenerAPI:
         until = kept[3]
         return {"closed": kept[4], "changes_in": (until - now).total_seconds() if until is not None else None}
 
+    async def told_closed(self) -> int:
+        """How many young people waiting were told, in this wait, that the line is closed and where to turn (the
+        supervision board's count, from the queue's read shared with the consoles' reloads): still after the
+        reopening, as their cards say it."""
+        entries, _ = await self._queue_read.get()
+        return sum(1 for _, conversation in entries if _closed_told(conversation) is not None)
+
     async def _read_queue(self) -> tuple[list[tuple[QueueEntry, Conversation]], list[Conversation]]:
         """The waiting entries with their conversations (one whose record is gone left out), and the held ones."""
         self.metrics.console_queue_reads.inc()

@@ -67,9 +67,11 @@ class Supervision:
     async def board(self, request: web.Request) -> web.Response:
         now = self.clock()
         live = await stats.live_board(self.store, self.presence.online(), now)
+        live["told_closed"] = await self.api.told_closed()  # told the line is closed and where to turn, this wait
         last = self.flows.last_reload.to_dict() if self.flows.last_reload else None
         return web.json_response({"now": now.isoformat(), "live": live, "service": await self._service(now),
-                                  "flow": {"version": self.flows.version, "last_reload": last}})  # fmt: skip
+                                  "flow": {"version": self.flows.version, "last_reload": last},
+                                  **self.api.lines(now)})  # fmt: skip
 
     async def _service(self, now: datetime) -> dict[str, Any]:
         """What goes wrong beneath the board, the same on every instance: the age of the oldest reply not delivered

@@ -6,15 +6,16 @@
   var el = HG.el, clear = HG.clear, api = HG.api;
   var $ = function (id) { return document.getElementById(id); };
   var t = HG.t;
-  var timer = null, boardTimer = null, longest = { seconds: 0, at: Date.now() };
+  var timer = null, boardTimer = null, linesTimer = null, longest = { seconds: 0, at: Date.now() };
   var freshBoard = HG.newest();  // the thirty-second reload answered after an event's is dropped
   var shown = { figures: null, flow: null, material: null, connected: undefined, alerts: [],
-    service: null, boardAt: null, stale: null };  // stale: the board's last reload failed ("store" or "network")
+    service: null, boardAt: null, stale: null,  // stale: the board's last reload failed ("store" or "network")
+    closed: [] };  // the queues closed now, each with when it reopens
   var staleTimer = null;
 
   HG.logoutButton($("logout"));
   api("GET", "/api/flow").then(function (response) {  // outcome and partner names in each language
-    if (response.ok) { shown.material = response.data; if (shown.figures) { renderFigures(shown.figures); } }
+    if (response.ok) { shown.material = response.data; if (shown.figures) { renderFigures(shown.figures); } renderLines(); }
   });
   HG.onLanguage(function () {
     connection(shown.connected);
@@ -22,6 +23,7 @@
     if (shown.flow) { renderReload(shown.flow); }
     renderAlerts();
     renderService();
+    renderLines();
     $("diagram").querySelectorAll("img").forEach(function (image) { image.alt = t("sup.diagram"); });
   });
   loadBoard();
@@ -100,6 +102,12 @@
       longest = { seconds: live.longest_wait_seconds, at: Date.now(), waiting: live.waiting };
       $("live-longest").textContent = longestText();
       $("tile-urgent").classList.toggle("alert", live.urgent > 0);
+      $("live-told").textContent = String(live.told_closed);
+      shown.closed = response.data.closed || [];
+      renderLines();
+      clearTimeout(linesTimer);  // read again when a queue opens or closes, as the console does
+      var changesIn = response.data.changes_in;
+      if (typeof changesIn === "number") { linesTimer = setTimeout(loadBoard, Math.min(Math.max(changesIn, 0), 86400) * 1000 + 1000); }
       var service = response.data.service;
       shown.service = service ? { outbox: service.outbox, workers: service.workers, at: Date.now() } : null;
       outboxText();
@@ -115,6 +123,20 @@
     renderService();
     clearTimeout(staleTimer);
     staleTimer = setTimeout(loadBoard, 5000);
+  }
+
+  /* The line closed now, with when it reopens, as the listeners' console says it above the queue. */
+  function renderLines() {
+    var box = $("board-closed");
+    var queues = (shown.material && shown.material.queues) || [];
+    box.hidden = !shown.closed.length;
+    box.textContent = shown.closed.map(function (line) {
+      var queue = queues.filter(function (q) { return q.id === line.queue; })[0];
+      var name = queue ? HG.local(queue.names, queue.name) : line.queue;
+      if (!line.reopens_at) { return t("line.closed.later", { queue: name }); }
+      var when = new Date(line.reopens_at).toLocaleString(HG.locale(), { weekday: "long", hour: "2-digit", minute: "2-digit" });
+      return t("line.closed", { queue: name, when: when });
+    }).join(" ");
   }
 
   function outboxText() {
