@@ -328,7 +328,11 @@ class ListenerAPI:
         return web.json_response({"ended": ended})
 
     async def me(self, request: web.Request) -> web.Response:
-        return web.json_response(_me(request[LISTENER]))
+        """The listener; ``elsewhere``: logged in in another browser too (another live session), so that a logout here
+        keeps the conversations they hold (:meth:`logout`), which the logout dialog says only then."""
+        listener = request[LISTENER]
+        elsewhere = await self.store.sessions_of(listener.name, self.clock()) > 1
+        return web.json_response({**_me(listener), "elsewhere": elsewhere})
 
     # ----- reading ----------------------------------------------------------------------------------------
 

@@ -51,3 +51,43 @@ async def test_logging_out_after_closing_time_warns_that_held_conversations_go_b
         await dialog.get_by_role("button", name="Log out and hand them back").click()
         await expect(bruno).to_have_url(str(server.make_url("/console/login")))
         await expect(bot_messages(young).last).to_contain_text("fermé")  # told, and where to turn
+
+
+async def test_logging_out_says_the_conversations_are_kept_only_when_logged_in_elsewhere(
+    desk: BrowserContext, browser: Browser, server: TestServer, clock: Clock
+) -> None:
+    """The dialog says the held conversation goes back to the queue, without "if you stay logged in elsewhere you keep
+    them", when this is the listener's only session; logged in in another browser, it says they keep it (and answer it
+    there), not that it goes back, and the logout keeps it. Until 2026-12-06 it gave both as general advice."""
+    clock.now = datetime(2026, 3, 10, 15, 0, tzinfo=PARIS).astimezone(UTC)
+    await add(server, "bruno")
+    async with french_window(browser, 390, 780) as phone, french_window(browser, 1280, 800) as other_desk:
+        bruno = await log_in(desk, server, "bruno")
+        young = await open_chat(phone, server)
+        await walk_to_queue(young)
+        await bruno.locator("#waiting .card .take").click()
+        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")
+
+        dialog = bruno.locator("#logout-dialog")
+        await bruno.get_by_role("button", name="Se déconnecter").click()
+        await expect(dialog).to_contain_text("La conversation que tu tiens retournera dans la file")
+        await expect(dialog).not_to_contain_text("autre navigateur")  # there is none: it would be false comfort
+        await bruno.keyboard.press("Escape")
+        await expect(dialog).to_be_hidden()
+
+        elsewhere = await log_in(other_desk, server, "bruno")  # a second browser: another session
+        await expect(elsewhere.locator("#mine .card")).to_have_count(1)
+        await bruno.get_by_role("button", name="Se déconnecter").click()
+        await expect(dialog).to_contain_text("Tu es connecté·e dans un autre navigateur : tu gardes la conversation")
+        await expect(dialog).not_to_contain_text("retournera dans la file")
+        await bruno.keyboard.press("Escape")
+        await expect(dialog).to_be_hidden()
+        await bruno.get_by_role("button", name="EN", exact=True).click()  # English second
+        await bruno.get_by_role("button", name="Log out").click()
+        await expect(dialog).to_contain_text("You are logged in in another browser: you keep the conversation")
+        await expect(dialog).not_to_contain_text("will go back to the queue")
+        await dialog.get_by_role("button", name="Log out", exact=True).click()
+        await expect(bruno).to_have_url(str(server.make_url("/console/login")))
+        await elsewhere.reload()
+        await expect(elsewhere.locator("#mine .card")).to_have_count(1)  # kept, as the dialog said
+        await expect(young.locator(".msg").last).to_contain_text("vient de te rejoindre")  # told nothing

@@ -23,7 +23,8 @@
       "logout.held.one": "La conversation que tu tiens retournera dans la file : le ou la jeune sera prévenu·e que tu es parti·e.",
       "logout.held.many": "Les {n} conversations que tu tiens retourneront dans la file : chaque jeune sera prévenu·e que tu es parti·e.",
       "logout.held.closed": "La ligne est fermée maintenant : personne ne leur répondra avant la réouverture, ils et elles seront orienté·es vers d'autres numéros en attendant.",
-      "logout.held.elsewhere": "Si tu restes connecté·e dans un autre navigateur, tu les gardes.",
+      "logout.held.elsewhere.one": "Tu es connecté·e dans un autre navigateur : tu gardes la conversation que tu tiens et tu y réponds là-bas (sans console ouverte là-bas, elle retourne d'elle-même dans la file après quelques minutes).",
+      "logout.held.elsewhere.many": "Tu es connecté·e dans un autre navigateur : tu gardes les {n} conversations que tu tiens et tu y réponds là-bas (sans console ouverte là-bas, elles retournent d'elles-mêmes dans la file après quelques minutes).",
       "logout.held.hint": "Annule pour les clôturer, les transférer ou prévenir d'abord.",
       "logout.held.confirm": "Se déconnecter et les rendre",
       "logout.unanswered": "Pas de réponse du serveur (connexion coupée ?) : tu es peut-être encore connecté·e. Réessaie « Se déconnecter » avant de quitter ce poste."
@@ -37,7 +38,8 @@
       "logout.held.one": "The conversation you hold will go back to the queue: the young person will be told you left.",
       "logout.held.many": "The {n} conversations you hold will go back to the queue: each young person will be told you left.",
       "logout.held.closed": "The line is closed now: nobody will answer them before it reopens; they will be referred to other numbers meanwhile.",
-      "logout.held.elsewhere": "If you stay logged in in another browser, you keep them.",
+      "logout.held.elsewhere.one": "You are logged in in another browser: you keep the conversation you hold and answer it there (with no console open there, it goes back to the queue by itself after a few minutes).",
+      "logout.held.elsewhere.many": "You are logged in in another browser: you keep the {n} conversations you hold and answer them there (with no console open there, they go back to the queue by itself after a few minutes).",
       "logout.held.hint": "Cancel to close or transfer them, or to tell them, first.",
       "logout.held.confirm": "Log out and hand them back",
       "logout.unanswered": "No answer from the server (connection lost?): you may still be logged in. Try \"Log out\" again before leaving this computer."
@@ -104,39 +106,52 @@
 
   /* What the dialog says, in the page's language: the drafts lost, the conversations going back to the queue. The
      texts are set again when the language changes while it is open. */
-  function fillDialog(count, held, closed) {
+  function fillDialog(count, held, closed, elsewhere) {
     $("logout-lost").hidden = !count;
     $("logout-lost").textContent = !count ? "" : count === 1 ? t("logout.one") : t("logout.many", { n: count });
     $("logout-held").hidden = !held;
-    $("logout-held").textContent = !held ? "" : [held === 1 ? t("logout.held.one") : t("logout.held.many", { n: held }),
-      closed ? t("logout.held.closed") : "", t("logout.held.elsewhere")].filter(Boolean).join(" ");
-    $("logout-hint").textContent = [count ? t("logout.hint") : "", held ? t("logout.held.hint") : ""].filter(Boolean).join(" ");
-    $("logout-confirm").textContent = count ? t("logout.confirm") : t("logout.held.confirm");
+    if (elsewhere) {  // another session of theirs: the logout keeps them (api.py, logout)
+      $("logout-held").textContent = !held ? "" : held === 1 ? t("logout.held.elsewhere.one") : t("logout.held.elsewhere.many", { n: held });
+    } else {
+      $("logout-held").textContent = !held ? "" : [held === 1 ? t("logout.held.one") : t("logout.held.many", { n: held }),
+        closed ? t("logout.held.closed") : ""].filter(Boolean).join(" ");
+    }
+    var goBack = held && !elsewhere;
+    $("logout-hint").textContent = [count ? t("logout.hint") : "", goBack ? t("logout.held.hint") : ""].filter(Boolean).join(" ");
+    $("logout-confirm").textContent = count ? t("logout.confirm") : goBack ? t("logout.held.confirm") : t("head.logout");
   }
 
-  /* The conversations this listener holds and whether a queue is closed now, read from the server (0 and false when
-     it does not answer in time: the logout is not held up by it). */
+  /* The conversations this listener holds, whether a queue is closed now and whether they are logged in in another
+     browser (GET /api/me's ``elsewhere``: then the logout keeps them), read from the server (0 and false when it does
+     not answer in time: the logout is not held up by it; "they go back" said then, the safe side). */
   function heldNow() {
-    return HG.api("GET", "/api/queue", undefined, HELD_WAIT_MS).then(function (response) {
-      if (!response.ok || !response.data) { return { held: 0, closed: false }; }
-      return { held: (response.data.mine || []).length, closed: (response.data.closed || []).length > 0 };
-    }, function (error) {
+    var answered = function (response) { return response.ok && response.data ? response.data : null; };
+    var unanswered = function (error) {
       if (error && error.message === "session") { throw error; }  // the session is over: the page is leaving
-      return { held: 0, closed: false };
+      return null;
+    };
+    return Promise.all([
+      HG.api("GET", "/api/queue", undefined, HELD_WAIT_MS).then(answered, unanswered),
+      HG.api("GET", "/api/me", undefined, HELD_WAIT_MS).then(answered, unanswered)
+    ]).then(function (read) {
+      var queue = read[0], me = read[1];
+      if (!queue) { return { held: 0, closed: false, elsewhere: false }; }
+      return { held: (queue.mine || []).length, closed: (queue.closed || []).length > 0,
+        elsewhere: Boolean(me && me.elsewhere) };
     });
   }
 
   function logoutButton(button) {
     var box = null;
     var shown = null;  // what the open dialog says, to say it again in another language
-    HG.onLanguage(function () { if (box && box.open && shown) { fillDialog(shown.count, shown.held, shown.closed); } });
+    HG.onLanguage(function () { if (box && box.open && shown) { fillDialog(shown.count, shown.held, shown.closed, shown.elsewhere); } });
     button.addEventListener("click", function () {
       var count = drafts.count();
       heldNow().then(function (now) {
         if (!count && !now.held) { logOut(button); return; }
         box = box || dialog(button);
-        shown = { count: count, held: now.held, closed: now.closed };
-        fillDialog(count, now.held, now.closed);
+        shown = { count: count, held: now.held, closed: now.closed, elsewhere: now.elsewhere };
+        fillDialog(count, now.held, now.closed, now.elsewhere);
         box.returnValue = "";  // Escape keeps the last value: never an "ok" from before
         box.showModal();
       }, function () {});
