@@ -1218,7 +1218,8 @@ class Dispatcher:
                 return False
             if not written:  # written, not yet handed over, or not marked processed: cut short, completed
                 entry = TranscriptEntry(
-                    id=entry_id, conversation_id=conversation.id, at=now, author=Author.PAGE, text=echo.text,
+                    id=entry_id, conversation_id=conversation.id, at=now, text=echo.text,
+                    author=Author.PAGE_HUMAN if echo.human else Author.PAGE,  # the console labels each as what it is
                     attachments=echo.attachments, delivery=Delivery.DELIVERED,
                 )  # fmt: skip
                 await self.store.append_transcript(entry)

@@ -111,7 +111,11 @@ class Author(StrEnum):
     LISTENER = "listener"
     NOTE = "note"  # a listener's private note, never sent
     SYSTEM = "system"  # "Loutre-2291 was taken by Anne"
-    PAGE = "page"  # the page answered from outside the gateway (Meta's inbox): recorded, never sent (messages.Echo)
+    # the page's message sent from outside the gateway (messages.Echo): recorded, never sent. PAGE: not known to be a
+    # person's (maybe one of Meta's automated responses; every such entry written before 2026-12-06, when all were
+    # labelled an admin's answer); PAGE_HUMAN: a person's, its app in MESSENGER_HUMAN_ECHO_APPS (``Echo.human``)
+    PAGE = "page"
+    PAGE_HUMAN = "page_human"
 
     @classmethod
     def read(cls, value: str) -> Author:

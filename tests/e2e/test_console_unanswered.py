@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import BrowserContext, Route, expect
+from playwright.async_api import BrowserContext, Page, Route, expect
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
@@ -237,9 +237,12 @@ async def test_a_hand_back_whose_answer_was_lost_sent_again_is_said_made_not_ref
 async def test_a_page_admins_answer_is_shown_as_the_pages_not_the_young_persons(
     desk: BrowserContext, context: BrowserContext, server: TestServer
 ) -> None:
-    """An entry of the page answered from outside the gateway (a Messenger admin in Meta's inbox: author ``page``,
-    tests/e2e/test_messenger_echoes.py) is drawn, live and when the conversation is opened again, labelled
-    "Répondu depuis la boîte de réception Meta", on the listener's side, never as the young person's words."""
+    """An entry of the page sent from outside the gateway (Messenger: tests/e2e/test_messenger_echoes.py) is drawn,
+    live and when the conversation is opened again, on the listener's side, never as the young person's words: a
+    known person's (author ``page_human``, its app in MESSENGER_HUMAN_ECHO_APPS) labelled "Répondu depuis la boîte de
+    réception Meta", any other (author ``page``: maybe one of Meta's automated responses, and every entry written
+    before 2026-12-06) "Message de la page (réponse automatique ou boîte Meta)". Until 2026-12-06 both were labelled
+    as an admin's answer: a listener took Meta's Instant Reply for a colleague's words."""
     await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
     listener = await log_in(desk, server, "anne")
     young = await open_chat(context, server)
@@ -247,17 +250,35 @@ async def test_a_page_admins_answer_is_shown_as_the_pages_not_the_young_persons(
     await listener.locator("#waiting .card .take").click()
     await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
     [held] = await server.app[STORE].conversations_by_status(Status.WITH_LISTENER)
-    entry = TranscriptEntry(id="page-1", conversation_id=held.id, at=datetime.now(UTC), author=Author.PAGE,
+    automated = TranscriptEntry(id="page-1", conversation_id=held.id, at=datetime.now(UTC), author=Author.PAGE,
+                                text="Merci pour ton message, nous répondons en général sous une heure.")  # fmt: skip
+    human = TranscriptEntry(id="page-2", conversation_id=held.id, at=datetime.now(UTC), author=Author.PAGE_HUMAN,
                             text="Bonjour, ici l'équipe de la page.")  # fmt: skip
-    await server.app[STORE].append_transcript(entry)
-    await server.app[STORE].publish(EntryAdded(held.id, entry))
-    shown = listener.locator(".msg.page")
-    await expect(shown).to_contain_text("Répondu depuis la boîte de réception Meta")
-    await expect(shown).to_contain_text("Bonjour, ici l'équipe de la page.")
+    for entry in (automated, human):
+        await server.app[STORE].append_transcript(entry)
+        await server.app[STORE].publish(EntryAdded(held.id, entry))
+    await labelled(listener)  # live
     await listener.reload()
     await listener.locator("#mine .card").first.click()
-    await expect(listener.locator(".msg.page")).to_contain_text("Répondu depuis la boîte de réception Meta")
+    await labelled(listener)  # opened again
+    await listener.get_by_role("button", name="EN", exact=True).click()
+    await expect(listener.locator(".msg.page", has_text="sous une heure")).to_contain_text(
+        "Page message (automated response or Meta inbox)"
+    )
+    await expect(listener.locator(".msg.page", has_text="l'équipe de la page")).to_contain_text(
+        "Answered from Meta's inbox"
+    )
     assert await listener.locator(".msg.user", has_text="l'équipe de la page").count() == 0
+    assert await listener.locator(".msg.user", has_text="sous une heure").count() == 0
+
+
+async def labelled(listener: Page) -> None:
+    """The page's automated-or-inbox entry and the known person's, each labelled as what it is (in French)."""
+    page = listener.locator(".msg.page", has_text="sous une heure")
+    await expect(page).to_contain_text("Message de la page (réponse automatique ou boîte Meta)")
+    await expect(page).not_to_contain_text("Répondu depuis")
+    person = listener.locator(".msg.page", has_text="l'équipe de la page")
+    await expect(person).to_contain_text("Répondu depuis la boîte de réception Meta")
 
 
 async def test_a_waiting_card_says_when_the_page_answered_the_young_person(

@@ -97,10 +97,10 @@ async def test_an_admins_answer_from_metas_inbox_shows_live_in_the_listeners_con
             assert await deliver(client, echo(ADMIN, "m_admin_1")) == 200
         frames = await receive_until(console, lambda f: f["type"] == "entry" and f["entry"]["text"] == ADMIN, 2000)
     shown = frames[-1]["entry"]
-    assert shown["author"] == "page" and frames[-1]["conversation_id"] == conversation_id
+    assert shown["author"] == "page_human" and frames[-1]["conversation_id"] == conversation_id
     assert not shown.get("flag")
     transcript = (await desk.conversation(conversation_id))["transcript"]
-    assert [(e["author"], e["text"]) for e in transcript if e["text"] == ADMIN] == [("page", ADMIN)]
+    assert [(e["author"], e["text"]) for e in transcript if e["text"] == ADMIN] == [("page_human", ADMIN)]
     assert ADMIN not in [text for text, _ in await desk.young_persons_words(conversation_id)]
     await outbox_drained(client)
     assert len(graph.accepted()) == sent_before and ADMIN not in texts(graph.accepted())  # never sent again
@@ -211,7 +211,7 @@ async def test_an_admins_answer_while_the_bot_asks_ends_the_bots_part_and_hands_
     assert any("3114" in text for text in texts(graph.accepted()[sent:]))
     await desk.take(conversation.id)
     transcript = (await desk.conversation(conversation.id))["transcript"]
-    assert [(e["author"], e["text"]) for e in transcript if e["author"] == "page"] == [("page", admin)]
+    assert [(e["author"], e["text"]) for e in transcript if e["author"] == "page_human"] == [("page_human", admin)]
     assert [text for text, _ in await desk.young_persons_words(conversation.id)][-2:] == ["ok merci", "je veux mourir"]
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert admin not in logged and PSID not in logged and "m_admin_4" not in logged
@@ -251,11 +251,11 @@ async def test_a_hand_over_cut_after_the_admins_answer_was_written_is_made_at_it
     store = client.app[STORE]
     written = Echo(ChannelName.MESSENGER, PSID, "m_admin_cut", ADMIN)
     entry = TranscriptEntry(id=echo_entry_id(written), conversation_id=conversation.id, at=conversation.created_at,
-                            author=Author.PAGE, text=ADMIN, delivery=Delivery.DELIVERED)  # fmt: skip
+                            author=Author.PAGE_HUMAN, text=ADMIN, delivery=Delivery.DELIVERED)  # fmt: skip
     await store.append_transcript(entry)  # what the cut instance wrote
     assert await deliver(client, echo(ADMIN, "m_admin_cut")) == 200
     await now_waiting(client, conversation.id)
-    assert [e.text for e in await store.transcript(conversation.id) if e.author == Author.PAGE] == [ADMIN]
+    assert [e.text for e in await store.transcript(conversation.id) if e.author == Author.PAGE_HUMAN] == [ADMIN]
     await outbox_drained(client)
     assert len(graph.accepted()) == sent
 
@@ -277,7 +277,7 @@ async def test_on_redis_an_admins_answer_is_recorded_once_and_shown(
     for _ in range(3):
         assert await deliver(client, echo(ADMIN, "m_admin_redis")) == 200
     transcript = (await desk.conversation(conversation_id))["transcript"]
-    assert [(e["author"], e["text"]) for e in transcript if e["text"] == ADMIN] == [("page", ADMIN)]
+    assert [(e["author"], e["text"]) for e in transcript if e["text"] == ADMIN] == [("page_human", ADMIN)]
     current = await client.app[STORE].get_conversation(conversation_id)
     assert current is not None and current.status == Status.WITH_LISTENER
 
@@ -296,7 +296,7 @@ async def test_on_redis_an_admins_answer_while_the_bot_asks_hands_off_once(
     await desk.login()
     assert [(card["id"], card["page_answered"]) for card in await desk.waiting()] == [(conversation.id, True)]
     store = client.app[STORE]
-    assert [e.text for e in await store.transcript(conversation.id) if e.author == Author.PAGE] == [ADMIN]
+    assert [e.text for e in await store.transcript(conversation.id) if e.author == Author.PAGE_HUMAN] == [ADMIN]
     await outbox_drained(client)
     assert len(graph.accepted()) == sent
 
@@ -372,8 +372,8 @@ async def redelivered_after_the_conversation_ended(client: Client) -> None:
     store = client.app[STORE]
     current = await store.get_conversation(second.id)
     assert current is not None and current.status == Status.BOT and current.page_answered_at is None
-    assert [e.text for e in await store.transcript(second.id) if e.author == Author.PAGE] == []
-    assert [e.text for e in await store.transcript(first.id) if e.author == Author.PAGE] == [ADMIN]
+    assert [e.text for e in await store.transcript(second.id) if e.author == Author.PAGE_HUMAN] == []
+    assert [e.text for e in await store.transcript(first.id) if e.author == Author.PAGE_HUMAN] == [ADMIN]
 
 
 async def test_an_admins_answer_redelivered_after_its_conversation_ended_leaves_the_next_one_with_the_bot(
@@ -410,7 +410,7 @@ async def test_an_admins_answer_delivered_with_the_young_persons_next_message_ge
     assert len(graph.accepted()) == sent
     store = client.app[STORE]
     words = [(e.author, e.text) for e in await store.transcript(conversation.id) if e.author != Author.BOT]
-    assert words[-2:] == [(Author.PAGE, ADMIN), (Author.USER, "Non")]
+    assert words[-2:] == [(Author.PAGE_HUMAN, ADMIN), (Author.USER, "Non")]
 
 
 async def test_an_admins_answer_in_the_webhook_that_opens_the_conversation_is_recorded_after_it(
@@ -428,7 +428,7 @@ async def test_an_admins_answer_in_the_webhook_that_opens_the_conversation_is_re
 
     [conversation] = await eventually(waiting)
     transcript = await client.app[STORE].transcript(conversation.id)
-    assert [e.text for e in transcript if e.author == Author.PAGE] == [ADMIN]
+    assert [e.text for e in transcript if e.author == Author.PAGE_HUMAN] == [ADMIN]
 
 
 async def test_get_started_in_the_day_after_an_admins_answer_is_not_told_the_chat_reopened(

@@ -516,7 +516,7 @@
     state.shown[entry.id] = true;
     var list = $("transcript");
     var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-    var item = el("li", "msg " + entry.author);
+    var item = el("li", "msg " + (entry.author === "page_human" ? "page human" : entry.author));  // both the page's
     item.dataset.entry = entry.id;
     item.dataset.author = entry.author;
     var head = el("span", "who", t("author." + entry.author));
