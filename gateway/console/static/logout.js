@@ -39,7 +39,7 @@
       "logout.held.many": "The {n} conversations you hold will go back to the queue: each young person will be told you left.",
       "logout.held.closed": "The line is closed now: nobody will answer them before it reopens; they will be referred to other numbers meanwhile.",
       "logout.held.elsewhere.one": "You are logged in in another browser: you keep the conversation you hold and answer it there (with no console open there, it goes back to the queue by itself after a few minutes).",
-      "logout.held.elsewhere.many": "You are logged in in another browser: you keep the {n} conversations you hold and answer them there (with no console open there, they go back to the queue by itself after a few minutes).",
+      "logout.held.elsewhere.many": "You are logged in in another browser: you keep the {n} conversations you hold and answer them there (with no console open there, they go back to the queue by themselves after a few minutes).",
       "logout.held.hint": "Cancel to close or transfer them, or to tell them, first.",
       "logout.held.confirm": "Log out and hand them back",
       "logout.unanswered": "No answer from the server (connection lost?): you may still be logged in. Try \"Log out\" again before leaving this computer."
