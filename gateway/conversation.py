@@ -134,7 +134,8 @@ class Conversation:
     closed_told_at: datetime | None = None
     window_paused_for: datetime | None = None  # the last message (last_inbound_at) after which queue messages paused
     # the young person's last message came on a thread another app owns (Messenger's ``standby``: a page admin in
-    # Meta's inbox): the bot's timed queue messages hold back until they write on the gateway's own thread again
+    # Meta's inbox), or, waiting, a page admin answered them from Meta's inbox since (``Echo.human``): the bot's timed
+    # queue messages hold back until they write on the gateway's own thread again
     standby_at: datetime | None = None
     # when a risk was last read in its messages (on arrival or late): the supervision board's order, kept in the
     # store's index of the open conversations with a flag (``ConversationStore.flagged_conversations``)

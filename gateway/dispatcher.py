@@ -1191,10 +1191,12 @@ class Dispatcher:
         is handed to the listeners as the bot's routing would hand off the answers gathered so far
         (:meth:`_handed_over`), the bot asking nothing more. Until 2026-12-05 the bot went on: its next question came
         over the admin's words. Waiting or with a listener, nothing changes but the mark of a human's answer
-        (``Conversation.page_answered_at``: the queue's card, the "left unanswered" figure). Any other echo may be
-        one of Meta's automated responses (Instant Reply, away message: nobody behind it): recorded only, the bot
-        goes on and nothing is marked. Until 2026-12-06 it ended the bot's part at the young person's first message,
-        leaving them with "we will answer soon" and then silence."""
+        (``Conversation.page_answered_at``: the queue's card, the "left unanswered" figure) and, waiting, the queue's
+        timed messages, held back as on a thread the admin took (``Conversation.standby_at``) until the young person
+        writes on the gateway's own thread: until 2026-12-06 "On ne t'oublie pas…" went on over the admin's words.
+        Any other echo may be one of Meta's automated responses (Instant Reply, away message: nobody behind it):
+        recorded only, the bot goes on and nothing is marked. Until 2026-12-06 it ended the bot's part at the young
+        person's first message, leaving them with "we will answer soon" and then silence."""
         if await self.store.find_by_provider_id(echo.message_id) is not None:
             return False
         found = await self.store.find_active_conversation(echo.channel, echo.recipient)
@@ -1231,6 +1233,8 @@ class Dispatcher:
             handed = echo.human and conversation.status == Status.BOT
             if handed:
                 await self._handed_over(conversation, now)
+            if echo.human and conversation.status == Status.QUEUED:  # a person of the page answers: the queue's timed
+                conversation.standby_at = now  # messages hold back as on their thread (``Timers``), until they write
             await self.store.save_conversation(conversation, done=DoneMark(key, DEDUPE_TTL_SECONDS))
             if marked and not handed and conversation.status == Status.QUEUED:
                 await self.store.publish(QueueChanged())

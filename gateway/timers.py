@@ -13,7 +13,8 @@ Kinds (durations from flows.yaml ``timers``):
   window for the bot has closed (Messenger, WhatsApp: 24 h after the young person's last message) both are
   paused, with one system entry telling the listeners; they resume if the young person writes again. So are they
   while the young person's last message came on a Messenger thread another app owns (``standby``: a page admin
-  answering in Meta's inbox; ``Conversation.standby_at``): until 2026-12-06 "On ne t'oublie pas…" went every five
+  answering in Meta's inbox; ``Conversation.standby_at``), or since a page admin answered them from Meta's inbox
+  (an echo of an app in ``MESSENGER_HUMAN_ECHO_APPS``): until 2026-12-06 "On ne t'oublie pas…" went every five
   minutes over the admin's words; they resume once the young person writes on the gateway's own thread.
 * ``webchat_gone``: no web chat socket for a while: the listeners are told the young person left
   (``gateway/leaving.py``).
@@ -334,7 +335,7 @@ class Timers:
         minutes: float = engine.flow.timers.queue_reassurance_minutes
         if window is not None:
             await self._paused(conversation, window, now)
-        elif conversation.standby_at is not None:  # another app's thread (a page admin): nothing said over it, the
+        elif conversation.standby_at is not None:  # another app's thread, a page admin's answer: nothing over it, the
             pass  # listeners still see the wait; re-armed, it speaks again once they write on the gateway's thread
         elif queue in engine.flow.queues and not engine.is_open(queue, now):
             if not closed_line_told(conversation):  # once per wait

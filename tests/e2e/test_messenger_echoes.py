@@ -31,6 +31,7 @@ from tests.e2e.channel_support import (
     gateway,
     offline,
     running_clock,
+    timer_rearmed,
 )
 from tests.e2e.test_messenger import (
     PSID,
@@ -347,6 +348,46 @@ async def test_a_waiting_young_person_no_human_answered_is_not_marked_and_counts
     await eventually(ended)
     figures = await (await client.get("/api/stats")).json()
     assert figures["wait"]["unanswered"] == 1
+
+
+async def test_a_young_person_waiting_whom_a_page_admin_answers_gets_no_queue_messages_over_the_admin(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """Waiting for a listener, a page admin answers the young person from Meta's inbox (its app listed as a
+    person's): until 2026-12-06 the queue's timer went on sending "On ne t'oublie pas : tu es maintenant en position
+    1…" every five minutes over the admin's words, as if nobody had answered. Now they hold back as for a thread the
+    admin took (``standby``), the listeners still see the conversation waiting; the young person's next message on
+    the gateway's own thread brings them back."""
+    await walk_to_queue(client)
+    desk = ListenerDesk(client)
+    await desk.login()
+    conversation_id = (await desk.first_waiting())["id"]
+    await graph.wait_accepted(len(await desk.all_sent(conversation_id)))
+    sent, clock = len(graph.accepted()), running_clock(client)
+    assert await deliver(client, echo(ADMIN, "m_admin_waiting")) == 200
+    store = client.app[STORE]
+
+    async def answered() -> list[str]:
+        return [e.text for e in await store.transcript(conversation_id) if e.author == Author.PAGE_HUMAN]
+
+    assert await eventually(answered) == [ADMIN]
+    for _ in range(3):  # three reassurance times
+        clock.advance(minutes=6)
+        await client.app[TIMERS].fire_due()
+        await eventually(lambda: timer_rearmed(client, conversation_id, "queue_reassure"))
+    await outbox_drained(client)
+    assert texts(graph.accepted()[sent:]) == []
+    assert [card["id"] for card in await desk.waiting()] == [conversation_id]  # still waiting for the listeners
+    assert await deliver(client, message("Vous êtes toujours là ?", mid="m_back_admin")) == 200
+
+    async def written() -> bool:
+        return any(e.text == "Vous êtes toujours là ?" for e in await store.transcript(conversation_id))
+
+    await eventually(written)
+    clock.advance(minutes=6)
+    await client.app[TIMERS].fire_due()
+    [reassured] = texts(await graph.wait_accepted(sent + 1))[sent:]
+    assert "position 1" in reassured
 
 
 async def redelivered_after_the_conversation_ended(client: Client) -> None:
