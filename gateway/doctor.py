@@ -5,7 +5,8 @@ Each check gives a :class:`Finding`: ``ok``, a ``warning`` (works, but not as a 
 Checked: the secret key (set and strong), the public URL (https), the data keys (present, well formed, the key
 file private), the store (reachable, its latest records open with the keys, a Redis that never evicts), the flow
 file, and each channel (its secrets complete, or all absent: a half-configured channel is named with what is
-missing).
+missing); Messenger on, the apps whose echoes end the bot's part and the webhook fields to subscribe at Meta (which
+the doctor cannot see).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ EVICTING = (
 )
 UNREAD = "?"  # the policy, when the store refuses to say it
 CHANNELS = {"Messenger": "messenger", "WhatsApp (Twilio)": "whatsapp", "Telegram": "telegram"}
+PAGE_INBOX_APP = "263902037430900"  # the app Meta's echoes name for a message sent from the Page inbox
+# the page's webhook fields the gateway reads (docs/channels.md): ``message_echoes`` a page admin's answers from Meta's
+# inbox, ``standby`` the young person's messages on a thread another app owns
+MESSENGER_FIELDS = ("messages", "messaging_postbacks", "messaging_referrals", "message_deliveries", "message_reads",
+                    "message_edits", "message_echoes", "standby")  # fmt: skip
 
 
 class Level(StrEnum):
@@ -55,6 +61,7 @@ async def examine(settings: Settings) -> list[Finding]:
     stays empty, a half-configured channel is not refused)."""
     findings = [secret_key(settings), public_url(settings), *data_keys(settings), flows(settings)]
     findings += [channel(name, settings) for name in CHANNELS]
+    findings += messenger_echoes(settings)
     findings.append(await store(settings))
     return findings
 
@@ -128,9 +135,40 @@ def channel(name: str, settings: Settings) -> Finding:
                        f"{', '.join(present)} to turn the channel off)")  # fmt: skip
     if CHANNELS[name] == "messenger" and not settings.messenger_app_id:
         return Finding(Level.WARNING, name, "on, MESSENGER_APP_ID not set: a page admin's answer from Meta's inbox "
-                       "that names an app is not shown to the listeners (only those naming none); set the app's "
-                       "number (App settings → Basic)")  # fmt: skip
+                       "that names an app is not shown to the listeners (only those naming none or an app of "
+                       "MESSENGER_HUMAN_ECHO_APPS); set the app's number (App settings → Basic)")  # fmt: skip
     return Finding(Level.OK, name, "on")
+
+
+def messenger_echoes(settings: Settings) -> list[Finding]:
+    """Messenger on: the webhook fields to subscribe (a reminder: Meta's subscription is not visible from here) and
+    the apps whose echoes end the bot's part (``MESSENGER_HUMAN_ECHO_APPS``), with their trade-off; off, nothing."""
+    if not all(_is_set(settings, name) for name in CHANNEL_NEEDS["messenger"]):
+        return []
+    fields = ", ".join(f"`{field}`" for field in MESSENGER_FIELDS)
+    findings = [Finding(Level.OK, "Messenger webhook", f"not visible from here: subscribe the page to {fields} "
+                        f"(Messenger → Settings → Webhooks, callback {settings.public_url}/webhooks/messenger); "
+                        "without `standby` the young person's messages on a thread a page admin took, a risk among "
+                        "them, reach nobody; without `message_echoes` an admin's answer from Meta's inbox is not "
+                        "seen")]  # fmt: skip
+    apps = sorted(settings.messenger_human_echo_app_ids())  # well formed: Settings validated them
+    if not apps:
+        findings.append(Finding(Level.OK, "MESSENGER_HUMAN_ECHO_APPS", "not set: a page admin's answer from Meta's "
+                                "inbox is shown to the listeners but does not end the bot's part (its questions go "
+                                f"on); set {PAGE_INBOX_APP} (the Page inbox) once the page's automated responses are "
+                                "off"))  # fmt: skip
+    elif settings.messenger_app_id in apps:
+        findings.append(Finding(Level.WARNING, "MESSENGER_HUMAN_ECHO_APPS", f"lists {settings.messenger_app_id}, "
+                                "MESSENGER_APP_ID: the gateway's own app, whose echoes are its replies, never a "
+                                "person's answer; remove it"))  # fmt: skip
+    else:
+        findings.append(Finding(Level.WARNING, "MESSENGER_HUMAN_ECHO_APPS", f"{', '.join(apps)}: an echo of these "
+                                "apps ends the bot's part (the young person goes to the listeners' queue, asked "
+                                "nothing more); make sure the page's automated responses are off (Business Suite → "
+                                "Inbox → Automations: Instant Reply, Away message, Frequently asked questions), or "
+                                "the Instant Reply's echo ends it at the young person's first message: they are left "
+                                "with it, no question nor emergency numbers, until a listener takes them"))  # fmt: skip
+    return findings
 
 
 def _is_set(settings: Settings, name: str) -> bool:

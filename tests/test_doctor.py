@@ -175,3 +175,51 @@ def test_messenger_without_its_app_id_is_a_warning(
     assert "page-token-123" not in out and "app-secret-123" not in out
     _, out = doctor(capsys, environment, **messenger, MESSENGER_APP_ID="1517")
     assert line(out, "Messenger").startswith("ok") and line(out, "Messenger").endswith("on")
+
+
+MESSENGER_ON = {
+    **PRODUCTION, "MESSENGER_APP_SECRET": "app-secret-123", "MESSENGER_VERIFY_TOKEN": "verify-123",
+    "MESSENGER_PAGE_ACCESS_TOKEN": "page-token-123", "MESSENGER_APP_ID": "1517",
+    "GATEWAY_FLOWS": str(ROOT / "flows.yaml"),
+}  # fmt: skip
+PAGE_INBOX = "263902037430900"
+
+
+def test_messenger_on_is_reminded_of_the_webhook_fields_standby_and_echoes_included(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch
+) -> None:
+    """The doctor cannot see the page's webhook subscription at Meta: until 2026-12-06 it said nothing of it, nor of
+    ``standby`` (unsubscribed, the young person's messages on a thread an admin took, a risk among them, reach nobody)
+    nor of ``message_echoes`` (an admin's answer from Meta's inbox never seen). Now it names every field to subscribe;
+    Messenger off, nothing."""
+    _, out = doctor(capsys, environment, **PRODUCTION)
+    assert "Messenger webhook" not in out and "MESSENGER_HUMAN_ECHO_APPS" not in out
+    _, out = doctor(capsys, environment, **MESSENGER_ON)
+    webhook = line(out, "Messenger webhook")
+    for field in ("messages", "messaging_postbacks", "messaging_referrals", "message_deliveries", "message_reads",
+                  "message_edits", "message_echoes", "standby"):  # fmt: skip
+        assert f"`{field}`" in webhook
+    assert "https://ecoute.example.org/webhooks/messenger" in webhook
+
+
+def test_the_apps_whose_echoes_end_the_bots_part_are_a_warning_with_the_trade_off(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch
+) -> None:
+    """``MESSENGER_HUMAN_ECHO_APPS`` listed: an echo of those apps ends the bot's part; with the page's automated
+    responses on, the Instant Reply's echo ends it at the young person's first message (they are left with it and
+    then silence). Until 2026-12-06 the doctor said nothing of it: now a warning naming the apps and what to turn
+    off; unset, what it leaves out; the gateway's own app listed (never a person's: it does nothing), a warning;
+    malformed, a problem."""
+    _, out = doctor(capsys, environment, **MESSENGER_ON)
+    unset = line(out, "MESSENGER_HUMAN_ECHO_APPS")
+    assert unset.startswith("ok") and "not set" in unset and PAGE_INBOX in unset
+    code, out = doctor(capsys, environment, **MESSENGER_ON, MESSENGER_HUMAN_ECHO_APPS=PAGE_INBOX)
+    listed = line(out, "MESSENGER_HUMAN_ECHO_APPS")
+    assert code == 0 and listed.startswith("warning") and PAGE_INBOX in listed
+    assert "automated responses" in listed and "Instant Reply" in listed and "first message" in listed
+    _, out = doctor(capsys, environment, **MESSENGER_ON, MESSENGER_HUMAN_ECHO_APPS=f"{PAGE_INBOX}, 1517")
+    own = line(out, "MESSENGER_HUMAN_ECHO_APPS")
+    assert own.startswith("warning") and "MESSENGER_APP_ID" in own and "1517" in own
+    code, out = doctor(capsys, environment, **MESSENGER_ON, MESSENGER_HUMAN_ECHO_APPS="page-inbox")
+    assert code == 1 and "MESSENGER_HUMAN_ECHO_APPS: 'page-inbox' is not an app id" in out
+    assert "page-token-123" not in out and "app-secret-123" not in out
