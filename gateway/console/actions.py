@@ -183,6 +183,10 @@ class Actions:
             conversation.first_wait_seconds = max(int(waited), 0)
         conversation.listener, conversation.taken_at = listener, now
         conversation.queue, conversation.queued_at = entry.queue, entry.at
+        # a listener answers on the gateway's own thread now: the pause of the queue's timed messages a page admin's
+        # answer or another app's thread set (``standby_at``) ends, so a hand-back is told its place or the closed
+        # line again (until 2026-12-06 it stayed paused until the young person wrote: told nothing, even at night)
+        conversation.standby_at = None
         await self.store.cancel_timers(conversation.id, TimerKind.QUEUE_REASSURE)
         await self.dispatcher.transition(conversation, Trigger.TAKE, now)
         engine = self.flows.for_version(conversation.flow_version)

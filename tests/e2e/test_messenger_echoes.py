@@ -390,6 +390,34 @@ async def test_a_young_person_waiting_whom_a_page_admin_answers_gets_no_queue_me
     assert "position 1" in reassured
 
 
+async def test_a_young_person_a_page_admin_answered_then_handed_back_by_a_listener_is_told_their_place_again(
+    client: Client, graph: FakeGraphAPI
+) -> None:
+    """The admin's answer pauses the queue's timed messages (above); a listener then takes the conversation, answers
+    on the gateway's thread, and hands it back: the pause ends with the take. Until 2026-12-06 it stayed until the
+    young person wrote again: back in the queue, told nothing (at night, not even the closed line)."""
+    await walk_to_queue(client)
+    desk = ListenerDesk(client)
+    await desk.login()
+    conversation_id = (await desk.first_waiting())["id"]
+    assert await deliver(client, echo(ADMIN, "m_admin_then_listener")) == 200
+    store = client.app[STORE]
+
+    async def paused() -> bool:
+        found = await store.get_conversation(conversation_id)
+        return found is not None and found.standby_at is not None
+
+    await eventually(paused)
+    await desk.take(conversation_id)
+    assert (await client.post(f"/api/conversations/{conversation_id}/hand-back", json={})).status == 200
+    await outbox_drained(client)
+    sent, clock = len(graph.accepted()), running_clock(client)
+    clock.advance(minutes=6)
+    await client.app[TIMERS].fire_due()
+    [reassured] = texts(await graph.wait_accepted(sent + 1))[sent:]
+    assert "position 1" in reassured
+
+
 async def redelivered_after_the_conversation_ended(client: Client) -> None:
     """A page admin answers; the conversation ends (nobody took it); the young person writes again; Meta delivers the
     admin's old answer again (a webhook it was not acknowledged for, retried hours later): it belongs to the first
