@@ -83,9 +83,10 @@ class Gate:
         """Why this message may not go on, or None. When the store's Redis keeps the counters too, the block and
         the message limit's hit are one round trip (a blocked sender's hit is counted too: it changes nothing).
         ``key``: the sender's :meth:`sender_key`, when the webhook made it already (``Inbox.sender_keys``).
-        Escalate, never silence: a message past the flood limit whose words the flow's keywords read as a risk
-        goes on all the same, at most ``risky_messages_per_conversation`` an hour per sender (a young person typing
-        in bursts reaches the limit, and the words of danger come last). ``flood=False``: a message written long
+        Escalate, never silence: a message past the flood limit whose words the flow's keywords (or the embedded
+        model, within a budget per sender: :meth:`_risky_past_the_flood`) read as a risk goes on all the same, at
+        most ``risky_messages_per_conversation`` an hour per sender (a young person typing in bursts reaches the
+        limit, and the words of danger come last). ``flood=False``: a message written long
         before it is processed (WhatsApp's catch-up reads an outage's messages within a second): only a block
         refuses it, its pace is not the young person's.
 
@@ -123,9 +124,18 @@ class Gate:
         return None if await self.limits.allow(limit, subject, once) else Refusal.RATE_LIMITED
 
     async def _risky_past_the_flood(self, inbound: Inbound, subject: str, once: str | None) -> bool:
-        """Whether a message the flood limit refused reads a risk by the keywords (cheap: no model for a flood) and
-        is let through, within its own bound (counted once per message too)."""
-        source = risk_source(self.flows.engine().decide(inbound.text)) if inbound.text.strip() else None
+        """Whether a message the flood limit refused reads a risk and is let through, within its own bound (counted
+        once per message too). The keywords first (cheap); when they read nothing, the embedded model, at most
+        ``flood_readings_per_sender`` times per sender (a troll's flood must not keep the model busy): a young person
+        past the limit writes their danger in their own words too ("demain matin ils me trouveront plus"). Until
+        2026-12-06 the keywords only: such a message was refused unread, and nobody at the line knew."""
+        if not inbound.text.strip():
+            return False
+        engine = self.flows.engine()
+        source = risk_source(engine.decide(inbound.text))
+        if source is None and self._read is not None and await self._allow(Limit.FLOOD_READINGS, subject, once):
+            reading = await self._read(inbound)  # None: loading, busy, late or failed: the keywords' answer stands
+            source = None if reading is None else risk_source(engine.decide(inbound.text, reading))
         if source is None or not await self._allow(Limit.RISKY_MESSAGES, subject, once):
             return False
         self.metrics.overridden.labels(Refusal.RATE_LIMITED.value, source).inc()

@@ -49,6 +49,7 @@ class Limit(StrEnum):
     CHATS_PER_BROWSER = "chats_per_browser"
     MESSAGES = "messages_per_conversation"
     RISKY_MESSAGES = "risky_messages_per_conversation"  # messages past the flood limit let through for their risk
+    FLOOD_READINGS = "flood_readings_per_sender"  # the model's readings of messages past the flood limit
     FORWARDED = "forwarded_per_conversation"  # messages the platform marks forwarded: counted apart from MESSAGES
     TYPING = "typing_per_conversation"
     LISTENER_WRITES = "listener_writes"
@@ -154,6 +155,7 @@ class RateLimits:
             Limit.CHATS_PER_BROWSER: parse(settings.limit_chats_per_browser),
             Limit.MESSAGES: parse(settings.limit_messages_per_conversation),
             Limit.RISKY_MESSAGES: parse(settings.limit_risky_messages_per_conversation),
+            Limit.FLOOD_READINGS: parse(settings.limit_flood_readings_per_sender),
             Limit.FORWARDED: parse(settings.limit_forwarded_per_conversation),
             Limit.TYPING: parse(settings.limit_typing_per_conversation),
             Limit.LISTENER_WRITES: parse(settings.limit_listener_writes),

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     limit_chats_per_browser: str = "6/hour"
     limit_messages_per_conversation: str = "20/minute"
     limit_risky_messages_per_conversation: str = "10/hour"  # past the flood limit, let through for a risk read
+    limit_flood_readings_per_sender: str = "10/hour"  # the model asked whether a message past the flood is risky
     limit_forwarded_per_conversation: str = "100 per 10 minutes"  # forwards, pictures, files: apart from the flood
     limit_typing_per_conversation: str = "60/minute"
     limit_listener_writes: str = "120/minute"

@@ -1,0 +1,102 @@
+"""A young person writing fast, past the flood limit, whose words of danger only the embedded model reads: the gate
+asks the model about a refused message, within a small budget per sender, and a risk it reads goes on like the
+keywords' (``Gate.check``; docs/security.md, the message flood's row). Until 2026-12-06 only the keywords were read
+past the limit: "demain matin ils me trouveront plus" was refused, never read, and nobody at the line knew.
+
+The real app, store and shipped model (loaded in its worker thread as ``gateway serve`` loads it); the messages come
+from ``corpus/train.jsonl`` (never from a held-out or dev set).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway.app import FLOWS, METRICS, STORE
+from gateway.conversation import Priority
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.testing import FakeTelegramAPI, telegram_update
+from tests.conftest import AppFactory
+from tests.e2e.channel_support import GatewayFactory, gateway, offline
+from tests.e2e.test_telegram import CHAT, deliver, telegram_settings
+from tests.store.conftest import STORES, on_store, redis_url
+from tests.test_flood_redelivery import TYPED, refused, words
+from tests.test_full_network_understanding import HARMLESS, SUICIDAL, model_is
+from tests.test_security import DANGER, is_notice, metric, open_chat, send_message
+
+__all__ = ["gateway", "offline", "redis_url", "telegram_settings"]  # fixtures used below
+
+FLOOD = 3  # messages a minute per conversation
+
+
+@pytest.fixture(params=STORES)
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    return on_store(request, settings)
+
+
+def flooding(settings: Settings, readings: str = "10/hour") -> Settings:
+    # a generous timeout: on a busy machine the model's reading would come too late and leave the keywords
+    return settings.replace(
+        limit_messages_per_conversation=f"{FLOOD}/minute", limit_flood_readings_per_sender=readings,
+        understanding_timeout=30,
+    )  # fmt: skip
+
+
+async def test_a_risk_only_the_model_reads_goes_on_past_the_flood_limit_and_reaches_the_listeners(
+    make_client: AppFactory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = await make_client(flooding(settings))
+    assert client.app[FLOWS].engine().decide(SUICIDAL).flag is None  # the keywords alone read nothing in it
+    await model_is(client, "ok")
+    async with client.ws_connect("/chat/ws") as ws:
+        assert (await open_chat(ws))["type"] == "session"
+        for n in range(FLOOD):
+            assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
+        assert is_notice((await send_message(ws, "h", HARMLESS))[-1])  # read by the model: no risk, refused
+        frames = await send_message(ws, "s", SUICIDAL)
+        assert frames[-1] == {"type": "ack", "id": "s"}, "a risk only the model reads was refused past the flood"
+    [waiting] = await client.app[STORE].waiting()
+    assert waiting.priority == Priority.URGENT
+    assert waiting.flag is not None and (waiting.flag.risk, waiting.flag.source) == ("suicide", "model")
+    assert await metric(client, "gateway_refusal_overridden", reason="rate_limited", source="model") == 1
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert SUICIDAL not in logged and HARMLESS not in logged  # nothing of the refused messages' words
+
+
+async def test_the_models_readings_past_the_flood_are_bounded_per_sender_and_the_keywords_stay(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """A troll's flood must not make the gateway run the model on thousands of messages."""
+    client = await make_client(flooding(settings, readings="1/hour"))
+    await model_is(client, "ok")
+    async with client.ws_connect("/chat/ws") as ws:
+        assert (await open_chat(ws))["type"] == "session"
+        for n in range(FLOOD):
+            assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
+        assert is_notice((await send_message(ws, "h", HARMLESS))[-1])  # read by the model: no risk
+        assert is_notice((await send_message(ws, "s", SUICIDAL))[-1])  # beyond the budget: the keywords only
+        assert await metric(client, "gateway_rate_limited", limit="flood_readings_per_sender") == 1
+        assert (await send_message(ws, "d", DANGER))[-1] == {"type": "ack", "id": "d"}  # the keywords still let it on
+
+
+async def test_on_telegram_a_risk_only_the_model_reads_past_the_flood_is_recorded_and_flagged(
+    gateway: GatewayFactory, store_settings: Settings, telegram_settings: Settings, telegram: FakeTelegramAPI
+) -> None:
+    """A provider channel: the refused message is acknowledged and never redelivered, so a risk refused there was
+    lost for good. On SQLite and on Redis (the counters hit in the store's own script)."""
+    client = await gateway(
+        flooding(telegram_settings.replace(store=store_settings.store)).replace(limit_messages_per_conversation=TYPED)
+    )
+    await model_is(client, "ok")
+    for n, text in enumerate(["bonjour", "aide", "svp", HARMLESS]):  # the limit, then one past it: refused
+        assert await deliver(client, telegram_update(900005001 + n, CHAT, text)) == 200
+    assert await deliver(client, telegram_update(900005009, CHAT, SUICIDAL)) == 200
+    assert await words(client) == ["bonjour", "aide", "svp", SUICIDAL]  # the harmless one held back, the risk kept
+    conversation = await client.app[STORE].find_active_conversation(ChannelName.TELEGRAM, str(CHAT))
+    assert conversation is not None and conversation.flag is not None
+    assert (conversation.flag.risk, conversation.flag.source) == ("suicide", "model")
+    assert refused(client, "flood_readings_per_sender") == 0
+    assert float(client.app[METRICS].overridden.labels("rate_limited", "model")._value.get()) == 1
