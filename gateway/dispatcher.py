@@ -661,7 +661,7 @@ class Dispatcher:
         # on a thread another app owns (``standby``) the queue's timed messages hold back (``Timers``); its own again
         conversation.standby_at = now if inbound.standby else None
         conversation.updated_at = now
-        card = conversation.summary
+        card, closed_told = conversation.summary, conversation.closed_told_at
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
         risks = self.flows.engine()  # the risks are read as flows.yaml says now: a phrase ops just added counts
         spoken = language_of(conversation, engine.flow)
@@ -728,6 +728,8 @@ class Dispatcher:
             text, read = (joined, None) if joined is not None else (inbound.text, reading)
             if conversation.status == Status.QUEUED:
                 await self._escalate(conversation, risks, text, read, now, stronger=stronger)
+                if answers:  # after the risk's own words: the numbers that answer now in sight
+                    await self._closed_reminder(conversation, engine, now)
             elif flag is not None or found is not None:  # held: the bot says nothing, but a hand-back waits at
                 self._raise_held(conversation, risks, text, read)  # this priority (_requeue): a risk, a sextortion
             if restarted:
@@ -737,11 +739,36 @@ class Dispatcher:
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
-        if flag is not None or conversation.summary != card:  # a card's alert too (``Engine.alerted``)
-            await self.store.publish(QueueChanged())
+        if flag is not None or conversation.summary != card or conversation.closed_told_at != closed_told:
+            await self.store.publish(QueueChanged())  # a card's alert too (``Engine.alerted``), its closed line
         if (language := language_of(conversation, engine.flow)) != spoken:  # the page's own texts follow it
             await self.store.publish(LanguageChanged(conversation.id, language))
         return False
+
+    async def _closed_reminder(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
+        """A message written while waiting in a queue closed now: where to turn now. The closed line in full when
+        this wait was not told it yet (the timer's notice not due yet), else its short reminder
+        ``closed_line_again`` (the whole closed line in a flow without it), at most once every
+        ``timers.closed_reminder_minutes`` (a young person writing every minute, or a troll under the gate's
+        limits, is not answered each time); by day nothing (the listeners answer). Told, the timer does not repeat
+        it and the morning's first message still says the chat reopened (``closed_notice_for``). Until 2026-12-06
+        "allo ?", "y a quelqu'un ?" written at 23:40, 00:30, 02:00 got no answer at all after the timer's one
+        notice at 23:01, unless a risk was read."""
+        queue = conversation.queue
+        if queue is None:
+            return
+        engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues) or engine  # reloaded
+        if queue not in engine.flow.queues or engine.is_open(queue, now):
+            return
+        told, last = closed_line_told(conversation), conversation.closed_told_at
+        if told and last is not None and now - last < timedelta(minutes=engine.flow.timers.closed_reminder_minutes):
+            return
+        again = told and "closed_line_again" in engine.flow.messages
+        text = engine.closed_line(queue, language_of(conversation, engine.flow), now,
+                                  "closed_line_again" if again else "closed_line")  # fmt: skip
+        conversation.closed_notice_for = conversation.queued_at  # the timer does not repeat it
+        conversation.closed_told_at = now
+        await self.emit(conversation, [Reply(text)], Author.BOT, now)
 
     async def _restarted(self, conversation: Conversation, engine: Engine, inbound: Inbound, now: datetime) -> None:
         """The thread opened again with the platform's button (Messenger's Get Started, shown again to a young person

@@ -291,6 +291,7 @@ class Timers(Strict):
     bot_reminder_minutes: int = Field(default=10, ge=1)
     bot_abandon_minutes: int = Field(default=30, ge=1)
     queue_reassurance_minutes: int = Field(default=5, ge=1)
+    closed_reminder_minutes: int = Field(default=30, ge=1)  # a message while waiting, closed: the reminder this often
     idle_close_hours: int = Field(default=24, ge=1)
 
 
