@@ -155,3 +155,27 @@ async def test_a_young_person_waiting_at_night_on_messenger_is_reminded_where_to
     await outbox_drained(client)
     sent = [r.body["message"]["text"] for r in graph.accepted() if "message" in r.body]
     assert sent[-len(said) :] == said  # each reached Messenger, once
+
+
+async def test_a_message_just_after_the_closing_tells_the_closed_line_once_whoever_comes_first(
+    client: Client, clock: Clock
+) -> None:
+    """A message ("allo ?") at 23:02, the queue's timer due as well (the worker may tell the closed line first, or
+    the message): the whole closed line once, no reminder on top of it, and the timer does not repeat it."""
+    clock.now = at(10, 22, 50)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"w{number}", answer)
+        [entry] = await client.app[STORE].waiting()
+        cid = entry.conversation_id
+        clock.now = at(10, 23, 2)
+        await say(ws, "n1", "allo ?")
+        await client.app[TIMERS].fire_due()
+        await settled(client, cid)
+        clock.now = at(10, 23, 20)
+        await client.app[TIMERS].fire_due()
+        await settled(client, cid)
+        said = await bot_lines(client, cid)
+        assert sum(CLOSED_LINE in text for text in said) == 1 and CLOSED_LINE in said[-1]
+        assert not any(REMINDER in text for text in said)
