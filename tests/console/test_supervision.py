@@ -37,6 +37,7 @@ async def test_figures_follow_a_conversation_to_its_close(client: TestClient, qu
         board = await (await sam.get("/api/supervision")).json()
         assert board["live"] | {"listeners_online": 0} == {
             "waiting": 0, "urgent": 0, "in_progress": 1, "listeners_online": 0, "longest_wait_seconds": 0,
+            "told_closed": 0,
         }  # fmt: skip
         closed = await client.post(f"/api/conversations/{conversation_id}/close", json={"outcome": "cyberbullying"})
         assert closed.status == 200
