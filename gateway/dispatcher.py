@@ -575,11 +575,13 @@ class Dispatcher:
         conversation (``interrupts_said``, ``partners_given``) and within the channel's reply window (``emit``:
         else a note for the listeners); the flag is kept on the message and the conversation (a listener opening
         it sees it), counted (``gateway_understanding_late{outcome="ended"}``) and logged (its id, never its text)
-        for the supervisors. Until 2026-12-06 it was dropped: nothing said, nobody at the line knew."""
+        for the supervisors, and listed on their board (``ConversationStore.note_read_late``: before, only the metric
+        and the log said it). Until 2026-12-06 it was dropped: nothing said, nobody at the line knew."""
         if self.late is not None:
             self.late.ended()
         log.warning("dispatcher: %s: a risk read late after its conversation ended: the young person told where to "
                     "turn, the conversation flagged", conversation.id)  # fmt: skip
+        await self.store.note_read_late(conversation.id, now)  # the supervision board's "Risques lus après la fin"
         # the interrupt as it would have been taken on the message (its queue, open or closed now), the bot's part over
         state = replace(State.from_dict(conversation.engine), finished=False) if conversation.engine else None
         result = engine.interrupt(state, late.text, now=now, reading=reading) if state is not None else None

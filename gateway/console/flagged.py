@@ -10,17 +10,21 @@ message's text: reading the words is opening the conversation in the console, wh
 The conversations are read from the store's index of the open ones with a flag (``ConversationStore.
 flagged_conversations``): the page reloads this on every queue or status event (every 2 s at most), and its cost is
 the ``MAX_SHOWN`` it shows, however many conversations are open (before, it loaded them all: 1 s at 10,000).
+
+Beside them, "Risques lus après la fin" (:func:`read_late`): the ended conversations in which a risk was read
+late, after the young person had left (``Dispatcher._late_after_end``: they were told where to turn, nobody at the
+line was), from the last ``READ_LATE_HOURS``, until a supervisor marks each seen (``ConversationStore.read_late``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.conversation import Conversation
-from gateway.store import ConversationStore, TranscriptStore
+from gateway.store import READ_LATE_HOURS, ConversationStore, TranscriptStore
 
 MAX_SHOWN = 50  # the most recently flagged conversations; a board is read at a glance
 
@@ -34,7 +38,22 @@ class FlaggedRoles(ConversationStore, TranscriptStore, Protocol):
 async def flagged(store: FlaggedRoles, card: Card, now: datetime) -> list[dict[str, Any]]:
     """The open conversations with a flag, the most recently flagged first (``Conversation.flagged_at``: when a
     risk was last read in them, on arrival or late), each with its flagged messages."""
-    conversations = await store.flagged_conversations(MAX_SHOWN)
+    return await _shown(store, card, now, await store.flagged_conversations(MAX_SHOWN))
+
+
+async def read_late(store: FlaggedRoles, card: Card, now: datetime) -> list[dict[str, Any]]:
+    """The ended conversations in which a risk was read late, in the last ``READ_LATE_HOURS`` and not marked seen,
+    the latest first, each with its flagged messages and when it ended."""
+    since = now - timedelta(hours=READ_LATE_HOURS)
+    conversations = await store.read_late(since, MAX_SHOWN)
+    shown = await _shown(store, card, now, conversations)
+    return [{**seen, "closed_at": c.closed_at.isoformat() if c.closed_at else None}
+            for seen, c in zip(shown, conversations, strict=True)]  # fmt: skip
+
+
+async def _shown(store: FlaggedRoles, card: Card, now: datetime, conversations: Sequence[Conversation]
+                 ) -> list[dict[str, Any]]:  # fmt: skip
+    """Each conversation's card (no summary) and its flagged messages (time and flag, never text)."""
     transcripts = await asyncio.gather(*(store.transcript(c.id) for c in conversations))  # their reads batched
     shown = []
     for conversation, transcript in zip(conversations, transcripts, strict=True):

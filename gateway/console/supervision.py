@@ -20,7 +20,7 @@ from aiohttp import web
 from gateway.clock import Clock
 from gateway.console import stats
 from gateway.console.api import LISTENER, Handler, ListenerAPI, Presence
-from gateway.console.flagged import FlaggedRoles, flagged
+from gateway.console.flagged import FlaggedRoles, flagged, read_late
 from gateway.errors import FlowError
 from gateway.flows.graph import run_dot, to_dot, to_mermaid
 from gateway.flowset import FlowSet
@@ -55,6 +55,8 @@ class Supervision:
         return [
             web.get("/api/supervision", only(self.board)),
             web.get("/api/supervision/flags", only(self.flags)),
+            web.get("/api/supervision/read-late", only(self.read_late)),
+            web.post("/api/supervision/read-late/{id}/seen", only(self.read_late_seen)),
             web.get("/api/stats", only(self.figures)),
             web.get("/api/stats.csv", only(self.csv)),
             web.get("/api/flow/diagram.svg", only(self.diagram_svg)),
@@ -87,6 +89,22 @@ class Supervision:
         """The open conversations in which a risk was read, and their flagged messages (``console/flagged.py``)."""
         now = self.clock()
         return web.json_response({"now": now.isoformat(), "flagged": await flagged(self.store, self.api.card, now)})
+
+    async def read_late(self, request: web.Request) -> web.Response:
+        """The ended conversations in which a risk was read late (``console/flagged.py``, ``read_late``)."""
+        now = self.clock()
+        return web.json_response({"now": now.isoformat(), "read_late": await read_late(self.store, self.api.card, now)})
+
+    async def read_late_seen(self, request: web.Request) -> web.Response:
+        """A supervisor saw it (and did what was to be done): off the list, in the audit log; 404 when not listed
+        (another supervisor marked it first, or it was erased)."""
+        conversation_id = request.match_info["id"]
+        if not await self.store.forget_read_late(conversation_id):
+            return web.json_response({"error": "not_found", "message": "not listed"}, status=404)
+        found = await self.store.get_conversation(conversation_id)
+        await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "read_late_seen", conversation_id,
+                                          found.pseudonym if found else ""))  # fmt: skip
+        return web.json_response({"seen": conversation_id})
 
     async def _period(self, request: web.Request) -> stats.Period:
         try:

@@ -103,6 +103,8 @@ INDEXED_DAYS = 31
 """How long the indexes of a listener's ended conversations and of a young person's conversations keep an entry,
 counted back from the latest entry of the same index (``ConversationStore.ended_with``, ``conversations_of``): the
 console reads 30 days back (``console/api.py``, ``HISTORY_DAYS``)."""
+READ_LATE_HOURS = 48  # how long an ended conversation with a risk read late stays on the supervision board
+READ_LATE_KEPT = 200  # the most of them listed (the latest): a bound on the list, whatever happens in a night
 
 
 class Author(StrEnum):
@@ -440,6 +442,22 @@ class ConversationStore(Protocol):
         :meth:`save_conversation` and erasure (a conversation leaves it when it ends or is erased), never from the
         open conversations: its cost is that of the ones it returns, however many are open. A store written before
         the index has it made once (SQLite: when the file is opened; Redis: at the first read)."""
+        ...
+
+    async def note_read_late(self, conversation_id: str, at: datetime) -> None:
+        """An ended conversation in which a risk was read late, at ``at`` (``Dispatcher._late_after_end``): listed
+        for the supervision board (:meth:`read_late`) until a supervisor marks it seen (:meth:`forget_read_late`),
+        its erasure, ``READ_LATE_HOURS`` after ``at`` or ``READ_LATE_KEPT`` later ones; listed again, it moves to
+        ``at``. A bounded list of ids and times (Redis ``hg:{index}:read-late``, SQLite ``read_late``)."""
+        ...
+
+    async def read_late(self, since: datetime, limit: int) -> list[Conversation]:
+        """The conversations :meth:`note_read_late` listed at or after ``since`` and not seen since, the latest
+        first, ``limit`` at most: the list's ids, their records read (an erased one is left out)."""
+        ...
+
+    async def forget_read_late(self, conversation_id: str) -> bool:
+        """Take the conversation off :meth:`read_late`'s list (a supervisor saw it): whether it was listed."""
         ...
 
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:

@@ -89,6 +89,8 @@ from gateway.store import (
     INDEXED_DAYS,
     OPENING_KEPT_SECONDS,
     PRESENT_KEPT_SECONDS,
+    READ_LATE_HOURS,
+    READ_LATE_KEPT,
     RECEIPT_KEPT_SECONDS,
     AuditEntry,
     Author,
@@ -885,6 +887,30 @@ class RedisStore:
                 if ranks:
                     await self._redis.zadd(K.FLAGGED, ranks)
         await self._redis.zadd(K.FLAGGED, {K.FLAGGED_MADE: 0})
+
+    @_guarded
+    async def note_read_late(self, conversation_id: str, at: datetime) -> None:
+        """One transaction in slot ``{index}``: joined, those older than ``READ_LATE_HOURS`` and past the
+        ``READ_LATE_KEPT`` latest dropped."""
+        at_us = to_us(at)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(K.READ_LATE, {conversation_id: at_us})
+            pipe.zremrangebyscore(K.READ_LATE, "-inf", f"({at_us - READ_LATE_HOURS * 3600 * 1_000_000}")
+            pipe.zremrangebyrank(K.READ_LATE, 0, -READ_LATE_KEPT - 1)
+            await pipe.execute()
+
+    @_guarded
+    async def read_late(self, since: datetime, limit: int) -> list[Conversation]:
+        """The list's latest ids since ``since``, ``limit`` records read; one whose record is gone leaves it."""
+        ids = _texts(await self._redis.zrevrangebyscore(K.READ_LATE, "+inf", to_us(since), start=0, num=limit))
+        found = await self._conversations_or_none(ids)
+        if gone := [i for i, c in zip(ids, found, strict=True) if c is None]:
+            await self._redis.zrem(K.READ_LATE, *gone)
+        return [c for c in found if c is not None]
+
+    @_guarded
+    async def forget_read_late(self, conversation_id: str) -> bool:
+        return bool(await self._redis.zrem(K.READ_LATE, conversation_id))
 
     @_guarded
     async def ended_with(self, listener: str, since: datetime, until: datetime, limit: int) -> list[Conversation]:

@@ -32,7 +32,7 @@ QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queu
 OUTBOX = PREFIX + "{outbox}:"
 INBOX = PREFIX + "{inbox}:"  # heads, urgent, urgent_to, seq, sender:<hash>, item:<id>, aside, aside:<id>
 LATE = PREFIX + "{late}:"  # held, info: the messages waiting for their late reading (see ``late_member``)
-INDEX = PREFIX + "{index}:"  # status:<status>, created, flagged, ended:<listener>, person:<hash>, people-made
+INDEX = PREFIX + "{index}:"  # status:<status>, created, flagged, read-late, ended:<who>, person:<hash>, people-made
 SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``
 # Pub/sub channels (not keys: in Cluster, PUBLISH reaches every node's subscribers, whatever the name):
 EVENTS_CHANNEL = PREFIX + "events"  # the events every instance's every subscription gets (presence, typing…)
@@ -186,6 +186,10 @@ the supervision board reads the latest (``RedisStore.flagged_conversations``). J
 left after it no longer does (ended, erased), as the status sets. ``FLAGGED_MADE``, a member scored 0, says it was
 made from the open conversations once (a store written before it had none): without it the first read makes it."""
 FLAGGED_MADE = "#"  # never a conversation id (``new_conversation_id``: URL-safe base64)
+READ_LATE = INDEX + "read-late"
+"""The ended conversations in which a risk was read late, scored by when (µs): the supervision board reads those of
+the last ``READ_LATE_HOURS`` (``RedisStore.read_late``). Left when a supervisor marks one seen or at its erasure;
+those older than ``READ_LATE_HOURS`` and past the ``READ_LATE_KEPT`` latest dropped at each join."""
 
 
 def ended(listener: str) -> str:

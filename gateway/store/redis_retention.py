@@ -133,6 +133,7 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
     for status in Status:
         pipe.srem(K.status(str(status)), conversation_id)
     pipe.zrem(K.FLAGGED, conversation_id)
+    pipe.zrem(K.READ_LATE, conversation_id)
     if record is not None:
         if record.queue:
             pipe.zrem(K.QUEUE + "takes:" + record.queue, conversation_id)

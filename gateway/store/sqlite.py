@@ -45,6 +45,8 @@ from gateway.store import (
     INDEXED_DAYS,
     OPENING_KEPT_SECONDS,
     PRESENT_KEPT_SECONDS,
+    READ_LATE_HOURS,
+    READ_LATE_KEPT,
     RECEIPT_KEPT_SECONDS,
     AuditEntry,
     Author,
@@ -175,6 +177,9 @@ CREATE TABLE IF NOT EXISTS takes (conversation_id TEXT PRIMARY KEY, queue TEXT N
 -- the erasures young people confirmed, not yet done (QueueStore.begin_erasure): finished by the alert check
 CREATE TABLE IF NOT EXISTS erasing (conversation_id TEXT PRIMARY KEY, key TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS takes_recent ON takes (queue, at_us);
+-- the ended conversations in which a risk was read late, for the supervision board (ConversationStore.read_late)
+CREATE TABLE IF NOT EXISTS read_late (conversation_id TEXT PRIMARY KEY, at_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS read_late_at ON read_late (at_us);
 CREATE TABLE IF NOT EXISTS listeners (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, supervisor INTEGER NOT NULL,
     capacity INTEGER NOT NULL, created_us INTEGER);
@@ -688,6 +693,32 @@ class SqliteStore:
             (limit,),
         )
         return [self._conversation(row["data"]) for row in rows]
+
+    async def note_read_late(self, conversation_id: str, at: datetime) -> None:
+        """One transaction: the row written, those older than ``READ_LATE_HOURS`` and past ``READ_LATE_KEPT`` gone."""
+        at_us = to_us(at)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO read_late VALUES (?, ?)", (conversation_id, at_us))
+            conn.execute("DELETE FROM read_late WHERE at_us < ?", (at_us - READ_LATE_HOURS * 3600 * 1_000_000,))
+            conn.execute(
+                "DELETE FROM read_late WHERE conversation_id NOT IN"
+                " (SELECT conversation_id FROM read_late ORDER BY at_us DESC LIMIT ?)",
+                (READ_LATE_KEPT,),
+            )
+
+        await self._write(work)
+
+    async def read_late(self, since: datetime, limit: int) -> list[Conversation]:
+        rows = await self._select(
+            "SELECT c.data FROM read_late AS r JOIN conversations AS c ON c.id = r.conversation_id"
+            " WHERE r.at_us >= ? ORDER BY r.at_us DESC, r.conversation_id DESC LIMIT ?",
+            (to_us(since), limit),
+        )
+        return [self._conversation(row["data"]) for row in rows]
+
+    async def forget_read_late(self, conversation_id: str) -> bool:
+        return await self._change("DELETE FROM read_late WHERE conversation_id = ?", (conversation_id,)) > 0
 
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:
         rows = await self._select(
@@ -1725,6 +1756,7 @@ class SqliteStore:
                 count = _forget_content(conn, conversation_id)
                 conn.execute("DELETE FROM takes WHERE conversation_id = ?", (conversation_id,))
                 conn.execute("DELETE FROM ended WHERE conversation_id = ?", (conversation_id,))
+                conn.execute("DELETE FROM read_late WHERE conversation_id = ?", (conversation_id,))
                 # a mark the erasure keeps (its confirming message's: ``keep_seen``) names the conversation no more
                 conn.execute("UPDATE seen SET conversation_id = NULL WHERE conversation_id = ?", (conversation_id,))
                 conn.execute(

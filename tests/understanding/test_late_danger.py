@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 
@@ -140,3 +141,20 @@ async def test_a_suicide_read_late_after_the_end_flags_the_message_and_gives_the
     assert r.partner("3114") in told
     [risky, _] = await r.said(conversation.id)
     assert risky.flag is not None and risky.flag.source == "model"
+
+
+async def test_a_risk_read_late_after_the_end_is_listed_on_the_supervision_board(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """Until 2026-12-06 only a metric and a WARNING log said it: the board lists open flagged conversations only.
+    Now the ended conversation is on the supervisors' "Risques lus après la fin" (``ConversationStore.read_late``)."""
+    r = await rig()
+    conversation = await _asking(r, "zoe")
+    await r.busy()
+    await r.send("zoe", 1, RISKY)
+    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "zoe", "m2", "au revoir"))
+    assert await r.store.read_late(r.clock.now - timedelta(hours=1), 50) == []
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, "ended" in r.outcomes))
+    [listed] = await r.store.read_late(r.clock.now - timedelta(hours=1), 50)
+    assert listed.id == conversation.id and listed.status is Status.CLOSED
