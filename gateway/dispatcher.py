@@ -298,7 +298,9 @@ class Dispatcher:
         pas bien compris". So is "stop" alone (an ending interrupt's phrase as the whole message, as at a question,
         no emoji but the section's), answered with ``messages.after_end_stop``: until 2026-12-06 it opened a new
         conversation too, its welcome, the closed line at night, the danger question, then "on s'arrête là". Not
-        the web chat's: a message after its end is refused ``ended`` (``gateway/webchat.py``)."""
+        the web chat's: a message after its end is refused ``ended`` (``gateway/webchat.py``). A WhatsApp opt-out
+        (``Inbound.opted_out``: STOP, or any keyword Twilio takes for one) there is kept, never answered: Twilio
+        refuses every message to them from then on (21610); until 2026-12-06 the stop's reply was sent, and refused."""
         engine = self.flows.engine()
         words = engine.after_end
         if (words is None or later or inbound.channel == ChannelName.WEBCHAT or inbound.payload or inbound.attachments
@@ -307,13 +309,16 @@ class Dispatcher:
             return None
         # the cheap looks first: deciding reads every risk (25-190 us), and its last answer is kept for the engine's
         # step only while no other message is decided between the two (under load, others are)
-        stopped = not words.only(inbound.text)  # else a thank-you
-        if stopped and (len(inbound.text) > ENDING_ALONE_CHARS or not engine.ends_alone(inbound.text)):
+        # an opt-out (WhatsApp's STOP, whatever keyword Twilio took for it) ends, whatever its words; never answered
+        opted_out = inbound.opted_out
+        stopped = opted_out or not words.only(inbound.text)  # else a thank-you
+        if stopped and not opted_out and (len(inbound.text) > ENDING_ALONE_CHARS
+                                          or not engine.ends_alone(inbound.text)):  # fmt: skip
             return None
         decision = engine.decide(inbound.text, reading)
         if decision.flag is not None:
             return None
-        if stopped and not (_only_ends(decision) and words.calm(inbound.text)):
+        if stopped and not opted_out and not (_only_ends(decision) and words.calm(inbound.text)):
             return None
         if await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
             return None
@@ -340,14 +345,14 @@ class Dispatcher:
             )  # fmt: skip
             await self.store.append_transcript(entry)
             await self.store.publish(EntryAdded(ended.id, entry))
-            answered = THANKED not in ended.engine
+            answered = THANKED not in ended.engine and not opted_out  # Twilio refuses it (21610): not tried
             if answered:
                 language = language_of(ended, engine.flow)
                 ended.engine = {**ended.engine, THANKED: now.isoformat()}
                 reply = engine.message("after_end_stop" if stopped else "after_end", language)
                 await self.emit(ended, [Reply(reply)], Author.BOT, now)
             await self.store.save_conversation(ended, done=DoneMark(claim.key, DEDUPE_TTL_SECONDS))
-        said = "a stop" if stopped else "a thank-you"
+        said = "an opt-out" if opted_out else "a stop" if stopped else "a thank-you"
         log.info("dispatcher: %s: %s after its end, %s", ended.id, said, "answered" if answered else "kept")
         return True
 

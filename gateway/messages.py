@@ -95,6 +95,10 @@ class Inbound:
     # inbox, Meta's AI): the young person's words, recorded and read for a risk, never answered by the bot; a risk
     # goes to the listeners (``Dispatcher._process``); with no conversation open, only a risk opens one
     standby: bool = False
+    # the young person unsubscribed with this message (WhatsApp's STOP, Twilio's ``OptOutType``): the provider refuses
+    # every message to them from now on (Twilio's 21610) until they send START; after an end, nothing is answered
+    # (``Dispatcher._after_end``)
+    opted_out: bool = False
 
     @property
     def forwarded(self) -> bool:

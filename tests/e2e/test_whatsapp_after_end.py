@@ -1,0 +1,78 @@
+"""WhatsApp through Twilio after a conversation ended: the real app, signed webhooks, the fake Twilio API on
+127.0.0.1, the clock pinned (a Tuesday, 23:30 in Paris: the line closed). A young person's STOP is Twilio's opt-out
+(``OptOutType``): Twilio refuses every message to them from then on (error 21610) until they send START."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway.app import DISPATCHER, STORE
+from gateway.conversation import Status
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.store import Author
+from gateway.testing import FakeTwilioAPI, twilio_form
+from tests.conftest import outbox_drained
+from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline, running_clock
+from tests.e2e.test_whatsapp import PHONE, bodies, deliver, whatsapp_settings
+
+__all__ = ["gateway", "offline", "whatsapp_settings"]  # fixtures used below
+
+CLOSED_LINE = "Le chat du 3018 est fermé pour le moment"
+WALK = ["Bonjour", "2", "Français", "j'ai 15 ans", "pour moi", "on me harcèle", "On se moque de moi sur un groupe."]
+
+
+@pytest.fixture
+async def client(gateway: GatewayFactory, whatsapp_settings: Settings) -> Client:
+    return await gateway(whatsapp_settings.replace(understanding_timeout=30))  # read in time on a busy machine
+
+
+async def ended_at_night(client: Client, twilio: FakeTwilioAPI) -> str:
+    """A WhatsApp walk at 23:30 that the closed line ends; the ended conversation's id."""
+    reader = client.app[DISPATCHER].reader
+    if reader is not None:
+        await reader.wait_loaded()
+    running_clock(client).advance(hours=9, minutes=30)
+    for number, text in enumerate(WALK):
+        assert await deliver(client, twilio_form(PHONE, text, message_sid=f"SM{number:032d}")) == 200
+    store = client.app[STORE]
+    [ended] = await eventually(lambda: store.conversations_by_status(Status.CLOSED))
+    await outbox_drained(client)
+    assert any(CLOSED_LINE in body for body in bodies(twilio.accepted()))
+    return ended.id
+
+
+@pytest.mark.parametrize("text", ["STOP", "Unsubscribe"])  # any keyword Twilio takes for an opt-out
+async def test_stop_opting_out_after_an_end_is_kept_and_nothing_is_sent_to_twilio(
+    client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    """Until 2026-12-06 the stop's short reply (``after_end_stop``) went to Twilio, which refuses it (21610)."""
+    caplog.set_level(logging.INFO)
+    store = client.app[STORE]
+    ended = await ended_at_night(client, twilio)
+    before = len(twilio.requests_to("Messages.json"))
+    running_clock(client).advance(minutes=2)
+
+    stop = {**twilio_form(PHONE, text, message_sid="SM" + "5" * 32), "OptOutType": "STOP"}
+    assert await deliver(client, stop) == 200
+    await outbox_drained(client)
+    assert twilio.requests_to("Messages.json")[before:] == []  # Twilio would refuse it: 21610, opted out
+    assert await store.find_active_conversation(ChannelName.WHATSAPP, PHONE) is None
+    words = [e.text for e in await store.transcript(ended) if e.author is Author.USER]
+    assert words[-1] == text  # kept where a listener reads their history
+    assert "+336" not in caplog.text
+
+
+async def test_stop_without_opting_out_after_an_end_still_gets_its_short_reply(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """A "stop" Twilio did not take for an opt-out (no ``OptOutType``): answered once, as on the other channels."""
+    await ended_at_night(client, twilio)
+    before = len(twilio.accepted())
+    running_clock(client).advance(minutes=2)
+    assert await deliver(client, twilio_form(PHONE, "laisse tomber", message_sid="SM" + "6" * 32)) == 200
+    await outbox_drained(client)
+    [reply] = bodies(twilio.accepted())[before:]
+    assert "17 ou 112" in reply and CLOSED_LINE not in reply
