@@ -735,8 +735,8 @@ class Dispatcher:
             text, read = (joined, None) if joined is not None else (inbound.text, reading)
             if conversation.status == Status.QUEUED:
                 await self._escalate(conversation, risks, text, read, now, stronger=stronger)
-                if answers:  # after the risk's own words: the numbers that answer now in sight
-                    await self._closed_reminder(conversation, engine, now)
+                if answers and not inbound.opted_out:  # after the risk's own words: the numbers that answer now in
+                    await self._closed_reminder(conversation, engine, now)  # sight (an opt-out: Twilio refuses it)
             elif flag is not None or found is not None:  # held: the bot says nothing, but a hand-back waits at
                 self._raise_held(conversation, risks, text, read)  # this priority (_requeue): a risk, a sextortion
             if restarted:

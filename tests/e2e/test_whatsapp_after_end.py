@@ -76,3 +76,35 @@ async def test_stop_without_opting_out_after_an_end_still_gets_its_short_reply(
     await outbox_drained(client)
     [reply] = bodies(twilio.accepted())[before:]
     assert "17 ou 112" in reply and CLOSED_LINE not in reply
+
+
+async def test_stop_opting_out_while_waiting_at_night_gets_no_closed_line_reminder(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Until 2026-12-06 an opt-out written while waiting when the line had closed got the closed line's reminder
+    (``Dispatcher._closed_reminder``), sent to Twilio, which refuses it (21610)."""
+    reader = client.app[DISPATCHER].reader
+    if reader is not None:
+        await reader.wait_loaded()
+    running_clock(client).advance(hours=8, minutes=50)  # 22:50 in Paris: the line still open
+    for number, text in enumerate(WALK):
+        assert await deliver(client, twilio_form(PHONE, text, message_sid=f"SM{number:032d}")) == 200
+    store = client.app[STORE]
+    [waiting] = await eventually(lambda: store.conversations_by_status(Status.QUEUED))
+    await outbox_drained(client)
+    running_clock(client).advance(minutes=50)  # 23:40: closed, the timer's notice told
+
+    async def told_closed() -> bool:
+        return any(CLOSED_LINE in body for body in bodies(twilio.accepted()))
+
+    await eventually(told_closed)
+    await outbox_drained(client)
+    running_clock(client).advance(minutes=31)  # 00:11: a message now would get the reminder
+    before = len(twilio.requests_to("Messages.json"))
+
+    stop = {**twilio_form(PHONE, "STOP", message_sid="SM" + "5" * 32), "OptOutType": "STOP"}
+    assert await deliver(client, stop) == 200
+    await outbox_drained(client)
+    assert twilio.requests_to("Messages.json")[before:] == []
+    detail = await store.get_conversation(waiting.id)
+    assert detail is not None and detail.left_how == "blocked"  # the listeners see it
