@@ -647,6 +647,9 @@ class Dispatcher:
             conversation.alert = route  # a sextortion going on: at risk (``Conversation.alert``)
         if raised.priority is not None:
             conversation.priority = Priority(raised.priority)  # kept for a later hand-off (``_conclude``)
+        if state is not None and raised.store:  # the card's topic at the hand-off, its question not asked
+            state = engine.noted_by(state, raised.store)
+            conversation.engine = {**conversation.engine, **state.to_dict()}
         said = raised.say if route not in conversation.interrupts_said else ()
         if not (said or raised.partners):
             return  # each said already: a blackmail told twice is not answered twice

@@ -300,6 +300,17 @@ class Engine:
         fields = {**state.fields, **{name: value for name, (value, _) in given.items()}}
         return replace(state, fields=fields, how={**state.how, **{name: how for name, (_, how) in given.items()}})
 
+    def noted_by(self, state: State, store: tuple[tuple[str, str, str], ...]) -> State:
+        """The answers an interrupt read late gives (``store: {topic: sextortion}``) while the bot goes on: noted as
+        an earlier message's (``ask_once``), so that its question is not asked and the listener's card reads them
+        at the hand-off; over what the same or an earlier message's words gave (the interrupt's wins, as inline),
+        never over an answer given at its question."""
+        given = {name: (value, f"interrupt:{by}") for name, value, by in store if name not in state.fields}
+        if not given:
+            return state
+        noted = {**state.noted, **{name: value for name, (value, _) in given.items()}}
+        return replace(state, noted=noted, how={**state.how, **{name: how for name, (_, how) in given.items()}})
+
     def is_open(self, name: str, now: datetime) -> bool:
         """Whether queue or partner ``name`` is open at ``now``."""
         target = self.flow.queues.get(name) or self.flow.partners.get(name)

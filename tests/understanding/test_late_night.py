@@ -139,8 +139,8 @@ MORNING = datetime(2026, 12, 6, 8, 50, tzinfo=PARIS).astimezone(UTC)  # ten minu
 async def test_a_sextortion_read_late_before_the_line_opens_keeps_its_priority_at_the_bot_s_hand_off(
     rig: Callable[..., Awaitable[Rig]],
 ) -> None:
-    """The bot went on after the late reading; the line opened meanwhile, and the answers route to a hand-off at
-    "normal": the young person is handed off at the sextortion's "high", never lower."""
+    """The bot went on after the late reading; the line opened meanwhile, and the answers route to a hand-off (the
+    topic the sextortion gave): the young person is handed off at the sextortion's "high", never lower."""
     r = await rig()
     r.clock.now = MORNING
     conversation = await _asking(r, "lea")
@@ -153,7 +153,7 @@ async def test_a_sextortion_read_late_before_the_line_opens_keeps_its_priority_a
             break
         await r.send("lea", number, answers.get(found.engine.get("step", ""), "non"))
     handed = await r.conversation(conversation.id)
-    assert handed.route == "listeners_open"  # a hand-off at "normal"
+    assert handed.route == "illegal_content_open"  # the topic the late sextortion gave (its question not asked)
     assert handed.status is Status.QUEUED and handed.priority is Priority.HIGH
     assert r.partner("pharos") not in (await r.bot_said(conversation.id))[-3:]  # given once, at the late reading
 
@@ -179,14 +179,14 @@ async def test_two_blackmails_read_late_at_night_say_the_advice_the_closed_line_
 async def test_the_interrupt_again_after_a_late_sextortion_at_night_gives_neither_the_advice_nor_pharos_again(
     rig: Callable[..., Awaitable[Rig]],
 ) -> None:
-    """The bot went on after the late reading; the young person answered its questions, "chantage" at the topic
-    question: the sextortion interrupt again (the conversation ends on the closed line), its advice and Pharos
-    given already."""
+    """The bot went on after the late reading (its topic given: not asked); the young person answered its questions,
+    "il me fait du chantage" at one of them: the sextortion interrupt again (the conversation ends on the closed
+    line), its advice and Pharos given already."""
     r = await rig()
     r.clock.now = NIGHT
     conversation = await _asking(r, "lea")
     assert (await _read_late(r, "lea", 1, "il veut 50 balles en paysafecard sinon tout le monde verra")).alert
-    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "topic": "chantage"}
+    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "il me fait du chantage"}
     for number in range(2, 12):
         found = await r.conversation(conversation.id)
         if found.status is not Status.BOT:
@@ -214,3 +214,33 @@ async def test_a_sextortion_read_late_while_waiting_at_night_says_the_closed_adv
     assert (await r.bot_said(conversation.id))[len(before) :] == [*_advice(r), r.partner("pharos")]
     assert after.status is Status.QUEUED and after.priority is Priority.HIGH and after.alert == "sextortion"
     assert after.partners_given == ("pharos",) and after.interrupts_said == ("sextortion",)
+
+
+async def test_a_sextortion_read_late_while_the_bot_asks_gives_the_card_its_topic_without_asking_it_again(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """The inline interrupt writes ``topic: sextortion`` on the listener's card; read late while the bot asks (its
+    words also name "le lycée", a school bullying's synonym, noted for the topic question when the message came), the
+    same topic: the interrupt's wins over the same message's other words, the topic question is not asked, and the
+    listener's card at the bot's hand-off reads "Chantage, sextorsion" with its alert."""
+    r = await rig()
+    r.clock.now = MORNING
+    conversation = await _asking(r, "lea")
+    noted = await _read_late(r, "lea", 1, IN_THEIR_WORDS)
+    assert noted.alert == "sextortion"
+    r.clock.advance(minutes=15)  # open now
+    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "home": "non"}
+    asked: list[str] = []
+    for number in range(2, 12):
+        found = await r.conversation(conversation.id)
+        if found.status is not Status.BOT:
+            break
+        asked.append(found.engine.get("step", ""))
+        await r.send("lea", number, answers.get(found.engine.get("step", ""), "non"))
+    handed = await r.conversation(conversation.id)
+    assert handed.status is Status.QUEUED
+    assert "topic" not in asked, asked  # answered by the late interrupt: never asked
+    engine = r.flows.engine()
+    topic = dict(handed.summary).get("Sujet")  # the card's label (flows.yaml's topic question, in French)
+    assert topic is not None and topic.startswith(engine.display_value("topic", "sextortion")), handed.summary
+    assert "sextortion" in topic and engine.display_value("topic", "school_bullying") not in topic, handed.summary
