@@ -558,7 +558,8 @@ class Dispatcher:
             elif conversation.status == Status.BOT:
                 await self._late_handoff(conversation, engine, late, reading, found, now)
             elif conversation.status == Status.QUEUED:
-                await self._escalate(conversation, engine, late.text, reading, now, stronger=stronger)
+                if await self._escalate(conversation, engine, late.text, reading, now, stronger=stronger):
+                    await self._closed_reminder(conversation, engine, now, risky=True)  # where to turn now, last
             else:  # held: its hand-back waits at this priority
                 self._raise_held(conversation, engine, late.text, reading)
             if conversation.status in lifecycle.ACTIVE:
@@ -755,7 +756,9 @@ class Dispatcher:
             await self.store.publish(LanguageChanged(conversation.id, language))
         return False
 
-    async def _closed_reminder(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
+    async def _closed_reminder(
+        self, conversation: Conversation, engine: Engine, now: datetime, *, risky: bool = False
+    ) -> None:
         """A message written while waiting in a queue closed now: where to turn now. The closed line in full when
         this wait was not told it yet (the timer's notice not due yet), else its short reminder
         ``closed_line_again`` (the whole closed line in a flow without it), at most once every
@@ -763,7 +766,11 @@ class Dispatcher:
         limits, is not answered each time); by day nothing (the listeners answer). Told, the timer does not repeat
         it and the morning's first message still says the chat reopened (``closed_notice_for``). Until 2026-12-06
         "allo ?", "y a quelqu'un ?" written at 23:40, 00:30, 02:00 got no answer at all after the timer's one
-        notice at 23:01, unless a risk was read."""
+        notice at 23:01, unless a risk was read.
+
+        ``risky``: after a risk's words read late (:meth:`apply_late`), told whatever the pace, as the bot's late
+        interrupt tells it (``Engine.closed_notice``): the message's own turn said it before its risk was read, and
+        the young person's last words from the line would be a reporting site's; until 2026-12-06 they were."""
         queue = conversation.queue
         if queue is None:
             return
@@ -771,7 +778,8 @@ class Dispatcher:
         if queue not in engine.flow.queues or engine.is_open(queue, now):
             return
         told, last = closed_line_told(conversation), conversation.closed_told_at
-        if told and last is not None and now - last < timedelta(minutes=engine.flow.timers.closed_reminder_minutes):
+        pace = timedelta(minutes=engine.flow.timers.closed_reminder_minutes)
+        if told and last is not None and now - last < pace and not risky:
             return
         again = told and "closed_line_again" in engine.flow.messages
         text = engine.closed_line(queue, language_of(conversation, engine.flow), now,
@@ -858,7 +866,7 @@ class Dispatcher:
         now: datetime,
         *,
         stronger: bool = False,
-    ) -> None:
+    ) -> bool:
         """While waiting: a risk raises the priority (never lowers it) and brings its partners' numbers, each once
         in the conversation (``Conversation.partners_given``), even at an unchanged priority; raised to urgent, the
         emergency numbers come too, as with an urgent hand-off. A ``stronger`` flag than the conversation had (just
@@ -869,12 +877,13 @@ class Dispatcher:
         said in the conversation (``Conversation.interrupts_said``: at the hand-off or while waiting), come before
         the numbers, as the bot says them; its ``store`` shows on the card beside the young person's own answer
         (``Engine.alerted``). Until 2026-12-05 a sextortion written while waiting after "cyberharcèlement" brought
-        Pharos only, never "ne paie pas, ne supprime pas les messages", and the card said nothing of it."""
+        Pharos only, never "ne paie pas, ne supprime pas les messages", and the card said nothing of it. True when it
+        said something."""
         given, queue = conversation.partners_given, conversation.queue
         closed = queue is not None and queue in engine.flow.queues and not engine.is_open(queue, now)  # say_closed
         raised = engine.escalate(conversation.priority.value, text, reading, given, closed)
         if raised is None:
-            return
+            return False
         if raised.flag.risk is Risk.NONE and raised.flag.partners and conversation.alert is None:
             conversation.alert = raised.flag.route  # a sextortion going on: at risk (``Conversation.alert``)
         higher = raised.priority is not None and await self.raise_priority(conversation, Priority(raised.priority), now)
@@ -889,13 +898,14 @@ class Dispatcher:
         route = raised.flag.route
         said = raised.say if route not in conversation.interrupts_said else ()
         if not (partners or said):
-            return  # each given already: a message repeated in a loop changes nothing
+            return False  # each given already: a message repeated in a loop changes nothing
         conversation.partners_given = given + partners
         if said:
             conversation.interrupts_said += (route,)
         language = language_of(conversation, engine.flow)
         replies = [Reply(engine.text(words, language)) for words in said]
         await self.emit(conversation, replies + engine.partner_replies(partners, language), Author.BOT, now)
+        return True
 
     @staticmethod
     def _raise_held(conversation: Conversation, risks: Engine, text: str, reading: Reading | None) -> None:

@@ -205,13 +205,14 @@ async def test_a_sextortion_read_late_while_waiting_at_night_says_the_closed_adv
     rig: Callable[..., Awaitable[Rig]],
 ) -> None:
     """Handed off before its reading (a wait going on past the closing time): as the docs say, the priority raised,
-    the interrupt's words for a closed line and Pharos, the alert; still waiting."""
+    the interrupt's words for a closed line and Pharos, then where to turn now, the alert; still waiting."""
     r = await rig()
     r.clock.now = NIGHT
     conversation = await queued(r, "lea")
     before = await r.bot_said(conversation.id)
     after = await _read_late(r, "lea", 1, IN_THEIR_WORDS)
-    assert (await r.bot_said(conversation.id))[len(before) :] == [*_advice(r), r.partner("pharos")]
+    again = r.flows.engine().closed_line("listeners", "fr", NIGHT, "closed_line_again")  # told at the hand-off
+    assert (await r.bot_said(conversation.id))[len(before) :] == [*_advice(r), r.partner("pharos"), again]
     assert after.status is Status.QUEUED and after.priority is Priority.HIGH and after.alert == "sextortion"
     assert after.partners_given == ("pharos",) and after.interrupts_said == ("sextortion",)
 
@@ -244,3 +245,23 @@ async def test_a_sextortion_read_late_while_the_bot_asks_gives_the_card_its_topi
     topic = dict(handed.summary).get("Sujet")  # the card's label (flows.yaml's topic question, in French)
     assert topic is not None and topic.startswith(engine.display_value("topic", "sextortion")), handed.summary
     assert "sextortion" in topic and engine.display_value("topic", "school_bullying") not in topic, handed.summary
+
+
+async def test_a_sextortion_read_late_while_waiting_at_night_ends_on_where_to_turn_now(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """Waiting at night, told the closed line at the hand-off; forty minutes later a blackmail in their own words
+    while the model is busy: the message's own turn says the closed line's reminder, then the late reading the advice
+    and Pharos. As inline (the advice, Pharos, then the reminder), what the young person reads last is where to turn
+    now, not a reporting site alone."""
+    r = await rig()
+    r.clock.now = NIGHT
+    conversation = await queued(r, "lea")
+    r.clock.advance(minutes=40)  # past the reminder's pace (timers.closed_reminder_minutes)
+    engine = r.flows.engine()
+    again = engine.closed_line("listeners", "fr", r.clock(), "closed_line_again")
+    before = await r.bot_said(conversation.id)
+    after = await _read_late(r, "lea", 1, IN_THEIR_WORDS)
+    told = (await r.bot_said(conversation.id))[len(before) :]
+    assert told[-3:] == [*_advice(r), r.partner("pharos"), again], told  # where to turn now, last
+    assert after.status is Status.QUEUED and after.alert == "sextortion"
