@@ -265,3 +265,23 @@ async def test_a_sextortion_read_late_while_waiting_at_night_ends_on_where_to_tu
     told = (await r.bot_said(conversation.id))[len(before) :]
     assert told[-3:] == [*_advice(r), r.partner("pharos"), again], told  # where to turn now, last
     assert after.status is Status.QUEUED and after.alert == "sextortion"
+
+
+async def test_a_sextortion_read_late_never_overwrites_the_topic_the_young_person_chose(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """The topic chosen at its question before the late reading stays theirs: the interrupt notes nothing over it."""
+    r = await rig()
+    r.clock.now = MORNING
+    conversation = await _asking(r, "lea")
+    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "topic": "autre"}
+    for number in range(1, 6):
+        await r.send("lea", number, answers[(await r.conversation(conversation.id)).engine["step"]])
+    assert (await r.conversation(conversation.id)).engine["step"] == "home"
+    await r.busy()
+    await r.send("lea", 10, IN_THEIR_WORDS)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
+    after = await r.conversation(conversation.id)
+    assert after.alert == "sextortion" and after.engine["step"] == "home"
+    assert after.engine["fields"]["topic"] == "other" and "topic" not in after.engine.get("noted", {})
