@@ -1012,6 +1012,12 @@ class Dispatcher:
 
     async def _conclude(self, conversation: Conversation, engine: Engine, outcome: Outcome, now: datetime) -> None:
         self._noted(conversation, outcome)
+        # an interrupt said before (read late while the bot asked): its answers beside the young person's on the card,
+        # as the inline interrupt's hand-off shows them (``Engine.alerted``; nothing when the card says it already)
+        said = tuple((name, value, by) for by in conversation.interrupts_said if by in engine.flow.interrupts
+                     for name, value in engine.flow.interrupts[by].store.items())  # fmt: skip
+        if said:
+            conversation.summary = engine.alerted(conversation.summary, said)
         if outcome.flag is not None and outcome.route not in conversation.interrupts_said:  # its words said with it
             conversation.interrupts_said += (outcome.route,)
         if outcome.kind == "handoff" and outcome.queue:

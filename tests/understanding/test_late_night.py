@@ -285,3 +285,29 @@ async def test_a_sextortion_read_late_never_overwrites_the_topic_the_young_perso
     after = await r.conversation(conversation.id)
     assert after.alert == "sextortion" and after.engine["step"] == "home"
     assert after.engine["fields"]["topic"] == "other" and "topic" not in after.engine.get("noted", {})
+
+
+async def test_a_sextortion_read_late_after_a_chosen_topic_shows_beside_it_on_the_card_at_the_hand_off(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """Inline, the interrupt's topic shows beside the young person's own answer ("Autre chose · Chantage, sextorsion
+    (alerte « sextortion »)", ``Engine.alerted``); read late while the bot asks, the same at the bot's hand-off."""
+    r = await rig()
+    r.clock.now = MORNING
+    conversation = await _asking(r, "lea")
+    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "topic": "autre"}
+    for number in range(1, 6):
+        await r.send("lea", number, answers[(await r.conversation(conversation.id)).engine["step"]])
+    await r.busy()
+    await r.send("lea", 10, IN_THEIR_WORDS)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
+    r.clock.advance(minutes=15)  # open now
+    await r.send("lea", 11, "non")  # at home: no
+    await r.send("lea", 12, "je préfère pas dire")  # the details
+    handed = await r.conversation(conversation.id)
+    assert handed.status is Status.QUEUED
+    engine = r.flows.engine()
+    topic = dict(handed.summary)["Sujet"]
+    assert topic.startswith(engine.display_value("topic", "other")), topic  # their answer first, kept
+    assert engine.display_value("topic", "sextortion") in topic and "sextortion »" in topic, topic
