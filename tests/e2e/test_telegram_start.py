@@ -150,6 +150,9 @@ async def test_start_through_the_night_is_told_the_closed_line_once_and_in_the_m
     await client.app[TIMERS].fire_due()
     [closed] = await eventually(lambda: said_since(count))
     assert "est fermé pour le moment" in closed
+    # sent before the next moment: 29 minutes apart in life, an instant here (on a busy machine the two were found at
+    # Telegram in the other order, 2026-12-06: both pending at one outbox pass; see that session's closing note)
+    await outbox_drained(client)
     clock.advance(minutes=29)  # 23:30
     await eventually(lambda: timer_rearmed(client, conversation.id, TimerKind.QUEUE_REASSURE.value))
     assert await deliver(client, start(910000060)) == 200
@@ -157,6 +160,7 @@ async def test_start_through_the_night_is_told_the_closed_line_once_and_in_the_m
     assert "est fermé pour le moment" not in night  # the closed line once in the wait…
     assert "toujours fermé" in night and "demain à 9h" in night  # … then its reminder
     assert "119" in night and "3114" in night and "17" in night
+    await outbox_drained(client)
 
     morning = clock() + timedelta(hours=9, minutes=31)  # 9:01: open again, the next timer at 9:20
     await store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, morning + timedelta(minutes=19))
@@ -164,6 +168,7 @@ async def test_start_through_the_night_is_told_the_closed_line_once_and_in_the_m
     assert await deliver(client, start(910000061)) == 200
     [reopened] = await eventually(lambda: said_since(count + 2))
     assert "a rouvert" in reopened and "position 1" in reopened
+    await outbox_drained(client)
     clock.advance(minutes=20)  # the timer: the usual words, the reopening said once
     await client.app[TIMERS].fire_due()
     [later] = await eventually(lambda: said_since(count + 3))
