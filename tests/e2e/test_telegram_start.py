@@ -150,8 +150,8 @@ async def test_start_through_the_night_is_told_the_closed_line_once_and_in_the_m
     await client.app[TIMERS].fire_due()
     [closed] = await eventually(lambda: said_since(count))
     assert "est fermé pour le moment" in closed
-    # sent before the next moment: 29 minutes apart in life, an instant here (on a busy machine the two were found at
-    # Telegram in the other order, 2026-12-06: both pending at one outbox pass; see that session's closing note)
+    # sent before the clock moves: the outbox's lease is counted on this clock, and a 29-minute jump while the send is
+    # in flight (a busy machine, 2026-12-06) ends it at once: the next pass sent the closed line a second time
     await outbox_drained(client)
     clock.advance(minutes=29)  # 23:30
     await eventually(lambda: timer_rearmed(client, conversation.id, TimerKind.QUEUE_REASSURE.value))
