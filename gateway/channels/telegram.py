@@ -34,7 +34,15 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MaybeInaccessibleMessage,
+    Message,
+    MessageEntity,
+    Update,
+)
 from telegram import error as ptb
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType
 from telegram.request import HTTPXRequest
@@ -258,9 +266,12 @@ class TelegramChannel:
         if not isinstance(document, dict) or _int_or_none(document.get("update_id")) is None:
             raise BadRequest("telegram: the body is not an update")
         try:
-            return Update.de_json(document, self._bot)
+            update = Update.de_json(document, self._bot)
         except MALFORMED:
             raise BadRequest("telegram: the update is malformed") from None
+        if not _whole(update):
+            raise BadRequest("telegram: the update lacks a chat or a sender")
+        return update
 
     def _answer_in_background(self, query_id: str) -> None:
         self._in_background(self._answer(query_id))
@@ -453,6 +464,26 @@ def _inbound(update: Update) -> Inbound | None:
     if query is not None and query.data is not None and query.message is not None:
         return _from_button(update.update_id, query.message, _text(query.data, "data"), query.from_user.language_code)
     return None
+
+
+def _whole(update: Update) -> bool:
+    """Whether the update has what the parse reads without asking: each message's chat, a tap's sender, a
+    membership change's chat and new status. PTB leaves a field the body lacks as None, required or not."""
+    query = update.callback_query
+    messages: list[MaybeInaccessibleMessage | None] = [
+        update.message,
+        update.edited_message,
+        update.channel_post,
+        update.edited_channel_post,
+    ]
+    if query is not None:
+        if query.from_user is None:
+            return False
+        messages.append(query.message)
+    if any(message is not None and message.chat is None for message in messages):
+        return False
+    changed = update.my_chat_member
+    return changed is None or (changed.chat is not None and changed.new_chat_member is not None)
 
 
 def _departure(update: Update) -> Departure | None:

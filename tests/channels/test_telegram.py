@@ -124,6 +124,29 @@ async def test_no_configured_secret_refuses_everything(
             "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "\ud800"},
         },
         {"update_id": 1, "message": "bonjour"},
+        # Fields PTB leaves as None when the body lacks them (before: 500, an AttributeError on the chat).
+        {"update_id": 0, "message": {"message_id": None, "date": None}},
+        {"update_id": 1, "edited_message": {"message_id": 1, "date": 0, "text": "je veux mourir"}},
+        {
+            "update_id": 1,
+            "callback_query": {
+                "id": "q",
+                "chat_instance": "c",
+                "data": "oui",
+                "message": {"message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "private"}},
+            },
+        },
+        {
+            "update_id": 1,
+            "callback_query": {
+                "id": "q",
+                "chat_instance": "c",
+                "data": "oui",
+                "from": {"id": CHAT, "is_bot": False, "first_name": "A"},
+                "message": {"message_id": 1, "date": 0},
+            },
+        },
+        {"update_id": 1, "my_chat_member": {"date": 0, "from": {"id": CHAT, "is_bot": False, "first_name": "A"}}},
     ],
 )
 async def test_malformed_updates_are_400(client: TestClient[Any, Any], document: Any) -> None:
