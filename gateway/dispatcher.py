@@ -273,6 +273,9 @@ class Dispatcher:
         claim = Claim(key, owner, self.claim_seconds, DEDUPE_TTL_SECONDS)
         if (thanked := await self._after_end(inbound, claim, reading, later)) is not None:
             return thanked
+        if inbound.opted_out and not await self._standby_counts(inbound, reading):  # the same rule: open, or a risk
+            log.info("dispatcher: an opt-out with no conversation open on %s: nothing opened", inbound.channel.value)
+            return True  # a welcome would be refused (21610); until 2026-12-06 one was opened, its replies refused
         found = await self._locked(inbound, claim, reading, later, look=self.complete_leaving is not None)
         if isinstance(found, _Ending):
             await self._ended_first(inbound, found)
@@ -361,7 +364,9 @@ class Dispatcher:
         inbox, Meta's AI) is recorded: when their conversation is open (the listeners see it), or when its words read
         a risk (escalate, never silence: a conversation is started for it, straight to the listeners, ``_process``).
         Else nothing starts: the thread is answered outside the gateway, as an echo to someone with no conversation
-        open records nothing. Until 2026-12-06 every ``standby`` message was dropped unread."""
+        open records nothing. Until 2026-12-06 every ``standby`` message was dropped unread. The same rule for a
+        WhatsApp opt-out (``Inbound.opted_out``): nothing open, no risk, nothing starts (Twilio refuses every message
+        to them, 21610)."""
         if self.flows.engine().decide(inbound.text, reading).flag is not None:
             return True
         return await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None

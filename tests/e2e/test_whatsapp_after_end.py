@@ -108,3 +108,38 @@ async def test_stop_opting_out_while_waiting_at_night_gets_no_closed_line_remind
     assert twilio.requests_to("Messages.json")[before:] == []
     detail = await store.get_conversation(waiting.id)
     assert detail is not None and detail.left_how == "blocked"  # the listeners see it
+
+
+@pytest.mark.parametrize("text", ["STOP", "Arret"])  # any keyword Twilio takes for an opt-out
+async def test_stop_opting_out_long_after_an_end_opens_nothing(
+    client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    """Until 2026-12-06 an opt-out written after the after-end window (or with no conversation ever) opened a new
+    conversation: its welcome went to Twilio, which refuses it (21610), and the bot's question then waited for an
+    answer nobody could send, its reminders refused in turn."""
+    caplog.set_level(logging.INFO)
+    store = client.app[STORE]
+    await ended_at_night(client, twilio)
+    before = len(twilio.requests_to("Messages.json"))
+    running_clock(client).advance(hours=2)  # past flows.yaml's after_end window
+
+    stop = {**twilio_form(PHONE, text, message_sid="SM" + "7" * 32), "OptOutType": "STOP"}
+    assert await deliver(client, stop) == 200
+    assert await deliver(client, stop) == 200  # Twilio's redelivery: processed once, still nothing
+    await outbox_drained(client)
+    assert twilio.requests_to("Messages.json")[before:] == []
+    assert await store.find_active_conversation(ChannelName.WHATSAPP, PHONE) is None
+    assert await store.conversations_by_status(Status.BOT) == []
+    assert "+336" not in caplog.text and text not in caplog.text
+
+
+async def test_a_first_message_that_is_an_opt_out_opens_nothing(client: Client, twilio: FakeTwilioAPI) -> None:
+    """A STOP from someone who never wrote to the line: nothing to answer, nothing opened (the welcome is refused)."""
+    reader = client.app[DISPATCHER].reader
+    if reader is not None:
+        await reader.wait_loaded()
+    stop = {**twilio_form(PHONE, "STOP", message_sid="SM" + "8" * 32), "OptOutType": "STOP"}
+    assert await deliver(client, stop) == 200
+    await outbox_drained(client)
+    assert twilio.requests_to("Messages.json") == []
+    assert await client.app[STORE].find_active_conversation(ChannelName.WHATSAPP, PHONE) is None
