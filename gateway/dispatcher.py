@@ -704,6 +704,9 @@ class Dispatcher:
             # and Twilio refuses our replies until they send START.
             conversation.left_at, conversation.left_how = None, None
             await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
+        if inbound.opted_out and conversation.left_how != "blocked":  # marked in its own turn: nothing it says is
+            conversation.left_at, conversation.left_how = now, "blocked"  # sent (``emit``); its departure after it
+            await self.system_note(conversation, "left.blocked", now, channel=conversation.channel.value)  # no-op
         stronger = flag is not None and flag.replaces(conversation.flag) and flag != conversation.flag
         if flag is not None:
             conversation.flagged_at = now  # the supervision board's order: the latest flag first
@@ -1166,8 +1169,9 @@ class Dispatcher:
     ) -> list[TranscriptEntry]:
         """Record replies in the transcript, hand them to the outbox (web chat: to its socket) and publish.
 
-        A reply the channel would refuse (its reply window for ``author`` has closed) is not sent: a system entry
-        saying so takes its place, for the listeners.
+        A reply the channel would refuse (its reply window for ``author`` has closed; on WhatsApp, the young person
+        unsubscribed: STOP, Twilio refuses everything until START, 21610) is not sent: a system entry saying so takes
+        its place, for the listeners. Until 2026-12-06 a reply after a STOP was sent, and refused.
 
         Escalate, never silence: the replies of a turn in which a risk was read (the conversation flagged ``now``: a
         message's interrupt, its partners' and emergency numbers, a late reading's) are due ``URGENT_AHEAD`` before
@@ -1177,6 +1181,9 @@ class Dispatcher:
         urgent = conversation.flagged_at == now
         entries = []
         for reply in replies:
+            if unsubscribed(conversation):
+                entries.append(await self._not_sent_unsubscribed(conversation, reply, author, now))
+                continue
             window = self.closed_window(conversation, author, now)
             if window is not None:
                 entries.append(await self._not_sent(conversation, reply, author, window, now))
@@ -1230,6 +1237,15 @@ class Dispatcher:
             conversation, "not_sent", now,
             channel=conversation.channel.value, author=author.value, hours=str(_hours(window)), text=reply.text,
         )  # fmt: skip
+
+    async def _not_sent_unsubscribed(
+        self, conversation: Conversation, reply: Reply, author: Author, now: datetime
+    ) -> TranscriptEntry:
+        log.info("dispatcher: %s: a %s message to someone unsubscribed from %s was not sent",
+                 conversation.id, author.value, conversation.channel.value)  # fmt: skip
+        return await self.system_note(
+            conversation, "not_sent.unsubscribed", now, channel=conversation.channel.value, text=reply.text
+        )
 
     # ----- the page's messages sent from outside the gateway -------------------------------------------------
 
@@ -1532,6 +1548,12 @@ def _only_ends(decision: Decision) -> bool:
         return False
     then = decision.ending[1]
     return then.handoff is None and not then.refer and then.offer_listener is None
+
+
+def unsubscribed(conversation: Conversation) -> bool:
+    """Whether the young person unsubscribed from this WhatsApp line (STOP; ``left_how`` ``blocked``, lifted by START
+    only: Twilio refuses every message to them until then, 21610, whatever else they write)."""
+    return conversation.channel == ChannelName.WHATSAPP and conversation.left_how == "blocked"
 
 
 def _just_ended(conversation: Conversation, now: datetime, window: timedelta) -> bool:

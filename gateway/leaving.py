@@ -11,7 +11,9 @@ marked as left (``Conversation.left_at`` and ``left_how``, shown by the console)
 * ``blocked``: the provider says the young person blocked the line or unsubscribed (Telegram's ``my_chat_member``
   ``kicked``, WhatsApp's ``STOP`` opt-out, or a send refused for that reason on any channel): the entry only, the
   conversation keeps its status (nothing a provider says ends it; a listener closes it). Unblocking (Telegram
-  ``member``, WhatsApp ``START``) or a new message from the young person lifts the mark, with an entry.
+  ``member``, WhatsApp ``START``) or a new message from the young person lifts the mark, with an entry (on WhatsApp
+  START only: Twilio refuses every message until then, so nothing is sent while marked, ``Dispatcher.emit``: a "not
+  sent" entry in its place, a listener's reply refused ``unsubscribed``).
 * ``gone``: no web chat socket for :data:`GONE_AFTER` while queued or with a listener (the tab was closed, or the
   network lost that long): the entry only, and the queue's consoles read again (its card says the page is gone). When
   the same browser comes back to the conversation, an entry says so and the mark is lifted (the card too).

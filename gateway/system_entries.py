@@ -44,6 +44,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Not sent: {channel} lets the {author} write up to {hours} h after the young person's last message."
         " The message was: {text}",
     ),
+    "not_sent.unsubscribed": (
+        "Non envoyé : la personne s'est désabonnée ({channel}, STOP) : tes messages ne lui parviennent plus tant"
+        " qu'elle n'envoie pas START. Le message était : {text}",
+        "Not sent: the person unsubscribed ({channel}, STOP): your messages no longer reach them until they send"
+        " START. The message was: {text}",
+    ),
     "bot_failed.resent": (
         "Un message du bot n'a pas atteint le ou la jeune ({channel}, erreur {error}, passagère) : il est renvoyé une"
         " fois.",

@@ -20,7 +20,7 @@ from typing import Protocol, cast
 from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher
+from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher, unsubscribed
 from gateway.errors import Conflict, GatewayError, IllegalTransition, StoreError
 from gateway.events import DeliveryChanged, NoteAdded, QueueChanged, Typing
 from gateway.flows import lifecycle
@@ -262,6 +262,8 @@ class Actions:
         return {"state": state, "closes_at": closes_at.isoformat(), "hours": int(limit.total_seconds() // 3600)}
 
     def _check_window(self, conversation: Conversation) -> None:
+        if unsubscribed(conversation):  # Twilio would refuse it (21610): said now, not as a failure later
+            raise ActionRefused("unsubscribed", "they unsubscribed (STOP): nothing reaches them before START")
         limit = self.dispatcher.closed_window(conversation, Author.LISTENER, self.clock())
         if limit is not None:
             hours = int(limit.total_seconds() // 3600)

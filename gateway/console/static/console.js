@@ -8,7 +8,7 @@
   var t = HG.t, flagText = HG.flagText, showFlag = HG.showFlag;  // flags.js
   // A queue (or history) asked before a take, a close or an event and answered after the newer one is dropped.
   var freshQueue = HG.newest(), freshHistory = HG.newest();
-  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "not_active", "not_found", "empty", "too_long", "sending", "same_queue", "in_progress"];
+  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "unsubscribed", "not_active", "not_found", "empty", "too_long", "sending", "same_queue", "in_progress"];
 
   var state = {
     me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,

@@ -1,0 +1,99 @@
+"""WhatsApp through Twilio: a young person unsubscribes (STOP, Twilio's ``OptOutType``) during a conversation. The
+real app, signed webhooks, the fake Twilio API on 127.0.0.1, the clock pinned (a Tuesday in Paris, the line open).
+Twilio refuses every message to them from then on (error 21610) until they send START."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from gateway.app import DISPATCHER, STORE
+from gateway.conversation import Status
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.store import TimerKind
+from gateway.testing import FakeTwilioAPI, twilio_form
+from tests.conftest import outbox_drained
+from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline, running_clock
+from tests.e2e.test_whatsapp import PHONE, deliver, handed_to_listener, walk_to_queue, whatsapp_settings
+
+__all__ = ["gateway", "offline", "whatsapp_settings"]  # fixtures used below
+
+
+@pytest.fixture
+async def client(gateway: GatewayFactory, whatsapp_settings: Settings) -> Client:
+    return await gateway(whatsapp_settings.replace(understanding_timeout=30))  # read in time on a busy machine
+
+
+def stop_form(sid_digit: str = "5") -> dict[str, str]:
+    return {**twilio_form(PHONE, "STOP", message_sid="SM" + sid_digit * 32), "OptOutType": "STOP"}
+
+
+async def test_stop_at_the_bots_question_sends_nothing_more(
+    client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the bot, STOP: nothing more is attempted (Twilio refuses it, 21610), no reminder of the question."""
+    caplog.set_level(logging.INFO)
+    reader = client.app[DISPATCHER].reader
+    if reader is not None:
+        await reader.wait_loaded()
+    running_clock(client).advance(hours=2)  # 16:00 in Paris: the line open
+    for number, text in enumerate(["Bonjour", "2"]):
+        assert await deliver(client, twilio_form(PHONE, text, message_sid=f"SM{number:032d}")) == 200
+    store = client.app[STORE]
+    [asking] = await eventually(lambda: store.conversations_by_status(Status.BOT))
+    await outbox_drained(client)
+    before = len(twilio.requests_to("Messages.json"))
+
+    assert await deliver(client, stop_form()) == 200
+    await outbox_drained(client)
+    assert twilio.requests_to("Messages.json")[before:] == []
+    detail = await store.get_conversation(asking.id)
+    assert detail is not None and detail.left_how == "blocked"
+    due = await store.due_timers(running_clock(client)() + timedelta(hours=1))
+    assert [t.kind for t in due if t.conversation_id == asking.id and t.kind is TimerKind.BOT_REMINDER] == []
+    assert await store.find_active_conversation(ChannelName.WHATSAPP, PHONE) in (None, detail)
+    assert "+336" not in caplog.text
+
+
+async def test_a_listeners_reply_after_stop_is_refused_at_once_and_goes_after_start(
+    client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Held: STOP shows on the card (``left.blocked``) and the listener's reply is refused at once, saying why (409
+    ``unsubscribed``), rather than sent, refused by Twilio (21610) and shown failed later; after START it goes."""
+    caplog.set_level(logging.INFO)
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    before = len(twilio.requests_to("Messages.json"))
+    assert await deliver(client, stop_form()) == 200
+    detail = await desk.conversation(conversation_id)
+    assert (detail["status"], detail["left_how"]) == ("with_listener", "blocked")
+
+    response = await client.post(f"/api/conversations/{conversation_id}/messages", json={"text": "Tu es là ?"})
+    assert response.status == 409 and (await response.json())["error"] == "unsubscribed"
+    await outbox_drained(client)
+    assert twilio.requests_to("Messages.json")[before:] == []
+    assert [e["system"]["code"] for e in await desk.system_entries(conversation_id)] == ["left.blocked"]
+
+    start = {**twilio_form(PHONE, "START", message_sid="SM" + "7" * 32), "OptOutType": "START"}
+    assert await deliver(client, start) == 200
+    await desk.reply(conversation_id, "Tu es là ?")
+    await twilio.wait_accepted(before + 1)
+    assert "+336" not in caplog.text and "Tu es là" not in caplog.text
+
+
+async def test_stop_while_waiting_keeps_the_card_and_sends_nothing(client: Client, twilio: FakeTwilioAPI) -> None:
+    """Waiting: the card says they unsubscribed (``left.blocked``), still in the queue for a listener to close, and
+    nothing the bot would say (a reminder, the closed line) is sent: a "not sent" entry says it in its place."""
+    await walk_to_queue(client)
+    store = client.app[STORE]
+    [waiting] = await eventually(lambda: store.conversations_by_status(Status.QUEUED))
+    await outbox_drained(client)
+    before = len(twilio.requests_to("Messages.json"))
+    assert await deliver(client, stop_form()) == 200
+    assert await deliver(client, twilio_form(PHONE, "allo ?", message_sid="SM" + "6" * 32)) == 200
+    await outbox_drained(client)
+    assert twilio.requests_to("Messages.json")[before:] == []
+    detail = await store.get_conversation(waiting.id)
+    assert detail is not None and (detail.status, detail.left_how) == (Status.QUEUED, "blocked")
