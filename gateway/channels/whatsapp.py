@@ -75,6 +75,9 @@ STATUS_PATH = "/webhooks/whatsapp/status"
 OPTED_OUT = 21610  # the person sent STOP: Twilio refuses every message to them until they send START
 RATE_LIMITED = {20429, 63018}  # Twilio's "Too Many Requests", WhatsApp's "Rate limit exceeded for Channel" (any status)
 OPT_OUT_TYPES = {"STOP": True, "START": False}  # Twilio's Advanced Opt-Out: the OptOutType of an inbound message
+# Twilio's default opt-in keywords: a message of one of them alone lifts an opt-out at Twilio, its webhook or not (a
+# message caught up from Twilio's list has no OptOutType: ``gateway/channels/whatsapp_catchup.py``)
+OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 
 STATUSES = {
     "accepted": "sent",

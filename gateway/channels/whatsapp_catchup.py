@@ -46,12 +46,12 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.channels.base import Batch
-from gateway.channels.whatsapp import LIST_MAX_PAGES, LIST_PAGE_SIZE, Listed, Listing
+from gateway.channels.whatsapp import LIST_MAX_PAGES, LIST_PAGE_SIZE, OPT_IN_KEYWORDS, Listed, Listing
 from gateway.clock import utcnow
 from gateway.dispatcher import DEDUPE_TTL_SECONDS
 from gateway.errors import CredentialsRefused, DeliveryError, RetryableDelivery, StoreError
 from gateway.ids import inbound_key
-from gateway.messages import Inbound
+from gateway.messages import Departure, Inbound
 from gateway.metrics import Metrics
 from gateway.store import ClaimState, DedupeStore, PresentStore
 
@@ -235,7 +235,12 @@ class CatchUp:
             if seen:
                 continue
             inbound = await self._lister.with_media(listed)  # its media asked of Twilio only now: it is caught up
-            taken = await self._process(Batch(inbound=(inbound,)))  # 0: refused (a block), or processed meanwhile
+            # a START lifted the opt-out at Twilio: the mark too (its webhook's OptOutType is not in the list; until
+            # 2026-12-06 the conversation stayed marked, nothing sent to them, the listener refused "until START")
+            lifted = inbound.text.strip().upper() in OPT_IN_KEYWORDS
+            departures = (Departure(inbound.channel, inbound.sender, False),) if lifted else ()
+            taken = await self._process(Batch(inbound=(inbound,), departures=departures))  # 0: refused (a block), or
+            # processed meanwhile
             self._metrics.whatsapp_caught_up.inc(taken)
             caught += taken
         await self._store.mark_present({MARK: end})

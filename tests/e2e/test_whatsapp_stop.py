@@ -5,11 +5,11 @@ Twilio refuses every message to them from then on (error 21610) until they send 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.app import DISPATCHER, STORE
+from gateway.app import CATCH_UP, DISPATCHER, STORE
 from gateway.conversation import Status
 from gateway.messages import ChannelName
 from gateway.settings import Settings
@@ -97,3 +97,19 @@ async def test_stop_while_waiting_keeps_the_card_and_sends_nothing(client: Clien
     assert twilio.requests_to("Messages.json")[before:] == []
     detail = await store.get_conversation(waiting.id)
     assert detail is not None and (detail.status, detail.left_how) == (Status.QUEUED, "blocked")
+
+
+async def test_a_start_whose_webhook_was_lost_and_caught_up_lifts_the_mark(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Twilio lifts the opt-out on START whether or not its webhook reached the gateway; caught up from Twilio's list
+    (no ``OptOutType`` there) it lifts the mark too, or the listener would be refused "until START" for good."""
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    assert await deliver(client, stop_form()) == 200
+    assert (await desk.conversation(conversation_id))["left_how"] == "blocked"
+    twilio.receive(PHONE, "Start", at=datetime.now(UTC) - timedelta(minutes=1))  # its webhook lost (a 503)
+    assert await client.app[CATCH_UP].catch_up() == 1
+    assert (await desk.conversation(conversation_id))["left_how"] is None
+    before = len(twilio.accepted())
+    await desk.reply(conversation_id, "Tu es là ?")
+    await twilio.wait_accepted(before + 1)
