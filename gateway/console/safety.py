@@ -104,7 +104,8 @@ class Safety:
     async def block(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         duration, reason = body.get("duration"), body.get("reason")
-        if duration not in DURATIONS or not isinstance(reason, str) or not 0 < len(reason.strip()) <= REASON_MAX:
+        known = isinstance(duration, str) and duration in DURATIONS  # a list or an object is no duration (not a 500)
+        if not known or not isinstance(reason, str) or not 0 < len(reason.strip()) <= REASON_MAX:
             message = f"a block needs a duration (24h, 30d, permanent) and a reason of at most {REASON_MAX} characters"
             return _error(400, "bad_request", message)
         conversation = await self.store.get_conversation(request.match_info["id"])
