@@ -407,7 +407,7 @@ def _inbound(form: MultiDict[str]) -> Inbound:
 
 def _attachments(form: MultiDict[str]) -> tuple[Attachment, ...]:
     count = form.get("NumMedia", "0")
-    if not (count.isascii() and count.isdigit()) or int(count) > MAX_MEDIA:
+    if not (count.isascii() and count.isdigit() and len(count) <= 3) or int(count) > MAX_MEDIA:  # int() < 4300 digits
         raise BadRequest("whatsapp: NumMedia is not a small whole number")
     files = tuple(
         _attachment(_required(form, f"MediaUrl{index}"), form.get(f"MediaContentType{index}") or None)
@@ -434,13 +434,15 @@ def _receipt(form: MultiDict[str]) -> Receipt | None:
     if status is None:  # a status Twilio added after this was written
         return None
     error = form.get("ErrorCode") or None
+    # a code as Twilio writes them (5 digits): "²" is a digit to isdigit() and no int, int() refuses 4300 digits
+    code = int(error) if error is not None and error.isascii() and error.isdigit() and len(error) <= 6 else None
     return Receipt(
         channel=ChannelName.WHATSAPP,
         sender=_required(form, "To"),
         status=status,
         provider_message_id=_required(form, "MessageSid"),
         error=error,
-        transient=status == "failed" and error is not None and error.isdigit() and int(error) in TRANSIENT_FAILURES,
+        transient=status == "failed" and code in TRANSIENT_FAILURES,
     )
 
 

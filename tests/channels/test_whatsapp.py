@@ -176,6 +176,7 @@ async def test_a_changed_field_is_403(client: TestClient[Any, Any]) -> None:
         {**twilio_form(PHONE, "x"), "NumMedia": "many"},
         {**twilio_form(PHONE, "x"), "NumMedia": "²"},
         {**twilio_form(PHONE, "x"), "NumMedia": "1"},  # announces a file and gives no MediaUrl0
+        {**twilio_form(PHONE, "x"), "NumMedia": "1" * 5000},  # past int()'s 4300 digits: a 500 before
     ],
 )
 async def test_incomplete_forms_are_400(client: TestClient[Any, Any], form: dict[str, str]) -> None:
@@ -227,6 +228,16 @@ async def test_a_failure_a_resend_may_get_through_is_transient(
 ) -> None:
     _, batch = await post(client, twilio_status_form("SM42", "undelivered", PHONE, error_code=code), path=STATUS_PATH)
     assert (batch["receipts"][0]["status"], batch["receipts"][0]["transient"]) == ("failed", transient)
+
+
+@pytest.mark.parametrize("code", ["²", "3⁰", "3" * 5000])  # digits to str.isdigit, not to int(): a 500 before
+async def test_a_failure_whose_error_code_is_no_ascii_number_is_a_receipt_not_transient(
+    client: TestClient[Any, Any], code: str
+) -> None:
+    status, batch = await post(client, twilio_status_form("SM42", "failed", PHONE, error_code=code), path=STATUS_PATH)
+    assert status == 200, batch
+    [receipt] = batch["receipts"]
+    assert (receipt["status"], receipt["error"], receipt["transient"]) == ("failed", code, False)
 
 
 async def test_an_unknown_status_is_no_receipt(client: TestClient[Any, Any]) -> None:
