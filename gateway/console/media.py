@@ -82,7 +82,8 @@ class ConsoleMedia:
 
 
 def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and int(text) < MAX_INDEX else None
+    """An attachment's number in the path; None for "²" or thousands of digits (digits to isdigit, not to int)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 and int(text) < MAX_INDEX else None
 
 
 def _file_response(data: bytes, content_type: str, attachment: Attachment) -> web.Response:

@@ -139,7 +139,7 @@ class CaseworkAPI:
         await self._notice_wall(request)
         files = await self.store.get_evidence(request.match_info["nid"])
         k = request.match_info["k"]
-        if not k.isdigit() or int(k) >= len(files):
+        if not (k.isascii() and k.isdigit() and len(k) <= 9) or int(k) >= len(files):  # "²" is no int: not a 500
             raise ActionRefused("not_found", "no such evidence file (or deleted after the retention)")
         found = files[int(k)]
         headers = {

@@ -69,3 +69,15 @@ async def test_any_json_body_on_the_consoles_actions_is_never_a_500(
     body = data.draw(bodies(ROUTES[route]))
     response = await client.post(path_of(route, conversation_id), json=body)
     assert response.status < 500, (route, response.status, await response.text())
+
+
+@pytest.mark.parametrize("number", ["%C2%B2", "3%E2%81%B0", "9" * 5000])  # "²", "3⁰": digits to isdigit(), no int
+@pytest.mark.parametrize("route", ["{c}/attachments/{n}", "/api/notices/nope/evidence/{n}"])
+async def test_a_file_number_that_is_no_ascii_number_is_404_never_500(
+    client: Client, queued: Queued, route: str, number: str
+) -> None:
+    """Before: 500 (``str.isdigit`` lets "²" and 5000 digits through, ``int`` refuses them)."""
+    _, conversation_id = queued
+    await login(client, "sam")
+    response = await client.get(path_of(route, conversation_id).replace("{n}", number))
+    assert response.status == 404, await response.text()
