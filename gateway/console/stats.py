@@ -33,6 +33,7 @@ from gateway.store import ConversationStore, QueueEntry, QueueStore
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 7
+MIN_YEAR, MAX_YEAR = 2000, 2999  # a line's history: far from the calendar's ends, where a day more or UTC overflows
 # Upper bounds in seconds (None: no bound) and their labels.
 WAIT_BUCKETS: tuple[tuple[int | None, str], ...] = (
     (60, "< 1 min"), (5 * 60, "1-5 min"), (15 * 60, "5-15 min"), (30 * 60, "15-30 min"), (60 * 60, "30-60 min"),
@@ -72,12 +73,14 @@ def _moment(text: str | None, tz: tzinfo, *, start: bool) -> datetime | None:
     if len(text) > 40:
         raise BadPeriod("a date is YYYY-MM-DD or an ISO 8601 date-time")
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return _local(day if start else day + timedelta(days=1), tz)
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text) if len(text) != 10 else None
+        day = date.fromisoformat(text) if moment is None else moment.date()
     except ValueError:
         raise BadPeriod("a date is YYYY-MM-DD or an ISO 8601 date-time") from None
+    if not MIN_YEAR <= day.year <= MAX_YEAR:  # 9999-12-31's next day, year 1 in UTC: OverflowError, a 503 before
+        raise BadPeriod(f"a date is between the years {MIN_YEAR} and {MAX_YEAR}")
+    if moment is None:
+        return _local(day if start else day + timedelta(days=1), tz)
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 

@@ -69,7 +69,15 @@ def test_period_defaults_to_the_last_seven_local_days() -> None:
 
 
 @pytest.mark.parametrize(
-    "query", [{"from": "2026-3-1"}, {"to": "2026-02-30"}, {"from": "2026-03-11", "to": "2026-03-10"}]
+    "query",
+    [
+        {"from": "2026-3-1"},
+        {"to": "2026-02-30"},
+        {"from": "2026-03-11", "to": "2026-03-10"},
+        # the calendar's ends: the day after 9999-12-31, year 1 in UTC (before: OverflowError, answered 503)
+        {"from": "9999-12-30", "to": "9999-12-31"},
+        {"from": "0001-01-01T00:00:00+14:00", "to": "0001-01-02"},
+    ],
 )
 def test_bad_periods(query: dict[str, str]) -> None:
     with pytest.raises(BadPeriod):
