@@ -103,6 +103,9 @@ CLAIM_GAP = 0.010
 # recorded without taking them (``Outbox._sweep_kept``): an instance dying between a record and its take, or a take
 # that failed, with the receipt kept in the round trip between the outbox's read and its record.
 SWEEP_SECONDS = 5.0
+# the wall clock moved this much more than the loop's time between two claims (a machine suspended mid-send and its
+# clock set right on resume, a clock stepped forward): the leases of the sends in flight are renewed before claiming
+JUMP_SECONDS = 1.0
 KEPT_GRACE = timedelta(seconds=2)  # the record's own take comes first: a receipt kept since is left to it
 # A conversation's consecutive due items claimed together at most (a run), sent one after the other with no claim
 # between: one message's replies (a hand-off gives 4) go out back to back, not a claim round apart each.
@@ -208,6 +211,7 @@ class Outbox:
         self._slow_until: dict[str, float] = {}  # a slow channel (SLOW_SEND_SECONDS) until then (the loop's time)
         self._draining = False  # a stop under way (:meth:`drain`): nothing more claimed, no run's next reply sent
         self._in_flight: set[asyncio.Task[None]] = set()  # :meth:`run`'s deliveries now
+        self._held: set[_Lease] = set()  # the leases of the runs delivered now (:meth:`_deliver`)
         # each channel's sends in flight now: when each began (the loop's time), by a token of its own
         self._sending: collections.defaultdict[str, dict[object, float]] = collections.defaultdict(dict)
 
@@ -234,6 +238,7 @@ class Outbox:
 
         loop = asyncio.get_running_loop()
         last_claim = -CLAIM_GAP
+        looked = (self.clock(), loop.time())  # the wall clock and the loop's time at the last claim
         next_sweep = loop.time() + self.sweep_seconds
         try:
             while True:
@@ -248,6 +253,10 @@ class Outbox:
                 free = self.window - len(in_flight)
                 if free > 0 and not self._draining:
                     last_claim = loop.time()
+                    now = self.clock()
+                    if (now - looked[0]).total_seconds() - (last_claim - looked[1]) > JUMP_SECONDS:
+                        await self._keep_held()
+                    looked = (now, last_claim)
                     claimed = await self._claim(free)
                     if claimed is None:  # the ends and kicks meanwhile would only fail again: the next poll tries
                         await asyncio.sleep(self.poll_seconds)
@@ -347,6 +356,7 @@ class Outbox:
         # run began: a busy event loop may have started it late)
         first = min(max(left - 2 * self.lease_seconds / 3, 0.0), self.lease_seconds / 3)
         renewal = Later(first, lambda: self._keep_leases(leases))
+        self._held.update(leases)
         try:
             await self._deliver_leased(leases)
             takes = [lease.take for lease in leases if lease.take is not None]
@@ -354,6 +364,7 @@ class Outbox:
                 await asyncio.gather(*takes)
         finally:
             renewal.cancel()
+            self._held.difference_update(leases)
             for lease in leases:  # the run failed or was cancelled: its takes with it
                 if lease.take is not None:
                     lease.take.cancel()
@@ -389,6 +400,17 @@ class Outbox:
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, longest)
             await asyncio.sleep(max(began + self.lease_seconds / 3 - loop.time(), 0.0))
+
+    async def _keep_held(self) -> None:
+        """The wall clock jumped forward (:data:`JUMP_SECONDS`): renew the leases of the sends in flight now, before
+        the next claim. Until 2026-12-06 a jump past a lease's end (a machine suspended mid-send, resumed) let this
+        outbox's own next claim, a poll later, take the reply it was sending and send it a second time
+        (``tests/test_outbox_clock_jump.py``); a renewal came only a third of a lease after the last one."""
+        held = [lease for lease in self._held if not lease.recorded]
+        if held:
+            log.warning("outbox: the clock jumped forward: %d lease(s) in flight renewed before claiming", len(held))
+            until = self.clock() + timedelta(seconds=self.lease_seconds)
+            await asyncio.gather(*(self._renew_reported(lease, until) for lease in held))
 
     async def _renew_reported(self, lease: _Lease, until: datetime) -> Literal["renewed", "refused", "failed"]:
         """One renewal of :meth:`_keep_leases`, its failure reported here (told once an outage; a bug logged)."""
