@@ -259,6 +259,9 @@ async def test_goodbyes_at_night_promise_no_answer_here_whenever_they_like(
     await desk.login()
     waiting = await desk.first_waiting()
     await desk.take(waiting["id"])
+    # the take's words ("un·e écoutant·e vient de te rejoindre") recorded sent before the clock moves: the outbox's
+    # lease is counted on this clock, and the 9-hour move found them still sending (a busy machine, 2026-12-06)
+    await outbox_drained(client)
     clock.advance(hours=9, minutes=10)  # 23:10 in Paris: a late conversation closed after the line's closing time
     response = await client.post(f"/api/conversations/{waiting['id']}/close", json={"outcome": "cyberbullying"})
     assert response.status == 200, await response.text()
