@@ -183,7 +183,7 @@ class FakeAPI:
         self._stalled_only = None
         self._flowing.set()
 
-    async def wait_held(self, count: int = 1, timeout: float = 5.0) -> None:
+    async def wait_held(self, count: int = 1, timeout: float = 20.0) -> None:
         """Wait until ``count`` requests are (or were) held by a stall."""
         async with self._arrived:
             await asyncio.wait_for(self._arrived.wait_for(lambda: self.held >= count), timeout)
@@ -212,7 +212,7 @@ class FakeAPI:
             await asyncio.wait_for(self._arrived.wait_for(enough), timeout)
         return self.accepted(endpoint)
 
-    async def wait_for(self, endpoint: str, count: int = 1, timeout: float = 5.0) -> list[RecordedRequest]:
+    async def wait_for(self, endpoint: str, count: int = 1, timeout: float = 20.0) -> list[RecordedRequest]:
         """Wait until ``endpoint`` received ``count`` requests (for work an adapter does in the background)."""
         async with self._arrived:
             await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.requests_to(endpoint)) >= count), timeout)
