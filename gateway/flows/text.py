@@ -123,7 +123,7 @@ def match_option_how(text: str, payload: str | None, options: Sequence[Option]) 
     for option in options:
         if norm in option.exact:
             return option.value, "typed"
-    if norm.isdigit():
+    if norm.isdecimal() and len(norm) <= 3:  # "፩" is a digit to isdigit() and no int; int() refuses 4,300 digits
         index = int(norm) - 1
         return (options[index].value, "typed") if 0 <= index < len(options) else None
     return find_option(norm, options)

@@ -496,3 +496,18 @@ async def test_a_message_meta_redelivers_hours_after_an_outage_is_answered_once(
     assert await deliver(client, late) == 200  # replayed: a duplicate
     await outbox_drained(client)
     assert len(await client.app[STORE].transcript(conversation.id)) == len(transcript)
+
+
+@pytest.mark.parametrize("digit", ["፩", "𐩀"])
+async def test_a_digit_of_another_script_at_a_question_is_answered_not_a_500(
+    client: Client, graph: FakeGraphAPI, digit: str
+) -> None:
+    """Digits that ``str.isdigit`` accepts and ``int`` refuses (Ethiopic one, Kharoshthi one), typed at the bot's first
+    choice question. Until 2026-12-06: a ValueError in the option's matching, the webhook answered 503 (redelivered by
+    Meta, failing again) and nothing said to the young person. Now "not understood" and the question again."""
+    assert await deliver(client, message("Bonjour", mid="m_hello")) == 200
+    await outbox_drained(client)
+    before = len(graph.accepted())
+    assert await deliver(client, message(digit, mid="m_digit")) == 200
+    await outbox_drained(client)
+    assert len(graph.accepted()) > before

@@ -42,6 +42,9 @@ def test_match_option_orders() -> None:
     assert match_option("3", None, OPTIONS) is None
     assert match_option("ben ouais", None, OPTIONS) == "yes"
     assert match_option("oui et non", None, OPTIONS) is None  # ambiguous
+    assert match_option("٢", None, OPTIONS) == "no"  # Arabic-Indic digits are numbers too
+    for odd in ("፩", "𐩀", "9" * 5000):  # digits to isdigit() that int() refuses (before: ValueError, a 500)
+        assert match_option(odd, None, OPTIONS) is None
 
 
 @given(st.text())
