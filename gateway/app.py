@@ -537,6 +537,8 @@ def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse
             outages.failed(HTTP, exc)
             return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
         except Exception as exc:  # a bug: logged by class and place only, since its message may quote what was sent
+            if isinstance(exc, OSError) and isinstance(request.match_info.route.resource, web.StaticResource):
+                raise web.HTTPNotFound() from None  # a file name the system refuses (too long): no such file
             log.error("unexpected %s while serving %s %s at %s", exc.__class__.__name__, request.method,
                       request.path, where(exc))  # fmt: skip
             return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)

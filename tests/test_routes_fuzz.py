@@ -267,3 +267,16 @@ def test_the_groups_cover_every_route_but_the_socket() -> None:
 def test_the_password_is_no_fuzzed_word() -> None:
     """The fuzzer never changes the supervisor's password by chance (it would log the next examples out)."""
     assert PASSWORD not in WORDS
+
+
+@pytest.mark.parametrize("name", ["9" * 300, "a" * 5000, "x/" + "é" * 200])
+@pytest.mark.parametrize("prefix", ["/chat/static", "/console/static"])
+async def test_a_static_file_name_too_long_for_the_system_is_404(
+    client: Client, caplog: pytest.LogCaptureFixture, prefix: str, name: str
+) -> None:
+    """Found by the fuzzer above (a longer run): before, 503 "try again shortly" and an ERROR line (``OSError``:
+    file name too long, from the file system's stat) for anyone on the internet asking it."""
+    with caplog.at_level(logging.ERROR):
+        response = await client.get(f"{prefix}/{quote(name)}")
+    assert response.status == 404, await response.text()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
