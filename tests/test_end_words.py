@@ -15,21 +15,17 @@ from gateway.app import STORE
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.testing import FakeGraphAPI
-from tests.conftest import outbox_drained
-from tests.e2e.channel_support import GatewayFactory, ListenerDesk, eventually, gateway, offline, running_clock
+from tests.e2e.channel_support import GatewayFactory, gateway, offline
 from tests.test_thanks_after_end import (
     CLOSED_LINE,
     PSID,
     THANKS,
-    WALK,
-    _counted,
+    closed_by_a_listener,
     conversations,
-    conversations_of,
     ended_at_night,
     messenger,
-    model_loaded,
-    post,
-    sent,
+    new_conversation_after,
+    sent_after,
     users_words,
 )
 
@@ -52,22 +48,16 @@ async def test_stop_just_after_the_closed_line_gets_one_short_reply_and_no_new_c
     client = await gateway(messenger(settings, graph))
     store = client.app[STORE]
     ended = await ended_at_night(client, graph)
-    before = len(sent(graph))
-    running_clock(client).advance(minutes=2)
 
-    await post(client, text, "m_stop")
-    await outbox_drained(client)
-    after = sent(graph)[before:]
+    after = await sent_after(client, graph, 2, (text, "m_stop"))
     assert len(after) == 1, after  # no welcome, no closed line again, no question
     assert "17 ou 112" in after[0] and CLOSED_LINE not in after[0] and URGENCY not in after[0]
     assert await store.find_active_conversation(ChannelName.MESSENGER, PSID) is None
     assert await conversations(store) == 1
     assert (await users_words(store, ended))[-1] == text  # kept where a listener reads their history
 
-    await post(client, text, "m_stop")  # the provider's redelivery: nothing more
-    await post(client, "stop", "m_stop_2")  # said again: kept, not answered
-    await outbox_drained(client)
-    assert sent(graph)[before:] == after
+    # the provider's redelivery, then "stop" said again (kept, not answered): nothing more
+    assert await sent_after(client, graph, 0, (text, "m_stop"), ("stop", "m_stop_2")) == []
     assert await conversations(store) == 1
     assert PSID not in caplog.text and (" " not in text or text.lower() not in caplog.text.lower())
 
@@ -77,25 +67,12 @@ async def test_stop_after_a_listeners_close_in_the_day_gets_one_short_reply(
 ) -> None:
     client = await gateway(messenger(settings, graph))
     store = client.app[STORE]
-    await model_loaded(client)
-    for number, (text, payload) in enumerate(WALK):
-        await post(client, text, f"m_day_{number}", payload)
-    desk = ListenerDesk(client)
-    await desk.login()
-    waiting = await desk.first_waiting()
-    await desk.take(waiting["id"])
-    response = await client.post(f"/api/conversations/{waiting['id']}/close", json={"outcome": "cyberbullying"})
-    assert response.status == 200, await response.text()
-    await outbox_drained(client)
-    before = len(sent(graph))
-    running_clock(client).advance(minutes=1)
+    desk, closed = await closed_by_a_listener(client)
 
-    await post(client, "laisse tomber", "m_laisse")
-    await outbox_drained(client)
-    after = sent(graph)[before:]
+    after = await sent_after(client, graph, 1, ("laisse tomber", "m_laisse"))
     assert len(after) == 1 and after[0].startswith(STOPPED) and "17 ou 112" in after[0], after
     assert await store.find_active_conversation(ChannelName.MESSENGER, PSID) is None
-    assert (await users_words(store, waiting["id"]))[-1] == "laisse tomber"
+    assert (await users_words(store, closed))[-1] == "laisse tomber"
     assert await desk.waiting() == []
 
 
@@ -105,12 +82,7 @@ async def test_a_thank_you_then_stop_is_answered_once(
     client = await gateway(messenger(settings, graph))
     store = client.app[STORE]
     ended = await ended_at_night(client, graph)
-    before = len(sent(graph))
-    running_clock(client).advance(minutes=1)
-    await post(client, "merci", "m_merci")
-    await post(client, "stop", "m_stop")
-    await outbox_drained(client)
-    after = sent(graph)[before:]
+    after = await sent_after(client, graph, 1, ("merci", "m_merci"), ("stop", "m_stop"))
     assert len(after) == 1 and THANKS in after[0], after
     assert (await users_words(store, ended))[-2:] == ["merci", "stop"]
 
@@ -122,10 +94,7 @@ async def test_anything_more_than_a_closing_word_after_an_end_starts_a_new_conve
     client = await gateway(messenger(settings, graph))
     store = client.app[STORE]
     ended = await ended_at_night(client, graph)
-    running_clock(client).advance(minutes=1)
-    await post(client, text, "m_more")
-    await eventually(lambda: _counted(store, 2))
-    latest = (await conversations_of(store))[0]
+    latest = await new_conversation_after(client, 1, text, "m_more")
     assert latest != ended and await users_words(store, latest) == [text]
 
 
@@ -133,8 +102,5 @@ async def test_stop_long_after_the_end_starts_a_new_conversation(
     gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI
 ) -> None:
     client = await gateway(messenger(settings, graph))
-    store = client.app[STORE]
     await ended_at_night(client, graph)
-    running_clock(client).advance(minutes=31)
-    await post(client, "stop", "m_late")
-    await eventually(lambda: _counted(store, 2))
+    await new_conversation_after(client, 31, "stop", "m_late")

@@ -81,6 +81,44 @@ async def ended_at_night(client: Client, graph: FakeGraphAPI) -> str:
     return ended.id
 
 
+async def closed_by_a_listener(client: Client, later: timedelta = timedelta(0)) -> tuple[ListenerDesk, str]:
+    """A Messenger walk by day that a listener takes then closes (``later`` on the clock); the desk and its id."""
+    await model_loaded(client)
+    for number, (text, payload) in enumerate(WALK):
+        await post(client, text, f"m_day_{number}", payload)
+    desk = ListenerDesk(client)
+    await desk.login()
+    waiting = await desk.first_waiting()
+    await desk.take(waiting["id"])
+    # the take's words ("un·e écoutant·e vient de te rejoindre") recorded sent before the clock moves: the outbox's
+    # lease is counted on this clock, and a 9-hour move found them still sending (a busy machine, 2026-12-06)
+    await outbox_drained(client)
+    running_clock(client).advance(seconds=later.total_seconds())
+    response = await client.post(f"/api/conversations/{waiting['id']}/close", json={"outcome": "cyberbullying"})
+    assert response.status == 200, await response.text()
+    await outbox_drained(client)
+    return desk, waiting["id"]
+
+
+async def sent_after(client: Client, graph: FakeGraphAPI, minutes: int, *messages: tuple[str, str]) -> list[str]:
+    """``minutes`` later on the clock, each (text, message id) posted in turn: what was sent once the outbox drained."""
+    before = len(sent(graph))
+    running_clock(client).advance(minutes=minutes)
+    for text, mid in messages:
+        await post(client, text, mid)
+    await outbox_drained(client)
+    return sent(graph)[before:]
+
+
+async def new_conversation_after(client: Client, minutes: int, text: str, mid: str) -> str:
+    """``minutes`` later on the clock, ``text`` posted opens the sender's second conversation: its id."""
+    store = client.app[STORE]
+    running_clock(client).advance(minutes=minutes)
+    await post(client, text, mid)
+    await eventually(lambda: _counted(store, 2))
+    return (await conversations_of(store))[0]
+
+
 async def conversations_of(store: Store) -> list[str]:
     """The sender's conversations, the latest first."""
     now = RunningClock().start
@@ -104,22 +142,16 @@ async def test_a_thank_you_after_the_closed_line_gets_one_short_reply_and_no_new
     client = await gateway(messenger(settings, graph))
     store = client.app[STORE]
     ended = await ended_at_night(client, graph)
-    before = len(sent(graph))
-    running_clock(client).advance(minutes=1)
 
-    await post(client, "merci beaucoup 🙏", "m_thanks")
-    await outbox_drained(client)
-    after = sent(graph)[before:]
+    after = await sent_after(client, graph, 1, ("merci beaucoup 🙏", "m_thanks"))
     assert len(after) == 1 and THANKS in after[0], after  # one short reply: no welcome, no closed line, no question
     assert "17 ou 112" in after[0]  # where to turn, still
     assert await store.find_active_conversation(ChannelName.MESSENGER, PSID) is None
     assert await conversations(store) == 1  # nothing more in the figures, nothing in the queue
     assert (await users_words(store, ended))[-1] == "merci beaucoup 🙏"  # kept where a listener reads their history
 
-    await post(client, "merci beaucoup 🙏", "m_thanks")  # the provider's redelivery: nothing more
-    await post(client, "ok merci", "m_thanks_2")  # said once: a second thank-you is kept, not answered
-    await outbox_drained(client)
-    assert sent(graph)[before:] == after
+    # the provider's redelivery, then a second thank-you (said once: kept, not answered): nothing more
+    assert await sent_after(client, graph, 0, ("merci beaucoup 🙏", "m_thanks"), ("ok merci", "m_thanks_2")) == []
     assert await store.find_active_conversation(ChannelName.MESSENGER, PSID) is None
     assert (await users_words(store, ended))[-2:] == ["merci beaucoup 🙏", "ok merci"]
     log = caplog.text
@@ -133,10 +165,7 @@ async def test_anything_but_a_thank_you_after_an_end_starts_a_new_conversation(
     client = await gateway(messenger(settings, graph))
     store = client.app[STORE]
     ended = await ended_at_night(client, graph)
-    running_clock(client).advance(minutes=1)
-    await post(client, text, "m_more")
-    await eventually(lambda: _counted(store, 2))  # a new one (at night a risk's closed line ends it too)
-    latest = (await conversations_of(store))[0]
+    latest = await new_conversation_after(client, 1, text, "m_more")  # at night a risk's closed line ends it too
     assert latest != ended and await users_words(store, latest) == [text]
     await outbox_drained(client)
     assert THANKS not in " ".join(sent(graph))
@@ -146,11 +175,8 @@ async def test_a_thank_you_long_after_the_end_starts_a_new_conversation(
     gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI
 ) -> None:
     client = await gateway(messenger(settings, graph))
-    store = client.app[STORE]
     await ended_at_night(client, graph)
-    running_clock(client).advance(minutes=31)
-    await post(client, "merci", "m_late")
-    await eventually(lambda: _counted(store, 2))
+    await new_conversation_after(client, 31, "merci", "m_late")
     await outbox_drained(client)
     assert THANKS not in " ".join(sent(graph))
 
@@ -160,24 +186,12 @@ async def test_ok_merci_after_a_listeners_close_gets_the_short_reply(
 ) -> None:
     client = await gateway(messenger(settings, graph))
     store = client.app[STORE]
-    await model_loaded(client)
-    for number, (text, payload) in enumerate(WALK):
-        await post(client, text, f"m_day_{number}", payload)
-    desk = ListenerDesk(client)
-    await desk.login()
-    waiting = await desk.first_waiting()
-    await desk.take(waiting["id"])
-    response = await client.post(f"/api/conversations/{waiting['id']}/close", json={"outcome": "cyberbullying"})
-    assert response.status == 200, await response.text()
-    await outbox_drained(client)
-    before = len(sent(graph))
-    running_clock(client).advance(minutes=1)
+    desk, closed = await closed_by_a_listener(client)
 
-    await post(client, "ok merci", "m_ok_merci")
-    await outbox_drained(client)
-    assert [THANKS in text for text in sent(graph)[before:]] == [True]
+    after = await sent_after(client, graph, 1, ("ok merci", "m_ok_merci"))
+    assert [THANKS in text for text in after] == [True]
     assert await store.find_active_conversation(ChannelName.MESSENGER, PSID) is None
-    assert (await users_words(store, waiting["id"]))[-1] == "ok merci"
+    assert (await users_words(store, closed))[-1] == "ok merci"
     assert await desk.waiting() == []
 
 
@@ -251,25 +265,10 @@ async def test_goodbyes_at_night_promise_no_answer_here_whenever_they_like(
     9:00 (as `abandoned` and `idle_closed` said "à tout moment" until that day); now that the 3018 listeners answer
     here during the chat's opening hours, and each keeps who answers now."""
     client = await gateway(messenger(settings, graph))
-    clock = running_clock(client)
-    await model_loaded(client)
-    for number, (text, payload) in enumerate(WALK):
-        await post(client, text, f"m_late_{number}", payload)
-    desk = ListenerDesk(client)
-    await desk.login()
-    waiting = await desk.first_waiting()
-    await desk.take(waiting["id"])
-    # the take's words ("un·e écoutant·e vient de te rejoindre") recorded sent before the clock moves: the outbox's
-    # lease is counted on this clock, and the 9-hour move found them still sending (a busy machine, 2026-12-06)
-    await outbox_drained(client)
-    clock.advance(hours=9, minutes=10)  # 23:10 in Paris: a late conversation closed after the line's closing time
-    response = await client.post(f"/api/conversations/{waiting['id']}/close", json={"outcome": "cyberbullying"})
-    assert response.status == 200, await response.text()
+    # 23:10 in Paris: a late conversation closed after the line's closing time
+    await closed_by_a_listener(client, later=timedelta(hours=9, minutes=10))
     for number, text in enumerate(["merci", "bonjour", "efface mes données", "oui", "stop"]):
-        await outbox_drained(client)
-        clock.advance(minutes=1)
-        await post(client, text, f"m_after_{number}")
-    await outbox_drained(client)
+        await sent_after(client, graph, 1, (text, f"m_after_{number}"))
     texts = sent(graph)
     starts = ("La conversation est terminée", THANKS, "C'est fait : tes messages", "D'accord, on s'arrête là")
     goodbyes = [next(t for t in texts if t.startswith(start)) for start in starts]
