@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from gateway.conversation import Priority, Status
+from gateway.conversation import Conversation, Priority, Status
 from gateway.erasure import Eraser
 from gateway.messages import ChannelName, Inbound
 from gateway.understanding.late import Late
@@ -30,6 +30,16 @@ async def _told_busy(r: Rig, inbound: Inbound) -> asyncio.Task[bool]:
     processing = asyncio.create_task(r.dispatcher.handle_inbound(inbound))
     await eventually(lambda: asyncio.sleep(0, "busy" in told))
     return processing
+
+
+async def _ended_before_its_reading(r: Rig, sender: str, text: str) -> Conversation:
+    """A conversation whose first question the bot asked; ``text`` written while the model is busy, then "au revoir"
+    ends the conversation before its reading (held until ``r.release()``): the conversation as it was asking."""
+    conversation = await _asking(r, sender)
+    await r.busy()
+    await r.send(sender, 1, text)
+    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, sender, "m2", "au revoir"))  # ended first
+    return conversation
 
 
 async def test_a_risk_only_the_model_reads_late_on_another_app_s_thread_with_nothing_open_starts_a_conversation(
@@ -75,10 +85,7 @@ async def test_a_blackmail_read_late_after_the_young_person_said_goodbye_gets_it
     caplog.set_level(logging.INFO)
     r = await rig()
     r.clock.now = NIGHT
-    conversation = await _asking(r, "lea")
-    await r.busy()
-    await r.send("lea", 1, IN_THEIR_WORDS)
-    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "lea", "m2", "au revoir"))  # ended first
+    conversation = await _ended_before_its_reading(r, "lea", IN_THEIR_WORDS)
     assert (await r.conversation(conversation.id)).status is Status.CLOSED
     before = await r.bot_said(conversation.id)
     r.release()
@@ -108,10 +115,7 @@ async def test_a_late_reading_of_an_erased_conversation_says_and_writes_nothing(
     """An erasure wins: the young person asked to be forgotten, the late reading finds nothing to tell."""
     r = await rig()
     r.clock.now = NIGHT
-    conversation = await _asking(r, "lea")
-    await r.busy()
-    await r.send("lea", 1, IN_THEIR_WORDS)
-    await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "lea", "m2", "au revoir"))  # ended, then erased
+    conversation = await _ended_before_its_reading(r, "lea", IN_THEIR_WORDS)  # ended, then erased
     eraser = Eraser(r.store, r.dispatcher, r.flows, lambda channel, sender: "k", clock=r.clock, late=r.late)
     assert await eraser.erase_conversation(conversation.id, "supervisor", "console") is not None
     r.gate.set()
@@ -126,10 +130,7 @@ async def test_a_suicide_read_late_after_the_end_flags_the_message_and_gives_the
     rig: Callable[..., Awaitable[Rig]],
 ) -> None:
     r = await rig()
-    conversation = await _asking(r, "zoe")
-    await r.busy()
-    await r.send("zoe", 1, RISKY)
-    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "zoe", "m2", "au revoir"))
+    conversation = await _ended_before_its_reading(r, "zoe", RISKY)
     before = await r.bot_said(conversation.id)
     r.release()
     await eventually(lambda: asyncio.sleep(0, "ended" in r.outcomes))
@@ -149,10 +150,7 @@ async def test_a_risk_read_late_after_the_end_is_listed_on_the_supervision_board
     """Until 2026-12-06 only a metric and a WARNING log said it: the board lists open flagged conversations only.
     Now the ended conversation is on the supervisors' "Risques lus après la fin" (``ConversationStore.read_late``)."""
     r = await rig()
-    conversation = await _asking(r, "zoe")
-    await r.busy()
-    await r.send("zoe", 1, RISKY)
-    assert await r.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, "zoe", "m2", "au revoir"))
+    conversation = await _ended_before_its_reading(r, "zoe", RISKY)
     assert await r.store.read_late(r.clock.now - timedelta(hours=1), 50) == []
     r.release()
     await eventually(lambda: asyncio.sleep(0, "ended" in r.outcomes))

@@ -48,6 +48,51 @@ async def _inline(r: Rig, sender: str, text: str) -> tuple[Conversation, list[st
     return await r.conversation(conversation.id), (await r.bot_said(conversation.id))[len(before) :]
 
 
+async def _told_late(r: Rig, sender: str, *texts: str) -> tuple[Conversation, list[str]]:
+    """A conversation whose first question the bot asked, ``texts`` written while the model is busy, then read late:
+    the conversation once each reading is flagged, and what the bot said since the last of them was written."""
+    conversation = await _asking(r, sender)
+    await r.busy()
+    for number, text in enumerate(texts, start=1):
+        await r.send(sender, number, text)
+    before = await r.bot_said(conversation.id)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, r.outcomes.count("flagged") == len(texts)))
+    return await r.conversation(conversation.id), (await r.bot_said(conversation.id))[len(before) :]
+
+
+ANSWERS = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi"}  # the walk's first answers
+
+
+async def _answered(r: Rig, sender: str, conversation_id: str) -> list[str]:
+    """The bot's questions answered (the walk's first as ``ANSWERS``, the others "non") until it hands off: the steps
+    asked."""
+    asked: list[str] = []
+    for number in range(2, 12):
+        found = await r.conversation(conversation_id)
+        if found.status is not Status.BOT:
+            break
+        asked.append(found.engine.get("step", ""))
+        await r.send(sender, number, ANSWERS.get(found.engine.get("step", ""), "non"))
+    return asked
+
+
+async def _topic_chosen_then_read_late(r: Rig, sender: str) -> Conversation:
+    """Ten minutes before the line opens, the topic answered "autre" at its question; the bot asks whether at home
+    when a blackmail is written, the model busy, then read late: the conversation once it is flagged."""
+    r.clock.now = MORNING
+    conversation = await _asking(r, sender)
+    answers = {**ANSWERS, "topic": "autre"}
+    for number in range(1, 6):
+        await r.send(sender, number, answers[(await r.conversation(conversation.id)).engine["step"]])
+    assert (await r.conversation(conversation.id)).engine["step"] == "home"
+    await r.busy()
+    await r.send(sender, 10, IN_THEIR_WORDS)
+    r.release()
+    await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
+    return await r.conversation(conversation.id)
+
+
 async def test_a_sextortion_read_late_at_night_says_what_its_interrupt_says_inline_and_the_bot_goes_on(
     rig: Callable[..., Awaitable[Rig]],
 ) -> None:
@@ -64,14 +109,8 @@ async def test_a_sextortion_read_late_at_night_says_what_its_interrupt_says_inli
 
     r = await rig()
     r.clock.now = NIGHT
-    conversation = await _asking(r, "lea")
-    await r.busy()
-    await r.send("lea", 1, IN_THEIR_WORDS)
-    before = await r.bot_said(conversation.id)
-    r.release()
-    await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
-    after = await r.conversation(conversation.id)
-    assert (await r.bot_said(conversation.id))[len(before) :] == told  # the advice, where to turn now, Pharos
+    after, late = await _told_late(r, "lea", IN_THEIR_WORDS)
+    assert late == told  # the advice, where to turn now, Pharos
     assert after.status is Status.BOT and after.engine.get("step")  # never ended: the bot goes on
     assert after.alert == "sextortion" and after.at_risk  # a blackmail going on, as the inline hand-off records
     assert after.partners_given == ("pharos",) and after.interrupts_said == ("sextortion",)
@@ -146,12 +185,7 @@ async def test_a_sextortion_read_late_before_the_line_opens_keeps_its_priority_a
     conversation = await _asking(r, "lea")
     assert (await _read_late(r, "lea", 1, IN_THEIR_WORDS)).priority is Priority.HIGH
     r.clock.advance(minutes=15)  # open now
-    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "home": "non"}
-    for number in range(2, 12):
-        found = await r.conversation(conversation.id)
-        if found.status is not Status.BOT:
-            break
-        await r.send("lea", number, answers.get(found.engine.get("step", ""), "non"))
+    await _answered(r, "lea", conversation.id)
     handed = await r.conversation(conversation.id)
     assert handed.route == "illegal_content_open"  # the topic the late sextortion gave (its question not asked)
     assert handed.status is Status.QUEUED and handed.priority is Priority.HIGH
@@ -163,17 +197,11 @@ async def test_two_blackmails_read_late_at_night_say_the_advice_the_closed_line_
 ) -> None:
     r = await rig()
     r.clock.now = NIGHT
-    conversation = await _asking(r, "lea")
-    await r.busy()
-    await r.send("lea", 1, IN_THEIR_WORDS)
-    await r.send("lea", 2, IN_THEIR_WORDS)  # again: the bot asked its question again
-    before = await r.bot_said(conversation.id)
-    r.release()
-    await eventually(lambda: asyncio.sleep(0, r.outcomes.count("flagged") == 2))
+    after, told = await _told_late(r, "lea", IN_THEIR_WORDS, IN_THEIR_WORDS)  # again: the bot asked its question again
     engine = r.flows.engine()
     once = [*_advice(r), engine.closed_line("listeners", "fr", NIGHT, "closed_line_again"), r.partner("pharos")]
-    assert (await r.bot_said(conversation.id))[len(before) :] == once
-    assert (await r.conversation(conversation.id)).status is Status.BOT
+    assert told == once
+    assert after.status is Status.BOT
 
 
 async def test_the_interrupt_again_after_a_late_sextortion_at_night_gives_neither_the_advice_nor_pharos_again(
@@ -230,14 +258,7 @@ async def test_a_sextortion_read_late_while_the_bot_asks_gives_the_card_its_topi
     noted = await _read_late(r, "lea", 1, IN_THEIR_WORDS)
     assert noted.alert == "sextortion"
     r.clock.advance(minutes=15)  # open now
-    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "home": "non"}
-    asked: list[str] = []
-    for number in range(2, 12):
-        found = await r.conversation(conversation.id)
-        if found.status is not Status.BOT:
-            break
-        asked.append(found.engine.get("step", ""))
-        await r.send("lea", number, answers.get(found.engine.get("step", ""), "non"))
+    asked = await _answered(r, "lea", conversation.id)
     handed = await r.conversation(conversation.id)
     assert handed.status is Status.QUEUED
     assert "topic" not in asked, asked  # answered by the late interrupt: never asked
@@ -272,17 +293,7 @@ async def test_a_sextortion_read_late_never_overwrites_the_topic_the_young_perso
 ) -> None:
     """The topic chosen at its question before the late reading stays theirs: the interrupt notes nothing over it."""
     r = await rig()
-    r.clock.now = MORNING
-    conversation = await _asking(r, "lea")
-    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "topic": "autre"}
-    for number in range(1, 6):
-        await r.send("lea", number, answers[(await r.conversation(conversation.id)).engine["step"]])
-    assert (await r.conversation(conversation.id)).engine["step"] == "home"
-    await r.busy()
-    await r.send("lea", 10, IN_THEIR_WORDS)
-    r.release()
-    await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
-    after = await r.conversation(conversation.id)
+    after = await _topic_chosen_then_read_late(r, "lea")
     assert after.alert == "sextortion" and after.engine["step"] == "home"
     assert after.engine["fields"]["topic"] == "other" and "topic" not in after.engine.get("noted", {})
 
@@ -293,15 +304,7 @@ async def test_a_sextortion_read_late_after_a_chosen_topic_shows_beside_it_on_th
     """Inline, the interrupt's topic shows beside the young person's own answer ("Autre chose · Chantage, sextorsion
     (alerte « sextortion »)", ``Engine.alerted``); read late while the bot asks, the same at the bot's hand-off."""
     r = await rig()
-    r.clock.now = MORNING
-    conversation = await _asking(r, "lea")
-    answers = {"urgency": "non", "language": "français", "age": "15 ans", "who": "pour moi", "topic": "autre"}
-    for number in range(1, 6):
-        await r.send("lea", number, answers[(await r.conversation(conversation.id)).engine["step"]])
-    await r.busy()
-    await r.send("lea", 10, IN_THEIR_WORDS)
-    r.release()
-    await eventually(lambda: asyncio.sleep(0, "flagged" in r.outcomes))
+    conversation = await _topic_chosen_then_read_late(r, "lea")
     r.clock.advance(minutes=15)  # open now
     await r.send("lea", 11, "non")  # at home: no
     await r.send("lea", 12, "je préfère pas dire")  # the details
