@@ -10,9 +10,11 @@ notice at 23:01, the young person heard nothing until 9:00."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+from aiohttp import ClientWebSocketResponse as WebSocket
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE, TIMERS
@@ -44,11 +46,28 @@ async def settled(client: Client, conversation_id: str) -> None:
         pass
 
 
-async def night(client: Client, clock: Clock, write: Callable[[str, str], Awaitable[None]], cid: str) -> list[str]:
-    """The timer's closed-line notice at 23:01, then the young person's night; what each message got."""
-    clock.now = at(10, 23, 1)
+async def timers_fired(client: Client, clock: Clock, when: datetime, cid: str) -> None:
+    """The clock at ``when``, the timers due then fired, and what they did for the conversation done."""
+    clock.now = when
     await client.app[TIMERS].fire_due()
     await settled(client, cid)
+
+
+@asynccontextmanager
+async def waiting_in_the_web_chat(client: Client, clock: Clock) -> AsyncIterator[tuple[WebSocket, str]]:
+    """At 22:50 in Paris (open until 23:00) a web chat walked to the queue: its socket and the conversation's id."""
+    clock.now = at(10, 22, 50)
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"w{number}", answer)
+        [entry] = await client.app[STORE].waiting()
+        yield ws, entry.conversation_id
+
+
+async def night(client: Client, clock: Clock, write: Callable[[str, str], Awaitable[None]], cid: str) -> list[str]:
+    """The timer's closed-line notice at 23:01, then the young person's night; what each message got."""
+    await timers_fired(client, clock, at(10, 23, 1), cid)
     assert CLOSED_LINE in (await bot_lines(client, cid))[-1]
 
     async def told(when: datetime, number: str, text: str) -> list[str]:
@@ -82,32 +101,19 @@ async def night(client: Client, clock: Clock, write: Callable[[str, str], Awaita
 async def test_a_young_person_waiting_at_night_in_the_web_chat_is_reminded_where_to_turn(
     client: Client, clock: Clock
 ) -> None:
-    clock.now = at(10, 22, 50)  # open until 23:00
-    async with client.ws_connect("/chat/ws") as ws:
-        await hello(ws)
-        for number, answer in enumerate(WALK_TO_QUEUE):
-            await say(ws, f"w{number}", answer)
-        [entry] = await client.app[STORE].waiting()
+    async with waiting_in_the_web_chat(client, clock) as (ws, cid):
 
         async def write(number: str, text: str) -> None:
             await say(ws, number, text)
 
-        await night(client, clock, write, entry.conversation_id)
+        await night(client, clock, write, cid)
 
 
 async def test_a_risk_written_while_waiting_at_night_still_escalates_and_is_reminded_once(
     client: Client, clock: Clock
 ) -> None:
-    clock.now = at(10, 22, 50)
-    async with client.ws_connect("/chat/ws") as ws:
-        await hello(ws)
-        for number, answer in enumerate(WALK_TO_QUEUE):
-            await say(ws, f"w{number}", answer)
-        [entry] = await client.app[STORE].waiting()
-        cid = entry.conversation_id
-        clock.now = at(10, 23, 1)
-        await client.app[TIMERS].fire_due()
-        await settled(client, cid)
+    async with waiting_in_the_web_chat(client, clock) as (ws, cid):
+        await timers_fired(client, clock, at(10, 23, 1), cid)
         before = len(await bot_lines(client, cid))
         clock.now = at(10, 23, 50)
         await say(ws, "r1", "je veux mourir")
@@ -162,20 +168,12 @@ async def test_a_message_just_after_the_closing_tells_the_closed_line_once_whoev
 ) -> None:
     """A message ("allo ?") at 23:02, the queue's timer due as well (the worker may tell the closed line first, or
     the message): the whole closed line once, no reminder on top of it, and the timer does not repeat it."""
-    clock.now = at(10, 22, 50)
-    async with client.ws_connect("/chat/ws") as ws:
-        await hello(ws)
-        for number, answer in enumerate(WALK_TO_QUEUE):
-            await say(ws, f"w{number}", answer)
-        [entry] = await client.app[STORE].waiting()
-        cid = entry.conversation_id
+    async with waiting_in_the_web_chat(client, clock) as (ws, cid):
         clock.now = at(10, 23, 2)
         await say(ws, "n1", "allo ?")
         await client.app[TIMERS].fire_due()
         await settled(client, cid)
-        clock.now = at(10, 23, 20)
-        await client.app[TIMERS].fire_due()
-        await settled(client, cid)
+        await timers_fired(client, clock, at(10, 23, 20), cid)
         said = await bot_lines(client, cid)
         assert sum(CLOSED_LINE in text for text in said) == 1 and CLOSED_LINE in said[-1]
         assert not any(REMINDER in text for text in said)
