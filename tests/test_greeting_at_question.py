@@ -14,7 +14,7 @@ from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.testing import FakeGraphAPI
 from tests.conftest import AppFactory, Clock, outbox_drained
-from tests.e2e.channel_support import GatewayFactory, eventually, gateway, offline, running_clock
+from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline, running_clock
 from tests.test_thanks_after_end import PSID, messenger, model_loaded, post, sent
 from tests.test_webchat import bot_texts, hello, receive_until, say
 
@@ -31,16 +31,22 @@ async def _state(client: object, channel: ChannelName, sender: str) -> State:
     return State.from_dict(conversation.engine)
 
 
+async def _messenger_at(gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI, night: bool) -> Client:
+    """The real app on Messenger, the model read, at 14:00 in Paris or at 23:30 (``night``: the line closed)."""
+    client = await gateway(messenger(settings, graph))
+    await model_loaded(client)
+    if night:
+        running_clock(client).advance(hours=9, minutes=30)
+    return client
+
+
 @pytest.mark.parametrize("night", [False, True])
 @pytest.mark.parametrize("greeting", ["Salut", "coucou 👋", "bonjour !", "Hello", "hi 👋", "HEYYY", "slt", "bjr",
                                       "bonsoir", "salut ça va", "slt cv"])  # fmt: skip
 async def test_a_greeting_at_the_first_question_on_messenger_is_asked_again_kindly(
     gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI, greeting: str, night: bool
 ) -> None:
-    client = await gateway(messenger(settings, graph))
-    await model_loaded(client)
-    if night:
-        running_clock(client).advance(hours=9, minutes=30)
+    client = await _messenger_at(gateway, settings, graph, night)
     await post(client, "Bonjour", "m_0")
     await outbox_drained(client)
     before = len(sent(graph))
@@ -61,10 +67,7 @@ async def test_hello_opening_a_messenger_conversation_keeps_it_in_french(
     gateway: GatewayFactory, settings: Settings, graph: FakeGraphAPI, greeting: str, night: bool
 ) -> None:
     """Messenger tells no language: a French teenager's "Hello" first is answered in French, and so is what follows."""
-    client = await gateway(messenger(settings, graph))
-    await model_loaded(client)
-    if night:
-        running_clock(client).advance(hours=9, minutes=30)
+    client = await _messenger_at(gateway, settings, graph, night)
     await post(client, greeting, "m_0")
     await outbox_drained(client)
     assert URGENCY in sent(graph)[-1], sent(graph)
