@@ -699,9 +699,10 @@ class Dispatcher:
         if not (inbound.opening or restarted):  # a chat opened without words (a Messenger referral) is nobody's
             await self.store.append_transcript(entry)
             await self.store.publish(EntryAdded(conversation.id, entry))
-        if conversation.left_how == "blocked" and conversation.channel != ChannelName.WHATSAPP:
+        if conversation.left_how == "blocked" and (conversation.channel != ChannelName.WHATSAPP or inbound.opted_in):
             # Writing again means unblocked (gateway/leaving.py); on WhatsApp an opted-out person can still write,
-            # and Twilio refuses our replies until they send START.
+            # and Twilio refuses our replies until they send START: lifted in its own turn, so that what answers it
+            # is sent (until 2026-12-06 its departure, after it, lifted the mark: the answer was "not sent")
             conversation.left_at, conversation.left_how = None, None
             await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         if inbound.opted_out and conversation.left_how != "blocked":  # marked in its own turn: nothing it says is

@@ -94,7 +94,7 @@ def inbound_to_dict(inbound: Inbound) -> dict[str, Any]:
     data["channel"] = inbound.channel.value
     if not inbound.edited:  # the usual case: its stored form as before edits were read
         del data["edited"]
-    for name in ("opening", "restart", "menu", "standby", "opted_out"):  # only when set: any other one stored as ever
+    for name in ("opening", "restart", "menu", "standby", "opted_out", "opted_in"):  # only when set: stored as ever
         if not data[name]:
             del data[name]
     return data
@@ -108,7 +108,7 @@ def inbound_from_dict(data: dict[str, Any]) -> Inbound:
         language_hint=data.get("language_hint"), edited=bool(data.get("edited", False)),
         opening=bool(data.get("opening", False)), restart=bool(data.get("restart", False)),
         menu=bool(data.get("menu", False)), standby=bool(data.get("standby", False)),
-        opted_out=bool(data.get("opted_out", False)),
+        opted_out=bool(data.get("opted_out", False)), opted_in=bool(data.get("opted_in", False)),
     )  # fmt: skip
 
 

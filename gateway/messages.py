@@ -99,6 +99,10 @@ class Inbound:
     # every message to them from now on (Twilio's 21610) until they send START; after an end, nothing is answered
     # (``Dispatcher._after_end``)
     opted_out: bool = False
+    # the young person opted back in with this message (WhatsApp's START, UNSTOP, YES: Twilio's ``OptOutType``, or its
+    # keyword alone caught up from Twilio's list): the unsubscribed mark is lifted in its own turn, before anything
+    # answers it (``Dispatcher._process``)
+    opted_in: bool = False
 
     @property
     def forwarded(self) -> bool:

@@ -173,7 +173,7 @@ class WhatsAppChannel:
         inbound = _inbound(form)
         left = OPT_OUT_TYPES.get(form.get("OptOutType", "").upper())
         departures = () if left is None else (Departure(self.name, inbound.sender, left),)
-        return Batch(inbound=(replace(inbound, opted_out=bool(left)),), departures=departures)
+        return Batch(inbound=(replace(inbound, opted_out=bool(left), opted_in=left is False),), departures=departures)
 
     async def parse_status(self, request: web.Request) -> Batch:
         """A status callback for a message the gateway sent (``POST /webhooks/whatsapp/status``)."""

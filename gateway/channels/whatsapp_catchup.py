@@ -42,6 +42,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -239,6 +240,7 @@ class CatchUp:
             # 2026-12-06 the conversation stayed marked, nothing sent to them, the listener refused "until START")
             lifted = inbound.text.strip().upper() in OPT_IN_KEYWORDS
             departures = (Departure(inbound.channel, inbound.sender, False),) if lifted else ()
+            inbound = replace(inbound, opted_in=lifted)
             taken = await self._process(Batch(inbound=(inbound,), departures=departures))  # 0: refused (a block), or
             # processed meanwhile
             self._metrics.whatsapp_caught_up.inc(taken)

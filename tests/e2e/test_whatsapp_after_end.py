@@ -143,3 +143,41 @@ async def test_a_first_message_that_is_an_opt_out_opens_nothing(client: Client, 
     await outbox_drained(client)
     assert twilio.requests_to("Messages.json") == []
     assert await client.app[STORE].find_active_conversation(ChannelName.WHATSAPP, PHONE) is None
+
+
+async def test_start_while_waiting_at_night_gets_the_closed_lines_reminder(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Waiting at night, STOP, then START: Twilio lifts the opt-out with the START itself, so the closed line's
+    reminder (where to turn now) answers it. Until 2026-12-06 the START was handled while the conversation was still
+    marked (its departure came after the message): the reminder became a "not sent: the person unsubscribed" entry,
+    counted as told, and the young person who had just opted back in got nothing, nor at their next words."""
+    reader = client.app[DISPATCHER].reader
+    if reader is not None:
+        await reader.wait_loaded()
+    running_clock(client).advance(hours=8, minutes=50)  # 22:50 in Paris: the line still open
+    for number, text in enumerate(WALK):
+        assert await deliver(client, twilio_form(PHONE, text, message_sid=f"SM{number:032d}")) == 200
+    store = client.app[STORE]
+    [waiting] = await eventually(lambda: store.conversations_by_status(Status.QUEUED))
+    await outbox_drained(client)
+    running_clock(client).advance(minutes=50)  # 23:40: closed, the timer's notice told
+
+    async def told_closed() -> bool:
+        return any(CLOSED_LINE in body for body in bodies(twilio.accepted()))
+
+    await eventually(told_closed)
+    await outbox_drained(client)
+    stop = {**twilio_form(PHONE, "STOP", message_sid="SM" + "5" * 32), "OptOutType": "STOP"}
+    assert await deliver(client, stop) == 200
+    running_clock(client).advance(minutes=31)  # 00:11: a message now gets the reminder
+    before = len(twilio.accepted())
+
+    start = {**twilio_form(PHONE, "START", message_sid="SM" + "6" * 32), "OptOutType": "START"}
+    assert await deliver(client, start) == 200
+    await outbox_drained(client)
+    detail = await store.get_conversation(waiting.id)
+    assert detail is not None and (detail.status, detail.left_how) == (Status.QUEUED, None)
+    codes = [e.system.code for e in await store.transcript(waiting.id) if e.system is not None]
+    assert "not_sent.unsubscribed" not in codes
+    assert len(twilio.accepted()) == before + 1  # the reminder, once
