@@ -239,6 +239,7 @@ class Outbox:
         loop = asyncio.get_running_loop()
         last_claim = -CLAIM_GAP
         looked = (self.clock(), loop.time())  # the wall clock and the loop's time at the last claim
+        renewing = False  # a jump's renewals failed (the store down): tried again before each claim, told once
         next_sweep = loop.time() + self.sweep_seconds
         try:
             while True:
@@ -255,7 +256,10 @@ class Outbox:
                     last_claim = loop.time()
                     now = self.clock()
                     if (now - looked[0]).total_seconds() - (last_claim - looked[1]) > JUMP_SECONDS:
-                        await self._keep_held()
+                        renewing = not await self._keep_held(tell=not renewing)
+                        if renewing:  # no claim that could take them back: ``looked`` kept, tried again next round
+                            await asyncio.sleep(self.poll_seconds)
+                            continue
                     looked = (now, last_claim)
                     claimed = await self._claim(free)
                     if claimed is None:  # the ends and kicks meanwhile would only fail again: the next poll tries
@@ -401,16 +405,23 @@ class Outbox:
                     pause = min(pause * 2, longest)
             await asyncio.sleep(max(began + self.lease_seconds / 3 - loop.time(), 0.0))
 
-    async def _keep_held(self) -> None:
+    async def _keep_held(self, *, tell: bool = True) -> bool:
         """The wall clock jumped forward (:data:`JUMP_SECONDS`): renew the leases of the sends in flight now, before
         the next claim. Until 2026-12-06 a jump past a lease's end (a machine suspended mid-send, resumed) let this
         outbox's own next claim, a poll later, take the reply it was sending and send it a second time
-        (``tests/test_outbox_clock_jump.py``); a renewal came only a third of a lease after the last one."""
+        (``tests/test_outbox_clock_jump.py``); a renewal came only a third of a lease after the last one.
+
+        False when a renewal failed (the store down, or a connection the suspend broke): the caller claims nothing
+        and tries again (``tell``: the WARNING line, once a jump); until 2026-12-06 the claim went on, a poll
+        later, and took the lapsed lease."""
         held = [lease for lease in self._held if not lease.recorded]
-        if held:
+        if not held:
+            return True
+        if tell:
             log.warning("outbox: the clock jumped forward: %d lease(s) in flight renewed before claiming", len(held))
-            until = self.clock() + timedelta(seconds=self.lease_seconds)
-            await asyncio.gather(*(self._renew_reported(lease, until) for lease in held))
+        until = self.clock() + timedelta(seconds=self.lease_seconds)
+        outcomes = await asyncio.gather(*(self._renew_reported(lease, until) for lease in held))
+        return "failed" not in outcomes
 
     async def _renew_reported(self, lease: _Lease, until: datetime) -> Literal["renewed", "refused", "failed"]:
         """One renewal of :meth:`_keep_leases`, its failure reported here (told once an outage; a bug logged)."""
