@@ -247,12 +247,12 @@ async def test_system_entries_follow_the_console_language(
         "Le ou la jeune a bloqué la ligne ou s'est désabonné·e sur WhatsApp : les messages ne lui parviennent plus."
     )
     await expect(entry).to_have_text(french)  # at once, without a reload
-    await expect(listener.locator("#conv-meta")).to_contain_text("a bloqué la ligne")
+    await expect(listener.locator("#conv-meta")).to_contain_text("S'est désabonné·e (STOP)")  # WhatsApp: not a block
 
     await listener.get_by_role("button", name="EN", exact=True).click()
     await expect(entry).to_have_text("The young person blocked the line or unsubscribed on WhatsApp: messages no longer"
                                      " reach them.")  # fmt: skip
-    await expect(listener.locator("#conv-meta")).to_contain_text("blocked the line")
+    await expect(listener.locator("#conv-meta")).to_contain_text("Unsubscribed (STOP)")
     await listener.reload()
     await expect(entry).to_have_text("The young person blocked the line or unsubscribed on WhatsApp: messages no longer"
                                      " reach them.")  # fmt: skip

@@ -75,6 +75,7 @@
     $("notice-open").hidden = !enabled;
     var mine = conversation.status === "with_listener" && conversation.listener === state.me;
     $("referral-open").hidden = !(enabled && state.material.partners.length && mine);
+    $("referral-open").disabled = conversation.channel === "whatsapp" && conversation.left_how === "blocked";  // STOP
     if (enabled) { load(); }
   }
 

@@ -306,7 +306,7 @@
     if (card.status === "with_listener" && card.listener !== state.me.name) { meta.appendChild(el("span", "pill", card.listener)); }
     if (card.listener_away) { meta.appendChild(el("span", "pill away", t("conv.away"))); }  // supervisors: nobody answers it
     if (card.page_answered && waiting) { meta.appendChild(el("span", "pill page", t("conv.page_answered"))); }  // a human did
-    if (card.left_how && card.outcome === undefined) { meta.appendChild(el("span", "pill left", t("conv.left." + card.left_how))); }  // the page gone: nobody reads
+    if (card.left_how && card.outcome === undefined) { meta.appendChild(el("span", "pill left", leftText(card))); }  // the page gone: nobody reads
     if (closedTold(card) && card.outcome === undefined) { meta.appendChild(el("span", "pill told", closedTold(card))); }
     if (waiting) {
       var wait = el("span", "wait");
@@ -412,7 +412,7 @@
     var meta = [HG.channel(c.channel), (c.language || "").toUpperCase(), t("status." + c.status),
       t("priority." + c.priority)];
     if (c.listener) { meta.push(t("conv.with", { name: c.listener })); }
-    if (c.left_how) { meta.push(t("conv.left." + c.left_how)); }
+    if (c.left_how) { meta.push(leftText(c)); }
     if (closedTold(c)) { meta.push(closedTold(c)); }
     if (c.flag) { meta.push(flagText(c.flag)); }
     $("conv-meta").textContent = meta.join(" · ");
@@ -421,10 +421,13 @@
     $("restricted").hidden = !c.restricted;
     state.serverOffset = Date.parse(c.now) - Date.now();  // the server's clock decides when a window closes
     renderWindow(c.window);
+    $("unsubscribed-warning").hidden = !unsubscribed(c);  // said before the listener writes: the reply is closed
+    $("unsubscribed-warning").textContent = unsubscribed(c) ? leftText(c) : "";
     var mine = isMine();
     $("conv-actions").hidden = false;
     $("take").hidden = c.status !== "queued";
     $("refer-open").hidden = !mine;
+    $("refer-open").disabled = unsubscribed(c);  // the partner's message would not reach them (refused 409)
     // A supervisor may give back, transfer or close a conversation another listener holds (one who left their
     // console without logging out, or a conversation to move on).
     var supervising = state.me.supervisor && c.status === "with_listener";
@@ -478,6 +481,12 @@
   }
 
   function isMine() { return state.current && state.current.status === "with_listener" && state.current.listener === state.me.name; }
+
+  /* WhatsApp's STOP (left_how "blocked" there, gateway/dispatcher.py unsubscribed): nothing reaches them until they
+     send START; a reply or a referral is refused. Elsewhere "blocked" is a block (Telegram's), worded as such. */
+  function unsubscribed(c) { return Boolean(c && c.channel === "whatsapp" && c.left_how === "blocked"); }
+
+  function leftText(c) { return unsubscribed(c) ? t("conv.left.unsubscribed") : t("conv.left." + c.left_how); }
 
   function renderSummary(summary) {
     var list = $("summary");
@@ -608,14 +617,15 @@
 
   function canReply() {
     var closed = state.current && state.current.window && state.current.window.state === "closed";
-    return isMine() && !closed;
+    return isMine() && !closed && !unsubscribed(state.current);
   }
 
   function mode() { return canReply() ? state.mode : "note"; }
 
   function updateComposer() {
     var note = mode() === "note";
-    var why = !note ? "" : !isMine() ? "compose.note.untaken" : !canReply() ? "compose.note.window" : "compose.note.hint";
+    var why = !note ? "" : !isMine() ? "compose.note.untaken" : unsubscribed(state.current) ? "compose.note.unsubscribed"
+      : !canReply() ? "compose.note.window" : "compose.note.hint";
     $("mode-reply").setAttribute("aria-pressed", String(!note));
     $("mode-note").setAttribute("aria-pressed", String(note));
     $("composer").classList.toggle("note-mode", note);

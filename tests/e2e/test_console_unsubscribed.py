@@ -1,0 +1,76 @@
+"""A listener in the real console (Chromium) with a WhatsApp conversation whose young person sent STOP (Twilio's
+``OptOutType``): nothing reaches them until they send START. The console says so before the listener types, on the
+card and in the conversation, and closes the reply and the referrals until START. The real app and server, signed
+webhooks, the fake Twilio API on 127.0.0.1, the app's clock pinned (``tests/conftest.py`` ``Clock``, the line open)."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import BrowserContext, expect
+
+from gateway.testing import FakeTwilioAPI, twilio_form
+from tests.e2e.channel_support import offline
+from tests.e2e.test_console import add_listeners, log_in
+from tests.e2e.test_console_more import PHONE, deliver, whatsapp_server, whatsapp_to_queue
+
+__all__ = ["offline", "whatsapp_server"]  # fixtures used below
+
+pytestmark = pytest.mark.browser
+
+UNSUBSCRIBED = "S'est désabonné·e (STOP) : rien ne lui parvient tant qu'il ou elle n'envoie pas START"
+UNSUBSCRIBED_EN = "Unsubscribed (STOP): nothing reaches them until they send START"
+
+
+def stop() -> dict[str, str]:
+    return {**twilio_form(PHONE, "STOP", message_sid="SM" + "9" * 32), "OptOutType": "STOP"}
+
+
+def start() -> dict[str, str]:
+    return {**twilio_form(PHONE, "START", message_sid="SM" + "8" * 32), "OptOutType": "START"}
+
+
+async def test_a_held_conversations_stop_closes_the_reply_before_typing_and_start_opens_it_live(
+    desk: BrowserContext, whatsapp_server: TestServer, twilio: FakeTwilioAPI, offline: None
+) -> None:
+    """Before: the header said "a bloqué la ligne", the reply box stayed open and only the server's 409, after the
+    listener had written, said that nothing reaches them. Now the header and a warning say it, a reply and the
+    referrals are closed (a private note stays possible), and START opens them again without a reload."""
+    await add_listeners(whatsapp_server, "anne")
+    await whatsapp_to_queue(whatsapp_server)
+    listener = await log_in(desk, whatsapp_server, "anne")
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+    await expect(listener.locator("#mode-reply")).to_be_enabled()
+    await expect(listener.locator("#refer-open")).to_be_enabled()
+
+    await deliver(whatsapp_server, stop())
+    meta, warning = listener.locator("#conv-meta"), listener.locator("#unsubscribed-warning")
+    await expect(meta).to_contain_text(UNSUBSCRIBED)  # at once, without a reload
+    await expect(meta).not_to_contain_text("a bloqué la ligne")
+    await expect(warning).to_be_visible()
+    await expect(warning).to_contain_text(UNSUBSCRIBED)
+    await expect(listener.locator("#mode-reply")).to_be_disabled()
+    await expect(listener.locator("#mode-note")).to_have_attribute("aria-pressed", "true")  # a note still possible
+    await expect(listener.locator("#send")).to_have_text("Enregistrer la note")
+    await expect(listener.locator("#refer-open")).to_be_disabled()
+    await listener.reload()  # loaded afresh: the same from the start
+    await expect(warning).to_contain_text(UNSUBSCRIBED)
+    await expect(listener.locator("#mode-reply")).to_be_disabled()
+    await expect(listener.locator("#refer-open")).to_be_disabled()
+    await listener.get_by_role("button", name="EN", exact=True).click()
+    await expect(meta).to_contain_text(UNSUBSCRIBED_EN)
+    await expect(warning).to_contain_text(UNSUBSCRIBED_EN)
+    await listener.get_by_role("button", name="FR", exact=True).click()
+
+    before = len(twilio.accepted())
+    await deliver(whatsapp_server, start())
+    await expect(warning).to_be_hidden()  # live, on the left.unblocked entry
+    await expect(meta).not_to_contain_text(UNSUBSCRIBED)
+    await expect(listener.locator("#mode-reply")).to_be_enabled()
+    await expect(listener.locator("#refer-open")).to_be_enabled()
+    await listener.locator("#mode-reply").click()
+    await listener.locator("#reply").fill("Tu es là ?")
+    await listener.locator("#send").click()
+    await twilio.wait_accepted(before + 1)
+
