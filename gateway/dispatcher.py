@@ -677,7 +677,7 @@ class Dispatcher:
         # on a thread another app owns (``standby``) the queue's timed messages hold back (``Timers``); its own again
         conversation.standby_at = now if inbound.standby else None
         conversation.updated_at = now
-        card, closed_told = conversation.summary, conversation.closed_told_at
+        card, closed_told, left = conversation.summary, conversation.closed_told_at, conversation.left_how
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
         risks = self.flows.engine()  # the risks are read as flows.yaml says now: a phrase ops just added counts
         spoken = language_of(conversation, engine.flow)
@@ -759,7 +759,9 @@ class Dispatcher:
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
-        if flag is not None or conversation.summary != card or conversation.closed_told_at != closed_told:
+        if flag is not None or conversation.summary != card or conversation.closed_told_at != closed_told or (
+            conversation.left_how != left  # a STOP or a START: its card says whether anything can reach them
+        ):
             await self.store.publish(QueueChanged())  # a card's alert too (``Engine.alerted``), its closed line
         if (language := language_of(conversation, engine.flow)) != spoken:  # the page's own texts follow it
             await self.store.publish(LanguageChanged(conversation.id, language))

@@ -319,3 +319,4 @@ async def _set_blocked(
             conversation.left_at, conversation.left_how = None, None
             await dispatcher.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         await store.save_conversation(conversation)
+    await dispatcher.store.publish(QueueChanged())  # its card says it, on every console

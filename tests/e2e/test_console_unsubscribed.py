@@ -9,6 +9,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
 
+from gateway.app import STORE
+from gateway.conversation import Status
 from gateway.testing import FakeTwilioAPI, twilio_form
 from tests.e2e.channel_support import offline
 from tests.e2e.test_console import add_listeners, log_in
@@ -74,3 +76,26 @@ async def test_a_held_conversations_stop_closes_the_reply_before_typing_and_star
     await listener.locator("#send").click()
     await twilio.wait_accepted(before + 1)
 
+
+async def test_a_waiting_conversations_stop_shows_on_its_card_live_and_it_can_still_be_closed(
+    desk: BrowserContext, whatsapp_server: TestServer, offline: None
+) -> None:
+    """Before: a STOP while waiting changed nothing on the card until the queue was reloaded for another reason, and
+    then it said "a bloqué la ligne". Now the card says at once that nothing reaches them, and it can be closed."""
+    await add_listeners(whatsapp_server, "anne")
+    await whatsapp_to_queue(whatsapp_server)
+    listener = await log_in(desk, whatsapp_server, "anne")
+    card = listener.locator("#waiting .card")
+    await expect(card).to_have_count(1)
+
+    await deliver(whatsapp_server, stop())
+    await expect(card.locator(".pill.left")).to_have_text(UNSUBSCRIBED)  # live, without a reload
+
+    await card.locator(".card-open").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text(UNSUBSCRIBED)
+    await listener.get_by_role("button", name="Clôturer").click()
+    await listener.get_by_label("Catégorie").select_option(label="Cyberharcèlement")
+    await listener.locator("#close-send").click()
+    await expect(listener.locator("#waiting .card")).to_have_count(0)
+    [closed] = await whatsapp_server.app[STORE].conversations_by_status(Status.CLOSED)
+    assert closed.outcome == "cyberbullying"
