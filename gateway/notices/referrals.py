@@ -22,7 +22,7 @@ from typing import Protocol
 from gateway.clock import Clock
 from gateway.console.actions import ENDING, ActionRefused
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher
+from gateway.dispatcher import Dispatcher, unsubscribed
 from gateway.errors import MailError, StoreError
 from gateway.events import NoticesChanged
 from gateway.flows.model import Flow, Partner
@@ -137,6 +137,8 @@ class Referrals:
         if asked is not None and await self.store.entries_written(conversation_id, [asked]):
             return  # asked already: its answer was lost
         now = self.clock()
+        if unsubscribed(conversation):  # Twilio would refuse it (21610): "not sent", yet the console said "asked"
+            raise ActionRefused("unsubscribed", "they unsubscribed (STOP): nothing reaches them before START")
         if self.dispatcher.closed_window(conversation, Author.LISTENER, now) is not None:
             raise ActionRefused("window_closed", "the channel's reply window has closed")
         engine = self.flows.for_version(conversation.flow_version)

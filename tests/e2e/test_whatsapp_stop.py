@@ -113,3 +113,19 @@ async def test_a_start_whose_webhook_was_lost_and_caught_up_lifts_the_mark(
     before = len(twilio.accepted())
     await desk.reply(conversation_id, "Tu es là ?")
     await twilio.wait_accepted(before + 1)
+
+
+async def test_a_consent_question_after_stop_is_refused_at_once_not_told_sent(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Held: after STOP, the warm referral's consent question is refused (409 ``unsubscribed``) like a reply, rather
+    than answered 204 ("Question envoyée" in the console) and audited as asked while nothing was sent."""
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    before = len(twilio.requests_to("Messages.json"))
+    assert await deliver(client, stop_form()) == 200
+    path = f"/api/conversations/{conversation_id}/referrals/ask"
+    asked = await client.post(path, json={"partner": "116006", "id": "q1"})
+    assert asked.status == 409 and (await asked.json())["error"] == "unsubscribed"
+    await outbox_drained(client)
+    assert twilio.requests_to("Messages.json")[before:] == []
+    assert [e["system"]["code"] for e in await desk.system_entries(conversation_id)] == ["left.blocked"]

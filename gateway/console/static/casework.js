@@ -75,7 +75,9 @@
     $("notice-open").hidden = !enabled;
     var mine = conversation.status === "with_listener" && conversation.listener === state.me;
     $("referral-open").hidden = !(enabled && state.material.partners.length && mine);
-    $("referral-open").disabled = conversation.channel === "whatsapp" && conversation.left_how === "blocked";  // STOP
+    // After a WhatsApp STOP the consent question cannot reach them (refused 409); an answer they gave before can still
+    // be recorded and passed on (the partner is e-mailed)
+    $("referral-ask").disabled = conversation.channel === "whatsapp" && conversation.left_how === "blocked";
     if (enabled) { load(); }
   }
 
