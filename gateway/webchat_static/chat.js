@@ -69,7 +69,7 @@
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), told: toldLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
     receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, known: {}, leaving: false, unanswered: null, endAsked: false, session: false,
-    conversation: null, lostAt: Date.now() };
+    conversation: null, lostAt: Date.now(), retry: null };
   var ESCAPE_WINDOW_MS = 2000;
 
   /* The language the page chose (its switch, the conversation's), else the browser's: English when it starts with
@@ -426,7 +426,7 @@
       // the delay grows until a session is opened, not merely a socket (a server that closes each socket after its
       // hello, as during a store outage, is not asked twice a second by every page), with a random part so that
       // the pages cut at once do not all come back at once
-      setTimeout(connect, state.delay / 2 + Math.random() * state.delay / 2);
+      state.retry = setTimeout(connect, state.delay / 2 + Math.random() * state.delay / 2);
       state.delay = Math.min(state.delay * 2, 10000);
     };
   }
@@ -698,6 +698,16 @@
     var ws = state.ws;
     if (ws && ws.readyState === 1 && now - state.heard > state.keepalive * 2500) { dropDead(ws); }
   }
+
+  /* The browser says the network is gone (airplane mode, a tunnel, a Wi-Fi lost): the socket is dead however open
+     it looks, and the page says so now (before, nothing until 15 s after a message, 50 s on an idle page); back
+     online, it connects again now, not after its growing delay (up to 10 s). */
+  window.addEventListener("offline", function () { if (state.ws) { dropDead(state.ws); } });
+  window.addEventListener("online", function () {
+    if (state.ws || state.leaving || ended()) { return; }  // a socket on its way, or nothing to reconnect
+    clearTimeout(state.retry);
+    connect();
+  });
 
   /* An image (a screenshot, a photo): posted on its own, cleaned by the server (no location or other metadata),
      then it comes back as the young person's message. A refusal is said plainly, in the page's language. */
