@@ -494,6 +494,7 @@
     state.status = frame.status;
     state.position = frame.position;
     followConversation(frame.conversation);
+    document.querySelectorAll(".msg.pending[data-restored]").forEach(function (el) { el.remove(); });  // shown below
     frame.history.forEach(showEntry);
     state.live = true;  // from here on, what arrives while the tab is hidden counts as unread
     var told = frame.history.filter(function (e) { return e.author === "user"; }).map(function (e) { return e.text; });
@@ -507,6 +508,13 @@
     if (pending().length) { expectAnswer(); }
     renderStatus();
     if (state.endAsked) { askEnd(); }  // "Terminer" pressed while the connection was down or dead: asked again
+  }
+
+  /* What waits to be sent, shown as the page opens: reloaded while the line cannot be reached (a socket refused, a
+     proxy holding it), the page showed nothing of it, and the young person typed it again (the listener got it
+     twice). The session's history takes their place: they are shown again after it, but for those it holds. */
+  function showPending() {
+    pending().forEach(function (m) { bubble("user", m.text, m.id, true).dataset.restored = "1"; });
   }
 
   /* A message sent after the end started nothing (the server dropped it): the end is shown, and the words are
@@ -880,6 +888,6 @@
     if (!state.away && state.unread) { state.unread = 0; renderTitle(); }
     seen();
   });
-  if (!restoreEnded()) { connect(); }
+  if (!restoreEnded()) { showPending(); connect(); }
   setInterval(watchSilence, 1000);
 })();

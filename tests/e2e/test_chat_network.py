@@ -183,3 +183,35 @@ async def test_where_to_turn_while_unreachable_is_the_lines_own_from_flows_yaml(
     await page.clock.pause_at(await page.evaluate("Date.now()"))  # no retry meanwhile: the switch says it
     await page.locator("#lang-toggle").click()
     await expect(connection).to_contain_text("Our chat cannot be reached")
+
+
+async def test_a_reload_while_the_line_cannot_be_reached_still_shows_what_waits_to_be_sent(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """A young person whose message could not go (the socket refused: a school's proxy, the gateway's store down)
+    reloaded the page: it came back blank but for "Reconnexion…", their message gone from sight though kept to be
+    sent, so they typed it again and the listener got it twice. Now the page shows what waits to be sent as it
+    opens, said not sent yet; once a session opens it goes after the conversation's history, and is recorded once."""
+    page = await context.new_page()
+    await page.goto(str(server.make_url("/chat")))
+    await page.get_by_role("button", name="Non", exact=True).click()
+    await expect(bot_messages(page).last).to_contain_text("anglais")
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+
+    refusing = Refusing()
+    await page.route_web_socket("**/chat/ws", refusing.route)
+    await page.reload()
+    await expect(page.locator("#connection")).to_be_visible()
+    await type_answer(page, "Français")
+    await page.reload()
+    waiting = page.locator('.msg.pending[data-author="user"]')
+    await expect(waiting.locator(".text")).to_have_text("Français")
+    await expect(waiting.locator(".waiting")).to_have_text("Pas encore envoyé…")
+
+    refusing.refusing = False  # the line is back
+    await expect(bot_messages(page).last).to_contain_text("âge")
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+    await expect(page.locator('.msg[data-author="user"] .text')).to_have_text(["Non", "Français"])
+    store = server.app[STORE]
+    [conversation] = await store.conversations_by_status(Status.BOT)
+    assert [e.text for e in await store.transcript(conversation.id) if e.author == "user"] == ["Non", "Français"]
