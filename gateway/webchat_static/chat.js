@@ -69,7 +69,7 @@
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), told: toldLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
     receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, known: {}, leaving: false, unanswered: null, endAsked: false, session: false,
-    conversation: null, lostAt: Date.now(), retry: null };
+    conversation: null, lostAt: Date.now(), retry: null, langAsked: null };
   var ESCAPE_WINDOW_MS = 2000;
 
   /* The language the page chose (its switch, the conversation's), else the browser's: English when it starts with
@@ -474,6 +474,7 @@
   /* The page's own texts follow the conversation's language: a young person who answered "English" to the bot
      gets the quick exit, the hint and the status line in English too. */
   function followLanguage(language) {
+    if (language === state.langAsked) { state.langAsked = null; }  // the switch is the conversation's now
     if (!TEXTS[language] || language === state.lang) { return; }
     state.lang = language;
     state.told = true;
@@ -487,7 +488,11 @@
     state.lostAt = null;
     $("connection").hidden = true;
     if (typeof frame.keepalive === "number" && frame.keepalive > 0) { state.keepalive = frame.keepalive; }
-    followLanguage(frame.language);
+    if (state.langAsked && frame.language !== state.langAsked) {  // switched while the connection was down: asked now
+      state.ws.send(JSON.stringify({ type: "language", language: state.langAsked }));
+    } else {
+      followLanguage(frame.language);
+    }
     state.token = frame.token;
     try { localStorage.setItem(TOKEN_KEY, frame.token); } catch (e) { /* private mode: session lasts the tab */ }
     forgetOpening();  // the token speaks for the page from now on
@@ -857,6 +862,7 @@
     $("lang-toggle").addEventListener("click", function () {
       state.lang = state.lang === "fr" ? "en" : "fr";
       state.told = true;
+      state.langAsked = state.lang;  // until the server says it back (asked again after the next session)
       try { localStorage.setItem(LANG_KEY, state.lang); } catch (e) { /* ignore */ }
       applyTexts();
       if (state.session && state.ws && state.ws.readyState === WebSocket.OPEN) {  // the bot follows from the next message on

@@ -43,3 +43,27 @@ async def test_a_message_typed_offline_is_said_at_once_and_sent_once_the_network
     assert await user_texts(server, page) == ["Non", "Français"]
     await expect(page.locator('.msg[data-author="user"] .text')).to_have_text(["Non", "Français"])
     assert errors == []
+
+
+async def test_the_language_chosen_while_offline_is_the_bots_once_back(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """A young person who switched the page to English while the phone was offline saw it in English, then, back
+    online, the page turned French again (the session's language, the conversation's) and the bot went on in French:
+    the switch was never told to the server. Now a switch the server has not confirmed is asked again after the
+    next session, and the page keeps it."""
+    page = await context.new_page()
+    await page.goto(str(server.make_url("/chat")))
+    await page.get_by_role("button", name="Non", exact=True).click()
+    await page.get_by_role("button", name="Français").click()
+    await expect(bot_messages(page).last).to_contain_text("âge")
+
+    await context.set_offline(True)
+    await expect(page.locator("#connection")).to_be_visible()
+    await page.locator("#lang-toggle").click()
+    await expect(page.locator("#send-button")).to_have_text("Send")
+    await context.set_offline(False)
+    await expect(page.locator("#connection")).to_be_hidden()
+    await type_answer(page, "14")
+    await expect(bot_messages(page).last).to_contain_text("Are you writing for yourself")
+    await expect(page.locator("#send-button")).to_have_text("Send")
