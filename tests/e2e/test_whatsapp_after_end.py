@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from gateway.app import DISPATCHER, STORE
-from gateway.conversation import Status
+from gateway.conversation import Conversation, Status
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import Author
@@ -78,11 +78,8 @@ async def test_stop_without_opting_out_after_an_end_still_gets_its_short_reply(
     assert "17 ou 112" in reply and CLOSED_LINE not in reply
 
 
-async def test_stop_opting_out_while_waiting_at_night_gets_no_closed_line_reminder(
-    client: Client, twilio: FakeTwilioAPI
-) -> None:
-    """Until 2026-12-06 an opt-out written while waiting when the line had closed got the closed line's reminder
-    (``Dispatcher._closed_reminder``), sent to Twilio, which refuses it (21610)."""
+async def waiting_told_closed(client: Client, twilio: FakeTwilioAPI) -> Conversation:
+    """Walked to the queue at 22:50 in Paris (the line still open), then at 23:40 told by the timer it has closed."""
     reader = client.app[DISPATCHER].reader
     if reader is not None:
         await reader.wait_loaded()
@@ -99,6 +96,16 @@ async def test_stop_opting_out_while_waiting_at_night_gets_no_closed_line_remind
 
     await eventually(told_closed)
     await outbox_drained(client)
+    return waiting
+
+
+async def test_stop_opting_out_while_waiting_at_night_gets_no_closed_line_reminder(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Until 2026-12-06 an opt-out written while waiting when the line had closed got the closed line's reminder
+    (``Dispatcher._closed_reminder``), sent to Twilio, which refuses it (21610)."""
+    waiting = await waiting_told_closed(client, twilio)
+    store = client.app[STORE]
     running_clock(client).advance(minutes=31)  # 00:11: a message now would get the reminder
     before = len(twilio.requests_to("Messages.json"))
 
@@ -152,22 +159,8 @@ async def test_start_while_waiting_at_night_gets_the_closed_lines_reminder(
     reminder (where to turn now) answers it. Until 2026-12-06 the START was handled while the conversation was still
     marked (its departure came after the message): the reminder became a "not sent: the person unsubscribed" entry,
     counted as told, and the young person who had just opted back in got nothing, nor at their next words."""
-    reader = client.app[DISPATCHER].reader
-    if reader is not None:
-        await reader.wait_loaded()
-    running_clock(client).advance(hours=8, minutes=50)  # 22:50 in Paris: the line still open
-    for number, text in enumerate(WALK):
-        assert await deliver(client, twilio_form(PHONE, text, message_sid=f"SM{number:032d}")) == 200
+    waiting = await waiting_told_closed(client, twilio)
     store = client.app[STORE]
-    [waiting] = await eventually(lambda: store.conversations_by_status(Status.QUEUED))
-    await outbox_drained(client)
-    running_clock(client).advance(minutes=50)  # 23:40: closed, the timer's notice told
-
-    async def told_closed() -> bool:
-        return any(CLOSED_LINE in body for body in bodies(twilio.accepted()))
-
-    await eventually(told_closed)
-    await outbox_drained(client)
     stop = {**twilio_form(PHONE, "STOP", message_sid="SM" + "5" * 32), "OptOutType": "STOP"}
     assert await deliver(client, stop) == 200
     running_clock(client).advance(minutes=31)  # 00:11: a message now gets the reminder

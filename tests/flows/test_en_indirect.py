@@ -11,15 +11,13 @@ or a sibling saying "kys" about a game, with nothing aimed at the writer, is not
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gateway.flows.engine import Engine
-from gateway.flows.loader import load_file
 from gateway.flows.reading import Risk
+from tests.flows.test_default_keywords import engine, risk_of
 
-FLOWS_YAML = Path(__file__).resolve().parents[2] / "flows.yaml"
+__all__ = ["engine"]  # the module's engine fixture, used below
 
 # indirect ideation and self-harm: each must reach its risk's interrupt (3114)
 RISKY: list[tuple[str, str]] = [
@@ -202,16 +200,6 @@ TOLD_TO: list[tuple[str, str]] = [
     ("they commented kys under my tiktok", "suicide"),
     ("my brother keeps saying kys when he loses at fifa", "none"),
 ]
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine(load_file(FLOWS_YAML))
-
-
-def risk_of(engine: Engine, message: str) -> str:
-    flag = engine.decide(message).flag
-    return flag.risk.value if flag is not None else Risk.NONE.value
 
 
 def test_the_lists_are_the_sizes_said() -> None:
