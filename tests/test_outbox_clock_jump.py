@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from gateway.errors import StoreError
 from gateway.messages import ChannelName, Outbound
 from gateway.outbox import Outbox
@@ -31,11 +33,12 @@ class SlowChannel:
         return f"provider-{message.id}-{len(self.sent)}"
 
 
-class ClaimsCounted:
-    """The real store; its claims counted (to wait until the outbox has claimed since the jump)."""
+class JumpedStore:
+    """The real store; its claims counted (to wait until the outbox has claimed since the jump), and its renewals
+    refused with a store error while ``down`` (a connection broken by the suspend), one call."""
 
     def __init__(self, store: Store) -> None:
-        self._store, self.claims = store, 0
+        self._store, self.claims, self.down = store, 0, False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -45,39 +48,6 @@ class ClaimsCounted:
         self.claims += 1
         return found
 
-
-async def test_a_clock_jump_while_a_reply_is_sending_does_not_send_it_again(sqlite_store: Store, clock: Clock) -> None:
-    store = ClaimsCounted(sqlite_store)
-    channel = SlowChannel()
-    sending = Outbox(store, {TG: channel}, clock=clock, max_attempts=4, poll_seconds=0.05)  # type: ignore[arg-type]
-    message = Outbound("r1", "c1", TG, "424242", "Bonjour")
-    await sqlite_store.outbox_put(OutboxItem("r1", "c1", encode_outbound(message), created_at=clock()))
-    worker = asyncio.create_task(sending.run())
-    try:
-        await eventually(lambda: asyncio.sleep(0, channel.sent == ["r1"] or None))
-        clock.jump(minutes=30)  # suspended 30 minutes mid-send, resumed
-        claims = store.claims
-        await eventually(lambda: asyncio.sleep(0, store.claims >= claims + 3 or None))  # claimed since, a few times
-        channel.go.set()
-
-        async def recorded() -> bool:
-            found = await sqlite_store.outbox_get("c1", "r1")
-            return found is not None and found.status == OutboxStatus.SENT
-
-        await eventually(recorded)
-        assert channel.sent == ["r1"]  # once
-    finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
-
-
-class RenewalsDown(ClaimsCounted):
-    """The real store, its renewals refused with a store error while ``down`` (a connection broken by the suspend)."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(store)
-        self.down = False
-
     async def outbox_renew(self, *args: Any, **kwargs: Any) -> bool:
         if self.down:
             self.down = False  # one call: the next one reaches the store again
@@ -86,12 +56,14 @@ class RenewalsDown(ClaimsCounted):
         return renewed
 
 
-async def test_a_clock_jump_whose_renewal_fails_does_not_send_the_reply_again(
-    sqlite_store: Store, clock: Clock
+@pytest.mark.parametrize("renewal", ["answered", "fails once"])
+async def test_a_clock_jump_while_a_reply_is_sending_does_not_send_it_again(
+    sqlite_store: Store, clock: Clock, renewal: str
 ) -> None:
-    """The first store call after the resume fails (its connection broken by the suspend): until 2026-12-06 the jump's
-    renewal was tried once, the claim went on a poll later with the lease lapsed, and the reply was sent twice."""
-    store = RenewalsDown(sqlite_store)
+    """Until 2026-12-06 the outbox's next claim after the jump took the lapsed lease and sent the reply twice; and once
+    renewals were made after a jump, a renewal that failed (the first store call after the resume, its connection
+    broken by the suspend) let the claim go on a poll later, the same."""
+    store = JumpedStore(sqlite_store)
     channel = SlowChannel()
     sending = Outbox(store, {TG: channel}, clock=clock, max_attempts=4, poll_seconds=0.05)  # type: ignore[arg-type]
     message = Outbound("r1", "c1", TG, "424242", "Bonjour")
@@ -99,7 +71,7 @@ async def test_a_clock_jump_whose_renewal_fails_does_not_send_the_reply_again(
     worker = asyncio.create_task(sending.run())
     try:
         await eventually(lambda: asyncio.sleep(0, channel.sent == ["r1"] or None))
-        store.down = True
+        store.down = renewal == "fails once"
         clock.jump(minutes=30)  # suspended 30 minutes mid-send, resumed
         claims = store.claims
         await eventually(lambda: asyncio.sleep(0, store.claims >= claims + 3 or None))  # claimed since, a few times
@@ -110,7 +82,7 @@ async def test_a_clock_jump_whose_renewal_fails_does_not_send_the_reply_again(
             return found is not None and found.status == OutboxStatus.SENT
 
         await eventually(recorded)
-        assert not store.down  # the renewal was tried, and failed
+        assert not store.down  # a renewal was tried (and, "fails once", failed)
         assert channel.sent == ["r1"]  # once
     finally:
         worker.cancel()
