@@ -759,9 +759,9 @@ class Dispatcher:
         await self.store.save_conversation(conversation, done=done)
         if flag is not None:
             await self.store.publish(FlagRaised(conversation.id, entry.id, flag))
-        if flag is not None or conversation.summary != card or conversation.closed_told_at != closed_told or (
-            conversation.left_how != left  # a STOP or a START: its card says whether anything can reach them
-        ):
+        # a STOP or a START (``left_how``): its card says whether anything can reach them
+        changed = conversation.closed_told_at != closed_told or conversation.left_how != left
+        if flag is not None or conversation.summary != card or changed:
             await self.store.publish(QueueChanged())  # a card's alert too (``Engine.alerted``), its closed line
         if (language := language_of(conversation, engine.flow)) != spoken:  # the page's own texts follow it
             await self.store.publish(LanguageChanged(conversation.id, language))
