@@ -123,7 +123,7 @@ class Conversation:
     closed_at: datetime | None = None
     client: str | None = field(default=None, repr=False)  # web chat: keyed hash of the client's address
     left_at: datetime | None = None  # the young person left (quick exit, "Terminer", the page gone): gateway/leaving.py
-    left_how: str | None = None  # "quick_exit", "ended" or "gone"
+    left_how: str | None = None  # "quick_exit", "ended", "gone" or "blocked" (on WhatsApp: STOP, ``unsubscribed``)
     flag: RiskFlag | None = field(default=None, repr=False)  # the strongest risk read in the young person's words
     erase_asked_at: datetime | None = None  # the young person wrote the erasure phrase: their next message answers
     purged_at: datetime | None = None  # retention over: only what the figures need is left (gateway/retention.py)
