@@ -303,15 +303,20 @@ async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: 
     """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked."""
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
     if conversation is not None:
-        await _set_blocked(dispatcher, store, conversation.id, departure.left, now)
+        await _set_blocked(dispatcher, store, conversation.id, departure.left, now, about=departure.about)
 
 
 async def _set_blocked(
-    dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, left: bool, now: datetime
-) -> None:
+    dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, left: bool, now: datetime,
+    *, about: str | None = None,
+) -> None:  # fmt: skip
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or (conversation.left_how == "blocked") == left:
+            return
+        if left and about is not None and await _sent_before_lifted(store, conversation_id, about):
+            log.info("leaving: %s: a refusal of a message sent before the mark was lifted, not marked again",
+                     conversation_id)  # fmt: skip
             return
         if left:
             await mark_left(dispatcher, conversation, "blocked", now)
@@ -320,3 +325,15 @@ async def _set_blocked(
             await dispatcher.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         await store.save_conversation(conversation)
     await dispatcher.store.publish(QueueChanged())  # its card says it, on every console
+
+
+async def _sent_before_lifted(store: LeavingRoles, conversation_id: str, provider_message_id: str) -> bool:
+    """Whether the message a refusal is about (a late WhatsApp status callback, 21610) was written before the
+    conversation's mark was last lifted (its ``left.unblocked`` entry: START): Twilio delivers since, whatever that
+    refusal said then. Read only on such a refusal; a message not found (not recorded yet) is taken as recent.
+    Until 2026-12-06 such a callback marked the conversation again: nothing sent to them until another START."""
+    entry = await store.find_by_provider_id(provider_message_id)
+    if entry is None:
+        return False
+    lifted = [e.at for e in await store.transcript(conversation_id) if e.system and e.system.code == "left.unblocked"]
+    return bool(lifted) and entry.at < max(lifted)

@@ -161,6 +161,9 @@ class Departure:
     channel: ChannelName
     sender: str
     left: bool = True
+    # the provider's id of the message whose refusal says it (WhatsApp's status callback with 21610): a refusal of a
+    # message sent before the mark was last lifted (START) says nothing of now (``leaving.provider_says``)
+    about: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,7 +180,10 @@ class WhatsAppChannel:
         form = await self._verified_form(request)
         receipt = _receipt(form)
         opted_out = receipt is not None and receipt.error == str(OPTED_OUT)
-        departures = (Departure(self.name, receipt.sender),) if receipt is not None and opted_out else ()
+        departures = (
+            (Departure(self.name, receipt.sender, about=receipt.provider_message_id),)
+            if receipt is not None and opted_out else ()
+        )  # fmt: skip
         return Batch(receipts=(receipt,) if receipt else (), departures=departures)
 
     def acknowledge(self) -> web.Response:

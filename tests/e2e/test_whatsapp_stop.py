@@ -14,10 +14,10 @@ from gateway.conversation import Status
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import TimerKind
-from gateway.testing import FakeTwilioAPI, twilio_form
+from gateway.testing import FakeTwilioAPI, twilio_form, twilio_status_form
 from tests.conftest import outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline, running_clock
-from tests.e2e.test_whatsapp import PHONE, deliver, handed_to_listener, walk_to_queue, whatsapp_settings
+from tests.e2e.test_whatsapp import PHONE, STATUS_PATH, deliver, handed_to_listener, walk_to_queue, whatsapp_settings
 
 __all__ = ["gateway", "offline", "whatsapp_settings"]  # fixtures used below
 
@@ -129,3 +129,32 @@ async def test_a_consent_question_after_stop_is_refused_at_once_not_told_sent(
     await outbox_drained(client)
     assert twilio.requests_to("Messages.json")[before:] == []
     assert [e["system"]["code"] for e in await desk.system_entries(conversation_id)] == ["left.blocked"]
+
+
+async def test_a_late_21610_about_a_message_sent_before_start_does_not_mark_again(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Status callbacks come late and out of order: a 21610 about a message sent before the young person's START,
+    arriving after it, says nothing of now (Twilio delivers again). Until 2026-12-06 it marked the conversation
+    unsubscribed again: nothing sent to them, their listener refused, until another START. One about a message sent
+    after the START still marks it."""
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    sid = twilio.accepted()[-1].answer["sid"]  # the last message sent before the STOP
+    assert await deliver(client, stop_form()) == 200
+    running_clock(client).advance(minutes=1)
+    start = {**twilio_form(PHONE, "START", message_sid="SM" + "7" * 32), "OptOutType": "START"}
+    assert await deliver(client, start) == 200
+    assert (await desk.conversation(conversation_id))["left_how"] is None
+
+    late = twilio_status_form(sid, "undelivered", PHONE, error_code="21610")
+    assert await deliver(client, late, STATUS_PATH) == 200
+    assert (await desk.conversation(conversation_id))["left_how"] is None
+    before = len(twilio.accepted())
+    sent = await desk.reply(conversation_id, "Tu es là ?")
+    await twilio.wait_accepted(before + 1)
+    await desk.delivery_of(conversation_id, sent["id"], "sent")
+
+    running_clock(client).advance(minutes=1)
+    after = twilio_status_form(twilio.accepted()[-1].answer["sid"], "undelivered", PHONE, error_code="21610")
+    assert await deliver(client, after, STATUS_PATH) == 200
+    assert (await desk.conversation(conversation_id))["left_how"] == "blocked"
