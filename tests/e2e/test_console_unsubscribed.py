@@ -5,6 +5,8 @@ webhooks, the fake Twilio API on 127.0.0.1, the app's clock pinned (``tests/conf
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
@@ -12,6 +14,7 @@ from playwright.async_api import BrowserContext, expect
 from gateway.app import STORE
 from gateway.conversation import Status
 from gateway.testing import FakeTwilioAPI, twilio_form
+from tests.conftest import Clock
 from tests.e2e.channel_support import offline
 from tests.e2e.test_console import add_listeners, log_in
 from tests.e2e.test_console_more import PHONE, deliver, whatsapp_server, whatsapp_to_queue
@@ -99,3 +102,24 @@ async def test_a_waiting_conversations_stop_shows_on_its_card_live_and_it_can_st
     await expect(listener.locator("#waiting .card")).to_have_count(0)
     [closed] = await whatsapp_server.app[STORE].conversations_by_status(Status.CLOSED)
     assert closed.outcome == "cyberbullying"
+
+
+async def test_the_referral_dialog_says_a_refusal_in_the_consoles_words(
+    desk: BrowserContext, whatsapp_server: TestServer, clock: Clock, offline: None
+) -> None:
+    """The consent question refused (409: the server's clock went a day on, the page's did not: past WhatsApp's 24 h
+    window, or the conversation no longer the listener's, whichever the server's timers reach first) is said with
+    the console's ``refused.*`` text, in its language, as the reply box says it; until 2026-12-06 the dialog showed
+    the server's English ``message`` ("the channel's reply window has closed", "take the conversation first")."""
+    await add_listeners(whatsapp_server, "anne")
+    await whatsapp_to_queue(whatsapp_server)
+    listener = await log_in(desk, whatsapp_server, "anne")
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+    await listener.locator("#referral-open").click()
+    await expect(listener.locator("#referral-dialog")).to_be_visible()
+
+    clock.advance(hours=24, minutes=1)
+    await listener.locator("#referral-ask").click()
+    french = re.compile(r"^(La fenêtre de réponse du canal est fermée|Cette conversation n'est pas avec toi)")
+    await expect(listener.locator("#referral-error")).to_have_text(french)

@@ -273,7 +273,7 @@
     api("POST", "/api/conversations/" + state.conversation.id + "/referrals/ask", body)
       .then(function (response) {
         if (response.ok) { state.asking = null; }
-        $("referral-error").textContent = response.ok ? t("cw.asked") : (response.data && response.data.message) || "";
+        $("referral-error").textContent = response.ok ? t("cw.asked") : HG.refusal(response);  // the console's words
       });
   });
 
@@ -299,7 +299,7 @@
     var body = { partner: $("referral-partner").value, consent: chosen.value === "yes", shared: shared, summary: $("referral-summary").value };
     body.id = referralId(body);
     api("POST", "/api/conversations/" + state.conversation.id + "/referrals", body).then(function (response) {
-      if (!response.ok) { $("referral-error").textContent = (response.data && response.data.message) || String(response.status); return; }
+      if (!response.ok) { $("referral-error").textContent = HG.refusal(response); return; }
       state.referral = null;  // answered: the next referral is another one
       $("referral-dialog").close();
       message(t("cw.done"), false);

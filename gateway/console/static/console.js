@@ -32,6 +32,7 @@
     if (match) { openConversation(match[1]); }
   });
   HG.logoutButton($("logout"));  // logout.js: asks first when drafts would be lost
+  HG.refusal = refusal;  // casework.js: the referral dialog words a refusal as the reply box does
   HG.onLanguage(function () {
     connection(state.connected);
     title();
