@@ -159,7 +159,7 @@ class Departure:
     """A provider says the young person blocked the line or unsubscribed (``left``), or accepts messages again."""
 
     channel: ChannelName
-    sender: str
+    sender: str = field(repr=False)  # a phone number on WhatsApp: never in a log line or an exception
     left: bool = True
     # the provider's id of the message whose refusal says it (WhatsApp's status callback with 21610): a refusal of a
     # message sent before the mark was last lifted (START) says nothing of now (``leaving.provider_says``)

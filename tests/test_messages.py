@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from gateway.conversation import Conversation
-from gateway.messages import ChannelName, Inbound, Outbound, Receipt
+from gateway.messages import ChannelName, Departure, Inbound, Outbound, Receipt
 from gateway.store import OutboxItem
 from gateway.store.codec import encode_outbound
 
@@ -19,6 +19,7 @@ def test_no_sender_and_no_words_in_a_repr() -> None:
     shown = [
         Inbound(ChannelName.WHATSAPP, PHONE, "SM1", WORDS),
         Receipt(ChannelName.WHATSAPP, PHONE, "delivered", "SM2"),
+        Departure(ChannelName.WHATSAPP, PHONE, about="SM3"),
         outbound,
         Conversation.start(ChannelName.WHATSAPP, PHONE, datetime(2026, 3, 10, tzinfo=UTC)),
         OutboxItem("o1", "c1", encode_outbound(outbound), datetime(2026, 3, 10, tzinfo=UTC)),
