@@ -17,7 +17,7 @@ import weakref
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -76,6 +76,16 @@ class WebChatRoles(
 
 
 POSITION_SECONDS = 10.0  # how often the place in line of the queued conversations followed here is read again
+PAGE_LANGUAGES = ("fr", "en")  # the languages of the page's own texts (chat.js TEXTS)
+
+
+class Place(NamedTuple):
+    """What a queued conversation's pages were last told of its wait: its place, the queue it waits in, and, while
+    that queue is closed, when its listeners are back (``reopens``, by page language; None while it is open)."""
+
+    position: int
+    queue: str | None
+    reopens: dict[str, str] | None
 
 
 class WebChatHub:
@@ -117,8 +127,9 @@ class WebChatHub:
         self._leaving: set[str] = set()
         self._forwarding = Forwarding(store, metrics.outages, "webchat_forwarding")
         # The place in line last told to the pages of each queued conversation followed here (:meth:`status`):
-        # read again every ``position_seconds`` (:meth:`refresh_positions`), a change told as a status frame.
-        self.positions: dict[str, int] = {}
+        # read again every ``position_seconds`` (:meth:`refresh_positions`), a change told as a status frame; with
+        # whether its queue is closed and when it reopens, told again as the line closes, opens or its day turns.
+        self.positions: dict[str, Place] = {}
         self.position_seconds = position_seconds
 
     def arm_gone(self, conversation_id: str, now: datetime) -> asyncio.Future[None]:
@@ -301,16 +312,31 @@ class WebChatHub:
         if position is None:
             self.positions.pop(conversation_id, None)
             return {"status": status.value}
+        conversation = await self.store.get_conversation(conversation_id)
+        place = Place(position, None if conversation is None else conversation.queue, None)
+        place = place._replace(reopens=self.reopens(place.queue))
         if conversation_id in self.sockets:
-            self.positions[conversation_id] = position
-        return {"status": status.value, "position": position}
+            self.positions[conversation_id] = place
+        return {"status": status.value, **_place(place)}
+
+    def reopens(self, queue: str | None) -> dict[str, str] | None:
+        """While ``queue`` is closed, when its listeners are back, in each language of the page ("demain à 9h",
+        "tomorrow at 9:00"; empty past the horizon), from the flow's hours as the closed-line message and the
+        console's banner read them (never computed in the browser); None while it is open (or unknown)."""
+        engine, now = self.flows.engine(), self.clock()
+        if queue is None or engine.is_open(queue, now):
+            return None
+        return {language: engine.reopening(queue, now, language) for language in PAGE_LANGUAGES}
 
     async def refresh_positions(self) -> None:
         """Runs for the app's lifetime (a supervised worker): every ``position_seconds``, the place in line of each
         queued conversation followed here is read again, and a change is told to its pages as a status frame.
         A conversation's own events say when it moves (taken, ended), not when those ahead of it leave the line:
         before, a young person second in line read "position 2" until the bot's next reassurance or a reconnection,
-        however many were taken meanwhile. One read a queued conversation followed here, every period."""
+        however many were taken meanwhile. Its queue's closing, its opening and the turn of the night ("demain" become
+        "aujourd'hui") are told the same way (``reopens``): before, the page said "position 1" all night, after the
+        bot had said nobody could answer until the morning. One read a queued conversation followed here, every
+        period."""
         while True:
             await asyncio.sleep(self.position_seconds)
             for conversation_id, told in list(self.positions.items()):
@@ -318,12 +344,13 @@ class WebChatHub:
                     self.positions.pop(conversation_id, None)
                     continue
                 position = await self.store.position(conversation_id)
-                if position is None or position == told or self.positions.get(conversation_id) != told:
+                place = told._replace(position=position or 0, reopens=self.reopens(told.queue))
+                if position is None or place == told or self.positions.get(conversation_id) != told:
                     continue  # left the line (its own status event says so), unchanged, or told meanwhile
-                self.positions[conversation_id] = position
+                self.positions[conversation_id] = place
                 conversation = await self.store.get_conversation(conversation_id)
                 language = {} if conversation is None else {"language": self.language(conversation)}
-                self._offer_all(conversation_id, {"type": "status", "status": Status.QUEUED.value, "position": position,
+                self._offer_all(conversation_id, {"type": "status", "status": Status.QUEUED.value, **_place(place),
                                                   **language})  # fmt: skip
 
     async def _frame(self, event: Event) -> tuple[str, dict[str, Any]] | None:
@@ -369,6 +396,11 @@ class WebChatHub:
             frame = {**frame, key: new}
         if writer.offer(frame):
             sent.update(e["id"] for e in new)
+
+
+def _place(place: Place) -> dict[str, Any]:
+    """A queued status frame's place in line, and ``reopens`` while the queue is closed (docs/webchat-protocol.md)."""
+    return {"position": place.position, **({"reopens": place.reopens} if place.reopens is not None else {})}
 
 
 def _public(entry: TranscriptEntry) -> dict[str, Any]:

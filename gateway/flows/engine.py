@@ -635,6 +635,13 @@ class Engine:
             return None
         return hours.next_change(schedule, now, self.tz)
 
+    def reopening(self, queue: str, now: datetime, language: str) -> str:
+        """When ``queue``, closed at ``now``, opens next, in words as the closed-line message says it ("demain à 9h");
+        empty when it is open, always open, unknown, or does not open within the horizon (``hours.reopening``)."""
+        spec = self.flow.queues.get(queue)
+        schedule = self.flow.schedules.get(spec.schedule) if spec is not None else None
+        return hours.reopening(schedule, now, self.tz, language) if schedule is not None else ""
+
     def closing(self, queue: str, language: str, now: datetime, position: int, within: timedelta) -> str | None:
         """The ``queued_closing`` message when ``queue``, open at ``now``, closes within ``within`` (the wait a listener
         would be promised): when it closes, when it reopens, and where to turn meanwhile; else None."""

@@ -25,7 +25,9 @@
       hint: "Appuie deux fois sur Échap pour quitter rapidement.", reconnecting: "Reconnexion…",
       unreachable: "Le chat ne répond pas pour l'instant, on réessaie. Si tu as besoin de parler maintenant, le 119 et le 3114 répondent 24h/24 ; en danger immédiat, appelle le 17 ou le 112 (SMS au 114).",
       hintTouch: "Le bouton « Sortie rapide », en haut, te fait quitter tout de suite.",
-      queued: "En attente d'un·e écoutant·e — position ", withListener: "Un·e écoutant·e est avec toi.",
+      queued: "En attente d'un·e écoutant·e — position ",
+      closedLine: "Ligne fermée — les écoutant·es reprennent {when} · ta conversation garde sa place",
+      closedLineLater: "Ligne fermée · ta conversation garde sa place", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
       error: "Ce message n'a pas pu être envoyé.", other: "Page in English", pageTitle: "Chat d'écoute",
       notSent: "Pas encore envoyé.", retry: "Réessayer", waiting: "Pas encore envoyé…",
@@ -47,7 +49,9 @@
       hint: "Press Escape twice to leave quickly.", reconnecting: "Reconnecting…",
       unreachable: "The chat is not answering right now, we keep trying. If you need to talk now, 119 and 3114 answer 24/7; in immediate danger, call 17 or 112 (text 114).",
       hintTouch: "The “Quick exit” button, at the top, takes you away at once.",
-      queued: "Waiting for a listener — position ", withListener: "A listener is with you.",
+      queued: "Waiting for a listener — position ",
+      closedLine: "Line closed — listeners are back {when} · your conversation keeps its place",
+      closedLineLater: "Line closed · your conversation keeps its place", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
       error: "This message could not be sent.", other: "Page en français", pageTitle: "Helpline chat",
       notSent: "Not sent yet.", retry: "Try again", waiting: "Not sent yet…",
@@ -343,6 +347,10 @@
     var line = $("status-line");
     var text = "";
     if (state.status === "queued") { text = t("queued") + (state.position || "?"); }
+    if (state.status === "queued" && state.reopens) {  // the line closed: no listener promised (the bot said where to turn)
+      var when = state.reopens[state.lang] || "";
+      text = when ? t("closedLine").replace("{when}", when) : t("closedLineLater");
+    }
     if (state.status === "with_listener") { text = t("withListener"); }
     line.textContent = text;
     line.hidden = !text;
@@ -460,12 +468,12 @@
     else if (frame.type === "typing") { showTyping(); }
     else if (frame.type === "language") { followLanguage(frame.language); }  // answered the bot's language question
     else if (frame.type === "status") {
-      state.status = frame.status; state.position = frame.position; followLanguage(frame.language); renderStatus();
+      state.status = frame.status; state.position = frame.position; state.reopens = frame.reopens; followLanguage(frame.language); renderStatus();
     }
     else if (frame.type === "resync") {  // the server may have missed events: what we did not show, and the status
       frame.entries.forEach(showEntry);
       followConversation(frame.conversation);
-      state.status = frame.status; state.position = frame.position; followLanguage(frame.language); renderStatus();
+      state.status = frame.status; state.position = frame.position; state.reopens = frame.reopens; followLanguage(frame.language); renderStatus();
     }
     else if (frame.type === "error" && frame.code === "ended") { onEnded(); }
     else if (frame.type === "error") { bubble("system", t("error"), null, false); }
@@ -498,6 +506,7 @@
     forgetOpening();  // the token speaks for the page from now on
     state.status = frame.status;
     state.position = frame.position;
+    state.reopens = frame.reopens;
     followConversation(frame.conversation);
     document.querySelectorAll(".msg.pending[data-restored]").forEach(function (el) { el.remove(); });  // shown below
     frame.history.forEach(showEntry);
