@@ -339,12 +339,15 @@ class WebChatHub:
         period."""
         while True:
             await asyncio.sleep(self.position_seconds)
+            reopens: dict[str | None, dict[str, str] | None] = {}  # each queue's hours read once a pass
             for conversation_id, told in list(self.positions.items()):
                 if conversation_id not in self.sockets:
                     self.positions.pop(conversation_id, None)
                     continue
                 position = await self.store.position(conversation_id)
-                place = told._replace(position=position or 0, reopens=self.reopens(told.queue))
+                if told.queue not in reopens:
+                    reopens[told.queue] = self.reopens(told.queue)
+                place = told._replace(position=position or 0, reopens=reopens[told.queue])
                 if position is None or place == told or self.positions.get(conversation_id) != told:
                     continue  # left the line (its own status event says so), unchanged, or told meanwhile
                 self.positions[conversation_id] = place
