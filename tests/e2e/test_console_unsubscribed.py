@@ -123,3 +123,26 @@ async def test_the_referral_dialog_says_a_refusal_in_the_consoles_words(
     await listener.locator("#referral-ask").click()
     french = re.compile(r"^(La fenêtre de réponse du canal est fermée|Cette conversation n'est pas avec toi)")
     await expect(listener.locator("#referral-error")).to_have_text(french)
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_a_stops_card_keeps_its_words_and_its_take_button_in_sight(
+    desk: BrowserContext, whatsapp_server: TestServer, offline: None, width: int
+) -> None:
+    """The card's STOP pill kept on one line (``.pill``: nowrap) was wider than the queue's column: its words were
+    cut ("rien ne lui parvient", without "until START") and it pushed the card's "Prendre" out of the card, out of
+    sight, on a desktop as on a phone. Now it wraps within the card, its button in sight."""
+    await add_listeners(whatsapp_server, "anne")
+    await whatsapp_to_queue(whatsapp_server)
+    listener = await log_in(desk, whatsapp_server, "anne")
+    await listener.set_viewport_size({"width": width, "height": 800})
+    card = listener.locator("#waiting .card")
+    await expect(card).to_have_count(1)
+    await deliver(whatsapp_server, stop())
+    pill = card.locator(".pill.left")
+    await expect(pill).to_have_text(UNSUBSCRIBED)
+    await expect(card.locator(".take")).to_be_in_viewport(ratio=1)
+    box, pill_box, take = await card.bounding_box(), await pill.bounding_box(), await card.locator(".take").bounding_box()
+    assert box is not None and pill_box is not None and take is not None
+    right = box["x"] + box["width"] + 0.5
+    assert pill_box["x"] + pill_box["width"] <= right and take["x"] + take["width"] <= right
