@@ -142,7 +142,8 @@ async def test_a_stops_card_keeps_its_words_and_its_take_button_in_sight(
     pill = card.locator(".pill.left")
     await expect(pill).to_have_text(UNSUBSCRIBED)
     await expect(card.locator(".take")).to_be_in_viewport(ratio=1)
-    box, pill_box, take = await card.bounding_box(), await pill.bounding_box(), await card.locator(".take").bounding_box()
+    box, pill_box = await card.bounding_box(), await pill.bounding_box()
+    take = await card.locator(".take").bounding_box()
     assert box is not None and pill_box is not None and take is not None
     right = box["x"] + box["width"] + 0.5
     assert pill_box["x"] + pill_box["width"] <= right and take["x"] + take["width"] <= right
