@@ -18,6 +18,7 @@ from gateway.settings import Settings
 from tests.conftest import PARIS, Clock
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.test_chat import bot_messages, open_chat, type_answer, walk_to_queue
+from tests.e2e.test_chat_end import walk_while_closed
 
 pytestmark = __import__("pytest").mark.browser
 
@@ -75,13 +76,6 @@ async def test_a_conversation_begun_at_night_is_never_said_waiting(
     clock.now = datetime(2026, 3, 10, 23, 30, tzinfo=PARIS).astimezone(UTC)
     page = await open_chat(context, server)
     await expect(bot_messages(page).filter(has_text=CLOSED_LINE)).to_have_count(1)  # at the greeting
-    await page.get_by_role("button", name="Non", exact=True).click()
-    await page.get_by_role("button", name="Français").click()
-    await expect(bot_messages(page).last).to_contain_text("âge")
-    await type_answer(page, "j'ai 14 ans")
-    await page.get_by_role("button", name="Pour moi").click()
-    await page.get_by_role("button", name="Cyberharcèlement").click()
-    await expect(bot_messages(page).last).to_contain_text("quelques mots")
-    await type_answer(page, "Des élèves se moquent de moi sur un groupe.")
+    await walk_while_closed(page)
     await expect(page.locator("#ended")).to_be_visible()  # the closed outcome: ended, the numbers in sight
     await expect(page.locator("#status-line")).to_be_hidden()
