@@ -194,8 +194,8 @@ async def test_an_edited_message_is_its_new_words_under_the_updates_own_id(clien
 async def test_blocking_and_unblocking_the_bot_are_departures(client: TestClient[Any, Any]) -> None:
     _, blocked = await post(client, telegram_member_update(20, CHAT, "kicked"))
     _, back = await post(client, telegram_member_update(21, CHAT, "member"))
-    assert blocked["departures"] == [{"channel": "telegram", "sender": str(CHAT), "left": True}]
-    assert back["departures"] == [{"channel": "telegram", "sender": str(CHAT), "left": False}]
+    assert blocked["departures"] == [{"channel": "telegram", "sender": str(CHAT), "left": True, "about": None}]
+    assert back["departures"] == [{"channel": "telegram", "sender": str(CHAT), "left": False, "about": None}]
     assert blocked["inbound"] == back["inbound"] == []
 
 
