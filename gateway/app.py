@@ -666,6 +666,14 @@ def _routes(
         page = page.replace("{{UNREACHABLE}}", html.escape(json.dumps(_unreachable(flows)), quote=True))
         return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
 
+    def to_chat(relative: str) -> Handler:
+        async def redirect(request: web.Request) -> web.StreamResponse:
+            """The bare address and "/chat/" (a link whose editor added the slash) lead to the chat, with the query;
+            relative, so that a gateway served under a path prefix behind a proxy keeps its prefix."""
+            raise web.HTTPFound(relative + (f"?{request.query_string}" if request.query_string else ""))
+
+        return redirect
+
     async def widget(request: web.Request) -> web.Response:
         return web.Response(text=(STATIC / "widget.js").read_text(encoding="utf-8"),
                             content_type="application/javascript")  # fmt: skip
@@ -685,7 +693,8 @@ def _routes(
 
     app.add_routes([
         web.get("/healthz", healthz), web.get("/readyz", readyz),
-        web.get("/chat", chat_page), web.get("/chat/widget.js", widget), web.get("/chat/ws", own_pages(socket)),
+        web.get("/chat", chat_page), web.get("/chat/", to_chat("../chat")), web.get("/", to_chat("chat")),
+        web.get("/chat/widget.js", widget), web.get("/chat/ws", own_pages(socket)),
         web.post("/chat/leave", own_pages(leave)),
         web.static("/chat/static", str(STATIC)),
         web.post("/api/admin/reload", api.authed(reload, supervisor=True)),

@@ -277,3 +277,15 @@ async def test_flow_versions_no_open_conversation_uses_are_forgotten(
     assert await prune_flows(flowset, store, settled=0) == 1
     assert set(flowset.engines) == {versions[-1]}
     assert flowset.prune([], settled=0) == 0  # the current one is never forgotten
+
+
+async def test_the_web_chat_is_found_at_the_root_and_with_a_trailing_slash(client: Client) -> None:
+    """A link written "…/chat/" (a site's editor adds the slash) or to the bare address lands on the chat, with its
+    query; before, 404: a young person following the helpline's link found nothing. Relative, so that a gateway
+    served under a path prefix behind a proxy keeps it."""
+    for path, location in (("/chat/", "../chat"), ("/chat/?lang=en", "../chat?lang=en"), ("/", "chat")):
+        response = await client.get(path, allow_redirects=False)
+        assert (response.status, response.headers["Location"]) == (302, location), path
+    followed = await client.get("/chat/")
+    assert followed.status == 200 and followed.url.path == "/chat"
+    assert "text/html" in followed.headers["Content-Type"]
