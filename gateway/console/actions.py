@@ -76,8 +76,14 @@ class _Once:
 
 
 class ActionRefused(GatewayError):
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
+    """A listener's action refused: ``code`` for the console (its ``refused.*`` text), ``message`` in English for
+    the API's other readers; ``details`` go into the answer beside them, for the console's words: ``field``, the
+    part of the form refused (a validation error, its French name in the console), ``position``, which of its
+    lines (1 first, as the console numbers them), ``max`` and ``length``, the limits broken, ``current``, the status
+    a record already has."""
+
+    def __init__(self, code: str, message: str, **details: str | int) -> None:
+        self.code, self.details = code, details
         super().__init__(message)
 
 

@@ -161,7 +161,7 @@ class ListenerAPI:
                     await self.wall(request, wall, via=None)
                 return await handler(request)
             except ActionRefused as exc:
-                return _error(_STATUS.get(exc.code, 409), exc.code, str(exc))
+                return _error(_STATUS.get(exc.code, 409), exc.code, str(exc), details=exc.details)
 
         return wrapper
 
@@ -627,8 +627,11 @@ def _me(listener: Listener) -> dict[str, Any]:
     return {"name": listener.name, "supervisor": listener.supervisor, "capacity": listener.capacity}
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, *,
+    details: dict[str, str | int] | None = None,
+) -> web.Response:  # fmt: skip
+    return web.json_response({**(details or {}), "error": code, "message": message}, status=status, headers=headers)
 
 
 __all__ = ["LISTENER", "ListenerAPI", "Presence", "json_body"]

@@ -19,7 +19,12 @@ _HOST = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
 
 
 class LocationError(ValueError):
-    """A content location that is neither a valid http(s) URL nor an @handle (its message says which)."""
+    """A content location that is neither a valid http(s) URL nor an @handle (its message says which);
+    ``position``: which one (1 first), None for the list (none given, too many)."""
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        self.position = position
+        super().__init__(message)
 
 
 def normalise_locations(values: list[str]) -> tuple[str, ...]:
@@ -35,13 +40,13 @@ def normalise_locations(values: list[str]) -> tuple[str, ...]:
 def normalise(value: str, position: int = 1) -> str:
     text = value.strip()
     if not text or len(text) > MAX_LENGTH:
-        raise LocationError(f"location {position} is empty or longer than {MAX_LENGTH} characters")
+        raise LocationError(f"location {position} is empty or longer than {MAX_LENGTH} characters", position)
     if text.startswith("@"):
         if not _HANDLE.match(text):
-            raise LocationError(f"location {position}: a handle is @ then letters, digits, '.', '_' or '-'")
+            raise LocationError(f"location {position}: a handle is @ then letters, digits, '.', '_' or '-'", position)
         return text
     if "://" not in text:
-        raise LocationError(f"location {position}: write the whole address (https://…) or an @handle")
+        raise LocationError(f"location {position}: write the whole address (https://…) or an @handle", position)
     return _url(text, position)
 
 
@@ -49,13 +54,13 @@ def _url(text: str, position: int) -> str:
     parts = urlsplit(text)
     host = (parts.hostname or "").lower().rstrip(".")
     if parts.scheme.lower() not in ("http", "https") or not _HOST.match(host):
-        raise LocationError(f"location {position}: not an http(s) address with a host name")
+        raise LocationError(f"location {position}: not an http(s) address with a host name", position)
     if parts.username or parts.password:
-        raise LocationError(f"location {position}: an address with a user name or password is refused")
+        raise LocationError(f"location {position}: an address with a user name or password is refused", position)
     try:
         port = parts.port
     except ValueError:
-        raise LocationError(f"location {position}: bad port") from None
+        raise LocationError(f"location {position}: bad port", position) from None
     scheme = parts.scheme.lower()
     netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)

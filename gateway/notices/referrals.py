@@ -214,12 +214,14 @@ class Referrals:
         kept = [(label, value.strip()) for label, value in shared if value.strip()]
         for label, value in kept:
             if label not in allowed:
-                raise ActionRefused("bad_request", f"'{label}' is not a field this partner receives")
+                raise ActionRefused("bad_request", f"'{label}' is not a field this partner receives", field="shared")
             if len(value) > MAX_VALUE:
-                raise ActionRefused("bad_request", f"a shared value has at most {MAX_VALUE} characters")
+                raise ActionRefused("bad_request", f"a shared value has at most {MAX_VALUE} characters",
+                                    field="shared_value", max=MAX_VALUE)  # fmt: skip
         summary = summary.strip()
         if len(summary) > MAX_SUMMARY:
-            raise ActionRefused("bad_request", f"the summary has at most {MAX_SUMMARY} characters")
+            raise ActionRefused("bad_request", f"the summary has at most {MAX_SUMMARY} characters",
+                                field="summary", max=MAX_SUMMARY)  # fmt: skip
         no_identity(conversation, [summary, *(v for _, v in kept)])
         return kept, summary
 
@@ -255,7 +257,8 @@ class Referrals:
         except ValueError:
             raise ActionRefused("bad_request", f"unknown status '{status}'") from None
         if target not in REFERRAL_MOVES.get(referral.status, frozenset()):
-            raise ActionRefused("bad_status", f"a {referral.status.value} referral cannot become {target.value}")
+            raise ActionRefused("bad_status", f"a {referral.status.value} referral cannot become {target.value}",
+                                current=referral.status.value)  # fmt: skip
         return await self._save(referral.moved(target, self.clock()), by, f"referral_{target.value}", "")
 
     async def _save(self, referral: Referral, by: str, action: str, detail: str) -> Referral:

@@ -38,7 +38,7 @@ from gateway.language import language_of
 from gateway.mailer import Mailer
 from gateway.messages import ChannelName, Reply
 from gateway.notices.compose import compose, not_in_flow, notice_email, reference
-from gateway.notices.locations import LocationError, normalise_locations
+from gateway.notices.locations import MAX_LENGTH, MAX_LOCATIONS, LocationError, normalise_locations
 from gateway.notices.record import CLOSED_NOTICE, NOTICE_MOVES, Evidence, Notice, NoticeStatus
 from gateway.store import (
     AuditEntry,
@@ -87,20 +87,23 @@ class Notices:
         """A draft notice (and, for CSAM, its companion to ``csam_also_to``), with copies of its evidence."""
         flow, conversation = self.flow(), await self._conversation(conversation_id)
         if platform not in flow.platforms:
-            raise ActionRefused("bad_request", f"no platform '{platform}' in the flow")
+            raise ActionRefused("bad_request", f"no platform '{platform}' in the flow", field="platform")
         if category not in flow.notice_categories:
-            raise ActionRefused("bad_request", f"no notice category '{category}' in the flow")
+            raise ActionRefused("bad_request", f"no notice category '{category}' in the flow", field="category")
         try:
             places = normalise_locations(locations)
         except LocationError as exc:
-            raise ActionRefused("bad_request", str(exc)) from None
+            at = {"field": "location", "position": exc.position} if exc.position else {"field": "locations"}
+            raise ActionRefused("bad_request", str(exc), **at, max=MAX_LOCATIONS, length=MAX_LENGTH) from None
         description = description.strip()
         if len(description) > MAX_DESCRIPTION:
-            raise ActionRefused("bad_request", f"the description has at most {MAX_DESCRIPTION} characters")
+            raise ActionRefused("bad_request", f"the description has at most {MAX_DESCRIPTION} characters",
+                                field="description", max=MAX_DESCRIPTION)  # fmt: skip
         no_identity(conversation, [description, *places])
         csam = flow.notice_categories[category].csam
         if csam and evidence:
-            raise ActionRefused("bad_request", "child sexual abuse material is never attached: give its location only")
+            raise ActionRefused("bad_request", "child sexual abuse material is never attached: give its location only",
+                                field="csam_evidence")  # fmt: skip
         files = await self._evidence(conversation, sorted(set(evidence)))
         now = self.clock()
         notice = Notice(
@@ -131,18 +134,21 @@ class Notices:
 
     async def _evidence(self, conversation: Conversation, numbers: list[int]) -> list[Evidence]:
         if len(numbers) > MAX_EVIDENCE:
-            raise ActionRefused("bad_request", f"at most {MAX_EVIDENCE} evidence files")
+            raise ActionRefused("bad_request", f"at most {MAX_EVIDENCE} evidence files",
+                                field="evidence", max=MAX_EVIDENCE)  # fmt: skip
         found = attachments_of(await self.store.transcript(conversation.id))
         fetcher, files = self.fetchers.get(conversation.channel), []
         for n, number in enumerate(numbers, start=1):
             if not 0 <= number < len(found):
-                raise ActionRefused("bad_request", f"the conversation has no attachment {number}")
+                raise ActionRefused("bad_request", f"the conversation has no attachment {number}",
+                                    field="attachment", position=number + 1)  # fmt: skip
             if fetcher is None or found[number].url is None:
-                raise ActionRefused("not_fetchable", f"attachment {number} cannot be fetched from its channel")
+                raise ActionRefused("not_fetchable", f"attachment {number} cannot be fetched from its channel",
+                                    position=number + 1)  # fmt: skip
             try:
                 data, content_type = await fetcher.fetch_media(found[number])
             except DeliveryError as exc:
-                raise ActionRefused("media_unavailable", str(exc)) from None
+                raise ActionRefused("media_unavailable", str(exc), position=number + 1) from None
             kind = (content_type or "application/octet-stream").split(";")[0].strip().lower()
             files.append(Evidence(f"evidence-{n}{mimetypes.guess_extension(kind) or '.bin'}", kind, data))
         return files
@@ -165,7 +171,7 @@ class Notices:
         flow, notice = self.flow(), await self.get(notice_id)
         platform = flow.platforms.get(notice.platform)
         if notice.status != NoticeStatus.DRAFT:
-            raise ActionRefused("not_draft", "this notice was sent already")
+            raise ActionRefused("not_draft", "this notice was sent already", current=notice.status.value)
         in_flow(notice, flow)
         if platform is None or platform.email is None:
             raise ActionRefused("web_form", "this platform has only a web form: paste the text, then mark it filed")
@@ -190,7 +196,7 @@ class Notices:
         flow, notice = self.flow(), await self.get(notice_id)
         platform = flow.platforms.get(notice.platform)
         if notice.status != NoticeStatus.DRAFT:
-            raise ActionRefused("not_draft", "this notice was sent already")
+            raise ActionRefused("not_draft", "this notice was sent already", current=notice.status.value)
         in_flow(notice, flow)
         if platform is None or platform.form is None:
             raise ActionRefused("not_web_form", "this platform takes notices by e-mail: send it")
@@ -210,9 +216,11 @@ class Notices:
             raise ActionRefused("bad_request", f"unknown status '{status}'") from None
         if target not in NOTICE_MOVES.get(notice.status, frozenset()):
             raise ActionRefused("bad_status", f"a notice goes from {notice.status.value} to"
-                                              f" {', '.join(sorted(NOTICE_MOVES.get(notice.status, ())))}")  # fmt: skip
+                                              f" {', '.join(sorted(NOTICE_MOVES.get(notice.status, ())))}",
+                                current=notice.status.value)  # fmt: skip
         if len(answer) > MAX_ANSWER:
-            raise ActionRefused("bad_request", f"the answer has at most {MAX_ANSWER} characters")
+            raise ActionRefused("bad_request", f"the answer has at most {MAX_ANSWER} characters",
+                                field="answer", max=MAX_ANSWER)  # fmt: skip
         now = self.clock()
         moved = notice.moved(target, now, answer.strip())
         if target == NoticeStatus.REMOVED:

@@ -6,7 +6,9 @@ server on 127.0.0.1, the follow-up, and the young person reading the removal mes
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +18,8 @@ from playwright.async_api import Browser, BrowserContext, expect
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
+from gateway.conversation import Status
+from gateway.notices.record import Referral, ReferralStatus
 from gateway.settings import Settings
 from gateway.store import Listener
 from tests.conftest import PASSWORD
@@ -107,3 +111,47 @@ async def test_a_partner_referral_link_opens_the_waiting_conversation_once(
         else:
             await expect(page.locator("#problem")).to_contain_text("déjà servi")
         await context.close()
+
+
+async def test_the_casework_dialogs_say_a_refusal_in_the_consoles_words(
+    server: TestServer, desk: BrowserContext, context: BrowserContext
+) -> None:
+    """A refused notice (a location that is no whole address), a referral's status no longer allowed (closed
+    meanwhile, the page not yet redrawn) and a status change whose connection dropped are said in the console's
+    language, the refused field named in French; until 2026-12-06 the notice dialog and the status buttons showed the
+    server's English ``message`` ("location 1: write the whole address…", "a closed referral cannot become
+    taken_up"), and nothing at all when the connection dropped."""
+    store = server.app[STORE]
+    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    await walk_to_queue(await open_chat(context, server))
+    (waiting,) = await store.conversations_by_status(Status.QUEUED)
+    now = datetime.now(UTC)
+    referral = Referral(id="r" * 16, conversation_id=waiting.id, pseudonym=waiting.pseudonym, partner="116006",
+                        consent=True, created_by="anne", created_at=now, updated_at=now,
+                        status=ReferralStatus.SENT)  # fmt: skip
+    await store.put_referral(referral)
+    listener = await log_in(desk, server, "anne")
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+    said, item = listener.locator("#casework-message"), listener.locator("#casework .cw-item")
+    await expect(item.locator(".cw-status")).to_have_text("envoyé")
+
+    await listener.get_by_role("button", name="Signaler un contenu").click()
+    dialog = listener.locator("#notice-dialog")
+    await dialog.get_by_label("Plateforme").select_option(label="Instagram")
+    await dialog.get_by_label("Motif et fondement juridique").select_option("harassment")
+    await dialog.get_by_label("Adresses du contenu").fill("instagram.com/p/Grp1")
+    await dialog.get_by_role("button", name="Créer le signalement").click()
+    await expect(listener.locator("#notice-error")).to_have_text(re.compile(r"^Adresses du contenu : l'adresse n° 1 "))
+    await listener.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+
+    await listener.route("**/api/referrals/*/status", lambda route: route.abort())  # the connection drops
+    await item.get_by_role("button", name="prise en charge").click()
+    await expect(said).to_have_text(re.compile(r"^Pas de réponse du serveur"))
+    await listener.unroute("**/api/referrals/*/status")
+
+    await store.put_referral(referral.moved(ReferralStatus.CLOSED, now))  # closed elsewhere: the page still offers it
+    await item.get_by_role("button", name="prise en charge").click()
+    await expect(said).to_have_text(re.compile(r"^Ce changement n'est plus possible : c'est déjà « close »"))
+    await expect(item.locator(".cw-status")).to_have_text("close")

@@ -119,14 +119,25 @@ async def test_csam_is_never_attached_and_always_goes_to_pharos_too(
     assert len(smtp.inbox.received) == 1
 
 
-async def test_bad_notices_are_refused_with_400(app: Client, graph: FakeGraphAPI) -> None:
+async def test_bad_notices_are_refused_with_400_naming_the_field(app: Client, graph: FakeGraphAPI) -> None:
+    """Each refusal names the part of the form refused (``field``, with ``position``: which line, 1 first, and the
+    limits), for the console to say it in the listener's language (casework.js); the English ``message`` stays."""
     conversation = await messenger_says(app, "bonjour")
-    for fields in ({"locations": ["not a url"]}, {"locations": []}, {"locations": ["https://x.com/a"], "evidence": [3]},
-                   {"locations": ["https://x.com/a"], "platform": "myspace"},
-                   {"locations": ["https://x.com/a"], "description": f"son id {PSID}"},
-                   {"locations": ["https://user:pw@x.com/a"]}, {"locations": "https://x.com/a"}):  # fmt: skip
+    url = ["https://x.com/a"]
+    for fields, said in [
+        ({"locations": ["https://x.com/a", "not a url"]}, {"field": "location", "position": 2, "length": 2000}),
+        ({"locations": []}, {"field": "locations", "max": 20}),
+        ({"locations": url, "evidence": [3]}, {"field": "attachment", "position": 4}),
+        ({"locations": url, "platform": "myspace"}, {"field": "platform"}),
+        ({"locations": url, "category": "gossip"}, {"field": "category"}),
+        ({"locations": url, "description": "x" * 2001}, {"field": "description", "max": 2000}),
+        ({"locations": url, "description": f"son id {PSID}"}, {"error": "identity"}),
+        ({"locations": ["https://user:pw@x.com/a"]}, {"field": "location", "position": 1}),
+        ({"locations": "https://x.com/a"}, {"error": "bad_request"}),
+    ]:  # fmt: skip
         response = await create(app, conversation, **fields)
-        assert response.status == 400, fields
+        answer = await response.json()
+        assert response.status == 400 and said.items() <= answer.items() and answer["message"], (fields, answer)
     assert await app.app[STORE].list_notices(conversation) == []
 
 

@@ -68,7 +68,8 @@ async def test_without_consent_nothing_is_sent_and_with_it_the_reviewed_summary_
     for status in ("taken_up", "closed"):
         moved = await app.post(f"/api/referrals/{referral['id']}/status", json={"status": status})
         assert (await moved.json())["status"] == status
-    assert (await app.post(f"/api/referrals/{referral['id']}/status", json={"status": "sent"})).status == 409
+    again = await app.post(f"/api/referrals/{referral['id']}/status", json={"status": "sent"})
+    assert again.status == 409 and (await again.json())["current"] == "closed"  # the console: "déjà « close »"
     actions = [e["action"] for e in (await (await app.get("/api/audit")).json())["entries"]]
     assert actions[:5] == ["referral_closed", "referral_taken_up", "referral_sent", "referral_declined",
                            "referral_consent_asked"]  # fmt: skip
@@ -79,7 +80,7 @@ async def test_a_field_the_partner_does_not_receive_is_refused(app: Client, smtp
         conversation = await _taken(app, ws)
         body = {"partner": "116006", "consent": True, "shared": [["Violences à la maison", "oui"]], "summary": ""}
         refused = await app.post(f"/api/conversations/{conversation}/referrals", json=body)
-        assert refused.status == 400
+        assert refused.status == 400 and (await refused.json())["field"] == "shared"
         unknown = await app.post(f"/api/conversations/{conversation}/referrals", json={**body, "partner": "119"})
         assert unknown.status == 409 and (await unknown.json())["error"] == "unknown_partner"
     assert smtp.inbox.received == []

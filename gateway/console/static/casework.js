@@ -115,7 +115,7 @@
     if (n.answer) { item.appendChild(el("p", "meta", "« " + n.answer + " »")); }
     if (n.status === "draft" && gone) { /* nothing to send: the server refuses it */ }
     else if (n.status === "draft" && n.form) { item.appendChild(formFiling(n)); }
-    else if (n.status === "draft") { item.appendChild(button(t("cw.send"), function () { post("/api/notices/" + n.id + "/send"); })); }
+    else if (n.status === "draft") { item.appendChild(button(t("cw.send"), function () { post("/api/notices/" + n.id + "/send", undefined, "notice"); })); }
     if (NEXT[n.status]) { item.appendChild(statusForm(n)); }
     return item;
   }
@@ -135,7 +135,7 @@
     var link = el("a", "button ghost", t("cw.open_form"));
     link.href = n.form; link.target = "_blank"; link.rel = "noopener noreferrer";
     box.appendChild(link);
-    box.appendChild(button(t("cw.filed"), function () { post("/api/notices/" + n.id + "/filed"); }));
+    box.appendChild(button(t("cw.filed"), function () { post("/api/notices/" + n.id + "/filed", undefined, "notice"); }));
     return box;
   }
 
@@ -147,7 +147,7 @@
     answer.rows = 2; answer.maxLength = 4000; answer.placeholder = t("cw.answer");
     box.appendChild(select); box.appendChild(answer);
     box.appendChild(button(t("cw.update"), function () {
-      post("/api/notices/" + n.id + "/status", { status: select.value, answer: answer.value });
+      post("/api/notices/" + n.id + "/status", { status: select.value, answer: answer.value }, "notice");
     }));
     return box;
   }
@@ -161,7 +161,7 @@
     item.appendChild(head);
     var next = { sent: ["taken_up", "closed"], taken_up: ["closed"] }[r.status] || [];
     next.forEach(function (s) {
-      item.appendChild(button(t("cw.status." + s), function () { post("/api/referrals/" + r.id + "/status", { status: s }); }));
+      item.appendChild(button(t("cw.status." + s), function () { post("/api/referrals/" + r.id + "/status", { status: s }, "referral"); }));
     });
     return item;
   }
@@ -173,12 +173,19 @@
     return b;
   }
 
-  function post(path, body) {
+  /* A notice's or a referral's button (``about``: which, for a "not found"); a refusal or no answer said in the
+     console's words, and the panel read again (what it asked may be done, or the record changed meanwhile). */
+  function post(path, body, about) {
     return api("POST", path, body).then(function (response) {
-      if (!response.ok) { message((response.data && response.data.message) || String(response.status), true); }
+      if (!response.ok) { message(refused(response, about), true); }
       load();
-      return response;
-    });
+    }, HG.unanswered(function (text) { message(text, true); load(); }));
+  }
+
+  /* HG.refusal (common.js) with the status a record already has in the console's words ("c'est déjà « close »"). */
+  function refused(response, about) {
+    var current = (response.data || {}).current;
+    return HG.refusal(response, about, current ? { current: t("cw.status." + current) } : undefined);
   }
 
   function message(text, error) {
@@ -234,12 +241,12 @@
       locations: $("notice-locations").value.split("\n").map(function (l) { return l.trim(); }).filter(Boolean), evidence: evidence
     };
     api("POST", "/api/conversations/" + state.conversation.id + "/notices", body).then(function (response) {
-      if (!response.ok) { $("notice-error").textContent = (response.data && response.data.message) || String(response.status); return; }
+      if (!response.ok) { $("notice-error").textContent = refused(response); return; }
       $("notice-dialog").close();
       $("notice-locations").value = ""; $("notice-description").value = "";
       message(t("cw.done"), false);
       load();
-    });
+    }, HG.unanswered(function (text) { $("notice-error").textContent = text; }));
   });
 
   // ----- the referral dialog -----------------------------------------------------------------------------------
@@ -273,8 +280,8 @@
     api("POST", "/api/conversations/" + state.conversation.id + "/referrals/ask", body)
       .then(function (response) {
         if (response.ok) { state.asking = null; }
-        $("referral-error").textContent = response.ok ? t("cw.asked") : HG.refusal(response);  // the console's words
-      });
+        $("referral-error").textContent = response.ok ? t("cw.asked") : refused(response);  // the console's words
+      }, HG.unanswered(function (text) { $("referral-error").textContent = text; }));
   });
 
   function newId() {
@@ -299,11 +306,11 @@
     var body = { partner: $("referral-partner").value, consent: chosen.value === "yes", shared: shared, summary: $("referral-summary").value };
     body.id = referralId(body);
     api("POST", "/api/conversations/" + state.conversation.id + "/referrals", body).then(function (response) {
-      if (!response.ok) { $("referral-error").textContent = HG.refusal(response); return; }
+      if (!response.ok) { $("referral-error").textContent = refused(response); return; }
       state.referral = null;  // answered: the next referral is another one
       $("referral-dialog").close();
       message(t("cw.done"), false);
       load();
-    });
+    }, HG.unanswered(function (text) { $("referral-error").textContent = text; }));
   });
 })();

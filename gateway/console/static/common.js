@@ -42,6 +42,33 @@
     });
   }
 
+  /* A refusal in the console's words (i18n.js's ``refused.*``, French first, then English): a validation error's
+     own text naming the refused field (``refused.field.<field>``), else its code's, ``about``'s own first
+     (``refused.not_found.notice``: a notice, not a conversation); the server's English ``message`` only for a code
+     the console has no words for. The answer's details (``position``, ``max``, ``current``) and ``params`` fill
+     the text's {names}. */
+  function refusal(response, about, params) {
+    var data = response.data || {}, values = {}, keys = [];
+    [data, params || {}].forEach(function (from) { Object.keys(from).forEach(function (k) { values[k] = from[k]; }); });
+    if (typeof data.field === "string") { keys.push("refused.field." + data.field); }
+    if (about) { keys.push("refused." + data.error + "." + about); }
+    keys.push("refused." + data.error);
+    for (var i = 0; i < keys.length; i += 1) {
+      var text = HG.t(keys[i], values);
+      if (text !== keys[i]) { return text; }
+    }
+    return data.message || HG.t("refused.other", { status: response.status });
+  }
+
+  /* The rejection handler of a request that got no answer (the connection dropped, the server unreachable):
+     ``show`` gets ``refused.network``, never silence; a 401 (the session over) already sent the page to the login. */
+  function unanswered(show) {
+    return function (error) {
+      if (error && error.message === "session") { return; }
+      show(HG.t("refused.network"));
+    };
+  }
+
   /* What a young person wrote, with the characters that could hide or reorder it made visible instead of applied:
      bidirectional overrides, embeddings and isolates (U+202A–202E, U+2066–2069), marks (U+200E, U+200F, U+061C),
      zero-width and invisible characters (U+200B, U+200C, U+2060–2064, U+FEFF, U+180E, U+00AD). A zero-width
@@ -170,5 +197,5 @@
   var CHANNELS = { webchat: "Chat web", messenger: "Messenger", whatsapp: "WhatsApp", telegram: "Telegram" };
 
   window.HG = { el: el, clear: clear, api: api, visible: visible, duration: duration, clock: clock, beep: beep, events: events,
-    newest: newest, leaving: leaving_, CHANNELS: CHANNELS };
+    newest: newest, leaving: leaving_, refusal: refusal, unanswered: unanswered, CHANNELS: CHANNELS };
 })();

@@ -8,7 +8,7 @@
   var t = HG.t, flagText = HG.flagText, showFlag = HG.showFlag;  // flags.js
   // A queue (or history) asked before a take, a close or an event and answered after the newer one is dropped.
   var freshQueue = HG.newest(), freshHistory = HG.newest();
-  var REFUSED = ["taken", "capacity", "not_yours", "forbidden", "window_closed", "unsubscribed", "not_active", "not_found", "empty", "too_long", "sending", "same_queue", "in_progress"];
+  var refusal = HG.refusal;  // common.js: a refusal in the console's words (i18n.js's refused.*)
 
   var state = {
     me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
@@ -32,7 +32,6 @@
     if (match) { openConversation(match[1]); }
   });
   HG.logoutButton($("logout"));  // logout.js: asks first when drafts would be lost
-  HG.refusal = refusal;  // casework.js: the referral dialog words a refusal as the reply box does
   HG.onLanguage(function () {
     connection(state.connected);
     title();
@@ -946,12 +945,6 @@
   }
 
   // ----- small things ---------------------------------------------------------------------------------------
-
-  function refusal(response) {
-    var data = response.data || {};
-    if (REFUSED.indexOf(data.error) >= 0) { return t("refused." + data.error); }
-    return data.message || t("refused.other", { status: response.status });
-  }
 
   var toastTimer = null;
   /* An arrival's toast (``passive``) never covers an error still shown: "Pas de réponse du serveur" for an action whose

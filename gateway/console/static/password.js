@@ -28,7 +28,7 @@
       var data = response.data || {};
       if (data.error === "weak_password") { error.textContent = t("password." + data.reason); }
       else if (data.error === "bad_credentials") { error.textContent = t("password.wrong"); }
-      else { error.textContent = data.message || t("password.failed", { status: response.status }); }
-    });
+      else { error.textContent = HG.refusal(response); }  // common.js: the console's words (too many tries…)
+    }, HG.unanswered(function (text) { error.textContent = text; }));
   });
 })();
