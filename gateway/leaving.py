@@ -300,7 +300,8 @@ async def blocked(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: 
 
 
 async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: Departure, now: datetime) -> None:
-    """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked."""
+    """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked; not by a
+    refusal about a message of another conversation, or sent before its last START (:func:`_stale_refusal`)."""
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
     if conversation is not None:
         await _set_blocked(dispatcher, store, conversation.id, departure.left, now, about=departure.about)
@@ -314,9 +315,9 @@ async def _set_blocked(
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active or (conversation.left_how == "blocked") == left:
             return
-        if left and about is not None and await _sent_before_lifted(store, conversation_id, about):
-            log.info("leaving: %s: a refusal of a message sent before the mark was lifted, not marked again",
-                     conversation_id)  # fmt: skip
+        stale = await _stale_refusal(store, conversation_id, about) if left and about is not None else None
+        if stale is not None:
+            log.info("leaving: %s: a refusal of %s, not marked", conversation_id, stale)
             return
         if left:
             await mark_left(dispatcher, conversation, "blocked", now)
@@ -327,13 +328,22 @@ async def _set_blocked(
     await dispatcher.store.publish(QueueChanged())  # its card says it, on every console
 
 
-async def _sent_before_lifted(store: LeavingRoles, conversation_id: str, provider_message_id: str) -> bool:
-    """Whether the message a refusal is about (a late WhatsApp status callback, 21610) was written before the
-    conversation's mark was last lifted (its ``left.unblocked`` entry: START): Twilio delivers since, whatever that
-    refusal said then. Read only on such a refusal; a message not found (not recorded yet) is taken as recent.
-    Until 2026-12-06 such a callback marked the conversation again: nothing sent to them until another START."""
+async def _stale_refusal(store: LeavingRoles, conversation_id: str, provider_message_id: str) -> str | None:
+    """Why a refusal (a WhatsApp status callback with 21610, which may come minutes late) says nothing of the active
+    conversation now, or None when it marks it. Read only on such a refusal, never on the message path: one lookup of
+    the message, and the transcript when it is this conversation's.
+
+    * A message of another conversation (an earlier one, ended since): that refusal was about then, and the active
+      conversation's own sends, refused in turn while the person is still unsubscribed, mark it. Until 2026-12-06 it
+      marked the active one: after a STOP and START in an ended conversation, a late refusal silenced the next one.
+    * A message of this conversation written before its mark was last lifted (its ``left.unblocked`` entry: START):
+      Twilio delivers since, whatever that refusal said then. Until 2026-12-06 it marked it again.
+
+    A message not found (not recorded yet: a fast callback) is taken as this conversation's, recent: it marks."""
     entry = await store.find_by_provider_id(provider_message_id)
     if entry is None:
-        return False
+        return None
+    if entry.conversation_id != conversation_id:
+        return f"a message of another conversation ({entry.conversation_id})"
     lifted = [e.at for e in await store.transcript(conversation_id) if e.system and e.system.code == "left.unblocked"]
-    return bool(lifted) and entry.at < max(lifted)
+    return "a message sent before the mark was lifted" if lifted and entry.at < max(lifted) else None

@@ -162,7 +162,8 @@ class Departure:
     sender: str = field(repr=False)  # a phone number on WhatsApp: never in a log line or an exception
     left: bool = True
     # the provider's id of the message whose refusal says it (WhatsApp's status callback with 21610): a refusal of a
-    # message sent before the mark was last lifted (START) says nothing of now (``leaving.provider_says``)
+    # message of another conversation, or sent before the mark was last lifted (START), says nothing of the active
+    # conversation now (``leaving.provider_says``)
     about: str | None = None
 
 

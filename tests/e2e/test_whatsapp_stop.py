@@ -158,3 +158,80 @@ async def test_a_late_21610_about_a_message_sent_before_start_does_not_mark_agai
     after = twilio_status_form(twilio.accepted()[-1].answer["sid"], "undelivered", PHONE, error_code="21610")
     assert await deliver(client, after, STATUS_PATH) == 200
     assert (await desk.conversation(conversation_id))["left_how"] == "blocked"
+
+
+async def opened_after(client: Client, twilio: FakeTwilioAPI, ended: str) -> str:
+    """The young person writes again after ``ended`` was closed: a new conversation, its welcome sent and delivered."""
+    store = client.app[STORE]
+    running_clock(client).advance(minutes=2)
+    before = len(twilio.accepted())
+    assert await deliver(client, twilio_form(PHONE, "Bonjour", message_sid="SM" + "8" * 32)) == 200
+
+    async def opened() -> str | None:
+        found = await store.find_active_conversation(ChannelName.WHATSAPP, PHONE)
+        return found.id if found is not None and found.id != ended else None
+
+    opened_id = await eventually(opened)
+    await twilio.wait_accepted(before + 1)
+    await outbox_drained(client)
+    welcome = twilio.accepted()[-1].answer["sid"]
+    assert await deliver(client, twilio_status_form(welcome, "delivered", PHONE), STATUS_PATH) == 200
+    return opened_id
+
+
+async def still_answered(client: Client, twilio: FakeTwilioAPI, conversation_id: str) -> None:
+    """Not marked unsubscribed, and the bot's answer to their next words goes to Twilio (no "not sent" entry)."""
+    store = client.app[STORE]
+    detail = await store.get_conversation(conversation_id)
+    assert detail is not None and detail.left_how is None
+    before = len(twilio.accepted())
+    assert await deliver(client, twilio_form(PHONE, "2", message_sid="SM" + "9" * 32)) == 200
+    await twilio.wait_accepted(before + 1)
+    await outbox_drained(client)
+    codes = [e.system.code for e in await store.transcript(conversation_id) if e.system is not None]
+    assert "left.blocked" not in codes and "not_sent.unsubscribed" not in codes
+
+
+async def test_a_late_21610_of_an_ended_conversation_after_stop_and_start_leaves_the_next_one_unmarked(
+    client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """STOP, then START, in a conversation a listener then closes; the young person writes again, a new conversation
+    opens, its welcome delivered; then a 21610 comes, late, about a message of the first one. Until 2026-12-06 it
+    marked the new conversation unsubscribed (its START was in the first one): nothing more was sent to them there,
+    though Twilio delivers."""
+    caplog.set_level(logging.INFO)
+    _desk, first = await handed_to_listener(client, twilio)
+    sid = twilio.accepted()[-1].answer["sid"]  # its refusal's callback delayed
+    assert await deliver(client, stop_form()) == 200
+    running_clock(client).advance(minutes=1)
+    start = {**twilio_form(PHONE, "START", message_sid="SM" + "7" * 32), "OptOutType": "START"}
+    assert await deliver(client, start) == 200
+    closed = await client.post(f"/api/conversations/{first}/close", json={"outcome": "cyberbullying"})
+    assert closed.status == 200
+    second = await opened_after(client, twilio, first)
+
+    late = twilio_status_form(sid, "undelivered", PHONE, error_code="21610")
+    assert await deliver(client, late, STATUS_PATH) == 200
+    await still_answered(client, twilio, second)
+    assert "+336" not in caplog.text
+
+
+async def test_a_late_21610_of_an_ended_conversation_leaves_the_next_one_unmarked_its_own_still_marks_it(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """A 21610 about any message of a closed conversation, arriving while the next one is open: not this one's (its
+    own sends go through). Until 2026-12-06 it marked it. A 21610 about the open conversation's own message marks it."""
+    _desk, first = await handed_to_listener(client, twilio)
+    sid = twilio.accepted()[0].answer["sid"]  # the first conversation's welcome
+    closed = await client.post(f"/api/conversations/{first}/close", json={"outcome": "cyberbullying"})
+    assert closed.status == 200
+    second = await opened_after(client, twilio, first)
+
+    late = twilio_status_form(sid, "undelivered", PHONE, error_code="21610")
+    assert await deliver(client, late, STATUS_PATH) == 200
+    await still_answered(client, twilio, second)
+
+    own = twilio_status_form(twilio.accepted()[-1].answer["sid"], "undelivered", PHONE, error_code="21610")
+    assert await deliver(client, own, STATUS_PATH) == 200
+    detail = await client.app[STORE].get_conversation(second)
+    assert detail is not None and detail.left_how == "blocked"
