@@ -301,10 +301,16 @@ async def blocked(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: 
 
 async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: Departure, now: datetime) -> None:
     """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked; not by a
-    refusal about a message of another conversation, or sent before its last START (:func:`_stale_refusal`)."""
+    refusal about a message of another conversation, or sent before its last START (:func:`_stale_refusal`), nor by a
+    block dated before it opened (Telegram's ``kicked`` delivered late: unblocked since, or they could not have written;
+    until 2026-12-06 it marked it, its card saying nothing reached them)."""
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
-    if conversation is not None:
-        await _set_blocked(dispatcher, store, conversation.id, departure.left, now, about=departure.about)
+    if conversation is None:
+        return
+    if departure.left and departure.at is not None and departure.at < conversation.created_at:
+        log.info("leaving: %s: a block dated before the conversation opened, not marked", conversation.id)
+        return
+    await _set_blocked(dispatcher, store, conversation.id, departure.left, now, about=departure.about)
 
 
 async def _set_blocked(

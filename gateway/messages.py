@@ -8,6 +8,7 @@ frozen dataclasses: nothing downstream can change what a channel received.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -165,6 +166,9 @@ class Departure:
     # message of another conversation, or sent before the mark was last lifted (START), says nothing of the active
     # conversation now (``leaving.provider_says``)
     about: str | None = None
+    # when the provider says it happened (Telegram's ``my_chat_member`` ``date``): a block dated before the active
+    # conversation opened comes late, unblocked since (``leaving.provider_says``)
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

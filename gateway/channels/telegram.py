@@ -497,7 +497,7 @@ def _departure(update: Update) -> Departure | None:
     chat_id = _int_or_none(changed.chat.id)
     if chat_id is None:
         raise BadRequest("telegram: chat.id is not a whole number")
-    return Departure(ChannelName.TELEGRAM, str(chat_id), left=status == ChatMemberStatus.BANNED)
+    return Departure(ChannelName.TELEGRAM, str(chat_id), left=status == ChatMemberStatus.BANNED, at=changed.date)
 
 
 def _shared_chat(update: Update) -> tuple[int, bool] | None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -192,10 +193,13 @@ async def test_an_edited_message_is_its_new_words_under_the_updates_own_id(clien
 
 
 async def test_blocking_and_unblocking_the_bot_are_departures(client: TestClient[Any, Any]) -> None:
-    _, blocked = await post(client, telegram_member_update(20, CHAT, "kicked"))
-    _, back = await post(client, telegram_member_update(21, CHAT, "member"))
-    assert blocked["departures"] == [{"channel": "telegram", "sender": str(CHAT), "left": True, "about": None}]
-    assert back["departures"] == [{"channel": "telegram", "sender": str(CHAT), "left": False, "about": None}]
+    kicked, member = telegram_member_update(20, CHAT, "kicked"), telegram_member_update(21, CHAT, "member")
+    _, blocked = await post(client, kicked)
+    _, back = await post(client, member)
+    at = [str(datetime.fromtimestamp(u["my_chat_member"]["date"], UTC)) for u in (kicked, member)]  # Telegram's date
+    said = {"channel": "telegram", "sender": str(CHAT), "about": None}
+    assert blocked["departures"] == [{**said, "left": True, "at": at[0]}]
+    assert back["departures"] == [{**said, "left": False, "at": at[1]}]
     assert blocked["inbound"] == back["inbound"] == []
 
 
