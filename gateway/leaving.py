@@ -299,6 +299,12 @@ async def blocked(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: 
     await _set_blocked(dispatcher, store, conversation_id, True, now)
 
 
+BLOCK_DATE_SLACK = timedelta(seconds=60)
+"""How much earlier than its conversation's opening a block must be dated to be taken as late (:func:`provider_says`):
+Telegram dates to the second, and the opening message may have waited in the durable inbox; a stale block is minutes
+or hours old. A genuine block within it is taken (and, were it ignored, the next send refused would mark it)."""
+
+
 async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: Departure, now: datetime) -> None:
     """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked; not by a
     refusal about a message of another conversation, or sent before its last START (:func:`_stale_refusal`), nor by a
@@ -307,7 +313,7 @@ async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: 
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
     if conversation is None:
         return
-    if departure.left and departure.at is not None and departure.at < conversation.created_at:
+    if departure.left and departure.at is not None and departure.at < conversation.created_at - BLOCK_DATE_SLACK:
         log.info("leaving: %s: a block dated before the conversation opened, not marked", conversation.id)
         return
     await _set_blocked(dispatcher, store, conversation.id, departure.left, now, about=departure.about)
