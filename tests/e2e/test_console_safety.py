@@ -5,6 +5,7 @@ bulk close keeps the conversations flagged at risk; a second button, after a con
 from __future__ import annotations
 
 import contextlib
+import re
 
 import aiohttp
 import pytest
@@ -12,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Dialog, expect
 
 from gateway.app import STORE
+from tests.conftest import PASSWORD
 from tests.e2e.conftest import HeldAnswer
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
@@ -20,6 +22,7 @@ from tests.test_security import open_chat as hello
 from tests.test_webchat import WALK_TO_QUEUE, say
 
 pytestmark = pytest.mark.browser
+UNAVAILABLE = {"error": "unavailable", "message": "try again shortly"}  # the app's answer while the store is away
 
 
 async def test_a_listener_blocks_a_sender_and_a_supervisor_lifts_the_block(
@@ -167,3 +170,29 @@ async def test_a_sextortion_without_a_flag_is_badged_with_its_interrupt(
         await board.get_by_role("link", name="Supervision").click()
         await expect(board.locator("#floods tbody tr")).to_have_count(1)
         await expect(board.locator("#floods .badge.risk")).to_have_text("Signalée à risque · Sextorsion")
+
+
+async def test_the_login_page_says_a_braked_login_and_an_unavailable_store_in_words(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """A login braked after wrong passwords (429 ``too_many_attempts``, its Retry-After) and one met by the store
+    away (503 ``unavailable``, the app's answer, tests/console/test_unavailable.py) are said in the console's words,
+    the wait in minutes; before 2026-12-06 both read "Connexion impossible, réessaie.", and trying again at once was
+    braked again."""
+    await add_listeners(server, supervisor="sam")
+    page = await desk.new_page()
+    await page.goto(str(server.make_url("/console/login")))
+    await page.get_by_label("Nom").fill("sam")
+    await page.get_by_label("Mot de passe").fill(PASSWORD)
+    braked = {"error": "too_many_attempts", "message": "too many wrong passwords: try again in 900 s"}
+    await page.route("**/api/session", lambda route: route.fulfill(status=429, json=braked,
+                                                                    headers={"Retry-After": "900"}))  # fmt: skip
+    await page.get_by_role("button", name="Se connecter").click()
+    await expect(page.locator("#login-error")).to_have_text("Trop de mots de passe erronés : réessaie dans 15 min.")
+    await page.unroute("**/api/session")
+    await page.route("**/api/session", lambda route: route.fulfill(status=503, json=UNAVAILABLE))
+    await page.get_by_role("button", name="Se connecter").click()
+    await expect(page.locator("#login-error")).to_have_text(re.compile(r"^Le serveur est momentanément indisponible"))
+    await page.unroute("**/api/session")
+    await page.get_by_role("button", name="Se connecter").click()
+    await expect(page.locator("#me")).to_have_text("sam")

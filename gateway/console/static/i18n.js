@@ -212,6 +212,11 @@
       "refused.not_in_flow": "Sa plateforme ou son motif n'est plus dans flows.yaml : écris un nouveau signalement.",
       "refused.bad_status": "Ce changement n'est plus possible : c'est déjà « {current} ».",
       "refused.unknown_partner": "Ce destinataire ne reçoit pas d'orientation (flows.yaml rechargé ?) : rouvre la fenêtre.",
+      "refused.unavailable": "Le serveur est momentanément indisponible : regarde si ce que tu as demandé a été fait, puis réessaie dans un instant si besoin.",
+      "refused.unavailable.login": "Le serveur est momentanément indisponible : réessaie dans un instant.",
+      "refused.too_many_attempts": "Trop de mots de passe erronés : attends quelques minutes, puis réessaie.",
+      "refused.too_many_attempts.wait": "Trop de mots de passe erronés : réessaie dans {wait}.",
+      "refused.busy": "Trop de connexions en même temps : réessaie dans un instant.",
 
       "sup.title": "Supervision · Console d'écoute", "sup.h1": "Supervision", "sup.console": "Console d'écoute",
       "sup.live": "En direct", "sup.waiting": "en attente", "sup.urgent": "urgentes en attente",
@@ -445,6 +450,11 @@
       "refused.not_in_flow": "Its platform or reason is no longer in flows.yaml: write a new notice.",
       "refused.bad_status": "This change is no longer possible: it is \"{current}\" already.",
       "refused.unknown_partner": "This recipient takes no referrals (flows.yaml reloaded?): open the dialog again.",
+      "refused.unavailable": "The server is unavailable for a moment: check whether what you asked was done, then try again shortly if need be.",
+      "refused.unavailable.login": "The server is unavailable for a moment: try again shortly.",
+      "refused.too_many_attempts": "Too many wrong passwords: wait a few minutes, then try again.",
+      "refused.too_many_attempts.wait": "Too many wrong passwords: try again in {wait}.",
+      "refused.busy": "Too many logins at once: try again in a moment.",
 
       "sup.title": "Supervision · Listener console", "sup.h1": "Supervision", "sup.console": "Listener console",
       "sup.live": "Live", "sup.waiting": "waiting", "sup.urgent": "urgent, waiting",
