@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Dialog, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Route, expect
 
 from gateway.app import STORE
+from gateway.store import Block
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import HeldAnswer
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
@@ -172,6 +175,13 @@ async def test_a_sextortion_without_a_flag_is_badged_with_its_interrupt(
         await expect(board.locator("#floods .badge.risk")).to_have_text("Signalée à risque · Sextorsion")
 
 
+@pytest.fixture
+async def stack() -> AsyncIterator[contextlib.AsyncExitStack]:
+    """What a test keeps open to its end (a young person's web chat socket)."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield stack
+
+
 async def test_the_login_page_says_a_braked_login_and_an_unavailable_store_in_words(
     desk: BrowserContext, server: TestServer
 ) -> None:
@@ -196,3 +206,47 @@ async def test_the_login_page_says_a_braked_login_and_an_unavailable_store_in_wo
     await page.unroute("**/api/session")
     await page.get_by_role("button", name="Se connecter").click()
     await expect(page.locator("#me")).to_have_text("sam")
+
+
+async def test_the_safety_actions_say_a_refusal_in_the_consoles_words(
+    desk: BrowserContext, server: TestServer, stack: contextlib.AsyncExitStack
+) -> None:
+    """A supervisor's "Déconnecter partout" for an account removed meanwhile, "Lever" on a block lifted meanwhile
+    (each removed by the route just before the real server answers), a lift answered 503 ``unavailable`` (the store
+    away) and a bulk close whose connection drops are said in the console's words and language; until 2026-12-06
+    "Action impossible (404)." for the account, nothing at all for a lift, and "Action impossible (…)" or nothing
+    for the bulk close."""
+    store = server.app[STORE]
+    await add_listeners(server, "anne", supervisor="sam")
+    now = datetime.now(UTC)
+    block = Block(key="b" * 32, channel="webchat", until=None, reason="insultes", by="anne", at=now, pseudonym="Lynx")
+    await store.put_block(block)
+    chat = await stack.enter_async_context(aiohttp.ClientSession())
+    await hello(await stack.enter_async_context(chat.ws_connect(server.make_url("/chat/ws"))))  # one with the bot
+
+    page = await log_in(desk, server, "sam")
+    await page.get_by_role("link", name="Supervision").click()
+    await expect(page.locator("#blocks tbody tr")).to_contain_text("insultes")
+
+    async def gone_meanwhile(route: Route) -> None:  # a colleague was quicker: the real server finds nothing
+        await (store.remove_listener("anne") if route.request.method == "POST" else store.remove_block(block.key))
+        await route.continue_()
+
+    await page.route("**/api/listeners/anne/logout", gone_meanwhile)
+    await page.get_by_role("button", name="Déconnecter partout : anne").click()
+    await expect(page.locator("#accounts-result")).to_have_text("Ce compte n'existe plus (supprimé entre-temps ?).")
+
+    await page.route("**/api/blocks/*", lambda route: route.fulfill(status=503, json=UNAVAILABLE))
+    await page.get_by_role("button", name="Lever").click()
+    blocks = page.locator("#blocks-result")
+    await expect(blocks).to_have_text(re.compile(r"^Le serveur est momentanément indisponible"))
+    await page.unroute("**/api/blocks/*")
+    await page.route("**/api/blocks/*", gone_meanwhile)
+    await page.get_by_role("button", name="Lever").click()
+    await expect(blocks).to_have_text(re.compile(r"^Ce blocage n'est plus en vigueur"))
+
+    await expect(page.locator("#floods tbody input")).to_have_count(1)
+    await page.get_by_label("Tout sélectionner").check()
+    await page.route("**/api/floods/close", lambda route: route.abort())  # the connection drops
+    await page.get_by_role("button", name="Clôturer la sélection").click()
+    await expect(page.locator("#floods-result")).to_have_text(re.compile(r"^Pas de réponse du serveur"))

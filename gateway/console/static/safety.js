@@ -31,9 +31,11 @@
     closeFloods({ ids: ids, include_flagged: true });
   });
 
+  /* A refusal or no answer (common.js: the console's words and language) is said and the lists read again; with no
+     answer, what was closed is unknown: the ids kept as flagged stay offered (closing one already closed is a no-op). */
   function closeFloods(body) {
     api("POST", "/api/floods/close", body).then(function (response) {
-      var said = t("refused.other", { status: response.status });
+      var said = HG.refusal(response);
       keptFlagged = [];
       if (response.ok) {  // one already ending (idle close, "Terminer", cut short) is skipped: the gateway completes it
         said = t("safety.closed", { n: response.data.closed }) +
@@ -45,7 +47,16 @@
       showCloseFlagged();
       $("floods-all").checked = false;
       load();
-    });
+    }, HG.unanswered(function (text) { $("floods-result").textContent = text; load(); }));
+  }
+
+  /* A block's "Lever" or an account's "Déconnecter partout": ``done`` on success, else the refusal (``about``: a
+     block or an account gone meanwhile is not "this conversation") or no answer said in ``box``; the lists read again. */
+  function safetyAction(method, path, about, box, done) {
+    api(method, path).then(function (response) {
+      $(box).textContent = response.ok ? done(response.data) : HG.refusal(response, about);
+      load();
+    }, HG.unanswered(function (text) { $(box).textContent = text; load(); }));
   }
 
   function showCloseFlagged() {
@@ -94,7 +105,9 @@
     shown.blocks.forEach(function (b) {
       var lift = el("button", "ghost", t("safety.lift"));
       lift.type = "button";
-      lift.addEventListener("click", function () { api("DELETE", "/api/blocks/" + encodeURIComponent(b.key)).then(load); });
+      lift.addEventListener("click", function () {
+        safetyAction("DELETE", "/api/blocks/" + encodeURIComponent(b.key), "block", "blocks-result", function () { return ""; });
+      });
       var until = b.until ? new Date(b.until).toLocaleString(HG.locale()) : t("safety.forever");
       blocks.appendChild(row([el("td", "", b.pseudonym || "–"), el("td", "", HG.channel(b.channel)), el("td", "", b.reason),
         el("td", "", b.by), el("td", "", until), cell(lift)]));
@@ -106,11 +119,8 @@
       out.type = "button";
       out.setAttribute("aria-label", t("safety.logout_everywhere") + " : " + a.name);
       out.addEventListener("click", function () {
-        api("POST", "/api/listeners/" + encodeURIComponent(a.name) + "/logout").then(function (response) {
-          $("accounts-result").textContent = response.ok ? t("safety.logged_out", { name: a.name, n: response.data.ended })
-            : t("refused.other", { status: response.status });
-          load();
-        });
+        safetyAction("POST", "/api/listeners/" + encodeURIComponent(a.name) + "/logout", "listener", "accounts-result",
+          function (data) { return t("safety.logged_out", { name: a.name, n: data.ended }); });
       });
       accounts.appendChild(row([el("td", "", a.name), el("td", "", t(a.supervisor ? "role.supervisor" : "role.listener")), cell(out)]));
     });
