@@ -28,6 +28,8 @@ from tests.e2e.test_chat import bot_messages, open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
 from tests.e2e.test_console_screenshots import folder
 from tests.notices.smtp_server import SmtpServer
+from tests.test_security import open_chat as hello
+from tests.test_webchat import WALK_TO_QUEUE, say
 
 pytestmark = pytest.mark.browser
 
@@ -155,3 +157,40 @@ async def test_the_casework_dialogs_say_a_refusal_in_the_consoles_words(
     await item.get_by_role("button", name="prise en charge").click()
     await expect(said).to_have_text(re.compile(r"^Ce changement n'est plus possible : c'est déjà « close »"))
     await expect(item.locator(".cw-status")).to_have_text("close")
+
+
+async def test_the_referral_preview_and_the_erasure_say_a_refusal_or_no_answer(
+    server: TestServer, desk: BrowserContext
+) -> None:
+    """What the partner would receive (the referral dialog's preview) answered 503 ``unavailable`` (the store away)
+    or with no answer, and an erasure whose connection dropped, are said in the console's words; until 2026-12-06 the
+    dialog showed an empty list with nothing said (the referral could go on sharing nothing, unknown to the
+    listener), and the erasure nothing at all: the supervisor could not tell whether the young person's data was
+    erased."""
+    store = server.app[STORE]
+    await store.add_listener(Listener("sam", hash_password(PASSWORD), supervisor=True, capacity=2))
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"m{number}", answer)
+        sam = await log_in(desk, server, "sam")
+        await sam.locator("#waiting .card .take").click()
+        await expect(sam.locator("#conv-meta")).to_contain_text("avec sam")
+
+        unavailable = {"error": "unavailable", "message": "try again shortly"}  # the app's answer, store away
+        await sam.route("**/referrals/preview*", lambda route: route.fulfill(status=503, json=unavailable))
+        await sam.get_by_role("button", name="Transmettre avec accord").click()
+        said = sam.locator("#referral-error")
+        await expect(said).to_have_text(re.compile(r"^Le serveur est momentanément indisponible"))
+        await sam.unroute("**/referrals/preview*")
+        await sam.route("**/referrals/preview*", lambda route: route.abort())  # the connection drops
+        await sam.locator("#referral-partner").select_option(index=0)
+        await sam.locator("#referral-partner").dispatch_event("change")
+        await expect(said).to_have_text(re.compile(r"^Pas de réponse du serveur"))
+        await sam.keyboard.press("Escape")
+        await expect(sam.locator("#referral-dialog")).to_be_hidden()
+
+        await sam.route("**/erase", lambda route: route.abort())
+        await sam.get_by_role("button", name="Effacer les données").click()
+        await sam.get_by_role("button", name="Effacer définitivement").click()
+        await expect(sam.locator("#toast")).to_have_text(re.compile(r"^Pas de réponse du serveur"))

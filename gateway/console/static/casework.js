@@ -254,20 +254,28 @@
   $("referral-open").addEventListener("click", function () { $("referral-error").textContent = ""; preview(); $("referral-dialog").showModal(); });
   $("referral-partner").addEventListener("change", preview);
 
+  /* What the partner would receive, to read and edit. Refused or unanswered, said in the dialog (an empty list with
+     nothing said read as "this partner receives nothing"); a later preview that comes clears what an earlier said. */
+  var previewSaid = "";
   function preview() {
     var partner = $("referral-partner").value;
     var path = "/api/conversations/" + state.conversation.id + "/referrals/preview?partner=" + encodeURIComponent(partner);
+    var say = function (text) {
+      if (text || $("referral-error").textContent === previewSaid) { $("referral-error").textContent = text; }
+      previewSaid = text;
+    };
     api("GET", path).then(function (response) {
       var box = $("referral-shared");
       clear(box);
-      ((response.data && response.data.shared) || []).forEach(function (pair) {
+      say(response.ok ? "" : refused(response));
+      ((response.ok && response.data && response.data.shared) || []).forEach(function (pair) {
         var label = el("label", "", pair[0]);
         var input = el("input", "cw-shared");
         input.value = pair[1]; input.dataset.label = pair[0]; input.maxLength = 500;
         label.appendChild(input);
         box.appendChild(label);
       });
-    });
+    }, HG.unanswered(function (text) { clear($("referral-shared")); say(text); }));
   }
 
   /* The consent question keeps its id until the server answered it: asked again (its answer lost), it is told once. */

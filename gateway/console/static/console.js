@@ -901,7 +901,7 @@
       toast(t("toast.erased"));
       loadQueue();
       $("back").click();  // the conversation no longer exists
-    });
+    }, unanswered);  // said, and the conversation read again: erased, it says so ("gone.not_found")
   });
   $("close-send").addEventListener("click", function (event) {
     if (!$("outcome").value) { event.preventDefault(); $("close-error").textContent = t("close.missing"); }
