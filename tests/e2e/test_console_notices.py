@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, expect
+from playwright.async_api import Browser, BrowserContext, Route, expect
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
@@ -194,3 +194,41 @@ async def test_the_referral_preview_and_the_erasure_say_a_refusal_or_no_answer(
         await sam.get_by_role("button", name="Effacer les données").click()
         await sam.get_by_role("button", name="Effacer définitivement").click()
         await expect(sam.locator("#toast")).to_have_text(re.compile(r"^Pas de réponse du serveur"))
+
+
+async def test_a_console_opened_while_the_store_is_away_says_so_and_starts_once_it_answers(
+    server: TestServer, desk: BrowserContext
+) -> None:
+    """The console's first reads (who am I, the flow, the casework material) answered 503 ``unavailable`` once (the
+    store away for a moment): the page says so in the console's words and reads them again, then starts (name, live
+    socket, the "Signaler un contenu" of a conversation taken); until 2026-12-06 it stayed blank with nothing said
+    (a script error on the missing answer), and the casework buttons never came until the page was reloaded."""
+    store = server.app[STORE]
+    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"m{number}", answer)
+        page = await desk.new_page()
+        await page.goto(str(server.make_url("/console/login")))
+        await page.get_by_label("Nom").fill("anne")
+        await page.get_by_label("Mot de passe").fill(PASSWORD)
+        refused: list[str] = []
+
+        async def away_once(route: Route) -> None:  # the first read of each: the store away
+            path = route.request.url.split("/api/", 1)[1]
+            if path in refused:
+                await route.continue_()
+                return
+            refused.append(path)
+            await route.fulfill(status=503, json={"error": "unavailable", "message": "try again shortly"})
+
+        for path in ("**/api/me", "**/api/casework"):
+            await page.route(path, away_once)
+        await page.get_by_role("button", name="Se connecter").click()
+        await expect(page.locator("#toast")).to_have_text(re.compile(r"^Le serveur est momentanément indisponible"))
+        await expect(page.locator("#me")).to_have_text("anne")
+        await expect(page.locator("#connection")).to_have_text("En direct")
+        await page.locator("#waiting .card .take").click()
+        await expect(page.get_by_role("button", name="Signaler un contenu")).to_be_visible()
+        assert sorted(refused) == ["casework", "me"]

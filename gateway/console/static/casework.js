@@ -48,16 +48,27 @@
   var NEXT = { sent: ["acknowledged", "removed", "refused", "no_answer"], acknowledged: ["removed", "refused", "no_answer"] };
   var state = { material: null, conversation: null, shown: null, me: null, referral: null, asking: null };
 
-  Promise.all([api("GET", "/api/casework"), api("GET", "/api/me")]).then(function (answers) {
-    var response = answers[0];
-    if (!response.ok || !answers[1].ok) { return; }
-    state.material = response.data;
-    state.me = answers[1].data.name;
+  /* The platforms, categories and partners; refused (the store away) or unanswered, read again when the next
+     conversation is shown (console.js says the outage): before, the casework buttons never came until a reload. */
+  var asking = false;
+  function material() {
+    if (asking) { return; }
+    asking = true;
+    var done = function () { asking = false; };
+    Promise.all([api("GET", "/api/casework"), api("GET", "/api/me")]).then(function (answers) {
+      if (answers[0].ok && answers[1].ok) { got(answers[0].data, answers[1].data); }
+    }).then(done, done);
+  }
+  material();
+
+  function got(data, me) {
+    state.material = data;
+    state.me = me.name;
     fill($("notice-platform"), state.material.platforms.map(function (p) { return { value: p.id, label: p.name }; }));
     fill($("notice-category"), state.material.categories.map(function (c) { return { value: c.id, label: c.label }; }));
     fill($("referral-partner"), state.material.partners.map(function (p) { return { value: p.id, label: p.name }; }));
     if (state.conversation) { show(state.conversation); }
-  });
+  }
 
   document.addEventListener("hg:conversation", function (event) { show(event.detail); });
   HG.onLanguage(function () { if (state.shown) { render(state.shown); } });
@@ -69,7 +80,7 @@
 
   function show(conversation) {
     state.conversation = conversation;
-    if (!state.material) { return; }  // shown once the material has come
+    if (!state.material) { material(); return; }  // shown once the material has come
     var enabled = state.material.enabled && !conversation.restricted;  // a waiting card: take it first
     $("casework").hidden = !enabled;
     $("notice-open").hidden = !enabled;

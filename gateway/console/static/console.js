@@ -18,7 +18,23 @@
 
   // ----- start ----------------------------------------------------------------------------------------------
 
-  Promise.all([api("GET", "/api/me"), api("GET", "/api/flow")]).then(function (results) {
+  /* Who the listener is and the flow's material, read again every START_RETRY_MS while refused (the store away:
+     503) or unanswered, the reason said: never a blank console with nothing said. */
+  var START_RETRY_MS = 3000;
+  function start() {
+    Promise.all([api("GET", "/api/me"), api("GET", "/api/flow")]).then(function (results) {
+      var refused = results.filter(function (r) { return !r.ok; })[0];
+      if (refused) { toast(refusal(refused), true); setTimeout(start, START_RETRY_MS); return; }
+      started(results);
+    }, function (error) {
+      if (error && error.message === "session") { return; }  // a 401: the page is going to the login page
+      toast(t("refused.network"), true);
+      setTimeout(start, START_RETRY_MS);
+    });
+  }
+  start();
+
+  function started(results) {
     state.me = results[0].data;
     state.flow = results[1].data;
     $("me").textContent = state.me.name;
@@ -30,7 +46,7 @@
     var match = /#c=([\w-]+)(?:&via=([\w-]+))?/.exec(location.hash);
     if (match && match[2]) { state.via[match[1]] = match[2]; }  // an earlier one of a held conversation, as before
     if (match) { openConversation(match[1]); }
-  });
+  }
   HG.logoutButton($("logout"));  // logout.js: asks first when drafts would be lost
   HG.onLanguage(function () {
     connection(state.connected);
