@@ -4,6 +4,8 @@ they were in no figure of the period, only "en attente" on the live board."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
@@ -32,3 +34,20 @@ async def test_a_young_person_still_waiting_is_counted_in_the_figures(
     await expect(figures).to_contain_text(
         "0 left before being answered · 0 left after going back to a queue, before being taken again · 1 still waiting."
     )
+
+
+async def test_a_period_asked_without_an_answer_says_so(desk: BrowserContext, server: TestServer) -> None:
+    """ "Afficher" whose request gets no answer (the connection dropped) says "Pas de réponse du serveur" under the
+    period, and the next answer clears it; until 2026-12-06 nothing was said, the figures of the period before
+    still shown as if they were the ones asked."""
+    await add_listeners(server, supervisor="sam")
+    board = await log_in(desk, server, "sam")
+    await board.get_by_role("link", name="Supervision").click()
+    await expect(board.locator("#total")).to_have_text("0")
+    said = board.locator("#period-error")
+    await board.route("**/api/stats?*", lambda route: route.abort())
+    await board.get_by_role("button", name="Afficher").click()
+    await expect(said).to_have_text(re.compile(r"^Pas de réponse du serveur .*ceux d.avant"))
+    await board.unroute("**/api/stats?*")
+    await board.get_by_role("button", name="Afficher").click()
+    await expect(said).to_have_text("")

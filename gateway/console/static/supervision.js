@@ -193,7 +193,7 @@
       }
       updateCsv();
       renderFigures(f);
-    });
+    }, HG.unanswered(function () { $("period-error").textContent = t("sup.period_unanswered"); }));  // the old figures said old
   }
 
   function renderFigures(f) {
