@@ -232,3 +232,22 @@ async def test_a_console_opened_while_the_store_is_away_says_so_and_starts_once_
         await page.locator("#waiting .card .take").click()
         await expect(page.get_by_role("button", name="Signaler un contenu")).to_be_visible()
         assert sorted(refused) == ["casework", "me"]
+
+
+async def test_a_conversation_opened_without_an_answer_says_so(server: TestServer, desk: BrowserContext) -> None:
+    """A waiting card's "Ouvrir" (or any conversation opened) whose request gets no answer (the connection dropped)
+    says "Pas de réponse du serveur"; until 2026-12-06 nothing happened and nothing was said."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"m{number}", answer)
+        anne = await log_in(desk, server, "anne")
+        card = anne.locator("#waiting .card")
+        await expect(card).to_have_count(1)
+        await anne.route("**/api/conversations/*", lambda route: route.abort())
+        await card.locator(".card-open").click()
+        await expect(anne.locator("#toast")).to_have_text(re.compile(r"^Pas de réponse du serveur"))
+        await anne.unroute("**/api/conversations/*")
+        await card.locator(".card-open").click()
+        await expect(anne.locator("#conv-meta")).to_contain_text("en attente")

@@ -416,6 +416,9 @@
       if (changed) { forgetReceipts(); }
       renderConversation(changed);
       document.querySelectorAll(".card").forEach(function (node) { node.classList.toggle("selected", node.dataset.id === id); });
+    }, function (error) {  // no answer: said (a card's "Ouvrir" did nothing before); what is shown stays as it was
+      if (state.opening === id) { state.opening = null; forgetReceipts(); }
+      if (!(error && error.message === "session")) { toast(t("refused.network"), true); }
     });
   }
 
