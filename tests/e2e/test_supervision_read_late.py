@@ -5,6 +5,8 @@ conversation does, and leaves the board once marked seen; French, then English."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
@@ -86,3 +88,27 @@ async def test_a_supervisor_sees_a_risk_read_after_the_end_opens_it_and_marks_it
     await expect(section.locator(".read-late")).to_have_count(0)
     await expect(board.locator("#read-late-none")).to_be_visible()
     assert await server.app[STORE].read_late(found.created_at, 50) == []
+
+
+async def test_marking_seen_refused_or_unanswered_says_why(desk: BrowserContext, server: TestServer) -> None:
+    """ "Marquer comme vue" answered 503 ``unavailable`` (the store away) or with no answer says why on the card, in
+    the console's words; until 2026-12-06 the button read "Échec : réessayez." whatever happened. The listed
+    conversation comes from the page's route (the list's shape as the server gives it): only the wording is tested."""
+    await add_listeners(server, supervisor="sam")
+    listed = {"id": "c" * 16, "pseudonym": "Lynx 12", "priority": "normal", "flag": None, "channel": "webchat",
+              "language": "fr", "status": "closed", "closed_at": "2026-12-06T07:00:00+00:00",
+              "messages": []}  # fmt: skip
+    board = await log_in(desk, server, "sam")
+    await board.route("**/api/supervision/read-late", lambda route: route.fulfill(json={"read_late": [listed]}))
+    await board.get_by_role("link", name="Supervision").click()
+    card = board.locator("#read-late .read-late")
+    seen = card.get_by_role("button", name="Marquer la conversation de Lynx 12 comme vue")
+    unavailable = {"error": "unavailable", "message": "try again shortly"}
+    await board.route("**/seen", lambda route: route.fulfill(status=503, json=unavailable))
+    await seen.click()
+    said = card.get_by_role("alert")
+    await expect(said).to_have_text(re.compile(r"^Le serveur est momentanément indisponible"))
+    await board.unroute("**/seen")
+    await board.route("**/seen", lambda route: route.abort())
+    await seen.click()
+    await expect(said).to_have_text(re.compile(r"^Pas de réponse du serveur"))

@@ -14,16 +14,14 @@
       "late.help": "Conversations terminées (ces 48 dernières heures) où un risque n'a été lu qu'après le départ du jeune : on lui a dit vers qui se tourner, personne à la ligne ne l'a vu. Ouvrez la conversation (inscrit au journal), puis marquez-la vue.",
       "late.none": "Aucun risque lu après la fin d'une conversation.",
       "late.ended": "terminée à {time}",
-      "late.seen": "Marquer comme vue", "late.seen.aria": "Marquer la conversation de {name} comme vue",
-      "late.failed": "Échec : réessayez."
+      "late.seen": "Marquer comme vue", "late.seen.aria": "Marquer la conversation de {name} comme vue"
     },
     en: {
       "late.title": "Risks read after the end",
       "late.help": "Ended conversations (last 48 hours) in which a risk was read only after the young person had left: they were told where to turn, nobody at the line saw it. Open the conversation (recorded in the audit log), then mark it seen.",
       "late.none": "No risk read after a conversation ended.",
       "late.ended": "ended at {time}",
-      "late.seen": "Mark as seen", "late.seen.aria": "Mark {name}'s conversation as seen",
-      "late.failed": "Failed: try again."
+      "late.seen": "Mark as seen", "late.seen.aria": "Mark {name}'s conversation as seen"
     }
   });
 
@@ -87,13 +85,15 @@
     var seen = el("button", "small", t("late.seen"));
     seen.type = "button";
     seen.setAttribute("aria-label", t("late.seen.aria", { name: c.pseudonym }));
+    var said = el("p", "error");  // why it was not marked: the console's words (common.js), never silence
+    said.setAttribute("role", "alert");
+    var failed = function (text) { seen.disabled = false; said.textContent = text; node.insertBefore(said, meta.nextSibling); };
     seen.addEventListener("click", function () {
       seen.disabled = true;
       HG.api("POST", "/api/supervision/read-late/" + encodeURIComponent(c.id) + "/seen", {}).then(function (response) {
         if (response.ok || response.status === 404) { load(); return; }  // 404: a colleague marked it first
-        seen.disabled = false;
-        seen.textContent = t("late.failed");
-      }, function () { seen.disabled = false; seen.textContent = t("late.failed"); });
+        failed(HG.refusal(response));
+      }, HG.unanswered(failed));
     });
     meta.appendChild(seen);
     node.appendChild(meta);
