@@ -251,3 +251,32 @@ async def test_a_conversation_opened_without_an_answer_says_so(server: TestServe
         await anne.unroute("**/api/conversations/*")
         await card.locator(".card-open").click()
         await expect(anne.locator("#conv-meta")).to_contain_text("en attente")
+
+
+async def test_a_queue_read_met_by_the_store_away_says_so_and_is_read_again(
+    server: TestServer, desk: BrowserContext
+) -> None:
+    """The queue read refused 503 ``unavailable`` (the store away for a moment) says above the queue that what is shown
+    may be out of date, and is read again a few seconds later: the young person waiting shows, the line goes; until
+    2026-12-06 nothing was said and the queue stayed as it was until the next event, a young person unseen."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
+        await hello(ws)
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(ws, f"m{number}", answer)
+        refused: list[str] = []
+
+        async def away_once(route: Route) -> None:
+            if refused:
+                await route.continue_()
+                return
+            refused.append(route.request.url)
+            await route.fulfill(status=503, json={"error": "unavailable", "message": "try again shortly"})
+
+        await desk.route("**/api/queue", away_once)
+        anne = await log_in(desk, server, "anne")
+        stale = anne.locator("#queue-stale")
+        await expect(stale).to_have_text(re.compile(r"^Le serveur est momentanément indisponible : la file affichée"))
+        await expect(anne.locator("#waiting .card")).to_have_count(1)
+        await expect(stale).to_be_hidden()
+        assert len(refused) == 1

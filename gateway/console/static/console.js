@@ -213,9 +213,23 @@
     $("history-empty").hidden = state.history.length > 0;
   }
 
+  /* The queue is read on events only: one read refused (the store away: 503) or unanswered would leave it as it was
+     until the next event, a young person arrived meanwhile unseen. Said above the queue, and read again every
+     QUEUE_RETRY_MS until it answers. */
+  var QUEUE_RETRY_MS = 5000;
+  function queueStale(key) {
+    var line = $("queue-stale");
+    line.hidden = !key;
+    line.textContent = key ? t(key) : "";
+    if (key) { line.dataset.i18n = key; } else { delete line.dataset.i18n; }  // follows a language switch
+    clearTimeout(state.staleTimer);
+    if (key) { state.staleTimer = setTimeout(loadQueue, QUEUE_RETRY_MS); }
+  }
+
   function loadQueue() {  // never the history with it: loadHistory
     return freshQueue(api("GET", "/api/queue")).then(function (response) {
-      if (!response.ok) { return; }
+      if (!response.ok) { queueStale(response.status === 503 ? "queue.stale.store" : "queue.stale.refused"); return; }
+      queueStale(null);
       state.waiting = response.data.waiting;
       state.mine = response.data.mine;
       state.others = response.data.others || [];  // supervisors: the conversations other listeners hold
@@ -227,7 +241,7 @@
       announceArrivals();
       renderQueue();
       keepStranded();
-    });
+    }, function (error) { if (!(error && error.message === "session")) { queueStale("queue.stale.network"); } });
   }
 
   /* A draft whose conversation no longer has a box for it here (a colleague took it, a supervisor closed it, the

@@ -46,6 +46,9 @@
       "login.failed": "Connexion impossible, réessaie.",
       "login.offline": "Le serveur ne répond pas. Réessaie dans un instant.",
 
+      "queue.stale.store": "Le serveur est momentanément indisponible : la file affichée peut ne plus être à jour (relue toutes les 5 secondes).",
+      "queue.stale.network": "Pas de réponse du serveur (connexion coupée ?) : la file affichée peut ne plus être à jour (relue toutes les 5 secondes).",
+      "queue.stale.refused": "La file n'a pas pu être relue : ce qui est affiché peut ne plus être à jour (relue toutes les 5 secondes).",
       "queue.label": "Conversations", "queue.waiting": "En attente", "queue.waiting.empty": "Personne n'attend pour l'instant.",
       "queue.mine": "Mes conversations", "queue.mine.empty": "Aucune conversation en cours.",
       "queue.others": "Chez d'autres écoutant·es",
@@ -286,6 +289,9 @@
       "login.failed": "Could not log in, please try again.",
       "login.offline": "The server does not answer. Try again in a moment.",
 
+      "queue.stale.store": "The server is unavailable for a moment: the queue shown may be out of date (read again every 5 seconds).",
+      "queue.stale.network": "No answer from the server (connection lost?): the queue shown may be out of date (read again every 5 seconds).",
+      "queue.stale.refused": "The queue could not be read again: what is shown may be out of date (read again every 5 seconds).",
       "queue.label": "Conversations", "queue.waiting": "Waiting", "queue.waiting.empty": "Nobody is waiting right now.",
       "queue.mine": "My conversations", "queue.mine.empty": "No conversation in progress.",
       "queue.others": "With other listeners",
