@@ -153,7 +153,13 @@ async def test_the_casework_dialogs_say_a_refusal_in_the_consoles_words(
     await expect(said).to_have_text(re.compile(r"^Pas de réponse du serveur"))
     await listener.unroute("**/api/referrals/*/status")
 
-    await store.put_referral(referral.moved(ReferralStatus.CLOSED, now))  # closed elsewhere: the page still offers it
+    async def closed_meanwhile(route: Route) -> None:  # closed elsewhere: the page still offers it
+        await store.put_referral(referral.moved(ReferralStatus.CLOSED, now))
+        await route.continue_()
+
+    # changed as the request goes, not before the click: a reload of the panel in between (any event of the
+    # conversation) showed it closed already, with no button to press (seen once under load)
+    await listener.route("**/api/referrals/*/status", closed_meanwhile)
     await item.get_by_role("button", name="prise en charge").click()
     await expect(said).to_have_text(re.compile(r"^Ce changement n'est plus possible : c'est déjà « close »"))
     await expect(item.locator(".cw-status")).to_have_text("close")
