@@ -250,3 +250,38 @@ async def test_the_safety_actions_say_a_refusal_in_the_consoles_words(
     await page.route("**/api/floods/close", lambda route: route.abort())  # the connection drops
     await page.get_by_role("button", name="Clôturer la sélection").click()
     await expect(page.locator("#floods-result")).to_have_text(re.compile(r"^Pas de réponse du serveur"))
+
+
+async def test_the_safety_lists_read_refused_or_unanswered_say_so_once_and_are_read_again(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """The safety lists (floods, blocks, accounts, audit) read every 10 s: a read refused (503 ``unavailable``, the
+    store away) or unanswered (the connection dropped) is said once above them (#safety-stale) and the lists shown
+    are kept; the next read that answers hides the line. Until 2026-12-06 nothing was said (the lists simply stopped
+    changing) and a read with no answer left an unhandled promise rejection."""
+    store = server.app[STORE]
+    await add_listeners(server, "anne", supervisor="sam")
+    block = Block(key="c" * 32, channel="webchat", until=None, reason="insultes", by="anne", at=datetime.now(UTC))
+    await store.put_block(block)
+    page = await log_in(desk, server, "sam")
+    errors: list[Exception] = []
+    page.on("pageerror", lambda error: errors.append(error))
+    await page.get_by_role("link", name="Supervision").click()
+    await expect(page.locator("#blocks tbody tr")).to_contain_text("insultes")
+    stale = page.locator("#safety-stale")
+    await expect(stale).to_be_hidden()
+
+    await page.route("**/api/floods", lambda route: route.fulfill(status=503, json=UNAVAILABLE))
+    await page.get_by_role("button", name="Déconnecter partout : anne").click()  # its lists read again at once
+    await expect(stale).to_have_text(re.compile(r"^Le serveur est momentanément indisponible : les listes ci-dessous"))
+    await expect(page.locator("#blocks tbody tr")).to_contain_text("insultes")  # kept, not emptied
+
+    await page.unroute("**/api/floods")
+    await page.route("**/api/floods", lambda route: route.abort())  # the next period's read gets no answer
+    await expect(stale).to_have_text(re.compile(r"^Pas de réponse du serveur \(connexion coupée \?\) : les listes"))
+    assert not errors, errors
+
+    await page.unroute("**/api/floods")
+    await page.get_by_role("button", name="Lever").click()
+    await expect(stale).to_be_hidden()
+    await expect(page.locator("#blocks tbody tr")).to_contain_text("Rien pour l'instant.")

@@ -65,13 +65,24 @@
     button.textContent = t("safety.close_flagged", { n: keptFlagged.length });
   }
 
+  /* The lists read every 10 s: a read refused (the store away: 503) or unanswered keeps the lists shown and says so
+     once, above them (one line, replaced, never a toast per period); the next read that answers hides it. */
   function load() {
     fresh(Promise.all([api("GET", "/api/floods"), api("GET", "/api/blocks"), api("GET", "/api/audit"), api("GET", "/api/listeners")])).then(function (answers) {
-      if (!answers.every(function (a) { return a.ok; })) { return; }
+      var refused = answers.filter(function (a) { return !a.ok; })[0];
+      if (refused) { stale(refused.status === 503 ? "safety.stale.store" : "safety.stale.refused"); return; }
+      stale(null);
       shown = { floods: answers[0].data.conversations, blocks: answers[1].data.blocks, audit: answers[2].data.entries,
         accounts: answers[3].data.listeners };
       render();
-    });
+    }, function (error) { if (!(error && error.message === "session")) { stale("safety.stale.network"); } });
+  }
+
+  function stale(key) {
+    var line = $("safety-stale");
+    line.hidden = !key;
+    line.textContent = key ? t(key) : "";
+    if (key) { line.dataset.i18n = key; } else { delete line.dataset.i18n; }  // follows a language switch
   }
 
   function render() {
