@@ -61,11 +61,14 @@
   }
 
   /* The rejection handler of a request that got no answer (the connection dropped, the server unreachable):
-     ``show`` gets ``refused.network``, never silence; a 401 (the session over) already sent the page to the login. */
-  function unanswered(show) {
+     ``show`` gets ``refused.network`` (look where the conversation stands, then try again: a conversation's action),
+     or ``refused.network.<about>`` when the caller says what it is about (``"other"``: an action on no conversation,
+     a safety action, supervision, the password), never silence; a 401 (the session over) already sent the page to
+     the login. */
+  function unanswered(show, about) {
     return function (error) {
       if (error && error.message === "session") { return; }
-      show(HG.t("refused.network"));
+      show(HG.t(about ? "refused.network." + about : "refused.network"));
     };
   }
 

@@ -28,7 +28,7 @@
       started(results);
     }, function (error) {
       if (error && error.message === "session") { return; }  // a 401: the page is going to the login page
-      toast(t("refused.network"), true);
+      toast(t("refused.network.other"), true);  // the console starting: no conversation to look at yet
       setTimeout(start, START_RETRY_MS);
     });
   }

@@ -29,6 +29,6 @@
       if (data.error === "weak_password") { error.textContent = t("password." + data.reason); }
       else if (data.error === "bad_credentials") { error.textContent = t("password.wrong"); }
       else { error.textContent = HG.refusal(response); }  // common.js: the console's words (too many tries…)
-    }, HG.unanswered(function (text) { error.textContent = text; }));
+    }, HG.unanswered(function (text) { error.textContent = text; }, "other"));
   });
 })();

@@ -47,7 +47,7 @@
       showCloseFlagged();
       $("floods-all").checked = false;
       load();
-    }, HG.unanswered(function (text) { $("floods-result").textContent = text; load(); }));
+    }, HG.unanswered(function (text) { $("floods-result").textContent = text; load(); }, "other"));
   }
 
   /* A block's "Lever" or an account's "Déconnecter partout": ``done`` on success, else the refusal (``about``: a
@@ -56,7 +56,7 @@
     api(method, path).then(function (response) {
       $(box).textContent = response.ok ? done(response.data) : HG.refusal(response, about);
       load();
-    }, HG.unanswered(function (text) { $(box).textContent = text; load(); }));
+    }, HG.unanswered(function (text) { $(box).textContent = text; load(); }, "other"));
   }
 
   function showCloseFlagged() {

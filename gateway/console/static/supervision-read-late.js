@@ -93,7 +93,7 @@
       HG.api("POST", "/api/supervision/read-late/" + encodeURIComponent(c.id) + "/seen", {}).then(function (response) {
         if (response.ok || response.status === 404) { load(); return; }  // 404: a colleague marked it first
         failed(HG.refusal(response));
-      }, HG.unanswered(failed));
+      }, HG.unanswered(failed, "other"));
     });
     meta.appendChild(seen);
     node.appendChild(meta);
