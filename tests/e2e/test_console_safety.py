@@ -286,3 +286,32 @@ async def test_the_safety_lists_read_refused_or_unanswered_say_so_once_and_are_r
     await page.get_by_role("button", name="Lever").click()
     await expect(stale).to_be_hidden()
     await expect(page.locator("#blocks tbody tr")).to_contain_text("Rien pour l'instant.")
+
+
+async def test_the_password_dialog_says_a_dropped_connection_and_too_many_wrong_passwords_in_words(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """ "Mot de passe" with no answer says the neutral dropped-connection text (there is no conversation to look at:
+    ``refused.network.other``); wrong current passwords, sent again and again, reach the server's brake (429
+    ``too_many_attempts``, the real one: 3 free failures, then a growing wait, a lock at 10) and the dialog says it in
+    French, never the server's English message."""
+    await add_listeners(server, "anne")
+    page = await log_in(desk, server, "anne")
+    await page.get_by_role("button", name="Mot de passe").click()
+    await page.get_by_label("Nouveau mot de passe", exact=True).fill("une phrase assez longue pour 2027")
+    await page.get_by_label("Nouveau mot de passe, encore").fill("une phrase assez longue pour 2027")
+    error = page.locator("#password-error")
+    await page.get_by_label("Mot de passe actuel").fill(PASSWORD)
+    await page.route("**/api/me/password", lambda route: route.abort())  # the connection drops
+    await page.get_by_role("button", name="Changer").click()
+    await expect(error).to_have_text(OTHER_UNANSWERED)
+    await page.unroute("**/api/me/password")
+
+    await page.get_by_label("Mot de passe actuel").fill("not the password!")
+    braked = "Trop de mots de passe erronés : attends quelques minutes, puis réessaie."
+    for _ in range(10):  # the 10th wrong one locks: braked by then at the latest, whatever the machine's pace
+        await page.get_by_role("button", name="Changer").click()
+        await expect(error).to_have_text(re.compile(r"^(Le mot de passe actuel est incorrect\.|Trop de mots de passe)"))
+        if await error.text_content() == braked:
+            break
+    await expect(error).to_have_text(braked)
