@@ -192,6 +192,18 @@ async def still_answered(client: Client, twilio: FakeTwilioAPI, conversation_id:
     assert "left.blocked" not in codes and "not_sent.unsubscribed" not in codes
 
 
+async def late_refusal_after_reopening(client: Client, twilio: FakeTwilioAPI, first: str, sid: str) -> str:
+    """``first`` closed by its listener, a new conversation opened (:func:`opened_after`), then a 21610 about ``sid``
+    (a message of ``first``) arrives late: the new one is still answered (:func:`still_answered`). Its id."""
+    closed = await client.post(f"/api/conversations/{first}/close", json={"outcome": "cyberbullying"})
+    assert closed.status == 200
+    second = await opened_after(client, twilio, first)
+    late = twilio_status_form(sid, "undelivered", PHONE, error_code="21610")
+    assert await deliver(client, late, STATUS_PATH) == 200
+    await still_answered(client, twilio, second)
+    return second
+
+
 async def test_a_late_21610_of_an_ended_conversation_after_stop_and_start_leaves_the_next_one_unmarked(
     client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -206,13 +218,7 @@ async def test_a_late_21610_of_an_ended_conversation_after_stop_and_start_leaves
     running_clock(client).advance(minutes=1)
     start = {**twilio_form(PHONE, "START", message_sid="SM" + "7" * 32), "OptOutType": "START"}
     assert await deliver(client, start) == 200
-    closed = await client.post(f"/api/conversations/{first}/close", json={"outcome": "cyberbullying"})
-    assert closed.status == 200
-    second = await opened_after(client, twilio, first)
-
-    late = twilio_status_form(sid, "undelivered", PHONE, error_code="21610")
-    assert await deliver(client, late, STATUS_PATH) == 200
-    await still_answered(client, twilio, second)
+    await late_refusal_after_reopening(client, twilio, first, sid)
     assert "+336" not in caplog.text
 
 
@@ -223,13 +229,7 @@ async def test_a_late_21610_of_an_ended_conversation_leaves_the_next_one_unmarke
     own sends go through). Until 2026-12-06 it marked it. A 21610 about the open conversation's own message marks it."""
     _desk, first = await handed_to_listener(client, twilio)
     sid = twilio.accepted()[0].answer["sid"]  # the first conversation's welcome
-    closed = await client.post(f"/api/conversations/{first}/close", json={"outcome": "cyberbullying"})
-    assert closed.status == 200
-    second = await opened_after(client, twilio, first)
-
-    late = twilio_status_form(sid, "undelivered", PHONE, error_code="21610")
-    assert await deliver(client, late, STATUS_PATH) == 200
-    await still_answered(client, twilio, second)
+    second = await late_refusal_after_reopening(client, twilio, first, sid)
 
     own = twilio_status_form(twilio.accepted()[-1].answer["sid"], "undelivered", PHONE, error_code="21610")
     assert await deliver(client, own, STATUS_PATH) == 200
