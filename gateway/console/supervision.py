@@ -110,7 +110,8 @@ class Supervision:
         try:
             return stats.parse_period(request.query, self.flows.engine().tz, self.clock())
         except stats.BadPeriod as exc:
-            body = json.dumps({"error": "bad_request", "message": str(exc)})
+            limits = {"max_days": stats.MAX_DAYS, "min_year": stats.MIN_YEAR, "max_year": stats.MAX_YEAR}
+            body = json.dumps({"error": "bad_request", "message": str(exc), **limits})  # the console words them
             raise web.HTTPBadRequest(text=body, content_type="application/json") from None
 
     async def figures(self, request: web.Request) -> web.Response:

@@ -51,3 +51,21 @@ async def test_a_period_asked_without_an_answer_says_so(desk: BrowserContext, se
     await board.unroute("**/api/stats?*")
     await board.get_by_role("button", name="Afficher").click()
     await expect(said).to_have_text("")
+
+
+async def test_a_period_refused_says_what_a_period_may_be(desk: BrowserContext, server: TestServer) -> None:
+    """A year and more asked ("Afficher" from 2025-01-01 to 2026-06-30) is refused 400: the board says why in its
+    words, the limits the server gave (at most 366 days, the end after the start, years 2000 to 2999); until
+    2026-12-06 "Période invalide." alone (the day before, the server's English), a supervisor left guessing."""
+    await add_listeners(server, supervisor="sam")
+    board = await log_in(desk, server, "sam")
+    await board.get_by_role("link", name="Supervision").click()
+    await expect(board.locator("#total")).to_have_text("0")
+    await board.locator("#from").fill("2025-01-01")
+    await board.locator("#to").fill("2026-06-30")
+    await board.get_by_role("button", name="Afficher").click()
+    said = board.locator("#period-error")
+    await expect(said).to_have_text(re.compile(r"^Période invalide : .*366 jours.*2000 et 2999"))
+    await board.get_by_role("button", name="EN", exact=True).click()
+    await board.get_by_role("button", name="Show").click()
+    await expect(said).to_have_text(re.compile(r"^Invalid period: .*366 days.*2000 and 2999"))

@@ -183,7 +183,7 @@
   function loadFigures(initial) {
     var path = "/api/stats" + (initial ? "" : query());
     api("GET", path).then(function (response) {
-      if (!response.ok) { $("period-error").textContent = response.status === 400 ? t("sup.bad_period") : HG.refusal(response); return; }
+      if (!response.ok) { $("period-error").textContent = response.status === 400 ? t("sup.bad_period", response.data || {}) : HG.refusal(response); return; }
       $("period-error").textContent = "";
       var f = response.data;
       if (initial) {
