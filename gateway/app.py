@@ -245,12 +245,13 @@ async def create_app(
                   complete_leaving=actions.complete_leaving, listeners_here=presence.here,
                   complete_erasure=lambda i, key: eraser.finish_confirmed(i, key, timeout=2.0))  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
+    hup = asyncio.Event()  # SIGHUP: flows.yaml reloaded at once by the watcher (off the loop: FlowSet.reload_aside)
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
         "timers": timers.run, "webchat": hub.forward_events, "webchat-positions": hub.refresh_positions,
         "console": live.forward,
         "console-sessions": live.sweep,
-        "flows": lambda: _watch(flows, flow_watch_seconds, store), "presence": lambda: presence.listen(store),
+        "flows": lambda: _watch(flows, flow_watch_seconds, store, hup), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": typing_relay.run,
         "alerts": watch.run, "notices": notices.run, "purge": retention.run,
     }.items():  # fmt: skip
@@ -268,7 +269,7 @@ async def create_app(
     if reader is not None:
         app[READER] = reader
         lifecycles.insert(0, _reader_lifecycle(reader))
-    app.cleanup_ctx.append(_lifecycle(supervisor, store, http, lifecycles, flows,
+    app.cleanup_ctx.append(_lifecycle(supervisor, store, http, lifecycles, hup,
                                       lambda: outbox.drain(OUTBOX_DRAIN_SECONDS)))  # fmt: skip
     app.on_cleanup.append(lambda _: _close_guards(workers))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
@@ -418,7 +419,7 @@ def _lifecycle(
     store: Store,
     http: aiohttp.ClientSession,
     lifecycles: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]],
-    flows: FlowSet,
+    hup: asyncio.Event,
     drain: Callable[[], Awaitable[None]],
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
@@ -437,7 +438,7 @@ def _lifecycle(
         supervisor.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, flows.reload)
+            loop.add_signal_handler(signal.SIGHUP, hup.set)
         try:
             yield
         finally:
@@ -489,13 +490,19 @@ def _unreachable(flows: FlowSet) -> dict[str, str]:
     return dict(messages.get("unreachable") or DEFAULT_MESSAGES["unreachable"])
 
 
-async def _watch(flows: FlowSet, every: float, store: ConversationStore) -> None:
-    """flows.yaml looked at every ``every`` seconds (reloaded once settled); the versions no open conversation uses
+async def _watch(flows: FlowSet, every: float, store: ConversationStore, hup: asyncio.Event) -> None:
+    """flows.yaml looked at every ``every`` seconds (reloaded once settled), and reloaded at once on SIGHUP (``hup``),
+    each time read and compiled off the loop (:meth:`FlowSet.reload_aside`); the versions no open conversation uses
     any more forgotten, looked for at most every ``PRUNE_AFTER_SECONDS`` (a read of the open conversations)."""
     looked = time.monotonic()
     while True:
-        await asyncio.sleep(every)
-        flows.reload_if_settled()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hup.wait(), every)
+        if hup.is_set():
+            hup.clear()
+            await flows.reload_aside()
+        else:
+            await flows.reload_if_settled_aside()
         if flows.prunable() and time.monotonic() - looked >= PRUNE_AFTER_SECONDS:
             looked = time.monotonic()
             await prune_flows(flows, store)
@@ -685,7 +692,7 @@ def _routes(
         return await leave_request(request, hub)
 
     async def reload(request: web.Request) -> web.StreamResponse:
-        result = flows.reload()  # audited: who changed what the bot says, and when (the version served after it)
+        result = await flows.reload_aside()  # audited: who changed what the bot says, when (the version served after)
         action = "flows_reload" if result.ok else "flows_reload_refused"
         detail = f"{len(result.problems)} problem(s)" if result.problems else ""
         await store.audit(AuditEntry(api.clock(), request[LISTENER].name, action, result.version or "", detail))

@@ -1,0 +1,118 @@
+"""A flows.yaml reload while the gateway serves young people: the file is read, validated and compiled off the event
+loop (``FlowSet.reload_aside``), so webhooks, web chats and consoles are answered meanwhile.
+
+The file is a named pipe held by a thread (a slow network share, at its slowest): the reload cannot finish until
+the thread writes the flow. The gateway must answer while it waits. Before, the console's reload and the watcher
+read it on the loop: nothing was answered until the file was (a 244 KB flows.yaml holds the loop 0.3–0.5 s on a
+2-core machine; the pipe makes that wait as long as the test wants, here until the thread's safety delay)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.app import FLOWS
+from gateway.settings import Settings
+from tests.conftest import AppFactory, add_listener, login
+from tests.test_app import flow_copy, with_flow
+
+OLD_NUMBER = "appelle le 116 006, tous les jours de 9h à 19h"
+NEW_NUMBER = "appelle le 116 016, tous les jours de 9h à 19h"
+SAFETY_DELAY = 30.0  # the thread writes the flow by itself this long after a reader came: a loop held is let go
+
+
+class SlowShare:
+    """A thread holding ``fifo``'s writing end: it waits for a reader (the reload), then for :meth:`release` (or the
+    safety delay), then writes ``text``. ``reading`` is set once a reader opened the pipe; ``written`` once fed."""
+
+    def __init__(self, fifo: Path, text: str) -> None:
+        self.fifo, self.text = fifo, text
+        self.reading, self.written, self._release = threading.Event(), threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._release.set()
+
+    def _serve(self) -> None:
+        deadline = time.monotonic() + 600
+        while True:  # a pipe opened for writing without blocking: ENXIO until a reader has it open
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENXIO or time.monotonic() > deadline:
+                    return
+                self._release.wait(0.01)
+        self.reading.set()
+        try:
+            self._release.wait(SAFETY_DELAY)
+            os.set_blocking(fd, True)
+            os.write(fd, self.text.encode("utf-8"))
+            self.written.set()
+        finally:
+            os.close(fd)
+
+    def join(self) -> None:
+        self._thread.join(timeout=SAFETY_DELAY + 5)
+
+
+@contextmanager
+def slow_share(flows: Path, text: str) -> Iterator[SlowShare]:
+    flows.unlink()
+    os.mkfifo(flows)
+    share = SlowShare(flows, text)
+    try:
+        yield share
+    finally:
+        share.release()
+        share.join()
+
+
+async def test_a_console_reload_of_a_file_slow_to_read_leaves_the_gateway_answering(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    flows = flow_copy(tmp_path)
+    text = flows.read_text(encoding="utf-8")
+    client = await make_client(with_flow(settings, flows), flow_watch_seconds=3600.0)
+    first = client.app[FLOWS].version
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    with slow_share(flows, text.replace(OLD_NUMBER, NEW_NUMBER)) as share:
+        reload = asyncio.ensure_future(client.post("/api/admin/reload", json={}))
+        assert await asyncio.to_thread(share.reading.wait, 60)  # the reload is reading the file
+        health = await client.get("/healthz")
+        chat = await client.get("/chat")
+        assert (health.status, chat.status) == (200, 200)
+        assert not share.written.is_set()  # answered while the reload waited for the file (before: after it)
+        share.release()
+        response = await reload
+    assert response.status == 200, await response.text()
+    version = (await response.json())["version"]
+    assert version != first and client.app[FLOWS].version == version
+
+
+async def test_the_watchers_reload_of_a_file_slow_to_read_leaves_the_gateway_answering(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    """The watcher (every ``flow_watch_seconds``) sees the file changed and settled, and reloads it."""
+    flows = flow_copy(tmp_path)
+    text = flows.read_text(encoding="utf-8")
+    client = await make_client(with_flow(settings, flows), flow_watch_seconds=0.02)
+    first = client.app[FLOWS].version
+    with slow_share(flows, text.replace(OLD_NUMBER, NEW_NUMBER)) as share:
+        assert await asyncio.to_thread(share.reading.wait, 60)  # the watcher is reading the file
+        health = await client.get("/healthz")
+        assert health.status == 200
+        assert not share.written.is_set()  # answered while the reload waited for the file (before: after it)
+        share.release()
+        await asyncio.to_thread(share.written.wait, 60)
+        while client.app[FLOWS].version == first:  # swapped in once read and compiled
+            await asyncio.sleep(0.01)
+    assert client.app[FLOWS].last_reload is not None and client.app[FLOWS].last_reload.ok
