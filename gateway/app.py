@@ -56,6 +56,7 @@ from gateway.flowset import PRUNE_AFTER_SECONDS, FlowSet
 from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.keyed import KeyedHash
+from gateway.loop_watch import LoopWatch
 from gateway.mailer import Mailer
 from gateway.messages import ChannelName, Departure
 from gateway.metrics import CONTENT_TYPE, Metrics
@@ -253,7 +254,7 @@ async def create_app(
         "console-sessions": live.sweep,
         "flows": lambda: _watch(flows, flow_watch_seconds, store, hup), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": typing_relay.run,
-        "alerts": watch.run, "notices": notices.run, "purge": retention.run,
+        "alerts": watch.run, "notices": notices.run, "purge": retention.run, "loop-watch": LoopWatch(metrics).run,
     }.items():  # fmt: skip
         supervisor.add(name, worker)
     # the stores' own work: behind Sentinel, each pool's check of the primary (store-primary, limits-primary)

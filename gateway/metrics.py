@@ -12,7 +12,7 @@ reports the store's failures there, counted in ``gateway_store_failures`` and to
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.outage_log import EVERY, StoreOutages
@@ -99,6 +99,14 @@ class Metrics:
         self.listeners_online = Gauge("gateway_listeners_online", "Listeners connected to the console", registry=r)
         self.worker_restarts = Counter(
             "gateway_worker_restarts", "Background workers restarted after a failure, by worker", ["worker"], registry=r
+        )
+        self.loop_lag = Histogram(
+            "gateway_loop_lag_seconds", "How late the event loop woke a timer (gateway/loop_watch.py): a blocking call"
+            " or a saturated process; nothing is answered meanwhile", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        )  # fmt: skip
+        self.loop_held = Counter(
+            "gateway_loop_held", "Times the event loop was held 0.5 s or more (logged)", registry=r
         )
         self.socket_drops = Counter(
             "gateway_socket_drops", "Websockets dropped because they stopped reading or went away, by surface",

@@ -1,0 +1,57 @@
+"""How long the event loop was held: one supervised task wakes every ``every`` seconds and measures how late it woke.
+
+Everything of an instance runs on one event loop: a call that blocks it (a file read, a big JSON, a CPU-heavy
+computation, a saturated process) answers no webhook, no web chat and no console meanwhile, and until 2026-12-06
+nothing said so: the instance looked healthy, only slow. Now every wake-up's lateness is in
+``gateway_loop_lag_seconds`` (a histogram: alert on its p99 or on ``gateway_loop_held_total``), and a hold of at least
+``held`` seconds is counted and logged as a WARNING, at most one line a minute (the holds since the last line summed
+up in the next one). The line names no person and no message: only durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from gateway.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+EVERY = 0.25  # seconds between wake-ups: four timers a second, nothing measurable on the message path
+HELD = 0.5  # seconds: a hold this long is logged (a reply's p99 is tens of milliseconds)
+LOG_EVERY = 60.0  # seconds: at most one line this often
+
+
+class LoopWatch:
+    def __init__(
+        self, metrics: Metrics, *, every: float = EVERY, held: float = HELD, log_every: float = LOG_EVERY,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.metrics, self.every, self.held, self.log_every, self.monotonic = metrics, every, held, log_every, monotonic
+        self._logged_at: float | None = None
+        self._unlogged, self._unlogged_longest = 0, 0.0
+
+    async def run(self) -> None:
+        while True:
+            before = self.monotonic()
+            await asyncio.sleep(self.every)
+            self.woke(self.monotonic() - before - self.every)
+
+    def woke(self, late: float) -> None:
+        """One wake-up ``late`` seconds after it was due."""
+        late = max(late, 0.0)
+        self.metrics.loop_lag.observe(late)
+        if late < self.held:
+            return
+        self.metrics.loop_held.inc()
+        self._unlogged += 1
+        self._unlogged_longest = max(self._unlogged_longest, late)
+        now = self.monotonic()
+        if self._logged_at is not None and now - self._logged_at < self.log_every:
+            return
+        log.warning("the event loop was held %.2f s (%d hold(s) of %.1f s or more since the last such line, the"
+                    " longest %.2f s): nothing was answered meanwhile; gateway_loop_held_total counts them",
+                    late, self._unlogged, self.held, self._unlogged_longest)  # fmt: skip
+        self._logged_at, self._unlogged, self._unlogged_longest = now, 0, 0.0
