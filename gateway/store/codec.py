@@ -12,8 +12,9 @@ call these, so encryption at rest is this one layer, not a concern of each store
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -98,6 +99,25 @@ def dumps(data: object) -> str:
 def dumps_sealed(keys: DataKeys, kind: str, data: object) -> bytes:
     """A record's JSON, sealed with the current data key (the kind is bound to it)."""
     return keys.seal(kind, dumps(data))
+
+
+PART = 500
+"""Records decoded in one turn of the event loop at most (:func:`decoded_in_parts`, the Redis store's reads of many
+records): ~50 ms of a 2-core machine at ~100 µs a record (AES-GCM and JSON)."""
+
+R = TypeVar("R")
+
+
+async def decoded_in_parts(raws: Sequence[R], decode: Callable[[R], T]) -> list[T]:
+    """``decode`` of each raw record, :data:`PART` at a time with a turn of the event loop between the parts: a read of
+    many records (a year's figures, an erasure looking through every conversation) leaves the gateway answering
+    meanwhile. Until 2026-12-06 decoded in one block: 20,000 conversations held the loop 2–3 s."""
+    decoded: list[T] = []
+    for start in range(0, len(raws), PART):
+        if start:
+            await asyncio.sleep(0)
+        decoded += [decode(raw) for raw in raws[start : start + PART]]
+    return decoded
 
 
 def loads_sealed(keys: DataKeys, kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:

@@ -76,6 +76,7 @@ from gateway.store.codec import (
     decode_block,
     decode_conversation,
     decode_entry_data,
+    decoded_in_parts,
     dumps,
     dumps_sealed,
     encode_audit,
@@ -671,7 +672,7 @@ class SqliteStore:
         rows = await self._select(
             "SELECT data FROM conversations WHERE status = ? ORDER BY created_us, id", (str(status),)
         )
-        return [self._conversation(row["data"]) for row in rows]
+        return await decoded_in_parts([row["data"] for row in rows], self._conversation)
 
     async def conversation_ids_by_status(self, status: Status) -> set[str]:
         rows = await self._select("SELECT id FROM conversations WHERE status = ?", (str(status),))
@@ -692,7 +693,7 @@ class SqliteStore:
             "SELECT data FROM conversations WHERE flagged_us IS NOT NULL ORDER BY flagged_us DESC, id DESC LIMIT ?",
             (limit,),
         )
-        return [self._conversation(row["data"]) for row in rows]
+        return await decoded_in_parts([row["data"] for row in rows], self._conversation)
 
     async def note_read_late(self, conversation_id: str, at: datetime) -> None:
         """One transaction: the row written, those older than ``READ_LATE_HOURS`` and past ``READ_LATE_KEPT`` gone."""
@@ -715,7 +716,7 @@ class SqliteStore:
             " WHERE r.at_us >= ? ORDER BY r.at_us DESC, r.conversation_id DESC LIMIT ?",
             (to_us(since), limit),
         )
-        return [self._conversation(row["data"]) for row in rows]
+        return await decoded_in_parts([row["data"] for row in rows], self._conversation)
 
     async def forget_read_late(self, conversation_id: str) -> bool:
         return await self._change("DELETE FROM read_late WHERE conversation_id = ?", (conversation_id,)) > 0
@@ -725,7 +726,7 @@ class SqliteStore:
             "SELECT data FROM conversations WHERE created_us >= ? AND created_us < ? ORDER BY created_us, id",
             (to_us(since), to_us(until)),
         )
-        return [self._conversation(row["data"]) for row in rows]
+        return await decoded_in_parts([row["data"] for row in rows], self._conversation)
 
     async def ended_with(self, listener: str, since: datetime, until: datetime, limit: int) -> list[Conversation]:
         """On the index ``ended_listener``: the listener's rows ended since ``since``, ``limit`` records read."""
@@ -735,7 +736,7 @@ class SqliteStore:
             " ORDER BY e.ended_us DESC, e.created_us, e.conversation_id LIMIT ?",
             (listener, to_us(since), to_us(since), to_us(until), limit),
         )
-        return [self._conversation(row["data"]) for row in rows]
+        return await decoded_in_parts([row["data"] for row in rows], self._conversation)
 
     async def conversations_of(
         self, channel: ChannelName, sender: str, since: datetime, until: datetime, limit: int
@@ -748,7 +749,7 @@ class SqliteStore:
             " ORDER BY created_us DESC, id DESC LIMIT ?",
             (str(channel), self._keys.identity(channel, sender), to_us(since), to_us(until), limit),
         )
-        return [self._conversation(row["data"]) for row in rows]
+        return await decoded_in_parts([row["data"] for row in rows], self._conversation)
 
     async def open_conversations_of_client(self, client: str) -> int:
         rows = await self._select(_COUNT_CLIENT, (client,))
