@@ -64,7 +64,7 @@ from gateway.notices.api import CaseworkAPI
 from gateway.notices.inbound import InboundReferrals
 from gateway.notices.referrals import Referrals
 from gateway.notices.service import Notices
-from gateway.outage_log import EVERY, HTTP, StoreOutages, error_class
+from gateway.outage_log import EVERY, HTTP, RETRY_AFTER_SECONDS, StoreOutages, error_class
 from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.retention import Retention
@@ -523,9 +523,16 @@ async def prune_flows(flows: FlowSet, store: ConversationStore, settled: float =
     return flows.prune(in_use, settled)
 
 
+def unavailable() -> web.Response:
+    """The 503 of a request the gateway could not serve now, with when to try again (``RETRY_AFTER_SECONDS``)."""
+    return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503,
+                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
+
+
 def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Unexpected failures answer 503 (the provider retries, nothing is lost) and log no content. The store's
-    failures are counted and told by ``outages`` (a line per outage, not per request: gateway/outage_log.py)."""
+    """Unexpected failures answer 503 with a ``Retry-After`` (the provider retries, nothing is lost) and log no
+    content. The store's failures are counted and told by ``outages`` (a line per outage, not per request:
+    gateway/outage_log.py)."""
 
     @web.middleware
     async def middleware(
@@ -538,18 +545,18 @@ def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse
         except InboundBusy:  # another instance processes this message: the provider retries it, nothing is wrong
             log.info("%s %s: the message is being processed elsewhere: 503, retried by its sender", request.method,
                      request.path)  # fmt: skip
-            return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+            return unavailable()
         except ReplicasBehind:  # the store answers; said once and counted by gateway/store/redis_replicas.py
-            return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+            return unavailable()
         except StoreError as exc:
             outages.failed(HTTP, exc)
-            return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+            return unavailable()
         except Exception as exc:  # a bug: logged by class and place only, since its message may quote what was sent
             if isinstance(exc, OSError) and isinstance(request.match_info.route.resource, web.StaticResource):
                 raise web.HTTPNotFound() from None  # a file name the system refuses (too long): no such file
             log.error("unexpected %s while serving %s %s at %s", exc.__class__.__name__, request.method,
                       request.path, where(exc))  # fmt: skip
-            return web.json_response({"error": "unavailable", "message": "try again shortly"}, status=503)
+            return unavailable()
 
     return middleware
 

@@ -49,6 +49,13 @@ log = logging.getLogger(__name__)
 EVERY = 30.0  # seconds between two summary lines while the store stays unreachable
 SETTLE = 2.0  # seconds without a failure, after the store answered, before it is said to be back
 HTTP = "http"  # the part whose failures are requests answered 503
+# The ``Retry-After`` of every 503 ``unavailable`` (the app's middleware, the console's logout), in seconds: the
+# outages the gateway meets last a few seconds (a Redis restart; a Sentinel failover, 2 s in
+# tests/test_sentinel_failover.py; another instance's claim on a message, renewed while it is processed), and the
+# store is said back after SETTLE's 2 s without a failure: a try after 5 s finds most of them over, where sooner
+# tries would only add to the failures. A provider or a browser may follow it; Meta, Telegram and Twilio keep their
+# own redelivery schedules whatever it says.
+RETRY_AFTER_SECONDS = 5
 # The classes of a store answering reads but refusing writes (``error_class``): a Redis full under ``noeviction``, a
 # replica; SQLite's primary codes (an extended one, ``SQLITE_BUSY_SNAPSHOT``, starts with its primary's name) of
 # ``gateway/store/sqlite.py``'s ``_REFUSALS``.

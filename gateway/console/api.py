@@ -41,7 +41,7 @@ from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
 from gateway.language import language_of
 from gateway.metrics import Metrics
-from gateway.outage_log import HTTP
+from gateway.outage_log import HTTP, RETRY_AFTER_SECONDS
 from gateway.proxies import ClientAddresses
 from gateway.ratelimit import Limit, RateLimits, client_address
 from gateway.sockets import KEEPALIVE, SocketWriter, incoming
@@ -275,7 +275,9 @@ class ListenerAPI:
                 response = await handler(request)
             except StoreError as exc:
                 self.metrics.outages.failed(HTTP, exc)  # as the app's middleware would, a line per outage
-                response = _error(503, "unavailable", "try again shortly")
+                response = _error(
+                    503, "unavailable", "try again shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+                )  # as the app's middleware's
             response.del_cookie(SESSION_COOKIE, path="/")
             return response
 
