@@ -292,8 +292,10 @@ class ListenerAPI:
         if not isinstance(current, str) or not isinstance(new, str):
             raise ActionRefused("bad_request", "current and new passwords are required")
         name, address = request[LISTENER].name, client_address(request, self.addresses)
-        if await self.logins.brake.wait_seconds(name, address):
-            return _error(429, "too_many_attempts", "too many wrong passwords: try again later")
+        wait = await self.logins.brake.wait_seconds(name, address)
+        if wait:  # the real wait, as the login's: the console's dialog says it
+            return _error(429, "too_many_attempts", f"too many wrong passwords: try again in {wait} s",
+                          headers={"Retry-After": str(wait)})  # fmt: skip
         try:
             if await self.logins.authenticate(self.store, name, current, address) is None:
                 return _error(403, "bad_credentials", "the current password is wrong")

@@ -294,7 +294,8 @@ async def test_the_password_dialog_says_a_dropped_connection_and_too_many_wrong_
     """ "Mot de passe" with no answer says the neutral dropped-connection text (there is no conversation to look at:
     ``refused.network.other``); wrong current passwords, sent again and again, reach the server's brake (429
     ``too_many_attempts``, the real one: 3 free failures, then a growing wait, a lock at 10) and the dialog says it in
-    French, never the server's English message."""
+    French with the real wait (the 429's Retry-After, as the login page does), never the server's English message.
+    Until 2026-12-06 the 429 had no Retry-After and the dialog said "attends quelques minutes" for a wait of 1-4 s."""
     await add_listeners(server, "anne")
     page = await log_in(desk, server, "anne")
     await page.get_by_role("button", name="Mot de passe").click()
@@ -308,10 +309,14 @@ async def test_the_password_dialog_says_a_dropped_connection_and_too_many_wrong_
     await page.unroute("**/api/me/password")
 
     await page.get_by_label("Mot de passe actuel").fill("not the password!")
-    braked = "Trop de mots de passe erronés : attends quelques minutes, puis réessaie."
+    braked = re.compile(r"^Trop de mots de passe erronés : réessaie dans (\d+) (s|min)\.$")
     for _ in range(10):  # the 10th wrong one locks: braked by then at the latest, whatever the machine's pace
-        await page.get_by_role("button", name="Changer").click()
+        async with page.expect_response("**/api/me/password") as answered:
+            await page.get_by_role("button", name="Changer").click()
         await expect(error).to_have_text(re.compile(r"^(Le mot de passe actuel est incorrect\.|Trop de mots de passe)"))
-        if await error.text_content() == braked:
+        if (await answered.value).status == 429:
             break
-    await expect(error).to_have_text(braked)
+    told = braked.match(await error.text_content() or "")
+    assert told, await error.text_content()  # the wait in words, the 429's own
+    wait = int((await answered.value).headers["retry-after"])
+    assert told.groups() == ((str(wait), "s") if wait < 60 else (str(wait // 60), "min"))

@@ -15,7 +15,8 @@
   /* Every call that changes something goes as JSON, even without a body: the server refuses any other POST
      (an HTML form of another site cannot send JSON). */
   /* ``waitMs``: give up on an answer after that long (the promise is rejected, as when the connection drops): a
-     connection gone silent (a Wi-Fi lost without a word) otherwise keeps a request pending for minutes. */
+     connection gone silent (a Wi-Fi lost without a word) otherwise keeps a request pending for minutes. The answer:
+     ``{ok, status, data, wait}``, ``wait`` the Retry-After's seconds (0 without one: a braked password change's). */
   var leaving = false;  // this page is logging out (leaving()): a 401 from now on is that logout, not an expiry
   function leaving_() { leaving = true; }
 
@@ -36,9 +37,9 @@
         location.href = leaving ? "/console/login" : "/console/login?expired=1";
         throw new Error("session");
       }
-      var type = response.headers.get("Content-Type") || "";
+      var type = response.headers.get("Content-Type") || "", wait = Number(response.headers.get("Retry-After")) || 0;
       var read = type.indexOf("json") >= 0 ? response.json() : Promise.resolve(null);
-      return read.then(function (data) { return { ok: response.ok, status: response.status, data: data }; });
+      return read.then(function (data) { return { ok: response.ok, status: response.status, data: data, wait: wait }; });
     });
   }
 

@@ -28,7 +28,10 @@
       var data = response.data || {};
       if (data.error === "weak_password") { error.textContent = t("password." + data.reason); }
       else if (data.error === "bad_credentials") { error.textContent = t("password.wrong"); }
-      else { error.textContent = HG.refusal(response); }  // common.js: the console's words (too many tries…)
+      else if (data.error === "too_many_attempts" && response.wait > 0) {  // braked: the wait, as the login page says it
+        error.textContent = HG.refusal(response, "wait", { wait: HG.duration(response.wait) });
+      }
+      else { error.textContent = HG.refusal(response); }  // common.js: the console's words (the store away…)
     }, HG.unanswered(function (text) { error.textContent = text; }, "other"));
   });
 })();
