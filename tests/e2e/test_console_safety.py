@@ -256,10 +256,13 @@ async def test_the_safety_actions_say_a_refusal_in_the_consoles_words(
 async def test_the_safety_lists_read_refused_or_unanswered_say_so_once_and_are_read_again(
     desk: BrowserContext, server: TestServer
 ) -> None:
-    """The safety lists (floods, blocks, accounts, audit) read every 10 s: a read refused (503 ``unavailable``, the
-    store away) or unanswered (the connection dropped) is said once above them (#safety-stale) and the lists shown
-    are kept; the next read that answers hides the line. Until 2026-12-06 nothing was said (the lists simply stopped
-    changing) and a read with no answer left an unhandled promise rejection."""
+    """The safety lists (floods, blocks, accounts, audit) read every 10 s: a list whose read is refused (503
+    ``unavailable``, the store away) or unanswered (the connection dropped) is said possibly out of date on its own
+    line (#floods-stale…) and keeps what it showed; the others, read fine, are drawn afresh and say nothing; the next
+    read that answers hides the line. Until 2026-12-06 nothing was said (the lists simply stopped changing) and a
+    read with no answer left an unhandled promise rejection; then, until the same day's later change, one list
+    refused kept all four as they were and said all four possibly out of date (a block lifted meanwhile stayed
+    shown)."""
     store = server.app[STORE]
     await add_listeners(server, "anne", supervisor="sam")
     block = Block(key="c" * 32, channel="webchat", until=None, reason="insultes", by="anne", at=datetime.now(UTC))
@@ -269,23 +272,30 @@ async def test_the_safety_lists_read_refused_or_unanswered_say_so_once_and_are_r
     page.on("pageerror", lambda error: errors.append(error))
     await page.get_by_role("link", name="Supervision").click()
     await expect(page.locator("#blocks tbody tr")).to_contain_text("insultes")
-    stale = page.locator("#safety-stale")
-    await expect(stale).to_be_hidden()
+    lines = {name: page.locator(f"#{name}-stale") for name in ("floods", "blocks", "accounts", "audit")}
+    for line in lines.values():
+        await expect(line).to_be_hidden()
 
     await page.route("**/api/floods", lambda route: route.fulfill(status=503, json=UNAVAILABLE))
-    await page.get_by_role("button", name="Déconnecter partout : anne").click()  # its lists read again at once
-    await expect(stale).to_have_text(re.compile(r"^Le serveur est momentanément indisponible : les listes ci-dessous"))
-    await expect(page.locator("#blocks tbody tr")).to_contain_text("insultes")  # kept, not emptied
+    await page.get_by_role("button", name="Lever").click()  # the lists read again at once, the floods' refused
+    await expect(page.locator("#blocks tbody tr")).to_contain_text("Rien pour l'instant.")  # read fine: drawn
+    await expect(page.locator("#audit")).to_contain_text("blocage levé")
+    floods = lines.pop("floods")
+    await expect(floods).to_have_text(re.compile(r"^Le serveur est momentanément indisponible : cette liste"))
+    for line in lines.values():  # read fine: not out of date
+        await expect(line).to_be_hidden()
 
     await page.unroute("**/api/floods")
     await page.route("**/api/floods", lambda route: route.abort())  # the next period's read gets no answer
-    await expect(stale).to_have_text(re.compile(r"^Pas de réponse du serveur \(connexion coupée \?\) : les listes"))
+    await expect(floods).to_have_text(re.compile(r"^Pas de réponse du serveur \(connexion coupée \?\) : cette liste"))
+    for line in lines.values():
+        await expect(line).to_be_hidden()
     assert not errors, errors
 
     await page.unroute("**/api/floods")
-    await page.get_by_role("button", name="Lever").click()
-    await expect(stale).to_be_hidden()
-    await expect(page.locator("#blocks tbody tr")).to_contain_text("Rien pour l'instant.")
+    await page.get_by_role("button", name="Déconnecter partout : anne").click()  # its lists read again at once
+    await expect(floods).to_be_hidden()
+    await expect(page.locator("#accounts-result")).to_contain_text("anne")
 
 
 async def test_the_password_dialog_says_a_dropped_connection_and_too_many_wrong_passwords_in_words(

@@ -7,6 +7,8 @@
   var el = HG.el, clear = HG.clear, api = HG.api, t = HG.t;
   var $ = function (id) { return document.getElementById(id); };
   var shown = { floods: [], blocks: [], audit: [], accounts: [] };
+  var LISTS = [["floods", "/api/floods", "conversations"], ["blocks", "/api/blocks", "blocks"],  // shown's, read from
+    ["audit", "/api/audit", "entries"], ["accounts", "/api/listeners", "listeners"]];  // that route's that key
   var keptFlagged = [];  // the ids the last bulk close kept as flagged at risk: the second button's
   var fresh = HG.newest();  // the ten-second reload answered after a close's own reload is dropped
 
@@ -65,21 +67,27 @@
     button.textContent = t("safety.close_flagged", { n: keptFlagged.length });
   }
 
-  /* The lists read every 10 s: a read refused (the store away: 503) or unanswered keeps the lists shown and says so
-     once, above them (one line, replaced, never a toast per period); the next read that answers hides it. */
+  /* The lists read every 10 s, each on its own: a list whose read is refused (the store away: 503) or unanswered
+     keeps what it showed and says so once, on its own line under its title (replaced, never a toast per period);
+     the lists read fine are drawn and say nothing; the next read of a list that answers hides its line. */
   function load() {
-    fresh(Promise.all([api("GET", "/api/floods"), api("GET", "/api/blocks"), api("GET", "/api/audit"), api("GET", "/api/listeners")])).then(function (answers) {
-      var refused = answers.filter(function (a) { return !a.ok; })[0];
-      if (refused) { stale(refused.status === 503 ? "safety.stale.store" : "safety.stale.refused"); return; }
-      stale(null);
-      shown = { floods: answers[0].data.conversations, blocks: answers[1].data.blocks, audit: answers[2].data.entries,
-        accounts: answers[3].data.listeners };
+    fresh(Promise.all(LISTS.map(function (list) {
+      return api("GET", list[1]).catch(function (error) {  // no answer: this list's; a 401 (session) is the page's
+        if (error && error.message === "session") { throw error; }
+        return null;
+      });
+    }))).then(function (answers) {
+      LISTS.forEach(function (list, i) {
+        var answer = answers[i];
+        if (answer && answer.ok) { shown[list[0]] = answer.data[list[2]]; stale(list[0], null); return; }
+        stale(list[0], !answer ? "safety.stale.network" : answer.status === 503 ? "safety.stale.store" : "safety.stale.refused");
+      });
       render();
-    }, function (error) { if (!(error && error.message === "session")) { stale("safety.stale.network"); } });
+    }, function () { /* the session ended: the page is going to the login page */ });
   }
 
-  function stale(key) {
-    var line = $("safety-stale");
+  function stale(list, key) {
+    var line = $(list + "-stale");
     line.hidden = !key;
     line.textContent = key ? t(key) : "";
     if (key) { line.dataset.i18n = key; } else { delete line.dataset.i18n; }  // follows a language switch
