@@ -61,6 +61,15 @@
     return data.message || HG.t("refused.other", { status: response.status });
   }
 
+  /* A line saying that what is shown may be out of date (a read refused or unanswered): ``key`` its text (i18n.js),
+     kept in ``data-i18n`` so that it follows a language switch; no ``key`` hides it. The console's queue
+     (``queueStale``) and the supervision's safety lists (``stale``) say so with it. */
+  function staleLine(line, key) {
+    line.hidden = !key;
+    line.textContent = key ? HG.t(key) : "";
+    if (key) { line.dataset.i18n = key; } else { delete line.dataset.i18n; }
+  }
+
   /* The rejection handler of a request that got no answer (the connection dropped, the server unreachable):
      ``show`` gets ``refused.network`` (look where the conversation stands, then try again: a conversation's action),
      or ``refused.network.<about>`` when the caller says what it is about (``"other"``: an action on no conversation,
@@ -201,5 +210,6 @@
   var CHANNELS = { webchat: "Chat web", messenger: "Messenger", whatsapp: "WhatsApp", telegram: "Telegram" };
 
   window.HG = { el: el, clear: clear, api: api, visible: visible, duration: duration, clock: clock, beep: beep, events: events,
-    newest: newest, leaving: leaving_, refusal: refusal, unanswered: unanswered, CHANNELS: CHANNELS };
+    newest: newest, leaving: leaving_, refusal: refusal, unanswered: unanswered, staleLine: staleLine,
+    CHANNELS: CHANNELS };
 })();

@@ -218,10 +218,7 @@
      QUEUE_RETRY_MS until it answers. */
   var QUEUE_RETRY_MS = 5000;
   function queueStale(key) {
-    var line = $("queue-stale");
-    line.hidden = !key;
-    line.textContent = key ? t(key) : "";
-    if (key) { line.dataset.i18n = key; } else { delete line.dataset.i18n; }  // follows a language switch
+    HG.staleLine($("queue-stale"), key);
     clearTimeout(state.staleTimer);
     if (key) { state.staleTimer = setTimeout(loadQueue, QUEUE_RETRY_MS); }
   }

@@ -86,12 +86,7 @@
     }, function () { /* the session ended: the page is going to the login page */ });
   }
 
-  function stale(list, key) {
-    var line = $(list + "-stale");
-    line.hidden = !key;
-    line.textContent = key ? t(key) : "";
-    if (key) { line.dataset.i18n = key; } else { delete line.dataset.i18n; }  // follows a language switch
-  }
+  function stale(list, key) { HG.staleLine($(list + "-stale"), key); }
 
   function render() {
     showCloseFlagged();  // its label in the language chosen
