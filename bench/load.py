@@ -500,6 +500,24 @@ class Server:
             found.append(counts)
         return found
 
+    async def loop(self, session: ClientSession) -> list[dict[str, float]]:
+        """Each instance's event loop lateness so far (``gateway/loop_watch.py``): ``gateway_loop_lag_seconds``'s
+        cumulative buckets by bound (``count`` under ``inf``) and the holds of 0.5 s or more (``held``)."""
+        found: list[dict[str, float]] = []
+        for url in self.urls:
+            async with session.get(url + "/metrics") as response:
+                text = await response.text()
+            counts: dict[str, float] = {}
+            for line in text.splitlines():
+                if line.startswith("gateway_loop_lag_seconds_bucket{"):
+                    name, value = line.rsplit(" ", 1)
+                    bound = name.split('le="', 1)[1].split('"', 1)[0]
+                    counts["inf" if bound == "+Inf" else bound] = float(value)
+                elif line.startswith("gateway_loop_held_total "):
+                    counts["held"] = float(line.rsplit(" ", 1)[1])
+            found.append(counts)
+        return found
+
     def stop(self) -> None:
         for process in self.processes:
             process.send_signal(signal.SIGINT)
@@ -809,6 +827,26 @@ def inbox_counts(now: list[dict[str, float]], before: list[dict[str, float]]) ->
     return ", ".join(each) or "none"
 
 
+def loop_counts(now: list[dict[str, float]], before: list[dict[str, float]]) -> str:
+    """Each instance's event loop lateness (``Server.loop``) since ``before``: the bucket bounds its p50 and p99 fall
+    under (a timer due every 0.25 s: 4 samples a second), and its holds of 0.5 s or more. The loop's lateness is what
+    every reply waits for before its turn: its p99 bounds the replies' from below."""
+
+    def under(delta: dict[str, float], q: float) -> str:
+        total = delta.get("inf", 0.0)
+        for bound in sorted((b for b in delta if b not in ("inf", "held")), key=float):
+            if total and delta[bound] >= q * total:
+                return f"{float(bound) * 1000:g} ms"
+        return "> 10 s" if total else "none"
+
+    each = []
+    for n, b in zip(now, before, strict=True):
+        delta = {key: value - b.get(key, 0.0) for key, value in n.items()}
+        each.append(f"p50 ≤ {under(delta, 0.5)}, p99 ≤ {under(delta, 0.99)}, held ≥ 0.5 s {delta.get('held', 0):.0f}"
+                    f" ({delta.get('inf', 0):.0f} samples)")  # fmt: skip
+    return " + ".join(each)
+
+
 def model_counts(now: dict[str, float], before: dict[str, float]) -> str:
     """The embedded model's counters (``Server.understanding``) since ``before``."""
     return ", ".join(f"{kind} {n - before.get(kind, 0):.0f}" for kind, n in sorted(now.items())) or "none"
@@ -964,6 +1002,8 @@ async def bench_gateway(
             print(f"    model    {model_counts(model, {})}")
         inbox = await server.inbox(session)
         print(f"    inbox    {inbox_counts(inbox, [{} for _ in inbox])} (messages acknowledged once stored)")
+        lags = await server.loop(session)
+        print(f"    loop     {loop_counts(lags, [{} for _ in lags])} (the event loop's lateness, start to here)")
         opened = None
         if args.duration > 0:
             name = f"gateway on {on}, open loop {args.rate:.0f}/s"
@@ -972,6 +1012,7 @@ async def bench_gateway(
                                    load, store)  # fmt: skip
             show(opened)
             print(f"    inbox    {inbox_counts(await server.inbox(session), inbox)}")
+            print(f"    loop     {loop_counts(await server.loop(session), lags)} (the event loop's lateness)")
             print(f"    waits    {await waits(load, store, opened_at)}")
             if args.understanding == "on":
                 print(f"    model    {model_counts(await server.understanding(session), model)}")
