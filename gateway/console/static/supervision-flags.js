@@ -13,14 +13,16 @@
       "flags.help": "Conversations ouvertes (avec le bot, en attente ou en cours) où un risque a été lu : la classe, et pourquoi (les mots ou le modèle et son score), pour la conversation et pour chaque message. Un message signalé pendant que la page est ouverte clignote. Le texte se lit en ouvrant la conversation (inscrit au journal).",
       "flags.none": "Aucun risque signalé dans les conversations ouvertes.",
       "flags.open": "Ouvrir", "flags.open.aria": "Ouvrir la conversation de {name} dans la console",
-      "flags.messages": "Messages signalés de {name}"
+      "flags.messages": "Messages signalés de {name}",
+      "flags.stale": "{why} : les risques signalés n'ont pas pu être relus ; ce qui est affiché peut ne plus être à jour (relus toutes les 5 secondes)."
     },
     en: {
       "flags.title": "Risk flags",
       "flags.help": "Open conversations (with the bot, waiting or in progress) in which a risk was read: the class, and why (the words, or the model and its score), for the conversation and for each message. A message flagged while this page is open flashes. The text is read by opening the conversation (recorded in the audit log).",
       "flags.none": "No risk flagged in the open conversations.",
       "flags.open": "Open", "flags.open.aria": "Open {name}'s conversation in the console",
-      "flags.messages": "{name}'s flagged messages"
+      "flags.messages": "{name}'s flagged messages",
+      "flags.stale": "{why}: the risk flags could not be read again; what is shown may be out of date (read again every 5 seconds)."
     }
   });
 
@@ -50,6 +52,10 @@
      load. The first reload after a quiet spell goes 150 ms after its event, then at most one every 2 s (each reads
      every open conversation on the server), one at a time; an event during a reload brings one more after it. */
   var GAP = 2000, last = 0, loading = false, again = false;
+  /* A reload refused or unanswered: said above the list (the flags shown kept, "Aucun risque" never claimed from a
+     read that failed), read again every 5 s until it answers. Before, nothing was said: a board left on showed the
+     flags of before, or "Aucun risque signalé", as current. */
+  var staleness = HG.staleLine($("flagged-stale"), "flags.stale", load);
 
   function loadSoon() {
     if (timer !== null) { return; }
@@ -66,8 +72,11 @@
       if (again) { again = false; loadSoon(); }
     };
     HG.api("GET", "/api/supervision/flags").then(function (response) {
-      if (response.ok) { render(response.data.flagged); forget(response.data.flagged, mine); }
-    }).then(done, done);
+      if (!response.ok) { staleness.refused(response); $("flagged-none").hidden = true; return; }
+      staleness.ok();
+      render(response.data.flagged);
+      forget(response.data.flagged, mine);
+    }, function (error) { staleness.unanswered(error); $("flagged-none").hidden = true; }).then(done, done);
   }
 
   /* The highlights of messages flagged before reload ``mine`` was asked, which it does not show: gone. */
@@ -90,7 +99,7 @@
     });
     var same = nodes.length === list.children.length && nodes.every(function (node, i) { return list.children[i] === node; });
     if (!same) { clear(list); nodes.forEach(function (node) { list.appendChild(node); }); }
-    $("flagged-none").hidden = conversations.length > 0;
+    $("flagged-none").hidden = conversations.length > 0 || staleness.stale();
   }
 
   function item(c) {

@@ -14,18 +14,23 @@
       "late.help": "Conversations terminées (ces 48 dernières heures) où un risque n'a été lu qu'après le départ du jeune : on lui a dit vers qui se tourner, personne à la ligne ne l'a vu. Ouvrez la conversation (inscrit au journal), puis marquez-la vue.",
       "late.none": "Aucun risque lu après la fin d'une conversation.",
       "late.ended": "terminée à {time}",
-      "late.seen": "Marquer comme vue", "late.seen.aria": "Marquer la conversation de {name} comme vue"
+      "late.seen": "Marquer comme vue", "late.seen.aria": "Marquer la conversation de {name} comme vue",
+      "late.stale": "{why} : les risques lus après la fin n'ont pas pu être relus ; ce qui est affiché peut ne plus être à jour (relus toutes les 5 secondes)."
     },
     en: {
       "late.title": "Risks read after the end",
       "late.help": "Ended conversations (last 48 hours) in which a risk was read only after the young person had left: they were told where to turn, nobody at the line saw it. Open the conversation (recorded in the audit log), then mark it seen.",
       "late.none": "No risk read after a conversation ended.",
       "late.ended": "ended at {time}",
-      "late.seen": "Mark as seen", "late.seen.aria": "Mark {name}'s conversation as seen"
+      "late.seen": "Mark as seen", "late.seen.aria": "Mark {name}'s conversation as seen",
+      "late.stale": "{why}: the risks read after the end could not be read again; what is shown may be out of date (read again every 5 seconds)."
     }
   });
 
   var shown = [], timer = null, loading = false, again = false, last = 0, GAP = 2000;
+  /* A read refused or unanswered: said above the list (the conversations shown kept, "Aucun risque" never claimed
+     from a read that failed), read again every 5 s until it answers; before, nothing was said. */
+  var staleness = HG.staleLine($("read-late-stale"), "late.stale", load);
 
   document.addEventListener("hg:live", function (event) {
     var type = event.detail.type;
@@ -48,8 +53,10 @@
       if (again) { again = false; loadSoon(); }
     };
     HG.api("GET", "/api/supervision/read-late").then(function (response) {
-      if (response.ok) { render(response.data.read_late); }
-    }).then(done, done);
+      if (!response.ok) { staleness.refused(response); $("read-late-none").hidden = true; return; }
+      staleness.ok();
+      render(response.data.read_late);
+    }, function (error) { staleness.unanswered(error); $("read-late-none").hidden = true; }).then(done, done);
   }
 
   function render(conversations) {
@@ -57,7 +64,7 @@
     var list = $("read-late");
     clear(list);
     conversations.forEach(function (c) { list.appendChild(item(c)); });
-    $("read-late-none").hidden = conversations.length > 0;
+    $("read-late-none").hidden = conversations.length > 0 || staleness.stale();
   }
 
   function when(iso) {
