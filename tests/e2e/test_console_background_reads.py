@@ -102,3 +102,24 @@ async def test_a_first_read_refused_never_says_there_is_no_risk(desk: BrowserCon
     await expect(board.locator("#read-late-stale")).to_contain_text(STORE_AWAY)
     await expect(board.locator("#flagged-none")).to_be_hidden()
     await expect(board.locator("#read-late-none")).to_be_hidden()
+
+
+async def test_the_flows_names_and_diagram_refused_or_unanswered_are_said(
+    desk: BrowserContext, server: TestServer
+) -> None:
+    """The supervision page's first read of the flow (the outcome, partner and queue names) cut: said under the
+    period, read again until it comes; the diagram's SVG and Mermaid text refused: said above the box, never the
+    refusal's body shown as the flow's text."""
+    board = await supervision(desk, server)
+    await board.route("**/api/flow", cut)
+    await board.route("**/api/flow/diagram.svg", refuse)
+    await board.route("**/api/flow/diagram.mmd", refuse)
+    await board.get_by_role("link", name="Supervision").click()
+    names = board.locator("#material-stale")
+    await expect(names).to_have_text(re.compile("^" + re.escape(NO_ANSWER) + "les noms des issues"))
+    diagram = board.locator("#diagram-stale")
+    await expect(diagram).to_have_text(re.compile("^" + STORE_AWAY + "le schéma du parcours n'a pas pu être lu"))
+    await expect(board.locator("#diagram pre")).to_have_count(0)
+    assert "unavailable" not in await board.locator("#diagram").inner_text()
+    await board.unroute("**/api/flow", cut)  # read again on its own, within 5 s
+    await expect(names).to_be_hidden()

@@ -14,9 +14,19 @@
   var staleTimer = null;
 
   HG.logoutButton($("logout"));
-  api("GET", "/api/flow").then(function (response) {  // outcome and partner names in each language
-    if (response.ok) { shown.material = response.data; if (shown.figures) { renderFigures(shown.figures); } renderLines(); }
-  });
+  /* The outcome, partner and queue names in each language: refused or unanswered, said under the period (the names
+     shown as the flow writes them meanwhile) and read again every 5 s until they come; before, nothing was said. */
+  var materialStale = HG.staleLine($("material-stale"), "sup.material.stale", loadMaterial);
+  loadMaterial();
+  function loadMaterial() {
+    api("GET", "/api/flow").then(function (response) {
+      if (!response.ok) { materialStale.refused(response); return; }
+      materialStale.ok();
+      shown.material = response.data;
+      if (shown.figures) { renderFigures(shown.figures); }
+      renderLines();
+    }, materialStale.unanswered);
+  }
   HG.onLanguage(function () {
     connection(shown.connected);
     if (shown.figures) { renderFigures(shown.figures); }
@@ -283,18 +293,26 @@
     (last.problems || []).forEach(function (problem) { $("problems").appendChild(el("li", "", problem)); });
   }
 
+  /* The diagram as SVG, else (no `dot` on the server, or the SVG refused) the Mermaid text; that one refused or
+     unanswered is said above the box, emptied (before, a refusal's JSON was shown as the flow's Mermaid text, and a
+     dropped read left a broken image with nothing said). Read once: a page reload tries again. */
   function loadFlow() {
     var box = $("diagram");
     var image = el("img");
+    var diagramStale = HG.staleLine($("diagram-stale"), "sup.diagram.stale");
     image.alt = t("sup.diagram");
     image.onerror = function () {
-      fetch("/api/flow/diagram.mmd", { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (text) {
-        clear(box);
-        var note = el("p", "meta", t("sup.no_dot"));
-        note.dataset.i18n = "sup.no_dot";  // follows a language switch
-        box.appendChild(note);
-        box.appendChild(el("pre", "", text));
-      });
+      fetch("/api/flow/diagram.mmd", { credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) { clear(box); diagramStale.refused({ status: r.status }); return; }
+        return r.text().then(function (text) {
+          diagramStale.ok();
+          clear(box);
+          var note = el("p", "meta", t("sup.no_dot"));
+          note.dataset.i18n = "sup.no_dot";  // follows a language switch
+          box.appendChild(note);
+          box.appendChild(el("pre", "", text));
+        });
+      }).catch(function (error) { clear(box); diagramStale.unanswered(error); });
     };
     image.src = "/api/flow/diagram.svg";
     box.appendChild(image);
