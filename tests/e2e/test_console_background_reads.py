@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, Page, Route, expect
 
+from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
 from tests.test_webchat import WALK_TO_QUEUE, hello, say
 
@@ -123,3 +124,34 @@ async def test_the_flows_names_and_diagram_refused_or_unanswered_are_said(
     assert "unavailable" not in await board.locator("#diagram").inner_text()
     await board.unroute("**/api/flow", cut)  # read again on its own, within 5 s
     await expect(names).to_be_hidden()
+
+
+async def test_a_listeners_ended_list_and_a_conversations_notices_refused_or_unanswered_are_said(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    """Anne's console opens with her ended conversations refused: said above the list (never "Aucune conversation
+    terminée" from a failed read), read again until it answers. She takes a young person whose notices' read gets no
+    answer: said in the panel, read again until it answers."""
+    await add_listeners(server, "anne")
+    await desk.route("**/api/history", refuse)
+    listener = await log_in(desk, server, "anne")
+    ended = listener.locator("#history-stale")
+    await expect(ended).to_have_text(re.compile("^" + STORE_AWAY + "la liste des conversations terminées"))
+    await expect(listener.locator("#history-empty")).to_be_hidden()
+    await desk.unroute("**/api/history", refuse)  # read again on its own, within 5 s
+    await expect(ended).to_be_hidden()
+    await expect(listener.locator("#history-empty")).to_be_visible()
+
+    async def cut_reads(route: Route) -> None:
+        await (cut(route) if route.request.method == "GET" else route.continue_())
+
+    await listener.route("**/notices", cut_reads)
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+    notices = listener.locator("#casework-stale")
+    await expect(notices).to_have_text(re.compile("^" + re.escape(NO_ANSWER) + "les signalements et orientations"))
+    await listener.unroute("**/notices", cut_reads)  # read again on its own, within 5 s
+    await expect(notices).to_be_hidden()
+    await expect(listener.locator("#casework-list")).to_have_text("Aucun signalement ni orientation.")

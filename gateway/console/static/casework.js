@@ -23,7 +23,8 @@
       "cw.status.draft": "brouillon", "cw.status.sent": "envoyé", "cw.status.acknowledged": "accusé de réception",
       "cw.status.removed": "retiré", "cw.status.refused": "refusé", "cw.status.no_answer": "sans réponse",
       "cw.status.declined": "refusée par le jeune", "cw.status.taken_up": "prise en charge", "cw.status.closed": "close",
-      "cw.done": "Enregistré."
+      "cw.done": "Enregistré.",
+      "cw.stale": "{why} : les signalements et orientations de cette conversation n'ont pas pu être lus ; ce qui est affiché peut ne plus être à jour (relus toutes les 5 secondes)."
     },
     en: {
       "cw.title": "Notices and referrals", "cw.notice": "Report content", "cw.referral": "Pass on with consent",
@@ -41,12 +42,13 @@
       "cw.status.draft": "draft", "cw.status.sent": "sent", "cw.status.acknowledged": "acknowledged",
       "cw.status.removed": "removed", "cw.status.refused": "refused", "cw.status.no_answer": "no answer",
       "cw.status.declined": "declined by the young person", "cw.status.taken_up": "taken up", "cw.status.closed": "closed",
-      "cw.done": "Saved."
+      "cw.done": "Saved.",
+      "cw.stale": "{why}: this conversation's notices and referrals could not be read; what is shown may be out of date (read again every 5 seconds)."
     }
   });
   var t = HG.t;
   var NEXT = { sent: ["acknowledged", "removed", "refused", "no_answer"], acknowledged: ["removed", "refused", "no_answer"] };
-  var state = { material: null, conversation: null, shown: null, me: null, referral: null, asking: null };
+  var state = { material: null, conversation: null, shown: null, shownFor: null, me: null, referral: null, asking: null };
 
   /* The platforms, categories and partners; refused (the store away) or unanswered, read again when the next
      conversation is shown (console.js says the outage): before, the casework buttons never came until a reload. */
@@ -89,14 +91,30 @@
     // After a WhatsApp STOP the consent question cannot reach them (refused 409); an answer they gave before can still
     // be recorded and passed on (the partner is e-mailed)
     $("referral-ask").disabled = conversation.channel === "whatsapp" && conversation.left_how === "blocked";
-    if (enabled) { load(); }
+    if (enabled) { load(); } else { noticesStale.ok(); }
   }
 
+  /* The conversation's notices and referrals. A read refused or unanswered is said in the panel and made again every
+     5 s while the panel shows; what it showed is kept for the same conversation, never another's (before, nothing
+     was said, and a failed read under a newly opened conversation left the previous one's notices shown as its). */
+  var noticesStale = HG.staleLine($("casework-stale"), "cw.stale", function () {
+    if (state.conversation && !$("casework").hidden) { load(); }
+  });
   function load() {
     var id = state.conversation.id;
+    var failed = function () {
+      if (state.conversation.id !== id) { return false; }
+      if (state.shownFor !== id) { state.shown = null; clear($("casework-list")); }
+      return true;
+    };
     return api("GET", "/api/conversations/" + id + "/notices").then(function (response) {
-      if (response.ok && state.conversation.id === id) { state.shown = response.data; render(response.data); }
-    });
+      if (!response.ok) { if (failed()) { noticesStale.refused(response); } return; }
+      if (state.conversation.id !== id) { return; }
+      noticesStale.ok();
+      state.shown = response.data;
+      state.shownFor = id;
+      render(response.data);
+    }, function (error) { if (failed()) { noticesStale.unanswered(error); } });
   }
 
   function render(data) {

@@ -199,18 +199,23 @@
 
   // ----- the queue ------------------------------------------------------------------------------------------
 
-  function loadHistory() {  // the listener's own ended conversations, to read again (transcript, notes, outcome)
+  /* The listener's own ended conversations, to read again (transcript, notes, outcome). A read refused or unanswered
+     is said above the list (what it shows kept, "Aucune conversation terminée" never claimed from a failed read) and
+     made again every 5 s until it answers; before, nothing was said (a dropped read: an unhandled rejection). */
+  var historyStale = HG.staleLine($("history-stale"), "history.stale", loadHistory);
+  function loadHistory() {
     return freshHistory(api("GET", "/api/history")).then(function (response) {
-      if (!response.ok) { return; }
+      if (!response.ok) { historyStale.refused(response); $("history-empty").hidden = true; return; }
+      historyStale.ok();
       state.history = response.data.ended.filter(function (card) { return !state.erased[card.id]; });
       drawHistory();
-    });
+    }, function (error) { historyStale.unanswered(error); $("history-empty").hidden = true; });
   }
 
   function drawHistory() {
     renderList($("history"), state.history, false);
     $("history-count").textContent = String(state.history.length);
-    $("history-empty").hidden = state.history.length > 0;
+    $("history-empty").hidden = state.history.length > 0 || historyStale.stale();
   }
 
   /* The queue is read on events only: one read refused (the store away: 503) or unanswered would leave it as it was
