@@ -97,7 +97,7 @@
   /* The conversation's notices and referrals. A read refused or unanswered is said in the panel and made again every
      5 s while the panel shows; what it showed is kept for the same conversation, never another's (before, nothing
      was said, and a failed read under a newly opened conversation left the previous one's notices shown as its). */
-  var noticesStale = HG.staleLine($("casework-stale"), "cw.stale", function () {
+  var noticesStale = HG.staleRead($("casework-stale"), "cw.stale", function () {
     if (state.conversation && !$("casework").hidden) { load(); }
   });
   function load() {

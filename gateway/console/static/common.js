@@ -217,12 +217,12 @@
 /* A part of a page read in the background (a list, a panel, a diagram) whose read failed: said on its own line, in
    the console's words (i18n.js's ``key``, whose {why} is ``stale.why.*``: the store away, no answer, another
    refusal), what the part shows left as it was; with ``retry``, read again every 5 s until it answers. ``line =
-   HG.staleLine(node, key, retry)``, then ``line.ok()`` (the line hidden), ``line.refused(response)`` or
+   HG.staleRead(node, key, retry)``, then ``line.ok()`` (the line hidden), ``line.refused(response)`` or
    ``line.unanswered`` (a rejection handler: a 401 already sent the page to the login). Follows a language switch. */
 (function () {
   "use strict";
   var RETRY_MS = 5000;
-  function staleLine(node, key, retry) {
+  function staleRead(node, key, retry) {
     var said = null, timer = null;
     function draw() {
       if (said) { node.textContent = HG.t(key, { why: HG.t("stale.why." + said.why, { status: said.status }) }); }
@@ -242,5 +242,5 @@
       stale: function () { return Boolean(said); }
     };
   }
-  HG.staleLine = staleLine;
+  HG.staleRead = staleRead;
 })();

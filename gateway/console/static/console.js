@@ -202,7 +202,7 @@
   /* The listener's own ended conversations, to read again (transcript, notes, outcome). A read refused or unanswered
      is said above the list (what it shows kept, "Aucune conversation terminée" never claimed from a failed read) and
      made again every 5 s until it answers; before, nothing was said (a dropped read: an unhandled rejection). */
-  var historyStale = HG.staleLine($("history-stale"), "history.stale", loadHistory);
+  var historyStale = HG.staleRead($("history-stale"), "history.stale", loadHistory);
   function loadHistory() {
     return freshHistory(api("GET", "/api/history")).then(function (response) {
       if (!response.ok) { historyStale.refused(response); $("history-empty").hidden = true; return; }

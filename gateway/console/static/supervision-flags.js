@@ -55,7 +55,7 @@
   /* A reload refused or unanswered: said above the list (the flags shown kept, "Aucun risque" never claimed from a
      read that failed), read again every 5 s until it answers. Before, nothing was said: a board left on showed the
      flags of before, or "Aucun risque signalé", as current. */
-  var staleness = HG.staleLine($("flagged-stale"), "flags.stale", load);
+  var staleness = HG.staleRead($("flagged-stale"), "flags.stale", load);
 
   function loadSoon() {
     if (timer !== null) { return; }

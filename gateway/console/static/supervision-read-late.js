@@ -30,7 +30,7 @@
   var shown = [], timer = null, loading = false, again = false, last = 0, GAP = 2000;
   /* A read refused or unanswered: said above the list (the conversations shown kept, "Aucun risque" never claimed
      from a read that failed), read again every 5 s until it answers; before, nothing was said. */
-  var staleness = HG.staleLine($("read-late-stale"), "late.stale", load);
+  var staleness = HG.staleRead($("read-late-stale"), "late.stale", load);
 
   document.addEventListener("hg:live", function (event) {
     var type = event.detail.type;

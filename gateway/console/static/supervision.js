@@ -16,7 +16,7 @@
   HG.logoutButton($("logout"));
   /* The outcome, partner and queue names in each language: refused or unanswered, said under the period (the names
      shown as the flow writes them meanwhile) and read again every 5 s until they come; before, nothing was said. */
-  var materialStale = HG.staleLine($("material-stale"), "sup.material.stale", loadMaterial);
+  var materialStale = HG.staleRead($("material-stale"), "sup.material.stale", loadMaterial);
   loadMaterial();
   function loadMaterial() {
     api("GET", "/api/flow").then(function (response) {
@@ -299,7 +299,7 @@
   function loadFlow() {
     var box = $("diagram");
     var image = el("img");
-    var diagramStale = HG.staleLine($("diagram-stale"), "sup.diagram.stale");
+    var diagramStale = HG.staleRead($("diagram-stale"), "sup.diagram.stale");
     image.alt = t("sup.diagram");
     image.onerror = function () {
       fetch("/api/flow/diagram.mmd", { credentials: "same-origin" }).then(function (r) {
