@@ -50,6 +50,7 @@ from gateway.store import (
     Author,
     BatchStore,
     ConversationStore,
+    Delivery,
     LockStore,
     OutboxStatus,
     OutboxStore,
@@ -57,6 +58,7 @@ from gateway.store import (
     TimerKind,
     TimerStore,
     TranscriptStore,
+    provider_ids,
 )
 
 Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
@@ -69,6 +71,7 @@ log = logging.getLogger(__name__)
 WAITING = (Status.BOT, Status.QUEUED)  # the statuses such an ending abandons (or ends, "Terminer" with the bot)
 
 GONE_AFTER = timedelta(seconds=90)
+SENT_BY = (Author.BOT, Author.LISTENER)  # the authors of what the outbox sends (a refusal is about one of those)
 
 
 class LeavingRoles(ConversationStore, TranscriptStore, QueueStore, LockStore, TimerStore, BatchStore, Protocol):
@@ -307,7 +310,8 @@ or hours old. A genuine block within it is taken (and, were it ignored, the next
 
 async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: Departure, now: datetime) -> None:
     """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked; not by a
-    refusal about a message of another conversation, or sent before its last START (:func:`_stale_refusal`), nor by a
+    refusal about a message of another conversation, or sent before its last START, or found nowhere while none of its
+    sends is in flight (an erased conversation's, :func:`_stale_refusal`), nor by a
     block dated before it opened (Telegram's ``kicked`` delivered late: unblocked since, or they could not have written;
     until 2026-12-06 it marked it, its card saying nothing reached them)."""
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
@@ -343,19 +347,28 @@ async def _set_blocked(
 async def _stale_refusal(store: LeavingRoles, conversation_id: str, provider_message_id: str) -> str | None:
     """Why a refusal (a WhatsApp status callback with 21610, which may come minutes late) says nothing of the active
     conversation now, or None when it marks it. Read only on such a refusal, never on the message path: one lookup of
-    the message, and the transcript when it is this conversation's.
+    the message, and the conversation's transcript when it is this conversation's or found nowhere.
 
     * A message of another conversation (an earlier one, ended since): that refusal was about then, and the active
       conversation's own sends, refused in turn while the person is still unsubscribed, mark it. Until 2026-12-06 it
       marked the active one: after a STOP and START in an ended conversation, a late refusal silenced the next one.
     * A message of this conversation written before its mark was last lifted (its ``left.unblocked`` entry: START):
       Twilio delivers since, whatever that refusal said then. Until 2026-12-06 it marked it again.
+    * A message found nowhere while none of this conversation's sends is in flight (every reply of its transcript
+      recorded: sent, delivered, read or failed): a message of a conversation erased (or purged) since, not this
+      one's. Until 2026-12-06 it was taken for a fast callback and marked it: the young person was silenced.
 
-    A message not found (not recorded yet: a fast callback) is taken as this conversation's, recent: it marks."""
+    A message found nowhere while a send of this conversation is in flight (a reply still ``pending``: its record,
+    which gives the provider's id, may still be landing) is taken as that send's, a fast callback: it marks. The
+    transcript is read after the lookup, so a record landing between the two is found there by its id."""
     entry = await store.find_by_provider_id(provider_message_id)
-    if entry is None:
-        return None
-    if entry.conversation_id != conversation_id:
+    if entry is not None and entry.conversation_id != conversation_id:
         return f"a message of another conversation ({entry.conversation_id})"
-    lifted = [e.at for e in await store.transcript(conversation_id) if e.system and e.system.code == "left.unblocked"]
+    transcript = await store.transcript(conversation_id)
+    if entry is None:
+        entry = next((e for e in transcript if provider_message_id in provider_ids(e.provider_message_id)), None)
+    if entry is None:
+        in_flight = any(e.author in SENT_BY and e.delivery is Delivery.PENDING for e in transcript)
+        return None if in_flight else "a message of no open conversation (erased or purged since)"
+    lifted = [e.at for e in transcript if e.system and e.system.code == "left.unblocked"]
     return "a message sent before the mark was lifted" if lifted and entry.at < max(lifted) else None

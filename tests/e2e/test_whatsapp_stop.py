@@ -235,3 +235,43 @@ async def test_a_late_21610_of_an_ended_conversation_leaves_the_next_one_unmarke
     assert await deliver(client, own, STATUS_PATH) == 200
     detail = await client.app[STORE].get_conversation(second)
     assert detail is not None and detail.left_how == "blocked"
+
+
+async def test_a_late_21610_of_an_erased_conversation_leaves_the_next_one_unmarked(
+    client: Client, twilio: FakeTwilioAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A conversation closed, then erased on request (its transcript and provider ids gone); the young person writes
+    again, and a 21610 about a message of the erased conversation arrives late: found nowhere, yet nothing of the
+    open conversation is in flight. Until 2026-12-06 it was taken for a fast callback of the open one and marked it
+    unsubscribed: nothing more was sent to them, though Twilio delivers."""
+    caplog.set_level(logging.INFO)
+    _desk, first = await handed_to_listener(client, twilio)
+    sid = twilio.accepted()[-1].answer["sid"]  # its refusal's callback delayed
+    closed = await client.post(f"/api/conversations/{first}/close", json={"outcome": "cyberbullying"})
+    assert closed.status == 200
+    erased = await client.post(f"/api/conversations/{first}/erase", json={"confirm": True})
+    assert erased.status == 200, await erased.text()
+    assert await client.app[STORE].find_by_provider_id(sid) is None
+    second = await opened_after(client, twilio, first)
+    late = twilio_status_form(sid, "undelivered", PHONE, error_code="21610")
+    assert await deliver(client, late, STATUS_PATH) == 200
+    await still_answered(client, twilio, second)
+    assert "+336" not in caplog.text
+
+
+async def test_a_21610_found_nowhere_while_a_reply_is_in_flight_still_marks(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """The other side of the rule: a 21610 whose message is not recorded yet while a reply of the open conversation is
+    in flight (Twilio has not answered its send: the record, with the id, is still to land) is that reply's, a fast
+    callback: it marks the conversation unsubscribed."""
+    desk, conversation_id = await handed_to_listener(client, twilio)
+    await outbox_drained(client)
+    held = twilio.held
+    twilio.stall()
+    await desk.reply(conversation_id, "Tu es là ?")
+    await twilio.wait_held(held + 1)
+    fast = twilio_status_form("SM" + "f" * 32, "undelivered", PHONE, error_code="21610")
+    assert await deliver(client, fast, STATUS_PATH) == 200
+    twilio.resume()
+    assert (await desk.conversation(conversation_id))["left_how"] == "blocked"
