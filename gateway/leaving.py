@@ -305,7 +305,9 @@ async def blocked(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: 
 BLOCK_DATE_SLACK = timedelta(seconds=60)
 """How much earlier than its conversation's opening a block must be dated to be taken as late (:func:`provider_says`):
 Telegram dates to the second, and the opening message may have waited in the durable inbox; a stale block is minutes
-or hours old. A genuine block within it is taken (and, were it ignored, the next send refused would mark it)."""
+or hours old. A genuine block within it is taken (and, were it ignored, the next send refused would mark it). Likewise
+how much earlier than the block marked an unblock must be dated to be taken as late (:func:`_late_unblock`): a mark
+set by a send refused is dated when the refusal was recorded, a little after the send Telegram refused."""
 
 
 async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: Departure, now: datetime) -> None:
@@ -313,35 +315,57 @@ async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: 
     refusal about a message of another conversation, or sent before its last START, or found nowhere while none of its
     sends is in flight (an erased conversation's, :func:`_stale_refusal`), nor by a
     block dated before it opened (Telegram's ``kicked`` delivered late: unblocked since, or they could not have written;
-    until 2026-12-06 it marked it, its card saying nothing reached them)."""
+    until 2026-12-06 it marked it, its card saying nothing reached them), nor lifted by an unblock dated before the
+    block it is marked with (:func:`_late_unblock`)."""
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
     if conversation is None:
         return
     if departure.left and departure.at is not None and departure.at < conversation.created_at - BLOCK_DATE_SLACK:
         log.info("leaving: %s: a block dated before the conversation opened, not marked", conversation.id)
         return
-    await _set_blocked(dispatcher, store, conversation.id, departure.left, now, about=departure.about)
+    await _set_blocked(dispatcher, store, conversation.id, departure.left, now, about=departure.about, at=departure.at)
 
 
 async def _set_blocked(
     dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, left: bool, now: datetime,
-    *, about: str | None = None,
+    *, about: str | None = None, at: datetime | None = None,
 ) -> None:  # fmt: skip
+    """``at``: when the provider says it happened (Telegram's date). A block marks the conversation with it (its
+    ``left_at``; ``now`` when undated), and a later one while marked moves it on (no entry: told once); an unblock
+    dated before it is late and lifts nothing (:func:`_late_unblock`)."""
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
-        if conversation is None or not conversation.active or (conversation.left_how == "blocked") == left:
+        if conversation is None or not conversation.active:
+            return
+        if (conversation.left_how == "blocked") == left:
+            if left and at is not None and (conversation.left_at is None or at > conversation.left_at):
+                conversation.left_at = at  # blocked again since: an unblock dated between is late
+                await store.save_conversation(conversation)
             return
         stale = await _stale_refusal(store, conversation_id, about) if left and about is not None else None
         if stale is not None:
             log.info("leaving: %s: a refusal of %s, not marked", conversation_id, stale)
             return
+        if not left and _late_unblock(conversation, at):
+            log.info("leaving: %s: an unblock dated before the block marked, not lifted", conversation_id)
+            return
         if left:
             await mark_left(dispatcher, conversation, "blocked", now)
+            conversation.left_at = at or now
         else:
             conversation.left_at, conversation.left_how = None, None
             await dispatcher.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         await store.save_conversation(conversation)
     await dispatcher.store.publish(QueueChanged())  # its card says it, on every console
+
+
+def _late_unblock(conversation: Conversation, at: datetime | None) -> bool:
+    """Whether an unblock dated ``at`` (Telegram's ``member``) comes late, after a newer block: dated more than
+    :data:`BLOCK_DATE_SLACK` before the block the conversation is marked with (its ``left_at``: Telegram's date of the
+    latest block, or when a refused send marked it). Until 2026-12-06 such an unblock lifted the mark: the card said
+    reachable while the young person had blocked the line again, the listeners' replies refused until one marked it.
+    An undated one (WhatsApp's START) always lifts it."""
+    return at is not None and conversation.left_at is not None and at < conversation.left_at - BLOCK_DATE_SLACK
 
 
 async def _stale_refusal(store: LeavingRoles, conversation_id: str, provider_message_id: str) -> str | None:

@@ -556,3 +556,38 @@ async def test_a_block_dated_before_the_conversation_opened_does_not_mark_it(cli
     assert await deliver(client, fresh) == 200
     detail = await store.get_conversation(opened.id)
     assert detail is not None and detail.left_how == "blocked"
+
+
+async def test_an_unblock_delivered_after_a_newer_block_does_not_lift_it(client: Client) -> None:
+    """Telegram redelivers an update the gateway failed to take, later: an unblock (``member``) dated before the block
+    the conversation is marked with comes after it, and says nothing of now (they blocked again since). Until
+    2026-12-06 it lifted the mark: the card said reachable, the listeners' replies were refused until a refused send
+    marked it again. Whether the newer block marked it or came while it was marked already; an unblock dated after
+    the block still lifts it."""
+    assert await deliver(client, telegram_update(900000001, CHAT, "bonjour")) == 200
+    store = client.app[STORE]
+    [opened] = await eventually(lambda: store.conversations_by_status(Status.BOT))
+    start = int(opened.created_at.timestamp())
+
+    def member_update(update_id: int, status: str, after: int) -> dict[str, Any]:
+        update = telegram_member_update(update_id, CHAT, status)
+        update["my_chat_member"]["date"] = start + after
+        return update
+
+    async def left_how() -> str | None:
+        detail = await store.get_conversation(opened.id)
+        assert detail is not None
+        return detail.left_how
+
+    assert await deliver(client, member_update(900000101, "kicked", 100)) == 200  # marks
+    assert await deliver(client, member_update(900000103, "kicked", 300)) == 200  # blocked again, marked already
+    assert await deliver(client, member_update(900000102, "member", 200)) == 200  # the unblock between, late
+    assert await left_how() == "blocked"
+
+    assert await deliver(client, member_update(900000104, "member", 400)) == 200
+    assert await left_how() is None
+    assert await deliver(client, member_update(900000106, "kicked", 600)) == 200  # marks
+    assert await deliver(client, member_update(900000105, "member", 500)) == 200  # the unblock before it, late
+    assert await left_how() == "blocked"
+    codes = [e.system.code for e in await store.transcript(opened.id) if e.system is not None]
+    assert codes == ["left.blocked", "left.unblocked", "left.blocked"]
