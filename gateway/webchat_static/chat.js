@@ -230,8 +230,11 @@
   }
 
   /* Helpline numbers become tel: links (sms: for 114, the text line for the deaf) and http(s) URLs become links,
-     built as DOM nodes: the text around them stays text. Only for the line's own texts, never the young person's. */
-  var LINKS = /(https?:\/\/[^\s<>"]+)|(^|[^\d\w+.,:-])(116[\s\u00a0]?006|116[\s\u00a0]?111|3114|3018|119|112|114|17)(?![\d\w]|[.,:\/]\d|\s?(?:ans?|years?|h\b|min|%|€))/gi;
+     built as DOM nodes: the text around them stays text. Only for the line's own texts, never the young person's.
+     15 (the SAMU, for someone hurt or who has taken something) only when named so, "15 (SAMU)" or "15 (medical
+     emergency)": "15" alone is too often an age, a time or a count (until 2026-12-06 it was never a link: the young
+     person hurt had to copy it). */
+  var LINKS = /(https?:\/\/[^\s<>"]+)|(^|[^\d\w+.,:-])(116[\s\u00a0]?006|116[\s\u00a0]?111|3114|3018|119|112|114|17|15(?=[\s\u00a0]?\((?:SAMU|medical)))(?![\d\w]|[.,:\/]\d|\s?(?:ans?|years?|h\b|min|%|€))/gi;
   var NOT_A_LINE = /(position|number|numéro|n°|#)\s*$/i;  // "position 17" is a place in line, not the police
 
   function linkify(node, text) {

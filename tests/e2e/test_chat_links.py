@@ -59,6 +59,18 @@ async def test_numbers_and_urls_from_the_line_are_links_never_the_young_persons(
     assert await links.nth(3).get_attribute("target") == "_blank"
     assert await page.locator('a[href^="javascript"]').count() == 0
 
+    samu = "Si tu es blessé·e, appelle le 15 (SAMU). Depuis 15 jours, à 15 h, 15 ans ; call 15 (medical emergency)"
+    async with aiohttp.ClientSession(
+        base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as listener:
+        assert (await listener.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 200
+        sent = await listener.post(f"/api/conversations/{conversation}/messages", json={"text": samu})
+        assert sent.status == 201
+    said = page.locator('.msg[data-author="listener"] .text').last
+    await expect(said).to_have_text(samu)
+    hrefs = [await link.get_attribute("href") for link in await said.locator("a").all()]
+    assert hrefs == ["tel:15", "tel:15"]  # the SAMU named, twice; never an age, a time, a count
+
     queued = page.locator('.msg[data-author="bot"] .text', has_text="position 1")
     await expect(queued).to_have_count(1)
     hrefs = [await link.get_attribute("href") for link in await queued.locator("a").all()]
