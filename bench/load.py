@@ -469,10 +469,8 @@ class Server:
         button not read), and messages that went on without a reading (a missed second check), by reason; every
         instance's together."""
         counts: dict[str, float] = {}
-        for url in self.urls:
-            async with session.get(url + "/metrics") as response:
-                text = await response.text()
-            for line in text.splitlines():
+        for lines in await self._metrics(session):
+            for line in lines:
                 if line.startswith(
                     (
                         "gateway_understanding_failures_total{",
@@ -485,15 +483,21 @@ class Server:
                     counts[kind.rstrip("}")] = counts.get(kind.rstrip("}"), 0.0) + float(value)
         return counts
 
+    async def _metrics(self, session: ClientSession) -> list[list[str]]:
+        """Each instance's ``/metrics`` exposition, as lines."""
+        found = []
+        for url in self.urls:
+            async with session.get(url + "/metrics") as response:
+                found.append((await response.text()).splitlines())
+        return found
+
     async def inbox(self, session: ClientSession) -> list[dict[str, float]]:
         """Each instance's ``gateway_inbox_deferred`` counters so far (``/metrics``), by reason (batch, behind,
         busy): the messages it acknowledged once stored in the inbox rather than after processing them."""
         found: list[dict[str, float]] = []
-        for url in self.urls:
-            async with session.get(url + "/metrics") as response:
-                text = await response.text()
+        for lines in await self._metrics(session):
             counts: dict[str, float] = {}
-            for line in text.splitlines():
+            for line in lines:
                 if line.startswith("gateway_inbox_deferred_total{"):
                     name, value = line.rsplit(" ", 1)
                     counts[name.split('reason="', 1)[1].split('"', 1)[0]] = float(value)
@@ -504,11 +508,9 @@ class Server:
         """Each instance's event loop lateness so far (``gateway/loop_watch.py``): ``gateway_loop_lag_seconds``'s
         cumulative buckets by bound (``count`` under ``inf``) and the holds of 0.5 s or more (``held``)."""
         found: list[dict[str, float]] = []
-        for url in self.urls:
-            async with session.get(url + "/metrics") as response:
-                text = await response.text()
+        for lines in await self._metrics(session):
             counts: dict[str, float] = {}
-            for line in text.splitlines():
+            for line in lines:
                 if line.startswith("gateway_loop_lag_seconds_bucket{"):
                     name, value = line.rsplit(" ", 1)
                     bound = name.split('le="', 1)[1].split('"', 1)[0]

@@ -20,6 +20,7 @@ from pathlib import Path
 from gateway.app import FLOWS
 from gateway.settings import Settings
 from tests.conftest import AppFactory, add_listener, login
+from tests.test_metrics import Client
 from tests.test_app import flow_copy, with_flow
 
 OLD_NUMBER = "appelle le 116 006, tous les jours de 9h à 19h"
@@ -75,6 +76,16 @@ def slow_share(flows: Path, text: str) -> Iterator[SlowShare]:
         share.join()
 
 
+async def answered_while_read(client: Client, share: SlowShare) -> None:
+    """Once the reload reads the held file: the gateway answers a health check and the chat page before the file is
+    given (before: only after it, the loop held by the read); then the file is given."""
+    assert await asyncio.to_thread(share.reading.wait, 60)
+    statuses = [(await client.get(path)).status for path in ("/healthz", "/chat")]
+    assert statuses == [200, 200]
+    assert not share.written.is_set()
+    share.release()
+
+
 async def test_a_console_reload_of_a_file_slow_to_read_leaves_the_gateway_answering(
     make_client: AppFactory, settings: Settings, tmp_path: Path
 ) -> None:
@@ -86,12 +97,7 @@ async def test_a_console_reload_of_a_file_slow_to_read_leaves_the_gateway_answer
     await login(client, "sam")
     with slow_share(flows, text.replace(OLD_NUMBER, NEW_NUMBER)) as share:
         reload = asyncio.ensure_future(client.post("/api/admin/reload", json={}))
-        assert await asyncio.to_thread(share.reading.wait, 60)  # the reload is reading the file
-        health = await client.get("/healthz")
-        chat = await client.get("/chat")
-        assert (health.status, chat.status) == (200, 200)
-        assert not share.written.is_set()  # answered while the reload waited for the file (before: after it)
-        share.release()
+        await answered_while_read(client, share)
         response = await reload
     assert response.status == 200, await response.text()
     version = (await response.json())["version"]
@@ -107,11 +113,7 @@ async def test_the_watchers_reload_of_a_file_slow_to_read_leaves_the_gateway_ans
     client = await make_client(with_flow(settings, flows), flow_watch_seconds=0.02)
     first = client.app[FLOWS].version
     with slow_share(flows, text.replace(OLD_NUMBER, NEW_NUMBER)) as share:
-        assert await asyncio.to_thread(share.reading.wait, 60)  # the watcher is reading the file
-        health = await client.get("/healthz")
-        assert health.status == 200
-        assert not share.written.is_set()  # answered while the reload waited for the file (before: after it)
-        share.release()
+        await answered_while_read(client, share)
         await asyncio.to_thread(share.written.wait, 60)
         while client.app[FLOWS].version == first:  # swapped in once read and compiled
             await asyncio.sleep(0.01)
