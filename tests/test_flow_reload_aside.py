@@ -20,8 +20,8 @@ from pathlib import Path
 from gateway.app import FLOWS
 from gateway.settings import Settings
 from tests.conftest import AppFactory, add_listener, login
-from tests.test_metrics import Client
 from tests.test_app import flow_copy, with_flow
+from tests.test_metrics import Client
 
 OLD_NUMBER = "appelle le 116 006, tous les jours de 9h à 19h"
 NEW_NUMBER = "appelle le 116 016, tous les jours de 9h à 19h"
