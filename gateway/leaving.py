@@ -303,11 +303,12 @@ async def blocked(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: 
 
 
 BLOCK_DATE_SLACK = timedelta(seconds=60)
-"""How much earlier than its conversation's opening a block must be dated to be taken as late (:func:`provider_says`):
-Telegram dates to the second, and the opening message may have waited in the durable inbox; a stale block is minutes
-or hours old. A genuine block within it is taken (and, were it ignored, the next send refused would mark it). Likewise
-how much earlier than the block marked an unblock must be dated to be taken as late (:func:`_late_unblock`): a mark
-set by a send refused is dated when the refusal was recorded, a little after the send Telegram refused."""
+"""How much earlier than its conversation's opening, or than the young person's last message in it
+(:func:`_wrote_since`), a block must be dated to be taken as late (:func:`provider_says`): Telegram dates to the
+second, and a message may have waited in the durable inbox; a stale block is minutes or hours old. A genuine block
+within it is taken (and, were it ignored, the next send refused would mark it). Likewise how much earlier than the
+block marked an unblock must be dated to be taken as late (:func:`_late_unblock`): a mark set by a send refused is
+dated when the refusal was recorded, a little after the send Telegram refused."""
 
 
 async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: Departure, now: datetime) -> None:
@@ -315,8 +316,9 @@ async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: 
     refusal about a message of another conversation, or sent before its last START, or found nowhere while none of its
     sends is in flight (an erased conversation's, :func:`_stale_refusal`), nor by a
     block dated before it opened (Telegram's ``kicked`` delivered late: unblocked since, or they could not have written;
-    until 2026-12-06 it marked it, its card saying nothing reached them), nor lifted by an unblock dated before the
-    block it is marked with (:func:`_late_unblock`)."""
+    until 2026-12-06 it marked it, its card saying nothing reached them) or before their last message in it
+    (:func:`_wrote_since`), nor lifted by an unblock dated before the block it is marked with
+    (:func:`_late_unblock`)."""
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
     if conversation is None:
         return
@@ -336,6 +338,9 @@ async def _set_blocked(
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active:
+            return
+        if left and _wrote_since(conversation, at):
+            log.info("leaving: %s: a block dated before the young person's last message, not marked", conversation_id)
             return
         if (conversation.left_how == "blocked") == left:
             if left and at is not None and (conversation.left_at is None or at > conversation.left_at):
@@ -357,6 +362,19 @@ async def _set_blocked(
             await dispatcher.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
         await store.save_conversation(conversation)
     await dispatcher.store.publish(QueueChanged())  # its card says it, on every console
+
+
+def _wrote_since(conversation: Conversation, at: datetime | None) -> bool:
+    """Whether a block dated ``at`` (Telegram's ``kicked``) comes late, the young person having written since: dated
+    more than :data:`BLOCK_DATE_SLACK` before their last message in this conversation (``last_inbound_at``, read under
+    the lock: a message processed meanwhile is seen, or comes after the mark and lifts it). They could not have written
+    while blocking the bot: they unblocked it since. Until 2026-12-06 such a block, delivered late (Telegram redelivers
+    after an outage, in any order across update types), marked the conversation again: the listeners' replies refused
+    until their next message. A genuine block so misread (their message waited longer than that in the inbox, and
+    ``last_inbound_at`` is when it was processed) is marked by the next send Telegram refuses. An undated one
+    (WhatsApp's STOP, a refused send) always marks."""
+    last = conversation.last_inbound_at
+    return at is not None and last is not None and at < last - BLOCK_DATE_SLACK
 
 
 def _late_unblock(conversation: Conversation, at: datetime | None) -> bool:

@@ -558,6 +558,44 @@ async def test_a_block_dated_before_the_conversation_opened_does_not_mark_it(cli
     assert detail is not None and detail.left_how == "blocked"
 
 
+async def test_a_block_dated_before_the_young_persons_last_message_does_not_mark_it(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ``kicked`` update dated after the conversation opened but before the young person's last message comes late
+    (Telegram redelivers after an outage, in any order across update types): they could not have written while
+    blocking the bot, so they unblocked it since. Until 2026-12-06 it marked the conversation "a bloqué la ligne"
+    again: the listeners' replies refused until their next message. A block dated within ``BLOCK_DATE_SLACK`` of that
+    message still marks it."""
+    caplog.set_level(logging.INFO)
+    assert await deliver(client, telegram_update(900000001, CHAT, "bonjour")) == 200
+    store = client.app[STORE]
+    [opened] = await eventually(lambda: store.conversations_by_status(Status.BOT))
+    await outbox_drained(client)  # the bot's answer sent before the clock moves on (its lease: not handed out again)
+    running_clock(client).advance(seconds=600)
+    assert await deliver(client, telegram_update(900000002, CHAT, "tu es là ?")) == 200
+
+    async def wrote() -> Any:
+        detail = await store.get_conversation(opened.id)
+        assert detail is not None
+        return detail if detail.last_inbound_at and detail.last_inbound_at > opened.created_at else None
+
+    last = (await eventually(wrote)).last_inbound_at
+    stale = telegram_member_update(900000101, CHAT, "kicked")  # blocked, then unblocked and wrote: delivered late
+    stale["my_chat_member"]["date"] = int(opened.created_at.timestamp()) + 300
+    assert await deliver(client, stale) == 200
+    detail = await store.get_conversation(opened.id)
+    assert detail is not None and detail.left_how is None
+    assert [e for e in await store.transcript(opened.id) if e.system is not None] == []
+    said = [r.getMessage() for r in caplog.records if "before the young person's last message" in r.getMessage()]
+    assert said == [f"leaving: {opened.id}: a block dated before the young person's last message, not marked"]
+
+    fresh = telegram_member_update(900000102, CHAT, "kicked")  # blocked as they wrote (dated to the second): marks
+    fresh["my_chat_member"]["date"] = int(last.timestamp()) - 5
+    assert await deliver(client, fresh) == 200
+    detail = await store.get_conversation(opened.id)
+    assert detail is not None and detail.left_how == "blocked"
+
+
 async def test_an_unblock_delivered_after_a_newer_block_does_not_lift_it(client: Client) -> None:
     """Telegram redelivers an update the gateway failed to take, later: an unblock (``member``) dated before the block
     the conversation is marked with comes after it, and says nothing of now (they blocked again since). Until
