@@ -127,6 +127,7 @@ from gateway.store.codec import (
     decode_entry_data,
     decode_listener,
     decode_queue_entry,
+    decoded_in_parts,
     dumps,
     dumps_sealed,
     encode_audit,
@@ -2205,7 +2206,7 @@ class RedisStore:
     @_guarded
     async def list_notices(self, conversation_id: str | None = None) -> list[Notice]:
         raws = await self._records("notice", conversation_id)
-        return [loads_sealed(self._keys, "notice", raw, Notice.from_dict) for raw in raws]
+        return await decoded_in_parts(raws, lambda raw: loads_sealed(self._keys, "notice", raw, Notice.from_dict))
 
     @_guarded
     async def put_evidence(self, notice_id: str, files: list[Evidence]) -> None:
@@ -2249,7 +2250,7 @@ class RedisStore:
     @_guarded
     async def list_referrals(self, conversation_id: str | None = None) -> list[Referral]:
         raws = await self._records("referral", conversation_id)
-        return [loads_sealed(self._keys, "referral", raw, Referral.from_dict) for raw in raws]
+        return await decoded_in_parts(raws, lambda raw: loads_sealed(self._keys, "referral", raw, Referral.from_dict))
 
     async def _put_record(self, kind: str, id_: str, conversation_id: str, at: datetime, data: dict[str, Any]) -> None:
         """The indexes, then the record (three slots, in that order: an index lists more, never less)."""
@@ -2263,7 +2264,9 @@ class RedisStore:
     async def _records(self, kind: str, conversation_id: str | None) -> list[str]:
         index = _key(kind + "s", conversation_id) if conversation_id else _key(kind + "s")
         found: list[Any] = await self._redis.zrange(index, 0, -1)
-        raws = await _get_each(self._redis, [_key(kind, _text(i)) for i in found])
+        raws: list[Any] = []
+        for start in range(0, len(found), PART):  # every notice ever: read PART at a time, as the conversations
+            raws += await _get_each(self._redis, [_key(kind, _text(i)) for i in found[start : start + PART]])
         return [_text(raw) for raw in raws if raw is not None]
 
     # Per-conversation locks, across instances

@@ -1831,7 +1831,9 @@ class SqliteStore:
     async def list_notices(self, conversation_id: str | None = None) -> list[Notice]:
         where, params = ("WHERE conversation_id = ?", (conversation_id,)) if conversation_id else ("", ())
         rows = await self._select(f"SELECT data FROM notices {where} ORDER BY seq", params)
-        return [loads_sealed(self._keys, "notice", row["data"], Notice.from_dict) for row in rows]
+        return await decoded_in_parts(  # every notice ever: decoded a part at a time (until 2026-12-06 one block)
+            [row["data"] for row in rows], lambda raw: loads_sealed(self._keys, "notice", raw, Notice.from_dict)
+        )
 
     async def put_evidence(self, notice_id: str, files: list[Evidence]) -> None:
         data = dumps_sealed(self._keys, "evidence", [f.to_dict() for f in files])
@@ -1874,7 +1876,9 @@ class SqliteStore:
     async def list_referrals(self, conversation_id: str | None = None) -> list[Referral]:
         where, params = ("WHERE conversation_id = ?", (conversation_id,)) if conversation_id else ("", ())
         rows = await self._select(f"SELECT data FROM referrals {where} ORDER BY seq", params)
-        return [loads_sealed(self._keys, "referral", row["data"], Referral.from_dict) for row in rows]
+        return await decoded_in_parts(  # every referral ever: decoded a part at a time (until 2026-12-06 one block)
+            [row["data"] for row in rows], lambda raw: loads_sealed(self._keys, "referral", raw, Referral.from_dict)
+        )
 
 
 # The earliest pending item of each conversation, if it is due: the urgent ones (a risky turn's line,
