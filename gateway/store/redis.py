@@ -1040,8 +1040,8 @@ class RedisStore:
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         values = _texts(await self._redis.lrange(K.transcript(conversation_id), 0, -1))
         shared = self._texts.get
-        return await self._texts.decoded(
-            lambda: [_entry(conversation_id, value, self._keys, shared) for value in values], self._shared_texts
+        return await self._texts.decoded_in_parts(
+            values, lambda value: _entry(conversation_id, value, self._keys, shared), self._shared_texts, PART
         )
 
     @_guarded

@@ -72,6 +72,7 @@ from gateway.store import (
     sent_shown,
 )
 from gateway.store.codec import (
+    PART,
     decode_audit,
     decode_block,
     decode_conversation,
@@ -810,7 +811,7 @@ class SqliteStore:
 
     async def _entries(self, rows: list[sqlite3.Row]) -> list[TranscriptEntry]:
         shared = self._texts.get
-        return await self._texts.decoded(lambda: [_entry(row, self._keys, shared) for row in rows], self._shared)
+        return await self._texts.decoded_in_parts(rows, lambda row: _entry(row, self._keys, shared), self._shared, PART)
 
     async def _shared(self) -> Stored:
         return [(row["ref"], row["data"]) for row in await self._select("SELECT ref, data FROM texts", ())]
