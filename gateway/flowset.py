@@ -9,19 +9,23 @@ restart with a changed file, or once its version is pruned, an old conversation 
 the same step if that step still exists, else it goes to the current flow's fallback (a listener).
 
 A running server reloads with :meth:`FlowSet.reload_aside` (the console's reload, SIGHUP, the file watcher): the file
-is read, validated and compiled in a worker thread, only the swap on the event loop.
+is read, validated and compiled in a daemon thread of its own (:func:`in_own_thread`), only the swap on the event
+loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from gateway.errors import FlowValidationError
 from gateway.flows.engine import Engine
@@ -32,6 +36,8 @@ from gateway.flows.positions import LoadedFlow
 log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\{\w+\}")
 PRUNE_AFTER_SECONDS = 600.0  # a version replaced this long ago may be forgotten once no open conversation uses it
+T = TypeVar("T")
+A = TypeVar("A")
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class FlowSet:
         return self._swap(now, engine, strings)
 
     async def reload_aside(self) -> ReloadResult:
-        """:meth:`reload` for a running server: the file read, validated and compiled in a worker thread (0.3–0.5 s
+        """:meth:`reload` for a running server: the file read, validated and compiled in a thread of its own (0.3–0.5 s
         for the default 244 KB flows.yaml on a 2-core machine; more for a bigger one), only the swap on the event
         loop; one reload at a time. Until 2026-12-06 the console's reload, SIGHUP and the file watcher did it on the
         loop: for that time no webhook was acknowledged and no web chat or console socket was served (at 1,000
@@ -81,7 +87,7 @@ class FlowSet:
             now = datetime.now(UTC)
             self._seen = self._stat()
             try:
-                engine, strings = await asyncio.to_thread(self._build)
+                engine, strings = await in_own_thread(self._build)
             except FlowValidationError as exc:
                 return self._refused(now, exc)
             return self._swap(now, engine, strings)
@@ -231,3 +237,37 @@ def open_every_queue(loaded: LoadedFlow) -> LoadedFlow:
     queues = {name: q.model_copy(update={"schedule": ALWAYS_SCHEDULE}) for name, q in loaded.flow.queues.items()}
     flow = loaded.flow.model_copy(update={"queues": queues})
     return replace(loaded, flow=flow, version=loaded.version + "+open")
+
+
+async def in_own_thread(work: Callable[[], T]) -> T:
+    """``work`` run in a daemon thread of its own, its result (or exception) awaited. A reload of a file that never
+    answers (a share gone silent) leaves that thread blocked, and nothing waits for it: a stop cancels the await and
+    the process ends. Until 2026-12-06 the reload ran in asyncio's default executor (``asyncio.to_thread``), which the
+    loop's close and the interpreter's exit join: after SIGTERM the gateway stopped serving, logged "stopped", then
+    never exited (tests/test_serve.py)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def fail(error: BaseException) -> None:
+        if not done.done():  # done: cancelled, nobody waits
+            done.set_exception(error)
+
+    def succeed(result: T) -> None:
+        if not done.done():
+            done.set_result(result)
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as exc:  # handed to the awaiting task, raised there
+            _on_loop(loop, fail, exc)
+            return
+        _on_loop(loop, succeed, result)
+
+    threading.Thread(target=run, name="flows-reload", daemon=True).start()
+    return await done
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[A], None], arg: A) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (the process stopping): nobody waits
+        loop.call_soon_threadsafe(call, arg)

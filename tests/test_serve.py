@@ -7,6 +7,7 @@ the default flows.yaml.
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -368,3 +370,58 @@ async def test_a_photos_metadata_never_reaches_the_log_at_debug(tmp_path: Path, 
             assert answer.status == 201
         log = server.log.read_text()
     assert "ZZSECRET4242" not in log and "GPS" not in log and "Artist" not in log, log
+
+
+class HeldPipe:
+    """``path`` made a named pipe whose writing end a thread opens once a reader comes (``reading`` set) and holds,
+    writing nothing, until :meth:`release`: a flows.yaml on a share that stopped answering."""
+
+    def __init__(self, path: Path) -> None:
+        path.unlink()
+        os.mkfifo(path)
+        self.path, self.reading, self._release = path, threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._hold, daemon=True)
+        self._thread.start()
+
+    def _hold(self) -> None:
+        while not self._release.is_set():  # opened for writing without blocking: ENXIO until a reader has it open
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    return
+                self._release.wait(0.01)
+                continue
+            self.reading.set()
+            self._release.wait()
+            os.close(fd)
+            return
+
+    def release(self) -> None:
+        self._release.set()
+        self._thread.join(timeout=10)
+
+
+async def test_a_stop_while_a_reload_waits_for_the_file_ends_the_process(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """A reload reads flows.yaml in a thread (FlowSet.reload_aside); a file that never answers leaves that thread
+    blocked. SIGTERM must still end the process: before, it stopped serving, logged "stopped", and then waited for
+    the thread forever (asyncio's default executor joined at the loop's close and at exit)."""
+    with running(tmp_path) as server:
+        server.start()
+        await server.ready(http)
+        assert server.process is not None
+        pipe = HeldPipe(server.flows)
+        try:
+            server.process.send_signal(signal.SIGHUP)
+            assert await asyncio.to_thread(pipe.reading.wait, 60), server.log.read_text()  # the reload is reading
+            server.process.send_signal(signal.SIGTERM)
+            try:
+                code = await asyncio.to_thread(server.process.wait, 60)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("still running 60 s after SIGTERM:\n" + server.log.read_text()) from None
+            assert code == 0, server.log.read_text()
+            assert "stopped in" in server.log.read_text()
+        finally:
+            pipe.release()
