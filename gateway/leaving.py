@@ -50,7 +50,6 @@ from gateway.store import (
     Author,
     BatchStore,
     ConversationStore,
-    Delivery,
     LockStore,
     OutboxStatus,
     OutboxStore,
@@ -71,7 +70,6 @@ log = logging.getLogger(__name__)
 WAITING = (Status.BOT, Status.QUEUED)  # the statuses such an ending abandons (or ends, "Terminer" with the bot)
 
 GONE_AFTER = timedelta(seconds=90)
-SENT_BY = (Author.BOT, Author.LISTENER)  # the authors of what the outbox sends (a refusal is about one of those)
 
 
 class LeavingRoles(ConversationStore, TranscriptStore, QueueStore, LockStore, TimerStore, BatchStore, Protocol):
@@ -313,8 +311,8 @@ dated when the refusal was recorded, a little after the send Telegram refused.""
 
 async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: Departure, now: datetime) -> None:
     """A provider's webhook: the active conversation of this sender on this channel, if any, is (un)blocked; not by a
-    refusal about a message of another conversation, or sent before its last START, or found nowhere while none of its
-    sends is in flight (an erased conversation's, :func:`_stale_refusal`), nor by a
+    refusal about a message of another conversation, or sent before its last START, or found nowhere (an erased
+    conversation's, or a send not recorded yet: :func:`_stale_refusal`), nor by a
     block dated before it opened (Telegram's ``kicked`` delivered late: unblocked since, or they could not have written;
     until 2026-12-06 it marked it, its card saying nothing reached them) or before their last message in it
     (:func:`_wrote_since`), nor lifted by an unblock dated before the block it is marked with
@@ -396,13 +394,15 @@ async def _stale_refusal(store: LeavingRoles, conversation_id: str, provider_mes
       marked the active one: after a STOP and START in an ended conversation, a late refusal silenced the next one.
     * A message of this conversation written before its mark was last lifted (its ``left.unblocked`` entry: START):
       Twilio delivers since, whatever that refusal said then. Until 2026-12-06 it marked it again.
-    * A message found nowhere while none of this conversation's sends is in flight (every reply of its transcript
-      recorded: sent, delivered, read or failed): a message of a conversation erased (or purged) since, not this
-      one's. Until 2026-12-06 it was taken for a fast callback and marked it: the young person was silenced.
+    * A message found nowhere (neither by its id's lookup nor in this conversation's transcript): a message of a
+      conversation erased (or purged) since, or a send of this one whose record has not landed yet (a callback
+      faster than the send's answer). It marks nothing: a young person who did unsubscribe is marked by Twilio's
+      refusal of a send all the same (21610 answered to the send, ``RecipientGone``; or a callback about a message
+      that is recorded), while a mark set wrongly silences them, every reply "not sent" until a START they have no
+      reason to send. Until 2026-12-06 it marked the conversation (then, that day, while one of its replies was in
+      flight): a late 21610 of an erased conversation silenced the young person's next one.
 
-    A message found nowhere while a send of this conversation is in flight (a reply still ``pending``: its record,
-    which gives the provider's id, may still be landing) is taken as that send's, a fast callback: it marks. The
-    transcript is read after the lookup, so a record landing between the two is found there by its id."""
+    The transcript is read after the lookup, so a record landing between the two is found there by its id."""
     entry = await store.find_by_provider_id(provider_message_id)
     if entry is not None and entry.conversation_id != conversation_id:
         return f"a message of another conversation ({entry.conversation_id})"
@@ -410,7 +410,6 @@ async def _stale_refusal(store: LeavingRoles, conversation_id: str, provider_mes
     if entry is None:
         entry = next((e for e in transcript if provider_message_id in provider_ids(e.provider_message_id)), None)
     if entry is None:
-        in_flight = any(e.author in SENT_BY and e.delivery is Delivery.PENDING for e in transcript)
-        return None if in_flight else "a message of no open conversation (erased or purged since)"
+        return "a message found nowhere (an erased or purged conversation's, or a send not recorded yet)"
     lifted = [e.at for e in transcript if e.system and e.system.code == "left.unblocked"]
     return "a message sent before the mark was lifted" if lifted and entry.at < max(lifted) else None
