@@ -52,7 +52,7 @@ from gateway.doctor import EVICTING
 from gateway.erasure import Eraser
 from gateway.errors import ConfigError, FlowValidationError, InboundBusy, ReplicasBehind, StoreError
 from gateway.flows.model import DEFAULT_MESSAGES
-from gateway.flowset import PRUNE_AFTER_SECONDS, FlowSet
+from gateway.flowset import FLOW_READ_SECONDS, PRUNE_AFTER_SECONDS, FlowSet
 from gateway.gate import Gate
 from gateway.inbox import Inbox
 from gateway.keyed import KeyedHash
@@ -113,22 +113,26 @@ async def create_app(
     store: Store | None = None,
     worker_poll_seconds: float = 1.0,
     flow_watch_seconds: float = FLOW_WATCH_SECONDS,
+    flow_read_seconds: float = FLOW_READ_SECONDS,
     understanding: Callable[[], Model] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     outage_summary_seconds: float = EVERY,
     awake: Callable[[], float] | None = None,
 ) -> web.Application:
     """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
-    ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at; ``monotonic`` is the clock by
-    which the inbox times webhooks processed inline (``Inbox.busy``); ``outage_summary_seconds`` how often a store
-    outage is summed up in the log while it lasts (gateway/outage_log.py); ``awake`` the monotonic clock the timers
-    compare ``clock`` with to tell the time the gateway was away (a suspended machine: gateway/timers.py), by default
-    ``time.monotonic`` with the real ``clock``, and none with another (a test's clock moves alone)."""
+    ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at, ``flow_read_seconds`` how long a
+    running server's reload waits for the file to be read and compiled (``FlowSet.read_seconds``); ``monotonic`` is
+    the clock by which the inbox times webhooks processed inline (``Inbox.busy``); ``outage_summary_seconds`` how
+    often a store outage is summed up in the log while it lasts (gateway/outage_log.py); ``awake`` the monotonic
+    clock the timers compare ``clock`` with to tell the time the gateway was away (a suspended machine:
+    gateway/timers.py), by default ``time.monotonic`` with the real ``clock``, and none with another (a test's clock
+    moves alone)."""
     metrics = Metrics(outage_summary_seconds=outage_summary_seconds)
     flows = FlowSet(
         Path(settings.flows),
         on_reload=lambda r: metrics.reloaded(r.ok, r.version),
         always_open=bool(settings.dev_always_open),
+        read_seconds=flow_read_seconds,
     )
     flows.reload()
     if flows.current is None:  # refuse to start on an invalid flow: the problems were logged by reload()

@@ -36,6 +36,7 @@ from gateway.flows.positions import LoadedFlow
 log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\{\w+\}")
 PRUNE_AFTER_SECONDS = 600.0  # a version replaced this long ago may be forgotten once no open conversation uses it
+FLOW_READ_SECONDS = 60.0  # a running server's reload refused when the file is not read and compiled by then
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -63,6 +64,7 @@ class FlowSet:
     _settling: tuple[int, int, int] | None = None  # a change the watcher saw at its last look, not yet loaded
     own_texts: OwnStrings = field(default_factory=lambda: OwnStrings())
     retired: dict[str, float] = field(default_factory=dict)  # a version no longer current: since when (monotonic)
+    read_seconds: float = FLOW_READ_SECONDS  # reload_aside: how long the file's read and compilation are waited for
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # reload_aside: one at a time
 
     def reload(self) -> ReloadResult:
@@ -82,14 +84,21 @@ class FlowSet:
         loop; one reload at a time. Until 2026-12-06 the console's reload, SIGHUP and the file watcher did it on the
         loop: for that time no webhook was acknowledged and no web chat or console socket was served (at 1,000
         messages a second, 300–500 of them waited), and a flows.yaml that could not be read at once (a network
-        share, a pipe) held the whole gateway until it could."""
+        share, a pipe) held the whole gateway until it could. A file not read and compiled within ``read_seconds``
+        is a refused reload (the current flow kept), so the console's reload answers and the watcher goes on."""
         async with self._reloading:
             now = datetime.now(UTC)
             self._seen = self._stat()
             try:
-                engine, strings = await in_own_thread(self._build)
+                engine, strings = await asyncio.wait_for(in_own_thread(self._build), self.read_seconds)
             except FlowValidationError as exc:
                 return self._refused(now, exc)
+            except TimeoutError:  # the thread is left to end when the file answers, its result unused
+                return self._refused(now, FlowValidationError([
+                    f"{self.path}:1:1: the file was not read and validated within {self.read_seconds:g} s (a"
+                    " network share or a disk not answering?): nothing changed; save it again or reload once it"
+                    " can be read"
+                ]))  # fmt: skip
             return self._swap(now, engine, strings)
 
     def _build(self) -> tuple[Engine, set[str]]:

@@ -118,3 +118,25 @@ async def test_the_watchers_reload_of_a_file_slow_to_read_leaves_the_gateway_ans
         while client.app[FLOWS].version == first:  # swapped in once read and compiled
             await asyncio.sleep(0.01)
     assert client.app[FLOWS].last_reload is not None and client.app[FLOWS].last_reload.ok
+
+
+async def test_a_file_never_read_is_a_refused_reload_and_the_next_reload_is_answered(
+    make_client: AppFactory, settings: Settings, tmp_path: Path
+) -> None:
+    """A share that stops answering mid-reload: the console's reload is refused with the file named after
+    ``flow_read_seconds`` (the current flow kept), and a second reload is answered too. Before, the first reload's
+    request stayed unanswered, and held the reload lock so that every later one (the watcher's, SIGHUP's, the
+    console's) waited behind it, for as long as the share did not answer."""
+    flows = flow_copy(tmp_path)
+    text = flows.read_text(encoding="utf-8")
+    client = await make_client(with_flow(settings, flows), flow_watch_seconds=3600.0, flow_read_seconds=0.5)
+    first = client.app[FLOWS].version
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    with slow_share(flows, text.replace(OLD_NUMBER, NEW_NUMBER)):
+        for _ in range(2):
+            response = await asyncio.wait_for(client.post("/api/admin/reload", json={}), 60)
+            assert response.status == 422, await response.text()
+            body = await response.json()
+            assert body["version"] == first and body["problems"][0].startswith(f"{flows}:1:1: the file was not read")
+        assert client.app[FLOWS].version == first
