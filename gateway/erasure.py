@@ -68,6 +68,7 @@ log = logging.getLogger("gateway.erasure")
 ERASING = "erasing-"  # the lock of a young person's confirmed erasure, held by whoever does it (``finish_confirmed``)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
+PERSON_MOST = 10_000  # the conversations of one person read from their index at most (beyond: every record read)
 LISTENER_NOTE = (
     "Conversation effacée à la demande de la personne : elle est terminée et son contenu supprimé. / "
     "Conversation erased at the person's request: it has ended and its content is deleted."
@@ -120,15 +121,36 @@ class Eraser:
         flows.yaml's ``erasure.done`` once it is done (``keep_seen``: the key of their confirming message, so that
         a redelivery of it is still a duplicate). ``last``: the conversation the erasure was asked from, erased
         after everything else of the person (their other conversations, the gate's notices, the inbox)."""
-        found = [
-            c for c in await self.store.list_conversations(EPOCH, FAR) if c.channel == channel and c.sender == sender
-        ]
+        found = await self._of_person(channel, sender, last)
 
         async def goodbye() -> None:
             await self._goodbye(found, channel, sender)
 
         told = goodbye if final_message else None
         return await self._erase(found, channel, sender, actor, how, keep_seen, last, told, unlist=unlist)
+
+    async def _of_person(self, channel: ChannelName, sender: str, last: str | None) -> list[Conversation]:
+        """Every conversation of this channel identity, oldest first: read from the store's index of the person
+        (``conversations_of``: their records only; until 2026-12-06 every record the store ever kept was read and
+        decoded, O(history) for each erasure), with the one asked from (``last``) and the open one read by id, so
+        that an entry the index lost (a cut) never leaves them behind. Past ``PERSON_MOST``, every record is read."""
+        found = await self.store.conversations_of(channel, sender, EPOCH, FAR, PERSON_MOST)
+        if len(found) >= PERSON_MOST:  # not expected of one person: nothing is left to a limit
+            log.warning("erasure: over %d conversations indexed for one person: every record read", PERSON_MOST)
+            found = [
+                c
+                for c in await self.store.list_conversations(EPOCH, FAR)
+                if c.channel == channel and c.sender == sender
+            ]
+        known = {c.id for c in found}
+        for extra in (
+            None if last is None else await self.store.get_conversation(last),
+            await self.store.find_active_conversation(channel, sender),
+        ):
+            if extra is not None and extra.id not in known and extra.channel == channel and extra.sender == sender:
+                found.append(extra)
+                known.add(extra.id)
+        return sorted(found, key=lambda c: (c.created_at, c.id))
 
     async def finish_confirmed(self, conversation_id: str, key: str, *, timeout: float = 10.0) -> bool:
         """The erasure a young person confirmed in this conversation (listed: ``store.begin_erasure``, with their

@@ -100,9 +100,9 @@ __all__ = [
 
 CLIENT_OPEN = frozenset({Status.BOT, Status.QUEUED})  # a client's conversations these count against its cap
 INDEXED_DAYS = 31
-"""How long the indexes of a listener's ended conversations and of a young person's conversations keep an entry,
-counted back from the latest entry of the same index (``ConversationStore.ended_with``, ``conversations_of``): the
-console reads 30 days back (``console/api.py``, ``HISTORY_DAYS``)."""
+"""How long the index of a listener's ended conversations keeps an entry, counted back from the latest entry of the
+same index (``ConversationStore.ended_with``): the console reads 30 days back (``console/api.py``, ``HISTORY_DAYS``).
+A young person's (``conversations_of``) keeps every conversation still naming them (until 2026-12-06, as long)."""
 READ_LATE_HOURS = 48  # how long an ended conversation with a risk read late stays on the supervision board
 READ_LATE_KEPT = 200  # the most of them listed (the latest): a bound on the list, whatever happens in a night
 
@@ -480,7 +480,9 @@ class ConversationStore(Protocol):
         """The conversations of this channel identity (a purged one has none: nobody's), created in ``[since,
         until)``, the latest created first (as :meth:`list_conversations` orders them, reversed), ``limit`` at most:
         read from the store's index by the identity's keyed hash (``DataKeys.identity``), never the identity in a key
-        name, kept as :meth:`ended_with`'s (and for :data:`INDEXED_DAYS` too)."""
+        name, kept as :meth:`ended_with`'s but never trimmed: every conversation still naming the person, however
+        old (an erasure reads it alone; the purge strips the identity after ``closed_days``, maybe over 31 days). A
+        store written before it has it made once at the first read (Redis: from every record)."""
         ...
 
     async def keep_opening(self, digest: str, conversation_id: str, ttl_seconds: float = OPENING_KEPT_SECONDS) -> None:

@@ -174,8 +174,8 @@ _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
 _REPLIES, _UNREAD = (Author.BOT, Author.LISTENER), (Delivery.PENDING, Delivery.SENT, Delivery.DELIVERED)
 AUDIT_KEPT = 100_000
 CLAIM_KEPT = timedelta(days=8)  # a claim naming its conversation outlives its lease (one naming none: see _CLAIM)
-INDEXED_US = INDEXED_DAYS * 24 * 3600 * 1_000_000  # how far back from its latest entry ``K.person``/``K.ended`` keep
-INDEXED_S = INDEXED_DAYS * 24 * 3600  # their TTL after their last join
+INDEXED_US = INDEXED_DAYS * 24 * 3600 * 1_000_000  # how far back from its latest entry ``K.ended`` keeps
+INDEXED_S = INDEXED_DAYS * 24 * 3600  # its TTL after its last join (``K.person``: neither, ``person_of``)
 FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
 # for each status, the others (the status sets a saved record leaves): listed once, not at every save
 _OTHER_STATUSES = {status: tuple(str(other) for other in Status if other != status) for status in Status}
@@ -462,7 +462,7 @@ class RedisStore:
         self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None]] = {}
         self._events = RedisEvents(client, *events_check)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
-        self._people_known = False  # ``K.PEOPLE_MADE`` seen set (``_people_made``)
+        self._people_known = False  # ``K.PEOPLE_MADE_2`` seen set (``_people_made``)
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
         # every key on one node (standalone, Sentinel's primary; not a Cluster, nor a plain client to a node in
         # cluster mode, which refuses a script across slots): scripts may touch several slots. Set by ``open`` once
@@ -721,7 +721,7 @@ class RedisStore:
     def _join_person(self, pipe: Pipeline, conversation: Conversation) -> None:
         person = self._person_key(conversation)
         if person is not None:
-            _eval(pipe, "index_of", [person], [conversation.id, to_us(conversation.created_at), INDEXED_US, INDEXED_S])
+            _eval(pipe, "person_of", [person], [conversation.id, to_us(conversation.created_at)])
 
     def _indexes_of(self, conversation: Conversation) -> tuple[str, ...]:
         """The people's and listeners' indexes that may name the conversation (``K.person``, ``K.ended``)."""
@@ -944,7 +944,8 @@ class RedisStore:
     async def conversations_of(
         self, channel: ChannelName, sender: str, since: datetime, until: datetime, limit: int
     ) -> list[Conversation]:
-        """The person's index (``K.person``), latest first, a page at a time, each record read and checked."""
+        """The person's index (``K.person``), latest first, a page at a time, each record read and checked: an id
+        whose record is gone (erased) or names nobody (purged: a cut between its record and its leaving) leaves."""
         if not sender:
             return []
         await self._people_made()
@@ -954,7 +955,7 @@ class RedisStore:
             listed = _texts(await self._redis.zrevrangebyscore(key, f"({to_us(until)}", to_us(since),
                                                                start=start, num=page))  # fmt: skip
             records = await self._conversations_or_none(listed)
-            if gone := [i for i, c in zip(listed, records, strict=True) if c is None]:
+            if gone := [i for i, c in zip(listed, records, strict=True) if c is None or not c.sender]:
                 await self._redis.zrem(key, *gone)
             found += [c for c in records if c is not None and c.channel == channel and c.sender == sender]
             if len(listed) < page:
@@ -965,33 +966,43 @@ class RedisStore:
     @_guarded
     async def _people_new(self) -> None:
         """A store holding no conversation yet has nothing to make the people's and listeners' indexes from: marked
-        made at once (``K.PEOPLE_MADE``)."""
-        if not await self._redis.exists(K.PEOPLE_MADE) and not await self._redis.zcard(K.INDEX + "created"):
-            await self._redis.set(K.PEOPLE_MADE, to_us(datetime.now(UTC)), nx=True)
+        made at once (``K.PEOPLE_MADE``, ``K.PEOPLE_MADE_2``)."""
+        if not await self._redis.exists(K.PEOPLE_MADE_2) and not await self._redis.zcard(K.INDEX + "created"):
+            now = to_us(datetime.now(UTC))
+            await self._redis.set(K.PEOPLE_MADE, now, nx=True)
+            await self._redis.set(K.PEOPLE_MADE_2, now, nx=True)
 
     async def _people_made(self) -> None:
-        """A store written before the people's and listeners' indexes has them made once (``_make_people``)."""
+        """A store written before the people's and listeners' indexes, or before 2026-12-06 (31 days of each
+        person's, with a TTL), has them made once (``_make_people``)."""
         if self._people_known:
             return
-        if not await self._redis.exists(K.PEOPLE_MADE):
+        if not await self._redis.exists(K.PEOPLE_MADE_2):
             await self._make_people()
         self._people_known = True
 
     async def _make_people(self) -> None:
-        """``K.person`` and ``K.ended`` made from the conversations created in the last ``INDEXED_DAYS`` before the
-        latest (each record read once, 500 at a time), then marked made. Made twice at once by two instances, they
-        hold the same; a conversation erased meanwhile may stay listed, and leaves at a read (its record gone)."""
+        """``K.person`` made from every conversation still naming its person (each record read once, 500 at a
+        time: an erasure reads it alone, so it must hold every one), the TTL a 31-day index left removed; ``K.ended``
+        from those created in the last ``INDEXED_DAYS`` before the latest, unless made before (``K.PEOPLE_MADE``);
+        then marked made. Made twice at once by two instances, they hold the same (the same scores); a conversation
+        erased or purged meanwhile may stay listed, and leaves at a read (its record gone, or naming nobody)."""
+        ended_too = not await self._redis.exists(K.PEOPLE_MADE)
         latest = await self._redis.zrevrange(K.INDEX + "created", 0, 0, withscores=True)
         if latest:
-            ids = _texts(await self._redis.zrangebyscore(K.INDEX + "created", int(latest[0][1]) - INDEXED_US, "+inf"))
+            recent = int(latest[0][1]) - INDEXED_US
+            ids = _texts(await self._redis.zrange(K.INDEX + "created", 0, -1))
             for n in range(0, len(ids), 500):
                 async with ordered(self._redis) as pipe:
                     for c in await self._conversations(ids[n : n + 500]):
                         self._join_person(pipe, c)
-                        if (ended := ended_rank(c)) is not None and c.listener:
+                        ended = ended_rank(c)
+                        if ended_too and ended is not None and c.listener and to_us(c.created_at) >= recent:
                             _eval(pipe, "index_of", [K.ended(c.listener)], [c.id, ended, INDEXED_US, INDEXED_S])
                     await pipe.execute()
-        await self._redis.set(K.PEOPLE_MADE, to_us(datetime.now(UTC)))
+        now = to_us(datetime.now(UTC))
+        await self._redis.set(K.PEOPLE_MADE, now)
+        await self._redis.set(K.PEOPLE_MADE_2, now)
 
     @_guarded
     async def list_conversations(self, since: datetime, until: datetime) -> list[Conversation]:

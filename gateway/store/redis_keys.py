@@ -204,13 +204,17 @@ def person(identity: str) -> str:
     """A young person's conversations (``RedisStore.conversations_of``), scored by their creation (µs), under the
     keyed hash of their channel identity (``DataKeys.identity``, as ``hg:active:``; never the identity itself), in
     slot ``{index}``: joined before the record is written, left by its erasure and after its purge (which strips the
-    identity); trimmed and expiring as ``ended``."""
+    identity); neither trimmed nor expiring (an erasure reads every conversation still naming the person here; until
+    2026-12-06 trimmed and expiring as ``ended``), gone once emptied."""
     return INDEX + "person:" + identity
 
 
 PEOPLE_MADE = INDEX + "people-made"
 """Set once ``ended`` and ``person`` were made from the conversations a store held before them (the last
 ``INDEXED_DAYS`` of the creation index): until then the first read makes them (``RedisStore._make_people``)."""
+PEOPLE_MADE_2 = INDEX + "people-made:2"
+"""Set once ``person`` was made again from every conversation still naming someone (a store written before
+2026-12-06 kept 31 days of it, with a TTL): until then the first read makes it (``RedisStore._make_people``)."""
 
 
 def status(name: str) -> str:

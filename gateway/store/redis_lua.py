@@ -265,6 +265,16 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
+# KEYS: the index of one young person's conversations (``redis_keys.person``). ARGV: the conversation id, its creation
+# (µs). Neither trimmed nor expiring (until 2026-12-06 it was kept as ``ended`` is, by ``index_of``): an erasure reads
+# it, and a conversation names its person until the purge strips the identity (``closed_days``, maybe past 31 days),
+# which takes it out, as the erasure does. ``PERSIST``: a key the 31-day index left with a TTL keeps no expiry.
+_PERSON_OF = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PERSIST', KEYS[1])
+return 1
+"""
+
 # KEYS: a sender's active key. ARGV: the id it should hold, the id it is expected to hold ('' for none or this id).
 # Returns 1 when it holds ``ARGV[1]`` now, else the id it holds (the caller looks at that conversation).
 _CLAIM_ACTIVE = """
@@ -1285,6 +1295,7 @@ SCRIPTS = {
     "put_conversation": _PUT_CONVERSATION,
     "index_conversation": _INDEX_CONVERSATION,
     "index_of": _INDEX_OF,
+    "person_of": _PERSON_OF,
     "claim_active": _CLAIM_ACTIVE,
     "delete_if": _DELETE_IF,
     "replace_if": _REPLACE_IF,

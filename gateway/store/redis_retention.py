@@ -127,9 +127,11 @@ async def _claims_naming(client: Redis, conversation_id: str) -> list[tuple[str,
 
 
 def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: list[str]) -> None:
-    """Every index naming the conversation, its marks and its notices' evidence; its record, then its place in the
-    creation index, last: an erasure cut before the record still lists it (``list_conversations``), so erasing the
-    person again by their identity finds it (before, the record was left, sealed with the identity, listed nowhere)."""
+    """Every index naming the conversation, its marks and its notices' evidence; its record, then its places in the
+    person's and listener's indexes and the creation index, last: an erasure cut before the record still lists it
+    (``conversations_of``, ``list_conversations``), so erasing the person again by their identity finds it (before,
+    the record was left, sealed with the identity, listed nowhere; until 2026-12-06 the person's index was left
+    before the record, when the erasure read every record)."""
     for status in Status:
         pipe.srem(K.status(str(status)), conversation_id)
     pipe.zrem(K.FLAGGED, conversation_id)
@@ -140,11 +142,11 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
         pipe.eval(SCRIPTS["delete_if"], 1, record.active_key, conversation_id)
         if record.client is not None:
             pipe.srem(K.client(record.client), conversation_id)
-        for index in record.indexes:
-            pipe.zrem(index, conversation_id)
     for notice in notices:
         pipe.delete(K.key("evidence", notice))
     pipe.delete(K.conversation(conversation_id))
+    for index in record.indexes if record is not None else ():  # after the record: an erasure reads the person's
+        pipe.zrem(index, conversation_id)  # index alone, so one cut before it must still list it there
     pipe.zrem(K.INDEX + "created", conversation_id)
 
 

@@ -18,6 +18,7 @@ from gateway.store import redis_keys as K
 from gateway.store.sqlite import path_from_url
 from gateway.testing import store_keys
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 FAR = T0 + timedelta(days=1)
 WEB = ChannelName.WEBCHAT
@@ -115,20 +116,33 @@ async def test_an_erasure_takes_the_conversation_out_of_both_indexes(store: Stor
             assert client.zrange(K.person(store_keys(store_url).identity(WEB, "alice")), 0, -1) == [b"c001"]
 
 
-async def test_the_indexes_keep_their_last_days_only(store: Store, store_url: str) -> None:
-    old = replace(conversation(1, "alice"), created_at=T0 - timedelta(days=60), updated_at=T0 - timedelta(days=60),
-                  closed_at=T0 - timedelta(days=60))  # fmt: skip
-    await store.save_conversation(old)
+def older(n: int, sender: str, days: int) -> Conversation:
+    at = T0 - timedelta(days=days)
+    return replace(conversation(n, sender), created_at=at, updated_at=at, closed_at=at)
+
+
+async def test_a_listeners_index_keeps_its_last_days_only(store: Store, store_url: str) -> None:
+    await store.save_conversation(older(1, "alice", 60))
     await store.save_conversation(conversation(2, "alice"))
     if store_url.startswith("sqlite"):
         with sqlite3.connect(path_from_url(store_url)) as conn:
             assert conn.execute("SELECT conversation_id FROM ended").fetchall() == [("c002",)]
         return
     with _client(store_url) as client:
-        person = K.person(store_keys(store_url).identity(WEB, "alice"))
-        for key in (K.ended("anne"), person):
-            assert client.zrange(key, 0, -1) == [b"c002"]
-            assert 0 < client.ttl(key) <= INDEXED_DAYS * 24 * 3600
+        assert client.zrange(K.ended("anne"), 0, -1) == [b"c002"]
+        assert 0 < client.ttl(K.ended("anne")) <= INDEXED_DAYS * 24 * 3600
+
+
+async def test_a_young_persons_index_keeps_every_conversation_still_naming_them(store: Store, store_url: str) -> None:
+    """Retention strips the identity after ``closed_days`` (flows.yaml, 30 by default, may be more): until then an
+    erasure finds the conversation through the index, however old (until 2026-12-06 Redis kept 31 days of it)."""
+    await store.save_conversation(older(1, "alice", 400))
+    await store.save_conversation(older(2, "alice", 40))
+    await store.save_conversation(conversation(3, "alice"))
+    assert await ids(await store.conversations_of(WEB, "alice", EPOCH, FAR, 10)) == ["c003", "c002", "c001"]
+    if not store_url.startswith("sqlite"):
+        with _client(store_url) as client:
+            assert client.ttl(K.person(store_keys(store_url).identity(WEB, "alice"))) == -1  # no expiry
 
 
 async def test_a_store_written_before_the_indexes_has_them_made(store: Store, store_url: str) -> None:
@@ -141,13 +155,41 @@ async def test_a_store_written_before_the_indexes_has_them_made(store: Store, st
             conn.execute("DROP INDEX conversations_sender")
     else:
         with _client(store_url) as client:
-            for key in (K.ended("anne"), K.person(store_keys(store_url).identity(WEB, "alice")), K.PEOPLE_MADE):
+            for key in (K.ended("anne"), K.person(store_keys(store_url).identity(WEB, "alice")), K.PEOPLE_MADE,
+                        K.PEOPLE_MADE_2):  # fmt: skip
                 client.delete(key)
     again = await open_store(store_url, keys=store_keys(store_url))
     try:
         since = T0 - timedelta(days=30)
         assert await ids(await again.ended_with("anne", since, FAR, 10)) == ["c001", "c002", "c003"]
         assert await ids(await again.conversations_of(WEB, "alice", since, FAR, 10)) == ["c001", "c002"]
+    finally:
+        await again.close()
+
+
+async def test_a_store_with_the_31_day_person_indexes_has_them_made_again_in_full(store: Store, store_url: str) -> None:
+    """A Redis store written before 2026-12-06 kept 31 days of each person's index, with a TTL: rebuilt once from
+    every conversation still naming someone (SQLite's index is the column itself: nothing to make)."""
+    for c in (older(1, "alice", 90), older(2, "alice", 40), conversation(3, "alice"), older(4, "bob", 50)):
+        await store.save_conversation(c)
+    await store.purge_conversation(stripped(older(5, "carla", 45), T0))  # no identity left: in no person's index
+    await store.close()
+    if not store_url.startswith("sqlite"):
+        keys = store_keys(store_url)
+        alice, bob = K.person(keys.identity(WEB, "alice")), K.person(keys.identity(WEB, "bob"))
+        with _client(store_url) as client:  # as the 31-day index left them
+            client.zrem(alice, "c001", "c002")
+            client.expire(alice, INDEXED_DAYS * 24 * 3600)
+            client.delete(bob)
+            client.delete(K.PEOPLE_MADE_2)
+    again = await open_store(store_url, keys=store_keys(store_url))
+    try:
+        assert await ids(await again.conversations_of(WEB, "alice", EPOCH, FAR, 10)) == ["c003", "c002", "c001"]
+        assert await ids(await again.conversations_of(WEB, "bob", EPOCH, FAR, 10)) == ["c004"]
+        if not store_url.startswith("sqlite"):
+            with _client(store_url) as client:
+                assert client.ttl(alice) == -1 and client.ttl(bob) == -1
+                assert client.exists(K.PEOPLE_MADE_2)
     finally:
         await again.close()
 

@@ -5,13 +5,16 @@ over every key and value."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import redis
+
 from gateway.console.actions import Actions
-from gateway.conversation import Status
+from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import EPOCH, FAR, Eraser
 from gateway.flowset import FlowSet
@@ -20,6 +23,7 @@ from gateway.inbox import sender_key as sender_of
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.store import DoneMark, InboxItem, OutboxItem, Store, open_store
+from gateway.store import redis_keys as K
 from gateway.store.sqlite import path_from_url
 from gateway.testing import store_keys
 from tests.store.test_contract_retention import everything
@@ -126,3 +130,71 @@ async def test_a_sqlite_file_from_before_the_marks_column_opens_and_records_them
         assert await store.marks_of(conversation.id) == [seen_digest("in:telegram:new")]
     finally:
         await store.close()
+
+
+def _eraser(store: Store, now: datetime) -> Eraser:
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    keyed = KeyedHash("test-secret-key-0123456789")
+    dispatcher = Dispatcher(store, flows, clock=lambda: now)
+    return Eraser(store, dispatcher, flows, lambda c, s: keyed.sender(c.value, s), clock=lambda: now)
+
+
+def _ended(n: int, sender: str, days: int) -> Conversation:
+    at = T0 - timedelta(days=days)
+    return Conversation(id=f"c{n:05d}", channel=ChannelName.TELEGRAM, sender=sender, pseudonym=f"Lynx-{n}",
+                        created_at=at, updated_at=at, status=Status.CLOSED, closed_at=at)  # fmt: skip
+
+
+async def test_an_erasure_finds_a_conversation_older_than_the_indexed_days(store: Store) -> None:
+    """Retention strips the identity after ``closed_days`` (may be more than 31): an erasure finds what still names
+    the person, however old."""
+    for c in (_ended(1, CHAT, 400), _ended(2, CHAT, 40), _ended(3, CHAT, 0), _ended(4, OTHER, 40)):
+        await store.save_conversation(c)
+    erased = await _eraser(store, T0).erase_person(ChannelName.TELEGRAM, CHAT, "sam", "test")
+    assert erased.conversations == 3
+    assert [c.id for c in await store.list_conversations(EPOCH, FAR)] == ["c00004"]
+
+
+async def test_an_erasure_asked_from_a_conversation_its_index_misses_erases_it(store: Store, store_url: str) -> None:
+    """The conversation an erasure is asked from is erased even if the person's index lost it (a cut): read by id."""
+    for c in (_ended(1, CHAT, 3), _ended(2, CHAT, 0)):
+        await store.save_conversation(c)
+    if not store_url.startswith("sqlite"):  # SQLite's index is the record's column: it cannot miss it
+        with redis.Redis.from_url(store_url) as client:
+            client.zrem(K.person(store_keys(store_url).identity(ChannelName.TELEGRAM, CHAT)), "c00001")
+    erased = await _eraser(store, T0).erase_conversation("c00001", "sam", "test")
+    assert erased is not None and erased.conversations == 2
+    assert await store.list_conversations(EPOCH, FAR) == []
+
+
+async def test_an_erasure_reads_the_persons_records_not_every_record(store: Store, store_url: str) -> None:
+    """Until 2026-12-06 every erasure read and decoded every conversation record the store kept (O(history)): now
+    the person's index, with 2,000 others kept. Counted by the store itself: on Redis ``keyspace_hits`` (keys found
+    by a read), on SQLite the steps of its virtual machine (a progress handler on the store's own connection)."""
+    others = [_ended(n, f"9{n:07d}", n % 60) for n in range(10, 2010)]
+    for start in range(0, len(others), 100):
+        await asyncio.gather(*(store.save_conversation(c) for c in others[start : start + 100]))
+    for c in (_ended(1, CHAT, 40), _ended(2, CHAT, 0)):
+        await store.save_conversation(c)
+    eraser = _eraser(store, T0)
+    await store.conversations_of(ChannelName.TELEGRAM, CHAT, EPOCH, FAR, 1)  # any index made once before counting
+    if store_url.startswith("sqlite"):
+        run, steps = getattr(store, "_run"), [0]  # noqa: B009  # the store's thread, the only one on its connection
+
+        def counted() -> int:
+            steps[0] += 1
+            return 0
+
+        await run(lambda conn: conn.set_progress_handler(counted, 100))
+        erased = await eraser.erase_person(ChannelName.TELEGRAM, CHAT, "sam", "test")
+        await run(lambda conn: conn.set_progress_handler(None, 100))
+        read = steps[0]
+    else:
+        with redis.Redis.from_url(store_url) as client:
+            client.config_resetstat()
+            erased = await eraser.erase_person(ChannelName.TELEGRAM, CHAT, "sam", "test")
+            read = client.info("stats")["keyspace_hits"]
+    assert erased.conversations == 2
+    assert read < 100, read  # before: Redis 2,007 (every record read), SQLite 305 (30,500 steps); now 7 and 1
+    assert len(await store.list_conversations(EPOCH, FAR)) == 2000
