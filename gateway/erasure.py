@@ -43,7 +43,7 @@ from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
 from gateway.flowset import FlowSet
-from gateway.ids import entry_id_of_seen, seen_digest
+from gateway.ids import seen_digest, seen_digests_of_entry
 from gateway.language import language_of
 from gateway.messages import ChannelName, Outbound
 from gateway.store import (
@@ -218,14 +218,15 @@ class Eraser:
     ) -> int:
         """One conversation, under its lock: its listeners told, the de-duplication keys of the young person's
         messages and the marks of the listeners' replies forgotten (read from its transcript and ``marks_of``, so
-        before it goes: a cut after it keeps none), then everything keyed by its id. The entries erased."""
+        before it goes: a cut after it keeps none), then everything keyed by its id. The entries erased. The
+        young person's marks are named from their entries' ids (``seen_digests_of_entry``); until 2026-12-06 every
+        mark kept was read to find them (on Redis a SCAN of the keyspace and an HKEYS of each day's hashes)."""
         async with self.store.lock(conversation.id):
             current = await self.store.get_conversation(conversation.id) or conversation
             user_entries = {e.id for e in await self.store.transcript(current.id) if e.author is Author.USER}
             await self._end_for_listeners(current)
             seen = set(await self.store.marks_of(current.id))  # the processed marks saved with it (replies too)
-            if user_entries:
-                seen |= {k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries}
+            seen.update(d for e in user_entries for d in seen_digests_of_entry(e))  # by name: none read
             await self.store.forget_seen(sorted(seen - kept))
             if goodbye is not None:
                 await goodbye()

@@ -92,3 +92,14 @@ def entry_id_of_seen(digest: str) -> str:
     """The entry id of the young person's message whose processed mark is ``digest`` (:func:`seen_digest`): the
     same as :func:`entry_id_of_key` of its key."""
     return "u" + base64.urlsafe_b64decode(digest).hex()[:23]
+
+
+def seen_digests_of_entry(entry_id: str) -> list[str]:
+    """Every processed mark (:func:`seen_digest`) whose entry id is ``entry_id`` (:func:`entry_id_of_seen`): the
+    entry id holds 23 of the digest's 24 hex digits, so 16 candidates, one of them the young person's message's
+    (another's has 92 bits in common by chance: never in practice). An erasure deletes them by name instead of
+    reading every mark kept; an id not of that form (not a young person's message) has none."""
+    hexa = entry_id[1:]
+    if not (entry_id.startswith("u") and len(hexa) == 23 and all(c in "0123456789abcdef" for c in hexa)):
+        return []
+    return [base64.urlsafe_b64encode(bytes.fromhex(hexa + last)).decode() for last in "0123456789abcdef"]

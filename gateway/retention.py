@@ -36,7 +36,7 @@ from typing import Protocol
 
 from gateway.conversation import Conversation
 from gateway.flowset import FlowSet
-from gateway.ids import entry_id_of_seen
+from gateway.ids import seen_digests_of_entry
 from gateway.store import (
     AuditEntry,
     AuditStore,
@@ -111,10 +111,8 @@ class Retention:
                 conversations += 1
         if not dry_run:
             self._scanned_before = cutoff
-            if user_entries:
-                await self.store.forget_seen(
-                    [k for k in await self.store.seen_keys() if entry_id_of_seen(k) in user_entries]
-                )
+            if user_entries:  # named from the entries, none read (until 2026-12-06: every mark kept read)
+                await self.store.forget_seen(sorted(d for e in user_entries for d in seen_digests_of_entry(e)))
             aside = await self.store.inbox_drop_aside(cutoff)
             if conversations or aside:
                 await self.store.forget_freed()

@@ -174,6 +174,7 @@ _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
 _REPLIES, _UNREAD = (Author.BOT, Author.LISTENER), (Delivery.PENDING, Delivery.SENT, Delivery.DELIVERED)
 AUDIT_KEPT = 100_000
 CLAIM_KEPT = timedelta(days=8)  # a claim naming its conversation outlives its lease (one naming none: see _CLAIM)
+FORGET_AT_ONCE = 2_048  # processed marks forgotten a round trip: at most 33 × 128 HDELs of 16 fields or so each
 INDEXED_US = INDEXED_DAYS * 24 * 3600 * 1_000_000  # how far back from its latest entry ``K.ended`` keeps
 INDEXED_S = INDEXED_DAYS * 24 * 3600  # its TTL after its last join (``K.person``: neither, ``person_of``)
 FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
@@ -2161,14 +2162,19 @@ class RedisStore:
 
     @_guarded
     async def forget_seen(self, keys: Sequence[str]) -> None:
-        """Each mark (its digest) in every day's hash that may hold it (one slot: {seen}); a processed id has no
-        claim left (the mark replaced it in one step)."""
-        today = to_us(datetime.now(UTC)) // 86_400_000_000
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for digest in keys:
+        """Each mark (its digest) in every day's hash that may hold it (one slot: {seen}), an HDEL of a shard's
+        digests per hash, ``FORGET_AT_ONCE`` digests a round trip (an erasure names 16 candidates per message:
+        ``ids.seen_digests_of_entry``); a processed id has no claim left (the mark replaced it in one step)."""
+        today, digests = to_us(datetime.now(UTC)) // 86_400_000_000, sorted(set(keys))
+        for start in range(0, len(digests), FORGET_AT_ONCE):
+            shards: dict[int, list[str]] = {}
+            for digest in digests[start : start + FORGET_AT_ONCE]:
+                shards.setdefault(K.seen_shard(digest), []).append(digest)
+            async with self._redis.pipeline(transaction=False) as pipe:
                 for day in range(today, today + K.SEEN_DAYS + 1):
-                    pipe.hdel(K.seen_marks(day, K.seen_shard(digest)), digest)
-            await pipe.execute()
+                    for shard, named in shards.items():
+                        pipe.hdel(K.seen_marks(day, shard), *named)
+                await pipe.execute()
 
     @_guarded
     async def inbox_forget(self, sender_key: str) -> int:
