@@ -76,8 +76,10 @@ async def test_a_store_that_stops_answering_is_told_on_the_board(
     service = board.locator("#service")
     await expect(service).to_be_hidden()
     own_redis.stop()
-    try:
-        await expect(service).to_contain_text("Le tableau n'est plus à jour : le serveur ne peut pas lire ses données")
+    try:  # at the latest the board's own reload every 30 s; a failed read of the figures or an event sooner
+        await expect(service).to_contain_text(
+            "Le tableau n'est plus à jour : le serveur ne peut pas lire ses données", timeout=40_000
+        )
         await expect(board.locator(".tiles")).to_have_class("tiles stale")
         await board.get_by_role("button", name="EN").click()
         await expect(service).to_contain_text("The board is out of date: the server cannot read its data")

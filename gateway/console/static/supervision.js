@@ -193,7 +193,11 @@
   function loadFigures(initial) {
     var path = "/api/stats" + (initial ? "" : query());
     api("GET", path).then(function (response) {
-      if (!response.ok) { $("period-error").textContent = response.status === 400 ? t("sup.bad_period", response.data || {}) : HG.refusal(response); return; }
+      if (!response.ok) {
+        $("period-error").textContent = response.status === 400 ? t("sup.bad_period", response.data || {}) : HG.refusal(response);
+        if (response.status === 503 && !shown.stale) { loadBoardSoon(); }  // the store gone since the board's last read?
+        return;
+      }
       $("period-error").textContent = "";
       var f = response.data;
       if (initial) {
@@ -203,7 +207,10 @@
       }
       updateCsv();
       renderFigures(f);
-    }, HG.unanswered(function () { $("period-error").textContent = t("sup.period_unanswered"); }));  // the old figures said old
+    }, HG.unanswered(function () {  // the old figures said old; the board read again, to say it too if it is out of date
+      $("period-error").textContent = t("sup.period_unanswered");
+      if (!shown.stale) { loadBoardSoon(); }
+    }));
   }
 
   function renderFigures(f) {
