@@ -76,6 +76,16 @@ def slow_share(flows: Path, text: str) -> Iterator[SlowShare]:
         share.join()
 
 
+async def gateway_on_a_copy(
+    make_client: AppFactory, settings: Settings, tmp_path: Path, **options: float
+) -> tuple[Client, Path, str]:
+    """A gateway serving a copy of the default flows.yaml: the client, the copy's path, and the copy's text with a
+    partner's number changed (what the reload is to load)."""
+    flows = flow_copy(tmp_path)
+    changed = flows.read_text(encoding="utf-8").replace(OLD_NUMBER, NEW_NUMBER)
+    return await make_client(with_flow(settings, flows), **options), flows, changed
+
+
 async def answered_while_read(client: Client, share: SlowShare) -> None:
     """Once the reload reads the held file: the gateway answers a health check and the chat page before the file is
     given (before: only after it, the loop held by the read); then the file is given."""
@@ -89,13 +99,11 @@ async def answered_while_read(client: Client, share: SlowShare) -> None:
 async def test_a_console_reload_of_a_file_slow_to_read_leaves_the_gateway_answering(
     make_client: AppFactory, settings: Settings, tmp_path: Path
 ) -> None:
-    flows = flow_copy(tmp_path)
-    text = flows.read_text(encoding="utf-8")
-    client = await make_client(with_flow(settings, flows), flow_watch_seconds=3600.0)
+    client, flows, changed = await gateway_on_a_copy(make_client, settings, tmp_path, flow_watch_seconds=3600.0)
     first = client.app[FLOWS].version
     await add_listener(client, "sam", supervisor=True)
     await login(client, "sam")
-    with slow_share(flows, text.replace(OLD_NUMBER, NEW_NUMBER)) as share:
+    with slow_share(flows, changed) as share:
         reload = asyncio.ensure_future(client.post("/api/admin/reload", json={}))
         await answered_while_read(client, share)
         response = await reload
@@ -108,11 +116,9 @@ async def test_the_watchers_reload_of_a_file_slow_to_read_leaves_the_gateway_ans
     make_client: AppFactory, settings: Settings, tmp_path: Path
 ) -> None:
     """The watcher (every ``flow_watch_seconds``) sees the file changed and settled, and reloads it."""
-    flows = flow_copy(tmp_path)
-    text = flows.read_text(encoding="utf-8")
-    client = await make_client(with_flow(settings, flows), flow_watch_seconds=0.02)
+    client, flows, changed = await gateway_on_a_copy(make_client, settings, tmp_path, flow_watch_seconds=0.02)
     first = client.app[FLOWS].version
-    with slow_share(flows, text.replace(OLD_NUMBER, NEW_NUMBER)) as share:
+    with slow_share(flows, changed) as share:
         await answered_while_read(client, share)
         await asyncio.to_thread(share.written.wait, 60)
         while client.app[FLOWS].version == first:  # swapped in once read and compiled
@@ -127,13 +133,13 @@ async def test_a_file_never_read_is_a_refused_reload_and_the_next_reload_is_answ
     ``flow_read_seconds`` (the current flow kept), and a second reload is answered too. Before, the first reload's
     request stayed unanswered, and held the reload lock so that every later one (the watcher's, SIGHUP's, the
     console's) waited behind it, for as long as the share did not answer."""
-    flows = flow_copy(tmp_path)
-    text = flows.read_text(encoding="utf-8")
-    client = await make_client(with_flow(settings, flows), flow_watch_seconds=3600.0, flow_read_seconds=0.5)
+    client, flows, changed = await gateway_on_a_copy(
+        make_client, settings, tmp_path, flow_watch_seconds=3600.0, flow_read_seconds=0.5
+    )
     first = client.app[FLOWS].version
     await add_listener(client, "sam", supervisor=True)
     await login(client, "sam")
-    with slow_share(flows, text.replace(OLD_NUMBER, NEW_NUMBER)):
+    with slow_share(flows, changed):
         for _ in range(2):
             response = await asyncio.wait_for(client.post("/api/admin/reload", json={}), 60)
             assert response.status == 422, await response.text()
