@@ -197,12 +197,13 @@ class RateLimits:
         """``limit``'s counter for ``subject`` as a key of the store's Redis, for a store to hit along with its own
         read (``Gate.check``: ``CountingBlockStore``); None when the counters are not in Redis. ``once``: what the hit
         counts (an inbound message's de-duplication key), for the counter's mark of it (``Counter.once``), a key
-        hash-tagged by the counter's (one slot on a Cluster) named by a keyed hash of ``once``."""
+        a field of the window's marks (``Counter.marks``, one slot with the counter on a Cluster) named by a keyed
+        hash of ``once`` (64 bits: a sender's window holds at most the limit's amount of marks)."""
         if not isinstance(self.storage, RedisStorage | RedisClusterStorage):
             return None
         item = self._items[limit]
         key = f"{KEY_PREFIX}:{item.key_for(limit.value, self._keyed(limit.value, subject))}"
-        mark = None if once is None else f"{{{key}}}:once:{self._keyed(limit.value + ':once', once)}"
+        mark = None if once is None else self._keyed(limit.value + ":once", once)[:16]
         return Counter(key, item.get_expiry(), mark, item.amount)
 
     def counted(self, limit: Limit, count: int) -> bool:

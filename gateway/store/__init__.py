@@ -1102,17 +1102,25 @@ class BlockStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class Counter:
     """A rate limit's fixed-window counter kept in the store's Redis (``RateLimits.counter``): its key, as the
-    ``limits`` library names it (the library's own hits share it), and its window in seconds. ``once``: the key of
-    one message's mark on it (``RateLimits.counter``), which keeps the count that message's first hit brought: every
-    later hit of the same message (a provider's redelivery, a retry after a 503) changes nothing and answers that
-    count again, so a message is counted once and decided as it was the first time; None: every hit counts.
-    ``allowed``: the limit's amount: a hit past it leaves no mark (a refused message's next attempt is past it too),
-    so one sender's marks are bounded by the limit, not by a flood's size."""
+    ``limits`` library names it (the library's own hits share it), and its window in seconds. ``once``: one
+    message's mark on it (a keyed hash of the message's de-duplication key: ``RateLimits.counter``), a field of the
+    window's marks (:attr:`marks`), which keeps the count that message's first hit brought: every later hit of the
+    same message (a provider's redelivery, a retry after a 503) changes nothing and answers that count again, so a
+    message is counted once and decided as it was the first time; None: every hit counts. ``allowed``: the limit's
+    amount: a hit past it leaves no mark (a refused message's next attempt is past it too), so one sender's marks
+    are bounded by the limit, not by a flood's size."""
 
     key: str
     window_seconds: int
     once: str | None = None
     allowed: int = 0
+
+    @property
+    def marks(self) -> str:
+        """The window's marks: one hash (field: a message's ``once``, value: its count), hash-tagged by the
+        counter's key (one slot on a Cluster), ending with the window. Until 2026-12-06 one key per message:
+        1.36 KB per handed-off conversation in ``bench/load.py --bytes`` (6.8 keys of 200 B), now one hash."""
+        return "{" + self.key + "}:once"
 
 
 @runtime_checkable

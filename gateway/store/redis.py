@@ -378,7 +378,7 @@ def _hit(counter: Counter) -> tuple[str, list[str], list[Any]]:
     """The script that hits ``counter``, its KEYS and ARGV: once per message when it has a ``once`` mark."""
     if counter.once is None:
         return "hit", [counter.key], [counter.window_seconds, 1]
-    return "hit_once", [counter.key, counter.once], [counter.window_seconds, 1, counter.allowed]
+    return "hit_once", [counter.key, counter.marks], [counter.window_seconds, 1, counter.allowed, counter.once]
 
 
 def _text(value: bytes | str) -> str:
