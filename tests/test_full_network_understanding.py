@@ -127,9 +127,13 @@ async def test_with_the_model_off_the_keywords_alone_decide(
     assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 1
 
 
-async def test_a_model_still_loading_leaves_the_keywords_and_the_message_sent_again_opens_once_it_is_loaded(
+async def test_a_model_still_loading_opens_the_chat_unread_and_its_late_reading_flags_it(
     make_client: AppFactory, settings: Settings, stack: AsyncExitStack
 ) -> None:
+    """A restart during a school's peak: the model is still loading when a pupil's first message comes from the full
+    network. Nobody can read the words yet, so the chat opens (counted apart: ``source="unread"``, within the risky
+    chats' bound) and the message is read once the model is there, its risk then flagged. Until 2026-12-06 it was
+    refused at once with the network's notice, unread (the page kept it and could send it again)."""
     loaded = threading.Event()
 
     def load() -> Model:  # the shipped model, once the test lets it load
@@ -140,12 +144,15 @@ async def test_a_model_still_loading_leaves_the_keywords_and_the_message_sent_ag
     try:
         assert (await (await client.get("/readyz")).json())["understanding"] == "loading"
         ws = await held_chat(client, stack)
-        assert is_notice((await send_message(ws, "m1", SUICIDAL))[-1])  # at once: nobody waits for the loading
-        assert await conversations(client) == 1  # not recorded: the page keeps it and may send it again
+        assert opened(await send_message(ws, "m1", SUICIDAL), "m1")  # at once: nobody waits for the loading
+        assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="unread") == 1
     finally:
         loaded.set()
     await model_is(client, "ok")
-    assert opened(await send_message(ws, "m1", SUICIDAL), "m1")  # the page sends it again, same id
+    deadline = time.monotonic() + 120
+    while not [c for c in await client.app[STORE].waiting() if c.flag is not None]:  # its late reading
+        assert time.monotonic() < deadline, "the message opened unread was never read"
+        await asyncio.sleep(0.05)
     [waiting] = await client.app[STORE].waiting()
     assert waiting.flag is not None and (waiting.flag.risk, waiting.flag.source) == ("suicide", "model")
 

@@ -28,6 +28,17 @@ RISKS: tuple[Risk, ...] = tuple(r for r in Risk if r is not Risk.NONE)
 Source = Literal["keywords", "model"]
 
 
+class Unread(StrEnum):
+    """The model was asked and could not read the words now (busy, late, or still loading): unlike a reading that
+    found nothing, worth reading after the fact. A gate deciding before the message is processed lets such a
+    message on rather than refuse it unread (``Gate``: escalate, never silence)."""
+
+    UNREAD = "unread"
+
+
+UNREAD = Unread.UNREAD
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """One message as understood. Scores are probabilities in [0, 1]; ``risk`` is the most likely risk class
