@@ -59,6 +59,7 @@ from gateway.store import (
     TimerStore,
     TranscriptStore,
 )
+from gateway.store.codec import decoded_in_parts
 
 DURATIONS: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "30d": timedelta(days=30), "permanent": None}
 REASON_MAX = 200
@@ -137,14 +138,9 @@ class Safety:
     # ----- floods -----------------------------------------------------------------------------------------
 
     async def floods(self, request: web.Request) -> web.Response:
-        now = self._now()
         open_ = [*await self.store.conversations_by_status(Status.QUEUED),
                  *await self.store.conversations_by_status(Status.BOT)]  # fmt: skip
-        per_client = Counter(c.client for c in open_ if c.client)
-        labels = {client: f"client {n + 1}" for n, (client, _) in enumerate(per_client.most_common())}
-        rows = [_flood_row(c, labels.get(c.client or ""), per_client.get(c.client or "", 1), now) for c in open_]
-        rows.sort(key=lambda r: (-r["same_client"], r["client"] or "", r["created_at"]))
-        return web.json_response({"conversations": rows})
+        return web.json_response({"conversations": await flood_rows(open_, self._now())})
 
     async def close_many(self, request: web.Request) -> web.Response:
         body = await json_body(request)
@@ -272,6 +268,20 @@ def at_risk(conversation: Conversation) -> bool:
     """Whether a bulk close keeps this conversation unless asked to close it too (``include_flagged``):
     :attr:`Conversation.at_risk`."""
     return conversation.at_risk
+
+
+async def flood_rows(open_: list[Conversation], now: datetime) -> list[dict[str, Any]]:
+    """The flood view's rows: the open conversations, those of the client network with the most first, each network
+    labelled ``client N`` (never its address or hash). Made a part at a time, the event loop turning between parts:
+    a flood is when the page is read, and 10,000 open conversations in one block held the loop ~0.15 s (until
+    2026-12-06), answering no young person meanwhile."""
+    per_client = Counter(c.client for c in open_ if c.client)
+    labels = {client: f"client {n + 1}" for n, (client, _) in enumerate(per_client.most_common())}
+    rows = await decoded_in_parts(
+        open_, lambda c: _flood_row(c, labels.get(c.client or ""), per_client.get(c.client or "", 1), now)
+    )
+    rows.sort(key=lambda r: (-r["same_client"], r["client"] or "", r["created_at"]))
+    return rows
 
 
 def _flood_row(conversation: Conversation, label: str | None, same: int, now: datetime) -> dict[str, Any]:
