@@ -5,7 +5,7 @@ arrival's toast never covers an error; a page admin's answer (Messenger's echo) 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -298,3 +298,52 @@ async def test_a_waiting_card_says_when_the_page_answered_the_young_person(
     await server.app[STORE].save_conversation(waiting)
     await listener.reload()
     await expect(card.locator(".pill.page")).to_have_text("Répondu depuis la boîte de réception Meta")
+
+
+async def test_a_typing_notice_refused_or_unanswered_writes_no_error_and_the_reply_box_goes_on(
+    desk: BrowserContext, context: BrowserContext, server: TestServer
+) -> None:
+    """The "écoutant·e écrit…" notice is best-effort: Anne's first one answered 503 (Redis restarting), the next with
+    no answer (the connection dropped) leave nothing in the page's console, her reply still reaches the young person
+    and a later notice still leaves. Before, the dropped one was an "Uncaught (in promise) TypeError: Failed to
+    fetch" (no rejection handler on the typing POST; a review of the console, 2026-12-06)."""
+    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    listener = await log_in(desk, server, "anne")
+    errors: list[str] = []
+    listener.on("pageerror", lambda error: errors.append(str(error)))
+    listener.on(
+        "console",  # the browser's own line for a refused or failed request is not the page's script
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    young = await open_chat(context, server)
+    await walk_to_queue(young)
+    await listener.locator("#waiting .card .take").click()
+    await expect(listener.locator("#conv-meta")).to_contain_text("avec anne")
+
+    async def refused(route: Route) -> None:
+        await route.fulfill(status=503, json={"error": "unavailable", "message": "store unavailable"})
+
+    async def cut(route: Route) -> None:
+        await route.abort("connectionrefused")
+
+    await listener.route("**/typing", refused)
+    async with listener.expect_response("**/typing") as answered:
+        await listener.locator("#reply").press_sequentially("Je")
+    assert (await answered.value).status == 503
+    await listener.unroute("**/typing", refused)
+    await listener.route("**/typing", cut)
+    await listener.clock.set_fixed_time(datetime.now(UTC) + timedelta(hours=1))  # past the notices' 3 s apart
+    async with listener.expect_event("requestfailed", lambda r: r.url.endswith("/typing")):
+        await listener.locator("#reply").press_sequentially(" suis là.")
+    await listener.locator("#reply").press("Enter")
+    await expect(young.locator('.msg[data-author="listener"] .text')).to_have_text(["Je suis là."])
+    await listener.unroute("**/typing", cut)
+    await listener.clock.set_fixed_time(datetime.now(UTC) + timedelta(hours=2))
+    async with listener.expect_response("**/typing") as answered:
+        await listener.locator("#reply").press_sequentially("Tu")
+    assert (await answered.value).ok
+    assert errors == []

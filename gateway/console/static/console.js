@@ -733,7 +733,9 @@
     list.hidden = found.length === 0;
     if (mode() === "reply" && value && Date.now() - state.typingSent > 3000) {
       state.typingSent = Date.now();
-      api("POST", "/api/conversations/" + state.current.id + "/typing");
+      // best-effort: refused or unanswered, it is not said and the next keystrokes send another after 3 s (a 401 has
+      // already sent the page to the login)
+      api("POST", "/api/conversations/" + state.current.id + "/typing").catch(function () { /* best-effort */ });
     }
   });
 
