@@ -708,7 +708,8 @@ def _routes(
         action = "flows_reload" if result.ok else "flows_reload_refused"
         detail = f"{len(result.problems)} problem(s)" if result.problems else ""
         await store.audit(AuditEntry(api.clock(), request[LISTENER].name, action, result.version or "", detail))
-        return web.json_response(result.to_dict(), status=200 if result.ok else 422)
+        status = 200 if result.ok else 409 if result.running else 422
+        return web.json_response(result.to_dict(), status=status)
 
     app.add_routes([
         web.get("/healthz", healthz), web.get("/readyz", readyz),

@@ -47,6 +47,7 @@ class ReloadResult:
     ok: bool
     version: str | None
     problems: tuple[str, ...] = ()
+    running: bool = False  # not started: the previous reload's read of the file has not ended (the API's 409)
 
     def to_dict(self) -> dict[str, object]:
         return {"at": self.at.isoformat(), "ok": self.ok, "version": self.version, "problems": list(self.problems)}
@@ -66,6 +67,7 @@ class FlowSet:
     retired: dict[str, float] = field(default_factory=dict)  # a version no longer current: since when (monotonic)
     read_seconds: float = FLOW_READ_SECONDS  # reload_aside: how long the file's read and compilation are waited for
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # reload_aside: one at a time
+    _reading: _Read | None = field(default=None, repr=False)  # reload_aside: the last read, which may outlive its wait
 
     def reload(self) -> ReloadResult:
         """Load the file; swap it in only when valid. The result is kept in ``last_reload``. Start-up, tools and
@@ -85,12 +87,18 @@ class FlowSet:
         loop: for that time no webhook was acknowledged and no web chat or console socket was served (at 1,000
         messages a second, 300–500 of them waited), and a flows.yaml that could not be read at once (a network
         share, a pipe) held the whole gateway until it could. A file not read and compiled within ``read_seconds``
-        is a refused reload (the current flow kept), so the console's reload answers and the watcher goes on."""
+        is a refused reload (the current flow kept), so the console's reload answers and the watcher goes on. While
+        that read has not ended (its thread still blocked on the file), a reload is not started: it is answered at once
+        as :meth:`_running` (nothing changed, nothing recorded), so one thread at most waits on the file; before
+        2026-12-06 each reload asked meanwhile (the console's, SIGHUP's, the watcher's) started one more."""
         async with self._reloading:
             now = datetime.now(UTC)
+            if self._reading is not None and not self._reading.ended.is_set():
+                return self._running(now, self._reading)
             self._seen = self._stat()
+            read = self._reading = _Read(time.monotonic())
             try:
-                engine, strings = await asyncio.wait_for(in_own_thread(self._build), self.read_seconds)
+                engine, strings = await asyncio.wait_for(in_own_thread(read.of(self._build)), self.read_seconds)
             except FlowValidationError as exc:
                 return self._refused(now, exc)
             except TimeoutError:  # the thread is left to end when the file answers, its result unused
@@ -100,6 +108,18 @@ class FlowSet:
                     " can be read"
                 ]))  # fmt: skip
             return self._swap(now, engine, strings)
+
+    def _running(self, now: datetime, reading: _Read) -> ReloadResult:
+        """A reload not started, the previous read still waiting on the file; said once per read in the log (the
+        watcher asks again at every settled look). ``last_reload`` and the metrics keep the last reload made."""
+        if not reading.said:
+            reading.said = True
+            log.warning("flow reload not started: the previous read of %s has not ended", self.path)
+        return ReloadResult(now, False, self.version, (
+            f"{self.path}:1:1: a reload is already running: the file has not answered its read, started"
+            f" {time.monotonic() - reading.started:.0f} s ago (a network share or a disk not answering?): nothing"
+            " changed; reload again once it can be read",
+        ), running=True)  # fmt: skip
 
     def _build(self) -> tuple[Engine, set[str]]:
         """The file's engine and its own strings; touches nothing of this set (any thread)."""
@@ -246,6 +266,27 @@ def open_every_queue(loaded: LoadedFlow) -> LoadedFlow:
     queues = {name: q.model_copy(update={"schedule": ALWAYS_SCHEDULE}) for name, q in loaded.flow.queues.items()}
     flow = loaded.flow.model_copy(update={"queues": queues})
     return replace(loaded, flow=flow, version=loaded.version + "+open")
+
+
+@dataclass
+class _Read:
+    """One reload's read of the file, in its own thread: when it started (monotonic), whether it has ended (set by
+    that thread, however it ended), whether a reload refused meanwhile was logged."""
+
+    started: float
+    ended: threading.Event = field(default_factory=threading.Event)
+    said: bool = False
+
+    def of(self, work: Callable[[], T]) -> Callable[[], T]:
+        """``work``, marking this read ended when it returns or raises."""
+
+        def run() -> T:
+            try:
+                return work()
+            finally:
+                self.ended.set()
+
+        return run
 
 
 async def in_own_thread(work: Callable[[], T]) -> T:

@@ -130,19 +130,42 @@ async def test_a_file_never_read_is_a_refused_reload_and_the_next_reload_is_answ
     make_client: AppFactory, settings: Settings, tmp_path: Path
 ) -> None:
     """A share that stops answering mid-reload: the console's reload is refused with the file named after
-    ``flow_read_seconds`` (the current flow kept), and a second reload is answered too. Before, the first reload's
-    request stayed unanswered, and held the reload lock so that every later one (the watcher's, SIGHUP's, the
-    console's) waited behind it, for as long as the share did not answer."""
+    ``flow_read_seconds`` (the current flow kept), and every later reload is answered at once, 409 "a reload is
+    already running", while that read goes on: one thread reading the file, however many reloads are asked. Once the
+    share answers, a reload loads the file again. Before, the first reload's request stayed unanswered, and held the
+    reload lock so that every later one (the watcher's, SIGHUP's, the console's) waited behind it, for as long as the
+    share did not answer; until 2026-12-06 each later one started one more thread blocked on the file, without
+    bound."""
     client, flows, changed = await gateway_on_a_copy(
         make_client, settings, tmp_path, flow_watch_seconds=3600.0, flow_read_seconds=0.5
     )
     first = client.app[FLOWS].version
     await add_listener(client, "sam", supervisor=True)
     await login(client, "sam")
+    before = readers()
     with slow_share(flows, changed):
-        for _ in range(2):
+        response = await asyncio.wait_for(client.post("/api/admin/reload", json={}), 60)
+        assert response.status == 422, await response.text()
+        body = await response.json()
+        assert body["version"] == first and body["problems"][0].startswith(f"{flows}:1:1: the file was not read")
+        for _ in range(4):
             response = await asyncio.wait_for(client.post("/api/admin/reload", json={}), 60)
-            assert response.status == 422, await response.text()
+            assert response.status == 409, await response.text()
             body = await response.json()
-            assert body["version"] == first and body["problems"][0].startswith(f"{flows}:1:1: the file was not read")
+            assert body["version"] == first
+            assert body["problems"][0].startswith(f"{flows}:1:1: a reload is already running"), body
+        assert readers() == before + 1
         assert client.app[FLOWS].version == first
+    while readers() > before:  # the share answered: the read ends, its result unused
+        await asyncio.sleep(0.01)
+    flows.unlink()
+    flows.write_text(changed, encoding="utf-8")
+    client.app[FLOWS].read_seconds = 60.0  # a whole read and compilation: 0.3-0.5 s on a quiet machine
+    response = await asyncio.wait_for(client.post("/api/admin/reload", json={}), 60)
+    assert response.status == 200, await response.text()
+    assert client.app[FLOWS].version != first
+
+
+def readers() -> int:
+    """The threads reading flows.yaml for a reload (``gateway.flowset.in_own_thread`` names them)."""
+    return sum(1 for thread in threading.enumerate() if thread.name == "flows-reload")
