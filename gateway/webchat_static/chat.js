@@ -811,7 +811,7 @@
     var body = JSON.stringify({ token: token });
     try {
       if (navigator.sendBeacon && navigator.sendBeacon(url, body)) { return; }
-      fetch(url, { method: "POST", body: body, keepalive: true, credentials: "omit" });
+      fetch(url, { method: "POST", body: body, keepalive: true, credentials: "omit" }).catch(function () { /* unanswered */ });
     } catch (e) { /* leaving matters more than telling */ }
   }
 

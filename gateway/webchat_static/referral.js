@@ -5,20 +5,29 @@
   "use strict";
   var TOKEN_KEY = "hg-chat-token";  // the web chat's session key (chat.js)
   var code = location.hash.slice(1);
+  var USED = "Ce lien a déjà servi ou n'est plus valable. Écris-nous sur le chat : 3018.fr · This link was already used.";
+  /* The gateway away (503, 429, an answer that is not its JSON) or unanswered (the connection dropped): the link may
+     still be good, so it is not called used; where to turn meanwhile, as the chat's own "unreachable" says. */
+  var UNANSWERED = "Le chat ne répond pas pour l'instant : réessaie dans un moment. Si tu as besoin de parler maintenant, " +
+    "le 119 et le 3114 répondent 24h/24 ; en danger immédiat, appelle le 17 ou le 112 (SMS au 114). · The chat is not " +
+    "answering right now: try again in a moment. To talk now, 119 and 3114 answer 24/7; in immediate danger, call 17 or 112.";
+  function said(text) { document.getElementById("problem").textContent = text; }
   document.getElementById("open").addEventListener("click", function () {
+    said("");
     fetch("/chat/referral", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code: code }) })
-      .then(function (response) { return response.json().then(function (data) { return { ok: response.ok, data: data }; }); })
+      .then(function (response) {
+        if (response.status === 429 || response.status >= 500) { return { ok: false, away: true }; }
+        return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+      })
       .then(function (answer) {
-        if (!answer.ok) {
-          document.getElementById("problem").textContent = "Ce lien a déjà servi ou n'est plus valable. Écris-nous sur le chat : 3018.fr · This link was already used.";
-          return;
-        }
+        if (!answer.ok) { said(answer.away ? UNANSWERED : USED); return; }
         try {
           ["hg-chat-ended", "hg-chat-pending"].forEach(function (key) { localStorage.removeItem(key); });
           localStorage.setItem(TOKEN_KEY, answer.data.token);
         } catch (e) { /* private mode: the chat starts anew */ }
         history.replaceState(null, "", "/chat/referral");
         location.replace("/chat");
-      });
+      })
+      .catch(function () { said(UNANSWERED); });
   });
 })();

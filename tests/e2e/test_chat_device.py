@@ -94,3 +94,24 @@ async def test_a_server_closing_every_socket_is_not_asked_again_twice_a_second(
     for _ in range(40):
         await page.clock.run_for(500)  # 20 s of the page's time
     assert 2 <= closing.sockets <= 8, closing.sockets
+
+
+async def test_a_quick_exit_whose_leave_request_gets_no_answer_writes_no_error(
+    context: BrowserContext, server: TestServer
+) -> None:
+    """The quick exit tells the line with a beacon, or, the beacon refused (the browser's quota for them full), with a
+    fetch the page never waits for: that fetch unanswered (the network gone) was an "Uncaught (in promise) TypeError:
+    Failed to fetch" in the page's console, on the page left blank (a review of chat.js's requests, 2026-12-06). Now
+    nothing is written; the page still goes blank."""
+    page = await open_chat(context, server)
+    await walk_to_queue(page)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.evaluate("() => { navigator.sendBeacon = function () { return false; }; }")  # the beacon refused
+    await page.route("https://www.google.com/**", lambda route: route.fulfill(status=204))  # the page stays
+    await page.route("**/chat/leave", lambda route: route.abort("connectionrefused"))
+    async with page.expect_event("requestfailed", lambda request: request.url.endswith("/chat/leave")):
+        await page.get_by_role("button", name="Sortie rapide").click()
+    await expect(page.locator("body")).to_be_hidden()
+    await page.evaluate("() => new Promise(resolve => setTimeout(resolve, 0))")  # the rejection's turn has passed
+    assert errors == []

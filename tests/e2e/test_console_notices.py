@@ -115,6 +115,46 @@ async def test_a_partner_referral_link_opens_the_waiting_conversation_once(
         await context.close()
 
 
+async def test_a_referral_link_pressed_without_an_answer_says_to_try_again_and_works_then(
+    make_server: ServerFactory, settings: Settings, browser: Browser
+) -> None:
+    """The young person presses "Ouvrir la conversation" while the gateway is away: answered 503 (its store
+    restarting), the page said "Ce lien a déjà servi ou n'est plus valable" (they may give up on a link still good);
+    unanswered (the connection dropped), nothing at all, and an "Uncaught (in promise)" in its console (a review of
+    the pages' requests, 2026-12-06). Now both say the chat does not answer, to try again, and where to turn
+    meanwhile; pressed again once the gateway answers, the chat opens."""
+    key = "k" * 32
+    server: TestServer = await make_server(settings.replace(partner_keys=f"116006={key}",
+                                                   public_url="http://127.0.0.1:8080"))  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        answer = await http.post(server.make_url("/api/partners/116006/referrals"),
+                                 json={"summary": "Jeune d'accord pour être contactée."},
+                                 headers={"Authorization": "Bearer " + key})  # fmt: skip
+        code = (await answer.json())["link"].split("#", 1)[1]
+    async with french_window(browser, 390, 780) as context:
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto(str(server.make_url("/chat/referral")) + "#" + code)
+        unavailable = {"error": "unavailable", "message": "the store is unavailable: try again later"}
+        await page.route("**/chat/referral", lambda route: route.fulfill(status=503, json=unavailable))
+        await page.get_by_role("button", name="Ouvrir la conversation").click()
+        problem = page.locator("#problem")
+        await expect(problem).to_contain_text("ne répond pas")
+        await expect(problem).to_contain_text("119")
+        await expect(problem).not_to_contain_text("déjà servi")
+        await page.unroute("**/chat/referral")
+        await page.route("**/chat/referral", lambda route: route.abort("connectionrefused"))
+        await page.evaluate("() => { document.getElementById('problem').textContent = ''; }")
+        await page.get_by_role("button", name="Ouvrir la conversation").click()
+        await expect(problem).to_contain_text("ne répond pas")
+        await page.unroute("**/chat/referral")
+        await page.get_by_role("button", name="Ouvrir la conversation").click()
+        await expect(page).to_have_url(str(server.make_url("/chat")))
+        await expect(page.locator("#status-line")).to_contain_text("position 1")
+        assert errors == []
+
+
 async def test_the_casework_dialogs_say_a_refusal_in_the_consoles_words(
     server: TestServer, desk: BrowserContext, context: BrowserContext
 ) -> None:
