@@ -111,7 +111,7 @@ class Conversation:
     route: str | None = None  # where the flow sent the young person (listener, info, referral…), for stats
     listener: str | None = None
     outcome: str | None = None  # the closing category
-    last_inbound_at: datetime | None = None
+    last_inbound_at: datetime | None = None  # the young person's last message: when written if dated (written_at)
     queued_at: datetime | None = None
     taken_at: datetime | None = None  # the last time a listener took it (wait-time statistics)
     # since when the young person waits without a human: their arrival in a queue, kept by a transfer of a waiting

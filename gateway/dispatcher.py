@@ -341,7 +341,7 @@ class Dispatcher:
             if await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
                 return None  # another message opened one meanwhile: this one goes there
             derived_from(claim.key)  # this task's context only: a reprocessing writes the same entries
-            ended.last_inbound_at = now
+            ended.last_inbound_at = written_at(ended, inbound, now)
             entry = TranscriptEntry(
                 id=inbound_entry_id(inbound), conversation_id=ended.id, at=now, author=Author.USER,
                 text=inbound.text, delivery=Delivery.DELIVERED,
@@ -676,7 +676,7 @@ class Dispatcher:
         self, conversation: Conversation, inbound: Inbound, now: datetime, done: DoneMark, reading: Reading | None
     ) -> bool:
         """Record and answer one message; True when it confirmed an erasure (done by the caller, after the lock)."""
-        conversation.last_inbound_at = now
+        conversation.last_inbound_at = written_at(conversation, inbound, now)
         # on a thread another app owns (``standby``) the queue's timed messages hold back (``Timers``); its own again
         conversation.standby_at = now if inbound.standby else None
         conversation.updated_at = now
@@ -1560,6 +1560,20 @@ def unsubscribed(conversation: Conversation) -> bool:
     """Whether the young person unsubscribed from this WhatsApp line (STOP; ``left_how`` ``blocked``, lifted by START
     only: Twilio refuses every message to them until then, 21610, whatever else they write)."""
     return conversation.channel == ChannelName.WHATSAPP and conversation.left_how == "blocked"
+
+
+def written_at(conversation: Conversation, inbound: Inbound, now: datetime) -> datetime:
+    """The conversation's ``last_inbound_at`` once ``inbound`` is taken at ``now``: when the young person wrote it as
+    the channel dates it (``Inbound.sent_at``: Telegram's), never after ``now`` (a clock ahead), never before the last
+    message already taken (redelivered out of order); ``now`` when undated, as ever. Until 2026-12-06 it was always
+    ``now``: a Telegram message taken hours late after an outage read as just written, and a block the young person
+    made after it, dated before ``now``, was taken for a late one and ignored (gateway/leaving.py, ``_wrote_since``):
+    the card said them reachable. Telegram has no reply window; the windows of Messenger and WhatsApp still count from
+    ``now`` (their ``sent_at`` is not read)."""
+    if inbound.sent_at is None:
+        return now
+    at, last = min(now, inbound.sent_at), conversation.last_inbound_at
+    return at if last is None or at > last else last
 
 
 def _just_ended(conversation: Conversation, now: datetime, window: timedelta) -> bool:

@@ -98,6 +98,10 @@ def inbound_to_dict(inbound: Inbound) -> dict[str, Any]:
     for name in ("opening", "restart", "menu", "standby", "opted_out", "opted_in"):  # only when set: stored as ever
         if not data[name]:
             del data[name]
+    if inbound.sent_at is None:
+        del data["sent_at"]
+    else:
+        data["sent_at"] = inbound.sent_at.isoformat()
     return data
 
 
@@ -110,6 +114,7 @@ def inbound_from_dict(data: dict[str, Any]) -> Inbound:
         opening=bool(data.get("opening", False)), restart=bool(data.get("restart", False)),
         menu=bool(data.get("menu", False)), standby=bool(data.get("standby", False)),
         opted_out=bool(data.get("opted_out", False)), opted_in=bool(data.get("opted_in", False)),
+        sent_at=datetime.fromisoformat(data["sent_at"]) if data.get("sent_at") else None,
     )  # fmt: skip
 
 

@@ -368,8 +368,9 @@ def _wrote_since(conversation: Conversation, at: datetime | None) -> bool:
     the lock: a message processed meanwhile is seen, or comes after the mark and lifts it). They could not have written
     while blocking the bot: they unblocked it since. Until 2026-12-06 such a block, delivered late (Telegram redelivers
     after an outage, in any order across update types), marked the conversation again: the listeners' replies refused
-    until their next message. A genuine block so misread (their message waited longer than that in the inbox, and
-    ``last_inbound_at`` is when it was processed) is marked by the next send Telegram refuses. An undated one
+    until their next message. ``last_inbound_at`` is when the message was written as Telegram dates it
+    (``gateway.dispatcher.written_at``): a genuine block made after a message taken late marks (until 2026-12-06 that
+    message was dated when taken, and the block ignored until a send Telegram refused marked it). An undated one
     (WhatsApp's STOP, a refused send) always marks."""
     last = conversation.last_inbound_at
     return at is not None and last is not None and at < last - BLOCK_DATE_SLACK

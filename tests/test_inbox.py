@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -248,6 +249,15 @@ def test_an_edit_keeps_what_it_is_through_the_inbox_and_an_ordinary_message_its_
     ordinary = Inbound(ChannelName.TELEGRAM, "424242", "9", text="bonjour")
     assert inbound_from_dict(inbound_to_dict(edit)) == edit
     assert "edited" not in inbound_to_dict(ordinary) and inbound_from_dict(inbound_to_dict(ordinary)) == ordinary
+
+
+def test_a_messages_own_date_goes_through_the_inbox() -> None:
+    """A Telegram message deferred to the inbox keeps when it was written (``Inbound.sent_at``): taken late, it is
+    dated then, not when processed (``gateway.dispatcher.written_at``); an undated one is stored as before."""
+    written = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    dated = Inbound(ChannelName.TELEGRAM, "424242", "10", text="bonjour", sent_at=written)
+    assert inbound_from_dict(inbound_to_dict(dated)) == dated
+    assert "sent_at" not in inbound_to_dict(Inbound(ChannelName.TELEGRAM, "424242", "11", text="bonjour"))
 
 
 def test_a_standby_message_keeps_what_it_is_through_the_inbox() -> None:

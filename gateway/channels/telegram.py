@@ -528,6 +528,7 @@ def _from_message(update_id: int, message: Message) -> Inbound | None:
         text=_text(message.text or message.caption or "", "text"),
         attachments=_attachments(message),
         language_hint=_language(sender.language_code if sender else None),
+        sent_at=message.edit_date or message.date,  # an edit: when it was edited
     )
 
 

@@ -629,3 +629,36 @@ async def test_an_unblock_delivered_after_a_newer_block_does_not_lift_it(client:
     assert await left_how() == "blocked"
     codes = [e.system.code for e in await store.transcript(opened.id) if e.system is not None]
     assert codes == ["left.blocked", "left.unblocked", "left.blocked"]
+
+
+async def test_a_message_taken_late_is_dated_when_written_and_a_block_after_it_marks(client: Client) -> None:
+    """The young person writes, then blocks the bot five minutes later, while the gateway is away; Telegram
+    redelivers both three hours later. Their conversation's last message (``last_inbound_at``) is dated when they
+    wrote it (Telegram's ``date``), not when it was taken, so the block, dated after it, marks the conversation "a
+    bloqué la ligne" for its listeners. Before 2026-12-06 the message read as just written: the block, dated three
+    hours "before" it, was taken for a late one and ignored, the card saying them reachable until a send was refused
+    (gateway/leaving.py, ``_wrote_since``)."""
+    assert await deliver(client, telegram_update(900000001, CHAT, "bonjour")) == 200
+    store = client.app[STORE]
+    [opened] = await eventually(lambda: store.conversations_by_status(Status.BOT))
+    await outbox_drained(client)  # the bot's answer sent before the clock moves on (its lease: not handed out again)
+    clock = running_clock(client)
+    written = clock()
+    clock.advance(hours=3)  # the gateway away meanwhile: the message is taken three hours after it was written
+    late = telegram_update(900000002, CHAT, "tu es là ?")
+    late["message"]["date"] = int(written.timestamp())
+    assert await deliver(client, late) == 200
+
+    async def taken() -> Any:
+        entries = await store.transcript(opened.id)
+        return [e for e in entries if e.author is Author.USER and e.text == "tu es là ?"]
+
+    await eventually(taken)
+    detail = await store.get_conversation(opened.id)
+    assert detail is not None and detail.last_inbound_at is not None
+    assert abs(detail.last_inbound_at - written).total_seconds() < 1, (detail.last_inbound_at, written)
+    block = telegram_member_update(900000101, CHAT, "kicked")  # five minutes after they wrote
+    block["my_chat_member"]["date"] = int(written.timestamp()) + 300
+    assert await deliver(client, block) == 200
+    detail = await store.get_conversation(opened.id)
+    assert detail is not None and detail.left_how == "blocked"
