@@ -702,7 +702,8 @@ class Dispatcher:
         if not (inbound.opening or restarted):  # a chat opened without words (a Messenger referral) is nobody's
             await self.store.append_transcript(entry)
             await self.store.publish(EntryAdded(conversation.id, entry))
-        if conversation.left_how == "blocked" and (conversation.channel != ChannelName.WHATSAPP or inbound.opted_in):
+        lifts = conversation.channel != ChannelName.WHATSAPP or inbound.opted_in
+        if conversation.left_how == "blocked" and lifts and not written_before_the_block(conversation, inbound):
             # Writing again means unblocked (gateway/leaving.py); on WhatsApp an opted-out person can still write,
             # and Twilio refuses our replies until they send START: lifted in its own turn, so that what answers it
             # is sent (until 2026-12-06 its departure, after it, lifted the mark: the answer was "not sent")
@@ -1560,6 +1561,26 @@ def unsubscribed(conversation: Conversation) -> bool:
     """Whether the young person unsubscribed from this WhatsApp line (STOP; ``left_how`` ``blocked``, lifted by START
     only: Twilio refuses every message to them until then, 21610, whatever else they write)."""
     return conversation.channel == ChannelName.WHATSAPP and conversation.left_how == "blocked"
+
+
+BLOCK_DATE_SLACK = timedelta(seconds=60)
+"""How much earlier than its conversation's opening, or than the young person's last message in it
+(``gateway.leaving._wrote_since``), a block must be dated to be taken as late (``gateway.leaving.provider_says``):
+Telegram dates to the second, and a message may have waited in the durable inbox; a stale block is minutes or hours
+old. A genuine block within it is taken (and, were it ignored, the next send refused would mark it). Likewise how
+much earlier than the block marked an unblock must be dated to be taken as late (``gateway.leaving._late_unblock``):
+a mark set by a send refused is dated when the refusal was recorded, a little after the send Telegram refused; and a
+message, not to lift the mark (:func:`written_before_the_block`). Here, where the message path reads it."""
+
+
+def written_before_the_block(conversation: Conversation, inbound: Inbound) -> bool:
+    """Whether ``inbound`` was written more than :data:`BLOCK_DATE_SLACK` before the block its conversation is marked
+    with (``left_at``: Telegram's date of the block, or when a refused send marked it): taken late (Telegram redelivers
+    after an outage, in any order across update types), it says nothing of an unblock, and does not lift the mark.
+    Until 2026-12-06 it did: the card said the young person reachable and the listeners' replies went to a bot they
+    had blocked. An undated message (every channel but Telegram) lifts it, as ever."""
+    left = conversation.left_at
+    return inbound.sent_at is not None and left is not None and inbound.sent_at < left - BLOCK_DATE_SLACK
 
 
 def written_at(conversation: Conversation, inbound: Inbound, now: datetime) -> datetime:

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import Dispatcher
+from gateway.dispatcher import BLOCK_DATE_SLACK, Dispatcher
 from gateway.events import QueueChanged
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import derived_id, derived_ids
@@ -298,15 +298,6 @@ async def returned(dispatcher: Dispatcher, store: LeavingRoles, conversation_id:
 async def blocked(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
     """The young person blocked the line or unsubscribed: messages no longer reach them. Told once."""
     await _set_blocked(dispatcher, store, conversation_id, True, now)
-
-
-BLOCK_DATE_SLACK = timedelta(seconds=60)
-"""How much earlier than its conversation's opening, or than the young person's last message in it
-(:func:`_wrote_since`), a block must be dated to be taken as late (:func:`provider_says`): Telegram dates to the
-second, and a message may have waited in the durable inbox; a stale block is minutes or hours old. A genuine block
-within it is taken (and, were it ignored, the next send refused would mark it). Likewise how much earlier than the
-block marked an unblock must be dated to be taken as late (:func:`_late_unblock`): a mark set by a send refused is
-dated when the refusal was recorded, a little after the send Telegram refused."""
 
 
 async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: Departure, now: datetime) -> None:

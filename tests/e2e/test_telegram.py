@@ -662,3 +662,41 @@ async def test_a_message_taken_late_is_dated_when_written_and_a_block_after_it_m
     assert await deliver(client, block) == 200
     detail = await store.get_conversation(opened.id)
     assert detail is not None and detail.left_how == "blocked"
+
+
+async def test_a_message_taken_after_a_block_made_after_it_does_not_lift_the_block(client: Client) -> None:
+    """The young person writes, then blocks the bot five minutes later, while the gateway is away; Telegram redelivers
+    the block first, then the message (in any order across update types). Writing again means unblocked, but not a
+    message written before the block: the conversation stays marked "a bloqué la ligne". Before 2026-12-06 that
+    message lifted the mark (``left.unblocked``): the card said them reachable and the listeners' replies went to a
+    bot they had blocked, refused until one marked it again. A message dated after the block still lifts it."""
+    assert await deliver(client, telegram_update(900000001, CHAT, "bonjour")) == 200
+    store = client.app[STORE]
+    [opened] = await eventually(lambda: store.conversations_by_status(Status.BOT))
+    await outbox_drained(client)
+    clock = running_clock(client)
+    written = clock()
+    clock.advance(hours=3)
+    block = telegram_member_update(900000101, CHAT, "kicked")
+    block["my_chat_member"]["date"] = int(written.timestamp()) + 300
+    assert await deliver(client, block) == 200
+    late = telegram_update(900000002, CHAT, "tu es là ?")
+    late["message"]["date"] = int(written.timestamp())
+    assert await deliver(client, late) == 200
+
+    async def taken(text: str) -> Any:
+        entries = await store.transcript(opened.id)
+        return [e for e in entries if e.author is Author.USER and e.text == text]
+
+    await eventually(lambda: taken("tu es là ?"))
+    detail = await store.get_conversation(opened.id)
+    assert detail is not None and detail.left_how == "blocked"
+    codes = [e.system.code for e in await store.transcript(opened.id) if e.system is not None]
+    assert codes == ["left.blocked"]
+
+    again = telegram_update(900000003, CHAT, "je suis revenue")  # unblocked since, and wrote: lifts it
+    again["message"]["date"] = int(clock().timestamp())
+    assert await deliver(client, again) == 200
+    await eventually(lambda: taken("je suis revenue"))
+    detail = await store.get_conversation(opened.id)
+    assert detail is not None and detail.left_how is None
