@@ -464,6 +464,7 @@ class RedisStore:
         self._events = RedisEvents(client, *events_check)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
         self._people_known = False  # ``K.PEOPLE_MADE_2`` seen set (``_people_made``)
+        self._people_making: asyncio.Future[None] | None = None  # the one pass every read waits for (``_people_made``)
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
         # every key on one node (standalone, Sentinel's primary; not a Cluster, nor a plain client to a node in
         # cluster mode, which refuses a script across slots): scripts may touch several slots. Set by ``open`` once
@@ -975,12 +976,20 @@ class RedisStore:
 
     async def _people_made(self) -> None:
         """A store written before the people's and listeners' indexes, or before 2026-12-06 (31 days of each
-        person's, with a TTL), has them made once (``_make_people``)."""
+        person's, with a TTL), has them made once (``_make_people``): by one pass that the reads coming meanwhile
+        wait for (shielded: a read given up leaves it going on), another one after a pass that failed. Until
+        2026-12-06 each read coming meanwhile made them all again."""
         if self._people_known:
             return
+        making = self._people_making
+        if making is None or (making.done() and (making.cancelled() or making.exception() is not None)):
+            making = self._people_making = asyncio.ensure_future(self._people_checked())
+        await asyncio.shield(making)
+        self._people_known = True
+
+    async def _people_checked(self) -> None:
         if not await self._redis.exists(K.PEOPLE_MADE_2):
             await self._make_people()
-        self._people_known = True
 
     async def _make_people(self) -> None:
         """``K.person`` made from every conversation still naming its person (each record read once, 500 at a

@@ -4,6 +4,7 @@ bounded, and made once for a store written before them."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -197,3 +198,26 @@ async def test_a_store_with_the_31_day_person_indexes_has_them_made_again_in_ful
 def _client(url: str) -> redis.Redis:
     """A plain client to the store's Redis; on the one-node Cluster of the suite, the node itself (every slot)."""
     return redis.Redis.from_url(url)
+
+
+async def test_reads_at_once_after_the_upgrade_make_the_indexes_once(store: Store, store_url: str) -> None:
+    """The first person reads after the upgrade (a burst: several young people's words after their end, an erasure, a
+    listener's history) come together: one pass makes the indexes, the others wait for it. Until 2026-12-06 each read
+    made them all again (every record read, a part at a time: minutes of one instance's CPU each on a year's store)."""
+    for c in (conversation(1, "alice"), conversation(2, "bob")):
+        await store.save_conversation(c)
+    await store.close()
+    if store_url.startswith("sqlite"):
+        return  # SQLite's indexes are a table and a column: nothing to make
+    with _client(store_url) as client:
+        client.delete(K.PEOPLE_MADE_2)
+        before = client.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0)
+    again = await open_store(store_url, keys=store_keys(store_url))
+    try:
+        found = await asyncio.gather(*(again.conversations_of(WEB, "alice", EPOCH, FAR, 10) for _ in range(5)))
+        assert [await ids(f) for f in found] == [["c001"]] * 5
+        with _client(store_url) as client:
+            made = client.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0) - before
+        assert made == 1, f"the indexes were made {made} times"
+    finally:
+        await again.close()
