@@ -967,12 +967,15 @@ class RedisStore:
 
     @_guarded
     async def _people_new(self) -> None:
-        """A store holding no conversation yet has nothing to make the people's and listeners' indexes from: marked
-        made at once (``K.PEOPLE_MADE``, ``K.PEOPLE_MADE_2``)."""
-        if not await self._redis.exists(K.PEOPLE_MADE_2) and not await self._redis.zcard(K.INDEX + "created"):
+        """A store holding no conversation yet has nothing to make the people's and listeners' indexes, nor the
+        conversations' uploads (``K.uploads``), from: marked made at once (``K.PEOPLE_MADE``, ``K.PEOPLE_MADE_2``,
+        ``K.UPLOADS_MADE``)."""
+        marks = (K.PEOPLE_MADE, K.PEOPLE_MADE_2, K.UPLOADS_MADE)  # nothing to make them from: made at once
+        made = [await self._redis.exists(mark) for mark in marks[1:]]  # PEOPLE_MADE: set with PEOPLE_MADE_2
+        if not all(made) and not await self._redis.zcard(K.INDEX + "created"):
             now = to_us(datetime.now(UTC))
-            await self._redis.set(K.PEOPLE_MADE, now, nx=True)
-            await self._redis.set(K.PEOPLE_MADE_2, now, nx=True)
+            for mark in marks:
+                await self._redis.set(mark, now, nx=True)
 
     async def _people_made(self) -> None:
         """A store written before the people's and listeners' indexes, or before 2026-12-06 (31 days of each
@@ -2246,8 +2249,15 @@ class RedisStore:
 
     @_guarded
     async def put_upload(self, key: str, content_type: str, data: bytes) -> None:
+        """Listed in its conversation's uploads (``K.uploads``), then written (two slots, in that order: an erasure
+        reads the list, so it lists more, never less). On a Cluster one round trip more an upload (none a message)."""
         record = {"content_type": content_type, "data": base64.b64encode(data).decode()}
-        await self._redis.set(_key("upload", key), dumps_sealed(self._keys, "upload", record))
+        conversation_id, slash, _ = key.partition("/")
+        async with ordered(self._redis) as pipe:
+            if slash:  # ``<conversation id>/<hash>`` (gateway/uploads.py): what an erasure of the conversation deletes
+                pipe.sadd(K.uploads(conversation_id), key)
+            pipe.set(_key("upload", key), dumps_sealed(self._keys, "upload", record))
+            await pipe.execute()
 
     @_guarded
     async def get_upload(self, key: str) -> tuple[str, bytes] | None:

@@ -221,6 +221,18 @@ def status(name: str) -> str:
     return INDEX + "status:" + name
 
 
+def uploads(conversation_id: str) -> str:
+    """The conversation's web chat uploads (``RedisStore.put_upload``): a set of their keys (``<conversation
+    id>/<hash>``, each stored at ``hg:upload:<key>``, used alone), joined before the upload is written and deleted
+    after them by an erasure or purge (``redis_retention.forget``): here only for a conversation that has uploads."""
+    return tagged("u", conversation_id)
+
+
+UPLOADS_MADE = PREFIX + "uploads-made"
+"""Set once the uploads a store held before ``uploads`` were listed there (one SCAN of the keyspace, at the first
+erasure or purge: ``redis_retention``), or at once on a store holding no conversation yet."""
+
+
 def client(client_key: str) -> str:
     """A web chat client's conversations in the bot or the queue (``Conversation.client``: a keyed hash), used
     alone: the ids are added before the record says so and removed after it no longer does."""

@@ -7,7 +7,8 @@ ones also listed under ``hg:{outbox}:conv:<conv>``), its timers, its late readin
 ``info``), its queue entry (with the waiting member, the holder's set and the take), its processed marks (a purge
 deletes them too), the de-duplication claims that name it (``hg:{seen}:c:<inbound key>``: the key holds the
 provider's message id; a claim outlives its lease by days after a crash or a lost release), its web chat uploads
-(``hg:upload:<conv>/<hash>``), its notices' evidence files, and the receipts kept for its sends' provider ids
+(``hg:upload:<conv>/<hash>``, listed in ``hg:u:{<conv>}``: those of a store written before the list, listed there
+once, behind ``hg:uploads-made``), its notices' evidence files, and the receipts kept for its sends' provider ids
 (``hg:rk:<digest>``, listed in ``hg:{rk}:kept``: a receipt whose take had not come yet).
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
@@ -72,14 +73,14 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
                                                         count=SCAN_COUNT)]  # fmt: skip
     timers = [json.dumps([conversation_id, kind.value]) for kind in TimerKind]
     listed: list[Any] = await client.zrange(K.key("notices", conversation_id), 0, -1) if erase else []
-    match = _glob(K.key("upload", conversation_id + "/")) + "*"
-    uploads = [_text(k) async for k in client.scan_iter(match=match, count=SCAN_COUNT)]
+    uploads = [K.key("upload", _text(k)) for k in await _uploads_listed(client, conversation_id)]
     claims = await _claims_naming(client, conversation_id)
     providers += [p for p in await _items_provider_ids(client, items) if p not in providers]
     content = [*items, *(K.outbox_item(conversation_id, i) for i in pending), *uploads]
     async with ordered(client) as pipe:
         for name in content:
             pipe.delete(name)
+        pipe.delete(K.uploads(conversation_id))  # after them: a cut before still lists them
         if providers:
             redis_providers.forget(pipe, providers)
             for provider_id in providers:  # receipts kept for its sends, their take still to come
@@ -102,6 +103,28 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
             _unindex(pipe, conversation_id, record, [_text(i) for i in listed])
         await pipe.execute()
     return len(entries)
+
+
+async def _uploads_listed(client: Redis, conversation_id: str) -> list[Any]:
+    """The keys of the conversation's web chat uploads (``K.uploads``), those of a store written before the list
+    listed there first, once (``_list_uploads``)."""
+    if not await client.exists(K.UPLOADS_MADE):
+        await _list_uploads(client)
+    return list(await client.smembers(K.uploads(conversation_id)))
+
+
+async def _list_uploads(client: Redis) -> None:
+    """The uploads a store written before 2026-12-06 holds, each listed in its conversation's ``K.uploads`` (one
+    SCAN of the keyspace, once: then ``K.UPLOADS_MADE`` is set). Listed twice at once by two instances, the lists
+    hold the same; an upload written by an older instance after the mark is not listed (upgrade every instance
+    together; else ``DEL hg:uploads-made``: listed again at the next erasure or purge)."""
+    prefix = K.key("upload", "")
+    async for name in client.scan_iter(match=_glob(prefix) + "*", count=SCAN_COUNT):
+        key = _text(name).removeprefix(prefix)
+        conversation_id, slash, _ = key.partition("/")
+        if slash:
+            await client.sadd(K.uploads(conversation_id), key)
+    await client.set(K.UPLOADS_MADE, 1)
 
 
 async def _items_provider_ids(client: Redis, items: list[str]) -> list[str]:

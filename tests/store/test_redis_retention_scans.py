@@ -1,0 +1,93 @@
+"""What a purge or an erasure of one conversation costs Redis in SCANs (``gateway/store/redis_retention.py``),
+counted by Redis itself (``INFO commandstats``) with thousands of unrelated keys kept: each of the conversation's
+keys is found from what lists it, not by a SCAN of the keyspace (one per lookup, ~1,000 calls each on a Redis
+holding a million keys, for every conversation the daily purge takes); and nothing of it is left. Data written
+before its list existed is still found (listed once, behind a mark)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+import redis
+
+from gateway.retention import stripped
+from gateway.store import Store, open_store
+from gateway.store import redis_keys as K
+from gateway.testing import store_keys
+from tests.store.conftest import emptied
+from tests.store.test_contract_retention import T0, a_conversation, close
+
+UNRELATED = 3000
+
+
+def _scans(client: redis.Redis) -> int:
+    found = client.info("commandstats").get("cmdstat_scan")
+    return int(found["calls"]) if found else 0
+
+
+async def _scans_of(client: redis.Redis, work: Callable[[], Awaitable[object]]) -> int:
+    client.config_resetstat()
+    await work()
+    return _scans(client)
+
+
+def _one_pass(client: redis.Redis) -> int:
+    """The SCAN calls of one pass over the keyspace, as ``forget`` made them (COUNT 1000)."""
+    client.config_resetstat()
+    for _ in client.scan_iter(match="hg:nothing-here:*", count=1000):
+        pass
+    return _scans(client)
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    url = emptied(redis_url)
+    opened = await open_store(url, keys=store_keys(url))
+    with redis.Redis.from_url(url) as client, client.pipeline(transaction=False) as pipe:
+        for n in range(UNRELATED):
+            pipe.set(f"hg:unrelated:{n}", "x")
+        pipe.execute()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def client(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+async def test_an_erasure_finds_the_uploads_from_their_list_not_by_a_scan(store: Store, client: redis.Redis) -> None:
+    """Until 2026-12-06 the conversation's web chat uploads were found by a SCAN of the keyspace for
+    ``hg:upload:<conv>/*``; now put_upload lists them in ``hg:u:{<conv>}``, which the erasure reads."""
+    conversation = await a_conversation(store)
+    other = await a_conversation(store, sender="+33699999999", text="un autre jeune")
+    passes = _one_pass(client)
+    assert passes >= 3  # the keyspace is big enough to tell a scan
+
+    scans = await _scans_of(client, lambda: store.erase_conversation(conversation.id))
+
+    assert scans <= 2 * passes, (scans, passes)  # the outbox items' and the claims' lookups still scan; before: 3
+    assert await store.get_upload(f"{conversation.id}/0123abcd") is None
+    assert not client.exists(K.uploads(conversation.id))
+    assert await store.get_upload(f"{other.id}/0123abcd") is not None
+
+
+async def test_a_purge_still_finds_an_upload_written_before_the_list(store: Store, client: redis.Redis) -> None:
+    """A store written before 2026-12-06: its uploads are listed once (one SCAN, then ``hg:uploads-made``)."""
+    conversation = await close(store, await a_conversation(store))
+    other = await a_conversation(store, sender="+33699999999", text="un autre jeune")
+    client.delete(K.uploads(conversation.id), K.uploads(other.id), K.UPLOADS_MADE)  # as the version before left them
+
+    await store.purge_conversation(stripped(conversation, T0 + timedelta(days=31)))
+
+    assert await store.get_upload(f"{conversation.id}/0123abcd") is None
+    assert await store.get_upload(f"{other.id}/0123abcd") is not None
+    assert client.smembers(K.uploads(other.id)) == {f"{other.id}/0123abcd"}
+    assert client.exists(K.UPLOADS_MADE)
+    scans = await _scans_of(client, lambda: store.erase_conversation(other.id))  # listed once: not scanned again
+    assert scans <= 2 * _one_pass(client)
+    assert await store.get_upload(f"{other.id}/0123abcd") is None
