@@ -173,7 +173,9 @@ _DELIVERIES = {code: delivery for delivery, code in _DELIVERY_CODES.items()}
 # what awaits a read receipt: a reply (it had an outbox item), not read or failed yet
 _REPLIES, _UNREAD = (Author.BOT, Author.LISTENER), (Delivery.PENDING, Delivery.SENT, Delivery.DELIVERED)
 AUDIT_KEPT = 100_000
-CLAIM_KEPT = timedelta(days=8)  # a claim naming its conversation outlives its lease (one naming none: see _CLAIM)
+CLAIM_KEPT = timedelta(
+    seconds=K.CLAIM_KEPT_SECONDS
+)  # a claim naming its conversation outlives its lease (one naming none: see _CLAIM)
 FORGET_AT_ONCE = 2_048  # processed marks forgotten a round trip: at most 33 × 128 HDELs of 16 fields or so each
 INDEXED_US = INDEXED_DAYS * 24 * 3600 * 1_000_000  # how far back from its latest entry ``K.ended`` keeps
 INDEXED_S = INDEXED_DAYS * 24 * 3600  # its TTL after its last join (``K.person``: neither, ``person_of``)
@@ -968,9 +970,14 @@ class RedisStore:
     @_guarded
     async def _people_new(self) -> None:
         """A store holding no conversation yet has nothing to make the people's and listeners' indexes, nor the
-        conversations' uploads (``K.uploads``), from: marked made at once (``K.PEOPLE_MADE``, ``K.PEOPLE_MADE_2``,
-        ``K.UPLOADS_MADE``)."""
-        marks = (K.PEOPLE_MADE, K.PEOPLE_MADE_2, K.UPLOADS_MADE)  # nothing to make them from: made at once
+        conversations' uploads and claims (``K.uploads``, ``K.claims_of``), from: marked made at once
+        (``K.PEOPLE_MADE``, ``K.PEOPLE_MADE_2``, ``K.UPLOADS_MADE``, ``K.CLAIMS_MADE``)."""
+        marks = (
+            K.PEOPLE_MADE,
+            K.PEOPLE_MADE_2,
+            K.UPLOADS_MADE,
+            K.CLAIMS_MADE,
+        )  # nothing to make them from: made at once
         made = [await self._redis.exists(mark) for mark in marks[1:]]  # PEOPLE_MADE: set with PEOPLE_MADE_2
         if not all(made) and not await self._redis.zcard(K.INDEX + "created"):
             now = to_us(datetime.now(UTC))
@@ -1249,7 +1256,7 @@ class RedisStore:
                 await self._script("seen_mark", *_seen_mark(key, int(until), value))
                 return ClaimState.DONE
             mine = f"c:{lease_end}:{conversation_id or was}:{owner}"
-            if await self._script("replace_if", [seen], [value, mine, kept]) == 1:
+            if await self._script("claim_replace", [seen], [value, mine, kept, K.SEEN]) == 1:
                 return ClaimState.CLAIMED
         return ClaimState.BUSY
 
@@ -1268,9 +1275,9 @@ class RedisStore:
         the rest of the lease."""
         name = K.seen_claim(key)
         try:
-            await self._script("release", [name], [owner])
+            await self._script("release", [name], [owner, K.SEEN])
         except RedisError as error:
-            self._releases.again("claim", error, lambda: self._script("release", [name], [owner]))
+            self._releases.again("claim", error, lambda: self._script("release", [name], [owner, K.SEEN]))
             raise
 
     # The waiting queue: one slot, {queue}
@@ -2643,7 +2650,8 @@ def _entry(
 def _seen_mark(key: str, until_ms: int, claimed: str) -> tuple[list[str], list[Any]]:
     """The ``seen_mark`` script's keys and arguments: the mark in the hash of the day it expires on."""
     day, digest = until_ms // 86_400_000, seen_digest(key)
-    return [K.seen_claim(key), K.seen_marks(day, K.seen_shard(digest))], [digest, (day + 1) * 86_400, claimed]
+    args = [digest, (day + 1) * 86_400, claimed, K.SEEN]
+    return [K.seen_claim(key), K.seen_marks(day, K.seen_shard(digest))], args
 
 
 def _line_step(

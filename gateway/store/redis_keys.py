@@ -33,7 +33,7 @@ OUTBOX = PREFIX + "{outbox}:"
 INBOX = PREFIX + "{inbox}:"  # heads, urgent, urgent_to, seq, sender:<hash>, item:<id>, aside, aside:<id>
 LATE = PREFIX + "{late}:"  # held, info: the messages waiting for their late reading (see ``late_member``)
 INDEX = PREFIX + "{index}:"  # status:<status>, created, flagged, read-late, ended:<who>, person:<hash>, people-made
-SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), <day>:<shard> (processed marks): see ``seen_marks``
+SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), n:<conversation> (``claims_of``), <day>:<shard> (marks)
 # Pub/sub channels (not keys: in Cluster, PUBLISH reaches every node's subscribers, whatever the name):
 EVENTS_CHANNEL = PREFIX + "events"  # the events every instance's every subscription gets (presence, typing…)
 CONVERSATION_EVENTS = PREFIX + "ev:c:"  # + a conversation's id: its events, for the instances following it
@@ -163,6 +163,18 @@ def seen_claim(inbound_key: str) -> str:
     """A claim on an inbound message while it is processed (``c:<lease end>:<conversation>:<owner>``)."""
     return SEEN + "c:" + inbound_key
 
+
+def claims_of(conversation_id: str) -> str:
+    """The claims naming a conversation (their keys, ``seen_claim``), with the TTL of the last one written: kept by
+    the scripts that write or delete a claim (``redis_lua._CLAIMS``), read by its erasure or purge; here only while
+    such a claim is (a message in progress, or one whose owner died or whose release was lost)."""
+    return SEEN + "n:" + conversation_id
+
+
+CLAIM_KEPT_SECONDS = 8 * 24 * 3600  # a claim naming its conversation outlives its lease (``RedisStore.claim``)
+CLAIMS_MADE = PREFIX + "claims-made"
+"""Set once the claims a store held before ``claims_of`` were listed there (one SCAN of the keyspace, at the first
+erasure or purge: ``redis_retention``), or at once on a store holding no conversation yet."""
 
 SEEN_SHARDS = 128
 SEEN_DAYS = 32  # a processed mark is kept at most this many days (the longest: a notice's code, 30 days)

@@ -493,6 +493,24 @@ return 1
 """
 )
 
+# A claim naming a conversation (``c:<lease end>:<conversation>:<owner>``, see ``_CLAIM``) is listed in that
+# conversation's index ``<prefix>n:<conversation>`` (``K.claims_of``, slot {seen}, ARGV gives the prefix), whose TTL
+# is the claim's (set together): an erasure or purge reads the index, never a SCAN of the keyspace. It leaves the
+# index when its claim goes (``seen_mark``, ``release``) or names another: the index exists while such a claim does.
+_CLAIMS = """
+local function named(value)  -- the conversation a claim's value names, or nil
+  return value and string.match(value, '^c:%d+:([^:]+):') or nil
+end
+local function reindex(prefix, key, before, after, ttl)
+  local was, now = named(before), named(after)
+  if was and was ~= now then redis.call('SREM', prefix .. 'n:' .. was, key) end
+  if now then
+    redis.call('SADD', prefix .. 'n:' .. now, key)
+    redis.call('EXPIRE', prefix .. 'n:' .. now, ttl)
+  end
+end
+"""
+
 # De-duplication: every key under "hg:{seen}:" (ARGV[6]). KEYS: the inbound id's claim. ARGV: owner, now (ms),
 # lease end (ms), the conversation it is processed in ('' when not known yet), seconds the claim is kept, prefix,
 # the id's shard, today (days since the epoch), days a processed mark may be kept, the inbound id's digest
@@ -504,7 +522,9 @@ return 1
 # (33 HEXISTS, twice a message): every processed mark is written by a script that deletes the claim with it
 # (``seen_mark``), and a claim is only ever set after that scan came up empty or by its owner's renewal of it, so
 # while the owner's claim is there no mark can hold the id.
-_CLAIM = """
+_CLAIM = (
+    _CLAIMS
+    + """
 local v = redis.call('GET', KEYS[1])
 local lease, was, owner
 if v and string.sub(v, 1, 2) == 'c:' then
@@ -531,27 +551,64 @@ if conv == '' then  -- names no conversation: nothing to decide once lapsed, so 
 else
   redis.call('SET', KEYS[1], claim, 'EX', ARGV[5])
 end
+reindex(ARGV[6], KEYS[1], v, claim, ARGV[5])
 return 'claimed'
 """
+)
+
+# KEYS: the claim. ARGV: the value read, the new value (naming a conversation), seconds kept, the claims' prefix.
+# Replaced (and listed in the index of the conversation it names) only while it still holds the value read.
+_CLAIM_REPLACE = (
+    _CLAIMS
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+reindex(ARGV[4], KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+return 1
+"""
+)
+
+# KEYS: the index of the claims naming a conversation (``K.claims_of``). ARGV: the conversation. Every claim it lists
+# that still names the conversation deleted, then the index (an erasure or purge: ``redis_retention.forget``, under
+# the conversation's lock; a live claim's owner claims again once it has the lock).
+_CLAIMS_FORGET = (
+    _CLAIMS
+    + """
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if named(redis.call('GET', name)) == ARGV[1] then redis.call('DEL', name) end
+end
+return redis.call('DEL', KEYS[1])
+"""
+)
 
 # KEYS: the inbound id's claim, the processed marks of the day its mark expires. ARGV: the id's digest, that day's
-# end (s), the claim's value it must still hold ('' for any). The mark, then the claim goes; 0 when refused.
-_SEEN_MARK = """
-if ARGV[3] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[3] then return 0 end
+# end (s), the claim's value it must still hold ('' for any), the claims' prefix. The mark, then the claim goes (and
+# its place in its conversation's index); 0 when refused.
+_SEEN_MARK = (
+    _CLAIMS
+    + """
+local v = redis.call('GET', KEYS[1])
+if ARGV[3] ~= '' and v ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], '1')
 redis.call('EXPIREAT', KEYS[2], ARGV[2])
+reindex(ARGV[4], KEYS[1], v, nil, 0)
 redis.call('DEL', KEYS[1])
 return 1
 """
+)
 
-# KEYS: the inbound id's key. ARGV: owner.
-_RELEASE = """
+# KEYS: the inbound id's key. ARGV: owner, the claims' prefix.
+_RELEASE = (
+    _CLAIMS
+    + """
 local v = redis.call('GET', KEYS[1])
 if v and (string.match(v, '^c:%d+:[^:]*:(.*)$') or string.sub(v, 3)) == ARGV[1] and string.sub(v, 1, 2) == 'c:' then
+  reindex(ARGV[2], KEYS[1], v, nil, 0)
   return redis.call('DEL', KEYS[1])
 end
 return 0
 """
+)
 
 # The waiting queue: every key under "hg:{queue}:" (ARGV[1]). KEYS: entries, sequence, queue names.
 # ARGV: prefix, id, queue, rank, arrival µs (20 digits), entry JSON, '1' to refuse (0) a conversation listed in
@@ -1303,6 +1360,8 @@ SCRIPTS = {
     "claim_active": _CLAIM_ACTIVE,
     "delete_if": _DELETE_IF,
     "replace_if": _REPLACE_IF,
+    "claim_replace": _CLAIM_REPLACE,
+    "claims_forget": _CLAIMS_FORGET,
     "put_entry": _PUT_ENTRY,
     "get_entry": _GET_ENTRY,
     "entries_written": _ENTRIES_WRITTEN,

@@ -94,6 +94,8 @@ async def migrate(client: Redis) -> dict[str, int]:
     for pattern in ("e:{*", "entry:{*"):  # entries no transcript listed: nothing could read them
         async for name in client.scan_iter(match=PREFIX + pattern, count=SCAN_COUNT):
             count("entry (listed nowhere)", await client.delete(name))
+    for made in (K.UPLOADS_MADE, K.CLAIMS_MADE):  # the uploads and claims renamed are listed at the next erasure
+        await client.delete(made)
     return counts
 
 

@@ -7,9 +7,14 @@ ones also listed under ``hg:{outbox}:conv:<conv>``), its timers, its late readin
 ``info``), its queue entry (with the waiting member, the holder's set and the take), its processed marks (a purge
 deletes them too), the de-duplication claims that name it (``hg:{seen}:c:<inbound key>``: the key holds the
 provider's message id; a claim outlives its lease by days after a crash or a lost release), its web chat uploads
-(``hg:upload:<conv>/<hash>``, listed in ``hg:u:{<conv>}``: those of a store written before the list, listed there
-once, behind ``hg:uploads-made``), its notices' evidence files, and the receipts kept for its sends' provider ids
+(``hg:upload:<conv>/<hash>``), its notices' evidence files, and the receipts kept for its sends' provider ids
 (``hg:rk:<digest>``, listed in ``hg:{rk}:kept``: a receipt whose take had not come yet).
+
+Each is found from what names it, never by a SCAN of the keyspace (one per lookup, ~1,000 calls on a Redis holding a
+million keys, for every conversation the daily purge takes, until 2026-12-06): the claims from their index
+``hg:{seen}:n:<conv>`` (kept by the claim scripts, ``redis_lua._CLAIMS``), the uploads from ``hg:u:{<conv>}``
+(``RedisStore.put_upload``). A store written before those lists has what it held listed once, at its first erasure
+or purge (one SCAN each, behind ``hg:claims-made`` and ``hg:uploads-made``).
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
 the content first, the record and its place in the creation index last, so an erasure cut short by a crash still
@@ -20,6 +25,7 @@ the conversation in between would leave a key behind, which is why the callers h
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +80,8 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     timers = [json.dumps([conversation_id, kind.value]) for kind in TimerKind]
     listed: list[Any] = await client.zrange(K.key("notices", conversation_id), 0, -1) if erase else []
     uploads = [K.key("upload", _text(k)) for k in await _uploads_listed(client, conversation_id)]
-    claims = await _claims_naming(client, conversation_id)
+    if not await client.exists(K.CLAIMS_MADE):
+        await _list_claims(client)
     providers += [p for p in await _items_provider_ids(client, items) if p not in providers]
     content = [*items, *(K.outbox_item(conversation_id, i) for i in pending), *uploads]
     async with ordered(client) as pipe:
@@ -91,8 +98,10 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
         if pending:
             pipe.zrem(K.OUTBOX_PENDING, *(K.outbox_pending(conversation_id, i) for i in pending))
         pipe.delete(K.done(conversation_id))  # the processed marks name the person's messages (provider ids)
-        for name, value in claims:  # as read: one renewed meanwhile is its live owner's, marked once processed
-            pipe.eval(SCRIPTS["delete_if"], 1, name, value)
+        # the claims naming it (their index, one slot): a live one is its owner's, waiting for the lock the caller
+        # holds: it claims again once it has the lock (the claim is checked under the lock), so deleting it loses
+        # nothing; a lapsed one (its owner died, or its release was lost) would name it for ``CLAIM_KEPT``
+        pipe.eval(SCRIPTS["claims_forget"], 1, K.claims_of(conversation_id), conversation_id)
         pipe.zrem(K.OUTBOX + "heads", conversation_id)
         pipe.zrem(K.OUTBOX + "urgent", conversation_id)  # a risky turn's line (redis_lua.py, ``_URGENT``)
         pipe.hdel(K.OUTBOX + "urgent_to", conversation_id)
@@ -138,15 +147,35 @@ async def _items_provider_ids(client: Redis, items: list[str]) -> list[str]:
     return [p for value in found if value for p in provider_ids(_text(value))]
 
 
-async def _claims_naming(client: Redis, conversation_id: str) -> list[tuple[str, str]]:
-    """The claims ``c:<lease end>:<conversation>:<owner>`` that name the conversation, with the value read (one
-    slot: ``{seen}``, one MGET). A lapsed one (its owner died, or its release was lost) names it for
-    ``CLAIM_KEPT``; a live one is its owner's, waiting for the lock the caller holds: it claims again once it has
-    the lock (the claim is checked under the lock), so deleting it loses nothing."""
-    names = [_text(k) async for k in client.scan_iter(match=_glob(K.seen_claim("")) + "*", count=SCAN_COUNT)]
-    values = [_text(v) if v is not None else "" for v in await client.mget(names)] if names else []
-    return [(name, value) for name, value in zip(names, values, strict=True)
-            if value.startswith("c:") and value.split(":", 3)[2:3] == [conversation_id]]  # fmt: skip
+async def _list_claims(client: Redis) -> None:
+    """The claims a store written before 2026-12-06 holds, each naming a conversation listed in its ``K.claims_of``
+    with the longest TTL a claim has (one SCAN of the keyspace, then an MGET a page, once: then ``K.CLAIMS_MADE``
+    is set). One gone meanwhile stays listed, harmless (an erasure deletes only a claim still naming it) until the
+    index's TTL; a claim written by an older instance after the mark is not listed (upgrade every instance together;
+    else ``DEL hg:claims-made``: listed again at the next erasure or purge)."""
+    prefix = K.seen_claim("")
+    async for page in _pages(client.scan_iter(match=_glob(prefix) + "*", count=SCAN_COUNT)):
+        values = await client.mget(page)
+        async with ordered(client) as pipe:
+            for name, value in zip(page, values, strict=True):
+                named = _text(value).split(":", 3)[2:3] if value is not None and _text(value).startswith("c:") else []
+                if named and named[0]:
+                    pipe.sadd(K.claims_of(named[0]), name)
+                    pipe.expire(K.claims_of(named[0]), K.CLAIM_KEPT_SECONDS)
+            await pipe.execute()
+    await client.set(K.CLAIMS_MADE, 1)
+
+
+async def _pages(names: AsyncIterator[Any]) -> AsyncIterator[list[str]]:
+    """SCAN's names, ``SCAN_COUNT`` at a time."""
+    page: list[str] = []
+    async for name in names:
+        page.append(_text(name))
+        if len(page) == SCAN_COUNT:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: list[str]) -> None:
@@ -178,6 +207,7 @@ async def seen_keys(client: Redis) -> list[str]:
     in progress is not one)."""
     found: set[str] = set()
     async for name in client.scan_iter(match=_glob(K.SEEN) + "*", count=SCAN_COUNT):
-        if not _text(name).startswith(K.seen_claim("")):
+        day, _, shard = _text(name).removeprefix(K.SEEN).partition(":")
+        if day.isdigit() and shard.isdigit():  # not a claim, nor the claims naming a conversation
             found.update(_text(k) for k in await client.hkeys(name))
     return sorted(found)

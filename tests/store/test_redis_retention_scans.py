@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from gateway.retention import stripped
-from gateway.store import Store, open_store
+from gateway.store import ClaimState, Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.store.conftest import emptied
@@ -91,3 +91,50 @@ async def test_a_purge_still_finds_an_upload_written_before_the_list(store: Stor
     scans = await _scans_of(client, lambda: store.erase_conversation(other.id))  # listed once: not scanned again
     assert scans <= 2 * _one_pass(client)
     assert await store.get_upload(f"{other.id}/0123abcd") is None
+
+
+async def _lapsed_claim(store: Store, conversation_id: str, key: str) -> None:
+    """A claim naming the conversation whose owner died before processing its message (kept ``CLAIM_KEPT``)."""
+    async with store.lock(conversation_id):
+        assert await store.claim(key, "a-dead-process", 1) is ClaimState.CLAIMED
+
+
+async def test_an_erasure_finds_the_claims_naming_it_from_their_index_not_by_a_scan(
+    store: Store, client: redis.Redis
+) -> None:
+    """Until 2026-12-06 the claims naming the conversation were found by a SCAN of the keyspace for every claim,
+    then an MGET of them all; now the claim scripts list each claim naming a conversation in ``hg:{seen}:n:<conv>``
+    (its TTL the claim's), which the erasure reads; a claim processed or released leaves it (gone once empty)."""
+    conversation = await a_conversation(store)
+    other = await a_conversation(store, sender="+33699999999", text="un autre jeune")
+    await _lapsed_claim(store, conversation.id, "in:whatsapp:lapsed-1")
+    await _lapsed_claim(store, other.id, "in:whatsapp:lapsed-2")
+    async with store.lock(other.id):  # a message processed: its claim and its place in the index go
+        assert await store.claim("in:whatsapp:done-2", "a-live-process", 30) is ClaimState.CLAIMED
+        await store.release("in:whatsapp:done-2", "a-live-process")
+    assert client.smembers(K.claims_of(other.id)) == {K.seen_claim("in:whatsapp:lapsed-2")}
+    assert 0 < client.ttl(K.claims_of(other.id)) <= K.CLAIM_KEPT_SECONDS
+    passes = _one_pass(client)
+
+    scans = await _scans_of(client, lambda: store.erase_conversation(conversation.id))
+
+    assert scans <= passes, (scans, passes)  # the outbox items' lookup still scans; before: 2 passes
+    assert not client.exists(K.seen_claim("in:whatsapp:lapsed-1"), K.claims_of(conversation.id))
+    assert client.exists(K.seen_claim("in:whatsapp:lapsed-2"))
+
+
+async def test_an_erasure_still_finds_a_claim_written_before_the_index(store: Store, client: redis.Redis) -> None:
+    """A store written before 2026-12-06: its claims are listed once (one SCAN, then ``hg:claims-made``)."""
+    conversation = await a_conversation(store)
+    other = await a_conversation(store, sender="+33699999999", text="un autre jeune")
+    await _lapsed_claim(store, conversation.id, "in:whatsapp:lapsed-1")
+    await _lapsed_claim(store, other.id, "in:whatsapp:lapsed-2")
+    client.delete(K.claims_of(conversation.id), K.claims_of(other.id), K.CLAIMS_MADE)  # as the version before
+
+    await store.erase_conversation(conversation.id)
+
+    assert not client.exists(K.seen_claim("in:whatsapp:lapsed-1"), K.claims_of(conversation.id))
+    assert client.smembers(K.claims_of(other.id)) == {K.seen_claim("in:whatsapp:lapsed-2")}
+    assert client.exists(K.CLAIMS_MADE)
+    await store.erase_conversation(other.id)
+    assert not client.exists(K.seen_claim("in:whatsapp:lapsed-2"), K.claims_of(other.id))
