@@ -970,14 +970,10 @@ class RedisStore:
     @_guarded
     async def _people_new(self) -> None:
         """A store holding no conversation yet has nothing to make the people's and listeners' indexes, nor the
-        conversations' uploads and claims (``K.uploads``, ``K.claims_of``), from: marked made at once
-        (``K.PEOPLE_MADE``, ``K.PEOPLE_MADE_2``, ``K.UPLOADS_MADE``, ``K.CLAIMS_MADE``)."""
-        marks = (
-            K.PEOPLE_MADE,
-            K.PEOPLE_MADE_2,
-            K.UPLOADS_MADE,
-            K.CLAIMS_MADE,
-        )  # nothing to make them from: made at once
+        conversations' uploads, claims and outbox items (``K.uploads``, ``K.claims_of``, ``K.items_listed``), from:
+        marked made at once (``K.PEOPLE_MADE``, ``K.PEOPLE_MADE_2``, ``K.UPLOADS_MADE``, ``K.CLAIMS_MADE``,
+        ``K.ITEMS_MADE``)."""
+        marks = (K.PEOPLE_MADE, K.PEOPLE_MADE_2, K.UPLOADS_MADE, K.CLAIMS_MADE, K.ITEMS_MADE)
         made = [await self._redis.exists(mark) for mark in marks[1:]]  # PEOPLE_MADE: set with PEOPLE_MADE_2
         if not all(made) and not await self._redis.zcard(K.INDEX + "created"):
             now = to_us(datetime.now(UTC))
@@ -1643,7 +1639,8 @@ class RedisStore:
             return
 
         def queue(pipe: Pipeline) -> None:
-            keys = [K.outbox_item(conversation_id, item.id), *K.transcript_keys(conversation_id)]
+            keys = [K.outbox_item(conversation_id, item.id), *K.transcript_keys(conversation_id),
+                    K.items_listed(conversation_id)]  # fmt: skip
             args = [item.id, conversation_id, payload, to_us(item.created_at), due, _unread(item)]
             _eval(pipe, "outbox_put_item", keys, args)
             _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, item.id, due,
@@ -1717,7 +1714,8 @@ class RedisStore:
         """Failed for good (its line's step is the caller's)."""
         log.error("redis: outbox item %s set aside: its stored form cannot be read (%s)", item_id, type(exc).__name__)
         reason = f"set aside: its stored form cannot be read ({type(exc).__name__})"
-        keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id)]
+        keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id),
+                K.items_listed(conversation_id)]  # fmt: skip
         kept = int(RESOLVED_OUTBOX_KEPT.total_seconds())
         await self._script("outbox_set_aside", keys, [reason, kept, _DELIVERY_CODES[Delivery.FAILED], item_id])
 
@@ -1854,7 +1852,7 @@ class RedisStore:
         day = redis_providers.today()
         keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id),
                 K.kept_receipt(provider_id), K.KEPT_RECEIPTS, redis_providers.index(day, provider_id),
-                *line_keys]  # fmt: skip
+                *line_keys, K.items_listed(conversation_id)]  # fmt: skip
         args = [int(SENT_OUTBOX_KEPT.total_seconds()), provider_id, _fence(lease), item_id,
                 redis_providers.field(provider_id), conversation_id, redis_providers.expiry(day),
                 line_args[3], _DELIVERY_CODES[receipt] if receipt else ""]  # fmt: skip
@@ -1886,7 +1884,8 @@ class RedisStore:
         it)."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
-        keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id)]
+        keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id),
+                K.items_listed(conversation_id)]  # fmt: skip
         args = [str(status), field, value, kept, provider_id, _DELIVERY_CODES[delivery], _fence(lease), item_id]
         if await self._script("outbox_resolve", keys, args) is None:
             return False

@@ -134,6 +134,18 @@ def outbox_item(conversation_id: str, item_id: str) -> str:
     return tagged("o", conversation_id) + item_id
 
 
+def items_listed(conversation_id: str) -> str:
+    """The conversation's outbox items that neither its transcript nor its line may lead to: a set of item ids (one
+    without a transcript entry, one kept resolved with a TTL), with the longest TTL of theirs (none while one has
+    none), in the conversation's slot (``redis_lua._LISTED``): what an erasure or purge reads."""
+    return tagged("ol", conversation_id)
+
+
+ITEMS_MADE = PREFIX + "items-made"
+"""Set once the outbox items a store held before ``items_listed`` were listed there (one SCAN of the keyspace, at
+the first erasure or purge: ``redis_retention``), or at once on a store holding no conversation yet."""
+
+
 def outbox_line(conversation_id: str) -> str:
     return OUTBOX + "conv:" + conversation_id
 

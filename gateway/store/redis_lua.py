@@ -703,13 +703,45 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KE
 # The outbox. An item lives beside its transcript entry (slot ``{<entry id>}``); the lines of pending ids and the
 # heads under "hg:{outbox}:". Each operation is an item step, then a line step (the store runs them in order).
 
-# KEYS: item, its conversation's transcript, its index, its unread set. ARGV: id, conversation, payload, created,
+# The items of a conversation that neither its transcript nor its outbox line may lead to: an item without a
+# transcript entry (a notice's, ``notice-<key>``), and every item kept resolved, with a TTL (failed: 7 days; what is
+# left of a sent one: an hour), which may outlive its transcript. Listed by id in ``K.items_listed`` (the
+# conversation's slot), whose TTL is the longest of theirs (none while one has none); the ids of items gone are
+# dropped at each listing. An erasure or purge reads it, never a SCAN of the keyspace (``redis_retention``).
+_LISTED = """
+local function relist(index, item, id)
+  local prefix = string.sub(item, 1, #item - #id)
+  redis.call('SADD', index, id)
+  local most = 0
+  for _, m in ipairs(redis.call('SMEMBERS', index)) do
+    local ttl = redis.call('PTTL', prefix .. m)
+    if ttl == -2 then redis.call('SREM', index, m)
+    elseif ttl == -1 then most = -1
+    elseif most ~= -1 and ttl > most then most = ttl end
+  end
+  if most == -1 then redis.call('PERSIST', index) elseif most > 0 then redis.call('PEXPIRE', index, most) end
+end
+"""
+
+# KEYS: the conversation's listed items (``K.items_listed``), an item. ARGV: its id. Listed (a store written before
+# the list: ``redis_retention``).
+_ITEMS_LIST = (
+    _LISTED
+    + """
+relist(KEYS[1], KEYS[2], ARGV[1])
+return 1
+"""
+)
+
+# KEYS: item, its conversation's transcript, its index, its unread set, its listed items (``_LISTED``: an item
+# without an entry joins them). ARGV: id, conversation, payload, created,
 # next, the entry's score among those awaiting a read receipt or ''. 1 when the item is pending now (put, or put
 # before), 0 when it was resolved already: sent (then deleted once its transcript entry records the send: that
 # entry, no longer pending, is the mark) or failed. With a score, the entry of a new item awaits its read receipt
 # from then on (an item without an entry, a notice's, adds nothing).
 _OUTBOX_PUT_ITEM = (
     _ENTRIES
+    + _LISTED
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status then return status == 'pending' and 1 or 0 end
@@ -718,6 +750,7 @@ if entry and string.sub(entry, #ARGV[1] + 2, #ARGV[1] + 2) ~= 'p' then return 0 
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'conv', ARGV[2], 'payload', ARGV[3], 'created_us', ARGV[4],
            'next_us', ARGV[5], 'attempts', 0, 'status', 'pending')
 if entry and ARGV[6] ~= '' then awaits_read(KEYS[2], KEYS[4], ARGV[1], ARGV[6]) end
+if not entry then relist(KEYS[5], KEYS[1], ARGV[1]) end  -- no transcript entry leads to it
 return 1
 """
 )
@@ -897,8 +930,9 @@ return redis.call('HGET', KEYS[1], 'conv')
 """
 )
 
-# KEYS: item, its conversation's transcript, its index, its unread set. ARGV: status, field or '', value, seconds
-# kept, provider id or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id. The
+# KEYS: item, its conversation's transcript, its index, its unread set, its listed items (``_LISTED``: an item kept
+# joins them). ARGV: status, field or '', value, seconds kept,
+# provider id or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id. The
 # transcript entry of the same id shows the result in the same step (never sent but shown pending). A sent item keeps
 # no payload (the transcript has the text): what is left tells it was sent, until it expires; it is deleted at once
 # when its entry records the send with a provider id (the entry then tells a retry), kept when the send gave none
@@ -909,6 +943,7 @@ return redis.call('HGET', KEYS[1], 'conv')
 _OUTBOX_RESOLVE = (
     _HELD
     + _ENTRIES
+    + _LISTED
     + """
 local function resolved_before(item, status, token, pmid, list, index, id)
   if token == '' then return false end
@@ -941,6 +976,7 @@ if ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Re
   redis.call('HSET', KEYS[1], unpack(kept))  -- status at least: never empty
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+relist(KEYS[5], KEYS[1], ARGV[8])
 return 1
 """
 )
@@ -954,7 +990,8 @@ return 1
 # finds the index written (its keeper looks the id up after keeping it, ``Dispatcher``) and is applied by its
 # keeper: no read after the record, no window between a read and the record (issue 8's twenty-third pass).
 # KEYS: item, transcript, its index, its unread set, the kept receipt's key, the kept receipts' list, the provider
-# id's day index, the conversation's line, heads, the pending set. ARGV: seconds kept, provider id, the lease end the
+# id's day index, the conversation's line, heads, the pending set, the conversation's listed items (``_LISTED``).
+# ARGV: seconds kept, provider id, the lease end the
 # caller holds (µs) or '', the item's id, the index's field, the conversation, the index's expiry (s since the epoch),
 # '' or the lease end (µs) under which the caller holds the line's next item, '' or the code of a receipt the caller
 # read itself (applied as one kept), then optionally a channel and an event: published once the send is recorded, when
@@ -965,6 +1002,7 @@ _OUTBOX_SENT = (
     _HELD
     + _ENTRIES
     + _REHEAD
+    + _LISTED
     + """
 local RANK = {s = 1, d = 2, r = 3, f = 4}
 local answer, code = 1, 's'
@@ -999,6 +1037,7 @@ else
     redis.call('DEL', KEYS[1])
     redis.call('HSET', KEYS[1], unpack(left))
     redis.call('EXPIRE', KEYS[1], ARGV[1])
+    relist(KEYS[11], KEYS[1], ARGV[4])
   end
   if #kept > 0 then
     redis.call('DEL', KEYS[5])
@@ -1018,14 +1057,16 @@ return {answer, code, 0}
 """
 )
 
-# KEYS: item, its conversation's transcript, its index, its unread set. ARGV: reason, seconds kept, the failed
-# delivery's code, the item's id.
+# KEYS: item, its conversation's transcript, its index, its unread set, its listed items (``_LISTED``). ARGV: reason,
+# seconds kept, the failed delivery's code, the item's id.
 # An item whose stored fields cannot be read: failed (kept a while for an operator).
 _OUTBOX_SET_ASIDE = (
     _ENTRIES
+    + _LISTED
     + """
 redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+relist(KEYS[5], KEYS[1], ARGV[4])
 set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[4], ARGV[3], '')
 return 1
 """
@@ -1362,6 +1403,7 @@ SCRIPTS = {
     "replace_if": _REPLACE_IF,
     "claim_replace": _CLAIM_REPLACE,
     "claims_forget": _CLAIMS_FORGET,
+    "items_list": _ITEMS_LIST,
     "put_entry": _PUT_ENTRY,
     "get_entry": _GET_ENTRY,
     "entries_written": _ENTRIES_WRITTEN,

@@ -94,7 +94,7 @@ async def migrate(client: Redis) -> dict[str, int]:
     for pattern in ("e:{*", "entry:{*"):  # entries no transcript listed: nothing could read them
         async for name in client.scan_iter(match=PREFIX + pattern, count=SCAN_COUNT):
             count("entry (listed nowhere)", await client.delete(name))
-    for made in (K.UPLOADS_MADE, K.CLAIMS_MADE):  # the uploads and claims renamed are listed at the next erasure
+    for made in (K.UPLOADS_MADE, K.CLAIMS_MADE, K.ITEMS_MADE):  # what it renamed is listed at the next erasure
         await client.delete(made)
     return counts
 

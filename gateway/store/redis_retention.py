@@ -11,10 +11,12 @@ provider's message id; a claim outlives its lease by days after a crash or a los
 (``hg:rk:<digest>``, listed in ``hg:{rk}:kept``: a receipt whose take had not come yet).
 
 Each is found from what names it, never by a SCAN of the keyspace (one per lookup, ~1,000 calls on a Redis holding a
-million keys, for every conversation the daily purge takes, until 2026-12-06): the claims from their index
-``hg:{seen}:n:<conv>`` (kept by the claim scripts, ``redis_lua._CLAIMS``), the uploads from ``hg:u:{<conv>}``
+million keys, for every conversation the daily purge takes, until 2026-12-06): a reply's outbox item from its
+transcript entry's id (the same), a pending one from its line, the others (one without an entry, a notice's; one kept
+resolved, which may outlive the transcript) from ``hg:ol:{<conv>}`` (``redis_lua._LISTED``); the claims from their
+index ``hg:{seen}:n:<conv>`` (kept by the claim scripts, ``redis_lua._CLAIMS``); the uploads from ``hg:u:{<conv>}``
 (``RedisStore.put_upload``). A store written before those lists has what it held listed once, at its first erasure
-or purge (one SCAN each, behind ``hg:claims-made`` and ``hg:uploads-made``).
+or purge (one SCAN each, behind ``hg:items-made``, ``hg:claims-made`` and ``hg:uploads-made``).
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
 the content first, the record and its place in the creation index last, so an erasure cut short by a crash still
@@ -75,19 +77,19 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     providers = [p for v in entries for p in provider_ids(_provider_id(v))]  # each part's of a reply in parts
     found: list[Any] = await client.zrange(K.outbox_line(conversation_id), 0, -1)
     pending = [_text(i) for i in found]
-    items = [_text(k) async for k in client.scan_iter(match=_glob(K.outbox_item(conversation_id, "")) + "*",
-                                                        count=SCAN_COUNT)]  # fmt: skip
+    items = await _items_of(client, conversation_id, [_entry_id(v) for v in entries])
     timers = [json.dumps([conversation_id, kind.value]) for kind in TimerKind]
     listed: list[Any] = await client.zrange(K.key("notices", conversation_id), 0, -1) if erase else []
     uploads = [K.key("upload", _text(k)) for k in await _uploads_listed(client, conversation_id)]
     if not await client.exists(K.CLAIMS_MADE):
         await _list_claims(client)
-    providers += [p for p in await _items_provider_ids(client, items) if p not in providers]
+    items, held = await _items_found(client, items)
+    providers += [p for p in held if p not in providers]
     content = [*items, *(K.outbox_item(conversation_id, i) for i in pending), *uploads]
     async with ordered(client) as pipe:
         for name in content:
             pipe.delete(name)
-        pipe.delete(K.uploads(conversation_id))  # after them: a cut before still lists them
+        pipe.delete(K.uploads(conversation_id), K.items_listed(conversation_id))  # after them: a cut before lists them
         if providers:
             redis_providers.forget(pipe, providers)
             for provider_id in providers:  # receipts kept for its sends, their take still to come
@@ -114,6 +116,35 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     return len(entries)
 
 
+async def _items_of(client: Redis, conversation_id: str, entry_ids: list[str]) -> list[str]:
+    """The keys of the conversation's outbox items: a reply's id is its transcript entry's (a pending one is also in
+    its line, read by the caller), and the items no entry or line may lead to are listed (``K.items_listed``: one
+    without an entry, one kept resolved, which may outlive the transcript); those of a store written before the list
+    listed there first, once (``_list_items``). Names of items long gone are harmless (deleted: nothing)."""
+    if not await client.exists(K.ITEMS_MADE):
+        await _list_items(client)
+    listed = [_text(i) for i in await client.smembers(K.items_listed(conversation_id))]
+    return [K.outbox_item(conversation_id, i) for i in dict.fromkeys([*entry_ids, *listed]) if i]
+
+
+async def _list_items(client: Redis) -> None:
+    """The outbox items a store written before 2026-12-06 holds, each listed in its conversation's
+    ``K.items_listed`` with its TTL (one SCAN of the keyspace, once: then ``K.ITEMS_MADE`` is set); an item an older
+    instance writes after the mark is not listed (upgrade every instance together; else ``DEL hg:items-made``)."""
+    prefix = K.PREFIX + "o:{"
+    async for found in client.scan_iter(match=_glob(prefix) + "*", count=SCAN_COUNT):
+        name = _text(found)
+        conversation_id, close, item_id = name.removeprefix(prefix).partition("}")
+        if close and item_id:
+            await client.eval(SCRIPTS["items_list"], 2, K.items_listed(conversation_id), name, item_id)
+    await client.set(K.ITEMS_MADE, 1)
+
+
+def _entry_id(value: str) -> str:
+    """The id in a transcript entry's head: ``"<id>\\n<delivery code><provider id>\\n<data>"``."""
+    return value.partition("\n")[0]
+
+
 async def _uploads_listed(client: Redis, conversation_id: str) -> list[Any]:
     """The keys of the conversation's web chat uploads (``K.uploads``), those of a store written before the list
     listed there first, once (``_list_uploads``)."""
@@ -136,15 +167,19 @@ async def _list_uploads(client: Redis) -> None:
     await client.set(K.UPLOADS_MADE, 1)
 
 
-async def _items_provider_ids(client: Redis, items: list[str]) -> list[str]:
-    """The provider ids its outbox items hold (a notice's item has no transcript entry to hold it)."""
+async def _items_found(client: Redis, items: list[str]) -> tuple[list[str], list[str]]:
+    """Of these item keys, those that exist (one read of each, in one pipeline: the entries of a long transcript are
+    not each deleted on a Cluster, where the deletions go one by one), and the provider ids they hold (a notice's
+    item has no transcript entry to hold it)."""
     if not items:
-        return []
+        return [], []
     async with client.pipeline(transaction=False) as pipe:
         for name in items:
+            pipe.exists(name)
             pipe.hget(name, "pmid")
         found = await pipe.execute()
-    return [p for value in found if value for p in provider_ids(_text(value))]
+    there = [name for name, exists in zip(items, found[::2], strict=True) if exists]
+    return there, [p for pmid in found[1::2] if pmid for p in provider_ids(_text(pmid))]
 
 
 async def _list_claims(client: Redis) -> None:

@@ -13,11 +13,11 @@ import pytest
 import redis
 
 from gateway.retention import stripped
-from gateway.store import ClaimState, Store, open_store
+from gateway.store import Author, ClaimState, OutboxItem, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.store.conftest import emptied
-from tests.store.test_contract_retention import T0, a_conversation, close
+from tests.store.test_contract_retention import PHONE, SECRET, T0, a_conversation, close
 
 UNRELATED = 3000
 
@@ -138,3 +138,76 @@ async def test_an_erasure_still_finds_a_claim_written_before_the_index(store: St
     assert client.exists(K.CLAIMS_MADE)
     await store.erase_conversation(other.id)
     assert not client.exists(K.seen_claim("in:whatsapp:lapsed-2"), K.claims_of(other.id))
+
+
+async def _failed_reply(store: Store, conversation_id: str, item_id: str) -> None:
+    """A reply that failed for good: its item kept 7 days with its payload (the young person's address and words)."""
+    entry = TranscriptEntry(item_id, conversation_id, T0, Author.BOT, "Réponse : " + SECRET)
+    await store.append_transcript(entry)
+    await store.outbox_put(OutboxItem(item_id, conversation_id, {"recipient": PHONE, "text": SECRET}, T0))
+    assert await store.outbox_mark_failed(conversation_id, item_id, "blocked by the provider")
+
+
+async def test_an_erasure_finds_the_outbox_items_without_a_scan(store: Store, client: redis.Redis) -> None:
+    """Until 2026-12-06 the conversation's outbox items were found by a SCAN of the keyspace for
+    ``hg:o:{<conv>}*``; now a reply's item from its transcript entry's id, a pending one from its line, and the
+    others (without an entry: a notice's; kept resolved: failed, or what is left of a sent one) from
+    ``hg:ol:{<conv>}``. With the uploads' and the claims' lists, an erasure scans nothing."""
+    conversation = await a_conversation(store)
+    other = await a_conversation(store, sender="+33699999999", text="un autre jeune")
+    await _lapsed_claim(store, conversation.id, "in:whatsapp:lapsed-1")
+    await _failed_reply(store, conversation.id, "f-" + conversation.id)
+    await _failed_reply(store, other.id, "f-" + other.id)
+    notice = "notice-KEYEDHASH42"  # the gate's notice to the sender: an item without a transcript entry
+    await store.outbox_put(OutboxItem("n-gate", notice, {"recipient": PHONE, "text": "x"}, T0))
+    assert await store.outbox_mark_failed(notice, "n-gate", "blocked by the provider")
+    assert client.smembers(K.items_listed(notice)) == {"n-gate"}
+    kept = client.pttl(K.outbox_item(notice, "n-gate"))  # 7 days: the list's TTL is the item's (set together)
+    assert kept - 60_000 < client.pttl(K.items_listed(notice)) <= kept
+    mine = [K.outbox_item(conversation.id, i + conversation.id) for i in ("f-", "r2-")] + [
+        K.outbox_item(notice, "n-gate")
+    ]
+    assert client.exists(*mine) == 3
+
+    async def erase() -> None:
+        assert await store.erase_conversation(conversation.id) == 4
+        await store.erase_conversation(notice)
+
+    scans = await _scans_of(client, erase)
+
+    assert scans == 0  # before: one pass over the keyspace each (the items')
+    assert client.exists(*mine) == 0
+    assert not client.exists(K.items_listed(conversation.id), K.items_listed(notice))
+    assert await store.outbox_get(other.id, "f-" + other.id) is not None
+    assert await store.outbox_get(other.id, "r2-" + other.id) is not None
+
+
+async def test_a_purge_finds_a_failed_reply_once_its_transcript_expired(store: Store, client: redis.Redis) -> None:
+    """The transcript expires ``closed_days`` (1 at least) after the end, about when the purge comes; a failed
+    reply's item is kept 7 days from its failure: it is listed (``hg:ol:``), not found from a transcript gone."""
+    conversation = await close(store, await a_conversation(store))
+    await _failed_reply(store, conversation.id, "f-" + conversation.id)
+    client.delete(*K.transcript_keys(conversation.id))  # expired
+
+    await store.purge_conversation(stripped(conversation, T0 + timedelta(days=31)))
+
+    assert await store.outbox_get(conversation.id, "f-" + conversation.id) is None
+    assert not client.exists(K.items_listed(conversation.id))
+
+
+async def test_an_erasure_still_finds_an_item_written_before_the_list(store: Store, client: redis.Redis) -> None:
+    """A store written before 2026-12-06: its outbox items are listed once (one SCAN, then ``hg:items-made``), each
+    with its TTL (none for a pending one)."""
+    conversation = await a_conversation(store)
+    other = await a_conversation(store, sender="+33699999999", text="un autre jeune")
+    await _failed_reply(store, conversation.id, "f-" + conversation.id)
+    await _failed_reply(store, other.id, "f-" + other.id)
+    client.delete(*K.transcript_keys(conversation.id), K.items_listed(conversation.id), K.items_listed(other.id))
+    client.delete(K.ITEMS_MADE)  # as the version before left them
+
+    await store.erase_conversation(conversation.id)
+
+    assert not client.exists(K.outbox_item(conversation.id, "f-" + conversation.id))
+    assert client.smembers(K.items_listed(other.id)) == {"f-" + other.id, "r2-" + other.id}
+    assert client.ttl(K.items_listed(other.id)) == -1  # its pending reply has none
+    assert client.exists(K.ITEMS_MADE)
