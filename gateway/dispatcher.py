@@ -1103,13 +1103,17 @@ class Dispatcher:
         last message, as long as the default ``idle_close_hours``) :data:`IDLE_CLOSE_BEFORE_WINDOW` before it, so that
         its goodbye (where to turn now: 119, 3114, 17/112) still reaches them. Until 2026-12-05 it fired as the window
         closed: the goodbye was only a "not sent" entry, and a young person waiting since the day before left the
-        queue without a word. A window closed already, or closing within that margin, changes nothing."""
+        queue without a word. The window counts from when they wrote (``last_inbound_at``, :func:`written_at`): a
+        message taken late (Meta redelivering after an outage) whose window closes within that margin has its goodbye
+        at once, while it still reaches them (until 2026-12-06 the window counted from when the message was taken, and
+        the goodbye was planned after the platform's window had closed: refused). A window closed already changes
+        nothing."""
         due = now + timedelta(hours=engine.flow.timers.idle_close_hours)
         window = self.reply_window(conversation, Author.BOT)
-        if window is None or conversation.last_inbound_at is None:
+        if window is None or conversation.last_inbound_at is None or conversation.last_inbound_at + window <= now:
             return due
         last_word = conversation.last_inbound_at + window - IDLE_CLOSE_BEFORE_WINDOW
-        return min(due, last_word) if last_word > now else due
+        return min(due, max(last_word, now))
 
     async def raise_priority(self, conversation: Conversation, priority: Priority, now: datetime) -> bool:
         """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place
@@ -1585,12 +1589,14 @@ def written_before_the_block(conversation: Conversation, inbound: Inbound) -> bo
 
 def written_at(conversation: Conversation, inbound: Inbound, now: datetime) -> datetime:
     """The conversation's ``last_inbound_at`` once ``inbound`` is taken at ``now``: when the young person wrote it as
-    the channel dates it (``Inbound.sent_at``: Telegram's), never after ``now`` (a clock ahead), never before the last
-    message already taken (redelivered out of order); ``now`` when undated, as ever. Until 2026-12-06 it was always
-    ``now``: a Telegram message taken hours late after an outage read as just written, and a block the young person
-    made after it, dated before ``now``, was taken for a late one and ignored (gateway/leaving.py, ``_wrote_since``):
-    the card said them reachable. Telegram has no reply window; the windows of Messenger and WhatsApp still count from
-    ``now`` (their ``sent_at`` is not read)."""
+    the channel dates it (``Inbound.sent_at``: Telegram's ``date``, Messenger's ``timestamp``), never after ``now`` (a
+    clock ahead), never before the last message already taken (redelivered out of order); ``now`` when undated, as
+    ever. Until 2026-12-06 it was always ``now``: a Telegram message taken hours late after an outage read as just
+    written, and a block the young person made after it, dated before ``now``, was taken for a late one and ignored
+    (gateway/leaving.py, ``_wrote_since``): the card said them reachable; and Messenger's reply windows, which Meta
+    counts from when the young person wrote, were counted from when the gateway took the message: open hours longer
+    than Meta's, the idle close's goodbye planned after Meta's had closed (refused). WhatsApp's still count from
+    ``now``."""
     if inbound.sent_at is None:
         return now
     at, last = min(now, inbound.sent_at), conversation.last_inbound_at

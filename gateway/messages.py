@@ -104,9 +104,9 @@ class Inbound:
     # keyword alone caught up from Twilio's list): the unsubscribed mark is lifted in its own turn, before anything
     # answers it (``Dispatcher._process``)
     opted_in: bool = False
-    # when the young person sent it, as the channel dates it (Telegram's ``date``, to the second); None when the
-    # channel's date is not read. A message taken late (the gateway away, the platform redelivering) is dated when it
-    # was written, not when it was taken (``gateway.dispatcher.written_at``)
+    # when the young person sent it, as the channel dates it (Telegram's ``date``, to the second; Messenger's event
+    # ``timestamp``, in ms); None when the channel's date is not read. A message taken late (the gateway away, the
+    # platform redelivering) is dated when it was written, not when it was taken (``gateway.dispatcher.written_at``)
     sent_at: datetime | None = None
 
     @property

@@ -386,6 +386,12 @@ def _body(document: object) -> _Body:
 
 
 def _parse_item(item: _Item, get_started: str) -> tuple[list[Inbound], list[Receipt]]:
+    messages, receipts = _read_item(item, get_started)
+    sent_at = _sent_at(item.timestamp)
+    return [replace(m, sent_at=sent_at) for m in messages] if sent_at is not None else messages, receipts
+
+
+def _read_item(item: _Item, get_started: str) -> tuple[list[Inbound], list[Receipt]]:
     sender = str(item.sender.id)
     if item.message is not None:
         return ([], []) if item.message.is_echo else ([_inbound_message(sender, item.timestamp, item.message)], [])
@@ -402,6 +408,14 @@ def _parse_item(item: _Item, get_started: str) -> tuple[list[Inbound], list[Rece
         mid = _mid(None, sender, item.timestamp, "referral:" + item.referral.ref)
         return [Inbound(channel=ChannelName.MESSENGER, sender=sender, message_id=mid, opening=True)], []
     return [], []
+
+
+def _sent_at(timestamp: int | None) -> datetime.datetime | None:
+    """When the young person did what the event says (its ``timestamp``, ms since 1970: an edit's is when it was
+    edited), for the reply windows, which Meta counts from then (``Inbound.sent_at``); None without one."""
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp / 1000, datetime.UTC)
 
 
 def _echo(item: _Item, app_id: str, human_apps: frozenset[str] = frozenset()) -> Echo | None:

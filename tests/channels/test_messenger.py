@@ -619,3 +619,34 @@ async def test_a_malformed_standby_item_is_400_naming_its_field(client: TestClie
     status, answer = await post(client, {"object": "page", "entry": [{"standby": [item]}]})
     assert status == 400
     assert "entry.0.standby.0.message.text" in answer["error"] and "secret-words" not in answer["error"]
+
+
+def test_each_message_is_dated_by_its_own_event_and_an_echo_or_a_receipt_by_none() -> None:
+    """Meta's reply windows count from when the young person wrote: each message, postback, referral, edit (when it
+    was edited) and standby message carries its event's ``timestamp`` (``Inbound.sent_at``), which the windows read
+    (``gateway.dispatcher.written_at``). Until 2026-12-06 none was dated: a message Meta redelivered hours late
+    opened the windows from when the gateway took it."""
+    ms = 1_796_000_000_000  # 2026-11-30
+
+    def at(item: dict[str, Any], offset: int) -> dict[str, Any]:
+        return {**item, "timestamp": ms + offset}
+
+    said = at(messenger_message(PSID, "bonjour", mid="m.1"), 0)
+    tapped = at(messenger_postback(PSID, "AIDE", "Aide", mid="m.2"), 1)
+    linked = at({"sender": {"id": PSID}, "referral": {"ref": "site"}}, 2)
+    edited = at({"sender": {"id": PSID}, "message_edit": {"mid": "m.1", "text": "bonsoir", "num_edit": 1}}, 3_600_000)
+    echoed = at(messenger_echo(PSID, "un admin", mid="m.echo", app_id=None), 5)
+    read = at(messenger_read(PSID, ms), 6)
+    aside = at(messenger_message(PSID, "sur l'autre fil", mid="m.sb"), 7)
+    batch = parse_events({"object": "page", "entry": [{"messaging": [said, tapped, linked, edited, echoed, read],
+                                                        "standby": [aside]}]})  # fmt: skip
+    dated = {m.message_id: m.sent_at for m in batch.inbound}
+
+    def moment(offset: int) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp((ms + offset) / 1000, datetime.UTC)
+
+    assert dated == {
+        "m.1": moment(0), "m.2": moment(1), next(k for k in dated if k.startswith("sha256:")): moment(2),
+        "m.1#edit1": moment(3_600_000), "m.sb": moment(7),
+    }  # fmt: skip
+    assert len(batch.echoes) == 1 and len(batch.receipts) == 1  # not the young person writing: no date to read
