@@ -1104,10 +1104,10 @@ class Dispatcher:
         its goodbye (where to turn now: 119, 3114, 17/112) still reaches them. Until 2026-12-05 it fired as the window
         closed: the goodbye was only a "not sent" entry, and a young person waiting since the day before left the
         queue without a word. The window counts from when they wrote (``last_inbound_at``, :func:`written_at`): a
-        message taken late (Meta redelivering after an outage) whose window closes within that margin has its goodbye
-        at once, while it still reaches them (until 2026-12-06 the window counted from when the message was taken, and
-        the goodbye was planned after the platform's window had closed: refused). A window closed already changes
-        nothing."""
+        message taken late (Meta redelivering after an outage, the WhatsApp catch-up) whose window closes within that
+        margin has its goodbye at once, while it still reaches them (until 2026-12-06 the window counted from when the
+        message was taken, and the goodbye was planned after the platform's window had closed: refused). A window
+        closed already changes nothing."""
         due = now + timedelta(hours=engine.flow.timers.idle_close_hours)
         window = self.reply_window(conversation, Author.BOT)
         if window is None or conversation.last_inbound_at is None or conversation.last_inbound_at + window <= now:
@@ -1589,14 +1589,14 @@ def written_before_the_block(conversation: Conversation, inbound: Inbound) -> bo
 
 def written_at(conversation: Conversation, inbound: Inbound, now: datetime) -> datetime:
     """The conversation's ``last_inbound_at`` once ``inbound`` is taken at ``now``: when the young person wrote it as
-    the channel dates it (``Inbound.sent_at``: Telegram's ``date``, Messenger's ``timestamp``), never after ``now`` (a
-    clock ahead), never before the last message already taken (redelivered out of order); ``now`` when undated, as
-    ever. Until 2026-12-06 it was always ``now``: a Telegram message taken hours late after an outage read as just
-    written, and a block the young person made after it, dated before ``now``, was taken for a late one and ignored
-    (gateway/leaving.py, ``_wrote_since``): the card said them reachable; and Messenger's reply windows, which Meta
-    counts from when the young person wrote, were counted from when the gateway took the message: open hours longer
-    than Meta's, the idle close's goodbye planned after Meta's had closed (refused). WhatsApp's still count from
-    ``now``."""
+    the channel dates it (``Inbound.sent_at``: Telegram's ``date``, Messenger's ``timestamp``, the ``date_sent`` of a
+    WhatsApp message caught up from Twilio's list), never after ``now`` (a clock ahead), never before the last message
+    already taken (redelivered out of order); ``now`` when undated (a live WhatsApp webhook, processed at once; web
+    chat), as ever. Until 2026-12-06 it was always ``now``: a Telegram message taken hours late after an outage read as
+    just written, and a block the young person made after it, dated before ``now``, was taken for a late one and ignored
+    (gateway/leaving.py, ``_wrote_since``): the card said them reachable; and the reply windows of Messenger and
+    WhatsApp, which the platforms count from when the young person wrote, were counted from when the gateway took the
+    message: open hours longer than the platform's, the idle close's goodbye planned after it had closed (refused)."""
     if inbound.sent_at is None:
         return now
     at, last = min(now, inbound.sent_at), conversation.last_inbound_at

@@ -105,8 +105,10 @@ class Inbound:
     # answers it (``Dispatcher._process``)
     opted_in: bool = False
     # when the young person sent it, as the channel dates it (Telegram's ``date``, to the second; Messenger's event
-    # ``timestamp``, in ms); None when the channel's date is not read. A message taken late (the gateway away, the
-    # platform redelivering) is dated when it was written, not when it was taken (``gateway.dispatcher.written_at``)
+    # ``timestamp``, in ms; the ``date_sent`` of a WhatsApp message caught up from Twilio's list); None when the
+    # channel's date is not read (a live WhatsApp webhook carries none: processed at once). A message taken late (the
+    # gateway away, the platform redelivering) is dated when it was written, not when it was taken
+    # (``gateway.dispatcher.written_at``)
     sent_at: datetime | None = None
 
     @property

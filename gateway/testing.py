@@ -159,6 +159,11 @@ class FakeAPI:
         queue = self._failures[endpoint or self.send_endpoint]
         queue.extend(Failure(f) if isinstance(f, int) else f for f in failures)
 
+    def answer_normally(self, endpoint: str | None = None) -> None:
+        """Drop the failures :meth:`fail_next` scripted for ``endpoint`` (default: the sending one) and not answered
+        yet: its next requests are answered normally (an outage of one endpoint over when the test says)."""
+        self._failures.pop(endpoint or self.send_endpoint, None)
+
     def down(self) -> None:
         """An outage: from now on every request answers 503 in the vendor's shape, until :meth:`up`."""
         self._down = True

@@ -240,7 +240,10 @@ class CatchUp:
             # 2026-12-06 the conversation stayed marked, nothing sent to them, the listener refused "until START")
             lifted = inbound.text.strip().upper() in OPT_IN_KEYWORDS
             departures = (Departure(inbound.channel, inbound.sender, False),) if lifted else ()
-            inbound = replace(inbound, opted_in=lifted)
+            # dated when Twilio received it (``date_sent``): WhatsApp's 24-hour window runs from then, not from now
+            # (``gateway.dispatcher.written_at``; until 2026-12-06 from now: open in the console and for the idle
+            # close's goodbye hours after Twilio refused)
+            inbound = replace(inbound, opted_in=lifted, sent_at=listed.at)
             taken = await self._process(Batch(inbound=(inbound,), departures=departures))  # 0: refused (a block), or
             # processed meanwhile
             self._metrics.whatsapp_caught_up.inc(taken)
