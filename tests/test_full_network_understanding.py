@@ -168,3 +168,30 @@ async def test_the_models_readings_of_refused_messages_are_bounded_per_network_a
     assert is_notice((await send_message(ws, "m2", SUICIDAL))[-1])  # beyond the bound: the keywords only
     assert await metric(client, "gateway_rate_limited", limit="refused_readings_per_network") == 1
     assert opened(await send_message(ws, "m3", DANGER), "m3")  # the keywords still open it
+
+
+async def test_chats_opened_unread_leave_the_risky_chats_bound_to_the_words_of_danger(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack
+) -> None:
+    """A raid from a school's network while the model is still loading (or busy: the raid keeps it so): the raid's
+    first messages, unread, open chats within a bound of their own (the risky chats' amount, counted apart), never
+    spending the one a pupil's words of danger need. Until 2026-12-06 (the same day unread chats began to open) they
+    spent it: after them, a pupil's "je veux mourir" from that network was refused with the network's notice."""
+    loaded = threading.Event()
+
+    def load() -> Model:  # never loads within the test: every reading is "loading"
+        assert loaded.wait(120)
+        return load_model()
+
+    client = await make_client(full_network(settings).replace(limit_risky_chats_per_network="1/hour"),
+                               understanding=load)  # fmt: skip
+    try:
+        assert (await (await client.get("/readyz")).json())["understanding"] == "loading"
+        assert opened(await send_message(await held_chat(client, stack), "m1", HARMLESS), "m1")  # unread: opens
+        assert is_notice((await send_message(await held_chat(client, stack), "m2", HARMLESS))[-1])  # its bound
+        frames = await send_message(await held_chat(client, stack), "m3", DANGER)
+        assert opened(frames, "m3"), "a pupil's words of danger refused: the unread chats spent the bound"
+        assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="unread") == 1
+        assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 1
+    finally:
+        loaded.set()
