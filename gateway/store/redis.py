@@ -658,6 +658,7 @@ class RedisStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            await self._people_given_up()
             await self._releases.close()
             if self._replica_acks is not None:
                 await self._replica_acks.close()
@@ -992,6 +993,19 @@ class RedisStore:
             making = self._people_making = asyncio.ensure_future(self._people_checked())
         await asyncio.shield(making)
         self._people_known = True
+
+    async def _people_given_up(self) -> None:
+        """The indexes' pass still going at the close, its reads given up (an instance stopping): ended here, before
+        the connections, its outcome read (the next instance makes them; ``K.PEOPLE_MADE_2`` is set last). Until
+        2026-12-06 it went on on the closed store, failed there, and its error, read by nobody, was written at some
+        later moment ("Task exception was never retrieved")."""
+        making = self._people_making
+        if making is None:
+            return
+        making.cancel()
+        await asyncio.wait([making])  # the close's own cancellation goes on through it
+        if not making.cancelled():
+            making.exception()  # read: ended before the cancel, in a failure its reads have given up on
 
     async def _people_checked(self) -> None:
         if not await self._redis.exists(K.PEOPLE_MADE_2):

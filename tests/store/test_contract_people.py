@@ -5,6 +5,8 @@ bounded, and made once for a store written before them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -221,3 +223,39 @@ async def test_reads_at_once_after_the_upgrade_make_the_indexes_once(store: Stor
         assert made == 1, f"the indexes were made {made} times"
     finally:
         await again.close()
+
+
+async def test_a_store_closed_during_the_indexes_making_leaves_no_pass_behind(store: Store, store_url: str) -> None:
+    """An instance stopped during the one-time making of the indexes after the upgrade (minutes on a year's store),
+    its reads given up: the pass ends with the store, its outcome read, nothing of it left to the garbage collector.
+    Until 2026-12-06 it was left running on the closed store, failed there, and its error, read by nobody, was
+    written at some later moment ("Task exception was never retrieved ... the redis store is closed")."""
+    if store_url.startswith("sqlite"):
+        return  # SQLite's indexes are a table and a column: nothing to make
+    for c in (conversation(1, "alice"), conversation(2, "bob")):
+        await store.save_conversation(c)
+    await store.close()
+    with _client(store_url) as client:
+        client.delete(K.PEOPLE_MADE_2)
+        before = client.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0)
+    loop = asyncio.get_running_loop()
+    said: list[str] = []
+    loop.set_exception_handler(lambda _, context: said.append(f"{context['message']} {context.get('exception')!r}"))
+    again = await open_store(store_url, keys=store_keys(store_url))
+    admin = _client(store_url)
+    admin.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")  # the pass cannot end: its writes wait
+    try:
+        read = asyncio.create_task(again.conversations_of(WEB, "alice", EPOCH, FAR, 10))
+        while admin.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0) == before:  # the pass is on
+            await asyncio.sleep(0.01)
+        read.cancel()  # the request given up (the instance stopping)
+        with contextlib.suppress(asyncio.CancelledError):
+            await read
+        await again.close()
+        del again, read  # the app's end lets go of the store
+        gc.collect()
+        assert said == []
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+        loop.set_exception_handler(None)
