@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
@@ -68,6 +69,7 @@ class FlowSet:
     read_seconds: float = FLOW_READ_SECONDS  # reload_aside: how long the file's read and compilation are waited for
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # reload_aside: one at a time
     _reading: _Read | None = field(default=None, repr=False)  # reload_aside: the last read, which may outlive its wait
+    _looking: _Read | None = field(default=None, repr=False)  # reload_if_settled_aside: the last look, the same
 
     def reload(self) -> ReloadResult:
         """Load the file; swap it in only when valid. The result is kept in ``last_reload``. Start-up, tools and
@@ -95,11 +97,17 @@ class FlowSet:
             now = datetime.now(UTC)
             if self._reading is not None and not self._reading.ended.is_set():
                 return self._running(now, self._reading)
-            self._seen = self._stat()
             read = self._reading = _Read(time.monotonic())
+            looked: list[tuple[int, int, int] | None] = []
+
+            def build() -> tuple[Engine, set[str]]:  # the look at the file too: a share may hang on it
+                looked.append(self._stat())
+                return self._build()
+
             try:
-                engine, strings = await asyncio.wait_for(in_own_thread(read.of(self._build)), self.read_seconds)
+                engine, strings = await asyncio.wait_for(in_own_thread(read.of(build)), self.read_seconds)
             except FlowValidationError as exc:
+                self._seen = looked[0]
                 return self._refused(now, exc)
             except TimeoutError:  # the thread is left to end when the file answers, its result unused
                 return self._refused(now, FlowValidationError([
@@ -107,6 +115,7 @@ class FlowSet:
                     " network share or a disk not answering?): nothing changed; save it again or reload once it"
                     " can be read"
                 ]))  # fmt: skip
+            self._seen = looked[0]
             return self._swap(now, engine, strings)
 
     def _running(self, now: datetime, reading: _Read) -> ReloadResult:
@@ -160,15 +169,35 @@ class FlowSet:
         flows.yaml can be a valid flow of their own (the default's lines before its ``erasure:``: a flow without
         the erasure a young person may ask for): loaded, it was served until the next look, and conversations begun
         meanwhile kept it for good. The console's reload and SIGHUP read the file at once."""
-        return self.reload() if self._settled() else None
+        return self.reload() if self._settled(self._stat()) else None
 
     async def reload_if_settled_aside(self) -> ReloadResult | None:
-        """:meth:`reload_if_settled` with :meth:`reload_aside`: what the running server's watcher calls."""
-        return await self.reload_aside() if self._settled() else None
+        """:meth:`reload_if_settled` with :meth:`reload_aside`: what the running server's watcher calls. Its look at
+        the file is made in a thread of its own too (:meth:`_look_aside`): until 2026-12-06 it was made on the event
+        loop, and a share that stopped answering held the whole gateway at the watcher's next look."""
+        found = await self._look_aside()
+        if found is _UNANSWERED:
+            return None
+        return await self.reload_aside() if self._settled(found) else None
 
-    def _settled(self) -> bool:
-        """Whether the file changed and looked the same at two looks in a row (a change seen now is looked at again)."""
-        found = self._stat()
+    async def _look_aside(self) -> tuple[int, int, int] | _Unanswered | None:
+        """The file's (modification time, size, inode) looked at in a thread of its own, waited for ``read_seconds``
+        at most; ``_UNANSWERED`` when the look does not answer in time, or while an earlier look still waits on the
+        file (one thread at most waits on it, said once in the log)."""
+        look = self._looking
+        if look is not None and not look.ended.is_set():
+            return _UNANSWERED
+        look = self._looking = _Read(time.monotonic())
+        try:
+            return await asyncio.wait_for(in_own_thread(look.of(self._stat)), self.read_seconds)
+        except TimeoutError:
+            log.warning("flows: %s did not answer a look within %g s (a network share or a disk not answering?):"
+                        " looked at again once it answers", self.path, self.read_seconds)  # fmt: skip
+            return _UNANSWERED
+
+    def _settled(self, found: tuple[int, int, int] | None) -> bool:
+        """Whether the file changed and looked the same at two looks in a row (a change seen now is looked at again);
+        ``found``: this look (``_stat``)."""
         if found == self._seen:
             self._settling = None
             return False
@@ -266,6 +295,15 @@ def open_every_queue(loaded: LoadedFlow) -> LoadedFlow:
     queues = {name: q.model_copy(update={"schedule": ALWAYS_SCHEDULE}) for name, q in loaded.flow.queues.items()}
     flow = loaded.flow.model_copy(update={"queues": queues})
     return replace(loaded, flow=flow, version=loaded.version + "+open")
+
+
+class _Unanswered(Enum):
+    """A look at the file that did not answer (:meth:`FlowSet._look_aside`)."""
+
+    UNANSWERED = "unanswered"
+
+
+_UNANSWERED = _Unanswered.UNANSWERED
 
 
 @dataclass

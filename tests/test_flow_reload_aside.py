@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.app import FLOWS
+from gateway.flowset import FlowSet
 from gateway.settings import Settings
 from tests.conftest import AppFactory, add_listener, login
 from tests.test_app import flow_copy, with_flow
@@ -169,3 +170,51 @@ async def test_a_file_never_read_is_a_refused_reload_and_the_next_reload_is_answ
 def readers() -> int:
     """The threads reading flows.yaml for a reload (``gateway.flowset.in_own_thread`` names them)."""
     return sum(1 for thread in threading.enumerate() if thread.name == "flows-reload")
+
+
+class HungShare(type(Path())):  # type: ignore[misc]
+    """A path on a share that stops answering: its ``stat`` (what the watcher looks at) waits until ``answer`` is
+    set, as a hard-mounted NFS share gone silent does. The file itself is the default flows.yaml's copy."""
+
+    answer = threading.Event()
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        HungShare.answer.wait(SAFETY_DELAY)
+        return super().stat(follow_symlinks=follow_symlinks)
+
+
+async def test_the_watchers_look_at_a_share_not_answering_leaves_the_loop_turning(tmp_path: Path) -> None:
+    """The watcher looks at flows.yaml's modification time every few seconds, and a reload stats it too. On a share
+    that stops answering, that look waited on the event loop: no webhook, web chat or console answered until the
+    share did (the reload's read was already in its own thread, its look was not). Now each look is made in a thread
+    of its own too, and a look still waiting skips the watcher's next ones; once the share answers, the watcher
+    reloads the changed file."""
+    flows = HungShare(flow_copy(tmp_path))
+    HungShare.answer.set()
+    flowset = FlowSet(flows, read_seconds=0.5)
+    assert flowset.reload().ok
+    flows.write_text(flows.read_text(encoding="utf-8").replace(OLD_NUMBER, NEW_NUMBER), encoding="utf-8")
+    HungShare.answer.clear()
+    try:
+        turns = 0
+
+        async def ticker() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0.01)
+                turns += 1
+
+        ticking = asyncio.ensure_future(ticker())
+        looks = [await asyncio.wait_for(flowset.reload_if_settled_aside(), 10) for _ in range(3)]
+        reload = await asyncio.wait_for(flowset.reload_aside(), 10)  # the console's, SIGHUP's: refused, answered
+        ticking.cancel()
+        assert looks == [None, None, None] and turns >= 10  # the loop turned while the share did not answer
+        assert not reload.ok and ("not read" in reload.problems[0] or "already running" in reload.problems[0])
+    finally:
+        HungShare.answer.set()
+    first, deadline = flowset.version, time.monotonic() + 60
+    while flowset.version == first:  # the share answers: the watcher sees the change settle, and reloads
+        assert time.monotonic() < deadline, "the watcher never reloaded the file once the share answered"
+        await flowset.reload_if_settled_aside()
+        await asyncio.sleep(0.01)
+    assert flowset.version != first and flowset.last_reload is not None and flowset.last_reload.ok
