@@ -88,6 +88,9 @@ CLAIM_SECONDS = 10.0
 # The idle close comes this long before the bot's reply window closes (Messenger, WhatsApp), its goodbye then sent
 # in time (the outbox's retries of a refused send take about two minutes)
 IDLE_CLOSE_BEFORE_WINDOW = timedelta(minutes=15)
+# A message taken in that last quarter hour (written long before: Meta redelivering, the WhatsApp catch-up): the idle
+# close comes this long before the window closes, never at once (the outbox's retries still in time)
+IDLE_CLOSE_LAST_SEND = timedelta(minutes=3)
 # A risky message (the inbox's: ``gateway/inbox.py``) and the replies of a turn in which a risk was read (the
 # outbox's: ``Dispatcher.emit``) are due this much before they were written: ahead of any backlog
 URGENT_AHEAD = timedelta(days=1)
@@ -1108,15 +1111,21 @@ class Dispatcher:
         closed: the goodbye was only a "not sent" entry, and a young person waiting since the day before left the
         queue without a word. The window counts from when they wrote (``last_inbound_at``, :func:`written_at`): a
         message taken late (Meta redelivering after an outage, the WhatsApp catch-up) whose window closes within that
-        margin has its goodbye at once, while it still reaches them (until 2026-12-06 the window counted from when the
-        message was taken, and the goodbye was planned after the platform's window had closed: refused). A window
+        margin has its goodbye :data:`IDLE_CLOSE_LAST_SEND` before the window closes (at once when less is left), while
+        it still reaches them, and the listeners have the minutes left: its words, read now, never end the conversation
+        at once (until 2026-12-06 the window counted from when the message was taken, and the goodbye was planned after
+        the platform's window had closed: refused; that afternoon, due at once: a young person just handed off was
+        closed by the next timer pass, seconds after their words arrived, before any listener could see them). A window
         closed already changes nothing."""
         due = now + timedelta(hours=engine.flow.timers.idle_close_hours)
         window = self.reply_window(conversation, Author.BOT)
         if window is None or conversation.last_inbound_at is None or conversation.last_inbound_at + window <= now:
             return due
-        last_word = conversation.last_inbound_at + window - IDLE_CLOSE_BEFORE_WINDOW
-        return min(due, max(last_word, now))
+        closes = conversation.last_inbound_at + window
+        last_word = closes - IDLE_CLOSE_BEFORE_WINDOW
+        if last_word <= now:  # taken late, in the margin: the last minutes its goodbye still reaches them
+            last_word = max(closes - IDLE_CLOSE_LAST_SEND, now)
+        return min(due, last_word)
 
     async def raise_priority(self, conversation: Conversation, priority: Priority, now: datetime) -> bool:
         """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place

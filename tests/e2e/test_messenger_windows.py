@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gateway.app import DISPATCHER, STORE
-from gateway.dispatcher import IDLE_CLOSE_BEFORE_WINDOW
+from gateway.dispatcher import IDLE_CLOSE_BEFORE_WINDOW, IDLE_CLOSE_LAST_SEND
 from gateway.settings import Settings
 from gateway.store import Author, TimerKind
 from gateway.testing import FakeGraphAPI
@@ -80,6 +80,22 @@ async def taken(client: Client, conversation_id: str, text: str) -> None:
     await eventually(found)
 
 
+EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+
+
+async def _taken_any(client: Client, text: str) -> bool:
+    for conversation in await client.app[STORE].list_conversations(*EVER):
+        if any(e.author is Author.USER and e.text == text for e in await client.app[STORE].transcript(conversation.id)):
+            return True
+    return False
+
+
+async def _handed_off(client: Client) -> str | None:
+    """The conversation's id once handed off (its hand-off's messages recorded), whatever it is in now."""
+    found = await client.app[STORE].list_conversations(*EVER)
+    return next((c.id for c in found if c.queued_at is not None), None)
+
+
 async def test_a_message_taken_late_counts_the_window_from_when_it_was_written(
     client: Client, graph: FakeGraphAPI
 ) -> None:
@@ -104,17 +120,32 @@ async def test_a_message_taken_late_counts_the_window_from_when_it_was_written(
     assert abs((closes - (wrote + timedelta(days=7))).total_seconds()) < 1, (closes, wrote)
 
 
-async def test_a_message_taken_in_the_last_quarter_hour_of_its_window_has_its_goodbye_at_once(client: Client) -> None:
-    """Written 23 h 50 min before the gateway took it: Meta's window closes ten minutes later. The idle close's
-    goodbye (where to turn) is due at once, while it still reaches the young person; before 2026-12-06 it was
-    planned 24 hours on, after Meta's window had closed: refused. A window closed already changes nothing."""
+async def test_a_young_person_waiting_whose_message_is_taken_in_the_windows_last_quarter_hour_is_not_closed_at_once(
+    client: Client,
+) -> None:
+    """A young person waiting in the queue wrote 23 h 50 min before the gateway took it (Meta redelivering after an
+    outage): Meta's window closes ten minutes later. Their conversation stays in the queue for the listeners until the
+    last minutes the idle close's goodbye (where to turn) still reaches them (:data:`IDLE_CLOSE_LAST_SEND` before the
+    window closes, the outbox's retries in time). Until 2026-12-06's evening the goodbye was due at once: closed by
+    the next timer pass, seconds after their words arrived, before any listener could see them (at risk, "closed by
+    the idle timer, never taken"). A window closed already changes nothing."""
     clock = running_clock(client)
     within_meta_age(clock)
-    conversation = await client.app[STORE].get_conversation(await queued(client))
+    wrote = clock() - timedelta(hours=23, minutes=50)
+    for number, (text, payload) in enumerate(WALK):  # the whole backlog redelivered: each dated when written
+        at = wrote - timedelta(seconds=len(WALK) - 1 - number)
+        assert await deliver(client, written(message(text, payload, mid=f"m_late_{number}"), at)) == 200
+        if number < len(WALK) - 1:
+            await eventually(lambda said=text: _taken_any(client, said))  # in order, as Meta's redelivery
+    conversation_id = await eventually(lambda: _handed_off(client))
+
+    due = await idle_close_due(client, conversation_id)
+    last_send = wrote + timedelta(hours=24) - IDLE_CLOSE_LAST_SEND
+    assert abs((due - last_send).total_seconds()) < 1, (due, last_send, clock())
+    conversation = await client.app[STORE].get_conversation(conversation_id)
     assert conversation is not None
     dispatcher, now = client.app[DISPATCHER], clock()
-    engine = dispatcher.flows.engine()
-    conversation.last_inbound_at = now - timedelta(hours=23, minutes=50)
-    assert dispatcher.idle_close_at(conversation, engine, now) == now
     conversation.last_inbound_at = now - timedelta(hours=24, minutes=1)  # closed: nothing reaches them any more
-    assert dispatcher.idle_close_at(conversation, engine, now) == now + timedelta(hours=24)
+    assert dispatcher.idle_close_at(conversation, dispatcher.flows.engine(), now) == now + timedelta(hours=24)
+    conversation.last_inbound_at = now - timedelta(hours=23, minutes=59)  # less than that left: at once
+    assert dispatcher.idle_close_at(conversation, dispatcher.flows.engine(), now) == now
