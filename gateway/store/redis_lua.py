@@ -1059,13 +1059,14 @@ return {answer, code, 0}
 
 # KEYS: item, its conversation's transcript, its index, its unread set, its listed items (``_LISTED``). ARGV: reason,
 # seconds kept, the failed delivery's code, the item's id.
-# An item whose stored fields cannot be read: failed (kept a while for an operator).
+# An item whose stored fields cannot be read: failed (kept for an operator as a failed one, 7 days: seconds, until
+# 2026-12-06 given to PEXPIRE, ~10 minutes).
 _OUTBOX_SET_ASIDE = (
     _ENTRIES
     + _LISTED
     + """
 redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 relist(KEYS[5], KEYS[1], ARGV[4])
 set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[4], ARGV[3], '')
 return 1
