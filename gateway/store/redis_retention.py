@@ -19,8 +19,10 @@ index ``hg:{seen}:n:<conv>`` (kept by the claim scripts, ``redis_lua._CLAIMS``);
 or purge (one SCAN each, behind ``hg:items-made``, ``hg:claims-made`` and ``hg:uploads-made``).
 
 The reads come first, then one pipeline deletes (the keys live in many slots: no transaction can hold them all):
-the content first, the record and its place in the creation index last, so an erasure cut short by a crash still
-finds the record (by id, and among the person's conversations) and is done again in full. A message processed for
+the provider ids' index entries first (a notice's send's provider id is kept on its outbox item only: deleted after
+the item, a cut in between left the index naming ``notice-<keyed identity>`` for its 30 days, until 2026-12-06), then
+the content, the record and its place in the creation index last, so an erasure cut short by a crash still finds the
+record (by id, and among the person's conversations) and is done again in full. A message processed for
 the conversation in between would leave a key behind, which is why the callers hold the conversation's lock.
 """
 
@@ -87,14 +89,14 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     providers += [p for p in held if p not in providers]
     content = [*items, *(K.outbox_item(conversation_id, i) for i in pending), *uploads]
     async with ordered(client) as pipe:
-        for name in content:
-            pipe.delete(name)
-        pipe.delete(K.uploads(conversation_id), K.items_listed(conversation_id))  # after them: a cut before lists them
-        if providers:
+        if providers:  # before the items: a notice's send's provider id is on its item only, read again after a cut
             redis_providers.forget(pipe, providers)
             for provider_id in providers:  # receipts kept for its sends, their take still to come
                 pipe.delete(K.kept_receipt(provider_id))
             pipe.zrem(K.KEPT_RECEIPTS, *providers)
+        for name in content:
+            pipe.delete(name)
+        pipe.delete(K.uploads(conversation_id), K.items_listed(conversation_id))  # after them: a cut before lists them
         pipe.delete(*K.transcript_keys(conversation_id))
         pipe.delete(K.outbox_line(conversation_id))
         if pending:
