@@ -97,14 +97,36 @@ async def a_webchat_conversation_through_everything(store: Store, notice: str) -
     return cid
 
 
+def as_before_the_lists(url: str) -> None:
+    """The store as the version before 2026-12-06 left it: no list of uploads, claims or items, no mark."""
+    options = {"decode_responses": True}
+    client: redis.Redis | redis.RedisCluster = redis.Redis.from_url(url, **options)
+    if client.info("cluster").get("cluster_enabled"):
+        client.close()
+        client = redis.RedisCluster.from_url(url, **options)
+    try:
+        for pattern in ("hg:u:{*", "hg:ol:{*", K.claims_of("*")):
+            for key in list(client.scan_iter(match=pattern.replace("{", "[{]"), count=1000)):
+                client.delete(key)
+        client.delete(K.UPLOADS_MADE, K.CLAIMS_MADE, K.ITEMS_MADE)
+    finally:
+        client.close()
+
+
 @pytest.mark.redis
-async def test_an_erasure_leaves_no_key_naming_the_conversation_or_the_person(store: Store, url: str) -> None:
+@pytest.mark.parametrize("lists", ["listed", "before-the-lists"])
+async def test_an_erasure_leaves_no_key_naming_the_conversation_or_the_person(
+    store: Store, url: str, lists: str
+) -> None:
     notice = "notice-" + KeyedHash(SECRET_KEY).sender("webchat", TOKEN)
     cid = await a_webchat_conversation_through_everything(store, notice)
     other, _ = await store.active_conversation(ChannelName.WEBCHAT, "wc-token-of-another-young-person", T0)
     await store.put_upload(f"{other.id}/{'cd' * 16}", "image/png", b"PNG")
     named = [line for line in every_key_and_value(url) if cid in line or TOKEN in line or notice in line]
     assert len(named) > 8, named  # what it went through is there
+    if lists == "before-the-lists":  # listed once, at the first erasure (one SCAN each)
+        as_before_the_lists(url)
+        assert not [line for line in every_key_and_value(url) if line.startswith(("hg:u:", "hg:ol:", "hg:{seen}:n:"))]
 
     await store.erase_conversation(cid)
     await store.erase_conversation(notice)
