@@ -90,9 +90,8 @@ async def test_a_listener_files_a_notice_and_the_young_person_hears_of_the_remov
     await expect(bot_messages(young).last).to_contain_text("a été retiré par la plateforme")
 
 
-async def test_a_partner_referral_link_opens_the_waiting_conversation_once(
-    make_server: ServerFactory, settings: Settings, browser: Browser
-) -> None:
+async def referred(make_server: ServerFactory, settings: Settings) -> tuple[TestServer, str]:
+    """A gateway with the 116 006 as a partner, and the code of the referral link it made for a young person."""
     key = "k" * 32
     server: TestServer = await make_server(settings.replace(partner_keys=f"116006={key}",
                                                    public_url="http://127.0.0.1:8080"))  # fmt: skip
@@ -101,6 +100,13 @@ async def test_a_partner_referral_link_opens_the_waiting_conversation_once(
                                  json={"summary": "Jeune d'accord pour être contactée."},
                                  headers={"Authorization": "Bearer " + key})  # fmt: skip
         code = (await answer.json())["link"].split("#", 1)[1]
+    return server, code
+
+
+async def test_a_partner_referral_link_opens_the_waiting_conversation_once(
+    make_server: ServerFactory, settings: Settings, browser: Browser
+) -> None:
+    server, code = await referred(make_server, settings)
     for attempt in range(2):
         context = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
         context.set_default_timeout(15_000)
@@ -123,14 +129,7 @@ async def test_a_referral_link_pressed_without_an_answer_says_to_try_again_and_w
     unanswered (the connection dropped), nothing at all, and an "Uncaught (in promise)" in its console (a review of
     the pages' requests, 2026-12-06). Now both say the chat does not answer, to try again, and where to turn
     meanwhile; pressed again once the gateway answers, the chat opens."""
-    key = "k" * 32
-    server: TestServer = await make_server(settings.replace(partner_keys=f"116006={key}",
-                                                   public_url="http://127.0.0.1:8080"))  # fmt: skip
-    async with aiohttp.ClientSession() as http:
-        answer = await http.post(server.make_url("/api/partners/116006/referrals"),
-                                 json={"summary": "Jeune d'accord pour être contactée."},
-                                 headers={"Authorization": "Bearer " + key})  # fmt: skip
-        code = (await answer.json())["link"].split("#", 1)[1]
+    server, code = await referred(make_server, settings)
     async with french_window(browser, 390, 780) as context:
         page = await context.new_page()
         errors: list[str] = []
