@@ -39,6 +39,17 @@ would see twice); messages never acknowledged; **deaf** sockets (in session, no 
 and **silent** ones (in session, acknowledged, the bot still on the conversation and no reply in 30 s); gone
 timers armed and conversations marked gone while their page is open; conversations no client holds the token of
 (a drop before the first session). Prints figures, asserts nothing (bench/README.md, "Chaos soak").
+
+``--floods N`` (default none: the run above unchanged): N senders per provider channel, each at a time drawn in
+the load, burst ``FLOOD_BURST`` messages a tenth of a second apart (each after the previous one's answer), past
+the flood limit (``limit_messages_per_conversation``, 20 a minute), their last eight words of danger (the
+keywords' phrases) and one more among the first twenty. Their audit (:func:`audit_floods`): every message recorded
+at most once; the first twenty recorded; past them, every word of danger recorded within the risky bound
+(``limit_risky_messages_per_conversation``: escalate, never silence), the plain ones refused but for those the
+model could not read (counted apart, same amount) and WhatsApp's never posted (the catch-up's, held to no limit);
+more recorded is a flood let in; a sender with a message refused got the ``rate_limited`` notice once (the hour),
+a second one is shown with the fault it was in flight at. Not driven: the web chat's floods and client networks
+at their cap (``GATEWAY_MAX_WAITING_PER_CLIENT``).
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
+from limits import parse as parse_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
@@ -85,6 +97,7 @@ from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.inbox import sender_key  # noqa: E402
 from gateway.keyed import KeyedHash  # noqa: E402
 from gateway.messages import ChannelName, Inbound  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
 from gateway.testing import stop_gently, store_keys  # noqa: E402
 
 REDELIVER_AFTER = 1.0
@@ -93,6 +106,25 @@ REDELIVER_AFTER = 1.0
 IN_FLIGHT_MARGIN = 2.0
 TIMEOUT_MARGIN = 0.5  # s: the gateway starts its send's clock a little before the request reaches the fake
 FAULTS = ["kill", "redis", "provider-5xx", "provider-hang", "provider-hang-long"]
+# --floods: a sender's burst past the flood limit, its words of danger last (and one within the limit), the keyword
+# phrases of tests/test_security.py and the WhatsApp catch-up's tests; the rest plain words no reading calls a risk
+FLOOD_FILLER = ("ok", "d'accord", "merci", "attends", "je reviens", "t'es là ?")
+FLOOD_DANGER = ("je veux mourir", "je vais me tuer ce soir")
+FLOOD_BURST, FLOOD_DANGER_AT = 45, frozenset({3, *range(37, 45)})
+FLOOD_PAUSE = 0.1  # s between a flood's webhooks (each after the previous one's answer)
+FLOOD_INDEX = 1000  # a flood message's index (Messenger's mid): apart from the walks'
+FLOOD_SLOT = 900  # a flood sender's slot in its address: apart from the load's
+NOTICE_MARK = "Beaucoup de messages arrivent"  # flows.yaml's ``rate_limited`` notice, French first in every language
+
+
+def _amount(name: str) -> int:
+    """The default amount of a ``limit_*`` setting (``20/minute`` → 20): what the instances run with."""
+    return int(parse_limit(str(Settings.model_fields[name].default)).amount)
+
+
+FLOOD_LIMIT = _amount("limit_messages_per_conversation")  # a minute's window, from the sender's first message
+RISKY_BOUND = _amount("limit_risky_messages_per_conversation")  # an hour's, words read as a risk past the limit
+UNREAD_BOUND = min(RISKY_BOUND, _amount("limit_flood_readings_per_sender"))  # unread past the limit: counted apart
 
 
 class AofRedis:
@@ -235,6 +267,9 @@ class Platforms:
     given_up: Counter[ChannelName] = field(default_factory=Counter)
     twilio: ChaosTwilio | None = None  # keeps every WhatsApp message sent, as Twilio does (its catch-up's list)
     left: Counter[ChannelName] = field(default_factory=Counter)  # webhooks never acknowledged, left to a catch-up
+    flooded: dict[tuple[ChannelName, str], tuple[str, int]] = field(default_factory=dict)  # → (sender, index)
+    bursts: dict[tuple[ChannelName, str], tuple[float, float]] = field(default_factory=dict)  # → (first, last)
+    unposted: set[tuple[ChannelName, str]] = field(default_factory=set)  # flood messages Twilio took, never posted
 
     def next_up(self) -> Instance:
         for _ in range(len(self.instances)):
@@ -289,6 +324,42 @@ class Platforms:
         if self.rng.random() < self.lost_ack:  # the 2xx lost on its way back: the platform delivers it again
             self.redelivered[channel] += 1
             await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline)
+
+    async def flood(self, channel: ChannelName, sender: str, deadline: float) -> None:
+        """One sender's burst of ``FLOOD_BURST`` messages, each posted as the load's are (Twilio keeps every one),
+        ``FLOOD_PAUSE`` s after the previous one's answer; noted in ``flooded`` (not ``acknowledged``: a message
+        past the limit may be refused) and the burst's time in ``bursts``."""
+        began = time.monotonic()
+        for index in range(FLOOD_BURST):
+            danger = index in FLOOD_DANGER_AT
+            text = (FLOOD_DANGER if danger else FLOOD_FILLER)[index % (2 if danger else len(FLOOD_FILLER))]
+            hook = webhook(channel, sender, next(self.numbers), FLOOD_INDEX + index, Step(text, None, 0))
+            if channel is ChannelName.WHATSAPP and self.twilio is not None:
+                self.twilio.receive(sender, text, message_sid=hook.message_id)
+                self.flooded[channel, hook.message_id] = (sender, index)
+                if not await self.twilio_posts(hook):
+                    self.left[channel] += 1
+                    self.unposted.add((channel, hook.message_id))  # the catch-up's: held to no flood limit
+            elif await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline):
+                self.flooded[channel, hook.message_id] = (sender, index)
+            else:
+                self.given_up[channel] += 1
+            await asyncio.sleep(FLOOD_PAUSE)
+        self.bursts[channel, sender] = (began, time.monotonic())
+
+
+async def floods(platforms: Platforms, channels: list[ChannelName], per_channel: int, duration: float,
+                 rng: random.Random) -> None:  # fmt: skip
+    """``per_channel`` senders on each provider channel of ``channels``, each bursting past the flood limit once,
+    at a time drawn in the load (from its own generator: the load's draws stay the seed's)."""
+    deadline = time.monotonic() + duration + 600
+
+    async def one(channel: ChannelName, number: int) -> None:
+        await asyncio.sleep(rng.uniform(5.0, max(6.0, duration - 40.0)))
+        await platforms.flood(channel, sender_id(channel, FLOOD_SLOT + number, number), deadline)
+
+    bursts = [one(c, n) for c in channels if c is not ChannelName.WEBCHAT for n in range(per_channel)]
+    await asyncio.gather(*bursts)
 
 
 async def conversations(platforms: Platforms, chats: WebChats, script: list[list[Step]], channels: list[ChannelName],
@@ -446,6 +517,28 @@ class Audit:
     conversations: int = 0
     extra_conversations: int = 0  # beyond one per sender, or of a sender no acknowledged message came from
     waits: list[tuple[float, float]] = field(default_factory=list)  # (s from entry to its first copy, that copy's at)
+    flood: Flood = field(default_factory=lambda: Flood())
+
+
+@dataclass
+class Flood:
+    """One channel's floods (``--floods``): each burst's messages against the gate's rules."""
+
+    senders: int = 0
+    sent: int = 0  # acknowledged (or kept by Twilio)
+    once: int = 0
+    twice: int = 0  # recorded more than once
+    refused: int = 0  # never recorded
+    within_refused: int = 0  # among the first FLOOD_LIMIT of a burst (in one minute): refused though within the limit
+    danger: int = 0
+    danger_recorded: int = 0
+    silenced: int = 0  # words of danger not recorded that the risky bound does not explain
+    past_bound: int = 0  # recorded beyond the limit + the risky and unread bounds (+ the catch-up's): a flood let in
+    unbounded: int = 0  # bursts that took a minute or more: the bound is not computed
+    notices: Counter[int] = field(default_factory=Counter)  # notices a sender got → senders
+    silent_refusals: int = 0  # senders with a message refused and no notice
+    notice_unrefused: int = 0  # senders with a notice and every message recorded: refused and recorded
+    extra_notices: list[str] = field(default_factory=list)  # a second notice within the hour, and why
 
 
 def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
@@ -483,7 +576,11 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
     store = await open_store(store_url, keys=store_keys(store_url))
     expected = {inbound_entry_id(Inbound(channel, sender, message_id))
                 for (channel, message_id), sender in platforms.acknowledged.items()}  # fmt: skip
+    expected |= {inbound_entry_id(Inbound(channel, sender, message_id))
+                 for (channel, message_id), (sender, _) in platforms.flooded.items()}  # fmt: skip
     known = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
+    known |= {(channel, sender) for (channel, _), (sender, _) in platforms.flooded.items()}
+    notices: dict[tuple[ChannelName, str], list[Copy]] = {}  # the gate's notices (never in a transcript)
     deliveries: dict[str, str] = {}
     try:
         users: Counter[str] = Counter()
@@ -523,6 +620,9 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
             result = results[provider.channel]
             result.replies_received = len(provider.copies)
             for copy in provider.copies:
+                if NOTICE_MARK in copy.text:
+                    notices.setdefault((provider.channel, copy.recipient), []).append(copy)
+                    continue
                 if copy.provider_id in recorded:
                     continue
                 why = in_flight(copy, faults)
@@ -541,9 +641,53 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
             result.processed_once += times == 1
             result.never_processed += times == 0
             result.recorded_twice += times > 1
+        audit_floods(platforms, results, users, notices, faults)
     finally:
         await store.close()
     return results, deliveries
+
+
+def audit_floods(platforms: Platforms, results: dict[ChannelName, Audit], users: Counter[str],
+                 notices: dict[tuple[ChannelName, str], list[Copy]], faults: list[Fault]) -> None:  # fmt: skip
+    """Each burst against the gate's rules, the gateway processing one sender's webhooks in their order: the first
+    ``FLOOD_LIMIT`` recorded; past them, the words of danger recorded within ``RISKY_BOUND`` (escalate, never
+    silence), plain words refused but for the unread ones (the model busy, late, loading) within ``UNREAD_BOUND``,
+    and any WhatsApp message whose webhook was never posted (the catch-up's, held to no limit); every message
+    recorded at most once; a sender with a message refused notified once (an hour)."""
+    bursts: dict[tuple[ChannelName, str], list[tuple[int, int, bool]]] = {}  # → (index, times recorded, unposted)
+    for (channel, message_id), (sender, index) in platforms.flooded.items():
+        times = users[inbound_entry_id(Inbound(channel, sender, message_id))]
+        bursts.setdefault((channel, sender), []).append((index, times, (channel, message_id) in platforms.unposted))
+    for (channel, sender), messages in bursts.items():
+        flood = results[channel].flood
+        flood.senders += 1
+        flood.sent += len(messages)
+        flood.once += sum(t == 1 for _, t, _ in messages)
+        flood.twice += sum(t > 1 for _, t, _ in messages)
+        refused = sum(t == 0 for _, t, _ in messages)
+        flood.refused += refused
+        flood.danger += sum(i in FLOOD_DANGER_AT for i, _, _ in messages)
+        flood.danger_recorded += sum(i in FLOOD_DANGER_AT and t > 0 for i, t, _ in messages)
+        first, last = platforms.bursts.get((channel, sender), (0.0, 1e9))
+        if last - first >= 60:
+            flood.unbounded += 1
+        else:
+            past = [(i, t) for i, t, _ in messages if i >= FLOOD_LIMIT]
+            flood.within_refused += sum(i < FLOOD_LIMIT and t == 0 for i, t, _ in messages)
+            danger_past = [t for i, t in past if i in FLOOD_DANGER_AT]
+            filler_past = [t for i, t in past if i not in FLOOD_DANGER_AT]
+            flood.silenced += sum(i < FLOOD_LIMIT and i in FLOOD_DANGER_AT and t == 0 for i, t, _ in messages)
+            flood.silenced += max(0, min(len(danger_past), RISKY_BOUND) - sum(t > 0 for t in danger_past))
+            bound = FLOOD_LIMIT + min(len(danger_past), RISKY_BOUND) + min(len(filler_past), UNREAD_BOUND)
+            bound += sum(u for _, _, u in messages)
+            flood.past_bound += max(0, sum(t > 0 for _, t, _ in messages) - bound)
+        told = notices.get((channel, sender), [])
+        flood.notices[len(told)] += 1
+        flood.silent_refusals += refused > 0 and not told
+        flood.notice_unrefused += refused == 0 and bool(told)
+        for copy in told[1:]:
+            why = in_flight(copy, faults) or "no fault"
+            flood.extra_notices.append(f"{channel} {copy.sender}@{copy.at:.1f}: {why}")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -555,7 +699,7 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"seed {args.seed}; {args.rate:.0f} msg/s for {args.duration:.0f} s on {', '.join(channels)}, a fault every"
         f" ~{args.every:.0f} s ({', '.join(args.faults)}); understanding {args.understanding}; 2 instances, Redis"
-        " AOF everysec"
+        " AOF everysec" + (f"; floods: {args.floods} senders per provider channel" if args.floods else "")
     )
     providers = fakes()
     with workdir("gateway-chaos-", flows_text) as (work, flows):
@@ -596,13 +740,18 @@ async def main(args: argparse.Namespace) -> None:
                 load = asyncio.create_task(
                     conversations(platforms, chats, script, channels, args.rate, args.gap, args.duration)
                 )
+                flooding = asyncio.create_task(
+                    floods(platforms, channels, args.floods, args.duration, random.Random(args.seed + 3))
+                )
                 faulty = [p for p in providers if p.channel in channels]  # a provider fault hits a channel in use
                 chaos = Chaos(rng, instances, redis, faulty, session)
                 faults = await chaos.run(args.every, args.duration, args.faults)
                 started = await load
+                await flooding
                 loaded = time.monotonic() - began
                 ready = [await i.ready(session, 240) for i in instances]
                 senders = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
+                senders |= {(channel, sender) for (channel, _), (sender, _) in platforms.flooded.items()}
                 twilio_kept = {inbound_entry_id(Inbound(channel, sender, message_id))
                                for (channel, message_id), sender in platforms.acknowledged.items()
                                if channel is ChannelName.WHATSAPP}  # fmt: skip
@@ -688,6 +837,19 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
     )
     for line in result.twice_beyond[:10]:
         print(f"    beyond: {line}")
+    flood = result.flood
+    if flood.senders:
+        print(
+            f"  floods: {flood.senders} senders, {flood.sent} messages ({FLOOD_BURST} each, limit {FLOOD_LIMIT}/minute,"
+            f" risky bound {RISKY_BOUND}, unread {UNREAD_BOUND}); recorded once {flood.once}, twice or more"
+            f" {flood.twice}, refused {flood.refused} (of the first {FLOOD_LIMIT}: {flood.within_refused}); words of"
+            f" danger {flood.danger_recorded}/{flood.danger} recorded, silenced beyond the bound {flood.silenced};"
+            f" recorded past the bound {flood.past_bound}; bursts of a minute or more {flood.unbounded}; notices"
+            f" per sender {dict(sorted(flood.notices.items()))}, refused without a notice {flood.silent_refusals},"
+            f" a notice and nothing refused {flood.notice_unrefused}"
+        )
+        for line in flood.extra_notices[:5]:
+            print(f"    second notice: {line}")
 
 
 def show_waits(waits: list[tuple[float, float]], faults: list[Fault], began: float) -> None:
@@ -727,6 +889,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lost-ack", type=float, default=0.02, help="share of acknowledged webhooks delivered again")
     parser.add_argument("--drain", type=float, default=180.0, help="seconds at most for the drain after the load")
     parser.add_argument("--understanding", choices=["on", "off"], default="on")
+    parser.add_argument("--floods", type=int, nargs="?", const=2, default=0, metavar="N",
+                        help=f"N senders per provider channel (2 when N is left out) burst {FLOOD_BURST} messages"
+                        " past the flood limit, words of danger among them (default 0: none)")  # fmt: skip
     return parser.parse_args(argv)
 
 
