@@ -199,7 +199,8 @@ async def create_app(
                 max_waiting_per_client=settings.max_waiting_per_client,
                 max_waiting_per_shared_network=settings.max_waiting_per_shared_network,
                 networks=settings.client_networks(),
-                read=dispatcher.reading if reader is not None else None)  # fmt: skip
+                read=dispatcher.reading if reader is not None else None,
+                refusals_kept_seconds=int(settings.whatsapp_catchup_window_hours * 3600) + 60)  # fmt: skip
     hub = WebChatHub(store, dispatcher, flows, metrics, gate, clock=clock,
                      addresses=settings.client_addresses(), keepalive=settings.socket_keepalive_seconds,
                      position_seconds=settings.webchat_position_seconds, replicated=replicated)  # fmt: skip

@@ -26,7 +26,7 @@ from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, InboundBusy, StoreError, WebhookError
 from gateway.events import Typing
-from gateway.gate import Gate
+from gateway.gate import Gate, Refusal
 from gateway.inbox import Inbox
 from gateway.messages import ChannelName, Departure
 from gateway.metrics import Metrics
@@ -231,11 +231,15 @@ def batch_processor(
         async with inbox.turns(batch.inbound, keys):  # one sender's webhooks in arrival order, from here on
             allowed, allowed_keys = [], []
             for inbound, key in zip(batch.inbound, keys, strict=True):
+                if not flood and await gate.refused_at_webhook(inbound):
+                    continue  # the catch-up's: refused past the flood at its webhook, notice sent (stays refused)
                 refusal = await gate.check(inbound, key, flood=flood)
                 if refusal is None:
                     allowed.append(inbound)
                     allowed_keys.append(key)
                 else:  # acknowledged all the same: the provider must not redeliver a refused message
+                    if refusal is Refusal.RATE_LIMITED and inbound.channel is ChannelName.WHATSAPP:
+                        await gate.note_refusal(inbound)  # in Twilio's list: the catch-up must leave it
                     await gate.tell_provider_sender(inbound, refusal)
             # the page's answers from Meta's inbox (recorded for the listeners, never sent) before the young person's
             # messages: a human answered, the bot asks nothing over it (until 2026-12-05 it answered the batch's

@@ -66,6 +66,7 @@ class Gate:
         *, clock: Callable[[], datetime], on_outgoing: Callable[[], None], max_waiting_per_client: int = 10,
         max_waiting_per_shared_network: int = 60, networks: ClientNetworks | None = None,
         read: Callable[[Inbound], Awaitable[Reading | Unread | None]] | None = None,
+        refusals_kept_seconds: int = 6 * 3600,
     ) -> None:  # fmt: skip
         self.store, self.flows, self.limits, self.keyed, self.metrics = store, flows, limits, keyed, metrics
         # told once: a runtime Protocol's isinstance reads the class's attributes each time (3.4 µs a message)
@@ -75,6 +76,20 @@ class Gate:
         self.max_waiting_per_shared_network = max_waiting_per_shared_network
         self.networks = networks or ClientNetworks()
         self._read = read  # the embedded model's reading (Dispatcher.reading); None: keywords only
+        self.refusals_kept_seconds = refusals_kept_seconds  # the WhatsApp catch-up's window
+
+    async def note_refusal(self, inbound: Inbound) -> None:
+        """A WhatsApp message the flood limit refused at its webhook (its notice sent, 200 answered), noted for the
+        catch-up's window (a counter by a keyed hash of its de-duplication key: nothing naming the sender), so that
+        the catch-up, which finds it in Twilio's list unprocessed, leaves it refused (:meth:`refused_at_webhook`).
+        One counter write per refused WhatsApp message, none for a message let on. Until 2026-12-06 the next pass
+        processed it, held to no flood limit: refused and recorded both, a WhatsApp flood let in whole."""
+        await self.limits.mark(self.refusals_kept_seconds, "refused", inbound_key(inbound))
+
+    async def refused_at_webhook(self, inbound: Inbound) -> bool:
+        """Whether :meth:`note_refusal` noted this message (False when the counters cannot be reached: the catch-up
+        then processes it, as it would any message it found)."""
+        return await self.limits.marked(self.refusals_kept_seconds, "refused", inbound_key(inbound))
 
     def sender_key(self, channel: ChannelName, sender: str) -> str:
         return self.keyed.sender(channel.value, sender)

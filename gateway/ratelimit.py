@@ -12,6 +12,7 @@ anyway, and a limit must never be what silences a young person.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -217,6 +218,20 @@ class RateLimits:
     async def first_refusal(self, limit: Limit, subject: str) -> bool:
         """True for the first refusal of ``subject`` in an hour: the calm notice is sent once, not per message."""
         return await self._first(_ONCE_AN_HOUR, "notice", limit.value, self._keyed("notice:" + limit.value, subject))
+
+    async def mark(self, seconds: int, what: str, subject: str) -> None:
+        """Note ``subject`` under ``what`` for ``seconds`` (a counter of one, by a keyed hash of ``subject``), for
+        :meth:`marked`; nothing when the counters cannot be reached."""
+        with contextlib.suppress(Exception):
+            await self._limiter.hit(RateLimitItemPerSecond(1, seconds), what, self._keyed(what, subject))
+
+    async def marked(self, seconds: int, what: str, subject: str) -> bool:
+        """Whether :meth:`mark` noted ``subject`` under ``what`` in the last ``seconds`` (read only); False when the
+        counters cannot be reached."""
+        try:
+            return not await self._limiter.test(RateLimitItemPerSecond(1, seconds), what, self._keyed(what, subject))
+        except Exception:
+            return False
 
     async def once_per(self, seconds: int, what: str, subject: str) -> bool:
         """True for the first call about ``subject`` in a window of ``seconds`` opened by that call: a short claim,

@@ -103,6 +103,44 @@ async def test_a_message_refused_for_a_block_is_not_counted_as_caught_up(
     assert not [r for r in caplog.records if "processed" in r.getMessage()]
 
 
+async def test_a_message_the_flood_limit_refused_at_its_webhook_is_not_caught_up_after_its_notice(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI
+) -> None:
+    """A young person's burst past the flood limit (3 a minute here, 20 by default): the webhook refuses the last
+    two (not recorded, the calm notice sent) and answers 200. Found by ``bench/chaos.py --floods``. Before: the
+    next catch-up pass (every few minutes, or after any 503) found them in Twilio's list, unprocessed, and
+    processed them, held to no limit: refused and recorded both, a WhatsApp flood let in whole a pass later."""
+    await refused_stays_refused(await gateway(catching_up.replace(limit_messages_per_conversation="3/minute")), twilio)
+
+
+@pytest.mark.redis
+async def test_a_message_the_flood_limit_refused_is_not_caught_up_with_the_counters_in_redis(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI, own_redis: str
+) -> None:
+    """The same with the store and the counters in Redis (several instances: the catch-up's pass on another one)."""
+    settings = catching_up.replace(store=own_redis, limit_messages_per_conversation="3/minute")
+    await refused_stays_refused(await gateway(settings), twilio)
+
+
+async def refused_stays_refused(client: Client, twilio: FakeTwilioAPI) -> None:
+    await eventually(lambda: passes(client), BOUND)
+    words = ["Bonjour", "ok", "d'accord", "merci", "attends"]
+    for number, text in enumerate(words):
+        form = twilio_form(PHONE, text, message_sid=f"SM{number:032d}")
+        twilio.receive(PHONE, text, message_sid=form["MessageSid"])
+        assert await deliver(client, form) == 200
+    assert await said(client, PHONE) == words[:3]
+
+    async def noticed() -> bool:
+        return any("Beaucoup de messages" in r.body["Body"] for r in twilio.accepted() if r.body["To"] == PHONE)
+
+    await eventually(noticed, BOUND)  # the young person is told their last messages did not reach the line
+
+    assert await client.app[CATCH_UP].catch_up() == 0  # a pass, as after a 503 or the period's
+    assert await said(client, PHONE) == words[:3]
+    assert counted(client, "gateway_whatsapp_caught_up_total") == 0
+
+
 @pytest.mark.redis
 async def test_two_instances_passing_at_once_count_each_message_once(
     gateway: GatewayFactory,
