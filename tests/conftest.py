@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import OUTBOX, READER, STORE, create_app
 from gateway.console.auth import hash_password
@@ -112,7 +112,7 @@ def shared_understanding(settings: Settings) -> dict[str, Callable[[], Model]]:
     return {"understanding": shipped_model} if on else {}
 
 
-async def model_loaded(client: TestClient[web.Request, web.Application]) -> None:
+async def model_loaded(client: TestClient[web.Request, web.Application] | TestServer) -> None:
     """Wait until the app's reader has the shared model (its load, in a thread, takes a moment after start-up): a
     message read while it is loading goes past the flood limit or a full network's cap unread (``Gate``), which the
     tests of those refusals do not expect. The tests of a model loading pass their own (``understanding=``)."""

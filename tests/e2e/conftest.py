@@ -36,7 +36,7 @@ from playwright.async_api import (
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.conftest import Clock, shared_understanding
+from tests.conftest import Clock, model_loaded, shared_understanding
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -59,7 +59,9 @@ async def make_server(
         app: web.Application = await create_app(
             settings, clock=clock, worker_poll_seconds=0.05, **shared_understanding(settings)
         )
-        return await aiohttp_server(app)
+        server = await aiohttp_server(app)
+        await model_loaded(server)
+        return server
 
     yield make
 
