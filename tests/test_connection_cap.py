@@ -48,7 +48,13 @@ class LimitedServer(Server):
     def open_files(self) -> list[str]:
         assert self.process is not None
         fds = f"/proc/{self.process.pid}/fd"
-        return sorted(os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds) if os.path.lexists(f"{fds}/{fd}"))
+        files = []
+        for fd in os.listdir(fds):
+            try:  # a file closed between the listing and its reading is no longer open: skipped
+                files.append(os.readlink(f"{fds}/{fd}"))
+            except FileNotFoundError:
+                continue
+        return sorted(files)
 
 
 @contextmanager
