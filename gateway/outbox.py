@@ -524,9 +524,10 @@ class Outbox:
             del sending[token]
             if (ended := asyncio.get_running_loop().time()) - began >= SLOW_SEND_SECONDS:
                 self._slow_until[name] = ended + SLOW_KEPT_SECONDS
+        answered_at = self.clock()  # the provider accepted it before: a watermark from then on covers it
         self._count(item, "sent")
         self.credentials_accepted(name)
-        return "on", functools.partial(self._sent, lease, provider_id, following)
+        return "on", functools.partial(self._sent, lease, provider_id, following, answered_at)
 
     def _slow(self, name: str, sending: dict[object, float], now: float) -> bool:
         """Whether channel ``name`` is slow: one of its sends took ``SLOW_SEND_SECONDS`` in the last
@@ -538,10 +539,14 @@ class Outbox:
             return True
         return False
 
-    async def _sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
+    async def _sent(
+        self, lease: _Lease, provider_id: str | None, following: _Lease | None, answered_at: datetime
+    ) -> bool:
         """The send's record, then the take of what was kept for it, which runs beside the run's next sends (one
-        round trip less before each: the record applied what was kept before it); the run awaits it at its end."""
-        if not await self._mark_sent(lease, provider_id, following):
+        round trip less before each: the record applied what was kept before it); the run awaits it at its end.
+        ``answered_at``: when the provider's answer came, kept through the record's retries (a watermark kept
+        meanwhile, at or after it, is shown by the record: ``Store.mark_until``)."""
+        if not await self._mark_sent(lease, provider_id, following, answered_at):
             return False
         if provider_id and not self._takes_kept(provider_id):
             lease.take = asyncio.create_task(self._apply_kept(lease.item, provider_id))
@@ -623,7 +628,9 @@ class Outbox:
         return await self._mark_failed(lease, f"set aside: unreadable by this version ({type(exc).__name__})",
                                        following)  # fmt: skip
 
-    async def _mark_sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
+    async def _mark_sent(
+        self, lease: _Lease, provider_id: str | None, following: _Lease | None, answered_at: datetime | None = None
+    ) -> bool:
         """Record the send before anything else, through a store failure, **for as long as the item's lease
         holds**: an item recorded as sent is never handed out again, one whose record is lost would be resent
         when its lease ends. Until 2026-12-01 this gave up after 8 tries (about 6 s): a Redis restart longer
@@ -637,7 +644,9 @@ class Outbox:
         conversation's next replies waited for their lease (60 s) although the store answered again within a
         second. The store now answers a record made already under this lease as made (``outbox_mark_sent``), and
         the line's step and the event are sent again with it."""
-        return await self._until_recorded(lease, "sent", lambda: self._record_sent(lease, provider_id, following))
+        return await self._until_recorded(
+            lease, "sent", lambda: self._record_sent(lease, provider_id, following, answered_at)
+        )
 
     async def _until_recorded(self, lease: _Lease, what: str, record: Callable[[], Awaitable[bool]]) -> bool:
         """``record()`` (an item's final record: ``what`` it was) tried again through store failures while the
@@ -661,7 +670,9 @@ class Outbox:
             return recorded
         raise AssertionError("unreachable")  # itertools.count() never ends
 
-    async def _record_sent(self, lease: _Lease, provider_id: str | None, following: _Lease | None) -> bool:
+    async def _record_sent(
+        self, lease: _Lease, provider_id: str | None, following: _Lease | None, answered_at: datetime | None = None
+    ) -> bool:
         """One try of a send's whole record, in one batch (Redis: the line's step and the event in one round trip):
         the item sent and its entry showing it, with the furthest receipt kept for its provider id applied in that
         same step (an instance dying after the record, or a store failure at the take, no longer loses a receipt
@@ -674,7 +685,8 @@ class Outbox:
             async def record(token: datetime) -> bool:
                 nonlocal shown
                 answer = await self.store.outbox_mark_sent(item.conversation_id, item.id, provider_id, lease=token,
-                                                           next_lease=_until(following), receipt=kept)  # fmt: skip
+                                                           next_lease=_until(following), receipt=kept,
+                                                           answered_at=answered_at)  # fmt: skip
                 if isinstance(answer, Delivery):  # what the record showed, a receipt it took applied
                     shown = answer
                 return bool(answer)

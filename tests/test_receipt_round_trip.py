@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -20,9 +21,10 @@ import redis.asyncio
 
 from gateway.channels.messenger import MessengerChannel
 from gateway.clock import utcnow
+from gateway.dispatcher import outbox_item
 from gateway.messages import ChannelName, Receipt
 from gateway.outbox import Outbox
-from gateway.store import Delivery, Store, open_store
+from gateway.store import Author, Delivery, Store, TranscriptEntry, open_store
 from gateway.store.redis_lua import SCRIPTS
 from gateway.testing import FakeGraphAPI, store_keys
 from tests.e2e.channel_support import eventually
@@ -97,3 +99,40 @@ async def test_a_receipt_kept_while_the_record_is_on_its_way_is_applied_by_the_r
 
 async def _none_waiting(store: Store) -> bool:
     return await store.kept_receipts_waiting(utcnow() + timedelta(minutes=1), 10) == []
+
+
+async def test_a_watermark_that_comes_while_the_record_is_on_its_way_is_applied_by_the_record(
+    proxy: LosingProxy,
+    stores: tuple[Store, Store],
+    graph: FakeGraphAPI,
+    channels: dict[ChannelName, MessengerChannel],
+) -> None:
+    """Messenger's ``read`` is a watermark (no message id): the young person read the reply once Meta accepted it,
+    while the outbox's record of Meta's answer was still on its way (here held; in bench/chaos.py --seed 21 retried
+    through a Redis outage). The watermark, after the answer, is kept on the conversation and applied by the record:
+    the reply shows read. Before: left pending by the watermark, then recorded ``sent``, shown so for ever when no
+    later watermark came (often a conversation's last reply)."""
+    store, other = stores
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "psid-c1", utcnow())
+    entry = TranscriptEntry("c1-r1", conversation.id, utcnow(), Author.BOT, "reply 1")
+    async with store.batch():
+        await store.append_transcript(entry)
+        await store.outbox_put(outbox_item(conversation, entry, entry.at))  # as the dispatcher puts it
+    proxy.hold(script_sha("outbox_sent"), entry.id.encode())  # the record, on its way
+    worker = asyncio.create_task(Outbox(store, channels, poll_seconds=0.05, sweep_seconds=3600).run())
+    try:
+        await asyncio.wait_for(proxy.held.wait(), BOUND)
+        assert len(graph.accepted()) == 1  # Meta answered before the record went out
+        read_at = math.ceil(utcnow().timestamp() * 1000)  # the young person reads it now: after the answer
+        await dispatcher_of(other).handle_receipt(Receipt(ChannelName.MESSENGER, "psid-c1", "read", watermark=read_at))
+        assert [e.delivery for e in await other.transcript(conversation.id)] == [Delivery.PENDING]
+        proxy.release()
+
+        async def read() -> bool:
+            return [e.delivery for e in await other.transcript(conversation.id)] == [Delivery.READ]
+
+        await eventually(read, timeout=BOUND)  # before: sent
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker

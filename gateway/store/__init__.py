@@ -545,9 +545,12 @@ class TranscriptStore(Protocol):
         ``until``): every entry sent, or delivered when ``delivery`` is READ, whose time is ``until`` or earlier
         takes ``delivery`` (DELIVERED or READ only); the ids changed, in the transcript's order. An entry already
         as far never changes again (the same receipt twice changes nothing the second time); one still pending (not
-        sent yet) is left as it is. Its cost is that of the entries awaiting the receipt, not of the transcript:
-        only the replies put with an outbox item that awaits a read (``OutboxItem.awaits_read``: Messenger's) and
-        not yet read or failed are read, and only those are marked."""
+        recorded sent yet: Meta may have accepted it, its record still on its way) is left as it is, and the
+        watermark is kept on the conversation for ``RECEIPT_KEPT_SECONDS`` (the newest of each delivery, never moved
+        back; erased with the conversation): the send's record shows it when the outbox got the provider's answer at
+        or before it (:meth:`OutboxStore.outbox_mark_sent`'s ``answered_at``). Its cost is that of the entries
+        awaiting the receipt, not of the transcript: only the replies put with an outbox item that awaits a read
+        (``OutboxItem.awaits_read``: Messenger's) and not yet read or failed are read, and only those are marked."""
         ...
 
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
@@ -915,6 +918,7 @@ class OutboxStore(Protocol):
         lease: datetime | None = None,
         next_lease: datetime | None = None,
         receipt: Delivery | None = None,
+        answered_at: datetime | None = None,
     ) -> bool | Delivery:
         """Delivered to the provider: the conversation's next item becomes due. False if not pending, or if
         ``lease`` is given and the item's claim is no longer that one (see :meth:`outbox_due`); likewise below.
@@ -930,6 +934,12 @@ class OutboxStore(Protocol):
         the id where a receipt's keeper looks it up, all in that step (``receipt`` is then not read): its answer is
         then the delivery the entry shows (sent or further) instead of True, and nothing is read before the record
         nor after it.
+
+        ``answered_at``: when the outbox got the provider's answer to this send. A watermark kept for the
+        conversation (:meth:`TranscriptStore.mark_until` met the reply pending) at or after it is shown on a reply
+        awaiting a read receipt in the same commit, forward only (the provider accepted the reply before it answered,
+        so such a watermark certainly covers it; one before the answer may not, and is not applied); the answer is
+        then the delivery shown. None: not known, no watermark applied.
 
         ``next_lease``: the caller holds the conversation's next item too (the rest of its run), under a lease
         ending then; the store may take it as when that item is due (Redis times its line's head with it instead

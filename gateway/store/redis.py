@@ -1127,10 +1127,12 @@ class RedisStore:
     @_guarded
     async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
         """One script of the conversation's slot (``mark_until``): only the entries awaiting a read receipt up to
-        ``until`` are read (``redis_keys.transcript_unread``), never the transcript."""
+        ``until`` are read (``redis_keys.transcript_unread``), never the transcript; a watermark meeting one still
+        pending is kept there (``redis_keys.kept_watermark``) for its record."""
         if delivery not in (Delivery.DELIVERED, Delivery.READ):
             raise ValueError(f"a watermark marks entries delivered or read, not {delivery}")
-        keys, args = K.transcript_keys(conversation_id), [to_us(until), _DELIVERY_CODES[delivery]]
+        keys = [*K.transcript_keys(conversation_id), K.kept_watermark(conversation_id)]
+        args = [to_us(until), _DELIVERY_CODES[delivery], int(RECEIPT_KEPT_SECONDS * 1000)]
         changed = await self._script("mark_until", keys, args)
         if changed is None and await self._make_unread(conversation_id):
             changed = await self._script("mark_until", keys, args)
@@ -1756,16 +1758,18 @@ class RedisStore:
         lease: datetime | None = None,
         next_lease: datetime | None = None,
         receipt: Delivery | None = None,
+        answered_at: datetime | None = None,
     ) -> bool | Delivery:
+        answered = "" if answered_at is None else to_us(answered_at)
         if provider_message_id and self.takes_kept_receipts and not in_parts(provider_message_id):
-            return (
-                await self._sent_taking_kept(conversation_id, item_id, provider_message_id, lease, next_lease, receipt)
-                or False
+            shown = await self._sent_taking_kept(
+                conversation_id, item_id, provider_message_id, lease, next_lease, receipt, answered
             )
+            return shown or False
         field, value = ("", "") if provider_message_id is None else ("pmid", provider_message_id)
         shown = sent_shown(receipt)
         return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, field, value, shown, lease,
-                                   next_lease)  # fmt: skip
+                                   next_lease, answered)  # fmt: skip
 
     @_guarded
     async def outbox_reschedule(
@@ -1795,8 +1799,8 @@ class RedisStore:
         lease: datetime | None = None,
         next_lease: datetime | None = None,
     ) -> bool:
-        return await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error", reason,
-                                   Delivery.FAILED, lease, next_lease)  # fmt: skip
+        return bool(await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error", reason,
+                                        Delivery.FAILED, lease, next_lease))  # fmt: skip
 
     @_guarded
     async def outbox_withdraw(self, conversation_id: str, item_ids: Sequence[str], reason: str) -> list[str]:
@@ -1845,9 +1849,11 @@ class RedisStore:
         lease: datetime | None,
         next_lease: datetime | None,
         receipt: Delivery | None,
+        answered: int | str,
     ) -> Delivery | None:
         """On one node (``takes_kept_receipts``): the send's whole record in one script, ``outbox_sent``: the item
-        and its entry, the receipt kept for the provider id read, applied and taken, the id's day index, the line's
+        and its entry, the receipt kept for the provider id read, applied and taken, a watermark kept for the
+        conversation applied when ``answered`` (µs, or '') is at or before it, the id's day index, the line's
         step. The delivery the entry shows (sent, or the kept receipt's, or ``receipt``, when further), None when not
         held.
 
@@ -1866,10 +1872,10 @@ class RedisStore:
         day = redis_providers.today()
         keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id),
                 K.kept_receipt(provider_id), K.KEPT_RECEIPTS, redis_providers.index(day, provider_id),
-                *line_keys, K.items_listed(conversation_id)]  # fmt: skip
+                *line_keys, K.items_listed(conversation_id), K.kept_watermark(conversation_id)]  # fmt: skip
         args = [int(SENT_OUTBOX_KEPT.total_seconds()), provider_id, _fence(lease), item_id,
                 redis_providers.field(provider_id), conversation_id, redis_providers.expiry(day),
-                line_args[3], _DELIVERY_CODES[receipt] if receipt else ""]  # fmt: skip
+                line_args[3], _DELIVERY_CODES[receipt] if receipt else "", answered]  # fmt: skip
         if told is not None:
             args += [_channel(told), dumps(encode(told))]
         found = await self._script("outbox_sent", keys, args)
@@ -1889,19 +1895,23 @@ class RedisStore:
         delivery: Delivery,
         lease: datetime | None,
         next_lease: datetime | None,
-    ) -> bool:
+        answered: int | str = "",
+    ) -> bool | Delivery:
         """The item and its transcript entry (one slot, one step), then its conversation's line (its next head due
         at ``next_lease`` if the caller holds it) and the provider id's index (the send happened: the index is true
         whoever holds the item now), held in a batch: a line left listing a resolved item is repaired by
         ``outbox_due``. An item resolved so already under ``lease`` (the script's 2: a retry whose first try ran,
         its answer lost) changes nothing there, and its line's step is made again (the first one may be lost with
-        it)."""
+        it). A send whose entry shows a watermark kept for it (``answered``, µs or '': ``redis_lua._WATERMARKS``)
+        answers that delivery instead of True."""
         kept = int((SENT_OUTBOX_KEPT if status == OutboxStatus.SENT else RESOLVED_OUTBOX_KEPT).total_seconds())
         provider_id = value if field == "pmid" else ""
         keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id),
-                K.items_listed(conversation_id)]  # fmt: skip
-        args = [str(status), field, value, kept, provider_id, _DELIVERY_CODES[delivery], _fence(lease), item_id]
-        if await self._script("outbox_resolve", keys, args) is None:
+                K.items_listed(conversation_id), K.kept_watermark(conversation_id)]  # fmt: skip
+        args = [str(status), field, value, kept, provider_id, _DELIVERY_CODES[delivery], _fence(lease), item_id,
+                answered]  # fmt: skip
+        found = await self._script("outbox_resolve", keys, args)
+        if found is None:
             return False
 
         def queue(pipe: Pipeline) -> None:
@@ -1911,7 +1921,7 @@ class RedisStore:
                 redis_providers.add(pipe, part, conversation_id)
 
         await self._write(queue)  # in a batch, sent with its other writes (the delivery's event: ``Outbox``)
-        return True
+        return _DELIVERIES[_text(found)] if isinstance(found, bytes | str) else True
 
     # The inbox: one slot, {inbox}
 

@@ -4,8 +4,8 @@ Redis Cluster hashes only the part of a key between its first ``{`` and ``}`` (t
 Keys that a script changes together share a tag:
 
 * a conversation's keys: ``{<conversation id>}`` (record ``hg:c:``, transcript ``hg:t:`` holding the entries
-  themselves and, once long, its index ``hg:ti:``, its entries awaiting a read receipt ``hg:tu:``, processed
-  marks ``hg:d:``, lock ``hg:l:``, outbox items
+  themselves and, once long, its index ``hg:ti:``, its entries awaiting a read receipt ``hg:tu:``, a watermark
+  kept for a reply still pending ``hg:tw:``, processed marks ``hg:d:``, lock ``hg:l:``, outbox items
   ``hg:o:{<conversation id>}<item id>``: an item is resolved and shown on its transcript entry in one script);
 * the waiting queue ``{queue}``, the outbox's lines, heads and pending set ``{outbox}``, the inbox ``{inbox}``, the
   late readings waiting ``{late}``, the conversation indexes ``{index}`` (status sets, creation, flagged), the
@@ -95,6 +95,14 @@ def transcript_unread(conversation_id: str) -> str:
     receipt (Messenger's ``read``: every reply sent up to then) finds what it changes without reading the
     transcript (``redis_lua._MARK_UNTIL``)."""
     return tagged("tu", conversation_id)
+
+
+def kept_watermark(conversation_id: str) -> str:
+    """A watermark (Messenger's ``read``, or a ``delivery`` without message ids) that met a reply of the conversation
+    still pending (accepted by Meta, its record not written yet): a hash, the delivery's code (``r``, ``d``) -> the
+    newest such watermark (µs), never moved back, expiring with ``RECEIPT_KEPT_SECONDS``; the send's record applies
+    it when the outbox got Meta's answer at or before it (``redis_lua._WATERMARKS``)."""
+    return tagged("tw", conversation_id)
 
 
 UNREAD_SINCE = PREFIX + "unread-since"

@@ -431,27 +431,57 @@ return shown
 """
 )
 
-# KEYS: the conversation's transcript, its index, its unread set. ARGV: a watermark (µs), the delivery's code ('d' or
-# 'r'). Every entry sent (or delivered, for 'r') at or before the watermark takes the code; the ids changed, in the
-# transcript's order. Reads only the unread set's entries up to the watermark (each found by the index): a receipt
-# costs the entries awaiting it, not the transcript. Once read, an entry leaves the set: the same receipt again
-# changes nothing. An entry still pending (its item not sent yet) is left for a later receipt. Nothing (nil) when the
-# set is not marked made (``UNREAD_MADE``): the caller makes it (``_UNREAD_MADE``), then calls again.
+# A watermark that meets a reply still pending (accepted by Meta, its record not written yet: a record retried through
+# a Redis outage) is kept on the conversation (``redis_keys.kept_watermark``: code -> the newest such watermark, µs,
+# never moved back, with the kept receipts' TTL), and the send's record applies it (``watermarked``) when the outbox
+# got Meta's answer at or before it: Meta accepted the reply before answering, so a watermark after the answer
+# certainly covers it; one before the answer may not (the reply may have been accepted after the read: a long outage
+# before the send) and is not applied. Only to a reply awaiting a read receipt (in its unread set), forward only (a
+# read over sent or delivered, a delivery over sent). The record's cost: one HMGET of a key nearly always absent.
+_WATERMARKS = """
+local function keep_watermark(kept, code, until_us, ttl_ms)
+  local old = redis.call('HGET', kept, code)
+  if not old or tonumber(old) < tonumber(until_us) then redis.call('HSET', kept, code, until_us) end
+  redis.call('PEXPIRE', kept, ttl_ms)
+end
+local function watermarked(kept, unread, id, code, answered_us)
+  if not answered_us or answered_us == '' or (code ~= 's' and code ~= 'd') then return code end
+  local w = redis.call('HMGET', kept, 'r', 'd')
+  if not w[1] and not w[2] then return code end
+  if not redis.call('ZSCORE', unread, id) then return code end
+  local at = tonumber(answered_us)
+  if w[1] and at <= tonumber(w[1]) then return 'r' end
+  if code == 's' and w[2] and at <= tonumber(w[2]) then return 'd' end
+  return code
+end
+"""
+
+# KEYS: the conversation's transcript, its index, its unread set, its kept watermark. ARGV: a watermark (µs), the
+# delivery's code ('d' or 'r'), the kept watermark's TTL (ms). Every entry sent (or delivered, for 'r') at or before
+# the watermark takes the code; the ids changed, in the transcript's order. Reads only the unread set's entries up
+# to the watermark (each found by the index): a receipt costs the entries awaiting it, not the transcript. Once
+# read, an entry leaves the set: the same receipt again changes nothing. An entry still pending (its item not
+# recorded sent yet) is left as it is, and the watermark kept for its record (``_WATERMARKS``). Nothing (nil) when
+# the set is not marked made (``UNREAD_MADE``): the caller makes it (``_UNREAD_MADE``), then calls again.
 _MARK_UNTIL = (
     _ENTRIES
+    + _WATERMARKS
     + """
 if not redis.call('ZSCORE', KEYS[3], UNREAD_MADE) then return nil end
-local changed = {}
+local changed, pending = {}, false
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])) do
   local at, v = find_entry(KEYS[1], KEYS[2], id)
   local code = v and string.sub(v, #id + 2, #id + 2)
   if code == 's' or (code == 'd' and ARGV[2] == 'r') then
     set_delivery(KEYS[1], KEYS[2], KEYS[3], id, ARGV[2], '')
     changed[#changed + 1] = {at, id}
-  elseif code ~= 'p' and code ~= 'd' then
+  elseif code == 'p' then
+    pending = true
+  elseif code ~= 'd' then
     redis.call('ZREM', KEYS[3], id)  -- gone, read or failed: awaits nothing
   end
 end
+if pending then keep_watermark(KEYS[4], ARGV[2], ARGV[1], ARGV[3]) end
 table.sort(changed, function(a, b) return a[1] < b[1] end)
 local ids = {}
 for i, c in ipairs(changed) do ids[i] = c[2] end
@@ -931,9 +961,11 @@ return redis.call('HGET', KEYS[1], 'conv')
 )
 
 # KEYS: item, its conversation's transcript, its index, its unread set, its listed items (``_LISTED``: an item kept
-# joins them). ARGV: status, field or '', value, seconds kept,
-# provider id or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id. The
-# transcript entry of the same id shows the result in the same step (never sent but shown pending). A sent item keeps
+# joins them), its kept watermark. ARGV: status, field or '', value, seconds kept,
+# provider id or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id, when the
+# provider's answer came (µs) or ''. The transcript entry of the same id shows the result in the same step (never
+# sent but shown pending), a sent one with a watermark kept for it when it applies (``_WATERMARKS``: the code then
+# shown is the answer instead of 1). A sent item keeps
 # no payload (the transcript has the text): what is left tells it was sent, until it expires; it is deleted at once
 # when its entry records the send with a provider id (the entry then tells a retry), kept when the send gave none
 # (its lease's end, ``next_us``, then tells a retry: until 2026-12-02 it was deleted too, and the retry of a record
@@ -944,6 +976,7 @@ _OUTBOX_RESOLVE = (
     _HELD
     + _ENTRIES
     + _LISTED
+    + _WATERMARKS
     + """
 local function resolved_before(item, status, token, pmid, list, index, id)
   if token == '' then return false end
@@ -958,10 +991,13 @@ if not held(KEYS[1], ARGV[7]) then
   if resolved_before(KEYS[1], ARGV[1], ARGV[7], ARGV[5], KEYS[2], KEYS[3], ARGV[8]) then return 2 end
   return false
 end
-local shown = set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], ARGV[6], ARGV[5])
+local code, answer = ARGV[6], 1
+if ARGV[1] == 'sent' then code = watermarked(KEYS[6], KEYS[4], ARGV[8], code, ARGV[9]) end
+if code ~= ARGV[6] then answer = code end
+local shown = set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], code, ARGV[5])
 if ARGV[1] == 'sent' and shown == 1 and (ARGV[5] ~= '' or ARGV[7] == '') then
   redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
-  return 1
+  return answer
 end  -- a fenced send without a provider id keeps what is left of its item (below): its lease's end tells a retry
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3])
@@ -977,7 +1013,7 @@ if ARGV[1] == 'sent' then  -- rebuilt without the payload: a small hash takes Re
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 relist(KEYS[5], KEYS[1], ARGV[8])
-return 1
+return answer
 """
 )
 
@@ -990,19 +1026,20 @@ return 1
 # finds the index written (its keeper looks the id up after keeping it, ``Dispatcher``) and is applied by its
 # keeper: no read after the record, no window between a read and the record (issue 8's twenty-third pass).
 # KEYS: item, transcript, its index, its unread set, the kept receipt's key, the kept receipts' list, the provider
-# id's day index, the conversation's line, heads, the pending set, the conversation's listed items (``_LISTED``).
-# ARGV: seconds kept, provider id, the lease end the
+# id's day index, the conversation's line, heads, the pending set, the conversation's listed items (``_LISTED``), its
+# kept watermark (``_WATERMARKS``, applied after the kept receipt). ARGV: seconds kept, provider id, the lease end the
 # caller holds (µs) or '', the item's id, the index's field, the conversation, the index's expiry (s since the epoch),
 # '' or the lease end (µs) under which the caller holds the line's next item, '' or the code of a receipt the caller
-# read itself (applied as one kept), then optionally a channel and an event: published once the send is recorded, when
-# the entry shows it sent ('s'; ``RedisStore._sent_taking_kept``). Returns the code the entry shows
-# ({1, code, 1 when the event was published else 0}; {2, code, 0} when recorded so already under this lease: a retry
-# whose first try ran, its answer lost), or false when not held.
+# read itself (applied as one kept), when the provider's answer came (µs) or '', then optionally a channel and an
+# event: published once the send is recorded, when the entry shows it sent ('s'; ``RedisStore._sent_taking_kept``).
+# Returns the code the entry shows ({1, code, 1 when the event was published else 0}; {2, code, 0} when recorded so
+# already under this lease: a retry whose first try ran, its answer lost), or false when not held.
 _OUTBOX_SENT = (
     _HELD
     + _ENTRIES
     + _REHEAD
     + _LISTED
+    + _WATERMARKS
     + """
 local RANK = {s = 1, d = 2, r = 3, f = 4}
 local answer, code = 1, 's'
@@ -1027,6 +1064,7 @@ else
     local c = string.sub(status, 1, 1)
     if RANK[c] and RANK[c] > RANK[code] then code = c end
   end
+  code = watermarked(KEYS[12], KEYS[4], ARGV[4], code, ARGV[10])
   if set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[4], code, ARGV[2]) == 1 then
     redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   else  -- no entry (a notice's item): what is left of it tells it was sent, until it expires
@@ -1049,8 +1087,8 @@ redis.call('EXPIREAT', KEYS[7], ARGV[7])
 redis.call('ZREM', KEYS[8], ARGV[4])
 redis.call('ZREM', KEYS[10], ARGV[6] .. ' ' .. ARGV[4])
 rehead(KEYS[9], KEYS[8], ARGV[6], false, ARGV[8] ~= '' and ARGV[8] or nil)
-if answer == 1 and code == 's' and ARGV[10] then
-  redis.call('PUBLISH', ARGV[10], ARGV[11])
+if answer == 1 and code == 's' and ARGV[11] then
+  redis.call('PUBLISH', ARGV[11], ARGV[12])
   return {answer, code, 1}
 end
 return {answer, code, 0}

@@ -97,7 +97,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
         for name in content:
             pipe.delete(name)
         pipe.delete(K.uploads(conversation_id), K.items_listed(conversation_id))  # after them: a cut before lists them
-        pipe.delete(*K.transcript_keys(conversation_id))
+        pipe.delete(*K.transcript_keys(conversation_id), K.kept_watermark(conversation_id))
         pipe.delete(K.outbox_line(conversation_id))
         if pending:
             pipe.zrem(K.OUTBOX_PENDING, *(K.outbox_pending(conversation_id, i) for i in pending))

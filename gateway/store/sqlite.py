@@ -213,6 +213,8 @@ CREATE INDEX IF NOT EXISTS late_lapsed ON late (until_us);
 CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, until_us INTEGER, at_us INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kept_receipts (provider_message_id TEXT NOT NULL, delivery TEXT NOT NULL,
     expires_us INTEGER NOT NULL, PRIMARY KEY (provider_message_id, delivery));
+CREATE TABLE IF NOT EXISTS kept_watermarks (conversation_id TEXT NOT NULL, delivery TEXT NOT NULL,
+    until_us INTEGER NOT NULL, expires_us INTEGER NOT NULL, PRIMARY KEY (conversation_id, delivery));
 CREATE TABLE IF NOT EXISTS transcript_parts (provider_message_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL,
     entry_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS transcript_parts_conversation ON transcript_parts (conversation_id);
@@ -872,21 +874,27 @@ class SqliteStore:
 
     async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
         """One transaction reading only the conversation's rows awaiting a read receipt up to ``until`` (the
-        ``transcript_unread`` partial index), never the transcript."""
+        ``transcript_unread`` partial index), never the transcript; a watermark meeting one still pending is kept
+        (``kept_watermarks``, the newest of each delivery, lapsed rows swept then) for its record."""
         if delivery not in (Delivery.DELIVERED, Delivery.READ):
             raise ValueError(f"a watermark marks entries delivered or read, not {delivery}")
         below = ("sent", "delivered") if delivery is Delivery.READ else ("sent",)
+        until_us, now_us = to_us(until), to_us(datetime.now(UTC))
 
         def work(conn: sqlite3.Connection) -> list[str]:
             with _writing(conn):
                 rows = conn.execute(
                     "SELECT id, delivery FROM transcript WHERE conversation_id = ? AND unread_us IS NOT NULL"
                     " AND unread_us <= ? ORDER BY seq",
-                    (conversation_id, to_us(until)),
+                    (conversation_id, until_us),
                 ).fetchall()
                 ids = [row["id"] for row in rows if row["delivery"] in below]
                 assignments, values = _delivered(delivery, None)
                 conn.executemany(f"UPDATE transcript SET {assignments} WHERE id = ?", [(*values, i) for i in ids])
+                if any(row["delivery"] == "pending" for row in rows):
+                    conn.execute("DELETE FROM kept_watermarks WHERE expires_us <= ?", (now_us,))
+                    conn.execute(_KEEP_WATERMARK, (conversation_id, str(delivery), until_us,
+                                                   now_us + int(RECEIPT_KEPT_SECONDS * 1_000_000)))  # fmt: skip
                 return ids
 
         return await self._run(work)
@@ -1354,10 +1362,11 @@ class SqliteStore:
         lease: datetime | None = None,
         next_lease: datetime | None = None,  # the next item's own time says when it is due: not needed here
         receipt: Delivery | None = None,
-    ) -> bool:
+        answered_at: datetime | None = None,
+    ) -> bool | Delivery:
         assignments = "provider_message_id = ?, payload = '{}'"  # dropped, as on Redis
         return await self._resolve(conversation_id, item_id, OutboxStatus.SENT, assignments, provider_message_id,
-                                   sent_shown(receipt), provider_message_id, lease)  # fmt: skip
+                                   sent_shown(receipt), provider_message_id, lease, answered_at)  # fmt: skip
 
     async def outbox_reschedule(
         self,
@@ -1398,8 +1407,8 @@ class SqliteStore:
         lease: datetime | None = None,
         next_lease: datetime | None = None,  # as in outbox_mark_sent
     ) -> bool:
-        return await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error = ?", reason,
-                                   Delivery.FAILED, None, lease)  # fmt: skip
+        return bool(await self._resolve(conversation_id, item_id, OutboxStatus.FAILED, "last_error = ?", reason,
+                                        Delivery.FAILED, None, lease))  # fmt: skip
 
     async def outbox_withdraw(self, conversation_id: str, item_ids: Sequence[str], reason: str) -> list[str]:
         """None: an item is listed in its put's transaction (``OutboxStore.outbox_withdraw``)."""
@@ -1420,13 +1429,16 @@ class SqliteStore:
         delivery: Delivery,
         provider_id: str | None,
         lease: datetime | None,
-    ) -> bool:
+        answered_at: datetime | None = None,
+    ) -> bool | Delivery:
         """Resolve the item (``status``, and ``assignments`` with ``value``) and show it on its transcript entry, in
         one transaction. An item resolved so already under ``lease`` (a retry whose first try was committed, its
-        answer lost) is True, nothing changed."""
+        answer lost) is True, nothing changed. A send answered at ``answered_at`` shows a watermark kept for its
+        conversation at or after it (:func:`_watermarked`), which is then the answer instead of True."""
         fence, held = _fence(lease)
+        answered_us = None if answered_at is None or status != OutboxStatus.SENT else to_us(answered_at)
 
-        def work(conn: sqlite3.Connection) -> bool:
+        def work(conn: sqlite3.Connection) -> bool | Delivery:
             with _writing(conn):
                 sql = (f"UPDATE outbox SET status = ?, {assignments} WHERE id = ? AND conversation_id = ?"
                        f" AND status = 'pending'{fence}")  # fmt: skip
@@ -1434,10 +1446,12 @@ class SqliteStore:
                     return lease is not None and conn.execute(
                         f"SELECT 1 FROM outbox WHERE id = ? AND conversation_id = ? AND status = ?{fence}",
                         (item_id, conversation_id, str(status), *held)).fetchone() is not None  # fmt: skip
-                entry, values = _delivered(delivery, provider_id)
+                shown = delivery if answered_us is None else _watermarked(conn, conversation_id, item_id, delivery,
+                                                                          answered_us)  # fmt: skip
+                entry, values = _delivered(shown, provider_id)
                 conn.execute(f"UPDATE transcript SET {entry} WHERE id = ?", (*values, item_id))
                 _index_parts(conn, conversation_id, item_id, provider_id)
-                return True
+                return True if shown is delivery else shown
 
         return await self._run(work)
 
@@ -2094,6 +2108,33 @@ def _delivered(delivery: Delivery, provider_message_id: str | None) -> tuple[str
     return ", ".join(assignments), tuple(values)
 
 
+_KEEP_WATERMARK = (
+    "INSERT INTO kept_watermarks (conversation_id, delivery, until_us, expires_us) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (conversation_id, delivery) DO UPDATE SET until_us = MAX(until_us, excluded.until_us),"
+    " expires_us = excluded.expires_us"
+)  # the newest watermark of each delivery, never moved back
+
+
+def _watermarked(
+    conn: sqlite3.Connection, conversation_id: str, entry_id: str, shown: Delivery, answered_us: int
+) -> Delivery:
+    """What a send's record shows (``shown``, sent or a kept receipt's), a watermark kept for its conversation
+    (``mark_until`` met the reply pending) applied when the provider's answer came at or before it: the provider
+    accepted the reply before answering, so such a watermark certainly covers it; one before the answer may not.
+    Only on a reply awaiting a read receipt, forward only. One look-up by the table's key, nearly always empty."""
+    if shown not in (Delivery.SENT, Delivery.DELIVERED):
+        return shown
+    kept = {row["delivery"] for row in conn.execute(
+        "SELECT delivery FROM kept_watermarks WHERE conversation_id = ? AND until_us >= ? AND expires_us > ?",
+        (conversation_id, answered_us, to_us(datetime.now(UTC))))}  # fmt: skip
+    if not kept or conn.execute("SELECT 1 FROM transcript WHERE id = ? AND unread_us IS NOT NULL",
+                                (entry_id,)).fetchone() is None:  # fmt: skip
+        return shown
+    if str(Delivery.READ) in kept:
+        return Delivery.READ
+    return Delivery.DELIVERED if str(Delivery.DELIVERED) in kept else shown
+
+
 def _index_parts(conn: sqlite3.Connection, conversation_id: str, entry_id: str, provider_id: str | None) -> None:
     """Each part's provider id of a reply sent in parts, where a receipt naming it finds its entry."""
     if in_parts(provider_id):
@@ -2117,7 +2158,7 @@ def _forget_content(conn: sqlite3.Connection, conversation_id: str) -> int:
                  (conversation_id,))  # fmt: skip
     conn.execute("DELETE FROM transcript_parts WHERE conversation_id = ?", (conversation_id,))
     count = conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,)).rowcount
-    for table in ("outbox", "timers", "late", "queue"):
+    for table in ("outbox", "timers", "late", "queue", "kept_watermarks"):
         conn.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))  # fixed table names
     prefix = conversation_id + "/"  # web chat uploads are kept under "<conversation id>/<hash>" (gateway/uploads.py)
     conn.execute("DELETE FROM uploads WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))

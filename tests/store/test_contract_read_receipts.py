@@ -20,7 +20,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.events import DeliveryChanged, Event, Typing
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Receipt
-from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry, open_store
+from gateway.store import RECEIPT_KEPT_SECONDS, Author, Delivery, OutboxItem, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
 from gateway.store.redis_lua import INDEXED_FROM, UNREAD_MADE
 from gateway.store.sqlite import path_from_url
@@ -298,3 +298,68 @@ async def test_replies_recorded_before_the_unread_index_are_marked_by_a_watermar
     finally:
         if not is_redis(store_url):
             await store.close()
+
+
+# A watermark that comes before the send's record (Meta accepted the reply, the outbox's record not written yet: a
+# record retried through a Redis outage, bench/chaos.py --seed 21). Meta accepted the reply before the outbox got its
+# answer (``answered_at``): a watermark at or after that answer certainly covers it; one before it may not.
+
+
+async def test_a_watermark_before_the_record_applies_when_the_send_was_answered_before_it(store: Store) -> None:
+    conversation_id = await conversation_of(store, 4)
+    early = await replied(store, conversation_id, 10)  # accepted by Meta, its record on its way
+    assert await store.mark_until(conversation_id, at(12), Delivery.READ) == []  # nothing recorded sent yet
+    assert (await deliveries(store, conversation_id))[early] is Delivery.PENDING
+    shown = await store.outbox_mark_sent(conversation_id, early, "mid.10", answered_at=at(11))
+    assert shown == Delivery.READ  # the record shows the kept watermark in its own step (the outbox tells it)
+    assert (await deliveries(store, conversation_id))[early] is Delivery.READ  # before: sent, for ever
+    assert await store.mark_until(conversation_id, at(12), Delivery.READ) == []  # replayed: nothing more
+
+
+async def test_a_send_answered_after_the_kept_watermark_stays_as_it_is(store: Store) -> None:
+    """Answered after the read: it may have been accepted after it too (a long outage before the send), so it
+    is never shown read by that watermark; a delivery watermark after its answer shows it delivered."""
+    conversation_id = await conversation_of(store, 4)
+    late, delivered = await replied(store, conversation_id, 10), await replied(store, conversation_id, 11)
+    assert await store.mark_until(conversation_id, at(14), Delivery.READ) == []
+    assert await store.mark_until(conversation_id, at(20), Delivery.DELIVERED) == []
+    assert await store.outbox_mark_sent(conversation_id, late, "mid.10", answered_at=at(21)) is not False
+    assert await store.outbox_mark_sent(conversation_id, delivered, "mid.11", answered_at=at(15)) == Delivery.DELIVERED
+    final = await deliveries(store, conversation_id)
+    assert (final[late], final[delivered]) == (Delivery.SENT, Delivery.DELIVERED)
+
+
+async def test_the_newest_watermark_is_kept_never_an_older_one(store: Store) -> None:
+    conversation_id = await conversation_of(store, 4)
+    first, second = await replied(store, conversation_id, 10), await replied(store, conversation_id, 11)
+    assert await store.mark_until(conversation_id, at(20), Delivery.READ) == []
+    assert await store.mark_until(conversation_id, at(12), Delivery.READ) == []  # out of order: never back
+    assert await store.outbox_mark_sent(conversation_id, first, "mid.10", answered_at=at(15)) == Delivery.READ
+    assert await store.mark_until(conversation_id, at(30), Delivery.READ) == []  # a newer one replaces it
+    assert await store.outbox_mark_sent(conversation_id, second, "mid.11", answered_at=at(25)) == Delivery.READ
+    final = await deliveries(store, conversation_id)
+    assert (final[first], final[second]) == (Delivery.READ, Delivery.READ)
+
+
+async def test_a_watermark_kept_for_a_pending_reply_is_erased_with_its_conversation(
+    store: Store, store_url: str
+) -> None:
+    conversation_id = await conversation_of(store, 4)
+    await replied(store, conversation_id, 10)
+    assert await store.mark_until(conversation_id, at(12), Delivery.READ) == []
+    if is_redis(store_url):
+        client = redis.Redis.from_url(store_url)
+        try:
+            assert client.exists(K.kept_watermark(conversation_id)) == 1
+            assert 0 < client.pttl(K.kept_watermark(conversation_id)) <= RECEIPT_KEPT_SECONDS * 1000
+            await store.erase_conversation(conversation_id)
+            assert client.exists(K.kept_watermark(conversation_id)) == 0
+        finally:
+            client.close()
+    else:
+        path = path_from_url(store_url)
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM kept_watermarks").fetchone() == (1,)
+        await store.erase_conversation(conversation_id)
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM kept_watermarks").fetchone() == (0,)

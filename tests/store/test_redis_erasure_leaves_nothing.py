@@ -1,9 +1,9 @@
 """A Redis erasure leaves no key naming the conversation or the young person's identity, whatever the conversation
 went through (``gateway/store/redis_retention.py``): a web chat image, a reply failed for good (kept 7 days), a
-reply pending, the gate's notices to them (one failed, one sent: kept without a transcript entry), a claim whose
-owner crashed (kept 8 days) and one taken over from it. Each is found from what lists it (no SCAN of the keyspace
-since 2026-12-06): the whole Redis is scanned after the erasure, standalone and Cluster (every script and pipeline
-slot-safe)."""
+reply pending, a watermark kept for a reply pending (``hg:tw:``), the gate's notices to them (one failed, one sent:
+kept without a transcript entry), a claim whose owner crashed (kept 8 days) and one taken over from it. Each is found
+from what lists it (no SCAN of the keyspace since 2026-12-06): the whole Redis is scanned after the erasure,
+standalone and Cluster (every script and pipeline slot-safe)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import redis
 from gateway.errors import StoreError
 from gateway.keyed import KeyedHash
 from gateway.messages import Attachment, ChannelName
-from gateway.store import Author, ClaimState, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
+from gateway.store import Author, ClaimState, Delivery, DoneMark, OutboxItem, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import SECRET_KEY, store_keys
 from tests.cutting_proxy import cutting_proxy
@@ -83,6 +83,9 @@ async def a_webchat_conversation_through_everything(store: Store, notice: str) -
     await store.outbox_put(OutboxItem("f-" + cid, cid, payload, T0))
     assert await store.outbox_mark_failed(cid, "f-" + cid, "blocked by the provider")  # kept 7 days
     await store.outbox_put(OutboxItem("p-" + cid, cid, payload, T0))  # still pending
+    await store.append_transcript(TranscriptEntry("w-" + cid, cid, T0, Author.BOT, "Tu es là ?"))
+    await store.outbox_put(OutboxItem("w-" + cid, cid, payload, T0, awaits_read=True))  # a read watermark's
+    assert await store.mark_until(cid, T0 + timedelta(seconds=1), Delivery.READ) == []  # kept for its record
     await store.outbox_put(OutboxItem("n-failed", notice, {"recipient": TOKEN, "text": "limité"}, T0))
     assert await store.outbox_mark_failed(notice, "n-failed", "blocked by the provider")
     await store.outbox_put(OutboxItem("n-sent", notice, {"recipient": TOKEN, "text": "limité"}, T0))
