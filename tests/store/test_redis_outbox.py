@@ -261,29 +261,38 @@ async def test_a_messages_four_replies_cost_the_outbox_a_bounded_count_of_comman
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
     store = await open_store(redis_url, keys=store_keys(redis_url))
-    try:
-        entries = [TranscriptEntry(f"r{n}", "A", T0 + timedelta(seconds=n), Author.BOT, f"bonjour {n}")
-                   for n in range(1, 5)]  # fmt: skip
+
+    async def hand_off(conversation: str, prefix: str, now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+        entries = [TranscriptEntry(f"{prefix}{n}", conversation, now + timedelta(seconds=n - 5), Author.BOT,
+                                   f"bonjour {n}") for n in range(1, 5)]  # fmt: skip
         client.config_resetstat()
         async with store.batch():
             for entry in entries:
                 await store.append_transcript(entry)
-                await store.outbox_put(OutboxItem(entry.id, "A", {"text": entry.text}, entry.at, awaits_read=True))
+                await store.outbox_put(
+                    OutboxItem(entry.id, conversation, {"text": entry.text}, entry.at, awaits_read=True)
+                )
         put = _commands(client)
-        now = T0 + timedelta(seconds=5)
         client.config_resetstat()
         run = await store.outbox_due(now, 10, run=8, lease_seconds=60)
-        assert [item.id for item in run] == ["r1", "r2", "r3", "r4"]
+        assert [item.id for item in run] == [entry.id for entry in entries]
         lease = now + timedelta(seconds=60)
         takes = store.takes_kept_receipts
         for n, item in enumerate(run, 1):
             following = lease if n < 4 else None
             kept = None if takes else await store.kept_receipt(f"m.{item.id}")  # as ``Outbox`` reads around it
-            assert await store.outbox_mark_sent("A", item.id, f"m.{item.id}", lease=lease, next_lease=following,
-                                                receipt=kept, answered_at=now)  # fmt: skip
+            assert await store.outbox_mark_sent(conversation, item.id, f"m.{item.id}", lease=lease,
+                                                next_lease=following, receipt=kept, answered_at=now)  # fmt: skip
             if not takes:
                 assert await store.kept_receipt(f"m.{item.id}") is None  # the look after the record
-        sent = _commands(client)
+        return put, _commands(client)
+
+    try:
+        # a first hand-off loads the scripts into Redis: the one counted below is that of a running gateway, whatever
+        # test ran before on this server (until 2026-12-06 run first it counted an EVALSHA's NOSCRIPT fall-back)
+        await hand_off("W", "w", T0)
+        now = T0 + timedelta(seconds=5)
+        put, sent = await hand_off("A", "r", now)
         assert [(e.id, e.delivery, e.provider_message_id) for e in await store.transcript("A")] == [
             (f"r{n}", Delivery.SENT, f"m.r{n}") for n in range(1, 5)]  # fmt: skip
         assert await store.outbox_due(now + timedelta(hours=1), 10) == []
@@ -293,7 +302,7 @@ async def test_a_messages_four_replies_cost_the_outbox_a_bounded_count_of_comman
         # (the record, the kept receipt's read and take, the provider id's index and the line's step one script:
         # ``outbox_sent``), 75 still where they stay apart (a Cluster: here a plain client to a node in cluster mode);
         # since 2026-12-06 71 and 79: a record's script looks for a watermark kept for its reply (one HMGET each)
-        assert sum(sent.values()) <= (71 if url == "redis_url" else 79), sent
+        assert sum(sent.values()) <= (71 if url == "redis_url" else 79), sorted(sent.items())
     finally:
         client.close()
         await store.close()
