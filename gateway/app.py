@@ -148,6 +148,7 @@ async def create_app(
     await _say_if_evicting(store)
     replicated = _replicated(settings, store, metrics)
     releases = _watch_releases(store, metrics)
+    _count_people_failures(store, metrics)
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors(metrics.outages), _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
@@ -384,6 +385,15 @@ def _watch_releases(store: Store, metrics: Metrics) -> RetriesReleases | None:
         lambda error: metrics.outages.failed("redis_release", error),
     )
     return store
+
+
+def _count_people_failures(store: Store, metrics: Metrics) -> None:
+    """The Redis store's failed passes making the people's indexes (one-time, shared by the reads: its own line
+    each), counted with the store's other failures."""
+    from gateway.store.redis import RedisStore
+
+    if isinstance(store, RedisStore):
+        store.watch_people(lambda kind: metrics.store_failures.labels("people_indexes", kind).inc())
 
 
 def _reader(settings: Settings, understanding: Callable[[], Model] | None, metrics: Metrics) -> Reader | None:

@@ -84,6 +84,7 @@ from gateway.ids import seen_digest
 from gateway.later import Later
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
+from gateway.outage_log import error_class
 from gateway.store import (
     CLIENT_OPEN,
     INDEXED_DAYS,
@@ -349,6 +350,10 @@ def _riding(
     return _wrapped(method, flush=False)
 
 
+def _uncounted(kind: str) -> None:
+    """No one counts the indexes' failed passes (the CLI, a test's store): the log line still says each."""
+
+
 def _wrapped(
     method: Callable[Concatenate[RedisStore, P], Awaitable[R]], *, flush: bool
 ) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
@@ -467,6 +472,7 @@ class RedisStore:
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
         self._people_known = False  # ``K.PEOPLE_MADE_2`` seen set (``_people_made``)
         self._people_making: asyncio.Future[None] | None = None  # the one pass every read waits for (``_people_made``)
+        self._on_people_failure: Callable[[str], None] = _uncounted  # a failed pass's error class (``watch_people``)
         self._unread_since: int | None = None  # ``K.UNREAD_SINCE`` (None: unknown, every conversation is older)
         # every key on one node (standalone, Sentinel's primary; not a Cluster, nor a plain client to a node in
         # cluster mode, which refuses a script across slots): scripts may touch several slots. Set by ``open`` once
@@ -991,8 +997,29 @@ class RedisStore:
         making = self._people_making
         if making is None or (making.done() and (making.cancelled() or making.exception() is not None)):
             making = self._people_making = asyncio.ensure_future(self._people_checked())
+            making.add_done_callback(self._people_ended)
         await asyncio.shield(making)
         self._people_known = True
+
+    def _people_ended(self, making: asyncio.Future[None]) -> None:
+        """The indexes' pass ended: a failure is said here, once, by class (and place, for a bug), and counted
+        (``watch_people``), whoever waited for it; the next read starts another pass. Until 2026-12-06 a pass failing
+        after all its reads gave up was seen by nobody ("Task exception was never retrieved", at best, later)."""
+        if making.cancelled() or (error := making.exception()) is None:
+            return
+        kind = error_class(error)
+        if isinstance(error, RedisError | StoreError):
+            log.warning("redis: making the people's and listeners' indexes failed with %s: the next person read makes"
+                        " them again", kind)  # fmt: skip
+        else:
+            log.error("redis: making the people's and listeners' indexes failed with %s at %s: the next person read"
+                      " makes them again", kind, where(error))  # fmt: skip
+        self._on_people_failure(kind)
+
+    def watch_people(self, on_failure: Callable[[str], None]) -> None:
+        """``on_failure`` is told the error's class of each failed pass making the indexes (``_people_made``): the app
+        counts them in ``gateway_store_failures{part="people_indexes"}``."""
+        self._on_people_failure = on_failure
 
     async def _people_given_up(self) -> None:
         """The indexes' pass still going at the close, its reads given up (an instance stopping): ended here, before

@@ -7,19 +7,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis
 
+from gateway.app import METRICS, STORE
 from gateway.conversation import Conversation, Status
 from gateway.messages import ChannelName
 from gateway.retention import stripped
+from gateway.settings import Settings
 from gateway.store import INDEXED_DAYS, Store, open_store
 from gateway.store import redis_keys as K
+from gateway.store.redis import RedisStore
 from gateway.store.sqlite import path_from_url
 from gateway.testing import store_keys
+from tests.conftest import AppFactory
+from tests.store.conftest import emptied
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
@@ -259,3 +266,81 @@ async def test_a_store_closed_during_the_indexes_making_leaves_no_pass_behind(st
         admin.execute_command("CLIENT", "UNPAUSE")
         admin.close()
         loop.set_exception_handler(None)
+
+
+async def test_an_indexes_pass_failing_after_its_reads_gave_up_is_said_and_the_next_read_makes_them(
+    store: Store, store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The one-time making of the indexes fails (Redis cut it) after every read waiting for it gave up: its failure
+    is logged once, by class, counted, and the next read makes them. Until 2026-12-06 nobody saw it: no line, only
+    "Task exception was never retrieved" whenever the garbage collector came by."""
+    if store_url.startswith("sqlite"):
+        return  # SQLite's indexes are a table and a column: nothing to make
+    for c in (conversation(1, "alice"), conversation(2, "bob")):
+        await store.save_conversation(c)
+    await store.close()
+    with _client(store_url) as client:
+        client.delete(K.PEOPLE_MADE_2)
+        before = client.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0)
+    loop = asyncio.get_running_loop()
+    said: list[str] = []
+    loop.set_exception_handler(lambda _, context: said.append(f"{context['message']} {context.get('exception')!r}"))
+    again = await open_store(store_url, keys=store_keys(store_url))
+    counted: list[str] = []
+    assert isinstance(again, RedisStore)
+    again.watch_people(counted.append)
+    admin = _client(store_url)
+    admin.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")  # the pass cannot end: its writes wait
+    try:
+        read = asyncio.create_task(again.conversations_of(WEB, "alice", EPOCH, FAR, 10))
+        while admin.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0) == before:  # the pass is on
+            await asyncio.sleep(0.01)
+        read.cancel()  # the request given up
+        with contextlib.suppress(asyncio.CancelledError):
+            await read
+        with caplog.at_level(logging.WARNING, logger="gateway.store.redis"):
+            admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # Redis cuts the pass
+            while not counted:
+                await asyncio.sleep(0.01)
+        lines = [r.getMessage() for r in caplog.records if "indexes" in r.getMessage()]
+        assert lines == ["redis: making the people's and listeners' indexes failed with ConnectionError: the next"
+                         " person read makes them again"], lines  # fmt: skip
+        assert counted == ["ConnectionError"]
+        admin.execute_command("CLIENT", "UNPAUSE")
+        assert await ids(await again.conversations_of(WEB, "alice", EPOCH, FAR, 10)) == ["c001"]
+        with _client(store_url) as client:
+            assert client.exists(K.PEOPLE_MADE_2)
+        gc.collect()
+        assert said == []
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+        loop.set_exception_handler(None)
+        with contextlib.suppress(NameError):
+            await again.close()
+
+
+@pytest.mark.redis
+async def test_the_apps_failed_indexes_pass_is_counted_with_the_stores_failures(
+    make_client: AppFactory, settings: Settings, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app counts a failed pass in ``gateway_store_failures_total{part="people_indexes"}`` (here a record that
+    does not open: the pass fails with the read that started it)."""
+    client = await make_client(settings.replace(store=emptied(redis_url)))
+    store, metrics = client.app[STORE], client.app[METRICS]
+    await store.save_conversation(conversation(1, "alice"))
+    with _client(redis_url) as admin:
+        admin.delete(K.PEOPLE_MADE_2)
+        admin.set(K.conversation("c001"), b"not a record")
+    with caplog.at_level(logging.WARNING, logger="gateway.store.redis"), contextlib.suppress(Exception):
+        await store.conversations_of(WEB, "alice", EPOCH, FAR, 10)
+    samples = {
+        s.labels["error"]: s.value
+        for m in metrics.registry.collect() if m.name == "gateway_store_failures"
+        for s in m.samples if s.name.endswith("_total") and s.labels.get("part") == "people_indexes"
+    }  # fmt: skip
+    assert samples == {"StoreError": 1.0}, samples
+    assert [r.getMessage() for r in caplog.records if "indexes" in r.getMessage()] == [
+        "redis: making the people's and listeners' indexes failed with StoreError: the next person read makes them"
+        " again"
+    ]
