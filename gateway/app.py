@@ -719,8 +719,9 @@ def _routes(
         action = "flows_reload" if result.ok else "flows_reload_refused"
         detail = f"{len(result.problems)} problem(s)" if result.problems else ""
         await store.audit(AuditEntry(api.clock(), request[LISTENER].name, action, result.version or "", detail))
-        status = 200 if result.ok else 409 if result.running else 422
-        return web.json_response(result.to_dict(), status=status)
+        status = 200 if result.ok else 409 if result.running else 503 if result.unstarted else 422
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if result.unstarted else None
+        return web.json_response(result.to_dict(), status=status, headers=retry)
 
     app.add_routes([
         web.get("/healthz", healthz), web.get("/readyz", readyz),

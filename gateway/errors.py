@@ -31,6 +31,8 @@
     │   └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
     │       └── RecipientGone     the young person blocked the line or unsubscribed (gateway/leaving.py is told)
     ├── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
+    ├── ThreadRefused             the system refused a new thread ("can't start new thread"): the work it was for
+    │                             did not run (a flows.yaml reload answered 503, the current flow kept)
     └── WeakPassword              a new listener password is refused (``reason``: too_short, common): said in
                                   French then English
 
@@ -153,6 +155,10 @@ class RecipientGone(PermanentDelivery):
 
 class MailError(GatewayError):
     """An e-mail was not accepted by the SMTP server; the message names the step, never an address."""
+
+
+class ThreadRefused(GatewayError):
+    """The system refused a new thread (at its threads' or memory limit): the work it was for never ran."""
 
 
 class WeakPassword(GatewayError):

@@ -28,7 +28,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.errors import FlowValidationError
+from gateway.errors import FlowValidationError, ThreadRefused
 from gateway.flows.engine import Engine
 from gateway.flows.loader import load_file
 from gateway.flows.model import ALWAYS_SCHEDULE
@@ -49,6 +49,7 @@ class ReloadResult:
     version: str | None
     problems: tuple[str, ...] = ()
     running: bool = False  # not started: the previous reload's read of the file has not ended (the API's 409)
+    unstarted: bool = False  # not started: the system refused the read's thread (the API's 503)
 
     def to_dict(self) -> dict[str, object]:
         return {"at": self.at.isoformat(), "ok": self.ok, "version": self.version, "problems": list(self.problems)}
@@ -70,6 +71,7 @@ class FlowSet:
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # reload_aside: one at a time
     _reading: _Read | None = field(default=None, repr=False)  # reload_aside: the last read, which may outlive its wait
     _looking: _Read | None = field(default=None, repr=False)  # reload_if_settled_aside: the last look, the same
+    _look_refused: bool = field(default=False, repr=False)  # _look_aside: a look's thread refused, said once
 
     def reload(self) -> ReloadResult:
         """Load the file; swap it in only when valid. The result is kept in ``last_reload``. Start-up, tools and
@@ -109,6 +111,9 @@ class FlowSet:
             except FlowValidationError as exc:
                 self._seen = looked[0]
                 return self._refused(now, exc)
+            except ThreadRefused as exc:  # nothing runs: the next reload may start one
+                read.ended.set()
+                return self._unstarted(now, exc)
             except TimeoutError:  # the thread is left to end when the file answers, its result unused
                 return self._refused(now, FlowValidationError([
                     f"{self.path}:1:1: the file was not read and validated within {self.read_seconds:g} s (a"
@@ -129,6 +134,18 @@ class FlowSet:
             f" {time.monotonic() - reading.started:.0f} s ago (a network share or a disk not answering?): nothing"
             " changed; reload again once it can be read",
         ), running=True)  # fmt: skip
+
+    def _unstarted(self, now: datetime, exc: ThreadRefused) -> ReloadResult:
+        """A reload not started, the system refusing its thread: the current flow kept, nothing recorded (as
+        :meth:`_running`); until 2026-12-06 its read stayed marked running, and every later reload was refused 409."""
+        cause = type(exc.__cause__ or exc).__name__
+        log.error("flow reload not started: no thread for the read of %s (%s); still serving %s", self.path, cause,
+                  self.version)  # fmt: skip
+        return ReloadResult(now, False, self.version, (
+            f"{self.path}:1:1: le rechargement n'a pas pu démarrer (le système refuse un nouveau fil d'exécution) :"
+            " rien n'a changé, réessayez dans un moment. / the reload could not start (the system refuses a new"
+            " thread): nothing changed, try again shortly.",
+        ), unstarted=True)  # fmt: skip
 
     def _build(self) -> tuple[Engine, set[str]]:
         """The file's engine and its own strings; touches nothing of this set (any thread)."""
@@ -189,11 +206,20 @@ class FlowSet:
             return _UNANSWERED
         look = self._looking = _Read(time.monotonic())
         try:
-            return await asyncio.wait_for(in_own_thread(look.of(self._stat)), self.read_seconds)
+            found = await asyncio.wait_for(in_own_thread(look.of(self._stat)), self.read_seconds)
+        except ThreadRefused as exc:  # nothing runs: the next look may start one (until 2026-12-06, none did)
+            look.ended.set()
+            if not self._look_refused:  # said once until a look runs again, not at every look
+                self._look_refused = True
+                log.error("flows: no thread for a look at %s (%s): looked at again at the next look", self.path,
+                          type(exc.__cause__ or exc).__name__)  # fmt: skip
+            return _UNANSWERED
         except TimeoutError:
             log.warning("flows: %s did not answer a look within %g s (a network share or a disk not answering?):"
                         " looked at again once it answers", self.path, self.read_seconds)  # fmt: skip
             return _UNANSWERED
+        self._look_refused = False
+        return found
 
     def _settled(self, found: tuple[int, int, int] | None) -> bool:
         """Whether the file changed and looked the same at two looks in a row (a change seen now is looked at again);
@@ -352,7 +378,10 @@ async def in_own_thread(work: Callable[[], T]) -> T:
             return
         _on_loop(loop, succeed, result)
 
-    threading.Thread(target=run, name="flows-reload", daemon=True).start()
+    try:
+        threading.Thread(target=run, name="flows-reload", daemon=True).start()
+    except RuntimeError as exc:  # "can't start new thread": ``work`` never runs (nor any mark it clears)
+        raise ThreadRefused("the system refused a thread for the flows' read") from exc
     return await done
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from gateway.app import FLOWS
 from gateway.flowset import FlowSet
@@ -218,3 +221,60 @@ async def test_the_watchers_look_at_a_share_not_answering_leaves_the_loop_turnin
         await flowset.reload_if_settled_aside()
         await asyncio.sleep(0.01)
     assert flowset.version != first and flowset.last_reload is not None and flowset.last_reload.ok
+
+
+@contextmanager
+def no_new_thread() -> Iterator[None]:
+    """The system refuses every new thread meanwhile ("can't start new thread": a process at its threads' or memory
+    limit): each thread started asks for a stack larger than any address space (whatever the overcommit setting);
+    those already running go on."""
+    before = threading.stack_size(1 << 62)
+    try:
+        yield
+    finally:
+        threading.stack_size(before)
+
+
+async def test_a_reload_whose_thread_cannot_start_is_answered_503_and_the_next_one_runs(
+    make_client: AppFactory, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The console's reload when no thread can be started for the file's read: 503, said in French then English, the
+    current flow kept, a line naming the error's class; the next reload, once threads start again, loads the file.
+    Until 2026-12-06 the read's in-flight mark stayed set (its thread never ran to clear it): every later reload,
+    the console's, SIGHUP's and the watcher's, was refused 409 "a reload is already running" until a restart."""
+    client, flows, changed = await gateway_on_a_copy(make_client, settings, tmp_path, flow_watch_seconds=3600.0)
+    first = client.app[FLOWS].version
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    flows.write_text(changed, encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="gateway.flowset"), no_new_thread():
+        response = await asyncio.wait_for(client.post("/api/admin/reload", json={}), 60)
+        refused = response.status, await response.json()
+    kept = client.app[FLOWS].version
+    response = await asyncio.wait_for(client.post("/api/admin/reload", json={}), 60)
+    assert response.status == 200, await response.text()
+    assert client.app[FLOWS].version != first
+    status, body = refused
+    assert status == 503 and body["version"] == first and kept == first, body
+    assert body["problems"][0].startswith(f"{flows}:1:1: le rechargement n'a pas pu démarrer"), body
+    assert "the reload could not start" in body["problems"][0], body
+    assert any("RuntimeError" in r.getMessage() and "not started" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_watchers_look_whose_thread_cannot_start_is_made_again_at_the_next_one(tmp_path: Path) -> None:
+    """The watcher's look at the file when no thread can be started: nothing changes, and once threads start again
+    the watcher sees the change and reloads. Until 2026-12-06 the look's mark stayed set: every later look was
+    skipped as "still waiting on the file", and the watcher never reloaded again until a restart."""
+    flows = flow_copy(tmp_path)
+    flowset = FlowSet(flows, read_seconds=10.0)
+    assert flowset.reload().ok
+    first = flowset.version
+    flows.write_text(flows.read_text(encoding="utf-8").replace(OLD_NUMBER, NEW_NUMBER), encoding="utf-8")
+    with no_new_thread():
+        assert await asyncio.wait_for(flowset.reload_if_settled_aside(), 10) is None
+    looks = 0
+    while flowset.version == first:  # changed, then settled at the next look: reloaded
+        assert looks < 5, "the watcher never reloaded the file once threads started again"
+        await asyncio.wait_for(flowset.reload_if_settled_aside(), 60)
+        looks += 1
+    assert flowset.last_reload is not None and flowset.last_reload.ok
