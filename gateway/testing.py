@@ -36,9 +36,11 @@ import json
 import math
 import signal
 import subprocess
+import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -531,6 +533,18 @@ def _sent_message(params: Mapping[str, Any]) -> dict[str, Any]:
     chat_id = str(params.get("chat_id", "0"))
     chat = {"id": int(chat_id) if chat_id.lstrip("-").isdigit() else 0, "type": "private"}
     return {"message_id": _next_id(), "date": int(time.time()), "chat": chat, "text": params.get("text", "")}
+
+
+@contextmanager
+def no_new_thread() -> Iterator[None]:
+    """The system refuses every new thread meanwhile (``RuntimeError: can't start new thread``, as a process at its
+    threads' or memory limit meets it): each thread started asks for a stack larger than any address space, whatever
+    the overcommit setting; the threads already running go on. Process-wide: what runs meanwhile meets it too."""
+    before = threading.stack_size(1 << 62)
+    try:
+        yield
+    finally:
+        threading.stack_size(before)
 
 
 def stop_gently(process: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> None:

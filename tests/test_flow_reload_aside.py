@@ -23,6 +23,7 @@ import pytest
 from gateway.app import FLOWS
 from gateway.flowset import FlowSet
 from gateway.settings import Settings
+from gateway.testing import no_new_thread
 from tests.conftest import AppFactory, add_listener, login
 from tests.test_app import flow_copy, with_flow
 from tests.test_metrics import Client
@@ -221,18 +222,6 @@ async def test_the_watchers_look_at_a_share_not_answering_leaves_the_loop_turnin
         await flowset.reload_if_settled_aside()
         await asyncio.sleep(0.01)
     assert flowset.version != first and flowset.last_reload is not None and flowset.last_reload.ok
-
-
-@contextmanager
-def no_new_thread() -> Iterator[None]:
-    """The system refuses every new thread meanwhile ("can't start new thread": a process at its threads' or memory
-    limit): each thread started asks for a stack larger than any address space (whatever the overcommit setting);
-    those already running go on."""
-    before = threading.stack_size(1 << 62)
-    try:
-        yield
-    finally:
-        threading.stack_size(before)
 
 
 async def test_a_reload_whose_thread_cannot_start_is_answered_503_and_the_next_one_runs(

