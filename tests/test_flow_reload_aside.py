@@ -216,6 +216,7 @@ async def test_the_watchers_look_at_a_share_not_answering_leaves_the_loop_turnin
         assert not reload.ok and ("not read" in reload.problems[0] or "already running" in reload.problems[0])
     finally:
         HungShare.answer.set()
+    flowset.read_seconds = 60.0  # a whole read and compilation: 0.3-0.5 s on a quiet machine, more at load
     first, deadline = flowset.version, time.monotonic() + 60
     while flowset.version == first:  # the share answers: the watcher sees the change settle, and reloads
         assert time.monotonic() < deadline, "the watcher never reloaded the file once the share answered"
