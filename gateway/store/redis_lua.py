@@ -971,7 +971,9 @@ return redis.call('HGET', KEYS[1], 'conv')
 # (its lease's end, ``next_us``, then tells a retry: until 2026-12-02 it was deleted too, and the retry of a record
 # whose answer was lost was refused as another worker's, the run's next replies left to their lease). Returns 1, 2
 # when the item was resolved so already under this lease (``resolved_before``: a retry of a record whose answer was
-# lost), or false when not held.
+# lost; a send's retry answers instead the code its entry shows when further, as its first try did a watermark's:
+# until 2026-12-06 it answered 2, and the outbox told the console `sent` for a reply shown read), or false when not
+# held.
 _OUTBOX_RESOLVE = (
     _HELD
     + _ENTRIES
@@ -988,8 +990,13 @@ local function resolved_before(item, status, token, pmid, list, index, id)
   return part_ids(string.sub(v, #id + 3, string.find(v, '\\n', #id + 2, true) - 1)) == pmid
 end
 if not held(KEYS[1], ARGV[7]) then
-  if resolved_before(KEYS[1], ARGV[1], ARGV[7], ARGV[5], KEYS[2], KEYS[3], ARGV[8]) then return 2 end
-  return false
+  if not resolved_before(KEYS[1], ARGV[1], ARGV[7], ARGV[5], KEYS[2], KEYS[3], ARGV[8]) then return false end
+  if ARGV[1] == 'sent' then  -- answered as the first try was: a kept watermark it showed (read only on a retry)
+    local at, v = find_entry(KEYS[2], KEYS[3], ARGV[8])
+    local c = at and string.sub(v, #ARGV[8] + 2, #ARGV[8] + 2)
+    if c == 'r' or (c == 'd' and ARGV[6] == 's') then return c end
+  end
+  return 2
 end
 local code, answer = ARGV[6], 1
 if ARGV[1] == 'sent' then code = watermarked(KEYS[6], KEYS[4], ARGV[8], code, ARGV[9]) end

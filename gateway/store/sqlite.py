@@ -1433,7 +1433,8 @@ class SqliteStore:
     ) -> bool | Delivery:
         """Resolve the item (``status``, and ``assignments`` with ``value``) and show it on its transcript entry, in
         one transaction. An item resolved so already under ``lease`` (a retry whose first try was committed, its
-        answer lost) is True, nothing changed. A send answered at ``answered_at`` shows a watermark kept for its
+        answer lost) is True, nothing changed (a send's: the delivery its entry shows when further, as its first try
+        answered a watermark's, :func:`_shown_again`). A send answered at ``answered_at`` shows a watermark kept for its
         conversation at or after it (:func:`_watermarked`), which is then the answer instead of True."""
         fence, held = _fence(lease)
         answered_us = None if answered_at is None or status != OutboxStatus.SENT else to_us(answered_at)
@@ -1443,9 +1444,10 @@ class SqliteStore:
                 sql = (f"UPDATE outbox SET status = ?, {assignments} WHERE id = ? AND conversation_id = ?"
                        f" AND status = 'pending'{fence}")  # fmt: skip
                 if conn.execute(sql, (str(status), value, item_id, conversation_id, *held)).rowcount != 1:
-                    return lease is not None and conn.execute(
+                    made = lease is not None and conn.execute(
                         f"SELECT 1 FROM outbox WHERE id = ? AND conversation_id = ? AND status = ?{fence}",
                         (item_id, conversation_id, str(status), *held)).fetchone() is not None  # fmt: skip
+                    return _shown_again(conn, item_id, delivery) if made and status == OutboxStatus.SENT else made
                 shown = delivery if answered_us is None else _watermarked(conn, conversation_id, item_id, delivery,
                                                                           answered_us)  # fmt: skip
                 entry, values = _delivered(shown, provider_id)
@@ -2133,6 +2135,17 @@ def _watermarked(
     if str(Delivery.READ) in kept:
         return Delivery.READ
     return Delivery.DELIVERED if str(Delivery.DELIVERED) in kept else shown
+
+
+def _shown_again(conn: sqlite3.Connection, entry_id: str, delivery: Delivery) -> bool | Delivery:
+    """A send's record made again (its first try committed, its answer lost): True, or the delivery its entry shows
+    when further than ``delivery`` (a kept watermark the first try showed, :func:`_watermarked`), as that first try
+    answered. Until 2026-12-06 it was True, and the outbox told the console `sent` for a reply shown read."""
+    row = conn.execute("SELECT delivery FROM transcript WHERE id = ?", (entry_id,)).fetchone()
+    shown = None if row is None else Delivery.read(row["delivery"])
+    if shown is Delivery.READ or (shown is Delivery.DELIVERED and delivery is Delivery.SENT):
+        return shown
+    return True
 
 
 def _index_parts(conn: sqlite3.Connection, conversation_id: str, entry_id: str, provider_id: str | None) -> None:

@@ -341,6 +341,25 @@ async def test_the_newest_watermark_is_kept_never_an_older_one(store: Store) -> 
     assert (final[first], final[second]) == (Delivery.READ, Delivery.READ)
 
 
+@pytest.mark.parametrize("provider_id", ["mid.10", "mid.10a mid.10b"])  # Redis: ``outbox_sent``; in parts: resolve
+async def test_a_record_made_again_answers_the_kept_watermark_its_first_try_showed(
+    store: Store, provider_id: str
+) -> None:
+    """The outbox's retry of a record whose first try showed a kept watermark, its answer lost (a Redis outage, a
+    connection cut): answered as the first try was, with the delivery its entry shows, so the outbox tells the
+    console the reply read. Until 2026-12-06 the retry answered True on SQLite, on Cluster and for a reply sent in
+    parts, and the console was told the reply `sent` while its entry showed it read."""
+    conversation_id = await conversation_of(store, 4)
+    early = await replied(store, conversation_id, 10)
+    assert [i.id for i in await store.outbox_due(at(10), 10, lease_seconds=60)] == [early]
+    lease = at(70)
+    assert await store.mark_until(conversation_id, at(12), Delivery.READ) == []  # the reply still pending: kept
+    first = await store.outbox_mark_sent(conversation_id, early, provider_id, lease=lease, answered_at=at(11))
+    again = await store.outbox_mark_sent(conversation_id, early, provider_id, lease=lease, answered_at=at(11))
+    assert (first, again) == (Delivery.READ, Delivery.READ)
+    assert (await deliveries(store, conversation_id))[early] is Delivery.READ
+
+
 async def test_a_watermark_kept_for_a_pending_reply_is_erased_with_its_conversation(
     store: Store, store_url: str
 ) -> None:
