@@ -542,15 +542,17 @@ class TranscriptStore(Protocol):
 
     async def mark_until(self, conversation_id: str, until: datetime, delivery: Delivery) -> list[str]:
         """A watermark's receipt (Messenger's ``read``, or a ``delivery`` without message ids: every reply sent up to
-        ``until``): every entry sent, or delivered when ``delivery`` is READ, whose time is ``until`` or earlier
-        takes ``delivery`` (DELIVERED or READ only); the ids changed, in the transcript's order. An entry already
-        as far never changes again (the same receipt twice changes nothing the second time); one still pending (not
-        recorded sent yet: Meta may have accepted it, its record still on its way) is left as it is, and the
-        watermark is kept on the conversation for ``RECEIPT_KEPT_SECONDS`` (the newest of each delivery, never moved
-        back; erased with the conversation): the send's record shows it when the outbox got the provider's answer at
-        or before it (:meth:`OutboxStore.outbox_mark_sent`'s ``answered_at``). Its cost is that of the entries
-        awaiting the receipt, not of the transcript: only the replies put with an outbox item that awaits a read
-        (``OutboxItem.awaits_read``: Messenger's) and not yet read or failed are read, and only those are marked."""
+        ``until``): every entry sent, or delivered when ``delivery`` is READ, whose time is ``until`` or earlier (the
+        time the outbox got the provider's answer, for a send recorded with ``answered_at``: the provider may have
+        accepted it after an earlier watermark; else the entry's own time) takes ``delivery`` (DELIVERED or READ only);
+        the ids changed, in the transcript's order. An entry already as far never changes again (the same receipt twice
+        changes nothing the second time); one still pending (not recorded sent yet: Meta may have accepted it, its
+        record still on its way) is left as it is, and the watermark is kept on the conversation for
+        ``RECEIPT_KEPT_SECONDS`` (the newest of each delivery, never moved back; erased with the conversation): the
+        send's record shows it when the outbox got the provider's answer at or before it
+        (:meth:`OutboxStore.outbox_mark_sent`'s ``answered_at``). Its cost is that of the entries awaiting the receipt,
+        not of the transcript: only the replies put with an outbox item that awaits a read (``OutboxItem.awaits_read``:
+        Messenger's) and not yet read or failed are read, and only those are marked."""
         ...
 
     async def flag_entry(self, conversation_id: str, entry_id: str, flag: RiskFlag) -> bool:
@@ -939,7 +941,9 @@ class OutboxStore(Protocol):
         conversation (:meth:`TranscriptStore.mark_until` met the reply pending) at or after it is shown on a reply
         awaiting a read receipt in the same commit, forward only (the provider accepted the reply before it answered,
         so such a watermark certainly covers it; one before the answer may not, and is not applied); the answer is
-        then the delivery shown. None: not known, no watermark applied.
+        then the delivery shown. Such a reply then awaits its read receipt from ``answered_at`` (a later
+        watermark marks it only from then on, for the same reason). None: not known, no watermark applied, the
+        entry's own time kept.
 
         ``next_lease``: the caller holds the conversation's next item too (the rest of its run), under a lease
         ending then; the store may take it as when that item is due (Redis times its line's head with it instead

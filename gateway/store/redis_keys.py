@@ -91,6 +91,7 @@ def transcript_index(conversation_id: str) -> str:
 
 def transcript_unread(conversation_id: str) -> str:
     """The transcript's entries awaiting a read receipt: a sorted set, entry id scored by the entry's time (µs),
+    then by the time the outbox got the provider's answer once its send is recorded (``redis_lua._WATERMARKS``),
     joined when a reply's outbox item is put and left once the entry is read or failed, so that a watermark's
     receipt (Messenger's ``read``: every reply sent up to then) finds what it changes without reading the
     transcript (``redis_lua._MARK_UNTIL``)."""

@@ -25,7 +25,8 @@ UNREAD_MADE = "#"  # the member marking a set of replies awaiting a read receipt
 # names another entry: a store of an earlier layout, an index expired before its list). Each helper takes both keys.
 # Beside them, the entries awaiting a read receipt (``redis_keys.transcript_unread``): a reply joins when its outbox
 # item is put (``awaits_read``, a Messenger reply's: the only channel whose read receipts are watermarks; scored by
-# the entry's time: the item's creation, one ``now`` with the entry), and leaves once read or failed
+# the entry's time: the item's creation, one ``now`` with the entry; then by the provider's answer's time once its
+# send is recorded, ``answered_by``), and leaves once read or failed
 # (``set_delivery``), so that a watermark's receipt reads only those (``_MARK_UNTIL``), once the set is marked
 # made (``UNREAD_MADE``: a conversation begun before the set existed has its earlier replies added first, from its
 # transcript, once: ``RedisStore.mark_until``).
@@ -438,6 +439,10 @@ return shown
 # certainly covers it; one before the answer may not (the reply may have been accepted after the read: a long outage
 # before the send) and is not applied. Only to a reply awaiting a read receipt (in its unread set), forward only (a
 # read over sent or delivered, a delivery over sent). The record's cost: one HMGET of a key nearly always absent.
+# ``answered_by``: the record scores its reply in the unread set by the answer's time (``ZADD XX``: nothing for a reply
+# awaiting no read receipt), so that a watermark after the record marks it only from then on, for the same reason;
+# before 2026-12-06 it kept the entry's time, and a watermark between the two (a send tried again through a long
+# outage, the watermark delivered late) showed read a reply Meta may have accepted after the read. One command more.
 _WATERMARKS = """
 local function keep_watermark(kept, code, until_us, ttl_ms)
   local old = redis.call('HGET', kept, code)
@@ -453,6 +458,11 @@ local function watermarked(kept, unread, id, code, answered_us)
   if w[1] and at <= tonumber(w[1]) then return 'r' end
   if code == 's' and w[2] and at <= tonumber(w[2]) then return 'd' end
   return code
+end
+local function answered_by(unread, id, code, answered_us)
+  if answered_us and answered_us ~= '' and (code == 's' or code == 'd') then
+    redis.call('ZADD', unread, 'XX', answered_us, id)
+  end
 end
 """
 
@@ -1002,6 +1012,7 @@ local code, answer = ARGV[6], 1
 if ARGV[1] == 'sent' then code = watermarked(KEYS[6], KEYS[4], ARGV[8], code, ARGV[9]) end
 if code ~= ARGV[6] then answer = code end
 local shown = set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[8], code, ARGV[5])
+if ARGV[1] == 'sent' then answered_by(KEYS[4], ARGV[8], code, ARGV[9]) end
 if ARGV[1] == 'sent' and shown == 1 and (ARGV[5] ~= '' or ARGV[7] == '') then
   redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   return answer
@@ -1073,6 +1084,7 @@ else
   end
   code = watermarked(KEYS[12], KEYS[4], ARGV[4], code, ARGV[10])
   if set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[4], code, ARGV[2]) == 1 then
+    answered_by(KEYS[4], ARGV[4], code, ARGV[10])
     redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   else  -- no entry (a notice's item): what is left of it tells it was sent, until it expires
     redis.call('HSET', KEYS[1], 'status', 'sent', 'pmid', ARGV[2])

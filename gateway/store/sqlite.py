@@ -248,7 +248,8 @@ _FIND_ACTIVE_ID = f"SELECT id FROM conversations WHERE channel = ? AND sender = 
 _CLIENT_OPEN_SQL = "status IN ('bot', 'queued')"
 assert {str(s) for s in CLIENT_OPEN} == {"bot", "queued"}, "_CLIENT_OPEN_SQL and conversations_client need the change"
 _CLIENT_INDEX = f"CREATE INDEX IF NOT EXISTS conversations_client ON conversations (client) WHERE {_CLIENT_OPEN_SQL}"
-# A reply awaiting its read receipt: ``unread_us``, its time, set when its outbox item is put (``outbox_put``) and
+# A reply awaiting its read receipt: ``unread_us``, its time, set when its outbox item is put (``outbox_put``), moved
+# to the provider's answer's time by its send's record (``_resolve``: a watermark marks it only from then on) and
 # cleared once it is read or failed (``_delivered``); a watermark's receipt reads only these (``mark_until``).
 _UNREAD_INDEX = ("CREATE INDEX IF NOT EXISTS transcript_unread ON transcript (conversation_id, unread_us)"
                  " WHERE unread_us IS NOT NULL")  # fmt: skip
@@ -1435,7 +1436,10 @@ class SqliteStore:
         one transaction. An item resolved so already under ``lease`` (a retry whose first try was committed, its
         answer lost) is True, nothing changed (a send's: the delivery its entry shows when further, as its first try
         answered a watermark's, :func:`_shown_again`). A send answered at ``answered_at`` shows a watermark kept for its
-        conversation at or after it (:func:`_watermarked`), which is then the answer instead of True."""
+        conversation at or after it (:func:`_watermarked`), which is then the answer instead of True; a reply awaiting
+        a read receipt then waits from ``answered_at`` (``unread_us``: a later watermark marks it only from then on,
+        as a kept one; until 2026-12-06 from its making, and a watermark between the two showed it read although Meta
+        may have accepted it after the read)."""
         fence, held = _fence(lease)
         answered_us = None if answered_at is None or status != OutboxStatus.SENT else to_us(answered_at)
 
@@ -1452,6 +1456,9 @@ class SqliteStore:
                                                                           answered_us)  # fmt: skip
                 entry, values = _delivered(shown, provider_id)
                 conn.execute(f"UPDATE transcript SET {entry} WHERE id = ?", (*values, item_id))
+                if answered_us is not None and shown in (Delivery.SENT, Delivery.DELIVERED):  # by key; writes only
+                    conn.execute("UPDATE transcript SET unread_us = ? WHERE id = ? AND unread_us IS NOT NULL",
+                                 (answered_us, item_id))  # fmt: skip  # a reply awaiting a read receipt
                 _index_parts(conn, conversation_id, item_id, provider_id)
                 return True if shown is delivery else shown
 

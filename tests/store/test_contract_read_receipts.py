@@ -360,6 +360,22 @@ async def test_a_record_made_again_answers_the_kept_watermark_its_first_try_show
     assert (await deliveries(store, conversation_id))[early] is Delivery.READ
 
 
+async def test_a_watermark_between_the_replys_making_and_its_sends_answer_leaves_it_as_it_is(store: Store) -> None:
+    """A reply made long before its send (Meta unreachable for an hour, the outbox trying again), recorded sent with
+    the time its answer came; a watermark between the reply's making and that answer, delivered after the record
+    (Meta redelivers webhooks late), does not show it read nor delivered: Meta may have accepted it after that
+    time. A watermark at or after the answer does. Until 2026-12-06 the entry's making time was compared: read."""
+    conversation_id = await conversation_of(store, 4)
+    late, early = await replied(store, conversation_id, 10), await replied(store, conversation_id, 11)
+    assert await store.outbox_mark_sent(conversation_id, late, "mid.10", answered_at=at(3600)) is not False
+    assert await store.outbox_mark_sent(conversation_id, early, "mid.11") is not False  # no answer's time: as before
+    assert await store.mark_until(conversation_id, at(1800), Delivery.DELIVERED) == [early]
+    assert await store.mark_until(conversation_id, at(1800), Delivery.READ) == [early]
+    assert (await deliveries(store, conversation_id))[late] is Delivery.SENT
+    assert await store.mark_until(conversation_id, at(3600), Delivery.READ) == [late]
+    assert (await deliveries(store, conversation_id))[late] is Delivery.READ
+
+
 async def test_a_watermark_kept_for_a_pending_reply_is_erased_with_its_conversation(
     store: Store, store_url: str
 ) -> None:
