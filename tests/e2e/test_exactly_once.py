@@ -54,7 +54,13 @@ async def test_the_claim_of_an_instance_that_died_lapses_and_the_redelivery_is_p
     store = client.app[STORE]
     assert await store.claim(key_of("m_dead"), "instance-that-died", 0.5) is ClaimState.CLAIMED  # then killed
 
-    assert await deliver(client, message("Bonjour", mid="m_dead")) == 200  # waited for the lease to lapse
+    # waited for the lease to lapse: 200 once it has; a 503 (the wait, bounded by a lease, ended on a busy machine
+    # just before the lapse was seen) is redelivered, as Meta does, and never answered 200 unprocessed
+    for _ in range(100):  # a bound, not a wait: each try waits for the lease itself
+        status = await deliver(client, message("Bonjour", mid="m_dead"))
+        if status != 503:
+            break
+    assert status == 200
     transcript = await settled_once(client, graph)
     assert [e["author"] for e in transcript].count("user") == 1
     assert any(e["author"] == "bot" for e in transcript)
