@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import settings as hypothesis_settings
 
 from gateway.app import OUTBOX, READER, STORE, create_app
 from gateway.console.auth import hash_password
@@ -28,6 +29,16 @@ from gateway.testing import ACCOUNT_SID, DATA_KEY, SECRET_KEY, FakeGraphAPI, Fak
 from gateway.understanding import Model, load_model
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis's default deadline (200 ms an example) is a time bound no property here means to prove: on a loaded
+    machine a single example waits that long for a core, or for the disk (``tests/store/test_redis_pool.py`` failed
+    so once), and the test fails as "Unreliable test timings" although every answer was right. Loaded before the
+    test modules are collected, so an ``@settings`` naming no deadline inherits None too; a test meaning a time
+    bound asserts it in its own body."""
+    hypothesis_settings.register_profile("suite", deadline=None)
+    hypothesis_settings.load_profile("suite")
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
