@@ -82,7 +82,9 @@ class Server:
         self.process = None
 
     async def log_once(self, fragment: str) -> str:
-        for _ in range(100):
+        """The log once ``fragment`` is in it: a wait on the server's work (a round trip to a fake API, a socket's
+        close seen, then the line written), up to 30 s on a loaded machine, not a bound on how soon."""
+        for _ in range(600):
             text = self.log.read_text()
             if fragment in text:
                 return text
