@@ -232,6 +232,34 @@ async def test_reads_at_once_after_the_upgrade_make_the_indexes_once(store: Stor
         await again.close()
 
 
+async def _indexes_unmade(store: Store, store_url: str) -> int:
+    """Two people's conversations, the store closed and its indexes marked unmade (a store from before the upgrade):
+    the ``ZRANGE`` calls so far, to see the next pass begin."""
+    for c in (conversation(1, "alice"), conversation(2, "bob")):
+        await store.save_conversation(c)
+    await store.close()
+    with _client(store_url) as client:
+        client.delete(K.PEOPLE_MADE_2)
+        return int(client.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0))
+
+
+def _unretrieved() -> list[str]:
+    """What the loop's exception handler is told from now on (a task's exception read by nobody)."""
+    said: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _, context: said.append(f"{context['message']} {context.get('exception')!r}")
+    )
+    return said
+
+
+async def _pass_begun(store: Store, admin: redis.Redis, before: int) -> asyncio.Task[list[Conversation]]:
+    """A person read, started and waited for until the indexes' pass it starts has begun (a ``ZRANGE`` more)."""
+    read: asyncio.Task[list[Conversation]] = asyncio.create_task(store.conversations_of(WEB, "alice", EPOCH, FAR, 10))
+    while admin.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0) == before:
+        await asyncio.sleep(0.01)
+    return read
+
+
 async def test_a_store_closed_during_the_indexes_making_leaves_no_pass_behind(store: Store, store_url: str) -> None:
     """An instance stopped during the one-time making of the indexes after the upgrade (minutes on a year's store),
     its reads given up: the pass ends with the store, its outcome read, nothing of it left to the garbage collector.
@@ -239,22 +267,13 @@ async def test_a_store_closed_during_the_indexes_making_leaves_no_pass_behind(st
     written at some later moment ("Task exception was never retrieved ... the redis store is closed")."""
     if store_url.startswith("sqlite"):
         return  # SQLite's indexes are a table and a column: nothing to make
-    for c in (conversation(1, "alice"), conversation(2, "bob")):
-        await store.save_conversation(c)
-    await store.close()
-    with _client(store_url) as client:
-        client.delete(K.PEOPLE_MADE_2)
-        before = client.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0)
-    loop = asyncio.get_running_loop()
-    said: list[str] = []
-    loop.set_exception_handler(lambda _, context: said.append(f"{context['message']} {context.get('exception')!r}"))
+    before = await _indexes_unmade(store, store_url)
+    loop, said = asyncio.get_running_loop(), _unretrieved()
     again = await open_store(store_url, keys=store_keys(store_url))
     admin = _client(store_url)
     admin.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")  # the pass cannot end: its writes wait
     try:
-        read = asyncio.create_task(again.conversations_of(WEB, "alice", EPOCH, FAR, 10))
-        while admin.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0) == before:  # the pass is on
-            await asyncio.sleep(0.01)
+        read = await _pass_begun(again, admin, before)
         read.cancel()  # the request given up (the instance stopping)
         with contextlib.suppress(asyncio.CancelledError):
             await read
@@ -276,15 +295,8 @@ async def test_an_indexes_pass_failing_after_its_reads_gave_up_is_said_and_the_n
     "Task exception was never retrieved" whenever the garbage collector came by."""
     if store_url.startswith("sqlite"):
         return  # SQLite's indexes are a table and a column: nothing to make
-    for c in (conversation(1, "alice"), conversation(2, "bob")):
-        await store.save_conversation(c)
-    await store.close()
-    with _client(store_url) as client:
-        client.delete(K.PEOPLE_MADE_2)
-        before = client.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0)
-    loop = asyncio.get_running_loop()
-    said: list[str] = []
-    loop.set_exception_handler(lambda _, context: said.append(f"{context['message']} {context.get('exception')!r}"))
+    before = await _indexes_unmade(store, store_url)
+    loop, said = asyncio.get_running_loop(), _unretrieved()
     again = await open_store(store_url, keys=store_keys(store_url))
     counted: list[str] = []
     assert isinstance(again, RedisStore)
@@ -292,9 +304,7 @@ async def test_an_indexes_pass_failing_after_its_reads_gave_up_is_said_and_the_n
     admin = _client(store_url)
     admin.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")  # the pass cannot end: its writes wait
     try:
-        read = asyncio.create_task(again.conversations_of(WEB, "alice", EPOCH, FAR, 10))
-        while admin.info("commandstats").get("cmdstat_zrange", {}).get("calls", 0) == before:  # the pass is on
-            await asyncio.sleep(0.01)
+        read = await _pass_begun(again, admin, before)
         read.cancel()  # the request given up
         with contextlib.suppress(asyncio.CancelledError):
             await read
