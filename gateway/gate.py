@@ -154,14 +154,43 @@ class Gate:
         past the limit writes their danger in their own words too ("demain matin ils me trouveront plus"). Until
         2026-12-06 the keywords only: such a message was refused unread, and nobody at the line knew. A message the
         model could not read now (busy, late, loading: :meth:`_unread_or_risky`) goes on too, within the same amount
-        counted apart (:func:`risky_bound`)."""
+        counted apart (:func:`risky_bound`).
+
+        A message sent again (``once``: a page after a reconnection, a provider's redelivery) keeps its first
+        attempt's decision when the model is asked again: let on then (unread, or read risky), it is let on now
+        whatever the new reading (:meth:`_let_on_before`). Until 2026-12-06 the new reading decided: a message let on
+        unread, its ack lost with an instance killed, was refused when the page sent it again, recorded and shown
+        refused both."""
         if not inbound.text.strip():
             return False
-        source = await self._unread_or_risky(inbound, lambda: self._allow(Limit.FLOOD_READINGS, subject, once))
+        asked = False
+
+        async def may_read() -> bool:
+            nonlocal asked
+            asked = await self._allow(Limit.FLOOD_READINGS, subject, once)
+            return asked
+
+        source = await self._unread_or_risky(inbound, may_read)
         if source is None or not await self._allow(Limit.RISKY_MESSAGES, risky_bound(source, subject), once):
-            return False
+            return asked and once is not None and await self._let_on_before(subject, once)
         self.metrics.overridden.labels(Refusal.RATE_LIMITED.value, source).inc()
         return True
+
+    async def _let_on_before(self, subject: str, once: str) -> bool:
+        """Whether the message ``once`` was let on past the flood in this hour: its mark on the risky bound, read
+        risky or unread (no hit). Asked only after the model was (at most ``flood_readings_per_sender`` times an
+        hour per sender): a troll's flood, its readings spent, costs no more round trips."""
+        for bound in (subject, risky_bound("unread", subject)):
+            if self._counting is None or (counter := self.limits.counter(Limit.RISKY_MESSAGES, bound, once)) is None:
+                if await self.limits.once_marked(Limit.RISKY_MESSAGES, bound, once):
+                    return True
+                continue
+            try:
+                if await self._counting.once_marked(counter):
+                    return True
+            except StoreError as exc:
+                log.warning("gate: counters unavailable (%s): no mark read", exc.__class__.__name__)
+        return False
 
     async def _unread_or_risky(
         self, inbound: Inbound, may_read: Callable[[], Awaitable[bool]]

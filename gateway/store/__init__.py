@@ -1152,6 +1152,11 @@ class CountingBlockStore(Protocol):
         """``counter`` hit once (as :meth:`get_block_and_hit` hits it, its ``once`` mark too): the count now."""
         ...
 
+    async def once_marked(self, counter: Counter) -> bool:
+        """Whether ``counter``'s window holds its ``once``'s mark (that message was let on under it), without a
+        hit."""
+        ...
+
 
 RELEASE_OUTCOMES = ("retried", "released", "gave_up")  # what :meth:`RetriesReleases.watch_releases` is told
 

@@ -2133,6 +2133,10 @@ class RedisStore:
         return int(await self._script(*_hit(counter)))
 
     @_guarded
+    async def once_marked(self, counter: Counter) -> bool:
+        return counter.once is not None and bool(await self._redis.hexists(counter.marks, counter.once))
+
+    @_guarded
     async def list_blocks(self, now: datetime) -> list[Block]:
         blocks = [loads("block", raw, decode_block) for raw in (await self._redis.hgetall(_key("blocks"))).values()]
         expired = [block.key for block in blocks if not block.active(now)]
