@@ -48,8 +48,18 @@ at most once; the first twenty recorded; past them, every word of danger recorde
 (``limit_risky_messages_per_conversation``: escalate, never silence), the plain ones refused but for those the
 model could not read (counted apart, same amount) and WhatsApp's never posted (the catch-up's, held to no limit);
 more recorded is a flood let in; a sender with a message refused got the ``rate_limited`` notice once (the hour),
-a second one is shown with the fault it was in flight at. Not driven: the web chat's floods and client networks
-at their cap (``GATEWAY_MAX_WAITING_PER_CLIENT``).
+a second one is shown with the fault its earlier copy was in flight at (a send the gateway hung up on or was
+killed during is sent again: the documented bound). On the web chat, N pages of their own (``WebChats.flood``,
+each its own address and socket) type the same burst as chat.js sends it (each kept pending under its id, sent at
+once without waiting for the previous one's answer; a refused one kept and sent again, same id, after each session:
+a kill's reconnection) and stay open; audited (``chaos_webchat.audit_flood``) each message acknowledged and recorded
+once, or refused (a ``refused`` frame, then the notice) and never recorded: never both, never neither (unanswered and
+unrecorded: silently dropped), the first twenty recorded, words of danger within the risky bound, no more recorded
+in the burst's first minute than the bound; a refused one let on when sent again later (a new window) is counted
+apart. And one client network at its cap (``WebChats.crowd_at_cap``): ``max_waiting_per_client`` + 5 pages from one
+address, each opened after the previous one's session or refused hello; each refused page then sends words of
+danger on its held socket (they open its conversation: escalate, never silence), and a page of another address
+must get its session (its wait is printed).
 """
 
 from __future__ import annotations
@@ -90,7 +100,7 @@ from bench.chaos_channels import (  # noqa: E402
     webhook,
 )
 from bench.chaos_receipts import Receipts, audit_receipts, show_receipts  # noqa: E402
-from bench.chaos_webchat import WebChats, audit_webchat, show_webchat  # noqa: E402
+from bench.chaos_webchat import FloodRules, WebChats, audit_webchat, show_webchat  # noqa: E402
 from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
 from gateway.channels.base import SEND_TIMEOUT_SECONDS as SEND_TIMEOUT  # noqa: E402
 from gateway.ids import inbound_entry_id  # noqa: E402
@@ -114,6 +124,7 @@ FLOOD_BURST, FLOOD_DANGER_AT = 45, frozenset({3, *range(37, 45)})
 FLOOD_PAUSE = 0.1  # s between a flood's webhooks (each after the previous one's answer)
 FLOOD_INDEX = 1000  # a flood message's index (Messenger's mid): apart from the walks'
 FLOOD_SLOT = 900  # a flood sender's slot in its address: apart from the load's
+CROWD = Settings.model_fields["max_waiting_per_client"].default + 5  # --floods: one network's pages, 5 past its cap
 NOTICE_MARK = "Beaucoup de messages arrivent"  # flows.yaml's ``rate_limited`` notice, French first in every language
 
 
@@ -125,6 +136,7 @@ def _amount(name: str) -> int:
 FLOOD_LIMIT = _amount("limit_messages_per_conversation")  # a minute's window, from the sender's first message
 RISKY_BOUND = _amount("limit_risky_messages_per_conversation")  # an hour's, words read as a risk past the limit
 UNREAD_BOUND = min(RISKY_BOUND, _amount("limit_flood_readings_per_sender"))  # unread past the limit: counted apart
+WEB_FLOOD_RULES = FloodRules(FLOOD_LIMIT, RISKY_BOUND, UNREAD_BOUND, FLOOD_DANGER_AT)
 
 
 class AofRedis:
@@ -330,9 +342,7 @@ class Platforms:
         ``FLOOD_PAUSE`` s after the previous one's answer; noted in ``flooded`` (not ``acknowledged``: a message
         past the limit may be refused) and the burst's time in ``bursts``."""
         began = time.monotonic()
-        for index in range(FLOOD_BURST):
-            danger = index in FLOOD_DANGER_AT
-            text = (FLOOD_DANGER if danger else FLOOD_FILLER)[index % (2 if danger else len(FLOOD_FILLER))]
+        for index, text in enumerate(flood_texts()):
             hook = webhook(channel, sender, next(self.numbers), FLOOD_INDEX + index, Step(text, None, 0))
             if channel is ChannelName.WHATSAPP and self.twilio is not None:
                 self.twilio.receive(sender, text, message_sid=hook.message_id)
@@ -348,18 +358,32 @@ class Platforms:
         self.bursts[channel, sender] = (began, time.monotonic())
 
 
-async def floods(platforms: Platforms, channels: list[ChannelName], per_channel: int, duration: float,
-                 rng: random.Random) -> None:  # fmt: skip
-    """``per_channel`` senders on each provider channel of ``channels``, each bursting past the flood limit once,
-    at a time drawn in the load (from its own generator: the load's draws stay the seed's)."""
+def flood_texts() -> list[str]:
+    """A flood's ``FLOOD_BURST`` messages: plain words, words of danger at ``FLOOD_DANGER_AT``."""
+    return [FLOOD_DANGER[i % 2] if i in FLOOD_DANGER_AT else FLOOD_FILLER[i % len(FLOOD_FILLER)]
+            for i in range(FLOOD_BURST)]  # fmt: skip
+
+
+async def floods(platforms: Platforms, chats: WebChats, channels: list[ChannelName], per_channel: int,
+                 duration: float, rng: random.Random) -> None:  # fmt: skip
+    """``per_channel`` senders on each channel of ``channels``, each bursting past the flood limit once, at a time
+    drawn in the load (from its own generator: the load's draws stay the seed's); on the web chat, pages of their
+    own (``WebChats.flood``) typing the burst as chat.js sends it."""
     deadline = time.monotonic() + duration + 600
 
     async def one(channel: ChannelName, number: int) -> None:
         await asyncio.sleep(rng.uniform(5.0, max(6.0, duration - 40.0)))
-        await platforms.flood(channel, sender_id(channel, FLOOD_SLOT + number, number), deadline)
+        if channel is ChannelName.WEBCHAT:
+            await chats.flood(FLOOD_SLOT + number, flood_texts(), FLOOD_PAUSE, deadline)
+        else:
+            await platforms.flood(channel, sender_id(channel, FLOOD_SLOT + number, number), deadline)
 
-    bursts = [one(c, n) for c in channels if c is not ChannelName.WEBCHAT for n in range(per_channel)]
-    await asyncio.gather(*bursts)
+    async def crowd() -> None:
+        await asyncio.sleep(rng.uniform(5.0, max(6.0, duration - 60.0)))
+        await chats.crowd_at_cap(CROWD, FLOOD_SLOT + 100, FLOOD_DANGER[0], deadline)
+
+    web = [crowd()] if ChannelName.WEBCHAT in channels and per_channel else []
+    await asyncio.gather(*(one(c, n) for c in channels for n in range(per_channel)), *web)
 
 
 async def conversations(platforms: Platforms, chats: WebChats, script: list[list[Step]], channels: list[ChannelName],
@@ -641,14 +665,15 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
             result.processed_once += times == 1
             result.never_processed += times == 0
             result.recorded_twice += times > 1
-        audit_floods(platforms, results, users, notices, faults)
+        audit_floods(platforms, results, users, notices, faults, began)
     finally:
         await store.close()
     return results, deliveries
 
 
 def audit_floods(platforms: Platforms, results: dict[ChannelName, Audit], users: Counter[str],
-                 notices: dict[tuple[ChannelName, str], list[Copy]], faults: list[Fault]) -> None:  # fmt: skip
+                 notices: dict[tuple[ChannelName, str], list[Copy]], faults: list[Fault],
+                 began: float) -> None:  # fmt: skip
     """Each burst against the gate's rules, the gateway processing one sender's webhooks in their order: the first
     ``FLOOD_LIMIT`` recorded; past them, the words of danger recorded within ``RISKY_BOUND`` (escalate, never
     silence), plain words refused but for the unread ones (the model busy, late, loading) within ``UNREAD_BOUND``,
@@ -685,9 +710,14 @@ def audit_floods(platforms: Platforms, results: dict[ChannelName, Audit], users:
         flood.notices[len(told)] += 1
         flood.silent_refusals += refused > 0 and not told
         flood.notice_unrefused += refused == 0 and bool(told)
-        for copy in told[1:]:
-            why = in_flight(copy, faults) or "no fault"
-            flood.extra_notices.append(f"{channel} {copy.sender}@{copy.at:.1f}: {why}")
+        for earlier, copy in itertools.pairwise(sorted(told, key=lambda c: c.at)):
+            # one notice sent again: the copy the gateway did not hear of (a kill, a send timed out) is the earlier
+            why = in_flight(earlier, faults) or in_flight(copy, faults) or "no fault"
+            flood.extra_notices.append(
+                f"{channel} {earlier.sender}@{earlier.at - began:.1f} s (held {earlier.held:.1f} s, the gateway hung"
+                f" up {'never' if earlier.waited is None else f'after {earlier.waited:.1f} s'}), again"
+                f" {copy.sender}@{copy.at - began:.1f} s: {why}"
+            )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -699,7 +729,7 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"seed {args.seed}; {args.rate:.0f} msg/s for {args.duration:.0f} s on {', '.join(channels)}, a fault every"
         f" ~{args.every:.0f} s ({', '.join(args.faults)}); understanding {args.understanding}; 2 instances, Redis"
-        " AOF everysec" + (f"; floods: {args.floods} senders per provider channel" if args.floods else "")
+        " AOF everysec" + (f"; floods: {args.floods} senders per channel" if args.floods else "")
     )
     providers = fakes()
     with workdir("gateway-chaos-", flows_text) as (work, flows):
@@ -741,7 +771,7 @@ async def main(args: argparse.Namespace) -> None:
                     conversations(platforms, chats, script, channels, args.rate, args.gap, args.duration)
                 )
                 flooding = asyncio.create_task(
-                    floods(platforms, channels, args.floods, args.duration, random.Random(args.seed + 3))
+                    floods(platforms, chats, channels, args.floods, args.duration, random.Random(args.seed + 3))
                 )
                 faulty = [p for p in providers if p.channel in channels]  # a provider fault hits a channel in use
                 chaos = Chaos(rng, instances, redis, faulty, session)
@@ -761,7 +791,7 @@ async def main(args: argparse.Namespace) -> None:
                 unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
                 results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began)
                 applied = audit_receipts(receipts, deliveries, chaos.began)
-                webchat = await audit_webchat(redis.url, chats)
+                webchat = await audit_webchat(redis.url, chats, WEB_FLOOD_RULES)
                 webchat.unsettled = unsettled
                 readyz = [await i.status(session, "/readyz") for i in instances]
                 restarts: Counter[str] = Counter()
@@ -890,8 +920,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=180.0, help="seconds at most for the drain after the load")
     parser.add_argument("--understanding", choices=["on", "off"], default="on")
     parser.add_argument("--floods", type=int, nargs="?", const=2, default=0, metavar="N",
-                        help=f"N senders per provider channel (2 when N is left out) burst {FLOOD_BURST} messages"
-                        " past the flood limit, words of danger among them (default 0: none)")  # fmt: skip
+                        help=f"N senders per channel, web chat pages too (2 when N is left out) burst {FLOOD_BURST}"
+                        " messages past the flood limit, words of danger among them (default 0: none)")  # fmt: skip
     return parser.parse_args(argv)
 
 

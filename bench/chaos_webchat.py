@@ -25,6 +25,10 @@ record (a phantom: a reply written, shown, then lost or written again under anot
 recorded and never received, a **deaf socket**: a socket with its session that left a message unacknowledged
 for ``ACK_PATIENCE`` s, and a **silent** one: acknowledged, the bot still on the conversation, and no reply for
 ``REPLY_PATIENCE`` s (either way the client then reconnects, as a young person reloading the page would).
+A ``refused`` frame (a flood, a network at its cap) is handled as chat.js's onRefused: the message stays pending,
+sent again after the next session; a refused hello (no id) holds the socket and what is pending is sent on it. The
+``--floods`` pages (:meth:`WebChats.flood`, :meth:`WebChats.crowd_at_cap`) are audited apart (:func:`audit_flood`,
+:func:`audit_crowd`).
 """
 
 from __future__ import annotations
@@ -94,6 +98,14 @@ class WebChatClient:
         self.ended = False
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
+        self.socket = 0  # the current (or last) socket's number, from 1
+        self.refused: Counter[str] = Counter()  # client message id → ``refused`` frames that named it
+        self.refused_on: dict[str, int] = {}  # client message id → the socket that last refused it
+        self.acked_at: dict[str, float] = {}  # client message id → when its ack came (monotonic)
+        self.notices = 0  # the gate's notices (a ``notice-`` entry) this page showed
+        self.flooded: list[str] = []  # a flood page's messages (``flood``), in the order typed
+        self.hello_refusals = 0  # hellos refused (a network at its cap): the socket held, nothing opened
+        self.burst_began = 0.0
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._connection(), name=f"webchat-client-{self.number}")
@@ -115,6 +127,7 @@ class WebChatClient:
                                                    headers={"X-Forwarded-For": self.address}) as ws:  # fmt: skip
                     self.ws, delay = ws, RECONNECT_FIRST
                     self.tally.connections += 1
+                    self.socket += 1
                     hello = {"type": "hello", "token": self.token, "opening": self.opening, "language": "fr"}
                     await ws.send_json(hello)
                     async for message in ws:
@@ -145,6 +158,7 @@ class WebChatClient:
         elif kind == "entry":
             if str(frame["entry"]["id"]).startswith("notice-"):
                 self.tally.notices += 1
+                self.notices += 1
             else:
                 await self._show(ws, [frame["entry"]], live=True)
         elif kind == "resync":
@@ -156,10 +170,28 @@ class WebChatClient:
         elif kind == "ack":
             if self.pending.pop(str(frame["id"]), None) is not None and self.token is not None:
                 self.acknowledged[str(frame["id"])] = self.token
+                self.acked_at[str(frame["id"])] = time.monotonic()
             self.changed.set()
+        elif kind == "refused":
+            await self._refused(ws, frame)
         elif kind == "error":
             self.tally.errors[str(frame.get("code"))] += 1
             self.ended = self.ended or frame.get("code") == "ended"
+
+    async def _refused(self, ws: ClientWebSocketResponse, frame: dict[str, Any]) -> None:
+        """chat.js's onRefused: a refused message stays pending (sent again, same id, after the next session); a
+        refused hello (no id) leaves the socket held, and what is pending is sent on it now."""
+        if frame.get("id") is None:
+            self.hello_refusals += 1
+            self.changed.set()
+            if frame.get("reason") != "blocked":
+                for message_id in list(self.pending):
+                    await self._send(ws, message_id)
+            return
+        message_id = str(frame["id"])
+        self.refused[message_id] += 1
+        self.refused_on[message_id] = self.socket
+        self.changed.set()
 
     async def _show(self, ws: ClientWebSocketResponse, entries: list[dict[str, Any]], *, live: bool) -> None:
         """chat.js's showEntry for each (once per id), then a ``delivered`` receipt for the new bot and listener
@@ -248,9 +280,30 @@ class WebChatClient:
             await self.ws.close()
         return True
 
+    async def flood(self, texts: list[str], pause: float, deadline: float) -> None:
+        """A young person typing ``texts`` fast once the greeting is shown: each sent ``pause`` s after the previous
+        one, as chat.js's send does (kept pending under its id, sent at once when the socket is open, without
+        waiting for the previous one's answer); the page then stays open (a refused one is sent again after each
+        session, as chat.js does)."""
+        if not await self._until(lambda: self.in_session, deadline):
+            return
+        self.burst_began = time.monotonic()
+        for index, text in enumerate(texts):
+            message_id = f"f{self.number}-{index}"
+            self.pending[message_id] = Step(text, None, 0)
+            self.flooded.append(message_id)
+            if self.ws is not None and not self.ws.closed:
+                await self._send(self.ws, message_id)
+            await asyncio.sleep(pause)
+
+    def answered(self) -> bool:
+        """In session, and every pending message refused on this socket (what chat.js shows "Pas encore envoyé")."""
+        return self.in_session and all(self.refused_on.get(m) == self.socket for m in self.pending)
+
     async def settled(self, limit: float) -> bool:
-        """Wait (up to ``limit`` s) until the client is in session on a socket with nothing pending."""
-        return await self._until(lambda: self.in_session and not self.pending, time.monotonic() + limit)
+        """Wait (up to ``limit`` s) until the client is in session on a socket with nothing pending but messages
+        this socket refused."""
+        return await self._until(self.answered, time.monotonic() + limit)
 
     async def _until(self, condition: Callable[[], bool], deadline: float) -> bool:
         while not condition():
@@ -270,6 +323,14 @@ class WebChats:
     pick: Callable[[], str]  # the URL of an instance that is up
     tally: Tally = field(default_factory=Tally)
     clients: list[WebChatClient] = field(default_factory=list)
+    floods: list[WebChatClient] = field(default_factory=list)  # ``--floods``' pages, audited apart
+    crowd: list[WebChatClient] = field(default_factory=list)  # ``--floods``' pages of one network at its cap
+    newcomer: WebChatClient | None = None  # a page of another address, opened once the network is at its cap
+    newcomer_wait: float | None = None  # s from its start to its session; None: none within a minute
+
+    def others(self) -> list[WebChatClient]:
+        """The pages audited apart from the walks: floods, the crowd, the newcomer."""
+        return [*self.floods, *self.crowd, *([self.newcomer] if self.newcomer is not None else [])]
 
     async def conversation(self, slot: int, number: int, steps: list[Step], gap: float, stop: float,
                            deadline: float) -> None:  # fmt: skip
@@ -279,13 +340,46 @@ class WebChats:
         client.start()
         await client.walk(steps, gap, stop, deadline)
 
+    async def flood(self, number: int, texts: list[str], pause: float, deadline: float) -> None:
+        """One young person's page on an address of its own (``10.251.x.y``: apart from the walks'), bursting."""
+        client = WebChatClient(self.session, self.pick, f"10.251.{number // 250}.{number % 250 + 1}", number,
+                               self.tally)  # fmt: skip
+        self.floods.append(client)
+        client.start()
+        await client.flood(texts, pause, deadline)
+
     async def settled(self, limit: float) -> int:
-        """Wait (up to ``limit`` s) until every client is in session with nothing pending; those that are not."""
-        done = await asyncio.gather(*(c.settled(limit) for c in self.clients))
+        """Wait (up to ``limit`` s) until every client is in session with nothing pending but what its socket
+        refused; those that are not."""
+        done = await asyncio.gather(*(c.settled(limit) for c in [*self.clients, *self.others()]))
         return sum(not d for d in done)
 
+    async def crowd_at_cap(self, pages: int, number: int, danger: str, deadline: float) -> None:
+        """``pages`` pages of one client network (``10.252.0.1``: a school's address behind one NAT), opened one
+        after the other, each once its session or its refused hello came (beyond the cap, ``max_waiting_per_client``,
+        the hello is refused and the socket held); each refused page then sends ``danger`` (chat.js sends what it
+        keeps on the held socket: a risky first message opens the conversation, within ``risky_chats_per_network``);
+        then a page of another address (``10.253.0.1``), whose session is timed."""
+        for n in range(pages):
+            client = WebChatClient(self.session, self.pick, "10.252.0.1", number + n, self.tally)
+            self.crowd.append(client)
+            client.start()
+            await client._until(lambda c=client: c.in_session or c.hello_refusals > 0, deadline)  # type: ignore[misc]
+        for client in self.crowd:
+            if not client.in_session and client.hello_refusals:
+                message_id = f"k{client.number}"
+                client.pending[message_id] = Step(danger, None, 0)
+                client.flooded.append(message_id)
+                if client.ws is not None and not client.ws.closed:
+                    await client._send(client.ws, message_id)
+        began = time.monotonic()
+        self.newcomer = WebChatClient(self.session, self.pick, "10.253.0.1", number + pages, self.tally)
+        self.newcomer.start()
+        if await self.newcomer._until(lambda: self.newcomer is not None and self.newcomer.in_session, began + 60):
+            self.newcomer_wait = time.monotonic() - began
+
     async def stop(self) -> None:
-        await asyncio.gather(*(c.stop() for c in self.clients))
+        await asyncio.gather(*(c.stop() for c in [*self.clients, *self.others()]))
 
 
 @dataclass
@@ -311,11 +405,110 @@ class WebChatAudit:
     gone_armed: int = 0  # gone timers armed on a conversation whose page is open (in session) at the audit
     marked_gone: int = 0  # conversations marked as left "gone" while their page is open
     missing: list[str] = field(default_factory=list)  # a few examples, without any text
+    flood: WebFlood = field(default_factory=lambda: WebFlood())
+    crowd: Crowd = field(default_factory=lambda: Crowd())
 
 
-async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
+@dataclass
+class Crowd:
+    """One client network's pages beyond its cap, and a page of another address opened then."""
+
+    pages: int = 0
+    opened: int = 0  # pages whose first hello opened a session (at most the cap)
+    refused: int = 0  # pages whose hello was refused (the network at its cap)
+    told: int = 0  # … of which shown the notice
+    danger_acked: int = 0  # refused pages whose words of danger were acknowledged and recorded once
+    danger_not: int = 0  # … refused, or never answered, or recorded other than once: silenced
+    newcomer: str = "none"  # another address's page: its session's wait, or "no session"
+
+
+def audit_crowd(chats: WebChats, users: Counter[str], crowd: Crowd) -> None:
+    crowd.pages = len(chats.crowd)
+    for client in chats.crowd:
+        crowd.opened += not client.hello_refusals
+        crowd.refused += client.hello_refusals > 0
+        crowd.told += client.hello_refusals > 0 and client.notices > 0
+        for message_id in client.flooded:
+            times = sum(users[inbound_entry_id(Inbound(ChannelName.WEBCHAT, t, message_id))] for t in client.tokens)
+            ok = message_id in client.acknowledged and times == 1
+            crowd.danger_acked += ok
+            crowd.danger_not += not ok
+    if chats.newcomer is not None:
+        crowd.newcomer = "no session" if chats.newcomer_wait is None else f"{chats.newcomer_wait:.1f} s"
+
+
+@dataclass(frozen=True)
+class FloodRules:
+    """The gate's rules a flood page is audited against (bench/chaos.py's, from the settings' defaults)."""
+
+    limit: int  # limit_messages_per_conversation, a minute's window from the first message
+    risky: int  # limit_risky_messages_per_conversation: words of danger past the limit let on
+    unread: int  # plain words past the limit let on unread (the model busy, late, loading), counted apart
+    danger_at: frozenset[int]  # the burst's indexes of words of danger
+
+
+@dataclass
+class WebFlood:
+    """The web chat's flood pages, each message against the gate's rules and chat.js's: recorded once and
+    acknowledged, or refused (a ``refused`` frame, then the notice) and not recorded; never both, never neither."""
+
+    senders: int = 0
+    sent: int = 0
+    once: int = 0  # acknowledged, recorded once
+    twice: int = 0  # recorded more than once
+    lost: int = 0  # acknowledged, never recorded
+    refused: int = 0  # refused (the page shows "Pas encore envoyé"), never recorded
+    both: int = 0  # recorded, and the page still shows it refused
+    neither: int = 0  # never recorded, never acknowledged, never refused: silently dropped
+    unanswered: int = 0  # recorded, neither acknowledged nor refused: the page still shows it waiting
+    later: int = 0  # refused, then let on when sent again after a session (a new window, or unread): recorded
+    within_refused: int = 0  # among the first ``limit``: not recorded
+    danger: int = 0
+    danger_recorded: int = 0
+    silenced: int = 0  # words of danger not recorded that the risky bound does not explain
+    past_bound: int = 0  # recorded in the burst's first minute beyond limit + risky + unread: a flood let in
+    refusals: int = 0  # refused frames
+    notices: int = 0  # the notices shown (one follows each refused frame)
+    sockets: Counter[int] = field(default_factory=Counter)  # sockets a page opened → pages
+
+
+def audit_flood(client: WebChatClient, users: Counter[str], rules: FloodRules, flood: WebFlood) -> None:
+    """One flood page's messages against the store (``users``: user entry id → times recorded)."""
+    flood.senders += 1
+    flood.sockets[client.socket] += 1
+    flood.refusals += sum(client.refused.values())
+    flood.notices += client.notices
+    recorded: list[tuple[int, int, bool]] = []  # (index, times, in the burst's first minute)
+    for index, message_id in enumerate(client.flooded):
+        times = sum(users[inbound_entry_id(Inbound(ChannelName.WEBCHAT, t, message_id))] for t in client.tokens)
+        acked, refused = message_id in client.acknowledged, client.refused[message_id] > 0
+        flood.sent += 1
+        flood.twice += times > 1
+        flood.once += acked and times == 1
+        flood.lost += acked and times == 0
+        flood.refused += not acked and refused and times == 0
+        flood.both += not acked and refused and times > 0
+        flood.neither += not acked and not refused and times == 0
+        flood.unanswered += not acked and not refused and times > 0
+        flood.later += acked and refused
+        flood.within_refused += index < rules.limit and times == 0
+        danger = index in rules.danger_at
+        flood.danger += danger
+        flood.danger_recorded += danger and times > 0
+        first_minute = client.acked_at.get(message_id, client.burst_began) - client.burst_began < 60
+        recorded.append((index, times, first_minute))
+    past = [(i, t) for i, t, first in recorded if i >= rules.limit and first]
+    danger_past = [t for i, t in past if i in rules.danger_at]
+    filler_past = [t for i, t in past if i not in rules.danger_at]
+    flood.silenced += sum(i < rules.limit and i in rules.danger_at and t == 0 for i, t, _ in recorded)
+    flood.silenced += max(0, min(len(danger_past), rules.risky) - sum(t > 0 for t in danger_past))
+    bound = rules.limit + min(len(danger_past), rules.risky) + min(len(filler_past), rules.unread)
+    flood.past_bound += max(0, sum(t > 0 for _, t, first in recorded if first) - bound)
+
+
+async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | None = None) -> WebChatAudit:
     """The audit of the clients against the store (every acknowledged message recorded once, every reply received,
-    none shown twice)."""
+    none shown twice), and of the flood pages against ``rules`` (:func:`audit_flood`)."""
     from gateway.store import Author, TimerKind, open_store
 
     result = WebChatAudit(conversations=len(chats.clients))
@@ -344,17 +537,17 @@ async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
                     replies.setdefault(conversation.sender, []).append(entry.id)
         timers = await store.due_timers(datetime.now(UTC) + timedelta(days=1), limit=1_000_000)
         result.gone_armed = sum(t.kind is TimerKind.WEBCHAT_GONE and t.conversation_id in page_of for t in timers)
-        known = {token for client in chats.clients for token in client.tokens}
+        known = {token for client in [*chats.clients, *chats.others()] for token in client.tokens}
         result.orphans = sum(token not in known for token, _ in senders)
         result.orphans_empty = sum(token not in known and not engine for token, engine in senders)
-        for client in chats.clients:
-            result.still_pending += len(client.pending)
-            for message_id, token in client.acknowledged.items():
+        for client in [*chats.clients, *chats.others()]:
+            for message_id, token in client.acknowledged.items() if client in chats.clients else ():
                 times = users[inbound_entry_id(Inbound(ChannelName.WEBCHAT, token, message_id))]
                 result.acknowledged += 1
                 result.processed_once += times == 1
                 result.never_processed += times == 0
                 result.recorded_twice += times > 1
+            result.still_pending += len(client.pending) if client in chats.clients else 0
             for token in client.tokens:
                 for entry_id in replies.get(token, []):
                     result.replies_recorded += 1
@@ -368,6 +561,10 @@ async def audit_webchat(store_url: str, chats: WebChats) -> WebChatAudit:
                                                   f"{client.tally.connections} connections")  # fmt: skip
             result.repeated += sum(n - 1 for n in client.received.values())
             result.phantoms += sum(entry_id not in recorded for entry_id in client.received)
+        if rules is not None:
+            for client in chats.floods:
+                audit_flood(client, users, rules, result.flood)
+        audit_crowd(chats, users, result.crowd)
     finally:
         await store.close()
     return result
@@ -396,5 +593,23 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
     )
     for line in result.missing:
         print(f"    never received: {line}")
+    flood = result.flood
+    if flood.senders:
+        print(
+            f"  floods: {flood.senders} pages, {flood.sent} messages; acknowledged and recorded once {flood.once},"
+            f" twice or more {flood.twice}, acknowledged and lost {flood.lost}; refused {flood.refused} (of the"
+            f" first minute's limit: {flood.within_refused}), refused then let on when sent again {flood.later};"
+            f" refused and recorded (both) {flood.both}, neither {flood.neither}, recorded and unanswered"
+            f" {flood.unanswered}; words of danger {flood.danger_recorded}/{flood.danger} recorded, silenced beyond"
+            f" the bound {flood.silenced}; recorded past the bound {flood.past_bound}; refused frames"
+            f" {flood.refusals}, notices {flood.notices}; sockets per page {dict(sorted(flood.sockets.items()))}"
+        )
+    crowd = result.crowd
+    if crowd.pages:
+        print(
+            f"  one network at its cap: {crowd.pages} pages, {crowd.opened} opened at once, {crowd.refused} refused"
+            f" ({crowd.told} told); their words of danger acknowledged and recorded once {crowd.danger_acked},"
+            f" otherwise {crowd.danger_not}; another address's page in session after {crowd.newcomer}"
+        )
     for at, url, readyz in tally.silences[:10]:
         print(f"    silent at {at - began:.1f} s on :{url.rsplit(':', 1)[-1]}: status and /readyz {readyz}")
