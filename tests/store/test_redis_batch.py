@@ -270,7 +270,7 @@ async def test_a_batch_not_answered_within_the_socket_timeout_fails_its_callers_
     """One timeout for the whole batch (the connection's ``socket_timeout``): a stopped server fails the batch's
     callers with TimeoutError, and its connection is dropped (its late replies would belong to this batch)."""
     client = Redis(connection_pool=open_pool(own_redis.url, max_connections=5, timeout=5, health_check_interval=30,
-                                             decode_responses=True, socket_timeout=0.5))  # fmt: skip
+                                             decode_responses=True, socket_timeout=2.0))  # fmt: skip
     batcher = AutoPipeline(client)
     try:
         await batcher.client.set("k", "v")
@@ -298,7 +298,7 @@ async def test_a_write_that_cannot_leave_within_the_socket_timeout_fails_and_the
     buffer holds first: once Redis thawed, the rest of the command reached it and it ran after its caller was told
     it failed (and the transport stayed open meanwhile: "unclosed resource <TCPTransport closed=False>")."""
     client = Redis(connection_pool=open_pool(own_redis.url, max_connections=5, timeout=5, health_check_interval=30,
-                                             decode_responses=True, socket_timeout=0.5))  # fmt: skip
+                                             decode_responses=True, socket_timeout=2.0))  # fmt: skip
     watcher = redis.Redis.from_url(own_redis.url)
     try:
         await client.set("k", "v")
