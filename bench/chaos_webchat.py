@@ -468,7 +468,7 @@ class WebFlood:
     silenced: int = 0  # words of danger not recorded that the risky bound does not explain
     past_bound: int = 0  # recorded in the burst's first minute beyond limit + risky + unread: a flood let in
     refusals: int = 0  # refused frames
-    notices: int = 0  # the notices shown (one follows each refused frame)
+    notices: int = 0  # the notices shown (after a refused frame, once a minute per socket)
     sockets: Counter[int] = field(default_factory=Counter)  # sockets a page opened → pages
 
 

@@ -63,6 +63,7 @@ FRAME_TYPES = ("hello", "message", "typing", "end", "receipt", "language")
 RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
 ENTRY_LISTS = {"session": "history", "resync": "entries"}  # the frames that carry a list of entries, and where
 OPENING_LOCK = "opening:"  # + an opening key's keyed hash: the lock its hellos take (never a conversation's id)
+NOTICE_AGAIN = timedelta(minutes=1)  # a refusal's notice shown again on one socket after this long (the flood's window)
 END_SHOWN = timedelta(hours=1)  # a page that missed its conversation's end is shown it this long after (KEEP_MS)
 CONVERSATION_HANDLE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what a hello's "conversation" may be (an id's form)
 ARM_RETRY = (0.5, 30.0)  # seconds before arming a gone timer again while the store does not answer: first, most
@@ -428,6 +429,7 @@ class ChatSession:
         self.followed: str | None = None  # the conversation whose events this session asked the hub for
         self.opening: str | None = None  # the keyed hash of the opening key of a hello without a token
         self.end_shown = False  # this socket showed an ended conversation (a page that missed its end): nothing opens
+        self.told: dict[Refusal, datetime] = {}  # the gate's notices this socket showed, by refusal, and when
 
     async def run(self) -> None:
         try:
@@ -648,10 +650,20 @@ class ChatSession:
     def _notice(self, refusal: Refusal, message_id: str | None) -> None:
         """What was refused (the message ``message_id``, or the hello when None: the page marks that message as not
         sent, or sends on this held socket what it still has to send), then a calm notice with the emergency
-        numbers, shown like a bot message; nothing is stored."""
+        numbers, shown like a bot message; nothing is stored. A refused hello always has its notice; a refused
+        message has it once a ``NOTICE_AGAIN`` per refusal on this socket: each refused message is marked "Pas encore
+        envoyé" all the same, but a burst past the flood, the messages a held socket's page sends, or the refused ones
+        it sends again after a reconnection no longer bury the conversation under the same notice (until 2026-12-06:
+        one each, 87 for two pages of a chaos soak). A new socket says it again."""
         self.writer.offer({"type": "refused", "id": message_id, "reason": refusal.value})
-        text, now = self.gate.notice(refusal, self.language), self.hub.clock().isoformat()
-        entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text, "at": now}
+        now = self.hub.clock()
+        told = self.told.get(refusal)
+        if message_id is not None and told is not None and now - told < NOTICE_AGAIN:
+            return
+        self.told[refusal] = now
+        text = self.gate.notice(refusal, self.language)
+        entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text,
+                 "at": now.isoformat()}  # fmt: skip
         self.writer.offer({"type": "entry", "entry": entry})
 
     async def _ended(self) -> bool:

@@ -21,7 +21,15 @@ from gateway.conversation import Priority, Status
 from gateway.settings import Settings
 from tests.conftest import AppFactory
 from tests.store.conftest import STORES, on_store, redis_url  # noqa: F401  (redis_url: the session's server)
-from tests.test_security import DANGER, is_notice, keeps_the_emergency_numbers, metric, open_chat, send_message
+from tests.test_security import (
+    DANGER,
+    is_notice,
+    keeps_the_emergency_numbers,
+    metric,
+    open_chat,
+    refused,
+    send_message,
+)
 
 Client = TestClient[web.Request, web.Application]
 SCHOOL = "198.51.100.7"  # one public IPv4 address in front of a class
@@ -115,9 +123,9 @@ async def test_a_risky_first_message_from_a_full_network_opens_the_chat_with_its
     assert [(w.priority, w.flag.risk if w.flag else None) for w in waiting] == [(Priority.URGENT, "suicide")]
     assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 1
     calm, answer = await chat_from(client, sockets, SCHOOL)  # a message that reads no risk: the notice again
-    assert is_notice(answer) and is_notice((await send_message(calm, "m2", "bonjour"))[-1])
+    assert is_notice(answer) and refused((await send_message(calm, "m2", "bonjour"))[-1])
     again, answer = await chat_from(client, sockets, SCHOOL)  # beyond GATEWAY_LIMIT_RISKY_CHATS_PER_NETWORK
-    assert is_notice(answer) and is_notice((await send_message(again, "m3", DANGER))[-1])
+    assert is_notice(answer) and refused((await send_message(again, "m3", DANGER))[-1])
     assert len(await client.app[STORE].waiting()) == 1
     assert await metric(client, "gateway_rate_limited", limit="risky_chats_per_network") == 1
 
@@ -143,7 +151,7 @@ async def test_messages_held_by_a_full_network_do_not_use_up_the_rates_so_a_free
     held, answer = await chat_from(client, sockets, SCHOOL)
     assert is_notice(answer)
     for i in range(6):  # more tries than either rate allows
-        assert is_notice((await send_message(held, f"h{i}", "allo ? y a quelqu'un ?"))[-1])
+        assert refused((await send_message(held, f"h{i}", "allo ? y a quelqu'un ?"))[-1])
     for limit in ("chats_per_browser", "chats_per_address"):
         assert await metric(client, "gateway_rate_limited", limit=limit) == 0
     await send_message(first, "f1", "stop")  # the first pupil leaves: the place is free

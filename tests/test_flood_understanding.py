@@ -26,7 +26,8 @@ from tests.store.conftest import STORES, on_store, redis_url
 from tests.test_flood_redelivery import TYPED, refused, words
 from tests.test_full_network_understanding import HARMLESS, SUICIDAL, model_is
 from tests.test_receipt_race import until
-from tests.test_security import DANGER, is_notice, metric, open_chat, send_message
+from tests.test_security import DANGER, metric, open_chat, send_message
+from tests.test_security import refused as is_refusal
 
 __all__ = ["gateway", "offline", "redis_url", "telegram_settings"]  # fixtures used below
 
@@ -56,8 +57,8 @@ async def test_a_risk_only_the_model_reads_goes_on_past_the_flood_limit_and_reac
     async with client.ws_connect("/chat/ws") as ws:
         assert (await open_chat(ws))["type"] == "session"
         for n in range(FLOOD):
-            assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
-        assert is_notice((await send_message(ws, "h", HARMLESS))[-1])  # read by the model: no risk, refused
+            assert not is_refusal((await send_message(ws, f"f{n}", "2"))[-1])
+        assert is_refusal((await send_message(ws, "h", HARMLESS))[-1])  # read by the model: no risk, refused
         frames = await send_message(ws, "s", SUICIDAL)
         assert frames[-1] == {"type": "ack", "id": "s"}, "a risk only the model reads was refused past the flood"
     [waiting] = await client.app[STORE].waiting()
@@ -77,9 +78,9 @@ async def test_the_models_readings_past_the_flood_are_bounded_per_sender_and_the
     async with client.ws_connect("/chat/ws") as ws:
         assert (await open_chat(ws))["type"] == "session"
         for n in range(FLOOD):
-            assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
-        assert is_notice((await send_message(ws, "h", HARMLESS))[-1])  # read by the model: no risk
-        assert is_notice((await send_message(ws, "s", SUICIDAL))[-1])  # beyond the budget: the keywords only
+            assert not is_refusal((await send_message(ws, f"f{n}", "2"))[-1])
+        assert is_refusal((await send_message(ws, "h", HARMLESS))[-1])  # read by the model: no risk
+        assert is_refusal((await send_message(ws, "s", SUICIDAL))[-1])  # beyond the budget: the keywords only
         assert await metric(client, "gateway_rate_limited", limit="flood_readings_per_sender") == 1
         assert (await send_message(ws, "d", DANGER))[-1] == {"type": "ack", "id": "d"}  # the keywords still let it on
 
@@ -120,7 +121,7 @@ async def test_a_message_past_the_flood_the_model_cannot_read_now_goes_on_and_is
         async with client.ws_connect("/chat/ws") as ws:
             assert (await open_chat(ws))["type"] == "session"
             for n in range(FLOOD):
-                assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
+                assert not is_refusal((await send_message(ws, f"f{n}", "2"))[-1])
             frames = await send_message(ws, "s", SUICIDAL)
             assert frames[-1] == {"type": "ack", "id": "s"}, "a message the model could not read was refused unread"
         assert await metric(client, "gateway_refusal_overridden", reason="rate_limited", source="unread") == 1
@@ -155,9 +156,9 @@ async def test_messages_let_on_unread_past_the_flood_leave_the_risky_bound_to_th
         async with client.ws_connect("/chat/ws") as ws:
             assert (await open_chat(ws))["type"] == "session"
             for n in range(FLOOD):
-                assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
+                assert not is_refusal((await send_message(ws, f"f{n}", "2"))[-1])
             assert (await send_message(ws, "h1", HARMLESS))[-1] == {"type": "ack", "id": "h1"}  # unread: on
-            assert is_notice((await send_message(ws, "h2", HARMLESS + " !"))[-1])  # the unread bound: 1 an hour
+            assert is_refusal((await send_message(ws, "h2", HARMLESS + " !"))[-1])  # the unread bound: 1 an hour
             frames = await send_message(ws, "d", DANGER)
             assert frames[-1] == {"type": "ack", "id": "d"}, "words of danger refused: the unread spent their bound"
         assert await metric(client, "gateway_refusal_overridden", reason="rate_limited", source="unread") == 1
@@ -185,7 +186,7 @@ async def test_a_message_let_on_unread_past_the_flood_and_sent_again_is_acknowle
             session = await open_chat(ws)
             assert session["type"] == "session"
             for n in range(FLOOD):
-                assert not is_notice((await send_message(ws, f"f{n}", "2"))[-1])
+                assert not is_refusal((await send_message(ws, f"f{n}", "2"))[-1])
             assert (await send_message(ws, "h", HARMLESS))[-1] == {"type": "ack", "id": "h"}  # unread: on
             hung.mode = "raise"  # the model now reads nothing (a failed reading: the keywords' answer stands)
             hung.release()

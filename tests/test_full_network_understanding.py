@@ -25,7 +25,7 @@ from gateway.settings import Settings
 from gateway.understanding import Model, load_model
 from tests.conftest import AppFactory
 from tests.test_client_networks import SCHOOL, chat_from
-from tests.test_security import DANGER, is_notice, metric, send_message
+from tests.test_security import DANGER, is_notice, metric, refused, send_message
 
 Client = TestClient[web.Request, web.Application]
 SUICIDAL = "demain matin ils me trouveront plus, g tout prévu pour cette nuit"  # corpus/train.jsonl: no keyword
@@ -81,7 +81,7 @@ async def test_a_risk_only_the_model_reads_opens_a_full_networks_chat_and_a_harm
     assert client.app[FLOWS].engine().decide(SUICIDAL).flag is None  # the keywords alone read nothing in it
     await model_is(client, "ok")
     ws = await held_chat(client, stack)
-    assert is_notice((await send_message(ws, "m1", HARMLESS))[-1])
+    assert refused((await send_message(ws, "m1", HARMLESS))[-1])
     assert await conversations(client) == 1  # the refused message was not recorded: only the classmate's chat
     assert opened(await send_message(ws, "m2", SUICIDAL), "m2")
     [waiting] = await client.app[STORE].waiting()
@@ -122,7 +122,7 @@ async def test_with_the_model_off_the_keywords_alone_decide(
     client = await make_client(full_network(settings).replace(understanding="off"))
     assert (await (await client.get("/readyz")).json())["understanding"] == "off"
     ws = await held_chat(client, stack)
-    assert is_notice((await send_message(ws, "m1", SUICIDAL))[-1])
+    assert refused((await send_message(ws, "m1", SUICIDAL))[-1])
     assert opened(await send_message(ws, "m2", DANGER), "m2")
     assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 1
 
@@ -164,8 +164,8 @@ async def test_the_models_readings_of_refused_messages_are_bounded_per_network_a
     client = await make_client(full_network(settings).replace(limit_refused_readings_per_network="1/hour"))
     await model_is(client, "ok")
     ws = await held_chat(client, stack)
-    assert is_notice((await send_message(ws, "m1", HARMLESS))[-1])  # read by the model: no risk
-    assert is_notice((await send_message(ws, "m2", SUICIDAL))[-1])  # beyond the bound: the keywords only
+    assert refused((await send_message(ws, "m1", HARMLESS))[-1])  # read by the model: no risk
+    assert refused((await send_message(ws, "m2", SUICIDAL))[-1])  # beyond the bound: the keywords only
     assert await metric(client, "gateway_rate_limited", limit="refused_readings_per_network") == 1
     assert opened(await send_message(ws, "m3", DANGER), "m3")  # the keywords still open it
 
@@ -188,7 +188,7 @@ async def test_chats_opened_unread_leave_the_risky_chats_bound_to_the_words_of_d
     try:
         assert (await (await client.get("/readyz")).json())["understanding"] == "loading"
         assert opened(await send_message(await held_chat(client, stack), "m1", HARMLESS), "m1")  # unread: opens
-        assert is_notice((await send_message(await held_chat(client, stack), "m2", HARMLESS))[-1])  # its bound
+        assert refused((await send_message(await held_chat(client, stack), "m2", HARMLESS))[-1])  # its bound
         frames = await send_message(await held_chat(client, stack), "m3", DANGER)
         assert opened(frames, "m3"), "a pupil's words of danger refused: the unread chats spent the bound"
         assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="unread") == 1

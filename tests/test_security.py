@@ -90,10 +90,21 @@ def is_notice(frame: dict[str, Any]) -> bool:
     return bool(frame["type"] == "entry" and frame["entry"]["id"].startswith("notice-"))
 
 
+def refused(frame: dict[str, Any]) -> bool:
+    """The frame that tells the page a message was refused (the notice follows it once a minute per socket)."""
+    return bool(frame["type"] == "refused" and frame["id"] is not None)
+
+
 async def send_message(ws: aiohttp.ClientWebSocketResponse, message_id: str, text: str) -> list[dict[str, Any]]:
-    """A message; the frames up to its ack, or up to the notice that refused it."""
+    """A message; the frames up to its ack, or up to the ``refused`` frame that names it."""
     await ws.send_json({"type": "message", "id": message_id, "text": text})
-    return await receive_until(ws, lambda f: f == {"type": "ack", "id": message_id} or is_notice(f))
+    return await receive_until(ws, lambda f: f.get("id") == message_id and f["type"] in ("ack", "refused"))
+
+
+async def frames_so_far(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
+    """Every frame the server sent before it answers one more (an unknown frame type: its error frame)."""
+    await ws.send_json({"type": "sentinel"})
+    return (await receive_until(ws, lambda f: f["type"] == "error", limit=500))[:-1]
 
 
 async def waiting_and_open(store: Store) -> tuple[int, int]:
@@ -114,22 +125,21 @@ async def test_one_socket_typing_danger_in_a_loop_cannot_bury_the_queue(
     first messages a full network may still open (escalate, never silence), themselves bounded per hour."""
     settings = settings.replace(max_waiting_per_client=3, limit_risky_chats_per_network="2/hour")
     client = await make_client(settings)
-    notices = []
+    notices, refusals = [], 0
     async with client.ws_connect("/chat/ws") as ws:
         for attempt in range(12):  # a new conversation each time (no token), danger at once
             frame = await open_chat(ws)
             if is_notice(frame):  # refused: the troll types danger anyway, which may open it (a bounded few)
-                frame = (await send_message(ws, f"r{attempt}", DANGER))[-1]
-                if is_notice(frame):
-                    notices.append(frame["entry"]["text"])
+                notices.append(frame["entry"]["text"])
+                refusals += refused((await send_message(ws, f"r{attempt}", DANGER))[-1])
                 continue
             await say(ws, f"d{attempt}", DANGER)
     bound = settings.max_waiting_per_client + 2
     waiting, open_ = await waiting_and_open(client.app[STORE])
     assert waiting == open_ == bound
-    assert len(notices) == 12 - bound
-    assert all(keeps_the_emergency_numbers(text) for text in notices)  # never silence
-    assert await metric(client, "gateway_refused", reason="client_full") >= len(notices)
+    assert refusals == 12 - bound
+    assert all(keeps_the_emergency_numbers(text) for text in notices)  # never silence: each refused hello says it
+    assert await metric(client, "gateway_refused", reason="client_full") >= refusals
     assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 2
 
 
@@ -213,22 +223,33 @@ async def test_a_new_conversation_rate_per_address(make_client: AppFactory, sett
 async def test_a_message_flood_in_one_conversation_is_cut_with_a_calm_notice(
     make_client: AppFactory, settings: Settings
 ) -> None:
+    """The refused messages are each marked (the page shows them "Pas encore envoyé", kept to send again), and the
+    calm notice with the emergency numbers comes once a minute per socket: a burst, or the refused messages the page
+    sends again after a reconnection, no longer bury the conversation under the same notice (before: one each)."""
     client = await make_client(settings.replace(limit_messages_per_conversation="4/minute"))
     async with client.ws_connect("/chat/ws") as ws:
-        await open_chat(ws)
-        outcomes = []
+        token = (await open_chat(ws))["token"]
+        outcomes, seen = [], []
         for n in range(8):
             frames = await send_message(ws, f"f{n}", "2")
-            outcomes.append("notice" if is_notice(frames[-1]) else "ack")
-            if is_notice(frames[-1]):
-                assert keeps_the_emergency_numbers(frames[-1]["entry"]["text"])
-                # which message was refused, before the notice: the page says it as not sent yet, and keeps it
-                assert frames[-2] == {"type": "refused", "id": f"f{n}", "reason": "rate_limited"}
-    assert outcomes == ["ack"] * 4 + ["notice"] * 4
+            seen += frames
+            outcomes.append("refused" if refused(frames[-1]) else "ack")
+            if refused(frames[-1]):  # which message was refused: the page says it as not sent yet, and keeps it
+                assert frames[-1] == {"type": "refused", "id": f"f{n}", "reason": "rate_limited"}
+        assert outcomes == ["ack"] * 4 + ["refused"] * 4
+        [notice] = [f for f in seen + await frames_so_far(ws) if is_notice(f)]  # once, not four times
+        assert keeps_the_emergency_numbers(notice["entry"]["text"])
+    async with client.ws_connect("/chat/ws") as again:  # reconnected: the page sends the refused ones again
+        await open_chat(again, token)
+        seen = [frame for n in range(4, 8) for frame in await send_message(again, f"f{n}", "2")]
+        assert [f for f in seen if f["type"] in ("ack", "refused")] == [
+            {"type": "refused", "id": f"f{n}", "reason": "rate_limited"} for n in range(4, 8)
+        ]
+        assert len([f for f in seen + await frames_so_far(again) if is_notice(f)]) == 1  # a new socket says it again
     conversation = (await client.app[STORE].conversations_by_status(Status.BOT))[0]
     users = [e for e in await client.app[STORE].transcript(conversation.id) if e.author.value == "user"]
     assert len(users) == 4  # the refused messages were not written anywhere
-    assert await metric(client, "gateway_rate_limited", limit="messages_per_conversation") == 4
+    assert await metric(client, "gateway_rate_limited", limit="messages_per_conversation") == 8  # each refusal
 
 
 async def test_typing_frames_are_rate_limited(make_client: AppFactory, settings: Settings) -> None:

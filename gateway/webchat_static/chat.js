@@ -30,7 +30,7 @@
       closedLineLater: "Ligne fermée · ta conversation garde sa place", withListener: "Un·e écoutant·e est avec toi.",
       confirmEnd: "Veux-tu vraiment terminer la conversation ?", bot: "Bot", listener: "Écoutant·e", you: "Toi",
       error: "Ce message n'a pas pu être envoyé.", other: "Page in English", pageTitle: "Chat d'écoute",
-      notSent: "Pas encore envoyé.", retry: "Réessayer", waiting: "Pas encore envoyé…",
+      notSent: "Pas encore envoyé.", retry: "Réessayer", waiting: "Pas encore envoyé…", sending: "Envoi en cours…",
       unsent: "La conversation venait de se terminer : ton dernier message n'a pas été envoyé. Il t'attend dans la boîte de message, pour une nouvelle conversation.",
       now: "à l'instant", ago: "il y a {n} min", image: "Image",
       imageButton: "Envoyer une image (capture d'écran, photo)", imageSent: "📎 Image envoyée",
@@ -54,7 +54,7 @@
       closedLineLater: "Line closed · your conversation keeps its place", withListener: "A listener is with you.",
       confirmEnd: "Do you really want to end the conversation?", bot: "Bot", listener: "Listener", you: "You",
       error: "This message could not be sent.", other: "Page en français", pageTitle: "Helpline chat",
-      notSent: "Not sent yet.", retry: "Try again", waiting: "Not sent yet…",
+      notSent: "Not sent yet.", retry: "Try again", waiting: "Not sent yet…", sending: "Sending…",
       unsent: "The conversation had just ended: your last message was not sent. It is waiting in the message box, for a new conversation.",
       now: "just now", ago: "{n} min ago", image: "Image",
       imageButton: "Send a picture (screenshot, photo)", imageSent: "📎 Picture sent",
@@ -564,7 +564,13 @@
       return;
     }
     var el = document.querySelector('.msg.pending[data-id="' + frame.id + '"]');
-    if (!el || el.querySelector(".not-sent")) { return; }
+    if (!el) { return; }
+    var shown = el.querySelector(".not-sent [data-i18n]");
+    if (shown) {  // refused again ("Réessayer"): said again in the bubble, the notice being shown once a minute
+      shown.dataset.i18n = "notSent";
+      shown.textContent = t("notSent");
+      return;
+    }
     var waiting = el.querySelector(".waiting");
     if (waiting) { waiting.remove(); }  // said now as refused, with its button
     el.classList.add("failed");
@@ -617,6 +623,8 @@
     if (!message || !state.ws || state.ws.readyState !== WebSocket.OPEN) { return; }  // sent at the next session
     // "Pas encore envoyé" and its button stay until the answer (the ack takes the message away, a refusal keeps
     // it): the focus stays on the button pressed, never on nothing, for a keyboard or a screen reader
+    var said = document.querySelector('.msg.pending[data-id="' + id + '"] .not-sent [data-i18n]');
+    if (said) { said.dataset.i18n = "sending"; said.textContent = t("sending"); }  // until the ack or the refusal
     state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
     expectAnswer();
   }
