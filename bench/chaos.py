@@ -40,26 +40,25 @@ and **silent** ones (in session, acknowledged, the bot still on the conversation
 timers armed and conversations marked gone while their page is open; conversations no client holds the token of
 (a drop before the first session). Prints figures, asserts nothing (bench/README.md, "Chaos soak").
 
-``--floods N`` (default none: the run above unchanged): N senders per provider channel, each at a time drawn in
-the load, burst ``FLOOD_BURST`` messages a tenth of a second apart (each after the previous one's answer), past
-the flood limit (``limit_messages_per_conversation``, 20 a minute), their last eight words of danger (the
-keywords' phrases) and one more among the first twenty. Their audit (:func:`audit_floods`): every message recorded
-at most once; the first twenty recorded; past them, every word of danger recorded within the risky bound
-(``limit_risky_messages_per_conversation``: escalate, never silence), the plain ones refused but for those the
-model could not read (counted apart, same amount) and WhatsApp's never posted (the catch-up's, held to no limit);
-more recorded is a flood let in; a sender with a message refused got the ``rate_limited`` notice once (the hour),
-a second one is shown with the fault its earlier copy was in flight at (a send the gateway hung up on or was
-killed during is sent again: the documented bound). On the web chat, N pages of their own (``WebChats.flood``,
-each its own address and socket) type the same burst as chat.js sends it (each kept pending under its id, sent at
-once without waiting for the previous one's answer; a refused one kept and sent again, same id, after each session:
-a kill's reconnection) and stay open; audited (``chaos_webchat.audit_flood``) each message acknowledged and recorded
-once, or refused (a ``refused`` frame, then the notice) and never recorded: never both, never neither (unanswered and
-unrecorded: silently dropped), the first twenty recorded, words of danger within the risky bound, no more recorded
-in the burst's first minute than the bound; a refused one let on when sent again later (a new window) is counted
-apart. And one client network at its cap (``WebChats.crowd_at_cap``): ``max_waiting_per_client`` + 5 pages from one
-address, each opened after the previous one's session or refused hello; each refused page then sends words of
-danger on its held socket (they open its conversation: escalate, never silence), and a page of another address
-must get its session (its wait is printed).
+``--floods N`` (default none: the run above unchanged): N senders per provider channel, each at a time drawn in the
+load, burst ``FLOOD_BURST`` messages a tenth of a second apart (each after the previous one's answer), past the flood
+limit (``limit_messages_per_conversation``, 20 a minute), their last eight words of danger (the keywords' phrases) and
+one more among the first twenty. Their audit (:func:`audit_floods`): every message recorded at most once; the first
+twenty recorded; past them, every word of danger recorded within the risky bound
+(``limit_risky_messages_per_conversation``: escalate, never silence), the plain ones refused but for those the model
+could not read (counted apart, same amount) and WhatsApp's never posted (the catch-up's, held to no limit); more
+recorded is a flood let in; a sender with a message refused got the ``rate_limited`` notice once (the hour), a second
+one is shown with the fault its earlier copy was in flight at (a send the gateway hung up on or was killed during is
+sent again: the documented bound). On the web chat, N pages of their own (``WebChats.flood``, each its own address and
+socket) type the same burst as chat.js sends it (each kept pending under its id, sent at once without waiting for the
+previous one's answer; a refused one kept and sent again, same id, after each session: a kill's reconnection) and stay
+open; audited (``chaos_webchat.audit_flood``) each message acknowledged and recorded once, or refused (a ``refused``
+frame; the notice once a minute per socket) and never recorded: never both, never neither (unanswered and unrecorded:
+silently dropped), the first twenty recorded, words of danger within the risky bound, no more recorded in the burst's
+first minute than the bound; a refused one let on when sent again later (a new window) is counted apart. And one client
+network at its cap (``WebChats.crowd_at_cap``): ``max_waiting_per_client`` + 5 pages from one address, each opened after
+the previous one's session or refused hello; each refused page then sends words of danger on its held socket (they open
+its conversation: escalate, never silence), and a page of another address must get its session (its wait is printed).
 """
 
 from __future__ import annotations

@@ -450,7 +450,8 @@ class FloodRules:
 @dataclass
 class WebFlood:
     """The web chat's flood pages, each message against the gate's rules and chat.js's: recorded once and
-    acknowledged, or refused (a ``refused`` frame, then the notice) and not recorded; never both, never neither."""
+    acknowledged, or refused (a ``refused`` frame; the notice once a minute per socket) and not recorded; never both,
+    never neither."""
 
     senders: int = 0
     sent: int = 0
