@@ -10,7 +10,12 @@ the partner to give the young person. The web chat is the one channel where the 
 The link is ``PUBLIC_URL/chat/referral#CODE``: the code travels in the fragment (never sent in a GET, never in
 an access log). The page asks the young person to press a button (a link previewer opens nothing), which
 exchanges the code once (``POST /chat/referral``) for the conversation's web chat session, then opens ``/chat``.
-A second exchange answers 410: the code is consumed atomically (the store's claim, then a done mark).
+A second exchange answers 410: the code is consumed atomically (the store's claim, then a done mark). The page
+sends a random key of its own with the code (``referral.js``, kept for the tab): the same page asking again within
+``ASKED_AGAIN`` (the answer lost: the connection dropped as the server answered) is answered the same session,
+any other one 410; an exchange still in progress answers 503 (try again in a moment), not "already used". Until
+2026-12-06 a young person whose first answer was lost was told "Ce lien a déjà servi" and lost the conversation
+the partner had opened for them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Protocol
 
@@ -49,6 +55,8 @@ from gateway.untrusted import load_json
 
 MAX_SUMMARY = 2000
 CODE_KEPT = timedelta(days=30)
+ASKED_AGAIN = timedelta(minutes=10)  # how long the page that exchanged a link is answered again (its answer lost)
+PAGE_KEY = (16, 100)  # the page's key: this many characters, at least and at most
 PAGE = resources.files("gateway") / "webchat_static" / "referral.html"
 
 
@@ -123,20 +131,45 @@ class InboundReferrals:
         return web.Response(text=PAGE.read_text(encoding="utf-8"), content_type="text/html", headers=_PAGE_HEADERS)
 
     async def claim(self, request: web.Request) -> web.Response:
-        """Exchange a code, once, for the web chat session of its conversation."""
-        code = (await _json(request)).get("code")
+        """Exchange a code, once, for the web chat session of its conversation; the page that exchanged it answered
+        again for a while (its answer lost)."""
+        body = await _json(request)
+        code, page = body.get("code"), _page_key(body.get("key"))
         referral = await self.store.get_referral(_code_id(code)) if isinstance(code, str) and len(code) < 100 else None
         conversation = await self.store.get_conversation(referral.conversation_id) if referral else None
         if referral is None or conversation is None or not referral.inbound:
             return _error(404, "not_found", "this link is not known")
-        key = "referral-link:" + referral.id
-        state = await self.store.claim(key, new_id(), 30.0, now=self.clock())
+        key, now = "referral-link:" + referral.id, self.clock()
+        state = await self.store.claim(key, new_id(), 30.0, now=now)
+        if state == ClaimState.BUSY and conversation.active:  # an exchange in progress (a second press)
+            return web.json_response({"error": "busy", "message": "this link is being opened: try again"},
+                                     status=503, headers={"Retry-After": "1"})  # fmt: skip
         if state != ClaimState.CLAIMED or not conversation.active:
+            if state == ClaimState.DONE and conversation.active and self._asked_again(referral, page, now):
+                return web.json_response({"token": conversation.sender})  # the same page: its answer was lost
             return _error(410, "used", "this link was already used")
+        if page:  # before the done mark: a crash between them leaves the claim to lapse and the link to work again
+            current = await self.store.get_referral(referral.id) or referral  # a listener's status move kept
+            await self.store.put_referral(replace(current, opened_by=page, opened_at=now))
         await self.store.save_conversation(conversation, done=DoneMark(key, int(CODE_KEPT.total_seconds())))
         await self.store.audit(AuditEntry(self.clock(), "gateway", "referral_link_used",
                                           conversation.pseudonym, referral.partner))  # fmt: skip
         return web.json_response({"token": conversation.sender})
+
+    @staticmethod
+    def _asked_again(referral: Referral, page: str, now: datetime) -> bool:
+        """The page that exchanged the link asks again within ``ASKED_AGAIN``."""
+        opened = referral.opened_at
+        return bool(page) and hmac.compare_digest(page, referral.opened_by) and opened is not None and (
+            now - opened <= ASKED_AGAIN
+        )  # fmt: skip
+
+
+def _page_key(key: object) -> str:
+    """The hash of the page's own key (``referral.js``), "" when none or not one: never stored as it came."""
+    if not isinstance(key, str) or not PAGE_KEY[0] <= len(key) <= PAGE_KEY[1]:
+        return ""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _code_id(code: str) -> str:

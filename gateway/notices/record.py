@@ -131,6 +131,8 @@ class Referral:
     closed_at: datetime | None = None
     message_id: str | None = None
     inbound: bool = False  # the partner referred the young person to the helpline (``inbound.py``)
+    opened_by: str = field(default="", repr=False)  # inbound: the hash of the page's key that exchanged the link
+    opened_at: datetime | None = None  # inbound: when its link was exchanged
 
     def moved(self, status: ReferralStatus, now: datetime) -> Referral:
         closed = now if status == ReferralStatus.CLOSED else self.closed_at
@@ -148,7 +150,7 @@ class Referral:
 
 
 NOTICE_DATES = ("created_at", "updated_at", "sent_at", "closed_at", "told_at", "reminded_at", "evidence_deleted_at")
-REFERRAL_DATES = ("created_at", "updated_at", "sent_at", "closed_at")
+REFERRAL_DATES = ("created_at", "updated_at", "sent_at", "closed_at", "opened_at")
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,23 @@
     "le 119 et le 3114 répondent 24h/24 ; en danger immédiat, appelle le 17 ou le 112 (SMS au 114). · The chat is not " +
     "answering right now: try again in a moment. To talk now, 119 and 3114 answer 24/7; in immediate danger, call 17 or 112.";
   function said(text) { document.getElementById("problem").textContent = text; }
+  /* This page's own key, sent with the code: pressed again after an answer that never came (the connection dropped
+     as the server used the link), the server knows it is the same page and answers again, never "déjà servi". */
+  var KEY_NAME = "hg-referral-key", key = null;
+  function pageKey() {
+    try { key = key || sessionStorage.getItem(KEY_NAME); } catch (e) { /* private mode: this page's memory */ }
+    if (!key) {
+      var bytes = new Uint8Array(24);
+      crypto.getRandomValues(bytes);
+      key = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+      try { sessionStorage.setItem(KEY_NAME, key); } catch (e) { /* kept in this page only */ }
+    }
+    return key;
+  }
   document.getElementById("open").addEventListener("click", function () {
     said("");
-    fetch("/chat/referral", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code: code }) })
+    fetch("/chat/referral", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code: code, key: pageKey() }) })
       .then(function (response) {
         if (response.status === 429 || response.status >= 500) { return { ok: false, away: true }; }
         return response.json().then(function (data) { return { ok: response.ok, data: data }; });
@@ -22,7 +36,7 @@
       .then(function (answer) {
         if (!answer.ok) { said(answer.away ? UNANSWERED : USED); return; }
         try {
-          ["hg-chat-ended", "hg-chat-pending"].forEach(function (key) { localStorage.removeItem(key); });
+          ["hg-chat-ended", "hg-chat-pending"].forEach(function (name) { localStorage.removeItem(name); });
           localStorage.setItem(TOKEN_KEY, answer.data.token);
         } catch (e) { /* private mode: the chat starts anew */ }
         history.replaceState(null, "", "/chat/referral");

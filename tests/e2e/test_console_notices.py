@@ -154,6 +154,38 @@ async def test_a_referral_link_pressed_without_an_answer_says_to_try_again_and_w
         assert errors == []
 
 
+async def test_a_referral_link_whose_answer_was_lost_opens_the_chat_when_pressed_again(
+    make_server: ServerFactory, settings: Settings, browser: Browser
+) -> None:
+    """The connection drops as the server answers (a train's tunnel): the server used the link, the page never heard
+    it. Pressed again, the page was told "Ce lien a déjà servi" and the conversation the partner opened for the young
+    person was out of reach (found by the chaos and referral review, note57). Now the page sends a key of its own
+    with the code, and the same page asking again is answered the same session; another browser still is not."""
+    server, code = await referred(make_server, settings)
+    async with french_window(browser, 390, 780) as context:
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/chat/referral")) + "#" + code)
+        used: list[int] = []
+
+        async def lost(route: Route) -> None:  # the server answers; the answer never reaches the page
+            used.append((await route.fetch()).status)
+            await route.abort("connectionreset")
+
+        await page.route("**/chat/referral", lost)
+        await page.get_by_role("button", name="Ouvrir la conversation").click()
+        await expect(page.locator("#problem")).to_contain_text("ne répond pas")
+        assert used == [200]
+        await page.unroute("**/chat/referral")
+        await page.get_by_role("button", name="Ouvrir la conversation").click()
+        await expect(page).to_have_url(str(server.make_url("/chat")))
+        await expect(page.locator("#status-line")).to_contain_text("position 1")
+    async with french_window(browser, 390, 780) as other:  # the link passed on: another browser, another key
+        page = await other.new_page()
+        await page.goto(str(server.make_url("/chat/referral")) + "#" + code)
+        await page.get_by_role("button", name="Ouvrir la conversation").click()
+        await expect(page.locator("#problem")).to_contain_text("déjà servi")
+
+
 async def test_the_casework_dialogs_say_a_refusal_in_the_consoles_words(
     server: TestServer, desk: BrowserContext, context: BrowserContext
 ) -> None:

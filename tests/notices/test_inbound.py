@@ -3,14 +3,21 @@ summary; its one-time link opens that conversation once."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
 from gateway.conversation import Status
 from gateway.settings import Settings
-from tests.conftest import AppFactory, add_listener, login
+from gateway.store import ClaimState
+from tests.conftest import AppFactory, Clock, add_listener, login
+from tests.store.conftest import STORES, on_store, redis_url
 from tests.test_webchat import hello, say
 
+__all__ = ["redis_url"]  # a fixture used below
 KEY = "k" * 30
 Client = TestClient  # type: ignore[type-arg]
 
@@ -74,3 +81,43 @@ def test_partner_keys_are_checked() -> None:
         with pytest.raises(ConfigError) as raised:
             Settings(partner_keys=bad)
         assert "short" not in str(raised.value)
+
+
+@pytest.fixture(params=STORES)
+def either(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    return on_store(request, settings.replace(partner_keys=f"116006={KEY}"))
+
+
+async def test_the_page_that_exchanged_a_link_is_answered_again_for_a_while_and_nobody_else(
+    make_client: AppFactory, either: Settings, clock: Clock
+) -> None:
+    """The answer of a link's exchange lost (the connection dropped as the server answered): the same page (its key)
+    asking again gets the same session for ``ASKED_AGAIN``; before, "already used" (410) and the conversation the
+    partner opened was out of reach. Another key, no key, or later: 410, as before. A second press while the first
+    exchange runs: 503, try again (not "already used"). The page's key is never stored as it came."""
+    app = await make_client(either)
+    created = await app.post("/api/partners/116006/referrals", json={"summary": "Jeune d'accord."},
+                             headers={"Authorization": "Bearer " + KEY})  # fmt: skip
+    code = (await created.json())["link"].split("#", 1)[1]
+    page, other = "p" * 48, "q" * 48
+    first = await app.post("/chat/referral", json={"code": code, "key": page})
+    assert first.status == 200
+    token = (await first.json())["token"]
+    again = await app.post("/chat/referral", json={"code": code, "key": page})
+    assert again.status == 200 and (await again.json())["token"] == token
+    assert (await app.post("/chat/referral", json={"code": code, "key": other})).status == 410
+    assert (await app.post("/chat/referral", json={"code": code})).status == 410
+    assert (await app.post("/chat/referral", json={"code": code, "key": "p" * 10})).status == 410  # not a key
+    store = app.app[STORE]
+    (referral,) = await store.list_referrals()
+    assert referral.opened_by and page not in json.dumps(referral.to_dict())
+    clock.advance(minutes=11)
+    assert (await app.post("/chat/referral", json={"code": code, "key": page})).status == 410
+
+    created = await app.post("/api/partners/116006/referrals", json={"summary": "Une autre."},
+                             headers={"Authorization": "Bearer " + KEY})  # fmt: skip
+    code = (await created.json())["link"].split("#", 1)[1]
+    referral_id = "in-" + hashlib.sha256(code.encode()).hexdigest()[:40]
+    assert await store.claim("referral-link:" + referral_id, "an exchange in progress", 30.0) == ClaimState.CLAIMED
+    busy = await app.post("/chat/referral", json={"code": code, "key": page})
+    assert busy.status == 503 and busy.headers["Retry-After"] == "1"
