@@ -14,6 +14,7 @@ finishes it.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import aiohttp
@@ -60,9 +61,8 @@ async def test_a_confirmed_erasure_whose_instance_is_killed_midway_is_finished_a
                 proxy.hold_before(b"notice-" + key.encode(), meanwhile=lambda: asyncio.to_thread(kill, killed))
                 proxy.cut_before(b"notice-" + key.encode())
                 assert await post(http, killed.url, sender, "m_2", "oui") == 0  # killed midway
-                for _ in range(100):  # the proxy drops the held command once the kill is done
-                    if proxy.cut:
-                        break
+                deadline = time.monotonic() + 30  # the proxy drops the held command once the kill is done
+                while not proxy.cut and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
                 assert proxy.held == 1 and proxy.cut == 1
                 other_one = instance(tmp_path, "other", url, graph, "v23.0")
