@@ -7,7 +7,10 @@ import re
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gateway.flows.checks import _strongly_connected
 from gateway.flows.loader import load_text
 
 FILE = "flows.yaml"
@@ -764,3 +767,26 @@ def test_the_web_chat_pages_unreachable_words_must_say_where_to_turn_now() -> No
         f"{where}: message 'unreachable' in 'en' does not say where to turn now (it is sent while nobody can answer"
         " here): give the number of partner 'emergency' (112)"
     ) in problems(text)
+
+
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.lists(st.sampled_from("abcdefgh"), max_size=4), min_size=1))
+def test_say_only_groups_are_the_steps_that_reach_each_other(edges: dict[str, list[str]]) -> None:
+    """The one-pass grouping (since 2026-12-06) finds what walking every step's reach found: two steps are in one
+    group exactly when each reaches the other."""
+    successors = {node: [t for t in targets if t in edges] for node, targets in edges.items()}
+
+    def reach(node: str) -> set[str]:
+        seen, todo = set(), list(successors[node])
+        while todo:
+            if (next_ := todo.pop()) not in seen:
+                seen.add(next_)
+                todo += successors[next_]
+        return seen
+
+    after = {node: reach(node) for node in successors}
+    groups = _strongly_connected(list(successors), successors)
+    assert sorted(n for group in groups for n in group) == sorted(successors)
+    for group in groups:
+        for node in successors:
+            together = node == group[0] or (node in after[group[0]] and group[0] in after[node])
+            assert (node in group) == together

@@ -1,0 +1,81 @@
+"""A big flows.yaml (4-5 MB: thousands of steps, long texts) reloaded while the gateway serves young people: the
+reload must load it, and the event loop must keep turning meanwhile (while it is held, no webhook, web chat or
+console on any channel is answered).
+
+The file is the repository's flows.yaml with a chain of say-only steps inserted after the welcome (still valid:
+``gateway flows check`` says ok). The loop is measured by a probe task timing its own ``asyncio.sleep(0.01)``s on
+the wall clock: a thread holding the interpreter (a C call, a garbage collection of a huge heap) holds the loop too,
+which the loop thread's CPU time (tests/loop_gaps.py) does not see."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+from gateway.flowset import FlowSet
+from tests.test_app import flow_copy
+
+T = TypeVar("T")
+STEPS = 8_000
+HELD = 2.0  # seconds: the longest the loop may go without a turn (a busy machine's garbage collections included)
+TEXT_FR = "Tu as bien fait d'écrire, prends ton temps pour expliquer ce qui se passe. " * 3
+TEXT_EN = "You did the right thing by writing, take your time to explain what happens. " * 3
+
+
+def big_flow(flows: Path, steps: int = STEPS) -> None:
+    """``flows`` (a copy of the repository's flows.yaml) with ``steps`` say-only steps between the welcome and its
+    next step."""
+    text = flows.read_text(encoding="utf-8")
+    welcome = text.index("\n  welcome:\n")
+    next_at = text.index("    next: ", welcome)
+    end = text.index("\n", next_at)
+    first = text[next_at + len("    next: ") : end].strip()
+    chain = "".join(
+        f'  extra_{i}:\n    say:\n      fr: "{i} {TEXT_FR}"\n      en: "{i} {TEXT_EN}"\n'
+        f"    next: {f'extra_{i + 1}' if i + 1 < steps else first}\n"
+        for i in range(steps)
+    )
+    text = text[:welcome] + "\n" + chain.rstrip("\n") + text[welcome:next_at] + "    next: extra_0" + text[end:]
+    flows.write_text(text, encoding="utf-8")
+
+
+async def longest_wall_gap(operation: Awaitable[T]) -> tuple[T, float]:
+    """``operation``'s result and the longest the loop went without a turn while it ran (seconds, wall clock)."""
+    gaps: list[float] = [0.0]
+    running = True
+
+    async def probe() -> None:
+        last = time.monotonic()
+        while running:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last - 0.01)
+            last = now
+
+    probing = asyncio.create_task(probe())
+    await asyncio.sleep(0)
+    try:
+        result = await operation
+    finally:
+        running = False
+    await probing
+    return result, max(gaps)
+
+
+async def test_a_big_flow_reloads_with_the_loop_turning(tmp_path: Path) -> None:
+    """The console's reload, SIGHUP and the watcher (``reload_aside``): the 4-5 MB file is loaded well within the
+    read's limit, the loop never held a second. Before, the checks walked every say-only step's reach (the square
+    of the steps): a minute of work, gigabytes, the loop held by their garbage collections, and the reload refused
+    as a file "not read within 60 s"."""
+    flows = flow_copy(tmp_path)
+    flowset = FlowSet(flows, read_seconds=30.0)
+    assert flowset.reload().ok
+    big_flow(flows)
+    assert 3_000_000 < flows.stat().st_size < 6_000_000
+    result, held = await longest_wall_gap(flowset.reload_aside())
+    assert result.ok, result.problems[:3]
+    assert f"extra_{STEPS - 1}" in flowset.engine().flow.steps
+    assert held < HELD, f"the loop was held {held:.2f} s"
