@@ -353,12 +353,12 @@ class _Read:
         return run
 
 
-async def in_own_thread(work: Callable[[], T]) -> T:
-    """``work`` run in a daemon thread of its own, its result (or exception) awaited. A reload of a file that never
-    answers (a share gone silent) leaves that thread blocked, and nothing waits for it: a stop cancels the await and
-    the process ends. Until 2026-12-06 the reload ran in asyncio's default executor (``asyncio.to_thread``), which the
-    loop's close and the interpreter's exit join: after SIGTERM the gateway stopped serving, logged "stopped", then
-    never exited (tests/test_serve.py)."""
+async def in_own_thread(work: Callable[[], T], name: str = "flows-reload") -> T:
+    """``work`` run in a daemon thread of its own (``name``), its result (or exception) awaited. A reload of a file
+    that never answers (a share gone silent) leaves that thread blocked, and nothing waits for it: a stop cancels the
+    await and the process ends. Until 2026-12-06 the reload ran in asyncio's default executor (``asyncio.to_thread``),
+    which the loop's close and the interpreter's exit join: after SIGTERM the gateway stopped serving, logged
+    "stopped", then never exited (tests/test_serve.py)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
 
@@ -379,9 +379,9 @@ async def in_own_thread(work: Callable[[], T]) -> T:
         _on_loop(loop, succeed, result)
 
     try:
-        threading.Thread(target=run, name="flows-reload", daemon=True).start()
+        threading.Thread(target=run, name=name, daemon=True).start()
     except RuntimeError as exc:  # "can't start new thread": ``work`` never runs (nor any mark it clears)
-        raise ThreadRefused("the system refused a thread for the flows' read") from exc
+        raise ThreadRefused(f"the system refused a thread ({name})") from exc
     return await done
 
 

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
+from gateway.testing import no_new_thread
 from tests.conftest import add_listener, login
 from tests.console.conftest import other_session
 from tests.test_webchat import say
@@ -136,3 +137,19 @@ async def test_a_supervisor_watching_the_board_is_not_a_listener_online(client: 
                 break
             await asyncio.sleep(0.025)
         assert await online() == 0
+
+
+async def test_a_diagram_without_a_thread_is_a_503_said_in_french_then_english(client: TestClient) -> None:  # type: ignore[type-arg]
+    """The diagrams are drawn in a thread of their own (since 2026-12-06): when the system refuses it, a 503 that
+    says so, and the next request, a thread given, draws it."""
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    for path in ("/api/flow/diagram.mmd", "/api/flow/diagram.svg"):
+        with no_new_thread():
+            refused = await client.get(path)
+            body = await refused.json()
+        assert (refused.status, body["error"]) == (503, "no_thread"), body
+        assert body["message"].startswith("le schéma n'a pas pu être dessiné"), body
+        assert "the diagram could not be drawn" in body["message"], body
+        assert refused.headers["Retry-After"]
+        assert (await client.get(path)).status == 200
