@@ -715,9 +715,8 @@ class Dispatcher:
             # is sent (until 2026-12-06 its departure, after it, lifted the mark: the answer was "not sent")
             conversation.left_at, conversation.left_how = None, None
             await self.system_note(conversation, "left.unblocked", now, channel=conversation.channel.value)
-        if inbound.opted_out and conversation.left_how != "blocked":  # marked in its own turn: nothing it says is
-            conversation.left_at, conversation.left_how = now, "blocked"  # sent (``emit``); its departure after it
-            await self.system_note(conversation, "left.blocked", now, channel=conversation.channel.value)  # no-op
+        if inbound.opted_in or inbound.opted_out:
+            await self._opted(conversation, inbound, now)
         stronger = flag is not None and flag.replaces(conversation.flag) and flag != conversation.flag
         if flag is not None:
             conversation.flagged_at = now  # the supervision board's order: the latest flag first
@@ -776,6 +775,23 @@ class Dispatcher:
         if (language := language_of(conversation, engine.flow)) != spoken:  # the page's own texts follow it
             await self.store.publish(LanguageChanged(conversation.id, language))
         return False
+
+    async def _opted(self, conversation: Conversation, inbound: Inbound, now: datetime) -> None:
+        """A WhatsApp STOP or START, dated when sent (``sent_at``: Twilio's ``date_sent`` when caught up, or when its
+        webhook took it, ``Inbox.accept``; else ``now``). Twilio's rule, the last of the two they sent wins, whatever
+        order they are taken in: a START's date is kept (``opted_in_since``); a STOP marks in its own turn (nothing it
+        says is sent, ``emit``; its departure after it is then a no-op) unless a START dated after it came first, and
+        while marked moves the mark's date on (a START between is older: it lifts nothing). Until 2026-12-06 a STOP
+        taken late from the inbox marked dated when taken, after a START caught up from Twilio's list had lifted it:
+        that START, dated before, then lifted nothing, every reply "not sent" until their next START."""
+        at = min(inbound.sent_at or now, now)
+        if inbound.opted_in:
+            conversation.opted_in_at = max(at, conversation.opted_in_at or at)
+        elif conversation.left_how == "blocked":
+            conversation.left_at = max(at, conversation.left_at or at)
+        elif not opted_in_since(conversation, at):
+            conversation.left_at, conversation.left_how = at, "blocked"
+            await self.system_note(conversation, "left.blocked", now, channel=conversation.channel.value)
 
     async def _closed_reminder(
         self, conversation: Conversation, engine: Engine, now: datetime, *, risky: bool = False
@@ -1597,6 +1613,13 @@ def written_before_the_block(conversation: Conversation, inbound: Inbound) -> bo
     had blocked. An undated message (every channel but Telegram) lifts it, as ever."""
     left = conversation.left_at
     return inbound.sent_at is not None and left is not None and inbound.sent_at < left - BLOCK_DATE_SLACK
+
+
+def opted_in_since(conversation: Conversation, at: datetime) -> bool:
+    """Whether the young person opted back in (WhatsApp's START, ``Conversation.opted_in_at``) after an opt-out dated
+    ``at``: that STOP, taken late, is superseded (Twilio's rule: the last of the two they sent wins) and marks nothing.
+    Compared without slack: both dated to the second or better (Twilio's ``date_sent``, a webhook's taking)."""
+    return conversation.opted_in_at is not None and at < conversation.opted_in_at
 
 
 def written_at(conversation: Conversation, inbound: Inbound, now: datetime) -> datetime:

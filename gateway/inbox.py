@@ -57,7 +57,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -247,7 +247,8 @@ class Inbox:
             part, end = messages[start : start + READ_PART], start + READ_PART
             urgent = [self._risky(m) for m in part] if risky is None else risky[start:end]
             items += [
-                InboxItem(inbound_key(m), key, inbound_to_dict(m), now, now - URGENT_AHEAD if is_urgent else None)
+                InboxItem(inbound_key(m), key, inbound_to_dict(_dated(m, now)), now,
+                          now - URGENT_AHEAD if is_urgent else None)
                 for m, key, is_urgent in zip(part, keys[start:end], urgent, strict=True)
             ]  # fmt: skip
         await self.store.inbox_put(items)
@@ -328,6 +329,17 @@ class Inbox:
             await self.store.inbox_retry(item.id, retry_at, attempts, lease=item.next_attempt_at)
         except StoreError:  # recorded as soon as the store answers again, not once the lease lapses
             self._unrecorded[item.id] = _Outcome(item.next_attempt_at, retry_at, attempts)
+
+
+def _dated(inbound: Inbound, now: datetime) -> Inbound:
+    """A WhatsApp STOP or START (``opted_out``, ``opted_in``) its webhook carried undated, dated when the inbox took
+    it: processed later, it is ordered against the other by when it was sent (``Dispatcher._opted``: the last of the
+    two wins), not by when it was processed. Until 2026-12-06 a STOP processed late marked the conversation dated
+    then, after a START sent later (caught up from Twilio's list, dated by it) had lifted the mark: that START lifted
+    nothing and every reply went "not sent" until their next START."""
+    if inbound.sent_at is None and (inbound.opted_out or inbound.opted_in):
+        return replace(inbound, sent_at=now)
+    return inbound
 
 
 @dataclass(frozen=True, slots=True)

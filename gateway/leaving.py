@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import BLOCK_DATE_SLACK, Dispatcher
+from gateway.dispatcher import BLOCK_DATE_SLACK, Dispatcher, opted_in_since
 from gateway.events import QueueChanged
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import derived_id, derived_ids
@@ -306,7 +306,8 @@ async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: 
     conversation's, or a send not recorded yet: :func:`_stale_refusal`), nor by a
     block dated before it opened (Telegram's ``kicked`` delivered late: unblocked since, or they could not have written;
     until 2026-12-06 it marked it, its card saying nothing reached them) or before their last message in it
-    (:func:`_wrote_since`), nor lifted by an unblock dated before the block it is marked with
+    (:func:`_wrote_since`), nor by a WhatsApp STOP dated before the young person's last START (``opted_in_at``:
+    Twilio's rule, the last sent wins), nor lifted by an unblock dated before the block it is marked with
     (:func:`_late_unblock`)."""
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
     if conversation is None:
@@ -314,16 +315,22 @@ async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: 
     if departure.left and departure.at is not None and departure.at < conversation.created_at - BLOCK_DATE_SLACK:
         log.info("leaving: %s: a block dated before the conversation opened, not marked", conversation.id)
         return
-    await _set_blocked(dispatcher, store, conversation.id, departure.left, now, about=departure.about, at=departure.at)
+    at = departure.at
+    if at is None and departure.left and departure.about is None:  # WhatsApp's STOP: its webhook takes it now
+        at = now
+    await _set_blocked(dispatcher, store, conversation.id, departure.left, now, about=departure.about, at=at)
 
 
 async def _set_blocked(
     dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, left: bool, now: datetime,
     *, about: str | None = None, at: datetime | None = None,
 ) -> None:  # fmt: skip
-    """``at``: when the provider says it happened (Telegram's date). A block marks the conversation with it (its
-    ``left_at``; ``now`` when undated), and a later one while marked moves it on (no entry: told once); an unblock
-    dated before it is late and lifts nothing (:func:`_late_unblock`)."""
+    """``at``: when the provider says it happened (Telegram's date; WhatsApp's STOP: when its webhook took it, START:
+    Twilio's ``date_sent`` when caught up from its list). A block marks the conversation with it (its ``left_at``;
+    ``now`` when undated), and a later one while marked moves it on (no entry: told once); an unblock dated before it
+    is late and lifts nothing (:func:`_late_unblock`). A WhatsApp START is kept (``Conversation.opted_in_at``), lifting
+    or not: a STOP dated before it, taken after (its message late from the inbox), marks nothing (Twilio's rule: the
+    last of the two sent wins; ``Dispatcher._opted``)."""
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active:
@@ -331,9 +338,18 @@ async def _set_blocked(
         if left and _wrote_since(conversation, at):
             log.info("leaving: %s: a block dated before the young person's last message, not marked", conversation_id)
             return
+        if left and about is None and at is not None and opted_in_since(conversation, at):
+            log.info("leaving: %s: an opt-out dated before the young person's last opt-in, not marked", conversation_id)
+            return
+        opted = not left and conversation.channel == ChannelName.WHATSAPP
+        if opted:
+            dated = at or now
+            conversation.opted_in_at = max(dated, conversation.opted_in_at or dated)
         if (conversation.left_how == "blocked") == left:
             if left and at is not None and (conversation.left_at is None or at > conversation.left_at):
                 conversation.left_at = at  # blocked again since: an unblock dated between is late
+                await store.save_conversation(conversation)
+            elif opted:
                 await store.save_conversation(conversation)
             return
         stale = await _stale_refusal(store, conversation_id, about) if left and about is not None else None
@@ -342,6 +358,8 @@ async def _set_blocked(
             return
         if not left and _late_unblock(conversation, at):
             log.info("leaving: %s: an unblock dated before the block marked, not lifted", conversation_id)
+            if opted:
+                await store.save_conversation(conversation)
             return
         if left:
             await mark_left(dispatcher, conversation, "blocked", now)

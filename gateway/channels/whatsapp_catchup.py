@@ -239,7 +239,10 @@ class CatchUp:
             # a START lifted the opt-out at Twilio: the mark too (its webhook's OptOutType is not in the list; until
             # 2026-12-06 the conversation stayed marked, nothing sent to them, the listener refused "until START")
             lifted = inbound.text.strip().upper() in OPT_IN_KEYWORDS
-            departures = (Departure(inbound.channel, inbound.sender, False),) if lifted else ()
+            # dated as Twilio received it: a STOP sent after it, taken first, keeps its mark (``_late_unblock``), and
+            # one sent before it, taken after (late from the inbox), marks nothing (until 2026-12-06: undated, it
+            # lifted any mark, and such a STOP marked again, this START then lifting nothing)
+            departures = (Departure(inbound.channel, inbound.sender, False, at=listed.at),) if lifted else ()
             # dated when Twilio received it (``date_sent``): WhatsApp's 24-hour window runs from then, not from now
             # (``gateway.dispatcher.written_at``; until 2026-12-06 from now: open in the console and for the idle
             # close's goodbye hours after Twilio refused)
