@@ -596,6 +596,67 @@ async def test_a_block_dated_before_the_young_persons_last_message_does_not_mark
     assert detail is not None and detail.left_how == "blocked"
 
 
+async def test_a_block_made_after_a_late_message_that_opens_a_conversation_is_marked_by_the_welcomes_refusal(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    """The young person writes while the gateway is away, then blocks the bot five minutes later; Telegram
+    redelivers both three hours later. Their message opens a conversation then (``created_at``), so the block, dated
+    before that, is taken for a late one by ``leaving.provider_says`` and marks nothing itself. The welcome sent to
+    them is refused ("bot was blocked by the user": ``RecipientGone``), and that refusal marks it, told once: the
+    listeners see the block within the welcome's send, and nothing could reach the young person in between anyway
+    (they blocked the bot). Comparing with the message's date instead would wrongly mark the case below."""
+    clock = running_clock(client)
+    written = clock()
+    clock.advance(hours=3)  # the gateway away meanwhile
+    telegram.fail_next(Failure(403, description="Forbidden: bot was blocked by the user"))
+    late = telegram_update(900000001, CHAT, "bonjour")
+    late["message"]["date"] = int(written.timestamp())
+    assert await deliver(client, late) == 200
+    block = telegram_member_update(900000101, CHAT, "kicked")  # made five minutes after the message
+    block["my_chat_member"]["date"] = int(written.timestamp()) + 300
+    assert await deliver(client, block) == 200
+    store = client.app[STORE]
+    [opened] = await eventually(lambda: store.conversations_by_status(Status.BOT))
+
+    async def marked() -> bool:
+        detail = await store.get_conversation(opened.id)
+        return detail is not None and detail.left_how == "blocked"
+
+    await eventually(marked)
+    await outbox_drained(client)
+    codes = [e.system.code for e in await store.transcript(opened.id) if e.system is not None]
+    assert codes == ["left.blocked"]
+
+
+async def test_a_block_and_its_unblock_before_a_late_message_opened_a_conversation_do_not_mark_it(
+    client: Client, telegram: FakeTelegramAPI
+) -> None:
+    """The young person writes while the gateway is away, blocks the bot five minutes later, unblocks it five minutes
+    after that; Telegram redelivers the three hours later, the message first, then the updates in any order (across
+    update types). The block, dated before the conversation opened, marks nothing: the welcome reaches them, and the
+    listeners never see "a bloqué la ligne" for a young person they can reach (the message's date would have marked
+    it: the block comes after the message)."""
+    clock = running_clock(client)
+    written = clock()
+    clock.advance(hours=3)
+    late = telegram_update(900000001, CHAT, "bonjour")
+    late["message"]["date"] = int(written.timestamp())
+    assert await deliver(client, late) == 200
+    unblock = telegram_member_update(900000102, CHAT, "member")
+    unblock["my_chat_member"]["date"] = int(written.timestamp()) + 600
+    assert await deliver(client, unblock) == 200
+    block = telegram_member_update(900000101, CHAT, "kicked")
+    block["my_chat_member"]["date"] = int(written.timestamp()) + 300
+    assert await deliver(client, block) == 200
+    store = client.app[STORE]
+    [opened] = await eventually(lambda: store.conversations_by_status(Status.BOT))
+    await outbox_drained(client)
+    assert telegram.accepted()  # the welcome reached them
+    detail = await store.get_conversation(opened.id)
+    assert detail is not None and detail.left_how is None
+    assert [e for e in await store.transcript(opened.id) if e.system is not None] == []
+
+
 async def test_an_unblock_delivered_after_a_newer_block_does_not_lift_it(client: Client) -> None:
     """Telegram redelivers an update the gateway failed to take, later: an unblock (``member``) dated before the block
     the conversation is marked with comes after it, and says nothing of now (they blocked again since). Until
