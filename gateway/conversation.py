@@ -124,10 +124,10 @@ class Conversation:
     client: str | None = field(default=None, repr=False)  # web chat: keyed hash of the client's address
     left_at: datetime | None = None  # the young person left (quick exit, "Terminer", the page gone): gateway/leaving.py
     left_how: str | None = None  # "quick_exit", "ended", "gone" or "blocked" (on WhatsApp: STOP, ``unsubscribed``)
-    # WhatsApp: when the young person last opted back in (START, UNSTOP, YES), as dated (Twilio's ``date_sent`` when
-    # caught up from its list, else when a webhook took it): a STOP dated before it, taken late, marks nothing
-    # (Twilio's rule: the last of the two they sent wins; gateway/leaving.py, ``opted_in_since``)
-    opted_in_at: datetime | None = None
+    # when the young person last unblocked the line, as the provider dates it (WhatsApp's START, UNSTOP, YES: Twilio's
+    # ``date_sent`` when caught up from its list, else when a webhook took it; Telegram's ``member``): a block or STOP
+    # dated before it, taken late, marks nothing (the last of the two wins; gateway/dispatcher.py, ``unblocked_since``)
+    unblocked_at: datetime | None = None
     flag: RiskFlag | None = field(default=None, repr=False)  # the strongest risk read in the young person's words
     erase_asked_at: datetime | None = None  # the young person wrote the erasure phrase: their next message answers
     purged_at: datetime | None = None  # retention over: only what the figures need is left (gateway/retention.py)

@@ -779,17 +779,18 @@ class Dispatcher:
     async def _opted(self, conversation: Conversation, inbound: Inbound, now: datetime) -> None:
         """A WhatsApp STOP or START, dated when sent (``sent_at``: Twilio's ``date_sent`` when caught up, or when its
         webhook took it, ``Inbox.accept``; else ``now``). Twilio's rule, the last of the two they sent wins, whatever
-        order they are taken in: a START's date is kept (``opted_in_since``); a STOP marks in its own turn (nothing it
-        says is sent, ``emit``; its departure after it is then a no-op) unless a START dated after it came first, and
-        while marked moves the mark's date on (a START between is older: it lifts nothing). Until 2026-12-06 a STOP
-        taken late from the inbox marked dated when taken, after a START caught up from Twilio's list had lifted it:
-        that START, dated before, then lifted nothing, every reply "not sent" until their next START."""
+        order they are taken in: a START's date is kept (``unblocked_at``, :func:`unblocked_since`); a STOP marks in
+        its own turn (nothing it says is sent, ``emit``; its departure after it is then a no-op) unless a START dated
+        after it came first, and while marked moves the mark's date on (a START between is older: it lifts nothing).
+        Until 2026-12-06 a STOP taken late from the inbox marked dated when taken, after a START caught up from
+        Twilio's list had lifted it: that START, dated before, then lifted nothing, every reply "not sent" until their
+        next START."""
         at = min(inbound.sent_at or now, now)
         if inbound.opted_in:
-            conversation.opted_in_at = max(at, conversation.opted_in_at or at)
+            conversation.unblocked_at = max(at, conversation.unblocked_at or at)
         elif conversation.left_how == "blocked":
             conversation.left_at = max(at, conversation.left_at or at)
-        elif not opted_in_since(conversation, at):
+        elif not unblocked_since(conversation, at):
             conversation.left_at, conversation.left_how = at, "blocked"
             await self.system_note(conversation, "left.blocked", now, channel=conversation.channel.value)
 
@@ -1615,11 +1616,12 @@ def written_before_the_block(conversation: Conversation, inbound: Inbound) -> bo
     return inbound.sent_at is not None and left is not None and inbound.sent_at < left - BLOCK_DATE_SLACK
 
 
-def opted_in_since(conversation: Conversation, at: datetime) -> bool:
-    """Whether the young person opted back in (WhatsApp's START, ``Conversation.opted_in_at``) after an opt-out dated
-    ``at``: that STOP, taken late, is superseded (Twilio's rule: the last of the two they sent wins) and marks nothing.
-    Compared without slack: both dated to the second or better (Twilio's ``date_sent``, a webhook's taking)."""
-    return conversation.opted_in_at is not None and at < conversation.opted_in_at
+def unblocked_since(conversation: Conversation, at: datetime) -> bool:
+    """Whether the young person unblocked the line (WhatsApp's START, Telegram's ``member``:
+    ``Conversation.unblocked_at``) after a block or an opt-out dated ``at``: that one, taken late, is superseded (the
+    last of the two wins, Twilio's rule for STOP and START) and marks nothing. Compared without slack: both dated by
+    one clock to the second or better (Telegram's; Twilio's ``date_sent`` or a webhook's taking)."""
+    return conversation.unblocked_at is not None and at < conversation.unblocked_at
 
 
 def written_at(conversation: Conversation, inbound: Inbound, now: datetime) -> datetime:

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from gateway.conversation import Conversation, Status
-from gateway.dispatcher import BLOCK_DATE_SLACK, Dispatcher, opted_in_since
+from gateway.dispatcher import BLOCK_DATE_SLACK, Dispatcher, unblocked_since
 from gateway.events import QueueChanged
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import derived_id, derived_ids
@@ -306,8 +306,9 @@ async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: 
     conversation's, or a send not recorded yet: :func:`_stale_refusal`), nor by a
     block dated before it opened (Telegram's ``kicked`` delivered late: unblocked since, or they could not have written;
     until 2026-12-06 it marked it, its card saying nothing reached them) or before their last message in it
-    (:func:`_wrote_since`), nor by a WhatsApp STOP dated before the young person's last START (``opted_in_at``:
-    Twilio's rule, the last sent wins), nor lifted by an unblock dated before the block it is marked with
+    (:func:`_wrote_since`), nor by a block or a WhatsApp STOP dated before the young person's last unblock or START
+    (``unblocked_at``: the last of the two wins; until 2026-12-06 a Telegram block delivered after a newer unblock
+    marked the conversation again), nor lifted by an unblock dated before the block it is marked with
     (:func:`_late_unblock`)."""
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
     if conversation is None:
@@ -328,9 +329,9 @@ async def _set_blocked(
     """``at``: when the provider says it happened (Telegram's date; WhatsApp's STOP: when its webhook took it, START:
     Twilio's ``date_sent`` when caught up from its list). A block marks the conversation with it (its ``left_at``;
     ``now`` when undated), and a later one while marked moves it on (no entry: told once); an unblock dated before it
-    is late and lifts nothing (:func:`_late_unblock`). A WhatsApp START is kept (``Conversation.opted_in_at``), lifting
-    or not: a STOP dated before it, taken after (its message late from the inbox), marks nothing (Twilio's rule: the
-    last of the two sent wins; ``Dispatcher._opted``)."""
+    is late and lifts nothing (:func:`_late_unblock`). An unblock (Telegram's ``member``, WhatsApp's START) is kept
+    (``Conversation.unblocked_at``), lifting or not: a block or STOP dated before it, taken after (redelivered late, its
+    message late from the inbox), marks nothing (the last of the two wins; ``Dispatcher._opted``)."""
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
         if conversation is None or not conversation.active:
@@ -338,18 +339,18 @@ async def _set_blocked(
         if left and _wrote_since(conversation, at):
             log.info("leaving: %s: a block dated before the young person's last message, not marked", conversation_id)
             return
-        if left and about is None and at is not None and opted_in_since(conversation, at):
-            log.info("leaving: %s: an opt-out dated before the young person's last opt-in, not marked", conversation_id)
+        if left and about is None and at is not None and unblocked_since(conversation, at):
+            log.info("leaving: %s: a block dated before the young person's last unblock, not marked", conversation_id)
             return
-        opted = not left and conversation.channel == ChannelName.WHATSAPP
-        if opted:
+        unblock = not left and (at is not None or conversation.channel == ChannelName.WHATSAPP)
+        if unblock:  # a provider's unblock (Telegram's, dated) or START: kept, lifting or not
             dated = at or now
-            conversation.opted_in_at = max(dated, conversation.opted_in_at or dated)
+            conversation.unblocked_at = max(dated, conversation.unblocked_at or dated)
         if (conversation.left_how == "blocked") == left:
             if left and at is not None and (conversation.left_at is None or at > conversation.left_at):
                 conversation.left_at = at  # blocked again since: an unblock dated between is late
                 await store.save_conversation(conversation)
-            elif opted:
+            elif unblock:
                 await store.save_conversation(conversation)
             return
         stale = await _stale_refusal(store, conversation_id, about) if left and about is not None else None
@@ -358,7 +359,7 @@ async def _set_blocked(
             return
         if not left and _late_unblock(conversation, at):
             log.info("leaving: %s: an unblock dated before the block marked, not lifted", conversation_id)
-            if opted:
+            if unblock:
                 await store.save_conversation(conversation)
             return
         if left:

@@ -135,7 +135,7 @@ def loads(kind: str, raw: str | bytes, decode: Callable[[Any], T]) -> T:
 
 _MOMENTS = ("created_at", "updated_at", "last_inbound_at", "queued_at", "taken_at", "closed_at", "left_at",
             "waiting_since", "closed_notice_for", "closed_told_at", "window_paused_for", "erase_asked_at", "purged_at",
-            "flagged_at", "page_opened_at", "page_answered_at", "standby_at", "opted_in_at")  # fmt: skip
+            "flagged_at", "page_opened_at", "page_answered_at", "standby_at", "unblocked_at")  # fmt: skip
 _CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
 
 
@@ -183,7 +183,7 @@ def decode_conversation(data: dict[str, Any]) -> Conversation:
         client=data.get("client"),
         left_at=_moment(data.get("left_at")),
         left_how=data.get("left_how"),
-        opted_in_at=_moment(data.get("opted_in_at")),
+        unblocked_at=_moment(data.get("unblocked_at")),
         flag=RiskFlag.from_dict(data.get("flag")),
         # records written before these fields kept them in the engine state, as texts ("queued", "": no time)
         closed_notice_for=_moment(data.get("closed_notice_for") or _old_stamp(closed_notice, waiting_since)),

@@ -692,6 +692,36 @@ async def test_an_unblock_delivered_after_a_newer_block_does_not_lift_it(client:
     assert codes == ["left.blocked", "left.unblocked", "left.blocked"]
 
 
+async def test_a_block_delivered_after_a_newer_unblock_does_not_mark_it(client: Client) -> None:
+    """Telegram redelivers an update the gateway failed to take, later, in any order: a block (``kicked``) dated before
+    the unblock (``member``) that lifted the conversation's mark comes after it, and says nothing of now (they
+    unblocked the bot since). Until 2026-12-06 it marked the conversation again: the card said "a bloqué la ligne" for
+    a young person the listeners' replies reached, until their next message. A block dated after the unblock marks."""
+    assert await deliver(client, telegram_update(900000001, CHAT, "bonjour")) == 200
+    store = client.app[STORE]
+    [opened] = await eventually(lambda: store.conversations_by_status(Status.BOT))
+    start = int(opened.created_at.timestamp())
+
+    def member_update(update_id: int, status: str, after: int) -> dict[str, Any]:
+        update = telegram_member_update(update_id, CHAT, status)
+        update["my_chat_member"]["date"] = start + after
+        return update
+
+    async def left_how() -> str | None:
+        detail = await store.get_conversation(opened.id)
+        assert detail is not None
+        return detail.left_how
+
+    assert await deliver(client, member_update(900000102, "kicked", 300)) == 200  # marks
+    assert await deliver(client, member_update(900000103, "member", 400)) == 200  # lifts
+    assert await deliver(client, member_update(900000101, "kicked", 100)) == 200  # the first block, late
+    assert await left_how() is None
+    assert await deliver(client, member_update(900000104, "kicked", 500)) == 200  # blocked again since: marks
+    assert await left_how() == "blocked"
+    codes = [e.system.code for e in await store.transcript(opened.id) if e.system is not None]
+    assert codes == ["left.blocked", "left.unblocked", "left.blocked"]
+
+
 async def test_a_message_taken_late_is_dated_when_written_and_a_block_after_it_marks(client: Client) -> None:
     """The young person writes, then blocks the bot five minutes later, while the gateway is away; Telegram
     redelivers both three hours later. Their conversation's last message (``last_inbound_at``) is dated when they
