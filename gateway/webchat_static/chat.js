@@ -596,6 +596,11 @@
      is acknowledged (stored) or refused (onRefused says it then). */
   function sayWaiting(id) {
     var el = document.querySelector('.msg.pending[data-id="' + id + '"]');
+    var trying = el && el.querySelector('.not-sent [data-i18n="sending"]');
+    if (trying) {  // "Réessayer" pressed, its connection lost before the answer: not being sent, said as before it
+      trying.dataset.i18n = "notSent";
+      trying.textContent = t("notSent");
+    }
     if (!el || el.querySelector(".not-sent, .waiting")) { return; }
     var line = document.createElement("span");
     line.className = "waiting";

@@ -89,3 +89,42 @@ async def test_a_refused_message_says_not_sent_and_is_sent_by_try_again_once_the
         if entry.author == "user"
     ]
     assert users == ["bonjour"]
+
+
+CUT_AT_NEXT_SEND = """
+(() => {  // the network as the test wants it: at window.__cut, a frame sent drops the connection, none opens again
+  const Native = window.WebSocket;
+  window.WebSocket = function (url) {
+    const ws = new Native(window.__cut ? "ws://127.0.0.1:9/" : url);
+    const send = ws.send.bind(ws);
+    ws.send = (data) => (window.__cut ? ws.close() : send(data));
+    return ws;
+  };
+  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+})();
+"""
+
+
+async def test_try_again_cut_by_a_lost_connection_says_not_sent_not_sending(
+    browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """A message tried again says "Envoi en cours…" until the server answers. The connection lost as "Réessayer" was
+    pressed (a phone changing networks) and no new one to be had: the bubble said "Envoi en cours…" for as long as the
+    page stayed unconnected, beside "Reconnexion…", though nothing was being sent (a review, 2026-12-06). It says
+    "Pas encore envoyé." again, as before it was pressed; the message is sent at the next session."""
+    server: TestServer = await make_server(settings.replace(max_waiting_per_client=1))
+    async with french_window(browser, 390, 780) as classmates:
+        await open_chat(classmates, server)  # the school's address is at its cap
+        async with french_window(browser, 390, 780) as phone:
+            await phone.add_init_script(CUT_AT_NEXT_SEND)
+            page = await phone.new_page()
+            await page.goto(str(server.make_url("/chat")))
+            await expect(bot_messages(page).last).to_contain_text("3114")
+            await type_answer(page, "bonjour")
+            refused = page.locator('.msg.pending.failed[data-author="user"]')
+            await expect(refused).to_contain_text("Pas encore envoyé.")
+            await page.evaluate("() => { window.__cut = true; }")
+            await refused.get_by_role("button", name="Réessayer").click()
+            await expect(page.locator("#connection")).to_be_visible()  # "Reconnexion…": the socket is gone
+            await expect(page.locator('.msg.pending[data-author="user"]')).to_contain_text("Pas encore envoyé")
+            await expect(page.locator('.msg.pending[data-author="user"]')).not_to_contain_text("Envoi en cours")
