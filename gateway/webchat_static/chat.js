@@ -567,8 +567,7 @@
     if (!el) { return; }
     var shown = el.querySelector(".not-sent [data-i18n]");
     if (shown) {  // refused again ("Réessayer"): said again in the bubble, the notice being shown once a minute
-      shown.dataset.i18n = "notSent";
-      shown.textContent = t("notSent");
+      sayInstead(shown, "notSent");
       return;
     }
     var waiting = el.querySelector(".waiting");
@@ -597,16 +596,23 @@
   function sayWaiting(id) {
     var el = document.querySelector('.msg.pending[data-id="' + id + '"]');
     var trying = el && el.querySelector('.not-sent [data-i18n="sending"]');
-    if (trying) {  // "Réessayer" pressed, its connection lost before the answer: not being sent, said as before it
-      trying.dataset.i18n = "notSent";
-      trying.textContent = t("notSent");
-    }
+    if (trying) { sayInstead(trying, "notSent"); }  // "Réessayer" pressed, the connection lost before the answer
     if (!el || el.querySelector(".not-sent, .waiting")) { return; }
     var line = document.createElement("span");
     line.className = "waiting";
     line.dataset.i18n = "waiting";
     line.textContent = t("waiting");
     el.appendChild(line);
+  }
+
+  /* A refused message's state said anew ("Envoi en cours…", "Pas encore envoyé."): a new line in place of the
+     old, since the messages' log gives a screen reader what is added to it (aria-relevant="additions"), never a
+     text changed in place (a retry refused again within the minute has no notice to say it). */
+  function sayInstead(old, key) {
+    var said = document.createElement("span");
+    said.dataset.i18n = key;
+    said.textContent = t(key);
+    old.replaceWith(said);
   }
 
   function sending(id) {  // sent again: no longer said as not sent
@@ -629,7 +635,7 @@
     // "Pas encore envoyé" and its button stay until the answer (the ack takes the message away, a refusal keeps
     // it): the focus stays on the button pressed, never on nothing, for a keyboard or a screen reader
     var said = document.querySelector('.msg.pending[data-id="' + id + '"] .not-sent [data-i18n]');
-    if (said) { said.dataset.i18n = "sending"; said.textContent = t("sending"); }  // until the ack or the refusal
+    if (said) { sayInstead(said, "sending"); }  // until the ack or the refusal
     state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
     expectAnswer();
   }

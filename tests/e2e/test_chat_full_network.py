@@ -10,6 +10,7 @@ from gateway.app import STORE
 from gateway.conversation import Priority, Status
 from gateway.settings import Settings
 from tests.e2e.conftest import ServerFactory, french_window
+from tests.e2e.live_regions import announced, record
 from tests.e2e.test_chat import bot_messages, open_chat, type_answer
 
 pytestmark = __import__("pytest").mark.browser
@@ -128,3 +129,31 @@ async def test_try_again_cut_by_a_lost_connection_says_not_sent_not_sending(
             await expect(page.locator("#connection")).to_be_visible()  # "Reconnexion…": the socket is gone
             await expect(page.locator('.msg.pending[data-author="user"]')).to_contain_text("Pas encore envoyé")
             await expect(page.locator('.msg.pending[data-author="user"]')).not_to_contain_text("Envoi en cours")
+
+
+async def test_try_again_refused_again_is_said_to_a_screen_reader(
+    browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """A message tried again and refused again within the minute gets no new notice (once a minute per socket): the
+    bubble's words are all that tell it, and the messages' log gives a screen reader what is added to it (``aria-
+    relevant="additions"``), not a text changed in place. "Pas encore envoyé." was written over "Envoi en cours…":
+    a young person reading by ear pressed "Réessayer" and heard nothing, neither the sending nor the refusal (a
+    review, 2026-12-06); before the notice was once a minute, the notice said it. Both are added lines now."""
+    server: TestServer = await make_server(settings.replace(max_waiting_per_client=1))
+    async with french_window(browser, 390, 780) as classmates:
+        await open_chat(classmates, server)  # the school's address is at its cap
+        async with french_window(browser, 390, 780) as phone:
+            await record(phone)
+            page = await phone.new_page()
+            await page.goto(str(server.make_url("/chat")))
+            await expect(bot_messages(page).last).to_contain_text("3114")
+            await type_answer(page, "bonjour")
+            refused = page.locator('.msg.pending.failed[data-author="user"]')
+            await expect(refused).to_contain_text("Pas encore envoyé.")
+            await announced(page)
+            await refused.get_by_role("button", name="Réessayer").press("Enter")
+            said = "() => window.__announced.some((given) => given.text.includes('Pas encore envoyé.'))"
+            await page.wait_for_function(said)  # refused again (no room yet), and given to the screen reader
+            await expect(bot_messages(page)).to_have_count(1)  # the hello's notice only
+            given = " ".join(await announced(page, "messages"))
+            assert "Envoi en cours…" in given and "Pas encore envoyé." in given, given
