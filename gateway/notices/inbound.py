@@ -37,7 +37,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
 from gateway.ids import new_id
 from gateway.messages import ChannelName
-from gateway.notices.record import Referral, ReferralStatus
+from gateway.notices.record import REFERRAL_LOCK, Referral, ReferralStatus
 from gateway.store import (
     AuditEntry,
     AuditStore,
@@ -149,8 +149,9 @@ class InboundReferrals:
                 return web.json_response({"token": conversation.sender})  # the same page: its answer was lost
             return _error(410, "used", "this link was already used")
         if page:  # before the done mark: a crash between them leaves the claim to lapse and the link to work again
-            current = await self.store.get_referral(referral.id) or referral  # a listener's status move kept
-            await self.store.put_referral(replace(current, opened_by=page, opened_at=now))
+            async with self.store.lock(REFERRAL_LOCK + referral.id):  # a listener's status move kept (Referrals.update)
+                current = await self.store.get_referral(referral.id) or referral
+                await self.store.put_referral(replace(current, opened_by=page, opened_at=now))
         await self.store.save_conversation(conversation, done=DoneMark(key, int(CODE_KEPT.total_seconds())))
         await self.store.audit(AuditEntry(self.clock(), "gateway", "referral_link_used",
                                           conversation.pseudonym, referral.partner))  # fmt: skip

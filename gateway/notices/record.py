@@ -38,6 +38,7 @@ class ReferralStatus(StrEnum):
     CLOSED = "closed"
 
 
+REFERRAL_LOCK = "referral:"  # + a referral's id: the lock its read-then-write changes take (status, opened link)
 REFERRAL_MOVES: dict[ReferralStatus, frozenset[ReferralStatus]] = {
     ReferralStatus.SENT: frozenset({ReferralStatus.TAKEN_UP, ReferralStatus.CLOSED}),
     ReferralStatus.TAKEN_UP: frozenset({ReferralStatus.CLOSED}),

@@ -32,7 +32,7 @@ from gateway.language import language_of
 from gateway.mailer import Mailer
 from gateway.messages import Reply
 from gateway.notices.compose import plain_email
-from gateway.notices.record import REFERRAL_MOVES, Referral, ReferralStatus
+from gateway.notices.record import REFERRAL_LOCK, REFERRAL_MOVES, Referral, ReferralStatus
 from gateway.notices.service import no_identity
 from gateway.store import (
     AuditEntry,
@@ -249,6 +249,13 @@ class Referrals:
             await self.dispatcher.emit(current, [Reply(text)], Author.LISTENER, self.clock())
 
     async def update(self, referral_id: str, by: str, status: str) -> Referral:
+        """A listener's status move, read and written under the referral's lock: an inbound link's exchange writes
+        the page that opened it on the same record (``inbound.py``), and either read before the other's write lost
+        it (until 2026-12-06: the move undone, the console showing the referral "sent" again)."""
+        async with self.store.lock(REFERRAL_LOCK + referral_id):
+            return await self._update(referral_id, by, status)
+
+    async def _update(self, referral_id: str, by: str, status: str) -> Referral:
         referral = await self.store.get_referral(referral_id)
         if referral is None:
             raise ActionRefused("not_found", "no such referral")

@@ -3,21 +3,29 @@ summary; its one-time link opens that conversation once."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from typing import Any, cast
 
 import pytest
+import redis.asyncio
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
 from gateway.conversation import Status
+from gateway.notices.record import Referral, ReferralStatus
+from gateway.notices.referrals import Referrals
 from gateway.settings import Settings
-from gateway.store import ClaimState
+from gateway.store import ClaimState, Store
+from gateway.store import redis_keys as K
 from tests.conftest import AppFactory, Clock, add_listener, login
+from tests.console.test_handback_crash import instance, redis_store
+from tests.cutting_proxy import cutting_proxy
 from tests.store.conftest import STORES, on_store, redis_url
 from tests.test_webchat import hello, say
 
-__all__ = ["redis_url"]  # a fixture used below
+__all__ = ["redis_store", "redis_url"]  # fixtures used below
 KEY = "k" * 30
 Client = TestClient  # type: ignore[type-arg]
 
@@ -121,3 +129,40 @@ async def test_the_page_that_exchanged_a_link_is_answered_again_for_a_while_and_
     assert await store.claim("referral-link:" + referral_id, "an exchange in progress", 30.0) == ClaimState.CLAIMED
     busy = await app.post("/chat/referral", json={"code": code, "key": page})
     assert busy.status == 503 and busy.headers["Retry-After"] == "1"
+
+
+@pytest.mark.redis
+async def test_a_listeners_move_as_the_link_is_exchanged_is_kept_and_so_is_the_page(
+    redis_store: Store, redis_url: str, clock: Clock, settings: Settings, make_client: AppFactory
+) -> None:
+    """The exchange writes the page's key on the referral (read, then written whole), and a listener's status move
+    does the same: Anne marks the referral "taken up" on another instance while the young person's press is between
+    its read and its write (held at the wire, ``tests/cutting_proxy.py``: nothing of the gateway patched). Before
+    (a review, 2026-12-06), the exchange wrote back the status it had read: Anne's move was lost, the console showing
+    it "sent" again. Both writes read the referral under its lock now: the move and the page's key are both kept."""
+    dispatcher, _ = instance(redis_store, clock)
+    referrals = Referrals(dispatcher, cast(Any, redis_store), dispatcher.flows, None, clock=clock)
+    async with cutting_proxy(redis_url) as proxy:
+        app = await make_client(settings.replace(store=proxy.url, partner_keys=f"116006={KEY}"))
+        created = await app.post("/api/partners/116006/referrals", json={"summary": "Jeune d'accord."},
+                                 headers={"Authorization": "Bearer " + KEY})  # fmt: skip
+        code = (await created.json())["link"].split("#", 1)[1]
+        (referral,) = await redis_store.list_referrals()
+        moves: list[asyncio.Task[Referral]] = []
+        raw = redis.asyncio.Redis.from_url(redis_url)
+
+        async def anne_moves() -> None:  # elsewhere: the other instance, on its own connection
+            moves.append(asyncio.create_task(referrals.update(referral.id, "anne", "taken_up")))
+            for _ in range(3000):  # done, or waiting for the referral's lock the exchange holds (30 s at most)
+                if moves[0].done() or await raw.exists(K.lock("referral:" + referral.id)):
+                    return
+                await asyncio.sleep(0.01)
+
+        proxy.hold_before(b"ZADD", b"referrals", referral.id.encode(), meanwhile=anne_moves)
+        claimed = await app.post("/chat/referral", json={"code": code, "key": "p" * 48})
+        await asyncio.wait_for(moves[0], 30)
+        await raw.aclose()
+    assert (proxy.held, proxy.failures, claimed.status) == (1, [], 200), proxy.failures
+    after = await redis_store.get_referral(referral.id)
+    assert after is not None and after.status is ReferralStatus.TAKEN_UP, after
+    assert after.opened_by and after.opened_at is not None, after
