@@ -281,11 +281,22 @@
     bubble(entry.author, text, entry.id, false, entry.at);
     acknowledge(entry);
     if (entry.author !== "user" && state.live && (document.hidden || state.away)) { state.unread += 1; renderTitle(); }
-    if (entry.author === "bot" || entry.author === "listener") {
+    if (lineMessage(entry)) {
       state.lastBot = entry;
       renderChoices(entry.choices || [], true);
-      if (entry.author === "listener") { $("typing").hidden = true; }
     }
+    if (entry.author === "listener") { $("typing").hidden = true; }
+  }
+
+  /* Whose entry puts its choices in place of the buttons shown: the line's messages (the bot's, a listener's), each
+     in the conversation's order, the last one's winning (a session or a resync replaying the history ends on it);
+     one without choices clears them (the question answered, or the talk moved on). A gate's notice ("notice-": a
+     flood refused, a network at its cap) is none of the line's questions, never stored: it leaves the buttons of
+     the question still asked above it (until 2026-12-06 it cleared them, and a young person refused once had
+     nothing left to answer with but typing). The young person's entries, the listener's typing, receipts and the
+     page's own lines ("Pas encore envoyé") never touch them either. */
+  function lineMessage(entry) {
+    return (entry.author === "bot" || entry.author === "listener") && !/^notice-/.test(entry.id);
   }
 
   /* Receipts for the line's messages: delivered once shown, read once the young person can see them (the tab in
@@ -293,7 +304,7 @@
   function seeing() { return !document.hidden && !state.away; }
 
   function acknowledge(entry) {
-    if ((entry.author !== "bot" && entry.author !== "listener") || /^notice-/.test(entry.id)) { return; }
+    if (!lineMessage(entry)) { return; }
     if (seeing()) { receipt("read", entry.id); } else { receipt("delivered", entry.id); state.unseen.push(entry.id); }
   }
 
