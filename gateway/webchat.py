@@ -429,7 +429,7 @@ class ChatSession:
         self.followed: str | None = None  # the conversation whose events this session asked the hub for
         self.opening: str | None = None  # the keyed hash of the opening key of a hello without a token
         self.end_shown = False  # this socket showed an ended conversation (a page that missed its end): nothing opens
-        self.told: dict[Refusal, datetime] = {}  # the gate's notices this socket showed, by refusal, and when
+        self.told: dict[tuple[Refusal, str | None], datetime] = {}  # the notices shown: by refusal and language
 
     async def run(self) -> None:
         try:
@@ -651,16 +651,16 @@ class ChatSession:
         """What was refused (the message ``message_id``, or the hello when None: the page marks that message as not
         sent, or sends on this held socket what it still has to send), then a calm notice with the emergency
         numbers, shown like a bot message; nothing is stored. A refused hello always has its notice; a refused
-        message has it once a ``NOTICE_AGAIN`` per refusal on this socket: each refused message is marked "Pas encore
-        envoyé" all the same, but a burst past the flood, the messages a held socket's page sends, or the refused ones
-        it sends again after a reconnection no longer bury the conversation under the same notice (until 2026-12-06:
-        one each, 87 for two pages of a chaos soak). A new socket says it again."""
+        message has it once a ``NOTICE_AGAIN`` per refusal and language on this socket: each refused message is
+        marked "Pas encore envoyé" all the same, but a burst past the flood, the messages a held socket's page sends,
+        or the refused ones it sends again after a reconnection no longer bury the conversation under the same notice
+        (until 2026-12-06: one each, 87 for two pages of a chaos soak). A new socket says it again."""
         self.writer.offer({"type": "refused", "id": message_id, "reason": refusal.value})
         now = self.hub.clock()
-        told = self.told.get(refusal)
+        told = self.told.get((refusal, self.language))  # a page switched to another language: said in it once
         if message_id is not None and told is not None and now - told < NOTICE_AGAIN:
             return
-        self.told[refusal] = now
+        self.told[(refusal, self.language)] = now
         text = self.gate.notice(refusal, self.language)
         entry = {"id": "notice-" + secrets.token_urlsafe(8), "author": "bot", "choices": [], "text": text,
                  "at": now.isoformat()}  # fmt: skip

@@ -246,10 +246,15 @@ async def test_a_message_flood_in_one_conversation_is_cut_with_a_calm_notice(
             {"type": "refused", "id": f"f{n}", "reason": "rate_limited"} for n in range(4, 8)
         ]
         assert len([f for f in seen + await frames_so_far(again) if is_notice(f)]) == 1  # a new socket says it again
+        # "2" chose English at the welcome: the page switched back to French, the notice is said once in French
+        await again.send_json({"type": "language", "language": "fr"})
+        seen = [frame for n in range(8, 10) for frame in await send_message(again, f"f{n}", "2")]
+        [french] = [f for f in seen + await frames_so_far(again) if is_notice(f)]
+        assert keeps_the_emergency_numbers(french["entry"]["text"]) and "Beaucoup" in french["entry"]["text"]
     conversation = (await client.app[STORE].conversations_by_status(Status.BOT))[0]
     users = [e for e in await client.app[STORE].transcript(conversation.id) if e.author.value == "user"]
     assert len(users) == 4  # the refused messages were not written anywhere
-    assert await metric(client, "gateway_rate_limited", limit="messages_per_conversation") == 8  # each refusal
+    assert await metric(client, "gateway_rate_limited", limit="messages_per_conversation") == 10  # each refusal
 
 
 async def test_typing_frames_are_rate_limited(make_client: AppFactory, settings: Settings) -> None:
