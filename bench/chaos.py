@@ -98,6 +98,7 @@ from bench.chaos_channels import (  # noqa: E402
     sender_id,
     webhook,
 )
+from bench.chaos_erasures import PURGE_EVERY, Erasures, audit_erasures, show_erasures  # noqa: E402
 from bench.chaos_receipts import Receipts, audit_receipts, show_receipts  # noqa: E402
 from bench.chaos_webchat import FloodRules, WebChats, audit_webchat, show_webchat  # noqa: E402
 from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
@@ -320,18 +321,22 @@ class Platforms:
                 self.redelivered[ChannelName.WHATSAPP] += 1
         return False
 
-    async def message(self, channel: ChannelName, sender: str, index: int, step: Step, deadline: float) -> None:
+    async def message(self, channel: ChannelName, sender: str, index: int, step: Step, deadline: float,
+                      book: dict[tuple[ChannelName, str], str] | None = None) -> None:  # fmt: skip
+        """One message posted as its platform posts it, noted in ``acknowledged`` (``book``: there instead, for the
+        senders audited apart, ``--erasures``'s)."""
+        noted = self.acknowledged if book is None else book
         hook = webhook(channel, sender, next(self.numbers), index, step)
         if channel is ChannelName.WHATSAPP and self.twilio is not None:  # Twilio keeps it, whatever its webhook meets
             self.twilio.receive(sender, step.text, message_sid=hook.message_id)
-            self.acknowledged[channel, hook.message_id] = sender  # the line must process it once: Twilio said sent
+            noted[channel, hook.message_id] = sender  # the line must process it once: Twilio said sent
             if not await self.twilio_posts(hook):
                 self.left[channel] += 1
                 return
         elif not await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline):
             self.given_up[channel] += 1
             return
-        self.acknowledged[channel, hook.message_id] = sender
+        noted[channel, hook.message_id] = sender
         if self.rng.random() < self.lost_ack:  # the 2xx lost on its way back: the platform delivers it again
             self.redelivered[channel] += 1
             await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline)
@@ -590,9 +595,13 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
 IN_BOUND = frozenset({"kill", "timeout", "redis"})
 
 
-async def audit(store_url: str, platforms: Platforms, providers: list[Noting], faults: list[Fault],
-                began: float) -> tuple[dict[ChannelName, Audit], dict[str, str]]:  # fmt: skip
-    """Each channel's figures, and each recorded provider id's delivery (for the receipts' audit)."""
+async def audit(
+    store_url: str, platforms: Platforms, providers: list[Noting], faults: list[Fault], began: float,
+    apart: Collection[tuple[ChannelName, str]] = (),
+) -> tuple[dict[ChannelName, Audit], dict[str, str]]:  # fmt: skip
+    """Each channel's figures, and each recorded provider id's delivery (for the receipts' audit); the conversations
+    of the addresses ``apart`` (``--erasures``'s, audited by ``bench/chaos_erasures.py``) and the replies to them
+    left out."""
     from gateway.store import Author, Delivery, open_store
 
     results = {provider.channel: Audit() for provider in providers}
@@ -617,8 +626,8 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
         senders: set[tuple[ChannelName, str]] = set()
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
-            if conversation.channel not in results:
-                continue  # the web chat: bench/chaos_webchat.py's audit
+            if conversation.channel not in results or (conversation.channel, conversation.sender) in apart:
+                continue  # the web chat: bench/chaos_webchat.py's audit; the erased: bench/chaos_erasures.py's
             result = results[conversation.channel]
             result.conversations += 1
             address = (conversation.channel, conversation.sender)
@@ -643,6 +652,8 @@ async def audit(store_url: str, platforms: Platforms, providers: list[Noting], f
             result = results[provider.channel]
             result.replies_received = len(provider.copies)
             for copy in provider.copies:
+                if (provider.channel, copy.recipient) in apart:
+                    continue
                 if NOTICE_MARK in copy.text:
                     notices.setdefault((provider.channel, copy.recipient), []).append(copy)
                     continue
@@ -728,7 +739,9 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"seed {args.seed}; {args.rate:.0f} msg/s for {args.duration:.0f} s on {', '.join(channels)}, a fault every"
         f" ~{args.every:.0f} s ({', '.join(args.faults)}); understanding {args.understanding}; 2 instances, Redis"
-        " AOF everysec" + (f"; floods: {args.floods} senders per channel" if args.floods else "")
+        " AOF everysec"
+        + (f"; floods: {args.floods} senders per channel" if args.floods else "")
+        + (f"; erasures: {args.erasures}, the purge every {PURGE_EVERY:.0f} s" if args.erasures else "")
     )
     providers = fakes()
     with workdir("gateway-chaos-", flows_text) as (work, flows):
@@ -745,6 +758,8 @@ async def main(args: argparse.Namespace) -> None:
             # once a message is 2 s old, and every 20 s (5 minutes in production) as the soak is short
             env["GATEWAY_WHATSAPP_CATCHUP_SETTLE_SECONDS"] = "2"
             env["GATEWAY_WHATSAPP_CATCHUP_SECONDS"] = "20"
+            if args.erasures:  # its passes meet the faults (nothing is due: bench/chaos_erasures.py)
+                env["GATEWAY_PURGE_INTERVAL_SECONDS"] = str(PURGE_EVERY)
             sockets = await stack.enter_async_context(  # the pages' sockets stay open: no pool limit, no total
                 ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=None, connect=10))
             )
@@ -758,6 +773,8 @@ async def main(args: argparse.Namespace) -> None:
                                 time.monotonic() + args.duration + 600)  # fmt: skip
             for provider in providers:
                 provider.on_accept = receipts.accepted
+            erasures = Erasures(platforms, providers, redis.url, lambda: platforms.next_up().url, session,
+                                random.Random(args.seed + 4))  # fmt: skip
             try:
                 for instance in instances:
                     instance.start()
@@ -772,23 +789,27 @@ async def main(args: argparse.Namespace) -> None:
                 flooding = asyncio.create_task(
                     floods(platforms, chats, channels, args.floods, args.duration, random.Random(args.seed + 3))
                 )
+                erasing = asyncio.create_task(erasures.run(args.erasures, channels, script, args.duration))
                 faulty = [p for p in providers if p.channel in channels]  # a provider fault hits a channel in use
                 chaos = Chaos(rng, instances, redis, faulty, session)
                 faults = await chaos.run(args.every, args.duration, args.faults)
                 started = await load
                 await flooding
+                await erasing
                 loaded = time.monotonic() - began
                 ready = [await i.ready(session, 240) for i in instances]
                 senders = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
                 senders |= {(channel, sender) for (channel, _), (sender, _) in platforms.flooded.items()}
+                erased = {(case.channel, case.sender) for case in erasures.cases}
                 twilio_kept = {inbound_entry_id(Inbound(channel, sender, message_id))
                                for (channel, message_id), sender in platforms.acknowledged.items()
                                if channel is ChannelName.WHATSAPP}  # fmt: skip
-                waiting, pending, uncaught = await drained(redis.url, senders, args.drain, twilio_kept)
+                waiting, pending, uncaught = await drained(redis.url, senders | erased, args.drain, twilio_kept)
                 left = await receipts.settled(120)  # the late ones: 60 s after their reply at most, then redelivered
                 await asyncio.sleep(3)  # a stray resend would show by now
                 unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
-                results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began)
+                results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began, erased)
+                erasure_audit = await audit_erasures(erasures)
                 applied = audit_receipts(receipts, deliveries, chaos.began)
                 webchat = await audit_webchat(redis.url, chats, WEB_FLOOD_RULES)
                 webchat.unsettled = unsettled
@@ -839,6 +860,7 @@ async def main(args: argparse.Namespace) -> None:
             show(channel, result, platforms)
     show_waits([w for c, r in results.items() if c in channels for w in r.waits], faults, chaos.began)
     show_receipts(receipts, applied, left)
+    show_erasures(erasure_audit)
     if ChannelName.WEBCHAT in channels:
         show_webchat(webchat, chats.tally, chaos.began)
     print(f"/readyz at the end: {readyz}")
@@ -921,6 +943,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--floods", type=int, nargs="?", const=2, default=0, metavar="N",
                         help=f"N senders per channel, web chat pages too (2 when N is left out) burst {FLOOD_BURST}"
                         " messages past the flood limit, words of danger among them (default 0: none)")  # fmt: skip
+    parser.add_argument("--erasures", type=int, default=0, metavar="N",
+                        help="N young people on the provider channels erased during the load: by their phrase,"
+                        " by a supervisor, or with a message in flight; audited after the drain (default 0)",
+                        )  # fmt: skip
     return parser.parse_args(argv)
 
 
