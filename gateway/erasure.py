@@ -7,9 +7,10 @@ is released).
 
 "Everything" is every conversation of the same channel identity (``channel`` + sender): the conversation records,
 transcripts (messages, listeners' notes, attachments, provider ids), outbox items of any status, timers, queue
-and take entries, the de-duplication keys of the young person's messages and the marks of the listeners' replies
-(the console's reply ids, kept 8 days: ``marks_of``), the evidence copies of the notices raised from them, the
-inbox items still waiting or set aside, and the gate's notices to that sender (``notice-<keyed hash>``).
+and take entries, the de-duplication keys of the young person's messages (but on WhatsApp, ``LISTED_AGAIN``) and
+the marks of the listeners' replies (the console's reply ids, kept 8 days: ``marks_of``), the evidence copies of the
+notices raised from them, the inbox items still waiting or set aside, and the gate's notices to that sender
+(``notice-<keyed hash>``).
 The "earlier conversations" a listener sees go with them. Blocks stay: they hold only a keyed hash, and keeping
 the line safe outweighs erasing a block (a supervisor lifts it by hand). A conversation a listener holds is ended
 first: the listener is told by a system entry shown live (never stored, since the transcript is going).
@@ -68,6 +69,11 @@ log = logging.getLogger("gateway.erasure")
 ERASING = "erasing-"  # the lock of a young person's confirmed erasure, held by whoever does it (``finish_confirmed``)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
+# The channels whose provider lists a young person's messages again to the gateway (the WhatsApp catch-up reads
+# Twilio's, which keeps them all, over its window of hours): the marks of their messages outlive the erasure, their
+# 8 days (a digest of the provider's message id, unlinked from any conversation), as the confirming message's do.
+# Until 2026-12-06 they were forgotten and the catch-up's next pass brought the erased person back.
+LISTED_AGAIN = frozenset({ChannelName.WHATSAPP})
 PERSON_MOST = 10_000  # the conversations of one person read from their index at most (beyond: every record read)
 LISTENER_NOTE = (
     "Conversation effacée à la demande de la personne : elle est terminée et son contenu supprimé. / "
@@ -226,7 +232,10 @@ class Eraser:
             user_entries = {e.id for e in await self.store.transcript(current.id) if e.author is Author.USER}
             await self._end_for_listeners(current)
             seen = set(await self.store.marks_of(current.id))  # the processed marks saved with it (replies too)
-            seen.update(d for e in user_entries for d in seen_digests_of_entry(e))  # by name: none read
+            theirs = {d for e in user_entries for d in seen_digests_of_entry(e)}  # by name: none read
+            seen.update(theirs)
+            if current.channel in LISTED_AGAIN:  # Twilio lists them to the catch-up: without their marks, processed
+                kept = kept | theirs  # again (a new conversation with their words, the bot greeting them anew)
             await self.store.forget_seen(sorted(seen - kept))
             if goodbye is not None:
                 await goodbye()

@@ -1,0 +1,89 @@
+"""A WhatsApp young person erased is not brought back by the catch-up (the real app on SQLite or a real Redis, the
+fake Twilio API keeping every message they sent, as Twilio does).
+
+Found by the chaos soak with erasures (``bench/chaos.py --seed 43 --erasures 6``, 2026-12-06): the erasure forgot
+the de-duplication marks of the young person's messages, and the catch-up's next pass (every 5 minutes, after any
+503, at start) read them again in Twilio's list, found them unprocessed and processed them again: a new conversation
+holding their words ("bonjour", "efface mes données"), the bot greeting them and asking its erasure question again
+after its goodbye. Now the marks of a WhatsApp young person's messages outlive the erasure (their 8 days, unlinked
+from any conversation: a digest of Twilio's message id, nothing else), as the confirming message's always did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.app import CATCH_UP, STORE
+from gateway.erasure import EPOCH, FAR
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.testing import FakeTwilioAPI, twilio_form
+from tests.conftest import login
+from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline
+from tests.e2e.test_whatsapp import PHONE, deliver, whatsapp_settings
+from tests.e2e.test_whatsapp_catchup import BOUND, catching_up, counted, said
+from tests.store.conftest import emptied, redis_url
+
+__all__ = ["catching_up", "gateway", "offline", "redis_url", "whatsapp_settings"]  # fixtures used below
+
+CONFIRM, DONE = "Tu veux que nous effacions", "C'est fait : tes messages"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def erasing(request: pytest.FixtureRequest, catching_up: Settings) -> Settings:
+    if request.param == "sqlite":
+        return catching_up
+    return catching_up.replace(store=emptied(request.getfixturevalue("redis_url")))
+
+
+def to_phone(twilio: FakeTwilioAPI) -> list[str]:
+    return [r.body["Body"] for r in twilio.accepted() if r.body["To"] == PHONE]
+
+
+async def writes(client: Client, twilio: FakeTwilioAPI, number: int, text: str) -> None:
+    """A message of theirs: Twilio keeps it, and posts its webhook (answered 200)."""
+    form = twilio_form(PHONE, text, message_sid=f"SM{number:032d}")
+    twilio.receive(PHONE, text, message_sid=form["MessageSid"])
+    assert await deliver(client, form) == 200
+
+
+async def started(client: Client) -> bool:
+    return counted(client, "gateway_whatsapp_catchup_passes_total", outcome="ok") >= 1
+
+
+async def test_a_young_person_erased_by_their_phrase_is_not_brought_back_by_the_next_catch_up(
+    gateway: GatewayFactory, erasing: Settings, twilio: FakeTwilioAPI
+) -> None:
+    client = await gateway(erasing)
+    await eventually(lambda: started(client), BOUND)  # the pass at start: its mark before their messages
+    await writes(client, twilio, 1, "bonjour")
+    await writes(client, twilio, 2, "efface mes données")
+    await eventually(lambda: asyncio.sleep(0, any(CONFIRM in t for t in to_phone(twilio))), BOUND)
+    await writes(client, twilio, 3, "oui")
+    await eventually(lambda: asyncio.sleep(0, any(DONE in t for t in to_phone(twilio))), BOUND)
+    told = len(to_phone(twilio))
+
+    assert await client.app[CATCH_UP].catch_up() == 0  # the next pass (a 503, the period): nothing to process
+    assert await said(client, PHONE) == []  # before: ["bonjour", "efface mes données"] in a new conversation
+    assert to_phone(twilio)[told:] == []  # before: the greeting, the first question, the erasure question again
+    assert counted(client, "gateway_whatsapp_caught_up_total") == 0
+
+
+async def test_a_young_person_erased_by_a_supervisor_is_not_brought_back_by_the_next_catch_up(
+    gateway: GatewayFactory, erasing: Settings, twilio: FakeTwilioAPI
+) -> None:
+    client = await gateway(erasing)
+    await eventually(lambda: started(client), BOUND)
+    await writes(client, twilio, 1, "bonjour")
+    await writes(client, twilio, 2, "Non")
+    [conversation] = await client.app[STORE].conversations_of(ChannelName.WHATSAPP, PHONE, EPOCH, FAR, 10)
+    await login(client, "anne")  # a supervisor
+    erased = await client.post(f"/api/conversations/{conversation.id}/erase", json={"confirm": True})
+    assert erased.status == 200, await erased.text()
+    told = len(to_phone(twilio))
+
+    assert await client.app[CATCH_UP].catch_up() == 0
+    assert await said(client, PHONE) == []
+    assert to_phone(twilio)[told:] == []  # before: the greeting and the first question again
