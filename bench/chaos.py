@@ -59,6 +59,13 @@ first minute than the bound; a refused one let on when sent again later (a new w
 network at its cap (``WebChats.crowd_at_cap``): ``max_waiting_per_client`` + 5 pages from one address, each opened after
 the previous one's session or refused hello; each refused page then sends words of danger on its held socket (they open
 its conversation: escalate, never silence), and a page of another address must get its session (its wait is printed).
+
+``--erasures N`` (default 0: the run unchanged): N young people of their own on the provider channels erased during
+the load, by their phrase and "oui", by a supervisor through the console, or by a supervisor while a message of
+theirs is in flight, each asked again as a young person or a supervisor would when cut; audited after the drain
+(``bench/chaos_erasures.py``: nothing of theirs left in Redis, their words never back, the goodbye once, nothing
+sent after it but to a conversation they started again), their addresses left out of the audit above. The purge
+runs every 15 s meanwhile (it finds nothing due: the retention is whole days).
 """
 
 from __future__ import annotations

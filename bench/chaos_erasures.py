@@ -176,23 +176,25 @@ class Erasures:
                     case.marks.add(seen_digest(inbound_key(inbound)))
 
     async def _conversations(self, case: Case, deadline: float) -> bool:
-        """Wait until the person has a conversation; note every id of theirs."""
+        """Wait until the person has a conversation; note every id of theirs (through Redis restarts: tried again a
+        second later, as the instances do)."""
+        from gateway.errors import StoreError
         from gateway.store import open_store
 
-        store = await open_store(self.store_url, keys=bench_keys(self.store_url))
-        try:
-            while time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            try:
+                store = await open_store(self.store_url, keys=bench_keys(self.store_url))
                 try:
                     found = await store.conversations_of(case.channel, case.sender, EPOCH, FAR, 100)
-                except Exception:  # a Redis restart: try again, as the instances do
-                    found = []
-                case.ids |= {c.id for c in found}
-                if found:
-                    return True
-                await asyncio.sleep(1.0)
-            return False
-        finally:
-            await store.close()
+                finally:
+                    await store.close()
+            except StoreError:
+                found = []
+            case.ids |= {c.id for c in found}
+            if found:
+                return True
+            await asyncio.sleep(1.0)
+        return False
 
     def _copies(self, case: Case, mark: str, since: float) -> list[Copy]:
         return [c for c in self.fakes[case.channel].copies
