@@ -4,9 +4,10 @@ N senders of their own (slot ``ERASE_SLOT``), spread over the provider channels 
 the load from the run's seed, say "bonjour" and walk a step or two of the flow, then are erased, in turn:
 
 * **phrase**: the young person writes the erasure phrase of flows.yaml, waits for the question (``erasure.confirm``)
-  and answers "oui"; when no goodbye (``erasure.done``) came ``ASK_AGAIN_AFTER`` s later (a kill, a Redis restart
-  cut it and nothing finished it), they ask again, as a young person would. Every other one then starts a new
-  conversation ("bonjour") once told: its replies are allowed, nothing else after the goodbye.
+  and answers "oui" ("yes" to the English one: a walk may choose English); when no goodbye (``erasure.done``) came
+  ``ASK_AGAIN_AFTER`` s later (a kill, a Redis restart cut it and nothing finished it), they ask again, as a young
+  person would. Every other one then starts a new conversation ("bonjour") once told: its replies are allowed,
+  nothing else after the goodbye.
 * **supervisor**: a supervisor, logged in to the console, erases the conversation
   (``POST /api/conversations/{id}/erase``), asking again a second later after anything but a 200 or a 404 (a 404
   after a first try: the record, the erasure's last step, was gone already: it had finished).
@@ -35,7 +36,7 @@ import functools
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -55,9 +56,11 @@ from gateway.testing import DATA_KEY
 ERASE_SLOT = 800  # an eraser's slot in its address: apart from the load's and the floods'
 ERASE_INDEX = 2000  # an eraser's message index (Messenger's mid): apart from the walks'
 KINDS = ("phrase", "supervisor", "in flight")
-PHRASE, YES, HELLO = "efface mes données", "oui", "bonjour"
-CONFIRM_MARK = "Tu veux que nous effacions"  # flows.yaml's erasure.confirm, French first
-DONE_MARK = "C'est fait : tes messages"  # flows.yaml's erasure.done
+PHRASE, HELLO = "efface mes données", "bonjour"
+# flows.yaml's erasure.confirm in each language (a walk may have chosen English) → the answer that confirms it
+CONFIRM_MARKS = {"Tu veux que nous effacions": "oui", "Do you want us to erase": "yes"}
+YES = frozenset(CONFIRM_MARKS.values())
+DONE_MARKS = ("C'est fait : tes messages", "Done: your messages and information are erased")  # erasure.done
 ASK_AGAIN_AFTER = 90.0  # s without the question or the goodbye before the young person asks again
 SUPERVISOR, PASSWORD = "chaos-eraser", "chaos-eraser-password"
 SECRET_KEY = "bench-secret-key"  # bench/load.py's GATEWAY_SECRET_KEY: the identity's keyed hashes
@@ -172,7 +175,7 @@ class Erasures:
             for channel, message_id in set(case.messages) - known:
                 inbound = Inbound(channel, case.sender, message_id)
                 case.before.add(inbound_entry_id(inbound))
-                if step.text != YES:
+                if step.text not in YES:
                     case.marks.add(seen_digest(inbound_key(inbound)))
 
     async def _conversations(self, case: Case, deadline: float) -> bool:
@@ -196,9 +199,9 @@ class Erasures:
             await asyncio.sleep(1.0)
         return False
 
-    def _copies(self, case: Case, mark: str, since: float) -> list[Copy]:
+    def _copies(self, case: Case, marks: Collection[str], since: float) -> list[Copy]:
         return [c for c in self.fakes[case.channel].copies
-                if c.recipient == case.sender and mark in c.text and c.at >= since]  # fmt: skip
+                if c.recipient == case.sender and any(m in c.text for m in marks) and c.at >= since]  # fmt: skip
 
     async def _until(self, condition: Callable[[], bool], limit: float) -> bool:
         end = time.monotonic() + limit
@@ -215,11 +218,13 @@ class Erasures:
             asked = functools.partial(self._copies, case, since=time.monotonic())
             await self._say(case, Step(PHRASE, None, 0), deadline)
             await self._conversations(case, deadline)  # a new conversation when an earlier erasure finished
-            if not await self._until(lambda: bool(asked(CONFIRM_MARK)), ASK_AGAIN_AFTER):  # noqa: B023 — awaited here
+            if not await self._until(lambda: bool(asked(CONFIRM_MARKS)), ASK_AGAIN_AFTER):  # noqa: B023 — awaited here
                 continue
-            await self._say(case, Step(YES, None, 0), deadline)
-            if await self._until(lambda: bool(asked(DONE_MARK)), ASK_AGAIN_AFTER):  # noqa: B023 — awaited here
-                case.erased_at = asked(DONE_MARK)[0].at
+            question = asked(CONFIRM_MARKS)[0].text
+            yes = next(y for m, y in CONFIRM_MARKS.items() if m in question)
+            await self._say(case, Step(yes, None, 0), deadline)
+            if await self._until(lambda: bool(asked(DONE_MARKS)), ASK_AGAIN_AFTER):  # noqa: B023 — awaited here
+                case.erased_at = asked(DONE_MARKS)[0].at
                 break
         else:
             case.unfinished = "no goodbye before the deadline"
@@ -345,9 +350,10 @@ async def audit_erasures(erasures: Erasures) -> ErasureAudit:
                 if hits:
                     result.left.append(f"{label}: {what} in {len(hits)} key(s), e.g. {hits[0]}")
             copies = [c for c in erasures.fakes[case.channel].copies if c.recipient == case.sender]
-            result.goodbyes[f"{case.kind}: {sum(DONE_MARK in c.text for c in copies)}"] += 1
+            goodbye = [c for c in copies if any(m in c.text for m in DONE_MARKS)]
+            result.goodbyes[f"{case.kind}: {len(goodbye)}"] += 1
             for copy in copies:
-                late = copy.at > case.erased_at and DONE_MARK not in copy.text
+                late = copy.at > case.erased_at and copy not in goodbye
                 if late and copy.provider_id not in recorded:
                     result.after.append(f"{label}: {copy.at - case.erased_at:.1f} s after, {copy.text[:40]!r}")
             if case.anew_at is not None:
