@@ -47,6 +47,7 @@ from aiohttp import ClientError, ClientSession
 from bench.chaos_channels import Copy, Noting, sender_id
 from bench.load import Step
 from gateway.crypto import DataKeys
+from gateway.erasure import LISTED_AGAIN
 from gateway.ids import inbound_entry_id, inbound_key, seen_digest
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
@@ -286,6 +287,8 @@ class ErasureAudit:
     anew: int = 0  # new conversations after a goodbye
     anew_answered: int = 0  # … that got a reply recorded in their transcript
     kept_identity: int = 0  # cases with a conversation after the erasure (their identity rightly kept)
+    marks_kept: int = 0  # WhatsApp marks kept by design, in the day hashes only (``erasure.LISTED_AGAIN``)
+    sent_after: int = 0  # replies whose request reached the provider after the erasure (not in flight at it)
 
 
 def every_key_and_value(url: str) -> list[str]:
@@ -347,6 +350,9 @@ async def audit_erasures(erasures: Erasures) -> ErasureAudit:
                 result.kept_identity += 1
             for what, value in names.items():
                 hits = [line[:100] for line in dump if value in line]
+                if what.startswith("mark ") and case.channel in LISTED_AGAIN:  # kept by design, unlinked: only the
+                    result.marks_kept += bool(hits)  # day hashes may hold them (never hg:d:{<conv>}, a conversation's)
+                    hits = [line for line in hits if not line.startswith("hg:{seen}:")]
                 if hits:
                     result.left.append(f"{label}: {what} in {len(hits)} key(s), e.g. {hits[0]}")
             copies = [c for c in erasures.fakes[case.channel].copies if c.recipient == case.sender]
@@ -355,7 +361,11 @@ async def audit_erasures(erasures: Erasures) -> ErasureAudit:
             for copy in copies:
                 late = copy.at > case.erased_at and copy not in goodbye
                 if late and copy.provider_id not in recorded:
-                    result.after.append(f"{label}: {copy.at - case.erased_at:.1f} s after, {copy.text[:40]!r}")
+                    arrived = copy.at - copy.held  # the request reached the fake then (a hang held it)
+                    when = "in flight at it" if arrived <= case.erased_at else "sent after it"
+                    result.after.append(f"{label}: accepted {copy.at - case.erased_at:.1f} s after the erasure, {when}"
+                                        f" (held {copy.held:.1f} s), {copy.text[:30]!r}")  # fmt: skip
+                    result.sent_after += arrived > case.erased_at
             if case.anew_at is not None:
                 result.anew += 1
                 result.anew_answered += any(c.at > case.anew_at and c.provider_id in recorded for c in copies)
@@ -375,7 +385,8 @@ def show_erasures(result: ErasureAudit) -> None:
     print(
         f"  left in Redis: {len(result.left)}; entries from before the erasure brought back {result.brought_back};"
         f" goodbyes {dict(sorted(result.goodbyes.items()))}; replies after the erasure no transcript records"
-        f" {len(result.after)}; new conversations after the goodbye {result.anew} ({result.anew_answered} answered);"
+        f" {len(result.after)} (sent after it {result.sent_after}); WhatsApp marks kept unlinked {result.marks_kept};"
+        f" new conversations after the goodbye {result.anew} ({result.anew_answered} answered);"
         f" a conversation after the erasure (identity kept) {result.kept_identity}"
     )
     for line in [*result.unfinished, *result.left, *result.after][:15]:
