@@ -593,6 +593,8 @@ class ChatSession:
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
         conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender)
+        if conversation is not None:  # the language this message may have chosen ("English" at the welcome): the
+            self.language = self.hub.language(conversation)  # notices follow it (until 2026-12-06: the hello's)
         if conversation is not None and conversation.client is None:
             conversation = await self._mark_client(conversation)
         if conversation is not None and conversation.id != self.conversation_id:  # a new one: follow it from its start

@@ -239,6 +239,7 @@ async def test_a_message_flood_in_one_conversation_is_cut_with_a_calm_notice(
         assert outcomes == ["ack"] * 4 + ["refused"] * 4
         [notice] = [f for f in seen + await frames_so_far(ws) if is_notice(f)]  # once, not four times
         assert keeps_the_emergency_numbers(notice["entry"]["text"])
+        assert "Beaucoup" not in notice["entry"]["text"]  # "2" chose English at the welcome: the notice follows
     async with client.ws_connect("/chat/ws") as again:  # reconnected: the page sends the refused ones again
         await open_chat(again, token)
         seen = [frame for n in range(4, 8) for frame in await send_message(again, f"f{n}", "2")]
