@@ -1618,10 +1618,17 @@ def written_before_the_block(conversation: Conversation, inbound: Inbound) -> bo
 
 def unblocked_since(conversation: Conversation, at: datetime) -> bool:
     """Whether the young person unblocked the line (WhatsApp's START, Telegram's ``member``:
-    ``Conversation.unblocked_at``) after a block or an opt-out dated ``at``: that one, taken late, is superseded (the
-    last of the two wins, Twilio's rule for STOP and START) and marks nothing. Compared without slack: both dated by
-    one clock to the second or better (Telegram's; Twilio's ``date_sent`` or a webhook's taking)."""
-    return conversation.unblocked_at is not None and at < conversation.unblocked_at
+    ``Conversation.unblocked_at``) after a block or an opt-out dated ``at``, or close enough that it cannot be told:
+    that one, taken late, is superseded (the last of the two wins, Twilio's rule for STOP and START) and marks nothing.
+    Within :data:`BLOCK_DATE_SLACK` the unblock wins, as in ``gateway.leaving._late_unblock`` the other way round, so
+    whatever order the two are taken in: Telegram dates both to the second (a tie says nothing of their order), and a
+    WhatsApp STOP is dated when its webhook took it, seconds after it was sent, while a START caught up is dated by
+    Twilio's ``date_sent`` (truncated to the second). A wrong mark silences the young person, a missed one costs one
+    send (refused: 21610, Telegram's 403, which marks). Until 2026-12-06 they were compared without slack: a STOP whose
+    webhook came seconds late, processed after a START sent just after it, marked the conversation again ("désabonnée"
+    on the card, a listener's reply refused) until that START's message lifted it a second time; a Telegram block of
+    the same second as the unblock, redelivered after it, marked it."""
+    return conversation.unblocked_at is not None and at < conversation.unblocked_at + BLOCK_DATE_SLACK
 
 
 def written_at(conversation: Conversation, inbound: Inbound, now: datetime) -> datetime:

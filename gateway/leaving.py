@@ -306,10 +306,10 @@ async def provider_says(dispatcher: Dispatcher, store: LeavingRoles, departure: 
     conversation's, or a send not recorded yet: :func:`_stale_refusal`), nor by a
     block dated before it opened (Telegram's ``kicked`` delivered late: unblocked since, or they could not have written;
     until 2026-12-06 it marked it, its card saying nothing reached them) or before their last message in it
-    (:func:`_wrote_since`), nor by a block or a WhatsApp STOP dated before the young person's last unblock or START
-    (``unblocked_at``: the last of the two wins; until 2026-12-06 a Telegram block delivered after a newer unblock
-    marked the conversation again), nor lifted by an unblock dated before the block it is marked with
-    (:func:`_late_unblock`)."""
+    (:func:`_wrote_since`), nor by a block or a WhatsApp STOP dated before the young person's last unblock or START, or
+    within a minute after (``unblocked_at``, :func:`unblocked_since`: the last of the two wins, the unblock within
+    it; until 2026-12-06 a Telegram block delivered after a newer unblock marked the conversation again), nor lifted
+    by an unblock dated before the block it is marked with (:func:`_late_unblock`)."""
     conversation = await store.find_active_conversation(departure.channel, departure.sender)
     if conversation is None:
         return

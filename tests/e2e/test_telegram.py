@@ -722,6 +722,28 @@ async def test_a_block_delivered_after_a_newer_unblock_does_not_mark_it(client: 
     assert codes == ["left.blocked", "left.unblocked", "left.blocked"]
 
 
+async def test_a_block_of_the_same_second_as_the_unblock_taken_before_it_does_not_mark_it(client: Client) -> None:
+    """The young person blocks the bot and unblocks it within the same second; Telegram redelivers the block (its
+    webhook failed) after the unblock. Both carry the same date (Telegram's, to the second): the block is not known to
+    be the later one, and a wrong mark is the worse error (the card says "a bloqué la ligne" for someone the listeners'
+    replies reach; a missed one costs one send, refused, which marks). Before: the block marked the conversation."""
+    assert await deliver(client, telegram_update(900000001, CHAT, "bonjour")) == 200
+    store = client.app[STORE]
+    [opened] = await eventually(lambda: store.conversations_by_status(Status.BOT))
+    start = int(opened.created_at.timestamp())
+
+    def member_update(update_id: int, status: str, after: int) -> dict[str, Any]:
+        update = telegram_member_update(update_id, CHAT, status)
+        update["my_chat_member"]["date"] = start + after
+        return update
+
+    assert await deliver(client, member_update(900000103, "member", 300)) == 200
+    assert await deliver(client, member_update(900000102, "kicked", 300)) == 200  # redelivered after it
+    detail = await store.get_conversation(opened.id)
+    assert detail is not None
+    assert detail.left_how is None
+
+
 async def test_a_message_taken_late_is_dated_when_written_and_a_block_after_it_marks(client: Client) -> None:
     """The young person writes, then blocks the bot five minutes later, while the gateway is away; Telegram
     redelivers both three hours later. Their conversation's last message (``last_inbound_at``) is dated when they

@@ -136,3 +136,39 @@ async def test_a_stop_sent_after_a_start_keeps_its_mark_whatever_order_they_are_
     assert (await desk.conversation(conversation_id))["left_how"] == "blocked"
     codes = [e["system"]["code"] for e in await desk.system_entries(conversation_id)]
     assert codes == ["left.blocked"]
+
+
+async def test_a_start_sent_seconds_after_a_stop_whose_webhook_came_slowly_lifts_it_once(
+    gateway: GatewayFactory, catching_up: Settings, twilio: FakeTwilioAPI
+) -> None:
+    """Two clocks: a webhook's STOP is dated when the gateway took it, a START caught up by Twilio's ``date_sent``. The
+    young person writes STOP, then START two seconds later; the STOP's webhook comes four seconds after it was sent
+    (Twilio slow, the store held) and waits in the inbox; START's webhook is lost and the catch-up takes it, its
+    departure lifting the mark. The STOP's message, processed next, must not mark the conversation again. Before: it
+    did, START dated two seconds before the STOP's taking: the card said "désabonnée" again and a listener's reply was
+    refused `unsubscribed` until START's message, behind it, lifted the mark a second time."""
+    client = await busy_gateway(gateway, catching_up, twilio)
+    clock = running_clock(client)
+    desk, conversation_id = await held(client)
+    stop_sid = "SM" + "7" * 32
+    key = inbound_key(Inbound(ChannelName.WHATSAPP, PHONE, stop_sid))
+    store = client.app[STORE]
+    await store.claim(key, ELSEWHERE, 600.0)  # another instance's worker: the STOP processed late
+    sent = clock().replace(microsecond=0)
+    twilio.receive(PHONE, "STOP", message_sid=stop_sid, at=sent)
+    twilio.receive(PHONE, "START", at=sent + timedelta(seconds=2))  # its webhook lost
+    clock.advance(seconds=4)
+    assert await deliver(client, {**twilio_form(PHONE, "STOP", message_sid=stop_sid), "OptOutType": "STOP"}) == 200
+    await eventually(lambda: marked_as(desk, conversation_id, "blocked"))  # its departure, at once
+    clock.advance(minutes=5)
+    await caught_up(client, twilio)
+    await eventually(lambda: marked_as(desk, conversation_id, None))  # START's departure
+    await store.release(key, ELSEWHERE)
+
+    async def both_taken() -> bool:
+        return (await said(client, PHONE))[-2:] == ["STOP", "START"]
+
+    await eventually(both_taken, BOUND)
+    assert (await desk.conversation(conversation_id))["left_how"] is None
+    codes = [e["system"]["code"] for e in await desk.system_entries(conversation_id)]
+    assert codes == ["left.blocked", "left.unblocked"]  # not marked again by the STOP's message
