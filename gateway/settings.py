@@ -33,6 +33,10 @@ _PREFIXES = ("messenger_", "twilio_", "telegram_")
 # MESSENGER_MAX_EVENT_AGE at most (and its default): as long as Meta may redeliver a message it was not acknowledged
 # (hours, after an outage), and below the 8 days a processed message id is kept (``DEDUPE_TTL_SECONDS``)
 MAX_EVENT_AGE = 7 * 24 * 3600
+# GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS at most: the 8 days a processed message id is kept (``DEDUPE_TTL_SECONDS``).
+# The catch-up processes what Twilio lists without a processed mark: further back, a message processed more than 8 days
+# ago would be processed again as new (a second copy, the bot greeting them anew, an erased or purged person back)
+WHATSAPP_CATCHUP_MAX_HOURS = 8 * 24
 _OWN = ("GATEWAY_", "MESSENGER_", "TWILIO_", "TELEGRAM_")  # a variable so named is meant for a setting
 HANDBACK_MIN_SECONDS = 60.0  # GATEWAY_HELD_HANDBACK_SECONDS, unless 0: presence beats every 10 s, forgotten at 25 s
 
@@ -312,6 +316,10 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_PURGE_INTERVAL_SECONDS must be positive")
         if self.whatsapp_catchup_seconds <= 0 or self.whatsapp_catchup_window_hours <= 0:
             raise ConfigError("GATEWAY_WHATSAPP_CATCHUP_SECONDS and _WINDOW_HOURS must be positive")
+        if self.whatsapp_catchup_window_hours > WHATSAPP_CATCHUP_MAX_HOURS:
+            hours, most = self.whatsapp_catchup_window_hours, WHATSAPP_CATCHUP_MAX_HOURS
+            raise ConfigError(f"GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS must be at most {most}, not {hours:g} (the 8 "
+                              "days a processed message is remembered)")  # fmt: skip
         if self.telegram_token_retry_seconds <= 0:
             raise ConfigError("TELEGRAM_TOKEN_RETRY_SECONDS must be positive")
         if self.whatsapp_catchup_behind_seconds <= 0:

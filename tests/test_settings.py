@@ -12,8 +12,9 @@ import pytest
 
 from gateway.channels_wiring import build_channels
 from gateway.cli import main
+from gateway.dispatcher import DEDUPE_TTL_SECONDS
 from gateway.errors import ConfigError
-from gateway.settings import CHANNEL_NEEDS, Settings, variable
+from gateway.settings import CHANNEL_NEEDS, WHATSAPP_CATCHUP_MAX_HOURS, Settings, variable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,6 +131,17 @@ def test_the_inline_window_is_at_least_the_inline_time() -> None:
     for window in ("0.01", "0"):  # shorter than GATEWAY_INLINE_SECONDS (0.05): no webhook would ever be timed
         with pytest.raises(ConfigError, match="GATEWAY_INLINE_WINDOW_SECONDS"):
             Settings.from_env({"GATEWAY_INLINE_WINDOW_SECONDS": window}, env_file=None)
+
+
+def test_the_whatsapp_catch_up_reads_no_further_back_than_a_processed_message_is_remembered() -> None:
+    """The catch-up processes what Twilio lists that has no processed mark; a mark is kept 8 days
+    (``DEDUPE_TTL_SECONDS``). A window longer than that would process again, as new, every message older than 8 days
+    in it (a second copy in a new conversation, the bot greeting them again; an erased or purged person back)."""
+    assert WHATSAPP_CATCHUP_MAX_HOURS * 3600 <= DEDUPE_TTL_SECONDS
+    longest = Settings.from_env({"GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS": "192"}, env_file=None)
+    assert longest.whatsapp_catchup_window_hours == 192
+    with pytest.raises(ConfigError, match="GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS must be at most 192, not 240"):
+        Settings.from_env({"GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS": "240"}, env_file=None)
 
 
 def test_the_redis_socket_timeout_is_positive() -> None:
