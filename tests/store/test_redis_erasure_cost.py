@@ -46,7 +46,7 @@ async def test_an_erasure_deletes_the_persons_marks_by_name_not_reading_every_ma
     try:
         flows = FlowSet(ROOT / "flows.yaml")
         flows.reload()
-        now = datetime.now(UTC)
+        now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)  # the line open (09:00-23:00 Paris)
         keyed = KeyedHash("test-secret-key-0123456789")
         dispatcher = Dispatcher(store, flows, clock=lambda: now)
         eraser = Eraser(store, dispatcher, flows, lambda c, s: keyed.sender(c.value, s), clock=lambda: now)
