@@ -292,26 +292,7 @@ class Joined:
     __slots__ = ("_longest", "_pairs", "_parts", "_read", "_starts")
 
     def __init__(self, phrases: Iterable[str]) -> None:
-        vocabulary: set[str] = set()
-        pairs: set[tuple[str, str]] = set()
-        for phrase in phrases:
-            if phrase_problem(phrase) is not None:
-                continue
-            last: list[str] = []  # the words the unit before may end with (a "*" between: as no word)
-            for unit in _units(phrase):
-                if unit == "*":
-                    continue
-                said = [w.split() for w in ((unit,) if isinstance(unit, str) else unit) if w]
-                for words in said:
-                    vocabulary.update(words)
-                    pairs.update(itertools.pairwise(words))
-                pairs.update((before, words[0]) for before in last for words in said)
-                last = [words[-1] for words in said]
-        spelled = [k for k, v in SPELLINGS.items() if len(k) > 1 and all(w in vocabulary for w in v.split())]
-        self._parts = frozenset(w for w in (*vocabulary, *spelled) if w.isalpha() and (len(w) > 1 or w in _ELIDING))
-        self._pairs = frozenset(pairs)
-        self._starts = frozenset(w[:end] for w in self._parts for end in range(1, len(w) + 1))
-        self._longest = max(map(len, self._parts), default=0)
+        self._parts, self._pairs, self._starts, self._longest = _joined_words(tuple(phrases))
         self._read: dict[str, str | None] = {}
 
     def split(self, raw: str) -> tuple[str, tuple[str, ...]] | None:
@@ -382,6 +363,34 @@ class Joined:
         return " ".join(words) if len(words) > 1 and all(pair in self._pairs for pair in pairs) else None
 
 
+@functools.lru_cache(maxsize=16)
+def _joined_words(
+    phrases: tuple[str, ...],
+) -> tuple[frozenset[str], frozenset[tuple[str, str]], frozenset[str], int]:
+    """:class:`Joined`'s words, pairs of words, words' starts and longest word for ``phrases``; the same phrases
+    again (flows.yaml reloaded unchanged, or a second app in one process) are not read again: they were a third of
+    building the default flow, and none of them ever changes."""
+    vocabulary: set[str] = set()
+    pairs: set[tuple[str, str]] = set()
+    for phrase in phrases:
+        if phrase_problem(phrase) is not None:
+            continue
+        last: list[str] = []  # the words the unit before may end with (a "*" between: as no word)
+        for unit in _units(phrase):
+            if unit == "*":
+                continue
+            said = [w.split() for w in ((unit,) if isinstance(unit, str) else unit) if w]
+            for words in said:
+                vocabulary.update(words)
+                pairs.update(itertools.pairwise(words))
+            pairs.update((before, words[0]) for before in last for words in said)
+            last = [words[-1] for words in said]
+    spelled = [k for k, v in SPELLINGS.items() if len(k) > 1 and all(w in vocabulary for w in v.split())]
+    parts = frozenset(w for w in (*vocabulary, *spelled) if w.isalpha() and (len(w) > 1 or w in _ELIDING))
+    starts = frozenset(w[:end] for w in parts for end in range(1, len(w) + 1))
+    return parts, frozenset(pairs), starts, max(map(len, parts), default=0)
+
+
 def _spaced(letters: list[str], known: frozenset[str]) -> tuple[int, int]:
     """Where the spaced letters spell a known word, a letter or two of other words around it allowed ("i m s u i c i
     d a l"): (start, end), or (0, 0)."""
@@ -415,6 +424,11 @@ def _plain(piece: str) -> str:
 
 def vocabulary(phrases: Iterable[str]) -> frozenset[str]:
     """Every canonical word the phrases (with their marks) are made of."""
+    return _vocabulary(tuple(phrases))
+
+
+@functools.lru_cache(maxsize=16)
+def _vocabulary(phrases: tuple[str, ...]) -> frozenset[str]:
     words: set[str] = set()
     for phrase in phrases:
         if phrase_problem(phrase) is not None:
@@ -489,8 +503,11 @@ def phrase_problem(phrase: str) -> str | None:
     return None
 
 
-def _units(phrase: str) -> list[str | tuple[str, ...]]:
-    """A phrase as canonical words (str), alternatives (tuple) and gaps ("*")."""
+@functools.lru_cache(maxsize=16384)
+def _units(phrase: str) -> tuple[str | tuple[str, ...], ...]:
+    """A phrase as canonical words (str), alternatives (tuple) and gaps ("*"). Kept for the phrase: every app and
+    every reload reads the flow's phrases several times over (compiled, the disguises' and the joined words'
+    vocabularies), and their canonical forms were 70 % of building the default flow (seconds on a slow machine)."""
     units: list[str | tuple[str, ...]] = []
     for part in re.split(r"(\([^()]*\)|\*)", phrase):
         if part == "*":
@@ -499,7 +516,7 @@ def _units(phrase: str) -> list[str | tuple[str, ...]]:
             units.append(tuple(_phrase_words(alt) for alt in part[1:-1].split("|")))
         elif _phrase_words(part):
             units.append(_phrase_words(part))
-    return units
+    return tuple(units)
 
 
 def _phrase_words(part: str) -> str:

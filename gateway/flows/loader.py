@@ -8,6 +8,7 @@ and ``off`` stay texts, because ops staff write choices like ``value: yes``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -275,7 +276,22 @@ def _not_utf8(data: bytes) -> str:
 def load_file(path: str | Path) -> LoadedFlow:
     """Load and validate a flows.yaml file; :class:`FlowValidationError` lists every problem."""
     name = str(path)
-    loaded, problems = load_text(read_text(path), name)
+    text = read_text(path)
+    loaded, problems = _loaded(text, name) if len(text) <= _KEPT_CHARS else load_text(text, name)
     if loaded is None:
         raise FlowValidationError([str(p) for p in problems])
     return loaded
+
+
+_KEPT_CHARS = 1_000_000
+"""A bigger file (thousands of steps) is read again at each load, not kept: kept, its flow would stay in memory for
+nothing once replaced, and every garbage collection would walk it."""
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded(text: str, file: str) -> tuple[LoadedFlow | None, tuple[Problem, ...]]:
+    """:func:`load_text`, the last two answers kept: the same file read again unchanged (a reload that finds nothing
+    new, a second app in one process: every test's) is not parsed and checked again. A loaded flow never changes
+    (its model is frozen, its positions are written only while it is parsed)."""
+    loaded, problems = load_text(text, file)
+    return loaded, tuple(problems)
