@@ -238,7 +238,9 @@ async def create_app(
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
     notices = Notices(dispatcher, store, flows, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
     retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
-    eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock, late=late)
+    eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock, late=late,
+                    erased_key=lambda channel, sender: keyed.erased(channel.value, sender),
+                    listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1))  # fmt: skip
     dispatcher.eraser = lambda conversation, key: eraser.finish_confirmed(conversation.id, key)
     supervisor = Supervisor(metrics)
     presence.troubled = lambda: supervisor.problems().keys()  # announced to every instance's supervision board
@@ -312,7 +314,8 @@ async def create_app(
                            period=settings.whatsapp_catchup_seconds,  # Twilio's times: the real clock
                            window=timedelta(hours=settings.whatsapp_catchup_window_hours),
                            settle=settings.whatsapp_catchup_settle_seconds,
-                           behind_after=settings.whatsapp_catchup_behind_seconds)  # fmt: skip
+                           behind_after=settings.whatsapp_catchup_behind_seconds,
+                           erased_key=lambda channel, sender: keyed.erased(channel.value, sender))  # fmt: skip
         supervisor.add("whatsapp-catchup", catch_up.run)
         missed[ChannelName.WHATSAPP] = catch_up.missed
         app[CATCH_UP] = catch_up

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,7 +104,9 @@ def _erase(args: argparse.Namespace) -> int:
         store = await _open(settings)
         try:
             flows = load_flows(settings)
-            eraser = Eraser(store, Dispatcher(store, flows), flows, sender_key, clock=lambda: datetime.now(UTC))
+            eraser = Eraser(store, Dispatcher(store, flows), flows, sender_key, clock=lambda: datetime.now(UTC),
+                            erased_key=lambda channel, sender: keyed.erased(channel.value, sender),
+                            listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1))  # fmt: skip
             if args.conversation:
                 erased = await eraser.erase_conversation(args.conversation, ACTOR, "gateway erase")
                 if erased is None:

@@ -10,7 +10,8 @@ transcripts (messages, listeners' notes, attachments, provider ids), outbox item
 and take entries, the de-duplication keys of the young person's messages (but on WhatsApp, ``LISTED_AGAIN``) and
 the marks of the listeners' replies (the console's reply ids, kept 8 days: ``marks_of``), the evidence copies of the
 notices raised from them, the inbox items still waiting or set aside, and the gate's notices to that sender
-(``notice-<keyed hash>``).
+(``notice-<keyed hash>``). On WhatsApp, a keyed hash of the identity and the erasure's instant are kept for the
+catch-up's window (``LISTED_FOR``, ``ErasedStore``): the catch-up leaves their messages whose webhook had failed.
 The "earlier conversations" a listener sees go with them. Blocks stay: they hold only a keyed hash, and keeping
 the line safe outweighs erasing a block (a supervisor lifts it by hand). A conversation a listener holds is ended
 first: the listener is told by a system entry shown live (never stored, since the transcript is going).
@@ -36,10 +37,10 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from gateway.clock import Clock
+from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
@@ -53,6 +54,7 @@ from gateway.store import (
     Author,
     BatchStore,
     ConversationStore,
+    ErasedStore,
     EventStore,
     LockStore,
     OutboxItem,
@@ -74,6 +76,11 @@ FAR = datetime(9999, 1, 1, tzinfo=UTC)
 # 8 days (a digest of the provider's message id, unlinked from any conversation), as the confirming message's do.
 # Until 2026-12-06 they were forgotten and the catch-up's next pass brought the erased person back.
 LISTED_AGAIN = frozenset({ChannelName.WHATSAPP})
+# A message whose webhook failed has no mark to keep: Twilio lists it all the same. The erasure keeps, for the
+# catch-up's window, a keyed hash of the identity (``KeyedHash.erased``) with its instant (``ErasedStore``), and the
+# catch-up leaves a message of theirs dated at or before it (until 2026-12-06 it opened a new conversation with the
+# erased words). The window's longest by default (``settings.WHATSAPP_CATCHUP_MAX_HOURS``), a minute for clocks.
+LISTED_FOR = timedelta(days=8, minutes=1)
 PERSON_MOST = 10_000  # the conversations of one person read from their index at most (beyond: every record read)
 LISTENER_NOTE = (
     "Conversation effacée à la demande de la personne : elle est terminée et son contenu supprimé. / "
@@ -93,7 +100,7 @@ class Removed:
 
 class ErasureRoles(
     ConversationStore, TranscriptStore, LockStore, RetentionStore, OutboxStore, AuditStore, EventStore, QueueStore,
-    BatchStore,
+    BatchStore, ErasedStore,
     Protocol,
 ):  # fmt: skip
     """What an erasure does to the store."""
@@ -103,10 +110,14 @@ class Eraser:
     def __init__(
         self, store: ErasureRoles, dispatcher: Dispatcher, flows: FlowSet,
         sender_key: Callable[[ChannelName, str], str], *, clock: Clock, late: LateReadings | None = None,
+        erased_key: Callable[[ChannelName, str], str] | None = None, listed_for: timedelta = LISTED_FOR,
     ) -> None:  # fmt: skip
+        """``erased_key`` (``KeyedHash.erased``) and ``listed_for`` (the WhatsApp catch-up's window): how an erased
+        identity of a ``LISTED_AGAIN`` channel is kept for the catch-up, and how long (None: not kept)."""
         self.store, self.dispatcher, self.flows = store, dispatcher, flows
         self.sender_key, self.clock = sender_key, clock
         self.late = late  # this process's late readings: an erased conversation's texts waiting there go at once
+        self.erased_key, self.listed_for = erased_key, listed_for
 
     async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Removed | None:
         """Erase the person of this conversation (all their conversations); None if there is no such conversation.
@@ -197,6 +208,9 @@ class Eraser:
         finished again (``finish_confirmed``) still finds someone to tell."""
         kept = {seen_digest(k) for k in keep_seen}
         if sender:
+            if channel in LISTED_AGAIN and self.erased_key is not None:  # first: a pass meanwhile leaves theirs
+                digest, seconds = self.erased_key(channel, sender), self.listed_for.total_seconds()
+                await self.store.keep_erased(digest, utcnow(), seconds)  # Twilio's dates: the real clock
             key = self.sender_key(channel, sender)
             await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
             await self.store.inbox_forget(key)  # the inbox orders by the same keyed form of the identity

@@ -40,3 +40,8 @@ class KeyedHash:
     def sender(self, channel: str, sender: str) -> str:
         """A young person's channel identity (blocks, the inbox's order, erasure): one keyed form everywhere."""
         return self("sender", f"{channel}\n{sender}")
+
+    def erased(self, channel: str, sender: str) -> str:
+        """A young person erased lately (``ErasedStore.keep_erased``): a purpose of its own, so that it matches no
+        block, inbox order or ``gateway erase --again`` key: nothing links it to what was erased."""
+        return self("erased", f"{channel}\n{sender}")

@@ -52,9 +52,9 @@ from gateway.clock import utcnow
 from gateway.dispatcher import DEDUPE_TTL_SECONDS
 from gateway.errors import CredentialsRefused, DeliveryError, RetryableDelivery, StoreError
 from gateway.ids import inbound_key
-from gateway.messages import Departure, Inbound
+from gateway.messages import ChannelName, Departure, Inbound
 from gateway.metrics import Metrics
-from gateway.store import ClaimState, DedupeStore, PresentStore
+from gateway.store import ClaimState, DedupeStore, ErasedStore, PresentStore
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,9 @@ class Claims(Protocol):
     async def once_per(self, seconds: int, what: str, subject: str) -> bool: ...
 
 
-class CatchUpStore(DedupeStore, PresentStore, Protocol):
-    """What the catch-up needs of the store: the dispatcher's marks, and where the last good pass ended (``MARK``)."""
+class CatchUpStore(DedupeStore, PresentStore, ErasedStore, Protocol):
+    """What the catch-up needs of the store: the dispatcher's marks, where the last good pass ended (``MARK``), and
+    the young people erased lately (``keep_erased``)."""
 
 
 class CatchUp:
@@ -95,8 +96,11 @@ class CatchUp:
         settle: float = 30.0,
         behind_after: float = 900.0,
         monotonic: Callable[[], float] = time.monotonic,
+        erased_key: Callable[[ChannelName, str], str] | None = None,
     ) -> None:
+        """``erased_key``: ``KeyedHash.erased``, the form the erasure keeps an identity under (``Eraser``)."""
         self._lister, self._store, self._process, self._claims = lister, store, process, claims
+        self._erased_key = erased_key
         self._metrics, self._clock, self._monotonic = metrics, clock, monotonic
         self.period, self.window, self.settle, self.behind_after = period, window, settle, behind_after
         self._since: datetime | None = None  # the end of the last good pass: the next reads from MARGIN before
@@ -233,7 +237,7 @@ class CatchUp:
             if seen is None:  # being processed now (its webhook): looked at again by the next pass
                 end = min(end, listed.at)
                 continue
-            if seen:
+            if seen or await self._erased_since(listed):
                 continue
             inbound = await self._lister.with_media(listed)  # its media asked of Twilio only now: it is caught up
             # a START lifted the opt-out at Twilio: the mark too (its webhook's OptOutType is not in the list; until
@@ -254,6 +258,16 @@ class CatchUp:
         await self._store.mark_present({MARK: end})
         self._since = end
         return caught
+
+    async def _erased_since(self, listed: Listed) -> bool:
+        """Whether its young person was erased at or after Twilio received it (``Eraser`` keeps the instant for the
+        window): their words stay erased. One read per message not processed, none for the others. Until 2026-12-06
+        a message whose webhook had failed (no mark to keep) opened a new conversation with the erased words."""
+        if self._erased_key is None:
+            return False
+        inbound = listed.inbound
+        erased = await self._store.erased_at(self._erased_key(inbound.channel, inbound.sender))
+        return erased is not None and listed.at <= erased
 
     async def _seen(self, inbound: Inbound) -> bool | None:
         """Whether the message was processed (the dispatcher's mark); None while someone processes it. Asked by a

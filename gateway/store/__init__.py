@@ -1208,6 +1208,22 @@ class PresentStore(Protocol):
         ...
 
 
+class ErasedStore(Protocol):
+    """The young people erased lately on a channel whose provider lists their messages to the gateway again (the
+    WhatsApp catch-up reads Twilio's list): a keyed hash of the identity (``KeyedHash.erased``, a purpose of its
+    own: it matches no block, lookup or log line) with the erasure's instant, nothing else (no conversation, no
+    pseudonym), kept for the catch-up's window and gone by itself (Redis a TTL, SQLite a dated row swept)."""
+
+    async def keep_erased(self, digest: str, at: datetime, ttl_seconds: float) -> None:
+        """Remember for ``ttl_seconds`` from now that the identity of this digest was erased at ``at`` (again: in
+        place of what was kept)."""
+        ...
+
+    async def erased_at(self, digest: str) -> datetime | None:
+        """When the identity of this digest was erased (:meth:`keep_erased`), while kept; else None."""
+        ...
+
+
 class AuditStore(Protocol):
     async def audit(self, entry: AuditEntry) -> None:
         """Append an entry to the audit log."""
@@ -1455,6 +1471,7 @@ class Store(
     PresentStore,
     CaseworkStore,
     RetentionStore,
+    ErasedStore,
     SealStore,
     UploadStore,
     Protocol,

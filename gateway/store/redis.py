@@ -1260,6 +1260,15 @@ class RedisStore:
     async def opening(self, digest: str) -> str | None:
         return await self._get_text(K.opening(digest))
 
+    @_guarded
+    async def keep_erased(self, digest: str, at: datetime, ttl_seconds: float) -> None:
+        await self._redis.set(K.erased(digest), to_us(at), px=max(1, int(ttl_seconds * 1000)))
+
+    @_guarded
+    async def erased_at(self, digest: str) -> datetime | None:
+        kept = await self._redis.get(K.erased(digest))
+        return None if kept is None else from_us(int(kept))
+
     # De-duplication
 
     @_guarded

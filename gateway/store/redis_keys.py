@@ -68,6 +68,12 @@ def opening(digest: str) -> str:
     return key("ok", digest)
 
 
+def erased(digest: str) -> str:
+    """A young person erased lately (``RedisStore.keep_erased``): ``hg:er:<keyed hash of the identity>``, used
+    alone, with a TTL (the catch-up's window); its value the erasure's instant (µs), nothing else."""
+    return key("er", digest)
+
+
 def tagged(kind: str, tag: str) -> str:
     """A key of the slot ``{tag}``: ``hg:c:{<conversation id>}``, ``hg:t:{<conversation id>}``…"""
     return f"{PREFIX}{kind}:{{{tag}}}"

@@ -220,6 +220,7 @@ CREATE TABLE IF NOT EXISTS transcript_parts (provider_message_id TEXT PRIMARY KE
 CREATE INDEX IF NOT EXISTS transcript_parts_conversation ON transcript_parts (conversation_id);
 CREATE TABLE IF NOT EXISTS openings (digest TEXT PRIMARY KEY, conversation_id TEXT NOT NULL,
     expires_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS erased (digest TEXT PRIMARY KEY, at_us INTEGER NOT NULL, expires_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
@@ -992,6 +993,23 @@ class SqliteStore:
         rows = await self._select("SELECT conversation_id FROM openings WHERE digest = ? AND expires_us > ?",
                                   (digest, now_us))  # fmt: skip
         return str(rows[0]["conversation_id"]) if rows else None
+
+    async def keep_erased(self, digest: str, at: datetime, ttl_seconds: float) -> None:
+        """The lapsed ones swept in the same transaction (as openings are)."""
+        now_us = to_us(datetime.now(UTC))
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _writing(conn):
+                conn.execute("DELETE FROM erased WHERE expires_us <= ?", (now_us,))
+                conn.execute("INSERT OR REPLACE INTO erased (digest, at_us, expires_us) VALUES (?, ?, ?)",
+                             (digest, to_us(at), now_us + int(ttl_seconds * 1_000_000)))  # fmt: skip
+
+        await self._run(work)
+
+    async def erased_at(self, digest: str) -> datetime | None:
+        now_us = to_us(datetime.now(UTC))
+        rows = await self._select("SELECT at_us FROM erased WHERE digest = ? AND expires_us > ?", (digest, now_us))
+        return from_us(rows[0]["at_us"]) if rows else None
 
     # De-duplication
 

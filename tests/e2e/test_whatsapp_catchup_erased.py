@@ -12,6 +12,7 @@ from any conversation: a digest of Twilio's message id, nothing else), as the co
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -87,3 +88,42 @@ async def test_a_young_person_erased_by_a_supervisor_is_not_brought_back_by_the_
     assert await client.app[CATCH_UP].catch_up() == 0
     assert await said(client, PHONE) == []
     assert to_phone(twilio)[told:] == []  # before: the greeting and the first question again
+
+
+async def supervisor_erases(client: Client) -> None:
+    [conversation] = await client.app[STORE].conversations_of(ChannelName.WHATSAPP, PHONE, EPOCH, FAR, 10)
+    await login(client, "anne")  # a supervisor
+    erased = await client.post(f"/api/conversations/{conversation.id}/erase", json={"confirm": True})
+    assert erased.status == 200, await erased.text()
+
+
+async def test_a_message_whose_webhook_failed_before_the_erasure_is_not_brought_back_by_the_catch_up(
+    gateway: GatewayFactory, erasing: Settings, twilio: FakeTwilioAPI
+) -> None:
+    client = await gateway(erasing)
+    await eventually(lambda: started(client), BOUND)
+    await writes(client, twilio, 1, "bonjour")
+    twilio.receive(PHONE, "je suis encore là", message_sid=f"SM{2:032d}")  # its webhook answered 503: no mark
+    await supervisor_erases(client)
+    told = len(to_phone(twilio))
+
+    assert await client.app[CATCH_UP].catch_up() == 0  # before: 1, a new conversation with the erased words
+    assert await said(client, PHONE) == []
+    assert to_phone(twilio)[told:] == []
+    assert counted(client, "gateway_whatsapp_caught_up_total") == 0
+
+
+async def test_a_message_sent_after_the_erasure_is_a_new_contact_the_catch_up_processes(
+    gateway: GatewayFactory, erasing: Settings, twilio: FakeTwilioAPI
+) -> None:
+    client = await gateway(erasing)
+    await eventually(lambda: started(client), BOUND)
+    await writes(client, twilio, 1, "bonjour")
+    await supervisor_erases(client)
+    erased = datetime.now(UTC)
+    # Twilio dates to the second: a message dated after the erasure is one sent in a later second
+    await eventually(lambda: asyncio.sleep(0, datetime.now(UTC) >= erased + timedelta(seconds=1.1)), BOUND)
+    twilio.receive(PHONE, "c'est encore moi", message_sid=f"SM{2:032d}")  # its webhook answered 503: no mark
+
+    assert await client.app[CATCH_UP].catch_up() == 1
+    assert await said(client, PHONE) == ["c'est encore moi"]

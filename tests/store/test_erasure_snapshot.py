@@ -290,14 +290,20 @@ async def test_an_erasure_leaves_nothing_that_was_added_for_the_person(store: St
     assert any(WORDS in opened(store_keys(store_url), v) for v in during.sealed)  # the decrypt check sees it
     assert store_url.startswith("sqlite") or [i for i in added(before, during) if i[1].startswith("hg:client:")]
 
-    eraser = Eraser(store, helpline.dispatcher, helpline.flows, helpline.sender_key, clock=lambda: helpline.now[0])
+    eraser = Eraser(store, helpline.dispatcher, helpline.flows, helpline.sender_key, clock=lambda: helpline.now[0],
+                    erased_key=lambda c, s: helpline.keyed.erased(c.value, s))  # fmt: skip
     erased = await eraser.erase_person(ChannelName.WHATSAPP, PHONE, "sam", "test")
 
     assert erased.conversations == 2
     after = snapshot(store_url)
     marks = {i for i in added(before, after) if _their_mark(i, helpline.theirs)}
     assert len(marks) == len(helpline.theirs) == 4  # kept: the catch-up would process them again
-    left = {i for i in added(before, after) if not _allowed_after_erasure(i)} - marks
+    digest = helpline.keyed.erased(ChannelName.WHATSAPP.value, PHONE)  # kept for the catch-up's window, alone
+    identity = {i for i in added(before, after) if i[1] in ("erased", K.erased(digest))}
+    assert len(identity) == 1 and digest in repr(identity)
+    linked = (helpline.sender_key(ChannelName.WHATSAPP, PHONE), *erased.pseudonyms, *(c.id for c in conversations))
+    assert not [what for what in linked if what in repr(identity)]  # nothing that names what was erased
+    left = {i for i in added(before, after) if not _allowed_after_erasure(i)} - marks - identity
     assert not left, "left after the erasure:\n" + _show(left)
     lost = {i for i in before.items - after.items if not _mutable(i)}
     assert not lost, "the control lost:\n" + _show(lost)
