@@ -1800,8 +1800,7 @@ class SqliteStore:
                 conn.execute("DELETE FROM takes WHERE conversation_id = ?", (conversation_id,))
                 conn.execute("DELETE FROM ended WHERE conversation_id = ?", (conversation_id,))
                 conn.execute("DELETE FROM read_late WHERE conversation_id = ?", (conversation_id,))
-                # a mark the erasure keeps (its confirming message's: ``keep_seen``) names the conversation no more
-                conn.execute("UPDATE seen SET conversation_id = NULL WHERE conversation_id = ?", (conversation_id,))
+                _unlink_marks(conn, conversation_id)
                 conn.execute(
                     "DELETE FROM evidence WHERE notice_id IN (SELECT id FROM notices WHERE conversation_id = ?)",
                     (conversation_id,),
@@ -1826,12 +1825,12 @@ class SqliteStore:
         await self._run(work)
 
     async def seen_keys(self) -> list[str]:
-        return [seen_digest(row["key"]) for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
+        return [_digest_of(row["key"]) for row in await self._select("SELECT key FROM seen WHERE owner IS NULL", ())]
 
     async def marks_of(self, conversation_id: str) -> list[str]:
         query = "SELECT key FROM seen WHERE conversation_id = ? AND owner IS NULL"
         rows = await self._select(query, (conversation_id,))
-        return [seen_digest(row["key"]) for row in rows]
+        return [_digest_of(row["key"]) for row in rows]
 
     async def forget_seen(self, keys: Sequence[str]) -> None:
         """The marks of these digests, and every lapsed row: a claim whose owner died or lost its release keeps the
@@ -1843,7 +1842,7 @@ class SqliteStore:
             with _writing(conn):
                 conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
                 found = [row["key"] for row in conn.execute("SELECT key FROM seen WHERE owner IS NULL")]
-                conn.executemany("DELETE FROM seen WHERE key = ?", [(k,) for k in found if seen_digest(k) in digests])
+                conn.executemany("DELETE FROM seen WHERE key = ?", [(k,) for k in found if _digest_of(k) in digests])
 
         await self._run(work)
 
@@ -2015,15 +2014,32 @@ def _nothing(conn: sqlite3.Connection) -> None:
     return None
 
 
+def _digest_of(key: str) -> str:
+    """A ``seen`` row's mark as a digest (``ids.seen_digest``): a de-duplication key holds a ``:``, a mark an erasure
+    kept is its digest already (``_unlink_marks``; base64url, never a ``:``)."""
+    return key if ":" not in key else seen_digest(key)
+
+
+def _unlink_marks(conn: sqlite3.Connection, conversation_id: str) -> None:
+    """The marks an erasure keeps (its confirming message's, ``keep_seen``; the young person's on ``LISTED_AGAIN``
+    channels) name the conversation no more and hold the key's digest, as Redis's day hashes do: the key names the
+    provider's message id (a Twilio SID leads to the number). Until 2026-12-06 the key stayed in clear, 8 days."""
+    rows = conn.execute("SELECT key, expires_us FROM seen WHERE conversation_id = ?", (conversation_id,)).fetchall()
+    conn.executemany("INSERT OR REPLACE INTO seen (key, expires_us, owner, conversation_id) VALUES (?, ?, NULL, NULL)",
+                     [(_digest_of(row["key"]), row["expires_us"]) for row in rows])  # fmt: skip
+    conn.executemany("DELETE FROM seen WHERE key = ?", [(row["key"],) for row in rows if ":" in row["key"]])
+
+
 def _claim(key: str, owner: str, lease_seconds: float, now_us: int) -> Callable[[sqlite3.Connection], ClaimState]:
-    """``SqliteStore.claim``'s transaction."""
+    """``SqliteStore.claim``'s transaction: the key's row, or its digest's (a mark an erasure kept), in one read."""
 
     def work(conn: sqlite3.Connection) -> ClaimState:
         with _writing(conn):
             conn.execute("DELETE FROM seen WHERE expires_us <= ?", (now_us,))
-            row = conn.execute("SELECT owner FROM seen WHERE key = ?", (key,)).fetchone()
-            if row is not None and row["owner"] is None:
+            rows = conn.execute("SELECT key, owner FROM seen WHERE key IN (?, ?)", (key, seen_digest(key))).fetchall()
+            if any(row["owner"] is None for row in rows):
                 return ClaimState.DONE
+            row = next((row for row in rows if row["key"] == key), None)
             if row is not None and row["owner"] != owner:
                 return ClaimState.BUSY
             conn.execute(
