@@ -47,7 +47,7 @@ from aiohttp import ClientError, ClientSession
 from bench.chaos_channels import Copy, Noting, sender_id
 from bench.load import Step
 from gateway.crypto import DataKeys
-from gateway.erasure import LISTED_AGAIN
+from gateway.erasure import DELIVERED_AGAIN
 from gateway.ids import inbound_entry_id, inbound_key, seen_digest
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
@@ -287,7 +287,7 @@ class ErasureAudit:
     anew: int = 0  # new conversations after a goodbye
     anew_answered: int = 0  # … that got a reply recorded in their transcript
     kept_identity: int = 0  # cases with a conversation after the erasure (their identity rightly kept)
-    marks_kept: int = 0  # WhatsApp marks kept by design, in the day hashes only (``erasure.LISTED_AGAIN``)
+    marks_kept: int = 0  # provider marks kept by design, in the day hashes only (``erasure.DELIVERED_AGAIN``)
     sent_after: int = 0  # replies whose request reached the provider after the erasure (not in flight at it)
 
 
@@ -350,7 +350,7 @@ async def audit_erasures(erasures: Erasures) -> ErasureAudit:
                 result.kept_identity += 1
             for what, value in names.items():
                 hits = [line[:100] for line in dump if value in line]
-                if what.startswith("mark ") and case.channel in LISTED_AGAIN:  # kept by design, unlinked: only the
+                if what.startswith("mark ") and case.channel in DELIVERED_AGAIN:  # kept by design, unlinked: only the
                     result.marks_kept += bool(hits)  # day hashes may hold them (never hg:d:{<conv>}, a conversation's)
                     hits = [line for line in hits if not line.startswith("hg:{seen}:")]
                 if hits:

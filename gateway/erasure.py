@@ -7,7 +7,8 @@ is released).
 
 "Everything" is every conversation of the same channel identity (``channel`` + sender): the conversation records,
 transcripts (messages, listeners' notes, attachments, provider ids), outbox items of any status, timers, queue
-and take entries, the de-duplication keys of the young person's messages (but on WhatsApp, ``LISTED_AGAIN``) and
+and take entries, the de-duplication keys of the young person's messages (but on a provider channel,
+``DELIVERED_AGAIN``: kept unlinked, a digest, their 8 days) and
 the marks of the listeners' replies (the console's reply ids, kept 8 days: ``marks_of``), the evidence copies of the
 notices raised from them, the inbox items still waiting or set aside, and the gate's notices to that sender
 (``notice-<keyed hash>``). On WhatsApp, a keyed hash of the identity and the erasure's instant are kept for the
@@ -76,6 +77,11 @@ FAR = datetime(9999, 1, 1, tzinfo=UTC)
 # 8 days (a digest of the provider's message id, unlinked from any conversation), as the confirming message's do.
 # Until 2026-12-06 they were forgotten and the catch-up's next pass brought the erased person back.
 LISTED_AGAIN = frozenset({ChannelName.WHATSAPP})
+# The channels whose provider delivers a message processed already again (Meta and Telegram after a timeout or a lost
+# acknowledgement, Twilio in its list): their young people's marks outlive the erasure, as WhatsApp's (until
+# 2026-12-06 only WhatsApp's: a Messenger or Telegram redelivery after the erasure opened a new conversation with the
+# erased words).
+DELIVERED_AGAIN = LISTED_AGAIN | {ChannelName.MESSENGER, ChannelName.TELEGRAM}
 # A message whose webhook failed has no mark to keep: Twilio lists it all the same. The erasure keeps, for the
 # catch-up's window, a keyed hash of the identity (``KeyedHash.erased``) with its instant (``ErasedStore``), and the
 # catch-up leaves a message of theirs dated at or before it (until 2026-12-06 it opened a new conversation with the
@@ -248,8 +254,8 @@ class Eraser:
             seen = set(await self.store.marks_of(current.id))  # the processed marks saved with it (replies too)
             theirs = {d for e in user_entries for d in seen_digests_of_entry(e)}  # by name: none read
             seen.update(theirs)
-            if current.channel in LISTED_AGAIN:  # Twilio lists them to the catch-up: without their marks, processed
-                kept = kept | theirs  # again (a new conversation with their words, the bot greeting them anew)
+            if current.channel in DELIVERED_AGAIN:  # without their marks, a redelivery (Twilio's list, Meta's or
+                kept = kept | theirs  # Telegram's retry) is processed again: a new conversation with their words
             await self.store.forget_seen(sorted(seen - kept))
             if goodbye is not None:
                 await goodbye()

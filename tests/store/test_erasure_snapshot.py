@@ -86,7 +86,7 @@ def _allowed_after_purge(item: Item, conversation_id: str) -> bool:
 
 def _their_mark(item: Item, keys: set[str]) -> bool:
     """A processed mark of one of the young person's WhatsApp messages, unlinked from any conversation: kept by the
-    erasure (``erasure.LISTED_AGAIN``: Twilio lists their messages to the catch-up again)."""
+    erasure (``erasure.DELIVERED_AGAIN``: Twilio lists their messages to the catch-up again)."""
     if item[0] == "sqlite":
         digests = {seen_digest(k) for k in keys}  # never the key: it names the provider's message id
         return item[1] == "seen" and any(item[2].startswith(f"('{d}', ") for d in digests) and item[2].endswith("None)")

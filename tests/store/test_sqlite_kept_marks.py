@@ -1,4 +1,4 @@
-"""The processed marks an erasure keeps on SQLite (``erasure.LISTED_AGAIN``: a redelivery of the erased person's
+"""The processed marks an erasure keeps on SQLite (``erasure.DELIVERED_AGAIN``: a redelivery of the erased person's
 messages must stay a duplicate) hold a digest of the de-duplication key (``ids.seen_digest``, as Redis's day hashes
 do), never the provider's message id: with Twilio's console, a SID in clear leads to the young person's number.
 Until 2026-12-06 the row kept ``in:whatsapp:SM…`` in clear for its 8 days. A mark written in clear before (a store
