@@ -237,7 +237,7 @@ async def create_app(
     smtp_url = settings.smtp_url.get_secret_value()
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
     notices = Notices(dispatcher, store, flows, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
-    retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds)
+    retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds, metrics=metrics)
     eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock, late=late,
                     erased_key=lambda channel, sender: keyed.erased(channel.value, sender),
                     listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1))  # fmt: skip

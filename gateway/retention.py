@@ -19,7 +19,11 @@ Takedown notices keep their own retention (``notices.retention_days``, evidence 
 closed, ``gateway/notices/service.py``): a notice may outlive its conversation, so the purge leaves notices alone.
 
 ``gateway purge [--dry-run]`` runs it by hand; the server runs it under the supervisor every
-``GATEWAY_PURGE_INTERVAL_SECONDS`` (a day), first a minute after starting. Each purge that removed something
+``GATEWAY_PURGE_INTERVAL_SECONDS`` (a day), first a minute after starting. A pass the store's failure ended (a Redis
+restart, a failover) is counted and told once an outage (``gateway/outage_log.py``, part ``purge``) and tried again
+``OUTAGE_RETRY_SECONDS`` later, as the outbox and timers wait for the store; until 2026-12-06 it stopped the worker,
+restarted by the supervisor (counted in ``gateway_worker_restarts``, ``down`` in ``/readyz`` while it waited:
+6 restarts in one chaos soak), tests/test_purge_outage.py. Each purge that removed something
 leaves an audit entry (counts only). Several instances may purge at once: each conversation is purged under its
 lock, once. Conversations are read a day of creation at a time, from the oldest; after a first pass, a process
 reads again only the last ``LIVING_DAYS`` before its previous cutoff, so the stripped records kept for the figures
@@ -35,8 +39,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.conversation import Conversation
+from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.ids import seen_digests_of_entry
+from gateway.metrics import Metrics
 from gateway.store import (
     AuditEntry,
     AuditStore,
@@ -48,6 +54,7 @@ from gateway.store import (
 )
 
 FIRST_PURGE_DELAY = 60.0  # seconds after start: the gateway serves first
+OUTAGE_RETRY_SECONDS = 5.0  # a pass the store's outage ended is tried again this soon (or at the interval, if shorter)
 SCAN_WINDOW = timedelta(days=1)  # conversations are read a day of creation at a time
 LIVING_DAYS = 30
 """A conversation created this long before the previous purge's cutoff and still open then is only found again
@@ -84,9 +91,16 @@ class RetentionRoles(ConversationStore, TranscriptStore, LockStore, RetentionSto
 
 class Retention:
     def __init__(
-        self, store: RetentionRoles, flows: FlowSet, *, clock: Callable[[], datetime], interval_seconds: float = 86_400
+        self,
+        store: RetentionRoles,
+        flows: FlowSet,
+        *,
+        clock: Callable[[], datetime],
+        interval_seconds: float = 86_400,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store, self.flows, self.clock, self.interval_seconds = store, flows, clock, interval_seconds
+        self.metrics = metrics  # the server's: its store outages, where :meth:`run` tells a failed pass
         self._scanned_before: datetime | None = None  # every conversation created before this was looked at
 
     def cutoff(self, now: datetime) -> tuple[datetime, int]:
@@ -141,8 +155,17 @@ class Retention:
             await asyncio.sleep(0)
 
     async def run(self) -> None:
-        """The daily purge, for the app's lifetime (under the supervisor)."""
+        """The daily purge, for the app's lifetime (under the supervisor). A pass the store failed is told once an
+        outage and tried again soon (what it purged stays purged; the rest is found due again); a bug stops the
+        worker, which the supervisor logs, counts and restarts."""
+        outages = (self.metrics or Metrics()).outages
         await asyncio.sleep(FIRST_PURGE_DELAY if self.interval_seconds >= FIRST_PURGE_DELAY else 0)
         while True:
-            await self.purge(self.clock())
+            try:
+                await self.purge(self.clock())
+            except StoreError as exc:
+                outages.failed("purge", exc)
+                await asyncio.sleep(min(OUTAGE_RETRY_SECONDS, self.interval_seconds))
+                continue
+            outages.answered("purge")
             await asyncio.sleep(self.interval_seconds)
