@@ -7,7 +7,9 @@ messages (they expire after 8 days anyway; a shorter ``closed_days`` must not ou
 record is saved stripped of content and identity: no sender (channel address), engine state (answers), summary,
 client hash, nor the words a risk was read in. What the supervision figures count stays: channel, times (created,
 queued, taken, closed), queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it;
-``gateway/console/stats.py`` gives the same figures before and after.
+``gateway/console/stats.py`` gives the same figures before and after. A purge cut midway (a store failure between a
+conversation's content and its stripped record) leaves it due: the next pass finishes it, its marks forgotten
+before its content went (``_forget_marks``).
 
 Redis also holds the transcript keys with a TTL of ``closed_days`` from the end (set when the conversation ends,
 ``Store.expire_transcript``), so that they go even if no purge runs; the purge is what strips the record.
@@ -111,7 +113,6 @@ class Retention:
         """Purge every conversation whose retention is over; ``dry_run``: count them, change nothing."""
         cutoff, days = self.cutoff(now)
         conversations = entries = aside = 0
-        user_entries: set[str] = set()
         async for listed in self._candidates(cutoff, dry_run):
             if dry_run:
                 conversations, entries = conversations + 1, entries + len(await self.store.transcript(listed.id))
@@ -120,13 +121,11 @@ class Retention:
                 current = await self.store.get_conversation(listed.id)
                 if current is None or not due(current, cutoff):
                     continue  # another instance purged it meanwhile
-                user_entries |= {e.id for e in await self.store.transcript(current.id) if e.author is Author.USER}
+                await self._forget_marks(current.id)
                 entries += await self.store.purge_conversation(stripped(current, now))
                 conversations += 1
         if not dry_run:
             self._scanned_before = cutoff
-            if user_entries:  # named from the entries, none read (until 2026-12-06: every mark kept read)
-                await self.store.forget_seen(sorted(d for e in user_entries for d in seen_digests_of_entry(e)))
             aside = await self.store.inbox_drop_aside(cutoff)
             if conversations or aside:
                 await self.store.forget_freed()
@@ -135,6 +134,15 @@ class Retention:
             detail += f", {aside} inbound message(s) set aside" if aside else ""
             await self.store.audit(AuditEntry(now, actor, "purge", "", detail))
         return Purged(conversations, entries, days)
+
+    async def _forget_marks(self, conversation_id: str) -> None:
+        """The processed marks of the young person's messages, named from their entries (none read), forgotten
+        before the content goes: a purge cut after the transcript's deletion (a store failure) cannot name them
+        again, and the next pass finds the record still due and finishes it. One round trip a conversation with
+        messages; until 2026-12-06 one a pass, at its end, which a cut pass never reached (the marks stayed 8 days)."""
+        users = {e.id for e in await self.store.transcript(conversation_id) if e.author is Author.USER}
+        if users:
+            await self.store.forget_seen(sorted(d for e in users for d in seen_digests_of_entry(e)))
 
     async def _candidates(self, cutoff: datetime, dry_run: bool) -> AsyncIterator[Conversation]:
         """Conversations due, read a day of creation at a time (the event loop breathes between days). Ended
