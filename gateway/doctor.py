@@ -6,7 +6,8 @@ Checked: the secret key (set and strong), the public URL (https), the data keys 
 file private), the store (reachable, its latest records open with the keys, a Redis that never evicts), the flow
 file, and each channel (its secrets complete, or all absent: a half-configured channel is named with what is
 missing); Messenger on, the apps whose echoes end the bot's part and the webhook fields to subscribe at Meta (which
-the doctor cannot see).
+the doctor cannot see); WhatsApp on, a catch-up window longer than the flow file's retention (a purged young
+person's messages caught up again).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ async def examine(settings: Settings) -> list[Finding]:
     findings = [secret_key(settings), public_url(settings), *data_keys(settings), flows(settings)]
     findings += [channel(name, settings) for name in CHANNELS]
     findings += messenger_echoes(settings)
+    findings += catchup_retention(settings)
     findings.append(await store(settings))
     return findings
 
@@ -169,6 +171,30 @@ def messenger_echoes(settings: Settings) -> list[Finding]:
                                 "the Instant Reply's echo ends it at the young person's first message: they are left "
                                 "with it, no question nor emergency numbers, until a listener takes them"))  # fmt: skip
     return findings
+
+
+def catchup_retention(settings: Settings) -> list[Finding]:
+    """WhatsApp on: the catch-up reads Twilio's list since its last pass, at most ``whatsapp_catchup_window_hours``
+    back, and the purge forgets a conversation's processed marks ``retention.closed_days`` after its end; a pass
+    reaching past that retention (after an absence that long, or with no mark of the last pass) would process a
+    purged young person's messages again, as new. A flow file that does not load: said by :func:`flows`."""
+    from gateway.flows.loader import load_file
+
+    if not all(_is_set(settings, name) for name in CHANNEL_NEEDS["whatsapp"]):
+        return []
+    try:
+        days = load_file(settings.flows).flow.retention.closed_days
+    except FlowError:  # FlowValidationError too: the flow file's own finding names it
+        return []
+    hours = settings.whatsapp_catchup_window_hours
+    if hours <= days * 24:
+        return []
+    return [Finding(Level.WARNING, variable("whatsapp_catchup_window_hours"), f"{hours:g} h, longer than "
+                    f"{settings.flows}'s retention.closed_days ({days} day(s), {days * 24} h): a catch-up pass reading "
+                    "that far back (the gateway or Twilio away that long, or no mark of the last pass: a new or "
+                    "restored store) would process again, as new, the messages of a conversation purged meanwhile "
+                    "(its marks forgotten), the purged young person's words back in the store; set it to "
+                    f"{days * 24} or less, or raise retention.closed_days")]  # fmt: skip
 
 
 def _is_set(settings: Settings, name: str) -> bool:

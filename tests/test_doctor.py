@@ -223,3 +223,33 @@ def test_the_apps_whose_echoes_end_the_bots_part_are_a_warning_with_the_trade_of
     code, out = doctor(capsys, environment, **MESSENGER_ON, MESSENGER_HUMAN_ECHO_APPS="page-inbox")
     assert code == 1 and "MESSENGER_HUMAN_ECHO_APPS: 'page-inbox' is not an app id" in out
     assert "page-token-123" not in out and "app-secret-123" not in out
+
+
+WHATSAPP_ON = {
+    **PRODUCTION, "TWILIO_ACCOUNT_SID": "AC0123456789", "TWILIO_AUTH_TOKEN": "twilio-token-123",
+    "TWILIO_WHATSAPP_FROM": "whatsapp:+33700000000",
+}  # fmt: skip
+
+
+def test_a_catchup_window_longer_than_the_retention_is_a_warning(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The WhatsApp catch-up reads Twilio's list ``GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS`` back, and the purge forgets
+    the processed marks of a conversation ``retention.closed_days`` after its end: a window longer than that retention
+    brings a purged young person's messages back, processed again as new. Until 2026-12-06 the doctor said nothing:
+    now a warning naming both; a window within the retention, or WhatsApp off, nothing."""
+    short = tmp_path / "flows.yaml"
+    short.write_text((ROOT / "flows.yaml").read_text().replace("  closed_days: 30 ", "  closed_days: 2  "))
+    subject, on, off = "GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS", {**WHATSAPP_ON, "GATEWAY_FLOWS": str(short)}, {
+        **PRODUCTION, "GATEWAY_FLOWS": str(short)}  # fmt: skip
+    code, out = doctor(capsys, environment, **on, GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS="72")
+    warning = line(out, subject)
+    assert code == 0 and warning.startswith("warning"), out
+    assert "72 h" in warning and "closed_days" in warning and "2 day(s)" in warning and "48" in warning
+    _, out = doctor(capsys, environment, **on, GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS="48")
+    assert f" {subject}:" not in out
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM"):
+        environment.delenv(name)
+    _, out = doctor(capsys, environment, **off, GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS="72")
+    assert f" {subject}:" not in out  # WhatsApp off
+    assert "twilio-token-123" not in out
