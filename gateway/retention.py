@@ -3,7 +3,9 @@
 A conversation closed, referred or abandoned more than ``closed_days`` ago (default 30) is *purged*: its
 transcript (the young person's messages, the bot's and listeners' replies, private notes, attachments and the
 provider ids of each), outbox items, timers, queue entry and the de-duplication marks of the young person's
-messages (they expire after 8 days anyway; a shorter ``closed_days`` must not outlive them) are deleted, and its
+messages (they expire after 8 days anyway; a shorter ``closed_days`` must not outlive them: named from its
+transcript and from its own list of them, ``marks_of``, since on Redis the transcript's TTL has always deleted the
+transcript first) are deleted, and its
 record is saved stripped of content and identity: no sender (channel address), engine state (answers), summary,
 client hash, nor the words a risk was read in. What the supervision figures count stays: channel, times (created,
 queued, taken, closed), queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it;
@@ -136,13 +138,17 @@ class Retention:
         return Purged(conversations, entries, days)
 
     async def _forget_marks(self, conversation_id: str) -> None:
-        """The processed marks of the young person's messages, named from their entries (none read), forgotten
-        before the content goes: a purge cut after the transcript's deletion (a store failure) cannot name them
-        again, and the next pass finds the record still due and finishes it. One round trip a conversation with
-        messages; until 2026-12-06 one a pass, at its end, which a cut pass never reached (the marks stayed 8 days)."""
+        """The processed marks of the young person's messages, named from their entries (none read) and from the
+        conversation's own list of them (``marks_of``, kept as long as its last mark: on Redis the transcript's TTL,
+        ``closed_days`` from the end, has always deleted the transcript before the purge comes; until 2026-12-06 a
+        ``closed_days`` under the marks' 8 days left them after the purge), forgotten before the content goes: a purge
+        cut after the content's deletion (a store failure) cannot name them again, and the next pass finds the record
+        still due and finishes it. Two reads and a ``forget_seen`` a conversation; until 2026-12-06 one read, and a
+        ``forget_seen`` a pass at its end, which a cut pass never reached (the marks stayed 8 days)."""
         users = {e.id for e in await self.store.transcript(conversation_id) if e.author is Author.USER}
-        if users:
-            await self.store.forget_seen(sorted(d for e in users for d in seen_digests_of_entry(e)))
+        marks = {d for e in users for d in seen_digests_of_entry(e)} | set(await self.store.marks_of(conversation_id))
+        if marks:
+            await self.store.forget_seen(sorted(marks))
 
     async def _candidates(self, cutoff: datetime, dry_run: bool) -> AsyncIterator[Conversation]:
         """Conversations due, read a day of creation at a time (the event loop breathes between days). Ended
