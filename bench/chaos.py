@@ -66,6 +66,12 @@ theirs is in flight, each asked again as a young person or a supervisor would wh
 (``bench/chaos_erasures.py``: nothing of theirs left in Redis, their words never back, the goodbye once, nothing
 sent after it but to a conversation they started again), their addresses left out of the audit above. The purge
 runs every 15 s meanwhile (it finds nothing due: the retention is whole days).
+
+``--purges N`` (default 0): N ended conversations written to Redis before the instances start, each closed
+``retention.closed_days`` before a moment of the run, so that the purge (every 15 s) finds them due while the faults
+happen, and N more whose retention ends after the run; audited after the drain (``bench/chaos_purges.py``: nothing of
+a purged one's person, words, provider ids, mark or upload left in Redis, its record stripped; the others whole),
+all of them left out of the audit above.
 """
 
 from __future__ import annotations
@@ -106,10 +112,12 @@ from bench.chaos_channels import (  # noqa: E402
     webhook,
 )
 from bench.chaos_erasures import PURGE_EVERY, Erasures, audit_erasures, show_erasures  # noqa: E402
+from bench.chaos_purges import Purges, audit_purges, show_purges  # noqa: E402
 from bench.chaos_receipts import Receipts, audit_receipts, show_receipts  # noqa: E402
 from bench.chaos_webchat import FloodRules, WebChats, audit_webchat, show_webchat  # noqa: E402
 from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
 from gateway.channels.base import SEND_TIMEOUT_SECONDS as SEND_TIMEOUT  # noqa: E402
+from gateway.flows.loader import load_text  # noqa: E402
 from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.inbox import sender_key  # noqa: E402
 from gateway.keyed import KeyedHash  # noqa: E402
@@ -604,11 +612,11 @@ IN_BOUND = frozenset({"kill", "timeout", "redis"})
 
 async def audit(
     store_url: str, platforms: Platforms, providers: list[Noting], faults: list[Fault], began: float,
-    apart: Collection[tuple[ChannelName, str]] = (),
+    apart: Collection[tuple[ChannelName, str]] = (), ids_apart: Collection[str] = (),
 ) -> tuple[dict[ChannelName, Audit], dict[str, str]]:  # fmt: skip
     """Each channel's figures, and each recorded provider id's delivery (for the receipts' audit); the conversations
-    of the addresses ``apart`` (``--erasures``'s, audited by ``bench/chaos_erasures.py``) and the replies to them
-    left out."""
+    of the addresses ``apart`` (``--erasures``'s, audited by ``bench/chaos_erasures.py``; ``--purges``'s) and the
+    replies to them left out, and the conversations ``ids_apart`` (``--purges``'s: a purged one names nobody)."""
     from gateway.store import Author, Delivery, open_store
 
     results = {provider.channel: Audit() for provider in providers}
@@ -633,8 +641,9 @@ async def audit(
         senders: set[tuple[ChannelName, str]] = set()
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
-            if conversation.channel not in results or (conversation.channel, conversation.sender) in apart:
-                continue  # the web chat: bench/chaos_webchat.py's audit; the erased: bench/chaos_erasures.py's
+            if (conversation.channel not in results or (conversation.channel, conversation.sender) in apart
+                    or conversation.id in ids_apart):  # fmt: skip
+                continue  # the web chat: bench/chaos_webchat.py's audit; the erased and purged: their own
             result = results[conversation.channel]
             result.conversations += 1
             address = (conversation.channel, conversation.sender)
@@ -748,7 +757,9 @@ async def main(args: argparse.Namespace) -> None:
         f" ~{args.every:.0f} s ({', '.join(args.faults)}); understanding {args.understanding}; 2 instances, Redis"
         " AOF everysec"
         + (f"; floods: {args.floods} senders per channel" if args.floods else "")
-        + (f"; erasures: {args.erasures}, the purge every {PURGE_EVERY:.0f} s" if args.erasures else "")
+        + (f"; erasures: {args.erasures}" if args.erasures else "")
+        + (f"; purges: {args.purges} due, {args.purges} not" if args.purges else "")
+        + (f"; the purge every {PURGE_EVERY:.0f} s" if args.erasures or args.purges else "")
     )
     providers = fakes()
     with workdir("gateway-chaos-", flows_text) as (work, flows):
@@ -765,7 +776,7 @@ async def main(args: argparse.Namespace) -> None:
             # once a message is 2 s old, and every 20 s (5 minutes in production) as the soak is short
             env["GATEWAY_WHATSAPP_CATCHUP_SETTLE_SECONDS"] = "2"
             env["GATEWAY_WHATSAPP_CATCHUP_SECONDS"] = "20"
-            if args.erasures:  # its passes meet the faults (nothing is due: bench/chaos_erasures.py)
+            if args.erasures or args.purges:  # its passes meet the faults (due: --purges's, bench/chaos_purges.py)
                 env["GATEWAY_PURGE_INTERVAL_SECONDS"] = str(PURGE_EVERY)
             sockets = await stack.enter_async_context(  # the pages' sockets stay open: no pool limit, no total
                 ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=None, connect=10))
@@ -782,6 +793,11 @@ async def main(args: argparse.Namespace) -> None:
                 provider.on_accept = receipts.accepted
             erasures = Erasures(platforms, providers, redis.url, lambda: platforms.next_up().url, session,
                                 random.Random(args.seed + 4))  # fmt: skip
+            purges = Purges(redis.url, random.Random(args.seed + 5))
+            loaded_flows, _ = load_text(flows_text, "flows.yaml")
+            closed_days = loaded_flows.flow.retention.closed_days if loaded_flows is not None else 30
+            provider_channels = [c for c in channels if c in apis]
+            await purges.seed(args.purges, provider_channels, args.duration, closed_days)
             try:
                 for instance in instances:
                     instance.start()
@@ -808,6 +824,7 @@ async def main(args: argparse.Namespace) -> None:
                 senders = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
                 senders |= {(channel, sender) for (channel, _), (sender, _) in platforms.flooded.items()}
                 erased = {(case.channel, case.sender) for case in erasures.cases}
+                apart = erased | purges.addresses
                 twilio_kept = {inbound_entry_id(Inbound(channel, sender, message_id))
                                for (channel, message_id), sender in platforms.acknowledged.items()
                                if channel is ChannelName.WHATSAPP}  # fmt: skip
@@ -815,8 +832,10 @@ async def main(args: argparse.Namespace) -> None:
                 left = await receipts.settled(120)  # the late ones: 60 s after their reply at most, then redelivered
                 await asyncio.sleep(3)  # a stray resend would show by now
                 unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
-                results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began, erased)
+                results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began, apart,
+                                                  purges.ids)  # fmt: skip
                 erasure_audit = await audit_erasures(erasures)
+                purge_audit = await audit_purges(purges)
                 applied = audit_receipts(receipts, deliveries, chaos.began)
                 webchat = await audit_webchat(redis.url, chats, WEB_FLOOD_RULES)
                 webchat.unsettled = unsettled
@@ -868,6 +887,7 @@ async def main(args: argparse.Namespace) -> None:
     show_waits([w for c, r in results.items() if c in channels for w in r.waits], faults, chaos.began)
     show_receipts(receipts, applied, left)
     show_erasures(erasure_audit)
+    show_purges(purge_audit)
     if ChannelName.WEBCHAT in channels:
         show_webchat(webchat, chats.tally, chaos.began)
     print(f"/readyz at the end: {readyz}")
@@ -953,6 +973,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--erasures", type=int, default=0, metavar="N",
                         help="N young people on the provider channels erased during the load: by their phrase,"
                         " by a supervisor, or with a message in flight; audited after the drain (default 0)",
+                        )  # fmt: skip
+    parser.add_argument("--purges", type=int, default=0, metavar="N",
+                        help="N ended conversations whose retention ends during the run (and N after it), written"
+                        " before the instances start; the purge's work audited after the drain (default 0)",
                         )  # fmt: skip
     return parser.parse_args(argv)
 

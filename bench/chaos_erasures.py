@@ -26,7 +26,7 @@ one, a supervisor's erasure: none) and the replies a fake accepted for them afte
 The retention purge is not driven: ``retention.closed_days`` is whole days, at least 1 (``gateway/flows/privacy.py``),
 on the wall clock, so nothing a run of minutes ended is due; ``--erasures`` runs the purge task every
 ``PURGE_EVERY`` s all the same (``GATEWAY_PURGE_INTERVAL_SECONDS``), so that its passes (which find nothing due)
-meet the faults.
+meet the faults. ``--purges N`` drives it with conversations written due during the run (``bench/chaos_purges.py``).
 """
 
 from __future__ import annotations
