@@ -236,7 +236,8 @@ async def create_app(
     fetchers[ChannelName.WEBCHAT] = uploads  # images sent from the web chat, kept in the store
     smtp_url = settings.smtp_url.get_secret_value()
     mailer = Mailer(smtp_url, settings.smtp_ca_file) if smtp_url else None
-    notices = Notices(dispatcher, store, flows, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30)
+    notices = Notices(dispatcher, store, flows, fetchers, mailer, clock=clock, poll_seconds=worker_poll_seconds * 30,
+                      metrics=metrics)  # fmt: skip
     retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds, metrics=metrics)
     eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock, late=late,
                     erased_key=lambda channel, sender: keyed.erased(channel.value, sender),

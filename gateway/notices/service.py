@@ -29,7 +29,7 @@ from gateway.console.actions import ActionRefused
 from gateway.console.media import attachments_of
 from gateway.conversation import Conversation
 from gateway.dispatcher import Dispatcher
-from gateway.errors import DeliveryError, MailError
+from gateway.errors import DeliveryError, MailError, StoreError
 from gateway.events import Alert, NoticesChanged
 from gateway.flows.model import Flow
 from gateway.flowset import FlowSet
@@ -37,6 +37,7 @@ from gateway.ids import new_id
 from gateway.language import language_of
 from gateway.mailer import Mailer
 from gateway.messages import ChannelName, Reply
+from gateway.metrics import Metrics
 from gateway.notices.compose import compose, not_in_flow, notice_email, reference
 from gateway.notices.locations import MAX_LENGTH, MAX_LOCATIONS, LocationError, normalise_locations
 from gateway.notices.record import CLOSED_NOTICE, NOTICE_MOVES, Evidence, Notice, NoticeStatus
@@ -65,12 +66,13 @@ class NoticesRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore
 class Notices:
     def __init__(
         self, dispatcher: Dispatcher, store: NoticesRoles, flows: FlowSet, fetchers: Mapping[ChannelName, MediaFetcher],
-        mailer: Mailer | None, *, clock: Clock, poll_seconds: float = 30.0,
+        mailer: Mailer | None, *, clock: Clock, poll_seconds: float = 30.0, metrics: Metrics | None = None,
     ) -> None:  # fmt: skip
         self.dispatcher, self.store, self.flows = dispatcher, store, flows
         self.fetchers, self.mailer = fetchers, mailer
         self.clock = clock
         self.poll_seconds = poll_seconds
+        self.metrics = metrics  # the server's: its store outages, where :meth:`run` tells a failed sweep
 
     def flow(self) -> Flow:
         flow = self.flows.engine().flow
@@ -262,8 +264,17 @@ class Notices:
     # ----- the background round: late answers, pending removals, retention -----------------------------------
 
     async def run(self) -> None:
+        """Sweep every ``poll_seconds``, for the app's lifetime (under the supervisor). A sweep the store failed is
+        told once an outage (``gateway/outage_log.py``) and made again at the next poll, as the outbox and timers
+        wait for the store; a bug stops the worker, which the supervisor logs, counts and restarts. Until 2026-12-06
+        the store's failure stopped it too (restarted and counted at each Redis restart, ``down`` meanwhile)."""
+        outages = (self.metrics or Metrics()).outages
         while True:
-            await self.sweep(self.clock())
+            try:
+                await self.sweep(self.clock())
+                outages.answered("notices")
+            except StoreError as exc:
+                outages.failed("notices", exc)
             await asyncio.sleep(self.poll_seconds)
 
     async def sweep(self, now: datetime) -> None:
