@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from argon2 import PasswordHasher
 from hypothesis import settings as hypothesis_settings
 
 from gateway.app import OUTBOX, READER, STORE, create_app
-from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener, Store, open_store
 from gateway.testing import ACCOUNT_SID, DATA_KEY, SECRET_KEY, FakeGraphAPI, FakeTelegramAPI, FakeTwilioAPI
@@ -158,9 +158,19 @@ async def client(make_client: AppFactory, settings: Settings) -> TestClient[web.
     return await make_client(settings)
 
 
+@functools.cache
+def password_hash() -> str:
+    """:data:`PASSWORD`'s argon2 hash as the tests' stores hold it: made once, with argon2's cheapest parameters. The
+    console verifies a hash by the parameters written in it, so a test's login costs a millisecond, not the 0.1-0.4 s
+    of argon2-cffi's defaults that ``gateway/console/auth.py`` keeps for real accounts (``tests/console/test_auth.py``
+    and ``test_logins.py`` hash and verify with those): until 2026-12-07 each test adding a listener paid one hash
+    and each login one verification at full cost, a tenth of some files' time."""
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+
+
 async def add_listener(client: TestClient[web.Request, web.Application], name: str, supervisor: bool = False) -> None:
     store = client.app[STORE]
-    await store.add_listener(Listener(name, hash_password(PASSWORD), supervisor=supervisor, capacity=3))
+    await store.add_listener(Listener(name, password_hash(), supervisor=supervisor, capacity=3))
 
 
 async def login(client: TestClient[web.Request, web.Application], name: str) -> None:

@@ -9,12 +9,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.conversation import Priority
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 from gateway.store import Listener
-from tests.conftest import PASSWORD, AppFactory, Clock, login
+from tests.conftest import AppFactory, Clock, login, password_hash
 from tests.test_webchat import WALK_TO_QUEUE, bot_texts, hello, receive_until, say
 
 Client = TestClient  # type: ignore[type-arg]
@@ -35,7 +34,7 @@ async def queued_message(client: Client, person: str) -> str:
 @contextlib.asynccontextmanager
 async def listener_online(client: Client) -> AsyncIterator[None]:
     """Anne logged in with the console open (its live socket is what counts her online)."""
-    await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=5))
+    await client.app[STORE].add_listener(Listener("anne", password_hash(), capacity=5))
     await login(client, "anne")
     async with client.ws_connect("/api/events") as events:
         await events.receive_json(timeout=10)  # hello: counted from here

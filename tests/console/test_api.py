@@ -9,9 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.store import Listener
-from tests.conftest import PASSWORD, login
+from tests.conftest import login, password_hash
 from tests.console.conftest import other_session
 from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
 
@@ -119,7 +118,7 @@ async def test_reload_is_for_supervisors(client: TestClient, queued: Any) -> Non
 
 
 async def test_two_tabs_cannot_take_past_the_capacity(client: TestClient) -> None:  # type: ignore[type-arg]
-    await client.app[STORE].add_listener(Listener("solo", hash_password(PASSWORD), capacity=1))
+    await client.app[STORE].add_listener(Listener("solo", password_hash(), capacity=1))
     for person in range(2):
         async with client.ws_connect("/chat/ws") as ws:
             await hello(ws)
@@ -148,7 +147,7 @@ async def test_a_waiting_conversation_transferred_to_its_own_queue_keeps_its_pla
             await hello(ws)
             for number, answer in enumerate(WALK_TO_QUEUE):
                 await say(ws, f"{person}-{number}", answer)
-    await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD)))
+    await client.app[STORE].add_listener(Listener("anne", password_hash()))
     await login(client, "anne")
     before = [c["id"] for c in (await (await client.get("/api/queue")).json())["waiting"]]
     moved = await client.post(f"/api/conversations/{before[0]}/transfer", json={"queue": "listeners"})

@@ -19,10 +19,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.app import DISPATCHER, STORE, create_app
-from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
-from tests.conftest import PARIS, PASSWORD, loopback_only, model_loaded, shared_understanding
+from tests.conftest import PARIS, PASSWORD, loopback_only, model_loaded, password_hash, shared_understanding
 
 T = TypeVar("T")
 Client = TestClient[web.Request, web.Application]
@@ -65,7 +64,7 @@ def gateway(aiohttp_client: Callable[..., Awaitable[Client]], offline: None) -> 
         )
         client = await aiohttp_client(app)
         await model_loaded(client)
-        await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3, supervisor=True))
+        await client.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3, supervisor=True))
         # a supervisor: the tests read conversations still in the bot, which only supervisors see
         return client
 

@@ -11,10 +11,9 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, WebSocketRoute, expect
 
 from gateway.app import STORE, create_app
-from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener, Status
-from tests.conftest import PASSWORD, Clock
+from tests.conftest import PASSWORD, Clock, password_hash
 from tests.e2e.conftest import ServerFactory
 
 pytestmark = __import__("pytest").mark.browser
@@ -60,7 +59,7 @@ async def test_chat_walks_to_queue_reloads_and_talks_with_a_listener(
     await expect(page.locator("#status-line")).to_contain_text("position 1")
 
     store = server.app[STORE]
-    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    await store.add_listener(Listener("anne", password_hash(), capacity=2))
     async with aiohttp.ClientSession(
         base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
     ) as listener:

@@ -11,10 +11,9 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
-from tests.conftest import PASSWORD, Clock
+from tests.conftest import PASSWORD, Clock, password_hash
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.test_chat import bot_messages, open_chat, type_answer, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
@@ -38,7 +37,7 @@ async def test_numbers_and_urls_from_the_line_are_links_never_the_young_persons(
     await expect(page.locator('.msg[data-author="user"] .text').last).to_contain_text("javascript:alert(1)")
     assert await page.locator('.msg[data-author="user"] a').count() == 0
 
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD)))
+    await server.app[STORE].add_listener(Listener("anne", password_hash()))
     async with aiohttp.ClientSession(
         base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
     ) as listener:
@@ -141,7 +140,7 @@ async def test_messages_tell_when_and_a_hidden_tab_counts_the_unread(
         "() => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
         " document.dispatchEvent(new Event('visibilitychange')); }"
     )  # the young person switched to another tab
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD)))
+    await server.app[STORE].add_listener(Listener("anne", password_hash()))
     async with aiohttp.ClientSession(
         base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
     ) as listener:
@@ -178,7 +177,7 @@ async def test_the_widget_launcher_counts_what_arrives_while_the_chat_is_closed(
     await expect(chat.locator("#status-line")).to_contain_text("position 1")
     await host.get_by_role("button", name="Fermer").click()
 
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD)))
+    await server.app[STORE].add_listener(Listener("anne", password_hash()))
     async with aiohttp.ClientSession(
         base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
     ) as listener:

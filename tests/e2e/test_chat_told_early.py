@@ -12,9 +12,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.store import Listener
-from tests.conftest import PASSWORD
+from tests.conftest import password_hash
 from tests.e2e.test_chat import bot_messages, open_chat, type_answer
 from tests.e2e.test_console import log_in
 
@@ -41,7 +40,7 @@ async def test_a_story_at_the_danger_question_is_kept_and_the_question_asked_aga
     for asked in ("Qu'est-ce qui se passe", "quelques mots"):  # the topic and the story: told already
         await expect(page.locator('.msg[data-author="bot"]', has_text=asked)).to_have_count(0)
 
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=2))
     listener = await log_in(desk, server, "anne")
     card = listener.locator("#waiting .card")
     await expect(card).to_contain_text("Sujet : Compte piraté, usurpation (message précédent, mot-clé « pirate »)")

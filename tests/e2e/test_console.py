@@ -12,10 +12,9 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.store import Listener
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, password_hash
 from tests.e2e.test_chat import open_chat, type_answer, walk_to_queue
 
 pytestmark = pytest.mark.browser
@@ -26,7 +25,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 async def add_listeners(server: TestServer, *names: str, supervisor: str | None = None) -> None:
     store = server.app[STORE]
     for name in (*names, *([supervisor] if supervisor else [])):
-        await store.add_listener(Listener(name, hash_password(PASSWORD), supervisor=name == supervisor, capacity=3))
+        await store.add_listener(Listener(name, password_hash(), supervisor=name == supervisor, capacity=3))
 
 
 async def log_in(context: BrowserContext, server: TestServer, name: str) -> Page:

@@ -15,10 +15,9 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.store import Author, Listener
-from tests.conftest import PASSWORD, Clock
+from tests.conftest import PASSWORD, Clock, password_hash
 from tests.e2e.conftest import french_window
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
@@ -31,7 +30,7 @@ DRAFT_KEYS = "Object.keys(sessionStorage).filter(k => k.startsWith('hg-draft:'))
 
 
 async def add(server: TestServer, name: str, *, supervisor: bool = False) -> None:
-    await server.app[STORE].add_listener(Listener(name, hash_password(PASSWORD), supervisor=supervisor, capacity=3))
+    await server.app[STORE].add_listener(Listener(name, password_hash(), supervisor=supervisor, capacity=3))
 
 
 async def written_by_listeners(server: TestServer) -> list[str]:

@@ -12,9 +12,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.store import Listener
-from tests.conftest import PASSWORD
+from tests.conftest import password_hash
 from tests.e2e.test_console import log_in
 from tests.e2e.test_console_take import queue_young
 
@@ -25,8 +24,8 @@ async def held_by_anne_who_left(browser: Browser, server: TestServer, phone: Bro
     """A young person in the web chat (on ``phone``) whose conversation Anne took, then closed her browser without
     logging out; Sam is a supervisor. The young person's page."""
     store = server.app[STORE]
-    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
-    await store.add_listener(Listener("sam", hash_password(PASSWORD), supervisor=True, capacity=3))
+    await store.add_listener(Listener("anne", password_hash(), capacity=3))
+    await store.add_listener(Listener("sam", password_hash(), supervisor=True, capacity=3))
     gone = await browser.new_context(locale="fr-FR")
     young = await queue_young(phone, server)
     anne = await log_in(gone, server, "anne")

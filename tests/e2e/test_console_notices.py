@@ -17,12 +17,11 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Route, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.notices.record import Referral, ReferralStatus
 from gateway.settings import Settings
 from gateway.store import Listener
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, password_hash
 from tests.e2e.conftest import ServerFactory, french_window
 from tests.e2e.test_chat import bot_messages, open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
@@ -54,7 +53,7 @@ async def test_a_listener_files_a_notice_and_the_young_person_hears_of_the_remov
     tmp_path: Path,
 ) -> None:  # fmt: skip
     server: TestServer = await make_server(settings.replace(smtp_url=smtp.url, smtp_ca_file=str(smtp.cert)))
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=2))
     young = await open_chat(context, server)
     await walk_to_queue(young)
     listener = await log_in(desk, server, "anne")
@@ -195,7 +194,7 @@ async def test_the_casework_dialogs_say_a_refusal_in_the_consoles_words(
     server's English ``message`` ("location 1: write the whole address…", "a closed referral cannot become
     taken_up"), and nothing at all when the connection dropped."""
     store = server.app[STORE]
-    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    await store.add_listener(Listener("anne", password_hash(), capacity=2))
     await walk_to_queue(await open_chat(context, server))
     (waiting,) = await store.conversations_by_status(Status.QUEUED)
     now = datetime.now(UTC)
@@ -245,7 +244,7 @@ async def test_the_referral_preview_and_the_erasure_say_a_refusal_or_no_answer(
     listener), and the erasure nothing at all: the supervisor could not tell whether the young person's data was
     erased."""
     store = server.app[STORE]
-    await store.add_listener(Listener("sam", hash_password(PASSWORD), supervisor=True, capacity=2))
+    await store.add_listener(Listener("sam", password_hash(), supervisor=True, capacity=2))
     async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
         await hello(ws)
         for number, answer in enumerate(WALK_TO_QUEUE):
@@ -281,7 +280,7 @@ async def test_a_console_opened_while_the_store_is_away_says_so_and_starts_once_
     socket, the "Signaler un contenu" of a conversation taken); until 2026-12-06 it stayed blank with nothing said
     (a script error on the missing answer), and the casework buttons never came until the page was reloaded."""
     store = server.app[STORE]
-    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    await store.add_listener(Listener("anne", password_hash(), capacity=2))
     async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
         await hello(ws)
         for number, answer in enumerate(WALK_TO_QUEUE):
@@ -314,7 +313,7 @@ async def test_a_console_opened_while_the_store_is_away_says_so_and_starts_once_
 async def test_a_conversation_opened_without_an_answer_says_so(server: TestServer, desk: BrowserContext) -> None:
     """A waiting card's "Ouvrir" (or any conversation opened) whose request gets no answer (the connection dropped)
     says "Pas de réponse du serveur"; until 2026-12-06 nothing happened and nothing was said."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=2))
     async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
         await hello(ws)
         for number, answer in enumerate(WALK_TO_QUEUE):
@@ -336,7 +335,7 @@ async def test_a_queue_read_met_by_the_store_away_says_so_and_is_read_again(
     """The queue read refused 503 ``unavailable`` (the store away for a moment) says above the queue that what is shown
     may be out of date, and is read again a few seconds later: the young person waiting shows, the line goes; until
     2026-12-06 nothing was said and the queue stayed as it was until the next event, a young person unseen."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=2))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=2))
     async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/chat/ws")) as ws:
         await hello(ws)
         for number, answer in enumerate(WALK_TO_QUEUE):

@@ -11,10 +11,9 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.store import Author, Listener
-from tests.conftest import PASSWORD
+from tests.conftest import password_hash
 from tests.e2e.test_chat import Silent
 from tests.e2e.test_console import log_in
 from tests.e2e.test_console_take import anne_and_a_phone, queue_young
@@ -121,7 +120,7 @@ async def test_a_console_whose_connection_died_silently_connects_again_by_itself
     """Found with a proxy dropping every byte (2026-12-02): the console stayed "En direct" on a dead connection for
     over a minute and never reconnected once the network was back, showing no new conversation. The server speaks
     at least every 20 s (a keepalive frame when nothing else); 50 s without a frame, the console connects again."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     silent = Silent()
     await desk.clock.install()
     await desk.route_web_socket("**/api/events", silent.route)

@@ -13,9 +13,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.store import Listener
-from tests.conftest import PASSWORD
+from tests.conftest import password_hash
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
 
@@ -40,7 +39,7 @@ async def anne_and_a_phone(
     desk: BrowserContext, browser: Browser, server: TestServer
 ) -> AsyncIterator[tuple[Page, BrowserContext]]:
     """Anne logged in to the console (capacity 3), and a young person's phone, closed after."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     phone = await browser.new_context(viewport={"width": 390, "height": 780}, locale="fr-FR")
     try:
@@ -81,7 +80,7 @@ async def pseudonym(listener: Page) -> str:
 async def test_every_way_of_taking_lands_in_reply_mode_and_the_young_person_receives(
     desk: BrowserContext, young_people: list[BrowserContext], server: TestServer
 ) -> None:
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=6))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=6))
     listener = await log_in(desk, server, "anne")
     waiting = listener.locator("#waiting .card")
 

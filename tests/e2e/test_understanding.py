@@ -37,13 +37,12 @@ Start = Callable[..., Any]
 @pytest.fixture
 def start(aiohttp_client: Any, offline: None) -> Start:
     async def make(settings: Settings, understanding: Callable[[], Model] | None = None) -> Client:
-        from gateway.console.auth import hash_password
         from gateway.store import Listener
-        from tests.conftest import PASSWORD
+        from tests.conftest import password_hash
 
         app = await create_app(settings, clock=RunningClock(), worker_poll_seconds=0.05, understanding=understanding)
         client: Client = await aiohttp_client(app)
-        await client.app[STORE].add_listener(Listener("anne", hash_password(PASSWORD), capacity=3, supervisor=True))
+        await client.app[STORE].add_listener(Listener("anne", password_hash(), capacity=3, supervisor=True))
         # a supervisor: the tests read conversations still in the bot, which only supervisors see
         await eventually(lambda: _async(client.app[READER].status != "loading"))
         return client
