@@ -84,8 +84,9 @@ LISTED_AGAIN = frozenset({ChannelName.WHATSAPP})
 DELIVERED_AGAIN = LISTED_AGAIN | {ChannelName.MESSENGER, ChannelName.TELEGRAM}
 # A message whose webhook failed has no mark to keep: Twilio lists it all the same. The erasure keeps, for the
 # catch-up's window, a keyed hash of the identity (``KeyedHash.erased``) with its instant (``ErasedStore``), and the
-# catch-up leaves a message of theirs dated at or before it (until 2026-12-06 it opened a new conversation with the
-# erased words). The window's longest by default (``settings.WHATSAPP_CATCHUP_MAX_HOURS``), a minute for clocks.
+# catch-up leaves a message of theirs dated more than ``ERASED_DOUBT`` (2 s) before it (until 2026-12-06 it opened a
+# new conversation with the erased words; one dated closer may have been sent after the erasure: processed). The
+# window's longest by default (``settings.WHATSAPP_CATCHUP_MAX_HOURS``), a minute for clocks.
 LISTED_FOR = timedelta(days=8, minutes=1)
 PERSON_MOST = 10_000  # the conversations of one person read from their index at most (beyond: every record read)
 LISTENER_NOTE = (

@@ -59,6 +59,10 @@ from gateway.store import ClaimState, DedupeStore, ErasedStore, PresentStore
 log = logging.getLogger(__name__)
 
 MARGIN = timedelta(minutes=5)  # a pass reads from this long before the end of the last good one (clocks differ)
+ERASED_DOUBT = timedelta(seconds=2)
+"""A message of a young person erased lately, dated this close before the erasure's instant, may have been sent
+after it (Twilio dates to the second, and its clock and ours may differ by a second): processed as a new contact,
+never dropped (:meth:`CatchUp._erased_since`)."""
 CLAIM_SECONDS = 60  # a pass's claim across instances: the others wait this long
 MARK = "whatsapp:catchup"  # the end of the last good pass, kept with the listeners' presence (never a listener's name)
 CHECK_LEASE_SECONDS = 5.0  # the claim that asks whether a message was processed, let go at once
@@ -260,14 +264,16 @@ class CatchUp:
         return caught
 
     async def _erased_since(self, listed: Listed) -> bool:
-        """Whether its young person was erased at or after Twilio received it (``Eraser`` keeps the instant for the
+        """Whether its young person was erased after Twilio received it (``Eraser`` keeps the instant for the
         window): their words stay erased. One read per message not processed, none for the others. Until 2026-12-06
-        a message whose webhook had failed (no mark to keep) opened a new conversation with the erased words."""
+        a message whose webhook had failed (no mark to keep) opened a new conversation with the erased words. Dated
+        within ``ERASED_DOUBT`` before the instant, it may have been sent after it: processed (until 2026-12-07 left,
+        a young person writing again in the erasure's second lost)."""
         if self._erased_key is None:
             return False
         inbound = listed.inbound
         erased = await self._store.erased_at(self._erased_key(inbound.channel, inbound.sender))
-        return erased is not None and listed.at <= erased
+        return erased is not None and listed.at <= erased - ERASED_DOUBT
 
     async def _seen(self, inbound: Inbound) -> bool | None:
         """Whether the message was processed (the dispatcher's mark); None while someone processes it. Asked by a

@@ -17,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.app import CATCH_UP, STORE
+from gateway.channels.whatsapp_catchup import ERASED_DOUBT
 from gateway.erasure import EPOCH, FAR
+from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.testing import FakeTwilioAPI, twilio_form
@@ -103,7 +105,10 @@ async def test_a_message_whose_webhook_failed_before_the_erasure_is_not_brought_
     client = await gateway(erasing)
     await eventually(lambda: started(client), BOUND)
     await writes(client, twilio, 1, "bonjour")
-    twilio.receive(PHONE, "je suis encore là", message_sid=f"SM{2:032d}")  # its webhook answered 503: no mark
+    # its webhook answered 503: no mark; sent before the erasure's last ``ERASED_DOUBT`` (a message dated within
+    # it may have been sent after the erasure: processed, test below)
+    before = datetime.now(UTC) - ERASED_DOUBT - timedelta(seconds=1)
+    twilio.receive(PHONE, "je suis encore là", message_sid=f"SM{2:032d}", at=before)
     await supervisor_erases(client)
     told = len(to_phone(twilio))
 
@@ -127,3 +132,24 @@ async def test_a_message_sent_after_the_erasure_is_a_new_contact_the_catch_up_pr
 
     assert await client.app[CATCH_UP].catch_up() == 1
     assert await said(client, PHONE) == ["c'est encore moi"]
+
+
+async def test_a_message_sent_just_after_the_erasure_in_its_second_is_processed_not_lost(
+    gateway: GatewayFactory, erasing: Settings, twilio: FakeTwilioAPI
+) -> None:
+    """Twilio dates a message to the second: one sent just after the erasure, in the same second, is dated before
+    its instant. It may be a young person writing again (a new contact): processed, never dropped. Until 2026-12-06
+    the catch-up left every message dated at or before the erasure's instant: this one was lost."""
+    client = await gateway(erasing)
+    await eventually(lambda: started(client), BOUND)
+    await writes(client, twilio, 1, "bonjour")
+    await supervisor_erases(client)
+    digest = KeyedHash(erasing.secret_key.get_secret_value()).erased("whatsapp", PHONE)
+    erased = await client.app[STORE].erased_at(digest)
+    assert erased is not None
+    after = erased.replace(microsecond=999_999)  # later in the erasure's second: Twilio dates it at its start
+    twilio.receive(PHONE, "aidez-moi", message_sid=f"SM{2:032d}", at=after)  # its webhook answered 503: no mark
+    await eventually(lambda: asyncio.sleep(0, datetime.now(UTC) > after), BOUND)  # Twilio lists what it received
+
+    assert await client.app[CATCH_UP].catch_up() == 1  # before: 0, the message lost
+    assert await said(client, PHONE) == ["aidez-moi"]
