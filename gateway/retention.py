@@ -13,6 +13,9 @@ queued, taken, closed), queue, priority, route, outcome, flow version, the risk 
 conversation's content and its stripped record) leaves it due: the next pass finishes it, its marks forgotten
 before its content went (``_forget_marks``).
 
+Each pass also deletes the erased identities kept past the WhatsApp catch-up's window (SQLite's lapsed ``erased``
+rows, ``ErasedStore.forget_lapsed_erased``; Redis's go with their TTL).
+
 Redis also holds the transcript keys with a TTL of ``closed_days`` from the end (set when the conversation ends,
 ``Store.expire_transcript``), so that they go even if no purge runs; the purge is what strips the record.
 
@@ -52,6 +55,7 @@ from gateway.store import (
     AuditStore,
     Author,
     ConversationStore,
+    ErasedStore,
     LockStore,
     RetentionStore,
     TranscriptStore,
@@ -89,7 +93,7 @@ def due(conversation: Conversation, cutoff: datetime) -> bool:
     return not conversation.active and conversation.purged_at is None and ended <= cutoff
 
 
-class RetentionRoles(ConversationStore, TranscriptStore, LockStore, RetentionStore, AuditStore, Protocol):
+class RetentionRoles(ConversationStore, TranscriptStore, LockStore, RetentionStore, AuditStore, ErasedStore, Protocol):
     """What the purge does to the store."""
 
 
@@ -129,6 +133,7 @@ class Retention:
         if not dry_run:
             self._scanned_before = cutoff
             aside = await self.store.inbox_drop_aside(cutoff)
+            await self.store.forget_lapsed_erased()  # an erased identity's keyed hash, past the catch-up's window
             if conversations or aside:
                 await self.store.forget_freed()
         if (conversations or aside) and not dry_run:

@@ -1223,6 +1223,11 @@ class ErasedStore(Protocol):
         """When the identity of this digest was erased (:meth:`keep_erased`), while kept; else None."""
         ...
 
+    async def forget_lapsed_erased(self) -> None:
+        """Delete what :meth:`keep_erased` kept whose time is over (the purge's daily pass: on a line with no
+        erasure after it, nothing else would). Redis: nothing, its TTLs do it."""
+        ...
+
 
 class AuditStore(Protocol):
     async def audit(self, entry: AuditEntry) -> None:

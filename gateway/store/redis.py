@@ -1269,6 +1269,9 @@ class RedisStore:
         kept = await self._redis.get(K.erased(digest))
         return None if kept is None else from_us(int(kept))
 
+    async def forget_lapsed_erased(self) -> None:
+        return None  # ``hg:er:`` keys go with their TTL
+
     # De-duplication
 
     @_guarded
