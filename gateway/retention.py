@@ -119,17 +119,19 @@ class Retention:
         """Purge every conversation whose retention is over; ``dry_run``: count them, change nothing."""
         cutoff, days = self.cutoff(now)
         conversations = entries = aside = 0
-        async for listed in self._candidates(cutoff, dry_run):
+        async for day in self._candidates(cutoff, dry_run):
             if dry_run:
-                conversations, entries = conversations + 1, entries + len(await self.store.transcript(listed.id))
+                for listed in day:
+                    conversations, entries = conversations + 1, entries + len(await self.store.transcript(listed.id))
                 continue
-            async with self.store.lock(listed.id):
-                current = await self.store.get_conversation(listed.id)
-                if current is None or not due(current, cutoff):
-                    continue  # another instance purged it meanwhile
-                await self._forget_marks(current.id)
-                entries += await self.store.purge_conversation(stripped(current, now))
-                conversations += 1
+            await self._forget_marks([listed.id for listed in day])
+            for listed in day:
+                async with self.store.lock(listed.id):
+                    current = await self.store.get_conversation(listed.id)
+                    if current is None or not due(current, cutoff):
+                        continue  # another instance purged it meanwhile
+                    entries += await self.store.purge_conversation(stripped(current, now))
+                    conversations += 1
         if not dry_run:
             self._scanned_before = cutoff
             aside = await self.store.inbox_drop_aside(cutoff)
@@ -142,23 +144,30 @@ class Retention:
             await self.store.audit(AuditEntry(now, actor, "purge", "", detail))
         return Purged(conversations, entries, days)
 
-    async def _forget_marks(self, conversation_id: str) -> None:
-        """The processed marks of the young person's messages, named from their entries (none read) and from the
-        conversation's own list of them (``marks_of``, kept as long as its last mark: on Redis the transcript's TTL,
-        ``closed_days`` from the end, has always deleted the transcript before the purge comes; until 2026-12-06 a
-        ``closed_days`` under the marks' 8 days left them after the purge), forgotten before the content goes: a purge
-        cut after the content's deletion (a store failure) cannot name them again, and the next pass finds the record
-        still due and finishes it. Two reads and a ``forget_seen`` a conversation; until 2026-12-06 one read, and a
-        ``forget_seen`` a pass at its end, which a cut pass never reached (the marks stayed 8 days)."""
-        users = {e.id for e in await self.store.transcript(conversation_id) if e.author is Author.USER}
-        marks = {d for e in users for d in seen_digests_of_entry(e)} | set(await self.store.marks_of(conversation_id))
+    async def _forget_marks(self, conversation_ids: list[str]) -> None:
+        """The processed marks of the young people's messages of these conversations (a day's due), named from their
+        entries (none read) and from each conversation's own list of them (``marks_of``, kept as long as its last
+        mark: on Redis the transcript's TTL, ``closed_days`` from the end, has always deleted the transcript before
+        the purge comes; until 2026-12-06 a ``closed_days`` under the marks' 8 days left them after the purge),
+        forgotten before any of their contents goes: a purge cut after a content's deletion (a store failure) cannot
+        name them again, and the next pass finds the record still due and finishes it. Read without the lock: an
+        ended conversation past its retention gets no message. Two reads a conversation and one ``forget_seen`` a
+        day of them (SQLite's reads every mark of the line: until 2026-12-07 one a conversation, ~80 ms each with
+        40,000 marks, the store's thread held ~80 s by a purge of a thousand; until 2026-12-06 one a pass at its
+        end, which a cut pass never reached: the marks stayed 8 days)."""
+        marks: set[str] = set()
+        for conversation_id in conversation_ids:
+            users = {e.id for e in await self.store.transcript(conversation_id) if e.author is Author.USER}
+            marks |= {d for e in users for d in seen_digests_of_entry(e)}
+            marks |= set(await self.store.marks_of(conversation_id))
         if marks:
             await self.store.forget_seen(sorted(marks))
 
-    async def _candidates(self, cutoff: datetime, dry_run: bool) -> AsyncIterator[Conversation]:
-        """Conversations due, read a day of creation at a time (the event loop breathes between days). Ended
-        before the cutoff means created before it; after a first pass, only the last ``LIVING_DAYS`` before the
-        previous cutoff are read again (the stripped records of the figures are not decoded every day)."""
+    async def _candidates(self, cutoff: datetime, dry_run: bool) -> AsyncIterator[list[Conversation]]:
+        """Conversations due, a day of creation at a time (the event loop breathes between days; a day with none
+        yields nothing). Ended before the cutoff means created before it; after a first pass, only the last
+        ``LIVING_DAYS`` before the previous cutoff are read again (the stripped records of the figures are not decoded
+        every day)."""
         first = await self.store.first_created()
         if first is None:
             return
@@ -167,9 +176,9 @@ class Retention:
             since = max(first, self._scanned_before - timedelta(days=LIVING_DAYS))
         while since < cutoff:
             until = min(since + SCAN_WINDOW, cutoff)
-            for conversation in await self.store.list_conversations(since, until):
-                if due(conversation, cutoff):
-                    yield conversation
+            day = [c for c in await self.store.list_conversations(since, until) if due(c, cutoff)]
+            if day:
+                yield day
             since = until
             await asyncio.sleep(0)
 
