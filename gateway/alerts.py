@@ -58,6 +58,10 @@ from gateway.store import ConversationStore, InboxStore, OutboxStore, PresentSto
 log = logging.getLogger(__name__)
 
 
+WATCH_SECONDS = 10.0
+"""How often the checks run: a store outage, an old outbox item or a listener away is said within it."""
+
+
 class WatchRoles(OutboxStore, InboxStore, ConversationStore, QueueStore, PresentStore, Protocol):
     """What the alert checks need of the store: that it answers, the oldest undelivered item, the inbox items
     set aside, the conversations held by listeners, the queue's waiting entries, when listeners were last at a
@@ -74,7 +78,7 @@ class Watch:
         *,
         clock: Callable[[], datetime],
         outbox_alert_seconds: float,
-        every: float = 10.0,
+        every: float = WATCH_SECONDS,
         listener_present: Callable[[str], bool] | None = None,
         held_alert_seconds: float = 300.0,
         hand_back: Callable[[str, str], Awaitable[bool]] | None = None,

@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway import leaving
-from gateway.alerts import Watch
+from gateway.alerts import WATCH_SECONDS, Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels.whatsapp_catchup import CatchUp
 from gateway.channels_wiring import TypingRelay, batch_processor, build_channels, webhook_routes
@@ -118,6 +118,7 @@ async def create_app(
     monotonic: Callable[[], float] = time.monotonic,
     outage_summary_seconds: float = EVERY,
     awake: Callable[[], float] | None = None,
+    watch_seconds: float = WATCH_SECONDS,
 ) -> web.Application:
     """``understanding`` loads the embedded model (default: the shipped one; tests inject a failing one);
     ``flow_watch_seconds`` is how often flows.yaml's modification time is looked at, ``flow_read_seconds`` how long a
@@ -126,7 +127,8 @@ async def create_app(
     often a store outage is summed up in the log while it lasts (gateway/outage_log.py); ``awake`` the monotonic
     clock the timers compare ``clock`` with to tell the time the gateway was away (a suspended machine:
     gateway/timers.py), by default ``time.monotonic`` with the real ``clock``, and none with another (a test's clock
-    moves alone)."""
+    moves alone); ``watch_seconds`` how often the alert checks run (gateway/alerts.py: the store's probe, the outbox's
+    oldest item, listeners away; a test of an outage's end sets a shorter one)."""
     metrics = Metrics(outage_summary_seconds=outage_summary_seconds)
     flows = FlowSet(
         Path(settings.flows),
@@ -253,7 +255,8 @@ async def create_app(
                   back_in_line=actions.back_in_line, complete_close=actions.complete_close,
                   complete_move=actions.complete_move, complete_take=actions.complete_take,
                   complete_leaving=actions.complete_leaving, listeners_here=presence.here,
-                  complete_erasure=lambda i, key: eraser.finish_confirmed(i, key, timeout=2.0))  # fmt: skip
+                  complete_erasure=lambda i, key: eraser.finish_confirmed(i, key, timeout=2.0),
+                  every=watch_seconds)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     hup = asyncio.Event()  # SIGHUP: flows.yaml reloaded at once by the watcher (off the loop: FlowSet.reload_aside)
     for name, worker in {

@@ -30,6 +30,7 @@ from gateway.testing import FakeGraphAPI
 from tests.conftest import AppFactory
 from tests.redis_messenger import SECRET, post_message
 
+WATCH = 2.0  # the alert checks' period (10 s in production): the test waits for two of their probes and the end
 PSID, TEXT = "psid-5151-refused", "personne ne me répond ce soir"
 
 
@@ -97,7 +98,7 @@ async def test_a_sqlite_file_that_refuses_writes_is_not_ready_and_not_up(
             messenger_app_secret=SECRET, messenger_verify_token="verify", messenger_page_access_token="page-token",
             messenger_api_url=graph.url + "/v23.0",
         )  # fmt: skip
-        client = await make_client(settings)
+        client = await make_client(settings, watch_seconds=WATCH)
         metrics = client.app[METRICS]
         loop = asyncio.get_running_loop()
         assert await post_message(client, PSID, TEXT, "m-before") == 200
@@ -155,7 +156,7 @@ async def test_a_full_disk_is_one_outage_in_the_outage_log(
             store=f"sqlite:///{disk}/gateway.sqlite3", messenger_app_secret=SECRET, messenger_verify_token="verify",
             messenger_page_access_token="page-token", messenger_api_url=graph.url + "/v23.0",
         )  # fmt: skip
-        client = await make_client(settings, outage_summary_seconds=1.0)
+        client = await make_client(settings, outage_summary_seconds=1.0, watch_seconds=WATCH)
         metrics, store = client.app[METRICS], client.app[STORE]
         assert await post_message(client, PSID, TEXT, "m-before") == 200
         async with asyncio.timeout(90):  # its reply sent and recorded: a quiet gateway, its workers finding nothing

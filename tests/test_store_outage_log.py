@@ -33,7 +33,12 @@ __all__ = ["own_redis"]  # the fixture, imported to be used here
 
 pytestmark = pytest.mark.redis
 
+# Each test asks for its own Redis first: pytest tears fixtures down in the reverse order, so the app stops while its
+# Redis still answers (asked for after the app, Redis was stopped first and the app's stop waited its 10 s grace for
+# the outbox's send cut by it: 10 s of every such test's teardown).
+
 WEBHOOKS = 40  # posted while Redis is down: each answered 503 and counted, none its own line
+WATCH = 2.0  # the alert checks' period (10 s in production): the test waits for two of their probes and the end
 SUMMARY_SECONDS = 1.0
 WORKERS = ("inbox", "outbox", "timers", "webchat_forwarding")  # parts that retry by themselves during the outage
 PARTS = len(WORKERS) + 1  # and the requests
@@ -67,12 +72,12 @@ def on_redis_with_messenger(settings: Settings, own_redis: OwnRedis, graph: Fake
 
 
 async def test_a_redis_outage_is_told_in_a_few_lines_and_every_failure_counted(
-    make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis,
+    own_redis: OwnRedis, make_client: AppFactory, settings: Settings, graph: FakeGraphAPI,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     caplog.set_level(logging.INFO, logger="gateway")
     settings = on_redis_with_messenger(settings, own_redis, graph)
-    client = await make_client(settings, outage_summary_seconds=SUMMARY_SECONDS)
+    client = await make_client(settings, outage_summary_seconds=SUMMARY_SECONDS, watch_seconds=WATCH)
     metrics = client.app[METRICS]
     loop = asyncio.get_running_loop()
     assert await post_message(client, PSID, TEXT, "m-before") == 200
@@ -206,7 +211,7 @@ async def test_a_lock_not_taken_in_time_is_contention_not_an_outage(caplog: pyte
 
 
 async def test_the_late_readings_store_worker_tells_the_outage_log_not_a_line_a_try(
-    make_client: AppFactory, settings: Settings, own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+    own_redis: OwnRedis, make_client: AppFactory, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The late readings' store worker (renewing its holds, claiming lapsed ones: every third of the hold) meets
     Redis down at each try: counted and told to the outage log, not a WARNING line of its own each try."""
@@ -223,7 +228,7 @@ async def test_the_late_readings_store_worker_tells_the_outage_log_not_a_line_a_
 
 @pytest.mark.parametrize("refusal", ["oom", "replica"])
 async def test_a_redis_that_refuses_writes_is_not_ready_and_not_up(
-    make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis, refusal: str
+    own_redis: OwnRedis, make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, refusal: str
 ) -> None:
     """A full Redis under ``noeviction`` (docs/deployment.md's policy) answers reads and PING but refuses every
     write (OOM); so does a replica (READONLY: a ``redis://`` URL left on the old primary's address). Every webhook
@@ -231,7 +236,7 @@ async def test_a_redis_that_refuses_writes_is_not_ready_and_not_up(
     the alert on the ERROR line had nothing to confirm it. Now both say the store is not usable, with the error's
     class, and come back once Redis takes writes again."""
     settings = on_redis_with_messenger(settings, own_redis, graph)
-    client = await make_client(settings)
+    client = await make_client(settings, watch_seconds=WATCH)
     metrics = client.app[METRICS]
     assert (await client.get("/readyz")).status == 200
     server = redis.Redis(port=own_redis.port)
@@ -264,7 +269,7 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize("refusal", ["oom", "replica"])
 async def test_a_redis_that_refuses_writes_is_one_outage_in_the_log_until_it_takes_writes(
-    make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, own_redis: OwnRedis, refusal: str,
+    own_redis: OwnRedis, make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, refusal: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     """A Redis full under ``noeviction`` (OOM) answers reads, and the scripts that write nothing: the workers'
@@ -276,7 +281,7 @@ async def test_a_redis_that_refuses_writes_is_one_outage_in_the_log_until_it_tak
     as one outage before too; it shows its end is still said once Redis takes writes."""
     caplog.set_level(logging.INFO, logger="gateway")
     settings = on_redis_with_messenger(settings, own_redis, graph)
-    client = await make_client(settings, outage_summary_seconds=SUMMARY_SECONDS)
+    client = await make_client(settings, outage_summary_seconds=SUMMARY_SECONDS, watch_seconds=WATCH)
     metrics = client.app[METRICS]
     assert await post_message(client, PSID, TEXT, "m-before") == 200
 

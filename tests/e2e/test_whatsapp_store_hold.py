@@ -29,6 +29,10 @@ __all__ = ["gateway", "offline", "whatsapp_settings"]  # fixtures used below
 
 pytestmark = pytest.mark.redis
 
+# Each test asks for its own Redis first: pytest tears fixtures down in the reverse order, so the app stops while its
+# Redis still answers (asked for after the app, Redis was stopped first and the app's stop waited its 10 s grace for
+# the outbox's send cut by it: 10 s of every such test's teardown).
+
 NOWHERE = "redis://127.0.0.1:9"  # the discard port: nothing listens, every connection refused
 BOUND = 60.0  # seconds for a wait on a condition: a safety net on a busy machine
 
@@ -55,7 +59,7 @@ def http_failures(client: object) -> float:
 
 
 async def test_a_whatsapp_message_during_a_short_store_outage_is_acknowledged_once_the_store_is_back(
-    gateway: GatewayFactory, whatsapp_settings: Settings, twilio: FakeTwilioAPI, own_redis: str, proxy: LosingProxy
+    own_redis: str, proxy: LosingProxy, gateway: GatewayFactory, whatsapp_settings: Settings, twilio: FakeTwilioAPI
 ) -> None:
     client = await gateway(whatsapp_settings.replace(store=proxy.url, understanding="off"))
     assert await deliver(client, twilio_form(PHONE, "Bonjour", message_sid="SM" + "1" * 32)) == 200
@@ -79,7 +83,7 @@ async def test_a_whatsapp_message_during_a_short_store_outage_is_acknowledged_on
 
 
 async def test_a_message_cut_in_its_processing_is_processed_once_by_the_held_webhooks_next_try(
-    gateway: GatewayFactory, whatsapp_settings: Settings, twilio: FakeTwilioAPI, own_redis: str, proxy: LosingProxy
+    own_redis: str, proxy: LosingProxy, gateway: GatewayFactory, whatsapp_settings: Settings, twilio: FakeTwilioAPI
 ) -> None:
     """The store cut while the message is processed, after its claim (its writes lost, its claim not let go: the
     store away). The webhook held for the store tries it again once the store is back: the claim left by the cut
