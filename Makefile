@@ -42,11 +42,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
-# Two workers (CI's cores); TEST_WORKERS=0 runs the suite in one process.
+# Two workers (CI's cores); TEST_WORKERS=0 runs the suite in one process. The 30 slowest tests are listed at the end.
 TEST_WORKERS ?= 2
 
 test: system-deps $(VENV)/.installed-test lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=30
 
 # The README's pictures (docs/*.png), from a browser test left out of `make test`.
 screenshots: system-deps $(VENV)/.installed-test
