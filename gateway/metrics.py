@@ -188,6 +188,11 @@ class Metrics:
             "gateway_whatsapp_caught_up", "WhatsApp messages Twilio received but the gateway had not (its webhook"
             " answered 503 or never reached it), found in Twilio's list and processed by the catch-up", registry=r,
         )  # fmt: skip
+        self.whatsapp_catchup_left_erased = Counter(
+            "gateway_whatsapp_catchup_left_erased", "WhatsApp messages the catch-up found unprocessed and left because"
+            " their young person was erased after Twilio received them (a message in two passes' overlap counts in"
+            " each)", registry=r,
+        )  # fmt: skip
         self.whatsapp_catchup_passes = Counter(
             "gateway_whatsapp_catchup_passes", "Passes of the WhatsApp catch-up over Twilio's list, by outcome: ok,"
             " cut (Twilio held more than a pass reads: the oldest not caught up), beyond_window (the last good pass"

@@ -228,7 +228,7 @@ class CatchUp:
             since = max(start, last - MARGIN)
             self._beyond = start - (last - MARGIN) if last - MARGIN < start else None
         until = end = now - timedelta(seconds=self.settle)
-        caught = 0
+        caught = left = 0  # processed; left, their young person erased since
         listing = await self._lister.received_since(since)
         self._cut = listing.cut
         if listing.cut:  # the newest read only: never a silent loss
@@ -241,7 +241,10 @@ class CatchUp:
             if seen is None:  # being processed now (its webhook): looked at again by the next pass
                 end = min(end, listed.at)
                 continue
-            if seen or await self._erased_since(listed):
+            if seen:
+                continue
+            if await self._erased_since(listed):
+                left += 1
                 continue
             inbound = await self._lister.with_media(listed)  # its media asked of Twilio only now: it is caught up
             # a START lifted the opt-out at Twilio: the mark too (its webhook's OptOutType is not in the list; until
@@ -259,6 +262,9 @@ class CatchUp:
             # processed meanwhile
             self._metrics.whatsapp_caught_up.inc(taken)
             caught += taken
+        if left:  # counted and said (no number, no words): an operator sees why Twilio's list and the store differ
+            self._metrics.whatsapp_catchup_left_erased.inc(left)
+            log.info("whatsapp catch-up: %d message(s) of young people erased since Twilio received them, left", left)
         await self._store.mark_present({MARK: end})
         self._since = end
         return caught

@@ -116,6 +116,7 @@ async def test_a_message_whose_webhook_failed_before_the_erasure_is_not_brought_
     assert await said(client, PHONE) == []
     assert to_phone(twilio)[told:] == []
     assert counted(client, "gateway_whatsapp_caught_up_total") == 0
+    assert counted(client, "gateway_whatsapp_catchup_left_erased_total") == 1  # an operator sees why
 
 
 async def test_a_message_sent_after_the_erasure_is_a_new_contact_the_catch_up_processes(
