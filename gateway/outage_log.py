@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -163,6 +164,19 @@ class StoreOutages:
         self._answer_tick = state.answered_at
         if self._check is None:
             self._check = asyncio.get_running_loop().call_later(self._settled_in(now), self._settled)
+
+    async def attempt(self, part: str, work: Awaitable[object]) -> bool:
+        """A background worker's pass (``work``), its store's failure told as ``part``'s (:meth:`failed`) instead of
+        stopping the worker, its success as an answer (:meth:`answered`): True when it was made, False when the store
+        failed it (the worker tries again at its next period). Any other error is a bug and still stops the worker
+        (the supervisor logs, counts and restarts it). The purge, the notices and the web chat's places use it."""
+        try:
+            await work
+        except StoreError as exc:
+            self.failed(part, exc)
+            return False
+        self.answered(part)
+        return True
 
     def waiting(self) -> list[str]:
         """The parts failing in the current outage that the store has not answered since (``/readyz`` names them:

@@ -46,7 +46,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.conversation import Conversation
-from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.ids import seen_digests_of_entry
 from gateway.metrics import Metrics
@@ -189,11 +188,7 @@ class Retention:
         outages = (self.metrics or Metrics()).outages
         await asyncio.sleep(FIRST_PURGE_DELAY if self.interval_seconds >= FIRST_PURGE_DELAY else 0)
         while True:
-            try:
-                await self.purge(self.clock())
-            except StoreError as exc:
-                outages.failed("purge", exc)
+            if await outages.attempt("purge", self.purge(self.clock())):
+                await asyncio.sleep(self.interval_seconds)
+            else:
                 await asyncio.sleep(min(OUTAGE_RETRY_SECONDS, self.interval_seconds))
-                continue
-            outages.answered("purge")
-            await asyncio.sleep(self.interval_seconds)

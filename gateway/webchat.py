@@ -337,25 +337,32 @@ class WebChatHub:
         however many were taken meanwhile. Its queue's closing, its opening and the turn of the night ("demain" become
         "aujourd'hui") are told the same way (``reopens``): before, the page said "position 1" all night, after the
         bot had said nobody could answer until the morning. One read a queued conversation followed here, every
-        period."""
+        period. A pass the store failed (a Redis restart) is told once an outage (part ``webchat_positions``) and made
+        at the next period; until 2026-12-07 it stopped the worker (restarted and counted by the supervisor, ``down``
+        in ``/readyz`` meanwhile)."""
         while True:
             await asyncio.sleep(self.position_seconds)
-            reopens: dict[str | None, dict[str, str] | None] = {}  # each queue's hours read once a pass
-            for conversation_id, told in list(self.positions.items()):
-                if conversation_id not in self.sockets:
-                    self.positions.pop(conversation_id, None)
-                    continue
-                position = await self.store.position(conversation_id)
-                if told.queue not in reopens:
-                    reopens[told.queue] = self.reopens(told.queue)
-                place = told._replace(position=position or 0, reopens=reopens[told.queue])
-                if position is None or place == told or self.positions.get(conversation_id) != told:
-                    continue  # left the line (its own status event says so), unchanged, or told meanwhile
-                self.positions[conversation_id] = place
-                conversation = await self.store.get_conversation(conversation_id)
-                language = {} if conversation is None else {"language": self.language(conversation)}
-                self._offer_all(conversation_id, {"type": "status", "status": Status.QUEUED.value, **_place(place),
-                                                  **language})  # fmt: skip
+            if self.positions:  # a pass reading nothing would say the store answered, an outage over
+                await self.metrics.outages.attempt("webchat_positions", self._refresh_positions())
+
+    async def _refresh_positions(self) -> None:
+        """One pass of :meth:`refresh_positions`."""
+        reopens: dict[str | None, dict[str, str] | None] = {}  # each queue's hours read once a pass
+        for conversation_id, told in list(self.positions.items()):
+            if conversation_id not in self.sockets:
+                self.positions.pop(conversation_id, None)
+                continue
+            position = await self.store.position(conversation_id)
+            if told.queue not in reopens:
+                reopens[told.queue] = self.reopens(told.queue)
+            place = told._replace(position=position or 0, reopens=reopens[told.queue])
+            if position is None or place == told or self.positions.get(conversation_id) != told:
+                continue  # left the line (its own status event says so), unchanged, or told meanwhile
+            self.positions[conversation_id] = place
+            conversation = await self.store.get_conversation(conversation_id)
+            language = {} if conversation is None else {"language": self.language(conversation)}
+            self._offer_all(conversation_id, {"type": "status", "status": Status.QUEUED.value, **_place(place),
+                                              **language})  # fmt: skip
 
     async def _frame(self, event: Event) -> tuple[str, dict[str, Any]] | None:
         """The web chat's frame for an event of a followed conversation, with the conversation's id."""

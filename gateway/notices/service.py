@@ -29,7 +29,7 @@ from gateway.console.actions import ActionRefused
 from gateway.console.media import attachments_of
 from gateway.conversation import Conversation
 from gateway.dispatcher import Dispatcher
-from gateway.errors import DeliveryError, MailError, StoreError
+from gateway.errors import DeliveryError, MailError
 from gateway.events import Alert, NoticesChanged
 from gateway.flows.model import Flow
 from gateway.flowset import FlowSet
@@ -270,11 +270,7 @@ class Notices:
         the store's failure stopped it too (restarted and counted at each Redis restart, ``down`` meanwhile)."""
         outages = (self.metrics or Metrics()).outages
         while True:
-            try:
-                await self.sweep(self.clock())
-                outages.answered("notices")
-            except StoreError as exc:
-                outages.failed("notices", exc)
+            await outages.attempt("notices", self.sweep(self.clock()))
             await asyncio.sleep(self.poll_seconds)
 
     async def sweep(self, now: datetime) -> None:
