@@ -123,13 +123,21 @@ class DispatcherRoles(
     """What the dispatcher needs of the store: no listeners, sessions, inbox, blocks, audit, casework or uploads."""
 
 
+BACKSTOP_AFTER_PURGE = 2 * 24 * 3600
+"""How long after its retention an ended conversation's transcript lapses by itself (Redis's TTL, the purge's
+backstop): after the daily purge's pass, which then finds the transcript and forgets what only it names (the replies'
+provider-id index entries, ``hg:p:…``, which would otherwise point at the conversation for up to 31 days, and the
+messages' marks). Until 2026-12-07 the TTL was the retention itself: it always lapsed before the purge came. The
+purge itself still deletes the content ``closed_days`` after the end (within its period, a day)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StatusEffects:
     """The effects of entering a status (:class:`~gateway.flows.lifecycle.Effects`), on the store."""
 
     store: StatusRoles
     now: datetime
-    retention_seconds: int = 30 * 24 * 3600  # flows.yaml retention.closed_days: the transcript's TTL once it ends
+    retention_seconds: int = 30 * 24 * 3600  # the transcript's TTL once it ends: retention.closed_days and a margin
 
     async def finished(self, conversation: Conversation) -> None:
         conversation.closed_at = self.now
@@ -1200,7 +1208,8 @@ class Dispatcher:
         """Move the conversation (``lifecycle.transition``: IllegalTransition, and nothing changed, when the move
         is not allowed) with the effects of entering its new status."""
         days = self.flows.for_version(conversation.flow_version).flow.retention.closed_days
-        return await lifecycle.transition(conversation, trigger, StatusEffects(self.store, now, days * 24 * 3600))
+        ttl = days * 24 * 3600 + BACKSTOP_AFTER_PURGE
+        return await lifecycle.transition(conversation, trigger, StatusEffects(self.store, now, ttl))
 
     # ----- outgoing ---------------------------------------------------------------------------------------
 

@@ -4,8 +4,8 @@ A conversation closed, referred or abandoned more than ``closed_days`` ago (defa
 transcript (the young person's messages, the bot's and listeners' replies, private notes, attachments and the
 provider ids of each), outbox items, timers, queue entry and the de-duplication marks of the young person's
 messages (they expire after 8 days anyway; a shorter ``closed_days`` must not outlive them: named from its
-transcript and from its own list of them, ``marks_of``, since on Redis the transcript's TTL has always deleted the
-transcript first) are deleted, and its
+transcript and from its own list of them, ``marks_of``, since on Redis the transcript's TTL deleted the transcript
+first until 2026-12-07; it now lapses 2 days after the retention: ``dispatcher.BACKSTOP_AFTER_PURGE``) are deleted, and its
 record is saved stripped of content and identity: no sender (channel address), engine state (answers), summary,
 client hash, nor the words a risk was read in. What the supervision figures count stays: channel, times (created,
 queued, taken, closed), queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it;

@@ -13,14 +13,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis
 
-from gateway.dispatcher import Dispatcher
+from gateway.dispatcher import BACKSTOP_AFTER_PURGE, Dispatcher
+from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key, seen_digest
+from gateway.messages import ChannelName, Inbound
 from gateway.retention import Retention
 from gateway.store import open_store
+from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.conftest import ROOT, Clock
+from tests.redis_messenger import SECRET
 from tests.store.conftest import emptied, redis_url
 from tests.test_purge_outage import DEADLINE, ended
 
@@ -48,5 +53,32 @@ async def test_a_purge_after_the_transcripts_ttl_forgets_the_young_persons_marks
 
         assert purged.conversations == 1
         assert seen_digest(inbound_key(inbound)) not in await store.seen_keys()
+    finally:
+        await store.close()
+
+
+async def test_the_transcripts_ttl_lapses_after_the_daily_purge_not_before_it(redis_url: str, clock: Clock) -> None:
+    """The TTL the dispatcher gives an ended conversation's transcript outlasts its retention by the purge's day and
+    one more: the daily purge finds the transcript and forgets the replies' provider-id index entries it names
+    (``hg:p:…``: a reply's id pointing at the conversation for up to 31 days otherwise) and the messages' marks.
+    Until 2026-12-07 the TTL was ``closed_days`` to the second: it always lapsed before the purge's pass."""
+    emptied(redis_url)
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    try:
+        flows = FlowSet(ROOT / "flows.yaml")
+        flows.reload()
+        dispatcher = Dispatcher(store, flows, clock=clock)
+        await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "yann", "m-yann", SECRET))
+        found = await store.find_active_conversation(ChannelName.MESSENGER, "yann")
+        assert found is not None
+        async with store.lock(found.id):
+            conversation = await store.get_conversation(found.id)
+            assert conversation is not None
+            await dispatcher.transition(conversation, Trigger.END, clock())
+            await store.save_conversation(conversation)
+        days = flows.engine().flow.retention.closed_days
+        with redis.Redis.from_url(redis_url) as client:
+            ttl = client.ttl(K.transcript(conversation.id))
+        assert days * 86_400 + 86_400 < ttl <= days * 86_400 + BACKSTOP_AFTER_PURGE  # before: days * 86,400
     finally:
         await store.close()
