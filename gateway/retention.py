@@ -1,23 +1,24 @@
 """Retention: what an ended conversation keeps once flows.yaml's ``retention.closed_days`` have passed.
 
-A conversation closed, referred or abandoned more than ``closed_days`` ago (default 30) is *purged*: its
-transcript (the young person's messages, the bot's and listeners' replies, private notes, attachments and the
-provider ids of each), outbox items, timers, queue entry and the de-duplication marks of the young person's
-messages (they expire after 8 days anyway; a shorter ``closed_days`` must not outlive them: named from its
-transcript and from its own list of them, ``marks_of``, since on Redis the transcript's TTL deleted the transcript
-first until 2026-12-07; it now lapses 2 days after the retention: ``dispatcher.BACKSTOP_AFTER_PURGE``) are deleted, and its
-record is saved stripped of content and identity: no sender (channel address), engine state (answers), summary,
-client hash, nor the words a risk was read in. What the supervision figures count stays: channel, times (created,
-queued, taken, closed), queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it;
-``gateway/console/stats.py`` gives the same figures before and after. A purge cut midway (a store failure between a
-conversation's content and its stripped record) leaves it due: the next pass finishes it, its marks forgotten
-before its content went (``_forget_marks``).
+A conversation closed, referred or abandoned more than ``closed_days`` ago (default 30) is *purged*: its transcript
+(the young person's messages, the bot's and listeners' replies, private notes, attachments and the provider ids of
+each), outbox items, timers, queue entry and the de-duplication marks of the young person's messages (they expire
+after 8 days anyway; a shorter ``closed_days`` must not outlive them: named from its transcript and from its own
+list of them, ``marks_of``, since on Redis the transcript's TTL deleted the transcript first until 2026-12-07; it
+now lapses 2 days after the retention: ``dispatcher.BACKSTOP_AFTER_PURGE``) are deleted, and its record is saved
+stripped of content and identity: no sender (channel address), engine state (answers), summary, client hash, nor the
+words a risk was read in. What the supervision figures count stays: channel, times (created, queued, taken, closed),
+queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it; ``gateway/console/stats.py``
+gives the same figures before and after. A purge cut midway (a store failure between a conversation's content and
+its stripped record) leaves it due: the next pass finishes it, its marks forgotten before its content went
+(``_forget_marks``).
 
 Each pass also deletes the erased identities kept past the WhatsApp catch-up's window (SQLite's lapsed ``erased``
 rows, ``ErasedStore.forget_lapsed_erased``; Redis's go with their TTL).
 
-Redis also holds the transcript keys with a TTL of ``closed_days`` from the end (set when the conversation ends,
-``Store.expire_transcript``), so that they go even if no purge runs; the purge is what strips the record.
+Redis also holds the transcript keys with a TTL of ``closed_days`` and 2 days from the end (set when the
+conversation ends, ``Store.expire_transcript``), so that they go even if no purge runs, after the purge's own pass
+has named what they hold; the purge is what strips the record.
 
 The inbound messages the inbox set aside (``gateway/inbox.py``: a bug on that very message, ten times) hold their
 sender's address and words in no conversation: the purge deletes those set aside ``closed_days`` ago or more.
