@@ -11,6 +11,8 @@ The real dispatcher, store and Redis; the TTL set to a second and waited for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -21,7 +23,7 @@ from gateway.flowset import FlowSet
 from gateway.ids import inbound_key, seen_digest
 from gateway.messages import ChannelName, Inbound
 from gateway.retention import Retention
-from gateway.store import open_store
+from gateway.store import Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.conftest import ROOT, Clock
@@ -33,13 +35,21 @@ __all__ = ["redis_url"]  # the fixture used below
 pytestmark = pytest.mark.redis
 
 
-async def test_a_purge_after_the_transcripts_ttl_forgets_the_young_persons_marks(redis_url: str, clock: Clock) -> None:
+@contextlib.asynccontextmanager
+async def on_redis(redis_url: str, clock: Clock) -> AsyncIterator[tuple[Store, FlowSet, Dispatcher]]:
+    """The test's Redis emptied, the store on it, the default flow and the real dispatcher."""
     emptied(redis_url)
     store = await open_store(redis_url, keys=store_keys(redis_url))
     try:
         flows = FlowSet(ROOT / "flows.yaml")
         flows.reload()
-        dispatcher = Dispatcher(store, flows, clock=clock)
+        yield store, flows, Dispatcher(store, flows, clock=clock)
+    finally:
+        await store.close()
+
+
+async def test_a_purge_after_the_transcripts_ttl_forgets_the_young_persons_marks(redis_url: str, clock: Clock) -> None:
+    async with on_redis(redis_url, clock) as (store, flows, dispatcher):
         conversation, inbound = await ended(store, dispatcher, clock, "zoe")
         await store.expire_transcript(conversation.id, 1)  # the backstop's TTL, as at the end of its retention
         deadline = asyncio.get_running_loop().time() + DEADLINE
@@ -53,8 +63,6 @@ async def test_a_purge_after_the_transcripts_ttl_forgets_the_young_persons_marks
 
         assert purged.conversations == 1
         assert seen_digest(inbound_key(inbound)) not in await store.seen_keys()
-    finally:
-        await store.close()
 
 
 async def test_the_transcripts_ttl_lapses_after_the_daily_purge_not_before_it(redis_url: str, clock: Clock) -> None:
@@ -62,12 +70,7 @@ async def test_the_transcripts_ttl_lapses_after_the_daily_purge_not_before_it(re
     one more: the daily purge finds the transcript and forgets the replies' provider-id index entries it names
     (``hg:p:…``: a reply's id pointing at the conversation for up to 31 days otherwise) and the messages' marks.
     Until 2026-12-07 the TTL was ``closed_days`` to the second: it always lapsed before the purge's pass."""
-    emptied(redis_url)
-    store = await open_store(redis_url, keys=store_keys(redis_url))
-    try:
-        flows = FlowSet(ROOT / "flows.yaml")
-        flows.reload()
-        dispatcher = Dispatcher(store, flows, clock=clock)
+    async with on_redis(redis_url, clock) as (store, flows, dispatcher):
         await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "yann", "m-yann", SECRET))
         found = await store.find_active_conversation(ChannelName.MESSENGER, "yann")
         assert found is not None
@@ -80,5 +83,3 @@ async def test_the_transcripts_ttl_lapses_after_the_daily_purge_not_before_it(re
         with redis.Redis.from_url(redis_url) as client:
             ttl = client.ttl(K.transcript(conversation.id))
         assert days * 86_400 + 86_400 < ttl <= days * 86_400 + BACKSTOP_AFTER_PURGE  # before: days * 86,400
-    finally:
-        await store.close()
