@@ -277,6 +277,13 @@ _SUBJECTS = frozenset(("je", "j", "i", "tu", "on"))
 """A subject a phrase may leave out, at the start of a joined token ("je" of "#jveuxcrever", "i" of "#iwanttodie")."""
 
 
+_LISTS_KEPT = 2
+"""The phrase lists whose words are kept per process (:class:`Joined`, :func:`vocabulary`): the current flow's and
+one more (the file being reloaded). Each save of a changed flows.yaml makes new lists: until 2026-12-07 the last 16
+were kept, ~50 MB after 16 saves (3 MB each for the default flow), held for good where a version no conversation uses
+is forgotten (``FlowSet.prune``)."""
+
+
 class Joined:
     """Words written joined, in a hashtag or not ("#jeveuxmourir", "jveuxmourir", "#envieden finir"), split into the
     phrases' own words (:meth:`split`) for a further reading of the message whose phrases may only add to what the
@@ -363,13 +370,14 @@ class Joined:
         return " ".join(words) if len(words) > 1 and all(pair in self._pairs for pair in pairs) else None
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=_LISTS_KEPT)
 def _joined_words(
     phrases: tuple[str, ...],
 ) -> tuple[frozenset[str], frozenset[tuple[str, str]], frozenset[str], int]:
     """:class:`Joined`'s words, pairs of words, words' starts and longest word for ``phrases``; the same phrases
     again (flows.yaml reloaded unchanged, or a second app in one process) are not read again: they were a third of
-    building the default flow, and none of them ever changes."""
+    building the default flow, and none of them ever changes. The last :data:`_LISTS_KEPT` lists only: 3 MB each for
+    the default flow's hand-off phrases."""
     vocabulary: set[str] = set()
     pairs: set[tuple[str, str]] = set()
     for phrase in phrases:
@@ -427,7 +435,7 @@ def vocabulary(phrases: Iterable[str]) -> frozenset[str]:
     return _vocabulary(tuple(phrases))
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=_LISTS_KEPT)
 def _vocabulary(phrases: tuple[str, ...]) -> frozenset[str]:
     words: set[str] = set()
     for phrase in phrases:
