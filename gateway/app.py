@@ -163,7 +163,8 @@ async def create_app(
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
                             listeners_online=presence.online, metrics=metrics,
                             reply_windows=channels.reply_windows,
-                            claim_seconds=settings.inbound_claim_seconds, reader=reader, late=late)  # fmt: skip
+                            claim_seconds=settings.inbound_claim_seconds, reader=reader, late=late,
+                            purge_interval_seconds=settings.purge_interval_seconds)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts or None,
                     retry_for=timedelta(hours=settings.outbox_retry_hours),

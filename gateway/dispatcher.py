@@ -125,10 +125,18 @@ class DispatcherRoles(
 
 BACKSTOP_AFTER_PURGE = 2 * 24 * 3600
 """How long after its retention an ended conversation's transcript lapses by itself (Redis's TTL, the purge's
-backstop): after the daily purge's pass, which then finds the transcript and forgets what only it names (the replies'
-provider-id index entries, ``hg:p:…``, which would otherwise point at the conversation for up to 31 days, and the
-messages' marks). Until 2026-12-07 the TTL was the retention itself: it always lapsed before the purge came. The
-purge itself still deletes the content ``closed_days`` after the end (within its period, a day)."""
+backstop), at least: after the purge's pass, which then finds the transcript and forgets what only it names (the
+replies' provider-id index entries, ``hg:p:…``, which would otherwise point at the conversation for up to 31 days, and
+the messages' marks). Until 2026-12-07 the TTL was the retention itself: it always lapsed before the purge came. The
+purge itself still deletes the content ``closed_days`` after the end (within its period, a day by default). A longer
+period (``GATEWAY_PURGE_INTERVAL_SECONDS``) gets that period and a day (:func:`backstop_seconds`)."""
+
+
+def backstop_seconds(purge_interval_seconds: float) -> int:
+    """How long after its retention a transcript lapses by itself with the purge passing every
+    ``purge_interval_seconds``: the period and a day, :data:`BACKSTOP_AFTER_PURGE` at least. Until 2026-12-07 it was
+    2 days whatever the period: with a weekly purge the TTL lapsed first, as before the margin."""
+    return max(BACKSTOP_AFTER_PURGE, math.ceil(purge_interval_seconds) + 24 * 3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +176,10 @@ class Dispatcher:
         claim_seconds: float = CLAIM_SECONDS,
         reader: Reader | None = None,
         late: LateReadings | None = None,
+        purge_interval_seconds: float = 24 * 3600,
     ) -> None:
         self.claim_seconds = claim_seconds
+        self._backstop = backstop_seconds(purge_interval_seconds)  # an ended transcript's TTL beyond its retention
         self.metrics = metrics or Metrics()
         self.store = store
         self.flows = flows
@@ -1208,7 +1218,7 @@ class Dispatcher:
         """Move the conversation (``lifecycle.transition``: IllegalTransition, and nothing changed, when the move
         is not allowed) with the effects of entering its new status."""
         days = self.flows.for_version(conversation.flow_version).flow.retention.closed_days
-        ttl = days * 24 * 3600 + BACKSTOP_AFTER_PURGE
+        ttl = days * 24 * 3600 + self._backstop
         return await lifecycle.transition(conversation, trigger, StatusEffects(self.store, now, ttl))
 
     # ----- outgoing ---------------------------------------------------------------------------------------

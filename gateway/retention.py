@@ -5,7 +5,8 @@ A conversation closed, referred or abandoned more than ``closed_days`` ago (defa
 each), outbox items, timers, queue entry and the de-duplication marks of the young person's messages (they expire
 after 8 days anyway; a shorter ``closed_days`` must not outlive them: named from its transcript and from its own
 list of them, ``marks_of``, since on Redis the transcript's TTL deleted the transcript first until 2026-12-07; it
-now lapses 2 days after the retention: ``dispatcher.BACKSTOP_AFTER_PURGE``) are deleted, and its record is saved
+now lapses the purge's period and a day after the retention, 2 days at least: ``dispatcher.backstop_seconds``) are
+deleted, and its record is saved
 stripped of content and identity: no sender (channel address), engine state (answers), summary, client hash, nor the
 words a risk was read in. What the supervision figures count stays: channel, times (created, queued, taken, closed),
 queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it; ``gateway/console/stats.py``
@@ -16,9 +17,10 @@ its stripped record) leaves it due: the next pass finishes it, its marks forgott
 Each pass also deletes the erased identities kept past the WhatsApp catch-up's window (SQLite's lapsed ``erased``
 rows, ``ErasedStore.forget_lapsed_erased``; Redis's go with their TTL).
 
-Redis also holds the transcript keys with a TTL of ``closed_days`` and 2 days from the end (set when the
-conversation ends, ``Store.expire_transcript``), so that they go even if no purge runs, after the purge's own pass
-has named what they hold; the purge is what strips the record.
+Redis also holds the transcript keys with a TTL of ``closed_days`` and the purge's period and a day (2 days at
+least, ``dispatcher.backstop_seconds``) from the end (set when the conversation ends, ``Store.expire_transcript``),
+so that they go even if no purge runs, after the purge's own pass has named what they hold; the purge is what strips
+the record.
 
 The inbound messages the inbox set aside (``gateway/inbox.py``: a bug on that very message, ten times) hold their
 sender's address and words in no conversation: the purge deletes those set aside ``closed_days`` ago or more.
@@ -147,8 +149,9 @@ class Retention:
     async def _forget_marks(self, conversation_ids: list[str]) -> None:
         """The processed marks of the young people's messages of these conversations (a day's due), named from their
         entries (none read) and from each conversation's own list of them (``marks_of``, kept as long as its last
-        mark: on Redis the transcript's TTL, ``closed_days`` from the end, has always deleted the transcript before
-        the purge comes; until 2026-12-06 a ``closed_days`` under the marks' 8 days left them after the purge),
+        mark: on Redis the transcript's TTL, ``closed_days`` from the end, deleted the transcript before the purge came
+        until 2026-12-07, and still does when the purge stopped longer than its margin; until 2026-12-06 a
+        ``closed_days`` under the marks' 8 days left them after the purge),
         forgotten before any of their contents goes: a purge cut after a content's deletion (a store failure) cannot
         name them again, and the next pass finds the record still due and finishes it. Read without the lock: an
         ended conversation past its retention gets no message. Two reads a conversation and one ``forget_seen`` a

@@ -33,7 +33,8 @@ record is written (with a TTL of a day until its first save) before the address 
 never names a missing record but an ended or expired one, which counts as none.
 
 An ended conversation's transcript (one list holding the entries, and the index of a long one: ``redis_lua``'s
-``_ENTRIES``) gets a TTL of flows.yaml's ``retention.closed_days`` (``expire_transcript``); the daily purge strips
+``_ENTRIES``) gets a TTL of flows.yaml's ``retention.closed_days`` and the purge's period and a day, 2 days at least
+(``expire_transcript``, ``dispatcher.backstop_seconds``); the daily purge strips
 the record (``gateway/retention.py``, ``redis_retention.py``).
 
 The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
