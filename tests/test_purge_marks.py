@@ -11,6 +11,8 @@ The real dispatcher, store and Redis; the TTL set to a second and waited for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -23,7 +25,7 @@ from gateway.ids import inbound_key, seen_digest
 from gateway.messages import ChannelName, Inbound
 from gateway.retention import Retention
 from gateway.settings import Settings
-from gateway.store import open_store
+from gateway.store import Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.conftest import ROOT, AppFactory, Clock
@@ -35,13 +37,21 @@ __all__ = ["redis_url"]  # the fixture used below
 pytestmark = pytest.mark.redis
 
 
-async def test_a_purge_after_the_transcripts_ttl_forgets_the_young_persons_marks(redis_url: str, clock: Clock) -> None:
+@contextlib.asynccontextmanager
+async def on_redis(redis_url: str, clock: Clock) -> AsyncIterator[tuple[Store, FlowSet, Dispatcher]]:
+    """The test's Redis emptied, the store on it, the default flow and the real dispatcher."""
     emptied(redis_url)
     store = await open_store(redis_url, keys=store_keys(redis_url))
     try:
         flows = FlowSet(ROOT / "flows.yaml")
         flows.reload()
-        dispatcher = Dispatcher(store, flows, clock=clock)
+        yield store, flows, Dispatcher(store, flows, clock=clock)
+    finally:
+        await store.close()
+
+
+async def test_a_purge_after_the_transcripts_ttl_forgets_the_young_persons_marks(redis_url: str, clock: Clock) -> None:
+    async with on_redis(redis_url, clock) as (store, flows, dispatcher):
         conversation, inbound = await ended(store, dispatcher, clock, "zoe")
         await store.expire_transcript(conversation.id, 1)  # the backstop's TTL, as at the end of its retention
         deadline = asyncio.get_running_loop().time() + DEADLINE
@@ -55,8 +65,6 @@ async def test_a_purge_after_the_transcripts_ttl_forgets_the_young_persons_marks
 
         assert purged.conversations == 1
         assert seen_digest(inbound_key(inbound)) not in await store.seen_keys()
-    finally:
-        await store.close()
 
 
 async def test_the_transcripts_ttl_lapses_after_the_daily_purge_not_before_it(redis_url: str, clock: Clock) -> None:
@@ -64,16 +72,10 @@ async def test_the_transcripts_ttl_lapses_after_the_daily_purge_not_before_it(re
     one more: the daily purge finds the transcript and forgets the replies' provider-id index entries it names
     (``hg:p:…``: a reply's id pointing at the conversation for up to 31 days otherwise) and the messages' marks.
     Until 2026-12-07 the TTL was ``closed_days`` to the second: it always lapsed before the purge's pass."""
-    emptied(redis_url)
-    store = await open_store(redis_url, keys=store_keys(redis_url))
-    try:
-        flows = FlowSet(ROOT / "flows.yaml")
-        flows.reload()
-        ttl = await ended_ttl(redis_url, Dispatcher(store, flows, clock=clock), clock)
+    async with on_redis(redis_url, clock) as (_, flows, dispatcher):
+        ttl = await ended_ttl(redis_url, dispatcher, clock)
         days = flows.engine().flow.retention.closed_days
         assert days * 86_400 + 86_400 < ttl <= days * 86_400 + BACKSTOP_AFTER_PURGE  # before: days * 86,400
-    finally:
-        await store.close()
 
 
 async def test_the_transcripts_ttl_outlasts_a_purge_interval_longer_than_a_day(
