@@ -43,7 +43,8 @@ BOUND = 30.0  # seconds for a wait on a condition: a safety net on a busy machin
 # the alert checks poll every 10 s, the notices every 1.5 s here, the others every 0.05 s or wait on the events)
 PARTS = ("inbox", "outbox", "timers", "alerts", "notices", "console-sessions", "webchat_forwarding",
          "console_forwarding", "presence", "presence_beat", "typing")  # fmt: skip
-RESTARTED = ("presence", "typing", "notices", "console-sessions")  # the supervisor's workers a StoreError stops
+RESTARTED = ("presence", "typing", "console-sessions")  # the supervisor's workers a StoreError stops
+WAITING = ("notices",)  # workers that wait for the store, the outage counted under their part (since 2026-12-07)
 
 
 @pytest.fixture
@@ -179,6 +180,7 @@ async def test_every_part_notices_a_silent_path_within_its_bounds_and_says_so(
             assert answer.status == 503 and body["store"] == "unreachable", body
             assert {"webchat_forwarding", "console_forwarding"} <= set(body.get("store_waiting", [])), body
             assert all(restarts(one, worker) for worker in RESTARTED), {w: restarts(one, w) for w in RESTARTED}
+            assert not any(restarts(one, worker) for worker in WAITING), {w: restarts(one, w) for w in WAITING}
             said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
             assert any(m.startswith("alert: the store is unreachable") and "met TimeoutError" in m for m in said), said
             proxy.resume(forget=True)
