@@ -123,7 +123,7 @@ from gateway.inbox import sender_key  # noqa: E402
 from gateway.keyed import KeyedHash  # noqa: E402
 from gateway.messages import ChannelName, Inbound  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
-from gateway.testing import stop_gently, store_keys  # noqa: E402
+from gateway.testing import named_by_provider, stop_gently, store_keys  # noqa: E402
 
 REDELIVER_AFTER = 1.0
 # s before a kill or a Redis outage (and after the outage: the pool reconnecting) in which a send accepted by the
@@ -638,6 +638,7 @@ async def audit(
             for copy in provider.copies:
                 first[copy.provider_id] = min(first.get(copy.provider_id, copy.at), copy.at)
         wall = time.time() - time.monotonic()  # the entries' times are the gateways' wall clocks, this machine's
+        named = named_by_provider(store, first)  # Redis's entries give back each id's digest
         senders: set[tuple[ChannelName, str]] = set()
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
@@ -656,13 +657,14 @@ async def audit(
                     result.stray_users += entry.id not in expected
                 elif entry.author in (Author.BOT, Author.LISTENER):
                     result.replies_failed += entry.delivery is Delivery.FAILED
-                    if entry.provider_message_id is not None:
-                        recorded.add(entry.provider_message_id)
-                        deliveries[entry.provider_message_id] = entry.delivery.value
+                    pid = named.get(entry.provider_message_id or "", entry.provider_message_id)
+                    if pid is not None:
+                        recorded.add(pid)
+                        deliveries[pid] = entry.delivery.value
                     if entry.delivery in (Delivery.SENT, Delivery.DELIVERED, Delivery.READ):
-                        result.lost += entry.provider_message_id not in accepted[conversation.channel]
-                    if entry.provider_message_id in first:
-                        at = first[entry.provider_message_id]
+                        result.lost += pid not in accepted[conversation.channel]
+                    if pid in first:
+                        at = first[pid]
                         result.waits.append((at + wall - entry.at.timestamp(), at))
         for provider in providers:
             result = results[provider.channel]

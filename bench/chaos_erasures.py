@@ -52,7 +52,7 @@ from gateway.ids import inbound_entry_id, inbound_key, seen_digest
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
-from gateway.testing import DATA_KEY
+from gateway.testing import DATA_KEY, named_by_provider
 
 ERASE_SLOT = 800  # an eraser's slot in its address: apart from the load's and the floods'
 ERASE_INDEX = 2000  # an eraser's message index (Messenger's mid): apart from the walks'
@@ -335,12 +335,13 @@ async def audit_erasures(erasures: Erasures) -> ErasureAudit:
                 continue
             survivors = await store.conversations_of(case.channel, case.sender, EPOCH, FAR, 100)
             recorded: set[str] = set()
+            named = named_by_provider(store, (c.provider_id for c in erasures.fakes[case.channel].copies))
             for conversation in survivors:
                 for entry in await store.transcript(conversation.id):
                     if entry.author is Author.USER:
                         result.brought_back += entry.id in case.before
-                    elif entry.provider_message_id is not None:
-                        recorded.add(entry.provider_message_id)
+                    elif entry.provider_message_id is not None:  # Redis's entries give back each id's digest
+                        recorded.add(named.get(entry.provider_message_id, entry.provider_message_id))
             names = {f"id {i}": i for i in case.ids} | {f"mark {m}": m for m in case.marks}
             if not survivors:
                 gate = keyed.sender(case.channel.value, case.sender)

@@ -708,7 +708,7 @@ async def waits(load: Load, store_url: str, since: float) -> str:
     while replies to their sender's earlier messages were still going out (the outbox sends a conversation's replies
     one after the other), with how long after processing the last of those reached the fake (p50 / p99)."""
     from gateway.store import Author, open_store
-    from gateway.testing import store_keys
+    from gateway.testing import named_by_provider, store_keys
 
     offset = time.time() - time.perf_counter()  # perf_counter → wall clock (the entries' times)
     mine = {mid: t for mid, t in load.timeline.items() if t.due >= since and t.written and t.acked}
@@ -716,6 +716,9 @@ async def waits(load: Load, store_url: str, since: float) -> str:
     replied: dict[str, float] = {}  # … → when the fake received its first reply
     earlier: dict[str, float] = {}  # … → when the fake received the last reply to its sender's earlier messages
     store = await open_store(store_url, keys=store_keys(store_url))
+    received = {
+        kept: load.provider.received_at[p] for kept, p in named_by_provider(store, load.provider.received_at).items()
+    }
     try:
         senders = {t.sender for t in mine.values()}
         for conversation in await store.list_conversations(datetime.now(UTC) - timedelta(hours=1),
@@ -726,10 +729,10 @@ async def waits(load: Load, store_url: str, since: float) -> str:
             for entry in await store.transcript(conversation.id):
                 if entry.author == Author.USER:
                     current, began[entry.id], earlier[entry.id] = entry.id, entry.at.timestamp() - offset, last
-                elif entry.provider_message_id in load.provider.received_at:
-                    last = max(last, load.provider.received_at[entry.provider_message_id])
+                elif entry.provider_message_id in received:  # as the store gives it back (Redis: its digest)
+                    last = max(last, received[entry.provider_message_id])
                     if current and current not in replied:
-                        replied[current] = load.provider.received_at[entry.provider_message_id]
+                        replied[current] = received[entry.provider_message_id]
     finally:
         await store.close()
     stages: dict[str, list[tuple[float, ...]]] = {"inline": [], "inbox": []}

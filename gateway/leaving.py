@@ -57,7 +57,7 @@ from gateway.store import (
     TimerKind,
     TimerStore,
     TranscriptStore,
-    provider_ids,
+    holds_provider_id,
 )
 
 Leaving = Literal["quick_exit", "ended", "gone", "blocked"]
@@ -419,7 +419,7 @@ async def _stale_refusal(store: LeavingRoles, conversation_id: str, provider_mes
         return f"a message of another conversation ({entry.conversation_id})"
     transcript = await store.transcript(conversation_id)
     if entry is None:
-        entry = next((e for e in transcript if provider_message_id in provider_ids(e.provider_message_id)), None)
+        entry = next((e for e in transcript if holds_provider_id(e.provider_message_id, provider_message_id)), None)
     if entry is None:
         return "a message found nowhere (an erased or purged conversation's, or a send not recorded yet)"
     lifted = [e.at for e in transcript if e.system and e.system.code == "left.unblocked"]

@@ -51,6 +51,8 @@ from twilio.request_validator import RequestValidator
 
 from gateway.crypto import DataKeys
 from gateway.settings import Settings
+from gateway.store import provider_digests
+from gateway.store.redis import RedisStore
 
 PAGE_ID = "106000000000001"
 ACCOUNT_SID = "AC" + "0" * 32
@@ -63,6 +65,18 @@ SECRET_KEY = "test-secret-key-0123456789"  # GATEWAY_SECRET_KEY of the tests: ke
 def store_keys(url: str) -> DataKeys:
     """The data keys of a store that a test opens beside its gateways: the tests' GATEWAY_DATA_KEY, as theirs."""
     return DataKeys.from_settings(Settings(store=url, data_key=DATA_KEY, secret_key=SECRET_KEY))
+
+
+def kept_provider_id(store: object, provider_message_id: str) -> str:
+    """A provider id (a reply's parts' ids) as ``store``'s entries give it back: on Redis each id's digest (since
+    2026-12-07, ``store.provider_digests``: its entries' heads keep no id), on SQLite the ids whole."""
+    return provider_digests(provider_message_id) if isinstance(store, RedisStore) else provider_message_id
+
+
+def named_by_provider(store: object, provider_ids: Iterable[str]) -> dict[str, str]:
+    """Each of ``provider_ids`` (ids a fake provider answered) by the form ``store``'s entries give it back in
+    (:func:`kept_provider_id`): an entry read back, named by the id its provider gave."""
+    return {kept_provider_id(store, p): p for p in provider_ids}
 
 
 _ids = itertools.count(1)
@@ -326,6 +340,7 @@ class FakeGraphAPI(FakeAPI):
     def __init__(self) -> None:
         super().__init__()
         self.without_ids = False  # set: a send is accepted (200) with no ``message_id`` (the gateway keeps none)
+        self.answered: list[str] = []  # the ``message_id`` of each send accepted, in order
         self.app.router.add_post("/me/messages", self._messages)
         self.app.router.add_post("/{version}/me/messages", self._messages)
 
@@ -345,7 +360,8 @@ class FakeGraphAPI(FakeAPI):
         recipient = body.get("recipient", {}).get("id")
         if "sender_action" in body or self.without_ids:
             return web.json_response({"recipient_id": recipient})
-        return web.json_response({"recipient_id": recipient, "message_id": f"m_fake_{_next_id()}"})
+        self.answered.append(f"m_fake_{_next_id()}")
+        return web.json_response({"recipient_id": recipient, "message_id": self.answered[-1]})
 
 
 class FakeTwilioAPI(FakeAPI):

@@ -21,7 +21,14 @@ from gateway.app import STORE
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import Author, Delivery, TranscriptEntry
-from gateway.testing import messenger_body, messenger_delivery, messenger_read, signed_messenger
+from gateway.testing import (
+    FakeGraphAPI,
+    messenger_body,
+    messenger_delivery,
+    messenger_read,
+    named_by_provider,
+    signed_messenger,
+)
 from tests.conftest import AppFactory
 from tests.e2e.channel_support import Client
 from tests.redis_messenger import SECRET, messenger_on_redis, post_message
@@ -107,7 +114,7 @@ async def post(client: Client, event: dict[str, object]) -> int:
 
 
 async def test_a_delivery_found_before_a_read_on_another_instance_never_takes_the_reply_back(
-    make_client: AppFactory, messenger_on_redis: Settings, proxy: HoldingProxy
+    make_client: AppFactory, messenger_on_redis: Settings, proxy: HoldingProxy, graph: FakeGraphAPI
 ) -> None:
     # Its answers held while the other instance records the read: for as long as that takes on a busy machine, not
     # cut at the default 5 s socket timeout (the hold ran into it when the waits below were bounded by 4 s each).
@@ -122,10 +129,10 @@ async def test_a_delivery_found_before_a_read_on_another_instance_never_takes_th
     await until(all_sent, "the bot's replies were never recorded sent")
     reply = (await replies(other))[-1]
     assert reply.provider_message_id is not None
-    mid = reply.provider_message_id
+    mid = named_by_provider(other.app[STORE], graph.answered)[reply.provider_message_id]  # its entry keeps a digest
     watermark = int(reply.at.timestamp() * 1000) + 1000  # read after the reply was sent
 
-    proxy.hold_on = mid.encode()  # the slow instance's answers held from the reply found by its id
+    proxy.hold_on = reply.provider_message_id.encode()  # the slow instance's answers held from the reply found
     delivery = asyncio.create_task(post(slow, messenger_delivery(PSID, [mid], watermark)))
 
     async def found_by_the_slow_one() -> bool:

@@ -36,6 +36,8 @@ Delivery guarantees the dispatcher and the outbox rely on:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -178,6 +180,29 @@ def _part(token: str) -> tuple[str, str]:
     return (token[:-2], token[-1]) if len(token) > 2 and token[-2] == "~" else (token, "")
 
 
+DIGEST_MARK = "#"  # begins a provider id's digest (:func:`provider_digest`): no provider's id begins so
+
+
+def provider_digest(provider_id: str) -> str:
+    """A provider id as a store may keep it on its entry (Redis, since 2026-12-07): ``#`` and the URL-safe base64 of
+    its SHA-256's first 12 bytes, 17 characters where a Messenger mid has some 88 (the digest of its day index's
+    field, ``redis_providers``). Two ids of one conversation sharing a digest: some 1 in 10^25."""
+    digest = hashlib.sha256(provider_id.encode()).digest()[:12]
+    return DIGEST_MARK + base64.urlsafe_b64encode(digest).decode()
+
+
+def provider_digests(provider_message_id: str | None) -> str:
+    """An entry's ``provider_message_id`` with each id (each part's) as its :func:`provider_digest`; "" for none."""
+    return PART_SEPARATOR.join(provider_digest(p) for p in provider_ids(provider_message_id))
+
+
+def holds_provider_id(provider_message_id: str | None, provider_id: str) -> bool:
+    """Whether an entry read from the store names ``provider_id`` (one of its parts', of a reply in parts): whole
+    (SQLite, and Redis's entries written before 2026-12-07) or as its digest (Redis's since)."""
+    held = provider_ids(provider_message_id)
+    return provider_id in held or provider_digest(provider_id) in held
+
+
 def in_parts(provider_message_id: str | None) -> bool:
     """Whether an entry's ``provider_message_id`` is a reply's sent in parts (entries of one part: one id)."""
     return provider_message_id is not None and PART_SEPARATOR in provider_message_id
@@ -252,7 +277,7 @@ class TranscriptEntry:
     choices: tuple[Choice, ...] = ()
     attachments: tuple[Attachment, ...] = field(default=(), repr=False)
     delivery: Delivery = Delivery.PENDING
-    provider_message_id: str | None = None
+    provider_message_id: str | None = None  # on Redis since 2026-12-07 each id's digest: ``holds_provider_id``
     flag: RiskFlag | None = None  # a young person's message in which a risk was read
     system: SystemText | None = None  # a server-written entry (author system): worded in the console's language
 

@@ -114,6 +114,8 @@ from gateway.store import (
     TranscriptEntry,
     furthest,
     in_parts,
+    provider_digest,
+    provider_digests,
     provider_ids,
     redis_providers,
     redis_reseal,
@@ -1088,10 +1090,11 @@ class RedisStore:
     @_holdable
     async def append_transcript(self, entry: TranscriptEntry) -> None:
         """The shared text (if any), then the entry in its conversation's transcript (written once), then its
-        provider id in the day's index: nothing ever points to what was not written."""
+        provider id in the day's index: nothing ever points to what was not written. The head keeps the provider id's
+        digest (``provider_digest``), never the id."""
         pmid = entry.provider_message_id or ""
         shared = self._texts.reference(entry)
-        head = f"{entry.id}\n{_DELIVERY_CODES[entry.delivery]}{pmid}\n".encode()
+        head = f"{entry.id}\n{_DELIVERY_CODES[entry.delivery]}{provider_digests(pmid)}\n".encode()
         # the list is the conversation's: its id is not repeated in each entry (an entry moved here keeps it)
         value = head + self._keys.seal("entry", encode_entry_data(entry, shared, conversation_id=""))
 
@@ -1128,7 +1131,7 @@ class RedisStore:
     async def set_delivery(
         self, conversation_id: str, entry_id: str, delivery: Delivery, provider_message_id: str | None = None
     ) -> bool:
-        args = [entry_id, _DELIVERY_CODES[delivery], provider_message_id or ""]
+        args = [entry_id, _DELIVERY_CODES[delivery], provider_digests(provider_message_id)]
         async with ordered(self._redis) as pipe:
             _eval(pipe, "set_delivery", K.transcript_keys(conversation_id), args)
             for provider_id in provider_ids(provider_message_id):  # indexed even if the entry is gone: it names
@@ -1147,8 +1150,8 @@ class RedisStore:
         self, conversation_id: str, entry_id: str, provider_message_id: str, delivery: Delivery
     ) -> Delivery | None:
         """One script of the conversation's slot (``advance_part``): the entry's status, and its parts', read and
-        changed together."""
-        args = [entry_id, _DELIVERY_CODES[delivery], provider_message_id]
+        changed together. The part is found by the id or its digest (a head written before 2026-12-07 holds ids)."""
+        args = [entry_id, _DELIVERY_CODES[delivery], provider_message_id, provider_digest(provider_message_id)]
         shown = await self._script("advance_part", K.transcript_keys(conversation_id), args)
         return _DELIVERIES.get(_text(shown)) if isinstance(shown, bytes | str) else None
 
@@ -1207,13 +1210,15 @@ class RedisStore:
     @_guarded
     async def find_by_provider_id(self, provider_message_id: str) -> TranscriptEntry | None:
         """The conversation from the provider id's day indexes (``redis_providers.py``), then the entry of its
-        transcript whose head holds the id (read from the end: not the whole transcript)."""
+        transcript whose head holds the id's digest, or the id (written before 2026-12-07), read from the end: not the
+        whole transcript."""
         async with self._redis.pipeline(transaction=False) as pipe:
             redis_providers.find(pipe, provider_message_id)
             found = next((_text(v) for v in await pipe.execute() if v is not None), None)
         if found is None:
             return None
-        value = await self._script("entry_by_provider", [K.transcript(found)], [provider_message_id])
+        args = [provider_message_id, provider_digest(provider_message_id)]
+        value = await self._script("entry_by_provider", [K.transcript(found)], args)
         if not value:
             return None
         shared = self._texts.get
@@ -1915,7 +1920,8 @@ class RedisStore:
                 *line_keys, K.items_listed(conversation_id), K.kept_watermark(conversation_id)]  # fmt: skip
         args = [int(SENT_OUTBOX_KEPT.total_seconds()), provider_id, _fence(lease), item_id,
                 redis_providers.field(provider_id), conversation_id, redis_providers.expiry(day),
-                line_args[3], _DELIVERY_CODES[receipt] if receipt else "", answered]  # fmt: skip
+                line_args[3], _DELIVERY_CODES[receipt] if receipt else "", answered,
+                provider_digest(provider_id)]  # fmt: skip
         if told is not None:
             args += [_channel(told), dumps(encode(told))]
         found = await self._script("outbox_sent", keys, args)
@@ -1948,8 +1954,8 @@ class RedisStore:
         provider_id = value if field == "pmid" else ""
         keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id),
                 K.items_listed(conversation_id), K.kept_watermark(conversation_id)]  # fmt: skip
-        args = [str(status), field, value, kept, provider_id, _DELIVERY_CODES[delivery], _fence(lease), item_id,
-                answered]  # fmt: skip
+        args = [str(status), field, value, kept, provider_digests(provider_id), _DELIVERY_CODES[delivery],
+                _fence(lease), item_id, answered]  # fmt: skip
         found = await self._script("outbox_resolve", keys, args)
         if found is None:
             return False
@@ -2704,7 +2710,8 @@ class _LockedActive:
 def _entry(
     conversation_id: str, value: str, keys: DataKeys, shared: Callable[[str], SharedText] | None = None
 ) -> TranscriptEntry:
-    """An element of a transcript: ``<id>\\n<delivery code><provider id>\\n<sealed data>``."""
+    """An element of a transcript: ``<id>\\n<delivery code><provider id>\\n<sealed data>`` (its provider id read
+    back as its head keeps it: the digest since 2026-12-07, ``store.holds_provider_id``)."""
     entry_id, _, rest = value.partition("\n")
     head, _, data = rest.partition("\n")
     delivery = _DELIVERIES.get(head[:1], Delivery.PENDING) if head else None  # a newer version's code: PENDING

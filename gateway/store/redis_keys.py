@@ -58,7 +58,11 @@ KEPT_RECEIPTS = PREFIX + "{rk}:kept"  # the provider ids of the receipts kept, s
 def kept_receipt(provider_message_id: str) -> str:
     """A receipt that came before its send's record (``RedisStore.keep_receipt``): ``hg:rk:<digest of the provider
     id>``, used alone, with a TTL; the id itself is never in a key name."""
-    digest = hashlib.sha256(provider_message_id.encode()).digest()[:12]
+    return kept_receipt_of(hashlib.sha256(provider_message_id.encode()).digest()[:12])
+
+
+def kept_receipt_of(digest: bytes) -> str:
+    """:func:`kept_receipt` from the id's digest (``redis_providers.held_digest``: an entry's head holds no more)."""
     return key("rk", base64.urlsafe_b64encode(digest).decode())
 
 

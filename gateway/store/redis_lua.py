@@ -15,7 +15,8 @@ UNREAD_MADE = "#"  # the member marking a set of replies awaiting a read receipt
 
 # Fragments shared by several scripts (``local`` functions at the head of the script that uses them).
 
-# A transcript is a list of its entries themselves, each "<id>\n<delivery code><provider id>\n<sealed data>": the
+# A transcript is a list of its entries themselves, each "<id>\n<delivery code><provider id>\n<sealed data>" (the
+# provider id as its digest since 2026-12-07, ``store.provider_digest``: "#" and 16 characters; whole before): the
 # head changes (LSET), the data stays; entries are only ever added at its end. A transcript of ``INDEXED_FROM``
 # entries or more has an index beside it (a hash, same slot: entry id -> its place in the list, and '#' ->
 # how many entries it indexes), so that finding, adding or changing one entry costs the same at 40 entries and at
@@ -344,8 +345,9 @@ return found
 """
 )
 
-# KEYS: the conversation's transcript. ARGV: a provider id. The entry whose head holds it, or false: read from the end
-# ``INDEXED_FROM`` entries at a time (a receipt concerns a recent message: it costs the distance from the end).
+# KEYS: the conversation's transcript. ARGV: a provider id, its digest. The entry whose head holds either (the digest;
+# the id, written before 2026-12-07), or false: read from the end ``INDEXED_FROM`` entries at a time (a receipt
+# concerns a recent message: it costs the distance from the end).
 _ENTRY_BY_PROVIDER = (
     _ENTRIES
     + """
@@ -357,10 +359,11 @@ while stop >= 0 do
     local v = entries[i]
     local nl = string.find(v, '\\n', 1, true)
     local pmid = string.sub(v, nl + 2, string.find(v, '\\n', nl + 1, true) - 1)
-    if pmid == ARGV[1] then return v end
+    if pmid == ARGV[2] or pmid == ARGV[1] then return v end
     if string.find(pmid, ' ', 1, true) then  -- a reply in parts: "<id>[~<code>] <id>[~<code>] …"
       for token in string.gmatch(pmid, '[^ ]+') do
-        if part_id(token) == ARGV[1] then return v end
+        local pid = part_id(token)
+        if pid == ARGV[2] or pid == ARGV[1] then return v end
       end
     end
   end
@@ -392,7 +395,8 @@ return set_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], '')
 """
 )
 
-# KEYS: as ``_SET_DELIVERY``'s. ARGV: entry id, delivery code, the provider id the receipt names. An entry of one
+# KEYS: as ``_SET_DELIVERY``'s. ARGV: entry id, delivery code, the provider id the receipt names, its digest (the
+# part found by either: ``_ENTRY_BY_PROVIDER``; each part's kept as it was written). An entry of one
 # provider id: as ``_ADVANCE_DELIVERY``. A reply sent in parts (its head's ids "<id>[~<code>] <id>[~<code>] …", a part
 # without a code only sent): that part's code goes forward (a failure final), and the entry shows the worst part's
 # ('f' if one failed, else the least far), never back from what it showed. The code shown when it changed, else 0.
@@ -415,7 +419,7 @@ local failed = false
 for token in string.gmatch(pmid, '[^ ]+') do
   local pid, c = part_id(token)
   if (rank[c] or 0) < 1 then c = 's' end
-  if pid == ARGV[3] then
+  if pid == ARGV[4] or pid == ARGV[3] then
     found = true
     if c ~= 'f' and rank[ARGV[2]] > rank[c] then c = ARGV[2] end
   end
@@ -971,12 +975,12 @@ return redis.call('HGET', KEYS[1], 'conv')
 )
 
 # KEYS: item, its conversation's transcript, its index, its unread set, its listed items (``_LISTED``: an item kept
-# joins them), its kept watermark. ARGV: status, field or '', value, seconds kept,
-# provider id or '', the delivery's code, the lease end the caller holds (µs) or '', the item's id, when the
-# provider's answer came (µs) or ''. The transcript entry of the same id shows the result in the same step (never
-# sent but shown pending), a sent one with a watermark kept for it when it applies (``_WATERMARKS``: the code then
-# shown is the answer instead of 1). A sent item keeps
-# no payload (the transcript has the text): what is left tells it was sent, until it expires; it is deleted at once
+# joins them), its kept watermark. ARGV: status, field or '', value, seconds kept, the provider id's digest (each
+# part's: what the entry's head keeps, ``_ENTRIES``) or '', the delivery's code, the lease end the caller holds (µs)
+# or '', the item's id, when the provider's answer came (µs) or ''. The transcript entry of the same id shows the
+# result in the same step (never sent but shown pending), a sent one with a watermark kept for it when it applies
+# (``_WATERMARKS``: the code then shown is the answer instead of 1). A sent item keeps no payload (the transcript
+# has the text): what is left tells it was sent, until it expires; it is deleted at once
 # when its entry records the send with a provider id (the entry then tells a retry), kept when the send gave none
 # (its lease's end, ``next_us``, then tells a retry: until 2026-12-02 it was deleted too, and the retry of a record
 # whose answer was lost was refused as another worker's, the run's next replies left to their lease). Returns 1, 2
@@ -1048,8 +1052,9 @@ return answer
 # kept watermark (``_WATERMARKS``, applied after the kept receipt). ARGV: seconds kept, provider id, the lease end the
 # caller holds (µs) or '', the item's id, the index's field, the conversation, the index's expiry (s since the epoch),
 # '' or the lease end (µs) under which the caller holds the line's next item, '' or the code of a receipt the caller
-# read itself (applied as one kept), when the provider's answer came (µs) or '', then optionally a channel and an
-# event: published once the send is recorded, when the entry shows it sent ('s'; ``RedisStore._sent_taking_kept``).
+# read itself (applied as one kept), when the provider's answer came (µs) or '', the provider id's digest (what the
+# entry's head keeps: ``_ENTRIES``), then optionally a channel and an event: published once the send is recorded,
+# when the entry shows it sent ('s'; ``RedisStore._sent_taking_kept``).
 # Returns the code the entry shows ({1, code, 1 when the event was published else 0}; {2, code, 0} when recorded so
 # already under this lease: a retry whose first try ran, its answer lost), or false when not held.
 _OUTBOX_SENT = (
@@ -1070,7 +1075,7 @@ if not held(KEYS[1], ARGV[3]) then
   else  -- dropped: its entry records the send, and its provider id tells whose
     local at, v = find_entry(KEYS[2], KEYS[3], ARGV[4])
     if not at or string.sub(v, #ARGV[4] + 2, #ARGV[4] + 2) == 'p' then return false end
-    if part_ids(string.sub(v, #ARGV[4] + 3, string.find(v, '\\n', #ARGV[4] + 2, true) - 1)) ~= ARGV[2] then
+    if part_ids(string.sub(v, #ARGV[4] + 3, string.find(v, '\\n', #ARGV[4] + 2, true) - 1)) ~= ARGV[11] then
       return false
     end
     code = string.sub(v, #ARGV[4] + 2, #ARGV[4] + 2)
@@ -1083,7 +1088,7 @@ else
     if RANK[c] and RANK[c] > RANK[code] then code = c end
   end
   code = watermarked(KEYS[12], KEYS[4], ARGV[4], code, ARGV[10])
-  if set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[4], code, ARGV[2]) == 1 then
+  if set_delivery(KEYS[2], KEYS[3], KEYS[4], ARGV[4], code, ARGV[11]) == 1 then
     answered_by(KEYS[4], ARGV[4], code, ARGV[10])
     redis.call('DEL', KEYS[1])  -- its transcript entry records the send: the mark ``outbox_put`` reads
   else  -- no entry (a notice's item): what is left of it tells it was sent, until it expires
@@ -1106,8 +1111,8 @@ redis.call('EXPIREAT', KEYS[7], ARGV[7])
 redis.call('ZREM', KEYS[8], ARGV[4])
 redis.call('ZREM', KEYS[10], ARGV[6] .. ' ' .. ARGV[4])
 rehead(KEYS[9], KEYS[8], ARGV[6], false, ARGV[8] ~= '' and ARGV[8] or nil)
-if answer == 1 and code == 's' and ARGV[11] then
-  redis.call('PUBLISH', ARGV[11], ARGV[12])
+if answer == 1 and code == 's' and ARGV[12] then
+  redis.call('PUBLISH', ARGV[12], ARGV[13])
   return {answer, code, 1}
 end
 return {answer, code, 0}

@@ -87,13 +87,15 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
         await _list_claims(client)
     items, held = await _items_found(client, items)
     providers += [p for p in held if p not in providers]
+    kept = await _kept_listed(client, providers) if providers else []
     content = [*items, *(K.outbox_item(conversation_id, i) for i in pending), *uploads]
     async with ordered(client) as pipe:
         if providers:  # before the items: a notice's send's provider id is on its item only, read again after a cut
             redis_providers.forget(pipe, providers)
-            for provider_id in providers:  # receipts kept for its sends, their take still to come
-                pipe.delete(K.kept_receipt(provider_id))
-            pipe.zrem(K.KEPT_RECEIPTS, *providers)
+            for digest in map(redis_providers.held_digest, providers):  # receipts kept for its sends, their take
+                pipe.delete(K.kept_receipt_of(digest))  # still to come
+            if kept:
+                pipe.zrem(K.KEPT_RECEIPTS, *kept)
         for name in content:
             pipe.delete(name)
         pipe.delete(K.uploads(conversation_id), K.items_listed(conversation_id))  # after them: a cut before lists them
@@ -167,6 +169,15 @@ async def _list_uploads(client: Redis) -> None:
         if slash:
             await client.sadd(K.uploads(conversation_id), key)
     await client.set(K.UPLOADS_MADE, 1)
+
+
+async def _kept_listed(client: Redis, providers: list[str]) -> list[str]:
+    """The ids of ``providers`` (as the store holds them: an entry's head keeps a digest) listed among the receipts
+    kept (``K.KEPT_RECEIPTS``: whole ids): one read of that list, nearly always empty (a receipt that came before its
+    send's record, taken by it or lapsed within minutes)."""
+    wanted = {redis_providers.held_digest(p) for p in providers}
+    listed: list[Any] = await client.zrange(K.KEPT_RECEIPTS, 0, -1)
+    return [p for p in map(_text, listed) if redis_providers.held_digest(p) in wanted]
 
 
 async def _items_found(client: Redis, items: list[str]) -> tuple[list[str], list[str]]:

@@ -43,7 +43,7 @@ from gateway.store import (
     TranscriptEntry,
     open_store,
 )
-from gateway.testing import store_keys
+from gateway.testing import kept_provider_id, store_keys
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 TG = ChannelName.TELEGRAM
@@ -197,7 +197,7 @@ async def test_delivery_status_and_provider_receipts(store: Store) -> None:
     assert await store.set_delivery("c1", "c1-e1", Delivery.READ)
     found = await store.find_by_provider_id("wamid.1")
     assert found is not None and found.id == "c1-e1"
-    assert found.delivery is Delivery.READ and found.provider_message_id == "wamid.1"
+    assert found.delivery is Delivery.READ and found.provider_message_id == kept_provider_id(store, "wamid.1")
     assert [e.delivery for e in await store.transcript("c1")] == [Delivery.READ, Delivery.PENDING]
     assert not await store.set_delivery("c1", "missing", Delivery.FAILED)
     assert await store.find_by_provider_id("wamid.unknown") is None
@@ -213,7 +213,8 @@ async def test_a_receipt_advances_a_delivery_never_back(store: Store) -> None:
     assert not await store.advance_delivery("c1", "c1-e1", Delivery.SENT)
     assert not await store.advance_delivery("c1", "c1-e1", Delivery.READ)
     found = await store.find_by_provider_id("wamid.1")
-    assert found is not None and found.delivery is Delivery.READ and found.provider_message_id == "wamid.1"
+    assert found is not None and found.delivery is Delivery.READ
+    assert found.provider_message_id == kept_provider_id(store, "wamid.1")
     assert await store.advance_delivery("c1", "c1-e1", Delivery.FAILED)  # a failure is always told
     assert not await store.advance_delivery("c1", "c1-e1", Delivery.READ)
     assert [e.delivery for e in await store.transcript("c1")] == [Delivery.FAILED]
@@ -234,10 +235,11 @@ async def test_a_flag_read_late_is_kept_on_its_entry_the_same_twice_never_over_a
         assert await store.flag_entry("c1", item.id, late)
     for conversation_id, entry_id in (("c1", bot.id), ("c1", note.id), ("c1", "missing"), ("c2", words.id)):
         assert not await store.flag_entry(conversation_id, entry_id, late)  # not a young person's, or not there
-    flagged = [replace(words, flag=late), replace(pictured, flag=late), keywords, bot, note]
+    kept = replace(words, provider_message_id=kept_provider_id(store, "wamid.9"))  # as the store gives it back
+    flagged = [replace(kept, flag=late), replace(pictured, flag=late), keywords, bot, note]
     assert await store.transcript("c1") == flagged  # the keywords' 1.0 stays: never a weaker flag over it
     assert await store.set_delivery("c1", words.id, Delivery.READ)  # its head still answers receipts
-    assert await store.find_by_provider_id("wamid.9") == replace(words, flag=late, delivery=Delivery.READ)
+    assert await store.find_by_provider_id("wamid.9") == replace(kept, flag=late, delivery=Delivery.READ)
     assert await store.flag_entry("c1", words.id, stronger) and await store.flag_entry("c1", words.id, late)
     assert [e.flag for e in await store.transcript("c1")][:2] == [stronger, late]
     assert [e.flag for e in await store.transcript("c2")] == [None]
@@ -736,7 +738,7 @@ async def test_the_outbox_result_shows_on_the_transcript_entry_in_the_same_step(
     assert not await store.outbox_mark_sent("c1", "c1-e1", "m.again")  # recorded once: never sent again
     assert await store.outbox_mark_failed("c1", "c1-e2", "refused")
     sent, failed = await store.transcript("c1")
-    assert (sent.delivery, sent.provider_message_id) == (Delivery.SENT, "m.sent")
+    assert (sent.delivery, sent.provider_message_id) == (Delivery.SENT, kept_provider_id(store, "m.sent"))
     assert failed.delivery is Delivery.FAILED
     found = await store.find_by_provider_id("m.sent")
     assert found is not None and found.id == "c1-e1"

@@ -22,6 +22,7 @@ from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Outbound, Receipt
 from gateway.outbox import KEPT_GRACE, Outbox, OutboxRoles
 from gateway.store import Author, Delivery, Store, TranscriptEntry
+from gateway.testing import kept_provider_id
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
@@ -151,7 +152,7 @@ async def test_a_send_recorded_with_its_kept_receipt_shows_it_in_the_same_step(s
         conversation_id = await reply(store, f"r{n}")
         assert await store.outbox_mark_sent(conversation_id, f"r{n}", f"SMr{n}", receipt=kept)
         found = next(e for e in await store.transcript(conversation_id) if e.id == f"r{n}")
-        assert (found.delivery, found.provider_message_id) == (shown, f"SMr{n}")
+        assert (found.delivery, found.provider_message_id) == (shown, kept_provider_id(store, f"SMr{n}"))
         assert await store.find_by_provider_id(f"SMr{n}") is not None
 
 

@@ -15,6 +15,7 @@ from gateway.messages import ChannelName
 from gateway.store import Author, Delivery, OutboxItem, Store, TranscriptEntry
 from gateway.store import redis_keys as K
 from gateway.store.redis_lua import INDEXED_FROM
+from gateway.testing import kept_provider_id
 from tests.loop_gaps import longest_hold
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
@@ -56,9 +57,12 @@ async def test_a_long_transcripts_deliveries_and_flags_reach_the_entry_named(sto
     assert not await store.flag_entry(conversation_id, "nothing", FLAG)
 
     entries = {e.id: e for e in await store.transcript(conversation_id)}
-    assert (entries["e0001"].delivery, entries["e0001"].provider_message_id) == (Delivery.READ, "pm-early")
+    assert (entries["e0001"].delivery, entries["e0001"].provider_message_id) == (
+        Delivery.READ,
+        kept_provider_id(store, "pm-early"),
+    )
     late = entries[f"e{LONG - 2:04d}"]
-    assert (late.delivery, late.provider_message_id) == (Delivery.DELIVERED, "pm-late")
+    assert (late.delivery, late.provider_message_id) == (Delivery.DELIVERED, kept_provider_id(store, "pm-late"))
     assert entries["e0003"].flag == FLAG and entries["e0003"].text == "message 3"
     assert [e.delivery for e in entries.values()].count(Delivery.PENDING) == LONG - 2
     found = await store.find_by_provider_id("pm-early")
@@ -83,7 +87,10 @@ async def test_a_reply_to_a_long_transcript_is_written_sent_and_shown_once(store
 
     entries = await store.transcript(conversation_id)
     assert [e.id for e in entries] == [f"e{n:04d}" for n in range(LONG + 1)]
-    assert (entries[-1].delivery, entries[-1].provider_message_id) == (Delivery.SENT, "pm-reply")
+    assert (entries[-1].delivery, entries[-1].provider_message_id) == (
+        Delivery.SENT,
+        kept_provider_id(store, "pm-reply"),
+    )
     assert await store.outbox_due(T0 + timedelta(hours=1), 10) == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import binascii
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from gateway.flowset import OwnStrings
 from gateway.messages import Choice
 from gateway.store import Author, Delivery, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
-from gateway.testing import DATA_KEY, store_keys
+from gateway.testing import DATA_KEY, kept_provider_id, store_keys
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 GREETING = "Bonjour, ici le 3018 💬 Ce chat est gratuit, anonyme et confidentiel."
@@ -69,6 +70,7 @@ async def test_a_bot_message_of_flows_yaml_is_kept_once_and_reads_back_exactly_a
     assert shared_count(store_url) == 2  # the greeting with its choices once for both conversations; the template
 
     store.share_texts(own(FLOW_V2))
+    greeted = [replace(e, provider_message_id=kept_provider_id(store, f"mid-{e.conversation_id}")) for e in greeted]
     assert await store.transcript("c1") == [greeted[0], *others[:-1]]
     assert await store.transcript("c2") == [greeted[1], others[-1]]
     again = await open_store(store_url, keys=store_keys(store_url))  # another instance: nothing opened yet
