@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import argon2
 import pytest
+from argon2 import Type, extract_parameters
 
 from gateway.console.auth import DUMMY_HASH, NAME_MAX, hash_password, valid_name, verify_password
 from gateway.console.sessions import SESSION_HOURS, Sessions
@@ -25,6 +27,22 @@ def test_a_password_is_stored_as_an_argon2_hash_and_checked() -> None:
     assert not verify_password(stored, "correct horse batterie")
     assert not verify_password("not a hash", "correct horse battery")
     assert not verify_password(DUMMY_HASH, "")
+
+
+def test_real_accounts_and_unknown_names_are_hashed_at_argon2s_defaults() -> None:
+    """The tests' own listeners hold a cheap hash (``tests/conftest.password_hash``), so no login test would notice
+    weaker parameters here: this one pins them. A real account's hash and the hash an unknown name is verified
+    against (``DUMMY_HASH``) carry argon2-cffi's defaults, RFC 9106's low-memory profile (64 MiB, 3 passes, 4 lanes),
+    the same for both, so a login takes as long whether the name exists or not."""
+    expected = argon2.profiles.RFC_9106_LOW_MEMORY
+    for stored in (hash_password("correct horse battery"), DUMMY_HASH):
+        found = extract_parameters(stored)
+        assert (found.type, found.memory_cost, found.time_cost, found.parallelism) == (Type.ID, 65_536, 3, 4), found
+        assert (found.memory_cost, found.time_cost, found.parallelism) == (
+            expected.memory_cost,
+            expected.time_cost,
+            expected.parallelism,
+        ), found
 
 
 @pytest.fixture
