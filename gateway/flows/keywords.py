@@ -737,7 +737,14 @@ def compile_phrases(phrases: Iterable[str], ignore: Iterable[str] = (), hyperbol
     return _compiled(tuple(phrases), tuple(ignore), tuple(hyperbole))
 
 
-@functools.lru_cache(maxsize=64)
+_COMPILED_KEPT = 32
+"""Compiled phrase lists kept: the default flow has 15 (its interrupts' phrases and "alone" phrases, the after-end
+and privacy words), so the current flow's and the one being reloaded fit; a stale list (a changed interrupt's,
+1.3 MB for the default suicide phrases) goes once 32 newer ones came. A flow with more lists compiles the rest at
+each build: slower, never wrong. Until 2026-12-07, 64 kept: up to four saves' worth of stale lists."""
+
+
+@functools.lru_cache(maxsize=_COMPILED_KEPT)
 def _compiled(phrases: tuple[str, ...], ignore: tuple[str, ...], hyperbole: tuple[str, ...] = ()) -> Phrases:
     good = [p for p in phrases if phrase_problem(p) is None and _phrase_words(_MARKS.sub(" ", p))]
     each = tuple(re.compile(_regex(p) + r"(?!\S)") for p in good)
