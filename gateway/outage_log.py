@@ -169,7 +169,8 @@ class StoreOutages:
         """A background worker's pass (``work``), its store's failure told as ``part``'s (:meth:`failed`) instead of
         stopping the worker, its success as an answer (:meth:`answered`): True when it was made, False when the store
         failed it (the worker tries again at its next period). Any other error is a bug and still stops the worker
-        (the supervisor logs, counts and restarts it). The purge, the notices and the web chat's places use it."""
+        (the supervisor logs, counts and restarts it). The purge, the notices, the web chat's places and the
+        console's session sweep use it."""
         try:
             await work
         except StoreError as exc:

@@ -41,10 +41,11 @@ TIMEOUT, QUIET = 4.0, 1.0
 BOUND = 30.0  # seconds for a wait on a condition: a safety net on a busy machine, far above what each takes
 # Every part that waits on Redis, by the name its failures are counted under (``gateway_store_failures_total{part}``;
 # the alert checks poll every 10 s, the notices every 1.5 s here, the others every 0.05 s or wait on the events)
-PARTS = ("inbox", "outbox", "timers", "alerts", "notices", "console-sessions", "webchat_forwarding",
+PARTS = ("inbox", "outbox", "timers", "alerts", "notices", "console_sessions", "webchat_forwarding",
          "console_forwarding", "presence", "presence_beat", "typing")  # fmt: skip
-RESTARTED = ("presence", "typing", "console-sessions")  # the supervisor's workers a StoreError stops
-WAITING = ("notices",)  # workers that wait for the store, the outage counted under their part (since 2026-12-07)
+RESTARTED = ("presence", "typing")  # the supervisor's workers a StoreError stops
+# workers that wait for the store, the outage counted under their part (since 2026-12-07)
+WAITING = ("notices", "console-sessions")
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ class ConsoleEvents:
     ) -> None:
         self.store, self.sessions, self.sweep_seconds = store, sessions, sweep_seconds
         self.sockets: dict[SocketWriter, Viewer] = {}
+        self._outages = outages
         self._forwarding = Forwarding(store, outages, "console_forwarding")
 
     async def add(self, writer: SocketWriter, viewer: Viewer) -> None:
@@ -98,9 +99,17 @@ class ConsoleEvents:
         writer.revoke()
 
     async def sweep(self) -> None:
-        """A supervised worker: close the sockets whose session ended without news reaching this instance."""
+        """A supervised worker: every ``sweep_seconds``, close the sockets whose session ended without news reaching
+        this instance. A pass the store failed (a Redis restart) is told once an outage (part ``console_sessions``)
+        and made at the next period; until 2026-12-07 it stopped the worker (restarted and counted by the supervisor
+        at each outage)."""
         while True:
             await asyncio.sleep(self.sweep_seconds)
-            for writer, viewer in list(self.sockets.items()):
-                if not await self.sessions.alive(viewer.session):
-                    self._close(writer)
+            if self.sockets:  # a pass reading nothing would say the store answered, an outage over
+                await self._outages.attempt("console_sessions", self._sweep())
+
+    async def _sweep(self) -> None:
+        """One pass of :meth:`sweep`: a session read per socket, the first before anything else is awaited."""
+        for writer, viewer in list(self.sockets.items()):
+            if not await self.sessions.alive(viewer.session):
+                self._close(writer)
