@@ -339,17 +339,21 @@ class WebChatHub:
         bot had said nobody could answer until the morning. One read a queued conversation followed here, every
         period. A pass the store failed (a Redis restart) is told once an outage (part ``webchat_positions``) and made
         at the next period; until 2026-12-07 it stopped the worker (restarted and counted by the supervisor, ``down``
-        in ``/readyz`` meanwhile)."""
+        in ``/readyz`` meanwhile). A pass is made, and its answer told, only for places of pages still open here:
+        until 2026-12-07 one whose every page had closed read nothing yet said the store answered, which took the part
+        out of ``/readyz``'s ``store_waiting`` during an outage."""
         while True:
             await asyncio.sleep(self.position_seconds)
-            if self.positions:  # a pass reading nothing would say the store answered, an outage over
+            for conversation_id in [c for c in self.positions if c not in self.sockets]:
+                del self.positions[conversation_id]  # its pages closed: nothing to tell
+            if self.positions:  # its first place read before anything else is awaited: the store was asked
                 await self.metrics.outages.attempt("webchat_positions", self._refresh_positions())
 
     async def _refresh_positions(self) -> None:
         """One pass of :meth:`refresh_positions`."""
         reopens: dict[str | None, dict[str, str] | None] = {}  # each queue's hours read once a pass
         for conversation_id, told in list(self.positions.items()):
-            if conversation_id not in self.sockets:
+            if conversation_id not in self.sockets:  # its pages closed during the pass
                 self.positions.pop(conversation_id, None)
                 continue
             position = await self.store.position(conversation_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.app import METRICS, STORE, SUPERVISOR
+from gateway.app import METRICS, STORE, SUPERVISOR, WEBCHAT
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from tests.conftest import AppFactory, add_listener, login
@@ -86,6 +86,35 @@ async def test_the_places_are_told_again_after_a_redis_restart(
     assert told[-1]["position"] == 1
     assert restarts(client, WORKER) == 0
     assert WORKER not in client.app[SUPERVISOR].problems()
+
+
+async def test_a_pass_that_read_nothing_does_not_say_the_store_answered(
+    make_client: AppFactory, settings: Settings, own_redis: OwnRedis
+) -> None:
+    """During an outage, a pass of the places whose every followed socket closed reads nothing from the store: the
+    part stays in ``/readyz``'s ``store_waiting`` (``StoreOutages.waiting``). Until 2026-12-07 such a pass reported an
+    answer, the part dropped from the list although the store was not asked."""
+    client = await make_client(settings.replace(store=own_redis.url, webchat_position_seconds=0.2))
+    metrics, hub = client.app[METRICS], client.app[WEBCHAT]
+    async with client.ws_connect("/chat/ws") as chat:
+        await queued(chat, "a")
+        own_redis.stop()
+
+        async def met() -> bool:
+            return counted(metrics, "failures", part="webchat_positions") >= 1
+
+        await until(met, "a pass of the places failed")
+    try:
+
+        async def forgotten() -> bool:  # the closed socket's place dropped by a pass
+            return not hub.positions
+
+        await until(forgotten, "the closed page's place forgotten")
+        assert "webchat_positions" in metrics.outages.waiting()
+    finally:
+        own_redis.start()
+        async with asyncio.timeout(60):
+            await ready(client)
 
 
 def restarts(client: Any, worker: str) -> float:
