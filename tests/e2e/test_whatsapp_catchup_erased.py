@@ -74,6 +74,13 @@ async def test_a_young_person_erased_by_their_phrase_is_not_brought_back_by_the_
     assert counted(client, "gateway_whatsapp_caught_up_total") == 0
 
 
+async def supervisor_erases(client: Client) -> None:
+    [conversation] = await client.app[STORE].conversations_of(ChannelName.WHATSAPP, PHONE, EPOCH, FAR, 10)
+    await login(client, "anne")  # a supervisor
+    erased = await client.post(f"/api/conversations/{conversation.id}/erase", json={"confirm": True})
+    assert erased.status == 200, await erased.text()
+
+
 async def test_a_young_person_erased_by_a_supervisor_is_not_brought_back_by_the_next_catch_up(
     gateway: GatewayFactory, erasing: Settings, twilio: FakeTwilioAPI
 ) -> None:
@@ -81,22 +88,12 @@ async def test_a_young_person_erased_by_a_supervisor_is_not_brought_back_by_the_
     await eventually(lambda: started(client), BOUND)
     await writes(client, twilio, 1, "bonjour")
     await writes(client, twilio, 2, "Non")
-    [conversation] = await client.app[STORE].conversations_of(ChannelName.WHATSAPP, PHONE, EPOCH, FAR, 10)
-    await login(client, "anne")  # a supervisor
-    erased = await client.post(f"/api/conversations/{conversation.id}/erase", json={"confirm": True})
-    assert erased.status == 200, await erased.text()
+    await supervisor_erases(client)
     told = len(to_phone(twilio))
 
     assert await client.app[CATCH_UP].catch_up() == 0
     assert await said(client, PHONE) == []
     assert to_phone(twilio)[told:] == []  # before: the greeting and the first question again
-
-
-async def supervisor_erases(client: Client) -> None:
-    [conversation] = await client.app[STORE].conversations_of(ChannelName.WHATSAPP, PHONE, EPOCH, FAR, 10)
-    await login(client, "anne")  # a supervisor
-    erased = await client.post(f"/api/conversations/{conversation.id}/erase", json={"confirm": True})
-    assert erased.status == 200, await erased.text()
 
 
 async def test_a_message_whose_webhook_failed_before_the_erasure_is_not_brought_back_by_the_catch_up(
