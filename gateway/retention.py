@@ -6,13 +6,12 @@ each), outbox items, timers, queue entry and the de-duplication marks of the you
 after 8 days anyway; a shorter ``closed_days`` must not outlive them: named from its transcript and from its own
 list of them, ``marks_of``, since on Redis the transcript's TTL deleted the transcript first until 2026-12-07; it
 now lapses the purge's period and a day after the retention, 2 days at least: ``dispatcher.backstop_seconds``) are
-deleted, and its record is saved
-stripped of content and identity: no sender (channel address), engine state (answers), summary, client hash, nor the
-words a risk was read in. What the supervision figures count stays: channel, times (created, queued, taken, closed),
-queue, priority, route, outcome, flow version, the risk class. ``purged_at`` marks it; ``gateway/console/stats.py``
-gives the same figures before and after. A purge cut midway (a store failure between a conversation's content and
-its stripped record) leaves it due: the next pass finishes it, its marks forgotten before its content went
-(``_forget_marks``).
+deleted, and its record is saved stripped of content and identity: no sender (channel address), engine state
+(answers), summary, client hash, nor the words a risk was read in. What the supervision figures count stays:
+channel, times (created, queued, taken, closed), queue, priority, route, outcome, flow version, the risk class.
+``purged_at`` marks it; ``gateway/console/stats.py`` gives the same figures before and after. A purge cut midway (a
+store failure between a conversation's content and its stripped record) leaves it due: the next pass finishes it,
+its marks forgotten before its content went (``_forget_marks``).
 
 Each pass also deletes the erased identities kept past the WhatsApp catch-up's window (SQLite's lapsed ``erased``
 rows, ``ErasedStore.forget_lapsed_erased``; Redis's go with their TTL).
