@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import ConfigError, DataKeyError
 from gateway.keyed import KeyedHash
+from gateway.packing import pack, unpack
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -58,8 +59,6 @@ SEALED = "~g1:"  # records written by earlier versions: base64 text after the he
 SEALED_BYTES = SEALED.encode()  # files (web chat uploads): the same head, then the nonce and ciphertext as bytes
 SEALED_RECORD = b"~g2"  # records: the head, the key id's 4 bytes, then the nonce and ciphertext as bytes
 KEY_FILE = "data-keys"
-PACKED = b"\x00"  # a sealed plaintext starting with it is zlib-compressed (a record's JSON never starts with NUL)
-PACK_FROM = 512  # records at least this long are sealed compressed when that is shorter (the conversation record)
 _NONCE = 12
 _HEAD = len(SEALED_RECORD)
 _FILE_HEADER = (
@@ -133,11 +132,9 @@ class DataKeys:
         return list(self._ciphers)
 
     def seal(self, kind: str, text: str) -> bytes:
-        """A record sealed with the current key: ``~g2`` ‖ key id ‖ nonce ‖ ciphertext ‖ tag, as bytes. A long
-        record's text is compressed first when that makes it shorter (``PACKED`` then zlib's bytes)."""
-        nonce, data = self._nonces(), text.encode()
-        if len(data) >= PACK_FROM and len(packed := PACKED + zlib.compress(data, 1)) < len(data):
-            data = packed
+        """A record sealed with the current key: ``~g2`` ‖ key id ‖ nonce ‖ ciphertext ‖ tag, as bytes. Its text
+        is packed first when that makes it shorter (:mod:`gateway.packing`)."""
+        nonce, data = self._nonces(), pack(kind, text.encode())
         return self._current_head + nonce + self._current.encrypt(nonce, data, kind.encode())
 
     def open(self, kind: str, stored: str | bytes) -> str:
@@ -150,7 +147,7 @@ class DataKeys:
             cipher = self._cipher(kind, kid)
             try:
                 data = cipher.decrypt(body[:_NONCE], body[_NONCE:], kind.encode())
-                return (zlib.decompress(data[1:]) if data.startswith(PACKED) else data).decode()
+                return unpack(kind, data).decode()
             except (InvalidTag, ValueError, zlib.error):
                 raise self._unopened(kind, kid) from None
         if not raw.startswith(SEALED_BYTES):

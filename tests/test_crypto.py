@@ -30,14 +30,17 @@ def sealed_v1(key: str, kind: str, text: str) -> str:
 
 def test_a_sealed_record_names_its_key_and_shows_nothing_of_its_content() -> None:
     sealer = keys(DATA_KEY)
-    sealed = sealer.seal("conversation", TEXT)
+    sealed = sealer.seal("entry", TEXT)
     assert sealed[:7] == b"~g2" + bytes.fromhex(sealer.current_id)
-    assert len(sealed) == len(TEXT) + 3 + 4 + 12 + 16  # bytes, no base64
+    assert len(sealed) == len(TEXT) + 3 + 4 + 12 + 16  # bytes, no base64 (an entry: never packed when short)
     assert b"33612345678" not in sealed and b"seul" not in sealed
-    assert sealer.seal("conversation", TEXT) != sealed  # a fresh nonce each time
-    assert sealer.open("conversation", sealed) == TEXT
+    assert sealer.seal("entry", TEXT) != sealed  # a fresh nonce each time
+    assert sealer.open("entry", sealed) == TEXT
     # as Redis's client hands it over: decoded as UTF-8 with surrogateescape, which gives the bytes back
-    assert sealer.open("conversation", sealed.decode("utf-8", "surrogateescape")) == TEXT
+    assert sealer.open("entry", sealed.decode("utf-8", "surrogateescape")) == TEXT
+    record = sealer.seal("conversation", TEXT)  # a conversation record: packed (gateway/packing.py)
+    assert b"33612345678" not in record and b"seul" not in record
+    assert sealer.open("conversation", record) == TEXT
 
 
 def test_a_long_record_is_sealed_compressed_and_opens_as_it_was() -> None:
@@ -48,7 +51,7 @@ def test_a_long_record_is_sealed_compressed_and_opens_as_it_was() -> None:
     assert sealer.open("conversation", sealed) == record
     assert sealer.open("conversation", sealed.decode("utf-8", "surrogateescape")) == record
     assert sealer.reseal("conversation", sealed) is None
-    assert len(sealer.seal("conversation", TEXT)) == len(TEXT) + 35  # a short one is sealed as it is
+    assert len(sealer.seal("notice", TEXT)) == len(TEXT) + 35  # a short one is sealed as it is
     altered = sealed[:-1] + bytes([sealed[-1] ^ 1])
     with pytest.raises(DataKeyError, match="conversation record does not open"):
         sealer.open("conversation", altered)
