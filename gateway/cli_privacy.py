@@ -62,6 +62,7 @@ async def _open(settings: Settings) -> Store:
 
 
 def _purge(args: argparse.Namespace) -> int:
+    from gateway.metrics import Metrics
     from gateway.retention import Retention
     from gateway.settings import Settings
 
@@ -70,7 +71,8 @@ def _purge(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await _open(settings)
         try:
-            retention = Retention(store, load_flows(settings), clock=lambda: datetime.now(UTC))
+            # one pass, no worker (``run``): a store failure raises to the command, no outage to tell
+            retention = Retention(store, load_flows(settings), clock=lambda: datetime.now(UTC), metrics=Metrics())
             purged = await retention.purge(datetime.now(UTC), dry_run=args.dry_run, actor=ACTOR)
         finally:
             await store.close()

@@ -14,6 +14,7 @@ from gateway.console import stats
 from gateway.conversation import Status
 from gateway.events import Erased, Event, StatusChanged
 from gateway.messages import ChannelName
+from gateway.metrics import Metrics
 from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.store import Author
@@ -141,7 +142,7 @@ async def test_a_purge_keeps_the_figures_and_drops_the_content(
     assert closed.status == 200, await closed.text()
     period = stats.Period(clock() - timedelta(days=1), clock() + timedelta(days=1))
     before = await stats.period_figures(store, flows, period)
-    retention = Retention(store, flows, clock=clock)
+    retention = Retention(store, flows, clock=clock, metrics=Metrics())
 
     assert (await retention.purge(clock() + timedelta(days=29))).conversations == 0  # not yet
     dry = await retention.purge(clock() + timedelta(days=31), dry_run=True)

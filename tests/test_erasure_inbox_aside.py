@@ -15,6 +15,7 @@ import pytest
 from gateway.app import FLOWS, STORE
 from gateway.erasure import EPOCH, FAR
 from gateway.keyed import KeyedHash
+from gateway.metrics import Metrics
 from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.store import InboxItem
@@ -86,7 +87,7 @@ async def test_the_purge_takes_messages_set_aside_once_the_retention_is_over(
         return await store.inbox_set_aside_count() == 1
 
     await eventually(set_aside)
-    retention = Retention(store, flows, clock=clock)
+    retention = Retention(store, flows, clock=clock, metrics=Metrics())
     days = flows.engine().flow.retention.closed_days
     await retention.purge(clock() + timedelta(days=days - 1))
     assert await store.inbox_set_aside_count() == 1  # within the retention: kept for an operator

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key, seen_digest
+from gateway.metrics import Metrics
 from gateway.retention import Retention
 from gateway.store import Store
 from tests.conftest import ROOT, Clock
@@ -44,7 +45,7 @@ async def test_a_purge_pass_reads_the_marks_once_not_once_a_conversation(sqlite_
     clock.advance(days=31)
     statements: list[str] = []
     await run(lambda conn: conn.set_trace_callback(statements.append))
-    purged = await Retention(store, flows, clock=clock).purge(clock())
+    purged = await Retention(store, flows, clock=clock, metrics=Metrics()).purge(clock())
     await run(lambda conn: conn.set_trace_callback(None))
 
     assert purged.conversations == DUE

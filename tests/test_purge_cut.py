@@ -17,6 +17,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key, seen_digest
+from gateway.metrics import Metrics
 from gateway.retention import Retention
 from gateway.store import open_store
 from gateway.testing import store_keys
@@ -50,7 +51,7 @@ async def test_a_purge_cut_between_the_content_and_the_stripped_record_is_finish
         later = clock()
         # the stripped record's save never reaches Redis: the content (transcript, its index, outbox, timers) went
         proxy.lose(script_text("index_conversation"), conversation.id.encode(), run=False)
-        retention = Retention(store, flows, clock=clock)
+        retention = Retention(store, flows, clock=clock, metrics=Metrics())
         with pytest.raises(StoreError):
             await retention.purge(later)
         assert proxy.lost == 1

@@ -23,6 +23,7 @@ from gateway.flows.lifecycle import Trigger
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key, seen_digest
 from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
 from gateway.retention import Retention
 from gateway.settings import Settings
 from gateway.store import Store, open_store
@@ -61,7 +62,7 @@ async def test_a_purge_after_the_transcripts_ttl_forgets_the_young_persons_marks
         assert seen_digest(inbound_key(inbound)) in await store.seen_keys()
         clock.advance(days=31)
 
-        purged = await Retention(store, flows, clock=clock).purge(clock())
+        purged = await Retention(store, flows, clock=clock, metrics=Metrics()).purge(clock())
 
         assert purged.conversations == 1
         assert seen_digest(inbound_key(inbound)) not in await store.seen_keys()

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from gateway.app import FLOWS, METRICS
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
@@ -22,11 +23,12 @@ from gateway.ids import inbound_key, seen_digest
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.retention import Retention
+from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.supervisor import Supervisor
 from gateway.testing import store_keys
-from tests.conftest import ROOT, Clock
-from tests.test_redis_restart import OwnRedis, own_redis
+from tests.conftest import ROOT, AppFactory, Clock
+from tests.test_redis_restart import OwnRedis, own_redis, ready
 
 __all__ = ["own_redis"]  # the fixtures used below
 pytestmark = pytest.mark.redis
@@ -116,3 +118,33 @@ async def test_a_redis_restart_makes_the_purge_wait_for_the_store_not_restart(
         await supervisor.stop()
         await store.close()
         metrics.outages.close()
+
+
+async def test_the_app_s_purge_and_notices_outages_are_seen_by_readyz_and_metrics(
+    make_client: AppFactory, settings: Settings, own_redis: OwnRedis
+) -> None:
+    """The app's purge and notices workers tell their outages to the app's own ``Metrics``: while Redis is away
+    ``/readyz``'s ``store_waiting`` names ``purge`` and ``notices``, and ``/metrics`` counts their failures in
+    ``gateway_store_failures_total`` (scraped once Redis is back: the page reads the store's queue). Built without
+    metrics, each made a private ``Metrics`` of its own (until 2026-12-07 the constructors allowed it), whose
+    outage nobody saw."""
+    client = await make_client(settings.replace(store=own_redis.url, purge_interval_seconds=0.2))
+    metrics = client.app[METRICS]
+    assert client.app[FLOWS].engine().flow.notices is not None  # its sweep reads the store
+    own_redis.stop()
+    try:
+
+        async def both_waiting() -> bool:
+            body = await (await client.get("/readyz")).json()
+            return {"purge", "notices"} <= set(body.get("store_waiting", []))
+
+        await until(both_waiting, "/readyz naming the purge and the notices as waiting for the store")
+    finally:
+        own_redis.start()
+        async with asyncio.timeout(DEADLINE):
+            await ready(client)
+    scraped = await (await client.get("/metrics")).text()
+    for part in ("purge", "notices"):
+        assert counted(metrics, "failures", part=part) >= 1
+        assert any(line.startswith("gateway_store_failures_total{") and f'part="{part}"' in line
+                   for line in scraped.splitlines()), part  # fmt: skip

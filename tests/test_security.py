@@ -852,7 +852,7 @@ async def test_an_erased_disclosure_is_nowhere_in_the_sqlite_files(
 async def test_a_purged_disclosure_is_nowhere_in_the_sqlite_files(
     make_client: AppFactory, settings: Settings, clock: Clock
 ) -> None:
-    from gateway.app import FLOWS
+    from gateway.app import FLOWS, METRICS
     from gateway.retention import Retention
 
     client = await make_client(settings)
@@ -863,7 +863,7 @@ async def test_a_purged_disclosure_is_nowhere_in_the_sqlite_files(
         await ws.send_json({"type": "end"})
         await receive_until(ws, lambda f: f["type"] == "status" and f["status"] != "bot")
     store = client.app[STORE]
-    retention = Retention(store, client.app[FLOWS], clock=clock)
+    retention = Retention(store, client.app[FLOWS], clock=clock, metrics=client.app[METRICS])
     assert (await retention.purge(clock() + timedelta(days=31))).conversations == 1
     assert DISCLOSED.encode() not in file_bytes(settings)
 

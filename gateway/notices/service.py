@@ -66,13 +66,15 @@ class NoticesRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore
 class Notices:
     def __init__(
         self, dispatcher: Dispatcher, store: NoticesRoles, flows: FlowSet, fetchers: Mapping[ChannelName, MediaFetcher],
-        mailer: Mailer | None, *, clock: Clock, poll_seconds: float = 30.0, metrics: Metrics | None = None,
+        mailer: Mailer | None, *, clock: Clock, poll_seconds: float = 30.0, metrics: Metrics,
     ) -> None:  # fmt: skip
         self.dispatcher, self.store, self.flows = dispatcher, store, flows
         self.fetchers, self.mailer = fetchers, mailer
         self.clock = clock
         self.poll_seconds = poll_seconds
-        self.metrics = metrics  # the server's: its store outages, where :meth:`run` tells a failed sweep
+        # the server's: its store outages, where :meth:`run` tells a failed sweep (``/readyz``'s ``store_waiting``,
+        # ``gateway_store_failures_total``); required: until 2026-12-07 one built without made a private one in run
+        self.metrics = metrics
 
     def flow(self) -> Flow:
         flow = self.flows.engine().flow
@@ -268,7 +270,7 @@ class Notices:
         told once an outage (``gateway/outage_log.py``) and made again at the next poll, as the outbox and timers
         wait for the store; a bug stops the worker, which the supervisor logs, counts and restarts. Until 2026-12-06
         the store's failure stopped it too (restarted and counted at each Redis restart, ``down`` meanwhile)."""
-        outages = (self.metrics or Metrics()).outages
+        outages = self.metrics.outages
         while True:
             await outages.attempt("notices", self.sweep(self.clock()))
             await asyncio.sleep(self.poll_seconds)

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from gateway.flowset import FlowSet
+from gateway.metrics import Metrics
 from gateway.retention import Retention
 from gateway.store import Store
 from tests.conftest import ROOT
@@ -49,7 +50,7 @@ async def test_a_lapsed_erasure_is_gone_after_the_daily_purge_with_no_erasure_af
     flows.reload()
     now = datetime.now(UTC)
 
-    await Retention(store, flows, clock=lambda: now).purge(now)  # nothing to purge: the pass alone
+    await Retention(store, flows, clock=lambda: now, metrics=Metrics()).purge(now)  # nothing to purge: the pass alone
 
     if store_url.startswith("sqlite"):
         with sqlite3.connect(store_url.removeprefix("sqlite:///")) as conn:

@@ -43,6 +43,7 @@ from gateway.ids import inbound_key, seen_digest
 from gateway.inbox import sender_key as sender_of
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
 from gateway.notices.record import Evidence, Notice
 from gateway.retention import Retention
 from gateway.store import Author, ClaimState, Delivery, InboxItem, OutboxItem, Store, TranscriptEntry
@@ -326,7 +327,7 @@ async def test_a_purge_keeps_a_record_without_content(store: Store, store_url: s
     await store.inbox_forget(sender_of(helpline.keyed, helpline.message(PHONE, "")))  # the gate and inbox expire
 
     later = helpline.now[0] + timedelta(days=400)
-    purged = await Retention(store, helpline.flows, clock=lambda: later).purge(later)
+    purged = await Retention(store, helpline.flows, clock=lambda: later, metrics=Metrics()).purge(later)
 
     assert purged.conversations == 2
 
