@@ -269,10 +269,14 @@ class Notices:
         """Sweep every ``poll_seconds``, for the app's lifetime (under the supervisor). A sweep the store failed is
         told once an outage (``gateway/outage_log.py``) and made again at the next poll, as the outbox and timers
         wait for the store; a bug stops the worker, which the supervisor logs, counts and restarts. Until 2026-12-06
-        the store's failure stopped it too (restarted and counted at each Redis restart, ``down`` meanwhile)."""
+        the store's failure stopped it too (restarted and counted at each Redis restart, ``down`` meanwhile). A sweep,
+        and its answer, is made only while flows.yaml has a ``notices:`` section (whose sweep reads the list of notices
+        first): until 2026-12-07 one without read nothing yet said the store answered, which took ``notices`` out of
+        ``/readyz``'s ``store_waiting`` during an outage."""
         outages = self.metrics.outages
         while True:
-            await outages.attempt("notices", self.sweep(self.clock()))
+            if self.flows.engine().flow.notices is not None:  # else a sweep reads nothing: no answer to tell
+                await outages.attempt("notices", self.sweep(self.clock()))
             await asyncio.sleep(self.poll_seconds)
 
     async def sweep(self, now: datetime) -> None:
