@@ -639,18 +639,29 @@ def _metrics_handler(
     metrics: Metrics, store: Store, presence: Presence, clock: Callable[[], datetime]
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        now, counts = clock(), Counter[tuple[str, str]]()
-        waiting = await store.waiting()
-        for entry in waiting:
-            counts[(entry.queue, entry.priority.value)] += 1
-        metrics.waiting.clear()
-        for (queue, priority), count in counts.items():
-            metrics.waiting.labels(queue, priority).set(count)
-        metrics.longest_wait.set(max((max((now - e.at).total_seconds(), 0.0) for e in waiting), default=0.0))
+        # The store away, the page is still served (``gateway_store_up`` 0, the failures counted), the queue's
+        # figures as last read: until 2026-12-07 it answered 503, and no scrape ever read an outage's figures.
+        try:
+            await _read_queue(metrics, store, clock())
+        except StoreError as exc:
+            metrics.outages.failed("metrics", exc)
+        else:
+            metrics.outages.answered("metrics")
         metrics.listeners_online.set(presence.online())
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     return handler
+
+
+async def _read_queue(metrics: Metrics, store: Store, now: datetime) -> None:
+    """The queue's gauges, from the store (one read)."""
+    waiting, counts = await store.waiting(), Counter[tuple[str, str]]()
+    for entry in waiting:
+        counts[(entry.queue, entry.priority.value)] += 1
+    metrics.waiting.clear()
+    for (queue, priority), count in counts.items():
+        metrics.waiting.labels(queue, priority).set(count)
+    metrics.longest_wait.set(max((max((now - e.at).total_seconds(), 0.0) for e in waiting), default=0.0))
 
 
 def _routes(

@@ -2,10 +2,10 @@
 
 Every part that meets the store's failure (the HTTP requests answered 503, the inbox, outbox and timers workers,
 the web chat's and the console's sockets and event forwarding, the dispatcher's claim renewals, the alert checks,
-the messages whose caller went away before their processing failed, the supervisor for a worker a StoreError
-stopped) reports it here, by its part's name and the exception, instead of logging a line of its own: a Redis
-restart during a busy minute gave hundreds to thousands of identical ERROR lines (bench/chaos.py: 340–2,483 a
-soak), the one line that mattered buried and no log-based alert possible.
+the ``/metrics`` page's read of the queue, the messages whose caller went away before their processing failed, the
+supervisor for a worker a StoreError stopped) reports it here, by its part's name and the exception, instead of
+logging a line of its own: a Redis restart during a busy minute gave hundreds to thousands of identical ERROR lines
+(bench/chaos.py: 340–2,483 a soak), the one line that mattered buried and no log-based alert possible.
 Now, per instance and per outage:
 
 * one ERROR line once the failure has lasted ``settle`` seconds (2 s): no answer since the first failure, or a

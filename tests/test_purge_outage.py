@@ -125,7 +125,7 @@ async def test_the_app_s_purge_and_notices_outages_are_seen_by_readyz_and_metric
 ) -> None:
     """The app's purge and notices workers tell their outages to the app's own ``Metrics``: while Redis is away
     ``/readyz``'s ``store_waiting`` names ``purge`` and ``notices``, and ``/metrics`` counts their failures in
-    ``gateway_store_failures_total`` (scraped once Redis is back: the page reads the store's queue). Built without
+    ``gateway_store_failures_total`` (scraped during the outage too, since 2026-12-07). Built without
     metrics, each made a private ``Metrics`` of its own (until 2026-12-07 the constructors allowed it), whose
     outage nobody saw."""
     client = await make_client(settings.replace(store=own_redis.url, purge_interval_seconds=0.2))
@@ -139,12 +139,12 @@ async def test_the_app_s_purge_and_notices_outages_are_seen_by_readyz_and_metric
             return {"purge", "notices"} <= set(body.get("store_waiting", []))
 
         await until(both_waiting, "/readyz naming the purge and the notices as waiting for the store")
+        scraped = await (await client.get("/metrics")).text()
+        for part in ("purge", "notices"):
+            assert counted(metrics, "failures", part=part) >= 1
+            assert any(line.startswith("gateway_store_failures_total{") and f'part="{part}"' in line
+                       for line in scraped.splitlines()), part  # fmt: skip
     finally:
         own_redis.start()
         async with asyncio.timeout(DEADLINE):
             await ready(client)
-    scraped = await (await client.get("/metrics")).text()
-    for part in ("purge", "notices"):
-        assert counted(metrics, "failures", part=part) >= 1
-        assert any(line.startswith("gateway_store_failures_total{") and f'part="{part}"' in line
-                   for line in scraped.splitlines()), part  # fmt: skip

@@ -319,3 +319,28 @@ async def test_a_redis_that_refuses_writes_is_one_outage_in_the_log_until_it_tak
     assert not said("failed briefly")
     assert not [r for r in caplog.records if PSID in r.getMessage() or TEXT in r.getMessage()]
     assert await post_message(client, PSID, TEXT, "m-refused-late") == 200  # the provider's redelivery
+
+
+async def test_the_metrics_page_answers_while_the_store_is_unreachable(
+    own_redis: OwnRedis, make_client: AppFactory, settings: Settings
+) -> None:
+    """``gateway_store_up`` at 0 and the failures counted meanwhile are what a scrape should read during an outage.
+    Until 2026-12-07 ``/metrics`` read the store's queue first and answered 503 while Redis was away: the gauge was
+    never scraped at 0 (Prometheus saw the gateway's target down instead, not its store), nor the outage's counts.
+    Now the page is served, the queue's figures as last read, the scrape's failure counted (part ``metrics``)."""
+    client = await make_client(settings.replace(store=own_redis.url), watch_seconds=WATCH)
+    metrics = client.app[METRICS]
+    assert (await client.get("/metrics")).status == 200
+    own_redis.stop()
+    try:
+        await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 0)
+        answer = await client.get("/metrics")
+        lines = (await answer.text()).splitlines()
+        assert answer.status == 200, lines
+        assert "gateway_store_up 0.0" in lines
+        assert failures(metrics, "metrics") >= 1
+        assert any(line.startswith("gateway_store_failures_total{") and 'part="metrics"' in line for line in lines)
+    finally:
+        own_redis.start()
+    await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 1)
+    assert (await client.get("/metrics")).status == 200
