@@ -484,7 +484,13 @@ class ChatSession:
         token, opening = chat_token(frame.get("token")), chat_token(frame.get("opening"))
         self.language = frame["language"] if frame.get("language") in ("fr", "en") else None
         self.opening, self.end_shown = None, False
-        if token is not None and (ended := await self._end_not_seen(token, frame.get("conversation"))) is not None:
+        handle = frame.get("conversation") if token is not None else None
+        named = handle if isinstance(handle, str) and CONVERSATION_HANDLE.fullmatch(handle) else None
+        found = None if named is None else await self.hub.store.get_conversation(named)
+        if token is not None and named is not None and found is None:
+            self._show_gone(token, named)
+            return
+        if token is not None and found is not None and (ended := await self._end_not_seen(token, found)) is not None:
             await self._show_end(token, ended)
             return
         if token is not None or opening is None:
@@ -507,16 +513,13 @@ class ChatSession:
             return
         await self._open(token, language)
 
-    async def _end_not_seen(self, token: str, handle: object) -> Conversation | None:
+    async def _end_not_seen(self, token: str, conversation: Conversation) -> Conversation | None:
         """The conversation the page was following (the hello's ``conversation``, from its session frame) when it
         ended while the page was away (a dropped connection, a phone asleep, a closed tab): this token's, ended at
         most ``END_SHOWN`` ago, and no newer one open. A hello without one, or after that, goes on as any hello (a
         new conversation for a returning browser)."""
-        if not (isinstance(handle, str) and CONVERSATION_HANDLE.fullmatch(handle)):
-            return None
-        conversation = await self.hub.store.get_conversation(handle)
-        if conversation is None or conversation.active or conversation.channel != ChannelName.WEBCHAT:
-            return None  # None: erased; active: the hello resumes it as any
+        if conversation.active or conversation.channel != ChannelName.WEBCHAT:
+            return None  # active: the hello resumes it as any
         if not hmac.compare_digest(conversation.sender.encode(), token.encode()):  # another's, or purged
             return None
         if conversation.closed_at is None or self.hub.clock() - conversation.closed_at > END_SHOWN:
@@ -536,6 +539,20 @@ class ChatSession:
         self.writer.offer({"type": "session", "token": token, "conversation": conversation.id,
                            "status": conversation.status.value, "language": self.language, "history": line,
                            "keepalive": self.hub.keepalive})  # fmt: skip
+
+    def _show_gone(self, token: str, handle: str) -> None:
+        """The conversation the page follows is no longer kept (erased by a supervisor, or at the young person's
+        request, while this page was away): the page is told it ended, as a socket that saw the erasure live was
+        (``status`` ``closed``), with nothing of it and nothing opened, whatever the token has open (another tab's
+        new conversation is not this page's): what it sends again (the messages whose ``ack`` it never saw) gets
+        ``ended`` and waits in its message box, never stored under a new conversation. "Nouvelle conversation" (a
+        hello without the conversation) starts afresh. Until 2026-12-07 this hello opened a new conversation, the bot
+        greeted the erased young person, and their unacknowledged words went into it. Whose the named conversation
+        was is unknowable now: the answer tells nothing of it."""
+        self.token, self.held, self.end_shown = token, None, True
+        self.language = self.language or self.hub.flows.engine().flow.default_language
+        self.writer.offer({"type": "session", "token": token, "conversation": handle, "status": Status.CLOSED.value,
+                           "language": self.language, "history": [], "keepalive": self.hub.keepalive})  # fmt: skip
 
     async def _opened_by(self, opening: str) -> str | None:
         """The token of the conversation this opening key's hash opened, while the store keeps it (else None: it
