@@ -436,8 +436,11 @@
     ws.onopen = function () {
       state.heard = Date.now();
       var token = storedToken();
+      // the conversation this tab followed before the one the storage names: another tab's new one (started after
+      // an erasure this tab missed) is not this tab's, nor are the words it still has to send (until 2026-12-07
+      // they went into it)
       ws.send(JSON.stringify({ type: "hello", token: token, opening: token ? null : openingKey(),
-        conversation: token ? storedConversation() : null, language: state.told ? state.lang : null }));
+        conversation: token ? state.conversation || storedConversation() : null, language: state.told ? state.lang : null }));
     };
     ws.onmessage = function (event) { state.heard = Date.now(); handle(JSON.parse(event.data)); };
     ws.onclose = function () {

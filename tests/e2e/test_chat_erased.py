@@ -1,12 +1,14 @@
 """The web chat page after an erasure it did not see, in a real Chromium (its socket through Playwright's websocket
 route, its timers on Playwright's clock): a message whose ``ack`` was lost with the connection, the conversation
-erased by a supervisor meanwhile.
+erased by a supervisor meanwhile; and two tabs of one browser, one erasing at the young person's request and
+starting anew while the other's connection is down with a message of its own unsent.
 
-Until 2026-12-07 the page came back with its token and was given a new conversation: the words it had never seen
-acknowledged were sent again and stored in it, the erased words kept again without the young person writing them
-again knowingly. Now the server answers a hello naming a conversation no longer kept with its end (``closed``,
-nothing of it, nothing opened), and the unsent words wait in the message box ("Nouvelle conversation" starts
-afresh)."""
+Until 2026-12-07 the page came back with its token and was given a new conversation (or, the other tab, the new one
+the erasing tab had started, named in the browser's storage): the words it had never seen acknowledged were sent
+again and stored in it, the erased words kept again without the young person writing them again knowingly. Now
+the page names the conversation it was following itself (``state.conversation`` before the storage), the server
+answers a hello naming a conversation no longer kept with its end (``closed``, nothing of it, nothing opened), and
+the unsent words wait in the message box ("Nouvelle conversation" starts afresh)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from tests.e2e.test_console import add_listeners
 pytestmark = pytest.mark.browser
 
 SECRET = "personne ne sait que je dors dehors"
+OTHER_TAB = "je suis toujours là"
 
 
 class Cuttable:
@@ -121,3 +124,30 @@ async def _holds(server: TestServer, text: str) -> bool:
 
 async def _more(sockets: list[WebSocketRoute], than: int) -> bool:
     return len(sockets) > than
+
+
+async def test_the_other_tab_whose_connection_was_down_sends_nothing_into_the_new_conversation(
+    context: BrowserContext, server: TestServer
+) -> None:
+    erasing, _ = await held_page(context, server)
+    other, cuttable = await held_page(context, server)  # the same browser: the same token, the same conversation
+    await type_answer(erasing, SECRET)
+    await expect(other.locator('.msg[data-author="user"]')).to_have_count(1)
+    await cuttable.cut()  # the other tab's network is gone: what it types waits
+    await type_answer(other, OTHER_TAB)
+    await expect(other.locator(".msg.pending")).to_have_count(1)
+
+    await type_answer(erasing, "efface mes données")
+    await expect(bot_messages(erasing).last).to_contain_text("oui")
+    await type_answer(erasing, "oui")
+    await expect(erasing.get_by_role("button", name="Nouvelle conversation")).to_be_visible()
+    await erasing.get_by_role("button", name="Nouvelle conversation").click()
+    await expect(bot_messages(erasing).first).to_contain_text("confidentiel")
+    [fresh] = await server.app[STORE].list_conversations(EPOCH, FAR)
+
+    await cuttable.back(other)  # its connection back
+    await expect(other.get_by_role("button", name="Nouvelle conversation")).to_be_visible()
+    await expect(other.locator("#message-input")).to_have_value(OTHER_TAB)
+    assert [c.id for c in await server.app[STORE].list_conversations(EPOCH, FAR)] == [fresh.id]
+    texts = await stored_texts(server)
+    assert OTHER_TAB not in texts and SECRET not in texts  # before: its words went into the new conversation
