@@ -8,14 +8,14 @@ cannot be passed off as a conversation). The stored value is bytes (both stores 
 
     ~g2 ‖ key id (4 bytes) ‖ nonce (12) ‖ ciphertext ‖ tag (16)
 
-33 bytes more than the record's JSON. The key id (a hash of the key, never the key; 8 hex characters in messages)
-says which key opens it, so during a rotation the current key seals and the old ones still open (``gateway
-data-key rotate`` reseals everything under the current key, then the old keys can go). Records written by earlier
-versions are read as they are: ``~g1:<key id>:<base64(nonce ‖ ciphertext ‖ tag)>`` (the same sealing in base64
-text, a third larger) and JSON in clear (before encryption existed); the rotation rewrites both in the form
-above. A record that a key missing from this gateway sealed, or that fails
-authentication, raises :class:`~gateway.errors.DataKeyError` naming the key id and the record kind, never the
-content.
+33 bytes more than the record's JSON as packed (:mod:`gateway.packing`, when that makes it shorter). The key id (a
+hash of the key, never the key; 8 hex characters in messages) says which key opens it, so during a rotation the
+current key seals and the old ones still open (``gateway data-key rotate`` reseals everything under the current key,
+then the old keys can go). Records written by earlier versions are read as they are:
+``~g1:<key id>:<base64(nonce ‖ ciphertext ‖ tag)>`` (the same sealing in base64 text, a third larger) and JSON in
+clear (before encryption existed); the rotation rewrites both in the form above. A record that a key missing from
+this gateway sealed, or that fails authentication, raises :class:`~gateway.errors.DataKeyError` naming the key id
+and the record kind, never the content.
 
 Where the keys come from (:meth:`DataKeys.from_settings`):
 

@@ -77,14 +77,19 @@ def pack(kind: str, data: bytes) -> bytes:
 
 
 def unpack(kind: str, data: bytes) -> bytes:
-    """What :func:`pack` was given. zlib.error when the packed bytes are not whole (never for what was sealed:
-    AES-GCM authenticated it)."""
+    """What :func:`pack` was given. zlib.error when the packed bytes are not exactly one whole stream (cut short,
+    or bytes after its end: never for what was sealed, AES-GCM authenticated it)."""
     if data.startswith(PACKED):
-        return zlib.decompress(data[1:])
+        return _inflate(zlib.decompressobj(), data[1:])
     if (preset := _PRESETS.get(kind)) and data.startswith(preset[0]):
-        unpacker = zlib.decompressobj(-15, zdict=preset[1])
-        unpacked = unpacker.decompress(data[1:]) + unpacker.flush()
-        if not unpacker.eof:
-            raise zlib.error("a packed record cut short")
-        return unpacked
+        return _inflate(zlib.decompressobj(-15, zdict=preset[1]), data[1:])
     return data
+
+
+def _inflate(unpacker: zlib._Decompress, data: bytes) -> bytes:
+    unpacked = unpacker.decompress(data) + unpacker.flush()
+    if not unpacker.eof:
+        raise zlib.error("a packed record cut short")
+    if unpacker.unused_data:  # until 2026-12-07 dropped silently: a record read as whole that was not what was packed
+        raise zlib.error("bytes after a packed record's end")
+    return unpacked

@@ -109,3 +109,18 @@ def test_a_packed_record_cut_short_or_altered_is_refused_never_read_wrong() -> N
 
 def test_a_record_the_dictionary_cannot_shorten_is_sealed_as_it_is() -> None:
     assert pack("conversation", b"{}") == b"{}"  # the head and deflate's least would make it longer
+
+
+def test_a_packed_record_with_bytes_after_its_end_is_refused_never_read_as_whole() -> None:
+    """``unpack`` gives back exactly what ``pack`` made or refuses: bytes after the packed stream (never written by
+    ``pack``; AES-GCM would refuse them under a seal) are not dropped silently, for either head."""
+    record = queued_record().encode()
+    packed = pack("conversation", record)
+    assert packed.startswith(RECORD_V1)
+    zlibbed = PACKED + zlib.compress(record, 1)
+    for whole in (packed, zlibbed):
+        assert unpack("conversation", whole) == record
+        with pytest.raises(zlib.error):
+            unpack("conversation", whole + b"\x00")
+    with pytest.raises(zlib.error):
+        unpack("notice", zlibbed + b"{}")
