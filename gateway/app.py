@@ -339,7 +339,9 @@ async def create_app(
         web.post(uploads_path, own_pages(uploads.upload)),
     ])  # fmt: skip
     scrapers = Scrapers(settings.metrics_token.get_secret_value(), settings.client_addresses())
-    app.router.add_get("/metrics", scrapers.only(_metrics_handler(metrics, store, presence, clock)))
+    page = _MetricsPage(metrics, store, presence, clock)
+    app.router.add_get("/metrics", scrapers.only(page.handler))
+    app.on_shutdown.append(page.close)
     app.on_response_prepare.append(_api_not_stored)
     return app
 
@@ -635,22 +637,48 @@ def _body_deadline(seconds: float, larger: dict[str, int]) -> Callable[..., Awai
     return middleware
 
 
-def _metrics_handler(
-    metrics: Metrics, store: Store, presence: Presence, clock: Callable[[], datetime]
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(request: web.Request) -> web.Response:
+METRICS_READ_SECONDS = 3.0
+"""How long a scrape of ``/metrics`` waits for the store's queue at most. Prometheus gives a scrape 10 s by default;
+a store that takes connections but answers nothing (Redis frozen, or cut off by a network that drops packets) holds
+each command until ``GATEWAY_REDIS_SOCKET_TIMEOUT`` (5 s), and a pool whose connections are all held until
+``GATEWAY_REDIS_POOL_TIMEOUT`` (10 s) before that: the target would be seen down again, ``gateway_store_up`` 0
+unread. Past it the page is served with the queue's gauges as last read; the read goes on and sets them."""
+
+
+class _MetricsPage:
+    """``/metrics``: the queue's gauges read from the store, one read at a time, waited for
+    :data:`METRICS_READ_SECONDS` at most (until 2026-12-07 a scrape waited for it whatever it took); the store's
+    failure counted as part ``metrics`` and the page still served (``gateway_store_up`` 0 scraped)."""
+
+    def __init__(self, metrics: Metrics, store: Store, presence: Presence, clock: Callable[[], datetime]) -> None:
+        self.metrics, self.store, self.presence, self.clock = metrics, store, presence, clock
+        self._reading: asyncio.Task[None] | None = None  # the queue's read, which a scrape may have left running
+
+    async def handler(self, request: web.Request) -> web.Response:
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read(), name="metrics-queue")
+        await asyncio.wait({self._reading}, timeout=METRICS_READ_SECONDS)  # never cancels it: it ends by itself
+        if self._reading.done():
+            self._reading.result()  # a bug in the read (not the store's failure) is this scrape's error, as before
+        self.metrics.listeners_online.set(self.presence.online())
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _read(self) -> None:
         # The store away, the page is still served (``gateway_store_up`` 0, the failures counted), the queue's
         # figures as last read: until 2026-12-07 it answered 503, and no scrape ever read an outage's figures.
         try:
-            await _read_queue(metrics, store, clock())
+            await _read_queue(self.metrics, self.store, self.clock())
         except StoreError as exc:
-            metrics.outages.failed("metrics", exc)
+            self.metrics.outages.failed("metrics", exc)
         else:
-            metrics.outages.answered("metrics")
-        metrics.listeners_online.set(presence.online())
-        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+            self.metrics.outages.answered("metrics")
 
-    return handler
+    async def close(self, _app: web.Application) -> None:
+        """The app stops (before the store closes): a read still running is stopped."""
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
 
 
 async def _read_queue(metrics: Metrics, store: Store, now: datetime) -> None:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 from collections.abc import Callable
 
 import pytest
 import redis
 
-from gateway.app import METRICS, STORE
+from gateway.app import METRICS, METRICS_READ_SECONDS, STORE
 from gateway.errors import LockTimeout, StoreError
 from gateway.metrics import Metrics
 from gateway.outage_log import StoreOutages
@@ -344,3 +346,32 @@ async def test_the_metrics_page_answers_while_the_store_is_unreachable(
         own_redis.start()
     await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 1)
     assert (await client.get("/metrics")).status == 200
+
+
+async def test_a_scrape_while_the_store_does_not_answer_is_served_within_its_budget(
+    own_redis: OwnRedis, make_client: AppFactory, settings: Settings
+) -> None:
+    """A Redis that accepts connections but answers nothing (frozen, cut off by a silent network) holds a read until
+    the socket's timeout, a pool exhausted until the pool's: a scrape waiting for the queue's read that long missed
+    Prometheus's own scrape timeout (10 s by default), the target seen down again. The read gets
+    ``METRICS_READ_SECONDS``; past it the page is served with the gauges as last read, the read going on by itself.
+    The test's socket timeout is 30 s so that a scrape that waits for the store cannot pass."""
+    client = await make_client(settings.replace(store=own_redis.url, redis_socket_timeout=30.0), watch_seconds=WATCH)
+    metrics = client.app[METRICS]
+    assert (await client.get("/metrics")).status == 200
+    assert own_redis.process is not None
+    os.kill(own_redis.process.pid, signal.SIGSTOP)  # connections accepted by the kernel, nothing answered
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answer = await client.get("/metrics")
+        took = loop.time() - started
+        assert answer.status == 200
+        assert "gateway_queue_longest_wait_seconds" in await answer.text()
+        assert took < METRICS_READ_SECONDS + 10, f"the scrape took {took:.1f} s"  # 30 s when it waits for the store
+        again = await client.get("/metrics")  # the read still going: no second one behind it, served as fast
+        assert again.status == 200
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+    assert (await client.get("/metrics")).status == 200
+    assert not metrics.outages.waiting()
