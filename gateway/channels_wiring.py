@@ -33,7 +33,8 @@ from gateway.metrics import Metrics
 from gateway.outage_log import HTTP
 from gateway.outbox import Sender
 from gateway.settings import Settings
-from gateway.store import ConversationStore, EventStore
+from gateway.sockets import Forwarding
+from gateway.store import ConversationStore, EventStore, Subscription
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -112,15 +113,19 @@ class TypingRelay:
         self._sending: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        """A supervised worker (a missed typing event needs no resync: the hint is gone by then)."""
+        """A supervised worker (a missed typing event needs no resync: the hint is gone by then). While the store
+        fails it subscribes again by itself (part ``typing``): never left in the supervisor's backoff, ``down``
+        after the store was back."""
         try:
-            async with await self._store.subscribe(everything=False) as subscription:  # typing: every instance's
-                async for event in subscription:
-                    match event:
-                        case Typing(conversation_id=conversation_id, who="listener"):
-                            self._maybe_send(conversation_id)
+            await Forwarding(self._store, self._metrics.outages, "typing").run(self._relay)
         finally:
             await asyncio.gather(*self._sending, return_exceptions=True)
+
+    async def _relay(self, subscription: Subscription) -> None:
+        async for event in subscription:  # typing: every instance's
+            match event:
+                case Typing(conversation_id=conversation_id, who="listener"):
+                    self._maybe_send(conversation_id)
 
     def _maybe_send(self, conversation_id: str) -> None:
         now = time.monotonic()

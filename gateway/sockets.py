@@ -6,11 +6,13 @@ is full (it stopped reading), whose send times out, or whose connection went awa
 in ``gateway_socket_drops{surface, reason}``, its connection aborted (which ends its handler; the page
 reconnects and reloads), and nobody else waited on it.
 
-:class:`Forwarding` is what the two surfaces' forwarding workers (the web chat's, the console's) share: the store
-subscription a worker holds while it runs, through which their socket handlers follow what their sockets show.
-While the store does not answer it subscribes again within :data:`RESUBSCRIBE` seconds, never later: while it is
-not subscribed, the sockets open on this instance get nothing (left to the supervisor's backoff, up to 30 s after
-a few outages, a page kept acknowledging messages whose replies did not come).
+:class:`Forwarding` is what the workers that follow the store's events share (the two surfaces' forwarding, the web
+chat's and the console's; presence; the typing relay): the store subscription a worker holds while it runs, through
+which the socket handlers follow what their sockets show. While the store does not answer it subscribes again
+within :data:`RESUBSCRIBE` seconds, never later: while it is not subscribed, the sockets open on this instance get
+nothing (left to the supervisor's backoff, up to 30 s after a few outages, a page kept acknowledging messages whose
+replies did not come), and a worker waiting in that backoff is ``down`` in ``/readyz``, 503 after the store was back
+(presence and typing until 2026-12-07: ``tests/test_subscribers_outage.py``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Forwarding:
     """A forwarding worker's store subscription, held while it runs: :attr:`current` (None between runs: a socket
     opened then is followed by the next run, which reads what its sockets follow as it starts)."""
 
-    def __init__(self, store: EventStore, outages: StoreOutages, part: str) -> None:
+    def __init__(self, store: EventStore, outages: StoreOutages | None, part: str) -> None:
         self._store, self._outages, self._part = store, outages, part
         self.current: Subscription | None = None
 
@@ -55,7 +57,8 @@ class Forwarding:
             try:
                 async with await self._store.subscribe(everything=False) as subscription:
                     self.current, started = subscription, loop.time()
-                    self._outages.answered(self._part)
+                    if self._outages is not None:
+                        self._outages.answered(self._part)
                     try:
                         await forward(subscription)
                         return
@@ -63,7 +66,8 @@ class Forwarding:
                         self.current = None
                         delay = RESUBSCRIBE[0] if loop.time() - started > STABLE else delay  # a new outage
             except StoreError as exc:  # counted and told once an outage (gateway/outage_log.py), not a line a try
-                self._outages.failed(self._part, exc)
+                if self._outages is not None:
+                    self._outages.failed(self._part, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESUBSCRIBE[1])
 

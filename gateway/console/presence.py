@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable
 from gateway.errors import StoreError
 from gateway.events import ListenersOnline, Resync
 from gateway.outage_log import StoreOutages
-from gateway.store import EventStore
+from gateway.sockets import Forwarding
+from gateway.store import EventStore, Subscription
 
 
 def _digest(name: str) -> str:
@@ -117,16 +118,19 @@ class Presence:
 
     async def listen(self, store: EventStore) -> None:
         """A supervised worker: hear the other instances; after missed events, announce at once (they may have
-        forgotten this instance meanwhile)."""
+        forgotten this instance meanwhile). While the store fails it subscribes again by itself (part ``presence``),
+        not hearing meanwhile: never left in the supervisor's backoff, ``down`` after the store was back."""
+        await Forwarding(store, self.outages, "presence").run(lambda subscription: self._hear(store, subscription))
+
+    async def _hear(self, store: EventStore, subscription: Subscription) -> None:
+        self._hearing_since = self.clock()
         try:
-            async with await store.subscribe(everything=False) as subscription:  # presence: every instance's
-                self._hearing_since = self.clock()
-                async for event in subscription:
-                    match event:
-                        case Resync():  # some announcements may be lost: whole again 2.5 beats from now
-                            self._hearing_since = self.clock()
-                            await self.announce(store)
-                        case ListenersOnline():
-                            self.heard(event)
+            async for event in subscription:  # presence: every instance's
+                match event:
+                    case Resync():  # some announcements may be lost: whole again 2.5 beats from now
+                        self._hearing_since = self.clock()
+                        await self.announce(store)
+                    case ListenersOnline():
+                        self.heard(event)
         finally:
             self._hearing_since = None
