@@ -61,11 +61,12 @@ the previous one's session or refused hello; each refused page then sends words 
 its conversation: escalate, never silence), and a page of another address must get its session (its wait is printed).
 
 ``--erasures N`` (default 0: the run unchanged): N young people of their own on the provider channels erased during
-the load, by their phrase and "oui", by a supervisor through the console, or by a supervisor while a message of
-theirs is in flight, each asked again as a young person or a supervisor would when cut; audited after the drain
-(``bench/chaos_erasures.py``: nothing of theirs left in Redis, their words never back, the goodbye once, nothing
-sent after it but to a conversation they started again), their addresses left out of the audit above. The purge
-runs every 15 s meanwhile (it finds nothing due: the retention is whole days).
+the load, by their phrase and "oui", by a supervisor through the console, or by a supervisor while a message of theirs
+is in flight, each asked again as a young person or a supervisor would when cut; audited after the drain
+(``bench/chaos_erasures.py``: nothing of theirs left in Redis, their words never back, the goodbye once (a second one
+shown with the fault its earlier copy was in flight at), nothing sent after it but to a conversation they started
+again), their addresses left out of the audit above. The purge runs every 15 s meanwhile (it finds nothing due: the
+retention is whole days).
 
 ``--purges N`` (default 0): N ended conversations written to Redis before the instances start, each closed
 ``retention.closed_days`` before a moment of the run, so that the purge (every 15 s) finds them due while the faults
@@ -111,7 +112,7 @@ from bench.chaos_channels import (  # noqa: E402
     sender_id,
     webhook,
 )
-from bench.chaos_erasures import PURGE_EVERY, Erasures, audit_erasures, show_erasures  # noqa: E402
+from bench.chaos_erasures import PURGE_EVERY, ErasureAudit, Erasures, audit_erasures, show_erasures  # noqa: E402
 from bench.chaos_purges import Purges, audit_purges, show_purges  # noqa: E402
 from bench.chaos_receipts import Receipts, audit_receipts, show_receipts  # noqa: E402
 from bench.chaos_webchat import FloodRules, WebChats, audit_webchat, show_webchat  # noqa: E402
@@ -748,6 +749,20 @@ def audit_floods(platforms: Platforms, results: dict[ChannelName, Audit], users:
             )
 
 
+def explain_goodbyes(result: ErasureAudit, faults: list[Fault], began: float) -> None:
+    """Each goodbye an erased young person got once more than the one (none after a supervisor's erasure), as a second
+    notice is explained: the copy the gateway did not hear of (a kill, a send timed out) is the earlier."""
+    for label, goodbyes in result.goodbyes_again:
+        ordered = sorted(goodbyes, key=lambda c: c.at)
+        for earlier, copy in itertools.pairwise(ordered) if len(ordered) > 1 else [(ordered[0], None)]:
+            why = in_flight(earlier, faults) or (copy and in_flight(copy, faults)) or "no fault"
+            again = f"again {copy.sender}@{copy.at - began:.1f} s" if copy else "none expected"
+            result.goodbyes_explained.append(
+                f"{label} {earlier.sender}@{earlier.at - began:.1f} s (held {earlier.held:.1f} s, the gateway hung"
+                f" up {'never' if earlier.waited is None else f'after {earlier.waited:.1f} s'}), {again}: {why}"
+            )
+
+
 async def main(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
@@ -837,6 +852,7 @@ async def main(args: argparse.Namespace) -> None:
                 results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began, apart,
                                                   purges.ids)  # fmt: skip
                 erasure_audit = await audit_erasures(erasures)
+                explain_goodbyes(erasure_audit, faults, chaos.began)
                 purge_audit = await audit_purges(purges)
                 applied = audit_receipts(receipts, deliveries, chaos.began)
                 webchat = await audit_webchat(redis.url, chats, WEB_FLOOD_RULES)

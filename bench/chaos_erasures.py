@@ -20,7 +20,8 @@ conversations' ids, the person's identity (its keyed hashes: the store's index, 
 inbox's lookup of it; the address itself) and the de-duplication marks of their messages sent before the erasure
 (the identity only when no conversation started after the erasure names them); the young people's entries from
 before the erasure found again in a transcript (their words brought back); how many goodbyes each one got (a phrase:
-one, a supervisor's erasure: none) and the replies a fake accepted for them after the goodbye (or the supervisor's
+one, a supervisor's erasure: none; each one more shown by ``bench/chaos.py`` with the fault its copy was in flight at,
+as a second flood notice is) and the replies a fake accepted for them after the goodbye (or the supervisor's
 200) that no surviving conversation records. Prints figures, asserts nothing.
 
 The retention purge is not driven: ``retention.closed_days`` is whole days, at least 1 (``gateway/flows/privacy.py``),
@@ -283,6 +284,10 @@ class ErasureAudit:
     left: list[str] = field(default_factory=list)  # "<kind> <channel>: what is left in Redis"
     brought_back: int = 0  # entries of messages from before the erasure found in a transcript after it
     goodbyes: Counter[str] = field(default_factory=Counter)  # "<kind>: n goodbyes" → cases
+    # the cases given a goodbye more than once (a phrase) or at all (a supervisor's): "<kind> <channel>" and each copy,
+    # explained by bench/chaos.py (``explain_goodbyes``: the fault a copy was in flight at, as a second notice is)
+    goodbyes_again: list[tuple[str, list[Copy]]] = field(default_factory=list)
+    goodbyes_explained: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)  # replies accepted after the erasure no transcript records
     anew: int = 0  # new conversations after a goodbye
     anew_answered: int = 0  # … that got a reply recorded in their transcript
@@ -359,6 +364,8 @@ async def audit_erasures(erasures: Erasures) -> ErasureAudit:
             copies = [c for c in erasures.fakes[case.channel].copies if c.recipient == case.sender]
             goodbye = [c for c in copies if any(m in c.text for m in DONE_MARKS)]
             result.goodbyes[f"{case.kind}: {len(goodbye)}"] += 1
+            if len(goodbye) > (case.kind == "phrase"):
+                result.goodbyes_again.append((label, goodbye))
             for copy in copies:
                 late = copy.at > case.erased_at and copy not in goodbye
                 if late and copy.provider_id not in recorded:
@@ -392,3 +399,5 @@ def show_erasures(result: ErasureAudit) -> None:
     )
     for line in [*result.unfinished, *result.left, *result.after][:15]:
         print(f"    {line}")
+    for line in result.goodbyes_explained[:5]:
+        print(f"    goodbye again: {line}")
