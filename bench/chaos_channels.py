@@ -93,6 +93,8 @@ class Noting(FakeAPI):
         watch = asyncio.create_task(_note_hang_up(request))
         try:
             response: web.StreamResponse = await handler(request)
+        except ConnectionResetError:  # the gateway gone before the request's body came (a kill): nothing accepted,
+            return web.Response(status=400)  # nothing noted; unhandled, aiohttp logged a traceback in the run's output
         finally:
             watch.cancel()
         return response
