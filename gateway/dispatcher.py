@@ -454,12 +454,16 @@ class Dispatcher:
         """The message processed under its conversation's lock: the conversation and whether it confirmed an
         erasure; None when processed already. ``look``: first, whether the conversation's ending is listed as begun
         (``store.ending_begun``: on Redis read by the lock's script, with the record, no command more): an ending cut
-        short, maybe after its goodbye, which the caller completes first (:meth:`_ended_first`); nothing written."""
+        short, maybe after its goodbye, which the caller completes first (:meth:`_ended_first`); nothing written.
+        A web chat message (``Inbound.written_in``) whose page's conversation was erased while it waited for the
+        lock (a supervisor's erasure, another tab's): ConversationEnded from the store, nothing opened or written
+        (until 2026-12-07 it opened a new conversation for the erased person)."""
         now = self.clock()
         # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
         # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
         # them and the lock's release: one round trip each on Redis.
-        async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim) as (current, state):
+        async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim,
+                                            only=inbound.written_in) as (current, state):  # fmt: skip
             if state is ClaimState.DONE:
                 return None
             if state is ClaimState.BUSY:

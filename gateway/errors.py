@@ -69,8 +69,9 @@ class IllegalTransition(GatewayError):
 
 class ConversationEnded(GatewayError):
     """A web chat message found its conversation's ending listed as begun (cut short on Redis) and completed it
-    first (``Dispatcher._ended_first``): a message never starts the next conversation silently there, so it is not
-    recorded; the socket answers ``ended`` (the upload route 409 ``ended``), as after any end."""
+    first (``Dispatcher._ended_first``), or found it erased while it waited for its lock (``store.locked_active``
+    with ``only``): a message never starts the next conversation silently there, so it is not recorded; the socket
+    answers ``ended`` (the upload route 409 ``ended``), as after any end."""
 
 
 class CorpusError(GatewayError, ValueError):

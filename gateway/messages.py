@@ -110,6 +110,11 @@ class Inbound:
     # gateway away, the platform redelivering) is dated when it was written, not when it was taken
     # (``gateway.dispatcher.written_at``)
     sent_at: datetime | None = None
+    # the conversation it was written in, when the channel knows it (the web chat: the one the page follows): erased
+    # while the message waited for its lock, none other is opened for it (``ConversationEnded``: the page answered
+    # ``ended``, ``Dispatcher._locked``). None: the sender's open one, or a new one (the providers' channels: a
+    # message after an erasure is a new contact, docs/guarantees.md)
+    written_in: str | None = None
 
     @property
     def forwarded(self) -> bool:

@@ -16,6 +16,7 @@ import secrets
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
@@ -611,13 +612,15 @@ class ChatSession:
             return
         if self.token is None:  # held: the session opens (the page re-sends what is pending; de-duplicated on id)
             await self._open(token, self.language)
-        await self._deliver(inbound)
+        await self._deliver(replace(inbound, written_in=self.conversation_id))  # erased meanwhile: nothing opens
 
     async def _deliver(self, inbound: Inbound) -> None:
-        """A message the gate let through: to the dispatcher, the conversation it went to followed, acknowledged."""
+        """A message the gate let through: to the dispatcher, the conversation it went to followed, acknowledged.
+        Its conversation erased while it waited for the lock (``Inbound.written_in``): ``ended``, nothing stored;
+        until 2026-12-07 a new conversation was opened for it and the erased young person greeted again."""
         try:
             await self.dispatcher.handle_inbound(inbound)
-        except ConversationEnded:  # its ending, cut short on Redis, was completed first: as after any end
+        except ConversationEnded:  # erased meanwhile, or its ending cut short, completed: as after any end
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
         conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender)

@@ -6,25 +6,36 @@ Until 2026-12-07 a page whose socket dropped before the erasure said hello with 
 conversation, and was given a new conversation: the words it had not seen acknowledged went into it, stored again
 under a new conversation (and the bot greeted the erased young person again). Now a hello naming a conversation
 that no longer exists gets that conversation's end (``status`` ``closed``, nothing of it), nothing opened, and a
-message then gets ``ended``, as on a socket that saw the erasure live."""
+message then gets ``ended``, as on a socket that saw the erasure live. So does a message sent while the erasure is
+under way (it passed the page's look at its conversation, then waited for the conversation's lock the erasure
+held): until 2026-12-07 it found no conversation once the lock was free, opened a new one, was stored in it and
+acknowledged, and the bot greeted the erased young person again.
+
+The erasure is held by a store double (:class:`Erasing`: the real store, nothing of the gateway patched) at its
+last step for the conversation, under its lock, its record not yet deleted.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
+from gateway.crypto import DataKeys
 from gateway.erasure import EPOCH, FAR
 from gateway.settings import Settings
+from gateway.store import Store, open_store
 from tests.conftest import AppFactory, add_listener, login
-from tests.store.conftest import STORES, on_store, redis_url
+from tests.store.conftest import STORES, on_store, redis_url, store_url
+from tests.test_uploads import photo
 from tests.test_webchat import hello, receive_until, say
 
-__all__ = ["redis_url"]  # a fixture used below
+__all__ = ["redis_url", "store_url"]  # fixtures used below
 
 SECRET = "personne ne sait que je dors dehors"
 Client = TestClient  # type: ignore[type-arg]
@@ -131,7 +142,7 @@ async def test_the_other_tab_of_an_erasing_page_is_told_and_its_unsent_words_ope
         await say(first, "m2", "Efface mes données stp")
         await first.send_json({"type": "message", "id": "m3", "text": "oui"})
         await receive_until(second, lambda f: f["type"] == "status" and f["status"] == "closed")
-        await gone(chat, session["conversation"])  # one sent while it is under way: not covered here
+        await gone(chat, session["conversation"])  # one sent while it is under way: the tests at the end
         assert (await sent_again(second, "t1", "tu es là ?"))["code"] == "ended"  # typed in the other tab
     async with chat.ws_connect("/chat/ws") as first:  # the erasing tab: "Nouvelle conversation"
         fresh = await reconnect(first, session["token"], None)
@@ -143,3 +154,110 @@ async def test_the_other_tab_of_an_erasing_page_is_told_and_its_unsent_words_ope
     assert conversation.id == fresh["conversation"]
     texts = await stored_texts(chat)
     assert "tu es là ?" not in texts and SECRET not in texts
+
+
+class Erasing:
+    """The real store, except that once armed (:meth:`hold`) the erasure's deletion of one conversation
+    (``erase_conversation``: its last step, under the conversation's lock) waits until :attr:`go_on` is set
+    (:attr:`holding`: it is there); from then on, a message's turn under the lock (``locked_active``) is told
+    (:attr:`locking`: the message got past the page's look at its conversation, still there, and waits)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self._held = store, ""
+        self.holding, self.locking, self.go_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def hold(self, conversation_id: str) -> None:
+        self._held = conversation_id
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if name == "locked_active" and self.holding.is_set():
+            self.locking.set()
+        if name != "erase_conversation":
+            return found
+
+        async def erase(conversation_id: str) -> int:
+            if conversation_id == self._held:
+                self._held = ""
+                self.holding.set()
+                await self.go_on.wait()
+            return int(await found(conversation_id))
+
+        return erase
+
+
+@pytest.fixture
+async def erasing(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, Erasing]]:
+    settings = settings.replace(store=store_url)
+    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
+    try:
+        yield settings, Erasing(store)
+    finally:
+        await store.close()
+
+
+async def _young_person_erases(ws: aiohttp.ClientWebSocketResponse) -> None:
+    await say(ws, "e1", "Efface mes données stp")
+    await say(ws, "e2", "oui")  # acknowledged once the erasure is done
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+@pytest.mark.parametrize("who", ["supervisor", "young person"])
+async def test_a_message_sent_while_its_conversation_is_being_erased_opens_nothing(
+    erasing: tuple[Settings, Erasing], make_client: AppFactory, who: str
+) -> None:  # erasing first: the app (which closes the store) stops before the fixture closes it again
+    """The page follows the conversation; the erasure (a supervisor's, or the young person's own in another tab)
+    holds its lock, its record still there; the page sends a message then, which waits for the lock."""
+    settings, store = erasing
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as eraser, chat.ws_connect("/chat/ws") as page:
+        session = await hello(eraser)
+        await reconnect(page, session["token"], session["conversation"])  # the other tab
+        await say(eraser, "m1", SECRET)
+        store.hold(session["conversation"])
+        erasure = asyncio.create_task(
+            supervisor_erases(chat, session["conversation"]) if who == "supervisor" else _young_person_erases(eraser)
+        )
+        async with asyncio.timeout(20):
+            await store.holding.wait()  # under the conversation's lock, its record not deleted yet
+        await page.send_json({"type": "message", "id": "t1", "text": "tu es là ?"})
+        async with asyncio.timeout(20):
+            await store.locking.wait()  # past the page's look at its conversation: waiting for its lock
+        store.go_on.set()
+        await erasure
+        answers = await receive_until(page, lambda f: f.get("id") == "t1" or f["type"] == "error")
+    assert answers[-1].get("code") == "ended", answers[-1]  # before: {'type': 'ack', 'id': 't1'}
+    assert await everything(chat) == []  # before: a new conversation holding "tu es là ?", the bot's greeting
+    async with chat.ws_connect("/chat/ws") as page:  # "Nouvelle conversation": a fresh start, knowingly
+        fresh = await reconnect(page, session["token"], None)
+        assert fresh["status"] == "bot" and fresh["history"] != []
+        await say(page, "t1", "tu es là ?")  # the words put back in the box, sent again: taken now
+    [conversation] = await everything(chat)
+    assert conversation.id == fresh["conversation"] != session["conversation"]
+    assert SECRET not in await stored_texts(chat)
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+async def test_an_image_sent_while_its_conversation_is_being_erased_opens_nothing(
+    erasing: tuple[Settings, Erasing], make_client: AppFactory
+) -> None:
+    """The same for the page's image (``POST /chat/upload``): it found the conversation open, then waited for its
+    lock while a supervisor's erasure held it."""
+    settings, store = erasing
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as page:
+        session = await hello(page)
+        await say(page, "m1", SECRET)
+    store.hold(session["conversation"])
+    erasure = asyncio.create_task(supervisor_erases(chat, session["conversation"]))
+    async with asyncio.timeout(20):
+        await store.holding.wait()
+    headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
+    image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
+    async with asyncio.timeout(20):
+        await store.locking.wait()
+    store.go_on.set()
+    await erasure
+    answer = await image
+    assert (answer.status, await answer.json()) == (409, {"error": "ended"})  # before: 201, a new conversation
+    assert await everything(chat) == []

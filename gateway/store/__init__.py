@@ -1440,11 +1440,15 @@ class BatchStore(Protocol):
         ...
 
     def locked_active(
-        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
-    ) -> AbstractAsyncContextManager[tuple[Conversation, ClaimState]]:
+        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0,
+        only: str | None = None,
+    ) -> AbstractAsyncContextManager[tuple[Conversation, ClaimState]]:  # fmt: skip
         """The sender's active conversation on this channel (a new one, saved, when there is none, as
         ``active_conversation`` makes it) under its lock, with a batch inside as ``locked_batch`` (``claim`` as
-        there): the conversation as read once the lock is held, and the claim's state.
+        there): the conversation as read once the lock is held, and the claim's state. ``only`` (a web chat
+        message's ``Inbound.written_in``): when the sender's active conversation is not that one and that one is no
+        longer kept (erased while the message waited for its lock), ConversationEnded, nothing opened or written
+        (read only then: nothing more for a message whose conversation is open). Ended, not erased: as without it.
 
         Redis looks the sender's address up (read along with the claim: ``claim(sender=...)``), then takes that
         conversation's lock with its record read in the same round trip, the record's liveness checked there: a

@@ -79,7 +79,7 @@ from redis.exceptions import LockNotOwnedError, NoScriptError, RedisError, Respo
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
-from gateway.errors import ConfigError, Conflict, LockTimeout, StoreError
+from gateway.errors import ConfigError, Conflict, ConversationEnded, LockTimeout, StoreError
 from gateway.events import ANY_CONVERSATION, DeliveryChanged, Event, encode, scope
 from gateway.ids import seen_digest
 from gateway.later import Later
@@ -2404,13 +2404,15 @@ class RedisStore:
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
     def locked_active(
-        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
-    ) -> _LockedActive:
+        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0,
+        only: str | None = None,
+    ) -> _LockedActive:  # fmt: skip
         """The conversation the sender's address holds (read with the claim, else now), locked with its record
         read in the same round trip: when that record is active, it is the one (the address moves off an active
         conversation only once it ends). Else (none, ended meanwhile, a crash's leftover) the lock is let go,
-        nothing written, and ``active_conversation`` finds or starts the conversation, which is then locked."""
-        return _LockedActive(self, channel, sender, now, claim, timeout)
+        nothing written, and ``active_conversation`` finds or starts the conversation, which is then locked; with
+        ``only`` no longer kept (read then: a GET more, on that path only), ConversationEnded instead."""
+        return _LockedActive(self, channel, sender, now, claim, timeout, only)
 
     @_guarded
     async def _get_text(self, key: str) -> str | None:
@@ -2660,12 +2662,12 @@ class _LockedBatch:
 class _LockedActive:
     """``RedisStore.locked_active``, its steps in the same order; a class for the reason ``_LockedBatch`` is one."""
 
-    __slots__ = ("_channel", "_claim", "_inner", "_now", "_sender", "_store", "_timeout")
+    __slots__ = ("_channel", "_claim", "_inner", "_now", "_only", "_sender", "_store", "_timeout")
 
     def __init__(self, store: RedisStore, channel: ChannelName, sender: str, now: datetime, claim: Claim | None,
-                 timeout: float) -> None:  # fmt: skip
+                 timeout: float, only: str | None) -> None:  # fmt: skip
         self._store, self._channel, self._sender, self._now = store, channel, sender, now
-        self._claim, self._timeout = claim, timeout
+        self._claim, self._timeout, self._only = claim, timeout, only
         self._inner: _LockedBatch | None = None
 
     async def __aenter__(self) -> tuple[Conversation, ClaimState]:
@@ -2689,6 +2691,9 @@ class _LockedActive:
             await inner.__aexit__(None, None, None)
         else:  # the address named none: the lookup starts from that (a new sender: one round trip less)
             store._address_read.set((address, None))
+        if self._only is not None and await store.get_conversation(self._only) is None:
+            store._address_read.set(None)  # erased while the message waited: nothing opened for it
+            raise ConversationEnded("the conversation this message was written in was erased")
         conversation, _ = await store.active_conversation(self._channel, self._sender, self._now)
         inner = _LockedBatch(store, conversation.id, self._timeout, self._claim)
         state = await inner.__aenter__()

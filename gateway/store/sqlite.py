@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys, private_directory, private_file
-from gateway.errors import ConfigError, Conflict, StoreError
+from gateway.errors import ConfigError, Conflict, ConversationEnded, StoreError
 from gateway.events import Event
 from gateway.ids import seen_digest
 from gateway.messages import ChannelName
@@ -1656,14 +1656,16 @@ class SqliteStore:
 
     @asynccontextmanager
     async def locked_active(
-        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0
-    ) -> AsyncIterator[tuple[Conversation, ClaimState]]:
+        self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0,
+        only: str | None = None,
+    ) -> AsyncIterator[tuple[Conversation, ClaimState]]:  # fmt: skip
         """The sender's active conversation's id (read with the claim, else now), locked, then the claim renewed
         and the record read in one hop to the store's thread: when that record is still active, it is the one
         (one active conversation per sender: the ``conversations_active`` index). Else (none, or ended meanwhile)
         the lock is let go, nothing written, and ``active_conversation`` finds or starts the conversation, which
         is then locked. Two hops and one record opened per message, where the lookup, the lock, the claim and the
-        read took four hops and opened the record twice."""
+        read took four hops and opened the record twice. ``only`` no longer kept (read then: a hop more, on that path
+        only): ConversationEnded, nothing opened."""
         identity = (str(channel), self._keys.identity(channel, sender))
         read = self._sender_read.get()
         self._sender_read.set(None)
@@ -1677,6 +1679,8 @@ class SqliteStore:
                 if current is not None and current.active:
                     yield current, state
                     return
+        if only is not None and await self.get_conversation(only) is None:  # erased while the message waited
+            raise ConversationEnded("the conversation this message was written in was erased")
         conversation, _ = await self.active_conversation(channel, sender, now)
         async with self._locked_read(conversation.id, timeout, claim) as (current, state):
             yield current or conversation, state

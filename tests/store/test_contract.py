@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
-from gateway.errors import Conflict, StoreError
+from gateway.errors import Conflict, ConversationEnded, StoreError
 from gateway.events import DeliveryChanged, Event, NoticesChanged, QueueChanged
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
@@ -1258,6 +1258,21 @@ async def test_locked_active_opens_then_finds_the_senders_conversation_and_a_new
     async with store.locked_active(TG, "batch-8", T0) as (after, _):
         assert after.id != first.id and after.status is Status.BOT
     assert await store.find_active_conversation(TG, "batch-8") == after
+
+
+async def test_locked_active_for_a_conversation_erased_meanwhile_opens_nothing(store: Store) -> None:
+    """``only`` (a web chat message's conversation): erased while the message waited, ConversationEnded and nothing
+    opened (until 2026-12-07 a new conversation was); ended, not erased: the next one opens, as without it."""
+    erased, _ = await store.active_conversation(TG, "only-1", T0)
+    await store.erase_conversation(erased.id)
+    with pytest.raises(ConversationEnded):
+        async with store.locked_active(TG, "only-1", T0, claim=Claim("in:telegram:81", "me", 10), only=erased.id):
+            raise AssertionError("not entered")
+    assert await store.find_active_conversation(TG, "only-1") is None
+    ended, _ = await store.active_conversation(TG, "only-2", T0)
+    await store.save_conversation(replace(ended, status=Status.CLOSED))
+    async with store.locked_active(TG, "only-2", T0, only=ended.id) as (after, _):
+        assert after.id != ended.id and after.active
 
 
 async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:
