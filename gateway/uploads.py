@@ -5,7 +5,8 @@ The page posts the file's bytes as the body, with its session token (``X-Chat-To
 the page words in the young person's language: 400 ``bad_request`` (no token or id), 413 ``too_big`` (over
 ``GATEWAY_WEBCHAT_UPLOAD_MAX_BYTES``), 409 ``ended`` (no active conversation for this token: an upload never
 starts one; nor one whose ending, cut short on Redis, is still listed as begun: that ending is completed first,
-``Dispatcher.ending_completed``, and nothing is stored), 403 ``blocked`` or 429 ``rate_limited`` (the gate), 415
+``Dispatcher.ending_completed``, and nothing is stored; nor one whose conversation is erased meanwhile: what it kept
+of the image goes with the rest, ``_erased_meanwhile``), 403 ``blocked`` or 429 ``rate_limited`` (the gate), 415
 ``type`` or ``heic``, 413 ``too_large`` (too many pixels), 422 ``corrupt``. An accepted image is re-encoded without
 metadata (``gateway/images.py``), kept in the store (``upload:<key>``), and goes through the dispatcher as a message
 whose attachment it is: the listener sees it
@@ -26,7 +27,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import ConversationEnded, PermanentDelivery
 from gateway.gate import Gate, Refusal
 from gateway.messages import Attachment, ChannelName, Inbound
-from gateway.store import ConversationStore, UploadStore
+from gateway.store import ConversationStore, RetentionStore, UploadStore
 from gateway.untrusted import chat_token
 
 PATH = "/chat/upload"
@@ -35,8 +36,9 @@ MAX_PIXELS = 40_000_000  # a 48-megapixel photo is 8000 × 6000: beyond that, a 
 STATUS = {"type": 415, "heic": 415, "too_large": 413, "corrupt": 422}
 
 
-class UploadsRoles(ConversationStore, UploadStore, Protocol):
-    """What uploads need of the store (the image's message goes through the dispatcher)."""
+class UploadsRoles(ConversationStore, UploadStore, RetentionStore, Protocol):
+    """What uploads need of the store (the image's message goes through the dispatcher; ``erase_conversation``
+    only for what an image kept after its conversation's erasure, ``Uploads._erased_meanwhile``)."""
 
 
 class Uploads:
@@ -74,8 +76,17 @@ class Uploads:
         try:
             await self.dispatcher.handle_inbound(inbound)
         except ConversationEnded:  # erased meanwhile, or its ending cut short, completed: as after any end
+            await self._erased_meanwhile(conversation.id)
             return _refused(409, "ended")
         return web.json_response({"id": upload_id}, status=201)
+
+    async def _erased_meanwhile(self, conversation_id: str) -> None:
+        """An image refused as its conversation was erased while it was cleaned and kept: what it kept under that
+        conversation (the file, its listing) erased as the rest was (``erase_conversation`` again: the erasure's own
+        last step, idempotent). Until 2026-12-07 the file of an image kept just after the erasure stayed, for good.
+        A conversation still kept (ended, not erased) is left alone: its retention takes its uploads."""
+        if await self.store.get_conversation(conversation_id) is None:
+            await self.store.erase_conversation(conversation_id)
 
     async def fetch_media(self, attachment: Attachment) -> tuple[bytes, str]:
         """A web chat attachment's bytes, from the store (never from anywhere else)."""

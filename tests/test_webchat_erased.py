@@ -18,6 +18,7 @@ last step for the conversation, under its lock, its record not yet deleted.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -157,33 +158,34 @@ async def test_the_other_tab_of_an_erasing_page_is_told_and_its_unsent_words_ope
 
 
 class Erasing:
-    """The real store, except that once armed (:meth:`hold`) the erasure's deletion of one conversation
-    (``erase_conversation``: its last step, under the conversation's lock) waits until :attr:`go_on` is set
-    (:attr:`holding`: it is there); from then on, a message's turn under the lock (``locked_active``) is told
-    (:attr:`locking`: the message got past the page's look at its conversation, still there, and waits)."""
+    """The real store, except that once armed (:meth:`hold`) the next call of one method whose first argument
+    starts with a conversation's id (the erasure's deletion of it, ``erase_conversation``: its last step, under the
+    conversation's lock; an image kept, ``put_upload``) waits until :attr:`go_on` is set (:attr:`holding`: it is
+    there); from then on, a message's turn under the lock (``locked_active``) is told (:attr:`locking`: the message
+    got past the page's look at its conversation, still there, and waits)."""
 
     def __init__(self, store: Store) -> None:
-        self._store, self._held = store, ""
+        self._store, self._held = store, ("", "")
         self.holding, self.locking, self.go_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    def hold(self, conversation_id: str) -> None:
-        self._held = conversation_id
+    def hold(self, method: str, conversation_id: str) -> None:
+        self._held = (method, conversation_id)
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._store, name)
         if name == "locked_active" and self.holding.is_set():
             self.locking.set()
-        if name != "erase_conversation":
+        if name != self._held[0]:
             return found
 
-        async def erase(conversation_id: str) -> int:
-            if conversation_id == self._held:
-                self._held = ""
+        async def held(first: str, *args: Any) -> Any:
+            if self._held[0] == name and first.startswith(self._held[1]):
+                self._held = ("", "")
                 self.holding.set()
                 await self.go_on.wait()
-            return int(await found(conversation_id))
+            return await found(first, *args)
 
-        return erase
+        return held
 
 
 @pytest.fixture
@@ -214,7 +216,7 @@ async def test_a_message_sent_while_its_conversation_is_being_erased_opens_nothi
         session = await hello(eraser)
         await reconnect(page, session["token"], session["conversation"])  # the other tab
         await say(eraser, "m1", SECRET)
-        store.hold(session["conversation"])
+        store.hold("erase_conversation", session["conversation"])
         erasure = asyncio.create_task(
             supervisor_erases(chat, session["conversation"]) if who == "supervisor" else _young_person_erases(eraser)
         )
@@ -248,7 +250,7 @@ async def test_an_image_sent_while_its_conversation_is_being_erased_opens_nothin
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
         await say(page, "m1", SECRET)
-    store.hold(session["conversation"])
+    store.hold("erase_conversation", session["conversation"])
     erasure = asyncio.create_task(supervisor_erases(chat, session["conversation"]))
     async with asyncio.timeout(20):
         await store.holding.wait()
@@ -260,4 +262,29 @@ async def test_an_image_sent_while_its_conversation_is_being_erased_opens_nothin
     await erasure
     answer = await image
     assert (answer.status, await answer.json()) == (409, {"error": "ended"})  # before: 201, a new conversation
+    assert await everything(chat) == []
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+async def test_an_image_kept_just_after_its_conversation_was_erased_is_not_left_behind(
+    erasing: tuple[Settings, Erasing], make_client: AppFactory
+) -> None:
+    """The image found the conversation open and was cleaned; the erasure went through before the image was kept
+    (``put_upload`` held meanwhile): it is refused (409 ``ended``) and not kept under the erased conversation."""
+    settings, store = erasing
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as page:
+        session = await hello(page)
+        await say(page, "m1", SECRET)
+    store.hold("put_upload", session["conversation"])
+    headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
+    image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
+    async with asyncio.timeout(20):
+        await store.holding.wait()
+    await supervisor_erases(chat, session["conversation"])
+    store.go_on.set()
+    answer = await image
+    assert (answer.status, await answer.json()) == (409, {"error": "ended"})
+    kept = f"{session['conversation']}/{hashlib.sha256(b'u1').hexdigest()[:32]}"  # gateway/uploads.py's key
+    assert await store.get_upload(kept) is None  # before: the erased young person's image kept, for good
     assert await everything(chat) == []
