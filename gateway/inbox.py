@@ -102,6 +102,8 @@ def inbound_to_dict(inbound: Inbound) -> dict[str, Any]:
         del data["sent_at"]
     else:
         data["sent_at"] = inbound.sent_at.isoformat()
+    if inbound.written_in is None:  # the providers' messages (the inbox's): stored as before the field
+        del data["written_in"]
     return data
 
 
@@ -115,6 +117,7 @@ def inbound_from_dict(data: dict[str, Any]) -> Inbound:
         menu=bool(data.get("menu", False)), standby=bool(data.get("standby", False)),
         opted_out=bool(data.get("opted_out", False)), opted_in=bool(data.get("opted_in", False)),
         sent_at=datetime.fromisoformat(data["sent_at"]) if data.get("sent_at") else None,
+        written_in=data.get("written_in"),
     )  # fmt: skip
 
 

@@ -260,6 +260,15 @@ def test_a_messages_own_date_goes_through_the_inbox() -> None:
     assert "sent_at" not in inbound_to_dict(Inbound(ChannelName.TELEGRAM, "424242", "11", text="bonjour"))
 
 
+def test_the_conversation_a_message_was_written_in_goes_through_the_inbox_and_a_providers_is_stored_as_before() -> None:
+    """``Inbound.written_in`` (a web chat page's conversation: erased meanwhile, nothing is opened for the message)
+    is kept through the inbox; a provider's message, which names none, is stored without the field (an instance of
+    the version before reads it, and the inbox's items stay as small)."""
+    written = Inbound(ChannelName.WEBCHAT, "session", "t1", text="bonjour", written_in="0IvLSnf8J8Zs36OGMyfVSw")
+    assert inbound_from_dict(inbound_to_dict(written)) == written
+    assert "written_in" not in inbound_to_dict(Inbound(ChannelName.MESSENGER, "4242", "m1", text="bonjour"))
+
+
 def test_a_standby_message_keeps_what_it_is_through_the_inbox() -> None:
     """A message on a thread another app owns (Messenger's ``standby``) deferred to the inbox is still one when
     processed: the bot never answers it over the thread's owner."""
