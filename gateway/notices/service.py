@@ -9,7 +9,9 @@ Guarantees:
   ``notices.csam_also_to`` (Pharos) is always created with it;
 * the young person hears of a removal in their language, on their channel, inside the channel's reply window:
   when it is closed, as soon as they write again (this conversation or their next one on that channel);
-* evidence files are kept until the notice is closed plus ``notices.retention_days``, then deleted;
+* evidence files are kept until the notice is closed plus ``notices.retention_days``, then deleted; also once
+  flows.yaml has lost its ``notices:`` section (a reload): with the last ``retention_days`` this process loaded, or
+  the default (30 days) when it loaded none (reminders and removals told stop with the section);
 * every action is in the audit log (who, what, which notice; never a text).
 """
 
@@ -31,6 +33,7 @@ from gateway.conversation import Conversation
 from gateway.dispatcher import Dispatcher
 from gateway.errors import DeliveryError, MailError
 from gateway.events import Alert, NoticesChanged
+from gateway.flows.casework import Notices as NoticesSection
 from gateway.flows.model import Flow
 from gateway.flowset import FlowSet
 from gateway.ids import new_id
@@ -57,6 +60,7 @@ log = logging.getLogger(__name__)
 MAX_DESCRIPTION = 2000
 MAX_ANSWER = 4000
 MAX_EVIDENCE = 10
+DEFAULT_RETENTION_DAYS: int = NoticesSection.model_fields["retention_days"].default  # flows.yaml's default: 30
 
 
 class NoticesRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore, EventStore, LockStore, Protocol):
@@ -75,6 +79,9 @@ class Notices:
         # the server's: its store outages, where :meth:`run` tells a failed sweep (``/readyz``'s ``store_waiting``,
         # ``gateway_store_failures_total``); required: until 2026-12-07 one built without made a private one in run
         self.metrics = metrics
+        # the evidence's retention: the current flow's, else the last one this process loaded (the section removed
+        # by a reload must not switch it off), else the default
+        self.retention_days = DEFAULT_RETENTION_DAYS
 
     def flow(self) -> Flow:
         flow = self.flows.engine().flow
@@ -269,43 +276,45 @@ class Notices:
         """Sweep every ``poll_seconds``, for the app's lifetime (under the supervisor). A sweep the store failed is
         told once an outage (``gateway/outage_log.py``) and made again at the next poll, as the outbox and timers
         wait for the store; a bug stops the worker, which the supervisor logs, counts and restarts. Until 2026-12-06
-        the store's failure stopped it too (restarted and counted at each Redis restart, ``down`` meanwhile). A sweep,
-        and its answer, is made only while flows.yaml has a ``notices:`` section (whose sweep reads the list of notices
-        first): until 2026-12-07 one without read nothing yet said the store answered, which took ``notices`` out of
-        ``/readyz``'s ``store_waiting`` during an outage."""
+        the store's failure stopped it too (restarted and counted at each Redis restart, ``down`` meanwhile). Every
+        sweep reads the list of notices first, with or without a ``notices:`` section (the evidence's retention goes
+        on without it), so its answer is the store's. Until 2026-12-07 a sweep without the section read nothing
+        (the evidence kept forever) yet said the store answered, which took ``notices`` out of ``/readyz``'s
+        ``store_waiting`` during an outage; for a few hours that day (75b69b5e) no sweep was made without it."""
         outages = self.metrics.outages
         while True:
-            if self.flows.engine().flow.notices is not None:  # else a sweep reads nothing: no answer to tell
-                await outages.attempt("notices", self.sweep(self.clock()))
+            await outages.attempt("notices", self.sweep(self.clock()))
             await asyncio.sleep(self.poll_seconds)
 
     async def sweep(self, now: datetime) -> None:
+        """Reminders and removals told while flows.yaml has a ``notices:`` section; the evidence's retention always
+        (until 2026-12-07 nothing without the section: the evidence of closed notices kept forever)."""
         flow = self.flows.engine().flow
-        if flow.notices is None:
-            return
+        if flow.notices is not None:
+            self.retention_days = flow.notices.retention_days
+        keep = timedelta(days=self.retention_days)
         for listed in await self.store.list_notices():
-            if _due_work(listed, flow, now):
+            if _due_work(listed, flow, keep, now):
                 async with self.store.lock("notice:" + listed.id):  # never over a listener's concurrent update
                     notice = await self.store.get_notice(listed.id)
                     if notice is not None:
-                        await self._sweep_one(notice, flow, now)
+                        await self._sweep_one(notice, flow, keep, now)
 
-    async def _sweep_one(self, notice: Notice, flow: Flow, now: datetime) -> None:
-        assert flow.notices is not None
-        platform = flow.platforms.get(notice.platform)
-        due = notice.due_at(platform.response_hours) if platform else None
-        if due is not None and due <= now and notice.reminded_at is None:
-            notice = await self._remind(notice, now)
-        if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
-            told = await self.tell(notice, now)
-            if told.told_at is not None:
-                notice = await self._save(told, "gateway", "notice_removal_told", "the young person was told")
+    async def _sweep_one(self, notice: Notice, flow: Flow, keep: timedelta, now: datetime) -> None:
+        if flow.notices is not None:
+            platform = flow.platforms.get(notice.platform)
+            due = notice.due_at(platform.response_hours) if platform else None
+            if due is not None and due <= now and notice.reminded_at is None:
+                notice = await self._remind(notice, now)
+            if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
+                told = await self.tell(notice, now)
+                if told.told_at is not None:
+                    notice = await self._save(told, "gateway", "notice_removal_told", "the young person was told")
         closed_at = notice.closed_at if notice.status in CLOSED_NOTICE else None
-        keep = timedelta(days=flow.notices.retention_days)
         if closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now:
             count = await self.store.drop_evidence(notice.id)
             await self._save(replace(notice, evidence_deleted_at=now), "gateway", "evidence_deleted",
-                             f"{count} file(s), {flow.notices.retention_days} days after closing")  # fmt: skip
+                             f"{count} file(s), {keep.days} days after closing")  # fmt: skip
 
     async def _remind(self, notice: Notice, now: datetime) -> Notice:
         reminded = await self._save(replace(notice, reminded_at=now), "gateway", "notice_overdue",
@@ -325,16 +334,16 @@ def in_flow(notice: Notice, flow: Flow) -> None:
         raise ActionRefused("not_in_flow", f"{names} {verb} no longer in flows.yaml: write a new notice")
 
 
-def _due_work(notice: Notice, flow: Flow, now: datetime) -> bool:
-    """Whether the background round has something to do for this notice (checked again under its lock)."""
-    assert flow.notices is not None
-    platform = flow.platforms.get(notice.platform)
-    due = notice.due_at(platform.response_hours) if platform else None
-    if due is not None and due <= now and notice.reminded_at is None:
-        return True
-    if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
-        return True
-    keep = timedelta(days=flow.notices.retention_days)
+def _due_work(notice: Notice, flow: Flow, keep: timedelta, now: datetime) -> bool:
+    """Whether the background round has something to do for this notice (checked again under its lock): without a
+    ``notices:`` section, only the deletion of its evidence, ``keep`` after closing."""
+    if flow.notices is not None:
+        platform = flow.platforms.get(notice.platform)
+        due = notice.due_at(platform.response_hours) if platform else None
+        if due is not None and due <= now and notice.reminded_at is None:
+            return True
+        if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
+            return True
     closed_at = notice.closed_at if notice.status in CLOSED_NOTICE else None
     return closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now
 

@@ -81,9 +81,9 @@ class ReadFlows(FlowSet):
 async def test_a_sweep_without_a_notices_section_does_not_say_the_store_answered(
     own_redis: OwnRedis, clock: Clock, tmp_path: Path
 ) -> None:
-    """During an outage, a flows.yaml reloaded without its ``notices:`` section leaves the worker nothing to read:
-    its passes do not ask the store, and the part stays in ``/readyz``'s ``store_waiting``
-    (``StoreOutages.waiting``), as the web chat's places pass over closed pages does. Until 2026-12-07 such a pass
+    """During an outage, a flows.yaml reloaded without its ``notices:`` section still has the worker read the list
+    of notices (the evidence's retention goes on, ``tests/notices/test_notices_retention.py``): the read fails and
+    the part stays in ``/readyz``'s ``store_waiting`` (``StoreOutages.waiting``). Until 2026-12-07 such a pass
     (``Notices.sweep`` returning at once) reported an answer: ``notices`` dropped from the list although the store
     was not asked."""
     path = tmp_path / "flows.yaml"
