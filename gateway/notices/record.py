@@ -88,6 +88,10 @@ class Notice:
     told_at: datetime | None = None  # the young person was told of the removal
     reminded_at: datetime | None = None
     evidence_deleted_at: datetime | None = None
+    # flows.yaml's notices.retention_days as the notice closed (kept in step by the sweep while the section is there):
+    # its evidence's retention once the section is gone, whichever process sweeps then (None: closed before
+    # 2026-12-07 and not swept since, or not closed)
+    retention_days: int | None = None
 
     def due_at(self, response_hours: int) -> datetime | None:
         """When the platform's expected answer is late; None unless it is awaited."""

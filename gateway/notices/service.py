@@ -10,8 +10,9 @@ Guarantees:
 * the young person hears of a removal in their language, on their channel, inside the channel's reply window:
   when it is closed, as soon as they write again (this conversation or their next one on that channel);
 * evidence files are kept until the notice is closed plus ``notices.retention_days``, then deleted; also once
-  flows.yaml has lost its ``notices:`` section (a reload): with the last ``retention_days`` this process loaded, or
-  the default (30 days) when it loaded none (reminders and removals told stop with the section);
+  flows.yaml has lost its ``notices:`` section (a reload, a restart): with the ``retention_days`` the notice holds
+  (the section's as it closed, kept in step by the sweep), else the last one this process loaded, else the default
+  (30 days) (reminders and removals told stop with the section);
 * every action is in the audit log (who, what, which notice; never a text).
 """
 
@@ -232,8 +233,10 @@ class Notices:
         if len(answer) > MAX_ANSWER:
             raise ActionRefused("bad_request", f"the answer has at most {MAX_ANSWER} characters",
                                 field="answer", max=MAX_ANSWER)  # fmt: skip
-        now = self.clock()
+        now, section = self.clock(), self.flows.engine().flow.notices
         moved = notice.moved(target, now, answer.strip())
+        if section is not None and target in CLOSED_NOTICE:  # its retention kept with it (the section may go)
+            moved = replace(moved, retention_days=section.retention_days)
         if target == NoticeStatus.REMOVED:
             moved = await self.tell(moved, now)
         return await self._save(moved, by, f"notice_{target.value}", "answer pasted" if answer.strip() else "")
@@ -310,7 +313,12 @@ class Notices:
                 told = await self.tell(notice, now)
                 if told.told_at is not None:
                     notice = await self._save(told, "gateway", "notice_removal_told", "the young person was told")
+        if _restamp(notice, flow):  # the section's retention kept with the notice, for when the section is gone
+            assert flow.notices is not None
+            notice = replace(notice, retention_days=flow.notices.retention_days)
+            await self.store.put_notice(notice)
         closed_at = notice.closed_at if notice.status in CLOSED_NOTICE else None
+        keep = _kept(notice, flow, keep)
         if closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now:
             count = await self.store.drop_evidence(notice.id)
             await self._save(replace(notice, evidence_deleted_at=now), "gateway", "evidence_deleted",
@@ -334,9 +342,28 @@ def in_flow(notice: Notice, flow: Flow) -> None:
         raise ActionRefused("not_in_flow", f"{names} {verb} no longer in flows.yaml: write a new notice")
 
 
+def _restamp(notice: Notice, flow: Flow) -> bool:
+    """Whether a closed notice whose evidence is kept does not yet hold the section's current retention (closed
+    before 2026-12-07, or the section's ``retention_days`` changed since): written once, then not again."""
+    return (flow.notices is not None and notice.status in CLOSED_NOTICE and notice.evidence_deleted_at is None
+            and notice.retention_days != flow.notices.retention_days)  # fmt: skip
+
+
+def _kept(notice: Notice, flow: Flow, keep: timedelta) -> timedelta:
+    """How long after closing its evidence is kept: the section's retention while it is there (``keep``); without
+    it, the one the notice holds (the section's as it closed or was last swept: never shorter because the section
+    went and the process started again, as the default 30 days was for a section of 90 until 2026-12-07), else
+    ``keep`` (the last one this process loaded, else the default)."""
+    if flow.notices is None and notice.retention_days is not None:
+        return timedelta(days=notice.retention_days)
+    return keep
+
+
 def _due_work(notice: Notice, flow: Flow, keep: timedelta, now: datetime) -> bool:
     """Whether the background round has something to do for this notice (checked again under its lock): without a
-    ``notices:`` section, only the deletion of its evidence, ``keep`` after closing."""
+    ``notices:`` section, only the deletion of its evidence, its retention after closing."""
+    if _restamp(notice, flow):
+        return True
     if flow.notices is not None:
         platform = flow.platforms.get(notice.platform)
         due = notice.due_at(platform.response_hours) if platform else None
@@ -345,7 +372,7 @@ def _due_work(notice: Notice, flow: Flow, keep: timedelta, now: datetime) -> boo
         if notice.status == NoticeStatus.REMOVED and notice.told_at is None:
             return True
     closed_at = notice.closed_at if notice.status in CLOSED_NOTICE else None
-    return closed_at is not None and notice.evidence_deleted_at is None and closed_at + keep <= now
+    return closed_at is not None and notice.evidence_deleted_at is None and closed_at + _kept(notice, flow, keep) <= now
 
 
 PHONE_TAIL = 9  # a phone number's last digits compared: its national number whatever the prefix (+33 6…, 06…)

@@ -1,6 +1,8 @@
 """The retention of notices' evidence (screenshots of intimate images, of harassment: sealed, but personal data) goes
 on when flows.yaml loses its ``notices:`` section (removed or commented out, then reloaded): with the last
-``retention_days`` this process loaded, or the documented default (30) when it never loaded one. Until 2026-12-07
+``retention_days`` the notice holds (the section's as it closed), else the last this process loaded, else the
+documented default (30). A process started again without the section never falls back to the shorter default for a
+notice closed under a longer retention (until 2026-12-07 it did: 90 days cut to 30). Until 2026-12-07
 ``Notices.sweep`` returned at once without the section (and ``run`` no longer called it): every closed notice's
 evidence was kept forever. The real store (SQLite, Redis), the real supervisor and worker; the test's clock.
 """
@@ -115,3 +117,47 @@ async def test_without_a_section_ever_loaded_evidence_is_deleted_after_the_defau
     assert await store.get_evidence(notice) == []
     stored = await store.get_notice(notice)
     assert stored is not None and stored.evidence_deleted_at is not None
+
+
+async def test_a_process_started_without_the_section_keeps_the_evidence_for_the_retention_it_closed_under(
+    store: Store, clock: Clock, tmp_path: Path
+) -> None:
+    """A helpline keeps evidence 90 days (a platform, the police may still ask for it); the section is removed and
+    the server started again (a deploy, another instance): the evidence of a notice closed under 90 days is not
+    deleted at the default 30. Until 2026-12-07 the new process knew only the default: deleted 60 days early."""
+    flows = flows_at(tmp_path)
+    path = flows.path
+    path.write_text(path.read_text(encoding="utf-8").replace("  retention_days: 30 ", "  retention_days: 90 "),
+                    encoding="utf-8")  # fmt: skip
+    assert flows.reload().ok and (section := flows.engine().flow.notices) is not None and section.retention_days == 90
+    notice = await closed_notice(store, clock)
+    before = Notices(Dispatcher(store, flows, clock=clock), store, flows, {}, None, clock=clock, metrics=Metrics())
+    await before.sweep(clock())  # the section there: nothing due yet
+
+    path.write_text(MINI_FLOW, encoding="utf-8")  # the section removed, then a new process
+    started = FlowSet(path)
+    assert started.reload().ok and started.engine().flow.notices is None
+    after = Notices(Dispatcher(store, started, clock=clock), store, started, {}, None, clock=clock, metrics=Metrics())
+    await after.sweep(clock() + timedelta(days=30, minutes=1))
+    assert await store.get_evidence(notice) == [SCREENSHOT]  # the default's 30 days are not the helpline's 90
+    await after.sweep(clock() + timedelta(days=89, hours=23))
+    assert await store.get_evidence(notice) == [SCREENSHOT]
+    await after.sweep(clock() + timedelta(days=90, minutes=1))
+    assert await store.get_evidence(notice) == []
+
+
+async def test_a_notice_closed_by_a_listener_holds_the_retention_it_closed_under(
+    store: Store, clock: Clock, tmp_path: Path
+) -> None:
+    """Written as it closes, not only at the next sweep: a restart without the section in between loses nothing."""
+    flows = flows_at(tmp_path)
+    now = clock()
+    draft = Notice(id="n-closing", conversation_id="c-1", pseudonym="Renard 12", platform="instagram",
+                   category="intimate_images", locations=("https://www.instagram.com/p/B3/",), description="",
+                   language="en", created_by="anne", created_at=now, updated_at=now)  # fmt: skip
+    sent = draft.moved(NoticeStatus.SENT, now)
+    await store.put_notice(sent)
+    notices = Notices(Dispatcher(store, flows, clock=clock), store, flows, {}, None, clock=clock, metrics=Metrics())
+    await notices.update(sent.id, "anne", "refused", "Not violating.")
+    stored = await store.get_notice(sent.id)
+    assert stored is not None and stored.status is NoticeStatus.REFUSED and stored.retention_days == 30
