@@ -580,7 +580,16 @@ class ChatSession:
         self.language = language_of(conversation, engine.flow)
         session = {"type": "session", "token": self.token, "conversation": conversation.id, **status,
                    "language": self.language, "history": history, "keepalive": self.hub.keepalive}  # fmt: skip
+        await self._replicated()
         self.hub.opened(conversation.id, self.writer, session)
+
+    async def _replicated(self) -> None:
+        """``GATEWAY_REDIS_REPLICA_ACKS``: the replicas have what was written before the page is told a conversation's
+        id or a message's ack (ReplicasBehind: the socket closes with 1013, the page says hello again). A page never
+        follows a conversation a failover's new primary lacks: its hello would be answered as after an erasure
+        (``_show_gone``, "closed"); until 2026-12-07 the session frame did not wait, the ack did."""
+        if self.hub.replicated is not None:
+            await self.hub.replicated()
 
     async def _valid_text(self, frame: dict[str, Any]) -> str | None:
         """The text of a well-formed message frame, else None (the error frame sent)."""
@@ -628,6 +637,7 @@ class ChatSession:
             self.language = self.hub.language(conversation)  # notices follow it (until 2026-12-06: the hello's)
         if conversation is not None and conversation.client is None:
             conversation = await self._mark_client(conversation)
+        await self._replicated()  # ReplicasBehind: the socket closes (1013), the page sends it again
         if conversation is not None and conversation.id != self.conversation_id:  # a new one: follow it from its start
             await self._follow(conversation.id)
             found = await self.hub.view(conversation.id)
@@ -637,8 +647,6 @@ class ChatSession:
                 else None
             )
             self.hub.opened(conversation.id, self.writer, first)
-        if self.hub.replicated is not None:  # ReplicasBehind: the socket closes (1013), the page sends it again
-            await self.hub.replicated()
         self.writer.offer({"type": "ack", "id": inbound.message_id})
 
     async def _receipt(self, frame: dict[str, Any]) -> None:

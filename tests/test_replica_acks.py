@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 import pytest
 import redis
 
@@ -246,3 +248,57 @@ def _counter(metrics: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
+
+
+async def _first_session(client: Client, hello: dict[str, Any]) -> dict[str, Any] | None:
+    """The page's session frame for ``hello``; None when the socket closed first (1013: the page tries again)."""
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_json(hello)
+        while True:
+            message = await ws.receive(timeout=DEADLINE)
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return None
+            frame = json.loads(message.data)
+            if frame["type"] == "session":
+                return cast(dict[str, Any], frame)
+
+
+async def test_a_web_chat_page_is_never_told_its_conversation_ended_after_a_failover_lost_it(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, tmp_path: Path
+) -> None:
+    """A young person's page opens its conversation while the replica lags; the primary dies, the replica is
+    promoted. The page must not be told "closed" (an erased conversation's answer, ``ChatSession._show_gone``) for a
+    conversation nobody ended: with ``GATEWAY_REDIS_REPLICA_ACKS`` the session frame naming a conversation waits for
+    the replicas, as an ack does. Until 2026-12-07 it did not: the page learnt an id the new primary never had, and
+    its reconnection was answered "closed", nothing opened (silenced)."""
+    async with servers(tmp_path) as found:
+        assert found.link is not None and found.front is not None
+        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+        found.link.blackhole()  # the replica lags: nothing reaches it
+        opening = "opening-key-of-the-page-0001"
+        first = await _first_session(client, {"type": "hello", "opening": opening, "language": "fr"})
+        await asyncio.to_thread(found.processes[0].kill)  # kill -9 of the primary
+        await asyncio.to_thread(found.processes[0].wait)
+        await asyncio.to_thread(_command, found.replica_port, "REPLICAOF", "NO", "ONE")  # the failover
+        second = await asyncio.to_thread(found.server, "replica2", "--replicaof", "127.0.0.1", str(found.replica_port))
+        await until(lambda: found.in_step(second, found.replica_port), "the new primary's replica in step")
+        found.front.point_at(f"redis://127.0.0.1:{found.replica_port}/0")
+        found.front.reset_all()
+
+        # the page comes back as chat.js does: its token and conversation when it had its session, else its key
+        again = (
+            {"type": "hello", "opening": opening, "language": "fr"}
+            if first is None
+            else {"type": "hello", "token": first["token"], "conversation": first["conversation"], "language": "fr"}
+        )
+        back: dict[str, Any] | None = None
+
+        async def answered() -> bool:
+            nonlocal back
+            with contextlib.suppress(OSError, aiohttp.ClientError):
+                back = await _first_session(client, again)
+            return back is not None
+
+        await until(answered, "the page's session after the failover")
+        assert back is not None and back["status"] != "closed", (first, back)
