@@ -288,3 +288,34 @@ async def test_an_image_kept_just_after_its_conversation_was_erased_is_not_left_
     kept = f"{session['conversation']}/{hashlib.sha256(b'u1').hexdigest()[:32]}"  # gateway/uploads.py's key
     assert await store.get_upload(kept) is None  # before: the erased young person's image kept, for good
     assert await everything(chat) == []
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+async def test_an_image_of_an_erased_conversation_goes_into_no_newer_one(
+    erasing: tuple[Settings, Erasing], make_client: AppFactory
+) -> None:
+    """The image was being kept while a supervisor erased its conversation and another tab of the browser pressed
+    "Nouvelle conversation": the image goes into no conversation (409 ``ended``, not kept). Until 2026-12-07 it went
+    into the new one (201): a picture sent before the erasure stored again under the young person's next
+    conversation, as a message would have in that window."""
+    settings, store = erasing
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as page:
+        session = await hello(page)
+        await say(page, "m1", SECRET)
+    store.hold("put_upload", session["conversation"])
+    headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
+    image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
+    async with asyncio.timeout(20):
+        await store.holding.wait()
+    await supervisor_erases(chat, session["conversation"])
+    async with chat.ws_connect("/chat/ws") as other_tab:  # "Nouvelle conversation": a hello without the conversation
+        newer = await hello(other_tab, session["token"])
+    assert newer["conversation"] != session["conversation"] and newer["status"] != "closed"
+    store.go_on.set()
+    answer = await image
+    assert (answer.status, await answer.json()) == (409, {"error": "ended"})
+    entries = await chat.app[STORE].transcript(newer["conversation"])
+    assert [e for e in entries if e.attachments] == []  # before: the erased conversation's image in the new one
+    kept = f"{session['conversation']}/{hashlib.sha256(b'u1').hexdigest()[:32]}"
+    assert await store.get_upload(kept) is None

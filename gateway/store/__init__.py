@@ -1446,9 +1446,10 @@ class BatchStore(Protocol):
         """The sender's active conversation on this channel (a new one, saved, when there is none, as
         ``active_conversation`` makes it) under its lock, with a batch inside as ``locked_batch`` (``claim`` as
         there): the conversation as read once the lock is held, and the claim's state. ``only`` (a web chat
-        message's ``Inbound.written_in``): when the sender's active conversation is not that one and that one is no
-        longer kept (erased while the message waited for its lock), ConversationEnded, nothing opened or written
-        (read only then: nothing more for a message whose conversation is open). Ended, not erased: as without it.
+        message's ``Inbound.written_in``): when the sender's active conversation is not that one (none, or a newer
+        one another tab began after the erasure) and that one is no longer kept (erased while the message waited
+        for its lock), ConversationEnded, nothing opened or written (read only then: nothing more for a message whose
+        conversation is open; until 2026-12-07 a newer one took the message). Ended, not erased: as without it.
 
         Redis looks the sender's address up (read along with the claim: ``claim(sender=...)``), then takes that
         conversation's lock with its record read in the same round trip, the record's liveness checked there: a

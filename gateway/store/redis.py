@@ -2411,7 +2411,8 @@ class RedisStore:
         read in the same round trip: when that record is active, it is the one (the address moves off an active
         conversation only once it ends). Else (none, ended meanwhile, a crash's leftover) the lock is let go,
         nothing written, and ``active_conversation`` finds or starts the conversation, which is then locked; with
-        ``only`` no longer kept (read then: a GET more, on that path only), ConversationEnded instead."""
+        ``only`` no longer kept (read when the address names none or another: a GET more, on those paths only),
+        ConversationEnded instead."""
         return _LockedActive(self, channel, sender, now, claim, timeout, only)
 
     @_guarded
@@ -2676,6 +2677,8 @@ class _LockedActive:
         read = store._address_read.get()
         store._address_read.set(None)
         held = read[1] if read is not None and read[0] == address else await store._get_text(address)
+        if held is not None and self._only not in (None, held):  # a newer one: never the erased one's message
+            await self._written_in_kept()
         if held is not None:
             inner = _LockedBatch(store, held, self._timeout, self._claim)
             state = await inner.__aenter__()
@@ -2691,9 +2694,8 @@ class _LockedActive:
             await inner.__aexit__(None, None, None)
         else:  # the address named none: the lookup starts from that (a new sender: one round trip less)
             store._address_read.set((address, None))
-        if self._only is not None and await store.get_conversation(self._only) is None:
-            store._address_read.set(None)  # erased while the message waited: nothing opened for it
-            raise ConversationEnded("the conversation this message was written in was erased")
+        if self._only is not None:
+            await self._written_in_kept()
         conversation, _ = await store.active_conversation(self._channel, self._sender, self._now)
         inner = _LockedBatch(store, conversation.id, self._timeout, self._claim)
         state = await inner.__aenter__()
@@ -2710,6 +2712,14 @@ class _LockedActive:
     ) -> bool:
         assert self._inner is not None  # entered
         return await self._inner.__aexit__(kind, error, traceback)
+
+    async def _written_in_kept(self) -> None:
+        """ConversationEnded when ``only`` is no longer kept (erased while the message waited): nothing opened for
+        the message, nor written in a newer conversation another tab began after the erasure."""
+        assert self._only is not None
+        if await self._store.get_conversation(self._only) is None:
+            self._store._address_read.set(None)
+            raise ConversationEnded("the conversation this message was written in was erased")
 
 
 def _entry(

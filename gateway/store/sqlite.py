@@ -1664,8 +1664,8 @@ class SqliteStore:
         (one active conversation per sender: the ``conversations_active`` index). Else (none, or ended meanwhile)
         the lock is let go, nothing written, and ``active_conversation`` finds or starts the conversation, which
         is then locked. Two hops and one record opened per message, where the lookup, the lock, the claim and the
-        read took four hops and opened the record twice. ``only`` no longer kept (read then: a hop more, on that path
-        only): ConversationEnded, nothing opened."""
+        read took four hops and opened the record twice. ``only`` no longer kept (read when the sender has no active
+        conversation or another one: a hop more, on those paths only): ConversationEnded, nothing opened."""
         identity = (str(channel), self._keys.identity(channel, sender))
         read = self._sender_read.get()
         self._sender_read.set(None)
@@ -1674,6 +1674,8 @@ class SqliteStore:
         else:
             rows = await self._select(_FIND_ACTIVE_ID, identity)
             held = str(rows[0]["id"]) if rows else None
+        if held is not None and only not in (None, held) and await self.get_conversation(only) is None:
+            raise ConversationEnded("the conversation this message was written in was erased")  # not into a newer one
         if held is not None:
             async with self._locked_read(held, timeout, claim) as (current, state):
                 if current is not None and current.active:

@@ -1275,6 +1275,24 @@ async def test_locked_active_for_a_conversation_erased_meanwhile_opens_nothing(s
         assert after.id != ended.id and after.active
 
 
+async def test_locked_active_for_an_erased_conversation_goes_into_no_newer_one(store: Store) -> None:
+    """``only`` erased, and the sender already in a newer conversation (another tab began one after the erasure):
+    ConversationEnded, nothing of the message in the newer one (until 2026-12-07 it went into it: words written before
+    the erasure stored again under the young person's next conversation). Ended, not erased: into the newer one."""
+    erased, _ = await store.active_conversation(TG, "only-3", T0)
+    await store.erase_conversation(erased.id)
+    newer, _ = await store.active_conversation(TG, "only-3", T0)
+    with pytest.raises(ConversationEnded):
+        async with store.locked_active(TG, "only-3", T0, claim=Claim("in:telegram:83", "me", 10), only=erased.id):
+            raise AssertionError("not entered")
+    assert await store.find_active_conversation(TG, "only-3") == newer
+    ended, _ = await store.active_conversation(TG, "only-4", T0)
+    await store.save_conversation(replace(ended, status=Status.CLOSED))
+    following, _ = await store.active_conversation(TG, "only-4", T0)
+    async with store.locked_active(TG, "only-4", T0, only=ended.id) as (after, _):
+        assert after.id == following.id
+
+
 async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:
     conversation, _ = await store.active_conversation(TG, "batch-5", T0)
     with pytest.raises(RuntimeError):
