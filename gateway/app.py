@@ -232,7 +232,7 @@ async def create_app(
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
-    uploads = Uploads(store, dispatcher, gate, settings.webchat_upload_max_bytes)
+    uploads = Uploads(store, dispatcher, gate, settings.webchat_upload_max_bytes, replicated)
     fetchers: dict[ChannelName, MediaFetcher] = {
         name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
@@ -44,8 +45,14 @@ class UploadsRoles(ConversationStore, UploadStore, RetentionStore, Protocol):
 class Uploads:
     """The upload route and, for the console and the notices, the web chat's media fetcher."""
 
-    def __init__(self, store: UploadsRoles, dispatcher: Dispatcher, gate: Gate, max_bytes: int) -> None:
+    def __init__(
+        self, store: UploadsRoles, dispatcher: Dispatcher, gate: Gate, max_bytes: int,
+        replicated: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.gate, self.max_bytes = store, dispatcher, gate, max_bytes
+        # GATEWAY_REDIS_REPLICA_ACKS: awaited before the 201, the image's acknowledgement (ReplicasBehind: 503, the
+        # page sends it again under the same id), as the ack of a text is; until 2026-12-07 the 201 did not wait
+        self.replicated = replicated
 
     async def upload(self, request: web.Request) -> web.Response:
         token, upload_id = chat_token(request.headers.get("X-Chat-Token")), request.headers.get("X-Upload-Id", "")
@@ -78,6 +85,8 @@ class Uploads:
         except ConversationEnded:  # erased meanwhile, or its ending cut short, completed: as after any end
             await self._erased_meanwhile(conversation.id)
             return _refused(409, "ended")
+        if self.replicated is not None:
+            await self.replicated()
         return web.json_response({"id": upload_id}, status=201)
 
     async def _erased_meanwhile(self, conversation_id: str) -> None:

@@ -35,6 +35,7 @@ from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, sig
 from tests.e2e.channel_support import RunningClock
 from tests.losing_proxy import LosingProxy, losing_proxy
 from tests.store.conftest import _redis_server, _stop
+from tests.test_uploads import photo
 
 pytestmark = pytest.mark.redis
 
@@ -302,3 +303,31 @@ async def test_a_web_chat_page_is_never_told_its_conversation_ended_after_a_fail
 
         await until(answered, "the page's session after the failover")
         assert back is not None and back["status"] != "closed", (first, back)
+
+
+async def test_a_web_chat_image_is_answered_201_only_once_the_replicas_have_it(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, tmp_path: Path
+) -> None:
+    """``POST /chat/upload``'s 201 is the image's acknowledgement (the page shows it sent and forgets it): with
+    ``GATEWAY_REDIS_REPLICA_ACKS`` it waits for the replicas as the ``ack`` of a text does; behind, 503 (the page
+    sends it again under the same id: processed once). Until 2026-12-07 the 201 did not wait: a failover then could
+    lose an image the page had shown as sent."""
+    async with servers(tmp_path) as found:
+        assert found.link is not None and found.front is not None
+        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+        session = await _first_session(client, {"type": "hello", "opening": "opening-key-of-the-page-0002",
+                                                "language": "fr"})  # fmt: skip
+        assert session is not None
+        headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
+        found.link.blackhole()  # the replica lags: nothing reaches it
+        held = await client.post("/chat/upload", data=photo(), headers=headers)
+        assert held.status == 503, await held.text()
+        found.link.resume()  # the replica catches up: the page's retry, same id, finds the image processed already
+
+        async def acknowledged() -> bool:
+            return (await client.post("/chat/upload", data=photo(), headers=headers)).status == 201
+
+        await until(acknowledged, "the image's retry acknowledged")
+        entries = await client.app[STORE].transcript(session["conversation"])
+        assert len([e for e in entries if e.attachments]) == 1  # once, not twice

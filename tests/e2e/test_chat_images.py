@@ -102,3 +102,35 @@ async def test_an_image_without_an_answer_is_said_not_sent_and_sent_again_under_
     assert len(ids) == 2 and ids[0] == ids[1]
     [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
     assert len([e for e in await server.app[STORE].transcript(conversation.id) if e.attachments]) == 1
+
+
+async def test_an_image_answered_503_is_sent_again_under_the_same_id(
+    context: BrowserContext, server: TestServer, tmp_path: Path
+) -> None:
+    """A 503 (``GATEWAY_REDIS_REPLICA_ACKS``: processed on the primary, not yet on a replica; or a store failure
+    after the processing) is an answer that says nothing of whether the image was kept: the same file chosen again
+    goes under the same id, so the server keeps it once. Until 2026-12-07 any answer made the page forget the id: a
+    new one, the image stored twice."""
+    page = await context.new_page()
+    await page.goto(str(server.make_url("/chat")))
+    await walk_to_queue(page)
+    ids: list[str] = []
+
+    async def first_processed_then_503(route: Route) -> None:
+        ids.append(route.request.headers["x-upload-id"])
+        if len(ids) == 1:
+            await route.fetch()  # the gateway keeps it...
+            await route.fulfill(status=503, json={"error": "unavailable", "message": "try again shortly"})  # ...503
+            return
+        await route.continue_()
+
+    await page.route("**/chat/upload", first_processed_then_503)
+    picture = tmp_path / "IMG_2043.jpg"
+    picture.write_bytes(photo((64, 48)))
+    await page.locator("#image-input").set_input_files(files=picture)
+    await expect(page.locator('.msg[data-author="system"]').last).to_contain_text("n'a pas pu être envoyée")
+    await page.locator("#image-input").set_input_files(files=picture)
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+    assert len(ids) == 2 and ids[0] == ids[1]
+    [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
+    assert len([e for e in await server.app[STORE].transcript(conversation.id) if e.attachments]) == 1
