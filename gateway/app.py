@@ -244,7 +244,8 @@ async def create_app(
     retention = Retention(store, flows, clock=clock, interval_seconds=settings.purge_interval_seconds, metrics=metrics)
     eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock, late=late,
                     erased_key=lambda channel, sender: keyed.erased(channel.value, sender),
-                    listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1))  # fmt: skip
+                    listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1),
+                    conversation_key=keyed.erased_conversation)  # fmt: skip
     dispatcher.eraser = lambda conversation, key: eraser.finish_confirmed(conversation.id, key)
     supervisor = Supervisor(metrics)
     presence.troubled = lambda: supervisor.problems().keys()  # announced to every instance's supervision board

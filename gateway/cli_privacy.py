@@ -108,7 +108,8 @@ def _erase(args: argparse.Namespace) -> int:
             flows = load_flows(settings)
             eraser = Eraser(store, Dispatcher(store, flows), flows, sender_key, clock=lambda: datetime.now(UTC),
                             erased_key=lambda channel, sender: keyed.erased(channel.value, sender),
-                            listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1))  # fmt: skip
+                            listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1),
+                            conversation_key=keyed.erased_conversation)  # fmt: skip
             if args.conversation:
                 erased = await eraser.erase_conversation(args.conversation, ACTOR, "gateway erase")
                 if erased is None:

@@ -88,6 +88,15 @@ DELIVERED_AGAIN = LISTED_AGAIN | {ChannelName.MESSENGER, ChannelName.TELEGRAM}
 # new conversation with the erased words; one dated closer may have been sent after the erasure: processed). The
 # window's longest by default (``settings.WHATSAPP_CATCHUP_MAX_HOURS``), a minute for clocks.
 LISTED_FOR = timedelta(days=8, minutes=1)
+# A web chat page away during the erasure comes back naming the conversation it followed (chat.js keeps it until it
+# sees its end, with no limit) and sends again what it never saw acknowledged: one reloaded, its words of the last hour
+# (KEEP_MS); one left open, asleep on a phone or a closed laptop, its words however old. It must be told the
+# conversation ended (``ChatSession._show_gone``), never given a new one holding the erased words; and a page whose
+# conversation the store merely lost (a Redis failover) must get one that works. So the erasure of a web chat
+# conversation keeps a keyed hash of its id (``KeyedHash.erased_conversation``, nothing of the person) for this long:
+# a month covers a tab left asleep far beyond the hour a reload keeps; after it, such a page is greeted as a returning
+# browser is, and what it still held from over a month ago goes into the new conversation (a few bytes a conversation).
+WEBCHAT_ERASED_FOR = timedelta(days=30)
 PERSON_MOST = 10_000  # the conversations of one person read from their index at most (beyond: every record read)
 LISTENER_NOTE = (
     "Conversation effacée à la demande de la personne : elle est terminée et son contenu supprimé. / "
@@ -118,13 +127,17 @@ class Eraser:
         self, store: ErasureRoles, dispatcher: Dispatcher, flows: FlowSet,
         sender_key: Callable[[ChannelName, str], str], *, clock: Clock, late: LateReadings | None = None,
         erased_key: Callable[[ChannelName, str], str] | None = None, listed_for: timedelta = LISTED_FOR,
+        conversation_key: Callable[[str], str] | None = None,
     ) -> None:  # fmt: skip
         """``erased_key`` (``KeyedHash.erased``) and ``listed_for`` (the WhatsApp catch-up's window): how an erased
-        identity of a ``LISTED_AGAIN`` channel is kept for the catch-up, and how long (None: not kept)."""
+        identity of a ``LISTED_AGAIN`` channel is kept for the catch-up, and how long (None: not kept).
+        ``conversation_key`` (``KeyedHash.erased_conversation``): how an erased web chat conversation is marked
+        erased for ``WEBCHAT_ERASED_FOR`` (None: not marked; its page would then be given a new conversation)."""
         self.store, self.dispatcher, self.flows = store, dispatcher, flows
         self.sender_key, self.clock = sender_key, clock
         self.late = late  # this process's late readings: an erased conversation's texts waiting there go at once
         self.erased_key, self.listed_for = erased_key, listed_for
+        self.conversation_key = conversation_key
 
     async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Removed | None:
         """Erase the person of this conversation (all their conversations); None if there is no such conversation.
@@ -247,9 +260,14 @@ class Eraser:
         messages and the marks of the listeners' replies forgotten (read from its transcript and ``marks_of``, so
         before it goes: a cut after it keeps none), then everything keyed by its id. The entries erased. The
         young person's marks are named from their entries' ids (``seen_digests_of_entry``); until 2026-12-06 every
-        mark kept was read to find them (on Redis a SCAN of the keyspace and an HKEYS of each day's hashes)."""
+        mark kept was read to find them (on Redis a SCAN of the keyspace and an HKEYS of each day's hashes). A web
+        chat conversation is marked erased first (``conversation_key``): a cut leaves the record and its mark."""
         async with self.store.lock(conversation.id):
             current = await self.store.get_conversation(conversation.id) or conversation
+            if current.channel == ChannelName.WEBCHAT and self.conversation_key is not None:  # before the record goes:
+                # a page naming it is told it ended, never a new conversation (``WEBCHAT_ERASED_FOR``)
+                seconds = WEBCHAT_ERASED_FOR.total_seconds()
+                await self.store.keep_erased(self.conversation_key(current.id), utcnow(), seconds)
             user_entries = {e.id for e in await self.store.transcript(current.id) if e.author is Author.USER}
             await self._end_for_listeners(current)
             seen = set(await self.store.marks_of(current.id))  # the processed marks saved with it (replies too)

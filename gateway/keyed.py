@@ -45,3 +45,9 @@ class KeyedHash:
         """A young person erased lately (``ErasedStore.keep_erased``): a purpose of its own, so that it matches no
         block, inbox order or ``gateway erase --again`` key: nothing links it to what was erased."""
         return self("erased", f"{channel}\n{sender}")
+
+    def erased_conversation(self, conversation_id: str) -> str:
+        """A web chat conversation erased lately (``ErasedStore.keep_erased``, ``erasure.WEBCHAT_ERASED_FOR``): a
+        purpose of its own, so that it matches no identity's hash nor anything kept of the conversation; a page
+        naming a conversation the store lacks is told it ended only when this is kept (``gateway/webchat.py``)."""
+        return self("erased-conversation", conversation_id)

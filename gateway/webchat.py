@@ -41,6 +41,7 @@ from gateway.store import (
     BatchStore,
     ConversationStore,
     Delivery,
+    ErasedStore,
     EventStore,
     LockStore,
     QueueStore,
@@ -71,10 +72,11 @@ ARM_RETRY = (0.5, 30.0)  # seconds before arming a gone timer again while the st
 
 
 class WebChatRoles(
-    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, BatchStore, Protocol
-):
+    ConversationStore, TranscriptStore, QueueStore, TimerStore, EventStore, LockStore, BatchStore, ErasedStore,
+    Protocol,
+):  # fmt: skip
     """What the web chat needs of the store (the dispatcher does the processing; a batch: a quick exit's or a
-    "Terminer"'s writes together, ``gateway/leaving.py``)."""
+    "Terminer"'s writes together, ``gateway/leaving.py``; the erasures' marks, ``was_erased``)."""
 
 
 POSITION_SECONDS = 10.0  # how often the place in line of the queued conversations followed here is read again
@@ -290,6 +292,16 @@ class WebChatHub:
         status = {**await self.status(conversation_id, conversation.status), "language": self.language(conversation)}
         return conversation, status, [_public(e) for e in shown]
 
+    async def was_erased(self, conversation_id: str) -> bool:
+        """Whether this conversation, which the store no longer has, was erased (its mark kept by the erasure for
+        ``erasure.WEBCHAT_ERASED_FOR``), rather than lost (a Redis failover with ``GATEWAY_REDIS_REPLICA_ACKS=0``,
+        a restore) or erased too long ago: read only once its record was found missing."""
+        return await self.store.erased_at(self.gate.keyed.erased_conversation(conversation_id)) is not None
+
+    async def lost(self, conversation_id: str) -> bool:
+        """The store no longer has this conversation and no erasure took it (:meth:`was_erased`)."""
+        return await self.store.get_conversation(conversation_id) is None and not await self.was_erased(conversation_id)
+
     def language(self, conversation: Conversation) -> str:
         """The conversation's language, which the page's own texts follow (the young person may have chosen it by
         answering the bot)."""
@@ -488,7 +500,7 @@ class ChatSession:
         handle = frame.get("conversation") if token is not None else None
         named = handle if isinstance(handle, str) and CONVERSATION_HANDLE.fullmatch(handle) else None
         found = None if named is None else await self.hub.store.get_conversation(named)
-        if token is not None and named is not None and found is None:
+        if token is not None and named is not None and found is None and await self.hub.was_erased(named):
             self._show_gone(token, named)
             return
         if token is not None and found is not None and (ended := await self._end_not_seen(token, found)) is not None:
@@ -542,8 +554,11 @@ class ChatSession:
                            "keepalive": self.hub.keepalive})  # fmt: skip
 
     def _show_gone(self, token: str, handle: str) -> None:
-        """The conversation the page follows is no longer kept (erased by a supervisor, or at the young person's
-        request, while this page was away): the page is told it ended, as a socket that saw the erasure live was
+        """The conversation the page follows was erased (by a supervisor, or at the young person's request, while
+        this page was away: its record gone, the erasure's mark kept, ``WebChatHub.was_erased``; one merely lost, by a
+        failover, or erased over ``erasure.WEBCHAT_ERASED_FOR`` ago, goes on as any hello: a conversation that works,
+        the page's words taken in it; until 2026-12-07 the store could not tell, and a page whose conversation a
+        failover lost was told it ended too): the page is told it ended, as a socket that saw the erasure live was
         (``status`` ``closed``), with nothing of it and nothing opened, whatever the token has open (another tab's
         new conversation is not this page's): what it sends again (the messages whose ``ack`` it never saw) gets
         ``ended`` and waits in its message box, never stored under a new conversation. "Nouvelle conversation" (a
@@ -586,8 +601,9 @@ class ChatSession:
     async def _replicated(self) -> None:
         """``GATEWAY_REDIS_REPLICA_ACKS``: the replicas have what was written before the page is told a conversation's
         id or a message's ack (ReplicasBehind: the socket closes with 1013, the page says hello again). A page never
-        follows a conversation a failover's new primary lacks: its hello would be answered as after an erasure
-        (``_show_gone``, "closed"); until 2026-12-07 the session frame did not wait, the ack did."""
+        follows a conversation a failover's new primary lacks (without the setting it may: its hello then finds no
+        erasure's mark and opens a new one, ``WebChatHub.was_erased``); until 2026-12-07 the session frame did not
+        wait, the ack did."""
         if self.hub.replicated is not None:
             await self.hub.replicated()
 
@@ -626,10 +642,15 @@ class ChatSession:
     async def _deliver(self, inbound: Inbound) -> None:
         """A message the gate let through: to the dispatcher, the conversation it went to followed, acknowledged.
         Its conversation erased while it waited for the lock (``Inbound.written_in``): ``ended``, nothing stored;
-        until 2026-12-07 a new conversation was opened for it and the erased young person greeted again."""
+        until 2026-12-07 a new conversation was opened for it and the erased young person greeted again. Gone with no
+        erasure's mark (lost: a failover), it is taken in the sender's conversation, a new one if none (until
+        2026-12-07 ``ended``, the page's words left in its box for a conversation nobody ended)."""
         try:
             await self.dispatcher.handle_inbound(inbound)
         except ConversationEnded:  # erased meanwhile, or its ending cut short, completed: as after any end
+            if inbound.written_in is not None and await self.hub.lost(inbound.written_in):  # lost, not erased: taken
+                await self._deliver(replace(inbound, written_in=None))  # as a page's first message (reads: here only)
+                return
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
         conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender)
@@ -712,7 +733,9 @@ class ChatSession:
         if self.conversation_id is None:
             return False
         conversation = await self.hub.store.get_conversation(self.conversation_id)
-        return conversation is None or not conversation.active  # None: erased (gateway/erasure.py)
+        if conversation is None:  # erased (gateway/erasure.py), or lost (a failover): only an erasure ends it here
+            return await self.hub.was_erased(self.conversation_id)  # lost: ``_deliver`` takes the message
+        return not conversation.active
 
     async def _follow(self, conversation_id: str) -> None:
         """This socket attached to the conversation, its first frame to be sent by the hub's ``opened``."""

@@ -264,17 +264,25 @@ async def _first_session(client: Client, hello: dict[str, Any]) -> dict[str, Any
                 return cast(dict[str, Any], frame)
 
 
+@pytest.mark.parametrize("acks", [1, 0], ids=["acks-on", "acks-off"])
 async def test_a_web_chat_page_is_never_told_its_conversation_ended_after_a_failover_lost_it(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, tmp_path: Path
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    graph: FakeGraphAPI,
+    tmp_path: Path,
+    acks: int,
 ) -> None:
     """A young person's page opens its conversation while the replica lags; the primary dies, the replica is
     promoted. The page must not be told "closed" (an erased conversation's answer, ``ChatSession._show_gone``) for a
     conversation nobody ended: with ``GATEWAY_REDIS_REPLICA_ACKS`` the session frame naming a conversation waits for
     the replicas, as an ack does. Until 2026-12-07 it did not: the page learnt an id the new primary never had, and
-    its reconnection was answered "closed", nothing opened (silenced)."""
+    its reconnection was answered "closed", nothing opened (silenced). Without the setting (``acks-off``, the
+    default) the session frame does not wait and the failover loses the conversation: the hello naming it finds no
+    erasure's marker (``KeyedHash.erased_conversation``) and opens a conversation that works, the page's words taken
+    in it; until 2026-12-07 it was answered "closed" as after an erasure (the gap docs/webchat-protocol.md named)."""
     async with servers(tmp_path) as found:
         assert found.link is not None and found.front is not None
-        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, acks),
                                                        clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
         found.link.blackhole()  # the replica lags: nothing reaches it
         opening = "opening-key-of-the-page-0001"
@@ -302,7 +310,19 @@ async def test_a_web_chat_page_is_never_told_its_conversation_ended_after_a_fail
             return back is not None
 
         await until(answered, "the page's session after the failover")
-        assert back is not None and back["status"] != "closed", (first, back)
+        assert back is not None and back["status"] != "closed", (first, back)  # acks-off before: 'closed'
+        if not acks:
+            assert first is not None and back["conversation"] != first["conversation"]  # lost: a new one
+        async with client.ws_connect("/chat/ws") as ws:  # the page's words waiting in its box: taken
+            await ws.send_json({"type": "hello", "token": back["token"], "conversation": back["conversation"],
+                                "language": "fr"})  # fmt: skip
+            await ws.send_json({"type": "message", "id": "m1", "text": "tu es là ?"})
+            async with asyncio.timeout(DEADLINE):
+                while (frame := await ws.receive_json())["type"] != "ack" and frame["type"] != "error":
+                    pass
+        assert frame == {"type": "ack", "id": "m1"}, frame
+        said = [e.text for e in await client.app[STORE].transcript(back["conversation"]) if e.author == Author.USER]
+        assert said == ["tu es là ?"]
 
 
 async def test_a_web_chat_image_is_answered_201_only_once_the_replicas_have_it(

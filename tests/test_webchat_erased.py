@@ -11,6 +11,10 @@ under way (it passed the page's look at its conversation, then waited for the co
 held): until 2026-12-07 it found no conversation once the lock was free, opened a new one, was stored in it and
 acknowledged, and the bot greeted the erased young person again.
 
+A conversation the store lost without an erasure (a Redis failover; here its record deleted by the store's own step)
+is not answered so: the erasure marks the conversations it erases (``KeyedHash.erased_conversation``), and a page
+naming one the store lacks, unmarked, gets a conversation that works, its words taken in it.
+
 The erasure is held by a store double (:class:`Erasing`: the real store, nothing of the gateway patched) at its
 last step for the conversation, under its lock, its record not yet deleted.
 """
@@ -319,3 +323,67 @@ async def test_an_image_of_an_erased_conversation_goes_into_no_newer_one(
     assert [e for e in entries if e.attachments] == []  # before: the erased conversation's image in the new one
     kept = f"{session['conversation']}/{hashlib.sha256(b'u1').hexdigest()[:32]}"
     assert await store.get_upload(kept) is None
+
+
+async def test_a_page_whose_conversation_was_lost_not_erased_is_not_told_it_ended(chat: Client) -> None:
+    """The store no longer has the page's conversation, and no erasure took it: lost (a Redis failover with
+    ``GATEWAY_REDIS_REPLICA_ACKS=0`` loses a conversation just opened; here its record deleted by hand, the store's
+    step alone, nothing of the erasure's). The page's hello is answered as before 2026-12-07 morning: a conversation
+    that works, the words it still had to send taken in it. Until the erasure's marker (``KeyedHash.
+    erased_conversation``) it was told ``closed`` as after an erasure: the young person told their conversation had
+    ended, nobody having ended it, their words left in the message box."""
+    async with chat.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await say(ws, "m1", "bonjour")
+    await chat.app[STORE].erase_conversation(session["conversation"])  # lost: no erasure, no marker
+    async with chat.ws_connect("/chat/ws") as ws:
+        again = await reconnect(ws, session["token"], session["conversation"])
+        assert again["status"] != "closed", again  # before: 'closed', nothing opened
+        assert again["conversation"] != session["conversation"]
+        answer = await sent_again(ws, "m2", SECRET)  # written while the socket was down: never reached the server
+    assert answer == {"type": "ack", "id": "m2"}
+    assert [c.id for c in await everything(chat)] == [again["conversation"]]
+    assert SECRET in await stored_texts(chat)
+
+
+async def test_a_message_of_a_page_whose_conversation_was_lost_goes_into_a_new_one(chat: Client) -> None:
+    """The same loss under an open socket: the page's next message is taken in a new conversation (its first
+    frames sent to the page, a ``resync``), not answered ``ended``; before, the store's missing record was read as
+    an erasure."""
+    async with chat.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await say(ws, "m1", "bonjour")
+        await chat.app[STORE].erase_conversation(session["conversation"])  # lost: no erasure, no marker
+        await ws.send_json({"type": "message", "id": "m2", "text": SECRET})
+        frames = await receive_until(ws, lambda f: f.get("id") == "m2" or f["type"] == "error")
+        assert frames[-1] == {"type": "ack", "id": "m2"}, frames[-1]  # before: {'type': 'error', 'code': 'ended'…}
+    [resync] = [f for f in frames if f["type"] == "resync"]  # sent before the ack (WebChatHub.opened)
+    [conversation] = await everything(chat)
+    assert conversation.id == resync["conversation"] != session["conversation"]
+    assert SECRET in await stored_texts(chat)
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+async def test_a_message_whose_conversation_is_lost_while_it_waits_for_its_lock_goes_into_a_new_one(
+    erasing: tuple[Settings, Erasing], make_client: AppFactory
+) -> None:
+    """The message passed the page's look at its conversation, then waited for the conversation's lock (held here
+    by the test); the record went meanwhile without an erasure (lost): the store's check of the message's
+    conversation (``locked_active``'s ``only``) finds it gone, no erasure's marker: the message is taken in a new
+    conversation, as a hello after that loss would, not answered ``ended``."""
+    settings, store = erasing
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as page:
+        session = await hello(page)
+        await say(page, "m1", "bonjour")
+        async with store.lock(session["conversation"]):
+            store.holding.set()  # from now on a message's turn under the lock is told (``locking``)
+            await page.send_json({"type": "message", "id": "m2", "text": SECRET})
+            async with asyncio.timeout(20):
+                await store.locking.wait()  # past the page's look at its conversation: waiting for its lock
+            await store.erase_conversation(session["conversation"])  # lost: the store's step alone, no marker
+        frames = await receive_until(page, lambda f: f.get("id") == "m2" or f["type"] == "error")
+    assert frames[-1] == {"type": "ack", "id": "m2"}, frames[-1]  # before: {'type': 'error', 'code': 'ended'…}
+    [conversation] = await everything(chat)
+    assert conversation.id != session["conversation"]
+    assert SECRET in await stored_texts(chat)

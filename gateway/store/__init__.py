@@ -1237,7 +1237,10 @@ class ErasedStore(Protocol):
     """The young people erased lately on a channel whose provider lists their messages to the gateway again (the
     WhatsApp catch-up reads Twilio's list): a keyed hash of the identity (``KeyedHash.erased``, a purpose of its
     own: it matches no block, lookup or log line) with the erasure's instant, nothing else (no conversation, no
-    pseudonym), kept for the catch-up's window and gone by itself (Redis a TTL, SQLite a dated row swept)."""
+    pseudonym), kept for the catch-up's window and gone by itself (Redis a TTL, SQLite a dated row swept). The
+    same for the web chat conversations erased lately, under a keyed hash of the id of another purpose
+    (``KeyedHash.erased_conversation``, ``erasure.WEBCHAT_ERASED_FOR``): a page naming one the store lacks is told
+    it ended only when it is kept (else lost: a new conversation)."""
 
     async def keep_erased(self, digest: str, at: datetime, ttl_seconds: float) -> None:
         """Remember for ``ttl_seconds`` from now that the identity of this digest was erased at ``at`` (again: in

@@ -74,7 +74,8 @@ def opening(digest: str) -> str:
 
 def erased(digest: str) -> str:
     """A young person erased lately (``RedisStore.keep_erased``): ``hg:er:<keyed hash of the identity>``, used
-    alone, with a TTL (the catch-up's window); its value the erasure's instant (µs), nothing else."""
+    alone, with a TTL (the catch-up's window); its value the erasure's instant (µs), nothing else. Or a web chat
+    conversation erased lately: ``hg:er:<keyed hash of its id>`` (``KeyedHash.erased_conversation``), 30 days."""
     return key("er", digest)
 
 

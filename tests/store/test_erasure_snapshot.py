@@ -16,6 +16,9 @@ The allow-list, and why each may remain (docs/security.md):
 * SQLite's ``sqlite_sequence``: the tables' row counters;
 * takedown notices (``notices`` / ``hg:notice:<id>`` and their indexes): the record of what the helpline sent, with
   no identity (docs/security.md); an erasure deletes their evidence copies;
+* after an erasure only (checked apart, with what each holds): a WhatsApp identity's keyed hash for the catch-up's
+  window, and each erased web chat conversation's (``KeyedHash.erased_conversation``, 30 days: a page naming it is
+  told it ended, one a failover lost is not), a keyed hash and an instant, naming neither conversation nor person;
 * after a purge only: the conversation's stripped record (no identity, no content), its place in the status and
   creation indexes and its queue takes (conversation id, queue, time), so that it is still counted; and the
   notices' evidence, which follows the notice's own retention (gateway/retention.py).
@@ -343,3 +346,37 @@ async def test_a_purge_keeps_a_record_without_content(store: Store, store_url: s
         assert record is not None and record.purged_at == later and record.sender == ""
         assert record.summary == [] and record.engine == {} and await store.transcript(conversation.id) == []
     assert OTHER_WORDS in [e.text for e in await store.transcript(other.id)]
+
+
+async def test_a_web_chat_erasure_keeps_only_each_conversations_mark(store: Store, store_url: str) -> None:
+    """A web chat young person's two conversations erased: what stays is one mark each (``KeyedHash.
+    erased_conversation``, for ``erasure.WEBCHAT_ERASED_FOR``: a page naming it is told it ended, one whose
+    conversation a failover lost is not), a keyed hash alone, naming neither the conversation nor the browser."""
+    helpline = Helpline(store)
+    await helpline.control()
+    token = "a-browsers-token-0123456789abcdef"
+    before = snapshot(store_url)
+    for n, text in enumerate(("bonjour", WORDS)):
+        await helpline.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, token, f"w{n}", text))
+    first = await helpline.conversation_of(token)
+    first.status, first.closed_at = Status.CLOSED, helpline.now[0]
+    await store.save_conversation(first)
+    await helpline.dispatcher.handle_inbound(Inbound(ChannelName.WEBCHAT, token, "w2", WORDS))  # a second one
+    conversations = [c for c in await store.list_conversations(EPOCH, FAR) if c.sender == token]
+    assert len(conversations) == 2
+
+    eraser = Eraser(store, helpline.dispatcher, helpline.flows, helpline.sender_key, clock=lambda: helpline.now[0],
+                    conversation_key=helpline.keyed.erased_conversation)  # fmt: skip
+    erased = await eraser.erase_person(ChannelName.WEBCHAT, token, "sam", "test")
+
+    after = snapshot(store_url)
+    digests = {helpline.keyed.erased_conversation(c.id) for c in conversations}
+    marks = {i for i in added(before, after) if i[1] in ("erased", *(K.erased(d) for d in digests))}
+    assert len(marks) == 2 and all(any(d in repr(i) for d in digests) for i in marks)
+    linked = (token, helpline.sender_key(ChannelName.WEBCHAT, token), *erased.pseudonyms,
+              *(c.id for c in conversations))  # fmt: skip
+    assert not [what for what in linked if what in repr(marks)]  # nothing that names what was erased
+    left = {i for i in added(before, after) if not _allowed_after_erasure(i)} - marks
+    assert not left, "left after the erasure:\n" + _show(left)
+    assert_nothing_personal(store_keys(store_url), after)
+    assert not [c for c in conversations if await store.get_conversation(c.id) is not None]
