@@ -233,6 +233,7 @@ async def create_app(
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
     uploads = Uploads(store, dispatcher, gate, settings.webchat_upload_max_bytes, replicated)
+    dispatcher.moved = uploads.moved  # an image whose conversation ended meanwhile: its file kept with the next one
     fetchers: dict[ChannelName, MediaFetcher] = {
         name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)
     }

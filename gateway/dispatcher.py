@@ -193,6 +193,10 @@ class Dispatcher:
         # an ending cut short found by a message (``store.ending_begun``): completed as the alert check completes it
         # (``Actions.complete_leaving``, wired by the app factory), before the message; None: not looked for
         self.complete_leaving: Callable[[str, str], Awaitable[bool]] | None = None
+        # a web chat message taken in another conversation than its page's (``Inbound.written_in`` ended meanwhile,
+        # not erased: the next one, as for any message then): its attachments kept with that one, the message given
+        # with them (``Uploads.moved``, wired by the app factory); None: left where they are
+        self.moved: Callable[[Inbound, str], Awaitable[Inbound]] | None = None
         self._processing: set[asyncio.Task[bool]] = set()  # messages being processed (``handle_inbound``)
 
     # ----- inbound ----------------------------------------------------------------------------------------
@@ -457,7 +461,8 @@ class Dispatcher:
         short, maybe after its goodbye, which the caller completes first (:meth:`_ended_first`); nothing written.
         A web chat message (``Inbound.written_in``) whose page's conversation was erased while it waited for the
         lock (a supervisor's erasure, another tab's): ConversationEnded from the store, nothing opened or written
-        (until 2026-12-07 it opened a new conversation for the erased person)."""
+        (until 2026-12-07 it opened a new conversation for the erased person). Ended meanwhile, not erased: taken in
+        the sender's next conversation, its attachments moved there first (:attr:`moved`)."""
         now = self.clock()
         # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
         # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
@@ -471,6 +476,8 @@ class Dispatcher:
             how = await self.store.ending_begun(current.id) if look else None
             if how is not None:
                 return _Ending(current.id, how)
+            if inbound.attachments and inbound.written_in not in (None, current.id) and self.moved is not None:
+                inbound = await self.moved(inbound, current.id)  # until 2026-12-07 the file stayed with the ended one
             derived_from(claim.key)  # this task's context only (handle_inbound made it a task)
             if later and self.late is not None:  # its late reading waits in the store: the same commit as the message
                 await self.late.record(current.id, inbound_entry_id(inbound), windows=reading is not None, now=now)

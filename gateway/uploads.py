@@ -8,8 +8,9 @@ starts one; nor one whose ending, cut short on Redis, is still listed as begun: 
 ``Dispatcher.ending_completed``, and nothing is stored; nor one whose conversation is erased meanwhile: what it kept
 of the image goes with the rest, ``_erased_meanwhile``), 403 ``blocked`` or 429 ``rate_limited`` (the gate), 415
 ``type`` or ``heic``, 413 ``too_large`` (too many pixels), 422 ``corrupt``. An accepted image is re-encoded without
-metadata (``gateway/images.py``), kept in the store (``upload:<key>``), and goes through the dispatcher as a message
-whose attachment it is: the listener sees it
+metadata (``gateway/images.py``), kept in the store (``upload:<key>``, under the conversation it found open; moved
+to the next one when that one ended meanwhile and the message went there, :meth:`Uploads.moved`), and goes through
+the dispatcher as a message whose attachment it is: the listener sees it
 through the console as any channel's (``gateway/console/media.py``, by :class:`Uploads` as the web chat's
 :class:`~gateway.channels.base.MediaFetcher`). Nothing of the image or the token is logged.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Protocol
 
 from aiohttp import web
@@ -96,6 +98,25 @@ class Uploads:
         A conversation still kept (ended, not erased) is left alone: its retention takes its uploads."""
         if await self.store.get_conversation(conversation_id) is None:
             await self.store.erase_conversation(conversation_id)
+
+    async def moved(self, inbound: Inbound, conversation_id: str) -> Inbound:
+        """The image taken in another conversation than the one it found open (ended meanwhile, not erased: the
+        sender's next one, as a message then; ``Dispatcher.moved``, under that conversation's lock): its file kept
+        under that conversation too, the message given with it (a read and a write more, only then). Until
+        2026-12-07 the file stayed under the ended conversation's id: its purge deleted an image the next one still
+        showed (the listener's fetch failed). The copy kept under the ended one goes with it (its purge, or the
+        erasure, which takes every conversation of the young person)."""
+        kept = f"{PREFIX}{inbound.written_in}/"
+        attachments = []
+        for attachment in inbound.attachments:
+            url = attachment.url or ""
+            found = await self.store.get_upload(url.removeprefix(PREFIX)) if url.startswith(kept) else None
+            if found is not None:
+                key = f"{conversation_id}/{url.removeprefix(kept)}"
+                await self.store.put_upload(key, *found)
+                attachment = replace(attachment, url=PREFIX + key)
+            attachments.append(attachment)
+        return replace(inbound, attachments=tuple(attachments))
 
     async def fetch_media(self, attachment: Attachment) -> tuple[bytes, str]:
         """A web chat attachment's bytes, from the store (never from anywhere else)."""

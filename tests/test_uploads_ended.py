@@ -1,0 +1,95 @@
+"""A web chat image whose conversation ended (not erased) while it was being kept (the real app on SQLite and a real
+Redis, a raw upload and websockets as the page's): the image found the conversation open, then the young person
+pressed "Terminer" in another tab before the image reached the conversation's lock. As a message in that window,
+the image goes into the young person's next conversation (``store.locked_active``: ended, not erased, as without
+``only``), and its file is kept with that conversation (``Dispatcher.moved``, ``Uploads.moved``).
+
+Until 2026-12-07 the file stayed under the ended conversation's id while the next one showed it: the ended one's
+purge deleted a file the next one still showed (the listener's fetch of it answered 502). The erasure of the next
+one took the file then too, and still takes every copy (it erases every conversation of the young person, the ended
+one with its copy): that half guards the move (a file kept under any other key than the conversation's fails it).
+
+The step is held by the store double of tests/test_webchat_erased.py (:class:`Erasing`: the real store, nothing of
+the gateway patched), at the image's ``put_upload``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import timedelta
+from typing import cast
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import FLOWS, METRICS, STORE
+from gateway.messages import ChannelName
+from gateway.retention import Retention
+from gateway.settings import Settings
+from gateway.store import Author, Store
+from tests.conftest import AppFactory, add_listener, login
+from tests.store.conftest import STORES, redis_url, store_url
+from tests.test_uploads import photo
+from tests.test_webchat import hello
+from tests.test_webchat_erased import Erasing, erasing
+
+__all__ = ["erasing", "redis_url", "store_url"]  # fixtures used below
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+async def ended(client: Client, conversation_id: str) -> None:
+    """Wait for the young person's "Terminer" to have closed the conversation (kept, not erased)."""
+    async with asyncio.timeout(20):
+        while (found := await client.app[STORE].get_conversation(conversation_id)) is None or found.active:
+            assert found is not None, "the conversation was erased, not ended"
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+@pytest.mark.parametrize("then", ["the ended one purged", "the next one erased"])
+async def test_an_image_whose_conversation_ended_meanwhile_is_kept_with_the_next_one(
+    erasing: tuple[Settings, Erasing], make_client: AppFactory, then: str
+) -> None:  # erasing first: the app (which closes the store) stops before the fixture closes it again
+    settings, store = erasing
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as page:
+        session = await hello(page)
+    old = session["conversation"]
+    store.hold("put_upload", old)
+    headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
+    image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
+    async with asyncio.timeout(20):
+        await store.holding.wait()  # found the conversation open, cleaned, not kept yet
+    async with chat.ws_connect("/chat/ws") as other_tab:  # "Terminer" in another tab
+        await hello(other_tab, session["token"])
+        await other_tab.send_json({"type": "end"})
+        await ended(chat, old)
+    store.go_on.set()
+    answer = await image
+    assert (answer.status, await answer.json()) == (201, {"id": "u1"})  # taken, as a message is in that window
+    following = await chat.app[STORE].find_active_conversation(ChannelName.WEBCHAT, session["token"])
+    assert following is not None and following.id != old
+    entries = await chat.app[STORE].transcript(following.id)
+    attachments = [(e.author, a) for e in entries for a in e.attachments]  # numbered as the console numbers them
+    [number] = [n for n, (author, _) in enumerate(attachments) if author == Author.USER]
+    attachment = attachments[number][1]
+    key = (attachment.url or "").removeprefix("upload:")
+    assert await store.get_upload(key) is not None
+    await add_listener(chat, "sam", supervisor=True)
+    await login(chat, "sam")
+    if then == "the ended one purged":
+        closed_days = chat.app[FLOWS].engine().flow.retention.closed_days
+        later = following.created_at + timedelta(days=closed_days + 1)
+        retention = Retention(chat.app[STORE], chat.app[FLOWS], clock=lambda: later, metrics=chat.app[METRICS])
+        assert (await retention.purge(later)).conversations == 1  # the ended one; the next one is open
+        shown = await chat.get(f"/api/conversations/{following.id}/attachments/{number}")
+        assert shown.status == 200, shown.status  # before: 502, the file deleted with the ended conversation
+        assert await store.get_upload(key) is not None
+    else:
+        erased = await chat.post(f"/api/conversations/{following.id}/erase", json={"confirm": True})
+        assert erased.status == 200, await erased.text()
+        kept_under_old = f"{old}/{hashlib.sha256(b'u1').hexdigest()[:32]}"  # gateway/uploads.py's first key
+        assert await store.get_upload(key) is None  # the image the next one showed
+        assert await store.get_upload(kept_under_old) is None  # nor the copy left with the ended one
