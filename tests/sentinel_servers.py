@@ -88,7 +88,9 @@ class Sentinels:
             listen = ["port 0", f"tls-port {port}", f"tls-cert-file {self.tls / 'server.crt'}",
                       f"tls-key-file {self.tls / 'server.key'}", f"tls-ca-cert-file {self.tls / 'ca.crt'}",
                       "tls-auth-clients no", "tls-replication yes"]  # fmt: skip
-        saving = [] if sentinel else ['save ""', "appendonly no"]
+        # a primary sends its data to a replica at once, not after Redis's default 5 s wait for more replicas to
+        # share the transfer (each group's start, and each replica following a new primary, waited that long)
+        saving = [] if sentinel else ['save ""', "appendonly no", "repl-diskless-sync-delay 0"]
         config = directory / "redis.conf"
         config.write_text("\n".join([*listen, "bind 127.0.0.1", f"dir {directory}", f"logfile {log}", *saving,
                                      *lines]) + "\n")  # fmt: skip

@@ -1,7 +1,9 @@
 """Fixtures for the store contract: every test runs against SQLite, a real Redis and a real Redis Cluster.
 
 Each Redis server is started once per session on a free loopback port, in a temporary directory, with
-persistence off (``--save '' --appendonly no``), and killed at the end. Without ``redis-server`` on PATH the
+persistence off (``--save '' --appendonly no``), and killed at the end. A primary sends its data to a replica that
+attaches at once (``repl-diskless-sync-delay 0``; Redis's default waits 5 s for more replicas to share the transfer:
+each test starting or moving a replica waited that long, 2026-12-07). Without ``redis-server`` on PATH the
 Redis part of the suite fails loudly: `make test` installs it, so a silent skip would hide a broken setup.
 
 The Cluster is one node started with ``--cluster-enabled yes`` that owns every slot (``CLUSTER ADDSLOTSRANGE 0
@@ -63,7 +65,8 @@ def _redis_server(directory: Path, *options: str) -> tuple[subprocess.Popen[byte
         )
     port, log = _free_port(), directory / "redis.log"
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(directory), "--logfile", str(log), *options]  # fmt: skip
+               "--repl-diskless-sync-delay", "0", "--dir", str(directory), "--logfile", str(log),
+               *options]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     _wait_until_ready(process, port, log)
     return process, port
