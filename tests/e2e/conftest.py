@@ -79,6 +79,18 @@ def _uses_the_browser(item: pytest.Item) -> bool:
     return isinstance(item, pytest.Function) and "browser" in item.fixturenames
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A browser test's loop is named before pytest-asyncio parametrizes the test with the loop's factory (the
+    suite's uvloop, ``tests/conftest.py``) at that loop's scope. Named only at ``pytest_collection_modifyitems``,
+    after that, the factory was a function-scoped parameter: torn down after each browser test, it took the
+    session's loop and the session's Chromium and Playwright driver with it, and each browser test launched its
+    own (1-3 s of its setup, from 2026-12-02 to 2026-12-07)."""
+    definition = metafunc.definition
+    if "browser" in metafunc.fixturenames and definition.path.is_relative_to(Path(__file__).parent):
+        definition.add_marker(pytest.mark.asyncio(loop_scope=SHARED_LOOP), append=False)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The browser tests run in the session's loop, the shared browser's (the marker goes first: it decides)."""
     for item in items:
