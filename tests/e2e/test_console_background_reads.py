@@ -79,9 +79,9 @@ async def test_the_risk_lists_say_a_reload_refused_or_unanswered_keep_theirs_and
     await expect(late_line).to_have_text(re.compile("^" + re.escape(NO_ANSWER) + "les risques lus après la fin"))
     await expect(flagged.locator(".pseudonym")).to_have_text("Lynx 12")  # what was shown, kept
     await expect(read_late.locator(".pseudonym")).to_have_text("Héron 7")
-    await board.get_by_role("button", name="EN").click()
+    await board.get_by_role("button", name="EN", exact=True).click()
     await expect(flags_line).to_have_text(re.compile("^The server is unavailable for a moment: the risk flags"))
-    await board.get_by_role("button", name="FR").click()
+    await board.get_by_role("button", name="FR", exact=True).click()
 
     await board.unroute("**/api/supervision/flags", refuse)
     await board.unroute("**/api/supervision/read-late", cut)  # read again on their own, within 5 s: the server's

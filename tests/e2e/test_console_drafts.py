@@ -89,9 +89,9 @@ async def test_a_half_written_note_survives_a_colleagues_take_and_goes_once_save
         await kept.get_by_role("button", name="Copier").click()
         await expect(kept.locator(".kept-copied")).to_have_text("Copié.")
         assert await bruno.evaluate("navigator.clipboard.readText()") == HALF_NOTE
-        await bruno.get_by_role("button", name="EN").click()  # English second
+        await bruno.get_by_role("button", name="EN", exact=True).click()  # English second
         await expect(kept).to_contain_text("Your unsaved note was kept")
-        await bruno.get_by_role("button", name="FR").click()
+        await bruno.get_by_role("button", name="FR", exact=True).click()
 
         # Nothing was sent or saved: not in the store, not on Sonia's console, not on the young person's page.
         await expect(sonia.locator("#transcript .msg").first).to_be_visible()

@@ -89,7 +89,7 @@ async def test_a_supervisor_sees_flags_raised_while_a_listener_holds_the_convers
     assert str(CHAT) not in shown  # the Telegram chat and user id: never
     assert "couteau il arrive" not in shown and "bleus partout" not in shown  # the text: in the console, audited
 
-    await board.get_by_role("button", name="EN").click()
+    await board.get_by_role("button", name="EN", exact=True).click()
     await expect(tg.locator(".flag")).to_contain_text(re.compile(r"^Harm at home · model \d+ %$"))
     webchat = board.locator("#flagged .flagged-conversation").filter(has_text="Web chat")
     await expect(webchat.locator(".badge.risk")).to_contain_text("Immediate danger · words: ")

@@ -74,10 +74,10 @@ async def test_a_supervisor_sees_a_risk_read_after_the_end_opens_it_and_marks_it
     await expect(card.locator('.msg[data-author="user"]')).to_have_count(1)
     assert "couteau il arrive" not in await section.inner_html()  # the text: in the console, audited
 
-    await board.get_by_role("button", name="EN").click()
+    await board.get_by_role("button", name="EN", exact=True).click()
     await expect(board.get_by_role("heading", name="Risks read after the end")).to_be_visible()
     await expect(card.locator(".status")).to_contain_text("ended at")
-    await board.get_by_role("button", name="FR").click()
+    await board.get_by_role("button", name="FR", exact=True).click()
 
     await card.get_by_role("link", name="Ouvrir").click()  # the console, the ended conversation read-only
     await expect(board).to_have_url(str(server.make_url("/console")) + "#c=" + conversation_id)

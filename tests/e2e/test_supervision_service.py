@@ -56,7 +56,7 @@ async def test_replies_that_do_not_go_out_are_told_on_the_board(
     service = board.locator("#service")
     await expect(service).to_contain_text("Des réponses ne partent pas : la plus ancienne attend depuis 2 min")
     await expect(board.locator("#tile-outbox")).to_have_class("tile alert")
-    await board.get_by_role("button", name="EN").click()
+    await board.get_by_role("button", name="EN", exact=True).click()
     await expect(service).to_contain_text("Replies are not going out: the oldest has waited 2 min")
     assert str(CHAT) not in await service.inner_text()
 
@@ -81,7 +81,7 @@ async def test_a_store_that_stops_answering_is_told_on_the_board(
             "Le tableau n'est plus à jour : le serveur ne peut pas lire ses données", timeout=40_000
         )
         await expect(board.locator(".tiles")).to_have_class("tiles stale")
-        await board.get_by_role("button", name="EN").click()
+        await board.get_by_role("button", name="EN", exact=True).click()
         await expect(service).to_contain_text("The board is out of date: the server cannot read its data")
     finally:
         own_redis.start()
@@ -122,5 +122,5 @@ async def test_a_worker_failing_in_a_loop_is_told_on_the_board(
     await board.get_by_role("link", name="Supervision").click()
     service = board.locator("#service")
     await expect(service).to_contain_text("Une tâche de fond du service est arrêtée ou échoue en boucle (broken)")
-    await board.get_by_role("button", name="EN").click()
+    await board.get_by_role("button", name="EN", exact=True).click()
     await expect(service).to_contain_text("A background task of the service is stopped or keeps failing (broken)")
