@@ -8,7 +8,7 @@ A notice: ``draft`` → ``sent`` (e-mailed, or marked filed on a web form) → `
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -110,7 +110,9 @@ class Notice:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Notice:
-        values = _decode(data, NOTICE_DATES)
+        """A stored notice; a field this version does not know (written by a newer one) is left out, so that one
+        record never stops the sweep or the console's list (until 2026-12-07: a TypeError, the store's error)."""
+        values = _decode(data, NOTICE_DATES, NOTICE_FIELDS)
         values["status"] = NoticeStatus(values["status"])
         values["locations"], values["evidence"] = tuple(values["locations"]), tuple(values["evidence"])
         return cls(**values)
@@ -148,7 +150,8 @@ class Referral:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Referral:
-        values = _decode(data, REFERRAL_DATES)
+        """A stored referral; a field this version does not know is left out (:meth:`Notice.from_dict`)."""
+        values = _decode(data, REFERRAL_DATES, REFERRAL_FIELDS)
         values["status"] = ReferralStatus(values["status"])
         values["shared"] = tuple((str(k), str(v)) for k, v in values["shared"])
         return cls(**values)
@@ -156,14 +159,18 @@ class Referral:
 
 NOTICE_DATES = ("created_at", "updated_at", "sent_at", "closed_at", "told_at", "reminded_at", "evidence_deleted_at")
 REFERRAL_DATES = ("created_at", "updated_at", "sent_at", "closed_at", "opened_at")
+NOTICE_FIELDS = frozenset(f.name for f in fields(Notice))
+REFERRAL_FIELDS = frozenset(f.name for f in fields(Referral))
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
 
 
-def _decode(data: dict[str, Any], dates: tuple[str, ...]) -> dict[str, Any]:
-    values = dict(data)
+def _decode(data: dict[str, Any], dates: tuple[str, ...], known: frozenset[str]) -> dict[str, Any]:
+    """The record's fields this version knows (one a newer version added is left out: read, never refused), dates
+    parsed. A missing required field is still a ``TypeError``: a corrupt record, the store's error."""
+    values = {k: v for k, v in data.items() if k in known}
     for key in dates:
         values[key] = datetime.fromisoformat(values[key]) if values.get(key) else None
     return values

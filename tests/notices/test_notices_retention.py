@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -161,3 +162,36 @@ async def test_a_notice_closed_by_a_listener_holds_the_retention_it_closed_under
     await notices.update(sent.id, "anne", "refused", "Not violating.")
     stored = await store.get_notice(sent.id)
     assert stored is not None and stored.status is NoticeStatus.REFUSED and stored.retention_days == 30
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeOfANewerVersion(Notice):
+    """A notice as a later version writes it: a field this version does not know (as ``retention_days`` was to the
+    version before 2026-12-07), written through the real store's own ``to_dict``."""
+
+    later_field: str = "a value this version ignores"
+
+
+async def test_a_notice_written_by_a_newer_version_does_not_stop_the_sweep(
+    store: Store, clock: Clock, tmp_path: Path
+) -> None:
+    """A notice holding a field this version does not know (a newer instance wrote it: a deploy going back, or one
+    instance not yet stopped) is read without it: the sweep goes on, this notice's evidence and every other's deleted
+    at their retention, and the console lists it. Until 2026-12-07 ``Notice.from_dict`` refused any unknown key:
+    ``StoreError`` at every sweep (every notice's reminders, removals told and evidence deletion stopped, the store
+    reported as failing) and the console's notices answered 503."""
+    flows = flows_at(tmp_path)
+    now = clock()
+    newer = NoticeOfANewerVersion(id="n-newer", conversation_id="c-1", pseudonym="Renard 12", platform="instagram",
+                                  category="intimate_images", locations=("https://www.instagram.com/p/B4/",),
+                                  description="", language="en", created_by="anne", created_at=now, updated_at=now,
+                                  evidence=(0,), retention_days=30)  # fmt: skip
+    await store.put_notice(newer.moved(NoticeStatus.SENT, now).moved(NoticeStatus.REFUSED, now))
+    await store.put_evidence(newer.id, [SCREENSHOT])
+    other = await closed_notice(store, clock)
+    notices = Notices(Dispatcher(store, flows, clock=clock), store, flows, {}, None, clock=clock, metrics=Metrics())
+    await notices.sweep(clock() + timedelta(days=30, minutes=1))
+    assert await store.get_evidence(newer.id) == [] and await store.get_evidence(other) == []
+    read = await store.get_notice(newer.id)
+    assert type(read) is Notice and read.evidence_deleted_at is not None and read.pseudonym == "Renard 12"
+    assert sorted(n.id for n in await store.list_notices()) == ["n-newer", "n-retention"]
