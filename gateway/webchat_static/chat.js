@@ -783,10 +783,11 @@
       headers: { "X-Chat-Token": token, "X-Upload-Id": id, "Content-Type": "application/octet-stream" } })
       .then(function (response) {
         clearTimeout(timer);
-        // the server answered: stored, or refused and not stored; but a 503 says neither (processed, and the
-        // replicas behind or the store failing after it): the same file chosen again goes under the same id, kept
-        // once (until 2026-12-07 under a new one: the image stored twice)
-        state.unanswered = response.status === 503 ? { key: key, id: id } : null;
+        // the server answered: stored, or refused and not stored; but a 5xx says neither (the gateway's 503:
+        // processed, and the replicas behind or the store failing after it; a load balancer's 502 or 504: the
+        // instance stopped, dead or slow, maybe after keeping it): the same file chosen again goes under the same
+        // id, kept once (until 2026-12-07 under a new one, then for a while still after a 502 or 504: stored twice)
+        state.unanswered = response.status >= 500 ? { key: key, id: id } : null;
         if (response.ok) { waiting.remove(); return; }
         return response.json().then(function (body) { refused(waiting, body && body.error); }, function () { refused(waiting, "other"); });
       }, function () {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -104,13 +105,24 @@ async def test_an_image_without_an_answer_is_said_not_sent_and_sent_again_under_
     assert len([e for e in await server.app[STORE].transcript(conversation.id) if e.attachments]) == 1
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 503, "json": {"error": "unavailable", "message": "try again shortly"}},
+        {"status": 502, "body": "<html><body>502 Bad Gateway</body></html>", "content_type": "text/html"},
+        {"status": 504, "body": "<html><body>504 Gateway Time-out</body></html>", "content_type": "text/html"},
+    ],
+    ids=["503", "502-proxy", "504-proxy"],
+)
 async def test_an_image_answered_503_is_sent_again_under_the_same_id(
-    context: BrowserContext, server: TestServer, tmp_path: Path
+    context: BrowserContext, server: TestServer, tmp_path: Path, answer: dict[str, Any]
 ) -> None:
     """A 503 (``GATEWAY_REDIS_REPLICA_ACKS``: processed on the primary, not yet on a replica; or a store failure
     after the processing) is an answer that says nothing of whether the image was kept: the same file chosen again
     goes under the same id, so the server keeps it once. Until 2026-12-07 any answer made the page forget the id: a
-    new one, the image stored twice."""
+    new one, the image stored twice. The same for any 5xx: a load balancer's 502 (the instance stopped or died
+    after keeping the image, docs/deployment.md) or 504 (its own timeout, shorter than the page's 60 s); until
+    2026-12-07 (review56) only a 503 kept the id."""
     page = await context.new_page()
     await page.goto(str(server.make_url("/chat")))
     await walk_to_queue(page)
@@ -120,7 +132,7 @@ async def test_an_image_answered_503_is_sent_again_under_the_same_id(
         ids.append(route.request.headers["x-upload-id"])
         if len(ids) == 1:
             await route.fetch()  # the gateway keeps it...
-            await route.fulfill(status=503, json={"error": "unavailable", "message": "try again shortly"})  # ...503
+            await route.fulfill(**answer)  # ...the answer says nothing of it
             return
         await route.continue_()
 
