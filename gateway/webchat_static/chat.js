@@ -799,10 +799,15 @@
       });
   }
 
+  /* An image's 409 `ended` says only that the token has no open conversation: erased (while it was kept, or
+     before), ended unseen, or lost by the store (a Redis failover) with this socket still open. The page does not
+     end anything itself: the image is said not sent and the page says hello again naming its conversation, whose
+     answer decides (`closed` as after any end, or a conversation that works). Until 2026-12-07 it showed the end
+     at once: a conversation a failover lost was told ended to the young person, as a text no longer was. */
   function refused(waiting, code) {
     waiting.remove();
-    if (code === "ended") { onEnded(); return; }
-    bubble("system", refusal(code), null, false);
+    bubble("system", refusal(code === "ended" ? "other" : code), null, false);
+    if (code === "ended" && state.ws && !ended()) { state.ws.close(); }  // its onclose connects again (its short delay)
   }
 
   function uploadMax() { return Number(document.body.dataset.uploadMax) || 5000000; }

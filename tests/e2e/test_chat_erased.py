@@ -13,6 +13,7 @@ the unsent words wait in the message box ("Nouvelle conversation" starts afresh)
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -24,6 +25,7 @@ from gateway.erasure import EPOCH, FAR
 from tests.conftest import PASSWORD
 from tests.e2e.test_chat import bot_messages, type_answer
 from tests.e2e.test_console import add_listeners
+from tests.test_uploads import photo
 
 pytestmark = pytest.mark.browser
 
@@ -151,3 +153,24 @@ async def test_the_other_tab_whose_connection_was_down_sends_nothing_into_the_ne
     assert [c.id for c in await server.app[STORE].list_conversations(EPOCH, FAR)] == [fresh.id]
     texts = await stored_texts(server)
     assert OTHER_TAB not in texts and SECRET not in texts  # before: its words went into the new conversation
+
+
+async def test_an_image_of_a_page_that_missed_the_erasure_shows_the_end_and_opens_nothing(
+    context: BrowserContext, server: TestServer, tmp_path: Path
+) -> None:
+    """The page missed the erasure (its frames lost), then the young person sends an image: 409 ``ended``. The page
+    no longer ends the conversation by itself on that answer (a conversation a failover lost is answered the same,
+    ``test_chat_images.py``): it says the image was not sent and says hello again; the erasure's mark answers
+    ``closed``: the end shown, nothing opened, nothing stored."""
+    await add_listeners(server, "anne", supervisor="sam")
+    page, cuttable = await held_page(context, server)
+    cuttable.mute = True
+    await supervisor_erases(server)
+    cuttable.mute = False
+    picture = tmp_path / "IMG_2045.jpg"
+    picture.write_bytes(photo((64, 48)))
+    await page.locator("#image-input").set_input_files(files=picture)
+    await expect(page.locator('.msg[data-author="system"]').last).to_contain_text("n'a pas pu être envoyée")
+    await page.clock.run_for(11_000)  # the page's new hello, on its clock
+    await expect(page.get_by_role("button", name="Nouvelle conversation")).to_be_visible()
+    assert await server.app[STORE].list_conversations(EPOCH, FAR) == []

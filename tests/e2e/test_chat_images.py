@@ -16,6 +16,7 @@ from playwright.async_api import BrowserContext, Route, expect
 
 from gateway.app import STORE
 from gateway.conversation import Status
+from gateway.erasure import EPOCH, FAR
 from tests.e2e.test_chat import open_chat, walk_to_queue
 from tests.e2e.test_console import add_listeners, log_in
 from tests.test_uploads import photo
@@ -146,3 +147,37 @@ async def test_an_image_answered_503_is_sent_again_under_the_same_id(
     assert len(ids) == 2 and ids[0] == ids[1]
     [conversation] = await server.app[STORE].conversations_by_status(Status.QUEUED)
     assert len([e for e in await server.app[STORE].transcript(conversation.id) if e.attachments]) == 1
+
+
+async def test_an_image_of_a_page_whose_conversation_was_lost_is_not_told_the_conversation_ended(
+    context: BrowserContext, server: TestServer, tmp_path: Path
+) -> None:
+    """The store lost the page's conversation without an erasure (a Redis failover with
+    ``GATEWAY_REDIS_REPLICA_ACKS=0``; here its record deleted by the store's own step, no erasure's mark) while the
+    page's socket stayed open, and the young person's next move is an image: the upload finds no active conversation,
+    409 ``ended``. The page does not take that as the end: it says the image was not sent and connects again, its
+    hello naming the conversation decides (erased: ``closed``; lost, as here: a conversation that works), and the
+    same image chosen again is sent. Until 2026-12-07 (review56) the page showed "Conversation terminée" at once: a
+    young person told their conversation had ended though nobody ended it, as a text was no longer told since
+    fdb5c358."""
+    page = await context.new_page()
+    await page.goto(str(server.make_url("/chat")))
+    await walk_to_queue(page)
+    store = server.app[STORE]
+    [lost] = await store.conversations_by_status(Status.QUEUED)
+    await store.erase_conversation(lost.id)  # lost: the store's step alone, no erasure's mark
+    picture = tmp_path / "IMG_2044.jpg"
+    picture.write_bytes(photo((64, 48)))
+    await page.locator("#image-input").set_input_files(files=picture)
+    await expect(page.locator('.msg[data-author="system"]').last).to_contain_text("n'a pas pu être envoyée")
+    assert await page.locator("#ended").is_hidden()  # before: "Conversation terminée", nothing more possible
+    async with asyncio.timeout(30):  # the page's new hello: a new conversation, not "closed"
+        while not (opened := await store.list_conversations(EPOCH, FAR)):
+            await asyncio.sleep(0.1)
+    await expect(page.locator("#connection")).to_be_hidden()  # its session frame came
+    await page.locator("#image-input").set_input_files(files=picture)
+    await expect(page.locator('.msg[data-author="user"]').last).to_contain_text("📎 Image envoyée")
+    await expect(page.locator("#ended")).to_be_hidden()
+    [conversation] = opened
+    assert conversation.id != lost.id
+    assert len([e for e in await store.transcript(conversation.id) if e.attachments]) == 1
