@@ -115,6 +115,14 @@ async def servers(directory: Path) -> AsyncIterator[Servers]:
         await asyncio.to_thread(found.stop)
 
 
+@pytest.fixture
+async def found(tmp_path: Path) -> AsyncIterator[Servers]:
+    """The servers, asked for before ``aiohttp_client``: pytest stops the app first, while its Redis still answers
+    (stopped after the app, its shutdown against a Redis gone waited the outbox's whole drain: ~10 s a test)."""
+    async with servers(tmp_path) as running:
+        yield running
+
+
 def _settings(settings: Settings, graph: FakeGraphAPI, store: str, acks: int) -> Settings:
     return settings.replace(
         store=store, messenger_app_secret=SECRET, messenger_verify_token="verify",
@@ -144,104 +152,101 @@ async def _said_once(store: RedisStore, psid: str, text: str) -> bool:
 
 @pytest.mark.parametrize("acks", [1, 0], ids=["acks-on", "acks-off"])
 async def test_a_message_acknowledged_before_the_primary_dies_is_on_the_promoted_replica(
+    found: Servers,
     aiohttp_client: Callable[..., Awaitable[Client]],
     settings: Settings,
     graph: FakeGraphAPI,
-    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     acks: int,
 ) -> None:
     caplog.set_level(logging.INFO)
-    async with servers(tmp_path) as found:
-        assert found.link is not None and found.front is not None
-        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, acks),
-                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
-        assert await _post(client, "bonjour", "m_1") == 200
-        await until(lambda: found.in_step(found.replica_port, found.primary_port), "the first message replicated")
+    assert found.link is not None and found.front is not None
+    client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, acks),
+                                                   clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+    assert await _post(client, "bonjour", "m_1") == 200
+    await until(lambda: found.in_step(found.replica_port, found.primary_port), "the first message replicated")
 
-        found.link.blackhole()  # nothing reaches the replica any more, and no acknowledgement comes back from it
-        held = await _post(client, "on me fait du chantage", "m_2")
-        ready = await client.get("/readyz")
-        readiness = (ready.status, (await ready.json())["store"])
-        await asyncio.to_thread(found.processes[0].kill)  # kill -9 of the primary: what it did not send is gone
-        await asyncio.to_thread(found.processes[0].wait)
-        await asyncio.to_thread(_command, found.replica_port, "REPLICAOF", "NO", "ONE")  # the failover
-        second = await asyncio.to_thread(found.server, "replica2", "--replicaof", "127.0.0.1", str(found.replica_port))
-        await until(lambda: found.in_step(second, found.replica_port), "the new primary's replica in step")
-        found.front.point_at(f"redis://127.0.0.1:{found.replica_port}/0")
-        found.front.reset_all()
+    found.link.blackhole()  # nothing reaches the replica any more, and no acknowledgement comes back from it
+    held = await _post(client, "on me fait du chantage", "m_2")
+    ready = await client.get("/readyz")
+    readiness = (ready.status, (await ready.json())["store"])
+    await asyncio.to_thread(found.processes[0].kill)  # kill -9 of the primary: what it did not send is gone
+    await asyncio.to_thread(found.processes[0].wait)
+    await asyncio.to_thread(_command, found.replica_port, "REPLICAOF", "NO", "ONE")  # the failover
+    second = await asyncio.to_thread(found.server, "replica2", "--replicaof", "127.0.0.1", str(found.replica_port))
+    await until(lambda: found.in_step(second, found.replica_port), "the new primary's replica in step")
+    found.front.point_at(f"redis://127.0.0.1:{found.replica_port}/0")
+    found.front.reset_all()
 
-        store = client.app[STORE]
-        if acks:
-            assert held == 503  # not acknowledged: Meta sends it again, to the new primary
-            assert readiness == (503, "replicas_behind")
+    store = client.app[STORE]
+    if acks:
+        assert held == 503  # not acknowledged: Meta sends it again, to the new primary
+        assert readiness == (503, "replicas_behind")
 
-            async def redelivered() -> bool:
-                with contextlib.suppress(OSError):
-                    return await _post(client, "on me fait du chantage", "m_2") == 200
-                return False
+        async def redelivered() -> bool:
+            with contextlib.suppress(OSError):
+                return await _post(client, "on me fait du chantage", "m_2") == 200
+            return False
 
-            await until(redelivered, "the redelivery acknowledged by the new primary")
-            assert await _post(client, "on me fait du chantage", "m_2") == 200  # once more (a provider's retry)
-            said = await _said(store)
-            assert said["bonjour"] == 1
-            assert said["on me fait du chantage"] == 1  # processed once, after the failover
-            assert await _post(client, "merci", "m_3") == 200  # the new primary and its replica: messages flow
-            logged = "\n".join(r.getMessage() for r in caplog.records)
-            assert "alert: acknowledgements held" in logged
-            assert PSID not in logged and "chantage" not in logged
-            metrics = await (await client.get("/metrics")).text()
-            assert 'gateway_replica_acks_total{outcome="behind"}' in metrics
-        else:
-            assert held == 200  # acknowledged: Meta will never send it again...
-            said = await _said(store)
-            assert said["bonjour"] == 1
-            assert said["on me fait du chantage"] == 0  # ...and the failover lost it: the gap the setting closes
+        await until(redelivered, "the redelivery acknowledged by the new primary")
+        assert await _post(client, "on me fait du chantage", "m_2") == 200  # once more (a provider's retry)
+        said = await _said(store)
+        assert said["bonjour"] == 1
+        assert said["on me fait du chantage"] == 1  # processed once, after the failover
+        assert await _post(client, "merci", "m_3") == 200  # the new primary and its replica: messages flow
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "alert: acknowledgements held" in logged
+        assert PSID not in logged and "chantage" not in logged
+        metrics = await (await client.get("/metrics")).text()
+        assert 'gateway_replica_acks_total{outcome="behind"}' in metrics
+    else:
+        assert held == 200  # acknowledged: Meta will never send it again...
+        said = await _said(store)
+        assert said["bonjour"] == 1
+        assert said["on me fait du chantage"] == 0  # ...and the failover lost it: the gap the setting closes
 
 
 async def test_a_redelivery_after_a_503_is_processed_once_when_the_replica_comes_back(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, tmp_path: Path
+    found: Servers, aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI
 ) -> None:
-    async with servers(tmp_path) as found:
-        assert found.link is not None and found.front is not None
-        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
-                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
-        found.link.blackhole()
-        assert await _post(client, "je suis harcelé", "m_1") == 503  # on the primary, not on the replica
-        found.link.resume()  # the replica catches up: the redelivery finds the message processed already
+    assert found.link is not None and found.front is not None
+    client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+                                                   clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+    found.link.blackhole()
+    assert await _post(client, "je suis harcelé", "m_1") == 503  # on the primary, not on the replica
+    found.link.resume()  # the replica catches up: the redelivery finds the message processed already
 
-        async def acknowledged() -> bool:
-            return await _post(client, "je suis harcelé", "m_1") == 200
+    async def acknowledged() -> bool:
+        return await _post(client, "je suis harcelé", "m_1") == 200
 
-        await until(acknowledged, "the redelivery acknowledged")
-        store = client.app[STORE]
-        assert (await _said(store))["je suis harcelé"] == 1
-        ready = await client.get("/readyz")
-        assert ready.status == 200 and (await ready.json())["store"] == "ok"
+    await until(acknowledged, "the redelivery acknowledged")
+    store = client.app[STORE]
+    assert (await _said(store))["je suis harcelé"] == 1
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["store"] == "ok"
 
 
 async def test_with_replicas_in_step_messages_flow_once_each_and_a_round_covers_many(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, tmp_path: Path
+    found: Servers, aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI
 ) -> None:
-    async with servers(tmp_path) as found:
-        assert found.front is not None
-        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
-                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
-        senders = [f"74000000000000{n:02d}" for n in range(12)]
-        statuses = await asyncio.gather(*(_post(client, f"salut {n}", f"m_{n}", psid)
-                                          for n, psid in enumerate(senders)))  # fmt: skip
-        assert statuses == [200] * len(senders)
-        store = client.app[STORE]
-        for n, psid in enumerate(senders):  # acknowledged once in the inbox; recorded by then or just after
-            await until(lambda n=n, psid=psid: _said_once(store, psid, f"salut {n}"), f"message {n} recorded")
-        for n, psid in enumerate(senders):
-            assert (await _said(store, psid))[f"salut {n}"] == 1  # once, not twice
-        # concurrent callers share a round: those of one turn of the loop, one round trip to the replica
-        metrics = await (await client.get("/metrics")).text()
-        before = _counter(metrics, "gateway_replica_rounds_total")
-        await asyncio.gather(*(store.replicated() for _ in range(50)))
-        after = _counter(await (await client.get("/metrics")).text(), "gateway_replica_rounds_total")
-        assert after - before == 1
+    assert found.front is not None
+    client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+                                                   clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+    senders = [f"74000000000000{n:02d}" for n in range(12)]
+    statuses = await asyncio.gather(*(_post(client, f"salut {n}", f"m_{n}", psid)
+                                      for n, psid in enumerate(senders)))  # fmt: skip
+    assert statuses == [200] * len(senders)
+    store = client.app[STORE]
+    for n, psid in enumerate(senders):  # acknowledged once in the inbox; recorded by then or just after
+        await until(lambda n=n, psid=psid: _said_once(store, psid, f"salut {n}"), f"message {n} recorded")
+    for n, psid in enumerate(senders):
+        assert (await _said(store, psid))[f"salut {n}"] == 1  # once, not twice
+    # concurrent callers share a round: those of one turn of the loop, one round trip to the replica
+    metrics = await (await client.get("/metrics")).text()
+    before = _counter(metrics, "gateway_replica_rounds_total")
+    await asyncio.gather(*(store.replicated() for _ in range(50)))
+    after = _counter(await (await client.get("/metrics")).text(), "gateway_replica_rounds_total")
+    assert after - before == 1
 
 
 def _counter(metrics: str, name: str) -> float:
@@ -266,10 +271,10 @@ async def _first_session(client: Client, hello: dict[str, Any]) -> dict[str, Any
 
 @pytest.mark.parametrize("acks", [1, 0], ids=["acks-on", "acks-off"])
 async def test_a_web_chat_page_is_never_told_its_conversation_ended_after_a_failover_lost_it(
+    found: Servers,
     aiohttp_client: Callable[..., Awaitable[Client]],
     settings: Settings,
     graph: FakeGraphAPI,
-    tmp_path: Path,
     acks: int,
 ) -> None:
     """A young person's page opens its conversation while the replica lags; the primary dies, the replica is
@@ -280,74 +285,72 @@ async def test_a_web_chat_page_is_never_told_its_conversation_ended_after_a_fail
     default) the session frame does not wait and the failover loses the conversation: the hello naming it finds no
     erasure's marker (``KeyedHash.erased_conversation``) and opens a conversation that works, the page's words taken
     in it; until 2026-12-07 it was answered "closed" as after an erasure (the gap docs/webchat-protocol.md named)."""
-    async with servers(tmp_path) as found:
-        assert found.link is not None and found.front is not None
-        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, acks),
-                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
-        found.link.blackhole()  # the replica lags: nothing reaches it
-        opening = "opening-key-of-the-page-0001"
-        first = await _first_session(client, {"type": "hello", "opening": opening, "language": "fr"})
-        await asyncio.to_thread(found.processes[0].kill)  # kill -9 of the primary
-        await asyncio.to_thread(found.processes[0].wait)
-        await asyncio.to_thread(_command, found.replica_port, "REPLICAOF", "NO", "ONE")  # the failover
-        second = await asyncio.to_thread(found.server, "replica2", "--replicaof", "127.0.0.1", str(found.replica_port))
-        await until(lambda: found.in_step(second, found.replica_port), "the new primary's replica in step")
-        found.front.point_at(f"redis://127.0.0.1:{found.replica_port}/0")
-        found.front.reset_all()
+    assert found.link is not None and found.front is not None
+    client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, acks),
+                                                   clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+    found.link.blackhole()  # the replica lags: nothing reaches it
+    opening = "opening-key-of-the-page-0001"
+    first = await _first_session(client, {"type": "hello", "opening": opening, "language": "fr"})
+    await asyncio.to_thread(found.processes[0].kill)  # kill -9 of the primary
+    await asyncio.to_thread(found.processes[0].wait)
+    await asyncio.to_thread(_command, found.replica_port, "REPLICAOF", "NO", "ONE")  # the failover
+    second = await asyncio.to_thread(found.server, "replica2", "--replicaof", "127.0.0.1", str(found.replica_port))
+    await until(lambda: found.in_step(second, found.replica_port), "the new primary's replica in step")
+    found.front.point_at(f"redis://127.0.0.1:{found.replica_port}/0")
+    found.front.reset_all()
 
-        # the page comes back as chat.js does: its token and conversation when it had its session, else its key
-        again = (
-            {"type": "hello", "opening": opening, "language": "fr"}
-            if first is None
-            else {"type": "hello", "token": first["token"], "conversation": first["conversation"], "language": "fr"}
-        )
-        back: dict[str, Any] | None = None
+    # the page comes back as chat.js does: its token and conversation when it had its session, else its key
+    again = (
+        {"type": "hello", "opening": opening, "language": "fr"}
+        if first is None
+        else {"type": "hello", "token": first["token"], "conversation": first["conversation"], "language": "fr"}
+    )
+    back: dict[str, Any] | None = None
 
-        async def answered() -> bool:
-            nonlocal back
-            with contextlib.suppress(OSError, aiohttp.ClientError):
-                back = await _first_session(client, again)
-            return back is not None
+    async def answered() -> bool:
+        nonlocal back
+        with contextlib.suppress(OSError, aiohttp.ClientError):
+            back = await _first_session(client, again)
+        return back is not None
 
-        await until(answered, "the page's session after the failover")
-        assert back is not None and back["status"] != "closed", (first, back)  # acks-off before: 'closed'
-        if not acks:
-            assert first is not None and back["conversation"] != first["conversation"]  # lost: a new one
-        async with client.ws_connect("/chat/ws") as ws:  # the page's words waiting in its box: taken
-            await ws.send_json({"type": "hello", "token": back["token"], "conversation": back["conversation"],
-                                "language": "fr"})  # fmt: skip
-            await ws.send_json({"type": "message", "id": "m1", "text": "tu es là ?"})
-            async with asyncio.timeout(DEADLINE):
-                while (frame := await ws.receive_json())["type"] != "ack" and frame["type"] != "error":
-                    pass
-        assert frame == {"type": "ack", "id": "m1"}, frame
-        said = [e.text for e in await client.app[STORE].transcript(back["conversation"]) if e.author == Author.USER]
-        assert said == ["tu es là ?"]
+    await until(answered, "the page's session after the failover")
+    assert back is not None and back["status"] != "closed", (first, back)  # acks-off before: 'closed'
+    if not acks:
+        assert first is not None and back["conversation"] != first["conversation"]  # lost: a new one
+    async with client.ws_connect("/chat/ws") as ws:  # the page's words waiting in its box: taken
+        await ws.send_json({"type": "hello", "token": back["token"], "conversation": back["conversation"],
+                            "language": "fr"})  # fmt: skip
+        await ws.send_json({"type": "message", "id": "m1", "text": "tu es là ?"})
+        async with asyncio.timeout(DEADLINE):
+            while (frame := await ws.receive_json())["type"] != "ack" and frame["type"] != "error":
+                pass
+    assert frame == {"type": "ack", "id": "m1"}, frame
+    said = [e.text for e in await client.app[STORE].transcript(back["conversation"]) if e.author == Author.USER]
+    assert said == ["tu es là ?"]
 
 
 async def test_a_web_chat_image_is_answered_201_only_once_the_replicas_have_it(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI, tmp_path: Path
+    found: Servers, aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI
 ) -> None:
     """``POST /chat/upload``'s 201 is the image's acknowledgement (the page shows it sent and forgets it): with
     ``GATEWAY_REDIS_REPLICA_ACKS`` it waits for the replicas as the ``ack`` of a text does; behind, 503 (the page
     sends it again under the same id: processed once). Until 2026-12-07 the 201 did not wait: a failover then could
     lose an image the page had shown as sent."""
-    async with servers(tmp_path) as found:
-        assert found.link is not None and found.front is not None
-        client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
-                                                       clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
-        session = await _first_session(client, {"type": "hello", "opening": "opening-key-of-the-page-0002",
-                                                "language": "fr"})  # fmt: skip
-        assert session is not None
-        headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
-        found.link.blackhole()  # the replica lags: nothing reaches it
-        held = await client.post("/chat/upload", data=photo(), headers=headers)
-        assert held.status == 503, await held.text()
-        found.link.resume()  # the replica catches up: the page's retry, same id, finds the image processed already
+    assert found.link is not None and found.front is not None
+    client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+                                                   clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+    session = await _first_session(client, {"type": "hello", "opening": "opening-key-of-the-page-0002",
+                                            "language": "fr"})  # fmt: skip
+    assert session is not None
+    headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
+    found.link.blackhole()  # the replica lags: nothing reaches it
+    held = await client.post("/chat/upload", data=photo(), headers=headers)
+    assert held.status == 503, await held.text()
+    found.link.resume()  # the replica catches up: the page's retry, same id, finds the image processed already
 
-        async def acknowledged() -> bool:
-            return (await client.post("/chat/upload", data=photo(), headers=headers)).status == 201
+    async def acknowledged() -> bool:
+        return (await client.post("/chat/upload", data=photo(), headers=headers)).status == 201
 
-        await until(acknowledged, "the image's retry acknowledged")
-        entries = await client.app[STORE].transcript(session["conversation"])
-        assert len([e for e in entries if e.attachments]) == 1  # once, not twice
+    await until(acknowledged, "the image's retry acknowledged")
+    entries = await client.app[STORE].transcript(session["conversation"])
+    assert len([e for e in entries if e.attachments]) == 1  # once, not twice
