@@ -38,9 +38,12 @@ pytestmark = pytest.mark.redis
 # GATEWAY_REDIS_SOCKET_TIMEOUT and GATEWAY_REDIS_HEALTH_CHECK_SECONDS here: a timeout of 2 s failed a login now and
 # then before any silence on a loaded machine (two apps, the proxy and the test in one event loop); 5 s is the default
 TIMEOUT, QUIET = 4.0, 1.0
+# the alert checks' period (10 s in production, ``create_app(watch_seconds=...)``): the silence is theirs to notice
+# within a period and a socket timeout, so the test waits for one period, not for production's
+WATCH = 1.0
 BOUND = 30.0  # seconds for a wait on a condition: a safety net on a busy machine, far above what each takes
 # Every part that waits on Redis, by the name its failures are counted under (``gateway_store_failures_total{part}``;
-# the alert checks poll every 10 s, the notices every 1.5 s here, the others every 0.05 s or wait on the events)
+# the alert checks poll every WATCH s, the notices every 1.5 s here, the others every 0.05 s or wait on the events)
 PARTS = ("inbox", "outbox", "timers", "alerts", "notices", "console_sessions", "webchat_forwarding",
          "console_forwarding", "presence", "presence_beat", "typing")  # fmt: skip
 # workers that wait for the store, the outage counted under their part (since 2026-12-07; presence and typing,
@@ -159,7 +162,7 @@ async def test_every_part_notices_a_silent_path_within_its_bounds_and_says_so(
     store answers and nothing waits any more. Before, the events' consumers (the web chat's and the console's
     forwarding, presence, the typing relay) waited for ever, counted nothing, and ``/readyz`` said nothing of them."""
     caplog.set_level(logging.INFO)
-    one = await make_client(silent_settings(settings, proxy.url))
+    one = await make_client(silent_settings(settings, proxy.url), watch_seconds=WATCH)
     await add_listener(one, "sam", supervisor=True)
     await login(one, "sam")
     loop = asyncio.get_running_loop()
