@@ -164,9 +164,12 @@ async def test_an_action_whose_network_went_silent_is_said_within_seconds(
     async def silent(route: Route) -> None:
         held.append(route)  # never answered while the test looks
 
+    await listener.clock.install()  # the console's answer wait (15 s) run on the page's clock, not waited for
     await listener.route("**/hand-back", silent)
-    await listener.get_by_role("button", name="Rendre à la file").click()
-    await expect(listener.locator("#toast")).to_contain_text(NO_ANSWER, timeout=25_000)
+    async with listener.expect_request("**/hand-back"):  # its wait started
+        await listener.get_by_role("button", name="Rendre à la file").click()
+    await listener.clock.run_for(16_000)
+    await expect(listener.locator("#toast")).to_contain_text(NO_ANSWER)
     assert held, "the hand-back never left the page"  # and the page gave up on it (its request aborted)
 
 
@@ -187,9 +190,12 @@ async def test_a_logout_that_gets_no_answer_says_so_and_can_be_tried_again(
         else:
             await route.continue_()
 
+    await listener.clock.install()  # the logout's answer wait (15 s) run on the page's clock, not waited for
     await listener.route("**/api/session", silent)
-    await listener.get_by_role("button", name="Se déconnecter").click()
-    await expect(listener.get_by_role("alert")).to_contain_text("Pas de réponse du serveur", timeout=25_000)
+    async with listener.expect_request(lambda r: r.method == "DELETE" and r.url.endswith("/api/session")):
+        await listener.get_by_role("button", name="Se déconnecter").click()
+    await listener.clock.run_for(16_000)
+    await expect(listener.get_by_role("alert")).to_contain_text("Pas de réponse du serveur")
     assert held, "the logout never left the page"  # and the page gave up on it (its request aborted)
     await listener.unroute("**/api/session", silent)
     await listener.get_by_role("button", name="Se déconnecter").click()
