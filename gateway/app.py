@@ -659,6 +659,7 @@ class _MetricsPage:
     async def handler(self, request: web.Request) -> web.Response:
         if self._reading is None or self._reading.done():
             self._reading = asyncio.create_task(self._read(), name="metrics-queue")
+            self._reading.add_done_callback(_told_if_failed)
         await asyncio.wait({self._reading}, timeout=METRICS_READ_SECONDS)  # never cancels it: it ends by itself
         if self._reading.done():
             self._reading.result()  # a bug in the read (not the store's failure) is this scrape's error, as before
@@ -681,6 +682,15 @@ class _MetricsPage:
             self._reading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reading
+
+
+def _told_if_failed(reading: asyncio.Task[None]) -> None:
+    """A queue read for ``/metrics`` that a bug ended (not the store's failure, counted as part ``metrics``): one
+    ERROR line by class and place, whether or not a scrape still waited for it (one that did answers 500 too).
+    Before, a read ending after its scrape's wait left the exception to asyncio's "never retrieved" at garbage
+    collection, or to nobody."""
+    if not reading.cancelled() and (exc := reading.exception()) is not None:
+        log.error("metrics: the queue's read failed: %s at %s", exc.__class__.__name__, where(exc))
 
 
 async def _read_queue(metrics: Metrics, store: Store, now: datetime) -> None:

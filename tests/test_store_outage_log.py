@@ -22,10 +22,12 @@ import pytest
 import redis
 
 from gateway.app import METRICS, METRICS_READ_SECONDS, STORE
+from gateway.crypto import DataKeys
 from gateway.errors import LockTimeout, StoreError
 from gateway.metrics import Metrics
 from gateway.outage_log import StoreOutages
 from gateway.settings import Settings
+from gateway.store import open_store
 from gateway.testing import FakeGraphAPI
 from tests.conftest import AppFactory
 from tests.redis_messenger import SECRET, post_message
@@ -375,3 +377,44 @@ async def test_a_scrape_while_the_store_does_not_answer_is_served_within_its_bud
         os.kill(own_redis.process.pid, signal.SIGCONT)
     assert (await client.get("/metrics")).status == 200
     assert not metrics.outages.waiting()
+
+
+class _SlowBug:
+    """The real store, except that once armed the queue's read (``waiting``) waits for :attr:`go_on`, then fails
+    with a bug (not the store's failure)."""
+
+    def __init__(self, store: object) -> None:
+        self._store, self.armed, self.go_on = store, False, asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        found = getattr(self._store, name)
+        if name != "waiting" or not self.armed:
+            return found
+
+        async def waiting() -> object:
+            await self.go_on.wait()
+            raise RuntimeError("a bug in the queue's read")
+
+        return waiting
+
+
+async def test_a_queue_read_a_bug_ends_after_its_scrape_is_told_by_class(
+    make_client: AppFactory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scrape waits ``METRICS_READ_SECONDS`` for the queue's read, which goes on without it; a bug ending that read
+    later is logged by class and place at once (never silent), not left to asyncio's "never retrieved"."""
+
+    store = _SlowBug(await open_store(settings.store, keys=DataKeys.from_settings(settings)))
+    client = await make_client(settings, store=store)
+    assert (await client.get("/metrics")).status == 200
+    store.armed = True
+    assert (await client.get("/metrics")).status == 200  # served past the wait, the read still going
+    with caplog.at_level(logging.ERROR, logger="gateway.app"):
+        store.go_on.set()
+        for _ in range(400):
+            if any("RuntimeError" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.025)
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.app"]
+    assert any("queue's read failed: RuntimeError at" in line for line in lines), lines
+    assert not any("a bug in the queue's read" in line for line in lines)  # the class and place, never the text
