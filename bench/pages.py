@@ -1,0 +1,297 @@
+"""Many web chat pages open at once on one instance: ``python bench/pages.py [--pages 2000] [--active 50]``.
+
+A national line's evening has hundreds of young people on the web chat at once, most of them reading or waiting in
+the queue, a few typing. This bench opens that crowd against one ``gateway serve`` on a Redis of its own and
+measures what an open page costs and whether the pages that talk are slowed by the ones that only stay open:
+
+1. ``--active`` pages open (each its own client address in ``X-Forwarded-For``, as behind a load balancer) and are
+   greeted; each sends the next step of a walk of the default flow at ``--rate`` messages a second in all, one
+   message a page at a time: the **round with few pages open** (acknowledgement and first reply latencies);
+2. ``--pages`` more pages open (``--concurrency`` connecting at once) and are greeted: how long that took, the
+   gateway's RSS and open files before and after (**KB and files per open page**), its CPU per opened page, and
+   Redis's memory, clients and pub/sub channels;
+3. the same active pages send their next step again, the crowd idle but open: the **round with the crowd open**;
+4. every page of the crowd sends its first answer at ``--rate``: the **crowd's round** (losses: a message never
+   acknowledged, or acknowledged and never answered, within ``--patience`` seconds).
+
+Prints figures; asserts nothing. A page here does what ``gateway/webchat_static/chat.js`` does on the wire (hello,
+message with an id, a ``delivered`` receipt for each bot entry), without reconnecting: every close is counted.
+The model is off by default (``--understanding on`` reads every message: then its CPU, not the sockets', leads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, ClientWebSocketResponse, TCPConnector, WSMsgType
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
+
+from bench.load import (  # noqa: E402
+    Provider,
+    Redis,
+    Step,
+    bench_flows,
+    cpu_seconds,
+    gateway_server,
+    machine_line,
+    pct,
+    rss_mb,
+    run,
+    walks,
+    workdir,
+)
+
+
+@dataclass
+class Page:
+    """One young person's page: its socket, its token once greeted, its walk and what it measured."""
+
+    number: int
+    steps: list[Step]
+    ws: ClientWebSocketResponse | None = None
+    token: str | None = None
+    step: int = 1  # the walk's next step (0 is "bonjour": the hello greets)
+    bot_entries: int = 0
+    greeted: asyncio.Event = field(default_factory=asyncio.Event)
+    acked: dict[str, float] = field(default_factory=dict)  # message id -> when its ack came (monotonic)
+    answered: dict[str, float] = field(default_factory=dict)  # message id -> when the first bot entry after it came
+    waiting: str | None = None  # the message id whose first reply is awaited
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    closes: Counter[str] = field(default_factory=Counter)
+    reader: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        """A client address of its own, each in a /24 of its own (the per-network limits see one young person)."""
+        return f"10.{self.number // 256 % 256}.{self.number % 256}.7"
+
+    async def open(self, session: ClientSession, url: str) -> None:
+        self.ws = await session.ws_connect(url + "/chat/ws", headers={"X-Forwarded-For": self.address})
+        await self.ws.send_json({"type": "hello", "token": None, "opening": secrets.token_urlsafe(18),
+                                 "language": "fr"})  # fmt: skip
+        self.reader = asyncio.create_task(self._read(), name=f"page-{self.number}")
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for message in self.ws:
+                if message.type is WSMsgType.TEXT:
+                    await self._frame(json.loads(message.data))
+            self.closes[str(self.ws.close_code)] += 1
+        except (ClientError, ConnectionError) as error:
+            self.closes[type(error).__name__] += 1
+        self.changed.set()
+
+    async def _frame(self, frame: dict[str, Any]) -> None:
+        kind, now = frame.get("type"), time.monotonic()
+        if kind == "session":
+            self.token = str(frame["token"])
+            await self._shown([e for e in frame.get("history", []) if e.get("author") == "bot"], now)
+            self.greeted.set()
+        elif kind == "entry" and frame["entry"].get("author") == "bot":
+            await self._shown([frame["entry"]], now)
+        elif kind == "ack":
+            self.acked.setdefault(str(frame["id"]), now)
+        self.changed.set()
+
+    async def _shown(self, entries: list[dict[str, Any]], now: float) -> None:
+        if not entries:
+            return
+        self.bot_entries += len(entries)
+        if self.waiting is not None:
+            self.answered.setdefault(self.waiting, now)
+            self.waiting = None
+        assert self.ws is not None
+        with contextlib.suppress(ClientError, ConnectionError, RuntimeError):  # chat.js's delivered receipt
+            await self.ws.send_json({"type": "receipt", "status": "delivered", "ids": [str(e["id"]) for e in entries]})
+
+    async def say(self, patience: float) -> tuple[float | None, float | None] | None:
+        """The walk's next step: (seconds to its ack, seconds to its first reply, 0.0 when none is due), None for
+        what never came; None when the walk is over (nothing said)."""
+        if self.step >= len(self.steps):
+            return None
+        if self.ws is None or self.ws.closed:
+            return None, None
+        step = self.steps[self.step]
+        message_id = f"p{self.number}-{self.step}"
+        self.step += 1
+        self.waiting = message_id if step.replies else None
+        began = time.monotonic()
+        await self.ws.send_json({"type": "message", "id": message_id, "text": step.text, "payload": step.payload})
+        deadline = began + patience
+        while time.monotonic() < deadline and not (
+            message_id in self.acked and (not step.replies or message_id in self.answered)
+        ):
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), deadline - time.monotonic())
+            if self.ws.closed:
+                break
+        ack, reply = self.acked.get(message_id), self.answered.get(message_id)
+        return (ack - began if ack else None), (reply - began if reply else None) if step.replies else 0.0
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
+
+
+@dataclass
+class Round:
+    acks: list[float] = field(default_factory=list)
+    replies: list[float] = field(default_factory=list)
+    unacknowledged: int = 0
+    unanswered: int = 0
+    walked_out: int = 0
+    seconds: float = 0.0
+
+    def line(self, name: str) -> str:
+        def ms(values: list[float], q: float) -> str:
+            return f"{pct(values, q / 100):,.0f}" if values else "–"
+
+        sent = len(self.acks) + self.unacknowledged
+        return (f"{name}: {sent} messages in {self.seconds:.1f} s; ack p50 {ms(self.acks, 50)} / p99"
+                f" {ms(self.acks, 99)} / max {ms(self.acks, 100)} ms; first reply p50 {ms(self.replies, 50)} / p99"
+                f" {ms(self.replies, 99)} / max {ms(self.replies, 100)} ms; never acknowledged {self.unacknowledged},"
+                f" acknowledged and never answered {self.unanswered}"
+                + (f" ({self.walked_out} at their walk's end said nothing)" if self.walked_out else ""))  # fmt: skip
+
+
+async def round_of(pages: list[Page], rate: float, patience: float) -> Round:
+    """Each page says its next step, the starts spread at ``rate`` a second in all."""
+    result, began = Round(), time.monotonic()
+
+    async def one(page: Page, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        said = await page.say(patience)
+        if said is None:  # its walk is over (a short walk reached the hand-off): nothing to say
+            result.walked_out += 1
+            return
+        ack, reply = said
+        if ack is None:
+            result.unacknowledged += 1
+            return
+        result.acks.append(ack)
+        if reply is None:
+            result.unanswered += 1
+        elif reply:
+            result.replies.append(reply)
+
+    await asyncio.gather(*(one(page, began + n / rate) for n, page in enumerate(pages)))
+    result.seconds = time.monotonic() - began
+    return result
+
+
+async def open_pages(pages: list[Page], session: ClientSession, url: str, concurrency: int, patience: float) -> int:
+    """Opened and greeted, ``concurrency`` connecting at once: how many were not greeted within ``patience``."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(page: Page) -> bool:
+        async with gate:
+            try:
+                await page.open(session, url)
+                await asyncio.wait_for(page.greeted.wait(), patience)
+            except (ClientError, ConnectionError, TimeoutError):
+                return False
+            return True
+
+    return sum(not ok for ok in await asyncio.gather(*(one(page) for page in pages)))
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def redis_line(redis: Redis) -> str:
+    clients = redis.info("clients", "connected_clients")
+    channels = len(redis.command("PUBSUB", "CHANNELS").split())
+    return f"Redis used memory {redis.used_memory() / 2**20:,.1f} MiB, clients {clients}, pub/sub channels {channels}"
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(machine_line())
+    print(f"{args.pages} pages open at once on one instance ({args.active} of them talking), Redis, understanding"
+          f" {args.understanding}; {args.rate:g} messages/s in each round")  # fmt: skip
+    flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
+    script = walks(flows_text)
+    with workdir("gateway-pages-", flows_text) as (work, flows):
+        redis = Redis(work / "redis")
+        provider = Provider()  # unused by the web chat; gateway_env wants a Messenger API
+        server = None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(provider)
+                await asyncio.sleep(0.5)
+                os.environ["GATEWAY_CLIENT_ADDRESS_HEADER"] = "X-Forwarded-For"  # behind a proxy: a page, an address
+                server = gateway_server("pages", redis.url, work / "gateway.log", flows, provider, args.understanding)
+                session = await stack.enter_async_context(ClientSession(timeout=ClientTimeout(total=30)))
+                await server.ready(session)
+                sockets = await stack.enter_async_context(
+                    ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=None, connect=30))
+                )
+                pid = server.process.pid
+                rss0, files0, cpu0 = rss_mb(pid), open_files(pid), cpu_seconds(pid)
+                print(f"before any page: RSS {rss0:,.1f} MB, open files {files0}; {redis_line(redis)}")
+
+                active = [Page(n, script[n % len(script)]) for n in range(args.active)]
+                missed = await open_pages(active, sockets, server.url, args.concurrency, args.patience)
+                print(f"{args.active} talking pages open ({missed} not greeted)")
+                few = await round_of(active, args.rate, args.patience)
+                print(few.line(f"round with {args.active} pages open"))
+
+                rss1, files1, cpu1 = rss_mb(pid), open_files(pid), cpu_seconds(pid)
+                crowd = [Page(args.active + n, script[n % len(script)]) for n in range(args.pages)]
+                began = time.monotonic()
+                missed = await open_pages(crowd, sockets, server.url, args.concurrency, args.patience)
+                opened_in = time.monotonic() - began
+                rss2, files2, cpu2 = rss_mb(pid), open_files(pid), cpu_seconds(pid)
+                print(f"{args.pages} more pages opened and greeted in {opened_in:.1f} s"
+                      f" ({args.pages / opened_in:,.0f} a second; {missed} not greeted), gateway CPU"
+                      f" {(cpu2 - cpu1) / args.pages * 1000:.2f} ms an opened page")  # fmt: skip
+                print(f"with {args.active + args.pages} pages open: RSS {rss2:,.1f} MB"
+                      f" (+{(rss2 - rss1) * 1024 / args.pages:,.1f} KB an open page), open files {files2}"
+                      f" (+{(files2 - files1) / args.pages:.2f} a page); {redis_line(redis)}")  # fmt: skip
+
+                crowded = await round_of(active, args.rate, args.patience)
+                print(crowded.line(f"round with {args.active + args.pages} pages open"))
+                everyone = await round_of(crowd, args.rate, args.patience)
+                print(everyone.line(f"the crowd's round ({args.pages} pages, one message each)"))
+                cpu3 = cpu_seconds(pid)
+                print(f"gateway CPU {cpu3 - cpu0:.1f} s in all; RSS {rss_mb(pid):,.1f} MB at the end")
+                closes = sum((page.closes for page in active + crowd), Counter())
+                print(f"sockets closed by the gateway before the end: {dict(closes) or 0}")
+                await asyncio.gather(*(page.close() for page in active + crowd))
+                print(f"log warnings and errors: {server.problems()}")
+        finally:
+            if server is not None:
+                server.stop()
+            redis.stop()
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=2000, help="the crowd: pages open and idle (default 2000)")
+    parser.add_argument("--active", type=int, default=50, help="pages that talk in every round (default 50)")
+    parser.add_argument("--rate", type=float, default=100.0, help="messages a second in a round (default 100)")
+    parser.add_argument("--concurrency", type=int, default=50, help="pages connecting at once (default 50)")
+    parser.add_argument("--patience", type=float, default=60.0, help="s a page waits for an ack, a reply, a greeting")
+    parser.add_argument("--understanding", choices=("on", "off"), default="off")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    run(main, parse())
