@@ -629,27 +629,35 @@ class ChatSession:
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
         inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"))
-        refusal = await self.gate.check(inbound)
+        refusal, asked = await self.gate.check(inbound), False
         if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is None:
-            refusal = await self.gate.new_chat(token, self.address, inbound)  # this message would open a new one
+            refusal, asked = await self.gate.new_chat(token, self.address, inbound), True  # it would open a new one
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._notice(refusal, inbound.message_id)
             return
         if self.token is None:  # held: the session opens (the page re-sends what is pending; de-duplicated on id)
             await self._open(token, self.language)
-        await self._deliver(replace(inbound, written_in=self.conversation_id))  # erased meanwhile: nothing opens
+        await self._deliver(replace(inbound, written_in=self.conversation_id), asked=asked)  # erased: nothing opens
 
-    async def _deliver(self, inbound: Inbound) -> None:
+    async def _deliver(self, inbound: Inbound, *, asked: bool = False) -> None:
         """A message the gate let through: to the dispatcher, the conversation it went to followed, acknowledged.
         Its conversation erased while it waited for the lock (``Inbound.written_in``): ``ended``, nothing stored;
         until 2026-12-07 a new conversation was opened for it and the erased young person greeted again. Gone with no
         erasure's mark (lost: a failover), it is taken in the sender's conversation, a new one if none (until
-        2026-12-07 ``ended``, the page's words left in its box for a conversation nobody ended)."""
+        2026-12-07 ``ended``, the page's words left in its box for a conversation nobody ended). That new one is
+        opened as by a page's first message: the new-chat guards asked (``Gate.new_chat``, a risky message opening
+        it all the same), unless ``_message`` asked them already (``asked``: it saw the loss itself); a refusal is a
+        refused message (its notice, nothing stored). Until 2026-12-07 a loss found only once the message waited for
+        its lock opened a new conversation past every limit."""
         try:
             await self.dispatcher.handle_inbound(inbound)
         except ConversationEnded:  # erased meanwhile, or its ending cut short, completed: as after any end
             if inbound.written_in is not None and await self.hub.lost(inbound.written_in):  # lost, not erased: taken
-                await self._deliver(replace(inbound, written_in=None))  # as a page's first message (reads: here only)
+                opening = replace(inbound, written_in=None)  # as a page's first message (reads: here only)
+                if not asked and (refusal := await self._refuse_first(opening)) is not None:
+                    self._notice(refusal, inbound.message_id)
+                    return
+                await self._deliver(opening)
                 return
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
@@ -700,6 +708,13 @@ class ChatSession:
         if found is not None and not await self.dispatcher.ending_completed(found.id):
             return None
         return await self.gate.new_chat(token, self.address)
+
+    async def _refuse_first(self, inbound: Inbound) -> Refusal | None:
+        """Why ``inbound`` may not open a new conversation of its sender now (``Gate.new_chat``), or None: none when
+        the sender has one open already (another tab's, which takes it)."""
+        if await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender) is not None:
+            return None
+        return await self.gate.new_chat(inbound.sender, self.address, inbound)
 
     async def _mark_client(self, conversation: Conversation) -> Conversation:
         """Remember (as a keyed hash) which client address opened the conversation: its waiting ones are capped."""

@@ -387,3 +387,48 @@ async def test_a_message_whose_conversation_is_lost_while_it_waits_for_its_lock_
     [conversation] = await everything(chat)
     assert conversation.id != session["conversation"]
     assert SECRET in await stored_texts(chat)
+
+
+async def _lost_while_waiting(chat: Client, store: Erasing, text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A page's conversation lost (no erasure's marker) while its message ``m2`` waits for the conversation's lock:
+    the page's session and what the server answered the message."""
+    async with chat.ws_connect("/chat/ws") as page:
+        session = await hello(page)
+        await say(page, "m1", "bonjour")
+        async with store.lock(session["conversation"]):
+            store.holding.set()
+            await page.send_json({"type": "message", "id": "m2", "text": text})
+            async with asyncio.timeout(20):
+                await store.locking.wait()  # past the page's look (and the gate's): its conversation still there
+            await store.erase_conversation(session["conversation"])  # lost: the store's step alone, no marker
+        frames = await receive_until(page, lambda f: f.get("id") == "m2" or f["type"] == "error")
+    return session, frames
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+async def test_a_message_whose_conversation_is_lost_while_it_waits_opens_a_new_one_only_within_the_limits(
+    erasing: tuple[Settings, Erasing], make_client: AppFactory
+) -> None:
+    """The message taken in a new conversation after its own was lost is a page's first message: the new-chat
+    guards (``Gate.new_chat``) are asked, as for a hello or a held socket's first message. Here the browser's one
+    chat of the hour was the lost one: refused (``refused``, the notice), nothing opened, the page keeps the words.
+    Until 2026-12-07 the guards were asked only when the loss was seen before the message went to the dispatcher:
+    lost while it waited for its lock, a new conversation was opened past every limit (an ``ack``)."""
+    settings, store = erasing
+    chat = await make_client(settings.replace(limit_chats_per_browser="1/hour"), store=cast(Store, store))
+    _, frames = await _lost_while_waiting(chat, store, "tu es encore là ?")
+    assert {"type": "refused", "id": "m2", "reason": "rate_limited"} in frames, frames  # before: an ack
+    assert await everything(chat) == []  # before: a new conversation, past the browser's limit
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+async def test_a_risky_message_whose_conversation_is_lost_while_it_waits_opens_a_new_one_past_the_limits(
+    erasing: tuple[Settings, Erasing], make_client: AppFactory
+) -> None:
+    """Escalate, never silence: the same message reading a risk opens the new conversation the limits refuse."""
+    settings, store = erasing
+    chat = await make_client(settings.replace(limit_chats_per_browser="1/hour"), store=cast(Store, store))
+    session, frames = await _lost_while_waiting(chat, store, "je veux mourir")
+    assert frames[-1] == {"type": "ack", "id": "m2"}, frames[-1]
+    [conversation] = await everything(chat)
+    assert conversation.id != session["conversation"]
