@@ -514,10 +514,13 @@ class Dispatcher:
         return True
 
     async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
-        """Open (or resume) the sender's conversation; a new one is greeted by the bot at once (web chat)."""
+        """Open (or resume) the sender's conversation; a new one is greeted by the bot at once (web chat). The
+        greeting's entries, its timer and the record saved with its engine are one batch under the lock (a failure
+        writes none of them: the next hello greets once); until 2026-12-07 they were written one by one, and a
+        failure before the record's save left the greeting written with no engine: the hello after it greeted again."""
         now = self.clock()
         conversation, _ = await self.store.active_conversation(channel, sender, now)
-        async with self.store.lock(conversation.id):
+        async with self.store.locked_batch(conversation.id):
             current = await self.store.get_conversation(conversation.id) or conversation
             if current.status == Status.BOT and not current.engine:
                 engine = self.flows.engine()
