@@ -293,9 +293,11 @@ class WebChatHub:
         return conversation, status, [_public(e) for e in shown]
 
     async def was_erased(self, conversation_id: str) -> bool:
-        """Whether this conversation, which the store no longer has, was erased (its mark kept by the erasure for
-        ``erasure.WEBCHAT_ERASED_FOR``), rather than lost (a Redis failover with ``GATEWAY_REDIS_REPLICA_ACKS=0``,
-        a restore) or erased too long ago: read only once its record was found missing."""
+        """Whether this conversation was erased (its mark kept by the erasure for ``erasure.WEBCHAT_ERASED_FOR``,
+        written before anything of it goes): one the store no longer has, rather than lost (a Redis failover with
+        ``GATEWAY_REDIS_REPLICA_ACKS=0``, a restore) or erased too long ago; and, by a page's hello, one whose
+        record is still there, its erasure under way or cut short (``ChatSession._show_gone``; until 2026-12-07 read
+        only once the record was found missing)."""
         return await self.store.erased_at(self.gate.keyed.erased_conversation(conversation_id)) is not None
 
     async def lost(self, conversation_id: str) -> bool:
@@ -500,7 +502,7 @@ class ChatSession:
         handle = frame.get("conversation") if token is not None else None
         named = handle if isinstance(handle, str) and CONVERSATION_HANDLE.fullmatch(handle) else None
         found = None if named is None else await self.hub.store.get_conversation(named)
-        if token is not None and named is not None and found is None and await self.hub.was_erased(named):
+        if token is not None and named is not None and await self.hub.was_erased(named):  # record gone or not
             self._show_gone(token, named)
             return
         if token is not None and found is not None and (ended := await self._end_not_seen(token, found)) is not None:
@@ -564,7 +566,14 @@ class ChatSession:
         ``ended`` and waits in its message box, never stored under a new conversation. "Nouvelle conversation" (a
         hello without the conversation) starts afresh. Until 2026-12-07 this hello opened a new conversation, the bot
         greeted the erased young person, and their unacknowledged words went into it. Whose the named conversation
-        was is unknowable now: the answer tells nothing of it."""
+        was is unknowable now: the answer tells nothing of it.
+
+        The same for a conversation whose record is still there, marked erased: an erasure under way, or cut short
+        before its record's deletion (the mark is its first step; on a Cluster mark and record are in different
+        slots, and the deletions there go one by one, so a cut may leave the record without its active key). Until
+        2026-12-07 (afternoon) the mark was read only once the record was gone: the hello resumed the conversation
+        being erased, its words sent again stored in it, or, its active key deleted already, opened a new one,
+        greeting the erased young person again (``tests/test_webchat_erased_cut.py``)."""
         self.token, self.held, self.end_shown = token, None, True
         self.language = self.language or self.hub.flows.engine().flow.default_language
         self.writer.offer({"type": "session", "token": token, "conversation": handle, "status": Status.CLOSED.value,
@@ -631,6 +640,11 @@ class ChatSession:
         inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"))
         refusal, asked = await self.gate.check(inbound), False
         if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is None:
+            if self.conversation_id is not None and await self.hub.was_erased(self.conversation_id):
+                # its erasure cut short, the record still there, the token's active key gone: never a new one (until
+                # 2026-12-07 the message opened one, the bot greeting the erased young person, the words in it)
+                await self._error("ended", "this conversation has ended: send hello to start a new one")
+                return
             refusal, asked = await self.gate.new_chat(token, self.address, inbound), True  # it would open a new one
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._notice(refusal, inbound.message_id)

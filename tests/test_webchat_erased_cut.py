@@ -1,0 +1,145 @@
+"""The web chat after an erasure cut short (on SQLite, Redis and a Redis Cluster): the erasure marked the conversation
+erased (``KeyedHash.erased_conversation``, its first step, before anything of it goes), then was cut before the
+record's deletion, the store's last step (the instance killed, the connection to Redis reset). On a Cluster the
+mark and the record live in different slots: no script can write one and delete the other at once, so this state
+is one a cut leaves, and the store's deletions there go one by one (``redis_steps.ordered``): the conversation's
+active key may be gone with its record still there.
+
+A page coming back then names a conversation whose record is still there, marked erased. It is told it ended, as
+after the whole erasure (``ChatSession._show_gone``): nothing of it shown, nothing it sends again stored. Until
+2026-12-07 the mark was read only once the record was gone: the page's hello resumed the conversation being erased
+(its history shown, the young person's words sent again stored in it) or, its active key deleted already, opened a
+new one (the bot greeting the erased young person again, their words stored in it). The supervisor's "Effacer"
+sent again finishes the erasure (``test_erasure_cut``): nothing of the person left.
+
+The cut: a store double (:class:`Cutting`: the real store, nothing of the gateway patched) raising at the store's
+deletion of the conversation as a reset connection does, its writes before it made; on one Redis, the real cut of
+``tests/cutting_proxy.py`` just before the record's DEL (its active key deleted already).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import pytest
+
+from gateway.app import STORE
+from gateway.crypto import DataKeys
+from gateway.errors import StoreError
+from gateway.settings import Settings
+from gateway.store import Store, open_store
+from gateway.store import redis_keys as K
+from tests.conftest import AppFactory, add_listener, login
+from tests.cutting_proxy import cutting_proxy
+from tests.store.conftest import emptied, redis_cluster_url, redis_url, store_url
+from tests.test_webchat import hello, say
+from tests.test_webchat_erased import SECRET, Client, everything, reconnect, sent_again, stored_texts
+
+__all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
+
+AGAIN = "tu es là ? je t'écris encore"
+DEL = b"\r\nDEL\r\n"
+
+
+class Cutting:
+    """The real store, except that once armed (:meth:`cut`) the next ``erase_conversation`` of that conversation
+    raises StoreError before running, as a connection reset before the command does (what the erasure wrote before
+    it is kept: the mark, the marks forgotten)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self._cut = store, ""
+        self.cuts = 0
+
+    def cut(self, conversation_id: str) -> None:
+        self._cut = conversation_id
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if name != "erase_conversation":
+            return found
+
+        async def erase_conversation(conversation_id: str) -> int:
+            if self._cut and conversation_id == self._cut:
+                self._cut, self.cuts = "", self.cuts + 1
+                raise StoreError("the connection to the store was reset")
+            return cast(int, await found(conversation_id))
+
+        return erase_conversation
+
+
+@pytest.fixture
+async def cutting(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, Cutting]]:
+    settings = settings.replace(store=store_url)
+    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
+    try:
+        yield settings, Cutting(store)
+    finally:
+        await store.close()
+
+
+async def erase(client: Client, conversation_id: str) -> int:
+    """Sam, a supervisor, presses "Effacer" (logged in once): the answer's status."""
+    if not getattr(client, "sam", False):
+        await add_listener(client, "sam", supervisor=True)
+        await login(client, "sam")
+        client.sam = True  # type: ignore[attr-defined]
+    answer = await client.post(f"/api/conversations/{conversation_id}/erase", json={"confirm": True})
+    return answer.status
+
+
+async def page_comes_back(chat: Client, token: str, conversation_id: str) -> None:
+    """The page whose socket dropped before the erasure: its hello names the conversation, then it sends again
+    what it never saw acknowledged. Told it ended; nothing of it shown, nothing stored."""
+    async with chat.ws_connect("/chat/ws") as ws:
+        again = await reconnect(ws, token, conversation_id)
+        assert (again["status"], again["history"]) == ("closed", []), again  # before: resumed, or a new one greeted
+        assert again["conversation"] == conversation_id
+        answer = await sent_again(ws, "t1", AGAIN)
+    assert answer.get("code") == "ended", answer  # before: {'type': 'ack', 'id': 't1'}
+    assert AGAIN not in await stored_texts(chat)
+
+
+async def test_a_page_back_after_an_erasure_cut_before_its_record_is_told_it_ended(
+    cutting: tuple[Settings, Cutting], make_client: AppFactory
+) -> None:  # cutting first: the app (which closes the store) stops before the fixture closes it again
+    settings, store = cutting
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await say(ws, "m1", SECRET)
+    store.cut(session["conversation"])
+    assert await erase(chat, session["conversation"]) == 503
+    assert store.cuts == 1
+    assert await chat.app[STORE].get_conversation(session["conversation"]) is not None  # the cut left it
+    await page_comes_back(chat, session["token"], session["conversation"])
+    assert await erase(chat, session["conversation"]) == 200  # sent again: finished
+    assert await everything(chat) == []
+    assert SECRET not in await stored_texts(chat)
+
+
+@pytest.mark.redis
+async def test_a_page_back_after_an_erasure_cut_between_its_active_key_and_its_record_is_told_it_ended(
+    redis_url: str, settings: Settings, make_client: AppFactory
+) -> None:
+    """The real cut on one Redis (a Cluster's deletions go one by one: there a reset lands between any two): the
+    conversation's active key deleted, its record not. Before: the hello found the record, no active conversation
+    for the token, and opened a new one, the bot greeting the erased young person, their words stored in it."""
+    async with cutting_proxy(emptied(redis_url)) as proxy:
+        chat = await make_client(settings.replace(store=proxy.url), worker_poll_seconds=3600)
+        async with chat.ws_connect("/chat/ws") as ws, chat.ws_connect("/chat/ws") as other_tab:
+            session = await hello(ws)
+            await reconnect(other_tab, session["token"], session["conversation"])
+            await say(ws, "m1", SECRET)
+            proxy.cut_before(DEL, K.conversation(session["conversation"]).encode())
+            assert await erase(chat, session["conversation"]) == 503
+            assert proxy.cut == 1
+            kept = await chat.app[STORE].get_conversation(session["conversation"])
+            assert kept is not None and kept.active
+            assert await chat.app[STORE].find_active_conversation(kept.channel, kept.sender) is None  # key gone
+            answer = await sent_again(other_tab, "t2", AGAIN)  # in flight as the erasure's "closed" came
+        assert answer.get("code") == "ended", answer  # before: {'type': 'ack', 'id': 't2'}, in a new conversation
+        await page_comes_back(chat, session["token"], session["conversation"])
+        assert [c.id for c in await everything(chat)] == [session["conversation"]]  # before: a new one too
+        assert await erase(chat, session["conversation"]) == 200
+        assert await everything(chat) == []
