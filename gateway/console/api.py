@@ -214,16 +214,31 @@ class ListenerAPI:
         except (Busy, LockTimeout):  # too many hashings in flight, or this account's or address's turn not had
             self.metrics.refused.labels("login_busy").inc()
             return _error(429, "busy", "too many logins at once: try again", headers={"Retry-After": "1"})
-        if listener is None:
+        token = await self._open_session(listener) if listener is not None else None
+        if listener is None or token is None:
             return _error(401, "bad_credentials", "wrong name or password")
         response = web.json_response(_me(listener))
-        await self._set_cookie(response, listener.name)
+        self._set_cookie(response, token)
         return response
 
-    async def _set_cookie(self, response: web.Response, name: str) -> None:
+    async def _open_session(self, listener: Listener) -> str | None:
+        """A new session for ``listener``, checked by the password hash it was opened for: None (the session ended
+        at once) when the account now has another password, or none. A password change (the console's, the CLI's)
+        writes the new hash, then ends every session; a login that read the old hash before the change and opened
+        its session after it would keep that session on the old password, its 12 hours: until 2026-12-07 it did
+        (``tests/console/test_login_password_race.py``). Read after the session is stored, the hash is either the
+        one checked (any change ends this session after) or not (ended here)."""
+        token = await self.sessions.open(listener.name)
+        now = await self.store.get_listener(listener.name)
+        if now is None or now.password_hash != listener.password_hash:
+            await self.sessions.end(token)
+            return None
+        return token
+
+    def _set_cookie(self, response: web.Response, token: str) -> None:
         response.set_cookie(
-            SESSION_COOKIE, await self.sessions.open(name), max_age=SESSION_HOURS * 3600, httponly=True,
-            samesite="Strict", secure=self.secure_cookies, path="/",
+            SESSION_COOKIE, token, max_age=SESSION_HOURS * 3600, httponly=True, samesite="Strict",
+            secure=self.secure_cookies, path="/",
         )  # fmt: skip
 
     async def _write_allowed(self, request: web.Request, listener: Listener) -> bool:
@@ -311,8 +326,11 @@ class ListenerAPI:
             return _error(401, "login_required", "log in first")
         await self.sessions.end_all(name)
         await self.store.audit(AuditEntry(self.clock(), name, "password_changed", name))
+        token = await self._open_session(replace(listener, password_hash=password_hash))
+        if token is None:  # changed again (or removed) meanwhile: this browser logs in with the password of now
+            return _error(401, "login_required", "log in first")
         response = web.json_response(_me(listener))
-        await self._set_cookie(response, name)
+        self._set_cookie(response, token)
         return response
 
     async def listeners(self, request: web.Request) -> web.Response:
