@@ -341,6 +341,22 @@ async def test_wrong_passwords_sent_at_once_are_braked_as_if_sent_one_after_the_
     assert await metric(client, "gateway_refused", reason="login_braked") == 13
 
 
+async def test_wrong_current_passwords_sent_at_once_are_braked_as_if_sent_one_after_the_other(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """The password change checks the current password as a login does: whoever holds a listener's cookie (a desk
+    left logged in) guessing the password with 16 changes at once had every guess hashed and answered 403 (each
+    passed the brake before the first was counted; until 2026-12-07 the change took no turn). Taken in turn, the
+    ones after the ``free``-th failure find the wait: refused, unhashed."""
+    client = await make_client(settings.replace(login_free_failures=3))
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    wrong = {"current": "guess", "new": "un nouveau mot de passe sûr"}
+    responses = await asyncio.gather(*(client.post("/api/me/password", json=wrong) for _ in range(16)))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [403] * 3 + [429] * 13  # before: 16 × 403, every guess hashed
+
+
 @pytest.mark.parametrize("name", ["URGENT: supervisors call 06 12 34 56 78 " + "A" * 200_000, "URGENT-call-0612345678"])
 async def test_a_guessers_name_never_becomes_the_audit_entry_or_the_supervisors_alert(
     make_client: AppFactory, settings: Settings, name: str
