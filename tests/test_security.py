@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import re
 import socket
 import sqlite3
@@ -806,6 +807,32 @@ async def test_a_cross_origin_socket_or_form_cannot_use_a_listeners_cookie(
                                         headers={"Origin": foreign})  # fmt: skip
     assert login_elsewhere.status == 403
     assert await metric(client, "gateway_refused", reason="cross_site") >= 6
+
+
+MALFORMED_ORIGINS = ["http://[", "http://[::1", "http://a]b", "http://[zz]", "https://[v1.x]:8080"]
+
+
+@pytest.mark.parametrize("origin", MALFORMED_ORIGINS)
+async def test_a_malformed_origin_is_refused_as_another_sites_never_a_503(
+    client: Client, origin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A red-team review, 2026-12-07: an ``Origin`` (or a ``Host``) that Python's URL parser cannot split (a bracket
+    left open, not an IPv6 address inside) raised ``ValueError`` in the cross-site check: 503 and an ERROR line
+    ("unexpected ValueError") on the login, every console action and socket, and the web chat's socket, for anyone,
+    at will. Now it is no origin of ours: 403 ``cross_site``, nothing logged at ERROR."""
+    await add_listener(client, "anne")
+    handshake = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    with caplog.at_level(logging.ERROR):
+        login_ = await client.post("/api/session", json={"name": "anne", "password": PASSWORD},
+                                   headers={"Origin": origin})  # fmt: skip
+        chat = await client.get("/chat/ws", headers={**handshake, "Origin": origin})
+        # a Host as malformed as the Origin is not the page's own origin either
+        same = await client.post("/api/session", json={"name": "anne", "password": PASSWORD},
+                                 headers={"Origin": origin, "Host": origin.partition("://")[2]})  # fmt: skip
+    assert [login_.status, chat.status, same.status] == [403, 403, 403]  # before: 503 each
+    assert (await login_.json())["error"] == "cross_site"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 async def test_a_logged_out_cookie_and_its_open_socket_stop_at_once(client: Client) -> None:

@@ -26,14 +26,19 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def origin_of(url: str) -> str:
-    """``https://Example.org:443/path`` → ``https://example.org``: scheme, host, port unless the default."""
-    parts = urlsplit(url.strip())
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    default = {"http": 80, "https": 443}.get(scheme)
+    """``https://Example.org:443/path`` → ``https://example.org``: scheme, host, port unless the default; ``""``
+    for what is none (no scheme or host, a port out of range, what the URL parser cannot split: a bracket left
+    open, not an IPv6 address inside). Until 2026-12-07 the parser's ValueError escaped: a client's ``Origin`` or
+    ``Host`` of ``http://[`` was a 503 and an ERROR line on every route checked here."""
     try:
+        parts = urlsplit(url.strip())
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
         port = parts.port
     except ValueError:
         return ""
+    if not scheme or not host:
+        return ""
+    default = {"http": 80, "https": 443}.get(scheme)
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
@@ -56,8 +61,9 @@ class CrossSite:
         return None
 
     def allowed_origin(self, origin: str, request: web.Request) -> bool:
-        own = origin_of(f"{request.scheme}://{request.host}")
-        return origin_of(origin) in self.allowed or (origin_of(origin) == own and origin != "null")
+        """``origin`` is the gateway's own (one that is none, ``""``, never is: ``null`` included)."""
+        said, own = origin_of(origin), origin_of(f"{request.scheme}://{request.host}")
+        return bool(said) and (said in self.allowed or said == own)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
