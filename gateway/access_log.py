@@ -22,8 +22,10 @@ SERVER_ERROR = "Error handling request"  # aiohttp's own words, followed by " fr
 
 class PrivateAccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        """The path as the client sent it, percent-encoded: until 2026-12-07 it was decoded, and a path with ``%0A``
+        (or ``%1B``, a terminal escape) wrote a line of the client's choosing into the log (a forged ERROR)."""
         self.logger.info(
-            '"%s %s" %d %s %.3fs', request.method, request.rel_url.path, response.status,
+            '"%s %s" %d %s %.3fs', request.method, request.rel_url.raw_path, response.status,
             response.body_length, time,
         )  # fmt: skip
 

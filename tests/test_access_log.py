@@ -1,0 +1,42 @@
+"""The access log (``gateway/access_log.py``) through a real aiohttp server: one line per request, whatever path a
+client sends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from aiohttp import web
+
+from gateway.access_log import PrivateAccessLogger
+
+FORGED = "2026-12-07 05:00:00,000 ERROR gateway.app: forged"
+
+
+async def test_a_path_cannot_write_a_line_of_its_own_in_the_access_log(caplog: pytest.LogCaptureFixture) -> None:
+    """A red-team review, 2026-12-07: the access line carried the path decoded (``%0A`` a new line, ``%1B`` a terminal
+    escape): a client wrote a line of its choosing into the log (a forged ERROR, a false alert, a line that clears the
+    operator's terminal). Now the path as the client sent it, still percent-encoded: one line, its own."""
+    runner = web.AppRunner(web.Application(), access_log_class=PrivateAccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            path = "/x%0D%0A" + FORGED.replace(" ", "%20") + "%1B[2J"
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            assert b" 404 " in await reader.readline()
+            await reader.read()
+            writer.close()
+            for _ in range(400):  # the access line is written once the answer went out
+                if any(r.name == "aiohttp.access" for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await runner.cleanup()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line, repr(line)  # before: the forged line
+    assert line.startswith('"GET /x%0D%0A2026-12-07') and line.endswith("s"), line
