@@ -558,8 +558,9 @@ def unavailable() -> web.Response:
 
 def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Unexpected failures answer 503 with a ``Retry-After`` (the provider retries, nothing is lost) and log no
-    content. The store's failures are counted and told by ``outages`` (a line per outage, not per request:
-    gateway/outage_log.py)."""
+    content; the path as the client sent it, percent-encoded (until 2026-12-07 decoded: ``%0A`` in a conversation id
+    wrote a line of the client's choosing). The store's failures are counted and told by ``outages`` (a line per
+    outage, not per request: gateway/outage_log.py)."""
 
     @web.middleware
     async def middleware(
@@ -571,7 +572,7 @@ def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse
             raise
         except InboundBusy:  # another instance processes this message: the provider retries it, nothing is wrong
             log.info("%s %s: the message is being processed elsewhere: 503, retried by its sender", request.method,
-                     request.path)  # fmt: skip
+                     request.rel_url.raw_path)  # fmt: skip
             return unavailable()
         except ReplicasBehind:  # the store answers; said once and counted by gateway/store/redis_replicas.py
             return unavailable()
@@ -582,7 +583,7 @@ def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse
             if isinstance(exc, OSError) and isinstance(request.match_info.route.resource, web.StaticResource):
                 raise web.HTTPNotFound() from None  # a file name the system refuses (too long): no such file
             log.error("unexpected %s while serving %s %s at %s", exc.__class__.__name__, request.method,
-                      request.path, where(exc))  # fmt: skip
+                      request.rel_url.raw_path, where(exc))  # fmt: skip
             return unavailable()
 
     return middleware

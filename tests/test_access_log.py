@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 from aiohttp import web
 
 from gateway.access_log import PrivateAccessLogger
+from gateway.app import _errors
+from gateway.metrics import Metrics
 
 FORGED = "2026-12-07 05:00:00,000 ERROR gateway.app: forged"
 
@@ -40,3 +43,24 @@ async def test_a_path_cannot_write_a_line_of_its_own_in_the_access_log(caplog: p
     [line] = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert "\n" not in line and "\r" not in line and "\x1b" not in line, repr(line)  # before: the forged line
     assert line.startswith('"GET /x%0D%0A2026-12-07') and line.endswith("s"), line
+
+
+async def test_a_path_cannot_write_a_line_of_its_own_in_an_unexpected_failure_s_line(
+    aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same for the gateway's own lines naming a request (``gateway/app.py``'s ``_errors``: a bug while serving
+    a route whose path holds a variable, a conversation id say): until 2026-12-07 the decoded path, so ``%0A`` in the
+    id wrote a line of the client's choosing next to a real ERROR."""
+
+    async def bug(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    app = web.Application(middlewares=[_errors(Metrics().outages)])
+    app.router.add_get("/api/conversations/{id}/view", bug)
+    client = await aiohttp_client(app)
+    with caplog.at_level(logging.INFO, logger="gateway.app"):
+        answer = await client.get("/api/conversations/c%0D%0A" + FORGED.replace(" ", "%20") + "%1B[2J/view")
+    assert answer.status == 503
+    [line] = [r.getMessage() for r in caplog.records if r.name == "gateway.app"]
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line, repr(line)  # before: the forged line
+    assert "unexpected RuntimeError while serving GET /api/conversations/c%0D%0A2026-12-07" in line, line
