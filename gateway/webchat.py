@@ -79,6 +79,7 @@ class WebChatRoles(
     "Terminer"'s writes together, ``gateway/leaving.py``; the erasures' marks, ``was_erased``)."""
 
 
+RESYNC_AT_ONCE = 32  # conversations followed again, or read for a resync, at once (their calls batched together)
 POSITION_SECONDS = 10.0  # how often the place in line of the queued conversations followed here is read again
 PAGE_LANGUAGES = ("fr", "en")  # the languages of the page's own texts (chat.js TEXTS)
 
@@ -252,9 +253,13 @@ class WebChatHub:
         await self._forwarding.run(self._forward)
 
     async def _forward(self, subscription: Subscription) -> None:
+        """A subscription's life: every followed conversation followed again and every socket resynchronised, both
+        ``RESYNC_AT_ONCE`` at a time (their store calls share round trips); then the events. Until 2026-12-07 one
+        at a time: with 4,000 pages open, a dropped Redis connection held every live reply for 3-8 s while the
+        follows and the views went one round trip each, and the events queued meanwhile overflowed the subscription's
+        buffer, which asked for the whole pass again (7 resync frames a page: bench/pages.py ``--drop``)."""
         self._leaving.clear()
-        for conversation_id in list(self.following):
-            await subscription.follow(conversation_id)
+        await _at_once([functools.partial(subscription.follow, c) for c in list(self.following)])
         await self.resync()  # after a restart of this worker, events may have been missed
         async for event in subscription:
             while self._leaving:
@@ -270,8 +275,8 @@ class WebChatHub:
                 await asyncio.sleep(0)  # let the writers run: a burst never fills a reading socket's queue
 
     async def resync(self) -> None:
-        for conversation_id in list(self.sockets):
-            await self._resync(conversation_id)
+        """Every socket sent what it may have missed (``RESYNC_AT_ONCE`` conversations read at a time)."""
+        await _at_once([functools.partial(self._resync, c) for c in list(self.sockets)])
 
     async def _resync(self, conversation_id: str) -> None:
         found = await self.view(conversation_id)
@@ -847,3 +852,13 @@ async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
     if conversation is not None:
         await leaving.quick_exit(hub.dispatcher, hub.store, conversation.id, hub.clock())
     return web.Response(status=204)
+
+
+async def _at_once(calls: list[Callable[[], Awaitable[object]]], at_once: int = RESYNC_AT_ONCE) -> None:
+    """Each call made, ``at_once`` at a time, in order of start; the first failure raised once those under way end
+    (the others are not started: a subscription lost fails them all alike)."""
+    for start in range(0, len(calls), at_once):
+        done = await asyncio.gather(*(call() for call in calls[start : start + at_once]), return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
