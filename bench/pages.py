@@ -12,7 +12,9 @@ measures what an open page costs and whether the pages that talk are slowed by t
    Redis's memory, clients and pub/sub channels;
 3. the same active pages send their next step again, the crowd idle but open: the **round with the crowd open**;
 4. every page of the crowd sends its first answer at ``--rate``: the **crowd's round** (losses: a message never
-   acknowledged, or acknowledged and never answered, within ``--patience`` seconds).
+   acknowledged, or acknowledged and never answered, within ``--patience`` seconds); with ``--drop``, right after
+   Redis dropped every connection of the gateway's (``CLIENT KILL``, as a restart or a failover does, the data
+   kept): every page's subscription is made again while the crowd talks.
 
 Prints figures; asserts nothing. A page here does what ``gateway/webchat_static/chat.js`` does on the wire (hello,
 message with an id, a ``delivered`` receipt for each bot entry), without reconnecting: every close is counted.
@@ -65,6 +67,8 @@ class Page:
     token: str | None = None
     step: int = 1  # the walk's next step (0 is "bonjour": the hello greets)
     bot_entries: int = 0
+    seen: set[str] = field(default_factory=set)  # the bot entries' ids shown
+    resyncs: int = 0
     greeted: asyncio.Event = field(default_factory=asyncio.Event)
     acked: dict[str, float] = field(default_factory=dict)  # message id -> when its ack came (monotonic)
     answered: dict[str, float] = field(default_factory=dict)  # message id -> when the first bot entry after it came
@@ -103,13 +107,19 @@ class Page:
             self.greeted.set()
         elif kind == "entry" and frame["entry"].get("author") == "bot":
             await self._shown([frame["entry"]], now)
+        elif kind == "resync":  # after the gateway's subscription was made again: what the page may have missed
+            self.resyncs += 1
+            await self._shown([e for e in frame.get("entries", []) if e.get("author") == "bot"
+                               and str(e["id"]) not in self.seen], now)  # fmt: skip
         elif kind == "ack":
             self.acked.setdefault(str(frame["id"]), now)
         self.changed.set()
 
     async def _shown(self, entries: list[dict[str, Any]], now: float) -> None:
+        entries = [e for e in entries if str(e["id"]) not in self.seen]  # shown once per id, as chat.js does
         if not entries:
             return
+        self.seen.update(str(e["id"]) for e in entries)
         self.bot_entries += len(entries)
         if self.waiting is not None:
             self.answered.setdefault(self.waiting, now)
@@ -268,14 +278,23 @@ async def main(args: argparse.Namespace) -> None:
 
                 crowded = await round_of(active, args.rate, args.patience)
                 print(crowded.line(f"round with {args.active + args.pages} pages open"))
+                if args.drop:  # every connection of the gateway's to Redis cut, as a restart or a failover does
+                    killed = [redis.command("CLIENT", "KILL", "TYPE", kind).strip() for kind in ("pubsub", "normal")]
+                    print(f"Redis dropped the gateway's connections (pub/sub {killed[0]}, others {killed[1]}):"
+                          " the crowd's round starts at once")  # fmt: skip
                 everyone = await round_of(crowd, args.rate, args.patience)
                 print(everyone.line(f"the crowd's round ({args.pages} pages, one message each)"))
                 cpu3 = cpu_seconds(pid)
                 print(f"gateway CPU {cpu3 - cpu0:.1f} s in all; RSS {rss_mb(pid):,.1f} MB at the end")
+                resyncs = sum(page.resyncs for page in active + crowd)
+                print(f"resync frames received: {resyncs}")
                 closes = sum((page.closes for page in active + crowd), Counter())
                 print(f"sockets closed by the gateway before the end: {dict(closes) or 0}")
                 await asyncio.gather(*(page.close() for page in active + crowd))
                 print(f"log warnings and errors: {server.problems()}")
+                for line in (work / "gateway.log").read_text(errors="replace").splitlines():
+                    if "gateway.loop_watch" in line:  # how long the event loop was held (no content in these lines)
+                        print("  " + line.split(" ", 2)[-1][:200])
         finally:
             if server is not None:
                 server.stop()
@@ -290,6 +309,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=50, help="pages connecting at once (default 50)")
     parser.add_argument("--patience", type=float, default=60.0, help="s a page waits for an ack, a reply, a greeting")
     parser.add_argument("--understanding", choices=("on", "off"), default="off")
+    parser.add_argument(
+        "--drop",
+        action="store_true",
+        help="before the crowd's round, Redis drops every connection of the gateway's (CLIENT KILL)",
+    )
     return parser.parse_args(argv)
 
 
