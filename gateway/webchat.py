@@ -508,7 +508,7 @@ class ChatSession:
         named = handle if isinstance(handle, str) and CONVERSATION_HANDLE.fullmatch(handle) else None
         found = None if named is None else await self.hub.store.get_conversation(named)
         if token is not None and named is not None and await self.hub.was_erased(named):  # record gone or not
-            self._show_gone(token, named)
+            await self._show_gone(token, named)
             return
         if token is not None and found is not None and (ended := await self._end_not_seen(token, found)) is not None:
             await self._show_end(token, ended)
@@ -527,6 +527,7 @@ class ChatSession:
         """The session of ``token`` opened, or the hello refused (a notice)."""
         refusal = await self._refuse_hello(token)
         if refusal is not None:
+            await self._leave()  # a conversation an earlier hello on this socket opened is no longer followed
             if refusal is not Refusal.BLOCKED:  # this socket now speaks for the refused token, not an earlier one
                 self.token, self.held = None, token
             self._notice(refusal, None)
@@ -552,7 +553,9 @@ class ChatSession:
         """The session frame of an ended conversation: its status and the line's messages (never the young
         person's, as chat.js keeps after an end), so that a listener's last words and the numbers given reach a
         page that was away when they came; nothing is opened, followed or counted (a message now is refused as
-        after any end, and "Nouvelle conversation" sends a hello without the conversation)."""
+        after any end, and "Nouvelle conversation" sends a hello without the conversation). The conversation the
+        socket followed before (an earlier hello on it) is left (:meth:`_leave`)."""
+        await self._leave()
         self.token, self.held, self.end_shown = token, None, True
         self.language = self.hub.language(conversation)
         line = [_public(e) for e in await self.hub.store.transcript(conversation.id) if e.author in OUTGOING]
@@ -560,7 +563,7 @@ class ChatSession:
                            "status": conversation.status.value, "language": self.language, "history": line,
                            "keepalive": self.hub.keepalive})  # fmt: skip
 
-    def _show_gone(self, token: str, handle: str) -> None:
+    async def _show_gone(self, token: str, handle: str) -> None:
         """The conversation the page follows was erased (by a supervisor, or at the young person's request, while
         this page was away: its record gone, the erasure's mark kept, ``WebChatHub.was_erased``; one merely lost, by a
         failover, or erased over ``erasure.WEBCHAT_ERASED_FOR`` ago, goes on as any hello: a conversation that works,
@@ -579,6 +582,7 @@ class ChatSession:
         2026-12-07 (afternoon) the mark was read only once the record was gone: the hello resumed the conversation
         being erased, its words sent again stored in it, or, its active key deleted already, opened a new one,
         greeting the erased young person again (``tests/test_webchat_erased_cut.py``)."""
+        await self._leave()
         self.token, self.held, self.end_shown = token, None, True
         self.language = self.language or self.hub.flows.engine().flow.default_language
         self.writer.offer({"type": "session", "token": token, "conversation": handle, "status": Status.CLOSED.value,
@@ -785,6 +789,26 @@ class ChatSession:
         if self.followed is not None:
             self.hub.unfollow(self.followed)
         self.followed = conversation_id
+
+    async def _leave(self) -> None:
+        """A hello answered with an end (:meth:`_show_end`, :meth:`_show_gone`) or refused: the socket no longer
+        follows the conversation an earlier hello on it opened, left as by a socket closing (its gone timer armed,
+        unless erased). Until 2026-12-07 it stayed attached: that conversation's entries (the young person's words
+        too) reached a socket showing another's end or holding a refused token, and its ``end``, ``typing``,
+        ``language`` and ``receipt`` frames still acted on it (``end`` closed it).
+        ``tests/test_webchat_second_hello.py``."""
+        previous, self.conversation_id = self.conversation_id, None
+        self.hub.detach(self.writer)
+        if self.followed is not None:
+            self.hub.unfollow(self.followed)
+            self.followed = None
+        if previous is None:
+            return
+        if previous in self.hub.erased:  # as ``run`` at the close: nothing may name an erased conversation again
+            if previous not in self.hub.sockets:
+                self.hub.erased.discard(previous)
+            return
+        await asyncio.shield(self.hub.arm_gone(previous, self.hub.clock()))
 
     async def _end(self) -> None:
         assert self.token is not None
