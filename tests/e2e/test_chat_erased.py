@@ -13,6 +13,7 @@ the unsent words wait in the message box ("Nouvelle conversation" starts afresh)
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
@@ -34,12 +35,14 @@ OTHER_TAB = "je suis toujours là"
 
 
 class Cuttable:
-    """Passes the page's sockets through; ``mute`` drops what the server sends the page (an ``ack`` lost), ``cut``
-    closes the page's side of the open socket and closes each new one at once (the network gone) until ``back``."""
+    """Passes the page's sockets through; ``mute`` drops what the server sends the page (an ``ack`` lost), kept in
+    ``dropped``; ``cut`` closes the page's side of the open socket and closes each new one at once (the network
+    gone) until ``back``."""
 
     def __init__(self) -> None:
         self.mute = self.down = False
         self.sockets: list[WebSocketRoute] = []
+        self.dropped: list[str | bytes] = []
 
     async def route(self, page_side: WebSocketRoute) -> None:
         if self.down:
@@ -49,7 +52,9 @@ class Cuttable:
         self.sockets.append(page_side)
 
         def to_page(message: str | bytes) -> None:
-            if not self.mute:
+            if self.mute:
+                self.dropped.append(message)
+            else:
                 page_side.send(message)
 
         page_side.on_message(server_side.send)
@@ -124,6 +129,11 @@ async def _holds(server: TestServer, text: str) -> bool:
     return text in await stored_texts(server)
 
 
+async def _dropped_end(cuttable: Cuttable) -> bool:
+    frames = [json.loads(m) for m in cuttable.dropped if isinstance(m, str)]
+    return any(f.get("type") == "status" and f.get("status") == "closed" for f in frames)
+
+
 async def _more(sockets: list[WebSocketRoute], than: int) -> bool:
     return len(sockets) > than
 
@@ -161,11 +171,17 @@ async def test_an_image_of_a_page_that_missed_the_erasure_shows_the_end_and_open
     """The page missed the erasure (its frames lost), then the young person sends an image: 409 ``ended``. The page
     no longer ends the conversation by itself on that answer (a conversation a failover lost is answered the same,
     ``test_chat_images.py``): it says the image was not sent and says hello again; the erasure's mark answers
-    ``closed``: the end shown, nothing opened, nothing stored."""
+    ``closed``: the end shown, nothing opened, nothing stored.
+
+    Until 2026-12-07 the test unmuted the socket as soon as the supervisor's request was answered: the erasure's
+    ``status`` frame, forwarded through the store's events after that answer, often reached the page after it, which
+    showed the end live (rightly: its composer hidden, no image to choose) and failed the test 2 runs in 6. It now
+    waits until that frame has been dropped."""
     await add_listeners(server, "anne", supervisor="sam")
     page, cuttable = await held_page(context, server)
     cuttable.mute = True
     await supervisor_erases(server)
+    await until(lambda: _dropped_end(cuttable))  # the erasure's end forwarded to the socket, and lost
     cuttable.mute = False
     picture = tmp_path / "IMG_2045.jpg"
     picture.write_bytes(photo((64, 48)))
