@@ -216,6 +216,21 @@ class Eraser:
                     await self.store.end_erasure(conversation_id)
             return True
 
+    async def finish_cut(self, conversation_id: str) -> None:
+        """An erasure of this conversation found cut short (or under way) by a web chat page's hello: its mark
+        written (:meth:`_erase_one`'s first step), its record still there with the token's active key
+        (``WebChatHub.erasure_cut``). Finished as asking again would: the young person's own (listed,
+        :meth:`finish_confirmed`: their goodbye, unlisted), else as by ``gateway erase`` (actor ``gateway``, its audit
+        line as a first try's). Until 2026-12-07 that hello ("Nouvelle conversation", or a page back with its opening
+        key) resumed the conversation being erased, its history shown."""
+        key = (await self.store.erasures_begun()).get(conversation_id)
+        if key is not None:
+            await self.finish_confirmed(conversation_id, key)
+            return
+        await self.erase_conversation(
+            conversation_id, "gateway", "cut short, finished when its web chat page came back"
+        )
+
     async def _erase(
         self, found: list[Conversation], channel: ChannelName, sender: str, actor: str, how: str,
         keep_seen: Collection[str] = (), last: str | None = None,

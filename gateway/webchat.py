@@ -136,6 +136,9 @@ class WebChatHub:
         # whether its queue is closed and when it reopens, told again as the line closes, opens or its day turns.
         self.positions: dict[str, Place] = {}
         self.position_seconds = position_seconds
+        # The erasure of a conversation marked erased with its record still there, finished (``Eraser.finish_cut``,
+        # wired in gateway/app.py): :meth:`erasure_cut`.
+        self.finish_erasure: Callable[[str], Awaitable[None]] | None = None
 
     def arm_gone(self, conversation_id: str, now: datetime) -> asyncio.Future[None]:
         """Arm the conversation's gone timer (its socket closed at ``now``) in a task of the hub's, so that a
@@ -304,6 +307,18 @@ class WebChatHub:
         record is still there, its erasure under way or cut short (``ChatSession._show_gone``; until 2026-12-07 read
         only once the record was found missing)."""
         return await self.store.erased_at(self.gate.keyed.erased_conversation(conversation_id)) is not None
+
+    async def erasure_cut(self, conversation_id: str) -> bool:
+        """Whether this conversation, still in the store, is marked erased (:meth:`was_erased`): an erasure cut short
+        before its record (or under way), which is then finished (``finish_erasure``, ``Eraser.finish_cut``: it is
+        idempotent) before the caller opens anything. Not wired: StoreError (the socket closes, nothing shown). Until
+        2026-12-07 a hello naming no conversation resumed the one being erased, its history shown."""
+        if not await self.was_erased(conversation_id):
+            return False
+        if self.finish_erasure is None:
+            raise StoreError("an erasure cut short, not finished here")
+        await self.finish_erasure(conversation_id)
+        return True
 
     async def lost(self, conversation_id: str) -> bool:
         """The store no longer has this conversation and no erasure took it (:meth:`was_erased`)."""
@@ -593,7 +608,11 @@ class ChatSession:
         opened none, long ago, or the conversation was erased)."""
         conversation_id = await self.hub.store.opening(opening)
         conversation = None if conversation_id is None else await self.hub.store.get_conversation(conversation_id)
-        return conversation.sender if conversation is not None and conversation.channel == ChannelName.WEBCHAT else None
+        if conversation is None or conversation.channel != ChannelName.WEBCHAT:
+            return None
+        if await self.hub.erasure_cut(conversation.id):  # finished now: a new token (until 2026-12-07 it resumed)
+            return None
+        return conversation.sender
 
     async def _open(self, token: str, language: str | None) -> None:
         """The conversation of ``token`` (resumed, or a new one): followed, and the session frame with its history."""
@@ -724,11 +743,17 @@ class ChatSession:
         """A blocked browser, or a new conversation beyond this client's limits (an existing one always resumes).
         An existing one whose ending (a quick exit, "Terminer", a bulk close, an idle close) was cut short on Redis and
         is still listed as begun is completed first (``Dispatcher.ending_completed``, the alert check's completion:
-        one goodbye), then the hello is one after that ending: a new conversation, asked of the limits as any."""
+        one goodbye), then the hello is one after that ending: a new conversation, asked of the limits as any. One
+        marked erased (an erasure cut short before its record, the token's active key kept) is erased first
+        (``WebChatHub.erasure_cut``), then the same: a new one; until 2026-12-07 the hello resumed it, history shown."""
         if await self.gate.blocked(ChannelName.WEBCHAT, token):
             return Refusal.BLOCKED
         found = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token)
-        if found is not None and not await self.dispatcher.ending_completed(found.id):
+        if (
+            found is not None
+            and not await self.hub.erasure_cut(found.id)
+            and not await self.dispatcher.ending_completed(found.id)
+        ):
             return None
         return await self.gate.new_chat(token, self.address)
 

@@ -33,7 +33,7 @@ from gateway.store import redis_keys as K
 from tests.conftest import AppFactory, add_listener, login
 from tests.cutting_proxy import cutting_proxy
 from tests.store.conftest import emptied, redis_cluster_url, redis_url, store_url
-from tests.test_webchat import hello, say
+from tests.test_webchat import hello, receive_until, say
 from tests.test_webchat_erased import SECRET, Client, everything, reconnect, sent_again, stored_texts
 
 __all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
@@ -143,3 +143,55 @@ async def test_a_page_back_after_an_erasure_cut_between_its_active_key_and_its_r
         assert [c.id for c in await everything(chat)] == [session["conversation"]]  # before: a new one too
         assert await erase(chat, session["conversation"]) == 200
         assert await everything(chat) == []
+
+
+async def test_a_new_conversation_after_an_erasure_cut_before_its_record_finishes_it_and_opens_a_new_one(
+    cutting: tuple[Settings, Cutting], make_client: AppFactory
+) -> None:
+    """ "Nouvelle conversation" (a hello with the token, naming no conversation) after an erasure cut before the
+    record, the token's active key still there. Before: the hello resumed the conversation being erased, its
+    history shown (the erased young person's words), the new one never opened."""
+    settings, store = cutting
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await say(ws, "m1", SECRET)
+    store.cut(session["conversation"])
+    assert await erase(chat, session["conversation"]) == 503
+    async with chat.ws_connect("/chat/ws") as ws:
+        fresh = await hello(ws, session["token"])
+        assert fresh["conversation"] != session["conversation"]  # before: the erased one resumed
+        assert SECRET not in [e["text"] for e in fresh["history"]]
+        await say(ws, "m2", AGAIN)
+    assert [c.id for c in await everything(chat)] == [fresh["conversation"]]  # the erasure finished
+    assert SECRET not in await stored_texts(chat)
+    assert AGAIN in await stored_texts(chat)
+    erasures = [e for e in await chat.app[STORE].audit_log(20) if e.action == "erase"]
+    assert [e.actor for e in erasures] == ["gateway"]  # once, as a first try's line
+    assert erasures[0].detail.startswith("1 conversation(s), ")
+    assert erasures[0].detail.endswith("(cut short, finished when its web chat page came back)")
+    assert await erase(chat, session["conversation"]) == 404  # nothing left of it
+
+
+async def test_a_page_that_never_got_its_session_after_an_erasure_cut_gets_a_new_conversation(
+    cutting: tuple[Settings, Cutting], make_client: AppFactory
+) -> None:
+    """A page without a token whose opening key opened the conversation (``_opened_by``), back after an erasure of
+    it cut before the record. Before: it was given that conversation again, its history and its token."""
+    settings, store = cutting
+    chat = await make_client(settings, store=cast(Store, store))
+    opening = {"type": "hello", "token": None, "opening": "opening-key-of-the-page-0003", "language": "fr"}
+    async with chat.ws_connect("/chat/ws") as ws:
+        await ws.send_json(opening)
+        first = (await receive_until(ws, lambda f: f["type"] == "session"))[-1]
+        await say(ws, "m1", SECRET)
+    store.cut(first["conversation"])
+    assert await erase(chat, first["conversation"]) == 503
+    async with chat.ws_connect("/chat/ws") as ws:
+        await ws.send_json(opening)
+        again = (await receive_until(ws, lambda f: f["type"] == "session"))[-1]
+    assert again["conversation"] != first["conversation"]  # before: the erased one, with its history
+    assert again["token"] != first["token"]
+    assert SECRET not in [e["text"] for e in again["history"]]
+    assert [c.id for c in await everything(chat)] == [again["conversation"]]
+    assert SECRET not in await stored_texts(chat)
