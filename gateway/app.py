@@ -248,6 +248,7 @@ async def create_app(
                     listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1),
                     conversation_key=keyed.erased_conversation)  # fmt: skip
     dispatcher.eraser = lambda conversation, key: eraser.finish_confirmed(conversation.id, key)
+    dispatcher.erased_mark = keyed.erased_conversation  # a web chat message's erased conversation: the mark decides
     hub.finish_erasure = eraser.finish_cut  # a hello finding an erasure cut short finishes it before opening anything
     supervisor = Supervisor(metrics)
     presence.troubled = lambda: supervisor.problems().keys()  # announced to every instance's supervision board

@@ -197,6 +197,10 @@ class Dispatcher:
         # not erased: the next one, as for any message then): its attachments kept with that one, the message given
         # with them (``Uploads.moved``, wired by the app factory); None: left where they are
         self.moved: Callable[[Inbound, str], Awaitable[Inbound]] | None = None
+        # the erasure's mark of a web chat conversation (``KeyedHash.erased_conversation``, wired by the app factory):
+        # a message whose ``written_in`` is marked, its record left by a cut, opens nothing (``locked_active``'s
+        # ``erased``; until 2026-12-07 only the record was read); None: the record alone
+        self.erased_mark: Callable[[str], str] | None = None
         self._processing: set[asyncio.Task[bool]] = set()  # messages being processed (``handle_inbound``)
 
     # ----- inbound ----------------------------------------------------------------------------------------
@@ -461,14 +465,18 @@ class Dispatcher:
         short, maybe after its goodbye, which the caller completes first (:meth:`_ended_first`); nothing written.
         A web chat message (``Inbound.written_in``) whose page's conversation was erased while it waited for the
         lock (a supervisor's erasure, another tab's): ConversationEnded from the store, nothing opened or written
-        (until 2026-12-07 it opened a new conversation for the erased person). Ended meanwhile, not erased: taken in
-        the sender's next conversation, its attachments moved there first (:attr:`moved`)."""
+        (until 2026-12-07 it opened a new conversation for the erased person); also when that erasure was cut before
+        the record, its mark kept (:attr:`erased_mark`; until 2026-12-07 (evening) a new one opened then). Ended
+        meanwhile, not erased: taken in the sender's next conversation, its attachments moved there first
+        (:attr:`moved`)."""
         now = self.clock()
         # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
         # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
         # them and the lock's release: one round trip each on Redis.
-        async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim,
-                                            only=inbound.written_in) as (current, state):  # fmt: skip
+        written_in, mark = inbound.written_in, self.erased_mark
+        erased = None if written_in is None or mark is None else mark(written_in)
+        async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim, only=written_in,
+                                            erased=erased) as (current, state):  # fmt: skip
             if state is ClaimState.DONE:
                 return None
             if state is ClaimState.BUSY:

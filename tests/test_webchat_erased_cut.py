@@ -19,6 +19,7 @@ deletion of the conversation as a reset connection does, its writes before it ma
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -33,8 +34,17 @@ from gateway.store import redis_keys as K
 from tests.conftest import AppFactory, add_listener, login
 from tests.cutting_proxy import cutting_proxy
 from tests.store.conftest import emptied, redis_cluster_url, redis_url, store_url
+from tests.test_uploads import photo
 from tests.test_webchat import hello, receive_until, say
-from tests.test_webchat_erased import SECRET, Client, everything, reconnect, sent_again, stored_texts
+from tests.test_webchat_erased import (
+    SECRET,
+    Client,
+    Erasing,
+    everything,
+    reconnect,
+    sent_again,
+    stored_texts,
+)
 
 __all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
 
@@ -195,3 +205,36 @@ async def test_a_page_that_never_got_its_session_after_an_erasure_cut_gets_a_new
     assert SECRET not in [e["text"] for e in again["history"]]
     assert [c.id for c in await everything(chat)] == [again["conversation"]]
     assert SECRET not in await stored_texts(chat)
+
+
+@pytest.mark.redis
+async def test_an_image_that_found_its_conversation_open_opens_nothing_after_its_erasure_was_cut_before_the_record(
+    redis_url: str, settings: Settings, make_client: AppFactory
+) -> None:
+    """The page's image (``POST /chat/upload``) found its conversation open, then was kept (``put_upload``, held by
+    the store double ``Erasing``) while a supervisor's erasure was cut on one Redis between the conversation's active
+    key and its record (``tests/cutting_proxy.py``). Its message names the conversation (``Inbound.written_in``): the
+    store's check (``locked_active(only=...)``) reads the erasure's mark, as for an erasure completed: 409 ``ended``,
+    nothing opened. Before: only the record was read, still there: a new conversation opened with the image, the bot
+    greeting the erased young person again."""
+    async with cutting_proxy(emptied(redis_url)) as proxy:
+        settings = settings.replace(store=proxy.url)
+        store = Erasing(await open_store(settings.store, keys=DataKeys.from_settings(settings)))  # the app closes it
+        chat = await make_client(settings, store=cast(Store, store), worker_poll_seconds=3600)
+        async with chat.ws_connect("/chat/ws") as page:
+            session = await hello(page)
+            await say(page, "m1", SECRET)
+        store.hold("put_upload", session["conversation"])
+        headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
+        image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
+        async with asyncio.timeout(20):
+            await store.holding.wait()
+        proxy.cut_before(DEL, K.conversation(session["conversation"]).encode())
+        assert await erase(chat, session["conversation"]) == 503
+        assert proxy.cut == 1
+        store.go_on.set()
+        answer = await image
+        assert (answer.status, await answer.json()) == (409, {"error": "ended"})  # before: (201, {'id': 'u1'})
+        assert [c.id for c in await everything(chat)] == [session["conversation"]]  # before: a new one too
+        assert await erase(chat, session["conversation"]) == 200
+        assert await everything(chat) == []

@@ -1444,7 +1444,7 @@ class BatchStore(Protocol):
 
     def locked_active(
         self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0,
-        only: str | None = None,
+        only: str | None = None, erased: str | None = None,
     ) -> AbstractAsyncContextManager[tuple[Conversation, ClaimState]]:  # fmt: skip
         """The sender's active conversation on this channel (a new one, saved, when there is none, as
         ``active_conversation`` makes it) under its lock, with a batch inside as ``locked_batch`` (``claim`` as
@@ -1453,6 +1453,10 @@ class BatchStore(Protocol):
         one another tab began after the erasure) and that one is no longer kept (erased while the message waited
         for its lock), ConversationEnded, nothing opened or written (read only then: nothing more for a message whose
         conversation is open; until 2026-12-07 a newer one took the message). Ended, not erased: as without it.
+        ``erased``: the erasure's mark of ``only`` (``KeyedHash.erased_conversation``, :meth:`keep_erased`): kept, the
+        same ConversationEnded while its record is still there (an erasure cut before the record, the sender's address
+        gone with a Cluster's steps or a cut on one Redis): the mark decides, read on those same paths only. Until
+        2026-12-07 only the record was read: the message opened a new conversation for the erased young person.
 
         Redis looks the sender's address up (read along with the claim: ``claim(sender=...)``), then takes that
         conversation's lock with its record read in the same round trip, the record's liveness checked there: a

@@ -2405,15 +2405,15 @@ class RedisStore:
 
     def locked_active(
         self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0,
-        only: str | None = None,
+        only: str | None = None, erased: str | None = None,
     ) -> _LockedActive:  # fmt: skip
         """The conversation the sender's address holds (read with the claim, else now), locked with its record
         read in the same round trip: when that record is active, it is the one (the address moves off an active
         conversation only once it ends). Else (none, ended meanwhile, a crash's leftover) the lock is let go,
         nothing written, and ``active_conversation`` finds or starts the conversation, which is then locked; with
         ``only`` no longer kept (read when the address names none or another: a GET more, on those paths only),
-        ConversationEnded instead."""
-        return _LockedActive(self, channel, sender, now, claim, timeout, only)
+        ConversationEnded instead; also when its erasure's mark (``erased``) is kept, its record still there (a cut)."""
+        return _LockedActive(self, channel, sender, now, claim, timeout, only, erased)
 
     @_guarded
     async def _get_text(self, key: str) -> str | None:
@@ -2663,12 +2663,12 @@ class _LockedBatch:
 class _LockedActive:
     """``RedisStore.locked_active``, its steps in the same order; a class for the reason ``_LockedBatch`` is one."""
 
-    __slots__ = ("_channel", "_claim", "_inner", "_now", "_only", "_sender", "_store", "_timeout")
+    __slots__ = ("_channel", "_claim", "_erased", "_inner", "_now", "_only", "_sender", "_store", "_timeout")
 
     def __init__(self, store: RedisStore, channel: ChannelName, sender: str, now: datetime, claim: Claim | None,
-                 timeout: float, only: str | None) -> None:  # fmt: skip
+                 timeout: float, only: str | None, erased: str | None = None) -> None:  # fmt: skip
         self._store, self._channel, self._sender, self._now = store, channel, sender, now
-        self._claim, self._timeout, self._only = claim, timeout, only
+        self._claim, self._timeout, self._only, self._erased = claim, timeout, only, erased
         self._inner: _LockedBatch | None = None
 
     async def __aenter__(self) -> tuple[Conversation, ClaimState]:
@@ -2715,10 +2715,15 @@ class _LockedActive:
 
     async def _written_in_kept(self) -> None:
         """ConversationEnded when ``only`` is no longer kept (erased while the message waited): nothing opened for
-        the message, nor written in a newer conversation another tab began after the erasure."""
+        the message, nor written in a newer conversation another tab began after the erasure. Its record still there
+        with its erasure's mark kept (``erased``: an erasure cut before the record, a GET more): the same, the mark
+        decides (until 2026-12-07 only the record was read: a new conversation opened for the erased young person)."""
         assert self._only is not None
-        if await self._store.get_conversation(self._only) is None:
-            self._store._address_read.set(None)
+        store = self._store
+        if await store.get_conversation(self._only) is None or (
+            self._erased is not None and await store.erased_at(self._erased) is not None
+        ):
+            store._address_read.set(None)
             raise ConversationEnded("the conversation this message was written in was erased")
 
 

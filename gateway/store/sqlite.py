@@ -1657,7 +1657,7 @@ class SqliteStore:
     @asynccontextmanager
     async def locked_active(
         self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0,
-        only: str | None = None,
+        only: str | None = None, erased: str | None = None,
     ) -> AsyncIterator[tuple[Conversation, ClaimState]]:  # fmt: skip
         """The sender's active conversation's id (read with the claim, else now), locked, then the claim renewed
         and the record read in one hop to the store's thread: when that record is still active, it is the one
@@ -1665,7 +1665,9 @@ class SqliteStore:
         the lock is let go, nothing written, and ``active_conversation`` finds or starts the conversation, which
         is then locked. Two hops and one record opened per message, where the lookup, the lock, the claim and the
         read took four hops and opened the record twice. ``only`` no longer kept (read when the sender has no active
-        conversation or another one: a hop more, on those paths only): ConversationEnded, nothing opened."""
+        conversation or another one: a hop more, on those paths only): ConversationEnded, nothing opened; the same
+        when its erasure's mark (``erased``) is kept, its record still there (a cut; until 2026-12-07 only the record
+        was read)."""
         identity = (str(channel), self._keys.identity(channel, sender))
         read = self._sender_read.get()
         self._sender_read.set(None)
@@ -1674,18 +1676,24 @@ class SqliteStore:
         else:
             rows = await self._select(_FIND_ACTIVE_ID, identity)
             held = str(rows[0]["id"]) if rows else None
-        if held is not None and only not in (None, held) and await self.get_conversation(only) is None:
+        if held is not None and only not in (None, held) and await self._written_in_gone(only, erased):
             raise ConversationEnded("the conversation this message was written in was erased")  # not into a newer one
         if held is not None:
             async with self._locked_read(held, timeout, claim) as (current, state):
                 if current is not None and current.active:
                     yield current, state
                     return
-        if only is not None and await self.get_conversation(only) is None:  # erased while the message waited
+        if only is not None and await self._written_in_gone(only, erased):  # erased while the message waited
             raise ConversationEnded("the conversation this message was written in was erased")
         conversation, _ = await self.active_conversation(channel, sender, now)
         async with self._locked_read(conversation.id, timeout, claim) as (current, state):
             yield current or conversation, state
+
+    async def _written_in_gone(self, only: str, erased: str | None) -> bool:
+        """``locked_active``'s ``only`` erased: its record gone, or its erasure's mark (``erased``) kept."""
+        if await self.get_conversation(only) is None:
+            return True
+        return erased is not None and await self.erased_at(erased) is not None
 
     @asynccontextmanager
     async def _locked_read(

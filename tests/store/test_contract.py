@@ -1293,6 +1293,29 @@ async def test_locked_active_for_an_erased_conversation_goes_into_no_newer_one(s
         assert after.id == following.id
 
 
+async def test_locked_active_for_a_conversation_marked_erased_opens_nothing_while_its_record_is_left(
+    store: Store,
+) -> None:
+    """``only`` whose erasure was cut before its record (``erased``: its mark, ``KeyedHash.erased_conversation``, kept;
+    the sender's address no longer naming it): ConversationEnded as for an erasure done, the mark decides, nothing
+    opened nor written in a newer one. Before 2026-12-07 only the record was read: the message opened a new conversation
+    (or went into the newer one). Not marked: as without it (ended, not erased)."""
+    for sender, newer in (("only-5", False), ("only-6", True)):
+        cut, _ = await store.active_conversation(TG, sender, T0)
+        await store.keep_erased("mark-" + cut.id, T0, 60)
+        await store.save_conversation(replace(cut, status=Status.CLOSED))  # its address gone, its record left
+        following = (await store.active_conversation(TG, sender, T0))[0] if newer else None
+        with pytest.raises(ConversationEnded):
+            async with store.locked_active(TG, sender, T0, claim=Claim(f"in:telegram:{sender}", "me", 10),
+                                           only=cut.id, erased="mark-" + cut.id):  # fmt: skip
+                raise AssertionError("not entered")
+        assert await store.find_active_conversation(TG, sender) == following
+    ended, _ = await store.active_conversation(TG, "only-7", T0)
+    await store.save_conversation(replace(ended, status=Status.CLOSED))
+    async with store.locked_active(TG, "only-7", T0, only=ended.id, erased="mark-" + ended.id) as (after, _):
+        assert after.id != ended.id and after.active
+
+
 async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:
     conversation, _ = await store.active_conversation(TG, "batch-5", T0)
     with pytest.raises(RuntimeError):
