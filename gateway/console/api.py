@@ -130,10 +130,13 @@ class ListenerAPI:
 
     async def session_for(self, request: web.Request) -> tuple[Listener, ConsoleSession] | None:
         """The listener behind the request's session cookie and the session, or None (no live session, or the
-        account was removed)."""
+        account was removed, or is not the one the session was opened on: :meth:`Sessions.serves`). The account is
+        read as before, its fingerprint compared in memory: no store read more than the session's and the account's.
+        Until 2026-12-07 a session lived on after its account's password change or removal when the sessions' end
+        that follows the account's write failed (``tests/console/test_sessions_account.py``)."""
         session = await self.sessions.read(request.cookies.get(SESSION_COOKIE, ""))
         listener = await self.store.get_listener(session.name) if session else None
-        return (listener, session) if listener and session else None
+        return (listener, session) if listener and session and self.sessions.serves(session, listener) else None
 
     async def listener_for(self, request: web.Request) -> Listener | None:
         found = await self.session_for(request)
@@ -228,7 +231,7 @@ class ListenerAPI:
         its session after it would keep that session on the old password, its 12 hours: until 2026-12-07 it did
         (``tests/console/test_login_password_race.py``). Read after the session is stored, the hash is either the
         one checked (any change ends this session after) or not (ended here)."""
-        token = await self.sessions.open(listener.name)
+        token = await self.sessions.open(listener)
         now = await self.store.get_listener(listener.name)
         if now is None or now.password_hash != listener.password_hash:
             await self.sessions.end(token)

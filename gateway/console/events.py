@@ -12,7 +12,9 @@ missed (the store's ``resync`` event after a reconnection, or this worker restar
 
 Sessions: an ended session's sockets are closed at once when its ``sessions_ended`` event arrives
 (``console/sessions.py``), never forwarded; :meth:`ConsoleEvents.sweep` (a supervised worker too) closes those
-whose session ended where no event reached this instance (the CLI on SQLite) or expired.
+whose session ended where no event reached this instance (the CLI on SQLite) or expired, and those whose account
+changed its password or was removed since (:meth:`~gateway.console.sessions.Sessions.serves`: the sessions' end
+may have failed after the account's write).
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from gateway.conversation import Conversation
 from gateway.events import Event, Resync, SessionsEnded, encode
 from gateway.outage_log import StoreOutages
 from gateway.sockets import Forwarding, SocketWriter
-from gateway.store import ConversationStore, EventStore, Listener, Subscription
+from gateway.store import ConversationStore, EventStore, Listener, ListenerStore, Subscription
 
 
-class ConsoleEventsRoles(EventStore, ConversationStore, Protocol):
-    """What the console's events need of the store: the events, and a conversation's holder."""
+class ConsoleEventsRoles(EventStore, ConversationStore, ListenerStore, Protocol):
+    """What the console's events need of the store: the events, a conversation's holder, and the accounts of the
+    sockets' sessions (the sweep)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,14 @@ class ConsoleEvents:
                 await self._outages.attempt("console_sessions", self._sweep())
 
     async def _sweep(self) -> None:
-        """One pass of :meth:`sweep`: a session read per socket, the first before anything else is awaited."""
+        """One pass of :meth:`sweep`: a session read per socket, the first before anything else is awaited, and an
+        account read per listener with a live session. Until 2026-12-07 the account was not read: a socket whose
+        listener's password changed (or whose account was removed) while the sessions' end failed stayed open, the
+        conversations' events going on, for the session's hours."""
+        accounts: dict[str, Listener | None] = {}
         for writer, viewer in list(self.sockets.items()):
-            if not await self.sessions.alive(viewer.session):
+            session, name = await self.sessions.live(viewer.session), viewer.listener.name
+            if session is not None and name not in accounts:
+                accounts[name] = await self.store.get_listener(name)
+            if session is None or not Sessions.serves(session, accounts[name]):
                 self._close(writer)

@@ -5,8 +5,16 @@ https). The store keeps only a keyed hash of it (HMAC with ``GATEWAY_SECRET_KEY`
 the expiry (:data:`SESSION_HOURS`): a copy of the store opens nothing. Every request looks the session up.
 
 A session ends on logout (that one), and every session of a listener ends when their password changes, when
-the account is removed (``gateway listeners remove``) and when a supervisor logs them out everywhere. Ending
-publishes :class:`~gateway.events.SessionsEnded` through the store's events (every instance with Redis): each
+the account is removed (``gateway listeners remove``) and when a supervisor logs them out everywhere. A session also
+keeps the fingerprint of the account it was opened on (:func:`account_of`: its password hash and creation): a
+request whose session's fingerprint is not the account's of now (another password, an account removed and added
+again) is not logged in, and the sweep closes its sockets (:meth:`Sessions.serves`). The password change and the
+removal write the account first and end the sessions second: until 2026-12-07 a store failure or a CLI stopped
+between the two left every old session alive for its hours (a stolen cookie included), and after a removal they
+came back with the name. A session stored before 2026-12-07 has no fingerprint and is taken as it was, for its
+last hours.
+
+Ending publishes :class:`~gateway.events.SessionsEnded` through the store's events (every instance with Redis): each
 instance closes at once the console sockets of those sessions (``console/events.py``). The CLI on SQLite runs in
 another process, whose events do not reach the server: there each instance also checks its sockets' sessions
 every few seconds.
@@ -18,11 +26,11 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from gateway.events import SessionsEnded
-from gateway.store import ConsoleSession, EventStore, SessionStore
+from gateway.store import ConsoleSession, EventStore, Listener, SessionStore
 
 SESSION_COOKIE = "hg_session"
 SESSION_HOURS = 12
@@ -36,6 +44,14 @@ class SessionsRoles(SessionStore, EventStore, Protocol):
 def listener_digest(name: str) -> str:
     """How an event names a listener whose sessions ended (events carry no names)."""
     return hashlib.sha256(("listener:" + name).encode()).hexdigest()[:24]
+
+
+def account_of(listener: Listener) -> str:
+    """The fingerprint of the account as a session serves it: a digest of its password hash (salted: a new password
+    has another one, even the same password) and of its creation (an account added again under the same name). Not
+    a secret: the store keeps the hash itself."""
+    created = listener.created_at.astimezone(UTC).isoformat() if listener.created_at else ""
+    return hashlib.sha256(f"account:{created}:{listener.password_hash}".encode()).hexdigest()[:32]
 
 
 async def end_all_sessions(store: SessionsRoles, name: str) -> int:
@@ -53,12 +69,20 @@ class Sessions:
     def key_of(self, token: str) -> str:
         return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
 
-    async def open(self, name: str) -> str:
-        """A new session for ``name``: the token for the cookie."""
+    async def open(self, listener: Listener) -> str:
+        """A new session for ``listener``, as the account is (:func:`account_of`): the token for the cookie."""
         token, now = secrets.token_urlsafe(32), self.clock()
         expires = now + timedelta(hours=SESSION_HOURS)
-        await self.store.put_session(ConsoleSession(self.key_of(token), name, expires), now)
+        await self.store.put_session(
+            ConsoleSession(self.key_of(token), listener.name, expires, account_of(listener)), now
+        )
         return token
+
+    @staticmethod
+    def serves(session: ConsoleSession, listener: Listener | None) -> bool:
+        """Whether ``session`` is good for the account of now, ``listener`` (None: removed): the same fingerprint,
+        or none (stored before 2026-12-07)."""
+        return listener is not None and session.account in ("", account_of(listener))
 
     async def read(self, token: str) -> ConsoleSession | None:
         """The live session of this cookie, or None (none, ended, expired, or not a token of ours)."""
@@ -75,5 +99,6 @@ class Sessions:
     async def end_all(self, name: str) -> int:
         return await end_all_sessions(self.store, name)
 
-    async def alive(self, key: str) -> bool:
-        return await self.store.get_session(key, self.clock()) is not None
+    async def live(self, key: str) -> ConsoleSession | None:
+        """The session of this key, live (neither ended nor expired), or None."""
+        return await self.store.get_session(key, self.clock())

@@ -318,11 +318,14 @@ class Listener:
 @dataclass(frozen=True, slots=True)
 class ConsoleSession:
     """A console login, kept server-side so that it can be ended. ``key`` is the keyed hash of the cookie's random
-    token (the store never holds a token that would open the console); ``name`` is the listener's."""
+    token (the store never holds a token that would open the console); ``name`` is the listener's; ``account`` the
+    fingerprint of the account it was opened on (``console/sessions.py``, :func:`account_of`: its password hash),
+    ``""`` for a session stored before 2026-12-07."""
 
     key: str
     name: str
     expires: datetime
+    account: str = ""
 
 
 @dataclass(frozen=True, slots=True)

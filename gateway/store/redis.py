@@ -1606,7 +1606,7 @@ class RedisStore:
         """The listener's index first (the sessions that ended before ``now`` dropped from it in the same script),
         then the session (an index lists more, never less; both expire)."""
         ttl_ms = max(1, int((session.expires - now).total_seconds() * 1000))
-        value = json.dumps({"name": session.name, "expires_us": to_us(session.expires)})
+        value = json.dumps({"name": session.name, "expires_us": to_us(session.expires), "account": session.account})
         ended_by = to_us(now) - _SESSIONS_KEPT_ENDED_US
         args = [session.key, to_us(session.expires), ttl_ms, ended_by]
         await self._script("put_session_index", [K.sessions_index(session.name)], args)
@@ -1618,7 +1618,7 @@ class RedisStore:
         if raw is None:
             return None
         data = json.loads(raw)
-        session = ConsoleSession(key, str(data["name"]), from_us(int(data["expires_us"])))
+        session = ConsoleSession(key, str(data["name"]), from_us(int(data["expires_us"])), str(data.get("account", "")))
         return session if session.expires > now else None
 
     @_guarded

@@ -221,7 +221,8 @@ CREATE INDEX IF NOT EXISTS transcript_parts_conversation ON transcript_parts (co
 CREATE TABLE IF NOT EXISTS openings (digest TEXT PRIMARY KEY, conversation_id TEXT NOT NULL,
     expires_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS erased (digest TEXT PRIMARY KEY, at_us INTEGER NOT NULL, expires_us INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT NULL, expires_us INTEGER NOT NULL,
+    account TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS present (name TEXT PRIMARY KEY, at_us INTEGER NOT NULL);
@@ -410,6 +411,8 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
         conn.execute("ALTER TABLE seen ADD COLUMN owner TEXT")
     if "conversation_id" not in seen:  # the conversation saved with the mark (``marks_of``); NULL: from before
         conn.execute("ALTER TABLE seen ADD COLUMN conversation_id TEXT")
+    if "account" not in {row["name"] for row in conn.execute("PRAGMA table_info(console_sessions)")}:
+        conn.execute("ALTER TABLE console_sessions ADD COLUMN account TEXT NOT NULL DEFAULT ''")  # ConsoleSession's
 
 
 def _add_ended(conn: sqlite3.Connection, keys: DataKeys) -> None:
@@ -1280,16 +1283,19 @@ class SqliteStore:
         def work(conn: sqlite3.Connection) -> None:
             with _writing(conn):
                 conn.execute("DELETE FROM console_sessions WHERE expires_us <= ?", (to_us(now),))
-                conn.execute("INSERT OR REPLACE INTO console_sessions (key, name, expires_us) VALUES (?, ?, ?)",
-                             (session.key, session.name, to_us(session.expires)))  # fmt: skip
+                conn.execute("INSERT OR REPLACE INTO console_sessions (key, name, expires_us, account)"
+                             " VALUES (?, ?, ?, ?)", (session.key, session.name, to_us(session.expires),
+                                                      session.account))  # fmt: skip
 
         await self._run(work)
 
     async def get_session(self, key: str, now: datetime) -> ConsoleSession | None:
         rows = await self._select(
-            "SELECT name, expires_us FROM console_sessions WHERE key = ? AND expires_us > ?", (key, to_us(now))
+            "SELECT name, expires_us, account FROM console_sessions WHERE key = ? AND expires_us > ?", (key, to_us(now))
         )
-        return ConsoleSession(key, rows[0]["name"], from_us(rows[0]["expires_us"])) if rows else None
+        return (
+            ConsoleSession(key, rows[0]["name"], from_us(rows[0]["expires_us"]), rows[0]["account"]) if rows else None
+        )
 
     async def end_session(self, key: str) -> bool:
         return await self._change("DELETE FROM console_sessions WHERE key = ?", (key,)) == 1

@@ -14,10 +14,11 @@ from argon2 import Type, extract_parameters
 
 from gateway.console.auth import DUMMY_HASH, NAME_MAX, hash_password, valid_name, verify_password
 from gateway.console.sessions import SESSION_HOURS, Sessions
-from gateway.store import Store, open_store
+from gateway.store import Listener, Store, open_store
 
 NOW = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
 KEY = "test-secret-key-0123456789"
+ANNE = Listener("anne", "$argon2id$anne")  # whose sessions these are (Sessions.open keeps its fingerprint)
 
 
 def test_a_password_is_stored_as_an_argon2_hash_and_checked() -> None:
@@ -59,7 +60,7 @@ def sessions_at(store: Store, clock: list[datetime], key: str = KEY) -> Sessions
 async def test_a_session_reads_back_its_name_until_it_expires(store: Store) -> None:
     clock = [NOW]
     sessions = sessions_at(store, clock)
-    token = await sessions.open("anne")
+    token = await sessions.open(ANNE)
     clock[0] = NOW + timedelta(hours=SESSION_HOURS) - timedelta(seconds=1)
     session = await sessions.read(token)
     assert session is not None and session.name == "anne"
@@ -67,17 +68,17 @@ async def test_a_session_reads_back_its_name_until_it_expires(store: Store) -> N
     assert token not in session.key  # the store keeps a keyed hash, never the token
     clock[0] = NOW + timedelta(hours=SESSION_HOURS)
     assert await sessions.read(token) is None  # expired
-    assert await sessions.open("anne") != token  # two sessions never share a cookie
+    assert await sessions.open(ANNE) != token  # two sessions never share a cookie
 
 
 async def test_a_session_from_another_key_is_refused(store: Store) -> None:
-    token = await sessions_at(store, [NOW], "another-gateway-key-987654").open("anne")
+    token = await sessions_at(store, [NOW], "another-gateway-key-987654").open(ANNE)
     assert await sessions_at(store, [NOW]).read(token) is None  # a changed key logs everybody out
 
 
 async def test_an_ended_session_is_refused(store: Store) -> None:
     sessions = sessions_at(store, [NOW])
-    one, two = await sessions.open("anne"), await sessions.open("anne")
+    one, two = await sessions.open(ANNE), await sessions.open(ANNE)
     await sessions.end(one)
     assert await sessions.read(one) is None and await sessions.read(two) is not None
     assert await sessions.end_all("anne") == 1
@@ -96,7 +97,7 @@ async def test_an_ended_session_is_refused(store: Store) -> None:
 )
 async def test_an_altered_or_malformed_cookie_is_refused(store: Store, alter: object) -> None:
     sessions = sessions_at(store, [NOW])
-    token = await sessions.open("anne")
+    token = await sessions.open(ANNE)
     assert await sessions.read(alter(token)) is None  # type: ignore[operator]
 
 

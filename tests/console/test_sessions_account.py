@@ -1,0 +1,132 @@
+"""A session is good for the account it was opened on, as it was then: once the listener's password changed, or
+the account was removed (and perhaps added again under the same name), no session opened before serves a request
+nor keeps a console socket open, whatever failed between the writes. A password change (the console's, ``gateway
+listeners passwd``) and ``gateway listeners remove`` write the account first and end the sessions second: until
+2026-12-07 a store failure (a Redis restart, a CLI killed) between the two left every old session alive for its 12
+hours, a stolen cookie included, and after a removal they came back with the name. SQLite and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import STORE
+from gateway.console.auth import hash_password
+from gateway.crypto import DataKeys
+from gateway.errors import StoreError
+from gateway.settings import Settings
+from gateway.store import Listener, Store, open_store
+from tests.conftest import PASSWORD, AppFactory, add_listener, login
+from tests.console.conftest import other_session
+from tests.console.test_sessions import closed_by_server, opened
+from tests.store.conftest import STORES, on_store, redis_url
+
+__all__ = ["redis_url"]  # the fixture, used by on_store
+
+Client = TestClient  # type: ignore[type-arg]
+NEW = "un nouveau mot de passe sûr"
+
+
+class _EndingFails:
+    """The real store, except that, once armed, ending a listener's sessions fails as in a Redis restart: the
+    account was written, the sessions' end was not."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self.armed = store, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def end_sessions(self, name: str) -> int:
+        if self.armed:
+            raise StoreError("the store stopped answering")
+        return await self._store.end_sessions(name)
+
+
+@pytest.fixture(params=STORES)
+async def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    return on_store(request, settings)
+
+
+@pytest.fixture
+async def elsewhere(make_client: AppFactory, store_settings: Settings) -> AsyncIterator[tuple[Client, Any]]:
+    """The app, with anne logged in on this client and on another browser (yielded with it)."""
+    client = await make_client(store_settings)
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    other = await other_session(client, "anne")
+    try:
+        yield client, other
+    finally:
+        await other.close()
+
+
+async def test_a_password_change_whose_sessions_end_failed_leaves_no_old_session(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    store = _EndingFails(await open_store(store_settings.store, keys=DataKeys.from_settings(store_settings)))
+    client = await make_client(store_settings, store=store)
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    thief = await other_session(client, "anne")  # a cookie taken from a desk left logged in
+    try:
+        store.armed = True
+        changed = await client.post("/api/me/password", json={"current": PASSWORD, "new": NEW})
+        assert changed.status == 503  # the new password is written; the store failed before the sessions' end
+        store.armed = False
+        # before: 200, the thief's session lived on past the password change (its 12 hours)
+        assert (await thief.get("/api/me")).status == 401
+        assert (await client.get("/api/me")).status == 401  # this browser's old one too: it logs in again
+        assert (await client.post("/api/session", json={"name": "anne", "password": NEW})).status == 200
+        assert (await client.get("/api/me")).status == 200
+    finally:
+        await thief.close()
+
+
+async def test_sessions_left_by_a_cli_stopped_between_its_writes_serve_nothing(
+    elsewhere: tuple[Client, aiohttp.ClientSession],
+) -> None:
+    """``gateway listeners passwd`` or ``remove`` stopped (killed, the store gone) after its first write: the old
+    sessions were never ended. Removed and added again under the same name, with the same password even."""
+    client, other = elsewhere
+    store = client.app[STORE]
+    anne = await store.get_listener("anne")
+    assert anne is not None
+    await store.update_listener(replace(anne, password_hash=hash_password(NEW)))  # passwd's first write, no more
+    assert (await other.get("/api/me")).status == 401  # before: 200
+    fresh = await client.post("/api/session", json={"name": "anne", "password": NEW})
+    assert fresh.status == 200 and (await client.get("/api/me")).status == 200
+    await store.remove_listener("anne")  # remove's first write, no more; then added again as ``listeners add`` does
+    await store.add_listener(Listener("anne", hash_password(PASSWORD), capacity=3, created_at=datetime.now(UTC)))
+    assert (await client.get("/api/me")).status == 401  # before: 200, the session of the account removed
+    assert (await other.get("/api/me")).status == 401
+
+
+async def test_a_console_socket_closes_once_its_account_changed_its_sessions_not_ended(
+    elsewhere: tuple[Client, aiohttp.ClientSession],
+) -> None:
+    client, other = elsewhere
+    socket_ = await opened(other)
+    here = await opened(client)
+    store = client.app[STORE]
+    anne = await store.get_listener("anne")
+    assert anne is not None
+    await store.update_listener(replace(anne, password_hash=hash_password(NEW)))  # the sessions' end never came
+    assert await closed_by_server(socket_)  # before: 40 frames and no close, the conversations' events going on
+    assert await closed_by_server(here)
+
+
+async def test_an_unchanged_account_keeps_its_sessions(elsewhere: tuple[Client, aiohttp.ClientSession]) -> None:
+    """Writing the account without a new password (its capacity, its role) ends nothing."""
+    client, other = elsewhere
+    store = client.app[STORE]
+    anne = await store.get_listener("anne")
+    assert anne is not None
+    await store.update_listener(replace(anne, capacity=5))
+    assert (await other.get("/api/me")).status == 200 and (await client.get("/api/me")).status == 200
