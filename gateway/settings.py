@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     login_lock_minutes: int = 15
     password_hash_workers: int = 2  # argon2 runs in this many threads at most, never on the event loop
     # Other origins allowed to call the console's API and open its socket, "https://a.example,https://b.example"
-    # (the public URL's origin and the page's own always are)
+    # (the public URL's origin always is, the page's own when reached by an address or localhost: console/crosssite.py)
     console_origins: str = ""
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0

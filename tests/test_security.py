@@ -835,6 +835,54 @@ async def test_a_malformed_origin_is_refused_as_another_sites_never_a_503(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
+HANDSHAKE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+
+
+async def as_page_of(client: Client, host: str) -> tuple[int, int]:
+    """A login and a web chat socket asked by a page of ``http://<host>`` addressed to ``host`` (its ``Host``, as a
+    browser sends both when the page's name resolves to the gateway): their answers' statuses."""
+    page = {"Origin": f"http://{host}", "Host": host}
+    login_ = await client.post("/api/session", json={"name": "anne", "password": PASSWORD}, headers=page)
+    chat = await client.get("/chat/ws", headers={**HANDSHAKE, **page})
+    chat.close()
+    return login_.status, chat.status
+
+
+async def test_a_rebound_name_is_not_the_gateways_own_origin(client: Client) -> None:
+    """DNS rebinding (a red-team review, 2026-12-07): a page of ``http://rebind.example:<port>`` whose name then
+    resolves to the gateway sends its requests with its own name in both ``Origin`` and ``Host``. The cross-site
+    check took the request's ``Host`` for the gateway's own origin, so the page passed: its visitors' browsers opened
+    web chats (the troll's page the ``Origin`` check is there for) and the login answered. A ``Host`` counts as ours
+    only as an address (``127.0.0.1``, ``[::1]``, any IP) or ``localhost``, which no other page can claim; a name
+    must be the public URL's or one of ``GATEWAY_CONSOLE_ORIGINS``."""
+    await add_listener(client, "anne")
+    port = client.server.port
+    # before: [200, 101] (a session cookie for the page, a web chat opened)
+    assert await as_page_of(client, f"rebind.example:{port}") == (403, 403)
+    assert await waiting_and_open(client.app[STORE]) == (0, 0)
+    for own in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost:{port}"):  # `make run`, the README's address
+        assert await as_page_of(client, own) == (200, 101), own
+
+
+async def test_an_operators_origins_are_the_only_names_taken_for_ours(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """With ``GATEWAY_PUBLIC_URL`` and ``GATEWAY_CONSOLE_ORIGINS`` set, a name that is neither is another site's,
+    whatever ``Host`` it addressed (an internal name, a rebound one): 403; theirs pass, and so does an address."""
+    configured = settings.replace(public_url="https://helpline.example", console_origins="https://console.example")
+    client = await make_client(configured)
+    await add_listener(client, "anne")
+    assert await as_page_of(client, "helpline.internal") == (403, 403)  # before: (200, 101)
+    for origin in ("https://helpline.example", "https://console.example"):
+        answer = await client.post("/api/session", json={"name": "anne", "password": PASSWORD},
+                                   headers={"Origin": origin, "Host": "helpline.internal"})  # fmt: skip
+        assert answer.status == 200, origin
+    chat = await client.get("/chat/ws", headers={**HANDSHAKE, "Origin": "https://console.example"})
+    assert chat.status == 403  # the chat's page is the gateway's own, never a console's origin
+    assert await as_page_of(client, f"127.0.0.1:{client.server.port}") == (200, 101)
+
+
 async def test_a_logged_out_cookie_and_its_open_socket_stop_at_once(client: Client) -> None:
     """Measured: a logged-out listener's cookie and open socket kept working. Now the session is ended in the store:
     the cookie gets 401 and the socket is closed (1008) at once."""

@@ -6,9 +6,14 @@ A listener's browser sends its session cookie with every request to the gateway,
 So every state-changing call (any method but GET and HEAD) and every websocket of the console is checked:
 
 * **Origin**: when the browser says which page sent the request (it always does for a cross-origin POST, a
-  ``fetch`` and a websocket), that origin must be the gateway's own: the origin of ``GATEWAY_PUBLIC_URL``, the
-  one the request was addressed to (``Host``: the page's own origin, which another port or site cannot claim), or
-  one of ``GATEWAY_CONSOLE_ORIGINS``. Anything else, ``null`` included, gets 403 ``cross_site``.
+  ``fetch`` and a websocket), that origin must be the gateway's own: the origin of ``GATEWAY_PUBLIC_URL``, one of
+  ``GATEWAY_CONSOLE_ORIGINS``, or the one the request was addressed to (``Host``) when that is an address
+  (``127.0.0.1``, ``[::1]``, any IP) or ``localhost``: ``make run`` reached as the README says or as
+  ``localhost``, the tests' servers. A *name* in ``Host`` is never taken for ours: a page of another site whose
+  name its owner makes resolve to the gateway (DNS rebinding) sends that name in both ``Origin`` and ``Host``;
+  until 2026-12-07 it passed (its visitors' browsers opened web chats, its login answered). An address cannot be
+  rebound: a page of ``http://192.0.2.7:8080`` is the one that address and port serve. Anything else, ``null``
+  included, gets 403 ``cross_site``.
 * **JSON only**: every POST, with or without a body, must say ``Content-Type: application/json``. An HTML form can
   only send ``application/x-www-form-urlencoded``, ``multipart/form-data`` or ``text/plain``, and a script of
   another origin cannot set that type without the browser asking first (CORS preflight, which the gateway never
@@ -17,6 +22,7 @@ So every state-changing call (any method but GET and HEAD) and every websocket o
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -44,6 +50,19 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
 
+def unbindable(origin: str) -> bool:
+    """Whether ``origin`` (as :func:`origin_of` gives it) names its host by an address or as ``localhost``: what no
+    DNS answer can make another site's page (:class:`CrossSite`)."""
+    host = urlsplit(origin).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class CrossSite:
     def __init__(self, public_url: str, console_origins: Iterable[str] = ()) -> None:
         self.allowed = frozenset(origin_of(url) for url in (public_url, *console_origins))
@@ -61,9 +80,12 @@ class CrossSite:
         return None
 
     def allowed_origin(self, origin: str, request: web.Request) -> bool:
-        """``origin`` is the gateway's own (one that is none, ``""``, never is: ``null`` included)."""
-        said, own = origin_of(origin), origin_of(f"{request.scheme}://{request.host}")
-        return bool(said) and (said in self.allowed or said == own)
+        """``origin`` is the gateway's own (one that is none, ``""``, never is: ``null`` included): an allowed one,
+        or the request's own (``Host``) when that is an address or ``localhost`` (:func:`unbindable`)."""
+        said = origin_of(origin)
+        if not said or said in self.allowed:
+            return bool(said)
+        return said == origin_of(f"{request.scheme}://{request.host}") and unbindable(said)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
