@@ -317,13 +317,15 @@ class Watch:
                 await self.complete_take(conversation_id, taker)
 
     async def _erased(self, begun: Mapping[str, str]) -> None:
-        """Each erasure a young person confirmed, listed as begun and not done, with their confirming message's key:
-        finished (everything of theirs erased, they told ``erasure.done`` once) when it was cut short (its instance
-        died midway, or gave up after its retries), else (done meanwhile) nothing. Last: an erasure under way
-        elsewhere holds its lock, which this waits for a moment (its failure, a store error, ends the round)."""
+        """Each erasure listed as begun and not done (a young person's, with their confirming message's key; since
+        2026-12-07 a supervisor's or the CLI's too, ``erasure.asked_by``): finished (everything of theirs erased, a
+        young person told ``erasure.done`` once, the asker's actor in the audit line) when it was cut short (its
+        instance died midway, gave up after its retries, or its request failed), else (done meanwhile) nothing.
+        Last: an erasure under way elsewhere holds its lock, which this waits for a moment (its failure, a store
+        error, ends the round)."""
         for conversation_id, key in sorted(begun.items()):
             if self.complete_erasure is not None and await self.complete_erasure(conversation_id, key):
-                log.warning("erasure: the erasure a young person confirmed in conversation %s was cut short: finished",
+                log.warning("erasure: the erasure listed for conversation %s was cut short: finished",
                             conversation_id)  # fmt: skip
 
     async def _hand_back(self, due: list[tuple[str, str, float]]) -> None:

@@ -119,12 +119,12 @@ def _erase(args: argparse.Namespace) -> int:
                 found = [c for c in await store.list_conversations(EPOCH, FAR)
                          if c.sender and sender_key(c.channel, c.sender) == args.again]  # fmt: skip
                 erased = (
-                    await eraser.erase_person(found[0].channel, found[0].sender, ACTOR, "gateway erase --again")
+                    await eraser.erase_identity(found[0].channel, found[0].sender, ACTOR, "gateway erase --again")
                     if found
                     else Removed(0, 0, ())
                 )
-            else:
-                erased = await eraser.erase_person(ChannelName(args.channel), identity, ACTOR, "gateway erase")
+            else:  # listed by the conversation erased last: the alert check finishes it when cut short
+                erased = await eraser.erase_identity(ChannelName(args.channel), identity, ACTOR, "gateway erase")
         finally:
             await store.close()
         print(f"erased {erased.conversations} conversation(s), {erased.entries} transcript entries")

@@ -30,10 +30,18 @@ after the message by the instance that processed it, or, when that instance died
 or gave up after its retries, by the alert check (``gateway/alerts.py``), which finds it listed. Their goodbye
 (``erasure.done``) goes out before the record of the conversation asked from, the last step: a cut just after it is
 told twice rather than never; a cut after the record leaves nothing to do but unlist it.
+
+A supervisor's erasure (the console's) and ``gateway erase``'s are listed the same way, by the conversation erased
+last (the one asked from; by identity, the open or newest one), with ``asked-by:`` and the actor and wording as its
+key (:func:`asked_by`), before their first delete and under the same lock: one cut short (a crash, a 503 while Redis
+restarts) is finished by the alert check, with no goodbye (none is said to the young person) and the original
+actor in its one audit line. Until 2026-12-07 it was finished only if someone asked again, and a web chat page
+coming back while it ran (``finish_cut``) wrote a second audit line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Collection
@@ -69,7 +77,8 @@ from gateway.store.codec import encode_outbound
 from gateway.understanding.late import LateReadings
 
 log = logging.getLogger("gateway.erasure")
-ERASING = "erasing-"  # the lock of a young person's confirmed erasure, held by whoever does it (``finish_confirmed``)
+ERASING = "erasing-"  # the lock of a listed erasure (any of them since 2026-12-07), held by whoever does it
+ASKED_BY = "asked-by:"  # the key of an erasure listed for a supervisor or the CLI (:func:`asked_by`), not a message's
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
 # The channels whose provider lists a young person's messages again to the gateway (the WhatsApp catch-up reads
@@ -102,6 +111,23 @@ LISTENER_NOTE = (
     "Conversation effacée à la demande de la personne : elle est terminée et son contenu supprimé. / "
     "Conversation erased at the person's request: it has ended and its content is deleted."
 )
+
+
+def asked_by(actor: str, how: str) -> str:
+    """The key an erasure asked by a supervisor or the CLI is listed with (``store.begin_erasure``): the actor and
+    the wording of its audit line, so that the alert check finishing it writes them (never an identity)."""
+    return ASKED_BY + json.dumps([actor, how], ensure_ascii=False)
+
+
+def _asker(key: str) -> tuple[str, str] | None:
+    """The actor and wording of a key made by :func:`asked_by`; None for a young person's (their message's key)."""
+    if not key.startswith(ASKED_BY):
+        return None
+    try:
+        actor, how = json.loads(key.removeprefix(ASKED_BY))
+        return str(actor), str(how)
+    except (ValueError, TypeError):
+        return "gateway", "asked by a supervisor or the CLI"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +165,48 @@ class Eraser:
         self.erased_key, self.listed_for = erased_key, listed_for
         self.conversation_key = conversation_key
 
-    async def erase_conversation(self, conversation_id: str, actor: str, how: str) -> Removed | None:
+    async def erase_conversation(
+        self, conversation_id: str, actor: str, how: str, *, timeout: float = 10.0
+    ) -> Removed | None:
         """Erase the person of this conversation (all their conversations); None if there is no such conversation.
         This one is erased last: an erasure cut short (Redis cut, the instance dead) is finished by asking again
-        with the same id, which finds the person through it as long as anything of theirs is left."""
-        conversation = await self.store.get_conversation(conversation_id)
-        if conversation is None:
-            return None
-        if not conversation.sender:  # purged already: its identity is gone, only this record is left
-            return await self._erase([conversation], conversation.channel, "", actor, how)
-        return await self.erase_person(conversation.channel, conversation.sender, actor, how, last=conversation.id)
+        with the same id, which finds the person through it as long as anything of theirs is left; and, since
+        2026-12-07, by the alert check: listed (``store.begin_erasure``, key :func:`asked_by`) before its first
+        delete, unlisted with its audit line, under the lock ``erasing-<id>`` that :meth:`finish_confirmed` takes.
+        Already listed by the young person's own (confirmed, cut short): that one is finished, their goodbye told;
+        by a supervisor's or the CLI's: finished, its line naming that first asker. Listed, its record gone (cut
+        before its audit line): the line written, unlisted, nothing counted."""
+        async with self.store.lock(ERASING + conversation_id, timeout):
+            key = (await self.store.erasures_begun()).get(conversation_id)
+            conversation = await self.store.get_conversation(conversation_id)
+            if key is not None:
+                asker = _asker(key)
+                if asker is None or conversation is None:  # the young person's own (their goodbye), or one cut
+                    return await self._finish(conversation_id, key)  # before its audit line
+                actor, how = asker  # asked again (or its web chat page back): the line names who asked first
+            if conversation is None:
+                return None
+            if key is None:  # before the first delete: a cut from here on is finished by the alert check
+                await self.store.begin_erasure(conversation_id, asked_by(actor, how))
+            if not conversation.sender:  # purged already: its identity is gone, only this record is left
+                return await self._erase([conversation], conversation.channel, "", actor, how, unlist=conversation_id)
+            return await self.erase_person(
+                conversation.channel, conversation.sender, actor, how, last=conversation.id, unlist=conversation.id
+            )
+
+    async def erase_identity(self, channel: ChannelName, sender: str, actor: str, how: str) -> Removed:
+        """``gateway erase --channel --identity`` (and ``--again``): the person's conversations erased as from the
+        open one (else the newest), listed by it as :meth:`erase_conversation` lists (the alert check finishes it
+        when cut short); with no conversation left (only the gate's notices, the inbox), unlisted as before
+        2026-12-07 (nothing of theirs to list it by without keeping the identity)."""
+        found = await self._of_person(channel, sender, None)
+        active = await self.store.find_active_conversation(channel, sender)
+        last = active.id if active is not None else found[-1].id if found else None
+        if last is not None:
+            erased = await self.erase_conversation(last, actor, how)
+            if erased is not None:
+                return erased
+        return await self.erase_person(channel, sender, actor, how)
 
     async def erase_person(
         self, channel: ChannelName, sender: str, actor: str, how: str, *, final_message: bool = False,
@@ -190,43 +248,51 @@ class Eraser:
         return sorted(found, key=lambda c: (c.created_at, c.id))
 
     async def finish_confirmed(self, conversation_id: str, key: str, *, timeout: float = 10.0) -> bool:
-        """The erasure a young person confirmed in this conversation (listed: ``store.begin_erasure``, with their
-        confirming message's ``key``), done and unlisted under the lock ``erasing-<id>``, unless no longer listed
-        (done meanwhile, by the instance that processed the message or by the alert check): whether it was done now.
-        Called right after the message, and by the alert check for one cut short (its instance dead). The record
-        gone: everything was erased and the goodbye sent before it (:meth:`_erase`), only the listing is left."""
+        """The erasure listed for this conversation (``store.begin_erasure``): a young person's (``key``, their
+        confirming message's) or, since 2026-12-07, a supervisor's or the CLI's (:func:`asked_by`), done and unlisted
+        under the lock ``erasing-<id>``, unless no longer listed (done meanwhile, by the instance that processed the
+        message or asked, or by the alert check): whether it was done now. Called right after the message, and by the
+        alert check for one cut short (its instance dead, its request failed). The record gone: everything was erased
+        (and the goodbye sent) before it (:meth:`_erase`), only the audit line and the listing are left."""
         async with self.store.lock(ERASING + conversation_id, timeout):
-            if conversation_id not in await self.store.erasures_begun():
+            listed = (await self.store.erasures_begun()).get(conversation_id)
+            if listed is None:
                 return False
-            conversation = await self.store.get_conversation(conversation_id)
-            if conversation is not None and conversation.sender:
-                await self.erase_person(conversation.channel, conversation.sender, "young person",
-                                        "asked in the conversation", final_message=True, keep_seen=(key,),
-                                        last=conversation_id, unlist=conversation_id)  # fmt: skip
-            elif conversation is not None:  # purged meanwhile: its identity is gone, nobody to tell
-                await self._erase([conversation], conversation.channel, "", "young person", "asked in the conversation",
-                                  (key,), unlist=conversation_id)  # fmt: skip
-            else:  # erased to its last record, cut before its audit line (the line and the unlisting go together)
-                async with self.store.batch():
-                    detail = (
-                        "erased, cut short before this line, written when it was finished (asked in the"
-                        " conversation; what it erased is not counted)"
-                    )
-                    await self.store.audit(AuditEntry(self.clock(), "young person", "erase", "", detail))
-                    await self.store.end_erasure(conversation_id)
+            await self._finish(conversation_id, listed)
             return True
+
+    async def _finish(self, conversation_id: str, key: str) -> Removed:
+        """The listed erasure of this conversation finished (under its lock ``erasing-<id>``): a young person's with
+        their goodbye, their confirming message's mark kept; one asked by a supervisor or the CLI (:func:`asked_by`)
+        with none (a supervisor's erasure says nothing to the young person), its actor and wording in the line."""
+        asker = _asker(key)
+        actor, how = asker or ("young person", "asked in the conversation")
+        keep_seen = (key,) if asker is None else ()
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is not None and conversation.sender:
+            return await self.erase_person(conversation.channel, conversation.sender, actor, how,
+                                           final_message=asker is None, keep_seen=keep_seen, last=conversation_id,
+                                           unlist=conversation_id)  # fmt: skip
+        if conversation is not None:  # purged meanwhile: its identity is gone, nobody to tell
+            return await self._erase([conversation], conversation.channel, "", actor, how, keep_seen,
+                                     unlist=conversation_id)  # fmt: skip
+        # erased to its last record, cut before its audit line (the line and the unlisting go together)
+        async with self.store.batch():
+            detail = f"erased, cut short before this line, written when it was finished ({how}; what it erased is not"
+            detail += " counted)"
+            await self.store.audit(AuditEntry(self.clock(), actor, "erase", "", detail))
+            await self.store.end_erasure(conversation_id)
+        return Removed(0, 0, ())
 
     async def finish_cut(self, conversation_id: str) -> None:
         """An erasure of this conversation found cut short (or under way) by a web chat page's hello: its mark
         written (:meth:`_erase_one`'s first step), its record still there with the token's active key
-        (``WebChatHub.erasure_cut``). Finished as asking again would: the young person's own (listed,
-        :meth:`finish_confirmed`: their goodbye, unlisted), else as by ``gateway erase`` (actor ``gateway``, its audit
-        line as a first try's). Until 2026-12-07 that hello ("Nouvelle conversation", or a page back with its opening
-        key) resumed the conversation being erased, its history shown."""
-        key = (await self.store.erasures_begun()).get(conversation_id)
-        if key is not None:
-            await self.finish_confirmed(conversation_id, key)
-            return
+        (``WebChatHub.erasure_cut``). Finished as asking again would (:meth:`erase_conversation`): the young person's
+        own (listed: their goodbye, unlisted), a supervisor's (listed: its actor in the line), else (none listed: one
+        begun before 2026-12-07) actor ``gateway``, its audit line as a first try's. Until 2026-12-07 that hello
+        ("Nouvelle conversation", or a page back with its opening key) resumed the conversation being erased, its
+        history shown. Since 2026-12-07 every erasure goes under the lock ``erasing-<id>``: one still under way is
+        waited for, not run a second time (before, a second audit line, actor ``gateway``)."""
         await self.erase_conversation(
             conversation_id, "gateway", "cut short, finished when its web chat page came back"
         )

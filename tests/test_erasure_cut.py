@@ -187,3 +187,45 @@ async def test_the_young_persons_confirmed_erasure_cut_short_is_finished_and_tol
     assert any("119" in text and "3114" in text for text in told), told  # erasure.done, with where to turn
     assert not await wired(redis_store).handle_inbound(message(CHAT, 21, "oui"))  # a redelivery: a duplicate
     assert await redis_store.erasures_begun() == {}  # done: nothing left for the alert check
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("cut", ["later-record", "earlier-record", "notice"])
+async def test_gateway_erase_by_identity_cut_short_is_finished_by_the_alert_check(
+    redis_store: Store, redis_url: str, clock: Clock, settings: Settings, cut: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``gateway erase --channel telegram --identity <chat>`` dies at ``cut`` (its connection reset): nobody runs it
+    again, the next alert check of the server finishes it (listed by the open conversation, erased last: 2026-12-07),
+    nothing of the person left, one ``erase`` line by ``cli``, no goodbye. Before: nothing listed, the check did
+    nothing, the open conversation (with the identity) left for good."""
+    from gateway.alerts import Watch
+    from gateway.metrics import Metrics
+
+    earlier, later, marks = await person_with_two_conversations(redis_store, clock, settings)
+    args = argparse.Namespace(conversation=None, channel="telegram", identity=CHAT, again=None)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("GATEWAY_FLOWS", settings.flows)
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", settings.secret_key.get_secret_value())
+    monkeypatch.setenv("GATEWAY_DATA_KEY", settings.data_key.get_secret_value())
+    async with cutting_proxy(redis_url) as proxy:
+        monkeypatch.setenv("GATEWAY_STORE", proxy.url)
+        proxy.cut_before(*cuts(earlier, later)[cut])
+        with pytest.raises(StoreError):  # in a thread: the command runs its own event loop, as on the command line
+            await asyncio.to_thread(_erase, args)
+        assert proxy.cut == 1
+
+    dispatcher, _ = instance(redis_store, clock)  # the server's alert check, wired as the app wires it
+    keyed = KeyedHash(settings.secret_key.get_secret_value())
+    eraser = Eraser(redis_store, dispatcher, dispatcher.flows, lambda c, s: keyed.sender(c.value, s), clock=clock)
+    watch = Watch(redis_store, Metrics(), clock=clock, outbox_alert_seconds=60,
+                  complete_erasure=lambda i, key: eraser.finish_confirmed(i, key, timeout=2.0))  # fmt: skip
+    await watch.check()
+    await watch.check()
+
+    await nothing_left_of_the_person(redis_store, settings, marks, earlier, later)
+    lines = [(e.actor, e.detail) for e in await redis_store.audit_log() if e.action == "erase"]
+    assert [actor for actor, _ in lines] == ["cli"] and "gateway erase" in lines[0][1], lines
+    told = [str(item.payload) for item in await redis_store.outbox_due(FAR, 50, run=100)]
+    assert not [text for text in told if "3114" in text], told  # a supervisor's or the CLI's erasure says nothing
+    assert await redis_store.erasures_begun() == {}

@@ -177,9 +177,11 @@ async def test_a_new_conversation_after_an_erasure_cut_before_its_record_finishe
     assert SECRET not in await stored_texts(chat)
     assert AGAIN in await stored_texts(chat)
     erasures = [e for e in await chat.app[STORE].audit_log(20) if e.action == "erase"]
-    assert [e.actor for e in erasures] == ["gateway"]  # once, as a first try's line
+    # once, naming who asked (listed since 2026-12-07; before, actor "gateway", "finished when its web chat page
+    # came back")
+    assert [e.actor for e in erasures] == ["sam"]
     assert erasures[0].detail.startswith("1 conversation(s), ")
-    assert erasures[0].detail.endswith("(cut short, finished when its web chat page came back)")
+    assert erasures[0].detail.endswith("(asked to a supervisor)")
     assert await erase(chat, session["conversation"]) == 404  # nothing left of it
 
 

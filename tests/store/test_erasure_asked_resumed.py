@@ -1,0 +1,188 @@
+"""On every store (SQLite, Redis, Redis Cluster): an erasure asked by a supervisor (the console's "Effacer") or by
+``gateway erase --channel --identity`` and cut short after its first delete (a crash, a 503 while Redis restarts)
+is finished by the alert check (``Watch.check``, wired as the app wires it), nobody asking again: nothing of the
+person left, the other young person's kept, one ``erase`` audit line with the original actor and wording, no goodbye
+sent to the young person (a supervisor's erasure says none), nothing left listed.
+
+Until 2026-12-07 only a young person's own erasure was listed (``store.begin_erasure``): one asked by a supervisor or
+the CLI and cut short stayed half done (the conversation asked from, with the identity, left) until someone asked
+again. And a web chat page coming back while a supervisor's erasure ran (``Eraser.finish_cut``) ran a second copy of
+it, which wrote a second audit line (actor ``gateway``).
+
+The cut: :class:`tests.test_webchat_erased_cut.Cutting` (the real store, raising StoreError at the store's deletion
+of one conversation as a reset connection does, its writes before it made); the interleaving: :class:`Holding`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+
+from gateway.alerts import Watch
+from gateway.erasure import FAR, Eraser
+from gateway.errors import StoreError
+from gateway.keyed import KeyedHash
+from gateway.messages import ChannelName
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.store import Store
+from tests.conftest import Clock
+from tests.console.test_handback_crash import instance
+from tests.test_erasure_cut import CHAT, nothing_left_of_the_person, person_with_two_conversations
+from tests.test_webchat_erased_cut import Cutting
+
+
+def eraser_on(store: Any, clock: Clock, settings: Settings) -> Eraser:
+    """The eraser as the app wires it, on ``store`` (the real one, or a double in front of it)."""
+    dispatcher, _ = instance(store, clock)
+    keyed = KeyedHash(settings.secret_key.get_secret_value())
+    eraser = Eraser(cast(Any, store), dispatcher, dispatcher.flows, lambda c, s: keyed.sender(c.value, s), clock=clock)
+    dispatcher.eraser = lambda conversation, key: eraser.finish_confirmed(conversation.id, key)
+    return eraser
+
+
+async def alert_checks(store: Store, clock: Clock, settings: Settings) -> None:
+    """The next instance's alert check, twice (the second finds nothing more to do), wired as the app wires it."""
+    eraser = eraser_on(store, clock, settings)
+    watch = Watch(store, Metrics(), clock=clock, outbox_alert_seconds=60,
+                  complete_erasure=lambda i, key: eraser.finish_confirmed(i, key, timeout=2.0))  # fmt: skip
+    await watch.check()
+    await watch.check()
+
+
+async def finished_once(store: Store, actor: str, how: str) -> None:
+    lines = [e for e in await store.audit_log() if e.action == "erase"]
+    assert [e.actor for e in lines] == [actor], [(e.actor, e.detail) for e in lines]
+    assert how in lines[0].detail, lines[0].detail
+    told = [str(item.payload) for item in await store.outbox_due(FAR, 50, run=100)]
+    assert not [text for text in told if "3114" in text], told  # no erasure.done: nobody asked the young person
+    assert await store.erasures_begun() == {}
+
+
+@pytest.mark.parametrize("cut", ["later", "earlier"])
+async def test_a_supervisors_erasure_cut_short_is_finished_by_the_alert_check(
+    store: Store, clock: Clock, settings: Settings, cut: str
+) -> None:
+    """Sam erases the person from their earlier conversation; the store fails at the deletion of the ``later``
+    conversation's record (its content deleted, the first conversation erased) or of the ``earlier`` one's (the
+    last step, everything else gone): the request fails (the console answers 503). Nobody asks again: the alert
+    check finishes it. Before: nothing listed, the check did nothing, the earlier conversation (with the identity)
+    left, no audit line."""
+    earlier, later, marks = await person_with_two_conversations(store, clock, settings)
+    cutting = Cutting(store)
+    cutting.cut(later if cut == "later" else earlier)
+    with pytest.raises(StoreError):
+        await eraser_on(cutting, clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
+    assert cutting.cuts == 1
+    assert await store.get_conversation(earlier) is not None  # cut short: the one asked from is still there
+
+    await alert_checks(store, clock, settings)
+
+    await nothing_left_of_the_person(store, settings, marks, earlier, later)
+    await finished_once(store, "sam", "asked to a supervisor")
+
+
+@pytest.mark.parametrize("cut", ["earlier", "later"])
+async def test_the_clis_erasure_by_identity_cut_short_is_finished_by_the_alert_check(
+    store: Store, clock: Clock, settings: Settings, cut: str
+) -> None:
+    """``gateway erase --channel telegram --identity <chat>`` (``Eraser.erase_identity``, what the CLI calls) dies
+    at the deletion of a record: the alert check finishes it, one line by ``cli``. Before (``erase_person``, nothing
+    listed): the later conversation, the open one with the identity, left for good (the earlier cut) or the check
+    finishing nothing."""
+    earlier, later, marks = await person_with_two_conversations(store, clock, settings)
+    cutting = Cutting(store)
+    cutting.cut(later if cut == "later" else earlier)
+    with pytest.raises(StoreError):
+        await eraser_on(cutting, clock, settings).erase_identity(ChannelName.TELEGRAM, CHAT, "cli", "gateway erase")
+    assert cutting.cuts == 1
+
+    await alert_checks(store, clock, settings)
+
+    await nothing_left_of_the_person(store, settings, marks, earlier, later)
+    await finished_once(store, "cli", "gateway erase")
+
+
+async def test_a_supervisors_erasure_cut_before_its_audit_line_gets_it_with_its_actor(
+    store: Store, clock: Clock, settings: Settings
+) -> None:
+    """Everything erased, the instance dead before the audit line (the line and the unlisting go together): the
+    alert check writes the line with Sam's name and wording, nothing counted."""
+    earlier, later, marks = await person_with_two_conversations(store, clock, settings)
+
+    class NoLine(Cutting):
+        """The store double failing at the audit line (everything before it made)."""
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "audit":
+
+                async def audit(*args: Any) -> None:
+                    raise StoreError("the connection to the store was reset")
+
+                return audit
+            return super().__getattr__(name)
+
+    with pytest.raises(StoreError):
+        await eraser_on(NoLine(store), clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
+    assert [e for e in await store.audit_log() if e.action == "erase"] == []
+
+    await alert_checks(store, clock, settings)
+
+    await nothing_left_of_the_person(store, settings, marks, earlier, later)
+    await finished_once(store, "sam", "asked to a supervisor")
+
+
+class Holding:
+    """The real store, except that the next deletion of one conversation (``erase_conversation``, the erasure's
+    last step, under that conversation's lock and the erasure's) waits until :attr:`go_on` is set
+    (:attr:`holding`: it is there); :attr:`asked` is set once, while it waits, another lock naming that
+    conversation is asked for (the second erasure got there and waits)."""
+
+    def __init__(self, store: Store, conversation_id: str) -> None:
+        self._store, self._id = store, conversation_id
+        self.holding, self.asked, self.go_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if name == "lock":
+
+            def lock(name: str, *args: Any, **kwargs: Any) -> Any:
+                if self.holding.is_set() and name.endswith(self._id):
+                    self.asked.set()
+                return found(name, *args, **kwargs)
+
+            return lock
+        if name != "erase_conversation":
+            return found
+
+        async def erase_conversation(conversation_id: str) -> int:
+            if conversation_id == self._id and not self.holding.is_set():
+                self.holding.set()
+                await self.go_on.wait()
+            return cast(int, await found(conversation_id))
+
+        return erase_conversation
+
+
+async def test_a_page_back_during_a_supervisors_erasure_waits_for_it_and_writes_no_second_line(
+    store: Store, clock: Clock, settings: Settings
+) -> None:
+    """Sam's erasure is at its last step (the record of the conversation asked from) when that conversation's page
+    comes back (``Eraser.finish_cut``, which a web chat hello finding the erasure's mark calls): it waits for Sam's,
+    finds it done and does nothing. Before: it ran a second copy after Sam's, which wrote a second ``erase`` line
+    (actor ``gateway``)."""
+    earlier, later, marks = await person_with_two_conversations(store, clock, settings)
+    holding = Holding(store, earlier)
+    eraser = eraser_on(holding, clock, settings)
+    sam = asyncio.create_task(eraser.erase_conversation(earlier, "sam", "asked to a supervisor"))
+    await asyncio.wait_for(holding.holding.wait(), 30)
+    page = asyncio.create_task(eraser.finish_cut(earlier))
+    await asyncio.wait_for(holding.asked.wait(), 30)
+    holding.go_on.set()
+    assert (await asyncio.wait_for(sam, 30)) is not None
+    await asyncio.wait_for(page, 30)
+
+    await nothing_left_of_the_person(store, settings, marks, earlier, later)
+    await finished_once(store, "sam", "asked to a supervisor")
