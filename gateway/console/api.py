@@ -304,7 +304,15 @@ class ListenerAPI:
     async def change_password(self, request: web.Request) -> web.Response:
         """``{"current", "new"}``: the new password must pass the policy (400 ``weak_password``, with ``reason``).
         Every session of the listener ends, sockets included (a stolen cookie dies with the old password); this
-        browser gets a new session."""
+        browser gets a new session.
+
+        Once the account is written the change is made, and every answer says so: the ``password_changed`` audit
+        line is written next, before the sessions' end, and that end failing (the store gone a moment) fails
+        nothing (counted as an outage): the old sessions serve nothing anyway (:meth:`Sessions.serves`, their
+        fingerprint) and the sweep closes their sockets. A new session that cannot be opened answers 503
+        ``password_changed`` (log in with the new password), the cookie dropped. Until 2026-12-07 the sessions'
+        end failing answered 503 ``unavailable`` (try again: a change that went through) and the audit line, written
+        after it, was never written (``tests/console/test_sessions_account.py``)."""
         body = await json_body(request)
         current, new = body.get("current"), body.get("new")
         if not isinstance(current, str) or not isinstance(new, str):
@@ -333,14 +341,30 @@ class ListenerAPI:
         listener = await self.store.get_listener(name)
         if listener is None or not await self.store.update_listener(replace(listener, password_hash=password_hash)):
             return _error(401, "login_required", "log in first")
-        await self.sessions.end_all(name)
-        await self.store.audit(AuditEntry(self.clock(), name, "password_changed", name))
-        token = await self._open_session(replace(listener, password_hash=password_hash))
+        # the change is made: what fails from here on is said with it, never as a change to try again
+        await self._after_change(self.store.audit(AuditEntry(self.clock(), name, "password_changed", name)))
+        await self._after_change(self.sessions.end_all(name))  # failed: the old sessions serve nothing anyway
+        try:
+            token = await self._open_session(replace(listener, password_hash=password_hash))
+        except StoreError as exc:
+            self.metrics.outages.failed(HTTP, exc)
+            response = _error(503, "password_changed", "your password was changed: log in again with the new one",
+                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
+            response.del_cookie(SESSION_COOKIE, path="/")
+            return response
         if token is None:  # changed again (or removed) meanwhile: this browser logs in with the password of now
             return _error(401, "login_required", "log in first")
         response = web.json_response(_me(listener))
         self._set_cookie(response, token)
         return response
+
+    async def _after_change(self, step: Awaitable[object]) -> None:
+        """A step of the password change after the account's write: a store failure is counted as an outage, never
+        the change's answer (the change is made)."""
+        try:
+            await step
+        except StoreError as exc:
+            self.metrics.outages.failed(HTTP, exc)
 
     async def listeners(self, request: web.Request) -> web.Response:
         """Supervisors: the accounts (names, roles), to log one out everywhere."""

@@ -35,18 +35,18 @@ NEW = "un nouveau mot de passe sûr"
 
 class _EndingFails:
     """The real store, except that, once armed, ending a listener's sessions fails as in a Redis restart: the
-    account was written, the sessions' end was not."""
+    account was written, the sessions' end was not. ``also``: other methods that fail the same once armed (a new
+    session's ``put_session``: the store gone for good after the account's write)."""
 
-    def __init__(self, store: Store) -> None:
-        self._store, self.armed = store, False
+    def __init__(self, store: Store, *also: str) -> None:
+        self._store, self.armed, self._failing = store, False, {"end_sessions", *also}
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        found = getattr(self._store, name)
+        return self._fails if self.armed and name in self._failing else found
 
-    async def end_sessions(self, name: str) -> int:
-        if self.armed:
-            raise StoreError("the store stopped answering")
-        return await self._store.end_sessions(name)
+    async def _fails(self, *args: Any, **kwargs: Any) -> Any:
+        raise StoreError("the store stopped answering")
 
 
 @pytest.fixture(params=STORES)
@@ -67,9 +67,12 @@ async def elsewhere(make_client: AppFactory, store_settings: Settings) -> AsyncI
         await other.close()
 
 
-async def test_a_password_change_whose_sessions_end_failed_leaves_no_old_session(
+async def test_a_password_change_whose_sessions_end_failed_leaves_no_old_session_and_says_it_is_done(
     make_client: AppFactory, store_settings: Settings
 ) -> None:
+    """The sessions' end failing after the new password is written: the change is made, and said so (200, this
+    browser's new session), with its audit line; the old sessions serve nothing (their fingerprint). Until
+    2026-12-07 the answer was 503 (try again: a change that went through) and no ``password_changed`` line."""
     store = _EndingFails(await open_store(store_settings.store, keys=DataKeys.from_settings(store_settings)))
     client = await make_client(store_settings, store=store)
     await add_listener(client, "anne")
@@ -78,15 +81,37 @@ async def test_a_password_change_whose_sessions_end_failed_leaves_no_old_session
     try:
         store.armed = True
         changed = await client.post("/api/me/password", json={"current": PASSWORD, "new": NEW})
-        assert changed.status == 503  # the new password is written; the store failed before the sessions' end
         store.armed = False
-        # before: 200, the thief's session lived on past the password change (its 12 hours)
+        audited = [(e.actor, e.action, e.subject) for e in await store.audit_log() if e.action == "password_changed"]
+        # before: (503, []): told to try again, the change unaudited
+        assert (changed.status, audited) == (200, [("anne", "password_changed", "anne")])
+        # before the fingerprint (2026-12-07): 200, the thief's session lived on past the password change
         assert (await thief.get("/api/me")).status == 401
-        assert (await client.get("/api/me")).status == 401  # this browser's old one too: it logs in again
-        assert (await client.post("/api/session", json={"name": "anne", "password": NEW})).status == 200
-        assert (await client.get("/api/me")).status == 200
+        assert (await client.get("/api/me")).status == 200  # this browser's new session
+        assert (await thief.post("/api/session", json={"name": "anne", "password": PASSWORD})).status == 401
+        assert (await thief.post("/api/session", json={"name": "anne", "password": NEW})).status == 200
     finally:
         await thief.close()
+
+
+async def test_a_password_change_whose_new_session_fails_says_the_change_is_made(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    """The store gone after the account's write (the sessions' end and the new session fail): a 503 that says the
+    password changed and to log in with the new one (``password_changed``), the cookie dropped, the change audited
+    before. Until 2026-12-07: 503 ``unavailable`` (try again), nothing audited."""
+    store = _EndingFails(await open_store(store_settings.store, keys=DataKeys.from_settings(store_settings)),
+                         "put_session")  # fmt: skip
+    client = await make_client(store_settings, store=store)
+    await add_listener(client, "anne")
+    await login(client, "anne")
+    store.armed = True
+    changed = await client.post("/api/me/password", json={"current": PASSWORD, "new": NEW})
+    store.armed = False
+    audited = [e.action for e in await store.audit_log() if e.action == "password_changed"]
+    assert (changed.status, (await changed.json())["error"], audited) == (503, "password_changed", ["password_changed"])
+    assert (await client.get("/api/me")).status == 401  # the old session serves nothing, its cookie dropped
+    assert (await client.post("/api/session", json={"name": "anne", "password": NEW})).status == 200
 
 
 async def test_sessions_left_by_a_cli_stopped_between_its_writes_serve_nothing(
