@@ -268,9 +268,10 @@ class ListenerAPI:
         elsewhere (a second browser, another desk) keeps them: they answer them there (before, logging out of a phone
         gave back, mid-conversation, what the desk was answering; left with no console open, the automatic hand-back
         gives them back)."""
-        name = request[LISTENER].name
-        try:
-            if await self.store.sessions_of(name, self.clock()) <= 1:  # this one is the last
+        listener = request[LISTENER]
+        name = listener.name
+        try:  # the sessions that serve the account only (Sessions.serving; until 2026-12-07 a stale one counted too)
+            if await self.sessions.serving(listener) <= 1:  # this one is the last
                 await self.actions.hand_back_all(name, self.presence.has)
         finally:
             await self.sessions.end(request.cookies.get(SESSION_COOKIE, ""))
@@ -386,7 +387,7 @@ class ListenerAPI:
         """The listener; ``elsewhere``: logged in in another browser too (another live session), so that a logout here
         keeps the conversations they hold (:meth:`logout`), which the logout dialog says only then."""
         listener = request[LISTENER]
-        elsewhere = await self.store.sessions_of(listener.name, self.clock()) > 1
+        elsewhere = await self.sessions.serving(listener) > 1  # a stale session (another password) is no console
         return web.json_response({**_me(listener), "elsewhere": elsewhere})
 
     # ----- reading ----------------------------------------------------------------------------------------

@@ -99,6 +99,13 @@ class Sessions:
     async def end_all(self, name: str) -> int:
         return await end_all_sessions(self.store, name)
 
+    async def serving(self, listener: Listener) -> int:
+        """How many live sessions of ``listener`` serve the account as it is (:meth:`serves`): a session left by a
+        password change or a removal whose sessions' end failed is not the listener logged in. Until 2026-12-07 every
+        live session counted (``tests/console/test_sessions_account.py``)."""
+        sessions = await self.store.live_sessions(listener.name, self.clock())
+        return sum(1 for session in sessions if self.serves(session, listener))
+
     async def live(self, key: str) -> ConsoleSession | None:
         """The session of this key, live (neither ended nor expired), or None."""
         return await self.store.get_session(key, self.clock())

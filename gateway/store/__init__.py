@@ -879,6 +879,11 @@ class SessionStore(Protocol):
         """How many sessions of the listener ``name`` are live at ``now`` (neither ended nor expired)."""
         ...
 
+    async def live_sessions(self, name: str, now: datetime) -> list[ConsoleSession]:
+        """The sessions of the listener ``name`` live at ``now`` (neither ended nor expired), with the account each
+        was opened on (``ConsoleSession.account``): the console counts those that serve the account of now."""
+        ...
+
 
 class OutboxStore(Protocol):
     takes_kept_receipts: bool

@@ -410,6 +410,11 @@ def _key(*parts: str) -> str:
     return K.key(*parts)
 
 
+def _session(key: str, data: dict[str, Any]) -> ConsoleSession:
+    """A session as stored (its JSON): ``account`` absent from those stored before 2026-12-07."""
+    return ConsoleSession(key, str(data["name"]), from_us(int(data["expires_us"])), str(data.get("account", "")))
+
+
 async def _get_each(client: Redis, keys: list[str]) -> list[Any]:
     """GET of each key, pipelined (MGET would need them all in one slot)."""
     if not keys:
@@ -1617,8 +1622,7 @@ class RedisStore:
         raw = await self._redis.get(_key("session", key))
         if raw is None:
             return None
-        data = json.loads(raw)
-        session = ConsoleSession(key, str(data["name"]), from_us(int(data["expires_us"])), str(data.get("account", "")))
+        session = _session(key, json.loads(raw))
         return session if session.expires > now else None
 
     @_guarded
@@ -1655,6 +1659,14 @@ class RedisStore:
         keys = await self._sessions_listed(name, now)
         raws = await _get_each(self._redis, [_key("session", key) for key in keys])
         return sum(1 for raw in raws if raw is not None and from_us(int(json.loads(raw)["expires_us"])) > now)
+
+    @_guarded
+    async def live_sessions(self, name: str, now: datetime) -> list[ConsoleSession]:
+        """As :meth:`sessions_of`, the sessions themselves."""
+        keys = await self._sessions_listed(name, now)
+        raws = await _get_each(self._redis, [_key("session", key) for key in keys])
+        sessions = [_session(key, json.loads(raw)) for key, raw in zip(keys, raws, strict=True) if raw is not None]
+        return [session for session in sessions if session.expires > now]
 
     async def _sessions_listed(self, name: str, now: datetime | None) -> list[str]:
         """The keys of the listener's sessions: those the index lists (ending after ``now`` if given), and those the

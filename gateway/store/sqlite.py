@@ -1309,6 +1309,11 @@ class SqliteStore:
         )
         return int(rows[0]["n"])
 
+    async def live_sessions(self, name: str, now: datetime) -> list[ConsoleSession]:
+        query = "SELECT key, expires_us, account FROM console_sessions WHERE name = ? AND expires_us > ?"
+        rows = await self._select(query, (name, to_us(now)))
+        return [ConsoleSession(row["key"], name, from_us(row["expires_us"]), row["account"]) for row in rows]
+
     # The outbox
 
     async def outbox_put(self, item: OutboxItem) -> None:

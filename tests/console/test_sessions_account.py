@@ -18,14 +18,17 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
 from gateway.console.auth import hash_password
+from gateway.conversation import Status
 from gateway.crypto import DataKeys
 from gateway.errors import StoreError
 from gateway.settings import Settings
 from gateway.store import Listener, Store, open_store
-from tests.conftest import PASSWORD, AppFactory, add_listener, login
+from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login
 from tests.console.conftest import other_session
 from tests.console.test_sessions import closed_by_server, opened
 from tests.store.conftest import STORES, on_store, redis_url
+from tests.test_timers import conversation_of, start
+from tests.test_webchat import WALK_TO_QUEUE
 
 __all__ = ["redis_url"]  # the fixture, used by on_store
 
@@ -155,3 +158,33 @@ async def test_an_unchanged_account_keeps_its_sessions(elsewhere: tuple[Client, 
     assert anne is not None
     await store.update_listener(replace(anne, capacity=5))
     assert (await other.get("/api/me")).status == 200 and (await client.get("/api/me")).status == 200
+
+
+async def test_a_logout_counts_only_the_sessions_that_serve_the_account(
+    make_client: AppFactory, store_settings: Settings, clock: Clock
+) -> None:
+    """The phone's session left by a password change whose sessions' end never came (the CLI's first write alone)
+    serves nothing: the desk, logged in again with the new password, is not "logged in elsewhere", and its logout
+    gives back what it held. Until 2026-12-07 the stale session counted: ``elsewhere`` true, the conversation kept
+    by a listener with no console that serves them (until the automatic hand-back)."""
+    client = await make_client(store_settings)
+    await add_listener(client, "anne")
+    conversation = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+    desk, phone = await other_session(client, "anne"), await other_session(client, "anne")
+    try:
+        assert (await desk.post(f"/api/conversations/{conversation.id}/take", json={})).status == 200
+        store = client.app[STORE]
+        anne = await store.get_listener("anne")
+        assert anne is not None
+        await store.update_listener(replace(anne, password_hash=hash_password(NEW)))  # passwd's first write only
+        assert (await desk.post("/api/session", json={"name": "anne", "password": NEW})).status == 200
+        assert (await phone.get("/api/me")).status == 401  # the phone's session serves nothing
+        me = await (await desk.get("/api/me")).json()
+        assert (await desk.delete("/api/session", json={})).status == 204
+        record = await store.get_conversation(conversation.id)
+        assert record is not None
+        # before: (True, 'with_listener', 'anne'): the stale session counted as the listener logged in elsewhere
+        assert (me["elsewhere"], record.status.value, record.listener) == (False, Status.QUEUED.value, None)
+    finally:
+        await desk.close()
+        await phone.close()

@@ -55,6 +55,7 @@ async def test_logins_over_days_leave_only_the_live_sessions_listed(store: Store
     await login(store, "last", "anne", now)
     live = [f"k{hour}" for hour in range(37, 49)] + ["last"]  # begun less than 12 h before now
     assert await store.sessions_of("anne", now) == len(live)
+    assert sorted(session.key for session in await store.live_sessions("anne", now)) == sorted(live)
     assert listed(store_url, "anne") == len(live)
     assert await store.end_sessions("anne") == len(live)
     assert [key for key in live if await store.get_session(key, now) is not None] == []
