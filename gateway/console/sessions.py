@@ -12,7 +12,8 @@ again) is not logged in, and the sweep closes its sockets (:meth:`Sessions.serve
 removal write the account first and end the sessions second: until 2026-12-07 a store failure or a CLI stopped
 between the two left every old session alive for its hours (a stolen cookie included), and after a removal they
 came back with the name. A session stored before 2026-12-07 has no fingerprint and is taken as it was, for its
-last hours.
+last hours, unless its account was created after it opened (removed and added again); a password change whose
+sessions' end failed leaves such a session serving until it expires (nothing dates the password).
 
 Ending publishes :class:`~gateway.events.SessionsEnded` through the store's events (every instance with Redis): each
 instance closes at once the console sockets of those sessions (``console/events.py``). The CLI on SQLite runs in
@@ -80,9 +81,20 @@ class Sessions:
 
     @staticmethod
     def serves(session: ConsoleSession, listener: Listener | None) -> bool:
-        """Whether ``session`` is good for the account of now, ``listener`` (None: removed): the same fingerprint,
-        or none (stored before 2026-12-07)."""
-        return listener is not None and session.account in ("", account_of(listener))
+        """Whether ``session`` is good for the account of now, ``listener`` (None: removed): the same fingerprint.
+        A session stored before 2026-12-07 has none: it serves (its last hours, no logout at the upgrade) unless the
+        account was created after the session opened (its expiry less :data:`SESSION_HOURS`): the name removed and
+        added again. Until 2026-12-07 such a session served the new account. A password change whose sessions' end
+        failed cannot be told from such a session (nothing in it or in the account dates the password):
+        docs/security.md says so."""
+        if listener is None:
+            return False
+        if session.account:
+            return session.account == account_of(listener)
+        created, opened = listener.created_at, session.expires - timedelta(hours=SESSION_HOURS)
+        if created is not None and created.tzinfo is None:  # never a TypeError (a 500) for a time stored naive
+            created = created.replace(tzinfo=UTC)
+        return created is None or created <= opened
 
     async def read(self, token: str) -> ConsoleSession | None:
         """The live session of this cookie, or None (none, ended, expired, or not a token of ours)."""

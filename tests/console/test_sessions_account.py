@@ -16,14 +16,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import STORE
+from gateway.app import API, STORE
 from gateway.console.auth import hash_password
 from gateway.conversation import Status
 from gateway.crypto import DataKeys
 from gateway.errors import StoreError
 from gateway.settings import Settings
 from gateway.store import Listener, Store, open_store
-from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login
+from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login, password_hash
 from tests.console.conftest import other_session
 from tests.console.test_sessions import closed_by_server, opened
 from tests.store.conftest import STORES, on_store, redis_url
@@ -188,3 +188,35 @@ async def test_a_logout_counts_only_the_sessions_that_serve_the_account(
     finally:
         await desk.close()
         await phone.close()
+
+
+async def _stored_before_the_fingerprint(client: Client, cookies: aiohttp.CookieJar) -> None:
+    """The session of ``cookies`` as a version before 2026-12-07 stored it: no fingerprint (``account`` empty)."""
+    token = cookies.filter_cookies(client.make_url("/"))["hg_session"].value
+    store, key = client.app[STORE], client.app[API].sessions.key_of(token)
+    session = await store.get_session(key, datetime.now(UTC))
+    assert session is not None and session.account != ""
+    await store.put_session(replace(session, account=""), datetime.now(UTC))
+
+
+async def test_a_session_from_before_the_fingerprint_serves_until_its_account_is_removed_or_added_again(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    """A rolling deploy: a session stored before 2026-12-07 (no fingerprint) serves its account as it is, for its
+    last hours; not once the account is removed, nor once the name is added again (an account created after the
+    session opened: ``Sessions.serves`` compares the account's creation with the session's opening). Until
+    2026-12-07 the account added again took the old session (200)."""
+    client = await make_client(store_settings)
+    store = client.app[STORE]
+    await store.add_listener(Listener("anne", password_hash(), capacity=3, created_at=datetime.now(UTC)))
+    await login(client, "anne")
+    await _stored_before_the_fingerprint(client, client.session.cookie_jar)
+    assert (await client.get("/api/me")).status == 200  # kept for its last hours: no logout at the upgrade
+    anne = await store.get_listener("anne")
+    assert anne is not None
+    await store.update_listener(replace(anne, capacity=5))
+    assert (await client.get("/api/me")).status == 200  # the account written, its password not changed
+    await store.remove_listener("anne")  # remove's first write, no more
+    assert (await client.get("/api/me")).status == 401
+    await store.add_listener(Listener("anne", password_hash(), capacity=3, created_at=datetime.now(UTC)))
+    assert (await client.get("/api/me")).status == 401  # before: 200, the removed account's session
