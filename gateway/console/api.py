@@ -307,13 +307,15 @@ class ListenerAPI:
         Every session of the listener ends, sockets included (a stolen cookie dies with the old password); this
         browser gets a new session.
 
-        Once the account is written the change is made, and every answer says so: the ``password_changed`` audit
-        line is written next, before the sessions' end, and that end failing (the store gone a moment) fails
-        nothing (counted as an outage): the old sessions serve nothing anyway (:meth:`Sessions.serves`, their
-        fingerprint) and the sweep closes their sockets. A new session that cannot be opened answers 503
-        ``password_changed`` (log in with the new password), the cookie dropped. Until 2026-12-07 the sessions'
-        end failing answered 503 ``unavailable`` (try again: a change that went through) and the audit line, written
-        after it, was never written (``tests/console/test_sessions_account.py``)."""
+        The account and its ``password_changed`` audit line are one write (``Store.update_listener``'s ``audit``):
+        a store failure there changes nothing and answers 503 ``unavailable`` (try again). Once written the change
+        is made, and every answer says so: the sessions' end failing (the store gone a moment) fails nothing
+        (counted as an outage): the old sessions serve nothing anyway (:meth:`Sessions.serves`, their fingerprint)
+        and the sweep closes their sockets. A new session that cannot be opened answers 503 ``password_changed``
+        (log in with the new password), the cookie dropped. Until 2026-12-07 the sessions' end failing answered 503
+        ``unavailable`` (try again: a change that went through) and the audit line, written after it, was never
+        written; then, written apart right after the account, a failure between the two left the change with no
+        line (``tests/console/test_sessions_account.py``)."""
         body = await json_body(request)
         current, new = body.get("current"), body.get("new")
         if not isinstance(current, str) or not isinstance(new, str):
@@ -340,10 +342,12 @@ class ListenerAPI:
         except Busy:
             return _error(429, "busy", "too many logins at once: try again", headers={"Retry-After": "1"})
         listener = await self.store.get_listener(name)
-        if listener is None or not await self.store.update_listener(replace(listener, password_hash=password_hash)):
+        audit = AuditEntry(self.clock(), name, "password_changed", name)  # written with the account, or neither
+        if listener is None or not await self.store.update_listener(
+            replace(listener, password_hash=password_hash), audit=audit
+        ):
             return _error(401, "login_required", "log in first")
-        # the change is made: what fails from here on is said with it, never as a change to try again
-        await self._after_change(self.store.audit(AuditEntry(self.clock(), name, "password_changed", name)))
+        # the change is made, audited: what fails from here on is said with it, never as a change to try again
         await self._after_change(self.sessions.end_all(name))  # failed: the old sessions serve nothing anyway
         try:
             token = await self._open_session(replace(listener, password_hash=password_hash))

@@ -851,8 +851,12 @@ class ListenerStore(Protocol):
         """All accounts, by name."""
         ...
 
-    async def update_listener(self, listener: Listener) -> bool:
-        """Replace an account (same name); False if there is none."""
+    async def update_listener(self, listener: Listener, *, audit: AuditEntry | None = None) -> bool:
+        """Replace an account (same name); False if there is none. ``audit``: the change's audit line, written with
+        the account and only if it was there: in its transaction (SQLite), in its script (one Redis node); a
+        Cluster, whose listeners and audit log are two slots, writes it right after, a step of its own. Until
+        2026-12-07 a password change wrote its line apart, after: a store failure between the two left the change
+        with no line (``tests/console/test_sessions_account.py``)."""
         ...
 
     async def remove_listener(self, name: str) -> bool: ...

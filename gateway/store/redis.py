@@ -1596,9 +1596,19 @@ class RedisStore:
         return [loads("listener", accounts[name], decode_listener) for name in sorted(accounts)]
 
     @_guarded
-    async def update_listener(self, listener: Listener) -> bool:
-        args = [listener.name, dumps(encode_listener(listener))]
-        return bool(await self._script("update_listener", [_key("listeners")], args) == 1)
+    async def update_listener(self, listener: Listener, *, audit: AuditEntry | None = None) -> bool:
+        """The account and its ``audit`` line in one script on one node; a Cluster's line is a step after it (the
+        listeners and the audit log are two slots: a cut between them leaves the change without its line)."""
+        args: list[Any] = [listener.name, dumps(encode_listener(listener))]
+        if audit is None:
+            return bool(await self._script("update_listener", [_key("listeners")], args) == 1)
+        if self.on_one_node:
+            keys, args = [_key("listeners"), _key("audit")], [*args, dumps(encode_audit(audit)), AUDIT_KEPT]
+            return bool(await self._script("update_listener", keys, args) == 1)
+        if await self._script("update_listener", [_key("listeners")], args) != 1:
+            return False
+        await self.audit(audit)
+        return True
 
     @_guarded
     async def remove_listener(self, name: str) -> bool:

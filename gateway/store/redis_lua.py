@@ -728,9 +728,15 @@ local e = cjson.decode(raw)
 return redis.call('ZRANK', ARGV[1] .. 'waiting:' .. e['queue'], e['member'])
 """
 
+# KEYS: the listeners[, the audit log]. ARGV: the name, the account[, its audit line, AUDIT_KEPT]. The account replaced
+# if there is one, its audit line with it (one node only: two slots; ``RedisStore.update_listener``).
 _UPDATE_LISTENER = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if KEYS[2] then
+  redis.call('LPUSH', KEYS[2], ARGV[3])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+end
 return 1
 """
 

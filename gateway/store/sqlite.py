@@ -1266,13 +1266,20 @@ class SqliteStore:
     async def list_listeners(self) -> list[Listener]:
         return [_listener(row) for row in await self._select("SELECT * FROM listeners ORDER BY name", ())]
 
-    async def update_listener(self, listener: Listener) -> bool:
+    async def update_listener(self, listener: Listener, *, audit: AuditEntry | None = None) -> bool:
+        """The account and its ``audit`` line in one transaction."""
         name, *rest = _listener_row(listener)
-        changed = await self._change(
-            "UPDATE listeners SET password_hash = ?, supervisor = ?, capacity = ?, created_us = ? WHERE name = ?",
-            (*rest, name),
-        )
-        return changed == 1
+        raw = None if audit is None else dumps(encode_audit(audit))
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                changed = conn.execute("UPDATE listeners SET password_hash = ?, supervisor = ?, capacity = ?,"
+                                       " created_us = ? WHERE name = ?", (*rest, name)).rowcount == 1  # fmt: skip
+                if changed and raw is not None:
+                    conn.execute("INSERT INTO audit (data) VALUES (?)", (raw,))
+                return changed
+
+        return await self._run(work)
 
     async def remove_listener(self, name: str) -> bool:
         return await self._change("DELETE FROM listeners WHERE name = ?", (name,)) == 1

@@ -7,10 +7,13 @@ hours, a stolen cookie included, and after a removal they came back with the nam
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -26,6 +29,7 @@ from gateway.store import Listener, Store, open_store
 from tests.conftest import PASSWORD, AppFactory, Clock, add_listener, login, password_hash
 from tests.console.conftest import other_session
 from tests.console.test_sessions import closed_by_server, opened
+from tests.cutting_proxy import cutting_proxy
 from tests.store.conftest import STORES, on_store, redis_url
 from tests.test_timers import conversation_of, start
 from tests.test_webchat import WALK_TO_QUEUE
@@ -115,6 +119,50 @@ async def test_a_password_change_whose_new_session_fails_says_the_change_is_made
     assert (changed.status, (await changed.json())["error"], audited) == (503, "password_changed", ["password_changed"])
     assert (await client.get("/api/me")).status == 401  # the old session serves nothing, its cookie dropped
     assert (await client.post("/api/session", json={"name": "anne", "password": NEW})).status == 200
+
+
+@contextlib.contextmanager
+def audit_refused(url: str) -> Iterator[None]:
+    """The SQLite file refuses every audit line (a trigger aborts the insert), as a write failing there."""
+    with contextlib.closing(sqlite3.connect(urlsplit(url).path)) as db:
+        db.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        db.commit()
+        try:
+            yield
+        finally:
+            db.execute("DROP TRIGGER refuse_audit")
+            db.commit()
+
+
+async def test_a_password_change_is_never_written_without_its_audit_line(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    """The store failing as the ``password_changed`` line is written (SQLite: the insert refused; Redis: the
+    connection reset before the command that holds it): the account and its line are written together or not at
+    all, the change then answered 503 (nothing changed: try again). Until 2026-12-07 the line was written after the
+    account, apart: the password changed, 200, and no line."""
+    redis = not store_settings.store.startswith("sqlite")
+    async with contextlib.AsyncExitStack() as stack:
+        if redis:
+            proxy = await stack.enter_async_context(cutting_proxy(store_settings.store))
+            store = await open_store(proxy.url, keys=DataKeys.from_settings(store_settings))
+            client = await make_client(store_settings, store=store)
+        else:
+            client = await make_client(store_settings)
+        store = client.app[STORE]
+        await add_listener(client, "anne")
+        await login(client, "anne")
+        before = await store.get_listener("anne")
+        if redis:
+            proxy.cut_before(b"password_changed")
+        else:
+            stack.enter_context(audit_refused(store_settings.store))
+        changed = await client.post("/api/me/password", json={"current": PASSWORD, "new": NEW})
+        after = await store.get_listener("anne")
+        assert before is not None and after is not None
+        audited = [e.action for e in await store.audit_log() if e.action == "password_changed"]
+        # before: (200, True, []): the password changed, no line
+        assert (changed.status, after.password_hash != before.password_hash, audited) == (503, False, [])
 
 
 async def test_sessions_left_by_a_cli_stopped_between_its_writes_serve_nothing(

@@ -602,6 +602,17 @@ async def test_listener_accounts(store: Store) -> None:
     assert await store.get_listener("bruno") is None and await store.get_listener("carla") is None
 
 
+async def test_an_account_written_with_its_audit_line(store: Store) -> None:
+    """``update_listener(audit=...)``: the line written with the account, and only if there was one."""
+    anne = Listener("anne", "$argon2id$v=19$x", capacity=3, created_at=T0)
+    await store.add_listener(anne)
+    line = AuditEntry(T0, "cli", "password_changed", "anne")
+    assert await store.update_listener(replace(anne, password_hash="$argon2id$v=19$z"), audit=line)
+    assert not await store.update_listener(Listener("carla", "h"), audit=replace(line, subject="carla"))
+    assert await store.get_listener("anne") == replace(anne, password_hash="$argon2id$v=19$z")
+    assert await store.audit_log() == [line]
+
+
 async def test_console_sessions_end_one_by_one_everywhere_and_by_expiry(store: Store) -> None:
     until = minutes(60)
     for key, name in [("k1", "anne"), ("k2", "anne"), ("k3", "bruno")]:
