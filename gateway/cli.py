@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli_privacy import add_privacy
+from gateway.cli_privacy import ACTOR, add_privacy
 from gateway.errors import FlowError, FlowValidationError, GatewayError
 
 if TYPE_CHECKING:
@@ -316,7 +316,6 @@ def _listeners_list(args: argparse.Namespace) -> int:
 def _listeners_remove(args: argparse.Namespace) -> int:
     from gateway.cli_privacy import load_flows
     from gateway.console.actions import Actions
-    from gateway.console.sessions import end_all_sessions
     from gateway.dispatcher import Dispatcher
     from gateway.settings import Settings
 
@@ -334,32 +333,53 @@ def _listeners_remove(args: argparse.Namespace) -> int:
         if not await store.remove_listener(args.name):
             print(f"gateway: no listener named {args.name}", file=sys.stderr)
             return 1
-        ended = await end_all_sessions(store, args.name)  # logged out, live sockets closed
-        print(f"listener {args.name} removed ({ended} session(s) ended, {returned} conversation(s) back in the queue)")
+        ended = await _sessions_ended(store, args.name)  # logged out, live sockets closed
+        print(f"listener {args.name} removed ({ended}, {returned} conversation(s) back in the queue)")
         return 0
 
     return asyncio.run(_with_store(remove))
 
 
 def _listeners_passwd(args: argparse.Namespace) -> int:
+    """The account and its ``password_changed`` line (actor ``cli``) in one write, as the console's change; then the
+    sessions' end (:func:`_sessions_ended`). Until 2026-12-07 no line was written."""
     from dataclasses import replace
 
     from gateway.console.auth import hash_password
-    from gateway.console.sessions import end_all_sessions
+    from gateway.store import AuditEntry
 
     password_hash = hash_password(_read_password(args))
 
     async def change(store: Store) -> int:
         listener = await store.get_listener(args.name)
-        if listener is None:
+        audit = AuditEntry(datetime.now(UTC), ACTOR, "password_changed", args.name)
+        if listener is None or not await store.update_listener(
+            replace(listener, password_hash=password_hash), audit=audit
+        ):
             print(f"gateway: no listener named {args.name}", file=sys.stderr)
             return 1
-        await store.update_listener(replace(listener, password_hash=password_hash))
-        ended = await end_all_sessions(store, args.name)  # a stolen cookie dies with the old password
-        print(f"password of {args.name} changed ({ended} session(s) ended)")
+        ended = await _sessions_ended(store, args.name)  # a stolen cookie dies with the old password
+        print(f"password of {args.name} changed ({ended})")
         return 0
 
     return asyncio.run(_with_store(change))
+
+
+async def _sessions_ended(store: Store, name: str) -> str:
+    """After ``passwd``'s or ``remove``'s write (the change made): the sessions of ``name`` ended, said as "N
+    session(s) ended". A store failure here is said on stderr, never as the command's failure: the old sessions serve
+    nothing anyway (a session serves only the account it was opened on, ``Sessions.serves``), and ``sign-out`` ends
+    them. Until 2026-12-07 the command exited 1 with the store's error alone, the change made and not said."""
+    from gateway.console.sessions import end_all_sessions
+    from gateway.errors import StoreError
+
+    try:
+        return f"{await end_all_sessions(store, name)} session(s) ended"
+    except StoreError as error:
+        print(f"gateway: the sessions of {name} could not be ended ({error}): they serve nothing now (a session "
+              f"serves only the account it was opened on); `gateway listeners sign-out {name}` ends them",
+              file=sys.stderr)  # fmt: skip
+        return "its sessions not ended: they serve nothing now"
 
 
 def _listeners_sign_out(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import re
 import shutil
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -140,6 +141,40 @@ def test_listener_accounts(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     assert "alice" not in out
     code, _, err = run(capsys, "listeners", "remove", "nobody")
     assert code == 1 and "nobody" in err
+
+
+def test_passwd_and_remove_say_they_are_done_when_the_sessions_cannot_be_ended(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The store refusing the sessions' end (a trigger aborts the delete) after ``passwd``'s or ``remove``'s write:
+    the command says the password was changed (audited ``password_changed`` by ``cli``, as the console's change is)
+    or the account removed, and that the old sessions serve nothing. Until 2026-12-07 both exited 1 with the store's
+    error alone (the change made, not said), and ``passwd`` wrote no audit line."""
+    monkeypatch.setenv("GATEWAY_STORE", f"sqlite:///{tmp_path}/cli.sqlite3")
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert run(capsys, "listeners", "add", "alice", "--password-stdin")[0] == 0
+    until = datetime.now(UTC) + timedelta(hours=8)
+
+    async def audited_and_sessions() -> tuple[list[tuple[str, str, str]], int]:
+        store = await open_store(Settings.from_env().store)
+        try:
+            await store.put_session(ConsoleSession("k1", "alice", until), datetime.now(UTC))
+            lines = [(e.actor, e.action, e.subject) for e in await store.audit_log()]
+            return lines, len(await store.live_sessions("alice", datetime.now(UTC)))
+        finally:
+            await store.close()
+
+    assert asyncio.run(audited_and_sessions()) == ([], 1)
+    with sqlite3.connect(tmp_path / "cli.sqlite3") as db:
+        db.execute("CREATE TRIGGER refuse_end BEFORE DELETE ON console_sessions BEGIN SELECT RAISE(ABORT, 'no'); END")
+    monkeypatch.setattr("sys.stdin", io.StringIO("a changed long password\n"))
+    code, out, err = run(capsys, "listeners", "passwd", "alice", "--password-stdin")
+    # before: (1, '', 'gateway: sqlite: no'), no audit line
+    assert (code, out.startswith("password of alice changed"), "serve nothing" in err) == (0, True, True), (out, err)
+    assert asyncio.run(audited_and_sessions()) == ([("cli", "password_changed", "alice")], 1)
+    code, out, err = run(capsys, "listeners", "remove", "alice")
+    assert (code, out.startswith("listener alice removed"), "serve nothing" in err) == (0, True, True), (out, err)
 
 
 def test_listeners_signed_out_after_a_restore(
