@@ -78,8 +78,8 @@ class ListenerAPIRoles(
     ConversationStore, TranscriptStore, QueueStore, ListenerStore, AuditStore, EventStore, PresentStore, SessionStore,
     Protocol,
 ):  # fmt: skip
-    """What the listener API reads of the store itself (the actions, sessions and logins have roles of their own; a
-    logout, how many sessions the listener still has)."""
+    """What the listener API reads of the store itself (the actions, sessions and logins have roles of their own: a
+    logout counts the listener's sessions that still serve the account through :meth:`Sessions.serving`)."""
 
 
 class ListenerAPI:

@@ -879,13 +879,11 @@ class SessionStore(Protocol):
         """End every session of the listener ``name`` (log out everywhere); how many there were."""
         ...
 
-    async def sessions_of(self, name: str, now: datetime) -> int:
-        """How many sessions of the listener ``name`` are live at ``now`` (neither ended nor expired)."""
-        ...
-
     async def live_sessions(self, name: str, now: datetime) -> list[ConsoleSession]:
         """The sessions of the listener ``name`` live at ``now`` (neither ended nor expired), with the account each
-        was opened on (``ConsoleSession.account``): the console counts those that serve the account of now."""
+        was opened on (``ConsoleSession.account``): the console counts those that serve the account of now. Until
+        2026-12-07 ``sessions_of`` counted them all, stale ones included; once the console read this instead, it was
+        removed (nothing else read it)."""
         ...
 
 

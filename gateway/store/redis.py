@@ -1663,16 +1663,9 @@ class RedisStore:
         return sum(int(n) for n in ended[: len(keys)])
 
     @_guarded
-    async def sessions_of(self, name: str, now: datetime) -> int:
+    async def live_sessions(self, name: str, now: datetime) -> list[ConsoleSession]:
         """The listener's index without the sessions ended by ``now`` (it may list ended ones), then those of its
         sessions still there."""
-        keys = await self._sessions_listed(name, now)
-        raws = await _get_each(self._redis, [_key("session", key) for key in keys])
-        return sum(1 for raw in raws if raw is not None and from_us(int(json.loads(raw)["expires_us"])) > now)
-
-    @_guarded
-    async def live_sessions(self, name: str, now: datetime) -> list[ConsoleSession]:
-        """As :meth:`sessions_of`, the sessions themselves."""
         keys = await self._sessions_listed(name, now)
         raws = await _get_each(self._redis, [_key("session", key) for key in keys])
         sessions = [_session(key, json.loads(raw)) for key, raw in zip(keys, raws, strict=True) if raw is not None]

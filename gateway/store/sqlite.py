@@ -1310,12 +1310,6 @@ class SqliteStore:
     async def end_sessions(self, name: str) -> int:
         return await self._change("DELETE FROM console_sessions WHERE name = ?", (name,))
 
-    async def sessions_of(self, name: str, now: datetime) -> int:
-        rows = await self._select(
-            "SELECT COUNT(*) AS n FROM console_sessions WHERE name = ? AND expires_us > ?", (name, to_us(now))
-        )
-        return int(rows[0]["n"])
-
     async def live_sessions(self, name: str, now: datetime) -> list[ConsoleSession]:
         query = "SELECT key, expires_us, account FROM console_sessions WHERE name = ? AND expires_us > ?"
         rows = await self._select(query, (name, to_us(now)))
