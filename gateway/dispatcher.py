@@ -178,6 +178,9 @@ class Dispatcher:
         late: LateReadings | None = None,
         purge_interval_seconds: float = 24 * 3600,
     ) -> None:
+        """``metrics``: the app passes its own (``gateway/app.py``), scraped on /metrics; without (tests, the CLI's
+        dispatchers), a Metrics of its own that nobody scrapes, by design, said nowhere
+        (``tests/test_metrics.py::test_the_apps_dispatcher_and_outbox_count_on_the_apps_metrics``)."""
         self.claim_seconds = claim_seconds
         self._backstop = backstop_seconds(purge_interval_seconds)  # an ended transcript's TTL beyond its retention
         self.metrics = metrics or Metrics()

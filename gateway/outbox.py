@@ -177,7 +177,10 @@ class Outbox:
     ) -> None:
         """``on_recipient_gone(conversation_id)``: a send was refused because the young person blocked the line or
         unsubscribed (:class:`RecipientGone`); the app marks the conversation as left (``gateway/leaving.py``).
-        ``record_pause``: the first and the longest pause between tries of a send's record (:meth:`_mark_sent`)."""
+        ``record_pause``: the first and the longest pause between tries of a send's record (:meth:`_mark_sent`).
+        ``metrics``: the app passes its own (``gateway/app.py``), scraped on /metrics; without (tests), a Metrics of
+        its own that nobody scrapes, by design, said nowhere
+        (``tests/test_metrics.py::test_the_apps_dispatcher_and_outbox_count_on_the_apps_metrics``)."""
         self.record_pause = record_pause
         self.sweep_seconds = sweep_seconds
         self.on_recipient_gone = on_recipient_gone

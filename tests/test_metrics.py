@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aiohttp.test_utils import TestClient
 
+from gateway.app import STORE
+from gateway.messages import ChannelName, Outbound
 from gateway.settings import Settings
-from tests.conftest import AppFactory
+from gateway.store import OutboxItem
+from gateway.store.codec import encode_outbound
+from gateway.testing import BOT_TOKEN, FakeTelegramAPI
+from tests.conftest import AppFactory, Clock
 from tests.test_webchat import WALK_TO_QUEUE, hello, say
 
 Client = TestClient  # type: ignore[type-arg]
@@ -50,6 +56,28 @@ async def test_metrics_follow_a_conversation_to_the_queue(client: Client) -> Non
     assert value(text, "gateway_queue_waiting", queue="listeners", priority="normal") == 1
     for secret in (token, WALK_TO_QUEUE[-1], "moque"):
         assert secret not in text
+
+
+async def test_the_apps_dispatcher_and_outbox_count_on_the_apps_metrics(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    """The Dispatcher and the Outbox fall back on a Metrics of their own when given none (tests, the CLI's), which
+    nobody scrapes: the app gives them its own, so what they count (a message processed, a send) is on /metrics."""
+    async with FakeTelegramAPI() as telegram:
+        client = await make_client(settings.replace(telegram_bot_token=BOT_TOKEN, telegram_api_url=telegram.url,
+                                                    telegram_webhook_secret="webhook_secret-123"))  # fmt: skip
+        async with client.ws_connect("/chat/ws") as ws:
+            await hello(ws)
+            await say(ws, "m0", WALK_TO_QUEUE[0])  # the Dispatcher's
+        store = client.app[STORE]
+        reply = Outbound("r-1", "c-1", ChannelName.TELEGRAM, "1001", "texte")
+        await store.outbox_put(OutboxItem("r-1", "c-1", encode_outbound(reply), clock()))  # the Outbox's
+        await telegram.wait_accepted(1, timeout=30)
+        async with asyncio.timeout(30):
+            while not value(text := await scrape(client), "gateway_outbox_deliveries_total", channel="telegram"):
+                await asyncio.sleep(0.05)
+    assert value(text, "gateway_inbound_messages_total", channel="webchat") == 1
+    assert value(text, "gateway_outbox_deliveries_total", channel="telegram", result="sent") == 1
 
 
 async def test_refused_webhooks_are_counted_by_status(make_client: AppFactory, settings: Settings) -> None:
