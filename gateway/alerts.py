@@ -38,7 +38,9 @@ The check reads no record of a young person held by a listener at a console: who
 comes from its queue entry (``Store.holders``: on Redis two commands however many are held; before, every held
 record was read and decrypted every 10 s on each instance); only those whose listener has been away for the alert's
 threshold are read, to count them exactly; the queued ones are compared by id (``Actions.back_in_line`` reads the
-few to repair), and whatever is acted on is checked against its record under the conversation's lock.
+few to repair), and whatever is acted on is checked against its record under the conversation's lock. One whose
+lock is held elsewhere past the wait, or that changed meanwhile, is skipped until the next check, the rest of the
+round made (:meth:`Watch._one`; until 2026-12-07 it ended the round).
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -51,7 +53,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.conversation import Status
-from gateway.errors import StoreError
+from gateway.errors import Conflict, LockTimeout, StoreError
 from gateway.metrics import Metrics
 from gateway.store import ConversationStore, InboxStore, OutboxStore, PresentStore, QueueStore
 
@@ -257,7 +259,11 @@ class Watch:
         kept = {}
         for conversation_id, listener in held.items():
             mover = moving.get(conversation_id)
-            if conversation_id in waiting and self.complete is not None and await self.complete(conversation_id, mover):
+            if (
+                conversation_id in waiting
+                and self.complete is not None
+                and await self._one("complete", conversation_id, self.complete, mover)
+            ):
                 log.warning("held: conversation %s was half handed back or transferred (its queue entry waiting, its "
                             "record held): completed", conversation_id)  # fmt: skip
             else:
@@ -270,7 +276,7 @@ class Watch:
         cut short, not the conversations held."""
         closed = set()
         for conversation_id, closer in sorted(begun.items()):
-            if self.complete_close and await self.complete_close(conversation_id, closer):
+            if self.complete_close and await self._one("close", conversation_id, self.complete_close, closer):
                 closed.add(conversation_id)
                 log.warning("held: conversation %s was told goodbye while its record said held (a close cut short): "
                             "closed", conversation_id)  # fmt: skip
@@ -282,7 +288,7 @@ class Watch:
         would otherwise find one cut after its queue step first, and does the same), else no longer listed. Only these
         ids: an ending under way or cut short."""
         for conversation_id, how in sorted(begun.items()):
-            if self.complete_leaving and await self.complete_leaving(conversation_id, how):
+            if self.complete_leaving and await self._one("leaving", conversation_id, self.complete_leaving, how):
                 log.warning("queue: conversation %s was half ended (%s cut short, its record still active): "
                             "completed, not put back in line", conversation_id, how)  # fmt: skip
 
@@ -292,7 +298,7 @@ class Watch:
         compares the two indexes' ids and reads no record of a young person who waits in line (a record is read by
         ``back_in_line``, under the lock, for these few), so its cost does not grow with the queue's length."""
         for conversation_id in unlisted:
-            if self.back_in_line and await self.back_in_line(conversation_id):
+            if self.back_in_line and await self._one("back_in_line", conversation_id, self.back_in_line):
                 log.warning("queue: conversation %s was listed in no queue and held by no one (an operation cut short):"
                             " settled (back in line, or the take, close or leaving completed: its audit line says"
                             " which)", conversation_id)  # fmt: skip
@@ -303,7 +309,7 @@ class Watch:
         one's completed by ``complete``, or one not cut) no longer listed. Only these ids: a transfer under way or cut
         short, not the queue's length."""
         for conversation_id, mover in sorted(begun.items()):
-            if self.complete_move and await self.complete_move(conversation_id, mover):
+            if self.complete_move and await self._one("move", conversation_id, self.complete_move, mover):
                 log.warning("queue: conversation %s was half transferred (its entry in the new queue, its record "
                             "naming the old one): completed", conversation_id)  # fmt: skip
 
@@ -314,27 +320,56 @@ class Watch:
         ids: a take under way or cut short."""
         for conversation_id, taker in sorted(begun.items()):
             if self.complete_take is not None:
-                await self.complete_take(conversation_id, taker)
+                await self._one("take", conversation_id, self.complete_take, taker)
 
     async def _erased(self, begun: Mapping[str, str]) -> None:
         """Each erasure listed as begun and not done (a young person's, with their confirming message's key; since
         2026-12-07 a supervisor's or the CLI's too, ``erasure.asked_by``): finished (everything of theirs erased, a
         young person told ``erasure.done`` once, the asker's actor in the audit line) when it was cut short (its
         instance died midway, gave up after its retries, or its request failed), else (done meanwhile) nothing.
-        Last: an erasure under way elsewhere holds its lock, which this waits for a moment (its failure, a store
-        error, ends the round)."""
+        Last: an erasure under way elsewhere holds its lock, which this waits for a moment; not had then, that one is
+        skipped until the next round, the others finished (:meth:`_one`; until 2026-12-07 it ended the round, the
+        erasures listed after it left undone while it lasted)."""
         for conversation_id, key in sorted(begun.items()):
-            if self.complete_erasure is not None and await self.complete_erasure(conversation_id, key):
+            if self.complete_erasure is not None and await self._one(
+                "erasure", conversation_id, self.complete_erasure, key
+            ):
                 log.warning("erasure: the erasure listed for conversation %s was cut short: finished",
                             conversation_id)  # fmt: skip
 
     async def _hand_back(self, due: list[tuple[str, str, float]]) -> None:
-        """Back to the queue, each conversation whose listener stayed away too long (one failing: the next round)."""
+        """Back to the queue, each conversation whose listener stayed away too long (one whose lock is held
+        elsewhere: the next round, :meth:`_one`)."""
         for conversation_id, listener, seconds in due:
-            if self.hand_back is not None and listener and await self.hand_back(conversation_id, listener):
+            if (
+                self.hand_back is not None
+                and listener
+                and await self._one("hand_back", conversation_id, self.hand_back, listener)
+            ):
                 self.metrics.held_handed_back.inc()
                 log.warning("held: conversation %s handed back to the queue, its listener having had no console open"
                             " for %.0f s (GATEWAY_HELD_HANDBACK_SECONDS)", conversation_id, seconds)  # fmt: skip
+
+    async def _one(
+        self, step: str, conversation_id: str, call: Callable[..., Awaitable[bool]], *args: str | None
+    ) -> bool:
+        """``call(conversation_id, *args)``, one conversation's repair of ``step``: whether it acted. Its lock held
+        elsewhere past the wait (``LockTimeout``: an erasure, a message or an operation under way on another
+        instance) or a conflicting change (``Conflict``) skips this conversation until the next check, the rest of
+        the round made: one WARNING line (the step, the id, the error's class; never its text) and
+        ``gateway_alert_steps_skipped_total{step, error}``. Until 2026-12-07 either ended the whole round, logged as
+        lock contention: every repair after it (the other erasures listed, the hand-backs due, the cut steps of
+        other conversations) skipped, every 10 s for as long as that lock was held. Any other store error still ends
+        the round (an outage: the next conversation would fail alike)."""
+        try:
+            return await call(conversation_id, *args)
+        except (LockTimeout, Conflict) as exc:
+            kind = type(exc).__name__
+            self.metrics.alert_steps_skipped.labels(step, kind).inc()
+            why = "its lock held elsewhere" if isinstance(exc, LockTimeout) else "changed meanwhile"
+            log.warning("alerts: %s of conversation %s skipped until the next check (%s: %s)", step, conversation_id,
+                        kind, why)  # fmt: skip
+            return False
 
     def _set_aside(self, count: int) -> None:
         self.metrics.inbox_set_aside.set(count)

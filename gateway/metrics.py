@@ -162,6 +162,11 @@ class Metrics:
             "gateway_held_handed_back", "Conversations handed back to the queue by themselves, their listener having"
             " had no console open for GATEWAY_HELD_HANDBACK_SECONDS (the young person told once)", registry=r,
         )  # fmt: skip
+        self.alert_steps_skipped = Counter(
+            "gateway_alert_steps_skipped", "A conversation's repair skipped by the alert check until its next round,"
+            " by step and the error's class (LockTimeout: its lock held elsewhere; Conflict: changed meanwhile); the"
+            " rest of the round made", ["step", "error"], registry=r,
+        )  # fmt: skip
         self.inbox_set_aside = Gauge(
             "gateway_inbox_set_aside", "Inbound messages set aside after failing repeatedly (kept in the store)",
             registry=r,
