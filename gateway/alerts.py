@@ -159,6 +159,17 @@ class Watch:
         self.metrics.store_up.set(1)
         self.metrics.outages.answered("alerts", wrote=True)  # its probe (``ping``) is a write
         self._set_aside(set_aside)
+        # Said as the store is read, before the repairs: each of those may wait for a conversation's lock (up to
+        # 10 s, then skipped); until 2026-12-07 the alert and its gauge came after them, told that much later.
+        age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
+        self.metrics.outbox_oldest.set(age)
+        late = age > self.outbox_alert_seconds
+        if late and not self.outbox_late:
+            log.warning("alert: a message has waited %.0f s in the outbox (threshold %.0f s: GATEWAY_OUTBOX_ALERT_"
+                        "SECONDS)", age, self.outbox_alert_seconds)  # fmt: skip
+        elif self.outbox_late and not late:
+            log.info("alert over: no message waits in the outbox longer than %.0f s", self.outbox_alert_seconds)
+        self.outbox_late = late
         try:
             held = await self._complete(held, waiting, moving)
             held = await self._closed(held, closing)
@@ -170,15 +181,6 @@ class Watch:
             await self._erased(erasing)
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
-        age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
-        self.metrics.outbox_oldest.set(age)
-        late = age > self.outbox_alert_seconds
-        if late and not self.outbox_late:
-            log.warning("alert: a message has waited %.0f s in the outbox (threshold %.0f s: GATEWAY_OUTBOX_ALERT_"
-                        "SECONDS)", age, self.outbox_alert_seconds)  # fmt: skip
-        elif self.outbox_late and not late:
-            log.info("alert over: no message waits in the outbox longer than %.0f s", self.outbox_alert_seconds)
-        self.outbox_late = late
 
     async def _untaken(self, held: dict[str, str | None], waiting: set[str]) -> dict[str, str | None]:
         """The holders with the listener of each record whose queue entry is not taken nor waiting (none: a state no

@@ -181,3 +181,31 @@ async def test_a_conflict_skips_that_conversation_only(sqlite_store: Store, cloc
     assert await sqlite_store.waiting_ids() == {second, given_back}  # the first left to the next round
     assert await line.status(given_back) == Status.QUEUED
     assert line.skipped("back_in_line", "Conflict") == 1
+
+
+async def test_the_outbox_alert_is_said_before_the_repairs_that_wait_for_a_lock(
+    sqlite_store: Store, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A message waiting 90 s in the outbox, and a repair waiting for a conversation's lock another instance holds
+    (up to 10 s, then skipped): the outbox alert is said as the round reads the store, not once its repairs are done.
+    Until 2026-12-07 it came after them: each busy conversation delayed the alert (and the ``outbox_oldest`` gauge)
+    by up to 10 s, a stuck outbox told late while the repairs waited."""
+    caplog.set_level(logging.INFO, logger="gateway")
+    line = Line(sqlite_store, clock)
+    lost, _ = await sqlite_store.active_conversation(ChannelName.TELEGRAM, "lost", clock())
+    await sqlite_store.save_conversation(replace(lost, status=Status.QUEUED, queue="listeners", queued_at=clock()))
+    await sqlite_store.outbox_put(OutboxItem("o1", "elsewhere", {"text": "Tu n'es pas seul"}, clock()))
+    clock.advance(seconds=90)
+
+    def alerted() -> bool:
+        return any("90 s in the outbox" in r.getMessage() for r in caplog.records)
+
+    async with sqlite_store.lock(lost.id):  # held elsewhere: the repair waits for it
+        check = asyncio.create_task(line.watch.check())
+        async with asyncio.timeout(60):  # a safety net against a hang, not a timing assumption
+            while not (alerted() or check.done()):
+                await asyncio.sleep(0.01)
+        assert alerted() and not check.done()  # before: said only after the repair's wait ended
+        assert line.metrics.registry.get_sample_value("gateway_outbox_oldest_pending_seconds") == 90
+    await check
+    assert lost.id in await sqlite_store.waiting_ids()  # the lock freed within its wait: the repair made
