@@ -470,8 +470,10 @@ class Dispatcher:
         lock (a supervisor's erasure, another tab's): ConversationEnded from the store, nothing opened or written
         (until 2026-12-07 it opened a new conversation for the erased person); also when that erasure was cut before
         the record, its mark kept (:attr:`erased_mark`; until 2026-12-07 (evening) a new one opened then). Ended
-        meanwhile, not erased: taken in the sender's next conversation, its attachments moved there first
-        (:attr:`moved`)."""
+        meanwhile, not erased: taken in the sender's next conversation when one is open (another tab's), its
+        attachments moved there first (:attr:`moved`); none open: EndedMeanwhile from the store, nothing opened, the
+        caller opening the next one within the web chat's new-chat limits (until 2026-12-07 the store opened it here,
+        past them)."""
         now = self.clock()
         # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
         # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with

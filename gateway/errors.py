@@ -74,6 +74,14 @@ class ConversationEnded(GatewayError):
     answers ``ended`` (the upload route 409 ``ended``), as after any end."""
 
 
+class EndedMeanwhile(ConversationEnded):
+    """A web chat message's conversation (``store.locked_active``'s ``only``) ended, not erased, while the message
+    waited for its lock, and the sender has none other open: nothing opened, nothing written. The caller opens the
+    sender's next conversation for it only within the new-chat limits (``Gate.new_chat``, a risky message all the
+    same: ``gateway/webchat.py``, ``gateway/uploads.py``), then sends it again. Until 2026-12-07 the store opened that
+    one under the lock, no limit asked: two tabs racing "Terminer" against a message opened chats past them."""
+
+
 class CorpusError(GatewayError, ValueError):
     """A line of a labelled corpus is not one: ``file:line: what is wrong``."""
 

@@ -112,8 +112,9 @@ class Inbound:
     sent_at: datetime | None = None
     # the conversation it was written in, when the channel knows it (the web chat: the one the page follows): erased
     # while the message waited for its lock, none other is opened for it (``ConversationEnded``: the page answered
-    # ``ended``, ``Dispatcher._locked``). None: the sender's open one, or a new one (the providers' channels: a
-    # message after an erasure is a new contact, docs/guarantees.md)
+    # ``ended``, ``Dispatcher._locked``); ended (not erased), none other open: none opened either (``EndedMeanwhile``:
+    # the web chat opens the next one within its new-chat limits, then sends it again). None: the sender's open one,
+    # or a new one (the providers' channels: a message after an erasure is a new contact, docs/guarantees.md)
     written_in: str | None = None
 
     @property

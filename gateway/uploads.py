@@ -27,10 +27,12 @@ from aiohttp import web
 
 from gateway import images
 from gateway.dispatcher import Dispatcher
-from gateway.errors import ConversationEnded, PermanentDelivery
+from gateway.errors import ConversationEnded, EndedMeanwhile, PermanentDelivery
 from gateway.gate import Gate, Refusal
 from gateway.messages import Attachment, ChannelName, Inbound
-from gateway.store import ConversationStore, RetentionStore, UploadStore
+from gateway.proxies import ClientAddresses
+from gateway.ratelimit import client_address
+from gateway.store import ConversationStore, LockStore, RetentionStore, UploadStore
 from gateway.untrusted import chat_token
 
 PATH = "/chat/upload"
@@ -39,9 +41,10 @@ MAX_PIXELS = 40_000_000  # a 48-megapixel photo is 8000 × 6000: beyond that, a 
 STATUS = {"type": 415, "heic": 415, "too_large": 413, "corrupt": 422}
 
 
-class UploadsRoles(ConversationStore, UploadStore, RetentionStore, Protocol):
+class UploadsRoles(ConversationStore, UploadStore, RetentionStore, LockStore, Protocol):
     """What uploads need of the store (the image's message goes through the dispatcher; ``erase_conversation``
-    only for what an image kept after its conversation's erasure, ``Uploads._erased_meanwhile``)."""
+    only for what an image kept after its conversation's erasure, ``Uploads._erased_meanwhile``; the lock, to mark
+    the client of the next conversation an image opens, ``Uploads._next_one``)."""
 
 
 class Uploads:
@@ -49,9 +52,10 @@ class Uploads:
 
     def __init__(
         self, store: UploadsRoles, dispatcher: Dispatcher, gate: Gate, max_bytes: int,
-        replicated: Callable[[], Awaitable[None]] | None = None,
+        replicated: Callable[[], Awaitable[None]] | None = None, addresses: ClientAddresses | None = None,
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.gate, self.max_bytes = store, dispatcher, gate, max_bytes
+        self.addresses = addresses or ClientAddresses()  # the client's network, for the new-chat limits
         # GATEWAY_REDIS_REPLICA_ACKS: awaited before the 201, the image's acknowledgement (ReplicasBehind: 503, the
         # page sends it again under the same id), as the ack of a text is; until 2026-12-07 the 201 did not wait
         self.replicated = replicated
@@ -83,13 +87,46 @@ class Uploads:
         # (until 2026-12-07 a new one was, greeting the erased young person again, the image in it)
         inbound = Inbound(ChannelName.WEBCHAT, token, upload_id, attachments=(attachment,), written_in=conversation.id)
         try:
-            await self.dispatcher.handle_inbound(inbound)
+            await self._deliver(inbound, client_address(request, self.addresses))
         except ConversationEnded:  # erased meanwhile, or its ending cut short, completed: as after any end
             await self._erased_meanwhile(conversation.id)
             return _refused(409, "ended")
         if self.replicated is not None:
             await self.replicated()
         return web.json_response({"id": upload_id}, status=201)
+
+    async def _deliver(self, inbound: Inbound, address: str) -> None:
+        """The image's message to the dispatcher. Its conversation ended (not erased) while it waited for the lock, the
+        sender with none other open (``EndedMeanwhile``: the store opened nothing): the next one is opened for it only
+        within the new-chat limits (:meth:`_next_one`), its file moved there (:meth:`moved`), and it is sent again;
+        refused, EndedMeanwhile (409 ``ended``: an upload never opens a conversation beyond them; its file stays with
+        the ended one, whose retention takes it). Until 2026-12-07 the store opened the next one under the lock, no
+        limit asked: two tabs racing "Terminer" against an image opened chats past the hourly limits."""
+        try:
+            await self.dispatcher.handle_inbound(inbound)
+        except EndedMeanwhile:
+            following = await self._next_one(inbound.sender, address)
+            if following is None:
+                raise
+            moved = await self.moved(inbound, following)
+            await self.dispatcher.handle_inbound(replace(moved, written_in=following))
+
+    async def _next_one(self, token: str, address: str) -> str | None:
+        """The id of the conversation the image goes into now: the one the sender has open (another tab's), else a
+        new one if the new-chat limits let it open (``Gate.new_chat``: an image reads no risk; asked once), marked
+        with the client's network as a page's is (its cap of open ones counts it). None: refused."""
+        found = await self.store.find_active_conversation(ChannelName.WEBCHAT, token)
+        if found is not None:
+            return found.id
+        if await self.gate.new_chat(token, address) is not None:
+            return None
+        opened, _ = await self.store.active_conversation(ChannelName.WEBCHAT, token, self.dispatcher.clock())
+        if opened.client is None:
+            async with self.store.lock(opened.id):
+                current = await self.store.get_conversation(opened.id) or opened
+                current.client = self.gate.client_key(address)
+                await self.store.save_conversation(current)
+        return opened.id
 
     async def _erased_meanwhile(self, conversation_id: str) -> None:
         """An image refused as its conversation was erased while it was cleaned and kept: what it kept under that

@@ -26,7 +26,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
-from gateway.errors import ConversationEnded, ReplicasBehind, StoreError
+from gateway.errors import ConversationEnded, EndedMeanwhile, ReplicasBehind, StoreError
 from gateway.events import EntryAdded, Erased, Event, LanguageChanged, Resync, StatusChanged, Typing, entry_json
 from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
@@ -690,11 +690,16 @@ class ChatSession:
         opened as by a page's first message: the new-chat guards asked (``Gate.new_chat``, a risky message opening
         it all the same), unless ``_message`` asked them already (``asked``: it saw the loss itself); a refusal is a
         refused message (its notice, nothing stored). Until 2026-12-07 a loss found only once the message waited for
-        its lock opened a new conversation past every limit."""
+        its lock opened a new conversation past every limit. The same for one that ENDED (not erased) while the message
+        waited for its lock, the sender with none other open (``EndedMeanwhile``: the store opens nothing for it);
+        until 2026-12-07 the store opened the next one under the lock, no limit asked: two tabs racing "Terminer"
+        against a message opened chats past the hourly limits (``tests/test_webchat_ended_race.py``)."""
         try:
             await self.dispatcher.handle_inbound(inbound)
-        except ConversationEnded:  # erased meanwhile, or its ending cut short, completed: as after any end
-            if inbound.written_in is not None and await self.hub.lost(inbound.written_in):  # lost, not erased: taken
+        except ConversationEnded as ended:  # erased meanwhile, or its ending cut short, completed: as after any end
+            if inbound.written_in is not None and (
+                isinstance(ended, EndedMeanwhile) or await self.hub.lost(inbound.written_in)
+            ):  # ended meanwhile (none other open), or lost, not erased: taken in the next one
                 opening = replace(inbound, written_in=None)  # as a page's first message (reads: here only)
                 if not asked and (refusal := await self._refuse_first(opening)) is not None:
                     self._notice(refusal, inbound.message_id)

@@ -34,14 +34,14 @@ from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
 
 class Held:
     """The real store, except that one read, once armed (a method, and its last argument), is held until
-    :attr:`release` is set (:attr:`reading` says it was asked for), and made either at once (``read_first``: an
+    :attr:`released` is set (:attr:`reading` says it was asked for), and made either at once (``read_first``: an
     answer still on its way while events are published) or once released (it finds them)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._armed: tuple[str, str] | None = None
         self.read_first = True
-        self.reading, self.release = asyncio.Event(), asyncio.Event()
+        self.reading, self.released = asyncio.Event(), asyncio.Event()  # not ``release``: the store's method
 
     def hold(self, method: str, argument: str, *, read_first: bool) -> None:
         self._armed, self.read_first = (method, argument), read_first
@@ -57,7 +57,7 @@ class Held:
             self._armed = None
             answer = await read(*args) if self.read_first else None
             self.reading.set()
-            await self.release.wait()
+            await self.released.wait()
             return answer if self.read_first else await read(*args)
 
         return held
@@ -125,7 +125,7 @@ async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_on
         # published after the listener's events: once the other chat has it, the forwarding went past them
         await other.send_json({"type": "message", "id": "o1", "text": "2"})
         await receive_until(other, lambda f: f["type"] == "entry" and f["entry"]["author"] == "user")
-        store.release.set()
+        store.released.set()
         frames = await receive_until(phone, lambda f: f["type"] == "session")
         assert len(frames) == 1, frames  # the session frame comes first
         later = await client.post(f"/api/conversations/{conversation.id}/messages", json={"text": "Tu es là ?"})
@@ -164,7 +164,7 @@ async def test_a_message_that_starts_a_new_conversation_gets_it_whole_once(
         assert (await client.post(f"/api/conversations/{first.id}/take", json={})).status == 200
         closed = await client.post(f"/api/conversations/{first.id}/close", json={"outcome": "cyberbullying"})
         assert closed.status == 200
-        store.release.set()
+        store.released.set()
         frames = await receive_until(phone, lambda f: f == {"type": "ack", "id": "late"}, limit=100)
     second = await store.find_active_conversation(ChannelName.WEBCHAT, token)
     assert second is not None and second.id != first.id
@@ -193,7 +193,7 @@ async def test_a_page_whose_conversation_is_taken_between_its_status_and_its_pos
             await store.reading.wait()  # its status was read: queued
         taken = await client.post(f"/api/conversations/{conversation.id}/take", json={})
         assert taken.status == 200
-        store.release.set()
+        store.released.set()
         session = (await receive_until(phone, lambda f: f["type"] == "session"))[-1]
     assert (session["status"], session.get("position")) == ("with_listener", None)
     assert "position" not in session
@@ -221,7 +221,7 @@ async def test_frames_held_while_a_socket_opens_are_bounded_like_its_queue(
             await store.publish(Typing(conversation.id, "listener"))
         closed = await phone.receive(timeout=10)  # while the read is still held
         assert closed.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR), closed
-        store.release.set()
+        store.released.set()
     metrics = (await (await client.get("/metrics")).text()).splitlines()
     assert any(line.startswith('gateway_socket_drops_total{reason="queue_full",surface="webchat"} 1') for line in
                metrics), [line for line in metrics if "socket_drops" in line]  # fmt: skip

@@ -1462,7 +1462,9 @@ class BatchStore(Protocol):
         message's ``Inbound.written_in``): when the sender's active conversation is not that one (none, or a newer
         one another tab began after the erasure) and that one is no longer kept (erased while the message waited
         for its lock), ConversationEnded, nothing opened or written (read only then: nothing more for a message whose
-        conversation is open; until 2026-12-07 a newer one took the message). Ended, not erased: as without it.
+        conversation is open; until 2026-12-07 a newer one took the message). Ended, not erased: into a newer one
+        the sender has open; none: EndedMeanwhile (a ConversationEnded), nothing opened, the caller opening the next
+        one within the web chat's new-chat limits (until 2026-12-07 it was opened here, past them).
         ``erased``: the erasure's mark of ``only`` (``KeyedHash.erased_conversation``, :meth:`keep_erased`): kept, the
         same ConversationEnded while its record is still there (an erasure cut before the record, the sender's address
         gone with a Cluster's steps or a cut on one Redis): the mark decides, read on those same paths only. Until

@@ -79,7 +79,7 @@ from redis.exceptions import LockNotOwnedError, NoScriptError, RedisError, Respo
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
-from gateway.errors import ConfigError, Conflict, ConversationEnded, LockTimeout, StoreError
+from gateway.errors import ConfigError, Conflict, ConversationEnded, EndedMeanwhile, LockTimeout, StoreError
 from gateway.events import ANY_CONVERSATION, DeliveryChanged, Event, encode, scope
 from gateway.ids import seen_digest
 from gateway.later import Later
@@ -2427,7 +2427,9 @@ class RedisStore:
         conversation only once it ends). Else (none, ended meanwhile, a crash's leftover) the lock is let go,
         nothing written, and ``active_conversation`` finds or starts the conversation, which is then locked; with
         ``only`` no longer kept (read when the address names none or another: a GET more, on those paths only),
-        ConversationEnded instead; also when its erasure's mark (``erased``) is kept, its record still there (a cut)."""
+        ConversationEnded instead; also when its erasure's mark (``erased``) is kept, its record still there (a cut).
+        ``only`` ended, not erased, and none other open: EndedMeanwhile, nothing opened (until 2026-12-07 the next
+        conversation was opened here, past the web chat's new-chat limits)."""
         return _LockedActive(self, channel, sender, now, claim, timeout, only, erased)
 
     @_guarded
@@ -2709,8 +2711,10 @@ class _LockedActive:
             await inner.__aexit__(None, None, None)
         else:  # the address named none: the lookup starts from that (a new sender: one round trip less)
             store._address_read.set((address, None))
-        if self._only is not None:
+        if self._only is not None:  # ended meanwhile, none other open: the caller asks the new-chat limits first
             await self._written_in_kept()
+            store._address_read.set(None)
+            raise EndedMeanwhile("the conversation this message was written in has ended")
         conversation, _ = await store.active_conversation(self._channel, self._sender, self._now)
         inner = _LockedBatch(store, conversation.id, self._timeout, self._claim)
         state = await inner.__aenter__()

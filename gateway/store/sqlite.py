@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys, private_directory, private_file
-from gateway.errors import ConfigError, Conflict, ConversationEnded, StoreError
+from gateway.errors import ConfigError, Conflict, ConversationEnded, EndedMeanwhile, StoreError
 from gateway.events import Event
 from gateway.ids import seen_digest
 from gateway.messages import ChannelName
@@ -1679,7 +1679,8 @@ class SqliteStore:
         read took four hops and opened the record twice. ``only`` no longer kept (read when the sender has no active
         conversation or another one: a hop more, on those paths only): ConversationEnded, nothing opened; the same
         when its erasure's mark (``erased``) is kept, its record still there (a cut; until 2026-12-07 only the record
-        was read)."""
+        was read). ``only`` ended, not erased, and none other open: EndedMeanwhile, nothing opened (until 2026-12-07
+        the next conversation was opened here, past the web chat's new-chat limits)."""
         identity = (str(channel), self._keys.identity(channel, sender))
         read = self._sender_read.get()
         self._sender_read.set(None)
@@ -1697,6 +1698,8 @@ class SqliteStore:
                     return
         if only is not None and await self._written_in_gone(only, erased):  # erased while the message waited
             raise ConversationEnded("the conversation this message was written in was erased")
+        if only is not None:  # ended meanwhile, none other open: the caller asks the new-chat limits first
+            raise EndedMeanwhile("the conversation this message was written in has ended")
         conversation, _ = await self.active_conversation(channel, sender, now)
         async with self._locked_read(conversation.id, timeout, claim) as (current, state):
             yield current or conversation, state

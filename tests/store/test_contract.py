@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
-from gateway.errors import Conflict, ConversationEnded, StoreError
+from gateway.errors import Conflict, ConversationEnded, EndedMeanwhile, StoreError
 from gateway.events import DeliveryChanged, Event, NoticesChanged, QueueChanged
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
@@ -1273,7 +1273,8 @@ async def test_locked_active_opens_then_finds_the_senders_conversation_and_a_new
 
 async def test_locked_active_for_a_conversation_erased_meanwhile_opens_nothing(store: Store) -> None:
     """``only`` (a web chat message's conversation): erased while the message waited, ConversationEnded and nothing
-    opened (until 2026-12-07 a new conversation was); ended, not erased: the next one opens, as without it."""
+    opened (until 2026-12-07 a new conversation was); ended, not erased, none other open: EndedMeanwhile, nothing
+    opened either (the web chat opens the next one within its new-chat limits; until 2026-12-07 it opened here)."""
     erased, _ = await store.active_conversation(TG, "only-1", T0)
     await store.erase_conversation(erased.id)
     with pytest.raises(ConversationEnded):
@@ -1282,7 +1283,11 @@ async def test_locked_active_for_a_conversation_erased_meanwhile_opens_nothing(s
     assert await store.find_active_conversation(TG, "only-1") is None
     ended, _ = await store.active_conversation(TG, "only-2", T0)
     await store.save_conversation(replace(ended, status=Status.CLOSED))
-    async with store.locked_active(TG, "only-2", T0, only=ended.id) as (after, _):
+    with pytest.raises(EndedMeanwhile):
+        async with store.locked_active(TG, "only-2", T0, claim=Claim("in:telegram:82", "me", 10), only=ended.id):
+            raise AssertionError("not entered")
+    assert await store.find_active_conversation(TG, "only-2") is None
+    async with store.locked_active(TG, "only-2", T0) as (after, _):  # without it: the next one opens
         assert after.id != ended.id and after.active
 
 
@@ -1310,7 +1315,7 @@ async def test_locked_active_for_a_conversation_marked_erased_opens_nothing_whil
     """``only`` whose erasure was cut before its record (``erased``: its mark, ``KeyedHash.erased_conversation``, kept;
     the sender's address no longer naming it): ConversationEnded as for an erasure done, the mark decides, nothing
     opened nor written in a newer one. Before 2026-12-07 only the record was read: the message opened a new conversation
-    (or went into the newer one). Not marked: as without it (ended, not erased)."""
+    (or went into the newer one). Not marked: ended, not erased (EndedMeanwhile, nothing opened)."""
     for sender, newer in (("only-5", False), ("only-6", True)):
         cut, _ = await store.active_conversation(TG, sender, T0)
         await store.keep_erased("mark-" + cut.id, T0, 60)
@@ -1323,8 +1328,10 @@ async def test_locked_active_for_a_conversation_marked_erased_opens_nothing_whil
         assert await store.find_active_conversation(TG, sender) == following
     ended, _ = await store.active_conversation(TG, "only-7", T0)
     await store.save_conversation(replace(ended, status=Status.CLOSED))
-    async with store.locked_active(TG, "only-7", T0, only=ended.id, erased="mark-" + ended.id) as (after, _):
-        assert after.id != ended.id and after.active
+    with pytest.raises(EndedMeanwhile):
+        async with store.locked_active(TG, "only-7", T0, only=ended.id, erased="mark-" + ended.id):
+            raise AssertionError("not entered")
+    assert await store.find_active_conversation(TG, "only-7") is None
 
 
 async def test_a_locked_batch_that_raises_writes_nothing_and_frees_the_lock(store: Store) -> None:
