@@ -69,6 +69,7 @@ NOTICE_AGAIN = timedelta(minutes=1)  # a refusal's notice shown again on one soc
 END_SHOWN = timedelta(hours=1)  # a page that missed its conversation's end is shown it this long after (KEEP_MS)
 CONVERSATION_HANDLE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what a hello's "conversation" may be (an id's form)
 ARM_RETRY = (0.5, 30.0)  # seconds before arming a gone timer again while the store does not answer: first, most
+ARM_AT_ONCE = 32  # gone timers armed at once (thousands of pages closing together: a proxy restarting)
 
 
 class WebChatRoles(
@@ -127,6 +128,7 @@ class WebChatHub:
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # every socket, for shutdown
         self.erased: set[str] = set()  # followed conversations erased meanwhile (gateway/erasure.py): no gone timer
         self.arming: dict[str, asyncio.Task[None]] = {}  # gone timers being armed, by conversation
+        self._arming_at_once = asyncio.Semaphore(ARM_AT_ONCE)  # :meth:`arm_gone`: a few at a time
         # The conversations this instance's chat sessions follow: the store sends their events here, and only
         # theirs (docs/architecture.md); those no session follows any more are let go at the forwarder's next event.
         self.following: Counter[str] = Counter()
@@ -146,7 +148,11 @@ class WebChatHub:
         handler cancelled meanwhile (shutdown, its connection gone) does not lose it. While the store does not
         answer it tries again, until it does or the browser comes back (:meth:`stop_arming`); each failure is
         logged by class and counted (``gateway_timer_arming_failures``), never left unretrieved. The future
-        answered is done after the first try (armed or not): a handler waits for that, not for the store."""
+        answered is done after the first try (armed or not): a handler waits for that, not for the store.
+        ``ARM_AT_ONCE`` are armed at a time, the others waiting their turn (cancelled there when the browser comes
+        back): until 2026-12-07 all at once, and 4,050 pages closing together (a proxy restarting) had their locks,
+        records and timers read and written in the same few turns of the event loop, each decoding thousands of
+        records (``tests/test_webchat_close_many.py``)."""
         self.stop_arming(conversation_id)
         first_try = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._arm_gone(conversation_id, now, first_try), name="webchat-arm-gone")
@@ -169,7 +175,8 @@ class WebChatHub:
         delay = ARM_RETRY[0]
         while True:
             try:
-                await leaving.socket_closed(self.store, conversation_id, now)
+                async with self._arming_at_once:
+                    await leaving.socket_closed(self.store, conversation_id, now)
                 self.metrics.outages.answered("webchat")
                 return
             except StoreError as exc:  # told once an outage (gateway/outage_log.py), tried again

@@ -10,12 +10,17 @@ per conversation looked at), not in time: a slow machine only makes the test slo
 
 from __future__ import annotations
 
-from typing import cast
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from aiohttp.test_utils import TestClient
 
 from gateway.app import WEBCHAT
 from gateway.sockets import SocketWriter
+from gateway.webchat import ARM_AT_ONCE
 
 PAGES = 1000
 
@@ -46,3 +51,41 @@ async def test_a_closing_page_is_let_go_without_looking_at_every_other_page(clie
     for page in pages:
         hub.detach(page)
     assert not hub.sockets and not hub.holding and not hub.outgoing
+
+
+class Concurrency:
+    """The hub's store, counting how many conversations' locks are held at once (the gone timer is armed under its
+    conversation's lock: ``leaving.socket_closed``)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store, self.held, self.most = store, 0, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        async with self._store.lock(conversation_id, timeout):
+            self.held += 1
+            self.most = max(self.most, self.held)
+            try:
+                yield
+            finally:
+                self.held -= 1
+
+
+async def test_the_gone_timers_of_pages_closing_at_once_are_armed_a_few_at_a_time(client: TestClient) -> None:  # type: ignore[type-arg]
+    """Until 2026-12-07 every closed page's gone timer was armed at once: 4,050 pages closing together had their
+    4,050 locks, conversations and timers read and written in the same turns of the event loop, each turn decoding
+    thousands of records (0.5 s of CPU a turn on bench/pages.py's closing). Now ``ARM_AT_ONCE`` at a time."""
+    hub = client.app[WEBCHAT]
+    counted = Concurrency(hub.store)
+    hub.store = counted
+    now = datetime.now(UTC)
+    first_tries = [hub.arm_gone(f"conversation-{number}", now) for number in range(PAGES // 5)]
+    async with asyncio.timeout(120):  # a safety net against a hang, not a timing assumption
+        await asyncio.gather(*first_tries)
+        while hub.arming:
+            await asyncio.sleep(0.01)
+    assert counted.held == 0
+    assert 0 < counted.most <= ARM_AT_ONCE, counted.most  # before: all 200 at once
