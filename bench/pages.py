@@ -18,6 +18,8 @@ measures what an open page costs and whether the pages that talk are slowed by t
 
 Prints figures; asserts nothing. A page here does what ``gateway/webchat_static/chat.js`` does on the wire (hello,
 message with an id, a ``delivered`` receipt for each bot entry), without reconnecting: every close is counted.
+How late the gateway's event loop woke is printed after the crowd's round and again once every page closed (all at
+once, as a proxy restarting closes them): the loop_watch lines printed at the end cover both.
 The model is off by default (``--understanding on`` reads every message: then its CPU, not the sockets', leads).
 """
 
@@ -222,6 +224,23 @@ async def open_pages(pages: list[Page], session: ClientSession, url: str, concur
     return sum(not ok for ok in await asyncio.gather(*(one(page) for page in pages)))
 
 
+SETTLE = 2.0  # s after the closes: the gateway's side of them, then wake-ups of its loop watch (every 0.25 s)
+
+
+async def loop_lags(session: ClientSession, url: str, when: str) -> str:
+    """The gateway's loop wake-ups so far (``gateway_loop_lag_seconds``), by how late: which phase held the loop.
+    Until 2026-12-07 only the loop_watch lines were printed, read after the pages closed: the hold of 4,050 pages
+    closing at once was taken for the Redis drop's."""
+    async with session.get(url + "/metrics") as response:
+        text = await response.text()
+    counts = {line.split('le="')[1].split('"')[0]: float(line.split()[-1]) for line in text.splitlines()
+              if line.startswith("gateway_loop_lag_seconds_bucket")}  # fmt: skip
+    over = {le: counts.get("+Inf", 0.0) - n for le, n in counts.items() if le in ("0.1", "0.25", "0.5", "1.0")}
+    return f"event loop wake-ups {when}: {counts.get('+Inf', 0.0):.0f}, late over " + ", ".join(
+        f"{float(le) * 1000:.0f} ms: {n:.0f}" for le, n in over.items()
+    )
+
+
 def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -284,6 +303,7 @@ async def main(args: argparse.Namespace) -> None:
                           " the crowd's round starts at once")  # fmt: skip
                 everyone = await round_of(crowd, args.rate, args.patience)
                 print(everyone.line(f"the crowd's round ({args.pages} pages, one message each)"))
+                print(await loop_lags(session, server.url, "until the crowd's round ended"))
                 cpu3 = cpu_seconds(pid)
                 print(f"gateway CPU {cpu3 - cpu0:.1f} s in all; RSS {rss_mb(pid):,.1f} MB at the end")
                 resyncs = sum(page.resyncs for page in active + crowd)
@@ -291,6 +311,8 @@ async def main(args: argparse.Namespace) -> None:
                 closes = sum((page.closes for page in active + crowd), Counter())
                 print(f"sockets closed by the gateway before the end: {dict(closes) or 0}")
                 await asyncio.gather(*(page.close() for page in active + crowd))
+                await asyncio.sleep(SETTLE)
+                print(await loop_lags(session, server.url, "once every page closed"))
                 print(f"log warnings and errors: {server.problems()}")
                 for line in (work / "gateway.log").read_text(errors="replace").splitlines():
                     if "gateway.loop_watch" in line:  # how long the event loop was held (no content in these lines)
