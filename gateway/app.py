@@ -294,7 +294,8 @@ async def create_app(
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     app.on_cleanup.append(lambda _: _close_hub(hub))
     app.on_cleanup.append(lambda _: _close_outages(metrics.outages))
-    chat_origin = CrossSite(settings.public_url)  # the chat page's origin: the gateway's own, never the consoles'
+    # the chat page's origins: the gateway's own and its aliases (GATEWAY_WEBCHAT_ORIGINS), never the consoles'
+    chat_origin = CrossSite(settings.public_url, settings.webchat_origin_list())
 
     def own_pages(handler: Handler) -> Handler:  # the web chat's routes another site's page could call
         return own_pages_only(handler, chat_origin, metrics.refused.labels("cross_site").inc)

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # Other origins allowed to call the console's API and open its socket, "https://a.example,https://b.example"
     # (the public URL's origin always is, the page's own when reached by an address or localhost: console/crosssite.py)
     console_origins: str = ""
+    # Other origins the web chat's page (or the widget's frame) is served at, "https://www.helpline.example": aliases
+    # of the public URL's (its socket, upload and quick-exit beacon refuse any other page's; console/crosssite.py)
+    webchat_origins: str = ""
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
     max_connections_per_address: int = 64  # `gateway serve`: per client network (gateway/networks.py)
@@ -333,6 +336,7 @@ class Settings(BaseSettings):
         self.partner_key_map()  # ConfigError when malformed
         self._check_data_keys()
         self.console_origin_list()  # ConfigError when malformed
+        self.webchat_origin_list()
         self.messenger_human_echo_app_ids()  # ConfigError when malformed
         if self.redis_max_connections < 1 or self.redis_pool_timeout <= 0:
             raise ConfigError("GATEWAY_REDIS_MAX_CONNECTIONS must be >= 1 and GATEWAY_REDIS_POOL_TIMEOUT positive")
@@ -477,12 +481,11 @@ class Settings(BaseSettings):
 
     def console_origin_list(self) -> tuple[str, ...]:
         """``GATEWAY_CONSOLE_ORIGINS`` as origins (``scheme://host[:port]``, no path); ConfigError when malformed."""
-        origins = tuple(filter(None, (part.strip().rstrip("/") for part in self.console_origins.split(","))))
-        for origin in origins:
-            scheme, sep, host = origin.partition("://")
-            if scheme not in ("http", "https") or not sep or not host or "/" in host:
-                raise ConfigError(f"GATEWAY_CONSOLE_ORIGINS: '{origin}' is not an origin like https://console.example")
-        return origins
+        return _origins(self.console_origins, "GATEWAY_CONSOLE_ORIGINS", "https://console.example")
+
+    def webchat_origin_list(self) -> tuple[str, ...]:
+        """``GATEWAY_WEBCHAT_ORIGINS`` as origins, as :meth:`console_origin_list`."""
+        return _origins(self.webchat_origins, "GATEWAY_WEBCHAT_ORIGINS", "https://www.helpline.example")
 
     @property
     def messenger_enabled(self) -> bool:
@@ -495,3 +498,13 @@ class Settings(BaseSettings):
     @property
     def telegram_enabled(self) -> bool:
         return self.channels_on()["telegram"]
+
+
+def _origins(value: str, name: str, example: str) -> tuple[str, ...]:
+    """A comma-separated setting of origins (``scheme://host[:port]``, no path); ConfigError naming a malformed one."""
+    origins = tuple(filter(None, (part.strip().rstrip("/") for part in value.split(","))))
+    for origin in origins:
+        scheme, sep, host = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not host or "/" in host:
+            raise ConfigError(f"{name}: '{origin}' is not an origin like {example}")
+    return origins

@@ -33,6 +33,7 @@ from multidict import CIMultiDict
 from gateway.app import API, DISPATCHER, STORE
 from gateway.console.auth import DUMMY_HASH, verify_password
 from gateway.conversation import Priority, Status
+from gateway.errors import ConfigError
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import Store
@@ -881,6 +882,26 @@ async def test_an_operators_origins_are_the_only_names_taken_for_ours(
     chat = await client.get("/chat/ws", headers={**HANDSHAKE, "Origin": "https://console.example"})
     assert chat.status == 403  # the chat's page is the gateway's own, never a console's origin
     assert await as_page_of(client, f"127.0.0.1:{client.server.port}") == (200, 101)
+
+
+async def test_the_web_chats_aliases_are_its_own_origins(make_client: AppFactory, settings: Settings) -> None:
+    """The chat page served under an alias of the public URL's name (``www.`` and not, a second domain):
+    ``GATEWAY_WEBCHAT_ORIGINS`` lists it, its socket opens; an alias not listed is another site's page (403), and the
+    chat's aliases are not the console's. Since the rebinding fix (2026-12-07) the request's ``Host`` no longer made
+    an alias ours, and no setting could list one: every web chat socket of such a deployment was refused."""
+    configured = settings.replace(public_url="https://helpline.example", webchat_origins="https://www.helpline.example")
+    client = await make_client(configured)
+    await add_listener(client, "anne")
+    opened = await client.get("/chat/ws", headers={**HANDSHAKE, "Origin": "https://www.helpline.example"})
+    assert opened.status == 101  # before: no such setting, 403
+    opened.close()
+    other = await client.get("/chat/ws", headers={**HANDSHAKE, "Origin": "https://helpline.example.evil"})
+    assert other.status == 403
+    login = await client.post("/api/session", json={"name": "anne", "password": PASSWORD},
+                              headers={"Origin": "https://www.helpline.example"})  # fmt: skip
+    assert login.status == 403  # the chat's alias is not a console's origin
+    with pytest.raises(ConfigError, match="GATEWAY_WEBCHAT_ORIGINS"):
+        settings.replace(webchat_origins="www.helpline.example")
 
 
 async def test_a_logged_out_cookie_and_its_open_socket_stop_at_once(client: Client) -> None:
