@@ -40,7 +40,10 @@ record was read and decrypted every 10 s on each instance); only those whose lis
 threshold are read, to count them exactly; the queued ones are compared by id (``Actions.back_in_line`` reads the
 few to repair), and whatever is acted on is checked against its record under the conversation's lock. One whose
 lock is held elsewhere past the wait, or that changed meanwhile, is skipped until the next check, the rest of the
-round made (:meth:`Watch._one`; until 2026-12-07 it ended the round).
+round made (:meth:`Watch._one`; until 2026-12-07 it ended the round). So is one whose repair fails by any error
+but the store's (a bug, a record in a state no step expects: logged by class and code place, once, then once an hour
+while it keeps failing; ``gateway_alert_conversations_stuck`` counts them; until 2026-12-07 it failed the whole
+check, the supervisor restarting it, and as the same conversation failed first every round, no repair after it ran).
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -50,18 +53,26 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 from gateway.conversation import Status
 from gateway.errors import Conflict, LockTimeout, StoreError
 from gateway.metrics import Metrics
 from gateway.store import ConversationStore, InboxStore, OutboxStore, PresentStore, QueueStore
+from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 WATCH_SECONDS = 10.0
 """How often the checks run: a store outage, an old outbox item or a listener away is said within it."""
+
+STUCK_TOLD_SECONDS = 3600.0
+"""A conversation whose repair keeps failing (a bug, a record no step expects) is logged once, then once this often
+while it fails (``gateway_alert_conversations_stuck`` says how many there are at each round)."""
 
 
 class WatchRoles(OutboxStore, InboxStore, ConversationStore, QueueStore, PresentStore, Protocol):
@@ -129,6 +140,8 @@ class Watch:
         self.complete_take = complete_take
         self.complete_leaving = complete_leaving
         self.complete_erasure = complete_erasure
+        self.stuck: dict[tuple[str, str, str], tuple[datetime, int]] = {}  # (step, id, class) → when told, failures
+        self._stuck_now: set[tuple[str, str, str]] = set()  # those failed in this round
 
     async def run(self) -> None:
         while True:
@@ -136,6 +149,7 @@ class Watch:
             await asyncio.sleep(self.every)
 
     async def check(self) -> None:
+        self._stuck_now = set()
         try:
             await self.store.ping()
             oldest = await self.store.outbox_oldest_pending()
@@ -181,6 +195,8 @@ class Watch:
             await self._erased(erasing)
         except StoreError as exc:
             self.metrics.outages.failed("alerts", exc)
+            return
+        self._round_made()
 
     async def _untaken(self, held: dict[str, str | None], waiting: set[str]) -> dict[str, str | None]:
         """The holders with the listener of each record whose queue entry is not taken nor waiting (none: a state no
@@ -188,7 +204,9 @@ class Watch:
         only: the others' holders are their entries' (``Store.holders``), no record read, however many are held.
         One whose record is not held any more is left out."""
         for conversation_id in sorted(i for i, listener in held.items() if listener is None and i not in waiting):
-            conversation = await self.store.get_conversation(conversation_id)
+            # one that cannot be read (a bug): left out this round (:meth:`_isolated`), not the round ended
+            read = partial(self.store.get_conversation, conversation_id)
+            conversation = await self._isolated("holders", conversation_id, read, None)
             if conversation is None or conversation.status != Status.WITH_LISTENER:
                 del held[conversation_id]
             else:
@@ -226,7 +244,8 @@ class Watch:
         self.absent_since = seen_absent  # a listener back, a conversation closed or given back: forgotten
         longest = min(self.held_alert_seconds, self.handback_seconds or self.held_alert_seconds)
         for conversation_id in [i for i, at in since.items() if (now - at).total_seconds() >= longest]:
-            if not await self._still_held(conversation_id, held[conversation_id]):
+            still = partial(self._still_held, conversation_id, held[conversation_id])
+            if not await self._isolated("held", conversation_id, still, False):  # unreadable: not counted this round
                 del since[conversation_id]
         count = sum(1 for at in since.values() if (now - at).total_seconds() >= self.held_alert_seconds)
         self.metrics.held_by_absent_listener.set(count)
@@ -355,23 +374,69 @@ class Watch:
     async def _one(
         self, step: str, conversation_id: str, call: Callable[..., Awaitable[bool]], *args: str | None
     ) -> bool:
-        """``call(conversation_id, *args)``, one conversation's repair of ``step``: whether it acted. Its lock held
-        elsewhere past the wait (``LockTimeout``: an erasure, a message or an operation under way on another
-        instance) or a conflicting change (``Conflict``) skips this conversation until the next check, the rest of
-        the round made: one WARNING line (the step, the id, the error's class; never its text) and
-        ``gateway_alert_steps_skipped_total{step, error}``. Until 2026-12-07 either ended the whole round, logged as
-        lock contention: every repair after it (the other erasures listed, the hand-backs due, the cut steps of
-        other conversations) skipped, every 10 s for as long as that lock was held. Any other store error still ends
-        the round (an outage: the next conversation would fail alike)."""
+        """``call(conversation_id, *args)``, one conversation's repair of ``step``: whether it acted (False when
+        skipped: :meth:`_isolated`)."""
+        return await self._isolated(step, conversation_id, lambda: call(conversation_id, *args), False)
+
+    async def _isolated(self, step: str, conversation_id: str, call: Callable[[], Awaitable[T]], skipped: T) -> T:
+        """``call()``, one conversation's part of the round (a repair of ``step``, or a read of its record), or
+        ``skipped`` when it fails by an error of that conversation alone; the rest of the round made.
+
+        Its lock held elsewhere past the wait (``LockTimeout``: an erasure, a message or an operation under way on
+        another instance) or a conflicting change (``Conflict``): skipped until the next check, one WARNING line (the
+        step, the id, the error's class; never its text) and ``gateway_alert_steps_skipped_total{step, error}``.
+        Until 2026-12-07 either ended the whole round, logged as lock contention: every repair after it (the other
+        erasures listed, the hand-backs due, the cut steps of other conversations) skipped, every 10 s for as long as
+        that lock was held. Any other store error still ends the round (an outage: the next conversation would fail
+        alike).
+
+        Any other error (a bug: ``IllegalTransition`` from a record in a state no step expects, a ``KeyError`` from
+        an old record) is that conversation's alone (:meth:`_stuck`): skipped, counted alike, logged at ERROR by class
+        and code place (``supervisor.where``; never its text, which may quote what a young person wrote) once, then
+        once every ``STUCK_TOLD_SECONDS`` while it keeps failing, and counted in ``gateway_alert_conversations_stuck``
+        at each round. Until 2026-12-07 it failed the whole check: the supervisor restarted the worker, and as the
+        same conversation failed first every round, no repair after it ran again (hand-backs due, erasures cut
+        short), one ERROR line every restart."""
         try:
-            return await call(conversation_id, *args)
+            result = await call()
         except (LockTimeout, Conflict) as exc:
             kind = type(exc).__name__
             self.metrics.alert_steps_skipped.labels(step, kind).inc()
             why = "its lock held elsewhere" if isinstance(exc, LockTimeout) else "changed meanwhile"
             log.warning("alerts: %s of conversation %s skipped until the next check (%s: %s)", step, conversation_id,
                         kind, why)  # fmt: skip
-            return False
+            return skipped
+        except StoreError:
+            raise
+        except Exception as exc:
+            self._stuck(step, conversation_id, exc)
+            return skipped
+        for key in [k for k in self.stuck if k[:2] == (step, conversation_id)]:  # made now: told again if it fails
+            del self.stuck[key]
+        return result
+
+    def _stuck(self, step: str, conversation_id: str, exc: Exception) -> None:
+        """One conversation's part of the round failed by ``exc``, not the store's: counted, and told when first seen
+        (or ``STUCK_TOLD_SECONDS`` after it was last told), by class and code place only."""
+        kind, now = type(exc).__name__, self.clock()
+        self.metrics.alert_steps_skipped.labels(step, kind).inc()
+        key = (step, conversation_id, kind)
+        self._stuck_now.add(key)
+        told, failed = self.stuck.get(key, (None, 0))
+        if told is not None and (now - told).total_seconds() < STUCK_TOLD_SECONDS:
+            self.stuck[key] = (told, failed + 1)
+            return
+        again = f"; it failed {failed} more time(s) since last said" if told is not None else ""
+        log.error("alerts: %s of conversation %s failed by %s at %s: skipped, the rest of the round made (said again"
+                  " in %.0f s while it fails%s)", step, conversation_id, kind, where(exc), STUCK_TOLD_SECONDS,
+                  again)  # fmt: skip
+        self.stuck[key] = (now, 0)
+
+    def _round_made(self) -> None:
+        """A round made to its end: the conversations that failed in it are the stuck ones (those that did not fail
+        again, made or no longer listed, forgotten: told at once if they fail again)."""
+        self.stuck = {key: told for key, told in self.stuck.items() if key in self._stuck_now}
+        self.metrics.alert_stuck.set(len({conversation_id for _, conversation_id, _ in self._stuck_now}))
 
     def _set_aside(self, count: int) -> None:
         self.metrics.inbox_set_aside.set(count)

@@ -164,8 +164,13 @@ class Metrics:
         )  # fmt: skip
         self.alert_steps_skipped = Counter(
             "gateway_alert_steps_skipped", "A conversation's repair skipped by the alert check until its next round,"
-            " by step and the error's class (LockTimeout: its lock held elsewhere; Conflict: changed meanwhile); the"
-            " rest of the round made", ["step", "error"], registry=r,
+            " by step and the error's class (LockTimeout: its lock held elsewhere; Conflict: changed meanwhile; any"
+            " other: a bug, logged by class and place); the rest of the round made", ["step", "error"], registry=r,
+        )  # fmt: skip
+        self.alert_stuck = Gauge(
+            "gateway_alert_conversations_stuck", "Conversations whose repair (or read) failed in the alert check's last"
+            " round by an error other than the store's or a lock's (a bug: each logged once an hour while it fails)",
+            registry=r,
         )  # fmt: skip
         self.inbox_set_aside = Gauge(
             "gateway_inbox_set_aside", "Inbound messages set aside after failing repeatedly (kept in the store)",

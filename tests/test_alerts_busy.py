@@ -23,7 +23,7 @@ from gateway.console.presence import Presence
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import EPOCH, ERASING, FAR, Eraser
-from gateway.errors import Conflict
+from gateway.errors import Conflict, IllegalTransition
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
@@ -51,18 +51,22 @@ class Line:
         keyed = KeyedHash("k" * 32)
         self.eraser = Eraser(store, self.dispatcher, self.flows, lambda c, s: keyed.sender(c.value, s), clock=clock)
         self.actions = Actions(self.dispatcher, store, self.flows, clock=clock)
-        self.watch = self.watching(self.actions.back_in_line)
+        self.watch = self.watching()
 
-    def watching(self, back_in_line: Callable[[str], Awaitable[bool]]) -> Watch:
+    def watching(self, **instead: Callable[..., Awaitable[bool]]) -> Watch:
+        """The watch, with ``instead`` some of its repairs (by the Watch's parameter's name)."""
         actions = self.actions
+        repairs: dict[str, Callable[..., Awaitable[bool]]] = dict(
+            hand_back=lambda i, listener: actions.hand_back_absent(i, listener, absent=lambda name: True),
+            complete=actions.complete_hand_back, complete_close=actions.complete_close,
+            complete_move=actions.complete_move, complete_take=actions.complete_take,
+            complete_leaving=actions.complete_leaving,
+            complete_erasure=lambda i, key: self.eraser.finish_confirmed(i, key, timeout=2.0),
+            back_in_line=actions.back_in_line,
+        )  # fmt: skip
         return Watch(self.store, self.metrics, clock=self.clock, outbox_alert_seconds=60,
-                     listener_present=self.presence.has, held_alert_seconds=300,
-                     hand_back=lambda i, listener: actions.hand_back_absent(i, listener, absent=lambda name: True),
-                     handback_seconds=GRACE, complete=actions.complete_hand_back,
-                     complete_close=actions.complete_close, complete_move=actions.complete_move,
-                     complete_take=actions.complete_take, complete_leaving=actions.complete_leaving,
-                     complete_erasure=lambda i, key: self.eraser.finish_confirmed(i, key, timeout=2.0),
-                     back_in_line=back_in_line)  # fmt: skip
+                     listener_present=self.presence.has, held_alert_seconds=300, handback_seconds=GRACE,
+                     **(repairs | instead))  # fmt: skip
 
     async def erasure_cut_short(self, sender: str) -> str:
         """A young person's confirmed erasure whose instance died once "oui" was committed: listed, nothing erased."""
@@ -95,6 +99,9 @@ class Line:
     def skipped(self, step: str, error: str) -> float:
         labels = {"step": step, "error": error}
         return self.metrics.registry.get_sample_value("gateway_alert_steps_skipped_total", labels) or 0.0
+
+    def stuck(self) -> float | None:
+        return self.metrics.registry.get_sample_value("gateway_alert_conversations_stuck")
 
 
 async def opened(store_url: str) -> Store:
@@ -168,7 +175,7 @@ async def test_a_conflict_skips_that_conversation_only(sqlite_store: Store, cloc
             raise Conflict(f"conversation {conversation_id} is not waiting in a queue")
         return await line.actions.back_in_line(conversation_id)
 
-    line.watch = line.watching(back_in_line)
+    line.watch = line.watching(back_in_line=back_in_line)
     given_back = await line.bea_away_too_long()
     ids = []
     for n in range(2):
@@ -209,3 +216,49 @@ async def test_the_outbox_alert_is_said_before_the_repairs_that_wait_for_a_lock(
         assert line.metrics.registry.get_sample_value("gateway_outbox_oldest_pending_seconds") == 90
     await check
     assert lost.id in await sqlite_store.waiting_ids()  # the lock freed within its wait: the repair made
+
+
+async def test_a_conversation_whose_repair_fails_by_a_bug_holds_up_no_other_and_is_said_once_an_hour(
+    sqlite_store: Store, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A young person queued with no entry waiting (a take cut short) whose repair fails by an error not the store's
+    (a record in a state no step expects: ``IllegalTransition``, its text quoting the record); Bea away past the
+    grace; an erasure cut short. Each round hands back, finishes the erasure, skips that one: counted, one ERROR
+    line by class and code place (never the error's text), not repeated every 10 s but once an hour while it fails,
+    and ``gateway_alert_conversations_stuck`` 1; repaired, 0. Before: ``check`` raised, every round (the supervisor
+    restarting the worker), the repairs after it never made."""
+    caplog.set_level(logging.INFO, logger="gateway")
+    line, broken = Line(sqlite_store, clock), set()
+
+    async def back_in_line(conversation_id: str) -> bool:
+        if conversation_id in broken:  # as a record no step expects makes a lifecycle step refuse it
+            raise IllegalTransition("queued 0612345678", "requeue")
+        return await line.actions.back_in_line(conversation_id)
+
+    line.watch = line.watching(back_in_line=back_in_line)
+    given_back = await line.bea_away_too_long()
+    erased = await line.erasure_cut_short("70707070")
+    stuck, _ = await sqlite_store.active_conversation(ChannelName.TELEGRAM, "stuck", clock())
+    await sqlite_store.save_conversation(replace(stuck, status=Status.QUEUED, queue="listeners", queued_at=clock()))
+    broken.add(stuck.id)
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "alerts:" in r.getMessage()]
+
+    await line.watch.check()
+    assert await line.status(given_back) == Status.QUEUED  # the hand-back after it made
+    assert await sqlite_store.erasures_begun() == {} and await line.status(erased) is None  # and the erasure
+    [first] = said()
+    assert first.startswith(f"alerts: back_in_line of conversation {stuck.id} failed by IllegalTransition at ")
+    assert "test_alerts_busy.py" in first and "0612345678" not in first  # where, never the error's text
+    assert line.skipped("back_in_line", "IllegalTransition") == 1 and line.stuck() == 1
+    for _ in range(5):  # every 10 s: counted, not said again
+        clock.advance(seconds=10)
+        await line.watch.check()
+    assert len(said()) == 1 and line.skipped("back_in_line", "IllegalTransition") == 6 and line.stuck() == 1
+    clock.advance(seconds=3600)
+    await line.watch.check()  # an hour on, still failing: said again
+    assert len(said()) == 2 and "it failed 5 more time(s) since last said" in said()[1]
+    broken.clear()
+    await line.watch.check()  # the bug gone: back in line, nothing stuck
+    assert line.stuck() == 0 and stuck.id in await sqlite_store.waiting_ids()
