@@ -43,7 +43,8 @@ lock is held elsewhere past the wait, or that changed meanwhile, is skipped unti
 round made (:meth:`Watch._one`; until 2026-12-07 it ended the round). So is one whose repair fails by any error
 but the store's (a bug, a record in a state no step expects: logged by class and code place, once, then once an hour
 while it keeps failing; ``gateway_alert_conversations_stuck`` counts them; until 2026-12-07 it failed the whole
-check, the supervisor restarting it, and as the same conversation failed first every round, no repair after it ran).
+check, the supervisor restarting it, and as the same conversation failed first every round, no repair after it ran),
+and one whose record this instance cannot open (``DataKeyError``), said as such, not as the store's outage.
 Worker restarts are counted and logged by :mod:`gateway.supervisor`.
 """
 
@@ -57,7 +58,7 @@ from functools import partial
 from typing import Protocol, TypeVar
 
 from gateway.conversation import Status
-from gateway.errors import Conflict, LockTimeout, StoreError
+from gateway.errors import Conflict, DataKeyError, LockTimeout, StoreError
 from gateway.metrics import Metrics
 from gateway.store import ConversationStore, InboxStore, OutboxStore, PresentStore, QueueStore
 from gateway.supervisor import where
@@ -396,7 +397,13 @@ class Watch:
         once every ``STUCK_TOLD_SECONDS`` while it keeps failing, and counted in ``gateway_alert_conversations_stuck``
         at each round. Until 2026-12-07 it failed the whole check: the supervisor restarted the worker, and as the
         same conversation failed first every round, no repair after it ran again (hand-backs due, erasures cut
-        short), one ERROR line every restart."""
+        short), one ERROR line every restart.
+
+        A record this instance cannot open (``DataKeyError``: sealed with a data key not configured here, a rotation
+        half deployed, or altered) is that conversation's alone too, said as what it is, not as a store outage: the
+        store answered. Until 2026-12-07 it ended the round and was counted as the store's failure, told as
+        ``alert: the store is unreachable`` (on-call sent after an outage that was not), every repair after it
+        undone."""
         try:
             result = await call()
         except (LockTimeout, Conflict) as exc:
@@ -405,6 +412,9 @@ class Watch:
             why = "its lock held elsewhere" if isinstance(exc, LockTimeout) else "changed meanwhile"
             log.warning("alerts: %s of conversation %s skipped until the next check (%s: %s)", step, conversation_id,
                         kind, why)  # fmt: skip
+            return skipped
+        except DataKeyError as exc:  # the store answered: this record does not open here, not an outage
+            self._stuck(step, conversation_id, exc)
             return skipped
         except StoreError:
             raise
@@ -427,9 +437,15 @@ class Watch:
             self.stuck[key] = (told, failed + 1)
             return
         again = f"; it failed {failed} more time(s) since last said" if told is not None else ""
-        log.error("alerts: %s of conversation %s failed by %s at %s: skipped, the rest of the round made (said again"
-                  " in %.0f s while it fails%s)", step, conversation_id, kind, where(exc), STUCK_TOLD_SECONDS,
-                  again)  # fmt: skip
+        if isinstance(exc, DataKeyError):  # its text names the key id and the record's kind: no place needed
+            log.error("alerts: %s of conversation %s skipped: its record does not open on this instance (DataKeyError:"
+                      " sealed with a data key not configured here, or altered; the store answers: not an outage;"
+                      " said again in %.0f s while it fails%s)", step, conversation_id, STUCK_TOLD_SECONDS,
+                      again)  # fmt: skip
+        else:
+            log.error("alerts: %s of conversation %s failed by %s at %s: skipped, the rest of the round made (said"
+                      " again in %.0f s while it fails%s)", step, conversation_id, kind, where(exc),
+                      STUCK_TOLD_SECONDS, again)  # fmt: skip
         self.stuck[key] = (now, 0)
 
     def _round_made(self) -> None:
