@@ -71,6 +71,12 @@ T = TypeVar("T")
 WATCH_SECONDS = 10.0
 """How often the checks run: a store outage, an old outbox item or a listener away is said within it."""
 
+REPAIR_LOCK_SECONDS = 2.0
+"""How long each of the check's repairs waits for a conversation's lock before it is skipped until the next round
+(the app wires the check's repairs on an ``Actions`` of this wait, and the erasure's, ``finish_confirmed``): a
+listener's action waits 10 s. Until 2026-12-07 the repairs waited 10 s each: a few busy conversations made a round
+last minutes, its hand-backs and erasures that much later."""
+
 STUCK_TOLD_SECONDS = 3600.0
 """A conversation whose repair keeps failing (a bug, a record no step expects) is logged once, then once this often
 while it fails (``gateway_alert_conversations_stuck`` says how many there are at each round)."""
@@ -175,7 +181,7 @@ class Watch:
         self.metrics.outages.answered("alerts", wrote=True)  # its probe (``ping``) is a write
         self._set_aside(set_aside)
         # Said as the store is read, before the repairs: each of those may wait for a conversation's lock (up to
-        # 10 s, then skipped); until 2026-12-07 the alert and its gauge came after them, told that much later.
+        # REPAIR_LOCK_SECONDS, then skipped); until 2026-12-07 the alert and its gauge came after them, told later.
         age = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
         self.metrics.outbox_oldest.set(age)
         late = age > self.outbox_alert_seconds

@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway import leaving
-from gateway.alerts import WATCH_SECONDS, Watch
+from gateway.alerts import REPAIR_LOCK_SECONDS, WATCH_SECONDS, Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels.whatsapp_catchup import CatchUp
 from gateway.channels_wiring import TypingRelay, batch_processor, build_channels, webhook_routes
@@ -253,15 +253,17 @@ async def create_app(
     hub.finish_erasure = eraser.finish_cut  # a hello finding an erasure cut short finishes it before opening anything
     supervisor = Supervisor(metrics)
     presence.troubled = lambda: supervisor.problems().keys()  # announced to every instance's supervision board
+    # the check's repairs wait 2 s for a conversation's lock, then skip it until the next round; a listener's 10 s
+    repairs = Actions(dispatcher, store, flows, clock=clock, lock_seconds=REPAIR_LOCK_SECONDS)
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds,
                   listener_present=presence.has, held_alert_seconds=settings.held_alert_seconds,
-                  hand_back=lambda conversation_id, listener: actions.hand_back_absent(
+                  hand_back=lambda conversation_id, listener: repairs.hand_back_absent(
                       conversation_id, listener, absent=lambda name: presence.complete() and not presence.has(name)),
-                  handback_seconds=settings.held_handback_seconds, complete=actions.complete_hand_back,
-                  back_in_line=actions.back_in_line, complete_close=actions.complete_close,
-                  complete_move=actions.complete_move, complete_take=actions.complete_take,
-                  complete_leaving=actions.complete_leaving, listeners_here=presence.here,
-                  complete_erasure=lambda i, key: eraser.finish_confirmed(i, key, timeout=2.0),
+                  handback_seconds=settings.held_handback_seconds, complete=repairs.complete_hand_back,
+                  back_in_line=repairs.back_in_line, complete_close=repairs.complete_close,
+                  complete_move=repairs.complete_move, complete_take=repairs.complete_take,
+                  complete_leaving=repairs.complete_leaving, listeners_here=presence.here,
+                  complete_erasure=lambda i, key: eraser.finish_confirmed(i, key, timeout=REPAIR_LOCK_SECONDS),
                   every=watch_seconds)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     hup = asyncio.Event()  # SIGHUP: flows.yaml reloaded at once by the watcher (off the loop: FlowSet.reload_aside)

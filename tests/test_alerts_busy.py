@@ -11,20 +11,22 @@ lock held by the test as another instance would hold it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import Any, cast
 
 import pytest
 
-from gateway.alerts import Watch
+from gateway.alerts import REPAIR_LOCK_SECONDS, Watch
 from gateway.console.actions import Actions
 from gateway.console.presence import Presence
 from gateway.conversation import Conversation, Status
 from gateway.crypto import DataKeys, new_key
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import EPOCH, ERASING, FAR, Eraser
-from gateway.errors import Conflict, IllegalTransition
+from gateway.errors import Conflict, IllegalTransition, LockTimeout
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
@@ -43,7 +45,8 @@ GRACE = 600.0
 
 class Line:
     """A store, a dispatcher, the eraser and the listeners' actions, and the alert check wired as the app wires it
-    (the erasure's lock waited for 2 s), on the test's clock; Bea's console closed."""
+    (the repairs on their own ``Actions``, the conversation's lock and the erasure's waited for 2 s), on the test's
+    clock; Bea's console closed."""
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store, self.clock, self.metrics, self.presence = store, clock, Metrics(), Presence()
@@ -52,18 +55,19 @@ class Line:
         self.dispatcher = Dispatcher(store, self.flows, clock=clock)
         keyed = KeyedHash("k" * 32)
         self.eraser = Eraser(store, self.dispatcher, self.flows, lambda c, s: keyed.sender(c.value, s), clock=clock)
-        self.actions = Actions(self.dispatcher, store, self.flows, clock=clock)
+        self.actions = Actions(self.dispatcher, store, self.flows, clock=clock)  # the console's: 10 s
+        self.repairs = Actions(self.dispatcher, store, self.flows, clock=clock, lock_seconds=REPAIR_LOCK_SECONDS)
         self.watch = self.watching()
 
     def watching(self, **instead: Callable[..., Awaitable[bool]]) -> Watch:
         """The watch, with ``instead`` some of its repairs (by the Watch's parameter's name)."""
-        actions = self.actions
+        actions = self.repairs
         repairs: dict[str, Callable[..., Awaitable[bool]]] = dict(
             hand_back=lambda i, listener: actions.hand_back_absent(i, listener, absent=lambda name: True),
             complete=actions.complete_hand_back, complete_close=actions.complete_close,
             complete_move=actions.complete_move, complete_take=actions.complete_take,
             complete_leaving=actions.complete_leaving,
-            complete_erasure=lambda i, key: self.eraser.finish_confirmed(i, key, timeout=2.0),
+            complete_erasure=lambda i, key: self.eraser.finish_confirmed(i, key, timeout=REPAIR_LOCK_SECONDS),
             back_in_line=actions.back_in_line,
         )  # fmt: skip
         return Watch(self.store, self.metrics, clock=self.clock, outbox_alert_seconds=60,
@@ -143,7 +147,7 @@ async def test_an_erasure_under_way_elsewhere_skips_only_itself(
 
 async def test_a_conversation_busy_early_in_the_round_holds_up_no_later_repair(store_url: str, clock: Clock) -> None:
     """A young person queued with no entry waiting (a take cut short after its queue step, or one under way) whose
-    lock another instance holds past the repair's wait (10 s); Bea away past the grace; an erasure cut short. One
+    lock another instance holds past the repair's wait (2 s); Bea away past the grace; an erasure cut short. One
     round hands Bea's conversation back and finishes the erasure; the busy one is put back in line by the next round.
     Before: ``back_in_line``'s LockTimeout ended the round, the hand-back and the erasure after it skipped."""
     store = await opened(store_url)
@@ -304,3 +308,53 @@ async def test_a_record_this_instance_cannot_open_is_skipped_and_said_as_such_no
         assert line.stuck() == 2
     finally:
         await store.close()
+
+
+class Waits:
+    """The real store, except that a conversation's lock (``locked_batch``) in :attr:`busy` is held elsewhere: each
+    wait asked for it is recorded (:attr:`waited`: the conversation's id and how long), then refused with the
+    ``LockTimeout`` the store gives once that wait is over, at once (no wall clock)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self.busy, self.waited = store, set[str](), list[tuple[str, float]]()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def locked_batch(self, conversation_id: str, timeout: float = 10.0, **kwargs: Any) -> Any:
+        if conversation_id not in self.busy:
+            return self._store.locked_batch(conversation_id, timeout, **kwargs)
+        self.waited.append((conversation_id, timeout))
+
+        @contextlib.asynccontextmanager
+        async def refused() -> AsyncIterator[None]:
+            raise LockTimeout(f"conversation {conversation_id}'s lock not had within {timeout} s")
+            yield
+
+        return refused()
+
+
+async def test_the_checks_repairs_wait_two_seconds_for_a_busy_lock_a_listeners_action_ten(
+    sqlite_store: Store, clock: Clock
+) -> None:
+    """Two conversations whose locks another instance holds: Bea's, due to go back (``hand_back_absent``), and a
+    young person queued with no entry (``back_in_line``). The round asks each lock for 2 s, skips both; a listener's
+    take of the second still waits 10 s. Before: each repair waited 10 s (``locked_batch``'s default), so a few busy
+    conversations held the round up for tens of seconds, a hundred for a quarter of an hour."""
+    waits = Waits(sqlite_store)
+    line = Line(cast(Store, waits), clock)
+    given_back = await line.bea_away_too_long()
+    lost, _ = await sqlite_store.active_conversation(ChannelName.TELEGRAM, "lost", clock())
+    await sqlite_store.save_conversation(replace(lost, status=Status.QUEUED, queue="listeners", queued_at=clock()))
+    waits.busy |= {given_back, lost.id}
+    await line.watch.check()
+    assert sorted(waits.waited) == sorted([(given_back, REPAIR_LOCK_SECONDS), (lost.id, REPAIR_LOCK_SECONDS)])
+    assert REPAIR_LOCK_SECONDS == 2.0
+    assert line.skipped("hand_back", "LockTimeout") == 1 and line.skipped("back_in_line", "LockTimeout") == 1
+    waits.waited.clear()
+    with pytest.raises(LockTimeout):
+        await line.actions.take(lost.id, "anne", 3)  # a listener's click
+    assert waits.waited == [(lost.id, 10.0)]
+    waits.busy.clear()
+    await line.watch.check()  # free again: both made
+    assert await line.status(given_back) == Status.QUEUED and lost.id in await sqlite_store.waiting_ids()

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.alerts import REPAIR_LOCK_SECONDS
 from gateway.app import API, METRICS, STORE, TIMERS, WATCH
 from gateway.conversation import Status
 from gateway.errors import ConfigError
@@ -405,3 +406,16 @@ def test_the_message_has_a_default_french_first() -> None:
     for key in ("listener_disconnected", "listener_disconnected_closed", "listener_disconnected_offline"):
         default = DEFAULT_MESSAGES[key]
         assert list(default) == ["fr", "en"] and all("17" in text and "112" in text for text in default.values())
+
+
+async def test_the_app_wires_the_checks_repairs_to_wait_two_seconds_for_a_lock_a_listeners_actions_ten(
+    client: Client,
+) -> None:
+    """The check's repairs are bound to the app's ``Actions`` of ``REPAIR_LOCK_SECONDS`` (what each waits for a busy
+    conversation's lock is counted in ``tests/test_alerts_busy.py``), the console's to those of 10 s. Before
+    2026-12-07 one ``Actions`` for both: every repair waited 10 s."""
+    watch = client.app[WATCH]
+    for repair in (watch.complete, watch.back_in_line, watch.complete_close, watch.complete_move,
+                   watch.complete_take, watch.complete_leaving):  # fmt: skip
+        assert repair.__self__.lock_seconds == REPAIR_LOCK_SECONDS == 2.0
+    assert client.app[API].actions.lock_seconds == 10.0

@@ -65,6 +65,7 @@ ENDING = (
 COMPLETED = {"idle_close": ("idle_close_completed", "an idle close"),
              "closed_in_bulk": ("bulk_close_completed", "a bulk close")}  # fmt: skip
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
+LOCK_SECONDS = 10.0  # how long a listener's action waits for a conversation's lock (``locked_batch``'s default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +98,16 @@ class ActionsRoles(
 
 
 class Actions:
-    def __init__(self, dispatcher: Dispatcher, store: ActionsRoles, flows: FlowSet, *, clock: Clock) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, store: ActionsRoles, flows: FlowSet, *, clock: Clock,
+        lock_seconds: float = LOCK_SECONDS,
+    ) -> None:  # fmt: skip
+        """``lock_seconds``: how long each action waits for a conversation's lock (``locked_batch``), then
+        ``LockTimeout``: a listener's click, :data:`LOCK_SECONDS`; the alert check's repairs, a shorter wait (since
+        2026-12-07 the app gives the check its own ``Actions``, ``alerts.REPAIR_LOCK_SECONDS``: each busy conversation
+        held a round up for 10 s before it was skipped, several of them minutes)."""
         self.dispatcher, self.store, self.flows, self.clock = dispatcher, store, flows, clock
+        self.lock_seconds = lock_seconds
 
     async def _load(self, conversation_id: str) -> Conversation:
         conversation = await self.store.get_conversation(conversation_id)
@@ -138,7 +147,7 @@ class Actions:
         check (:meth:`complete_take`), never sent after the goodbye nor left pending."""
         status: Status | None = None
         try:
-            async with self.store.locked_batch(conversation_id):
+            async with self.store.locked_batch(conversation_id, self.lock_seconds):
                 conversation = await self._load(conversation_id)
                 status, now = conversation.status, self.clock()
                 lifecycle.advance(conversation.status, Trigger.TAKE)  # refused before the store's take
@@ -456,7 +465,7 @@ class Actions:
         again, it is made."""
         claim = None
         try:
-            async with self.store.locked_batch(conversation_id):
+            async with self.store.locked_batch(conversation_id, self.lock_seconds):
                 conversation = await self._load(conversation_id)
                 if key is None:
                     yield conversation, _Once(None)
@@ -499,7 +508,7 @@ class Actions:
         (:meth:`complete_move`) and withdraws the message (audited ``hand_back_withdrawn``), never sent after the
         goodbye nor left pending."""
         try:
-            async with self.store.locked_batch(conversation_id):
+            async with self.store.locked_batch(conversation_id, self.lock_seconds):
                 conversation = await self.store.get_conversation(conversation_id)
                 if conversation is None or conversation.status != Status.WITH_LISTENER:
                     return False  # erased, handed back, closed or transferred meanwhile (by another instance, say)
@@ -552,7 +561,7 @@ class Actions:
         moved: a hand-back's keeps its queue and arrival (the record's), a transfer's is at the transfer's time; so a
         hand-back cut short while a transfer cut before its queue step is still listed (until this check) is audited
         as the hand-back it is. Whether it was needed."""
-        async with self.store.locked_batch(conversation_id):
+        async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.WITH_LISTENER:
                 return False
@@ -599,7 +608,7 @@ class Actions:
         has its messages written and never listed withdrawn (:meth:`_withdraw`), an automatic hand-back's too (listed
         as a move by :meth:`hand_back_absent`; audited ``hand_back_withdrawn`` when the hold's message is among them).
         ``mover``: who made it, as listed, named in the audit line. Whether it was completed."""
-        async with self.store.locked_batch(conversation_id):
+        async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             entry = await self.store.queue_entry(conversation_id)
             cut = (
@@ -668,7 +677,7 @@ class Actions:
         or completed; waiting: back in line). Under the lock: a take under way holds it and is found done. Whether a
         message was withdrawn."""
         withdrawn = False
-        async with self.store.locked_batch(conversation_id):
+        async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             if await self._back_in_lines(conversation):
                 return False
@@ -697,7 +706,7 @@ class Actions:
         person a listener joined (its message's id, derived from the take) is completed: held by the listener who
         took them, told once. Otherwise they are back in line (:meth:`_line_again`). Audited, naming who had taken
         them. Whether anything was needed."""
-        async with self.store.locked_batch(conversation_id):
+        async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.QUEUED or conversation.queue is None:
                 return False
@@ -961,7 +970,7 @@ class Actions:
             how = "quick_exit"  # a value no instance writes: the young person's leaving, the least told
         ending = cast(leaving.Ending, how)
         completed = False
-        async with self.store.locked_batch(conversation_id):
+        async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is not None and conversation.active:
                 await self._complete_ending(conversation, ending, self.clock())
@@ -1021,7 +1030,7 @@ class Actions:
         whose conversation ended another way first (a quick exit, an idle close, closed again with another category)
         has its goodbye written and never listed withdrawn (:meth:`_withdraw`). Whether it was completed."""
         completed = False
-        async with self.store.locked_batch(conversation_id):
+        async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             if await self._back_in_lines(conversation):
                 return False
