@@ -182,17 +182,17 @@ class Eraser:
             if key is not None:
                 asker = _asker(key)
                 if asker is None or conversation is None:  # the young person's own (their goodbye), or one cut
-                    return await self._finish(conversation_id, key)  # before its audit line
+                    return await self._finish(conversation_id, key, timeout)  # before its audit line
                 actor, how = asker  # asked again (or its web chat page back): the line names who asked first
             if conversation is None:
                 return None
             if key is None:  # before the first delete: a cut from here on is finished by the alert check
                 await self.store.begin_erasure(conversation_id, asked_by(actor, how))
             if not conversation.sender:  # purged already: its identity is gone, only this record is left
-                return await self._erase([conversation], conversation.channel, "", actor, how, unlist=conversation_id)
-            return await self.erase_person(
-                conversation.channel, conversation.sender, actor, how, last=conversation.id, unlist=conversation.id
-            )
+                return await self._erase([conversation], conversation.channel, "", actor, how, unlist=conversation_id,
+                                         timeout=timeout)  # fmt: skip
+            return await self.erase_person(conversation.channel, conversation.sender, actor, how, last=conversation.id,
+                                           unlist=conversation.id, timeout=timeout)  # fmt: skip
 
     async def erase_identity(self, channel: ChannelName, sender: str, actor: str, how: str) -> Removed:
         """``gateway erase --channel --identity`` (and ``--again``): the person's conversations erased as from the
@@ -210,19 +210,22 @@ class Eraser:
 
     async def erase_person(
         self, channel: ChannelName, sender: str, actor: str, how: str, *, final_message: bool = False,
-        keep_seen: Collection[str] = (), last: str | None = None, unlist: str | None = None,
+        keep_seen: Collection[str] = (), last: str | None = None, unlist: str | None = None, timeout: float = 10.0,
     ) -> Removed:  # fmt: skip
         """Erase every conversation of this channel identity. ``final_message``: the young person asked, and gets
         flows.yaml's ``erasure.done`` once it is done (``keep_seen``: the key of their confirming message, so that
         a redelivery of it is still a duplicate). ``last``: the conversation the erasure was asked from, erased
-        after everything else of the person (their other conversations, the gate's notices, the inbox)."""
+        after everything else of the person (their other conversations, the gate's notices, the inbox).
+        ``timeout``: how long each conversation's lock is waited for (the caller's: the alert check's 2 s,
+        ``alerts.REPAIR_LOCK_SECONDS``; until 2026-12-07 always 10 s, whatever the caller had asked)."""
         found = await self._of_person(channel, sender, last)
 
         async def goodbye() -> None:
             await self._goodbye(found, channel, sender)
 
         told = goodbye if final_message else None
-        return await self._erase(found, channel, sender, actor, how, keep_seen, last, told, unlist=unlist)
+        return await self._erase(found, channel, sender, actor, how, keep_seen, last, told, unlist=unlist,
+                                 timeout=timeout)  # fmt: skip
 
     async def _of_person(self, channel: ChannelName, sender: str, last: str | None) -> list[Conversation]:
         """Every conversation of this channel identity, oldest first: read from the store's index of the person
@@ -253,15 +256,17 @@ class Eraser:
         under the lock ``erasing-<id>``, unless no longer listed (done meanwhile, by the instance that processed the
         message or asked, or by the alert check): whether it was done now. Called right after the message, and by the
         alert check for one cut short (its instance dead, its request failed). The record gone: everything was erased
-        (and the goodbye sent) before it (:meth:`_erase`), only the audit line and the listing are left."""
+        (and the goodbye sent) before it (:meth:`_erase`), only the audit line and the listing are left. ``timeout``
+        is the wait for every lock it takes, each conversation's too (until 2026-12-07 only ``erasing-<id>``'s: the
+        alert check's 2 s became 10 s for each conversation of that person whose lock was busy)."""
         async with self.store.lock(ERASING + conversation_id, timeout):
             listed = (await self.store.erasures_begun()).get(conversation_id)
             if listed is None:
                 return False
-            await self._finish(conversation_id, listed)
+            await self._finish(conversation_id, listed, timeout)
             return True
 
-    async def _finish(self, conversation_id: str, key: str) -> Removed:
+    async def _finish(self, conversation_id: str, key: str, timeout: float = 10.0) -> Removed:
         """The listed erasure of this conversation finished (under its lock ``erasing-<id>``): a young person's with
         their goodbye, their confirming message's mark kept; one asked by a supervisor or the CLI (:func:`asked_by`)
         with none (a supervisor's erasure says nothing to the young person), its actor and wording in the line."""
@@ -272,10 +277,10 @@ class Eraser:
         if conversation is not None and conversation.sender:
             return await self.erase_person(conversation.channel, conversation.sender, actor, how,
                                            final_message=asker is None, keep_seen=keep_seen, last=conversation_id,
-                                           unlist=conversation_id)  # fmt: skip
+                                           unlist=conversation_id, timeout=timeout)  # fmt: skip
         if conversation is not None:  # purged meanwhile: its identity is gone, nobody to tell
             return await self._erase([conversation], conversation.channel, "", actor, how, keep_seen,
-                                     unlist=conversation_id)  # fmt: skip
+                                     unlist=conversation_id, timeout=timeout)  # fmt: skip
         # erased to its last record, cut before its audit line (the line and the unlisting go together)
         async with self.store.batch():
             detail = f"erased, cut short before this line, written when it was finished ({how}; what it erased is not"
@@ -300,7 +305,7 @@ class Eraser:
     async def _erase(
         self, found: list[Conversation], channel: ChannelName, sender: str, actor: str, how: str,
         keep_seen: Collection[str] = (), last: str | None = None,
-        goodbye: Callable[[], Awaitable[None]] | None = None, *, unlist: str | None = None,
+        goodbye: Callable[[], Awaitable[None]] | None = None, *, unlist: str | None = None, timeout: float = 10.0,
     ) -> Removed:  # fmt: skip
         """Each step leaves what is left findable: what is keyed by the identity goes first, then each conversation
         with its de-duplication marks, the one asked from (``last``) at the end, its record last of all (the
@@ -317,7 +322,8 @@ class Eraser:
             await self.store.inbox_forget(key)  # the inbox orders by the same keyed form of the identity
         entries, ordered = 0, sorted(found, key=lambda c: c.id == last)  # stable: the others oldest first
         for conversation in ordered:
-            entries += await self._erase_one(conversation, kept, goodbye if conversation is ordered[-1] else None)
+            told = goodbye if conversation is ordered[-1] else None
+            entries += await self._erase_one(conversation, kept, told, timeout)
         if goodbye is not None and not ordered:
             await goodbye()
         await self.store.forget_freed()
@@ -335,15 +341,17 @@ class Eraser:
         return erased
 
     async def _erase_one(
-        self, conversation: Conversation, kept: set[str], goodbye: Callable[[], Awaitable[None]] | None = None
-    ) -> int:
+        self, conversation: Conversation, kept: set[str], goodbye: Callable[[], Awaitable[None]] | None = None,
+        timeout: float = 10.0,
+    ) -> int:  # fmt: skip
         """One conversation, under its lock: its listeners told, the de-duplication keys of the young person's
         messages and the marks of the listeners' replies forgotten (read from its transcript and ``marks_of``, so
         before it goes: a cut after it keeps none), then everything keyed by its id. The entries erased. The
         young person's marks are named from their entries' ids (``seen_digests_of_entry``); until 2026-12-06 every
         mark kept was read to find them (on Redis a SCAN of the keyspace and an HKEYS of each day's hashes). A web
-        chat conversation is marked erased first (``conversation_key``): a cut leaves the record and its mark."""
-        async with self.store.lock(conversation.id):
+        chat conversation is marked erased first (``conversation_key``): a cut leaves the record and its mark.
+        Its lock waited for ``timeout`` (the caller's; until 2026-12-07 always 10 s)."""
+        async with self.store.lock(conversation.id, timeout):
             current = await self.store.get_conversation(conversation.id) or conversation
             if current.channel == ChannelName.WEBCHAT and self.conversation_key is not None:  # before the record goes:
                 # a page naming it is told it ended, never a new conversation (``WEBCHAT_ERASED_FOR``)

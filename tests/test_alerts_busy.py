@@ -358,3 +358,49 @@ async def test_the_checks_repairs_wait_two_seconds_for_a_busy_lock_a_listeners_a
     waits.busy.clear()
     await line.watch.check()  # free again: both made
     assert await line.status(given_back) == Status.QUEUED and lost.id in await sqlite_store.waiting_ids()
+
+
+class LockWaits:
+    """The real store, except that each wait asked for a lock (``lock``: a conversation's, or ``erasing-<id>``) is
+    recorded (:attr:`waited`: the lock's name and how long); one in :attr:`busy` is then refused with the
+    ``LockTimeout`` the store gives once that wait is over, at once (no wall clock)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self.busy, self.waited = store, set[str](), list[tuple[str, float]]()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def lock(self, name: str, timeout: float = 10.0) -> Any:
+        self.waited.append((name, timeout))
+        if name not in self.busy:
+            return self._store.lock(name, timeout)
+
+        @contextlib.asynccontextmanager
+        async def refused() -> AsyncIterator[None]:
+            raise LockTimeout(f"lock {name} not had within {timeout} s")
+            yield
+
+        return refused()
+
+
+async def test_an_erasure_the_check_finishes_waits_two_seconds_for_each_conversations_lock(
+    sqlite_store: Store, clock: Clock
+) -> None:
+    """A young person's erasure cut short, their conversation's lock held elsewhere (a message being processed on
+    another instance): the check asks ``erasing-<id>``'s lock and the conversation's for 2 s each, skips it (still
+    listed), and finishes it at the next round once the lock is free. Before: the conversation's lock was asked for
+    10 s (``_erase_one``'s default), so each busy conversation of that person held the round up 10 s, not 2."""
+    waits = LockWaits(sqlite_store)
+    line = Line(cast(Store, waits), clock)
+    erased = await line.erasure_cut_short("70707070")
+    waits.busy.add(erased)
+    waits.waited.clear()
+    await line.watch.check()
+    assert waits.waited == [(ERASING + erased, REPAIR_LOCK_SECONDS), (erased, REPAIR_LOCK_SECONDS)]
+    assert line.skipped("erasure", "LockTimeout") == 1 and set(await sqlite_store.erasures_begun()) == {erased}
+    waits.busy.clear()
+    waits.waited.clear()
+    await line.watch.check()  # free again: finished, every lock asked for 2 s
+    assert await sqlite_store.erasures_begun() == {} and await line.status(erased) is None
+    assert {timeout for _, timeout in waits.waited} == {REPAIR_LOCK_SECONDS}
