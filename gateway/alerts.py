@@ -40,7 +40,8 @@ record was read and decrypted every 10 s on each instance); only those whose lis
 threshold are read, to count them exactly; the queued ones are compared by id (``Actions.back_in_line`` reads the
 few to repair), and whatever is acted on is checked against its record under the conversation's lock. One whose
 lock is held elsewhere past the wait, or that changed meanwhile, is skipped until the next check, the rest of the
-round made (:meth:`Watch._one`; until 2026-12-07 it ended the round). So is one whose repair fails by any error
+round made (:meth:`Watch._one`; until 2026-12-07 it ended the round), said once, then once an hour while it stays
+busy (until 2026-12-07 every round). So is one whose repair fails by any error
 but the store's (a bug, a record in a state no step expects: logged by class and code place, once, then once an hour
 while it keeps failing; ``gateway_alert_conversations_stuck`` counts them; until 2026-12-07 it failed the whole
 check, the supervisor restarting it, and as the same conversation failed first every round, no repair after it ran),
@@ -149,6 +150,8 @@ class Watch:
         self.complete_erasure = complete_erasure
         self.stuck: dict[tuple[str, str, str], tuple[datetime, int]] = {}  # (step, id, class) → when told, failures
         self._stuck_now: set[tuple[str, str, str]] = set()  # those failed in this round
+        self.busy: dict[tuple[str, str, str], tuple[datetime, int]] = {}  # (step, id, class) → when told, skips
+        self._busy_now: set[tuple[str, str, str]] = set()  # those skipped (lock busy, changed) in this round
 
     async def run(self) -> None:
         while True:
@@ -156,7 +159,7 @@ class Watch:
             await asyncio.sleep(self.every)
 
     async def check(self) -> None:
-        self._stuck_now = set()
+        self._stuck_now, self._busy_now = set(), set()
         try:
             await self.store.ping()
             oldest = await self.store.outbox_oldest_pending()
@@ -391,7 +394,10 @@ class Watch:
 
         Its lock held elsewhere past the wait (``LockTimeout``: an erasure, a message or an operation under way on
         another instance) or a conflicting change (``Conflict``): skipped until the next check, one WARNING line (the
-        step, the id, the error's class; never its text) and ``gateway_alert_steps_skipped_total{step, error}``.
+        step, the id, the error's class; never its text) and ``gateway_alert_steps_skipped_total{step, error}`` (each
+        skip counted). The line is said once, then once every ``STUCK_TOLD_SECONDS`` while that conversation stays
+        busy at every round (:meth:`_busy`); until 2026-12-07 it was said every round (every 10 s on every instance
+        for as long as the lock stayed held).
         Until 2026-12-07 either ended the whole round, logged as lock contention: every repair after it (the other
         erasures listed, the hand-backs due, the cut steps of other conversations) skipped, every 10 s for as long as
         that lock was held. Any other store error still ends the round (an outage: the next conversation would fail
@@ -413,11 +419,7 @@ class Watch:
         try:
             result = await call()
         except (LockTimeout, Conflict) as exc:
-            kind = type(exc).__name__
-            self.metrics.alert_steps_skipped.labels(step, kind).inc()
-            why = "its lock held elsewhere" if isinstance(exc, LockTimeout) else "changed meanwhile"
-            log.warning("alerts: %s of conversation %s skipped until the next check (%s: %s)", step, conversation_id,
-                        kind, why)  # fmt: skip
+            self._busy(step, conversation_id, exc)
             return skipped
         except DataKeyError as exc:  # the store answered: this record does not open here, not an outage
             self._stuck(step, conversation_id, exc)
@@ -429,7 +431,27 @@ class Watch:
             return skipped
         for key in [k for k in self.stuck if k[:2] == (step, conversation_id)]:  # made now: told again if it fails
             del self.stuck[key]
+        for key in [k for k in self.busy if k[:2] == (step, conversation_id)]:  # made now: told again if busy again
+            del self.busy[key]
         return result
+
+    def _busy(self, step: str, conversation_id: str, exc: LockTimeout | Conflict) -> None:
+        """One conversation's part of the round skipped, its lock held elsewhere or it changed meanwhile: counted
+        each time, told when first seen (or ``STUCK_TOLD_SECONDS`` after it was last told, while it is skipped at
+        every round), by class only. Since 2026-12-07 (before, one WARNING line every round)."""
+        kind, now = type(exc).__name__, self.clock()
+        self.metrics.alert_steps_skipped.labels(step, kind).inc()
+        key = (step, conversation_id, kind)
+        self._busy_now.add(key)
+        told, skipped = self.busy.get(key, (None, 0))
+        if told is not None and (now - told).total_seconds() < STUCK_TOLD_SECONDS:
+            self.busy[key] = (told, skipped + 1)
+            return
+        why = "its lock held elsewhere" if isinstance(exc, LockTimeout) else "changed meanwhile"
+        again = f"; skipped {skipped} more time(s) since last said" if told is not None else ""
+        log.warning("alerts: %s of conversation %s skipped until the next check (%s: %s; said again in %.0f s while"
+                    " it stays so%s)", step, conversation_id, kind, why, STUCK_TOLD_SECONDS, again)  # fmt: skip
+        self.busy[key] = (now, 0)
 
     def _stuck(self, step: str, conversation_id: str, exc: Exception) -> None:
         """One conversation's part of the round failed by ``exc``, not the store's: counted, and told when first seen
@@ -456,8 +478,10 @@ class Watch:
 
     def _round_made(self) -> None:
         """A round made to its end: the conversations that failed in it are the stuck ones (those that did not fail
-        again, made or no longer listed, forgotten: told at once if they fail again)."""
+        again, made or no longer listed, forgotten: told at once if they fail again); those skipped busy in it, the
+        busy ones, alike."""
         self.stuck = {key: told for key, told in self.stuck.items() if key in self._stuck_now}
+        self.busy = {key: told for key, told in self.busy.items() if key in self._busy_now}
         self.metrics.alert_stuck.set(len({conversation_id for _, conversation_id, _ in self._stuck_now}))
 
     def _set_aside(self, count: int) -> None:

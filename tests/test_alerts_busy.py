@@ -404,3 +404,40 @@ async def test_an_erasure_the_check_finishes_waits_two_seconds_for_each_conversa
     await line.watch.check()  # free again: finished, every lock asked for 2 s
     assert await sqlite_store.erasures_begun() == {} and await line.status(erased) is None
     assert {timeout for _, timeout in waits.waited} == {REPAIR_LOCK_SECONDS}
+
+
+async def test_a_conversation_busy_round_after_round_is_said_once_then_once_an_hour(
+    sqlite_store: Store, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A young person queued with no entry waiting whose lock another instance keeps (a slow step, a lock left by a
+    dead instance until its lease lapses): each round (every 10 s) skips it and counts it; one WARNING line the first
+    time, none for the next rounds, one again an hour on saying how many skips it did not say; once made, forgotten:
+    busy again, said at once. Before: one WARNING line every round, on every instance (360 an hour)."""
+    caplog.set_level(logging.INFO, logger="gateway")
+    waits = Waits(sqlite_store)
+    line = Line(cast(Store, waits), clock)
+    lost, _ = await sqlite_store.active_conversation(ChannelName.TELEGRAM, "lost", clock())
+    await sqlite_store.save_conversation(replace(lost, status=Status.QUEUED, queue="listeners", queued_at=clock()))
+    waits.busy.add(lost.id)
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "skipped until the next check" in r.getMessage()]
+
+    for _ in range(6):  # a minute of rounds
+        await line.watch.check()
+        clock.advance(seconds=10)
+    assert len(said()) == 1 and line.skipped("back_in_line", "LockTimeout") == 6
+    assert (
+        said()[0].startswith(f"alerts: back_in_line of conversation {lost.id} skipped") and "LockTimeout" in said()[0]
+    )
+    clock.advance(seconds=3600)
+    await line.watch.check()  # an hour on, still busy: said again
+    assert len(said()) == 2 and "skipped 5 more time(s) since last said" in said()[1]
+    assert line.skipped("back_in_line", "LockTimeout") == 7 and line.stuck() == 0  # busy is not stuck
+    waits.busy.clear()
+    await line.watch.check()  # free: made, forgotten
+    assert lost.id in await sqlite_store.waiting_ids()
+    assert await sqlite_store.remove_from_queue(lost.id)  # its entry lost again, its lock busy again
+    waits.busy.add(lost.id)
+    await line.watch.check()
+    assert len(said()) == 3 and "more time(s)" not in said()[2]  # said at once, as a new incident
