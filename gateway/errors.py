@@ -1,4 +1,5 @@
-"""Every exception the gateway raises on purpose.
+"""Every exception the gateway raises on purpose (until 2026-12-07 the tree below lacked ``EndedMeanwhile``,
+``CorpusError`` and ``LockTimeout``).
 
     GatewayError
     ├── ConfigError               a setting is missing or malformed (names the variable, never a secret)
@@ -6,10 +7,16 @@
     │   └── FlowValidationError   positioned problems: .problems is a list of "FILE:LINE:COLUMN: message"
     ├── IllegalTransition         a conversation lifecycle change that is not allowed (e.g. closed → queued)
     ├── ConversationEnded         a web chat message's conversation ended as it was processed (an ending cut
-    │                             short, completed first): not recorded, the page is told ``ended``
+    │   │                         short, completed first; or erased while it waited for its lock): not recorded,
+    │   │                         the page is told ``ended``
+    │   └── EndedMeanwhile        ended, not erased, while it waited for its lock, the sender with none other
+    │                             open: nothing opened; the caller opens the next one within the new-chat limits
+    ├── CorpusError               a line of a labelled corpus is not one (also a ValueError)
     ├── ModelError                the understanding model cannot be loaded, or does not fit its embedder
     ├── StoreError                the store failed or is unreachable
     │   ├── Conflict              an exclusive operation lost a race (two listeners take one conversation)
+    │   ├── LockTimeout           a conversation's lock not taken in time, another holder kept it: contention,
+    │   │                         not an outage
     │   ├── InboundBusy           another live instance is processing this inbound message: retry later (503)
     │   ├── ReplicasBehind        fewer Redis replicas than GATEWAY_REDIS_REPLICA_ACKS confirmed the writes in
     │   │                         time: not acknowledged (503), the sender retries
