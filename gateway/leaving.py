@@ -263,10 +263,17 @@ async def socket_closed(store: LeavingRoles, conversation_id: str, now: datetime
     Not when a page has opened the conversation again since (``Conversation.page_opened_at``): the instance that
     held the socket may arm its timer late (its store was down when the socket closed: it tries again until it
     answers), after the page came back on another instance, whose :func:`returned` it would undo. The lock orders
-    the two: either the timer is armed first and the return cancels it, or the return is seen here."""
+    the two: either the timer is armed first and the return cancels it, or the return is seen here.
+
+    Not either when the record is gone: erased (the erasure writes its mark and deletes the record under this lock,
+    so a socket closing while it runs, its ``Erased`` event not arrived yet, finds it gone here) or lost. Until
+    2026-12-07 a timer was armed on it all the same, naming the erased conversation until it fired (no read more:
+    the record was read already)."""
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
-        if conversation is not None and conversation.page_opened_at is not None and conversation.page_opened_at > now:
+        if conversation is None:
+            return
+        if conversation.page_opened_at is not None and conversation.page_opened_at > now:
             return
         await store.set_timer(conversation_id, TimerKind.WEBCHAT_GONE, now + GONE_AFTER)
 

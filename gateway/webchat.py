@@ -613,7 +613,7 @@ class ChatSession:
         2026-12-07 (afternoon) the mark was read only once the record was gone: the hello resumed the conversation
         being erased, its words sent again stored in it, or, its active key deleted already, opened a new one,
         greeting the erased young person again (``tests/test_webchat_erased_cut.py``)."""
-        await self._leave()
+        await self._leave(erased=handle)
         self.token, self.held, self.end_shown = token, None, True
         self.language = self.language or self.hub.flows.engine().flow.default_language
         self.writer.offer({"type": "session", "token": token, "conversation": handle, "status": Status.CLOSED.value,
@@ -836,13 +836,18 @@ class ChatSession:
             self.hub.unfollow(self.followed)
         self.followed = conversation_id
 
-    async def _leave(self) -> None:
+    async def _leave(self, *, erased: str | None = None) -> None:
         """A hello answered with an end (:meth:`_show_end`, :meth:`_show_gone`) or refused: the socket no longer
         follows the conversation an earlier hello on it opened, left as by a socket closing (its gone timer armed,
         unless erased). Until 2026-12-07 it stayed attached: that conversation's entries (the young person's words
         too) reached a socket showing another's end or holding a refused token, and its ``end``, ``typing``,
         ``language`` and ``receipt`` frames still acted on it (``end`` closed it).
-        ``tests/test_webchat_second_hello.py``."""
+        ``tests/test_webchat_second_hello.py``.
+
+        ``erased``: the conversation :meth:`_show_gone` found marked erased (its mark read already). No gone timer is
+        armed for it, nor, on that path only (one read there, none on any other), for another followed one whose
+        mark is kept (``WebChatHub.was_erased``): its erasure under way, its ``Erased`` event not arrived yet, or cut
+        short. Until 2026-12-07 a timer was armed on it (``tests/test_webchat_erased_cut.py``)."""
         previous, self.conversation_id = self.conversation_id, None
         self.hub.detach(self.writer)
         if self.followed is not None:
@@ -854,6 +859,8 @@ class ChatSession:
             if previous not in self.hub.sockets:
                 self.hub.erased.discard(previous)
             return
+        if erased is not None and (previous == erased or await self.hub.was_erased(previous)):
+            return  # its erasure under way (its event not here yet) or cut short: no timer on it
         await asyncio.shield(self.hub.arm_gone(previous, self.hub.clock()))
 
     async def _end(self) -> None:
