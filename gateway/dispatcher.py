@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import secrets
@@ -473,13 +474,14 @@ class Dispatcher:
         meanwhile, not erased: taken in the sender's next conversation when one is open (another tab's), its
         attachments moved there first (:attr:`moved`); none open: EndedMeanwhile from the store, nothing opened, the
         caller opening the next one within the web chat's new-chat limits (until 2026-12-07 the store opened it here,
-        past them)."""
+        past them). The mark (an HMAC) is computed by the store on those paths only (``erased``, a callable): until
+        2026-12-07 every web chat message computed it."""
         now = self.clock()
         # The sender's conversation locked, read, and the claim renewed under the lock (checked again: a lease that
         # lapsed while waiting may have let another owner in), then the message's writes, the processed mark with
         # them and the lock's release: one round trip each on Redis.
-        written_in, mark = inbound.written_in, self.erased_mark
-        erased = None if written_in is None or mark is None else mark(written_in)
+        written_in, mark = inbound.written_in, self.erased_mark  # the mark computed only if the store reads it
+        erased = None if written_in is None or mark is None else functools.partial(mark, written_in)
         async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim, only=written_in,
                                             erased=erased) as (current, state):  # fmt: skip
             if state is ClaimState.DONE:

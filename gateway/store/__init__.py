@@ -1454,7 +1454,7 @@ class BatchStore(Protocol):
 
     def locked_active(
         self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0,
-        only: str | None = None, erased: str | None = None,
+        only: str | None = None, erased: Callable[[], str] | None = None,
     ) -> AbstractAsyncContextManager[tuple[Conversation, ClaimState]]:  # fmt: skip
         """The sender's active conversation on this channel (a new one, saved, when there is none, as
         ``active_conversation`` makes it) under its lock, with a batch inside as ``locked_batch`` (``claim`` as
@@ -1469,6 +1469,8 @@ class BatchStore(Protocol):
         same ConversationEnded while its record is still there (an erasure cut before the record, the sender's address
         gone with a Cluster's steps or a cut on one Redis): the mark decides, read on those same paths only. Until
         2026-12-07 only the record was read: the message opened a new conversation for the erased young person.
+        A callable giving the mark, called on those paths only (an HMAC: nothing computed for a message whose
+        conversation is open; until 2026-12-07 the mark itself, computed for every web chat message).
 
         Redis looks the sender's address up (read along with the claim: ``claim(sender=...)``), then takes that
         conversation's lock with its record read in the same round trip, the record's liveness checked there: a

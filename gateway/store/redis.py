@@ -2420,7 +2420,7 @@ class RedisStore:
 
     def locked_active(
         self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0,
-        only: str | None = None, erased: str | None = None,
+        only: str | None = None, erased: Callable[[], str] | None = None,
     ) -> _LockedActive:  # fmt: skip
         """The conversation the sender's address holds (read with the claim, else now), locked with its record
         read in the same round trip: when that record is active, it is the one (the address moves off an active
@@ -2683,7 +2683,7 @@ class _LockedActive:
     __slots__ = ("_channel", "_claim", "_erased", "_inner", "_now", "_only", "_sender", "_store", "_timeout")
 
     def __init__(self, store: RedisStore, channel: ChannelName, sender: str, now: datetime, claim: Claim | None,
-                 timeout: float, only: str | None, erased: str | None = None) -> None:  # fmt: skip
+                 timeout: float, only: str | None, erased: Callable[[], str] | None = None) -> None:  # fmt: skip
         self._store, self._channel, self._sender, self._now = store, channel, sender, now
         self._claim, self._timeout, self._only, self._erased = claim, timeout, only, erased
         self._inner: _LockedBatch | None = None
@@ -2740,7 +2740,7 @@ class _LockedActive:
         assert self._only is not None
         store = self._store
         if await store.get_conversation(self._only) is None or (
-            self._erased is not None and await store.erased_at(self._erased) is not None
+            self._erased is not None and await store.erased_at(self._erased()) is not None
         ):
             store._address_read.set(None)
             raise ConversationEnded("the conversation this message was written in was erased")

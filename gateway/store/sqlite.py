@@ -1669,7 +1669,7 @@ class SqliteStore:
     @asynccontextmanager
     async def locked_active(
         self, channel: ChannelName, sender: str, now: datetime, *, claim: Claim | None = None, timeout: float = 10.0,
-        only: str | None = None, erased: str | None = None,
+        only: str | None = None, erased: Callable[[], str] | None = None,
     ) -> AsyncIterator[tuple[Conversation, ClaimState]]:  # fmt: skip
         """The sender's active conversation's id (read with the claim, else now), locked, then the claim renewed
         and the record read in one hop to the store's thread: when that record is still active, it is the one
@@ -1704,11 +1704,11 @@ class SqliteStore:
         async with self._locked_read(conversation.id, timeout, claim) as (current, state):
             yield current or conversation, state
 
-    async def _written_in_gone(self, only: str, erased: str | None) -> bool:
-        """``locked_active``'s ``only`` erased: its record gone, or its erasure's mark (``erased``) kept."""
+    async def _written_in_gone(self, only: str, erased: Callable[[], str] | None) -> bool:
+        """``locked_active``'s ``only`` erased: its record gone, or its erasure's mark (``erased()``) kept."""
         if await self.get_conversation(only) is None:
             return True
-        return erased is not None and await self.erased_at(erased) is not None
+        return erased is not None and await self.erased_at(erased()) is not None
 
     @asynccontextmanager
     async def _locked_read(
