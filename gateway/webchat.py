@@ -27,7 +27,7 @@ from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import ConversationEnded, EndedMeanwhile, ReplicasBehind, StoreError
-from gateway.events import EntryAdded, Erased, Event, LanguageChanged, Resync, StatusChanged, Typing, entry_json
+from gateway.events import EntryAdded, Erased, Event, LanguageChanged, Resync, StatusChanged, Typing, entry_json, scope
 from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
 from gateway.language import language_of
@@ -85,6 +85,25 @@ POSITION_SECONDS = 10.0  # how often the place in line of the queued conversatio
 PAGE_LANGUAGES = ("fr", "en")  # the languages of the page's own texts (chat.js TEXTS)
 
 
+class ResyncPasses:
+    """One subscription's resync passes (``WebChatHub._forward``): the conversations the pass under way reads, those
+    it has still to read (their frames left out: its read comes after them) and those it is reading (their frames
+    held until their resync frame is out), and the conversations to read once more after it (a Resync asked while it
+    ran, for those it had begun reading by then)."""
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()  # a pass is to be made (``conversations``)
+        self.running = False  # from a pass's start until its last read ended
+        self.conversations: list[str] = []
+        self.unread: set[str] = set()
+        self.reading: dict[str, list[dict[str, Any]]] = {}
+        self.again: set[str] = set()
+
+    def start(self, conversations: list[str]) -> None:
+        self.running, self.conversations, self.unread = True, conversations, set(conversations)
+        self.asked.set()
+
+
 class Place(NamedTuple):
     """What a queued conversation's pages were last told of its wait: its place, the queue it waits in, and, while
     that queue is closed, when its listeners are back (``reopens``, by page language; None while it is open)."""
@@ -134,6 +153,7 @@ class WebChatHub:
         self.following: Counter[str] = Counter()
         self._leaving: set[str] = set()
         self._forwarding = Forwarding(store, metrics.outages, "webchat_forwarding")
+        self._passes: ResyncPasses | None = None  # the current subscription's resync passes (:meth:`_forward`)
         # The place in line last told to the pages of each queued conversation followed here (:meth:`status`):
         # read again every ``position_seconds`` (:meth:`refresh_positions`), a change told as a status frame; with
         # whether its queue is closed and when it reopens, told again as the line closes, opens or its day turns.
@@ -272,38 +292,92 @@ class WebChatHub:
         await self._forwarding.run(self._forward)
 
     async def _forward(self, subscription: Subscription) -> None:
-        """A subscription's life: every followed conversation followed again and every socket resynchronised, both
-        ``RESYNC_AT_ONCE`` at a time (their store calls share round trips); then the events. Until 2026-12-07 one
-        at a time: with 4,000 pages open, a dropped Redis connection held every live reply for 3-8 s while the
-        follows and the views went one round trip each, and the events queued meanwhile overflowed the subscription's
-        buffer, which asked for the whole pass again (7 resync frames a page: bench/pages.py ``--drop``)."""
+        """A subscription's life: every followed conversation followed again (``RESYNC_AT_ONCE`` at a time: their
+        store calls share round trips), then the events, while every socket is resynchronised beside them
+        (:class:`ResyncPasses`). Until 2026-12-07 the events waited for each pass: with 4,000 pages open, a pass
+        made under CPU contention lasted seconds, the events queued meanwhile overflowed the subscription's buffer,
+        which asked for the whole pass again, and so on (bench/pages.py ``--drop`` at load 5-16: 7-15 resync frames
+        a page, a reply's p99 16-17 s; ``tests/test_webchat_resync_pass.py``). The pass's failure (StoreError) ends
+        the subscription as the events' does; either ending ends the other (nothing left running)."""
         self._leaving.clear()
         await _at_once([functools.partial(subscription.follow, c) for c in list(self.following)])
-        await self.resync()  # after a restart of this worker, events may have been missed
+        passes = self._passes = ResyncPasses()
+        self._ask_resync()  # after a restart of this worker, events may have been missed
+        try:
+            await _first_ended(
+                asyncio.create_task(self._resync_passes(passes), name="webchat-resync"),
+                asyncio.create_task(self._forward_events(subscription, passes), name="webchat-events"),
+            )
+        finally:
+            self._passes = None
+
+    async def _forward_events(self, subscription: Subscription, passes: ResyncPasses) -> None:
+        """The subscription's events → the sockets of their conversation (one a pass has still to read: none, its
+        read comes after and says it all; a typing frame always)."""
         async for event in subscription:
             while self._leaving:
                 await subscription.unfollow(self._leaving.pop())
             if isinstance(event, Resync):
-                await self.resync()
+                self._ask_resync()
                 continue
             if isinstance(event, Erased) and event.conversation_id in self.sockets:
                 self.erased.add(event.conversation_id)
+            if passes.unread and scope(event) in passes.unread:
+                continue  # nor its store reads (a status's): the pass reads it after this
             found = await self._frame(event)
             if found is not None:
                 self._offer_all(*found)
                 await asyncio.sleep(0)  # let the writers run: a burst never fills a reading socket's queue
 
+    def _ask_resync(self) -> None:
+        """Every socket is to be sent what it may have missed: a pass over every followed conversation when none is
+        under way; while one is, one more after it, over the conversations it had already begun reading (those it
+        has still to read are read after this: they will say it). Passes never overlap, and requests made during one
+        give one more, not one each."""
+        passes = self._passes
+        if passes is None:
+            return
+        if passes.running:
+            passes.again.update(c for c in self.sockets if c not in passes.unread)
+        else:
+            passes.start(list(self.sockets))
+
+    async def _resync_passes(self, passes: ResyncPasses) -> None:
+        """The subscription's resync passes, one after the other (:meth:`_ask_resync`), for its life."""
+        while True:
+            await passes.asked.wait()
+            passes.asked.clear()
+            await _at_once([functools.partial(self._resync, c) for c in passes.conversations])
+            again = [c for c in passes.again if c in self.sockets]
+            passes.running = False
+            passes.again.clear()
+            if again:
+                passes.start(again)
+
     async def resync(self) -> None:
-        """Every socket sent what it may have missed (``RESYNC_AT_ONCE`` conversations read at a time)."""
+        """Every socket sent what it may have missed, now (``RESYNC_AT_ONCE`` conversations read at a time)."""
         await _at_once([functools.partial(self._resync, c) for c in list(self.sockets)])
 
     async def _resync(self, conversation_id: str) -> None:
-        found = await self.view(conversation_id)
-        if found is None:
-            return
-        _, status, entries = found
-        for writer in list(self.sockets.get(conversation_id, {})):
-            self._send(conversation_id, writer, {"type": Resync.type, **status, "entries": entries})
+        """One conversation's resync frame to each of its sockets; what the forwarding brings it during the read is
+        held and sent after that frame (without the entries the frame had: :meth:`_send`), so a page gets the
+        entries it missed before those that came after them."""
+        passes = self._passes
+        held: list[dict[str, Any]] = []
+        if passes is not None:
+            passes.unread.discard(conversation_id)
+            held = passes.reading.setdefault(conversation_id, held)
+        try:
+            found = await self.view(conversation_id)
+        finally:
+            if passes is not None and passes.reading.get(conversation_id) is held:
+                del passes.reading[conversation_id]
+        if found is not None:
+            _, status, entries = found
+            for writer in list(self.sockets.get(conversation_id, {})):
+                self._send(conversation_id, writer, {"type": Resync.type, **status, "entries": entries})
+        for frame in held:
+            self._offer_all(conversation_id, frame)
 
     async def view(self, conversation_id: str) -> tuple[Conversation, dict[str, Any], list[dict[str, Any]]] | None:
         """What a page shows of the conversation now: the record, its status (and position while queued), its
@@ -437,6 +511,16 @@ class WebChatHub:
         return None
 
     def _offer_all(self, conversation_id: str, frame: dict[str, Any]) -> None:
+        """A frame for every socket of the conversation; while a resync pass has still to read it, none (that read
+        says it, and more), while the pass reads it, held until its resync frame is out (:meth:`_resync`); a typing
+        frame at once either way (nothing read says it)."""
+        passes = self._passes
+        if passes is not None and frame["type"] != "typing":
+            if conversation_id in passes.unread:
+                return
+            if (held := passes.reading.get(conversation_id)) is not None:
+                held.append(frame)
+                return
         for writer in list(self.sockets.get(conversation_id, {})):
             self._send(conversation_id, writer, frame)
 
@@ -929,6 +1013,20 @@ async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
     if conversation is not None:
         await leaving.quick_exit(hub.dispatcher, hub.store, conversation.id, hub.clock())
     return web.Response(status=204)
+
+
+async def _first_ended(*tasks: asyncio.Task[None]) -> None:
+    """Until the first of these tasks ends, its failure raised; the others cancelled and waited for either way (also
+    when this is cancelled: nothing is left running)."""
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+    for task in done:
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            raise failure
 
 
 async def _at_once(calls: list[Callable[[], Awaitable[object]]], at_once: int = RESYNC_AT_ONCE) -> None:
