@@ -58,6 +58,12 @@ GC_YOUNG = 10_000  # new container objects before the garbage collector's younge
 # seconds a stop waits for the requests in flight (a webhook, an upload) before cancelling them: within a process
 # manager's grace period (Kubernetes' 30 s, systemd's 90 s) with the workers' and the store's closing after it
 STOP_REQUESTS_SECONDS = 10.0
+# Connections the kernel keeps waiting to be accepted (``listen``'s backlog; Linux caps it at net.core.somaxconn,
+# 4096 by default since 5.4): a herd of web chat pages reconnecting at once (an instance of two killed, a proxy
+# restarted) waits there for the event loop rather than having its handshakes dropped. Until 2026-12-07 asyncio's
+# default, 100: beyond it each page's handshake was retried after 1, 3, 7, 15, 31 s (TCP's back-off), and of 1,000
+# pages of a killed instance half were back after 21 s, a third not within a minute (tests/test_listen_backlog.py).
+LISTEN_BACKLOG = 4096
 
 
 class Evictable(Protocol):
@@ -269,7 +275,8 @@ class GuardedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._guard.wrap(server), self._host, self._port, reuse_address=True)
+        self._server = await loop.create_server(self._guard.wrap(server), self._host, self._port, reuse_address=True,
+                                                backlog=LISTEN_BACKLOG)  # fmt: skip
 
 
 def run(
