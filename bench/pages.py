@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 from collections import Counter
@@ -43,9 +44,11 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, ClientWebSocketRe
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
+from bench.chaos_webchat import Tally, WebChatClient, WebChats, audit_webchat  # noqa: E402
 from bench.load import (  # noqa: E402
     Provider,
     Redis,
+    Server,
     Step,
     bench_flows,
     cpu_seconds,
@@ -208,14 +211,16 @@ async def round_of(pages: list[Page], rate: float, patience: float) -> Round:
     return result
 
 
-async def open_pages(pages: list[Page], session: ClientSession, url: str, concurrency: int, patience: float) -> int:
-    """Opened and greeted, ``concurrency`` connecting at once: how many were not greeted within ``patience``."""
+async def open_pages(pages: list[Page], session: ClientSession, urls: list[str], concurrency: int,
+                     patience: float) -> int:  # fmt: skip
+    """Opened and greeted, ``concurrency`` connecting at once, spread over ``urls`` (the instances, as a load balancer
+    would): how many were not greeted within ``patience``."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(page: Page) -> bool:
         async with gate:
             try:
-                await page.open(session, url)
+                await page.open(session, urls[page.number % len(urls)])
                 await asyncio.wait_for(page.greeted.wait(), patience)
             except (ClientError, ConnectionError, TimeoutError):
                 return False
@@ -251,9 +256,118 @@ def redis_line(redis: Redis) -> str:
     return f"Redis used memory {redis.used_memory() / 2**20:,.1f} MiB, clients {clients}, pub/sub channels {channels}"
 
 
+class KilledPage(WebChatClient):
+    """A page of the ``--kill`` run: chat.js on the wire (bench/chaos_webchat.py), and which instance each of its
+    hellos went to, when its sessions came, and every conversation its sessions named."""
+
+    def __init__(self, session: ClientSession, urls: list[str], server: Server, number: int, tally: Tally,
+                 hellos: list[tuple[float, str]]) -> None:  # fmt: skip
+        self.urls, self.server, self.hellos = urls, server, hellos
+        super().__init__(session, self._pick, f"10.{number // 256 % 256}.{number % 256}.7", number, tally)
+        self.conversations: set[str] = set()
+        self.sessions: list[float] = []  # when each session frame came (monotonic)
+
+    def _pick(self) -> str:
+        """As a load balancer: the page's own instance (pages spread over them), another one up when it is down."""
+        ups = [url for url, p in zip(self.urls, self.server.processes, strict=True) if p.poll() is None]
+        own = self.urls[self.number % len(self.urls)]
+        url = own if own in ups else ups[self.number % len(ups)] if ups else own
+        self.hellos.append((time.monotonic(), url))
+        return url
+
+    async def _handle(self, ws: ClientWebSocketResponse, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "session":
+            self.sessions.append(time.monotonic())
+            self.conversations.add(str(frame.get("conversation")))
+        await super()._handle(ws, frame)
+
+
+def peak_at_once(starts: list[float], ends: list[float]) -> int:
+    """The most intervals open at once (``starts[i]``, ``ends[i]``: a hello sent, its session come)."""
+    events = sorted([(t, 1) for t in starts] + [(t, -1) for t in ends])
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+async def kill_run(args: argparse.Namespace, server: Server, session: ClientSession, sockets: ClientSession,
+                   store_url: str, script: list[list[Step]], work: Path) -> None:  # fmt: skip
+    """``--kill``: ``--pages`` pages spread over the instances, then ``kill -9`` of the last one; every page then
+    says its next step (those of the killed one keep it pending until their next session, as chat.js does)."""
+    tally, hellos = Tally(), []
+    pages = [KilledPage(sockets, server.urls, server, n, tally, hellos) for n in range(args.pages)]
+    gate = asyncio.Semaphore(args.concurrency)
+    began = time.monotonic()
+
+    async def opened(page: KilledPage) -> bool:
+        async with gate:
+            page.start()
+            return await page._until(lambda: page.in_session, time.monotonic() + args.patience)
+
+    missed = sum(not ok for ok in await asyncio.gather(*(opened(page) for page in pages)))
+    print(f"{args.pages} pages opened over {len(server.urls)} instances and greeted in {time.monotonic() - began:.1f} s"
+          f" ({missed} not greeted)")  # fmt: skip
+    victim, survivor = server.processes[-1], server.urls[0]
+    print(await loop_lags(session, survivor, "on the surviving instance before the kill"))
+    on_victim = [page for page in pages if page.url == server.urls[-1]]
+    hellos.clear()
+    killed_at = time.monotonic()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    deadline = killed_at + args.patience
+
+    async def says(page: KilledPage) -> tuple[bool, bool]:
+        """The page's next step, kept pending until acknowledged: (acknowledged, answered) within the patience."""
+        steps = script[page.number % len(script)]
+        step, message_id = steps[1], f"k{page.number}"
+        page.pending[message_id], replies = step, page.replies
+        if page.ws is not None and not page.ws.closed:
+            await page._send(page.ws, message_id)
+        acked = await page._until(lambda: message_id not in page.pending, deadline)
+        answered = await page._until(lambda: page.replies > replies or page.status != "bot", deadline)
+        return acked, answered or not step.replies
+
+    async def back(page: KilledPage) -> float | None:
+        ok = await page._until(lambda: page.in_session and bool(page.sessions) and page.sessions[-1] > killed_at,
+                               deadline)  # fmt: skip
+        return page.sessions[-1] - killed_at if ok else None
+
+    said, returns = await asyncio.gather(asyncio.gather(*(says(p) for p in pages)),
+                                         asyncio.gather(*(back(p) for p in on_victim)))  # fmt: skip
+    back_in = [r for r in returns if r is not None]
+    starts = [at for at, url in hellos if url == survivor]
+    ends = [at for page in on_victim for at in page.sessions if at > killed_at]
+    second = Counter(int(at - killed_at) for at in starts)
+    print(f"kill -9 of one instance ({len(on_victim)} pages on it): back in session {len(back_in)}, never"
+          f" {len(returns) - len(back_in)}; all back in {max(back_in, default=0.0):.1f} s (p50"
+          f" {pct(back_in, 0.5) / 1000 if back_in else 0.0:.1f} s)")  # fmt: skip
+    print(f"  the surviving instance took {len(starts)} hellos, {peak_at_once(starts, ends)} at once at most,"
+          f" {max(second.values(), default=0)} in its busiest second; sockets ended by"
+          f" {dict(tally.closes.most_common(6)) or 'nothing'}; error frames {dict(tally.errors) or 'none'},"
+          f" notices {tally.notices}")  # fmt: skip
+    print(f"  messages said after the kill: {len(said)}, acknowledged {sum(a for a, _ in said)}, answered"
+          f" {sum(b for _, b in said)}; frames {tally.sends} ({tally.resent} resent)")  # fmt: skip
+    print(await loop_lags(session, survivor, "on the surviving instance after the kill"))
+    audit = await audit_webchat(store_url, WebChats(sockets, pages[0].pick, tally, list(pages)))
+    renewed = sum(len(page.tokens) > 1 or len(page.conversations) > 1 for page in pages)
+    print(f"audit: acknowledged {audit.acknowledged}, recorded once {audit.processed_once}, acknowledged and lost"
+          f" {audit.never_processed}, recorded twice {audit.recorded_twice}; never acknowledged"
+          f" {audit.still_pending}; replies recorded {audit.replies_recorded}, never received"
+          f" {audit.never_received}, shown twice {audit.phantoms}; pages given a NEW conversation {renewed}"
+          f" (orphan conversations {audit.orphans})")  # fmt: skip
+    await asyncio.gather(*(page.stop() for page in pages))
+    print(f"log warnings and errors: {server.problems()}")
+    for line in (work / "gateway.log").read_text(errors="replace").splitlines():
+        if "gateway.loop_watch" in line:  # the survivor's (the first instance's log)
+            print("  " + line.split(" ", 2)[-1][:200])
+
+
 async def main(args: argparse.Namespace) -> None:
     print(machine_line())
-    print(f"{args.pages} pages open at once on one instance ({args.active} of them talking), Redis, understanding"
+    print(f"{args.pages} pages open at once on {args.instances} instance(s) ({args.active} of them talking), Redis,"
+          f" understanding"
           f" {args.understanding}; {args.rate:g} messages/s in each round")  # fmt: skip
     flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
     script = walks(flows_text)
@@ -266,18 +380,22 @@ async def main(args: argparse.Namespace) -> None:
                 await stack.enter_async_context(provider)
                 await asyncio.sleep(0.5)
                 os.environ["GATEWAY_CLIENT_ADDRESS_HEADER"] = "X-Forwarded-For"  # behind a proxy: a page, an address
-                server = gateway_server("pages", redis.url, work / "gateway.log", flows, provider, args.understanding)
+                server = gateway_server("pages", redis.url, work / "gateway.log", flows, provider, args.understanding,
+                                        args.instances)  # fmt: skip
                 session = await stack.enter_async_context(ClientSession(timeout=ClientTimeout(total=30)))
                 await server.ready(session)
                 sockets = await stack.enter_async_context(
                     ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=None, connect=30))
                 )
+                if args.kill:
+                    await kill_run(args, server, session, sockets, redis.url, script, work)
+                    return
                 pid = server.process.pid
                 rss0, files0, cpu0 = rss_mb(pid), open_files(pid), cpu_seconds(pid)
                 print(f"before any page: RSS {rss0:,.1f} MB, open files {files0}; {redis_line(redis)}")
 
                 active = [Page(n, script[n % len(script)]) for n in range(args.active)]
-                missed = await open_pages(active, sockets, server.url, args.concurrency, args.patience)
+                missed = await open_pages(active, sockets, server.urls, args.concurrency, args.patience)
                 print(f"{args.active} talking pages open ({missed} not greeted)")
                 few = await round_of(active, args.rate, args.patience)
                 print(few.line(f"round with {args.active} pages open"))
@@ -285,7 +403,7 @@ async def main(args: argparse.Namespace) -> None:
                 rss1, files1, cpu1 = rss_mb(pid), open_files(pid), cpu_seconds(pid)
                 crowd = [Page(args.active + n, script[n % len(script)]) for n in range(args.pages)]
                 began = time.monotonic()
-                missed = await open_pages(crowd, sockets, server.url, args.concurrency, args.patience)
+                missed = await open_pages(crowd, sockets, server.urls, args.concurrency, args.patience)
                 opened_in = time.monotonic() - began
                 rss2, files2, cpu2 = rss_mb(pid), open_files(pid), cpu_seconds(pid)
                 print(f"{args.pages} more pages opened and greeted in {opened_in:.1f} s"
@@ -331,6 +449,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=50, help="pages connecting at once (default 50)")
     parser.add_argument("--patience", type=float, default=60.0, help="s a page waits for an ack, a reply, a greeting")
     parser.add_argument("--understanding", choices=("on", "off"), default="off")
+    parser.add_argument("--instances", type=int, default=1, help="gateway serve processes on the one Redis")
+    parser.add_argument(
+        "--kill",
+        action="store_true",
+        help="pages spread over the instances (--instances 2), then kill -9 of one: its pages reconnect to the other",
+    )
     parser.add_argument(
         "--drop",
         action="store_true",
