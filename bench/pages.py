@@ -295,7 +295,9 @@ def peak_at_once(starts: list[float], ends: list[float]) -> int:
 async def kill_run(args: argparse.Namespace, server: Server, session: ClientSession, sockets: ClientSession,
                    store_url: str, script: list[list[Step]], work: Path) -> None:  # fmt: skip
     """``--kill``: ``--pages`` pages spread over the instances, then ``kill -9`` of the last one; every page then
-    says its next step (those of the killed one keep it pending until their next session, as chat.js does)."""
+    says its next step (those of the killed one keep it pending until their next session, as chat.js does); with
+    ``--kill-after``, every page says it first and the kill comes that many seconds later (their messages in flight
+    on the killed one: sent again, same id, after the next session)."""
     tally, hellos = Tally(), []
     pages = [KilledPage(sockets, server.urls, server, n, tally, hellos) for n in range(args.pages)]
     gate = asyncio.Semaphore(args.concurrency)
@@ -313,9 +315,7 @@ async def kill_run(args: argparse.Namespace, server: Server, session: ClientSess
     print(await loop_lags(session, survivor, "on the surviving instance before the kill"))
     on_victim = [page for page in pages if page.url == server.urls[-1]]
     hellos.clear()
-    killed_at = time.monotonic()
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    killed_at = time.monotonic() + args.kill_after  # every page says its next step now; the kill then
     deadline = killed_at + args.patience
 
     async def says(page: KilledPage) -> tuple[bool, bool]:
@@ -329,13 +329,20 @@ async def kill_run(args: argparse.Namespace, server: Server, session: ClientSess
         answered = await page._until(lambda: page.replies > replies or page.status != "bot", deadline)
         return acked, answered or not step.replies
 
+    async def kill() -> None:
+        await asyncio.sleep(max(0.0, killed_at - time.monotonic()))
+        victim.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(victim.wait)
+
     async def back(page: KilledPage) -> float | None:
         ok = await page._until(lambda: page.in_session and bool(page.sessions) and page.sessions[-1] > killed_at,
                                deadline)  # fmt: skip
         return page.sessions[-1] - killed_at if ok else None
 
-    said, returns = await asyncio.gather(asyncio.gather(*(says(p) for p in pages)),
-                                         asyncio.gather(*(back(p) for p in on_victim)))  # fmt: skip
+    if not args.kill_after:
+        await kill()
+    said, returns, _ = await asyncio.gather(asyncio.gather(*(says(p) for p in pages)),
+                                            asyncio.gather(*(back(p) for p in on_victim)), kill())  # fmt: skip
     back_in = [r for r in returns if r is not None]
     starts = [at for at, url in hellos if url == survivor]
     ends = [at for page in on_victim for at in page.sessions if at > killed_at]
@@ -347,8 +354,9 @@ async def kill_run(args: argparse.Namespace, server: Server, session: ClientSess
           f" {max(second.values(), default=0)} in its busiest second; sockets ended by"
           f" {dict(tally.closes.most_common(6)) or 'nothing'}; error frames {dict(tally.errors) or 'none'},"
           f" notices {tally.notices}")  # fmt: skip
-    print(f"  messages said after the kill: {len(said)}, acknowledged {sum(a for a, _ in said)}, answered"
-          f" {sum(b for _, b in said)}; frames {tally.sends} ({tally.resent} resent)")  # fmt: skip
+    print(f"  messages said {args.kill_after:g} s before the kill: {len(said)}, acknowledged"
+          f" {sum(a for a, _ in said)}, answered {sum(b for _, b in said)}; frames {tally.sends}"
+          f" ({tally.resent} resent)")  # fmt: skip
     print(await loop_lags(session, survivor, "on the surviving instance after the kill"))
     audit = await audit_webchat(store_url, WebChats(sockets, pages[0].pick, tally, list(pages)))
     renewed = sum(len(page.tokens) > 1 or len(page.conversations) > 1 for page in pages)
@@ -454,6 +462,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--kill",
         action="store_true",
         help="pages spread over the instances (--instances 2), then kill -9 of one: its pages reconnect to the other",
+    )
+    parser.add_argument(
+        "--kill-after",
+        type=float,
+        default=0.0,
+        help="--kill: s after every page said its next step (0: the kill first, then they say it)",
     )
     parser.add_argument(
         "--drop",
