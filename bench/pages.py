@@ -21,6 +21,13 @@ message with an id, a ``delivered`` receipt for each bot entry), without reconne
 How late the gateway's event loop woke is printed after the crowd's round and again once every page closed (all at
 once, as a proxy restarting closes them): the loop_watch lines printed at the end cover both.
 The model is off by default (``--understanding on`` reads every message: then its CPU, not the sockets', leads).
+
+``--instances 2 --kill`` (since 2026-12-07): two ``gateway serve`` on the one Redis, ``--pages`` pages spread over
+them, each a page that reconnects as chat.js does (``bench/chaos_webchat.py``'s ``WebChatClient``); once all are in
+session, ``kill -9`` of the second instance, and every page says its next step (``--kill-after S``: first, the kill
+S s later). Printed: how long until the killed instance's pages are back in session, the hellos the survivor took
+at once, its loop's lateness, and the store's audit (acknowledged and lost, recorded twice, never acknowledged,
+replies never received, pages given a new conversation). The active pages and the rounds above are not run then.
 """
 
 from __future__ import annotations
