@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import socket
 from collections.abc import Callable
@@ -153,9 +154,10 @@ async def test_a_failure_after_the_store_answered_keeps_the_outage_open_until_it
     assert asyncio.get_running_loop().time() - failed_last >= 0.2 - 1e-3
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2, messages
-    assert messages[0].startswith("alert: the store is unreachable: inbox met ConnectionError (for 0 s);"), messages
+    # the seconds as the machine took them (a busy one rounds the 0.2 s settle up to 1 s: fresh99, load 14)
+    assert re.match(r"alert: the store is unreachable: inbox met ConnectionError \(for \d+ s\);", messages[0]), messages
     assert caplog.records[0].levelno == logging.ERROR
-    assert messages[1].startswith("alert over: the store answers again after 0 s: 4 failures folded"), messages
+    assert re.match(r"alert over: the store answers again after \d+ s: 4 failures folded", messages[1]), messages
     assert "inbox 1" in messages[1] and "http 3 answered 503" in messages[1]
     assert failures(metrics, "inbox") == 1 and failures(metrics, "http") == 3
 
