@@ -361,7 +361,11 @@ class WebChatHub:
     async def _resync(self, conversation_id: str) -> None:
         """One conversation's resync frame to each of its sockets; what the forwarding brings it during the read is
         held and sent after that frame (without the entries the frame had: :meth:`_send`), so a page gets the
-        entries it missed before those that came after them."""
+        entries it missed before those that came after them. A status frame held is not sent: its place in line may
+        have been read before the frame's (the positions' worker, a status event's frame), so the status is read again
+        once it is held, and said in the frame (until 2026-12-07 the held frame came after the resync frame: the page
+        left with an older place, the hub taking the newer as told and never telling it again;
+        ``tests/test_webchat_resync_pass.py``)."""
         passes = self._passes
         held: list[dict[str, Any]] = []
         if passes is not None:
@@ -369,6 +373,13 @@ class WebChatHub:
             held = passes.reading.setdefault(conversation_id, held)
         try:
             found = await self.view(conversation_id)
+            while found is not None and any(frame["type"] == "status" for frame in held):
+                held[:] = [frame for frame in held if frame["type"] != "status"]
+                conversation = await self.store.get_conversation(conversation_id)
+                if conversation is None:  # erased meanwhile: its event says so, the frame as read
+                    break
+                status = await self.status(conversation_id, conversation.status)
+                found = conversation, {**status, "language": self.language(conversation)}, found[2]
         finally:
             if passes is not None and passes.reading.get(conversation_id) is held:
                 del passes.reading[conversation_id]

@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any, cast
 
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE, WEBCHAT
+from gateway.conversation import Status
 from gateway.errors import StoreError
 from gateway.events import EntryAdded, Resync, Typing
 from gateway.messages import ChannelName
@@ -199,3 +201,48 @@ async def test_a_failed_pass_ends_the_subscription_which_is_made_again_and_nothi
 
 def forwarding_tasks() -> set[asyncio.Task[Any]]:
     return {task for task in asyncio.all_tasks() if task.get_name() in ("webchat-resync", "webchat-events")}
+
+
+class Placed(Held):
+    """``Held`` whose queue answers the places the test sets (``places``), not the store's."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store, None)
+        self.places: dict[str, int] = {}
+
+    async def position(self, conversation_id: str) -> int | None:
+        return self.places.get(conversation_id)
+
+
+async def test_a_place_told_while_the_pass_reads_the_conversation_never_ends_up_after_a_newer_one(
+    client: TestClient[Any, Any],
+) -> None:
+    """A place in line the positions' worker told while the pass read that conversation (held until its resync frame
+    is out) was read before the frame's: the page is left with the frame's, the newer. Until 2026-12-07 the held
+    status frame came after the resync frame: the page showed "position 2" while the hub took it told 1, and the
+    next passes of the places, finding 1 unchanged, never told it again."""
+    store = client.app[STORE]
+    held = Placed(store)
+    async with forwarding(client, held, 1) as (hub, (only,), (page,)):
+        await until(lambda: page.resyncs() == 1, "the subscription's first pass")
+        conversation = await store.get_conversation(only)
+        assert conversation is not None
+        await store.save_conversation(replace(conversation, status=Status.QUEUED, queue="listeners"))
+        held.places[only] = 3
+        await store.publish(Resync())
+        await until(lambda: page.resyncs() == 2, "a pass that reads its place")
+        assert page.frames[-1]["position"] == 3 and hub.positions[only].position == 3
+        held.held, held.reading = only, asyncio.Event()
+        await store.publish(Resync())
+        async with asyncio.timeout(30):
+            await held.reading.wait()  # the pass reads it (its record read already), held
+        held.places[only] = 2  # the first ahead of it taken: the positions' worker reads and tells it
+        await hub._refresh_positions()
+        held.places[only] = 1  # the next one taken before the pass reads its place
+        held.release.set()
+        await until(lambda: page.resyncs() == 3, "the held pass's resync frame")
+        await until(lambda: hub._passes is not None and not hub._passes.running, "the pass made")
+        await hub._refresh_positions()  # the place unchanged since the pass: nothing more told
+    told = [frame["position"] for frame in page.frames if "position" in frame]
+    assert told[-1] == 1, told
+    assert hub.positions[only].position == 1
