@@ -305,7 +305,7 @@ async def kill_run(args: argparse.Namespace, server: Server, session: ClientSess
     says its next step (those of the killed one keep it pending until their next session, as chat.js does); with
     ``--kill-after``, every page says it first and the kill comes that many seconds later (their messages in flight
     on the killed one: sent again, same id, after the next session)."""
-    tally, hellos = Tally(), []
+    tally, hellos = Tally(), list[tuple[float, str]]()
     pages = [KilledPage(sockets, server.urls, server, n, tally, hellos) for n in range(args.pages)]
     gate = asyncio.Semaphore(args.concurrency)
     began = time.monotonic()
