@@ -954,9 +954,19 @@ class ChatSession:
             if previous not in self.hub.sockets:
                 self.hub.erased.discard(previous)
             return
-        if erased is not None and (previous == erased or await self.hub.was_erased(previous)):
+        if erased is not None and (previous == erased or await self._marked(previous)):
             return  # its erasure under way (its event not here yet) or cut short: no timer on it
         await asyncio.shield(self.hub.arm_gone(previous, self.hub.clock()))
+
+    async def _marked(self, conversation_id: str) -> bool:
+        """Whether the conversation left is marked erased; unread (the store failing) taken as not: its gone timer is
+        armed all the same (``arm_gone`` tries until the store answers; on a conversation erased meanwhile it does
+        nothing when it fires). Until 2026-12-07 (evening) the StoreError ended the hello after the socket had left the
+        conversation: no timer was ever armed for it (``tests/test_gone_timer_erased.py``)."""
+        try:
+            return await self.hub.was_erased(conversation_id)
+        except StoreError:
+            return False
 
     async def _end(self) -> None:
         assert self.token is not None

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import GATE, STORE, WEBCHAT
 from gateway.clock import utcnow
+from gateway.errors import StoreError
 from gateway.messages import ChannelName
 from gateway.store import TimerKind
 from tests.conftest import Clock
@@ -75,3 +76,43 @@ async def test_a_socket_closing_while_its_conversation_is_erased_arms_no_timer(
         await store.erase_conversation(conversation.id)
     await until(lambda: conversation.id not in hub.arming)
     assert await gone_timers(client, clock, conversation.id) == 0
+
+
+async def test_a_hello_answered_as_erased_arms_the_timer_of_the_conversation_left_when_its_mark_is_unread(
+    client: TestClient,  # type: ignore[type-arg]
+    clock: Clock,
+) -> None:
+    """A socket follows conversation A; a second hello on it names conversation B, erased: answered ``closed``, the
+    socket leaves A, and A's erasure's mark is read to decide on its gone timer. That read failing (the store down a
+    moment) is taken as "not erased": A's timer is armed (``arm_gone`` tries until the store answers; a timer on a
+    conversation erased meanwhile does nothing when it fires). Until 2026-12-07 (evening) the StoreError ended the
+    hello and no timer was ever armed for A: a young person gone for good never had their conversation closed."""
+    store, hub, keyed = client.app[STORE], client.app[WEBCHAT], client.app[GATE].keyed
+    async with client.ws_connect("/chat/ws") as other:  # B: begun, then erased
+        other_token = (await hello(other))["token"]
+        await say(other, "b1", "bonjour")
+        erased = await store.find_active_conversation(ChannelName.WEBCHAT, other_token)
+        assert erased is not None
+    await store.keep_erased(keyed.erased_conversation(erased.id), utcnow(), 3600)
+    await store.erase_conversation(erased.id)
+    async with client.ws_connect("/chat/ws") as chat:  # A
+        token = (await hello(chat))["token"]
+        await say(chat, "a1", "bonjour")
+        followed = await store.find_active_conversation(ChannelName.WEBCHAT, token)
+        assert followed is not None
+        unreadable, read = keyed.erased_conversation(followed.id), store.erased_at
+
+        async def erased_at(mark: str) -> object:  # the store failing on A's mark only (a fault, not the code tested)
+            if mark == unreadable:
+                raise StoreError("redis: ConnectionError")
+            return await read(mark)
+
+        store.erased_at = erased_at
+        try:
+            await chat.send_json({"type": "hello", "token": other_token, "conversation": erased.id, "language": "fr"})
+            session = (await receive_until(chat, lambda f: f["type"] == "session"))[-1]
+            assert session["status"] == "closed"  # before: the socket closed on the StoreError, no session frame
+        finally:
+            del store.erased_at
+        await until(lambda: followed.id not in hub.arming)
+        assert await gone_timers(client, clock, followed.id) == 1
