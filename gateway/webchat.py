@@ -486,7 +486,10 @@ class WebChatHub:
                 await self.metrics.outages.attempt("webchat_positions", self._refresh_positions())
 
     async def _refresh_positions(self) -> None:
-        """One pass of :meth:`refresh_positions`."""
+        """One pass of :meth:`refresh_positions`. A place no longer the one recorded once the record is read (another
+        read of the status recorded a newer one meanwhile, and sends or has sent its own frame) is not sent: until
+        2026-12-07 it was, after the newer one, the page left with the older place while the hub took the newer as
+        told and never told it again (``tests/test_webchat_position.py``)."""
         reopens: dict[str | None, dict[str, str] | None] = {}  # each queue's hours read once a pass
         for conversation_id, told in list(self.positions.items()):
             if conversation_id not in self.sockets:  # its pages closed during the pass
@@ -500,12 +503,17 @@ class WebChatHub:
                 continue  # left the line (its own status event says so), unchanged, or told meanwhile
             self.positions[conversation_id] = place
             conversation = await self.store.get_conversation(conversation_id)
+            if self.positions.get(conversation_id) is not place:
+                continue  # told newer meanwhile (a status event's frame, a resync): that frame is the page's last
             language = {} if conversation is None else {"language": self.language(conversation)}
             self._offer_all(conversation_id, {"type": "status", "status": Status.QUEUED.value, **_place(place),
                                               **language})  # fmt: skip
 
     async def _frame(self, event: Event) -> tuple[str, dict[str, Any]] | None:
-        """The web chat's frame for an event of a followed conversation, with the conversation's id."""
+        """The web chat's frame for an event of a followed conversation, with the conversation's id. A status frame's
+        record (its language) is read before its status, whose place is recorded as told with nothing awaited after it
+        until the frame is sent: until 2026-12-07 it was read after, and a place the positions' pass recorded and sent
+        during that read was followed by this older one (``tests/test_webchat_position.py``)."""
         match event:
             case EntryAdded(conversation_id=cid, entry=entry) if cid in self.sockets and entry.author not in HIDDEN:
                 self.track(cid, [entry])
@@ -515,8 +523,9 @@ class WebChatHub:
             case LanguageChanged(conversation_id=cid, language=language) if cid in self.sockets:
                 return cid, {"type": "language", "language": language}  # the page's own texts follow it
             case StatusChanged(conversation_id=cid, status=status) if cid in self.sockets:
+                conversation = await self.store.get_conversation(cid)
                 frame = {"type": "status", **await self.status(cid, status)}
-                if (conversation := await self.store.get_conversation(cid)) is not None:
+                if conversation is not None:
                     frame["language"] = self.language(conversation)
                 return cid, frame
         return None
