@@ -926,12 +926,14 @@ def gateway_server(
     understanding: str,
     instances: int = 1,
     count: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Server:
     """``gateway serve`` as ``gateway/<name>`` on the store at ``store``, its output in ``log`` (not yet ready);
-    ``count``: under cProfile, its call counts written to that file when it stops (``bench/counts.py`` reads them)."""
+    ``count``: under cProfile, its call counts written to that file when it stops (``bench/counts.py`` reads them);
+    ``env``: settings of the bench's own on top of :func:`gateway_env`'s."""
     profiled = [] if count is None else ["-m", "cProfile", "-o", str(count)]
     return Server(f"gateway/{name}", [sys.executable, *profiled, "-m", "gateway.cli", "serve", "--port", "{port}"],
-                  gateway_env(store, flows, provider, understanding), log, instances)  # fmt: skip
+                  {**gateway_env(store, flows, provider, understanding), **(env or {})}, log, instances)  # fmt: skip
 
 
 async def handoff_latency(load: Load, offset: int) -> str:

@@ -394,9 +394,9 @@ async def main(args: argparse.Namespace) -> None:
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(provider)
                 await asyncio.sleep(0.5)
-                os.environ["GATEWAY_CLIENT_ADDRESS_HEADER"] = "X-Forwarded-For"  # behind a proxy: a page, an address
+                behind_proxy = {"GATEWAY_CLIENT_ADDRESS_HEADER": "X-Forwarded-For"}  # each page its own address
                 server = gateway_server("pages", redis.url, work / "gateway.log", flows, provider, args.understanding,
-                                        args.instances)  # fmt: skip
+                                        args.instances, env=behind_proxy)  # fmt: skip
                 session = await stack.enter_async_context(ClientSession(timeout=ClientTimeout(total=30)))
                 await server.ready(session)
                 sockets = await stack.enter_async_context(
