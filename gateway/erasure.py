@@ -356,7 +356,8 @@ class Eraser:
             if current.channel == ChannelName.WEBCHAT and self.conversation_key is not None:  # before the record goes:
                 # a page naming it is told it ended, never a new conversation (``WEBCHAT_ERASED_FOR``)
                 seconds = WEBCHAT_ERASED_FOR.total_seconds()
-                await self.store.keep_erased(self.conversation_key(current.id), utcnow(), seconds)
+                await self.store.keep_erased(self.conversation_key(current.id), utcnow(), seconds,
+                                             conversation_id=current.id)  # fmt: skip
             user_entries = {e.id for e in await self.store.transcript(current.id) if e.author is Author.USER}
             await self._end_for_listeners(current)
             seen = set(await self.store.marks_of(current.id))  # the processed marks saved with it (replies too)

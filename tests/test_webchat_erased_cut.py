@@ -240,3 +240,30 @@ async def test_an_image_that_found_its_conversation_open_opens_nothing_after_its
         assert [c.id for c in await everything(chat)] == [session["conversation"]]  # before: a new one too
         assert await erase(chat, session["conversation"]) == 200
         assert await everything(chat) == []
+
+
+async def test_a_message_from_a_page_still_open_after_an_erasure_cut_before_its_record_is_written_nowhere(
+    cutting: tuple[Settings, Cutting], make_client: AppFactory
+) -> None:
+    """The page stayed open through the erasure, cut before the record with the token's active key kept (the
+    address read by the message still names the conversation): a message it sends then (written before the
+    erasure's "closed" reached it) is answered ``ended``, its words left in the page's box, stored nowhere. The
+    store reads the erasure's mark kept with the conversation (``store.erasing``) with the record, in the lock's own
+    script or hop: no read more a message. Before: acknowledged and stored in the conversation being erased, its
+    words kept until the erasure was finished."""
+    settings, store = cutting
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await say(ws, "m1", SECRET)
+        store.cut(session["conversation"])
+        assert await erase(chat, session["conversation"]) == 503
+        kept = await chat.app[STORE].get_conversation(session["conversation"])
+        assert kept is not None and kept.active  # the cut left it, its address too
+        assert await chat.app[STORE].find_active_conversation(kept.channel, kept.sender) is not None
+        answer = await sent_again(ws, "m2", AGAIN)
+    assert answer.get("code") == "ended", answer  # before: {'type': 'ack', 'id': 'm2'}
+    assert AGAIN not in await stored_texts(chat)  # before: stored in the conversation being erased
+    assert [c.id for c in await everything(chat)] == [session["conversation"]]  # nothing opened
+    assert await erase(chat, session["conversation"]) == 200
+    assert await everything(chat) == []

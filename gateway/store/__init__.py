@@ -1252,9 +1252,20 @@ class ErasedStore(Protocol):
     (``KeyedHash.erased_conversation``, ``erasure.WEBCHAT_ERASED_FOR``): a page naming one the store lacks is told
     it ended only when it is kept (else lost: a new conversation)."""
 
-    async def keep_erased(self, digest: str, at: datetime, ttl_seconds: float) -> None:
+    async def keep_erased(
+        self, digest: str, at: datetime, ttl_seconds: float, *, conversation_id: str | None = None
+    ) -> None:
         """Remember for ``ttl_seconds`` from now that the identity of this digest was erased at ``at`` (again: in
-        place of what was kept)."""
+        place of what was kept). ``conversation_id``: the mark of that web chat conversation's erasure, which is also
+        kept with the conversation (:meth:`erasing`) until its record is deleted (``erase_conversation``, the same
+        step; since 2026-12-07)."""
+        ...
+
+    async def erasing(self, conversation_id: str) -> bool:
+        """Whether this conversation's erasure was begun (:meth:`keep_erased` with it) while its record is still
+        there: under its lock read with the record (Redis: the lock's script; SQLite: the same hop), so that a message
+        waiting for the lock of a conversation whose erasure was cut before its record is written nowhere
+        (``locked_active``'s ``only``), and a closing page arms no timer on it (``leaving.socket_closed``)."""
         ...
 
     async def erased_at(self, digest: str) -> datetime | None:

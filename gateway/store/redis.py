@@ -474,6 +474,8 @@ class RedisStore:
         self._read_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
         # a message's lock: how its conversation's ending is listed as begun, read with the record (``ending_begun``)
         self._leaving_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
+        # under the lock, whether its erasure was begun (``K.erasing``), read with the record (``erasing``)
+        self._erasing_under_lock: dict[str, tuple[asyncio.Task[Any] | None, bool]] = {}
         # under the lock, the status and flagged rank of the record read with it (``save_conversation``)
         self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None]] = {}
         self._events = RedisEvents(client, *events_check)
@@ -1272,8 +1274,29 @@ class RedisStore:
         return await self._get_text(K.opening(digest))
 
     @_guarded
-    async def keep_erased(self, digest: str, at: datetime, ttl_seconds: float) -> None:
-        await self._redis.set(K.erased(digest), to_us(at), px=max(1, int(ttl_seconds * 1000)))
+    async def keep_erased(
+        self, digest: str, at: datetime, ttl_seconds: float, *, conversation_id: str | None = None
+    ) -> None:
+        """With ``conversation_id``, its erasure begun in its own slot too (``K.erasing``, read by its lock's script:
+        :meth:`erasing`), after the mark: on one node both in one transaction; on a Cluster two slots, the mark first
+        (a cut between: a page's hello finds the mark, a message the erasure's lock then the record gone)."""
+        px = max(1, int(ttl_seconds * 1000))
+        if conversation_id is None:
+            await self._redis.set(K.erased(digest), to_us(at), px=px)
+            return
+        self._erasing_under_lock.pop(conversation_id, None)  # read as the lock was taken: not so any more
+        async with self._redis.pipeline(transaction=self.on_one_node) as pipe:
+            pipe.set(K.erased(digest), to_us(at), px=px)
+            pipe.set(K.erasing(conversation_id), 1, px=px)
+            await pipe.execute()
+
+    @_guarded
+    async def erasing(self, conversation_id: str) -> bool:
+        """Under the conversation's lock, as its script read it (no round trip); else one ``GET``."""
+        read = self._erasing_under_lock.get(conversation_id)
+        if read is not None and read[0] is asyncio.current_task():
+            return read[1]
+        return bool(await self._redis.exists(K.erasing(conversation_id)))
 
     @_guarded
     async def erased_at(self, digest: str) -> datetime | None:
@@ -2236,6 +2259,7 @@ class RedisStore:
         found = await self.get_conversation(conversation_id)
         self._read_under_lock.pop(conversation_id, None)
         self._indexed_under_lock.pop(conversation_id, None)
+        self._erasing_under_lock.pop(conversation_id, None)
         record = None if found is None else Record(self._active_key(found.channel, found.sender), found.queue,
                                                    found.client, self._indexes_of(found))  # fmt: skip
         return await redis_retention.forget(self._redis, conversation_id, erase=True, record=record)
@@ -2465,6 +2489,9 @@ class RedisStore:
         leaving = self._leaving_under_lock.get(conversation_id)
         if leaving is not None and leaving[0] is asyncio.current_task():
             del self._leaving_under_lock[conversation_id]
+        erasing = self._erasing_under_lock.get(conversation_id)
+        if erasing is not None and erasing[0] is asyncio.current_task():
+            del self._erasing_under_lock[conversation_id]
 
     async def _claimed(self, claim: Claim | None, answer: str | None) -> ClaimState:
         """Under the lock: the claim's state, from the answer it got riding with the lock when there is one."""
@@ -2497,6 +2524,7 @@ class RedisStore:
                 self._unlock_again("lock perhaps taken", lease.tried, conversation_id, error)
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
         self._read_under_lock[conversation_id] = (asyncio.current_task(), lease.record)
+        self._erasing_under_lock[conversation_id] = (asyncio.current_task(), lease.erasing)
         if claim is not None:
             self._leaving_under_lock[conversation_id] = (asyncio.current_task(), lease.leaving)
         return lease
@@ -2572,10 +2600,12 @@ class _Lease(Lock):
                          blocking_timeout=timeout, thread_local=False)  # fmt: skip
         self._client, self._key = client, K.lock(conversation_id)
         self._record_key, self._along = K.conversation(conversation_id), along
-        self._keys = [self._key, self._record_key] + ([] if along is None else [K.leaving(conversation_id)])
+        self._keys = [self._key, self._record_key, K.erasing(conversation_id)]
+        self._keys += [] if along is None else [K.leaving(conversation_id)]
         self.conversation_id = conversation_id
         self.tried: str | bytes | None = None  # the token of the attempts (the last may have taken it unanswered)
         self.record: str | None = None  # the record when the lock was taken (None: there is none)
+        self.erasing = False  # whether its erasure was begun (``K.erasing``) when the lock was taken
         self.leaving: str | None = None  # with a claim: how the ending is listed as begun when it was taken, or None
         self.claimed: str | None = None  # the claim's answer, when it rode with the attempt that took the lock
 
@@ -2589,7 +2619,8 @@ class _Lease(Lock):
         if not found:
             return False
         self.record = found[1] if len(found) > 1 else None
-        self.leaving = _text(found[2]) if len(found) > 2 and found[2] is not None else None
+        self.erasing = len(found) > 2 and found[2] is not None
+        self.leaving = _text(found[3]) if len(found) > 3 and found[3] is not None else None
         self.claimed = _text(claimed[0]) if claimed else None
         return True
 
@@ -2704,6 +2735,10 @@ class _LockedActive:
             except BaseException as error:
                 await inner.__aexit__(type(error), error, error.__traceback__)
                 raise
+            if current is not None and current.active and self._only == held and await store.erasing(held):
+                await inner.__aexit__(None, None, None)  # its erasure cut before the record: nothing written in it
+                store._address_read.set(None)
+                raise ConversationEnded("the conversation this message was written in is being erased")
             if current is not None and current.active:
                 store._addressed.set((address, held))
                 self._inner = inner

@@ -149,6 +149,14 @@ def leaving(conversation_id: str) -> str:
 LEAVING_KEPT_SECONDS = 24 * 3600
 
 
+def erasing(conversation_id: str) -> str:
+    """A web chat conversation's erasure begun (``RedisStore.keep_erased``'s ``conversation_id``, written with its
+    mark ``hg:er:``, before anything of it goes), in the conversation's slot: the lock's script reads it with the
+    record (``lock_read``), so a message waiting for the lock of a conversation whose erasure was cut before its
+    record is refused without a command more; deleted with the record (one ``DEL``). The mark's TTL, a backstop."""
+    return tagged("ea", conversation_id)
+
+
 def outbox_item(conversation_id: str, item_id: str) -> str:
     """An outbox item, in its conversation's slot beside the transcript entry of the same id."""
     return tagged("o", conversation_id) + item_id

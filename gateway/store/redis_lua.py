@@ -1346,17 +1346,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: the conversation lock, the conversation's record, and for a message's processing the ending it has listed as
-# begun (``redis_keys.leaving``; one slot: ``{<id>}``). ARGV: the holder's token, the lease (ms). Taken (SET NX PX, as
-# ``redis.asyncio.lock.Lock`` takes it) with the record read in the same step: {'locked', record or nil[, how or
-# nil]}; false while another holds it. The two read by one MGET: a message's lock makes no call more than another's.
+# KEYS: the conversation lock, the conversation's record, its erasure begun (``redis_keys.erasing``), and for a
+# message's processing the ending it has listed as begun (``redis_keys.leaving``; one slot: ``{<id>}``). ARGV: the
+# holder's token, the lease (ms). Taken (SET NX PX, as ``redis.asyncio.lock.Lock`` takes it) with the record read in
+# the same step: {'locked', record or nil, erasing or nil[, how or nil]}; false while another holds it. Read by one
+# MGET: a message's lock makes no call more than another's (the erasure's key since 2026-12-07: a key more, no call).
 _LOCK_READ = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-if KEYS[3] then
-  local found = redis.call('MGET', KEYS[2], KEYS[3])
-  return {'locked', found[1], found[2]}
+if KEYS[4] then
+  local found = redis.call('MGET', KEYS[2], KEYS[3], KEYS[4])
+  return {'locked', found[1], found[2], found[3]}
 end
-return {'locked', redis.call('GET', KEYS[2])}
+local found = redis.call('MGET', KEYS[2], KEYS[3])
+return {'locked', found[1], found[2]}
 """
 
 # A rate limit's fixed-window counter, hit as the ``limits`` library's ``incr_expire.lua`` hits it (the same key:

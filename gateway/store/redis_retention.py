@@ -244,7 +244,7 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
             pipe.srem(K.client(record.client), conversation_id)
     for notice in notices:
         pipe.delete(K.key("evidence", notice))
-    pipe.delete(K.conversation(conversation_id))
+    pipe.delete(K.conversation(conversation_id), K.erasing(conversation_id))  # one slot: both or neither
     for index in record.indexes if record is not None else ():  # after the record: an erasure reads the person's
         pipe.zrem(index, conversation_id)  # index alone, so one cut before it must still list it there
     pipe.zrem(K.INDEX + "created", conversation_id)

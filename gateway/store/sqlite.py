@@ -120,6 +120,7 @@ _REFUSALS = {
 }
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # sent and failed outbox rows are purged after this
 _CLAIMS_KEPT = 16  # outbox claims made with a token kept in memory (``SqliteStore.outbox_due``)
+ERASING = "erasing:"  # + a web chat conversation's id: its erasure begun, a row of ``erased`` (``keep_erased``)
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day are dropped (takes_since looks an hour back)
 
 _SCHEMA = """
@@ -997,17 +998,26 @@ class SqliteStore:
                                   (digest, now_us))  # fmt: skip
         return str(rows[0]["conversation_id"]) if rows else None
 
-    async def keep_erased(self, digest: str, at: datetime, ttl_seconds: float) -> None:
-        """The lapsed ones swept in the same transaction (as openings are)."""
+    async def keep_erased(
+        self, digest: str, at: datetime, ttl_seconds: float, *, conversation_id: str | None = None
+    ) -> None:
+        """The lapsed ones swept in the same transaction (as openings are). ``conversation_id``: a row of its own
+        too (``ERASING`` + its id, deleted with its record), in the same transaction."""
         now_us = to_us(datetime.now(UTC))
+        rows = [(digest, to_us(at), now_us + int(ttl_seconds * 1_000_000))]
+        if conversation_id is not None:
+            rows.append((ERASING + conversation_id, to_us(at), rows[0][2]))
 
         def work(conn: sqlite3.Connection) -> None:
             with _writing(conn):
                 conn.execute("DELETE FROM erased WHERE expires_us <= ?", (now_us,))
-                conn.execute("INSERT OR REPLACE INTO erased (digest, at_us, expires_us) VALUES (?, ?, ?)",
-                             (digest, to_us(at), now_us + int(ttl_seconds * 1_000_000)))  # fmt: skip
+                conn.executemany("INSERT OR REPLACE INTO erased (digest, at_us, expires_us) VALUES (?, ?, ?)", rows)
 
         await self._run(work)
+
+    async def erasing(self, conversation_id: str) -> bool:
+        rows = await self._select("SELECT 1 FROM erased WHERE digest = ?", (ERASING + conversation_id,))
+        return bool(rows)
 
     async def erased_at(self, digest: str) -> datetime | None:
         now_us = to_us(datetime.now(UTC))
@@ -1692,7 +1702,9 @@ class SqliteStore:
         if held is not None and only not in (None, held) and await self._written_in_gone(only, erased):
             raise ConversationEnded("the conversation this message was written in was erased")  # not into a newer one
         if held is not None:
-            async with self._locked_read(held, timeout, claim) as (current, state):
+            async with self._locked_read(held, timeout, claim, erasing=only == held) as (current, state, erasing):
+                if current is not None and current.active and erasing:  # its erasure cut before the record
+                    raise ConversationEnded("the conversation this message was written in is being erased")
                 if current is not None and current.active:
                     yield current, state
                     return
@@ -1701,7 +1713,7 @@ class SqliteStore:
         if only is not None:  # ended meanwhile, none other open: the caller asks the new-chat limits first
             raise EndedMeanwhile("the conversation this message was written in has ended")
         conversation, _ = await self.active_conversation(channel, sender, now)
-        async with self._locked_read(conversation.id, timeout, claim) as (current, state):
+        async with self._locked_read(conversation.id, timeout, claim) as (current, state, _):
             yield current or conversation, state
 
     async def _written_in_gone(self, only: str, erased: Callable[[], str] | None) -> bool:
@@ -1712,21 +1724,23 @@ class SqliteStore:
 
     @asynccontextmanager
     async def _locked_read(
-        self, conversation_id: str, timeout: float, claim: Claim | None
-    ) -> AsyncIterator[tuple[Conversation | None, ClaimState]]:
+        self, conversation_id: str, timeout: float, claim: Claim | None, *, erasing: bool = False
+    ) -> AsyncIterator[tuple[Conversation | None, ClaimState, bool]]:
         """``locked_batch``, the claim renewed (from the moment the lock is held) and the conversation's record read
-        in the same hop."""
+        in the same hop; with ``erasing``, whether its erasure was begun (:meth:`erasing`) too, in that hop."""
 
-        def work(conn: sqlite3.Connection) -> tuple[ClaimState, str | None]:
+        def work(conn: sqlite3.Connection) -> tuple[ClaimState, str | None, bool]:
             state = ClaimState.CLAIMED
             if claim is not None:
                 state = _claim(claim.key, claim.owner, claim.lease_seconds, to_us(datetime.now(UTC)))(conn)
             row = conn.execute("SELECT data FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
-            return state, None if row is None else row["data"]
+            begun = erasing and conn.execute("SELECT 1 FROM erased WHERE digest = ?",
+                                             (ERASING + conversation_id,)).fetchone() is not None  # fmt: skip
+            return state, None if row is None else row["data"], begun
 
         async with self.lock(conversation_id, timeout), self.batch():
-            state, raw = await self._run(work)
-            yield (None if raw is None else self._conversation(raw)), state
+            state, raw, begun = await self._run(work)
+            yield (None if raw is None else self._conversation(raw)), state, begun
 
     @asynccontextmanager
     async def locked_batch(
@@ -1839,6 +1853,7 @@ class SqliteStore:
                     (conversation_id,),
                 )
                 conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+                conn.execute("DELETE FROM erased WHERE digest = ?", (ERASING + conversation_id,))
             return count
 
         return await self._run(work)
