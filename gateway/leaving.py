@@ -50,6 +50,7 @@ from gateway.store import (
     Author,
     BatchStore,
     ConversationStore,
+    ErasedStore,
     LockStore,
     OutboxStatus,
     OutboxStore,
@@ -75,6 +76,10 @@ GONE_AFTER = timedelta(seconds=90)
 class LeavingRoles(ConversationStore, TranscriptStore, QueueStore, LockStore, TimerStore, BatchStore, Protocol):
     """What leaving needs of the store (the caller's, injected; the dispatcher writes the entries): the conversation's
     lock with a batch (a quick exit or a "Terminer" is one SQLite transaction), the endings listed as begun (Redis)."""
+
+
+class ClosingRoles(LeavingRoles, ErasedStore, Protocol):
+    """What a web chat socket's closing needs more (:func:`socket_closed`): whether an erasure was begun."""
 
 
 class CompletionRoles(LeavingRoles, OutboxStore, Protocol):
@@ -257,7 +262,7 @@ async def close_in_bulk(dispatcher: Dispatcher, store: LeavingRoles, conversatio
     await store.end_leaving(conversation.id)
 
 
-async def socket_closed(store: LeavingRoles, conversation_id: str, now: datetime) -> None:
+async def socket_closed(store: ClosingRoles, conversation_id: str, now: datetime) -> None:
     """A web chat socket closed at ``now``: unless the young person comes back within GONE_AFTER, they are gone.
 
     Not when a page has opened the conversation again since (``Conversation.page_opened_at``): the instance that
@@ -268,10 +273,13 @@ async def socket_closed(store: LeavingRoles, conversation_id: str, now: datetime
     Not either when the record is gone: erased (the erasure writes its mark and deletes the record under this lock,
     so a socket closing while it runs, its ``Erased`` event not arrived yet, finds it gone here) or lost. Until
     2026-12-07 a timer was armed on it all the same, naming the erased conversation until it fired (no read more:
-    the record was read already)."""
+    the record was read already). Nor when its erasure was begun with the record still there (cut before it, or
+    under way on another instance before it takes this lock: ``store.erasing``, on Redis read by the lock's script
+    with the record); until 2026-12-07 (night) a timer was armed on it, and 90 s later marked the page gone in the
+    conversation being erased (``tests/test_webchat_erased_cut.py``)."""
     async with store.lock(conversation_id):
         conversation = await store.get_conversation(conversation_id)
-        if conversation is None:
+        if conversation is None or await store.erasing(conversation_id):
             return
         if conversation.page_opened_at is not None and conversation.page_opened_at > now:
             return

@@ -25,11 +25,14 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.app import STORE
+from gateway import leaving
+from gateway.app import STORE, WEBCHAT
+from gateway.clock import utcnow
 from gateway.crypto import DataKeys
+from gateway.erasure import FAR
 from gateway.errors import StoreError
 from gateway.settings import Settings
-from gateway.store import Store, open_store
+from gateway.store import Store, TimerKind, open_store
 from gateway.store import redis_keys as K
 from tests.conftest import AppFactory, add_listener, login
 from tests.cutting_proxy import cutting_proxy
@@ -266,4 +269,33 @@ async def test_a_message_from_a_page_still_open_after_an_erasure_cut_before_its_
     assert AGAIN not in await stored_texts(chat)  # before: stored in the conversation being erased
     assert [c.id for c in await everything(chat)] == [session["conversation"]]  # nothing opened
     assert await erase(chat, session["conversation"]) == 200
+    assert await everything(chat) == []
+
+
+async def test_a_page_closing_after_an_erasure_cut_before_its_record_arms_no_gone_timer(
+    cutting: tuple[Settings, Cutting], make_client: AppFactory
+) -> None:
+    """The socket-close path (``leaving.socket_closed``, which ``WebChatHub.arm_gone`` runs) of an instance whose
+    page followed the conversation without its ``Erased`` event (another instance's socket, an event lost with a
+    subscription): after an erasure cut before the record, it arms no gone timer on it, as on one erased whole. Read
+    under the lock with the record (``store.erasing``: Redis the lock's script, no command more). Before: a timer
+    armed, which 90 s later marked the page gone in the conversation being erased (a system entry written in it)."""
+    settings, store = cutting
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+        await say(ws, "m1", SECRET)
+    conversation_id = session["conversation"]
+    real, hub = chat.app[STORE], chat.app[WEBCHAT]
+    async with asyncio.timeout(20):  # this page's own timer armed (before the erasure: the erasure deletes it)
+        while conversation_id in hub.arming:
+            await asyncio.sleep(0.01)
+    store.cut(conversation_id)
+    assert await erase(chat, conversation_id) == 503
+    assert await real.get_conversation(conversation_id) is not None  # the cut left it
+    await real.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)  # as after its erasure's own deletion
+    await leaving.socket_closed(real, conversation_id, utcnow())
+    timers = [t for t in await real.due_timers(FAR) if t.conversation_id == conversation_id]
+    assert [t for t in timers if t.kind is TimerKind.WEBCHAT_GONE] == []  # before: one, due in 90 s
+    assert await erase(chat, conversation_id) == 200
     assert await everything(chat) == []
