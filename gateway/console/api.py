@@ -68,6 +68,7 @@ SESSION = web.RequestKey("session", ConsoleSession)
 HISTORY_DAYS = 30  # how far back a listener's ended conversations are listed ("Mes conversations", history)
 HISTORY_LIMIT = 50
 EARLIER_LIMIT = 10  # a conversation's earlier ones shown
+QUEUE_PAGE = 100  # waiting cards a console is sent (the first in the queue's order); the others counted only
 assert HISTORY_DAYS < INDEXED_DAYS, "the store's indexes keep what the history and the earlier conversations read"
 REPLY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the console's id of a reply
 
@@ -98,6 +99,7 @@ class ListenerAPI:
         self.logins, self.limits, self.addresses = logins, limits, addresses or ClientAddresses()
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # live sockets, closed at shutdown
         self._queue_read = Coalesced(self._read_queue)  # one read for the consoles' reloads of a moment
+        self._told_read = Coalesced(self._read_told)  # the supervision board's count: every waiting record
         # lines(): the flow version, from when until when it holds, the next change (None: none), the closed queues
         self._lines: tuple[str, datetime, datetime, datetime | None, list[dict[str, Any]]] | None = None
 
@@ -397,20 +399,25 @@ class ListenerAPI:
     # ----- reading ----------------------------------------------------------------------------------------
 
     async def queue(self, request: web.Request) -> web.Response:
-        """The waiting queue and the held conversations, read once for every console that reloads at the same moment
-        (:class:`~gateway.coalesced.Coalesced`: at a peak each arrival makes every console reload; until 2026-12-05
-        each reload read the whole queue again), from a read begun after the request came."""
-        entries, held = await self._queue_read.get()
+        """The first :data:`QUEUE_PAGE` waiting conversations in the queue's order (urgent first, then by arrival),
+        ``waiting_total`` (how many wait in all), ``newest`` (the latest arrival, wherever it stands: the console's
+        "new conversation" signal) and the held conversations, read once for every console that reloads at the same
+        moment (:class:`~gateway.coalesced.Coalesced`: at a peak each arrival makes every console reload; until
+        2026-12-05 each reload read the whole queue again), from a read begun after the request came. Until
+        2026-12-07 every waiting card was sent to every console at each reload, each waiting record read: at 2,000
+        waiting and 40 consoles, 1 MB a reload, 0.9 MB/s a console and 78 % of a core for 5.5 changes a second
+        (``bench/console.py``, ``tests/console/test_queue_page.py``)."""
+        page, total, newest, held = await self._queue_read.get()
         now = self.clock()
         waiting = []
-        for entry, conversation in entries:
+        for entry, conversation in page:
             flag = card_flag(entry, conversation)
             waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
                             "flag": flag.to_dict() if flag else None,
                             "waiting_seconds": stats.shown_wait(entry, conversation, now)})  # fmt: skip
         listener = request[LISTENER]
-        answer = {"waiting": waiting, "mine": [self.card(c, now) for c in held if c.listener == listener.name],
-                  **self.lines(now)}  # fmt: skip
+        mine = [self.card(c, now) for c in held if c.listener == listener.name]
+        answer = {"waiting": waiting, "waiting_total": total, "newest": newest, "mine": mine, **self.lines(now)}
         if listener.supervisor:  # who holds what, and whether they are at a console: one left can be given back
             answer["others"] = [{**self.card(c, now), "listener_away": not self.presence.has(c.listener or "")}
                                 for c in held if c.listener != listener.name]  # fmt: skip
@@ -438,18 +445,31 @@ class ListenerAPI:
 
     async def told_closed(self) -> int:
         """How many young people waiting were told, in this wait, that the line is closed and where to turn (the
-        supervision board's count, from the queue's read shared with the consoles' reloads): still after the
+        supervision board's count, one read of every waiting record shared by the boards asking at the same moment;
+        until 2026-12-07 it was the consoles' read, which no longer reads past :data:`QUEUE_PAGE`): still after the
         reopening, as their cards say it."""
-        entries, _ = await self._queue_read.get()
-        return sum(1 for _, conversation in entries if _closed_told(conversation) is not None)
+        return await self._told_read.get()
 
-    async def _read_queue(self) -> tuple[list[tuple[QueueEntry, Conversation]], list[Conversation]]:
-        """The waiting entries with their conversations (one whose record is gone left out), and the held ones."""
-        self.metrics.console_queue_reads.inc()
+    async def _read_told(self) -> int:
         entries = await self.store.waiting()
         found = await asyncio.gather(*(self.store.get_conversation(e.conversation_id) for e in entries))
-        waiting = [(entry, c) for entry, c in zip(entries, found, strict=True) if c is not None]
-        return waiting, await self.store.conversations_by_status(Status.WITH_LISTENER)
+        return sum(1 for conversation in found if conversation is not None and _closed_told(conversation) is not None)
+
+    async def _read_queue(
+        self,
+    ) -> tuple[list[tuple[QueueEntry, Conversation]], int, dict[str, str] | None, list[Conversation]]:
+        """The first :data:`QUEUE_PAGE` waiting entries with their conversations (one whose record is gone left out,
+        and not counted), how many wait, the latest arrival (its id and priority), and the held ones: the records of
+        the page only (until 2026-12-07 every waiting one's, at each read)."""
+        self.metrics.console_queue_reads.inc()
+        entries = await self.store.waiting()
+        shown = entries[:QUEUE_PAGE]
+        found = await asyncio.gather(*(self.store.get_conversation(e.conversation_id) for e in shown))
+        page = [(entry, c) for entry, c in zip(shown, found, strict=True) if c is not None]
+        latest = max(entries, key=lambda e: e.at, default=None)
+        newest = {"id": latest.conversation_id, "priority": latest.priority.value} if latest else None
+        held = await self.store.conversations_by_status(Status.WITH_LISTENER)
+        return page, len(entries) - (len(shown) - len(page)), newest, held
 
     async def history(self, request: web.Request) -> web.Response:
         """The listener's own ended conversations begun in the last HISTORY_DAYS days, the latest ended first: read

@@ -11,7 +11,7 @@
   var refusal = HG.refusal;  // common.js: a refusal in the console's words (i18n.js's refused.*)
 
   var state = {
-    me: null, flow: null, waiting: [], mine: [], others: [], fetchedAt: Date.now(), known: null,
+    me: null, flow: null, waiting: [], waitingTotal: 0, newest: null, mine: [], others: [], fetchedAt: Date.now(), known: null,
     current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, historyTimer: null, erased: {}, newArrival: false,
     draft: null, sending: false, lost: {}, closing: null, closeNotes: null, referring: null, acting: {}, opening: null
   };
@@ -232,7 +232,9 @@
     return freshQueue(api("GET", "/api/queue")).then(function (response) {
       if (!response.ok) { queueStale(response.status === 503 ? "queue.stale.store" : "queue.stale.refused"); return; }
       queueStale(null);
-      state.waiting = response.data.waiting;
+      state.waiting = response.data.waiting;  // the first page of a long queue (the server's QUEUE_PAGE)
+      state.waitingTotal = typeof response.data.waiting_total === "number" ? response.data.waiting_total : state.waiting.length;
+      state.newest = response.data.newest || null;  // the latest arrival, on the page or past it
       state.mine = response.data.mine;
       state.others = response.data.others || [];  // supervisors: the conversations other listeners hold
       state.fetchedAt = Date.now();
@@ -267,6 +269,13 @@
     var fresh = [];
     state.waiting.forEach(function (card) { ids[card.id] = true; if (state.known && !state.known[card.id]) { fresh.push(card); } });
     state.mine.forEach(function (card) { ids[card.id] = true; });
+    /* An arrival past the page shown (a long queue) is new all the same: since 2026-12-07 the console is sent the
+       first page only, and without this its sound and toast would have stopped at a peak. */
+    var newest = state.newest;
+    if (newest && !ids[newest.id]) {
+      if (state.known && !state.known[newest.id]) { fresh.push(newest); }
+      ids[newest.id] = true;
+    }
     state.known = ids;
     if (!fresh.length) { title(); return; }
     var urgent = fresh.some(function (card) { return card.priority === "urgent"; });
@@ -277,7 +286,7 @@
   }
 
   function title() {
-    var count = state.waiting ? state.waiting.length : 0;
+    var count = state.waitingTotal || 0;
     document.title = (state.newArrival ? "● " : "") + (count ? "(" + count + ") " : "") + t("app.title");
   }
 
@@ -308,9 +317,12 @@
     $("others-section").hidden = !state.me.supervisor;
     $("others-count").textContent = String((state.others || []).length);
     renderList($("history"), state.history || [], false);
-    $("waiting-count").textContent = String(state.waiting.length);
+    $("waiting-count").textContent = String(state.waitingTotal);  // all of them, not the page shown
+    var more = state.waitingTotal - state.waiting.length;
+    $("waiting-more").hidden = more <= 0;
+    $("waiting-more").textContent = more > 0 ? t("queue.waiting.more", { n: more }) : "";
     $("mine-count").textContent = String(state.mine.length);
-    $("waiting-empty").hidden = state.waiting.length > 0;
+    $("waiting-empty").hidden = state.waitingTotal > 0;
     $("mine-empty").hidden = state.mine.length > 0;
     $("capacity").textContent = state.mine.length + " / " + state.me.capacity;
     $("capacity").className = "pill" + (state.mine.length >= state.me.capacity ? " full" : "");

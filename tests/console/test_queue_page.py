@@ -1,0 +1,89 @@
+"""The console's queue at a peak (``GET /api/queue``): the first ``QUEUE_PAGE`` waiting cards in the queue's order,
+how many wait in all and the latest arrival, reading the page's records only. Until 2026-12-07 every waiting card
+went to every console at each reload (one a change), each waiting record read: at 2,000 waiting and 40 consoles a
+megabyte a reload, 0.9 MB a second a console (``bench/console.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+
+from gateway.app import STORE
+from gateway.console.api import QUEUE_PAGE
+from gateway.conversation import Conversation, Priority, RiskFlag, Status
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.store import Store
+from tests.conftest import AppFactory, Clock, add_listener, login
+from tests.store.conftest import STORES, on_store, redis_url
+
+__all__ = ["redis_url"]  # a fixture used through ``on_store``
+
+WAITING = QUEUE_PAGE + 40
+
+
+@pytest.fixture(params=STORES)
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    return on_store(request, settings)
+
+
+def _gets(url: str) -> int:
+    with redis.Redis.from_url(url) as client:
+        stats: dict[str, Any] = client.info("commandstats")
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+
+async def _waiting(store: Store, clock: Clock, n: int, priority: Priority = Priority.NORMAL) -> str:
+    at = clock.now - timedelta(minutes=WAITING - n)
+    conversation = Conversation(id=f"c{n:04d}", channel=ChannelName.WEBCHAT, sender=f"s{n}", pseudonym=f"Loutre-{n}",
+                                created_at=at, updated_at=at, status=Status.QUEUED, queue="listeners",
+                                priority=priority, queued_at=at, waiting_since=at)  # fmt: skip
+    await store.save_conversation(conversation)
+    flag = RiskFlag("suicide", 0.9, "model") if priority == Priority.URGENT else None
+    await store.enqueue(conversation.id, "listeners", priority, at, flag=flag)
+    return conversation.id
+
+
+async def test_a_console_is_sent_the_first_page_of_a_long_queue_and_how_many_wait(
+    make_client: AppFactory, store_settings: Settings, clock: Clock
+) -> None:
+    client = await make_client(store_settings)
+    store: Store = client.app[STORE]
+    ids = [await _waiting(store, clock, n) for n in range(WAITING - 1)]
+    urgent = await _waiting(store, clock, WAITING - 1, Priority.URGENT)  # the latest arrival, first in line
+    await add_listener(client, "anne")
+    await login(client, "anne")
+
+    before = _gets(store_settings.store) if "redis" in store_settings.store else 0
+    body = await (await client.get("/api/queue")).json()
+    read = _gets(store_settings.store) - before if "redis" in store_settings.store else 0
+
+    shown = [card["id"] for card in body["waiting"]]
+    assert len(shown) == QUEUE_PAGE, len(shown)  # until 2026-12-07: all 140
+    assert shown == [urgent, *ids[: QUEUE_PAGE - 1]]  # the queue's order: urgent first, then by arrival
+    assert body["waiting"][0]["flag"]["risk"] == "suicide"
+    assert body["waiting_total"] == WAITING
+    assert body["newest"] == {"id": urgent, "priority": "urgent"}
+    if "redis" in store_settings.store:  # the page's records, the session's and the account's: not the 140
+        assert read <= QUEUE_PAGE + 10, read
+
+
+async def test_the_boards_count_of_young_people_told_the_line_is_closed_still_counts_past_the_page(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    client = await make_client(settings)
+    store: Store = client.app[STORE]
+    for n in range(WAITING):
+        await _waiting(store, clock, n)
+    last = await store.get_conversation(f"c{WAITING - 1:04d}")
+    assert last is not None and last.waiting_since is not None
+    await store.save_conversation(replace(last, closed_told_at=clock.now))  # told at the back of the line
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    board = await (await client.get("/api/supervision")).json()
+    assert board["live"]["told_closed"] == 1
+    assert board["live"]["waiting"] == WAITING
