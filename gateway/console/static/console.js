@@ -169,9 +169,12 @@
     }
   }
 
+  /* A burst of events (an arrival is a status and a queue event; at a peak several a second, on every console) is one
+     reload, 150 ms after its first event: later ones do not push it back. Until 2026-12-07 each event restarted the
+     150 ms, so that events coming closer than that (a busy line) held the queue as it was until a lull. */
   function scheduleQueue() {
-    clearTimeout(state.queueTimer);
-    state.queueTimer = setTimeout(loadQueue, 150);
+    if (state.queueTimer) { return; }  // a reload already due: it is asked after this event, and sees it
+    state.queueTimer = setTimeout(function () { state.queueTimer = null; loadQueue(); }, 150);
   }
 
   /* The history reads every conversation of the last 30 days on the server: read again only when it can have
