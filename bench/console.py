@@ -4,7 +4,7 @@ For each size N (``--sizes``, default 2,000 and 5,000 waiting): a Redis and one 
 conversations waiting in the queue (written through the store API as the dispatcher's hand-off writes them: the
 record, the queue entry), ``--consoles`` listeners (default 40) logged in, each with its console socket open and
 behaving as ``console.js`` does: on a ``queue``, ``status`` or ``language`` frame, ``GET /api/queue`` 150 ms after
-the last one (the page's ``scheduleQueue``). Then, for ``--seconds``:
+the first one of a burst (the page's ``scheduleQueue``; until 2026-12-07 after the last one). Then, for ``--seconds``:
 
 * arrivals at ``--rate`` a second (the bench writes a waiting conversation and publishes its ``status`` and
   ``queue`` events, as the dispatcher does at a hand-off);
@@ -96,10 +96,13 @@ class Console:
                 break
             self.frames += 1
             self.frame_bytes += len(message.data.encode())
-            if any(f'"type": "{kind}"' in message.data or f'"type":"{kind}"' in message.data for kind in RELOADING):
-                if self.timer is not None:
-                    self.timer.cancel()
-                self.timer = asyncio.get_running_loop().call_later(RELOAD_DELAY, lambda: self._keep(self.reload()))
+            reloading = any(f'"type": "{k}"' in message.data or f'"type":"{k}"' in message.data for k in RELOADING)
+            if reloading and self.timer is None:  # console.js's scheduleQueue: 150 ms after a burst's first event
+                self.timer = asyncio.get_running_loop().call_later(RELOAD_DELAY, self._due)
+
+    def _due(self) -> None:
+        self.timer = None
+        self._keep(self.reload())
 
     async def reload(self) -> None:
         started = time.perf_counter()
