@@ -27,9 +27,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, ClientWebSocketResponse, TCPConnector, WSMsgType
 
@@ -84,8 +86,8 @@ class Console:
         if read:
             self._keep(self._read())
 
-    def _keep(self, coroutine: object) -> None:
-        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _keep(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -151,8 +153,11 @@ async def actor(console: Console, ids: list[str], stop: float, latency: dict[str
     while time.perf_counter() < stop and ids:
         conversation = ids.pop(0)
         n = next(numbers)
-        steps = (("take", "/take", {}), ("reply", "/messages", {"text": "Bonjour, je suis là.", "id": f"r{n}"}),
-                 ("close", "/close", {"outcome": "cyberbullying", "id": f"c{n}"}))  # fmt: skip
+        steps: tuple[tuple[str, str, dict[str, str]], ...] = (
+            ("take", "/take", {}),
+            ("reply", "/messages", {"text": "Bonjour, je suis là.", "id": f"r{n}"}),
+            ("close", "/close", {"outcome": "cyberbullying", "id": f"c{n}"}),
+        )
         for what, path, body in steps:
             started = time.perf_counter()
             async with console.session.post(f"{console.url}/api/conversations/{conversation}{path}", json=body) as r:
