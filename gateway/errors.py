@@ -1,5 +1,6 @@
 """Every exception the gateway raises on purpose (until 2026-12-07 the tree below lacked ``EndedMeanwhile``,
-``CorpusError`` and ``LockTimeout``).
+``CorpusError`` and ``LockTimeout``, and ``ActionRefused`` lived in ``gateway/console/actions.py``, which still
+exports it).
 
     GatewayError
     ├── ConfigError               a setting is missing or malformed (names the variable, never a secret)
@@ -38,6 +39,8 @@
     │   └── PermanentDelivery     the provider refused for good (e.g. reply window closed)
     │       └── RecipientGone     the young person blocked the line or unsubscribed (gateway/leaving.py is told)
     ├── MailError                 the SMTP server could not be reached or refused an e-mail (notices, referrals)
+    ├── ActionRefused             a listener's, a supervisor's or a notice's action refused (``code`` for the
+    │                             console's ``refused.*`` text, ``details`` beside it): 4xx, never 500
     ├── ThreadRefused             the system refused a new thread ("can't start new thread"): the work it was for
     │                             did not run (a flows.yaml reload answered 503, the current flow kept)
     └── WeakPassword              a new listener password is refused (``reason``: too_short, common): said in
@@ -171,6 +174,18 @@ class RecipientGone(PermanentDelivery):
 
 class MailError(GatewayError):
     """An e-mail was not accepted by the SMTP server; the message names the step, never an address."""
+
+
+class ActionRefused(GatewayError):
+    """A listener's action refused: ``code`` for the console (its ``refused.*`` text), ``message`` in English for
+    the API's other readers; ``details`` go into the answer beside them, for the console's words: ``field``, the
+    part of the form refused (a validation error, its French name in the console), ``position``, which of its
+    lines (1 first, as the console numbers them), ``max`` and ``length``, the limits broken, ``current``, the status
+    a record already has."""
+
+    def __init__(self, code: str, message: str, **details: str | int) -> None:
+        self.code, self.details = code, details
+        super().__init__(message)
 
 
 class ThreadRefused(GatewayError):

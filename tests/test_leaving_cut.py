@@ -35,9 +35,9 @@ from typing import Any, cast
 import pytest
 
 from gateway import leaving
-from gateway.console.actions import ActionRefused, Actions
+from gateway.console.actions import Actions
 from gateway.conversation import Conversation, Status
-from gateway.errors import StoreError
+from gateway.errors import ActionRefused, StoreError
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.store import Author, Store, TimerKind, open_store

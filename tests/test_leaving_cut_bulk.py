@@ -19,8 +19,8 @@ import pytest
 
 from gateway import leaving
 from gateway.app import SUPERVISOR
-from gateway.console.actions import ActionRefused
 from gateway.conversation import Status
+from gateway.errors import ActionRefused
 from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings

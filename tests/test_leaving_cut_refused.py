@@ -38,8 +38,9 @@ import pytest
 from gateway import leaving
 from gateway.app import SUPERVISOR
 from gateway.channels.messenger import MessengerChannel
-from gateway.console.actions import ActionRefused, Actions
+from gateway.console.actions import Actions
 from gateway.conversation import Status
+from gateway.errors import ActionRefused
 from gateway.flows.lifecycle import Trigger
 from gateway.ids import derived_ids
 from gateway.language import language_of

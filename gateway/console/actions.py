@@ -21,7 +21,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher, unsubscribed
-from gateway.errors import Conflict, GatewayError, IllegalTransition, StoreError
+from gateway.errors import ActionRefused, Conflict, IllegalTransition, StoreError
 from gateway.events import DeliveryChanged, NoteAdded, QueueChanged, Typing
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine
@@ -74,18 +74,6 @@ class _Once:
     (None: sent without an id)."""
 
     mark: DoneMark | None
-
-
-class ActionRefused(GatewayError):
-    """A listener's action refused: ``code`` for the console (its ``refused.*`` text), ``message`` in English for
-    the API's other readers; ``details`` go into the answer beside them, for the console's words: ``field``, the
-    part of the form refused (a validation error, its French name in the console), ``position``, which of its
-    lines (1 first, as the console numbers them), ``max`` and ``length``, the limits broken, ``current``, the status
-    a record already has."""
-
-    def __init__(self, code: str, message: str, **details: str | int) -> None:
-        self.code, self.details = code, details
-        super().__init__(message)
 
 
 class ActionsRoles(

@@ -26,7 +26,7 @@ from gateway.clock import Clock
 from gateway.coalesced import Coalesced
 from gateway.console import stats
 from gateway.console.access import Sight, audited, earlier_sight, sight
-from gateway.console.actions import ActionRefused, Actions
+from gateway.console.actions import Actions
 from gateway.console.auth import valid_name
 from gateway.console.crosssite import CrossSite
 from gateway.console.events import ConsoleEvents, Viewer
@@ -36,7 +36,7 @@ from gateway.console.passwords import check_password
 from gateway.console.presence import Presence
 from gateway.console.sessions import SESSION_COOKIE, SESSION_HOURS, Sessions
 from gateway.conversation import Conversation, RiskFlag, Status
-from gateway.errors import LockTimeout, StoreError, WeakPassword
+from gateway.errors import ActionRefused, LockTimeout, StoreError, WeakPassword
 from gateway.events import Alert, entry_json
 from gateway.flowset import FlowSet
 from gateway.language import language_of

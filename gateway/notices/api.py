@@ -26,8 +26,8 @@ from aiohttp import web
 
 from gateway.clock import Clock
 from gateway.console.access import Sight, sight
-from gateway.console.actions import ActionRefused
 from gateway.console.api import LISTENER, REPLY_ID, ListenerAPI, action_id, json_body
+from gateway.errors import ActionRefused
 from gateway.flows.model import Flow
 from gateway.flowset import FlowSet
 from gateway.notices.compose import compose, not_in_flow, reference

@@ -20,10 +20,10 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from gateway.clock import Clock
-from gateway.console.actions import ENDING, ActionRefused
+from gateway.console.actions import ENDING
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, unsubscribed
-from gateway.errors import MailError, StoreError
+from gateway.errors import ActionRefused, MailError, StoreError
 from gateway.events import NoticesChanged
 from gateway.flows.model import Flow, Partner
 from gateway.flowset import FlowSet

@@ -28,11 +28,10 @@ from typing import Protocol
 
 from gateway.channels.base import MediaFetcher
 from gateway.clock import Clock
-from gateway.console.actions import ActionRefused
 from gateway.console.media import attachments_of
 from gateway.conversation import Conversation
 from gateway.dispatcher import Dispatcher
-from gateway.errors import DeliveryError, MailError
+from gateway.errors import ActionRefused, DeliveryError, MailError
 from gateway.events import Alert, NoticesChanged
 from gateway.flows.casework import Notices as NoticesSection
 from gateway.flows.model import Flow

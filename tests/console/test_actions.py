@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.console.actions import MAX_TEXT, ActionRefused, Actions
+from gateway.console.actions import MAX_TEXT, Actions
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
+from gateway.errors import ActionRefused
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.store import Author, Store, open_store

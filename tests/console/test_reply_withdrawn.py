@@ -19,7 +19,7 @@ import logging
 
 import pytest
 
-from gateway.console.actions import ActionRefused
+from gateway.errors import ActionRefused
 from gateway.store import Author, Delivery, OutboxStatus, Store
 from tests.conftest import Clock
 from tests.console.test_close_crash import ENDED

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.console.actions import ActionRefused
 from gateway.conversation import Conversation
+from gateway.errors import ActionRefused
 from gateway.messages import ChannelName
 from gateway.notices.service import no_identity
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.console.actions import ActionRefused
+from gateway.errors import ActionRefused
 from gateway.notices.referrals import Referrals
 from gateway.store import Author, Store
 from tests.conftest import Clock
