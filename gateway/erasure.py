@@ -37,6 +37,15 @@ key (:func:`asked_by`), before their first delete and under the same lock: one c
 restarts) is finished by the alert check, with no goodbye (none is said to the young person) and the original
 actor in its one audit line. Until 2026-12-07 it was finished only if someone asked again, and a web chat page
 coming back while it ran (``finish_cut``) wrote a second audit line.
+
+The two may race: the young person's "oui" is committed under the conversation's lock only, while a supervisor's
+erasure holds ``erasing-<id>``. Since 2026-12-07 the listing keeps both (``store.erasure_listed``: the asker's key,
+a newline, the message's key; before, the second replaced the first), and the erasure that runs reads it again under
+the last conversation's lock, after which no "oui" can come: the young person's confirmation there, they are told
+(once: whoever finishes the listed erasure tells, the "oui"'s own ``finish_confirmed`` then finds it unlisted), and
+the line names the supervisor. The listing says, rather than ``finish_confirmed``'s answer: once unlisted and erased
+nothing is left to tell "erased by another" from "not erased" but a new record, and the alert check finishing it
+needs both the actor and the goodbye from the listing alone.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ from gateway.ids import seen_digest, seen_digests_of_entry
 from gateway.language import language_of
 from gateway.messages import ChannelName, Outbound
 from gateway.store import (
+    ASKED_BY,  # the key of an erasure listed for a supervisor or the CLI (:func:`asked_by`), not a message's
     AuditEntry,
     AuditStore,
     Author,
@@ -78,7 +88,6 @@ from gateway.understanding.late import LateReadings
 
 log = logging.getLogger("gateway.erasure")
 ERASING = "erasing-"  # the lock of a listed erasure (any of them since 2026-12-07), held by whoever does it
-ASKED_BY = "asked-by:"  # the key of an erasure listed for a supervisor or the CLI (:func:`asked_by`), not a message's
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
 # The channels whose provider lists a young person's messages again to the gateway (the WhatsApp catch-up reads
@@ -120,14 +129,25 @@ def asked_by(actor: str, how: str) -> str:
 
 
 def _asker(key: str) -> tuple[str, str] | None:
-    """The actor and wording of a key made by :func:`asked_by`; None for a young person's (their message's key)."""
+    """The actor and wording of a key made by :func:`asked_by` (alone, or listed with a young person's confirmation:
+    ``store.erasure_listed``); None for a young person's alone (their message's key)."""
     if not key.startswith(ASKED_BY):
         return None
     try:
-        actor, how = json.loads(key.removeprefix(ASKED_BY))
+        actor, how = json.loads(key.partition("\n")[0].removeprefix(ASKED_BY))
         return str(actor), str(how)
     except (ValueError, TypeError):
         return "gateway", "asked by a supervisor or the CLI"
+
+
+def _confirmed(key: str | None) -> str | None:
+    """The key of the young person's confirming message a listing holds (alone, or after a supervisor's or the
+    CLI's, ``store.erasure_listed``: since 2026-12-07 both kept when they race); None when none confirmed."""
+    if key is None:
+        return None
+    if not key.startswith(ASKED_BY):
+        return key
+    return key.partition("\n")[2] or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,15 +289,17 @@ class Eraser:
     async def _finish(self, conversation_id: str, key: str, timeout: float = 10.0) -> Removed:
         """The listed erasure of this conversation finished (under its lock ``erasing-<id>``): a young person's with
         their goodbye, their confirming message's mark kept; one asked by a supervisor or the CLI (:func:`asked_by`)
-        with none (a supervisor's erasure says nothing to the young person), its actor and wording in the line."""
-        asker = _asker(key)
+        with none (a supervisor's erasure says nothing to the young person), its actor and wording in the line; both
+        listed (the young person confirmed while a supervisor's ran: ``store.erasure_listed``), the supervisor's line
+        and the young person's goodbye."""
+        asker, confirmed = _asker(key), _confirmed(key)
         actor, how = asker or ("young person", "asked in the conversation")
-        keep_seen = (key,) if asker is None else ()
+        keep_seen = (confirmed,) if confirmed is not None else ()
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is not None and conversation.sender:
             return await self.erase_person(conversation.channel, conversation.sender, actor, how,
-                                           final_message=asker is None, keep_seen=keep_seen, last=conversation_id,
-                                           unlist=conversation_id, timeout=timeout)  # fmt: skip
+                                           final_message=confirmed is not None, keep_seen=keep_seen,
+                                           last=conversation_id, unlist=conversation_id, timeout=timeout)  # fmt: skip
         if conversation is not None:  # purged meanwhile: its identity is gone, nobody to tell
             return await self._erase([conversation], conversation.channel, "", actor, how, keep_seen,
                                      unlist=conversation_id, timeout=timeout)  # fmt: skip
@@ -311,7 +333,10 @@ class Eraser:
         with its de-duplication marks, the one asked from (``last``) at the end, its record last of all (the
         store's ``erase_conversation``); the audit entry once everything is gone. ``goodbye``: the young person told,
         just before that last conversation is erased (the store's last step), so that an erasure cut short and
-        finished again (``finish_confirmed``) still finds someone to tell."""
+        finished again (``finish_confirmed``) still finds someone to tell. The one listed (``unlist``) told too when
+        its listing, read again under that last conversation's lock, holds their confirmation: a "oui" committed
+        while a supervisor's erasure ran (before that lock: none can come after it) waits for this one, which
+        unlists it; until 2026-12-07 nobody told them (``finish_confirmed`` found nothing listed)."""
         kept = {seen_digest(k) for k in keep_seen}
         if sender:
             if channel in LISTED_AGAIN and self.erased_key is not None:  # first: a pass meanwhile leaves theirs
@@ -321,9 +346,15 @@ class Eraser:
             await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
             await self.store.inbox_forget(key)  # the inbox orders by the same keyed form of the identity
         entries, ordered = 0, sorted(found, key=lambda c: c.id == last)  # stable: the others oldest first
+
+        async def confirmed() -> None:  # the young person confirmed while it ran (the listing says: ``_erase_one``)
+            await self._goodbye(found, channel, sender)
+
         for conversation in ordered:
-            told = goodbye if conversation is ordered[-1] else None
-            entries += await self._erase_one(conversation, kept, told, timeout)
+            last_one = conversation is ordered[-1]
+            told = goodbye if last_one else None
+            listed = unlist if last_one and unlist == conversation.id and sender else None
+            entries += await self._erase_one(conversation, kept, told, timeout, listed=listed, confirmed=confirmed)
         if goodbye is not None and not ordered:
             await goodbye()
         await self.store.forget_freed()
@@ -342,7 +373,7 @@ class Eraser:
 
     async def _erase_one(
         self, conversation: Conversation, kept: set[str], goodbye: Callable[[], Awaitable[None]] | None = None,
-        timeout: float = 10.0,
+        timeout: float = 10.0, *, listed: str | None = None, confirmed: Callable[[], Awaitable[None]] | None = None,
     ) -> int:  # fmt: skip
         """One conversation, under its lock: its listeners told, the de-duplication keys of the young person's
         messages and the marks of the listeners' replies forgotten (read from its transcript and ``marks_of``, so
@@ -350,8 +381,13 @@ class Eraser:
         young person's marks are named from their entries' ids (``seen_digests_of_entry``); until 2026-12-06 every
         mark kept was read to find them (on Redis a SCAN of the keyspace and an HKEYS of each day's hashes). A web
         chat conversation is marked erased first (``conversation_key``): a cut leaves the record and its mark.
-        Its lock waited for ``timeout`` (the caller's; until 2026-12-07 always 10 s)."""
+        Its lock waited for ``timeout`` (the caller's; until 2026-12-07 always 10 s). ``listed``: the erasure's
+        listing read again under the lock; the young person's confirmation there (``_confirmed``), they are told
+        (``confirmed``, unless ``goodbye`` tells them already) and their confirming message's mark kept."""
         async with self.store.lock(conversation.id, timeout):
+            if listed is not None and (key := _confirmed((await self.store.erasures_begun()).get(listed))):
+                kept = kept | {seen_digest(key)}
+                goodbye = goodbye or confirmed
             current = await self.store.get_conversation(conversation.id) or conversation
             if current.channel == ChannelName.WEBCHAT and self.conversation_key is not None:  # before the record goes:
                 # a page naming it is told it ended, never a new conversation (``WEBCHAT_ERASED_FOR``)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptE
     from gateway.store.texts import OwnTexts
 
 __all__ = [
+    "ASKED_BY",
     "CLIENT_OPEN",
     "INDEXED_DAYS",
     "RELEASE_OUTCOMES",
@@ -819,7 +820,10 @@ class QueueStore(Protocol):
         told. Written in the confirming message's batch, before its record and processed mark (SQLite: the same
         transaction; Redis: the step before), so a confirmation marked processed is always listed: an erasure cut
         short (the instance killed midway) is finished by the alert check (``Eraser.complete``), whose redelivery
-        of the message, a duplicate, would finish nothing. In a batch: held."""
+        of the message, a duplicate, would finish nothing. A supervisor's or the CLI's is listed the same way (key
+        ``erasure.asked_by``). One already listed is merged with, never replaced (:func:`erasure_listed`: a young
+        person's confirmation and a supervisor's kept both; until 2026-12-07 the second replaced the first, the
+        supervisor's name or the young person's goodbye lost when the two raced). In a batch: held."""
         ...
 
     async def erasures_begun(self) -> dict[str, str]:
@@ -1191,6 +1195,28 @@ class CountingBlockStore(Protocol):
         """Whether ``counter``'s window holds its ``once``'s mark (that message was let on under it), without a
         hit."""
         ...
+
+
+ASKED_BY = "asked-by:"  # begins an erasure listed for a supervisor or the CLI (``erasure.asked_by``), not a message's
+
+
+def erasure_listed(listed: str | None, key: str) -> str:
+    """What :meth:`QueueStore.begin_erasure` leaves listed when ``key`` comes on ``listed`` (None: nothing yet): a
+    supervisor's or the CLI's (:data:`ASKED_BY`) and a young person's confirmation (their message's key) are kept
+    both, the asker's first, then a newline and the message's key (a newline never occurs in the asker's JSON:
+    ``json.dumps`` escapes it); an asker over an asker keeps the first; a message's key replaces another's. Until
+    2026-12-07 the second listing replaced the first, whatever each was. The Redis script ``erasure_listed`` does
+    the same inside Redis."""
+    if listed is None:
+        return key
+    asked, new_asked = listed.startswith(ASKED_BY), key.startswith(ASKED_BY)
+    if asked and new_asked:
+        return listed
+    if asked:
+        return listed.partition("\n")[0] + "\n" + key
+    if new_asked:
+        return key + "\n" + listed
+    return key
 
 
 RELEASE_OUTCOMES = ("retried", "released", "gave_up")  # what :meth:`RetriesReleases.watch_releases` is told

@@ -1581,8 +1581,9 @@ class RedisStore:
     @_holdable
     async def begin_erasure(self, conversation_id: str, key: str) -> None:
         """``{queue}:erasing``, id → the confirming message's key: held, it goes before the record and the processed
-        mark in the message's pipeline (one slot, one command)."""
-        await self._write(lambda pipe: pipe.hset(K.QUEUE + "erasing", conversation_id, key))
+        mark in the message's pipeline (one slot, one command: the script ``erasure_listed``, which merges it with
+        what is listed as ``store.erasure_listed`` does; until 2026-12-07 an ``HSET`` replaced it)."""
+        await self._write(lambda pipe: _eval(pipe, "erasure_listed", [K.QUEUE + "erasing"], [conversation_id, key]))
 
     @_guarded
     async def erasures_begun(self) -> dict[str, str]:

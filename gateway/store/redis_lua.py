@@ -1457,7 +1457,30 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 """
 
+# An erasure listed (``store.begin_erasure``): ARGV[2] merged with what the hash lists for ARGV[1] as
+# ``store.erasure_listed`` merges (an asker's, "asked-by:...", and a young person's message key kept both, the asker's
+# first and a newline; an asker over an asker keeps the first; a key replaces a key).
+_ERASURE_LISTED = """
+local listed = redis.call('HGET', KEYS[1], ARGV[1])
+local key = ARGV[2]
+if listed then
+  local asked = string.sub(listed, 1, 9) == 'asked-by:'
+  local new_asked = string.sub(key, 1, 9) == 'asked-by:'
+  if asked and new_asked then return 0 end
+  if asked then
+    local cut = string.find(listed, '\\n', 1, true)
+    if cut then listed = string.sub(listed, 1, cut - 1) end
+    key = listed .. '\\n' .. key
+  elseif new_asked then
+    key = key .. '\\n' .. listed
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], key)
+return 1
+"""
+
 SCRIPTS = {
+    "erasure_listed": _ERASURE_LISTED,
     "begin_leaving": _BEGIN_LEAVING,
     "begin_move": _BEGIN_MOVE,
     "end_move": _END_MOVE,

@@ -65,6 +65,7 @@ from gateway.store import (
     Timer,
     TimerKind,
     TranscriptEntry,
+    erasure_listed,
     furthest,
     in_parts,
     part_advanced,
@@ -1242,9 +1243,15 @@ class SqliteStore:
         """Nothing: see :meth:`begin_leaving`."""
 
     async def begin_erasure(self, conversation_id: str, key: str) -> None:
-        """In the confirming message's transaction (its batch): ``QueueStore.begin_erasure``."""
-        row = (conversation_id, key)
-        await self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO erasing VALUES (?, ?)", row))
+        """In the confirming message's transaction (its batch): ``QueueStore.begin_erasure``, merged with what is
+        listed (``erasure_listed``, read in the same transaction; until 2026-12-07 replaced)."""
+
+        def listed(conn: sqlite3.Connection) -> None:
+            found = conn.execute("SELECT key FROM erasing WHERE conversation_id = ?", (conversation_id,)).fetchone()
+            merged = erasure_listed(None if found is None else str(found[0]), key)
+            conn.execute("INSERT OR REPLACE INTO erasing VALUES (?, ?)", (conversation_id, merged))
+
+        await self._write(listed)
 
     async def erasures_begun(self) -> dict[str, str]:
         rows = await self._select("SELECT conversation_id, key FROM erasing", ())

@@ -21,7 +21,7 @@ from typing import Any, cast
 import pytest
 
 from gateway.alerts import Watch
-from gateway.erasure import FAR, Eraser
+from gateway.erasure import ASKED_BY, FAR, Eraser
 from gateway.errors import StoreError
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName
@@ -186,3 +186,47 @@ async def test_a_page_back_during_a_supervisors_erasure_waits_for_it_and_writes_
 
     await nothing_left_of_the_person(store, settings, marks, earlier, later)
     await finished_once(store, "sam", "asked to a supervisor")
+
+
+async def test_a_young_persons_oui_during_a_supervisors_erasure_cut_short_keeps_both_for_the_alert_check(
+    store: Store, clock: Clock, settings: Settings
+) -> None:
+    """Sam erases the person from their open conversation; between its first conversation and the last, the young
+    person's "oui" (confirming their own erasure) is committed there (``store.begin_erasure`` with their message's
+    key, as the dispatcher's commit does); then the store fails. The alert check finishes it: one line naming Sam,
+    the young person told once (``erasure.done``, with where to turn), their instance's ``finish_confirmed`` after
+    it finding nothing to do. Before: the "oui" replaced Sam's listing, the line said "young person"."""
+    earlier, later, marks = await person_with_two_conversations(store, clock, settings)
+    oui = "in:telegram:70707070:upd-70707070-20"
+
+    class OuiThenCut(Cutting):
+        """The "oui" listed, then the deletion of the earlier conversation cut (before the last one's lock)."""
+
+        def __getattr__(self, name: str) -> Any:
+            found = super().__getattr__(name)
+            if name != "erase_conversation":
+                return found
+
+            async def erase_conversation(conversation_id: str) -> int:
+                if conversation_id == earlier:
+                    await store.begin_erasure(later, oui)
+                return cast(int, await found(conversation_id))
+
+            return erase_conversation
+
+    cutting = OuiThenCut(store)
+    cutting.cut(earlier)
+    with pytest.raises(StoreError):
+        await eraser_on(cutting, clock, settings).erase_conversation(later, "sam", "asked to a supervisor")
+    listed = (await store.erasures_begun())[later]
+    assert listed.startswith(ASKED_BY) and '"sam"' in listed and listed.endswith("\n" + oui), listed
+
+    await alert_checks(store, clock, settings)
+    assert not await eraser_on(store, clock, settings).finish_confirmed(later, oui)  # the "oui"'s own: done already
+
+    await nothing_left_of_the_person(store, settings, marks, earlier, later)
+    lines = [e for e in await store.audit_log() if e.action == "erase"]
+    assert [e.actor for e in lines] == ["sam"], [(e.actor, e.detail) for e in lines]  # before: ["young person"]
+    told = [str(item.payload) for item in await store.outbox_due(FAR, 50, run=100)]
+    assert len([text for text in told if "3114" in text]) == 1, told
+    assert await store.erasures_begun() == {}
