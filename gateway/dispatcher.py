@@ -493,6 +493,8 @@ class Dispatcher:
                 return _Ending(current.id, how)
             if inbound.attachments and inbound.written_in not in (None, current.id) and self.moved is not None:
                 inbound = await self.moved(inbound, current.id)  # until 2026-12-07 the file stayed with the ended one
+            if inbound.client is not None and current.client is None:  # saved by the message's commit: one write
+                current.client = inbound.client
             derived_from(claim.key)  # this task's context only (handle_inbound made it a task)
             if later and self.late is not None:  # its late reading waits in the store: the same commit as the message
                 await self.late.record(current.id, inbound_entry_id(inbound), windows=reading is not None, now=now)
@@ -528,19 +530,28 @@ class Dispatcher:
         self._on_outgoing()  # its goodbye, listed now if it never was
         return True
 
-    async def start_conversation(self, channel: ChannelName, sender: str, language_hint: str | None) -> Conversation:
+    async def start_conversation(
+        self, channel: ChannelName, sender: str, language_hint: str | None, client: str | None = None
+    ) -> Conversation:
         """Open (or resume) the sender's conversation; a new one is greeted by the bot at once (web chat). The
         greeting's entries, its timer and the record saved with its engine are one batch under the lock (a failure
         writes none of them: the next hello greets once); until 2026-12-07 they were written one by one, and a
-        failure before the record's save left the greeting written with no engine: the hello after it greeted again."""
+        failure before the record's save left the greeting written with no engine: the hello after it greeted again.
+        ``client`` (the web chat's ``Gate.client_key``): written on one that has none, in the same save (until
+        2026-12-07 a second write after it, ``webchat._mark_client``)."""
         now = self.clock()
         conversation, _ = await self.store.active_conversation(channel, sender, now)
         async with self.store.locked_batch(conversation.id):
             current = await self.store.get_conversation(conversation.id) or conversation
+            changed = client is not None and current.client is None
+            if changed:
+                current.client = client
             if current.status == Status.BOT and not current.engine:
                 engine = self.flows.engine()
                 result = engine.start(channel=channel.value, now=now, language_hint=language_hint)
                 await self._after_bot(current, engine, result, now)
+                changed = True
+            if changed:
                 await self.store.save_conversation(current)
         return current
 

@@ -116,6 +116,11 @@ class Inbound:
     # the web chat opens the next one within its new-chat limits, then sends it again). None: the sender's open one,
     # or a new one (the providers' channels: a message after an erasure is a new contact, docs/guarantees.md)
     written_in: str | None = None
+    # the web chat: the keyed hash of the page's client network (``Gate.client_key``, never the address), written on
+    # the conversation by the message's own commit when it has none (``Dispatcher._locked``: one it opens is counted
+    # in its network's cap of open ones from that commit; until 2026-12-07 a second write after it, which a crash
+    # between left out of the count until the page's next hello)
+    client: str | None = field(default=None, repr=False)
 
     @property
     def forwarded(self) -> bool:

@@ -85,9 +85,11 @@ class Uploads:
         attachment = Attachment("image", url=PREFIX + key, content_type=image.content_type)
         # this conversation erased while the image waited for its lock: nothing is opened for it
         # (until 2026-12-07 a new one was, greeting the erased young person again, the image in it)
-        inbound = Inbound(ChannelName.WEBCHAT, token, upload_id, attachments=(attachment,), written_in=conversation.id)
+        address = client_address(request, self.addresses)  # its network's keyed hash: written by the commit if missing
+        inbound = Inbound(ChannelName.WEBCHAT, token, upload_id, attachments=(attachment,), written_in=conversation.id,
+                          client=self.gate.client_key(address))  # fmt: skip
         try:
-            await self._deliver(inbound, client_address(request, self.addresses))
+            await self._deliver(inbound, address)
         except ConversationEnded:  # erased meanwhile, or its ending cut short, completed: as after any end
             await self._erased_meanwhile(conversation.id)
             return _refused(409, "ended")
@@ -114,18 +116,15 @@ class Uploads:
     async def _next_one(self, token: str, address: str) -> str | None:
         """The id of the conversation the image goes into now: the one the sender has open (another tab's), else a
         new one if the new-chat limits let it open (``Gate.new_chat``: an image reads no risk; asked once), marked
-        with the client's network as a page's is (its cap of open ones counts it). None: refused."""
+        with the client's network as a page's is (its cap of open ones counts it) by the image's own commit
+        (``Inbound.client``; until 2026-12-07 a write here between the opening and the image, which a crash between
+        left out of the count until the page's next hello). None: refused."""
         found = await self.store.find_active_conversation(ChannelName.WEBCHAT, token)
         if found is not None:
             return found.id
         if await self.gate.new_chat(token, address) is not None:
             return None
         opened, _ = await self.store.active_conversation(ChannelName.WEBCHAT, token, self.dispatcher.clock())
-        if opened.client is None:
-            async with self.store.lock(opened.id):
-                current = await self.store.get_conversation(opened.id) or opened
-                current.client = self.gate.client_key(address)
-                await self.store.save_conversation(current)
         return opened.id
 
     async def _erased_meanwhile(self, conversation_id: str) -> None:

@@ -740,9 +740,8 @@ class ChatSession:
         if self.opening is not None:  # before the greeting and the session frame: a page missing either finds it again
             conversation, _ = await self.hub.store.active_conversation(ChannelName.WEBCHAT, token, self.hub.clock())
             await self.hub.store.keep_opening(self.opening, conversation.id)
-        conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language)
-        if conversation.client is None:
-            conversation = await self._mark_client(conversation)
+        client = self.gate.client_key(self.address)  # written with the greeting (until 2026-12-07 a write after it)
+        conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language, client)
         self.hub.stop_arming(conversation.id)
         await leaving.returned(self.dispatcher, self.hub.store, conversation.id, self.hub.clock())
         await self._follow(conversation.id)  # before the reads: an event is in what they find, or kept for this socket
@@ -785,7 +784,8 @@ class ChatSession:
         if self.token is not None and (self.end_shown or await self._ended()):
             await self._error("ended", "this conversation has ended: send hello to start a new one")
             return
-        inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"))
+        inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"),
+                          client=self.gate.client_key(self.address))  # fmt: skip
         refusal, asked = await self.gate.check(inbound), False
         if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is None:
             if self.conversation_id is not None and await self.hub.was_erased(self.conversation_id):
@@ -831,8 +831,6 @@ class ChatSession:
         conversation = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender)
         if conversation is not None:  # the language this message may have chosen ("English" at the welcome): the
             self.language = self.hub.language(conversation)  # notices follow it (until 2026-12-06: the hello's)
-        if conversation is not None and conversation.client is None:
-            conversation = await self._mark_client(conversation)
         await self._replicated()  # ReplicasBehind: the socket closes (1013), the page sends it again
         if conversation is not None and conversation.id != self.conversation_id:  # a new one: follow it from its start
             await self._follow(conversation.id)
@@ -888,14 +886,6 @@ class ChatSession:
         if await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender) is not None:
             return None
         return await self.gate.new_chat(inbound.sender, self.address, inbound)
-
-    async def _mark_client(self, conversation: Conversation) -> Conversation:
-        """Remember (as a keyed hash) which client address opened the conversation: its waiting ones are capped."""
-        async with self.hub.store.lock(conversation.id):
-            current = await self.hub.store.get_conversation(conversation.id) or conversation
-            current.client = self.gate.client_key(self.address)
-            await self.hub.store.save_conversation(current)
-        return current
 
     def _notice(self, refusal: Refusal, message_id: str | None) -> None:
         """What was refused (the message ``message_id``, or the hello when None: the page marks that message as not
