@@ -46,6 +46,12 @@ the last conversation's lock, after which no "oui" can come: the young person's 
 the line names the supervisor. The listing says, rather than ``finish_confirmed``'s answer: once unlisted and erased
 nothing is left to tell "erased by another" from "not erased" but a new record, and the alert check finishing it
 needs both the actor and the goodbye from the listing alone.
+
+The same race from two conversations of the person (a supervisor erasing from an earlier, closed one, the "oui" in
+the open one) has two listings and two ``erasing-<id>`` locks: until 2026-12-07 both erasures ran at once (two audit
+lines; the "oui"'s finding its record gone wrote "cut short before this line" and told nobody). Since, every erasure
+of a person holds their lock too (``erasing-person-<keyed identity>``, inside ``erasing-<id>``), and the one that runs
+takes the other's listing over (``_erase_one``): told once, one line naming the supervisor.
 """
 
 from __future__ import annotations
@@ -238,14 +244,25 @@ class Eraser:
         after everything else of the person (their other conversations, the gate's notices, the inbox).
         ``timeout``: how long each conversation's lock is waited for (the caller's: the alert check's 2 s,
         ``alerts.REPAIR_LOCK_SECONDS``; until 2026-12-07 always 10 s, whatever the caller had asked)."""
-        found = await self._of_person(channel, sender, last)
+        async with self.store.lock(self._person_lock(channel, sender), timeout):
+            if unlist is not None and unlist not in await self.store.erasures_begun():
+                return Removed(0, 0, ())  # taken over and done by another erasure of the person while this one waited
+            found = await self._of_person(channel, sender, last)
 
-        async def goodbye() -> None:
-            await self._goodbye(found, channel, sender)
+            async def goodbye() -> None:
+                await self._goodbye(found, channel, sender)
 
-        told = goodbye if final_message else None
-        return await self._erase(found, channel, sender, actor, how, keep_seen, last, told, unlist=unlist,
-                                 timeout=timeout)  # fmt: skip
+            told = goodbye if final_message else None
+            return await self._erase(found, channel, sender, actor, how, keep_seen, last, told, unlist=unlist,
+                                     timeout=timeout)  # fmt: skip
+
+    def _person_lock(self, channel: ChannelName, sender: str) -> str:
+        """The lock every erasure of this channel identity holds (inside its ``erasing-<id>``, outside each
+        conversation's), named by the keyed form of the identity: since 2026-12-07 two erasures of one person asked
+        from two of their conversations (a supervisor's from an earlier one, the young person's "oui" in the open
+        one) run one after the other; before, both ran at once (two audit lines, or the "oui"'s finding its record
+        erased by the other: a line saying "cut short" and no goodbye)."""
+        return ERASING + "person-" + self.sender_key(channel, sender)
 
     async def _of_person(self, channel: ChannelName, sender: str, last: str | None) -> list[Conversation]:
         """Every conversation of this channel identity, oldest first: read from the store's index of the person
@@ -303,6 +320,8 @@ class Eraser:
         if conversation is not None:  # purged meanwhile: its identity is gone, nobody to tell
             return await self._erase([conversation], conversation.channel, "", actor, how, keep_seen,
                                      unlist=conversation_id, timeout=timeout)  # fmt: skip
+        if conversation_id not in await self.store.erasures_begun():  # taken over by another erasure of the person
+            return Removed(0, 0, ())  # (``_erase_one``, before this record went): it tells and writes the line
         # erased to its last record, cut before its audit line (the line and the unlisting go together)
         async with self.store.batch():
             detail = f"erased, cut short before this line, written when it was finished ({how}; what it erased is not"
@@ -350,11 +369,13 @@ class Eraser:
         async def confirmed() -> None:  # the young person confirmed while it ran (the listing says: ``_erase_one``)
             await self._goodbye(found, channel, sender)
 
+        askers: list[str] = []  # the actors of the other erasures of the person this one took over
+        listed = unlist if sender and ordered and unlist == ordered[-1].id else None
         for conversation in ordered:
             last_one = conversation is ordered[-1]
             told = goodbye if last_one else None
-            listed = unlist if last_one and unlist == conversation.id and sender else None
-            entries += await self._erase_one(conversation, kept, told, timeout, listed=listed, confirmed=confirmed)
+            entries += await self._erase_one(conversation, kept, told, timeout, listed=listed, confirmed=confirmed,
+                                             askers=askers)  # fmt: skip
         if goodbye is not None and not ordered:
             await goodbye()
         await self.store.forget_freed()
@@ -362,6 +383,14 @@ class Eraser:
         if erased.again:  # outside the store: a backup older than this erasure, restored, brings the person back
             log.info("erasure: %d conversation(s) erased (%s); after restoring a backup made before this line, run:"
                      " gateway erase --again %s", erased.conversations, how, erased.again)  # fmt: skip
+        final = None if unlist is None else (await self.store.erasures_begun()).get(unlist)
+        if final is not None and (asker := _asker(final)) is not None:  # the line names who asked first
+            actor, how = asker
+            if _confirmed(final) is not None:
+                how += "; the young person confirmed it too"
+        also = sorted({a for a in askers if a != actor})
+        if also:
+            how += "; asked too by " + ", ".join(also)
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value
         detail = f"{erased.conversations} conversation(s), {erased.entries} entries erased ({how})"
         async with self.store.batch():  # a young person's erasure unlisted with its line: a cut leaves both or neither
@@ -374,6 +403,7 @@ class Eraser:
     async def _erase_one(
         self, conversation: Conversation, kept: set[str], goodbye: Callable[[], Awaitable[None]] | None = None,
         timeout: float = 10.0, *, listed: str | None = None, confirmed: Callable[[], Awaitable[None]] | None = None,
+        askers: list[str] | None = None,
     ) -> int:  # fmt: skip
         """One conversation, under its lock: its listeners told, the de-duplication keys of the young person's
         messages and the marks of the listeners' replies forgotten (read from its transcript and ``marks_of``, so
@@ -383,9 +413,28 @@ class Eraser:
         chat conversation is marked erased first (``conversation_key``): a cut leaves the record and its mark.
         Its lock waited for ``timeout`` (the caller's; until 2026-12-07 always 10 s). ``listed``: the erasure's
         listing read again under the lock; the young person's confirmation there (``_confirmed``), they are told
-        (``confirmed``, unless ``goodbye`` tells them already) and their confirming message's mark kept."""
+        (``confirmed``, unless ``goodbye`` tells them already) and their confirming message's mark kept.
+
+        Since 2026-12-07 any other conversation of the person listed by an erasure of its own (the young person's
+        "oui" there, a supervisor's or the CLI's from it, waiting for the person's lock or cut short) is taken over
+        here, before its record goes: its listing merged into ``listed`` and unlisted in one batch, its confirming
+        message's mark kept, its asker's actor added to ``askers`` (the line notes them); the young person told once,
+        at the last conversation, as the listing then says. Before, it was erased under that erasure's feet: its
+        ``finish_confirmed`` found the record gone and wrote a "cut short" line, nobody told the young person."""
         async with self.store.lock(conversation.id, timeout):
-            if listed is not None and (key := _confirmed((await self.store.erasures_begun()).get(listed))):
+            begun = await self.store.erasures_begun() if listed is not None else {}
+            other = begun.get(conversation.id) if conversation.id != listed else None
+            if listed is not None and other is not None:
+                async with self.store.batch():  # moved whole: a cut leaves it here or there, never nowhere
+                    for part in (other.partition("\n")[0] if _asker(other) else None, _confirmed(other)):
+                        if part is not None:
+                            await self.store.begin_erasure(listed, part)
+                    await self.store.end_erasure(conversation.id)
+                if (mark := _confirmed(other)) is not None:
+                    kept = kept | {seen_digest(mark)}
+                if (asker := _asker(other)) is not None and askers is not None:
+                    askers.append(asker[0])
+            if listed == conversation.id and (key := _confirmed(begun.get(listed))):
                 kept = kept | {seen_digest(key)}
                 goodbye = goodbye or confirmed
             current = await self.store.get_conversation(conversation.id) or conversation
