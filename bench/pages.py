@@ -42,6 +42,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,6 +290,63 @@ class KilledPage(WebChatClient):
         await super()._handle(ws, frame)
 
 
+@dataclass
+class Said:
+    """One message a page already on the survivor said around the kill (``--talk-rate``)."""
+
+    at: float  # when it was sent (monotonic)
+    ack: float | None  # seconds to its ack, None: never within the patience
+    reply: float | None  # seconds to its first reply (0.0: none due), None: never
+
+
+async def talk(pages: list[KilledPage], script: list[list[Step]], rate: float, until: Callable[[], bool],
+               deadline: float) -> list[Said]:  # fmt: skip
+    """The pages that stayed on the survivor talk at ``rate`` messages a second in all, each its walk's next step
+    (from its second, a page at a time: one message in flight each), until ``until()`` or ``deadline``."""
+    said: list[Said] = []
+    busy: set[int] = set()
+    walked = dict.fromkeys((page.number for page in pages), 1)  # the walk's next step (0 is the hello's greeting)
+
+    async def one(page: KilledPage) -> None:
+        steps = script[page.number % len(script)]
+        step, message_id = steps[walked[page.number]], f"t{page.number}-{walked[page.number]}"
+        walked[page.number] += 1
+        page.pending[message_id], replies, began = step, page.replies, time.monotonic()
+        if page.ws is not None and not page.ws.closed:
+            await page._send(page.ws, message_id)
+        acked = await page._until(lambda: message_id not in page.pending, deadline)
+        answered = not step.replies or await page._until(lambda: page.replies > replies, deadline)
+        ack = page.acked_at.get(message_id)
+        said.append(Said(began, ack - began if acked and ack else None,
+                         (time.monotonic() - began if step.replies else 0.0) if answered else None))  # fmt: skip
+        busy.discard(page.number)
+
+    tasks, turn = [], 0
+    while not until() and time.monotonic() < deadline:
+        ready = [p for p in pages if p.number not in busy and p.in_session and walked[p.number] < len(
+            script[p.number % len(script)])]  # fmt: skip
+        if ready:
+            page = ready[turn % len(ready)]
+            turn += 1
+            busy.add(page.number)
+            tasks.append(asyncio.create_task(one(page)))
+        await asyncio.sleep(1 / rate)
+    await asyncio.gather(*tasks)
+    return said
+
+
+def said_line(name: str, said: list[Said]) -> str:
+    acks = [s.ack for s in said if s.ack is not None]
+    replies = [s.reply for s in said if s.reply]
+
+    def ms(values: list[float]) -> str:
+        return " / ".join(f"{pct(values, q):,.0f}" for q in (0.5, 0.99, 1.0)) if values else "–"
+
+    return (f"  {name}: {len(said)} messages; ack p50 / p99 / max {ms(acks)} ms; first reply p50 / p99 / max"
+            f" {ms(replies)} ms; never acknowledged {sum(s.ack is None for s in said)}, never answered"
+            f" {sum(s.reply is None for s in said)}")  # fmt: skip
+
+
 def peak_at_once(starts: list[float], ends: list[float]) -> int:
     """The most intervals open at once (``starts[i]``, ``ends[i]``: a hello sent, its session come)."""
     events = sorted([(t, 1) for t in starts] + [(t, -1) for t in ends])
@@ -346,10 +404,32 @@ async def kill_run(args: argparse.Namespace, server: Server, session: ClientSess
                                deadline)  # fmt: skip
         return page.sessions[-1] - killed_at if ok else None
 
-    if not args.kill_after:
-        await kill()
-    said, returns, _ = await asyncio.gather(asyncio.gather(*(says(p) for p in pages)),
-                                            asyncio.gather(*(back(p) for p in on_victim)), kill())  # fmt: skip
+    if args.talk_rate:  # the herd alone: the pages on the survivor talk, from --talk-before s before the kill
+        stayed = [page for page in pages if page.url == survivor]
+        killed_at = time.monotonic() + args.talk_before
+        deadline = killed_at + args.patience
+        all_back = asyncio.Event()
+
+        async def returns_all() -> list[float | None]:
+            try:
+                return await asyncio.gather(*(back(p) for p in on_victim))
+            finally:
+                all_back.set()
+
+        async def then_quiet() -> None:  # the talk goes on AFTER s past the herd's end: the after phase
+            await all_back.wait()
+            await asyncio.sleep(args.talk_before)
+
+        quiet = asyncio.create_task(then_quiet())
+        talked, returns, _ = await asyncio.gather(talk(stayed, script, args.talk_rate, quiet.done, deadline),
+                                                  returns_all(), kill())  # fmt: skip
+        said = []
+    else:
+        if not args.kill_after:
+            await kill()
+        said, returns, _ = await asyncio.gather(asyncio.gather(*(says(p) for p in pages)),
+                                                asyncio.gather(*(back(p) for p in on_victim)), kill())  # fmt: skip
+        talked = []
     back_in = [r for r in returns if r is not None]
     starts = [at for at, url in hellos if url == survivor]
     ends = [at for page in on_victim for at in page.sessions if at > killed_at]
@@ -364,6 +444,13 @@ async def kill_run(args: argparse.Namespace, server: Server, session: ClientSess
     print(f"  messages said {args.kill_after:g} s before the kill: {len(said)}, acknowledged"
           f" {sum(a for a, _ in said)}, answered {sum(b for _, b in said)}; frames {tally.sends}"
           f" ({tally.resent} resent)")  # fmt: skip
+    if talked:  # the young people already on the survivor, before the kill, while the herd came back, after it
+        herd_end = killed_at + max(back_in, default=0.0)
+        print(f"the survivor's own pages talking ({args.talk_rate:g} messages/s in all), by when each was sent:")
+        print(said_line(f"before the kill ({args.talk_before:g} s)", [s for s in talked if s.at < killed_at]))
+        print(said_line(f"during the herd ({herd_end - killed_at:.1f} s, kill to the last page back)",
+                        [s for s in talked if killed_at <= s.at < herd_end]))  # fmt: skip
+        print(said_line("after the herd", [s for s in talked if s.at >= herd_end]))
     print(await loop_lags(session, survivor, "on the surviving instance after the kill"))
     audit = await audit_webchat(store_url, WebChats(sockets, pages[0].pick, tally, list(pages)))
     renewed = sum(len(page.tokens) > 1 or len(page.conversations) > 1 for page in pages)
@@ -475,6 +562,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.0,
         help="--kill: s after every page said its next step (0: the kill first, then they say it)",
+    )
+    parser.add_argument(
+        "--talk-rate",
+        type=float,
+        default=0.0,
+        help="--kill: the survivor's own pages talk at this many messages/s in all, before, during and after the herd"
+        " (their latency by phase); the killed pages say nothing then (the herd alone)",
+    )
+    parser.add_argument(
+        "--talk-before", type=float, default=5.0, help="--talk-rate: s of talk before the kill, and after the herd"
     )
     parser.add_argument(
         "--drop",
