@@ -7,7 +7,7 @@ file private), the store (reachable, its latest records open with the keys, a Re
 file, and each channel (its secrets complete, or all absent: a half-configured channel is named with what is
 missing); Messenger on, the apps whose echoes end the bot's part and the webhook fields to subscribe at Meta (which
 the doctor cannot see); WhatsApp on, a catch-up window longer than the flow file's retention (a purged young
-person's messages caught up again).
+person's messages caught up again); the kernel's ``net.core.somaxconn`` below the listen backlog (since 2026-12-07).
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from gateway.connections import LISTEN_BACKLOG
 from gateway.crypto import DataKeys, KeyFile
 from gateway.errors import ConfigError, FlowError, FlowValidationError, StoreError
 from gateway.settings import CHANNEL_NEEDS, Settings, variable
@@ -33,6 +35,7 @@ EVICTING = (
     "would vanish without an error, a message lost or answered twice"
 )
 UNREAD = "?"  # the policy, when the store refuses to say it
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")  # the kernel's cap on a listening socket's backlog (Linux)
 CHANNELS = {"Messenger": "messenger", "WhatsApp (Twilio)": "whatsapp", "Telegram": "telegram"}
 PAGE_INBOX_APP = "263902037430900"  # the app Meta's echoes name for a message sent from the Page inbox
 # the page's webhook fields the gateway reads (docs/channels.md): ``message_echoes`` a page admin's answers from Meta's
@@ -57,13 +60,15 @@ class Finding:
         return f"{self.level:<8} {self.subject}: {self.text}"
 
 
-async def examine(settings: Settings) -> list[Finding]:
+async def examine(settings: Settings, somaxconn: Path | None = None) -> list[Finding]:
     """Every check on ``settings`` as configured (``Settings.from_env(as_configured=True)``: an unset secret key
-    stays empty, a half-configured channel is not refused)."""
+    stays empty, a half-configured channel is not refused); ``somaxconn``: where the kernel's cap is read (None:
+    ``SOMAXCONN``)."""
     findings = [secret_key(settings), public_url(settings), *data_keys(settings), flows(settings)]
     findings += [channel(name, settings) for name in CHANNELS]
     findings += messenger_echoes(settings)
     findings += catchup_retention(settings)
+    findings.append(listen_backlog(somaxconn or SOMAXCONN))
     findings.append(await store(settings))
     return findings
 
@@ -195,6 +200,28 @@ def catchup_retention(settings: Settings) -> list[Finding]:
                     "restored store) would process again, as new, the messages of a conversation purged meanwhile "
                     "(its marks forgotten), the purged young person's words back in the store; set it to "
                     f"{days * 24} or less, or raise retention.closed_days")]  # fmt: skip
+
+
+def listen_backlog(somaxconn: Path) -> Finding:
+    """``gateway serve`` listens with a backlog of ``LISTEN_BACKLOG`` (4,096), which Linux caps at
+    ``net.core.somaxconn`` (4,096 by default since 5.4, 128 before): when one instance of two dies, its pages all
+    reconnect to the other in the same second, and the handshakes beyond the cap are dropped and retried by TCP
+    after 1, 3, 7, 15, 31 s (a page back after a minute, its messages unacknowledged meanwhile). A warning when it
+    is lower, or cannot be read (not Linux, ``/proc/sys`` hidden). Until 2026-12-07 the doctor did not look."""
+    subject = "net.core.somaxconn"
+    try:
+        cap = int(somaxconn.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return Finding(Level.WARNING, subject, f"not read from {somaxconn}: make sure it is at least "
+                       f"{LISTEN_BACKLOG} (the listen backlog of `gateway serve`, which the kernel caps at "
+                       "it)")  # fmt: skip
+    if cap < LISTEN_BACKLOG:
+        return Finding(Level.WARNING, subject, f"{cap}, below the listen backlog of `gateway serve` "
+                       f"({LISTEN_BACKLOG}), which the kernel caps at it: when one instance of two dies, the "
+                       f"handshakes of its pages beyond {cap} are dropped and retried by TCP after 1, 3, 7, 15, "
+                       f"31 s; set `sysctl -w net.core.somaxconn={LISTEN_BACKLOG}` (and in /etc/sysctl.d, or the "
+                       "container's sysctls)")  # fmt: skip
+    return Finding(Level.OK, subject, f"{cap}: the listen backlog of {LISTEN_BACKLOG} is kept")
 
 
 def _is_set(settings: Settings, name: str) -> bool:

@@ -12,7 +12,9 @@ import pytest
 import redis
 
 from gateway.cli import main
+from gateway.connections import LISTEN_BACKLOG
 from gateway.crypto import DataKeys, key_id, new_key, parse_key
+from gateway.doctor import Level, listen_backlog
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import open_store
@@ -38,6 +40,9 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monke
         if name.startswith(("GATEWAY_", "MESSENGER_", "TWILIO_", "TELEGRAM_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    somaxconn = tmp_path / "somaxconn"  # this machine's kernel is not what these tests check
+    somaxconn.write_text(f"{LISTEN_BACKLOG}\n")
+    monkeypatch.setattr("gateway.doctor.SOMAXCONN", somaxconn)
     return monkeypatch
 
 
@@ -253,3 +258,28 @@ def test_a_catchup_window_longer_than_the_retention_is_a_warning(
     _, out = doctor(capsys, environment, **off, GATEWAY_WHATSAPP_CATCHUP_WINDOW_HOURS="72")
     assert f" {subject}:" not in out  # WhatsApp off
     assert "twilio-token-123" not in out
+
+
+def test_a_somaxconn_below_the_listen_backlog_is_a_warning(tmp_path: Path) -> None:
+    """The kernel's cap on the listen backlog read from where it is: 4,096 (Linux's default since 5.4) keeps
+    ``LISTEN_BACKLOG``; 128 (older kernels) is a warning naming the sysctl; unreadable, a warning too."""
+    somaxconn = tmp_path / "somaxconn"
+    somaxconn.write_text("4096\n")
+    assert listen_backlog(somaxconn).level is Level.OK
+    somaxconn.write_text("128\n")
+    low = listen_backlog(somaxconn)
+    assert low.level is Level.WARNING and "128" in low.text and "sysctl -w net.core.somaxconn=4096" in low.text
+    missing = listen_backlog(tmp_path / "absent")
+    assert missing.level is Level.WARNING and "at least 4096" in missing.text
+
+
+def test_the_doctor_warns_of_a_low_somaxconn(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``gateway doctor`` says it: a warning (exit 0), the deployment otherwise complete."""
+    low = tmp_path / "low"
+    low.write_text("128\n")
+    environment.setattr("gateway.doctor.SOMAXCONN", low)
+    code, out = doctor(capsys, environment, **PRODUCTION)
+    assert code == 0, out
+    assert line(out, "net.core.somaxconn").startswith("warning") and "128" in line(out, "net.core.somaxconn")
