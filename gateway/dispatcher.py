@@ -531,29 +531,46 @@ class Dispatcher:
         return True
 
     async def start_conversation(
-        self, channel: ChannelName, sender: str, language_hint: str | None, client: str | None = None
-    ) -> Conversation:
+        self, channel: ChannelName, sender: str, language_hint: str | None, *, known: Conversation | None = None,
+        under_lock: Callable[[Conversation], Awaitable[bool]] | None = None,
+    ) -> Conversation:  # fmt: skip
         """Open (or resume) the sender's conversation; a new one is greeted by the bot at once (web chat). The
         greeting's entries, its timer and the record saved with its engine are one batch under the lock (a failure
         writes none of them: the next hello greets once); until 2026-12-07 they were written one by one, and a
         failure before the record's save left the greeting written with no engine: the hello after it greeted again.
-        ``client`` (the web chat's ``Gate.client_key``): written on one that has none, in the same save (until
-        2026-12-07 a second write after it, ``webchat._mark_client``)."""
+
+        ``known``: the sender's active conversation, read already by the caller (a web chat hello's guards): resumed
+        under its lock without looking it up again, unless it is no longer the sender's active one (then as without).
+        ``under_lock``: the caller's change of the record read under that lock, in its batch (True: the record is
+        saved), e.g. the web chat page's return (``leaving.came_back``). Until 2026-12-07 a resumed hello looked the
+        conversation up twice and took a second lock for its return (``tests/test_webchat_resume_reads.py``)."""
         now = self.clock()
+        if known is not None:
+            async with self.store.locked_batch(known.id):
+                current = await self.store.get_conversation(known.id)
+                if current is not None and current.active:
+                    await self._started(current, channel, language_hint, now, under_lock)
+                    return current
         conversation, _ = await self.store.active_conversation(channel, sender, now)
         async with self.store.locked_batch(conversation.id):
-            current = await self.store.get_conversation(conversation.id) or conversation
-            changed = client is not None and current.client is None
-            if changed:
-                current.client = client
-            if current.status == Status.BOT and not current.engine:
-                engine = self.flows.engine()
-                result = engine.start(channel=channel.value, now=now, language_hint=language_hint)
-                await self._after_bot(current, engine, result, now)
-                changed = True
-            if changed:
-                await self.store.save_conversation(current)
+            read = await self.store.get_conversation(conversation.id)
+            current = read or conversation  # gone meanwhile (erased): nothing of the caller's saves it again
+            await self._started(current, channel, language_hint, now, under_lock if read is not None else None)
         return current
+
+    async def _started(
+        self, current: Conversation, channel: ChannelName, language_hint: str | None, now: datetime,
+        under_lock: Callable[[Conversation], Awaitable[bool]] | None,
+    ) -> None:  # fmt: skip
+        """:meth:`start_conversation` under the lock: the greeting of a new one, the caller's change, one save."""
+        greeted = current.status == Status.BOT and not current.engine
+        if greeted:
+            engine = self.flows.engine()
+            result = engine.start(channel=channel.value, now=now, language_hint=language_hint)
+            await self._after_bot(current, engine, result, now)
+        changed = under_lock is not None and await under_lock(current)
+        if greeted or changed:
+            await self.store.save_conversation(current)
 
     async def _read(self, inbound: Inbound) -> tuple[Reading | None, bool]:
         """The model's reading of a young person's words (None without a model or text, or not in time, and for a

@@ -294,20 +294,33 @@ async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime
 
 async def returned(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
     """The young person's browser is back on the conversation: nothing more to wait for (a socket closed before
-    ``now`` arms no timer any more, :func:`socket_closed`); lift a ``gone`` mark."""
+    ``now`` arms no timer any more, :func:`socket_closed`); lift a ``gone`` mark. A web chat hello does it under the
+    lock it opens or resumes the conversation with (:func:`came_back`, ``Dispatcher.start_conversation``'s
+    ``under_lock``); until 2026-12-07 it took this lock of its own after that one."""
     async with store.lock(conversation_id):
         await store.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)
         conversation = await store.get_conversation(conversation_id)
-        if conversation is None or not conversation.active:
+        if conversation is None:
             return
-        conversation.page_opened_at = now
-        back = conversation.left_how == "gone"
-        if back:
-            conversation.left_at, conversation.left_how = None, None
-            await dispatcher.system_note(conversation, "left.back", now)
-        await store.save_conversation(conversation)
-        if back:  # its card no longer says the page is gone, on every console
+        save, tell = await came_back(dispatcher, conversation, now)
+        if save:
+            await store.save_conversation(conversation)
+        if tell:  # its card no longer says the page is gone, on every console
             await dispatcher.store.publish(QueueChanged())
+
+
+async def came_back(dispatcher: Dispatcher, conversation: Conversation, now: datetime) -> tuple[bool, bool]:
+    """:func:`returned`'s change of ``conversation``, read under its lock by the caller (who has cancelled its
+    ``WEBCHAT_GONE`` timer): ``page_opened_at``, and a ``gone`` mark lifted with its system note. (whether the
+    caller saves the record: an active one; whether it then tells the queue, ``QueueChanged``: a mark lifted)."""
+    if not conversation.active:
+        return False, False
+    conversation.page_opened_at = now
+    back = conversation.left_how == "gone"
+    if back:
+        conversation.left_at, conversation.left_how = None, None
+        await dispatcher.system_note(conversation, "left.back", now)
+    return True, back
 
 
 async def blocked(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:

@@ -28,7 +28,18 @@ from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import ConversationEnded, EndedMeanwhile, ReplicasBehind, StoreError
-from gateway.events import EntryAdded, Erased, Event, LanguageChanged, Resync, StatusChanged, Typing, entry_json, scope
+from gateway.events import (
+    EntryAdded,
+    Erased,
+    Event,
+    LanguageChanged,
+    QueueChanged,
+    Resync,
+    StatusChanged,
+    Typing,
+    entry_json,
+    scope,
+)
 from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
 from gateway.language import language_of
@@ -617,6 +628,8 @@ class ChatSession:
         self.opening: str | None = None  # the keyed hash of the opening key of a hello without a token
         self.end_shown = False  # this socket showed an ended conversation (a page that missed its end): nothing opens
         self.told: dict[tuple[Refusal, str | None], datetime] = {}  # the notices shown: by refusal and language
+        self.resuming: Conversation | None = None  # the token's active conversation a hello's guards read
+        self.tell_queue = False  # :meth:`_back` lifted a gone mark: the queue is told once it is saved
 
     async def run(self) -> None:
         try:
@@ -762,10 +775,11 @@ class ChatSession:
         if self.opening is not None:  # before the greeting and the session frame: a page missing either finds it again
             conversation, _ = await self.hub.store.active_conversation(ChannelName.WEBCHAT, token, self.hub.clock())
             await self.hub.store.keep_opening(self.opening, conversation.id)
-        client = self.gate.client_key(self.address)  # written with the greeting (until 2026-12-07 a write after it)
-        conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language, client)
-        self.hub.stop_arming(conversation.id)
-        await leaving.returned(self.dispatcher, self.hub.store, conversation.id, self.hub.clock())
+        known, self.resuming, self.tell_queue = self.resuming, None, False
+        conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language,
+                                                                known=known, under_lock=self._back)  # fmt: skip
+        if self.tell_queue:  # after the save: its card no longer says the page is gone, on every console
+            await self.hub.store.publish(QueueChanged())
         await self._follow(conversation.id)  # before the reads: an event is in what they find, or kept for this socket
         found = await self.hub.view(conversation.id)  # None: erased meanwhile (its events say so)
         conversation, status, history = found or (conversation, {"status": conversation.status.value}, [])
@@ -775,6 +789,19 @@ class ChatSession:
                    "language": self.language, "history": history, "keepalive": self.hub.keepalive}  # fmt: skip
         await self._replicated()
         self.hub.opened(conversation.id, self.writer, session)
+
+    async def _back(self, conversation: Conversation) -> bool:
+        """Under the lock :meth:`_open` opens or resumes the conversation with (one lock, one read of it; until
+        2026-12-07 three: the start's, then the client's mark for a new one, then ``leaving.returned``'s): which
+        client address opened it (``Gate.client_key``'s keyed hash, once), the gone timer no longer armed here nor
+        in the store, and the page's return (``leaving.came_back``). True: the record is saved."""
+        marked = conversation.client is None
+        if marked:
+            conversation.client = self.gate.client_key(self.address)
+        self.hub.stop_arming(conversation.id)
+        await self.hub.store.cancel_timers(conversation.id, TimerKind.WEBCHAT_GONE)
+        save, self.tell_queue = await leaving.came_back(self.dispatcher, conversation, self.hub.clock())
+        return save or marked
 
     async def _replicated(self) -> None:
         """``GATEWAY_REDIS_REPLICA_ACKS``: the replicas have what was written before the page is told a conversation's
@@ -891,6 +918,7 @@ class ChatSession:
         one goodbye), then the hello is one after that ending: a new conversation, asked of the limits as any. One
         marked erased (an erasure cut short before its record, the token's active key kept) is erased first
         (``WebChatHub.erasure_cut``), then the same: a new one; until 2026-12-07 the hello resumed it, history shown."""
+        self.resuming = None
         if await self.gate.blocked(ChannelName.WEBCHAT, token):
             return Refusal.BLOCKED
         found = await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token)
@@ -899,6 +927,7 @@ class ChatSession:
             and not await self.hub.erasure_cut(found.id)
             and not await self.dispatcher.ending_completed(found.id)
         ):
+            self.resuming = found  # :meth:`_open` resumes it without looking it up again
             return None
         return await self.gate.new_chat(token, self.address)
 
