@@ -28,6 +28,9 @@ session, ``kill -9`` of the second instance, and every page says its next step (
 S s later). Printed: how long until the killed instance's pages are back in session, the hellos the survivor took
 at once, its loop's lateness, and the store's audit (acknowledged and lost, recorded twice, never acknowledged,
 replies never received, pages given a new conversation). The active pages and the rounds above are not run then.
+With ``--talk-rate R`` (since 2026-12-07) the pages that stay on the survivor talk at R messages a second in all from
+``--talk-before`` s before the kill to as long after the last page is back, and the killed pages say nothing (the
+herd alone): their ack and first reply latency printed before the kill, during the herd and after.
 """
 
 from __future__ import annotations
