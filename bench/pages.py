@@ -426,7 +426,7 @@ async def kill_run(args: argparse.Namespace, server: Server, session: ClientSess
         quiet = asyncio.create_task(then_quiet())
         talked, returns, _ = await asyncio.gather(talk(stayed, script, args.talk_rate, quiet.done, deadline),
                                                   returns_all(), kill())  # fmt: skip
-        said = []
+        said: list[tuple[bool, bool]] = []
     else:
         if not args.kill_after:
             await kill()

@@ -267,8 +267,8 @@ async def socket_closed(store: ClosingRoles, conversation_id: str, now: datetime
 
     Not when a page has opened the conversation again since (``Conversation.page_opened_at``): the instance that
     held the socket may arm its timer late (its store was down when the socket closed: it tries again until it
-    answers), after the page came back on another instance, whose :func:`returned` it would undo. The lock orders
-    the two: either the timer is armed first and the return cancels it, or the return is seen here.
+    answers), after the page came back on another instance, whose return (:func:`came_back`) it would undo. The
+    lock orders the two: either the timer is armed first and the return cancels it, or the return is seen here.
 
     Not either when the record is gone: erased (the erasure writes its mark and deletes the record under this lock,
     so a socket closing while it runs, its ``Erased`` event not arrived yet, finds it gone here) or lost. Until
@@ -292,25 +292,10 @@ async def gone(dispatcher: Dispatcher, conversation: Conversation, now: datetime
         await mark_left(dispatcher, conversation, "gone", now)
 
 
-async def returned(dispatcher: Dispatcher, store: LeavingRoles, conversation_id: str, now: datetime) -> None:
-    """The young person's browser is back on the conversation: nothing more to wait for (a socket closed before
-    ``now`` arms no timer any more, :func:`socket_closed`); lift a ``gone`` mark. A web chat hello does it under the
-    lock it opens or resumes the conversation with (:func:`came_back`, ``Dispatcher.start_conversation``'s
-    ``under_lock``); until 2026-12-07 it took this lock of its own after that one."""
-    async with store.lock(conversation_id):
-        await store.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)
-        conversation = await store.get_conversation(conversation_id)
-        if conversation is None:
-            return
-        save, tell = await came_back(dispatcher, conversation, now)
-        if save:
-            await store.save_conversation(conversation)
-        if tell:  # its card no longer says the page is gone, on every console
-            await dispatcher.store.publish(QueueChanged())
-
-
 async def came_back(dispatcher: Dispatcher, conversation: Conversation, now: datetime) -> tuple[bool, bool]:
-    """:func:`returned`'s change of ``conversation``, read under its lock by the caller (who has cancelled its
+    """The young person's browser back on the conversation (a web chat hello, under the lock it opens or resumes
+    it with: ``Dispatcher.start_conversation``'s ``under_lock``; until 2026-12-07 ``returned`` took a lock of its
+    own after that one): the change of ``conversation``, read under its lock by the caller (who has cancelled its
     ``WEBCHAT_GONE`` timer): ``page_opened_at``, and a ``gone`` mark lifted with its system note. (whether the
     caller saves the record: an active one; whether it then tells the queue, ``QueueChanged``: a mark lifted)."""
     if not conversation.active:
