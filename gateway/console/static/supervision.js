@@ -86,15 +86,19 @@
 
   function live(event) { document.dispatchEvent(new CustomEvent("hg:live", { detail: event })); }
 
+  /* A burst of events (at a peak several a second) is one reload of the board, 200 ms after its first event, and one
+     of the period's figures, 800 ms after it: later events do not push them back. Until 2026-12-07 each event
+     restarted both timers, so that events coming closer than 200 ms (a busy line) held the board as it was until a
+     lull (tests/e2e/test_supervision_board_burst.py). */
   function loadBoardSoon() {
-    clearTimeout(boardTimer);
-    boardTimer = setTimeout(loadBoard, 200);
+    if (boardTimer) { return; }  // a reload already due: it is asked after this event, and sees it
+    boardTimer = setTimeout(function () { boardTimer = null; loadBoard(); }, 200);
   }
 
   function refresh() {
     loadBoardSoon();
-    clearTimeout(timer);
-    timer = setTimeout(function () { loadFigures(false); }, 800);
+    if (timer) { return; }
+    timer = setTimeout(function () { timer = null; loadFigures(false); }, 800);
   }
 
   function loadBoard() {
