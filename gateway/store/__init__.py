@@ -97,6 +97,7 @@ __all__ = [
     "TimerStore",
     "TranscriptEntry",
     "TranscriptStore",
+    "WaitingPage",
     "open_store",
 ]
 
@@ -303,6 +304,19 @@ class QueueEntry:
     at: datetime  # arrival in the queue; kept when a listener hands the conversation back
     taken_by: str | None = None
     flag: RiskFlag | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingPage:
+    """What the console's queue and the supervision board show of the waiting entries, whatever their number
+    (:meth:`QueueStore.waiting_page`): the first ones in the queue's order, how many wait (and how many of them are
+    urgent), the earliest arrivals (the earliest first) and the latest one."""
+
+    first: tuple[QueueEntry, ...]
+    total: int
+    urgent: int
+    earliest: tuple[QueueEntry, ...]
+    newest: QueueEntry | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -673,6 +687,16 @@ class QueueStore(Protocol):
 
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:
         """Waiting (not taken) entries, urgent before high before normal, then by arrival."""
+        ...
+
+    async def waiting_page(self, limit: int) -> WaitingPage:
+        """The first ``limit`` waiting entries in :meth:`waiting`'s order, how many wait in all and how many of them
+        are urgent, the ``limit`` earliest arrivals and the latest arrival: read from the queues' order, the entries
+        of those only, whatever the number waiting (Redis: each queue's sorted set, ``ZRANGE``/``ZLEXCOUNT`` per
+        priority in one pipeline, then one ``HMGET``; SQLite: the queue's index, ``LIMIT``, and the waiting counts
+        its triggers keep). An entry whose id the order lists without its entry (a crash between two writes) is
+        left out of the lists, and counted. Since 2026-12-07: until then the console and the board read every entry
+        (:meth:`waiting`) at each reload."""
         ...
 
     async def waiting_ids(self) -> set[str]:

@@ -112,6 +112,7 @@ from gateway.store import (
     Timer,
     TimerKind,
     TranscriptEntry,
+    WaitingPage,
     furthest,
     in_parts,
     provider_digest,
@@ -1396,6 +1397,61 @@ class RedisStore:
             return []
         raws = await self._redis.hmget(K.QUEUE + "entries", ids)
         return [loads("queue", raw, decode_queue_entry) for raw in raws if raw is not None]
+
+    @_guarded
+    async def waiting_page(self, limit: int) -> WaitingPage:
+        """The queues' names, then one pipeline of the ``{queue}`` slot (per queue: the first ``limit`` members and,
+        per priority, its count, its ``limit`` earliest and its latest member, by ``ZLEXCOUNT``/``ZRANGE BYLEX``:
+        members are ``<rank>:<at>:<seq>:<id>``), then one ``HMGET`` of the entries named: three round trips, no
+        entry read past them."""
+        names = sorted(_texts(await self._redis.smembers(K.QUEUE + "names")))
+        if not names:
+            return WaitingPage((), 0, 0, (), None)
+        ranks = sorted(p.rank for p in Priority)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                key = K.QUEUE + "waiting:" + name
+                pipe.zrange(key, 0, limit - 1)
+                for rank in ranks:  # ":" < ";": "[r:" to "(r;" are the members of that rank
+                    pipe.zlexcount(key, f"[{rank}:", f"({rank};")
+                    pipe.zrangebylex(key, f"[{rank}:", f"({rank};", 0, limit)
+                    pipe.zrevrangebylex(key, f"({rank};", f"[{rank}:", 0, 1)
+            answers = await pipe.execute()
+        first: list[str] = []
+        early: list[str] = []
+        late: list[str] = []
+        total = urgent = 0
+        step = 1 + 3 * len(ranks)
+        for n in range(len(names)):
+            part = answers[n * step : (n + 1) * step]
+            first += _texts(part[0])
+            for r, rank in enumerate(ranks):
+                count, earliest, latest = part[1 + 3 * r : 4 + 3 * r]
+                total += int(count)
+                urgent += int(count) if rank == Priority.URGENT.rank else 0
+                early += _texts(earliest)
+                late += _texts(latest)
+
+        def arrival(member: str) -> tuple[str, str]:  # "<at>", "<seq>": zero-padded, compared as text
+            _, at, seq, _ = member.split(":", 3)
+            return at, seq.zfill(20)
+
+        first = sorted(first)[:limit]
+        early = sorted(early, key=arrival)[:limit]
+        newest = max(late, key=arrival, default=None)
+        ids = sorted({m.split(":", 3)[3] for m in [*first, *early, *([newest] if newest else [])]})
+        if not ids:
+            return WaitingPage((), total, urgent, (), None)
+        raws = await self._redis.hmget(K.QUEUE + "entries", ids)
+        found = {
+            i: loads("queue", raw, decode_queue_entry) for i, raw in zip(ids, raws, strict=True) if raw is not None
+        }
+
+        def entries(members: list[str]) -> tuple[QueueEntry, ...]:
+            return tuple(found[i] for m in members if (i := m.split(":", 3)[3]) in found)
+
+        latest = entries([newest] if newest else [])
+        return WaitingPage(entries(first), total, urgent, entries(early), latest[0] if latest else None)
 
     @_guarded
     async def waiting_ids(self) -> set[str]:

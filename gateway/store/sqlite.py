@@ -65,6 +65,7 @@ from gateway.store import (
     Timer,
     TimerKind,
     TranscriptEntry,
+    WaitingPage,
     erasure_listed,
     furthest,
     in_parts,
@@ -1083,6 +1084,30 @@ class SqliteStore:
             (queue, queue),
         )
         return [_queue_entry(row) for row in rows]
+
+    async def waiting_page(self, limit: int) -> WaitingPage:
+        """The counts from ``queue_hours`` (its triggers' per queue, priority and hour), then per queue and priority
+        the first ``limit`` rows by the queue's index (``queue_order``), the earliest ``limit`` and the latest: one
+        hop, no row read past those."""
+
+        def work(conn: sqlite3.Connection) -> WaitingPage:
+            counts = conn.execute("SELECT queue, rank, SUM(n) FROM queue_hours GROUP BY queue, rank").fetchall()
+            total = sum(int(row[2]) for row in counts)
+            urgent = sum(int(row[2]) for row in counts if row[1] == Priority.URGENT.rank)
+            first: list[sqlite3.Row] = []
+            early: list[sqlite3.Row] = []
+            late: list[sqlite3.Row] = []
+            for queue, rank, _ in counts:
+                where = "FROM queue WHERE taken_by IS NULL AND queue = ? AND rank = ? ORDER BY"
+                first += conn.execute(f"SELECT * {where} at_us, seq LIMIT ?", (queue, rank, limit)).fetchall()
+                late += conn.execute(f"SELECT * {where} at_us DESC, seq DESC LIMIT 1", (queue, rank)).fetchall()
+            early = sorted(first, key=lambda row: (row["at_us"], row["seq"]))[:limit]  # a rank's earliest: its first
+            first = sorted(first, key=lambda row: (row["rank"], row["at_us"], row["seq"]))[:limit]
+            newest = max(late, key=lambda row: (row["at_us"], row["seq"]), default=None)
+            latest = _queue_entry(newest) if newest else None
+            return WaitingPage(tuple(map(_queue_entry, first)), total, urgent, tuple(map(_queue_entry, early)), latest)
+
+        return await self._peek(work)
 
     async def waiting_ids(self) -> set[str]:
         rows = await self._select("SELECT conversation_id FROM queue WHERE taken_by IS NULL", ())
