@@ -19,7 +19,7 @@ import asyncio
 import csv
 import io
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from statistics import median
@@ -90,24 +90,44 @@ class StatsRoles(ConversationStore, QueueStore, Protocol):
     """What the supervision figures need of the store: conversations and the queue."""
 
 
+BOARD_EARLIEST = 20  # the earliest arrivals the board's longest wait is looked for among (most often the first)
+
+
 async def live_board(store: StatsRoles, listeners_online: int, now: datetime) -> dict[str, Any]:
-    waiting = await store.waiting()
-    in_progress = await store.conversations_by_status(Status.WITH_LISTENER)
+    """The counts from the queue's order and the held status's index (``QueueStore.waiting_page``,
+    ``conversation_ids_by_status``: on Redis the status's set, which a crash between two writes can leave listing
+    one more until the alert check's repair), the longest wait from the earliest arrivals' records. Until 2026-12-07
+    every waiting entry and every held record was read at each reload of each board (at a peak, at each queue event):
+    a cost growing with the queue and with the conversations held (``tests/console/test_stats.py``)."""
+    page = await store.waiting_page(BOARD_EARLIEST)
+    in_progress = await store.conversation_ids_by_status(Status.WITH_LISTENER)
     return {
-        "waiting": len(waiting),
-        "urgent": sum(1 for e in waiting if e.priority.value == "urgent"),
+        "waiting": page.total,
+        "urgent": page.urgent,
         "in_progress": len(in_progress),
         "listeners_online": listeners_online,
-        "longest_wait_seconds": await _longest_wait(store, waiting, now),
+        "longest_wait_seconds": await _longest_wait(store, page.earliest, page.total, now),
     }
 
 
-async def _longest_wait(store: StatsRoles, waiting: list[QueueEntry], now: datetime) -> int:
+async def _longest_wait(store: StatsRoles, earliest: Sequence[QueueEntry], total: int, now: datetime) -> int:
     """The longest :func:`shown_wait`. An entry waits at most since its arrival (its wait is shorter once handed
-    back): the records are read from the oldest arrival on, until the next cannot have waited longer (most often
-    one read)."""
+    back): the records are read from the earliest arrival on, until the next cannot have waited longer (most often
+    one read). Should the :data:`BOARD_EARLIEST` earliest all have been handed back since, every waiting entry is
+    read, as before 2026-12-07."""
     longest = 0
-    for entry in sorted(waiting, key=lambda e: e.at):
+    for entry in earliest:
+        if longest >= int((now - entry.at).total_seconds()):
+            return longest
+        conversation = await store.get_conversation(entry.conversation_id)
+        if conversation is not None:
+            longest = max(longest, shown_wait(entry, conversation, now))
+    if total <= len(earliest):
+        return longest
+    seen = {e.conversation_id for e in earliest}
+    for entry in sorted(await store.waiting(), key=lambda e: e.at):
+        if entry.conversation_id in seen:
+            continue
         if longest >= int((now - entry.at).total_seconds()):
             break
         conversation = await store.get_conversation(entry.conversation_id)
