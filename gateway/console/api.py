@@ -16,7 +16,7 @@ import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -69,6 +69,8 @@ HISTORY_DAYS = 30  # how far back a listener's ended conversations are listed ("
 HISTORY_LIMIT = 50
 EARLIER_LIMIT = 10  # a conversation's earlier ones shown
 QUEUE_PAGE = 100  # waiting cards a console is sent (the first in the queue's order); the others counted only
+OTHERS_PAGE = 100  # cards of conversations others hold a supervisor is sent (those whose listener left first)
+OWN_MARGIN = 20  # held records read past OTHERS_PAGE, for a supervisor who holds some of the first ones
 assert HISTORY_DAYS < INDEXED_DAYS, "the store's indexes keep what the history and the earlier conversations read"
 REPLY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the console's id of a reply
 
@@ -81,6 +83,15 @@ class ListenerAPIRoles(
 ):  # fmt: skip
     """What the listener API reads of the store itself (the actions, sessions and logins have roles of their own: a
     logout counts the listener's sessions that still serve the account through :meth:`Sessions.serving`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldRead:
+    """The held conversations as the consoles' shared read found them: who holds each (``QueueStore.holders``), the
+    records of those whose entry names no holder."""
+
+    holders: dict[str, str | None]
+    loose: tuple[Conversation, ...]
 
 
 class ListenerAPI:
@@ -99,6 +110,7 @@ class ListenerAPI:
         self.logins, self.limits, self.addresses = logins, limits, addresses or ClientAddresses()
         self.open: weakref.WeakSet[SocketWriter] = weakref.WeakSet()  # live sockets, closed at shutdown
         self._queue_read = Coalesced(self._read_queue)  # one read for the consoles' reloads of a moment
+        self._others_read = Coalesced(self._read_others)  # supervisors': a page of the conversations others hold
         self._told_read = Coalesced(self._read_told)  # the supervision board's count: every waiting record
         # lines(): the flow version, from when until when it holds, the next change (None: none), the closed queues
         self._lines: tuple[str, datetime, datetime, datetime | None, list[dict[str, Any]]] | None = None
@@ -407,7 +419,7 @@ class ListenerAPI:
         2026-12-07 every waiting card was sent to every console at each reload, each waiting record read: at 2,000
         waiting and 40 consoles, 1 MB a reload, 0.9 MB/s a console and 78 % of a core for 5.5 changes a second
         (``bench/console.py``, ``tests/console/test_queue_page.py``)."""
-        page, total, newest, held = await self._queue_read.get()
+        page, total, newest, read = await self._queue_read.get()
         now = self.clock()
         waiting = []
         for entry, conversation in page:
@@ -416,12 +428,24 @@ class ListenerAPI:
                             "flag": flag.to_dict() if flag else None,
                             "waiting_seconds": stats.shown_wait(entry, conversation, now)})  # fmt: skip
         listener = request[LISTENER]
-        mine = [self.card(c, now) for c in held if c.listener == listener.name]
+        mine = [self.card(c, now) for c in await self._mine(listener.name, read)]
         answer = {"waiting": waiting, "waiting_total": total, "newest": newest, "mine": mine, **self.lines(now)}
         if listener.supervisor:  # who holds what, and whether they are at a console: one left can be given back
+            holders, others = await self._others_read.get()
+            held = [c for c in others if c.listener != listener.name][:OTHERS_PAGE]
             answer["others"] = [{**self.card(c, now), "listener_away": not self.presence.has(c.listener or "")}
-                                for c in held if c.listener != listener.name]  # fmt: skip
+                                for c in held]  # fmt: skip
+            answer["others_total"] = sum(1 for by in holders.values() if by != listener.name)
         return web.json_response(answer)
+
+    async def _mine(self, name: str, read: _HeldRead) -> list[Conversation]:
+        """The listener's held conversations: the records of the entries taken by them (at most their capacity),
+        and of those whose entry says no holder (a step cut short, which the alert check completes), read by the
+        shared read. Until 2026-12-07 every held record was read at each shared read, to pick these out."""
+        ids = sorted(i for i, by in read.holders.items() if by == name)
+        found = await asyncio.gather(*(self.store.get_conversation(i) for i in ids))
+        held = [c for c in [*found, *read.loose] if c is not None and c.status == Status.WITH_LISTENER]
+        return sorted((c for c in held if c.listener == name), key=lambda c: (c.created_at, c.id))
 
     def lines(self, now: datetime) -> dict[str, Any]:
         """The queues closed at ``now`` (``closed``: each with when it reopens, None past two weeks) and in how many
@@ -457,7 +481,7 @@ class ListenerAPI:
 
     async def _read_queue(
         self,
-    ) -> tuple[list[tuple[QueueEntry, Conversation]], int, dict[str, str] | None, list[Conversation]]:
+    ) -> tuple[list[tuple[QueueEntry, Conversation]], int, dict[str, str] | None, _HeldRead]:
         """The first :data:`QUEUE_PAGE` waiting entries with their conversations (one whose record is gone left out,
         and not counted), how many wait, the latest arrival (its id and priority), and the held ones: the records of
         the page only (until 2026-12-07 every waiting one's, at each read), and of the entries the page's, the total
@@ -470,8 +494,28 @@ class ListenerAPI:
         page = [(entry, c) for entry, c in zip(shown, found, strict=True) if c is not None]
         latest = waiting.newest
         newest = {"id": latest.conversation_id, "priority": latest.priority.value} if latest else None
-        held = await self.store.conversations_by_status(Status.WITH_LISTENER)
-        return page, waiting.total - (len(shown) - len(page)), newest, held
+        return page, waiting.total - (len(shown) - len(page)), newest, await self._read_held()
+
+    async def _read_held(self) -> _HeldRead:
+        """Who holds what from the queue's entries (``store.holders``: no record read), and the records of those
+        whose entry names no holder (a step cut short, which the alert check completes). Until 2026-12-07 every
+        held record (``conversations_by_status``): 2,000 held, 2,000 records decrypted at each queue change."""
+        holders = await self.store.holders()
+        loose = sorted(i for i, by in holders.items() if by is None)
+        found = await asyncio.gather(*(self.store.get_conversation(i) for i in loose))
+        return _HeldRead(holders, tuple(c for c in found if c is not None and c.status == Status.WITH_LISTENER))
+
+    async def _read_others(self) -> tuple[dict[str, str | None], tuple[Conversation, ...]]:
+        """For supervisors (one read for those reloading at the same moment): who holds what, and the records of the
+        first :data:`OTHERS_PAGE` (and :data:`OWN_MARGIN`) held, those whose listener is at no console first (the
+        ones a supervisor may give back), then by listener. Until 2026-12-07 every held card went to every
+        supervisor at each reload."""
+        holders = await self.store.holders()
+        order = sorted(holders, key=lambda i: (self.presence.has(holders[i] or ""), holders[i] or "", i))
+        first = order[: OTHERS_PAGE + OWN_MARGIN]
+        found = await asyncio.gather(*(self.store.get_conversation(i) for i in first))
+        held = [c for c in found if c is not None and c.status == Status.WITH_LISTENER]
+        return holders, tuple(sorted(held, key=lambda c: (self.presence.has(c.listener or ""), c.created_at, c.id)))
 
     async def history(self, request: web.Request) -> web.Response:
         """The listener's own ended conversations begun in the last HISTORY_DAYS days, the latest ended first: read

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from gateway.app import STORE
-from gateway.console.api import QUEUE_PAGE
+from gateway.console.api import OTHERS_PAGE, QUEUE_PAGE
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.messages import ChannelName
 from gateway.settings import Settings
@@ -113,3 +113,45 @@ async def test_a_reload_reads_the_pages_queue_entries_not_every_waiting_one(
         if "hg:{queue}:entries" in command:
             named |= set(ids) & set(command.split())
     assert 0 < len(named) <= QUEUE_PAGE + 1, len(named)  # the page and the latest arrival; until 2026-12-07: 140
+
+
+async def _held(store: Store, clock: Clock, n: int, listener: str) -> str:
+    conversation_id = await _waiting(store, clock, 1000 + n)
+    await store.take(conversation_id, listener, clock.now)
+    record = await store.get_conversation(conversation_id)
+    assert record is not None
+    await store.save_conversation(replace(record, status=Status.WITH_LISTENER, listener=listener))
+    return conversation_id
+
+
+async def test_a_supervisor_is_sent_a_page_of_the_conversations_others_hold_and_a_listener_reads_their_own(
+    make_client: AppFactory, store_settings: Settings, clock: Clock
+) -> None:
+    """152 young people held (150 by listeners not at a console, 2 by Anne): Sam, a supervisor, is sent the first
+    :data:`OTHERS_PAGE` of them (those whose listener left first) and ``others_total``; Anne her 2, reading her own
+    records only. Until 2026-12-07 every held record was read at each shared read and every held card sent to each
+    supervisor at each reload (2,000 held: 1.1 MB a reload, ``bench/console.py --held``)."""
+    client = await make_client(store_settings)
+    store: Store = client.app[STORE]
+    others = [await _held(store, clock, n, f"holder{n % 7}") for n in range(150)]
+    annes = [await _held(store, clock, 150 + n, "anne") for n in range(2)]
+    await add_listener(client, "anne")
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "anne")
+    on_redis = "redis" in store_settings.store
+    before = _gets(store_settings.store) if on_redis else 0
+    body = await (await client.get("/api/queue")).json()
+    read = _gets(store_settings.store) - before if on_redis else 0
+    assert sorted(card["id"] for card in body["mine"]) == sorted(annes)
+    if on_redis:  # Anne's records, her session's and account's: not the 152 held
+        assert read <= 10, read
+    await login(client, "sam")
+    before = _gets(store_settings.store) if on_redis else 0
+    body = await (await client.get("/api/queue")).json()
+    read = _gets(store_settings.store) - before if on_redis else 0
+    assert len(body["others"]) == OTHERS_PAGE, len(body["others"])  # until 2026-12-07: all 152
+    assert body["others_total"] == 152
+    assert {card["id"] for card in body["others"]} <= set(others + annes)
+    assert all(card["listener_away"] for card in body["others"])
+    if on_redis:
+        assert read <= OTHERS_PAGE + 30, read

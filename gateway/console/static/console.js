@@ -11,7 +11,7 @@
   var refusal = HG.refusal;  // common.js: a refusal in the console's words (i18n.js's refused.*)
 
   var state = {
-    me: null, flow: null, waiting: [], waitingTotal: 0, newest: null, mine: [], others: [], fetchedAt: Date.now(), known: null,
+    me: null, flow: null, waiting: [], waitingTotal: 0, newest: null, mine: [], others: [], othersTotal: 0, fetchedAt: Date.now(), known: null,
     current: null, via: {}, shown: {}, mode: "reply", typingSent: 0, typingTimer: null, queueTimer: null, historyTimer: null, erased: {}, newArrival: false,
     draft: null, sending: false, lost: {}, closing: null, closeNotes: null, referring: null, acting: {}, opening: null
   };
@@ -239,7 +239,8 @@
       state.waitingTotal = typeof response.data.waiting_total === "number" ? response.data.waiting_total : state.waiting.length;
       state.newest = response.data.newest || null;  // the latest arrival, on the page or past it
       state.mine = response.data.mine;
-      state.others = response.data.others || [];  // supervisors: the conversations other listeners hold
+      state.others = response.data.others || [];  // supervisors: the conversations other listeners hold (a page)
+      state.othersTotal = typeof response.data.others_total === "number" ? response.data.others_total : state.others.length;
       state.fetchedAt = Date.now();
       state.closed = response.data.closed || [];  // the queues closed now (each with when it reopens)
       clearTimeout(state.linesTimer);  // read again when a queue opens or closes: the line's state is never stale
@@ -318,7 +319,10 @@
     renderList($("mine"), state.mine, false);
     renderList($("others"), state.others || [], false);
     $("others-section").hidden = !state.me.supervisor;
-    $("others-count").textContent = String((state.others || []).length);
+    $("others-count").textContent = String(state.othersTotal || (state.others || []).length);  // all, not the page
+    var othersMore = (state.othersTotal || 0) - (state.others || []).length;  // since 2026-12-07: a page of them
+    $("others-more").hidden = othersMore <= 0;
+    $("others-more").textContent = othersMore > 0 ? t("queue.others.more", { n: othersMore }) : "";
     renderList($("history"), state.history || [], false);
     $("waiting-count").textContent = String(state.waitingTotal);  // all of them, not the page shown
     var more = state.waitingTotal - state.waiting.length;
