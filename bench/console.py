@@ -11,6 +11,11 @@ the first one of a burst (the page's ``scheduleQueue``; until 2026-12-07 after t
 * ``--actors`` of the listeners in a loop: take a waiting conversation, reply, close (each timed, over HTTP);
 * with ``--slow``, one more console socket that never reads (a listener on a bad connection).
 
+``--supervisors N`` (since 2026-12-07): the first N consoles are supervisors' (their ``GET /api/queue`` also lists
+every conversation others hold), each with the supervision board open too, reloading ``GET /api/supervision`` 200
+ms after the first ``queue``/``status`` frame of a burst (``supervision.js``'s ``loadBoardSoon``). ``--held N``: N
+conversations held by listeners who are not at a console (as at a peak: taken, being answered), seeded before.
+
 Printed per size: the first load (``GET /api/queue`` alone: time, bytes, cards), the gateway's CPU seconds per
 queue change and per second, the queue reads the gateway made (``gateway_console_queue_reads``), the bytes a
 console received per second (frames and queue reloads) and per change, the actions' latency p50/p99, what became
@@ -49,6 +54,8 @@ from gateway.testing import store_keys
 PASSWORD = "bench-console-password"
 QUEUE = "listeners"
 RELOAD_DELAY = 0.15  # console.js's scheduleQueue
+BOARD_DELAY = 0.2  # supervision.js's loadBoardSoon
+BOARDING = ("queue", "status")
 RELOADING = ("queue", "status", "language")
 PAUSE = 1.0  # seconds between an actor's cycles
 
@@ -66,6 +73,17 @@ async def waiting_one(store: Store, n: int, tag: str) -> str:
     return fresh.id
 
 
+async def held_one(store: Store, n: int) -> str:
+    """A conversation a listener took and holds (``holder<n % 20>``, not at a console)."""
+    conversation_id = await waiting_one(store, n, "h")
+    listener = f"holder{n % 20}"
+    await store.take(conversation_id, listener, datetime.now(UTC))
+    record = await store.get_conversation(conversation_id)
+    assert record is not None
+    await store.save_conversation(replace(record, status=Status.WITH_LISTENER, listener=listener))
+    return conversation_id
+
+
 @dataclass
 class Console:
     name: str
@@ -78,6 +96,11 @@ class Console:
     reload_bytes: int = 0
     reload_seconds: list[float] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
+    board: bool = False  # a supervisor with the supervision board open too
+    boards: int = 0
+    board_bytes: int = 0
+    board_seconds: list[float] = field(default_factory=list)
+    board_timer: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def open(self, read: bool = True) -> None:
@@ -101,10 +124,25 @@ class Console:
             reloading = any(f'"type": "{k}"' in message.data or f'"type":"{k}"' in message.data for k in RELOADING)
             if reloading and self.timer is None:  # console.js's scheduleQueue: 150 ms after a burst's first event
                 self.timer = asyncio.get_running_loop().call_later(RELOAD_DELAY, self._due)
+            boarding = any(f'"type": "{k}"' in message.data or f'"type":"{k}"' in message.data for k in BOARDING)
+            if self.board and boarding and self.board_timer is None:  # supervision.js, as fixed on 2026-12-07
+                self.board_timer = asyncio.get_running_loop().call_later(BOARD_DELAY, self._board_due)
 
     def _due(self) -> None:
         self.timer = None
         self._keep(self.reload())
+
+    def _board_due(self) -> None:
+        self.board_timer = None
+        self._keep(self.reload_board())
+
+    async def reload_board(self) -> None:
+        started = time.perf_counter()
+        async with self.session.get(self.url + "/api/supervision") as response:
+            body = await response.read()
+        self.boards += 1
+        self.board_bytes += len(body)
+        self.board_seconds.append(time.perf_counter() - started)
 
     async def reload(self) -> None:
         started = time.perf_counter()
@@ -117,6 +155,8 @@ class Console:
     async def close(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        if self.board_timer is not None:
+            self.board_timer.cancel()
         if self.ws is not None:
             await self.ws.close()
         for task in list(self.tasks):
@@ -181,12 +221,14 @@ async def one_size(args: argparse.Namespace, size: int, work: Path, provider: Pr
         url, pid = server.url, server.process.pid
         names = [f"listener{n}" for n in range(args.consoles)]
         hashed = hash_password(PASSWORD)
-        for name in [*names, "slow"]:
-            await store.add_listener(Listener(name, hashed, capacity=3))
+        for n, name in enumerate([*names, "slow"]):
+            await store.add_listener(Listener(name, hashed, capacity=3, supervisor=n < args.supervisors))
         started, ids = time.perf_counter(), []
         for first in range(0, size, 200):
             ids += await asyncio.gather(*(waiting_one(store, n, "w") for n in range(first, min(size, first + 200))))
-        print(f"  {size:,} waiting seeded in {time.perf_counter() - started:.0f} s", flush=True)
+        for first in range(0, args.held, 200):
+            await asyncio.gather(*(held_one(store, n) for n in range(first, min(args.held, first + 200))))
+        print(f"  {size:,} waiting, {args.held:,} held seeded in {time.perf_counter() - started:.0f} s", flush=True)
 
         one = Console("listener0", await login(url, "listener0"), url)
         loads, sizes = [], []
@@ -201,8 +243,21 @@ async def one_size(args: argparse.Namespace, size: int, work: Path, provider: Pr
               f" {max(loads) * 1000:.0f} ms, {sizes[-1] / 1e6:.2f} MB, {shown:,} cards of {size:,} waiting"
               f" (waiting_total {body.get('waiting_total', '-')})", flush=True)  # fmt: skip
 
+        if args.supervisors:
+            for what in ("/api/queue", "/api/supervision"):
+                loads, sizes = [], []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    async with one.session.get(url + what) as response:
+                        sizes.append(len(await response.read()))
+                    loads.append(time.perf_counter() - t0)
+                print(f"  a supervisor's first load GET {what}: median {statistics.median(loads) * 1000:.0f} ms,"
+                      f" {sizes[-1] / 1e6:.2f} MB", flush=True)  # fmt: skip
+
         rss_before = rss_mb(pid)
         consoles = [one] + [Console(name, await login(url, name), url) for name in names[1:]]
+        for console in consoles[: args.supervisors]:
+            console.board = True
         for console in consoles:
             await console.open()
         slow = None
@@ -216,13 +271,16 @@ async def one_size(args: argparse.Namespace, size: int, work: Path, provider: Pr
 
         for console in consoles:
             console.frames = console.frame_bytes = console.reloads = console.reload_bytes = 0
+            console.boards = console.board_bytes = 0
             console.reload_seconds.clear()
+            console.board_seconds.clear()
         reads_before = await metric(http, url, "gateway_console_queue_reads_total")
         cpu_before, t_start = server.cpu_seconds(), time.perf_counter()
         stop = t_start + args.seconds
         latency: dict[str, list[float]] = {}
         pool = ids[: args.actors * 40]
-        actors = [asyncio.create_task(actor(consoles[n + 1], pool, stop, latency)) for n in range(args.actors)]
+        doing = consoles[args.supervisors :] if len(consoles) > args.supervisors + args.actors else consoles[1:]
+        actors = [asyncio.create_task(actor(doing[n], pool, stop, latency)) for n in range(args.actors)]
         arrivals, tag = 0, itertools.count(size)
         while time.perf_counter() < stop:
             new = await waiting_one(store, next(tag), "a")
@@ -251,6 +309,14 @@ async def one_size(args: argparse.Namespace, size: int, work: Path, provider: Pr
         told = [f"{what} n={len(v)} p50 {pct(v, 0.5) * 1000:.0f} ms p99 {pct(v, 0.99) * 1000:.0f} ms"
                 if " " not in what else f"{what}: {len(v)}" for what, v in latency.items()]  # fmt: skip
         print("  actions: " + "; ".join(told), flush=True)
+        boards = [c for c in consoles if c.board]
+        if boards:
+            board_times = [s for c in boards for s in c.board_seconds]
+            queue_bytes = statistics.mean(c.reload_bytes / max(1, c.reloads) for c in boards)
+            print(f"  a supervisor: {statistics.mean(c.boards for c in boards) / seconds:.1f} board reloads/s,"
+                  f" p50 {pct(board_times, 0.5) * 1000:.0f} ms p99 {pct(board_times, 0.99) * 1000:.0f} ms,"
+                  f" {statistics.mean(c.board_bytes / max(1, c.boards) for c in boards) / 1e3:.1f} kB each;"
+                  f" a queue reload {queue_bytes / 1e3:.0f} kB", flush=True)  # fmt: skip
         if slow is not None:
             drops = await metric(http, url, 'gateway_socket_drops_total{reason="queue_full",surface="console"}')
             drops += await metric(http, url, 'gateway_socket_drops_total{reason="send_timeout",surface="console"}')
@@ -287,6 +353,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=5.0, help="arrivals a second")
     parser.add_argument("--seconds", type=float, default=20.0, help="of churn")
     parser.add_argument("--slow", action="store_true", help="one more console socket that never reads")
+    parser.add_argument("--supervisors", type=int, default=0, help="of the consoles, supervisors' with the board open")
+    parser.add_argument("--held", type=int, default=0, help="conversations held by listeners not at a console")
     return parser.parse_args(argv)
 
 
