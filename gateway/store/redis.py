@@ -1404,6 +1404,8 @@ class RedisStore:
         per priority, its count, its ``limit`` earliest and its latest member, by ``ZLEXCOUNT``/``ZRANGE BYLEX``:
         members are ``<rank>:<at>:<seq>:<id>``), then one ``HMGET`` of the entries named: three round trips, no
         entry read past them."""
+        if limit < 1:  # ZRANGE 0 -1 would read every member
+            raise ValueError("a page of the queue is 1 entry or more")
         names = sorted(_texts(await self._redis.smembers(K.QUEUE + "names")))
         if not names:
             return WaitingPage((), 0, 0, (), None)

@@ -1089,6 +1089,8 @@ class SqliteStore:
         """The counts from ``queue_hours`` (its triggers' per queue, priority and hour), then per queue and priority
         the first ``limit`` rows by the queue's index (``queue_order``), the earliest ``limit`` and the latest: one
         hop, no row read past those."""
+        if limit < 1:  # refused as on Redis, where ZRANGE 0 -1 would read every member
+            raise ValueError("a page of the queue is 1 entry or more")
 
         def work(conn: sqlite3.Connection) -> WaitingPage:
             counts = conn.execute("SELECT queue, rank, SUM(n) FROM queue_hours GROUP BY queue, rank").fetchall()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from gateway.conversation import Priority
 from gateway.store import QueueEntry, Store
 
@@ -61,3 +63,10 @@ async def test_a_page_of_the_queue_says_what_the_whole_queue_says(store: Store) 
         await _same_as_waiting(store, limit)
     page = await store.waiting_page(2)
     assert _ids(page.first) == ["c01", "c03"] and page.urgent == 6
+
+
+async def test_a_page_of_no_entry_is_refused(store: Store) -> None:
+    """Redis's ``ZRANGE 0 -1`` reads every member: a limit below 1 is a caller's bug, refused alike on every store."""
+    await store.enqueue("c1", "general", Priority.NORMAL, T0)
+    with pytest.raises(ValueError):
+        await store.waiting_page(0)
