@@ -88,6 +88,7 @@ from gateway.store import (
     RetentionStore,
     TranscriptEntry,
     TranscriptStore,
+    erasure_askers,
 )
 from gateway.store.codec import encode_outbound
 from gateway.understanding.late import LateReadings
@@ -139,11 +140,17 @@ def _asker(key: str) -> tuple[str, str] | None:
     ``store.erasure_listed``); None for a young person's alone (their message's key)."""
     if not key.startswith(ASKED_BY):
         return None
-    try:
-        actor, how = json.loads(key.partition("\n")[0].removeprefix(ASKED_BY))
-        return str(actor), str(how)
-    except (ValueError, TypeError):
+    found = erasure_askers(key)
+    if found is None:
         return "gateway", "asked by a supervisor or the CLI"
+    return found[0], found[1]
+
+
+def _also(key: str | None) -> tuple[str, ...]:
+    """The actors of those who asked too, kept in the listing with the first asker (``store.erasure_listed``, since
+    2026-12-07: before, only in the memory of the erasure that took the second's listing over)."""
+    found = None if key is None or not key.startswith(ASKED_BY) else erasure_askers(key)
+    return tuple(found[2:]) if found is not None else ()
 
 
 def _confirmed(key: str | None) -> str | None:

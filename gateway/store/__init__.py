@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -1222,25 +1223,62 @@ class CountingBlockStore(Protocol):
 
 
 ASKED_BY = "asked-by:"  # begins an erasure listed for a supervisor or the CLI (``erasure.asked_by``), not a message's
+ASKERS_MOST = 5  # the actors one listing names at most (the first asker, those who asked too: :func:`erasure_listed`)
 
 
 def erasure_listed(listed: str | None, key: str) -> str:
     """What :meth:`QueueStore.begin_erasure` leaves listed when ``key`` comes on ``listed`` (None: nothing yet): a
     supervisor's or the CLI's (:data:`ASKED_BY`) and a young person's confirmation (their message's key) are kept
     both, the asker's first, then a newline and the message's key (a newline never occurs in the asker's JSON:
-    ``json.dumps`` escapes it); an asker over an asker keeps the first; a message's key replaces another's. Until
-    2026-12-07 the second listing replaced the first, whatever each was. The Redis script ``erasure_listed`` does
-    the same inside Redis."""
+    ``json.dumps`` escapes it); an asker over an asker keeps the first, the second's actor added to it
+    (:func:`erasure_askers`: at most :data:`ASKERS_MOST` names); a message's key replaces another's. Each part of
+    ``key`` is merged so, whether ``key`` holds one part or both (an erasure taking over another's listing). Until
+    2026-12-07 the second listing replaced the first, whatever each was; and, until the same day's later fix, a
+    listing holding both parts merged onto an asker's alone was dropped (the young person's confirmation lost), onto
+    a message's alone made three parts, and an asker over an asker kept the first only (the second named in the
+    audit line from the erasure's memory: lost when it was cut before its line). The Redis script
+    ``erasure_listed`` does the same inside Redis."""
     if listed is None:
         return key
-    asked, new_asked = listed.startswith(ASKED_BY), key.startswith(ASKED_BY)
-    if asked and new_asked:
-        return listed
-    if asked:
-        return listed.partition("\n")[0] + "\n" + key
-    if new_asked:
-        return key + "\n" + listed
-    return key
+    asked, confirmed = _listing_parts(listed)
+    new_asked, new_confirmed = _listing_parts(key)
+    asker = asked or new_asked if asked is None or new_asked is None else _askers_merged(asked, new_asked)
+    return "\n".join(part for part in (asker, new_confirmed or confirmed) if part)
+
+
+def _listing_parts(listed: str) -> tuple[str | None, str | None]:
+    """A listing's asker line (:data:`ASKED_BY`) and its young person's confirmation (a message's key), each or
+    None."""
+    if not listed.startswith(ASKED_BY):
+        return None, listed or None
+    asker, _, confirmed = listed.partition("\n")
+    return asker, confirmed or None
+
+
+def erasure_askers(asker: str) -> list[str] | None:
+    """An asker line's ``[actor, how, *also]`` (``erasure.asked_by``, and the actors of those who asked too, added
+    by :func:`erasure_listed` since 2026-12-07); None when it is not one (malformed)."""
+    try:
+        found = json.loads(asker.partition("\n")[0].removeprefix(ASKED_BY))
+    except ValueError:
+        return None
+    if not isinstance(found, list) or len(found) < 2 or not all(isinstance(part, str) for part in found):
+        return None
+    return found
+
+
+def _askers_merged(first: str, second: str) -> str:
+    """The first asker line, with the actors of the second that it lacks added, up to :data:`ASKERS_MOST` names
+    (the first line kept byte for byte when nothing is added, or either is malformed)."""
+    kept, more = erasure_askers(first), erasure_askers(second)
+    if kept is None or more is None:
+        return first
+    added = False
+    for actor in (more[0], *more[2:]):
+        if len(kept) - 1 < ASKERS_MOST and actor != kept[0] and actor not in kept[2:]:
+            kept.append(actor)
+            added = True
+    return ASKED_BY + json.dumps(kept, ensure_ascii=False) if added else first
 
 
 RELEASE_OUTCOMES = ("retried", "released", "gave_up")  # what :meth:`RetriesReleases.watch_releases` is told

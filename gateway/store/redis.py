@@ -87,6 +87,7 @@ from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.outage_log import error_class
 from gateway.store import (
+    ASKERS_MOST,
     CLIENT_OPEN,
     INDEXED_DAYS,
     OPENING_KEPT_SECONDS,
@@ -1640,8 +1641,10 @@ class RedisStore:
     async def begin_erasure(self, conversation_id: str, key: str) -> None:
         """``{queue}:erasing``, id → the confirming message's key: held, it goes before the record and the processed
         mark in the message's pipeline (one slot, one command: the script ``erasure_listed``, which merges it with
-        what is listed as ``store.erasure_listed`` does; until 2026-12-07 an ``HSET`` replaced it)."""
-        await self._write(lambda pipe: _eval(pipe, "erasure_listed", [K.QUEUE + "erasing"], [conversation_id, key]))
+        what is listed as ``store.erasure_listed`` does, up to ``ASKERS_MOST`` names; until 2026-12-07 an ``HSET``
+        replaced it)."""
+        args = [conversation_id, key, ASKERS_MOST]
+        await self._write(lambda pipe: _eval(pipe, "erasure_listed", [K.QUEUE + "erasing"], args))
 
     @_guarded
     async def erasures_begun(self) -> dict[str, str]:

@@ -1459,20 +1459,61 @@ redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 
 # An erasure listed (``store.begin_erasure``): ARGV[2] merged with what the hash lists for ARGV[1] as
 # ``store.erasure_listed`` merges (an asker's, "asked-by:...", and a young person's message key kept both, the asker's
-# first and a newline; an asker over an asker keeps the first; a key replaces a key).
+# first and a newline; an asker over an asker keeps the first, the second's actors added to its JSON up to ARGV[3]
+# names; a key replaces a key), each part of ARGV[2] merged so whether it holds one part or both. Until 2026-12-07 (the
+# later fix of that day) a listing holding both, merged onto an asker's, was dropped, onto a key alone made three
+# parts, and a second asker was dropped. The JSON written again only when an actor is added (``cjson``: read back by
+# Python's ``json``, which reads its escapes alike).
 _ERASURE_LISTED = """
+local function parts(s)
+  if string.sub(s, 1, 9) ~= 'asked-by:' then
+    if s == '' then return nil, nil end
+    return nil, s
+  end
+  local cut = string.find(s, '\\n', 1, true)
+  if not cut then return s, nil end
+  local rest = string.sub(s, cut + 1)
+  if rest == '' then rest = nil end
+  return string.sub(s, 1, cut - 1), rest
+end
+local function askers(line)
+  local ok, found = pcall(cjson.decode, string.sub(line, 10))
+  if not ok or type(found) ~= 'table' or #found < 2 then return nil end
+  for i = 1, #found do
+    if type(found[i]) ~= 'string' then return nil end
+  end
+  return found
+end
 local listed = redis.call('HGET', KEYS[1], ARGV[1])
 local key = ARGV[2]
 if listed then
-  local asked = string.sub(listed, 1, 9) == 'asked-by:'
-  local new_asked = string.sub(key, 1, 9) == 'asked-by:'
-  if asked and new_asked then return 0 end
-  if asked then
-    local cut = string.find(listed, '\\n', 1, true)
-    if cut then listed = string.sub(listed, 1, cut - 1) end
-    key = listed .. '\\n' .. key
-  elseif new_asked then
-    key = key .. '\\n' .. listed
+  local asked, confirmed = parts(listed)
+  local new_asked, new_confirmed = parts(key)
+  local asker = asked or new_asked
+  if asked and new_asked then
+    local kept, more = askers(asked), askers(new_asked)
+    if kept and more then
+      local most, added = tonumber(ARGV[3]), false
+      local candidates = {more[1]}
+      for i = 3, #more do candidates[#candidates + 1] = more[i] end
+      for _, actor in ipairs(candidates) do
+        local known = actor == kept[1]
+        for i = 3, #kept do
+          if kept[i] == actor then known = true end
+        end
+        if #kept - 1 < most and not known then
+          kept[#kept + 1] = actor
+          added = true
+        end
+      end
+      if added then asker = 'asked-by:' .. cjson.encode(kept) end
+    end
+  end
+  local confirmation = new_confirmed or confirmed
+  if asker and confirmation then
+    key = asker .. '\\n' .. confirmation
+  else
+    key = asker or confirmation or ''
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], key)
