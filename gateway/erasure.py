@@ -395,7 +395,7 @@ class Eraser:
             actor, how = asker
             if _confirmed(final) is not None:
                 how += "; the young person confirmed it too"
-        also = sorted({a for a in askers if a != actor})
+        also = sorted({a for a in (*askers, *_also(final)) if a != actor})  # the listing's: a cut erasure's too
         if also:
             how += "; asked too by " + ", ".join(also)
         subject = ", ".join(erased.pseudonyms[:20]) or channel.value
@@ -427,20 +427,21 @@ class Eraser:
         here, before its record goes: its listing merged into ``listed`` and unlisted in one batch, its confirming
         message's mark kept, its asker's actor added to ``askers`` (the line notes them); the young person told once,
         at the last conversation, as the listing then says. Before, it was erased under that erasure's feet: its
-        ``finish_confirmed`` found the record gone and wrote a "cut short" line, nobody told the young person."""
+        ``finish_confirmed`` found the record gone and wrote a "cut short" line, nobody told the young person. Since
+        2026-12-07 too the listing keeps the other's asker beside the first (``store.erasure_listed``, a few names at
+        most): an erasure cut after the takeover and finished by the alert check still names them (before, only
+        ``askers``, this erasure's memory, did)."""
         async with self.store.lock(conversation.id, timeout):
             begun = await self.store.erasures_begun() if listed is not None else {}
             other = begun.get(conversation.id) if conversation.id != listed else None
             if listed is not None and other is not None:
                 async with self.store.batch():  # moved whole: a cut leaves it here or there, never nowhere
-                    for part in (other.partition("\n")[0] if _asker(other) else None, _confirmed(other)):
-                        if part is not None:
-                            await self.store.begin_erasure(listed, part)
+                    await self.store.begin_erasure(listed, other)  # both parts merged (``store.erasure_listed``)
                     await self.store.end_erasure(conversation.id)
                 if (mark := _confirmed(other)) is not None:
                     kept = kept | {seen_digest(mark)}
                 if (asker := _asker(other)) is not None and askers is not None:
-                    askers.append(asker[0])
+                    askers.extend((asker[0], *_also(other)))
             if listed == conversation.id and (key := _confirmed(begun.get(listed))):
                 kept = kept | {seen_digest(key)}
                 goodbye = goodbye or confirmed

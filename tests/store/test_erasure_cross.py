@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from gateway.erasure import ERASING, FAR
+from gateway.erasure import ERASING, FAR, asked_by
 from gateway.errors import StoreError
 from gateway.settings import Settings
 from gateway.store import Store
@@ -149,4 +149,29 @@ async def test_a_oui_erasure_running_takes_over_a_supervisors_waiting_from_an_ea
     told, lines = await told_and_lines(store)
     assert [actor for actor, _ in lines] == ["sam"], lines
     assert told == 1
+    assert await store.erasures_begun() == {}
+
+
+async def test_two_supervisors_erasures_merged_and_cut_before_the_line_name_both(
+    store: Store, clock: Clock, settings: Settings
+) -> None:
+    """Sam's erasure from the earlier conversation is listed there and cut at once (a 503, Redis restarting); Alex
+    erases from the later one: Alex's takes Sam's listing over (``Eraser._erase_one``), then is cut at the later
+    conversation's record; the alert check finishes it. Until 2026-12-07 the store kept Alex alone in the merged
+    listing (Sam only in the cut erasure's memory): the one line named Alex, not Sam."""
+    earlier, later, marks = await person_with_two_conversations(store, clock, settings)
+    await store.begin_erasure(earlier, asked_by("sam", "asked to a supervisor"))  # as Sam's first step, then cut
+    cutting = Cutting(store)
+    cutting.cut(later)
+    with pytest.raises(StoreError):
+        await eraser_on(cutting, clock, settings).erase_conversation(later, "alex", "asked to a supervisor")
+    assert cutting.cuts == 1
+    assert list(await store.erasures_begun()) == [later]  # Sam's moved into Alex's listing
+    await alert_checks(store, clock, settings)
+
+    await nothing_left_of_the_person(store, settings, marks, earlier, later)
+    told, lines = await told_and_lines(store)
+    assert [actor for actor, _ in lines] == ["alex"], lines
+    assert "asked too by sam" in lines[0][1], lines  # before: Sam named nowhere
+    assert told == 0
     assert await store.erasures_begun() == {}
