@@ -127,7 +127,10 @@ def _erase(args: argparse.Namespace) -> int:
                 erased = await eraser.erase_identity(ChannelName(args.channel), identity, ACTOR, "gateway erase")
         finally:
             await store.close()
-        print(f"erased {erased.conversations} conversation(s), {erased.entries} transcript entries")
+        if erased.under_way:  # its counts are in the other's audit line (until 2026-12-07: "erased 0 ...")
+            print("erased by an erasure of the same person already under way (its counts are in its audit line)")
+        else:
+            print(f"erased {erased.conversations} conversation(s), {erased.entries} transcript entries")
         if erased.again:
             print(f"after restoring a backup made before now, erase them again: gateway erase --again {erased.again}")
         return 0

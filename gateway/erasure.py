@@ -171,6 +171,10 @@ class Removed:
     entries: int
     pseudonyms: tuple[str, ...]
     again: str = ""  # the keyed hash of the channel identity (``gateway erase --again``): "" when it had none left
+    # Erased by another erasure of the person already under way, which took this one's listing over and wrote the one
+    # audit line (its counts there): nothing counted here. Since 2026-12-07; before, the console and ``gateway erase``
+    # said "0 conversation(s)" as though nothing had been erased.
+    under_way: bool = False
 
 
 class ErasureRoles(
@@ -253,7 +257,8 @@ class Eraser:
         ``alerts.REPAIR_LOCK_SECONDS``; until 2026-12-07 always 10 s, whatever the caller had asked)."""
         async with self.store.lock(self._person_lock(channel, sender), timeout):
             if unlist is not None and unlist not in await self.store.erasures_begun():
-                return Removed(0, 0, ())  # taken over and done by another erasure of the person while this one waited
+                return Removed(0, 0, (), under_way=True)  # taken over and done by another erasure of the person
+                # while this one waited
             found = await self._of_person(channel, sender, last)
 
             async def goodbye() -> None:
@@ -328,7 +333,8 @@ class Eraser:
             return await self._erase([conversation], conversation.channel, "", actor, how, keep_seen,
                                      unlist=conversation_id, timeout=timeout)  # fmt: skip
         if conversation_id not in await self.store.erasures_begun():  # taken over by another erasure of the person
-            return Removed(0, 0, ())  # (``_erase_one``, before this record went): it tells and writes the line
+            return Removed(0, 0, (), under_way=True)  # (``_erase_one``, before this record went): it tells and
+            # writes the line
         # erased to its last record, cut before its audit line (the line and the unlisting go together)
         async with self.store.batch():
             detail = f"erased, cut short before this line, written when it was finished ({how}; what it erased is not"

@@ -231,7 +231,10 @@ class Safety:
         erased = await self.eraser.erase_conversation(request.match_info["id"], actor, "asked to a supervisor")
         if erased is None:
             return _error(404, "not_found", "no such conversation")
-        return web.json_response({"conversations": erased.conversations, "entries": erased.entries})
+        # ``under_way``: erased by another erasure of the person already under way (its counts in its audit line;
+        # until 2026-12-07 this said 0 conversations, 0 entries and nothing more)
+        answer = {"conversations": erased.conversations, "entries": erased.entries, "under_way": erased.under_way}
+        return web.json_response(answer)
 
     # ----- audit ------------------------------------------------------------------------------------------
 

@@ -954,7 +954,8 @@
     if ($("erase-dialog").returnValue !== "ok" || !state.current) { return; }
     api("POST", "/api/conversations/" + state.current.id + "/erase", { confirm: true }).then(function (response) {
       if (!response.ok) { toast(refusal(response), true); return; }
-      toast(t("toast.erased"));
+      // erased by an erasure of the person already under way: its counts are in its audit line (since 2026-12-07)
+      toast(t(response.data && response.data.under_way ? "toast.erased_under_way" : "toast.erased"));
       loadQueue();
       $("back").click();  // the conversation no longer exists
     }, unanswered);  // said, and the conversation read again: erased, it says so ("gone.not_found")
