@@ -61,7 +61,7 @@ from typing import Protocol, TypeVar
 from gateway.conversation import Status
 from gateway.errors import Conflict, DataKeyError, LockTimeout, StoreError
 from gateway.metrics import Metrics
-from gateway.store import ConversationStore, InboxStore, OutboxStore, PresentStore, QueueStore
+from gateway.store import PERSON_LISTED, ConversationStore, InboxStore, OutboxStore, PresentStore, QueueStore
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -360,13 +360,17 @@ class Watch:
         instance died midway, gave up after its retries, or its request failed), else (done meanwhile) nothing.
         Last: an erasure under way elsewhere holds its lock, which this waits for a moment; not had then, that one is
         skipped until the next round, the others finished (:meth:`_one`; until 2026-12-07 it ended the round, the
-        erasures listed after it left undone while it lasted)."""
-        for conversation_id, key in sorted(begun.items()):
-            if self.complete_erasure is not None and await self._one(
-                "erasure", conversation_id, self.complete_erasure, key
-            ):
-                log.warning("erasure: the erasure listed for conversation %s was cut short: finished",
-                            conversation_id)  # fmt: skip
+        erasures listed after it left undone while it lasted). One listed by a person with no conversation left
+        (``store.PERSON_LISTED``: the keyed identity, since 2026-12-07) is no conversation: finished alike
+        (``finish_confirmed`` opens the identity sealed in its listing), told without its id."""
+        for listed, key in sorted(begun.items()):
+            if self.complete_erasure is not None and await self._one("erasure", listed, self.complete_erasure, key):
+                if listed.startswith(PERSON_LISTED):
+                    log.warning("erasure: an erasure listed for a person with no conversation left was cut short: "
+                                "finished")  # fmt: skip
+                else:
+                    log.warning("erasure: the erasure listed for conversation %s was cut short: finished",
+                                listed)  # fmt: skip
 
     async def _hand_back(self, due: list[tuple[str, str, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one whose lock is held

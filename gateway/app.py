@@ -140,8 +140,9 @@ async def create_app(
     if flows.current is None:  # refuse to start on an invalid flow: the problems were logged by reload()
         problems = list(flows.last_reload.problems) if flows.last_reload else []
         raise FlowValidationError([*problems, f"{settings.flows} is not valid: the gateway does not start"])
+    keys = DataKeys.from_settings(settings)  # the store's, and the eraser's (a listed person's identity sealed)
     store = store or await open_store_waiting(  # an unreachable store waited for (gateway/store/waiting.py)
-        settings.store, keys=DataKeys.from_settings(settings), max_connections=settings.redis_max_connections,
+        settings.store, keys=keys, max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout, health_check_interval=settings.redis_health_check_seconds,
         socket_timeout=settings.redis_socket_timeout, cluster=bool(settings.redis_cluster),
         give_up_after=settings.store_start_give_up_seconds,
@@ -247,7 +248,7 @@ async def create_app(
     eraser = Eraser(store, dispatcher, flows, gate.sender_key, clock=clock, late=late,
                     erased_key=lambda channel, sender: keyed.erased(channel.value, sender),
                     listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1),
-                    conversation_key=keyed.erased_conversation)  # fmt: skip
+                    conversation_key=keyed.erased_conversation, keys=keys)  # fmt: skip
     dispatcher.eraser = lambda conversation, key: eraser.finish_confirmed(conversation.id, key)
     dispatcher.erased_mark = keyed.erased_conversation  # a web chat message's erased conversation: the mark decides
     hub.finish_erasure = eraser.finish_cut  # a hello finding an erasure cut short finishes it before opening anything

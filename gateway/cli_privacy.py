@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from gateway.errors import GatewayError
 
 if TYPE_CHECKING:
+    from gateway.crypto import DataKeys
     from gateway.flowset import FlowSet
     from gateway.settings import Settings
     from gateway.store import Store
@@ -54,11 +55,12 @@ def load_flows(settings: Settings) -> FlowSet:
     return flows
 
 
-async def _open(settings: Settings) -> Store:
+async def _open(settings: Settings, keys: DataKeys | None = None) -> Store:
     from gateway.crypto import DataKeys
     from gateway.store import open_store
 
-    return await open_store(settings.store, keys=DataKeys.from_settings(settings), cluster=bool(settings.redis_cluster))
+    keys = keys or DataKeys.from_settings(settings)
+    return await open_store(settings.store, keys=keys, cluster=bool(settings.redis_cluster))
 
 
 def _purge(args: argparse.Namespace) -> int:
@@ -85,6 +87,7 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 def _erase(args: argparse.Namespace) -> int:
+    from gateway.crypto import DataKeys
     from gateway.dispatcher import Dispatcher
     from gateway.erasure import EPOCH, FAR, Eraser, Removed
     from gateway.keyed import KeyedHash
@@ -103,13 +106,14 @@ def _erase(args: argparse.Namespace) -> int:
         return keyed.sender(channel.value, sender)
 
     async def run() -> int:
-        store = await _open(settings)
+        keys = DataKeys.from_settings(settings)  # the store's; and a listed person's identity sealed (erase_identity)
+        store = await _open(settings, keys)
         try:
             flows = load_flows(settings)
             eraser = Eraser(store, Dispatcher(store, flows), flows, sender_key, clock=lambda: datetime.now(UTC),
                             erased_key=lambda channel, sender: keyed.erased(channel.value, sender),
                             listed_for=timedelta(hours=settings.whatsapp_catchup_window_hours, minutes=1),
-                            conversation_key=keyed.erased_conversation)  # fmt: skip
+                            conversation_key=keyed.erased_conversation, keys=keys)  # fmt: skip
             if args.conversation:
                 erased = await eraser.erase_conversation(args.conversation, ACTOR, "gateway erase")
                 if erased is None:

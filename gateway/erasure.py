@@ -36,7 +36,9 @@ last (the one asked from; by identity, the open or newest one), with ``asked-by:
 key (:func:`asked_by`), before their first delete and under the same lock: one cut short (a crash, a 503 while Redis
 restarts) is finished by the alert check, with no goodbye (none is said to the young person) and the original
 actor in its one audit line. Until 2026-12-07 it was finished only if someone asked again, and a web chat page
-coming back while it ran (``finish_cut``) wrote a second audit line.
+coming back while it ran (``finish_cut``) wrote a second audit line. ``gateway erase --channel --identity`` of a
+person with no conversation left is listed by the person (``PERSON`` and the keyed identity, the identity sealed in
+the listing until it is done: ``IDENTITY``) since 2026-12-07; before, it was not listed at all.
 
 The two may race: the young person's "oui" is committed under the conversation's lock only, while a supervisor's
 erasure holds ``erasing-<id>``. Since 2026-12-07 the listing keeps both (``store.erasure_listed``: the asker's key,
@@ -56,6 +58,8 @@ takes the other's listing over (``_erase_one``): told once, one line naming the 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import secrets
@@ -66,7 +70,9 @@ from typing import Protocol
 
 from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Status
+from gateway.crypto import DataKeys
 from gateway.dispatcher import Dispatcher
+from gateway.errors import DataKeyError
 from gateway.events import EntryAdded, Erased, QueueChanged, StatusChanged
 from gateway.flowset import FlowSet
 from gateway.ids import seen_digest, seen_digests_of_entry
@@ -74,6 +80,7 @@ from gateway.language import language_of
 from gateway.messages import ChannelName, Outbound
 from gateway.store import (
     ASKED_BY,  # the key of an erasure listed for a supervisor or the CLI (:func:`asked_by`), not a message's
+    PERSON_LISTED,
     AuditEntry,
     AuditStore,
     Author,
@@ -122,6 +129,16 @@ LISTED_FOR = timedelta(days=8, minutes=1)
 # a month covers a tab left asleep far beyond the hour a reload keeps; after it, such a page is greeted as a returning
 # browser is, and what it still held from over a month ago goes into the new conversation (a few bytes a conversation).
 WEBCHAT_ERASED_FOR = timedelta(days=30)
+# The listing of an erasure by identity of a person with no conversation left (``Eraser.erase_identity``): its id is
+# this and the keyed identity (``sender_key``; ``ERASING`` and it name the person's lock), its value the asker's line
+# (:func:`asked_by`) then a newline and the identity sealed as records are (``IDENTITY``, ``DataKeys.seal`` of kind
+# ``IDENTITY_KIND``): the WhatsApp catch-up's mark needs the identity itself, which nothing else keeps in clear or
+# sealed once its conversations are gone. Kept only until the erasure finishes (its line and its unlisting go
+# together). Since 2026-12-07; before, such an erasure was not listed, and one cut short left the gate's notices,
+# the inbox entries and the catch-up's mark missing until someone asked again.
+PERSON = PERSON_LISTED
+IDENTITY = "sealed-identity:"
+IDENTITY_KIND = "erasure-identity"
 PERSON_MOST = 10_000  # the conversations of one person read from their index at most (beyond: every record read)
 LISTENER_NOTE = (
     "Conversation effacée à la demande de la personne : elle est terminée et son contenu supprimé. / "
@@ -155,12 +172,14 @@ def _also(key: str | None) -> tuple[str, ...]:
 
 def _confirmed(key: str | None) -> str | None:
     """The key of the young person's confirming message a listing holds (alone, or after a supervisor's or the
-    CLI's, ``store.erasure_listed``: since 2026-12-07 both kept when they race); None when none confirmed."""
+    CLI's, ``store.erasure_listed``: since 2026-12-07 both kept when they race); None when none confirmed (a
+    person's listing's second part is their sealed identity, ``IDENTITY``: never a confirmation)."""
     if key is None:
         return None
     if not key.startswith(ASKED_BY):
         return key
-    return key.partition("\n")[2] or None
+    confirmed = key.partition("\n")[2]
+    return None if not confirmed or confirmed.startswith(IDENTITY) else confirmed
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,17 +209,19 @@ class Eraser:
         self, store: ErasureRoles, dispatcher: Dispatcher, flows: FlowSet,
         sender_key: Callable[[ChannelName, str], str], *, clock: Clock, late: LateReadings | None = None,
         erased_key: Callable[[ChannelName, str], str] | None = None, listed_for: timedelta = LISTED_FOR,
-        conversation_key: Callable[[str], str] | None = None,
+        conversation_key: Callable[[str], str] | None = None, keys: DataKeys | None = None,
     ) -> None:  # fmt: skip
         """``erased_key`` (``KeyedHash.erased``) and ``listed_for`` (the WhatsApp catch-up's window): how an erased
         identity of a ``LISTED_AGAIN`` channel is kept for the catch-up, and how long (None: not kept).
         ``conversation_key`` (``KeyedHash.erased_conversation``): how an erased web chat conversation is marked
-        erased for ``WEBCHAT_ERASED_FOR`` (None: not marked; its page would then be given a new conversation)."""
+        erased for ``WEBCHAT_ERASED_FOR`` (None: not marked; its page would then be given a new conversation).
+        ``keys`` (the store's data keys): how the identity of a person erased with no conversation left is sealed
+        in their erasure's listing (``PERSON``) until it is done (None: not listed, as before 2026-12-07)."""
         self.store, self.dispatcher, self.flows = store, dispatcher, flows
         self.sender_key, self.clock = sender_key, clock
         self.late = late  # this process's late readings: an erased conversation's texts waiting there go at once
         self.erased_key, self.listed_for = erased_key, listed_for
-        self.conversation_key = conversation_key
+        self.conversation_key, self.keys = conversation_key, keys
 
     async def erase_conversation(
         self, conversation_id: str, actor: str, how: str, *, timeout: float = 10.0
@@ -231,19 +252,31 @@ class Eraser:
             return await self.erase_person(conversation.channel, conversation.sender, actor, how, last=conversation.id,
                                            unlist=conversation.id, timeout=timeout)  # fmt: skip
 
-    async def erase_identity(self, channel: ChannelName, sender: str, actor: str, how: str) -> Removed:
+    async def erase_identity(
+        self, channel: ChannelName, sender: str, actor: str, how: str, *, timeout: float = 10.0
+    ) -> Removed:
         """``gateway erase --channel --identity`` (and ``--again``): the person's conversations erased as from the
         open one (else the newest), listed by it as :meth:`erase_conversation` lists (the alert check finishes it
-        when cut short); with no conversation left (only the gate's notices, the inbox), unlisted as before
-        2026-12-07 (nothing of theirs to list it by without keeping the identity)."""
+        when cut short). With no conversation left (only the gate's notices, the inbox, the WhatsApp catch-up's
+        mark), since 2026-12-07 listed by the person (``PERSON``: the keyed identity, the identity kept sealed in
+        the listing until it is done) under their lock, before its first delete: one cut short is finished by the
+        alert check (:meth:`finish_confirmed`). Until 2026-12-07 it was not listed, and one cut short left them
+        until someone asked again. Without ``keys``, not listed (nothing to seal the identity with)."""
         found = await self._of_person(channel, sender, None)
         active = await self.store.find_active_conversation(channel, sender)
         last = active.id if active is not None else found[-1].id if found else None
         if last is not None:
-            erased = await self.erase_conversation(last, actor, how)
+            erased = await self.erase_conversation(last, actor, how, timeout=timeout)
             if erased is not None:
                 return erased
-        return await self.erase_person(channel, sender, actor, how)
+        if self.keys is None:
+            return await self.erase_person(channel, sender, actor, how, timeout=timeout)
+        listing = PERSON + self.sender_key(channel, sender)
+        sealed = self.keys.seal(IDENTITY_KIND, json.dumps([channel.value, sender], ensure_ascii=False))
+        identity = IDENTITY + base64.b64encode(sealed).decode("ascii")
+        async with self.store.lock(self._person_lock(channel, sender), timeout):  # ``ERASING`` + ``listing``
+            await self.store.begin_erasure(listing, asked_by(actor, how) + "\n" + identity)  # merged with a cut one
+            return await self._person_locked(channel, sender, actor, how, unlist=listing, timeout=timeout)
 
     async def erase_person(
         self, channel: ChannelName, sender: str, actor: str, how: str, *, final_message: bool = False,
@@ -256,17 +289,26 @@ class Eraser:
         ``timeout``: how long each conversation's lock is waited for (the caller's: the alert check's 2 s,
         ``alerts.REPAIR_LOCK_SECONDS``; until 2026-12-07 always 10 s, whatever the caller had asked)."""
         async with self.store.lock(self._person_lock(channel, sender), timeout):
-            if unlist is not None and unlist not in await self.store.erasures_begun():
-                return Removed(0, 0, (), under_way=True)  # taken over and done by another erasure of the person
-                # while this one waited
-            found = await self._of_person(channel, sender, last)
+            return await self._person_locked(channel, sender, actor, how, final_message=final_message,
+                                             keep_seen=keep_seen, last=last, unlist=unlist,
+                                             timeout=timeout)  # fmt: skip
 
-            async def goodbye() -> None:
-                await self._goodbye(found, channel, sender)
+    async def _person_locked(
+        self, channel: ChannelName, sender: str, actor: str, how: str, *, final_message: bool = False,
+        keep_seen: Collection[str] = (), last: str | None = None, unlist: str | None = None, timeout: float = 10.0,
+    ) -> Removed:  # fmt: skip
+        """:meth:`erase_person`, the person's lock held."""
+        if unlist is not None and unlist not in await self.store.erasures_begun():
+            return Removed(0, 0, (), under_way=True)  # taken over and done by another erasure of the person
+            # while this one waited
+        found = await self._of_person(channel, sender, last)
 
-            told = goodbye if final_message else None
-            return await self._erase(found, channel, sender, actor, how, keep_seen, last, told, unlist=unlist,
-                                     timeout=timeout)  # fmt: skip
+        async def goodbye() -> None:
+            await self._goodbye(found, channel, sender)
+
+        told = goodbye if final_message else None
+        return await self._erase(found, channel, sender, actor, how, keep_seen, last, told, unlist=unlist,
+                                 timeout=timeout)  # fmt: skip
 
     def _person_lock(self, channel: ChannelName, sender: str) -> str:
         """The lock every erasure of this channel identity holds (inside its ``erasing-<id>``, outside each
@@ -321,6 +363,8 @@ class Eraser:
         with none (a supervisor's erasure says nothing to the young person), its actor and wording in the line; both
         listed (the young person confirmed while a supervisor's ran: ``store.erasure_listed``), the supervisor's line
         and the young person's goodbye."""
+        if conversation_id.startswith(PERSON):  # a person's with no conversation left: ``ERASING`` + it is held,
+            return await self._finish_person(conversation_id, key, timeout)  # their lock
         asker, confirmed = _asker(key), _confirmed(key)
         actor, how = asker or ("young person", "asked in the conversation")
         keep_seen = (confirmed,) if confirmed is not None else ()
@@ -342,6 +386,30 @@ class Eraser:
             await self.store.audit(AuditEntry(self.clock(), actor, "erase", "", detail))
             await self.store.end_erasure(conversation_id)
         return Removed(0, 0, ())
+
+    async def _finish_person(self, listing: str, key: str, timeout: float) -> Removed:
+        """The erasure listed by a person (``PERSON``, :meth:`erase_identity`) finished, their lock held: their
+        identity opened from the listing (``DataKeyError`` when it does not open here: left listed, the alert check
+        says so), everything of theirs erased, the line naming the asker, unlisted. Since 2026-12-07."""
+        actor, how = _asker(key) or ("gateway", "asked by a supervisor or the CLI")
+        channel, sender = self._identity(listing, key)
+        return await self._person_locked(channel, sender, actor, how, unlist=listing, timeout=timeout)
+
+    def _identity(self, listing: str, key: str) -> tuple[ChannelName, str]:
+        """The channel and identity a person's listing keeps sealed; ``DataKeyError`` (never the identity in its
+        text) when it is missing, does not open with these keys or is not the listing's person."""
+        sealed = key.partition("\n")[2]
+        if self.keys is None or not sealed.startswith(IDENTITY):
+            raise DataKeyError("a person's erasure listing has no identity this gateway can open")
+        try:
+            raw = base64.b64decode(sealed.removeprefix(IDENTITY), validate=True)
+            channel, sender = json.loads(self.keys.open(IDENTITY_KIND, raw))
+            person = ChannelName(channel), str(sender)
+        except (binascii.Error, ValueError, TypeError):
+            raise DataKeyError("a person's erasure listing holds an identity that does not open") from None
+        if PERSON + self.sender_key(*person) != listing:
+            raise DataKeyError("a person's erasure listing holds another person's identity")
+        return person
 
     async def finish_cut(self, conversation_id: str) -> None:
         """An erasure of this conversation found cut short (or under way) by a web chat page's hello: its mark

@@ -60,6 +60,7 @@ __all__ = [
     "ASKED_BY",
     "CLIENT_OPEN",
     "INDEXED_DAYS",
+    "PERSON_LISTED",
     "RELEASE_OUTCOMES",
     "AuditEntry",
     "AuditStore",
@@ -1223,6 +1224,9 @@ class CountingBlockStore(Protocol):
 
 
 ASKED_BY = "asked-by:"  # begins an erasure listed for a supervisor or the CLI (``erasure.asked_by``), not a message's
+# Begins the id of an erasure listed for a person with no conversation left (``erasure.PERSON``, the keyed identity
+# after it; since 2026-12-07): not a conversation's id.
+PERSON_LISTED = "person-"
 ASKERS_MOST = 5  # the actors one listing names at most (the first asker, those who asked too: :func:`erasure_listed`)
 
 
