@@ -224,7 +224,7 @@ class Eraser:
         self.conversation_key, self.keys = conversation_key, keys
 
     async def erase_conversation(
-        self, conversation_id: str, actor: str, how: str, *, timeout: float = 10.0
+        self, conversation_id: str, actor: str, how: str, *, timeout: float = 10.0, named: bool = True
     ) -> Removed | None:
         """Erase the person of this conversation (all their conversations); None if there is no such conversation.
         This one is erased last: an erasure cut short (Redis cut, the instance dead) is finished by asking again
@@ -232,11 +232,17 @@ class Eraser:
         2026-12-07, by the alert check: listed (``store.begin_erasure``, key :func:`asked_by`) before its first
         delete, unlisted with its audit line, under the lock ``erasing-<id>`` that :meth:`finish_confirmed` takes.
         Already listed by the young person's own (confirmed, cut short): that one is finished, their goodbye told;
-        by a supervisor's or the CLI's: finished, its line naming that first asker. Listed, its record gone (cut
-        before its audit line): the line written, unlisted, nothing counted."""
+        by a supervisor's or the CLI's: finished, its line naming that first asker, this one's actor merged into the
+        listing (``store.erasure_listed``: ``asked too by``; until 2026-12-07 named nowhere) unless not ``named``
+        (the web chat's ``finish_cut``, actor ``gateway``). Listed, its record gone (cut before its audit line): the
+        line written, unlisted, nothing counted."""
         async with self.store.lock(ERASING + conversation_id, timeout):
             key = (await self.store.erasures_begun()).get(conversation_id)
             conversation = await self.store.get_conversation(conversation_id)
+            first = _asker(key) if key is not None and named else None
+            if first is not None and first[0] != actor:  # merged into the listing (one call), beside the first
+                await self.store.begin_erasure(conversation_id, asked_by(actor, how))
+                key = (await self.store.erasures_begun()).get(conversation_id, key)
             if key is not None:
                 asker = _asker(key)
                 if asker is None or conversation is None:  # the young person's own (their goodbye), or one cut
@@ -381,8 +387,10 @@ class Eraser:
             # writes the line
         # erased to its last record, cut before its audit line (the line and the unlisting go together)
         async with self.store.batch():
-            detail = f"erased, cut short before this line, written when it was finished ({how}; what it erased is not"
-            detail += " counted)"
+            also = sorted(a for a in _also(key) if a != actor)  # the listing's others (since 2026-12-07)
+            more = "; asked too by " + ", ".join(also) if also else ""
+            detail = f"erased, cut short before this line, written when it was finished ({how}{more}; what it erased"
+            detail += " is not counted)"
             await self.store.audit(AuditEntry(self.clock(), actor, "erase", "", detail))
             await self.store.end_erasure(conversation_id)
         return Removed(0, 0, ())
@@ -421,8 +429,8 @@ class Eraser:
         history shown. Since 2026-12-07 every erasure goes under the lock ``erasing-<id>``: one still under way is
         waited for, not run a second time (before, a second audit line, actor ``gateway``)."""
         await self.erase_conversation(
-            conversation_id, "gateway", "cut short, finished when its web chat page came back"
-        )
+            conversation_id, "gateway", "cut short, finished when its web chat page came back", named=False
+        )  # ``gateway`` is no asker: a listed erasure's line names its askers only
 
     async def _erase(
         self, found: list[Conversation], channel: ChannelName, sender: str, actor: str, how: str,
