@@ -235,7 +235,10 @@ class Eraser:
         by a supervisor's or the CLI's: finished, its line naming that first asker, this one's actor merged into the
         listing (``store.erasure_listed``: ``asked too by``; until 2026-12-07 named nowhere) unless not ``named``
         (the web chat's ``finish_cut``, actor ``gateway``). Listed, its record gone (cut before its audit line): the
-        line written, unlisted, nothing counted."""
+        line written, unlisted, nothing counted. There before its lock was had and gone after, not listed: erased by
+        another erasure that held the lock meanwhile (``under_way``: the console's « déjà en cours », the CLI's
+        ``already under way``); until 2026-12-07 None, a 404 "no such conversation" to the second supervisor."""
+        there = await self.store.get_conversation(conversation_id) is not None  # before waiting for the lock
         async with self.store.lock(ERASING + conversation_id, timeout):
             key = (await self.store.erasures_begun()).get(conversation_id)
             conversation = await self.store.get_conversation(conversation_id)
@@ -248,8 +251,8 @@ class Eraser:
                 if asker is None or conversation is None:  # the young person's own (their goodbye), or one cut
                     return await self._finish(conversation_id, key, timeout)  # before its audit line
                 actor, how = asker  # asked again (or its web chat page back): the line names who asked first
-            if conversation is None:
-                return None
+            if conversation is None:  # erased (its line written) while this one waited for the lock, or never there
+                return Removed(0, 0, (), under_way=True) if there else None
             if key is None:  # before the first delete: a cut from here on is finished by the alert check
                 await self.store.begin_erasure(conversation_id, asked_by(actor, how))
             if not conversation.sender:  # purged already: its identity is gone, only this record is left

@@ -10,6 +10,7 @@ chat page coming back (``Eraser.finish_cut``, actor ``gateway``) adds no name.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from gateway.errors import StoreError
 from gateway.settings import Settings
 from gateway.store import Store
 from tests.conftest import Clock
-from tests.store.test_erasure_asked_resumed import alert_checks, eraser_on
+from tests.store.test_erasure_asked_resumed import Holding, alert_checks, eraser_on
 from tests.test_erasure_cut import nothing_left_of_the_person, person_with_two_conversations
 from tests.test_webchat_erased_cut import Cutting
 
@@ -98,3 +99,27 @@ async def test_a_web_chat_page_back_after_a_cut_adds_no_name(store: Store, clock
     lines = await erase_lines(store)
     assert [actor for actor, _ in lines] == ["sam"], lines
     assert "asked too" not in lines[0][1], lines
+
+
+async def test_a_second_supervisor_reaching_the_lock_after_the_first_erased_it_is_told_erased_not_missing(
+    store: Store, clock: Clock, settings: Settings
+) -> None:
+    """Sam's erasure is at its last step (the record asked from) when Alex asks to erase the same conversation:
+    Alex's waits for the lock ``erasing-<id>``, then finds the record gone. Before: None (the console's 404 « Cette
+    conversation n'existe pas. » / "no such conversation", the CLI's ``no conversation``); now erased by an
+    erasure already under way (the console's ``under_way``, « Données effacées par un effacement déjà en cours »)."""
+    earlier, later, marks = await person_with_two_conversations(store, clock, settings)
+    holding = Holding(store, earlier)
+    eraser = eraser_on(holding, clock, settings)
+    sam = asyncio.create_task(eraser.erase_conversation(earlier, "sam", "asked to a supervisor"))
+    await asyncio.wait_for(holding.holding.wait(), 30)
+    alex = asyncio.create_task(eraser.erase_conversation(earlier, "alex", "asked to a supervisor"))
+    await asyncio.wait_for(holding.asked.wait(), 30)  # Alex's waits for the lock
+    holding.go_on.set()
+    assert (await asyncio.wait_for(sam, 30)) is not None
+    erased = await asyncio.wait_for(alex, 30)
+
+    assert erased is not None and erased.under_way, erased  # before: None (404)
+    await nothing_left_of_the_person(store, settings, marks, earlier, later)
+    assert [actor for actor, _ in await erase_lines(store)] == ["sam"]
+    assert await store.erasures_begun() == {}
