@@ -9,11 +9,19 @@ from typing import Any
 
 import pytest
 
-from gateway.app import STORE
+from gateway.app import STORE, SUPERVISOR, WATCH
 from gateway.erasure import EPOCH, FAR
+from gateway.errors import StoreError
+from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.testing import ACCOUNT_SID, DATA_KEY, SECRET_KEY, WHATSAPP_FROM, FakeTwilioAPI, sign_twilio, twilio_form
-from tests.conftest import ROOT, TWILIO_TOKEN, AppFactory
+from tests.conftest import ROOT, TWILIO_TOKEN, AppFactory, Clock
+from tests.store.test_erasure_identity_listed import (
+    CutAt,
+    eraser_on,
+    nothing_left_of_phone,
+    person_with_no_conversation,
+)
 from tests.test_cli import run
 
 PUBLIC = "http://helpline.example.org:8080"
@@ -51,3 +59,26 @@ def test_a_national_whatsapp_number_is_refused_not_guessed(capsys: pytest.Captur
     """06 92 12 34 56 is a Réunion mobile (+262 692…) as well as a metropolitan +33 692…: never guessed."""
     code, out, err = run(capsys, "erase", "--channel", "whatsapp", "--identity", "06 92 12 34 56")
     assert code == 1 and "international form" in err and "06 92" not in err + out
+
+
+async def test_the_servers_alert_check_finishes_an_erasure_by_identity_of_a_person_with_no_conversation(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    """``gateway erase --channel whatsapp --identity`` of a person with no conversation left, cut at the gate's
+    notices (the CLI killed): the server's alert check (``app[WATCH]``, its eraser given the data keys) opens the
+    identity sealed in the listing and finishes it. Without the keys wired, the listing would stay (``DataKeyError``
+    every round)."""
+    client = await make_client(settings)
+    await client.app[SUPERVISOR].stop()  # the check run here, once the cut erasure is listed
+    store = client.app[STORE]
+    keyed = await person_with_no_conversation(store, clock, settings)
+    with pytest.raises(StoreError):
+        await eraser_on(CutAt(store, "erase_conversation"), clock, settings, settings.store).erase_identity(
+            ChannelName.WHATSAPP, PHONE, "cli", "gateway erase"
+        )
+    assert len(await store.erasures_begun()) == 1
+
+    await client.app[WATCH].check()
+
+    await nothing_left_of_phone(store, keyed)
+    assert [e.actor for e in await store.audit_log() if e.action == "erase"] == ["cli"]
