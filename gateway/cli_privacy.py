@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 ACTOR = "cli"
 SEPARATORS = str.maketrans("", "", " .-()/\u00a0")
+KEY = re.compile(r"[0-9a-f]{32}")  # ``gateway erase --again KEY``: a keyed hash (``KeyedHash``), nothing else
 
 
 def channel_address(channel: str, identity: str) -> str:
@@ -89,7 +91,7 @@ def _purge(args: argparse.Namespace) -> int:
 def _erase(args: argparse.Namespace) -> int:
     from gateway.crypto import DataKeys
     from gateway.dispatcher import Dispatcher
-    from gateway.erasure import EPOCH, FAR, Eraser, Removed
+    from gateway.erasure import EPOCH, FAR, Eraser
     from gateway.keyed import KeyedHash
     from gateway.messages import ChannelName
     from gateway.settings import Settings
@@ -98,6 +100,8 @@ def _erase(args: argparse.Namespace) -> int:
         raise GatewayError("erase needs --conversation ID, or --channel and --identity, or --again KEY")
     if args.channel and not args.identity:
         raise GatewayError("--channel needs --identity")
+    if args.again and not KEY.fullmatch(args.again):  # never listed nor echoed: it may be an identity mistyped
+        raise GatewayError("--again: the KEY of an erasure's log line (32 hexadecimal characters)")
     identity = channel_address(args.channel, args.identity) if args.channel else ""
     settings = Settings.from_env()
     keyed = KeyedHash(settings.secret_key.get_secret_value())
@@ -122,10 +126,10 @@ def _erase(args: argparse.Namespace) -> int:
             elif args.again:  # an erasure done after the backup this store was restored from, done again
                 found = [c for c in await store.list_conversations(EPOCH, FAR)
                          if c.sender and sender_key(c.channel, c.sender) == args.again]  # fmt: skip
-                erased = (
+                erased = (  # none: what KEY names erased by it alone (until 2026-12-07 nothing: "erased 0")
                     await eraser.erase_identity(found[0].channel, found[0].sender, ACTOR, "gateway erase --again")
                     if found
-                    else Removed(0, 0, ())
+                    else await eraser.erase_key(args.again, ACTOR, "gateway erase --again")
                 )
             else:  # listed by the conversation erased last: the alert check finishes it when cut short
                 erased = await eraser.erase_identity(ChannelName(args.channel), identity, ACTOR, "gateway erase")

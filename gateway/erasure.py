@@ -287,6 +287,22 @@ class Eraser:
             await self.store.begin_erasure(listing, asked_by(actor, how) + "\n" + identity)  # merged with a cut one
             return await self._person_locked(channel, sender, actor, how, unlist=listing, timeout=timeout)
 
+    async def erase_key(self, key: str, actor: str, how: str, *, timeout: float = 10.0) -> Removed:
+        """``gateway erase --again KEY`` in a store that holds no conversation of that person (a backup restored
+        from before their erasure, their conversations purged or never opened): what is keyed by KEY itself, the
+        keyed hash of their channel identity (``sender_key``), erased as :meth:`erase_identity` erases it (the
+        gate's notices ``notice-KEY``, the inbox entries), listed by the person (``PERSON`` and KEY, no identity:
+        a cut is finished by the alert check, :meth:`_by_key`) under their lock, one audit line. A listing of theirs
+        holding their sealed identity (an erasure by identity cut short before the backup) is finished as it is:
+        the catch-up's mark too. Since 2026-12-07; until then ``--again`` erased nothing here ("erased 0
+        conversation(s)"), the notices and inbox entries staying. The WhatsApp catch-up's mark needs the identity
+        itself (``KeyedHash.erased``), which KEY cannot give: not written (the audit line says so)."""
+        listing = PERSON + key
+        async with self.store.lock(ERASING + listing, timeout):  # the person's lock (``_person_lock``)
+            await self.store.begin_erasure(listing, asked_by(actor, how))  # merged with one listed before
+            listed = (await self.store.erasures_begun()).get(listing, asked_by(actor, how))
+            return await self._finish_person(listing, listed, timeout)
+
     async def erase_person(
         self, channel: ChannelName, sender: str, actor: str, how: str, *, final_message: bool = False,
         keep_seen: Collection[str] = (), last: str | None = None, unlist: str | None = None, timeout: float = 10.0,
@@ -403,8 +419,32 @@ class Eraser:
         identity opened from the listing (``DataKeyError`` when it does not open here: left listed, the alert check
         says so), everything of theirs erased, the line naming the asker, unlisted. Since 2026-12-07."""
         actor, how = _asker(key) or ("gateway", "asked by a supervisor or the CLI")
+        if not key.partition("\n")[2]:  # listed by its keyed identity alone (``erase_key``): nothing to open
+            return await self._by_key(listing, actor, how)
         channel, sender = self._identity(listing, key)
         return await self._person_locked(channel, sender, actor, how, unlist=listing, timeout=timeout)
+
+    async def _by_key(self, listing: str, actor: str, how: str) -> Removed:
+        """A person's listing with no identity (:meth:`erase_key`), their lock held: what its keyed identity names
+        erased (the gate's notices, the inbox entries), one line naming the asker (and those who asked too),
+        unlisted with it. Since 2026-12-07."""
+        key = listing.removeprefix(PERSON)
+        entries = await self.store.erase_conversation("notice-" + key)  # the gate's notices to this sender
+        await self.store.inbox_forget(key)
+        await self.store.forget_freed()
+        final = (await self.store.erasures_begun()).get(listing)
+        if final is None:  # done meanwhile by another erasure of the person (their lock was not held): its line
+            return Removed(0, 0, (), under_way=True)
+        also = sorted(a for a in _also(final) if a != actor)
+        more = "; asked too by " + ", ".join(also) if also else ""
+        detail = (f"0 conversation(s), {entries} entries erased ({how}{more}; by the keyed identity alone, no "
+                  "conversation of theirs in the store: the WhatsApp catch-up's mark not written)")  # fmt: skip
+        async with self.store.batch():  # the line and the unlisting together
+            await self.store.audit(AuditEntry(self.clock(), actor, "erase", "", detail))
+            await self.store.end_erasure(listing)
+        log.info("erasure: 0 conversation(s) erased (%s); after restoring a backup made before this line, run:"
+                 " gateway erase --again %s", how, key)  # fmt: skip
+        return Removed(0, entries, (), key)
 
     def _identity(self, listing: str, key: str) -> tuple[ChannelName, str]:
         """The channel and identity a person's listing keeps sealed; ``DataKeyError`` (never the identity in its
