@@ -80,6 +80,8 @@ from gateway.language import language_of
 from gateway.messages import ChannelName, Outbound
 from gateway.store import (
     ASKED_BY,  # the key of an erasure listed for a supervisor or the CLI (:func:`asked_by`), not a message's
+    LISTED_IDENTITY,
+    LISTED_IDENTITY_KIND,
     PERSON_LISTED,
     AuditEntry,
     AuditStore,
@@ -137,8 +139,8 @@ WEBCHAT_ERASED_FOR = timedelta(days=30)
 # together). Since 2026-12-07; before, such an erasure was not listed, and one cut short left the gate's notices,
 # the inbox entries and the catch-up's mark missing until someone asked again.
 PERSON = PERSON_LISTED
-IDENTITY = "sealed-identity:"
-IDENTITY_KIND = "erasure-identity"
+IDENTITY = LISTED_IDENTITY  # resealed by ``gateway data-key rotate`` since 2026-12-07 (``store.reseal_listing``)
+IDENTITY_KIND = LISTED_IDENTITY_KIND
 PERSON_MOST = 10_000  # the conversations of one person read from their index at most (beyond: every record read)
 LISTENER_NOTE = (
     "Conversation effacée à la demande de la personne : elle est terminée et son contenu supprimé. / "

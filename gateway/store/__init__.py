@@ -60,6 +60,8 @@ __all__ = [
     "ASKED_BY",
     "CLIENT_OPEN",
     "INDEXED_DAYS",
+    "LISTED_IDENTITY",
+    "LISTED_IDENTITY_KIND",
     "PERSON_LISTED",
     "RELEASE_OUTCOMES",
     "AuditEntry",
@@ -1227,6 +1229,12 @@ ASKED_BY = "asked-by:"  # begins an erasure listed for a supervisor or the CLI (
 # Begins the id of an erasure listed for a person with no conversation left (``erasure.PERSON``, the keyed identity
 # after it; since 2026-12-07): not a conversation's id.
 PERSON_LISTED = "person-"
+# The second part of a person's listing (``PERSON_LISTED``): their channel identity sealed as records are (kind
+# ``LISTED_IDENTITY_KIND``), in base64 after this (``erasure.IDENTITY``, ``Eraser.erase_identity``). Resealed with the
+# records by ``gateway data-key rotate`` (:func:`reseal_listing`) since 2026-12-07; before, a listing still there when
+# the old key was forgotten never opened again (the erasure stuck, ``DataKeyError`` at every alert check).
+LISTED_IDENTITY = "sealed-identity:"
+LISTED_IDENTITY_KIND = "erasure-identity"
 ASKERS_MOST = 5  # the actors one listing names at most (the first asker, those who asked too: :func:`erasure_listed`)
 
 
@@ -1257,6 +1265,22 @@ def _listing_parts(listed: str) -> tuple[str | None, str | None]:
         return None, listed or None
     asker, _, confirmed = listed.partition("\n")
     return asker, confirmed or None
+
+
+def reseal_listing(keys: DataKeys, listed: str) -> str | None:
+    """An erasure listing (``QueueStore.erasures_begun``'s value) with the identity it keeps sealed
+    (``LISTED_IDENTITY``) sealed again with the current data key; None when it keeps none, or is sealed so already.
+    ``DataKeyError`` when it does not open with these keys, as for any record (the rotation stops, naming the key);
+    one whose base64 is malformed is left as it is (the alert check says it does not open)."""
+    asker, _, sealed = listed.partition("\n")
+    if not sealed.startswith(LISTED_IDENTITY):
+        return None
+    try:
+        raw = base64.b64decode(sealed.removeprefix(LISTED_IDENTITY), validate=True)
+    except ValueError:  # binascii.Error
+        return None
+    new = keys.reseal(LISTED_IDENTITY_KIND, raw)
+    return None if new is None else asker + "\n" + LISTED_IDENTITY + base64.b64encode(new).decode("ascii")
 
 
 def erasure_askers(asker: str) -> list[str] | None:

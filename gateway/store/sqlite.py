@@ -71,6 +71,7 @@ from gateway.store import (
     in_parts,
     part_advanced,
     provider_ids,
+    reseal_listing,
     sent_shown,
 )
 from gateway.store.codec import (
@@ -2166,6 +2167,13 @@ def _reseal(keys: DataKeys, conn: sqlite3.Connection) -> dict[str, int]:
             if len(rows) < _RESEAL_ROWS:
                 break
             last = rows[-1]["r"]
+    counts["erasure listing"] = 0  # a person's identity sealed in their listing (since 2026-12-07; before, left)
+    with _writing(conn):
+        for row in conn.execute("SELECT conversation_id, key FROM erasing").fetchall():
+            resealed = reseal_listing(keys, str(row["key"]))
+            if resealed is not None:
+                conn.execute("UPDATE erasing SET key = ? WHERE conversation_id = ?", (resealed, row["conversation_id"]))
+                counts["erasure listing"] += 1
     return counts
 
 
