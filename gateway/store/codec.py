@@ -214,6 +214,17 @@ def flagged_rank(conversation: Conversation) -> int | None:
     return to_us(conversation.flagged_at or conversation.updated_at)
 
 
+def told_rank(conversation: Conversation) -> int | None:
+    """The score of a waiting conversation in the store's index of those told, in this wait (since
+    ``waiting_since``), that the line is closed and where to turn (``ConversationStore.told_closed_waiting``, the
+    supervision board's count): when they were told (µs); None for one the index leaves out (not waiting, never
+    told, or told before this wait). Since 2026-12-07: before, the board read every waiting record for it."""
+    told, since = conversation.closed_told_at, conversation.waiting_since or conversation.queued_at
+    if told is None or conversation.status != Status.QUEUED or (since is not None and told < since):
+        return None
+    return to_us(told)
+
+
 def ended_rank(conversation: Conversation) -> int | None:
     """The score of an ended conversation in the index of its listener's ended conversations (``ConversationStore.
     ended_with``): when it ended (µs: ``closed_at``, else its last change, as the console's history orders them);

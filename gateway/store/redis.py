@@ -149,6 +149,7 @@ from gateway.store.codec import (
     loads,
     loads_sealed,
     to_us,
+    told_rank,
 )
 from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_events import RedisEvents, SharedSubscription
@@ -478,8 +479,8 @@ class RedisStore:
         self._leaving_under_lock: dict[str, tuple[asyncio.Task[Any] | None, str | None]] = {}
         # under the lock, whether its erasure was begun (``K.erasing``), read with the record (``erasing``)
         self._erasing_under_lock: dict[str, tuple[asyncio.Task[Any] | None, bool]] = {}
-        # under the lock, the status and flagged rank of the record read with it (``save_conversation``)
-        self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None]] = {}
+        # under the lock, the status, flagged rank and told rank of the record read with it (``save_conversation``)
+        self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None, int | None]] = {}
         self._events = RedisEvents(client, *events_check)
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
         self._people_known = False  # ``K.PEOPLE_MADE_2`` seen set (``_people_made``)
@@ -726,8 +727,8 @@ class RedisStore:
             claimed = bool((await pipe.execute())[1] == 1)
         if claimed:
             async with ordered(self._redis) as pipe:
-                _eval(pipe, "index_conversation", [K.INDEX + "created", K.FLAGGED],
-                      [K.INDEX, fresh.id, to_us(fresh.created_at), str(fresh.status), ""])  # fmt: skip
+                _eval(pipe, "index_conversation", [K.INDEX + "created", K.FLAGGED, K.TOLD],
+                      [K.INDEX, fresh.id, to_us(fresh.created_at), str(fresh.status), "", ""])  # fmt: skip
                 self._join_person(pipe, fresh)
                 await pipe.execute()
         else:
@@ -771,7 +772,7 @@ class RedisStore:
             if read[1] is None:
                 return None
             found = self._conversation(read[1])
-            self._indexed_under_lock[conversation_id] = (read[0], found.status, flagged_rank(found))
+            self._indexed_under_lock[conversation_id] = (read[0], found.status, flagged_rank(found), told_rank(found))
             return found
         raw = await self._redis.get(K.conversation(conversation_id))
         return None if raw is None else self._conversation(raw)
@@ -792,13 +793,14 @@ class RedisStore:
         now_ms = to_us(datetime.now(UTC)) // 1000
         done_until = now_ms + done.ttl_seconds * 1000 if done is not None else 0
         others = _OTHER_STATUSES[c.status]
-        record, indexes, rank = self._sealed(c), [K.INDEX + "created", K.FLAGGED], flagged_rank(c)
+        record, indexes = self._sealed(c), [K.INDEX + "created", K.FLAGGED, K.TOLD]
+        rank, told = flagged_rank(c), told_rank(c)
         ended = ended_rank(c)
-        # The other sets left only when the status or the flagged rank changed since the record was read under the
-        # lock (most messages change neither): that record's own save left them, after writing it. Skipped, a
+        # The other sets left only when the status or the flagged or told rank changed since the record was read
+        # under the lock (most messages change none): that record's own save left them, after writing it. Skipped, a
         # crash's leftover (the id still in a set it left) stays until the next change: an index lists more,
         # never less, and its readers check the record. The join is always made: it is what keeps that rule.
-        leave = indexed is None or indexed != (asyncio.current_task(), c.status, rank)
+        leave = indexed is None or indexed != (asyncio.current_task(), c.status, rank, told)
         held = not c.active or self._addressed.get() == (address, c.id)
         # Nothing of the conversation's lock's order after the record (no set to leave, no client's set, no address to
         # free, no claim before the flush that could drop the record's write): the lock may go with the record
@@ -808,7 +810,8 @@ class RedisStore:
 
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "index_conversation", indexes,
-                  [K.INDEX, c.id, to_us(c.created_at), str(c.status), "" if rank is None else rank])  # fmt: skip
+                  [K.INDEX, c.id, to_us(c.created_at), str(c.status), "" if rank is None else rank,
+                   "" if told is None else told])  # fmt: skip
             if leave:  # read under the lock unchanged, it was saved, so joined, before (``_start`` for a new one)
                 self._join_person(pipe, c)
             if ended is not None and c.listener:  # its listener's history, before the record says it ended
@@ -820,7 +823,8 @@ class RedisStore:
                   [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0,
                    *(unlock[1:] if unlock else [])])  # fmt: skip
             if leave:
-                _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", "-" if rank is None else "", *others])
+                out = ["-" if rank is None else "", "-" if told is None else ""]  # each index left, or as it is
+                _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", *out, *others])
             if not c.active:  # its queue entry after the record (a held one's: ``StatusEffects.finished``)
                 _eval(pipe, "remove_from_queue", [K.QUEUE + "entries"], [K.QUEUE, c.id, "0"])
             if c.client is not None and c.status not in CLIENT_OPEN:
@@ -912,6 +916,30 @@ class RedisStore:
                 if ranks:
                     await self._redis.zadd(K.FLAGGED, ranks)
         await self._redis.zadd(K.FLAGGED, {K.FLAGGED_MADE: 0})
+
+    @_guarded
+    async def told_closed_waiting(self) -> int:
+        """The told index's size (``K.TOLD``: one ``ZCARD``, its mark left out), no record read; a store written
+        before the index has it made first, once (``_make_told``)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zscore(K.TOLD, K.FLAGGED_MADE)
+            pipe.zcard(K.TOLD)
+            made, count = await pipe.execute()
+        if made is None:
+            await self._make_told()
+            count = await self._redis.zcard(K.TOLD)
+        return max(int(count) - 1, 0)
+
+    async def _make_told(self) -> None:
+        """The told index made from the waiting records (the scan the index spares every later count), then marked
+        made: once per store, as ``_make_flagged``. One taken meanwhile may stay listed until its next save."""
+        ids = sorted(_texts(await self._redis.smembers(K.status(str(Status.QUEUED)))))
+        for n in range(0, len(ids), 500):
+            ranks = {c.id: rank for c in await self._conversations(ids[n : n + 500])
+                     if (rank := told_rank(c)) is not None}  # fmt: skip
+            if ranks:
+                await self._redis.zadd(K.TOLD, ranks)
+        await self._redis.zadd(K.TOLD, {K.FLAGGED_MADE: 0})
 
     @_guarded
     async def note_read_late(self, conversation_id: str, at: datetime) -> None:

@@ -32,7 +32,9 @@ QUEUE = PREFIX + "{queue}:"  # entries, seq, names, waiting:<queue>, takes:<queu
 OUTBOX = PREFIX + "{outbox}:"
 INBOX = PREFIX + "{inbox}:"  # heads, urgent, urgent_to, seq, sender:<hash>, item:<id>, aside, aside:<id>
 LATE = PREFIX + "{late}:"  # held, info: the messages waiting for their late reading (see ``late_member``)
-INDEX = PREFIX + "{index}:"  # status:<status>, created, flagged, read-late, ended:<who>, person:<hash>, people-made
+INDEX = (
+    PREFIX + "{index}:"
+)  # status:<status>, created, flagged, told, read-late, ended:<who>, person:<hash>, people-made
 SEEN = PREFIX + "{seen}:"  # c:<inbound key> (a claim), n:<conversation> (``claims_of``), <day>:<shard> (marks)
 # Pub/sub channels (not keys: in Cluster, PUBLISH reaches every node's subscribers, whatever the name):
 EVENTS_CHANNEL = PREFIX + "events"  # the events every instance's every subscription gets (presence, typing…)
@@ -238,6 +240,12 @@ the supervision board reads the latest (``RedisStore.flagged_conversations``). J
 left after it no longer does (ended, erased), as the status sets. ``FLAGGED_MADE``, a member scored 0, says it was
 made from the open conversations once (a store written before it had none): without it the first read makes it."""
 FLAGGED_MADE = "#"  # never a conversation id (``new_conversation_id``: URL-safe base64)
+TOLD = INDEX + "told"
+"""The waiting conversations told, in this wait, that the line is closed and where to turn, scored by when (µs,
+``codec.told_rank``): the supervision board counts them (``RedisStore.told_closed_waiting``, ``ZCARD``; since
+2026-12-07, before every waiting record was read). Joined before the record says so, left after it no longer does
+(taken, ended, back in a new wait, erased), as the status sets, in the same script. ``FLAGGED_MADE`` scored 0 marks
+it made from the waiting records once (a store written before it had none): without it the first count makes it."""
 READ_LATE = INDEX + "read-late"
 """The ended conversations in which a risk was read late, scored by when (µs): the supervision board reads those of
 the last ``READ_LATE_HOURS`` (``RedisStore.read_late``). Left when a supervisor marks one seen or at its erasure;

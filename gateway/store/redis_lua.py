@@ -240,20 +240,23 @@ if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS
 return 1
 """
 
-# KEYS: the creation index, the flagged index (``redis_keys.FLAGGED``). ARGV: prefix "hg:{index}:", id, created µs,
-# status to add ('' for none), its score among the open conversations with a flag (µs; '' leaves it as it is, '-'
-# takes it out), then the statuses to leave.
+# KEYS: the creation index, the flagged index (``redis_keys.FLAGGED``), the told index (``redis_keys.TOLD``). ARGV:
+# prefix "hg:{index}:", id, created µs, status to add ('' for none), its score among the open conversations with a
+# flag (µs; '' leaves it as it is, '-' takes it out), its score among the waiting ones told the line is closed (the
+# same), then the statuses to leave. Until 2026-12-07 there was no told index (ARGV[6] was the first status to leave).
 _INDEX_CONVERSATION = """
 if ARGV[4] ~= '' then
   redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[4], ARGV[2])
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
 end
-if ARGV[5] == '-' then
-  redis.call('ZREM', KEYS[2], ARGV[2])
-elseif ARGV[5] ~= '' then
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+for k = 2, 3 do
+  if ARGV[k + 3] == '-' then
+    redis.call('ZREM', KEYS[k], ARGV[2])
+  elseif ARGV[k + 3] ~= '' then
+    redis.call('ZADD', KEYS[k], ARGV[k + 3], ARGV[2])
+  end
 end
-for i = 6, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
+for i = 7, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end
 return 1
 """
 

@@ -235,6 +235,7 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
     for status in Status:
         pipe.srem(K.status(str(status)), conversation_id)
     pipe.zrem(K.FLAGGED, conversation_id)
+    pipe.zrem(K.TOLD, conversation_id)
     pipe.zrem(K.READ_LATE, conversation_id)
     if record is not None:
         if record.queue:

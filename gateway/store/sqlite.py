@@ -96,6 +96,7 @@ from gateway.store.codec import (
     loads_sealed,
     queue_flag,
     to_us,
+    told_rank,
 )
 from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
 from gateway.store.sqlite_thread import StoreThread
@@ -129,7 +130,7 @@ TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day are dropped (tak
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, channel TEXT NOT NULL, sender TEXT NOT NULL, status TEXT NOT NULL,
-    created_us INTEGER NOT NULL, data TEXT NOT NULL, client TEXT, flagged_us INTEGER);
+    created_us INTEGER NOT NULL, data TEXT NOT NULL, client TEXT, flagged_us INTEGER, told_us INTEGER);
 CREATE UNIQUE INDEX IF NOT EXISTS conversations_active ON conversations (channel, sender)
     WHERE status IN ('bot', 'queued', 'with_listener');
 CREATE INDEX IF NOT EXISTS conversations_status ON conversations (status, created_us);
@@ -264,6 +265,10 @@ _UNREAD_INDEX = ("CREATE INDEX IF NOT EXISTS transcript_unread ON transcript (co
 # (``flagged_conversations``), not the open conversations (loading them all took 1.1 s at 10,000).
 _FLAGGED_INDEX = ("CREATE INDEX IF NOT EXISTS conversations_flagged ON conversations (flagged_us, id)"
                   " WHERE flagged_us IS NOT NULL")  # fmt: skip
+# A waiting conversation told, in this wait, that the line is closed and where to turn: ``told_us``, when
+# (``codec.told_rank``), written with the record and NULL once it is taken, ends or waits again; the supervision
+# board counts them on this partial index (``told_closed_waiting``). Until 2026-12-07 it read every waiting record.
+_TOLD_INDEX = "CREATE INDEX IF NOT EXISTS conversations_told ON conversations (told_us) WHERE told_us IS NOT NULL"
 # A young person's conversations, by the keyed hash of their channel identity (the ``sender`` column): the console's
 # earlier conversations of one it opens read here (``conversations_of``), in the order shown, not every conversation
 # of the month (0.1 s of the event loop at 5,000). A purged record's column is the hash of no identity.
@@ -342,6 +347,7 @@ def _connect(path: Path, keys: DataKeys) -> sqlite3.Connection:
     conn.execute(_SENDER_INDEX)
     conn.execute(_UNREAD_INDEX)
     conn.execute(_FLAGGED_INDEX)
+    conn.execute(_TOLD_INDEX)
     with _writing(conn):
         _count_waiting(conn)
     return conn
@@ -395,6 +401,14 @@ def _add_missing_columns(conn: sqlite3.Connection, keys: DataKeys) -> None:
                 rank = flagged_rank(loads_sealed(keys, "conversation", row["data"], decode_conversation))
                 if rank is not None:
                     conn.execute("UPDATE conversations SET flagged_us = ? WHERE id = ?", (rank, row["id"]))
+    if "told_us" not in conversations:  # filled from the records of the waiting conversations, once (2026-12-07)
+        with _writing(conn):
+            conn.execute("ALTER TABLE conversations ADD COLUMN told_us INTEGER")
+            queued = conn.execute("SELECT id, data FROM conversations WHERE status = ?", (str(Status.QUEUED),))
+            for row in queued.fetchall():
+                told = told_rank(loads_sealed(keys, "conversation", row["data"], decode_conversation))
+                if told is not None:
+                    conn.execute("UPDATE conversations SET told_us = ? WHERE id = ?", (told, row["id"]))
     outbox = {row["name"] for row in conn.execute("PRAGMA table_info(outbox)")}
     if "parts_sent" not in outbox:
         conn.execute("ALTER TABLE outbox ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0")
@@ -706,6 +720,11 @@ class SqliteStore:
             (limit,),
         )
         return await decoded_in_parts([row["data"] for row in rows], self._conversation)
+
+    async def told_closed_waiting(self) -> int:
+        """On the partial index ``conversations_told`` (``_TOLD_INDEX``): a count, no record read."""
+        rows = await self._select("SELECT COUNT(*) AS n FROM conversations WHERE told_us IS NOT NULL", ())
+        return int(rows[0]["n"])
 
     async def note_read_late(self, conversation_id: str, at: datetime) -> None:
         """One transaction: the row written, those older than ``READ_LATE_HOURS`` and past ``READ_LATE_KEPT`` gone."""
@@ -2191,11 +2210,11 @@ def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: 
     upsert rewrote the entries of the table's indexes at every save."""
     columns = (str(conversation.channel), keys.identity(conversation.channel, conversation.sender),
                str(conversation.status), to_us(conversation.created_at), conversation.client,
-               flagged_rank(conversation))  # fmt: skip
+               flagged_rank(conversation), told_rank(conversation))  # fmt: skip
     data = dumps_sealed(keys, "conversation", encode_conversation(conversation))
     same = conn.execute(
         "UPDATE conversations SET data = ? WHERE id = ? AND channel = ? AND sender = ? AND status = ?"
-        " AND created_us = ? AND client IS ? AND flagged_us IS ?",
+        " AND created_us = ? AND client IS ? AND flagged_us IS ? AND told_us IS ?",
         (data, conversation.id, *columns),
     )
     if not conversation.active:  # an ended one's place in its listener's history (rare saves: its end, its purge)
@@ -2203,10 +2222,11 @@ def _write_conversation(conn: sqlite3.Connection, keys: DataKeys, conversation: 
     if same.rowcount == 1:
         return
     conn.execute(
-        "INSERT INTO conversations (id, channel, sender, status, created_us, client, flagged_us, data)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET channel = excluded.channel,"
+        "INSERT INTO conversations (id, channel, sender, status, created_us, client, flagged_us, told_us, data)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET channel = excluded.channel,"
         " sender = excluded.sender, status = excluded.status, created_us = excluded.created_us,"
-        " client = excluded.client, flagged_us = excluded.flagged_us, data = excluded.data",
+        " client = excluded.client, flagged_us = excluded.flagged_us, told_us = excluded.told_us,"
+        " data = excluded.data",
         (conversation.id, *columns, data),
     )
 
