@@ -18,7 +18,6 @@ import logging
 import math
 import signal
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
 from importlib import resources
@@ -702,14 +701,13 @@ def _told_if_failed(reading: asyncio.Task[None]) -> None:
 
 
 async def _read_queue(metrics: Metrics, store: Store, now: datetime) -> None:
-    """The queue's gauges, from the store (one read)."""
-    waiting, counts = await store.waiting(), Counter[tuple[str, str]]()
-    for entry in waiting:
-        counts[(entry.queue, entry.priority.value)] += 1
+    """The queue's gauges, from the counts the store keeps and its earliest arrival (``store.waiting_page(1)``: a
+    page of one entry). Until 2026-12-07 every waiting entry was read at each scrape (``store.waiting``)."""
+    page = await store.waiting_page(1)
     metrics.waiting.clear()
-    for (queue, priority), count in counts.items():
-        metrics.waiting.labels(queue, priority).set(count)
-    metrics.longest_wait.set(max((max((now - e.at).total_seconds(), 0.0) for e in waiting), default=0.0))
+    for queue, priority, count in page.counts:
+        metrics.waiting.labels(queue, priority.value).set(count)
+    metrics.longest_wait.set(max((max((now - e.at).total_seconds(), 0.0) for e in page.earliest), default=0.0))
 
 
 def _routes(

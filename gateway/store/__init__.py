@@ -314,13 +314,15 @@ class QueueEntry:
 class WaitingPage:
     """What the console's queue and the supervision board show of the waiting entries, whatever their number
     (:meth:`QueueStore.waiting_page`): the first ones in the queue's order, how many wait (and how many of them are
-    urgent), the earliest arrivals (the earliest first) and the latest one."""
+    urgent), the earliest arrivals (the earliest first) and the latest one; ``counts``, how many wait per queue and
+    priority (none listed with 0; since 2026-12-07, for ``/metrics``, which read every waiting entry until then)."""
 
     first: tuple[QueueEntry, ...]
     total: int
     urgent: int
     earliest: tuple[QueueEntry, ...]
     newest: QueueEntry | None
+    counts: tuple[tuple[str, Priority, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

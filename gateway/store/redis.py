@@ -189,6 +189,7 @@ INDEXED_S = INDEXED_DAYS * 24 * 3600  # its TTL after its last join (``K.person`
 FRESH_KEPT = timedelta(days=1)  # a new conversation's record until its first save (a crash before it leaves no trace)
 # for each status, the others (the status sets a saved record leaves): listed once, not at every save
 _OTHER_STATUSES = {status: tuple(str(other) for other in Status if other != status) for status in Status}
+_BY_RANK = {priority.rank: priority for priority in Priority}  # a queue member's rank, its priority
 # a login drops from its listener's index the sessions ended a minute or more before its ``now``, not later ones: an
 # instance whose clock is a little behind still takes them for live, and "log out everywhere" must still end them
 _SESSIONS_KEPT_ENDED_US = 60 * 1_000_000
@@ -1451,6 +1452,7 @@ class RedisStore:
         first: list[str] = []
         early: list[str] = []
         late: list[str] = []
+        counts: list[tuple[str, Priority, int]] = []
         total = urgent = 0
         step = 1 + 3 * len(ranks)
         for n in range(len(names)):
@@ -1458,6 +1460,8 @@ class RedisStore:
             first += _texts(part[0])
             for r, rank in enumerate(ranks):
                 count, earliest, latest = part[1 + 3 * r : 4 + 3 * r]
+                if int(count):
+                    counts.append((names[n], _BY_RANK[rank], int(count)))
                 total += int(count)
                 urgent += int(count) if rank == Priority.URGENT.rank else 0
                 early += _texts(earliest)
@@ -1472,7 +1476,7 @@ class RedisStore:
         newest = max(late, key=arrival, default=None)
         ids = sorted({m.split(":", 3)[3] for m in [*first, *early, *([newest] if newest else [])]})
         if not ids:
-            return WaitingPage((), total, urgent, (), None)
+            return WaitingPage((), total, urgent, (), None, tuple(counts))
         raws = await self._redis.hmget(K.QUEUE + "entries", ids)
         found = {
             i: loads("queue", raw, decode_queue_entry) for i, raw in zip(ids, raws, strict=True) if raw is not None
@@ -1482,7 +1486,7 @@ class RedisStore:
             return tuple(found[i] for m in members if (i := m.split(":", 3)[3]) in found)
 
         latest = entries([newest] if newest else [])
-        return WaitingPage(entries(first), total, urgent, entries(early), latest[0] if latest else None)
+        return WaitingPage(entries(first), total, urgent, entries(early), latest[0] if latest else None, tuple(counts))
 
     @_guarded
     async def waiting_ids(self) -> set[str]:

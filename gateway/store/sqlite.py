@@ -1127,7 +1127,10 @@ class SqliteStore:
             first = sorted(first, key=lambda row: (row["rank"], row["at_us"], row["seq"]))[:limit]
             newest = max(late, key=lambda row: (row["at_us"], row["seq"]), default=None)
             latest = _queue_entry(newest) if newest else None
-            return WaitingPage(tuple(map(_queue_entry, first)), total, urgent, tuple(map(_queue_entry, early)), latest)
+            by_rank = {p.rank: p for p in Priority}
+            kept = tuple((str(row[0]), by_rank[int(row[1])], int(row[2])) for row in counts if int(row[2]))
+            entries = tuple(map(_queue_entry, first)), tuple(map(_queue_entry, early))
+            return WaitingPage(entries[0], total, urgent, entries[1], latest, kept)
 
         return await self._peek(work)
 

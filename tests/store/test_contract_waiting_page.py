@@ -6,6 +6,7 @@ Since 2026-12-07: until then the console's queue and the supervision board read 
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,6 +32,8 @@ async def _same_as_waiting(store: Store, limit: int) -> None:
     by_arrival = sorted(every, key=lambda e: e.at)
     assert _ids(page.earliest) == _ids(by_arrival[:limit])
     assert page.newest == (by_arrival[-1] if every else None)
+    counted = Counter((e.queue, e.priority) for e in every)  # /metrics's gauges (since 2026-12-07)
+    assert sorted(page.counts) == sorted((queue, priority, n) for (queue, priority), n in counted.items())
 
 
 async def test_a_page_of_the_queue_says_what_the_whole_queue_says(store: Store) -> None:
