@@ -187,6 +187,15 @@ async def metric(session: ClientSession, url: str, prefix: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
+async def loop_lag(session: ClientSession, url: str) -> list[float]:
+    """The loop watch's histogram (since 2026-12-07): seconds late in all, wake-ups, those within 0.1 s, 0.5 s."""
+    async with session.get(url + "/metrics") as response:  # one scrape: the four from the same moment
+        text = await response.text()
+    name = "gateway_loop_lag_seconds"
+    wanted = [name + "_sum ", name + "_count ", name + '_bucket{le="0.1"} ', name + '_bucket{le="0.5"} ']
+    return [sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(w)) for w in wanted]
+
+
 async def actor(console: Console, ids: list[str], stop: float, latency: dict[str, list[float]]) -> None:
     """Take a waiting conversation, reply, close; again until ``stop``."""
     numbers = itertools.count()
@@ -275,6 +284,7 @@ async def one_size(args: argparse.Namespace, size: int, work: Path, provider: Pr
             console.reload_seconds.clear()
             console.board_seconds.clear()
         reads_before = await metric(http, url, "gateway_console_queue_reads_total")
+        lag_before = await loop_lag(http, url)
         cpu_before, t_start = server.cpu_seconds(), time.perf_counter()
         stop = t_start + args.seconds
         latency: dict[str, list[float]] = {}
@@ -293,6 +303,7 @@ async def one_size(args: argparse.Namespace, size: int, work: Path, provider: Pr
         seconds = time.perf_counter() - t_start
         cpu = server.cpu_seconds() - cpu_before
         reads = await metric(http, url, "gateway_console_queue_reads_total") - reads_before
+        lag = [after - before for after, before in zip(await loop_lag(http, url), lag_before, strict=True)]
         actions = sum(len(v) for k, v in latency.items() if " " not in k)  # takes, replies and closes
         changes = arrivals + len(latency.get("take", [])) + len(latency.get("close", []))  # a reply is not one
         frames = statistics.mean(c.frames for c in consoles)
@@ -309,6 +320,9 @@ async def one_size(args: argparse.Namespace, size: int, work: Path, provider: Pr
         told = [f"{what} n={len(v)} p50 {pct(v, 0.5) * 1000:.0f} ms p99 {pct(v, 0.99) * 1000:.0f} ms"
                 if " " not in what else f"{what}: {len(v)}" for what, v in latency.items()]  # fmt: skip
         print("  actions: " + "; ".join(told), flush=True)
+        print(f"  the event loop (gateway_loop_lag_seconds, a wake-up every 0.25 s): {lag[1]:.0f} wake-ups, late"
+              f" {lag[0] / max(1, lag[1]) * 1000:.0f} ms on average, {lag[1] - lag[2]:.0f} late 0.1 s or more,"
+              f" {lag[1] - lag[3]:.0f} 0.5 s or more", flush=True)  # fmt: skip
         boards = [c for c in consoles if c.board]
         if boards:
             board_times = [s for c in boards for s in c.board_seconds]
