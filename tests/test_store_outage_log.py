@@ -382,22 +382,22 @@ async def test_a_scrape_while_the_store_does_not_answer_is_served_within_its_bud
 
 
 class _SlowBug:
-    """The real store, except that once armed the queue's read (``waiting``) waits for :attr:`go_on`, then fails
-    with a bug (not the store's failure)."""
+    """The real store, except that once armed the queue's read (``waiting_page``; ``waiting`` until 2026-12-07,
+    when ``/metrics`` read every entry) waits for :attr:`go_on`, then fails with a bug (not the store's failure)."""
 
     def __init__(self, store: object) -> None:
         self._store, self.armed, self.go_on = store, False, asyncio.Event()
 
     def __getattr__(self, name: str) -> object:
         found = getattr(self._store, name)
-        if name != "waiting" or not self.armed:
+        if name != "waiting_page" or not self.armed:
             return found
 
-        async def waiting() -> object:
+        async def waiting_page(limit: int) -> object:
             await self.go_on.wait()
             raise RuntimeError("a bug in the queue's read")
 
-        return waiting
+        return waiting_page
 
 
 async def test_a_queue_read_a_bug_ends_after_its_scrape_is_told_by_class(
