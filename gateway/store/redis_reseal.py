@@ -47,20 +47,22 @@ return 1
 # Records stored as one value: key pattern, kind.
 _VALUES = (("c:{*", "conversation"), ("notice:*", "notice"), ("referral:*", "referral"), ("evidence:*", "evidence"),
            ("upload:*", "upload"))  # fmt: skip
-# Records in a hash field: key pattern, field, kind.
-_FIELDS = (("o:{*", "payload", "outbox"), ("{inbox}:item:*", "payload", "inbox"))
+# Records in a hash field: key pattern, field, kind, counted as. The inbound messages the inbox set aside
+# (``{inbox}:aside:<id>``) since 2026-12-07; before, left under the old key, never to open once it was gone.
+_FIELDS = (("o:{*", "payload", "outbox", "outbox"), ("{inbox}:item:*", "payload", "inbox", "inbox"),
+           ("{inbox}:aside:*", "payload", "inbox", "inbox set aside"))  # fmt: skip
 
 
 async def reseal(client: Redis, keys: DataKeys) -> dict[str, int]:
     """Reseal every record not sealed with the current key; how many were, by kind."""
     sealer = _Resealer(client, keys)
-    counts = {kind: 0 for _, kind in _VALUES} | {"entry": 0, "outbox": 0, "inbox": 0}
+    counts = {kind: 0 for _, kind in _VALUES} | {"entry": 0} | {counted: 0 for *_, counted in _FIELDS}
     for pattern, kind in _VALUES:
         counts[kind] += await sealer.values(pattern, kind)
     counts["entry"] += await sealer.entries()
     counts["text"] = await sealer.hash(PREFIX + "texts", "text")
-    for pattern, field, kind in _FIELDS:
-        counts[kind] += await sealer.fields(pattern, field, kind)
+    for pattern, field, kind, counted in _FIELDS:
+        counts[counted] += await sealer.fields(pattern, field, kind)
     counts["erasure listing"] = await sealer.listings()
     return counts
 
