@@ -91,7 +91,7 @@ def _purge(args: argparse.Namespace) -> int:
 def _erase(args: argparse.Namespace) -> int:
     from gateway.crypto import DataKeys
     from gateway.dispatcher import Dispatcher
-    from gateway.erasure import EPOCH, FAR, Eraser
+    from gateway.erasure import Eraser
     from gateway.keyed import KeyedHash
     from gateway.messages import ChannelName
     from gateway.settings import Settings
@@ -124,13 +124,9 @@ def _erase(args: argparse.Namespace) -> int:
                     print(f"gateway: no conversation {args.conversation}")
                     return 1
             elif args.again:  # an erasure done after the backup this store was restored from, done again
-                found = [c for c in await store.list_conversations(EPOCH, FAR)
-                         if c.sender and sender_key(c.channel, c.sender) == args.again]  # fmt: skip
-                erased = (  # none: what KEY names erased by it alone (until 2026-12-07 nothing: "erased 0")
-                    await eraser.erase_identity(found[0].channel, found[0].sender, ACTOR, "gateway erase --again")
-                    if found
-                    else await eraser.erase_key(args.again, ACTOR, "gateway erase --again")
-                )
+                # the person found from the store's index of senders with GATEWAY_DATA_KEY (until 2026-12-07 every
+                # record read); none: what KEY names erased by it alone (until 2026-12-07 nothing: "erased 0")
+                erased = await eraser.erase_again(args.again, ACTOR, "gateway erase --again")
             else:  # listed by the conversation erased last: the alert check finishes it when cut short
                 erased = await eraser.erase_identity(ChannelName(args.channel), identity, ACTOR, "gateway erase")
         finally:

@@ -289,6 +289,27 @@ class Eraser:
             await self.store.begin_erasure(listing, asked_by(actor, how) + "\n" + identity)  # merged with a cut one
             return await self._person_locked(channel, sender, actor, how, unlist=listing, timeout=timeout)
 
+    async def erase_again(self, key: str, actor: str, how: str, *, timeout: float = 10.0) -> Removed:
+        """``gateway erase --again KEY`` (an erasure done after the backup this store was restored from, done again):
+        the person of a conversation whose identity hashes to KEY (``sender_key``) erased as :meth:`erase_identity`
+        erases them; with none, what KEY names (:meth:`erase_key`)."""
+        found = await self._keyed(key)
+        if found:
+            return await self.erase_identity(found[0].channel, found[0].sender, actor, how, timeout=timeout)
+        return await self.erase_key(key, actor, how, timeout=timeout)
+
+    async def _keyed(self, key: str) -> list[Conversation]:
+        """A conversation still naming the person whose identity hashes to KEY. When the store indexes senders by
+        that same keyed hash (``DataKeys.identity``: ``GATEWAY_DATA_KEY`` set, its lookups keyed with
+        ``GATEWAY_SECRET_KEY`` as ``sender_key``), read from that index (``conversations_keyed``); else (the embedded
+        key file's own lookup secret) every record read. Until 2026-12-07 every record was read and decrypted
+        whatever the keys, O(history) for each erasure asked again (``gateway/cli_privacy.py``)."""
+        probe = ChannelName.WEBCHAT, "keyed-lookup-probe"
+        if self.keys is not None and self.keys.identity(*probe) == self.sender_key(*probe):
+            return await self.store.conversations_keyed(key, 1)
+        return [c for c in await self.store.list_conversations(EPOCH, FAR)
+                if c.sender and self.sender_key(c.channel, c.sender) == key][:1]  # fmt: skip
+
     async def erase_key(self, key: str, actor: str, how: str, *, timeout: float = 10.0) -> Removed:
         """``gateway erase --again KEY`` in a store that holds no conversation of that person (a backup restored
         from before their erasure, their conversations purged or never opened): what is keyed by KEY itself, the

@@ -544,6 +544,13 @@ class ConversationStore(Protocol):
         store written before it has it made once at the first read (Redis: from every record)."""
         ...
 
+    async def conversations_keyed(self, identity: str, limit: int) -> list[Conversation]:
+        """The conversations still naming the channel identity whose keyed hash (``DataKeys.identity``) is
+        ``identity``, the latest created first, ``limit`` at most: :meth:`conversations_of`'s index, for a caller
+        that holds the hash alone (``gateway erase --again KEY``). Since 2026-12-07; before, that caller read and
+        decoded every record the store kept."""
+        ...
+
     async def keep_opening(self, digest: str, conversation_id: str, ttl_seconds: float = OPENING_KEPT_SECONDS) -> None:
         """Remember for ``ttl_seconds`` from now (again: from now) that the web chat opening key of this digest (a
         keyed hash, never the key) opened this conversation, in place of what it named before: a page that sends

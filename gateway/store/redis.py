@@ -1000,16 +1000,30 @@ class RedisStore:
         whose record is gone (erased) or names nobody (purged: a cut between its record and its leaving) leaves."""
         if not sender:
             return []
+        return await self._of_person(self._keys.identity(channel, sender), f"({to_us(until)}", to_us(since), limit,
+                                     lambda c: c.channel == channel and c.sender == sender)  # fmt: skip
+
+    @_guarded
+    async def conversations_keyed(self, identity: str, limit: int) -> list[Conversation]:
+        """:meth:`conversations_of`'s index (``K.person``) under ``identity`` itself, each record checked."""
+        return await self._of_person(identity, "+inf", "-inf", limit,
+                                     lambda c: self._keys.identity(c.channel, c.sender) == identity)  # fmt: skip
+
+    async def _of_person(
+        self, identity: str, high: str, low: str | int, limit: int, theirs: Callable[[Conversation], bool]
+    ) -> list[Conversation]:
+        """The person's index under the keyed hash ``identity``: records scored (created, µs) from ``high`` down to
+        ``low``, latest first, those naming them (``theirs``) kept; an id whose record is gone or names nobody
+        leaves."""
         await self._people_made()
-        key, start, page = K.person(self._keys.identity(channel, sender)), 0, limit + 1
+        key, start, page = K.person(identity), 0, limit + 1
         found: list[Conversation] = []
         while len(found) < limit:
-            listed = _texts(await self._redis.zrevrangebyscore(key, f"({to_us(until)}", to_us(since),
-                                                               start=start, num=page))  # fmt: skip
+            listed = _texts(await self._redis.zrevrangebyscore(key, high, low, start=start, num=page))
             records = await self._conversations_or_none(listed)
             if gone := [i for i, c in zip(listed, records, strict=True) if c is None or not c.sender]:
                 await self._redis.zrem(key, *gone)
-            found += [c for c in records if c is not None and c.channel == channel and c.sender == sender]
+            found += [c for c in records if c is not None and c.sender and theirs(c)]
             if len(listed) < page:
                 break
             start += len(listed) - len(gone)

@@ -782,6 +782,17 @@ class SqliteStore:
         )
         return await decoded_in_parts([row["data"] for row in rows], self._conversation)
 
+    async def conversations_keyed(self, identity: str, limit: int) -> list[Conversation]:
+        """On the index ``conversations_sender``, one range per channel: ``limit`` records read at most."""
+        channels = [str(c) for c in ChannelName]
+        rows = await self._select(
+            f"SELECT data FROM conversations WHERE channel IN ({', '.join('?' * len(channels))}) AND sender = ?"
+            " ORDER BY created_us DESC, id DESC LIMIT ?",
+            (*channels, identity, limit),
+        )
+        found = await decoded_in_parts([row["data"] for row in rows], self._conversation)
+        return [c for c in found if c.sender and self._keys.identity(c.channel, c.sender) == identity]
+
     async def open_conversations_of_client(self, client: str) -> int:
         rows = await self._select(_COUNT_CLIENT, (client,))
         return int(rows[0][0])
