@@ -17,7 +17,7 @@ from gateway.conversation import Conversation
 from gateway.crypto import DataKeys
 from gateway.store import reseal_listing
 from gateway.store.codec import decode_conversation, loads_sealed
-from gateway.store.redis_keys import PREFIX, QUEUE
+from gateway.store.redis_keys import PREFIX, QUEUE, transcript_keys
 from gateway.store.redis_lua import SCRIPTS
 
 SCAN_COUNT = 500
@@ -26,13 +26,6 @@ SCAN_COUNT = 500
 _RESEAL_VALUE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-return 1
-"""
-
-# KEYS: a transcript (a list). ARGV: the index, the entry read, the resealed entry.
-_RESEAL_ELEMENT = """
-if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
@@ -72,7 +65,7 @@ class _Resealer:
         self._redis, self._keys = client, keys
         self._value = client.register_script(_RESEAL_VALUE)
         self._field = client.register_script(_RESEAL_FIELD)
-        self._element = client.register_script(_RESEAL_ELEMENT)
+        self._entry_data = client.register_script(SCRIPTS["set_entry_data"])
         self._delete_if = client.register_script(SCRIPTS["delete_if"])
 
     async def values(self, pattern: str, kind: str) -> int:
@@ -90,16 +83,20 @@ class _Resealer:
 
     async def entries(self) -> int:
         """Transcript entries, each an element of its conversation's list: ``<id>\\n<head>\\n<sealed data>``; only
-        the data is sealed. An entry changed meanwhile (its delivery, say) is left for the next run."""
+        the data is sealed, and only the data is compared and replaced (``set_entry_data``: the entry found by its
+        id, its head as it now is). Since 2026-12-07; until then the whole entry was compared, and one whose head
+        changed meanwhile (a receipt: delivered, read) was skipped, its data left under the old key while the
+        command said every record was resealed."""
         count = 0
         async for key in self._redis.scan_iter(match=PREFIX + "t:{*", count=SCAN_COUNT):
-            for index, old in enumerate(await self._redis.lrange(key, 0, -1)):
+            conversation_id = str(key).removeprefix(PREFIX + "t:{").removesuffix("}")
+            for old in await self._redis.lrange(key, 0, -1):
                 entry_id, _, rest = str(old).partition("\n")
-                head, _, data = rest.partition("\n")
+                _, _, data = rest.partition("\n")
                 new = self._keys.reseal("entry", data)
                 if new is not None:
-                    value = f"{entry_id}\n{head}\n".encode() + new
-                    count += await self._element(keys=[key], args=[index, old, value])
+                    keys = transcript_keys(conversation_id)
+                    count += await self._entry_data(keys=keys, args=[entry_id, data, new])
         return count
 
     async def fields(self, pattern: str, field: str, kind: str) -> int:
