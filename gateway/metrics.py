@@ -97,6 +97,9 @@ class Metrics:
             "gateway_understanding_flags", "Risks read in young people's messages, by class and source",
             ["risk", "source"], registry=r,
         )  # fmt: skip
+        self.webchat_hellos_waiting = Gauge(
+            "gateway_webchat_hellos_waiting", "Web chat hellos waiting their turn (WebChatHub.hello_turn)", registry=r
+        )
         self.listeners_online = Gauge("gateway_listeners_online", "Listeners connected to the console", registry=r)
         self.worker_restarts = Counter(
             "gateway_worker_restarts", "Background workers restarted after a failure, by worker", ["worker"], registry=r

@@ -64,6 +64,7 @@ from gateway.store import (
     TranscriptStore,
 )
 from gateway.supervisor import where
+from gateway.turns import FairTurns
 from gateway.untrusted import chat_token, load_json
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ CONVERSATION_HANDLE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what a hello's "con
 ARM_RETRY = (0.5, 30.0)  # seconds before arming a gone timer again while the store does not answer: first, most
 ARM_AT_ONCE = 32  # gone timers armed at once (thousands of pages closing together: a proxy restarting)
 HELLOS_AT_ONCE = 32  # hellos worked at once (an instance's pages all coming back: ``WebChatHub.hello_turn``)
+HELLOS_PER_NETWORK = 4  # of them, at most this many of one client network's (a troll's 64 sockets wait their turn)
+HELLOS_PER_SHARED_NETWORK = 16  # inside a declared shared network (a school, a CGNAT): as its connections, 4 times
 
 
 class WebChatRoles(
@@ -161,8 +164,8 @@ class WebChatHub:
         self.erased: set[str] = set()  # followed conversations erased meanwhile (gateway/erasure.py): no gone timer
         self.arming: dict[str, asyncio.Task[None]] = {}  # gone timers being armed, by conversation
         self._arming_at_once = asyncio.Semaphore(ARM_AT_ONCE)  # :meth:`arm_gone`: a few at a time
-        self._hellos_at_once = asyncio.Semaphore(HELLOS_AT_ONCE)  # :meth:`hello_turn`
-        self.hellos_waiting = 0  # hellos waiting their turn
+        self.hellos = FairTurns(HELLOS_AT_ONCE)  # :meth:`hello_turn`; ``hellos.waiting``: waiting their turn
+        metrics.webchat_hellos_waiting.set_function(lambda: self.hellos.waiting)
         # The conversations this instance's chat sessions follow: the store sends their events here, and only
         # theirs (docs/architecture.md); those no session follows any more are let go at the forwarder's next event.
         self.following: Counter[str] = Counter()
@@ -196,21 +199,28 @@ class WebChatHub:
         return first_try
 
     @contextlib.asynccontextmanager
-    async def hello_turn(self) -> AsyncIterator[None]:
-        """A hello's turn: ``HELLOS_AT_ONCE`` worked at once, the others waiting in the order they came (never refused,
-        never timed out: one waiting long is still answered). When one instance of two dies, its ~1,000 pages say
-        hello to the survivor within a second; until 2026-12-07 it worked them all at once and the messages of the
-        pages already on it waited behind the herd's store calls (bench/pages.py ``--kill --talk-rate``: their reply
-        p50 7 → 108 ms, p99 23 → 579 ms while the herd came back). A message never waits for a turn."""
-        self.hellos_waiting += 1
-        try:
-            await self._hellos_at_once.acquire()
-        finally:
-            self.hellos_waiting -= 1
-        try:
+    async def hello_turn(self, address: str) -> AsyncIterator[None]:
+        """A hello's turn: ``HELLOS_AT_ONCE`` worked at once, the others waiting (never refused, never timed out: one
+        waiting long is still answered). When one instance of two dies, its ~1,000 pages say hello to the survivor
+        within a second; until 2026-12-07 it worked them all at once and the messages of the pages already on it
+        waited behind the herd's store calls (bench/pages.py ``--kill --talk-rate``: their reply p50 7 → 108 ms, p99
+        23 → 579 ms while the herd came back). A message never waits for a turn.
+
+        Of them, at most ``HELLOS_PER_NETWORK`` of one client network (``HELLOS_PER_SHARED_NETWORK`` inside a
+        declared shared one), counted by its keyed hash (``Gate.client_key``); the rest of that network wait for its
+        own turns, in the order they came, holding no turn and no place ahead of another network's hello
+        (:class:`~gateway.turns.FairTurns`). Until 2026-12-07 (afternoon) one line for all: one network's 64 sockets
+        (``gateway/connections.py``'s cap) held the 32 turns and the line ahead of every young person's hello
+        (``tests/test_webchat_hellos_fair.py``)."""
+        shared = self.gate.networks.is_shared(address)
+        share = HELLOS_PER_SHARED_NETWORK if shared else HELLOS_PER_NETWORK
+        async with self.hellos.turn(self.gate.client_key(address), share):
             yield
-        finally:
-            self._hellos_at_once.release()
+
+    @property
+    def hellos_waiting(self) -> int:
+        """Hellos waiting their turn (``gateway_webchat_hellos_waiting``)."""
+        return self.hellos.waiting
 
     def stop_arming(self, conversation_id: str) -> None:
         """The browser is back (or the gateway stops): a gone timer still being armed is not wanted any more."""
@@ -655,7 +665,7 @@ class ChatSession:
             return
         kind = frame["type"]
         if kind == "hello":
-            async with self.hub.hello_turn():
+            async with self.hub.hello_turn(self.address):
                 await self._hello(frame)
         elif kind == "message" and (self.token or self.held):
             await self._message(frame)

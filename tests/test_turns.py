@@ -1,74 +1,87 @@
-"""One young person's webhooks, in flight at once, are processed in the order they arrived (``Inbox.turns``).
-
-The real app on the session's Redis (whose conversation lock polls: without turns, whichever webhook polls first
-after a release goes next), with signed Messenger webhooks and a fake Graph API. The test holds the
-conversation's lock while the webhooks arrive, so that all of them are in flight together; a middleware of the
-test, innermost, notes the order in which their handlers start (the handler enters its sender's turn before
-anything else is awaited). Without turns, the messages were processed in another order (answers landing on the
-wrong questions, as in the overloaded open loop of bench/load.py).
-"""
+"""``gateway.turns.FairTurns``: turns bounded in all and per client network, a network's order kept, nothing lost to
+a waiter leaving (the web chat's hellos, ``WebChatHub.hello_turn``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
 
-import pytest
-from aiohttp import web
-
-from gateway.app import STORE, create_app
-from gateway.messages import ChannelName
-from gateway.settings import Settings
-from gateway.store import Author
-from tests.e2e.channel_support import Client, RunningClock, eventually
-from tests.redis_messenger import messenger_on_redis, post_message
-from tests.store.conftest import redis_url
-
-__all__ = ["messenger_on_redis", "redis_url"]  # fixtures used below
-
-pytestmark = pytest.mark.redis
-
-PSID = "7555000000000001"
-MESSAGES = 8
+from gateway.turns import FairTurns
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+class Holders:
+    """Tasks taking turns, each holding its turn until let go."""
+
+    def __init__(self, turns: FairTurns) -> None:
+        self.turns, self.started, self.tasks = turns, [], {}  # type: ignore[var-annotated]
+        self.go: dict[str, asyncio.Event] = {}
+
+    def add(self, name: str, network: str, share: int = 2) -> None:
+        self.go[name] = asyncio.Event()
+
+        async def hold() -> None:
+            async with self.turns.turn(network, share):
+                self.started.append(name)
+                await self.go[name].wait()
+
+        self.tasks[name] = asyncio.create_task(hold())
+
+    async def settle(self) -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async def end(self, name: str) -> None:
+        self.go[name].set()
+        await self.tasks[name]
+        await self.settle()
 
 
-async def test_one_senders_concurrent_webhooks_are_processed_in_arrival_order(
-    aiohttp_client: Callable[..., Awaitable[Client]], messenger_on_redis: Settings
-) -> None:
-    arrived: list[str] = []
-
-    @web.middleware
-    async def arrivals(request: web.Request, handler: Handler) -> web.StreamResponse:
-        arrived.append(request.headers.get("X-Test-Text", ""))
-        return await handler(request)
-
-    app = await create_app(messenger_on_redis, clock=RunningClock(), worker_poll_seconds=0.05)
-    app.middlewares.append(arrivals)  # innermost: right before the webhook's handler
-    client = await aiohttp_client(app)
-    store = client.app[STORE]
-
-    async def post(text: str, mid: str) -> int:
-        return await post_message(client, PSID, text, mid, {"X-Test-Text": text})
-
-    assert await post("Bonjour", "m_first") == 200
-    conversation = await store.find_active_conversation(ChannelName.MESSENGER, PSID)
-    assert conversation is not None
-    texts = [f"message {n}" for n in range(MESSAGES)]
-    async with store.lock(conversation.id):  # every webhook below is in flight at once
-        posts = [asyncio.create_task(post(text, f"m_{n}")) for n, text in enumerate(texts)]
-        await eventually(lambda: _async(len(arrived) == 1 + MESSAGES))
-    assert await asyncio.gather(*posts) == [200] * MESSAGES
-
-    async def said() -> list[str]:
-        entries = await store.transcript(conversation.id)
-        users = [e.text for e in entries if e.author is Author.USER]
-        return users if len(users) == 1 + MESSAGES else []
-
-    assert await eventually(said) == arrived  # processed in the order the webhooks arrived
+async def test_a_network_past_its_share_waits_without_holding_a_turn_or_a_place_ahead() -> None:
+    turns = FairTurns(at_once=4)
+    holders = Holders(turns)
+    for n in range(6):
+        holders.add(f"a{n}", "A")
+    holders.add("b0", "B")
+    holders.add("b1", "B")
+    holders.add("b2", "B")
+    holders.add("c0", "C")
+    await holders.settle()
+    assert holders.started == ["a0", "a1", "b0", "b1"]  # A at its share (2): B takes the free turns
+    assert (turns.working, turns.waiting) == (4, 6)
+    await holders.end("a0")  # A (1 now) and C (0) wait: C has fewer in progress
+    assert holders.started[4:] == ["c0"]
+    await holders.end("b0")  # A and B both at 1, A waiting longer for a turn
+    assert holders.started[5:] == ["a2"]
+    await holders.end("a1")
+    assert holders.started[6:] == ["b2"]  # A at 1 again, B at 1, B longer without a turn
+    for name in ("a2", "b1", "c0", "b2"):
+        await holders.end(name)
+    assert holders.started[7:] == ["a3", "a4"]  # A alone: its share, in its order
+    await holders.end("a3")
+    assert holders.started[9:] == ["a5"]
+    for name in ("a4", "a5"):
+        await holders.end(name)
+    assert (turns.working, turns.waiting, turns.working_by) == (0, 0, {})
 
 
-async def _async(value: bool) -> bool:
-    return value
+async def test_a_waiter_leaving_gives_up_its_place_and_a_turn_given_meanwhile_is_passed_on() -> None:
+    turns = FairTurns(at_once=1)
+    holders = Holders(turns)
+    holders.add("a0", "A")
+    holders.add("a1", "A")
+    holders.add("b0", "B")
+    await holders.settle()
+    holders.tasks["a1"].cancel()  # left the line before its turn
+    with contextlib.suppress(asyncio.CancelledError):
+        await holders.tasks["a1"]
+    assert turns.waiting == 1
+    holders.go["a0"].set()  # its turn ends: b0's given, b0 cancelled before it ran
+    await asyncio.sleep(0)
+    holders.tasks["b0"].cancel()
+    holders.add("c0", "C")
+    with contextlib.suppress(asyncio.CancelledError):
+        await holders.tasks["b0"]
+    await holders.settle()
+    assert "c0" in holders.started  # the turn b0 did not use was passed on
+    await holders.end("c0")
+    assert (turns.working, turns.waiting, turns.working_by) == (0, 0, {})

@@ -4,8 +4,9 @@ never refused: when one instance of two dies, its ~1,000 pages reconnect to the 
 herd's store calls (bench/pages.py ``--kill --talk-rate``: reply p50 7 → 108 ms, p99 23 → 579 ms while 1,000 pages
 came back).
 
-The real app on SQLite; its store's ``cancel_timers`` (which a hello alone calls, through ``leaving.returned``)
-held by the test, so that hellos stay in progress until it lets them go.
+The real app on SQLite behind a proxy of its own (each page its client address); its store's ``cancel_timers`` (which
+a hello alone calls, through ``leaving.returned``) held by the test, so that hellos stay in progress until it lets
+them go.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from tests.test_webchat import hello, receive_until, say
 MORE = 5  # hellos beyond the bound
 
 
+def address(n: int) -> str:
+    """The client address of the herd's ``n``-th page: each its own network, as young people's pages are (one
+    network's hellos have a share of the turns of their own, ``tests/test_webchat_hellos_fair.py``; until 2026-12-07
+    afternoon this test's pages were all one declared shared network's)."""
+    return f"192.0.2.{n + 1}"
+
+
 async def test_hellos_beyond_the_bound_wait_their_turn_and_messages_of_connected_pages_go_on(
     make_client: AppFactory, settings: Settings
 ) -> None:
@@ -30,11 +38,11 @@ async def test_hellos_beyond_the_bound_wait_their_turn_and_messages_of_connected
     death) while every hello is held in the store: ``HELLOS_AT_ONCE`` are in progress, the 5 others wait (before: all
     of them in progress at once); a page already in session says a message meanwhile and gets its ack and its reply;
     once the store lets the hellos go, every page gets its session, its own conversation (none refused, none lost)."""
-    client = await make_client(settings.replace(shared_networks="127.0.0.0/8"))  # the herd's pages on one machine
+    client = await make_client(settings.replace(client_address_header="X-Forwarded-For"))  # each page its address
     store, hub = client.app[STORE], client.app[WEBCHAT]
     before = []
     for _ in range(HELLOS_AT_ONCE + MORE):  # the killed instance's pages, in session before it died
-        async with client.ws_connect("/chat/ws") as page:
+        async with client.ws_connect("/chat/ws", headers={"X-Forwarded-For": address(len(before))}) as page:
             before.append(await hello(page))
     cancel = store.cancel_timers
     entered, release = 0, asyncio.Event()
@@ -49,7 +57,10 @@ async def test_hellos_beyond_the_bound_wait_their_turn_and_messages_of_connected
     async with client.ws_connect("/chat/ws") as connected:
         await hello(connected)  # in session before the herd
         store.cancel_timers = held  # type: ignore[method-assign]
-        pages = [await client.ws_connect("/chat/ws") for _ in range(HELLOS_AT_ONCE + MORE)]
+        pages = [
+            await client.ws_connect("/chat/ws", headers={"X-Forwarded-For": address(n)})
+            for n in range(HELLOS_AT_ONCE + MORE)
+        ]
         try:
             for page, session in zip(pages, before, strict=True):
                 await page.send_json({"type": "hello", "token": session["token"],
