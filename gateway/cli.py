@@ -8,6 +8,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -719,27 +720,73 @@ def _data_key_rotate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.data_key.get_secret_value():  # the operator chose the new key: reseal under it
         keys = DataKeys.from_settings(settings)
-        counts = asyncio.run(_reseal(settings, keys))
-        print(_resealed(counts, keys.current_id))
+        rotation = asyncio.run(_reseal(settings, keys))
+        if rotation.left:
+            print(_not_all(rotation, keys.current_id), file=sys.stderr)
+            print(
+                f"An instance still sealing with {_older(keys.ids[1:])}? Run `gateway data-key rotate` again once"
+                f" every instance runs with GATEWAY_DATA_KEY (data key {keys.current_id}); keep"
+                " GATEWAY_DATA_KEYS_OLD until it says every record is sealed.",
+                file=sys.stderr,
+            )
+            return 1
+        print(_resealed(rotation.resealed, keys.current_id))
         if settings.data_keys_old.get_secret_value():
             print("Once every instance runs with this GATEWAY_DATA_KEY, remove GATEWAY_DATA_KEYS_OLD.")
         return 0
     file = KeyFile.of_store(settings.store)
     file.load()  # created if there is none yet
     new_id = file.rotate()
-    counts = asyncio.run(_reseal(settings, file.load()))
+    loaded = file.load()
+    rotation = asyncio.run(_reseal(settings, loaded))
+    if rotation.left:  # the old keys stay in the file: what they sealed must still open
+        print(_not_all(rotation, new_id), file=sys.stderr)
+        print(
+            f"A gateway still running with {_older(loaded.ids[1:])}? Stop the gateway, then run `gateway data-key"
+            f" rotate` again; {file.path} keeps the old keys until then.",
+            file=sys.stderr,
+        )
+        return 1
     dropped = file.forget_old()
-    print(_resealed(counts, new_id))
+    print(_resealed(rotation.resealed, new_id))
     print(f"{file.path}: the old keys {', '.join(dropped)} were removed")
     return 0
 
 
-async def _reseal(settings: Settings, keys: DataKeys) -> dict[str, int]:
-    from gateway.store import open_store
+# Passes over the store at most, until one finds nothing under an older key (``_reseal``).
+RESEAL_PASSES = 3
+
+
+@dataclass(frozen=True)
+class _Rotation:
+    resealed: dict[str, int]  # by kind, over every pass
+    left: int  # records the last pass still found under an older key (resealed, or rewritten meanwhile); 0: none
+    passes: int
+
+
+async def _reseal(settings: Settings, keys: DataKeys) -> _Rotation:
+    """Passes over the store until one finds every record sealed with the current key (at most
+    ``RESEAL_PASSES``), then compacts it once. Since 2026-12-07; until then one pass, and the command said every
+    record was sealed with the new key although an instance still sealing with the old one (not yet restarted,
+    step 3 of the rotation) could write meanwhile: its record, written after the pass went by (or, on Redis,
+    rewritten between the pass's read and its compare-and-set, skipped silently), stayed under the old key and
+    never opened again once that key was removed."""
+    from gateway.store import RESEAL_CHANGED, open_store
 
     store = await open_store(settings.store, keys=keys, cluster=bool(settings.redis_cluster))
     try:
-        return await store.reseal()
+        resealed: dict[str, int] = {}
+        passes = found = 0
+        while passes < RESEAL_PASSES:
+            passes += 1
+            counts = await store.reseal()
+            changed = counts.pop(RESEAL_CHANGED, 0)
+            resealed = {kind: resealed.get(kind, 0) + counts.get(kind, 0) for kind in resealed | counts}
+            found = sum(counts.values()) + changed
+            if not found:
+                break
+        await store.compact()
+        return _Rotation(resealed, found, passes)
     finally:
         await store.close()
 
@@ -747,6 +794,19 @@ async def _reseal(settings: Settings, keys: DataKeys) -> dict[str, int]:
 def _resealed(counts: dict[str, int], key_id: str) -> str:
     done = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count) or "nothing"
     return f"every record is sealed with data key {key_id} (resealed: {done})"
+
+
+def _not_all(rotation: _Rotation, key_id: str) -> str:
+    done = ", ".join(f"{count} {kind}" for kind, count in rotation.resealed.items() if count) or "nothing"
+    records = "record" if rotation.left == 1 else "records"
+    return (
+        f"gateway: NOT every record is sealed with data key {key_id}: after {rotation.passes} passes the last still"
+        f" found {rotation.left} {records} under an older key, written meanwhile (resealed: {done})"
+    )
+
+
+def _older(ids: list[str]) -> str:
+    return f"data key {', '.join(ids)}" if ids else "an older data key"
 
 
 def _add_data_key(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

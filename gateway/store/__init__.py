@@ -64,6 +64,7 @@ __all__ = [
     "LISTED_IDENTITY_KIND",
     "PERSON_LISTED",
     "RELEASE_OUTCOMES",
+    "RESEAL_CHANGED",
     "AuditEntry",
     "AuditStore",
     "Author",
@@ -1254,6 +1255,9 @@ PERSON_LISTED = "person-"
 # the old key was forgotten never opened again (the erasure stuck, ``DataKeyError`` at every alert check).
 LISTED_IDENTITY = "sealed-identity:"
 LISTED_IDENTITY_KIND = "erasure-identity"
+# In :meth:`SealStore.reseal`'s counts: records found under an older key, rewritten meanwhile before the pass
+# could replace them (a compare-and-set lost), and so perhaps still under that key (since 2026-12-07).
+RESEAL_CHANGED = "changed meanwhile"
 ASKERS_MOST = 5  # the actors one listing names at most (the first asker, those who asked too: :func:`erasure_listed`)
 
 
@@ -1648,9 +1652,17 @@ class SealStore(Protocol):
         ...
 
     async def reseal(self) -> dict[str, int]:
-        """Seal every record with the current data key (records sealed with an old key, or written in clear
-        before encryption); the number resealed by record kind. Safe while the gateway runs: a record written
-        meanwhile is left as written (sealed by the current key of whoever wrote it)."""
+        """One pass sealing every record with the current data key (records sealed with an old key, or written in
+        clear before encryption); the number resealed by record kind, and under :data:`RESEAL_CHANGED` those found
+        under an older key but rewritten before they could be replaced (left as written, by whoever wrote them).
+        Safe while the gateway runs; a record written meanwhile by an instance still sealing with an old key stays
+        under it: ``gateway data-key rotate`` passes again until a pass finds none (since 2026-12-07; until then
+        one pass, said to leave every record under the current key)."""
+        ...
+
+    async def compact(self) -> None:
+        """After the passes of :meth:`reseal`: SQLite rewrites its file so that no free page keeps an old sealing
+        (``VACUUM``, once; until 2026-12-07 at the end of every pass); nothing on Redis."""
         ...
 
 

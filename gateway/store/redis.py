@@ -2448,6 +2448,9 @@ class RedisStore:
     async def reseal(self) -> dict[str, int]:
         return await redis_reseal.reseal(self._redis, self._keys)
 
+    async def compact(self) -> None:
+        """Nothing: Redis keeps what was rewritten in its AOF/RDB until the next rewrite (docs/deployment.md)."""
+
     # Notices, their evidence, referrals
 
     @_guarded

@@ -2,8 +2,10 @@
 
 The records are found by ``SCAN`` (never ``KEYS``: instances keep working meanwhile) and each one is replaced
 only if it is still the value that was read (a compare-and-set script): a record that an instance rewrote in the
-meantime was sealed by that instance, and is left to it. Conversations written before keyed lookups also get
-their active key (``hg:active:<unkeyed digest>``) moved to the keyed one.
+meantime is left as that instance sealed it, and counted (``RESEAL_CHANGED``): an instance still sealing with the
+old key may have written it, so the command passes again. Until 2026-12-07 it was skipped silently, said to be
+"sealed by whoever wrote it", true only once every instance sealed with the new key. Conversations written
+before keyed lookups also get their active key (``hg:active:<unkeyed digest>``) moved to the keyed one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from redis.asyncio import Redis
 
 from gateway.conversation import Conversation
 from gateway.crypto import DataKeys
-from gateway.store import reseal_listing
+from gateway.store import RESEAL_CHANGED, reseal_listing
 from gateway.store.codec import decode_conversation, loads_sealed
 from gateway.store.redis_keys import PREFIX, QUEUE, transcript_keys
 from gateway.store.redis_lua import SCRIPTS
@@ -57,6 +59,7 @@ async def reseal(client: Redis, keys: DataKeys) -> dict[str, int]:
     for pattern, field, kind, counted in _FIELDS:
         counts[counted] += await sealer.fields(pattern, field, kind)
     counts["erasure listing"] = await sealer.listings()
+    counts[RESEAL_CHANGED] = sealer.changed
     return counts
 
 
@@ -67,6 +70,12 @@ class _Resealer:
         self._field = client.register_script(_RESEAL_FIELD)
         self._entry_data = client.register_script(SCRIPTS["set_entry_data"])
         self._delete_if = client.register_script(SCRIPTS["delete_if"])
+        self.changed = 0  # compare-and-sets lost: records rewritten between their read and their reseal
+
+    def _replaced(self, done: Any) -> int:
+        """A compare-and-set's answer, 1 or 0 (lost: counted in ``changed``)."""
+        self.changed += 0 if done else 1
+        return 1 if done else 0
 
     async def values(self, pattern: str, kind: str) -> int:
         count = 0
@@ -76,7 +85,7 @@ class _Resealer:
                 continue
             new = self._keys.reseal(kind, old)
             if new is not None:
-                count += await self._value(keys=[key], args=[old, new])
+                count += self._replaced(await self._value(keys=[key], args=[old, new]))
             if kind == "conversation":
                 await self._move_active(loads_sealed(self._keys, kind, new or old, decode_conversation))
         return count
@@ -96,7 +105,7 @@ class _Resealer:
                 new = self._keys.reseal("entry", data)
                 if new is not None:
                     keys = transcript_keys(conversation_id)
-                    count += await self._entry_data(keys=keys, args=[entry_id, data, new])
+                    count += self._replaced(await self._entry_data(keys=keys, args=[entry_id, data, new]))
         return count
 
     async def fields(self, pattern: str, field: str, kind: str) -> int:
@@ -107,7 +116,7 @@ class _Resealer:
                 continue
             new = self._keys.reseal(kind, old)
             if new is not None:
-                count += await self._field(keys=[key], args=[field, old, new])
+                count += self._replaced(await self._field(keys=[key], args=[field, old, new]))
         return count
 
     async def hash(self, key: str, kind: str) -> int:
@@ -117,7 +126,7 @@ class _Resealer:
         for field, old in found.items():
             new = self._keys.reseal(kind, old)
             if new is not None:
-                count += await self._field(keys=[key], args=[field, old, new])
+                count += self._replaced(await self._field(keys=[key], args=[field, old, new]))
         return count
 
     async def listings(self) -> int:
@@ -129,7 +138,7 @@ class _Resealer:
         for field, old in found.items():
             new = reseal_listing(self._keys, old.decode() if isinstance(old, bytes) else old)
             if new is not None:
-                count += await self._field(keys=[QUEUE + "erasing"], args=[field, old, new])
+                count += self._replaced(await self._field(keys=[QUEUE + "erasing"], args=[field, old, new]))
         return count
 
     async def _move_active(self, conversation: Conversation) -> None:

@@ -1892,10 +1892,13 @@ class SqliteStore:
 
     async def reseal(self) -> dict[str, int]:
         """Seal every record with the current data key, in transactions of 500 rows (a running gateway writes
-        between them), then rewrite the file so that no page keeps an old sealing; resealed records by kind."""
-        counts = await self._run(functools.partial(_reseal, self._keys))
+        between them); resealed records by kind (each row is read and replaced in one transaction: none is
+        ``RESEAL_CHANGED``). Until 2026-12-07 it compacted the file too, at every pass: now :meth:`compact`."""
+        return await self._run(functools.partial(_reseal, self._keys))
+
+    async def compact(self) -> None:
+        """Rewrite the file so that no page keeps an old sealing (once, after the rotation's passes)."""
         await self._run(_compact)
-        return counts
 
     # Retention and erasure
 
