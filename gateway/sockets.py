@@ -131,6 +131,12 @@ class SocketWriter:
             return False
         return True
 
+    @property
+    def gone(self) -> bool:
+        """Whether nothing can reach the client any more: the socket dropped, closed, or its connection lost (the
+        handler goes on: ``gateway serve`` does not cancel it when its client goes away)."""
+        return self.dropped or self.ws.closed or self._transport is None or self._transport.is_closing()
+
     def overflow(self) -> None:
         """More frames are waiting for this socket elsewhere than its queue would hold (the web chat's, held while
         the socket opens): dropped as a socket whose queue is full is, so the page reconnects and reloads."""

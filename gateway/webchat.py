@@ -211,7 +211,10 @@ class WebChatHub:
         own turns, in the order they came, holding no turn and no place ahead of another network's hello
         (:class:`~gateway.turns.FairTurns`). Until 2026-12-07 (afternoon) one line for all: one network's 64 sockets
         (``gateway/connections.py``'s cap) held the 32 turns and the line ahead of every young person's hello
-        (``tests/test_webchat_hellos_fair.py``)."""
+        (``tests/test_webchat_hellos_fair.py``). A hello whose connection is lost by its turn is not worked
+        (``ChatSession._handle_text``: ``SocketWriter.gone``): until 2026-12-07 (later) it was, a conversation opened
+        and greeted for a page that had given up waiting (its socket hears nothing while its hello waits) and said
+        hello again on a new one: the herd's work doubled."""
         shared = self.gate.networks.is_shared(address)
         share = HELLOS_PER_SHARED_NETWORK if shared else HELLOS_PER_NETWORK
         async with self.hellos.turn(self.gate.client_key(address), share):
@@ -666,7 +669,8 @@ class ChatSession:
         kind = frame["type"]
         if kind == "hello":
             async with self.hub.hello_turn(self.address):
-                await self._hello(frame)
+                if not self.writer.gone:  # its connection lost while it waited: nobody to answer (until 2026-12-07
+                    await self._hello(frame)  # worked all the same, ``tests/test_webchat_hello_gone.py``)
         elif kind == "message" and (self.token or self.held):
             await self._message(frame)
         elif self.token is None:
