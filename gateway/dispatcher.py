@@ -60,6 +60,7 @@ from gateway.store import (
     DedupeStore,
     Delivery,
     DoneMark,
+    ErasedStore,
     EventStore,
     LateStore,
     LockStore,
@@ -119,9 +120,10 @@ class StatusRoles(TimerStore, QueueStore, RetentionStore, EventStore, Protocol):
 
 class DispatcherRoles(
     ConversationStore, TranscriptStore, DedupeStore, QueueStore, OutboxStore, TimerStore, RetentionStore, EventStore,
-    LockStore, BatchStore, LateStore, Protocol,
+    LockStore, BatchStore, LateStore, ErasedStore, Protocol,
 ):  # fmt: skip
-    """What the dispatcher needs of the store: no listeners, sessions, inbox, blocks, audit, casework or uploads."""
+    """What the dispatcher needs of the store: no listeners, sessions, inbox, blocks, audit, casework or uploads (the
+    erasures' marks since 2026-12-07: a resumed hello's conversation erased while it waited, ``start_conversation``)."""
 
 
 BACKSTOP_AFTER_PURGE = 2 * 24 * 3600
@@ -541,6 +543,9 @@ class Dispatcher:
 
         ``known``: the sender's active conversation, read already by the caller (a web chat hello's guards): resumed
         under its lock without looking it up again, unless it is no longer the sender's active one (then as without).
+        A ``known`` one erased while the caller waited for its lock (its record gone, its erasure's mark kept:
+        :attr:`erased_mark`) is answered as it was, nothing opened: until 2026-12-07 (night) the erased young person
+        was greeted in a new conversation (``tests/test_webchat_hello_erased_meanwhile.py``).
         ``under_lock``: the caller's change of the record read under that lock, in its batch (True: the record is
         saved), e.g. the web chat page's return (``leaving.came_back``). Until 2026-12-07 a resumed hello looked the
         conversation up twice and took a second lock for its return (``tests/test_webchat_resume_reads.py``)."""
@@ -548,6 +553,8 @@ class Dispatcher:
         if known is not None:
             async with self.store.locked_batch(known.id):
                 current = await self.store.get_conversation(known.id)
+                if current is None and await self._erased(known.id):  # erased while the caller waited for the
+                    return known  # lock: nothing opened, nobody greeted (until 2026-12-07 (night) a new one was)
                 if current is not None and current.active:
                     await self._started(current, channel, language_hint, now, under_lock)
                     return current
@@ -557,6 +564,11 @@ class Dispatcher:
             current = read or conversation  # gone meanwhile (erased): nothing of the caller's saves it again
             await self._started(current, channel, language_hint, now, under_lock if read is not None else None)
         return current
+
+    async def _erased(self, conversation_id: str) -> bool:
+        """Whether the conversation's erasure's mark is kept (:attr:`erased_mark`; not wired: False)."""
+        mark = self.erased_mark
+        return mark is not None and await self.store.erased_at(mark(conversation_id)) is not None
 
     async def _started(
         self, current: Conversation, channel: ChannelName, language_hint: str | None, now: datetime,

@@ -796,6 +796,9 @@ class ChatSession:
             await self.hub.store.publish(QueueChanged())
         await self._follow(conversation.id)  # before the reads: an event is in what they find, or kept for this socket
         found = await self.hub.view(conversation.id)  # None: erased meanwhile (its events say so)
+        if found is None and await self.hub.was_erased(conversation.id):  # told it ended, as a page coming back after
+            await self._show_gone(token, conversation.id)  # it (until 2026-12-07 (night) shown as going on, empty)
+            return
         conversation, status, history = found or (conversation, {"status": conversation.status.value}, [])
         engine = self.hub.flows.for_version(conversation.flow_version)
         self.language = language_of(conversation, engine.flow)
