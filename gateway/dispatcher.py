@@ -545,7 +545,10 @@ class Dispatcher:
         under its lock without looking it up again, unless it is no longer the sender's active one (then as without).
         A ``known`` one erased while the caller waited for its lock (its record gone, its erasure's mark kept:
         :attr:`erased_mark`) is answered as it was, nothing opened: until 2026-12-07 (night) the erased young person
-        was greeted in a new conversation (``tests/test_webchat_hello_erased_meanwhile.py``).
+        was greeted in a new conversation (``tests/test_webchat_hello_erased_meanwhile.py``). The same without
+        ``known``: the conversation ``active_conversation`` found or opened, erased before its lock, is answered as
+        read, nothing saved; until 2026-12-07 (evening) one never greeted was greeted and its old copy saved: the
+        erased record brought back.
         ``under_lock``: the caller's change of the record read under that lock, in its batch (True: the record is
         saved), e.g. the web chat page's return (``leaving.came_back``). Until 2026-12-07 a resumed hello looked the
         conversation up twice and took a second lock for its return (``tests/test_webchat_resume_reads.py``)."""
@@ -561,7 +564,9 @@ class Dispatcher:
         conversation, _ = await self.store.active_conversation(channel, sender, now)
         async with self.store.locked_batch(conversation.id):
             read = await self.store.get_conversation(conversation.id)
-            current = read or conversation  # gone meanwhile (erased): nothing of the caller's saves it again
+            if read is None and await self._erased(conversation.id):  # erased before its lock: never saved again
+                return conversation  # (until 2026-12-07 (evening) a copy never greeted was greeted and saved back)
+            current = read or conversation  # gone meanwhile, not erased (lost): nothing of the caller's saved on it
             await self._started(current, channel, language_hint, now, under_lock if read is not None else None)
         return current
 

@@ -14,6 +14,7 @@ the conversation's lock: the order a busy line gives.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -27,12 +28,13 @@ from tests.test_webchat import hello, receive_until, say
 
 
 class ErasingFirst:
-    """The real store; the first ``locked_batch`` of :attr:`target` runs :attr:`first` before asking for the lock."""
+    """The real store; the first ``locked_batch`` of :attr:`target` (empty: of any conversation) runs :attr:`first`
+    with the conversation's id before asking for the lock."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self.target = ""
-        self.first: Callable[[], Awaitable[None]] | None = None
+        self.first: Callable[[str], Awaitable[None]] | None = None
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._store, name)
@@ -40,10 +42,10 @@ class ErasingFirst:
             return found
 
         def locked_batch(conversation_id: str, *args: Any, **kwargs: Any) -> Any:
-            if conversation_id != self.target or self.first is None:
+            if (self.target and conversation_id != self.target) or self.first is None:
                 return found(conversation_id, *args, **kwargs)
             first, self.first = self.first, None
-            return _after(first, found(conversation_id, *args, **kwargs))
+            return _after(functools.partial(first, conversation_id), found(conversation_id, *args, **kwargs))
 
         return locked_batch
 
@@ -68,7 +70,7 @@ async def test_a_hello_given_the_lock_after_an_erasure_of_its_conversation_opens
     token, erased = session["token"], session["conversation"]
     answers: list[int] = []
 
-    async def supervisor_erases() -> None:
+    async def supervisor_erases(_: str) -> None:
         answer = await chat.post(f"/api/conversations/{erased}/erase", json={"confirm": True})
         answers.append(answer.status)
 
@@ -85,3 +87,36 @@ async def test_a_hello_given_the_lock_after_an_erasure_of_its_conversation_opens
         f"a new conversation opened for the erased person, {len(greeted)} greeting(s)"
     )
     assert (back["conversation"], back["status"], back["history"]) == (erased, "closed", [])  # told it ended
+
+
+async def test_a_new_conversation_erased_before_its_greeting_is_not_saved_again(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """A page's first hello: ``active_conversation`` opened its conversation (its record saved, not greeted yet), then
+    a supervisor's erasure of it took the conversation's lock first (the console lists it at once). The hello, given
+    the lock after, finds the record gone and the erasure's mark kept: nothing is saved, nobody greeted, the page told
+    its conversation ended. Until 2026-12-07 (evening) ``_started`` greeted the copy read before the lock and saved
+    it: the erased record brought back, with the bot's greeting in it."""
+    store = ErasingFirst(await open_store(settings.store, keys=DataKeys.from_settings(settings)))
+    chat = await make_client(settings, store=cast(Store, store))
+    await add_listener(chat, "sam", supervisor=True)
+    await login(chat, "sam")
+    answers: list[int] = []
+
+    async def supervisor_erases(conversation_id: str) -> None:
+        answer = await chat.post(f"/api/conversations/{conversation_id}/erase", json={"confirm": True})
+        answers.append(answer.status)
+
+    store.first = supervisor_erases  # the first conversation whose lock is asked for: this page's new one
+    async with chat.ws_connect("/chat/ws") as ws:
+        session = await hello(ws)
+    assert answers == [200]
+    real = chat.app[STORE]
+    erased = session["conversation"]
+    back = await real.get_conversation(erased)
+    greeted = [e for e in await real.transcript(erased) if e.author is Author.BOT]
+    assert (back, greeted) == (None, []), (
+        f"the erased record saved again ({back is not None}), {len(greeted)} greeting(s)"
+    )
+    assert await real.find_active_conversation(ChannelName.WEBCHAT, session["token"]) is None
+    assert (session["status"], session["history"]) == ("closed", [])  # told it ended
