@@ -37,7 +37,7 @@ from typing import Protocol, cast
 
 from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
-from gateway.errors import ConversationEnded, InboundBusy, StoreError
+from gateway.errors import ConversationEnded, EndedMeanwhile, InboundBusy, StoreError
 from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, LanguageChanged, QueueChanged, StatusChanged
 from gateway.flows import keywords, lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
@@ -545,10 +545,13 @@ class Dispatcher:
         under its lock without looking it up again, unless it is no longer the sender's active one (then as without).
         A ``known`` one erased while the caller waited for its lock (its record gone, its erasure's mark kept:
         :attr:`erased_mark`) is answered as it was, nothing opened: until 2026-12-07 (night) the erased young person
-        was greeted in a new conversation (``tests/test_webchat_hello_erased_meanwhile.py``). The same without
-        ``known``: the conversation ``active_conversation`` found or opened, erased before its lock, is answered as
-        read, nothing saved; until 2026-12-07 (evening) one never greeted was greeted and its old copy saved: the
-        erased record brought back.
+        was greeted in a new conversation (``tests/test_webchat_hello_erased_meanwhile.py``). One that ENDED (not
+        erased) meanwhile, the sender with none other open: EndedMeanwhile, nothing opened, as a message's
+        (``store.locked_active``): the caller opens the next one only within its new-chat limits; until 2026-12-07
+        (evening) the next one was opened here, no limit asked (``tests/test_webchat_hello_ended_meanwhile.py``).
+        The same without ``known``: the conversation ``active_conversation`` found or opened, erased before its
+        lock, is answered as read, nothing saved; until 2026-12-07 (evening) one never greeted was greeted and its
+        old copy saved: the erased record brought back.
         ``under_lock``: the caller's change of the record read under that lock, in its batch (True: the record is
         saved), e.g. the web chat page's return (``leaving.came_back``). Until 2026-12-07 a resumed hello looked the
         conversation up twice and took a second lock for its return (``tests/test_webchat_resume_reads.py``)."""
@@ -561,6 +564,8 @@ class Dispatcher:
                 if current is not None and current.active:
                     await self._started(current, channel, language_hint, now, under_lock)
                     return current
+            if current is not None and await self.store.find_active_conversation(channel, sender) is None:
+                raise EndedMeanwhile("the conversation this hello resumes has ended")  # nothing opened past the limits
         conversation, _ = await self.store.active_conversation(channel, sender, now)
         async with self.store.locked_batch(conversation.id):
             read = await self.store.get_conversation(conversation.id)

@@ -784,14 +784,23 @@ class ChatSession:
         return conversation.sender
 
     async def _open(self, token: str, language: str | None) -> None:
-        """The conversation of ``token`` (resumed, or a new one): followed, and the session frame with its history."""
+        """The conversation of ``token`` (resumed, or a new one): followed, and the session frame with its history.
+        The one resumed ended (another tab's "Terminer") between the hello's guards and its lock, none other open
+        (``EndedMeanwhile``): the hello is one after that end, asked again (:meth:`_greet`: a new one within the
+        new-chat limits, else its notice); until 2026-12-07 (evening) a new one was opened past them."""
         self.token, self.held = token, None
-        if self.opening is not None:  # before the greeting and the session frame: a page missing either finds it again
-            conversation, _ = await self.hub.store.active_conversation(ChannelName.WEBCHAT, token, self.hub.clock())
-            await self.hub.store.keep_opening(self.opening, conversation.id)
         known, self.resuming, self.tell_queue = self.resuming, None, False
-        conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language,
-                                                                known=known, under_lock=self._back)  # fmt: skip
+        if self.opening is not None:  # before the greeting and the session frame: a page missing either finds it again
+            # the one resumed as the guards found it: until 2026-12-07 (evening) looked up again with
+            # ``active_conversation``, which opened a new one past the limits when it had ended meanwhile
+            kept = known or (await self.hub.store.active_conversation(ChannelName.WEBCHAT, token, self.hub.clock()))[0]
+            await self.hub.store.keep_opening(self.opening, kept.id)
+        try:
+            conversation = await self.dispatcher.start_conversation(ChannelName.WEBCHAT, self.token, language,
+                                                                    known=known, under_lock=self._back)  # fmt: skip
+        except EndedMeanwhile:  # the resumed one ended before its lock, none other open: a hello after that end,
+            await self._greet(token, language)  # the next one asked of the new-chat limits (until 2026-12-07
+            return  # (evening) opened past them)
         if self.tell_queue:  # after the save: its card no longer says the page is gone, on every console
             await self.hub.store.publish(QueueChanged())
         await self._follow(conversation.id)  # before the reads: an event is in what they find, or kept for this socket
