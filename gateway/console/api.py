@@ -413,9 +413,11 @@ class ListenerAPI:
 
     async def queue(self, request: web.Request) -> web.Response:
         """The first :data:`QUEUE_PAGE` waiting conversations in the queue's order (urgent first, then by arrival),
-        ``waiting_total`` (how many wait in all), ``newest`` (the latest arrival, wherever it stands: the console's
-        "new conversation" signal) and the held conversations, read once for every console that reloads at the same
-        moment (:class:`~gateway.coalesced.Coalesced`: at a peak each arrival makes every console reload; until
+        ``waiting_total`` (how many wait in all), ``newest`` (the latest arrival, wherever it stands, and its arrival
+        ``at``: the console's "new conversation" signal; each waiting card's ``waiting_from``, when its wait began, its
+        arrival or its hand-back, since 2026-12-07 (evening): a card only moved onto the page is no arrival) and the
+        held conversations, read once for every console that reloads at the same moment
+        (:class:`~gateway.coalesced.Coalesced`: at a peak each arrival makes every console reload; until
         2026-12-05 each reload read the whole queue again), from a read begun after the request came. Until
         2026-12-07 every waiting card was sent to every console at each reload, each waiting record read: at 2,000
         waiting and 40 consoles, 1 MB a reload, 0.9 MB/s a console and 78 % of a core for 5.5 changes a second
@@ -427,7 +429,8 @@ class ListenerAPI:
             flag = card_flag(entry, conversation)
             waiting.append({**self.card(conversation, now), "priority": entry.priority.value,
                             "flag": flag.to_dict() if flag else None,
-                            "waiting_seconds": stats.shown_wait(entry, conversation, now)})  # fmt: skip
+                            "waiting_seconds": stats.shown_wait(entry, conversation, now),
+                            "waiting_from": (conversation.waiting_since or entry.at).isoformat()})  # fmt: skip
         listener = request[LISTENER]
         mine = [self.card(c, now) for c in await self._mine(listener.name, read)]
         answer = {"waiting": waiting, "waiting_total": total, "newest": newest, "mine": mine, **self.lines(now)}
@@ -483,17 +486,22 @@ class ListenerAPI:
         self,
     ) -> tuple[list[tuple[QueueEntry, Conversation]], int, dict[str, str] | None, _HeldRead]:
         """The first :data:`QUEUE_PAGE` waiting entries with their conversations (one whose record is gone left out,
-        and not counted), how many wait, the latest arrival (its id and priority), and the held ones: the records of
-        the page only (until 2026-12-07 every waiting one's, at each read), and of the entries the page's, the total
-        and the latest arrival from the queue's order (``store.waiting_page``; until 2026-12-07 every waiting entry
-        was read at each shared read: 27 -> 36 ms of CPU a change from 2,000 to 5,000 waiting, bench/console.py)."""
+        and not counted), how many wait, the latest arrival (its id, priority and arrival), and the held ones: the
+        records of the page only (until 2026-12-07 every waiting one's, at each read), and of the entries the page's,
+        the total and the latest arrival from the queue's order (``store.waiting_page``; until 2026-12-07 every
+        waiting entry was read at each shared read: 27 -> 36 ms of CPU a change from 2,000 to 5,000 waiting,
+        bench/console.py)."""
         self.metrics.console_queue_reads.inc()
         waiting = await self.store.waiting_page(QUEUE_PAGE)
         shown = waiting.first
         found = await asyncio.gather(*(self.store.get_conversation(e.conversation_id) for e in shown))
         page = [(entry, c) for entry, c in zip(shown, found, strict=True) if c is not None]
         latest = waiting.newest
-        newest = {"id": latest.conversation_id, "priority": latest.priority.value} if latest else None
+        newest = (
+            {"id": latest.conversation_id, "priority": latest.priority.value, "at": latest.at.isoformat()}
+            if latest
+            else None
+        )
         return page, waiting.total - (len(shown) - len(page)), newest, await self._read_held()
 
     async def _read_held(self) -> _HeldRead:

@@ -68,7 +68,7 @@ async def test_a_console_is_sent_the_first_page_of_a_long_queue_and_how_many_wai
     assert shown == [urgent, *ids[: QUEUE_PAGE - 1]]  # the queue's order: urgent first, then by arrival
     assert body["waiting"][0]["flag"]["risk"] == "suicide"
     assert body["waiting_total"] == WAITING
-    assert body["newest"] == {"id": urgent, "priority": "urgent"}
+    assert body["newest"] == {"id": urgent, "priority": "urgent", "at": body["newest"]["at"]}
     if "redis" in store_settings.store:  # the page's records, the session's and the account's: not the 140
         assert read <= QUEUE_PAGE + 10, read
 

@@ -1,11 +1,14 @@
 """A long queue in the console: the first ``QUEUE_PAGE`` cards drawn, the count of all who wait in the heading and
 the page's title, the others said below the cards, and an arrival past the page still heard (its toast). Since
-2026-12-07 ``GET /api/queue`` sends the first page only (``tests/console/test_queue_page.py``)."""
+2026-12-07 ``GET /api/queue`` sends the first page only (``tests/console/test_queue_page.py``). A card a take pulls
+onto the page is no arrival: no beep, no toast on any console (until 2026-12-07 (evening) every take of a long
+queue sounded "Nouvelle conversation en attente" everywhere, nobody new arrived)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
@@ -16,7 +19,7 @@ from gateway.conversation import Conversation, Priority, Status
 from gateway.events import QueueChanged
 from gateway.messages import ChannelName
 from gateway.store import Store
-from tests.e2e.test_console import add_listeners, log_in
+from tests.e2e.test_console import PASSWORD, add_listeners, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -49,3 +52,33 @@ async def test_a_long_queue_shows_its_first_page_counts_them_all_and_an_arrival_
     await expect(anne.locator("#waiting-more")).to_contain_text("Et 6 autres en attente")
     await expect(anne.locator("#toast")).to_have_text("Nouvelle conversation en attente")
     await expect(anne.locator("#waiting .card")).to_have_count(QUEUE_PAGE)
+
+
+BEEPS = "() => { window.beeps = 0; var beep = HG.beep; HG.beep = function (u) { window.beeps += 1; return beep(u); }; }"
+
+
+async def test_a_card_a_take_pulls_onto_the_page_is_no_arrival(desk: BrowserContext, server: TestServer) -> None:
+    """105 wait; bob takes the first: card 101 moves onto anne's page. Her console neither beeps nor says "Nouvelle
+    conversation en attente" (before: one beep and the toast for each take); a real arrival after it still does."""
+    store: Store = server.app[STORE]
+    for n in range(QUEUE_PAGE + 5):
+        await waiting(store, n)
+    await add_listeners(server, "anne", "bob")
+    anne = await log_in(desk, server, "anne")
+    await expect(anne.locator("#waiting .card")).to_have_count(QUEUE_PAGE)
+    await anne.evaluate(BEEPS)  # counts the beeps the console plays (each still played)
+    async with aiohttp.ClientSession(
+        base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as bob:
+        assert (await bob.post("/api/session", json={"name": "bob", "password": PASSWORD})).status == 200
+        for n in range(2):  # two takes, each pulling one card onto the page
+            assert (await bob.post(f"/api/conversations/c{n:04d}/take", json={})).status == 200
+            await expect(anne.locator("#waiting-count")).to_have_text(str(QUEUE_PAGE + 4 - n))
+            await expect(anne.locator("#waiting .card", has_text=f"Loutre-{QUEUE_PAGE + n}")).to_have_count(1)
+    assert await anne.evaluate("window.beeps") == 0, "a card moved onto the page sounded as an arrival"
+    await expect(anne.locator("#toast")).not_to_have_text("Nouvelle conversation en attente")
+
+    await waiting(store, QUEUE_PAGE + 5)  # a real arrival, past the page
+    await store.publish(QueueChanged())
+    await expect(anne.locator("#toast")).to_have_text("Nouvelle conversation en attente")
+    assert await anne.evaluate("window.beeps") == 1

@@ -267,20 +267,30 @@
   }
 
   /* A waiting card this page has not seen before: this listener's own, given back, is no arrival (no beep, no
-     "Nouvelle conversation en attente" over the toast that says it was given back). */
+     "Nouvelle conversation en attente" over the toast that says it was given back). Nor is a card that only moved
+     onto the page (a long queue: a take pulls card 101 up): its wait began (`waiting_from`, server time) at or before
+     the latest arrival of the last load (`newest.at`), so it waited already, past the page. A real arrival, or a card
+     given back or transferred since, began after it. Until 2026-12-07 (evening) every take of a long queue beeped
+     "Nouvelle conversation en attente" on every console, nobody new arrived. */
   function announceArrivals() {
     var ids = {};
     var fresh = [];
-    state.waiting.forEach(function (card) { ids[card.id] = true; if (state.known && !state.known[card.id]) { fresh.push(card); } });
+    var before = state.newestAt;  // undefined: the first load; null: nobody waited at the last one
+    function since(at) { return before === null || !(Date.parse(at) <= before); }
+    state.waiting.forEach(function (card) {
+      ids[card.id] = true;
+      if (state.known && !state.known[card.id] && since(card.waiting_from)) { fresh.push(card); }
+    });
     state.mine.forEach(function (card) { ids[card.id] = true; });
     /* An arrival past the page shown (a long queue) is new all the same: since 2026-12-07 the console is sent the
        first page only, and without this its sound and toast would have stopped at a peak. */
     var newest = state.newest;
     if (newest && !ids[newest.id]) {
-      if (state.known && !state.known[newest.id]) { fresh.push(newest); }
+      if (state.known && !state.known[newest.id] && since(newest.at)) { fresh.push(newest); }
       ids[newest.id] = true;
     }
     state.known = ids;
+    state.newestAt = newest ? Date.parse(newest.at) : null;
     if (!fresh.length) { title(); return; }
     var urgent = fresh.some(function (card) { return card.priority === "urgent"; });
     HG.beep(urgent);
