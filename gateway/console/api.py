@@ -443,9 +443,12 @@ class ListenerAPI:
         return web.json_response(answer)
 
     async def _mine(self, name: str, read: _HeldRead) -> list[Conversation]:
-        """The listener's held conversations: the records of the entries taken by them (at most their capacity),
-        and of those whose entry says no holder (a step cut short, which the alert check completes), read by the
-        shared read. Until 2026-12-07 every held record was read at each shared read, to pick these out."""
+        """The listener's held conversations: the records of every entry taken by them, and of those whose entry
+        says no holder (a step cut short, which the alert check completes), read by the shared read. Nothing caps
+        them here: a take is refused at their capacity (``Actions.take``, counting the entries they hold), but one
+        whose record is theirs and its entry not yet comes on top, and each one they hold is theirs to see (until
+        2026-12-07 (evening) this said "at most their capacity"). Until 2026-12-07 every held record was read at
+        each shared read, to pick these out."""
         ids = sorted(i for i, by in read.holders.items() if by == name)
         found = await asyncio.gather(*(self.store.get_conversation(i) for i in ids))
         held = [c for c in [*found, *read.loose] if c is not None and c.status == Status.WITH_LISTENER]
