@@ -32,7 +32,7 @@ from gateway.alerts import REPAIR_LOCK_SECONDS, WATCH_SECONDS, Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels.whatsapp_catchup import CatchUp
 from gateway.channels_wiring import TypingRelay, batch_processor, build_channels, webhook_routes
-from gateway.clock import utcnow
+from gateway.clock import ALIGN_SECONDS, SKEW_TRUSTED_SECONDS, SKEW_WARN_SECONDS, Aligned, utcnow
 from gateway.console.access import Sight
 from gateway.console.actions import Actions
 from gateway.console.api import LISTENER, ListenerAPI, Presence
@@ -70,7 +70,15 @@ from gateway.retention import Retention
 from gateway.scrapers import Scrapers
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
-from gateway.store import RELEASE_OUTCOMES, AuditEntry, ConversationStore, HasWorkers, RetriesReleases, Store
+from gateway.store import (
+    RELEASE_OUTCOMES,
+    AuditEntry,
+    ConversationStore,
+    HasTime,
+    HasWorkers,
+    RetriesReleases,
+    Store,
+)
 from gateway.store.waiting import open_store_waiting
 from gateway.supervisor import Supervisor, where
 from gateway.timers import Timers
@@ -146,6 +154,11 @@ async def create_app(
         socket_timeout=settings.redis_socket_timeout, cluster=bool(settings.redis_cluster),
         give_up_after=settings.store_start_give_up_seconds,
     )  # fmt: skip
+    awake = awake or (time.monotonic if clock is utcnow else None)  # the host's clock's, read before it is aligned
+    aligned = Aligned(clock, time.monotonic) if isinstance(store, HasTime) else None
+    if aligned is not None and isinstance(store, HasTime):  # every instance on one Redis on Redis's time (since
+        await _align(aligned, store, metrics)  # 2026-12-07: gateway/clock.py)
+        clock = aligned
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     await _say_if_evicting(store)
     replicated = _replicated(settings, store, metrics)
@@ -172,7 +185,7 @@ async def create_app(
                     on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()))  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds,
-                    awake=awake or (time.monotonic if clock is utcnow else None))  # fmt: skip
+                    awake=awake)  # fmt: skip
     keyed = KeyedHash(settings.secret_key.get_secret_value())  # one for the inbox and the gate: a webhook makes its
     # senders' keys once for both (channels_wiring, Inbox.sender_keys)
     inbox = Inbox(
@@ -277,6 +290,8 @@ async def create_app(
         "alerts": watch.run, "notices": notices.run, "purge": retention.run, "loop-watch": LoopWatch(metrics).run,
     }.items():  # fmt: skip
         supervisor.add(name, worker)
+    if aligned is not None and isinstance(store, HasTime):
+        supervisor.add("clock", lambda: _keep_aligned(aligned, store, metrics))
     # the stores' own work: behind Sentinel, each pool's check of the primary (store-primary, limits-primary)
     for name, worker in {**(store.workers() if isinstance(store, HasWorkers) else {}),
                          **opened_counters.workers()}.items():  # fmt: skip
@@ -490,6 +505,31 @@ def _lifecycle(
 
 async def _nothing() -> None:
     """Nothing to start: the rate limits' Redis pool connects on first use; only its closing is a lifecycle."""
+
+
+async def _align(clock: Aligned, store: HasTime, metrics: Metrics) -> None:
+    """Read the store's time once and set ``clock`` on it; the skew in ``gateway_clock_skew_seconds``, a WARNING
+    line when it goes above ``SKEW_WARN_SECONDS`` (one, until an INFO line when it is back under). A store that does
+    not answer: the clock keeps its last setting (the outage is told elsewhere)."""
+    before = clock.local()
+    try:
+        answer = await store.server_time()
+    except StoreError:
+        return
+    was = clock.skew
+    skew = clock.align(before, answer, clock.local(), time.monotonic())
+    metrics.clock_skew.set(skew)
+    if abs(skew) > SKEW_WARN_SECONDS and (was is None or abs(was) <= SKEW_WARN_SECONDS):
+        followed = "followed" if abs(skew) <= SKEW_TRUSTED_SECONDS else "too far off: not followed, fix NTP"
+        log.warning("clock: this host's clock is %+.1f s off the store's (Redis TIME): %s", skew, followed)
+    elif abs(skew) <= SKEW_WARN_SECONDS and was is not None and abs(was) > SKEW_WARN_SECONDS:
+        log.info("clock: this host's clock is back within %.0f s of the store's", SKEW_WARN_SECONDS)
+
+
+async def _keep_aligned(clock: Aligned, store: HasTime, metrics: Metrics) -> None:
+    while True:
+        await asyncio.sleep(ALIGN_SECONDS)
+        await _align(clock, store, metrics)
 
 
 async def _close_guards(workers: PasswordWorkers) -> None:

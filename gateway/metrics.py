@@ -66,6 +66,9 @@ class Metrics:
             "Connections closed: too many from one address, all taken, given way to another network, headers too slow",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.clock_skew = Gauge(
+            "gateway_clock_skew_seconds", "This host's clock minus the store's (Redis TIME), as last read", registry=r
+        )
         self.connections_open = Gauge("gateway_connections_open", "Client connections open (gateway serve)", registry=r)
         self.reloads = Counter("gateway_flow_reloads", "flows.yaml reloads by result", ["result"], registry=r)
         self.flow_version = Gauge(

@@ -1364,6 +1364,17 @@ class HasWorkers(Protocol):
         ...
 
 
+@runtime_checkable
+class HasTime(Protocol):
+    """A store shared by several instances that keeps a time of its own (Redis's ``TIME``): the app sets its clock
+    on it (``gateway.clock.Aligned``, since 2026-12-07), so that instances whose hosts' clocks disagree read the
+    times they write each other alike."""
+
+    async def server_time(self) -> datetime:
+        """The store's time now (aware, UTC). StoreError when it does not answer."""
+        ...
+
+
 PRESENT_KEPT_SECONDS = 30 * 86400  # when listeners were last at a console: kept this long after the last record
 
 

@@ -633,6 +633,12 @@ class RedisStore:
         that answers PING and reads: full under ``noeviction`` (OOM), a replica (READONLY)."""
         await self._redis.set(READY, "", xx=True)
 
+    @_guarded
+    async def server_time(self) -> datetime:
+        """Redis's ``TIME`` (``HasTime``): the time every instance on this Redis sets its clock on."""
+        seconds, micros = await self._redis.time()
+        return datetime.fromtimestamp(int(seconds), UTC) + timedelta(microseconds=int(micros))
+
     def require_replicas(
         self, replicas: int, timeout: float, on_outcome: Callable[[bool, int], None] | None = None
     ) -> None:

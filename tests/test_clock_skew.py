@@ -1,0 +1,81 @@
+"""Two instances on one Redis whose clocks disagree (NTP broken on one host): the times one writes (a lease's end, a
+timer's due time) are read by the other against its own clock. Each instance's clock is set on Redis's ``TIME``
+(``gateway/clock.py``, ``Aligned``): they agree to a round trip, whatever their hosts' clocks say.
+
+Real apps on the session's Redis, real time; one host's clock runs ``SKEW`` ahead (an injected clock: a dependency)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from gateway.app import METRICS, STORE, create_app
+from gateway.clock import utcnow
+from gateway.messages import ChannelName, Outbound
+from gateway.settings import Settings
+from gateway.store import OutboxItem, OutboxStatus
+from gateway.store.codec import encode_outbound
+from gateway.testing import BOT_TOKEN, FakeTelegramAPI
+from tests.store.conftest import emptied, redis_url  # noqa: F401  (the session's redis-server)
+
+pytestmark = pytest.mark.redis
+
+SKEW = timedelta(seconds=30)
+Client = TestClient[web.Request, web.Application]
+
+
+def ahead() -> datetime:
+    """A host whose clock runs ``SKEW`` ahead of the others' (and of Redis's)."""
+    return utcnow() + SKEW
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "never happened"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def shared(settings: Settings, redis_url: str, telegram: FakeTelegramAPI) -> Settings:  # noqa: F811
+    return settings.replace(store=emptied(redis_url), understanding="off", telegram_api_url=telegram.url,
+                            telegram_bot_token=BOT_TOKEN, telegram_webhook_secret="s" * 32)  # fmt: skip
+
+
+async def app(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, clock: Callable[[], datetime]
+) -> Client:
+    return await aiohttp_client(await create_app(settings, clock=clock, worker_poll_seconds=0.05))
+
+
+async def test_an_instance_whose_clock_runs_ahead_does_not_send_a_reply_another_is_sending(
+    aiohttp_client: Callable[..., Awaitable[Client]], shared: Settings, telegram: FakeTelegramAPI
+) -> None:
+    """Until 2026-12-07 the second instance, its clock 30 s ahead, read the first one's lease (15 s from the first's
+    now) as lapsed and sent the reply again while the first was still sending it: the young person had it twice."""
+    first = await app(aiohttp_client, shared, utcnow)
+    store = first.app[STORE]
+    telegram.stall(only="Bonjour")  # the provider takes its time over the reply: the first instance sends it
+    message = Outbound("r1", "c1", ChannelName.TELEGRAM, "424242", "Bonjour")
+    await store.outbox_put(OutboxItem("r1", "c1", encode_outbound(message), created_at=utcnow()))
+    await telegram.wait_held(1)
+    second = await app(aiohttp_client, shared, ahead)
+    deadline = time.monotonic() + 3  # 60 of the second instance's polls: a bound on an absence, not a timing guess
+    while len(telegram.requests_to(telegram.send_endpoint)) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    telegram.resume()
+
+    async def recorded() -> bool:
+        found = await store.outbox_get("c1", "r1")
+        return found is not None and found.status == OutboxStatus.SENT
+
+    await until(recorded)
+    assert len(telegram.requests_to(telegram.send_endpoint)) == 1  # once
+    skew = second.app[METRICS].registry.get_sample_value("gateway_clock_skew_seconds")
+    assert skew is not None and 29 < skew < 31  # told: the host's clock is 30 s ahead of Redis's
