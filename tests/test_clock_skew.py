@@ -17,12 +17,14 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import METRICS, STORE, create_app
 from gateway.clock import utcnow
+from gateway.conversation import Status
 from gateway.messages import ChannelName, Outbound
 from gateway.settings import Settings
-from gateway.store import OutboxItem, OutboxStatus
+from gateway.store import OutboxItem, OutboxStatus, TimerKind
 from gateway.store.codec import encode_outbound
 from gateway.testing import BOT_TOKEN, FakeTelegramAPI
 from tests.store.conftest import emptied, redis_url  # noqa: F401  (the session's redis-server)
+from tests.test_webchat import WALK_TO_QUEUE, hello, say
 
 pytestmark = pytest.mark.redis
 
@@ -79,3 +81,33 @@ async def test_an_instance_whose_clock_runs_ahead_does_not_send_a_reply_another_
     assert len(telegram.requests_to(telegram.send_endpoint)) == 1  # once
     skew = second.app[METRICS].registry.get_sample_value("gateway_clock_skew_seconds")
     assert skew is not None and 29 < skew < 31  # told: the host's clock is 30 s ahead of Redis's
+
+
+async def test_an_instance_whose_clock_runs_ahead_does_not_mark_a_page_gone_early(
+    aiohttp_client: Callable[..., Awaitable[Client]], shared: Settings
+) -> None:
+    """A web chat socket closes on the first instance, which arms the "young person gone" timer 90 s on. Until
+    2026-12-07 the second instance, its clock 120 s ahead, fired it at once: the listeners were told nobody reads
+    while the young person's page was only reconnecting."""
+    settings = shared.replace(dev_always_open=True)  # the walk to the queue, whatever today's hours
+    first = await app(aiohttp_client, settings, utcnow)
+    store = first.app[STORE]
+    async with first.ws_connect("/chat/ws") as chat:
+        token = (await hello(chat))["token"]
+        for number, answer in enumerate(WALK_TO_QUEUE):
+            await say(chat, f"m{number}", answer)
+    found = await store.find_active_conversation(ChannelName.WEBCHAT, token)
+    assert found is not None and found.status == Status.QUEUED
+
+    async def armed() -> bool:
+        due = await store.due_timers(utcnow() + timedelta(days=1))
+        return any(t.conversation_id == found.id and t.kind == TimerKind.WEBCHAT_GONE for t in due)
+
+    await until(armed)
+    await app(aiohttp_client, settings, lambda: utcnow() + timedelta(seconds=120))
+    deadline = time.monotonic() + 3  # 60 of the second instance's polls: a bound on an absence, not a timing guess
+    while time.monotonic() < deadline:
+        conversation = await store.get_conversation(found.id)
+        assert conversation is not None and conversation.left_how is None, "marked gone 90 s early"
+        await asyncio.sleep(0.05)
+    assert await armed()  # still due, for when its 90 s are over
