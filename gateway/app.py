@@ -108,6 +108,7 @@ READER = web.AppKey("reader", Reader)
 WEBCHAT = web.AppKey("webchat", WebChatHub)
 WATCH = web.AppKey("watch", Watch)
 CATCH_UP = web.AppKey("whatsapp_catchup", CatchUp)
+ALIGNED = web.AppKey("aligned", Aligned)  # the clock set on Redis's TIME (a Redis store only)
 
 STATIC = resources.files("gateway") / "webchat_static"
 FLOW_WATCH_SECONDS = 2.0
@@ -300,6 +301,8 @@ async def create_app(
         supervisor.add("late-readings", lambda: late.run(dispatcher.apply_late))
         supervisor.add("late-readings-store", late.keep)  # holds this instance's, claims those of a dead one
     app[SUPERVISOR], app[WATCH] = supervisor, watch
+    if aligned is not None:
+        app[ALIGNED] = aligned
     app[WEBCHAT] = hub
     lifecycles = [(_nothing, opened_counters.close), *channels.lifecycles]  # closed after the channels
     if reader is not None:
@@ -791,6 +794,9 @@ def _routes(
         behind = catch_up.behind() if catch_up is not None else None
         if behind is not None:  # no good pass for longer than GATEWAY_WHATSAPP_CATCHUP_BEHIND_SECONDS: its seconds
             checks["whatsapp_catchup_behind"] = behind
+        aligned = request.app.get(ALIGNED)
+        if aligned is not None and aligned.skew is not None and abs(aligned.skew) > SKEW_WARN_SECONDS:
+            checks["clock_skew_seconds"] = round(aligned.skew, 1)  # shown (since 2026-12-07), not a reason to stop
         ready = checks["store"] == "ok" and flows.current is not None and not workers
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 

@@ -81,6 +81,10 @@ async def test_an_instance_whose_clock_runs_ahead_does_not_send_a_reply_another_
     assert len(telegram.requests_to(telegram.send_endpoint)) == 1  # once
     skew = second.app[METRICS].registry.get_sample_value("gateway_clock_skew_seconds")
     assert skew is not None and 29 < skew < 31  # told: the host's clock is 30 s ahead of Redis's
+    ready = await (await second.get("/readyz")).json()
+    assert (
+        29 < ready["clock_skew_seconds"] < 31 and "clock_skew_seconds" not in await (await first.get("/readyz")).json()
+    )
 
 
 async def test_an_instance_whose_clock_runs_ahead_does_not_mark_a_page_gone_early(
