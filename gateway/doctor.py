@@ -18,14 +18,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from gateway.clock import SKEW_TRUSTED_SECONDS, SKEW_WARN_SECONDS, Clock, utcnow
 from gateway.connections import LISTEN_BACKLOG
 from gateway.crypto import DataKeys, KeyFile
 from gateway.errors import ConfigError, FlowError, FlowValidationError, StoreError
 from gateway.settings import CHANNEL_NEEDS, Settings, variable
+
+if TYPE_CHECKING:
+    from gateway.store import HasTime
 
 MIN_SECRET_LENGTH = 32
 STORE_TIMEOUT = 10.0
@@ -229,8 +234,10 @@ def _is_set(settings: Settings, name: str) -> bool:
     return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
 
 
-async def store(settings: Settings) -> Finding:
-    from gateway.store import open_store
+async def store(settings: Settings, clock: Clock = utcnow) -> Finding:
+    """Since 2026-12-07 also this host's ``clock`` against Redis's ``TIME`` (``gateway/clock.py``): a warning above
+    ``SKEW_WARN_SECONDS``, a problem beyond ``SKEW_TRUSTED_SECONDS`` (the gateway would not follow Redis's time)."""
+    from gateway.store import HasTime, open_store
     from gateway.store.sqlite import path_from_url
 
     if settings.store.startswith("sqlite:///") and not path_from_url(settings.store).exists():
@@ -242,6 +249,7 @@ async def store(settings: Settings) -> Finding:
             )
             try:
                 await opened.ping()
+                skew = await _skew(opened, clock) if isinstance(opened, HasTime) else None
                 now = datetime.now(UTC)
                 recent = await opened.list_conversations(now - timedelta(days=1), now + timedelta(minutes=1))
                 try:
@@ -260,4 +268,18 @@ async def store(settings: Settings) -> Finding:
     if evicting is not None:
         return Finding(Level.PROBLEM, "GATEWAY_STORE", f"{EVICTING.format(evicting)}; set maxmemory-policy "
                        "noeviction (a full Redis then refuses writes: 503, providers redeliver)")  # fmt: skip
+    if skew is not None and abs(skew) > SKEW_WARN_SECONDS:
+        followed = abs(skew) <= SKEW_TRUSTED_SECONDS
+        return Finding(Level.WARNING if followed else Level.PROBLEM, "GATEWAY_STORE", f"answers, but this host's "
+                       f"clock is {skew:+.1f} s off Redis's (TIME): the gateway "
+                       f"{'follows' if followed else 'cannot follow'} Redis's time (up to {SKEW_TRUSTED_SECONDS:.0f} "
+                       "s off); fix NTP on this host")  # fmt: skip
     return Finding(Level.OK, "GATEWAY_STORE", f"answers; the last day's {len(recent)} conversation(s) open")
+
+
+async def _skew(opened: HasTime, clock: Clock) -> float:
+    """This host's clock minus the store's time, the round trip halved, in seconds."""
+    before = clock()
+    answer = await opened.server_time()
+    after = clock()
+    return ((before + (after - before) / 2) - answer).total_seconds()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import redis
 from gateway.cli import main
 from gateway.connections import LISTEN_BACKLOG
 from gateway.crypto import DataKeys, key_id, new_key, parse_key
-from gateway.doctor import Level, listen_backlog
+from gateway.doctor import Level, listen_backlog, store
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import open_store
@@ -283,3 +283,19 @@ def test_the_doctor_warns_of_a_low_somaxconn(
     code, out = doctor(capsys, environment, **PRODUCTION)
     assert code == 0, out
     assert line(out, "net.core.somaxconn").startswith("warning") and "128" in line(out, "net.core.somaxconn")
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("skew", "level"), [(0, "ok"), (30, "warning"), (-30, "warning"), (600, "PROBLEM")])
+async def test_a_host_clock_off_redis_time_is_told(
+    settings: Settings, own_redis: OwnRedis, skew: float, level: str
+) -> None:
+    """Since 2026-12-07 the gateway follows Redis's ``TIME`` (gateway/clock.py), within 300 s: the doctor says how
+    far this host's clock is off it. Until then it said ``ok`` whatever the skew (docs/deployment.md only asked for
+    NTP)."""
+    finding = await store(
+        settings.replace(store=own_redis.url), clock=lambda: datetime.now(UTC) + timedelta(seconds=skew)
+    )
+    assert finding.level.value == level, finding
+    if skew:
+        assert f"{skew:+.0f}" in finding.text.split(" s off")[0] and "NTP" in finding.text
