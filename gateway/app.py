@@ -160,6 +160,7 @@ async def create_app(
     if aligned is not None and isinstance(store, HasTime):  # every instance on one Redis on Redis's time (since
         await _align(aligned, store, metrics)  # 2026-12-07: gateway/clock.py)
         clock = aligned
+        store.use_clock(aligned)  # its claims too (until 2026-12-07 on the host's clock: tests/test_clock_skew.py)
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     await _say_if_evicting(store)
     replicated = _replicated(settings, store, metrics)

@@ -12,15 +12,19 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import METRICS, STORE, create_app
+from gateway.app import DISPATCHER, METRICS, STORE, create_app
 from gateway.clock import utcnow
 from gateway.conversation import Status
-from gateway.messages import ChannelName, Outbound
+from gateway.errors import InboundBusy
+from gateway.ids import inbound_key
+from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.settings import Settings
-from gateway.store import OutboxItem, OutboxStatus, TimerKind
+from gateway.store import Author, OutboxItem, OutboxStatus, TimerKind
+from gateway.store import redis_keys as K
 from gateway.store.codec import encode_outbound
 from gateway.testing import BOT_TOKEN, FakeTelegramAPI
 from tests.store.conftest import emptied, redis_url  # noqa: F401  (the session's redis-server)
@@ -115,3 +119,55 @@ async def test_an_instance_whose_clock_runs_ahead_does_not_mark_a_page_gone_earl
         assert conversation is not None and conversation.left_how is None, "marked gone 90 s early"
         await asyncio.sleep(0.05)
     assert await armed()  # still due, for when its 90 s are over
+
+
+async def test_an_instance_whose_clock_runs_ahead_does_not_take_over_a_message_another_is_processing(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    shared: Settings,
+    redis_url: str,  # noqa: F811
+) -> None:
+    """The first instance has claimed a young person's message and waits for its conversation's lock (held here: a
+    listener's action, a slow save); the provider redelivers the message to the second instance, its clock 30 s
+    ahead. Until 2026-12-07 the store's claim read the host's clock, not the app's (aligned on Redis's ``TIME``):
+    the second read the first's lease (2 s on) as lapsed and took the message over, so the first, once it had the
+    lock, found the claim somebody else's and answered "retry later" (InboundBusy) for a message it was processing,
+    the work made twice. Now the second waits its ``claim_seconds`` for the live owner, then answers "retry later",
+    and the first records the message (once)."""
+    settings = shared.replace(inbound_claim_seconds=2.0)
+    first = await app(aiohttp_client, settings, utcnow)
+    store = first.app[STORE]
+    assert await first.app[DISPATCHER].handle_inbound(Inbound(ChannelName.TELEGRAM, "424242", "m0", "bonjour"))
+    found = await store.find_active_conversation(ChannelName.TELEGRAM, "424242")
+    assert found is not None
+    second = await app(aiohttp_client, settings, ahead)
+    message = Inbound(ChannelName.TELEGRAM, "424242", "m1", "oui")
+    taken, let_go = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:  # its own task: the lock's context is not the dispatchers' tasks'
+        async with store.lock(found.id, timeout=30):
+            taken.set()
+            await let_go.wait()
+
+    holder = asyncio.create_task(hold())
+    await taken.wait()
+    processing = asyncio.create_task(first.app[DISPATCHER].handle_inbound(message))
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+
+        async def waiting_for_the_lock() -> bool:  # its claim names the conversation: it rode with the lock's try
+            value = await raw.get(K.seen_claim(inbound_key(message)))
+            return value is not None and f":{found.id}:".encode() in value
+
+        await until(waiting_for_the_lock)
+    finally:
+        await raw.aclose()
+    redelivered = asyncio.create_task(second.app[DISPATCHER].handle_inbound(message))
+    await asyncio.wait({redelivered}, timeout=6)  # 3 times its claim_seconds (within the lock's 10 s): a bound
+    let_go.set()
+    await holder
+    assert await processing  # the first one processed it
+    assert redelivered.done(), "the second instance took over the claim the first one holds"
+    with pytest.raises(InboundBusy):
+        await redelivered
+    said = [e for e in await store.transcript(found.id) if e.author == Author.USER and e.text == "oui"]
+    assert len(said) == 1

@@ -1374,6 +1374,11 @@ class HasTime(Protocol):
         """The store's time now (aware, UTC). StoreError when it does not answer."""
         ...
 
+    def use_clock(self, clock: Callable[[], datetime]) -> None:
+        """The app's clock, set on :meth:`server_time`: what the store reads the time on where instances compare the
+        times they write (an inbound message's claim). Since 2026-12-07 (until then this host's clock)."""
+        ...
+
 
 PRESENT_KEPT_SECONDS = 30 * 86400  # when listeners were last at a console: kept this long after the last record
 

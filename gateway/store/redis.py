@@ -450,6 +450,7 @@ class RedisStore:
         self._texts = SharedTexts(keys)
         self._scripts = {name: self._redis.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
+        self._clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the app's, once it is set (``use_clock``)
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
         # the task whose batch ``_held`` is: a task created inside a batch inherits the context, and its writes
         # must not join a batch that may be sent already (they would never be): see ``_batch``
@@ -638,6 +639,12 @@ class RedisStore:
         """Redis's ``TIME`` (``HasTime``): the time every instance on this Redis sets its clock on."""
         seconds, micros = await self._redis.time()
         return datetime.fromtimestamp(int(seconds), UTC) + timedelta(microseconds=int(micros))
+
+    def use_clock(self, clock: Callable[[], datetime]) -> None:
+        """``HasTime``: an inbound message's claim (its lease's start and end) is read on ``clock``, the app's (set
+        on Redis's ``TIME``). Until 2026-12-07 it read this host's clock: a host more than 2/3 of the claim's lease
+        ahead took over a live claim (``tests/test_clock_skew.py``)."""
+        self._clock = clock
 
     def require_replicas(
         self, replicas: int, timeout: float, on_outcome: Callable[[bool, int], None] | None = None
@@ -1377,7 +1384,7 @@ class RedisStore:
         seen, kept = K.seen_claim(key), int(CLAIM_KEPT.total_seconds())
         first = None if sender is None else self._active_key(*sender)
         for _ in range(3):
-            args = _claim_args(key, owner, lease_seconds, conversation_id, now, kept_seconds)
+            args = _claim_args(key, owner, lease_seconds, conversation_id, now or self._clock(), kept_seconds)
             lease_end = args[2]
             if first is None:
                 found = _text(await self._script("claim", [seen], args))
@@ -2629,7 +2636,9 @@ class RedisStore:
             if claim is None
             else (
                 K.seen_claim(claim.key),
-                _claim_args(claim.key, claim.owner, claim.lease_seconds, conversation_id, None, claim.kept_seconds),
+                _claim_args(
+                    claim.key, claim.owner, claim.lease_seconds, conversation_id, self._clock(), claim.kept_seconds
+                ),
             )
         )
         lease = _Lease(self._redis, conversation_id, timeout, along)
@@ -2682,12 +2691,14 @@ def _claim_args(
     owner: str,
     lease_seconds: float,
     conversation_id: str,
-    now: datetime | None = None,
+    now: datetime,
     kept_seconds: int | None = None,
 ) -> list[Any]:
     """The ``claim`` script's ARGV (its KEYS: ``K.seen_claim(key)``): owner, now (ms), lease end (ms), the
-    conversation it names, seconds kept, then where the processed marks of ``key`` are (the days to look at)."""
-    now_ms = to_us(now or datetime.now(UTC)) // 1000
+    conversation it names, seconds kept, then where the processed marks of ``key`` are (the days to look at).
+    ``now``: the store's clock (``RedisStore.use_clock``: the app's, on Redis's ``TIME``; until 2026-12-07 the
+    host's)."""
+    now_ms = to_us(now) // 1000
     today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
     return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds()),
             K.SEEN, K.seen_shard(digest := seen_digest(key)), today, _mark_days(kept_seconds), digest]  # fmt: skip
