@@ -9,8 +9,8 @@ the listing (a cut then finished by the alert check wrote "young person" in the 
 confirmation lost; and the supervisor's erasure, run without a goodbye, unlisted it: ``finish_confirmed`` found
 nothing, the page was never told its conversation was erased (flows.yaml's ``erasure.done``, where to turn).
 
-The race: a store double (:class:`Pausing`: the real store, nothing of the gateway patched) holding the supervisor's
-erasure at one of its store calls until the "oui" is committed.
+The race: the store double of tests/store_holds.py (:class:`Holds`: the real store, nothing of the gateway patched)
+holding the supervisor's erasure at one of its store calls until the "oui" is committed.
 """
 
 from __future__ import annotations
@@ -23,58 +23,21 @@ import pytest
 
 from gateway.app import STORE
 from gateway.clock import utcnow
-from gateway.crypto import DataKeys
 from gateway.erasure import ASKED_BY
 from gateway.events import EntryAdded
 from gateway.settings import Settings
-from gateway.store import Author, Store, TranscriptEntry, open_store
+from gateway.store import Author, Store, TranscriptEntry
 from tests.conftest import AppFactory
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
+from tests.store_holds import Holds, holds
 from tests.test_webchat import bot_texts, hello, receive_until, say
 from tests.test_webchat_erased import SECRET
 from tests.test_webchat_erased_cut import erase
 
-__all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
+__all__ = ["holds", "redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
 
 
-class Pausing:
-    """The real store, except that once armed (:meth:`pause`) the next call of that method matching ``when`` waits
-    for :attr:`go` (:attr:`reached` set first), then runs."""
-
-    def __init__(self, store: Store) -> None:
-        self._store, self._method = store, ""
-        self._when: Any = None
-        self.reached, self.go = asyncio.Event(), asyncio.Event()
-
-    def pause(self, method: str, when: Any) -> None:
-        self._method, self._when = method, when
-
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._store, name)
-        if name != self._method:
-            return found
-
-        async def paused(*args: Any, **kwargs: Any) -> Any:
-            if self._method and self._when(*args):
-                self._method = ""
-                self.reached.set()
-                await self.go.wait()
-            return await found(*args, **kwargs)
-
-        return paused
-
-
-@pytest.fixture
-async def pausing(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, Pausing]]:
-    settings = settings.replace(store=store_url)
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
-    try:
-        yield settings, Pausing(store)
-    finally:
-        await store.close()
-
-
-async def listed_other_than(store: Pausing, conversation_id: str, before: str | None) -> str:
+async def listed_other_than(store: Holds, conversation_id: str, before: str | None) -> str:
     """The conversation's erasure listing once it is no longer ``before`` (the "oui" committed)."""
     async with asyncio.timeout(10):
         while True:
@@ -84,7 +47,7 @@ async def listed_other_than(store: Pausing, conversation_id: str, before: str | 
             await asyncio.sleep(0.01)
 
 
-async def goodbyes(events: AsyncIterator[Any], conversation_id: str, store: Pausing) -> int:
+async def goodbyes(events: AsyncIterator[Any], conversation_id: str, store: Holds) -> int:
     """The ``erasure.done`` entries published for the conversation, up to a marker the test publishes once both
     erasures returned (every publish made before it arrives before it)."""
     marker = TranscriptEntry(id="xmarker", conversation_id="marker", at=utcnow(), author=Author.BOT, text="-")
@@ -107,11 +70,11 @@ async def goodbyes(events: AsyncIterator[Any], conversation_id: str, store: Paus
     ],
 )
 async def test_a_young_persons_oui_racing_a_supervisors_erasure_is_told_once_and_the_listing_keeps_the_supervisor(
-    pausing: tuple[Settings, Pausing], make_client: AppFactory, held_at: str
+    holds: tuple[Settings, Holds], make_client: AppFactory, held_at: str
 ) -> None:
     """Before: the page told nothing (0 ``erasure.done``), and with the supervisor's listed first, the listing
     replaced by the young person's key (the supervisor's name lost for an alert check finishing it)."""
-    settings, store = pausing
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     assert chat.app[STORE] is store
     async with chat.ws_connect("/chat/ws") as ws:
@@ -120,7 +83,7 @@ async def test_a_young_persons_oui_racing_a_supervisors_erasure_is_told_once_and
         await say(ws, "m1", SECRET)
         asked = await say(ws, "m2", "Efface mes données stp")
         assert any("Réponds « oui »" in t for t in bot_texts(asked))
-        store.pause(held_at, lambda *args: held_at == "inbox_forget" or str(args[1]).startswith(ASKED_BY))
+        store.hold(held_at, lambda *args, **_: held_at == "inbox_forget" or str(args[1]).startswith(ASKED_BY))
         events = await store.subscribe()
         supervisor = asyncio.create_task(erase(chat, conversation))
         try:

@@ -7,45 +7,33 @@ had been erased; now the answer says ``under_way`` (the console: "Données effac
 cours"), the counts being in the other's line.
 
 The interleaving: the real store behind a double holding the "oui"'s erasure at its first delete
-(``tests/store/test_erasure_cross.py``'s :class:`Held`), nothing of the gateway patched."""
+(tests/store_holds.py's :class:`Holds`), nothing of the gateway patched."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import cast
 
-import pytest
-
 from gateway.app import STORE
-from gateway.crypto import DataKeys
 from gateway.settings import Settings
-from gateway.store import Store, open_store
+from gateway.store import Store
 from tests.conftest import AppFactory, Clock, add_listener, login
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
 from tests.store.test_erasure_asked_resumed import eraser_on
-from tests.store.test_erasure_cross import OUI, Held, told_and_lines
+from tests.store.test_erasure_cross import OUI, person_lock_asked, told_and_lines
+from tests.store_holds import Holds, holds
 from tests.test_erasure_cut import nothing_left_of_the_person, person_with_two_conversations
 
-__all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
-
-
-@pytest.fixture
-async def opened(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, Store]]:
-    settings = settings.replace(store=store_url)
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
-    try:
-        yield settings, store
-    finally:
-        await store.close()
+__all__ = ["holds", "redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
 
 
 async def test_a_supervisors_erasure_finding_the_person_erased_by_one_under_way_says_so(
-    opened: tuple[Settings, Store], make_client: AppFactory, clock: Clock
+    holds: tuple[Settings, Holds], make_client: AppFactory, clock: Clock
 ) -> None:
-    settings, store = opened
+    settings, held = holds
+    store = held.real
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
-    held = Held(store, "inbox_forget", None)
+    held.hold("inbox_forget")
     console = await make_client(settings, store=cast(Store, held))
     assert console.app[STORE] is held
     await add_listener(console, "sam", supervisor=True)
@@ -54,7 +42,7 @@ async def test_a_supervisors_erasure_finding_the_person_erased_by_one_under_way_
     oui = asyncio.create_task(eraser_on(held, clock, settings).finish_confirmed(later, OUI))
     await asyncio.wait_for(held.reached.wait(), 30)
     sam = asyncio.create_task(console.post(f"/api/conversations/{earlier}/erase", json={"confirm": True}))
-    waiting = asyncio.create_task(held.person.wait())  # Sam's erasure waiting for the person's lock
+    waiting = asyncio.create_task(person_lock_asked(held).wait())  # Sam's erasure waiting for the person's lock
     await asyncio.wait({sam, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
     held.go.set()

@@ -9,8 +9,9 @@ purge deleted a file the next one still showed (the listener's fetch of it answe
 one took the file then too, and still takes every copy (it erases every conversation of the young person, the ended
 one with its copy): that half guards the move (a file kept under any other key than the conversation's fails it).
 
-The step is held by the store double of tests/test_webchat_erased.py (:class:`Erasing`: the real store, nothing of
-the gateway patched), at the image's ``put_upload``.
+The step is held by the store double of tests/store_holds.py (:class:`Holds`: the real store, nothing of the
+gateway patched), at the image's ``put_upload`` (:func:`image_while_ended`, which tests/test_webchat_ended_race.py
+and tests/test_webchat_client_tag.py share).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import pytest
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from gateway.app import FLOWS, METRICS, STORE
@@ -30,11 +32,11 @@ from gateway.settings import Settings
 from gateway.store import Author, Store
 from tests.conftest import AppFactory, add_listener, login
 from tests.store.conftest import STORES, redis_url, store_url
+from tests.store_holds import Holds, holds
 from tests.test_uploads import photo
 from tests.test_webchat import hello
-from tests.test_webchat_erased import Erasing, erasing
 
-__all__ = ["erasing", "redis_url", "store_url"]  # fixtures used below
+__all__ = ["holds", "redis_url", "store_url"]  # fixtures used below
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -47,26 +49,35 @@ async def ended(client: Client, conversation_id: str) -> None:
             await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize("store_url", STORES, indirect=True)
-@pytest.mark.parametrize("then", ["the ended one purged", "the next one erased"])
-async def test_an_image_whose_conversation_ended_meanwhile_is_kept_with_the_next_one(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory, then: str
-) -> None:  # erasing first: the app (which closes the store) stops before the fixture closes it again
-    settings, store = erasing
-    chat = await make_client(settings, store=cast(Store, store))
-    async with chat.ws_connect("/chat/ws") as page:
-        session = await hello(page)
+async def image_while_ended(chat: Client, store: Holds, session: dict[str, Any]) -> asyncio.Task[ClientResponse]:
+    """The page's image (``u1``) held at its ``put_upload`` (it found the conversation open, cleaned, not kept yet)
+    while the young person presses "Terminer" in another tab, until that conversation is ended: the image's
+    request, still held (the caller sets :attr:`Holds.go`)."""
     old = session["conversation"]
     store.hold("put_upload", old)
     headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
     image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
     async with asyncio.timeout(20):
-        await store.holding.wait()  # found the conversation open, cleaned, not kept yet
-    async with chat.ws_connect("/chat/ws") as other_tab:  # "Terminer" in another tab
+        await store.reached.wait()  # found the conversation open, cleaned, not kept yet
+    async with chat.ws_connect("/chat/ws") as other_tab:  # "Terminer" in another tab (its hello resumes)
         await hello(other_tab, session["token"])
         await other_tab.send_json({"type": "end"})
         await ended(chat, old)
-    store.go_on.set()
+    return image
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+@pytest.mark.parametrize("then", ["the ended one purged", "the next one erased"])
+async def test_an_image_whose_conversation_ended_meanwhile_is_kept_with_the_next_one(
+    holds: tuple[Settings, Holds], make_client: AppFactory, then: str
+) -> None:  # holds first: the app (which closes the store) stops before the fixture closes it again
+    settings, store = holds
+    chat = await make_client(settings, store=cast(Store, store))
+    async with chat.ws_connect("/chat/ws") as page:
+        session = await hello(page)
+    old = session["conversation"]
+    image = await image_while_ended(chat, store, session)
+    store.go.set()
     answer = await image
     assert (answer.status, await answer.json()) == (201, {"id": "u1"})  # taken, as a message is in that window
     following = await chat.app[STORE].find_active_conversation(ChannelName.WEBCHAT, session["token"])

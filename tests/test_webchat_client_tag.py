@@ -5,70 +5,45 @@ commit (``Inbound.client``), on SQLite, a real Redis and a Redis Cluster.
 Until 2026-12-07 the mark was a second write after that commit (``webchat._mark_client``; the image's
 ``Uploads._next_one`` between the opening and the image): an instance dying between the two left the conversation
 out of its network's count until the page's next hello (and for good if the page never came back). The death is the
-store double :class:`Dying` (the real store, nothing of the gateway patched): once armed, a save of a record that
-only adds the client mark (no processed mark with it: not a message's commit) fails as a reset connection does, the
-writes before it made.
+store double of tests/store_holds.py (:class:`Holds`: the real store, nothing of the gateway patched), armed by
+:func:`dies_adding_the_mark`: a save of a record that only adds the client mark (no processed mark with it: not a
+message's commit) fails as a reset connection does, the writes before it made.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import aiohttp
-import pytest
 
 from gateway.app import STORE
 from gateway.conversation import Conversation
-from gateway.crypto import DataKeys
-from gateway.errors import StoreError
 from gateway.messages import ChannelName
 from gateway.settings import Settings
-from gateway.store import DoneMark, Store, open_store
+from gateway.store import DoneMark, Store
 from tests.conftest import AppFactory
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
-from tests.test_uploads import photo
-from tests.test_uploads_ended import ended
+from tests.store_holds import Holds, holds
+from tests.test_uploads_ended import image_while_ended
 from tests.test_webchat import hello
 from tests.test_webchat_ended_race import _ended_while_waiting
-from tests.test_webchat_erased import Erasing, everything
+from tests.test_webchat_erased import everything
 
-__all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
-
-
-class Dying(Erasing):
-    """:class:`Erasing`, and once :attr:`armed` and holding (past the page's hello), a ``save_conversation`` with no
-    processed mark that adds the client mark to a stored record fails (StoreError): the instance dead between the
-    opening write and the mark."""
-
-    armed = False
-    deaths = 0
-
-    def __getattr__(self, name: str) -> Any:
-        found = super().__getattr__(name)
-        if name != "save_conversation":
-            return found
-
-        async def save_conversation(conversation: Conversation, done: DoneMark | None = None, **kwargs: Any) -> Any:
-            if self.armed and self.holding.is_set() and done is None and conversation.client is not None:
-                stored = await self._store.get_conversation(conversation.id)
-                if stored is not None and stored.client is None:  # this save adds the mark
-                    self.deaths += 1
-                    raise StoreError("the connection to the store was reset")
-            return await found(conversation, done=done, **kwargs)
-
-        return save_conversation
+__all__ = ["holds", "redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
 
 
-@pytest.fixture
-async def dying(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, Dying]]:
-    settings = settings.replace(store=store_url)
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
-    try:
-        yield settings, Dying(store)
-    finally:
-        await store.close()
+def dies_adding_the_mark(store: Holds) -> None:
+    """From the hold on (past the page's hello: :attr:`Holds.reached`), a ``save_conversation`` with no processed
+    mark that adds the client mark to a stored record fails (StoreError, counted in :attr:`Holds.failed`): the
+    instance dead between the opening write and the mark."""
+
+    async def adds_the_mark(conversation: Conversation, done: DoneMark | None = None, **kwargs: Any) -> bool:
+        if not store.reached.is_set() or done is not None or conversation.client is None:
+            return False
+        stored = await store.real.get_conversation(conversation.id)
+        return stored is not None and stored.client is None  # this save adds the mark
+
+    store.fail("save_conversation", adds_the_mark, times=None)
 
 
 async def counted(chat: Any, token: str) -> tuple[str, int]:
@@ -80,14 +55,14 @@ async def counted(chat: Any, token: str) -> tuple[str, int]:
 
 
 async def test_a_conversation_a_message_opens_is_marked_with_its_network_by_the_messages_commit(
-    dying: tuple[Settings, Dying], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """A page's conversation ended while its message waited (another tab's "Terminer"): the message opens the next
     one (within the limits), the instance dying right after that message's commit. Before: the next one unmarked
     (the second write, ``_mark_client``, never made), its network's cap counting 0 open conversations."""
-    settings, store = dying
+    settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="2/hour"), store=cast(Store, store))
-    store.armed = True  # from the hold on: after the hello's greeting (its own mark goes with it)
+    dies_adding_the_mark(store)  # from the hold on: after the hello's greeting (its own mark goes with it)
     answer: dict[str, Any] | None = None
     try:
         _, frames = await _ended_while_waiting(chat, store, "tu es encore là ?")
@@ -97,32 +72,24 @@ async def test_a_conversation_a_message_opens_is_marked_with_its_network_by_the_
     [token] = {c.sender for c in await everything(chat)}
     _, open_ones = await counted(chat, token)
     assert len(await everything(chat)) == 2 and open_ones == 1
-    assert (answer, store.deaths) == ({"type": "ack", "id": "m2"}, 0)
+    assert (answer, store.failed["save_conversation"]) == ({"type": "ack", "id": "m2"}, 0)
 
 
 async def test_a_conversation_an_image_opens_is_marked_with_its_network_by_the_images_commit(
-    dying: tuple[Settings, Dying], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """An image whose conversation ended meanwhile opens the next one (within the limits), the instance dying
     between that opening and the image's commit's neighbour, the mark. Before: 503, the next one left unmarked
     (its network's cap counting 0 open conversations) with no image in it."""
-    settings, store = dying
+    settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="2/hour"), store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
     old = session["conversation"]
-    store.hold("put_upload", old)
-    headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
-    image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
-    async with asyncio.timeout(20):
-        await store.holding.wait()
-    async with chat.ws_connect("/chat/ws") as other_tab:
-        await hello(other_tab, session["token"])
-        await other_tab.send_json({"type": "end"})
-        await ended(chat, old)
-    store.armed = True
-    store.go_on.set()
+    image = await image_while_ended(chat, store, session)
+    dies_adding_the_mark(store)
+    store.go.set()
     answer = await image
     following, open_ones = await counted(chat, session["token"])
     assert following != old and open_ones == 1
-    assert (answer.status, store.deaths) == (201, 0)
+    assert (answer.status, store.failed["save_conversation"]) == (201, 0)

@@ -8,8 +8,8 @@ raced "Terminer" against a message (or an image) to open conversations past the 
 failover, no erasure's mark) is tests/test_webchat_erased.py's; the image kept with the next one within the limits,
 tests/test_uploads_ended.py's.
 
-The end is held by the store double of tests/test_webchat_erased.py (:class:`Erasing`: the real store, nothing of the
-gateway patched): the test holds the conversation's lock while the message waits for it, and writes the end there
+The end is held by the store double of tests/store_holds.py (:class:`Holds`: the real store, nothing of the gateway
+patched): the test holds the conversation's lock while the message waits for it, and writes the end there
 (the store's own step, as "Terminer" writes it under that lock), or holds the image at its ``put_upload`` while
 another tab presses "Terminer".
 """
@@ -31,27 +31,28 @@ from gateway.settings import Settings
 from gateway.store import Store
 from tests.conftest import AppFactory
 from tests.store.conftest import STORES, redis_url, store_url
-from tests.test_uploads import photo
-from tests.test_uploads_ended import ended
+from tests.store_holds import Holds, holds
+from tests.test_uploads_ended import image_while_ended
 from tests.test_webchat import hello, receive_until, say
-from tests.test_webchat_erased import Erasing, erasing, everything
+from tests.test_webchat_erased import everything
 
-__all__ = ["erasing", "redis_url", "store_url"]  # fixtures used below
+__all__ = ["holds", "redis_url", "store_url"]  # fixtures used below
 
 Client = TestClient  # type: ignore[type-arg]
 
 
-async def _ended_while_waiting(chat: Client, store: Erasing, text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def _ended_while_waiting(chat: Client, store: Holds, text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A page's conversation ended (closed, kept) while its message ``m2`` waits for the conversation's lock: the
     page's session and what the server answered the message."""
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
         await say(page, "m1", "bonjour")
         async with store.lock(session["conversation"]):
-            store.holding.set()
+            store.reached.set()  # the test holds the conversation's lock
+            locking = store.told("locked_active")  # the message's turn under the lock
             await page.send_json({"type": "message", "id": "m2", "text": text})
             async with asyncio.timeout(20):
-                await store.locking.wait()  # past the page's look (and the gate's): its conversation still open
+                await locking.wait()  # past the page's look (and the gate's): its conversation still open
             current = await store.get_conversation(session["conversation"])
             assert current is not None
             closed = replace(current, status=Status.CLOSED, closed_at=utcnow())
@@ -62,12 +63,12 @@ async def _ended_while_waiting(chat: Client, store: Erasing, text: str) -> tuple
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_a_message_whose_conversation_ends_while_it_waits_opens_the_next_one_only_within_the_limits(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The browser's one chat of the hour was the one that ended: the message is refused (``refused``, the notice),
     nothing opened, the page keeps the words. Until 2026-12-07 the store opened the next conversation for it under
     the lock, past every limit (an ``ack``)."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="1/hour"), store=cast(Store, store))
     session, frames = await _ended_while_waiting(chat, store, "tu es encore là ?")
     assert {"type": "refused", "id": "m2", "reason": "rate_limited"} in frames, frames  # before: an ack
@@ -77,10 +78,10 @@ async def test_a_message_whose_conversation_ends_while_it_waits_opens_the_next_o
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_a_risky_message_whose_conversation_ends_while_it_waits_opens_the_next_one_past_the_limits(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """Escalate, never silence: the same message reading a risk opens the next conversation the limits refuse."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="1/hour"), store=cast(Store, store))
     session, frames = await _ended_while_waiting(chat, store, "je veux mourir")
     assert frames[-1] == {"type": "ack", "id": "m2"}, frames[-1]
@@ -92,12 +93,12 @@ async def test_a_risky_message_whose_conversation_ends_while_it_waits_opens_the_
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_a_message_whose_conversation_ends_while_it_waits_counts_once_against_the_limits(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """Within the limits (2 an hour for the browser: the first hello, then this message's next conversation) the
     message is taken in the next one: its ``new_chat`` asked once (twice, the second would be the hour's third, and
     refuse it), the next one marked with its client network (counted in that network's cap of open ones)."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="2/hour"), store=cast(Store, store))
     session, frames = await _ended_while_waiting(chat, store, "tu es encore là ?")
     assert frames[-1] == {"type": "ack", "id": "m2"}, frames[-1]
@@ -108,26 +109,18 @@ async def test_a_message_whose_conversation_ends_while_it_waits_counts_once_agai
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_an_image_whose_conversation_ends_meanwhile_opens_the_next_one_only_within_the_limits(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The image found the conversation open; another tab pressed "Terminer" before the image reached the lock; the
     browser's one chat of the hour was that one: 409 ``ended`` (an upload opens nothing beyond the limits), nothing
     opened. Until 2026-12-07 it opened the next conversation past the limits (201)."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="1/hour"), store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
     old = session["conversation"]
-    store.hold("put_upload", old)
-    headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
-    image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
-    async with asyncio.timeout(20):
-        await store.holding.wait()  # found the conversation open, cleaned, not kept yet
-    async with chat.ws_connect("/chat/ws") as other_tab:  # "Terminer" in another tab (its hello resumes: not counted)
-        await hello(other_tab, session["token"])
-        await other_tab.send_json({"type": "end"})
-        await ended(chat, old)
-    store.go_on.set()
+    image = await image_while_ended(chat, store, session)  # "Terminer" in another tab (its hello: not counted)
+    store.go.set()
     answer = await image
     assert (answer.status, await answer.json()) == (409, {"error": "ended"})  # before: 201, a second conversation
     assert [c.id for c in await everything(chat)] == [old]
@@ -136,26 +129,18 @@ async def test_an_image_whose_conversation_ends_meanwhile_opens_the_next_one_onl
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_an_image_whose_conversation_ends_meanwhile_opens_the_next_one_within_the_limits_counted(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """Within the limits (2 an hour for the browser) the image goes into the next conversation (201, its file there:
     tests/test_uploads_ended.py), which is marked with the client's network as a page's is, so its network's cap of
     open ones counts it. Until 2026-12-07 the store opened it unmarked: the cap never counted it."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="2/hour"), store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
     old = session["conversation"]
-    store.hold("put_upload", old)
-    headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
-    image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
-    async with asyncio.timeout(20):
-        await store.holding.wait()
-    async with chat.ws_connect("/chat/ws") as other_tab:
-        await hello(other_tab, session["token"])
-        await other_tab.send_json({"type": "end"})
-        await ended(chat, old)
-    store.go_on.set()
+    image = await image_while_ended(chat, store, session)  # "Terminer" in another tab (its hello: not counted)
+    store.go.set()
     answer = await image
     assert (answer.status, await answer.json()) == (201, {"id": "u1"})
     following = await chat.app[STORE].find_active_conversation(ChannelName.WEBCHAT, session["token"])

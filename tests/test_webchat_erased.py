@@ -15,15 +15,14 @@ A conversation the store lost without an erasure (a Redis failover; here its rec
 is not answered so: the erasure marks the conversations it erases (``KeyedHash.erased_conversation``), and a page
 naming one the store lacks, unmarked, gets a conversation that works, its words taken in it.
 
-The erasure is held by a store double (:class:`Erasing`: the real store, nothing of the gateway patched) at its
-last step for the conversation, under its lock, its record not yet deleted.
+The erasure is held by the store double of tests/store_holds.py (:class:`Holds`: the real store, nothing of the
+gateway patched) at its last step for the conversation, under its lock, its record not yet deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import aiohttp
@@ -31,16 +30,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
-from gateway.crypto import DataKeys
 from gateway.erasure import EPOCH, FAR
 from gateway.settings import Settings
-from gateway.store import Store, open_store
+from gateway.store import Store
 from tests.conftest import AppFactory, add_listener, login
 from tests.store.conftest import STORES, on_store, redis_url, store_url
+from tests.store_holds import Holds, holds
 from tests.test_uploads import photo
 from tests.test_webchat import hello, receive_until, say
 
-__all__ = ["redis_url", "store_url"]  # fixtures used below
+__all__ = ["holds", "redis_url", "store_url"]  # fixtures used below
 
 SECRET = "personne ne sait que je dors dehors"
 Client = TestClient  # type: ignore[type-arg]
@@ -161,47 +160,6 @@ async def test_the_other_tab_of_an_erasing_page_is_told_and_its_unsent_words_ope
     assert "tu es là ?" not in texts and SECRET not in texts
 
 
-class Erasing:
-    """The real store, except that once armed (:meth:`hold`) the next call of one method whose first argument
-    starts with a conversation's id (the erasure's deletion of it, ``erase_conversation``: its last step, under the
-    conversation's lock; an image kept, ``put_upload``) waits until :attr:`go_on` is set (:attr:`holding`: it is
-    there); from then on, a message's turn under the lock (``locked_active``) is told (:attr:`locking`: the message
-    got past the page's look at its conversation, still there, and waits)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store, self._held = store, ("", "")
-        self.holding, self.locking, self.go_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
-
-    def hold(self, method: str, conversation_id: str) -> None:
-        self._held = (method, conversation_id)
-
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._store, name)
-        if name == "locked_active" and self.holding.is_set():
-            self.locking.set()
-        if name != self._held[0]:
-            return found
-
-        async def held(first: str, *args: Any) -> Any:
-            if self._held[0] == name and first.startswith(self._held[1]):
-                self._held = ("", "")
-                self.holding.set()
-                await self.go_on.wait()
-            return await found(first, *args)
-
-        return held
-
-
-@pytest.fixture
-async def erasing(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, Erasing]]:
-    settings = settings.replace(store=store_url)
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
-    try:
-        yield settings, Erasing(store)
-    finally:
-        await store.close()
-
-
 async def _young_person_erases(ws: aiohttp.ClientWebSocketResponse) -> None:
     await say(ws, "e1", "Efface mes données stp")
     await say(ws, "e2", "oui")  # acknowledged once the erasure is done
@@ -210,11 +168,11 @@ async def _young_person_erases(ws: aiohttp.ClientWebSocketResponse) -> None:
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 @pytest.mark.parametrize("who", ["supervisor", "young person"])
 async def test_a_message_sent_while_its_conversation_is_being_erased_opens_nothing(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory, who: str
-) -> None:  # erasing first: the app (which closes the store) stops before the fixture closes it again
+    holds: tuple[Settings, Holds], make_client: AppFactory, who: str
+) -> None:  # holds first: the app (which closes the store) stops before the fixture closes it again
     """The page follows the conversation; the erasure (a supervisor's, or the young person's own in another tab)
     holds its lock, its record still there; the page sends a message then, which waits for the lock."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as eraser, chat.ws_connect("/chat/ws") as page:
         session = await hello(eraser)
@@ -225,11 +183,12 @@ async def test_a_message_sent_while_its_conversation_is_being_erased_opens_nothi
             supervisor_erases(chat, session["conversation"]) if who == "supervisor" else _young_person_erases(eraser)
         )
         async with asyncio.timeout(20):
-            await store.holding.wait()  # under the conversation's lock, its record not deleted yet
+            await store.reached.wait()  # under the conversation's lock, its record not deleted yet
+        locking = store.told("locked_active")  # a message's turn under the lock
         await page.send_json({"type": "message", "id": "t1", "text": "tu es là ?"})
         async with asyncio.timeout(20):
-            await store.locking.wait()  # past the page's look at its conversation: waiting for its lock
-        store.go_on.set()
+            await locking.wait()  # past the page's look at its conversation: waiting for its lock
+        store.go.set()
         await erasure
         answers = await receive_until(page, lambda f: f.get("id") == "t1" or f["type"] == "error")
     assert answers[-1].get("code") == "ended", answers[-1]  # before: {'type': 'ack', 'id': 't1'}
@@ -245,11 +204,11 @@ async def test_a_message_sent_while_its_conversation_is_being_erased_opens_nothi
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_an_image_sent_while_its_conversation_is_being_erased_opens_nothing(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The same for the page's image (``POST /chat/upload``): it found the conversation open, then waited for its
     lock while a supervisor's erasure held it."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
@@ -257,12 +216,13 @@ async def test_an_image_sent_while_its_conversation_is_being_erased_opens_nothin
     store.hold("erase_conversation", session["conversation"])
     erasure = asyncio.create_task(supervisor_erases(chat, session["conversation"]))
     async with asyncio.timeout(20):
-        await store.holding.wait()
+        await store.reached.wait()
+    locking = store.told("locked_active")  # the image's turn under the lock
     headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
     image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
     async with asyncio.timeout(20):
-        await store.locking.wait()
-    store.go_on.set()
+        await locking.wait()
+    store.go.set()
     await erasure
     answer = await image
     assert (answer.status, await answer.json()) == (409, {"error": "ended"})  # before: 201, a new conversation
@@ -271,11 +231,11 @@ async def test_an_image_sent_while_its_conversation_is_being_erased_opens_nothin
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_an_image_kept_just_after_its_conversation_was_erased_is_not_left_behind(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The image found the conversation open and was cleaned; the erasure went through before the image was kept
     (``put_upload`` held meanwhile): it is refused (409 ``ended``) and not kept under the erased conversation."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
@@ -284,9 +244,9 @@ async def test_an_image_kept_just_after_its_conversation_was_erased_is_not_left_
     headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
     image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
     async with asyncio.timeout(20):
-        await store.holding.wait()
+        await store.reached.wait()
     await supervisor_erases(chat, session["conversation"])
-    store.go_on.set()
+    store.go.set()
     answer = await image
     assert (answer.status, await answer.json()) == (409, {"error": "ended"})
     kept = f"{session['conversation']}/{hashlib.sha256(b'u1').hexdigest()[:32]}"  # gateway/uploads.py's key
@@ -296,13 +256,13 @@ async def test_an_image_kept_just_after_its_conversation_was_erased_is_not_left_
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_an_image_of_an_erased_conversation_goes_into_no_newer_one(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The image was being kept while a supervisor erased its conversation and another tab of the browser pressed
     "Nouvelle conversation": the image goes into no conversation (409 ``ended``, not kept). Until 2026-12-07 it went
     into the new one (201): a picture sent before the erasure stored again under the young person's next
     conversation, as a message would have in that window."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
@@ -311,12 +271,12 @@ async def test_an_image_of_an_erased_conversation_goes_into_no_newer_one(
     headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
     image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
     async with asyncio.timeout(20):
-        await store.holding.wait()
+        await store.reached.wait()
     await supervisor_erases(chat, session["conversation"])
     async with chat.ws_connect("/chat/ws") as other_tab:  # "Nouvelle conversation": a hello without the conversation
         newer = await hello(other_tab, session["token"])
     assert newer["conversation"] != session["conversation"] and newer["status"] != "closed"
-    store.go_on.set()
+    store.go.set()
     answer = await image
     assert (answer.status, await answer.json()) == (409, {"error": "ended"})
     entries = await chat.app[STORE].transcript(newer["conversation"])
@@ -365,22 +325,23 @@ async def test_a_message_of_a_page_whose_conversation_was_lost_goes_into_a_new_o
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_a_message_whose_conversation_is_lost_while_it_waits_for_its_lock_goes_into_a_new_one(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The message passed the page's look at its conversation, then waited for the conversation's lock (held here
     by the test); the record went meanwhile without an erasure (lost): the store's check of the message's
     conversation (``locked_active``'s ``only``) finds it gone, no erasure's marker: the message is taken in a new
     conversation, as a hello after that loss would, not answered ``ended``."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
         await say(page, "m1", "bonjour")
         async with store.lock(session["conversation"]):
-            store.holding.set()  # from now on a message's turn under the lock is told (``locking``)
+            store.reached.set()  # the test holds the conversation's lock
+            locking = store.told("locked_active")  # a message's turn under the lock
             await page.send_json({"type": "message", "id": "m2", "text": SECRET})
             async with asyncio.timeout(20):
-                await store.locking.wait()  # past the page's look at its conversation: waiting for its lock
+                await locking.wait()  # past the page's look at its conversation: waiting for its lock
             await store.erase_conversation(session["conversation"])  # lost: the store's step alone, no marker
         frames = await receive_until(page, lambda f: f.get("id") == "m2" or f["type"] == "error")
     assert frames[-1] == {"type": "ack", "id": "m2"}, frames[-1]  # before: {'type': 'error', 'code': 'ended'…}
@@ -389,17 +350,18 @@ async def test_a_message_whose_conversation_is_lost_while_it_waits_for_its_lock_
     assert SECRET in await stored_texts(chat)
 
 
-async def _lost_while_waiting(chat: Client, store: Erasing, text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def _lost_while_waiting(chat: Client, store: Holds, text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A page's conversation lost (no erasure's marker) while its message ``m2`` waits for the conversation's lock:
     the page's session and what the server answered the message."""
     async with chat.ws_connect("/chat/ws") as page:
         session = await hello(page)
         await say(page, "m1", "bonjour")
         async with store.lock(session["conversation"]):
-            store.holding.set()
+            store.reached.set()  # the test holds the conversation's lock
+            locking = store.told("locked_active")  # the message's turn under the lock
             await page.send_json({"type": "message", "id": "m2", "text": text})
             async with asyncio.timeout(20):
-                await store.locking.wait()  # past the page's look (and the gate's): its conversation still there
+                await locking.wait()  # past the page's look (and the gate's): its conversation still there
             await store.erase_conversation(session["conversation"])  # lost: the store's step alone, no marker
         frames = await receive_until(page, lambda f: f.get("id") == "m2" or f["type"] == "error")
     return session, frames
@@ -407,14 +369,14 @@ async def _lost_while_waiting(chat: Client, store: Erasing, text: str) -> tuple[
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_a_message_whose_conversation_is_lost_while_it_waits_opens_a_new_one_only_within_the_limits(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The message taken in a new conversation after its own was lost is a page's first message: the new-chat
     guards (``Gate.new_chat``) are asked, as for a hello or a held socket's first message. Here the browser's one
     chat of the hour was the lost one: refused (``refused``, the notice), nothing opened, the page keeps the words.
     Until 2026-12-07 the guards were asked only when the loss was seen before the message went to the dispatcher:
     lost while it waited for its lock, a new conversation was opened past every limit (an ``ack``)."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="1/hour"), store=cast(Store, store))
     _, frames = await _lost_while_waiting(chat, store, "tu es encore là ?")
     assert {"type": "refused", "id": "m2", "reason": "rate_limited"} in frames, frames  # before: an ack
@@ -423,10 +385,10 @@ async def test_a_message_whose_conversation_is_lost_while_it_waits_opens_a_new_o
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_a_risky_message_whose_conversation_is_lost_while_it_waits_opens_a_new_one_past_the_limits(
-    erasing: tuple[Settings, Erasing], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """Escalate, never silence: the same message reading a risk opens the new conversation the limits refuse."""
-    settings, store = erasing
+    settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="1/hour"), store=cast(Store, store))
     session, frames = await _lost_while_waiting(chat, store, "je veux mourir")
     assert frames[-1] == {"type": "ack", "id": "m2"}, frames[-1]

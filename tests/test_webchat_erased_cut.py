@@ -12,83 +12,45 @@ after the whole erasure (``ChatSession._show_gone``): nothing of it shown, nothi
 new one (the bot greeting the erased young person again, their words stored in it). The supervisor's "Effacer"
 sent again finishes the erasure (``test_erasure_cut``): nothing of the person left.
 
-The cut: a store double (:class:`Cutting`: the real store, nothing of the gateway patched) raising at the store's
-deletion of the conversation as a reset connection does, its writes before it made; on one Redis, the real cut of
-``tests/cutting_proxy.py`` just before the record's DEL (its active key deleted already).
+The cut: the store double of tests/store_holds.py (:class:`Holds`: the real store, nothing of the gateway patched)
+raising at the store's deletion of the conversation as a reset connection does, its writes before it made (its
+``fail``); on one Redis, the real cut of ``tests/cutting_proxy.py`` just before the record's DEL (its active key
+deleted already).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
 from gateway import leaving
 from gateway.app import STORE, WEBCHAT
 from gateway.clock import utcnow
-from gateway.crypto import DataKeys
 from gateway.erasure import FAR
-from gateway.errors import StoreError
 from gateway.settings import Settings
-from gateway.store import Store, TimerKind, open_store
+from gateway.store import Store, TimerKind
 from gateway.store import redis_keys as K
 from tests.conftest import AppFactory, add_listener, login
 from tests.cutting_proxy import cutting_proxy
 from tests.store.conftest import emptied, redis_cluster_url, redis_url, store_url
+from tests.store_holds import Holds, holds, open_holds
 from tests.test_uploads import photo
 from tests.test_webchat import hello, receive_until, say
 from tests.test_webchat_erased import (
     SECRET,
     Client,
-    Erasing,
     everything,
     reconnect,
     sent_again,
     stored_texts,
 )
 
-__all__ = ["redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
+__all__ = ["holds", "redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
 
 AGAIN = "tu es là ? je t'écris encore"
 DEL = b"\r\nDEL\r\n"
-
-
-class Cutting:
-    """The real store, except that once armed (:meth:`cut`) the next ``erase_conversation`` of that conversation
-    raises StoreError before running, as a connection reset before the command does (what the erasure wrote before
-    it is kept: the mark, the marks forgotten)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store, self._cut = store, ""
-        self.cuts = 0
-
-    def cut(self, conversation_id: str) -> None:
-        self._cut = conversation_id
-
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._store, name)
-        if name != "erase_conversation":
-            return found
-
-        async def erase_conversation(conversation_id: str) -> int:
-            if self._cut and conversation_id == self._cut:
-                self._cut, self.cuts = "", self.cuts + 1
-                raise StoreError("the connection to the store was reset")
-            return cast(int, await found(conversation_id))
-
-        return erase_conversation
-
-
-@pytest.fixture
-async def cutting(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, Cutting]]:
-    settings = settings.replace(store=store_url)
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
-    try:
-        yield settings, Cutting(store)
-    finally:
-        await store.close()
 
 
 async def erase(client: Client, conversation_id: str) -> int:
@@ -114,16 +76,16 @@ async def page_comes_back(chat: Client, token: str, conversation_id: str) -> Non
 
 
 async def test_a_page_back_after_an_erasure_cut_before_its_record_is_told_it_ended(
-    cutting: tuple[Settings, Cutting], make_client: AppFactory
-) -> None:  # cutting first: the app (which closes the store) stops before the fixture closes it again
-    settings, store = cutting
+    holds: tuple[Settings, Holds], make_client: AppFactory
+) -> None:  # holds first: the app (which closes the store) stops before the fixture closes it again
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as ws:
         session = await hello(ws)
         await say(ws, "m1", SECRET)
-    store.cut(session["conversation"])
+    store.fail("erase_conversation", session["conversation"])
     assert await erase(chat, session["conversation"]) == 503
-    assert store.cuts == 1
+    assert store.failed["erase_conversation"] == 1
     assert await chat.app[STORE].get_conversation(session["conversation"]) is not None  # the cut left it
     await page_comes_back(chat, session["token"], session["conversation"])
     assert await erase(chat, session["conversation"]) == 200  # sent again: finished
@@ -159,17 +121,17 @@ async def test_a_page_back_after_an_erasure_cut_between_its_active_key_and_its_r
 
 
 async def test_a_new_conversation_after_an_erasure_cut_before_its_record_finishes_it_and_opens_a_new_one(
-    cutting: tuple[Settings, Cutting], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """ "Nouvelle conversation" (a hello with the token, naming no conversation) after an erasure cut before the
     record, the token's active key still there. Before: the hello resumed the conversation being erased, its
     history shown (the erased young person's words), the new one never opened."""
-    settings, store = cutting
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as ws:
         session = await hello(ws)
         await say(ws, "m1", SECRET)
-    store.cut(session["conversation"])
+    store.fail("erase_conversation", session["conversation"])
     assert await erase(chat, session["conversation"]) == 503
     async with chat.ws_connect("/chat/ws") as ws:
         fresh = await hello(ws, session["token"])
@@ -189,18 +151,18 @@ async def test_a_new_conversation_after_an_erasure_cut_before_its_record_finishe
 
 
 async def test_a_page_that_never_got_its_session_after_an_erasure_cut_gets_a_new_conversation(
-    cutting: tuple[Settings, Cutting], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """A page without a token whose opening key opened the conversation (``_opened_by``), back after an erasure of
     it cut before the record. Before: it was given that conversation again, its history and its token."""
-    settings, store = cutting
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     opening = {"type": "hello", "token": None, "opening": "opening-key-of-the-page-0003", "language": "fr"}
     async with chat.ws_connect("/chat/ws") as ws:
         await ws.send_json(opening)
         first = (await receive_until(ws, lambda f: f["type"] == "session"))[-1]
         await say(ws, "m1", SECRET)
-    store.cut(first["conversation"])
+    store.fail("erase_conversation", first["conversation"])
     assert await erase(chat, first["conversation"]) == 503
     async with chat.ws_connect("/chat/ws") as ws:
         await ws.send_json(opening)
@@ -217,14 +179,14 @@ async def test_an_image_that_found_its_conversation_open_opens_nothing_after_its
     redis_url: str, settings: Settings, make_client: AppFactory
 ) -> None:
     """The page's image (``POST /chat/upload``) found its conversation open, then was kept (``put_upload``, held by
-    the store double ``Erasing``) while a supervisor's erasure was cut on one Redis between the conversation's active
+    the store double ``Holds``) while a supervisor's erasure was cut on one Redis between the conversation's active
     key and its record (``tests/cutting_proxy.py``). Its message names the conversation (``Inbound.written_in``): the
     store's check (``locked_active(only=...)``) reads the erasure's mark, as for an erasure completed: 409 ``ended``,
     nothing opened. Before: only the record was read, still there: a new conversation opened with the image, the bot
     greeting the erased young person again."""
     async with cutting_proxy(emptied(redis_url)) as proxy:
         settings = settings.replace(store=proxy.url)
-        store = Erasing(await open_store(settings.store, keys=DataKeys.from_settings(settings)))  # the app closes it
+        store = await open_holds(settings)  # the app closes it
         chat = await make_client(settings, store=cast(Store, store), worker_poll_seconds=3600)
         async with chat.ws_connect("/chat/ws") as page:
             session = await hello(page)
@@ -233,11 +195,11 @@ async def test_an_image_that_found_its_conversation_open_opens_nothing_after_its
         headers = {"X-Chat-Token": session["token"], "X-Upload-Id": "u1"}
         image = asyncio.create_task(chat.post("/chat/upload", data=photo(), headers=headers))
         async with asyncio.timeout(20):
-            await store.holding.wait()
+            await store.reached.wait()
         proxy.cut_before(DEL, K.conversation(session["conversation"]).encode())
         assert await erase(chat, session["conversation"]) == 503
         assert proxy.cut == 1
-        store.go_on.set()
+        store.go.set()
         answer = await image
         assert (answer.status, await answer.json()) == (409, {"error": "ended"})  # before: (201, {'id': 'u1'})
         assert [c.id for c in await everything(chat)] == [session["conversation"]]  # before: a new one too
@@ -246,7 +208,7 @@ async def test_an_image_that_found_its_conversation_open_opens_nothing_after_its
 
 
 async def test_a_message_from_a_page_still_open_after_an_erasure_cut_before_its_record_is_written_nowhere(
-    cutting: tuple[Settings, Cutting], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The page stayed open through the erasure, cut before the record with the token's active key kept (the
     address read by the message still names the conversation): a message it sends then (written before the
@@ -254,12 +216,12 @@ async def test_a_message_from_a_page_still_open_after_an_erasure_cut_before_its_
     store reads the erasure's mark kept with the conversation (``store.erasing``) with the record, in the lock's own
     script or hop: no read more a message. Before: acknowledged and stored in the conversation being erased, its
     words kept until the erasure was finished."""
-    settings, store = cutting
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as ws:
         session = await hello(ws)
         await say(ws, "m1", SECRET)
-        store.cut(session["conversation"])
+        store.fail("erase_conversation", session["conversation"])
         assert await erase(chat, session["conversation"]) == 503
         kept = await chat.app[STORE].get_conversation(session["conversation"])
         assert kept is not None and kept.active  # the cut left it, its address too
@@ -273,14 +235,14 @@ async def test_a_message_from_a_page_still_open_after_an_erasure_cut_before_its_
 
 
 async def test_a_page_closing_after_an_erasure_cut_before_its_record_arms_no_gone_timer(
-    cutting: tuple[Settings, Cutting], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The socket-close path (``leaving.socket_closed``, which ``WebChatHub.arm_gone`` runs) of an instance whose
     page followed the conversation without its ``Erased`` event (another instance's socket, an event lost with a
     subscription): after an erasure cut before the record, it arms no gone timer on it, as on one erased whole. Read
     under the lock with the record (``store.erasing``: Redis the lock's script, no command more). Before: a timer
     armed, which 90 s later marked the page gone in the conversation being erased (a system entry written in it)."""
-    settings, store = cutting
+    settings, store = holds
     chat = await make_client(settings, store=cast(Store, store))
     async with chat.ws_connect("/chat/ws") as ws:
         session = await hello(ws)
@@ -290,7 +252,7 @@ async def test_a_page_closing_after_an_erasure_cut_before_its_record_arms_no_gon
     async with asyncio.timeout(20):  # this page's own timer armed (before the erasure: the erasure deletes it)
         while conversation_id in hub.arming:
             await asyncio.sleep(0.01)
-    store.cut(conversation_id)
+    store.fail("erase_conversation", conversation_id)
     assert await erase(chat, conversation_id) == 503
     assert await real.get_conversation(conversation_id) is not None  # the cut left it
     await real.cancel_timers(conversation_id, TimerKind.WEBCHAT_GONE)  # as after its erasure's own deletion

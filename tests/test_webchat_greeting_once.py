@@ -5,68 +5,39 @@ opening key, which finds the conversation (``keep_opening`` came first): the gre
 
 Until 2026-12-07 ``Dispatcher.start_conversation`` wrote the greeting's entries one by one under the lock, then the
 record: the failure left the entries written and the record without its engine, so the hello after it greeted
-again, the welcome twice in the transcript and on the page. The store double (:class:`FailingFirstSave`) is the
-real store, its first save of a conversation refused as the store's own failure is (``StoreError``).
+again, the welcome twice in the transcript and on the page. The store double (tests/store_holds.py's :class:`Holds`)
+is the real store, its first save of a conversation refused as the store's own failure is (``StoreError``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
 from gateway.app import STORE
-from gateway.crypto import DataKeys
-from gateway.errors import StoreError
 from gateway.settings import Settings
-from gateway.store import Store, open_store
+from gateway.store import Store
 from tests.conftest import AppFactory
 from tests.store.conftest import STORES, redis_url, store_url
+from tests.store_holds import Holds, holds
 from tests.test_webchat import receive_until
 
-__all__ = ["redis_url", "store_url"]  # fixtures used below
-
-
-class FailingFirstSave:
-    """The real store, except that its first ``save_conversation`` raises StoreError (nothing of it written)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store, self.failed = store, False
-
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._store, name)
-        if name != "save_conversation" or self.failed:
-            return found
-
-        async def refused(*args: Any, **kwargs: Any) -> Any:
-            self.failed = True
-            raise StoreError("the store failed (a test's double)")
-
-        return refused
-
-
-@pytest.fixture
-async def failing(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, FailingFirstSave]]:
-    settings = settings.replace(store=store_url)
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
-    try:
-        yield settings, FailingFirstSave(store)
-    finally:
-        await store.close()
+__all__ = ["holds", "redis_url", "store_url"]  # fixtures used below
 
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_a_greeting_cut_by_a_store_failure_is_said_once_after_the_page_says_hello_again(
-    failing: tuple[Settings, FailingFirstSave], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
-    settings, store = failing
+    settings, store = holds
+    store.fail("save_conversation")  # the first one: nothing of it written
     chat = await make_client(settings, store=cast(Store, store))
     hello = {"type": "hello", "token": None, "opening": "k" * 24, "language": "fr"}
     async with chat.ws_connect("/chat/ws") as ws:
         await ws.send_json(hello)
         await ws.receive()  # closed: 1013, try again later
-    assert store.failed and ws.close_code == 1013
+    assert store.failed["save_conversation"] == 1 and ws.close_code == 1013
     async with chat.ws_connect("/chat/ws") as ws:
         await ws.send_json(hello)
         [*_, session] = await receive_until(ws, lambda f: f["type"] == "session")

@@ -1,19 +1,18 @@
-"""A web chat socket's opening loses nothing: what the forwarding brings while the socket reads its history (a
-listener taking the conversation and answering right as the young person's phone reconnects) reaches it after
-its ``session`` frame, once, in order (docs/guarantees.md, issue 8).
+"""A web chat socket's opening loses nothing: what the forwarding brings while the socket reads its history (a listener
+taking the conversation and answering right as the young person's phone reconnects) reaches it after its ``session``
+frame, once, in order (docs/guarantees.md, issue 8).
 
-The window is widened by a store double, not by patching: the history read of the reconnecting socket is made at
-once and handed back only when the test says. Meanwhile the listener takes the conversation and answers, and the
-test waits until this instance's forwarding has gone past those events: another young person's chat on the same
-instance gets an entry published after them (the forwarding hands out one subscription's events in order). Only
-then is the history handed back. The other opening (a message starting a new conversation, which the socket then
-follows from its start) is held the same way, at the gate's look for an open conversation.
+The window is widened by a store double (tests/store_holds.py's :class:`Holds`), not by patching: the history read of
+the reconnecting socket is made at once and handed back only when the test says. Meanwhile the listener takes the
+conversation and answers, and the test waits until this instance's forwarding has gone past those events: another young
+person's chat on the same instance gets an entry published after them (the forwarding hands out one subscription's
+events in order). Only then is the history handed back. The other opening (a message starting a new conversation, which
+the socket then follows from its start) is held the same way, at the gate's look for an open conversation.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -21,56 +20,24 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
 from gateway.conversation import Conversation
-from gateway.crypto import DataKeys
 from gateway.events import Typing
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.sockets import QUEUE_LIMIT
-from gateway.store import Author, Store, open_store
+from gateway.store import Author, Store
 from tests.conftest import AppFactory, add_listener, login
-from tests.store.conftest import redis_url, store_url  # noqa: F401  (an empty store: SQLite, the session's Redis)
+from tests.store.conftest import redis_url, store_url  # an empty store: SQLite, the session's Redis
+from tests.store_holds import Holds, holds
 from tests.test_webchat import WALK_TO_QUEUE, hello, receive_until, say
 
-
-class Held:
-    """The real store, except that one read, once armed (a method, and its last argument), is held until
-    :attr:`released` is set (:attr:`reading` says it was asked for), and made either at once (``read_first``: an
-    answer still on its way while events are published) or once released (it finds them)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._armed: tuple[str, str] | None = None
-        self.read_first = True
-        self.reading, self.released = asyncio.Event(), asyncio.Event()  # not ``release``: the store's method
-
-    def hold(self, method: str, argument: str, *, read_first: bool) -> None:
-        self._armed, self.read_first = (method, argument), read_first
-
-    def __getattr__(self, name: str) -> Any:
-        read = getattr(self._store, name)
-        if self._armed is None or self._armed[0] != name:
-            return read
-
-        async def held(*args: Any) -> Any:
-            if self._armed != (name, args[-1]):
-                return await read(*args)
-            self._armed = None
-            answer = await read(*args) if self.read_first else None
-            self.reading.set()
-            await self.released.wait()
-            return answer if self.read_first else await read(*args)
-
-        return held
+__all__ = ["holds", "redis_url", "store_url"]  # fixtures used below
 
 
-@pytest.fixture
-async def held(store_url: str, settings: Settings) -> AsyncIterator[tuple[Settings, Held]]:  # noqa: F811
-    settings = settings.replace(store=store_url)
-    store = await open_store(settings.store, keys=DataKeys.from_settings(settings))
-    try:
-        yield settings, Held(store)
-    finally:
-        await store.close()
+def hold_read(store: Holds, method: str, argument: str, *, read_first: bool) -> None:
+    """One read (a method, and its last argument) held until :attr:`Holds.go` is set (:attr:`Holds.reached` says it
+    was asked for), and made either at once (``read_first``: an answer still on its way while events are published)
+    or once released (it finds them)."""
+    store.hold(method, lambda *args, **kwargs: args[-1] == argument, after=read_first)
 
 
 def page(frames: list[dict[str, Any]]) -> tuple[list[str], str | None, list[str]]:
@@ -88,7 +55,7 @@ def page(frames: list[dict[str, Any]]) -> tuple[list[str], str | None, list[str]
     return shown, status, twice
 
 
-async def queued_with_a_listener_logged_in(client: TestClient[Any, Any], store: Held) -> tuple[str, Conversation]:
+async def queued_with_a_listener_logged_in(client: TestClient[Any, Any], store: Holds) -> tuple[str, Conversation]:
     """A young person's chat walked to the queue (the phone then gone: its token, its conversation), and the
     listener anne logged in."""
     async with client.ws_connect("/chat/ws") as phone:
@@ -105,19 +72,19 @@ async def queued_with_a_listener_logged_in(client: TestClient[Any, Any], store: 
 @pytest.mark.parametrize("store_url", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
 @pytest.mark.parametrize("read", ["before", "after"])
 async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_once(
-    held: tuple[Settings, Held], make_client: AppFactory, read: str
-) -> None:  # held first: the app (which closes the store) stops before the fixture closes it again
+    holds: tuple[Settings, Holds], make_client: AppFactory, read: str
+) -> None:  # holds first: the app (which closes the store) stops before the fixture closes it again
     """``before``: the history was read before the listener's events (they must follow the session frame);
     ``after``: it finds them, while the forwarding brought them already (they must not come twice)."""
-    settings, store = held
+    settings, store = holds
     client = await make_client(settings, store=cast(Store, store))
     token, conversation = await queued_with_a_listener_logged_in(client, store)
     async with client.ws_connect("/chat/ws") as other, client.ws_connect("/chat/ws") as phone:
         await hello(other)  # another young person's chat on this instance: it does not follow the conversation
-        store.hold("transcript", conversation.id, read_first=read == "before")
+        hold_read(store, "transcript", conversation.id, read_first=read == "before")
         await phone.send_json({"type": "hello", "token": token, "language": "fr"})  # the phone is back
         async with asyncio.timeout(10):
-            await store.reading.wait()  # its history is read: what follows is not in it
+            await store.reached.wait()  # its history is read: what follows is not in it
         taken = await client.post(f"/api/conversations/{conversation.id}/take", json={})
         assert taken.status == 200
         sent = await client.post(f"/api/conversations/{conversation.id}/messages", json={"text": "Je suis là."})
@@ -125,7 +92,7 @@ async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_on
         # published after the listener's events: once the other chat has it, the forwarding went past them
         await other.send_json({"type": "message", "id": "o1", "text": "2"})
         await receive_until(other, lambda f: f["type"] == "entry" and f["entry"]["author"] == "user")
-        store.released.set()
+        store.go.set()
         frames = await receive_until(phone, lambda f: f["type"] == "session")
         assert len(frames) == 1, frames  # the session frame comes first
         later = await client.post(f"/api/conversations/{conversation.id}/messages", json={"text": "Tu es là ?"})
@@ -143,11 +110,11 @@ async def test_a_listener_answering_while_the_page_reads_its_history_is_shown_on
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_a_message_that_starts_a_new_conversation_gets_it_whole_once(
-    held: tuple[Settings, Held], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The socket's conversation closes while its message is on its way (a listener closing it): the message
     starts a new one, which the socket follows from its start (a ``resync`` frame with every entry), each once."""
-    settings, store = held
+    settings, store = holds
     client = await make_client(settings, store=cast(Store, store))
     await add_listener(client, "anne")
     await login(client, "anne")
@@ -157,14 +124,14 @@ async def test_a_message_that_starts_a_new_conversation_gets_it_whole_once(
             await say(phone, f"m{number}", answer)
         first = await store.find_active_conversation(ChannelName.WEBCHAT, token)
         assert first is not None
-        store.hold("find_active_conversation", token, read_first=False)  # the gate's look for an open one
+        hold_read(store, "find_active_conversation", token, read_first=False)  # the gate's look for an open one
         await phone.send_json({"type": "message", "id": "late", "text": "Bonjour"})
         async with asyncio.timeout(10):
-            await store.reading.wait()  # the message passed the "ended?" check: the listener closes it now
+            await store.reached.wait()  # the message passed the "ended?" check: the listener closes it now
         assert (await client.post(f"/api/conversations/{first.id}/take", json={})).status == 200
         closed = await client.post(f"/api/conversations/{first.id}/close", json={"outcome": "cyberbullying"})
         assert closed.status == 200
-        store.released.set()
+        store.go.set()
         frames = await receive_until(phone, lambda f: f == {"type": "ack", "id": "late"}, limit=100)
     second = await store.find_active_conversation(ChannelName.WEBCHAT, token)
     assert second is not None and second.id != first.id
@@ -178,22 +145,22 @@ async def test_a_message_that_starts_a_new_conversation_gets_it_whole_once(
 
 @pytest.mark.parametrize("store_url", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
 async def test_a_page_whose_conversation_is_taken_between_its_status_and_its_position_is_told_the_truth(
-    held: tuple[Settings, Held], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """The session frame's status is read (queued), then its place in the queue: a listener taking it between the
     two reads left ``queued`` with ``position: null`` (the page showed "position ?"). The position's read is held
     and made after the take."""
-    settings, store = held
+    settings, store = holds
     client = await make_client(settings, store=cast(Store, store))
     token, conversation = await queued_with_a_listener_logged_in(client, store)
     async with client.ws_connect("/chat/ws") as phone:
-        store.hold("position", conversation.id, read_first=False)
+        hold_read(store, "position", conversation.id, read_first=False)
         await phone.send_json({"type": "hello", "token": token, "language": "fr"})  # the phone is back
         async with asyncio.timeout(10):
-            await store.reading.wait()  # its status was read: queued
+            await store.reached.wait()  # its status was read: queued
         taken = await client.post(f"/api/conversations/{conversation.id}/take", json={})
         assert taken.status == 200
-        store.released.set()
+        store.go.set()
         session = (await receive_until(phone, lambda f: f["type"] == "session"))[-1]
     assert (session["status"], session.get("position")) == ("with_listener", None)
     assert "position" not in session
@@ -201,27 +168,27 @@ async def test_a_page_whose_conversation_is_taken_between_its_status_and_its_pos
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_frames_held_while_a_socket_opens_are_bounded_like_its_queue(
-    held: tuple[Settings, Held], make_client: AppFactory
+    holds: tuple[Settings, Holds], make_client: AppFactory
 ) -> None:
     """While the reconnecting page's history is read (held here), its conversation's events are kept for it: as
     many as its writer's queue holds (256 frames) with the session frame; one more and the socket is dropped as a
     reader that stopped reading is (``queue_full``), at once, not after the read. The page then reconnects."""
-    settings, store = held
+    settings, store = holds
     client = await make_client(settings, store=cast(Store, store))
     async with client.ws_connect("/chat/ws") as phone:
         token = (await hello(phone))["token"]
     conversation = await store.find_active_conversation(ChannelName.WEBCHAT, token)
     assert conversation is not None
     async with client.ws_connect("/chat/ws") as phone:
-        store.hold("transcript", conversation.id, read_first=True)
+        hold_read(store, "transcript", conversation.id, read_first=True)
         await phone.send_json({"type": "hello", "token": token, "language": "fr"})
         async with asyncio.timeout(10):
-            await store.reading.wait()
+            await store.reached.wait()
         for _ in range(QUEUE_LIMIT):  # a listener typing, as another instance publishes it
             await store.publish(Typing(conversation.id, "listener"))
         closed = await phone.receive(timeout=10)  # while the read is still held
         assert closed.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR), closed
-        store.released.set()
+        store.go.set()
     metrics = (await (await client.get("/metrics")).text()).splitlines()
     assert any(line.startswith('gateway_socket_drops_total{reason="queue_full",surface="webchat"} 1') for line in
                metrics), [line for line in metrics if "socket_drops" in line]  # fmt: skip

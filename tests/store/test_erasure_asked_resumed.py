@@ -9,8 +9,9 @@ the CLI and cut short stayed half done (the conversation asked from, with the id
 again. And a web chat page coming back while a supervisor's erasure ran (``Eraser.finish_cut``) ran a second copy of
 it, which wrote a second audit line (actor ``gateway``).
 
-The cut: :class:`tests.test_webchat_erased_cut.Cutting` (the real store, raising StoreError at the store's deletion
-of one conversation as a reset connection does, its writes before it made); the interleaving: :class:`Holding`.
+The cut and the interleaving: tests/store_holds.py's :class:`Holds` (the real store, nothing of the gateway patched):
+``cut_at`` raising StoreError at the store's deletion of one conversation as a reset connection does, its writes
+before it made; ``held_at`` holding the erasure's last step while a second one asks for the lock.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from gateway.settings import Settings
 from gateway.store import Store
 from tests.conftest import Clock
 from tests.console.test_handback_crash import instance
+from tests.store_holds import Holds, cut_at, held_at
 from tests.test_erasure_cut import CHAT, nothing_left_of_the_person, person_with_two_conversations
-from tests.test_webchat_erased_cut import Cutting
 
 
 def eraser_on(store: Any, clock: Clock, settings: Settings) -> Eraser:
@@ -71,11 +72,10 @@ async def test_a_supervisors_erasure_cut_short_is_finished_by_the_alert_check(
     check finishes it. Before: nothing listed, the check did nothing, the earlier conversation (with the identity)
     left, no audit line."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
-    cutting = Cutting(store)
-    cutting.cut(later if cut == "later" else earlier)
+    cutting = cut_at(store, later if cut == "later" else earlier)
     with pytest.raises(StoreError):
         await eraser_on(cutting, clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
-    assert cutting.cuts == 1
+    assert cutting.failed["erase_conversation"] == 1
     assert await store.get_conversation(earlier) is not None  # cut short: the one asked from is still there
 
     await alert_checks(store, clock, settings)
@@ -93,11 +93,10 @@ async def test_the_clis_erasure_by_identity_cut_short_is_finished_by_the_alert_c
     listed): the later conversation, the open one with the identity, left for good (the earlier cut) or the check
     finishing nothing."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
-    cutting = Cutting(store)
-    cutting.cut(later if cut == "later" else earlier)
+    cutting = cut_at(store, later if cut == "later" else earlier)
     with pytest.raises(StoreError):
         await eraser_on(cutting, clock, settings).erase_identity(ChannelName.TELEGRAM, CHAT, "cli", "gateway erase")
-    assert cutting.cuts == 1
+    assert cutting.failed["erase_conversation"] == 1
 
     await alert_checks(store, clock, settings)
 
@@ -112,20 +111,8 @@ async def test_a_supervisors_erasure_cut_before_its_audit_line_gets_it_with_its_
     alert check writes the line with Sam's name and wording, nothing counted."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
 
-    class NoLine(Cutting):
-        """The store double failing at the audit line (everything before it made)."""
-
-        def __getattr__(self, name: str) -> Any:
-            if name == "audit":
-
-                async def audit(*args: Any) -> None:
-                    raise StoreError("the connection to the store was reset")
-
-                return audit
-            return super().__getattr__(name)
-
     with pytest.raises(StoreError):
-        await eraser_on(NoLine(store), clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
+        await eraser_on(no_line(store), clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
     assert [e for e in await store.audit_log() if e.action == "erase"] == []
 
     await alert_checks(store, clock, settings)
@@ -134,36 +121,16 @@ async def test_a_supervisors_erasure_cut_before_its_audit_line_gets_it_with_its_
     await finished_once(store, "sam", "asked to a supervisor")
 
 
-class Holding:
-    """The real store, except that the next deletion of one conversation (``erase_conversation``, the erasure's
-    last step, under that conversation's lock and the erasure's) waits until :attr:`go_on` is set
-    (:attr:`holding`: it is there); :attr:`asked` is set once, while it waits, another lock naming that
-    conversation is asked for (the second erasure got there and waits)."""
+def no_line(store: Store) -> Holds:
+    """The store double failing at the audit line (everything before it made)."""
+    holds = Holds(store)
+    holds.fail("audit", times=None)
+    return holds
 
-    def __init__(self, store: Store, conversation_id: str) -> None:
-        self._store, self._id = store, conversation_id
-        self.holding, self.asked, self.go_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._store, name)
-        if name == "lock":
-
-            def lock(name: str, *args: Any, **kwargs: Any) -> Any:
-                if self.holding.is_set() and name.endswith(self._id):
-                    self.asked.set()
-                return found(name, *args, **kwargs)
-
-            return lock
-        if name != "erase_conversation":
-            return found
-
-        async def erase_conversation(conversation_id: str) -> int:
-            if conversation_id == self._id and not self.holding.is_set():
-                self.holding.set()
-                await self.go_on.wait()
-            return cast(int, await found(conversation_id))
-
-        return erase_conversation
+def lock_asked(holds: Holds, conversation_id: str) -> asyncio.Event:
+    """Set once another lock naming that conversation is asked for (a second erasure got there and waits)."""
+    return holds.told("lock", lambda name, *args, **kwargs: name.endswith(conversation_id))
 
 
 async def test_a_page_back_during_a_supervisors_erasure_waits_for_it_and_writes_no_second_line(
@@ -174,13 +141,13 @@ async def test_a_page_back_during_a_supervisors_erasure_waits_for_it_and_writes_
     finds it done and does nothing. Before: it ran a second copy after Sam's, which wrote a second ``erase`` line
     (actor ``gateway``)."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
-    holding = Holding(store, earlier)
+    holding = held_at(store, "erase_conversation", earlier)
     eraser = eraser_on(holding, clock, settings)
     sam = asyncio.create_task(eraser.erase_conversation(earlier, "sam", "asked to a supervisor"))
-    await asyncio.wait_for(holding.holding.wait(), 30)
+    await asyncio.wait_for(holding.reached.wait(), 30)
     page = asyncio.create_task(eraser.finish_cut(earlier))
-    await asyncio.wait_for(holding.asked.wait(), 30)
-    holding.go_on.set()
+    await asyncio.wait_for(lock_asked(holding, earlier).wait(), 30)
+    holding.go.set()
     assert (await asyncio.wait_for(sam, 30)) is not None
     await asyncio.wait_for(page, 30)
 
@@ -199,23 +166,9 @@ async def test_a_young_persons_oui_during_a_supervisors_erasure_cut_short_keeps_
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
     oui = "in:telegram:70707070:upd-70707070-20"
 
-    class OuiThenCut(Cutting):
-        """The "oui" listed, then the deletion of the earlier conversation cut (before the last one's lock)."""
-
-        def __getattr__(self, name: str) -> Any:
-            found = super().__getattr__(name)
-            if name != "erase_conversation":
-                return found
-
-            async def erase_conversation(conversation_id: str) -> int:
-                if conversation_id == earlier:
-                    await store.begin_erasure(later, oui)
-                return cast(int, await found(conversation_id))
-
-            return erase_conversation
-
-    cutting = OuiThenCut(store)
-    cutting.cut(earlier)
+    cutting = Holds(store)  # the "oui" listed, then the deletion of the earlier one cut (before the last one's lock)
+    cutting.run("erase_conversation", lambda _: store.begin_erasure(later, oui), earlier)
+    cutting.fail("erase_conversation", earlier)
     with pytest.raises(StoreError):
         await eraser_on(cutting, clock, settings).erase_conversation(later, "sam", "asked to a supervisor")
     listed = (await store.erasures_begun())[later]

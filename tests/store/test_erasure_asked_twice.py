@@ -11,7 +11,6 @@ chat page coming back (``Eraser.finish_cut``, actor ``gateway``) adds no name.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -19,26 +18,13 @@ from gateway.errors import StoreError
 from gateway.settings import Settings
 from gateway.store import Store
 from tests.conftest import Clock
-from tests.store.test_erasure_asked_resumed import Holding, alert_checks, eraser_on
+from tests.store.test_erasure_asked_resumed import alert_checks, eraser_on, lock_asked, no_line
+from tests.store_holds import cut_at, held_at
 from tests.test_erasure_cut import nothing_left_of_the_person, person_with_two_conversations
-from tests.test_webchat_erased_cut import Cutting
 
 
 async def erase_lines(store: Store) -> list[tuple[str, str]]:
     return [(e.actor, e.detail) for e in await store.audit_log() if e.action == "erase"]
-
-
-class NoLine(Cutting):
-    """The store double failing at the audit line (everything before it made)."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "audit":
-
-            async def audit(*args: Any) -> None:
-                raise StoreError("the connection to the store was reset")
-
-            return audit
-        return super().__getattr__(name)
 
 
 async def test_a_second_supervisor_asking_after_a_cut_before_the_line_is_named_in_it(
@@ -48,7 +34,7 @@ async def test_a_second_supervisor_asking_after_a_cut_before_the_line_is_named_i
     and Alex (before: Sam alone)."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
     with pytest.raises(StoreError):
-        await eraser_on(NoLine(store), clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
+        await eraser_on(no_line(store), clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
     assert await eraser_on(store, clock, settings).erase_conversation(earlier, "alex", "asked to a supervisor")
 
     await nothing_left_of_the_person(store, settings, marks, earlier, later)
@@ -65,18 +51,17 @@ async def test_a_second_supervisor_asking_after_a_cut_is_named_in_the_line(
     """``done``: Alex's erasure finishes Sam's; ``cut-again``: Alex's is cut too (at the earlier record, its last
     step), the alert check finishes it. Before: one line naming Sam, Alex nowhere."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
-    cutting = Cutting(store)
-    cutting.cut(later)
+    cutting = cut_at(store, later)
     with pytest.raises(StoreError):
         await eraser_on(cutting, clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
     if again == "done":
         erased = await eraser_on(store, clock, settings).erase_conversation(earlier, "alex", "asked to a supervisor")
         assert erased is not None and not erased.under_way
     else:
-        cutting.cut(earlier)
+        cutting.fail("erase_conversation", earlier)
         with pytest.raises(StoreError):
             await eraser_on(cutting, clock, settings).erase_conversation(earlier, "alex", "asked to a supervisor")
-        assert cutting.cuts == 2
+        assert cutting.failed["erase_conversation"] == 2
         await alert_checks(store, clock, settings)
 
     await nothing_left_of_the_person(store, settings, marks, earlier, later)
@@ -89,8 +74,7 @@ async def test_a_second_supervisor_asking_after_a_cut_is_named_in_the_line(
 async def test_a_web_chat_page_back_after_a_cut_adds_no_name(store: Store, clock: Clock, settings: Settings) -> None:
     """The web chat's finish path (``finish_cut``, actor ``gateway``) finishes Sam's cut erasure: Sam alone."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
-    cutting = Cutting(store)
-    cutting.cut(later)
+    cutting = cut_at(store, later)
     with pytest.raises(StoreError):
         await eraser_on(cutting, clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
     await eraser_on(store, clock, settings).finish_cut(earlier)
@@ -109,13 +93,13 @@ async def test_a_second_supervisor_reaching_the_lock_after_the_first_erased_it_i
     conversation n'existe pas. » / "no such conversation", the CLI's ``no conversation``); now erased by an
     erasure already under way (the console's ``under_way``, « Données effacées par un effacement déjà en cours »)."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
-    holding = Holding(store, earlier)
+    holding = held_at(store, "erase_conversation", earlier)
     eraser = eraser_on(holding, clock, settings)
     sam = asyncio.create_task(eraser.erase_conversation(earlier, "sam", "asked to a supervisor"))
-    await asyncio.wait_for(holding.holding.wait(), 30)
+    await asyncio.wait_for(holding.reached.wait(), 30)
     alex = asyncio.create_task(eraser.erase_conversation(earlier, "alex", "asked to a supervisor"))
-    await asyncio.wait_for(holding.asked.wait(), 30)  # Alex's waits for the lock
-    holding.go_on.set()
+    await asyncio.wait_for(lock_asked(holding, earlier).wait(), 30)  # Alex's waits for the lock
+    holding.go.set()
     assert (await asyncio.wait_for(sam, 30)) is not None
     erased = await asyncio.wait_for(alex, 30)
 

@@ -9,14 +9,13 @@ its own line; cut short, the alert check wrote a line for each. Now every erasur
 (``erasing-person-<keyed identity>``) and the one that runs takes over the other's listing (``Eraser._erase_one``):
 one line naming the supervisor (the young person's confirmation noted), the young person told once, nothing left.
 
-The interleavings: store doubles (the real store, nothing of the gateway patched) holding or cutting the
-supervisor's erasure at one store call.
+The interleavings: tests/store_holds.py's :class:`Holds` (the real store, nothing of the gateway patched) holding
+or cutting the supervisor's erasure at one store call.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -26,41 +25,16 @@ from gateway.settings import Settings
 from gateway.store import Store
 from tests.conftest import Clock
 from tests.store.test_erasure_asked_resumed import alert_checks, eraser_on
+from tests.store_holds import Holds, cut_at, held_at
 from tests.test_erasure_cut import nothing_left_of_the_person, person_with_two_conversations
-from tests.test_webchat_erased_cut import Cutting
 
 OUI = "in:telegram:70707070:upd-70707070-20"  # the key of the young person's "oui" (their message's)
 
 
-class Held:
-    """The real store, except that the first call of ``method`` with ``first`` as its first argument (any, for
-    None) waits for :attr:`go` (:attr:`reached` set first); :attr:`person` is set once a person's erasure lock is
-    asked for while it waits (another erasure of the person got there)."""
-
-    def __init__(self, store: Store, method: str, first: str | None) -> None:
-        self._store, self._method, self._first = store, method, first
-        self.reached, self.go, self.person = asyncio.Event(), asyncio.Event(), asyncio.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._store, name)
-        if name == "lock":
-
-            def lock(lock_name: str, *args: Any, **kwargs: Any) -> Any:
-                if self.reached.is_set() and lock_name.startswith(ERASING + "person-"):
-                    self.person.set()
-                return found(lock_name, *args, **kwargs)
-
-            return lock
-        if name != self._method:
-            return found
-
-        async def held(*args: Any) -> Any:
-            if not self.reached.is_set() and (self._first is None or args[0] == self._first):
-                self.reached.set()
-                await self.go.wait()
-            return await found(*args)
-
-        return held
+def person_lock_asked(held: Holds) -> asyncio.Event:
+    """Set once a person's erasure lock is asked for while the hold waits (another erasure of the person got
+    there)."""
+    return held.told("lock", lambda name, *args, **kwargs: name.startswith(ERASING + "person-"))
 
 
 async def told_and_lines(store: Store) -> tuple[int, list[tuple[str, str]]]:
@@ -79,13 +53,13 @@ async def test_a_oui_in_the_open_conversation_during_a_supervisors_erasure_from_
     person" ("cut short before this line"), 0 goodbyes; ``at-once``, the same two lines (each erasure its own)."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
     await store.begin_erasure(later, OUI)  # as the dispatcher's commit of the "oui" does
-    held = Held(store, "erase_conversation", earlier) if when == "record-gone" else Held(store, "inbox_forget", None)
+    held = held_at(store, "erase_conversation", earlier) if when == "record-gone" else held_at(store, "inbox_forget")
     sam = asyncio.create_task(
         eraser_on(held, clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
     )
     await asyncio.wait_for(held.reached.wait(), 30)
     oui = asyncio.create_task(eraser_on(held, clock, settings).finish_confirmed(later, OUI))
-    waiting = asyncio.create_task(held.person.wait())
+    waiting = asyncio.create_task(person_lock_asked(held).wait())
     await asyncio.wait({oui, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED)  # done, or waiting for Sam's
     waiting.cancel()
     held.go.set()
@@ -108,11 +82,10 @@ async def test_a_supervisors_erasure_from_an_earlier_conversation_cut_short_afte
     ("young person" for the "oui"'s run, then Sam's "cut short before this line" by the check)."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
     await store.begin_erasure(later, OUI)
-    cutting = Cutting(store)
-    cutting.cut(later)
+    cutting = cut_at(store, later)
     with pytest.raises(StoreError):  # the console's 503
         await eraser_on(cutting, clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
-    assert cutting.cuts == 1
+    assert cutting.failed["erase_conversation"] == 1
     await eraser_on(store, clock, settings).finish_confirmed(later, OUI)
     await alert_checks(store, clock, settings)
 
@@ -132,13 +105,13 @@ async def test_a_oui_erasure_running_takes_over_a_supervisors_waiting_from_an_ea
     the listing), one goodbye."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
     await store.begin_erasure(later, OUI)
-    held = Held(store, "inbox_forget", None)
+    held = held_at(store, "inbox_forget")
     oui = asyncio.create_task(eraser_on(held, clock, settings).finish_confirmed(later, OUI))
     await asyncio.wait_for(held.reached.wait(), 30)
     sam = asyncio.create_task(
         eraser_on(held, clock, settings).erase_conversation(earlier, "sam", "asked to a supervisor")
     )
-    waiting = asyncio.create_task(held.person.wait())
+    waiting = asyncio.create_task(person_lock_asked(held).wait())
     await asyncio.wait({sam, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
     held.go.set()
@@ -161,11 +134,10 @@ async def test_two_supervisors_erasures_merged_and_cut_before_the_line_name_both
     listing (Sam only in the cut erasure's memory): the one line named Alex, not Sam."""
     earlier, later, marks = await person_with_two_conversations(store, clock, settings)
     await store.begin_erasure(earlier, asked_by("sam", "asked to a supervisor"))  # as Sam's first step, then cut
-    cutting = Cutting(store)
-    cutting.cut(later)
+    cutting = cut_at(store, later)
     with pytest.raises(StoreError):
         await eraser_on(cutting, clock, settings).erase_conversation(later, "alex", "asked to a supervisor")
-    assert cutting.cuts == 1
+    assert cutting.failed["erase_conversation"] == 1
     assert list(await store.erasures_begun()) == [later]  # Sam's moved into Alex's listing
     await alert_checks(store, clock, settings)
 
