@@ -5,16 +5,13 @@ stayed as it was until a lull, a young person arrived meanwhile unseen."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
 
 from gateway.app import STORE
-from gateway.events import QueueChanged
 from gateway.store import Store
+from tests.e2e.queue_burst import queue_events_streaming
 from tests.e2e.test_console import add_listeners, log_in
 from tests.e2e.test_console_queue_page import waiting
 
@@ -30,16 +27,6 @@ async def test_a_steady_stream_of_queue_events_still_reloads_the_queue(
     anne = await log_in(desk, server, "anne")
     await expect(anne.locator("#waiting .card")).to_have_count(1)
 
-    async def stream() -> None:  # a queue event every 50 ms for as long as the test looks
-        while True:
-            await store.publish(QueueChanged())
-            await asyncio.sleep(0.05)
-
-    task = asyncio.create_task(stream())
-    try:
+    async with queue_events_streaming(store):  # a queue event every 50 ms for as long as the test looks
         await waiting(store, 1)  # an arrival in the middle of the stream
         await expect(anne.locator("#waiting .card")).to_have_count(2, timeout=10_000)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
