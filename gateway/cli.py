@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gateway.understanding import Classifier
 
 Handler = Callable[[argparse.Namespace], int]
+StoreOpener = Callable[..., Awaitable["Store"]]  # ``open_store``'s signature: (url, *, keys, cluster, ...)
 
 
 def _flows_check(args: argparse.Namespace) -> int:
@@ -713,14 +714,17 @@ def _data_key_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_key_rotate(args: argparse.Namespace) -> int:
+def _data_key_rotate(args: argparse.Namespace, opening: StoreOpener | None = None) -> int:
+    """``gateway data-key rotate``. ``opening`` opens the store the passes go over (``main``: the store's own
+    ``open_store``); since 2026-12-07 a seam for a test wrapping that store (an instance writing meanwhile),
+    until then reached only by replacing ``gateway.store.open_store``."""
     from gateway.crypto import DataKeys, KeyFile
     from gateway.settings import Settings
 
     settings = Settings.from_env()
     if settings.data_key.get_secret_value():  # the operator chose the new key: reseal under it
         keys = DataKeys.from_settings(settings)
-        rotation = asyncio.run(_reseal(settings, keys))
+        rotation = asyncio.run(_reseal(settings, keys, opening))
         if rotation.left:
             print(_not_all(rotation, keys.current_id), file=sys.stderr)
             print(
@@ -738,7 +742,7 @@ def _data_key_rotate(args: argparse.Namespace) -> int:
     file.load()  # created if there is none yet
     new_id = file.rotate()
     loaded = file.load()
-    rotation = asyncio.run(_reseal(settings, loaded))
+    rotation = asyncio.run(_reseal(settings, loaded, opening))
     if rotation.left:  # the old keys stay in the file: what they sealed must still open
         print(_not_all(rotation, new_id), file=sys.stderr)
         print(
@@ -764,16 +768,16 @@ class _Rotation:
     passes: int
 
 
-async def _reseal(settings: Settings, keys: DataKeys) -> _Rotation:
+async def _reseal(settings: Settings, keys: DataKeys, opening: StoreOpener | None = None) -> _Rotation:
     """Passes over the store until one finds every record sealed with the current key (at most
     ``RESEAL_PASSES``), then compacts it once. Since 2026-12-07; until then one pass, and the command said every
     record was sealed with the new key although an instance still sealing with the old one (not yet restarted,
     step 3 of the rotation) could write meanwhile: its record, written after the pass went by (or, on Redis,
     rewritten between the pass's read and its compare-and-set, skipped silently), stayed under the old key and
-    never opened again once that key was removed."""
+    never opened again once that key was removed. ``opening``: what opens the store (by default ``open_store``)."""
     from gateway.store import RESEAL_CHANGED, open_store
 
-    store = await open_store(settings.store, keys=keys, cluster=bool(settings.redis_cluster))
+    store = await (opening or open_store)(settings.store, keys=keys, cluster=bool(settings.redis_cluster))
     try:
         resealed: dict[str, int] = {}
         passes = found = 0

@@ -11,12 +11,15 @@ again (at most ``RESEAL_PASSES``) until a pass finds nothing under an older key;
 it says so, exits 1, and keeps the key file's old keys.
 
 The old-key writer is a second real store opened with K1 alone; the rotation's store is the real one, wrapped
-(``OldWriterMeanwhile``) so that the writer writes right after a pass; on Redis, the real client is wrapped to let
+(``OldWriterMeanwhile``, given to the command's ``_data_key_rotate`` as what opens its store: nothing of the gateway
+replaced; until 2026-12-07 the test replaced ``gateway.store.open_store``) so that the writer writes right after a
+pass; on Redis, the real client is wrapped to let
 the writer rewrite a record between the pass's read and its compare-and-set (``RewrittenMeanwhile``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,8 +27,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-import gateway.store
-from gateway.cli import RESEAL_PASSES, main
+from gateway.cli import RESEAL_PASSES, StoreOpener, _data_key_rotate, main
 from gateway.crypto import DataKeys, key_id, new_key, parse_key
 from gateway.errors import DataKeyError
 from gateway.store import RESEAL_CHANGED, Store, open_store
@@ -34,8 +36,6 @@ from gateway.store.redis_reseal import reseal
 from gateway.testing import DATA_KEY, SECRET_KEY
 from tests.store.conftest import emptied
 from tests.store.test_reseal import PHONE, PICTURE, T0, WA, env_keys, write_a_conversation
-
-OPEN_STORE = gateway.store.open_store
 
 
 class OldWriterMeanwhile:
@@ -62,27 +62,30 @@ class OldWriterMeanwhile:
         await self._store.close()
 
 
-def old_writer(monkeypatch: pytest.MonkeyPatch, old_keys: DataKeys, times: int) -> list[OldWriterMeanwhile]:
-    """Every store the command opens comes wrapped (the list holds them, to look at afterwards)."""
+def old_writer(old_keys: DataKeys, times: int) -> tuple[StoreOpener, list[OldWriterMeanwhile]]:
+    """What opens the command's store, wrapped, and the list of the stores it opened (to look at afterwards)."""
     opened: list[OldWriterMeanwhile] = []
 
     async def opening(url: str, **kwargs: Any) -> Store:
-        store = await OPEN_STORE(url, **kwargs)
-        opened.append(OldWriterMeanwhile(store, await OPEN_STORE(url, keys=old_keys), times))
+        store = await open_store(url, **kwargs)
+        opened.append(OldWriterMeanwhile(store, await open_store(url, keys=old_keys), times))
         return opened[-1]  # type: ignore[return-value]
 
-    monkeypatch.setattr(gateway.store, "open_store", opening)
-    return opened
+    return opening, opened
 
 
-async def rotate(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = await asyncio.to_thread(main, ["data-key", "rotate"])
+async def rotate(capsys: pytest.CaptureFixture[str], opening: StoreOpener | None = None) -> tuple[int, str]:
+    """``gateway data-key rotate``: through ``main``, or with ``opening`` its handler given what opens the store."""
+    if opening is None:
+        code = await asyncio.to_thread(main, ["data-key", "rotate"])
+    else:
+        code = await asyncio.to_thread(_data_key_rotate, argparse.Namespace(), opening)
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
 
 async def uploads(url: str, keys: DataKeys, count: int) -> list[tuple[str, bytes] | None]:
-    store = await OPEN_STORE(url, keys=keys)
+    store = await open_store(url, keys=keys)
     try:
         return [await store.get_upload(f"late-{n}") for n in range(1, count + 1)]
     finally:
@@ -90,7 +93,7 @@ async def uploads(url: str, keys: DataKeys, count: int) -> list[tuple[str, bytes
 
 
 async def with_a_conversation(url: str, keys: DataKeys) -> None:
-    store = await OPEN_STORE(url, keys=keys)
+    store = await open_store(url, keys=keys)
     try:
         await write_a_conversation(store)
     finally:
@@ -109,9 +112,9 @@ async def test_a_record_written_under_the_old_key_during_a_pass_is_resealed_by_t
     await with_a_conversation(store_url, env_keys(store_url, DATA_KEY))
     new = new_key()
     env(monkeypatch, store_url, new)
-    opened = old_writer(monkeypatch, env_keys(store_url, DATA_KEY), times=1)  # the old instance then restarts
+    opening, opened = old_writer(env_keys(store_url, DATA_KEY), times=1)  # the old instance then restarts
 
-    code, out = await rotate(capsys)
+    code, out = await rotate(capsys, opening)
     assert code == 0, out
     assert f"every record is sealed with data key {key_id(parse_key(new, 'test'))}" in out
     assert opened[0].passes == 3, out  # 2: the upload resealed; 3: nothing found (before: 1 pass)
@@ -126,9 +129,9 @@ async def test_an_instance_still_sealing_with_the_old_key_is_said_and_the_rotati
     new = new_key()
     new_id, old_id = key_id(parse_key(new, "test")), key_id(parse_key(DATA_KEY, "test"))
     env(monkeypatch, store_url, new)
-    opened = old_writer(monkeypatch, env_keys(store_url, DATA_KEY), times=99)  # it never restarts
+    opening, opened = old_writer(env_keys(store_url, DATA_KEY), times=99)  # it never restarts
 
-    code, out = await rotate(capsys)
+    code, out = await rotate(capsys, opening)
     assert code == 1, out  # before: 0, "every record is sealed with data key K2"
     assert f"NOT every record is sealed with data key {new_id}" in out, out
     assert not out.startswith("every record") and "remove GATEWAY_DATA_KEYS_OLD" not in out, out
@@ -139,8 +142,7 @@ async def test_an_instance_still_sealing_with_the_old_key_is_said_and_the_rotati
     with pytest.raises(DataKeyError):  # indeed: the last one written is under K1 (what the command now says)
         await uploads(store_url, env_keys(store_url, new), RESEAL_PASSES)
 
-    monkeypatch.setattr(gateway.store, "open_store", OPEN_STORE)  # every instance restarted: run again
-    code, out = await rotate(capsys)
+    code, out = await rotate(capsys)  # every instance restarted: run again
     assert code == 0 and f"every record is sealed with data key {new_id}" in out, out
     assert len(await uploads(store_url, env_keys(store_url, new), RESEAL_PASSES)) == RESEAL_PASSES
 
@@ -152,9 +154,9 @@ async def test_with_the_key_file_the_old_key_is_kept_while_a_gateway_still_seals
     before = DataKeys.for_store(url)  # a gateway left running keeps this key file's keys: K1 alone
     await with_a_conversation(url, before)
     monkeypatch.setenv("GATEWAY_STORE", url)
-    old_writer(monkeypatch, before, times=99)
+    opening, _ = old_writer(before, times=99)
 
-    code, out = await rotate(capsys)
+    code, out = await rotate(capsys, opening)
     assert code == 1, out
     assert "were removed" not in out and "Stop the gateway" in out, out
     after = DataKeys.for_store(url)
