@@ -87,11 +87,19 @@ class ListenerAPIRoles(
 
 @dataclass(frozen=True, slots=True)
 class _HeldRead:
-    """The held conversations as the consoles' shared read found them: who holds each (``QueueStore.holders``), the
-    records of those whose entry names no holder."""
+    """The held conversations as the consoles' shared read found them: how many each listener holds
+    (``QueueStore.held_index``); who holds each (``QueueStore.holders``) only when the index does not account for
+    every held record (``whole``; always, until 2026-12-07); the records of those whose entry names no holder."""
 
-    holders: dict[str, str | None]
+    counts: dict[str, int]
+    whole: dict[str, str | None] | None
     loose: tuple[Conversation, ...]
+
+    def others_total(self, name: str) -> int:
+        """How many are held by someone other than ``name`` (or by no one, their step cut short)."""
+        if self.whole is not None:
+            return sum(1 for by in self.whole.values() if by != name)
+        return sum(n for by, n in self.counts.items() if by != name)
 
 
 class ListenerAPI:
@@ -435,11 +443,11 @@ class ListenerAPI:
         mine = [self.card(c, now) for c in await self._mine(listener.name, read)]
         answer = {"waiting": waiting, "waiting_total": total, "newest": newest, "mine": mine, **self.lines(now)}
         if listener.supervisor:  # who holds what, and whether they are at a console: one left can be given back
-            holders, others = await self._others_read.get()
+            read, others = await self._others_read.get()
             held = [c for c in others if c.listener != listener.name][:OTHERS_PAGE]
             answer["others"] = [{**self.card(c, now), "listener_away": not self.presence.has(c.listener or "")}
                                 for c in held]  # fmt: skip
-            answer["others_total"] = sum(1 for by in holders.values() if by != listener.name)
+            answer["others_total"] = read.others_total(listener.name)
         return web.json_response(answer)
 
     async def _mine(self, name: str, read: _HeldRead) -> list[Conversation]:
@@ -448,8 +456,13 @@ class ListenerAPI:
         them here: a take is refused at their capacity (``Actions.take``, counting the entries they hold), but one
         whose record is theirs and its entry not yet comes on top, and each one they hold is theirs to see (until
         2026-12-07 (evening) this said "at most their capacity"). Until 2026-12-07 every held record was read at
-        each shared read, to pick these out."""
-        ids = sorted(i for i, by in read.holders.items() if by == name)
+        each shared read, to pick these out; until 2026-12-07 (late) every held entry, now the listener's own
+        (``store.held_ids``: read even when the index counts none, an index an instance of before it left behind
+        during a rolling deploy hiding none of theirs)."""
+        if read.whole is not None:
+            ids = sorted(i for i, by in read.whole.items() if by == name)
+        else:
+            ids = (await self.store.held_ids([name])).get(name, [])
         found = await asyncio.gather(*(self.store.get_conversation(i) for i in ids))
         held = [c for c in [*found, *read.loose] if c is not None and c.status == Status.WITH_LISTENER]
         return sorted((c for c in held if c.listener == name), key=lambda c: (c.created_at, c.id))
@@ -508,30 +521,49 @@ class ListenerAPI:
         return page, waiting.total - (len(shown) - len(page)), newest, await self._read_held()
 
     async def _read_held(self) -> _HeldRead:
-        """Who holds what from the queue's entries (``store.holders``: no record read), and the records of those
-        whose entry names no holder (a step cut short, which the alert check completes). Until 2026-12-07 every
-        held record (``conversations_by_status``): 2,000 held, 2,000 records decrypted at each queue change."""
-        holders = await self.store.holders()
-        loose = sorted(i for i, by in holders.items() if by is None)
+        """How many each listener holds (``store.held_index``: a count per listener, no entry or record read), and,
+        when the index does not account for every held record, who holds what from the queue's entries
+        (``store.holders``) and the records of those whose entry names no holder (a step cut short, which the alert
+        check completes). Until 2026-12-07 every held record (``conversations_by_status``): 2,000 held, 2,000
+        records decrypted at each queue change; until 2026-12-07 (late) every held entry read and decoded at each
+        change (``store.holders``: 8.6 ms of CPU at 2,000 held on Redis, bench/README.md)."""
+        index = await self.store.held_index()
+        whole = index.whole
+        loose = sorted(i for i, by in whole.items() if by is None) if whole is not None else []
         found = await asyncio.gather(*(self.store.get_conversation(i) for i in loose))
-        read = _HeldRead(holders, tuple(c for c in found if c is not None and c.status == Status.WITH_LISTENER))
+        read = _HeldRead(
+            index.counts, whole, tuple(c for c in found if c is not None and c.status == Status.WITH_LISTENER)
+        )
         self._held_read = read
         return read
 
-    async def _read_others(self) -> tuple[dict[str, str | None], tuple[Conversation, ...]]:
+    async def _read_others(self) -> tuple[_HeldRead, tuple[Conversation, ...]]:
         """For supervisors (one read for those reloading at the same moment): who holds what, and the records of the
         first :data:`OTHERS_PAGE` (and :data:`OWN_MARGIN`) held, those whose listener is at no console first (the
         ones a supervisor may give back), then by listener. Until 2026-12-07 every held card went to every
         supervisor at each reload. Who holds what is the consoles' latest shared read's (each supervisor asking read
         the queue first, by a read begun after their request: the latest is as recent); until 2026-12-07 it was read
-        again here, a second ``store.holders`` a change (8.6 ms of CPU at 2,000 held, bench/README.md)."""
-        latest = self._held_read
-        holders = latest.holders if latest is not None else await self.store.holders()
-        order = sorted(holders, key=lambda i: (self.presence.has(holders[i] or ""), holders[i] or "", i))
-        first = order[: OTHERS_PAGE + OWN_MARGIN]
+        again here, a second ``store.holders`` a change (8.6 ms of CPU at 2,000 held, bench/README.md). Until
+        2026-12-07 (late) every holder was sorted here: now, the index telling each listener's count, the listeners
+        are (away first, then by name) and the ids of the first ones only (``store.held_ids``), in the same order."""
+        latest = self._held_read if self._held_read is not None else await self._read_held()
+        wanted = OTHERS_PAGE + OWN_MARGIN
+        if latest.whole is not None:
+            holders = latest.whole
+            order = sorted(holders, key=lambda i: (self.presence.has(holders[i] or ""), holders[i] or "", i))
+            first = order[:wanted]
+        else:
+            chosen, counted = [], 0
+            for by in sorted(latest.counts, key=lambda by: (self.presence.has(by), by)):
+                if counted >= wanted:
+                    break
+                chosen.append(by)
+                counted += latest.counts[by]
+            ids = await self.store.held_ids(chosen)
+            first = [i for by in chosen for i in ids.get(by, [])][:wanted]
         found = await asyncio.gather(*(self.store.get_conversation(i) for i in first))
         held = [c for c in found if c is not None and c.status == Status.WITH_LISTENER]
-        return holders, tuple(sorted(held, key=lambda c: (self.presence.has(c.listener or ""), c.created_at, c.id)))
+        return latest, tuple(sorted(held, key=lambda c: (self.presence.has(c.listener or ""), c.created_at, c.id)))
 
     async def history(self, request: web.Request) -> web.Response:
         """The listener's own ended conversations begun in the last HISTORY_DAYS days, the latest ended first: read

@@ -80,6 +80,7 @@ __all__ = [
     "DoneMark",
     "EventStore",
     "HasWorkers",
+    "HeldIndex",
     "InboxItem",
     "InboxStore",
     "LateStore",
@@ -324,6 +325,17 @@ class WaitingPage:
     earliest: tuple[QueueEntry, ...]
     newest: QueueEntry | None
     counts: tuple[tuple[str, Priority, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HeldIndex:
+    """Who holds how many (:meth:`QueueStore.held_index`, since 2026-12-07): ``counts``, per listener, the queue
+    entries they have taken (none listed with 0); ``whole``, when the index does not account for every held record
+    (a record held whose entry names no holder: a step cut short; a take or hand-back between its two steps; an index
+    behind an instance of before it), :meth:`QueueStore.holders` read as before, else None."""
+
+    counts: dict[str, int]
+    whole: dict[str, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -736,6 +748,21 @@ class QueueStore(Protocol):
         the check completes. Redis: the status's set, which may list more (an id whose record left the status: a
         crash before the set was left), and one ``HMGET`` of the queue's entries; SQLite: one query on the status's
         index. Whoever acts on an id checks its record under the lock."""
+        ...
+
+    async def held_index(self) -> HeldIndex:
+        """How many each listener holds, from an index kept by the queue's steps (take, hand-back, transfer, close),
+        no entry or record read, and the number of held records (``WITH_LISTENER``) compared with their sum: equal,
+        that is all (``whole`` None); not, :meth:`holders` is read too (``whole``). Redis: one ``ZRANGE`` of
+        ``{queue}:holding`` (listener, count), one ``SCARD`` of the status's set; SQLite: two counts on the queue's
+        and the status's indexes. A store written before the index has it made once, from the entries. Until
+        2026-12-07 the console read :meth:`holders` (every held entry decoded) at each reload."""
+        ...
+
+    async def held_ids(self, listeners: Sequence[str]) -> dict[str, list[str]]:
+        """The ids of the queue entries each of ``listeners`` has taken, sorted (a listener holding none: absent);
+        their records unread (one may have ended: a crash between the record and its entry). Redis: one
+        ``SMEMBERS`` of ``held:<listener>`` each, in one pipeline; SQLite: one query on the index of the holder."""
         ...
 
     async def position(self, conversation_id: str) -> int | None:

@@ -104,6 +104,7 @@ from gateway.store import (
     Counter,
     Delivery,
     DoneMark,
+    HeldIndex,
     InboxItem,
     Listener,
     OutboxItem,
@@ -1537,6 +1538,36 @@ class RedisStore:
         raws = await self._redis.hmget(K.QUEUE + "entries", ids)
         entries = [None if raw is None else loads("queue", raw, decode_queue_entry) for raw in raws]
         return {i: None if entry is None else entry.taken_by for i, entry in zip(ids, entries, strict=True)}
+
+    @_guarded
+    async def held_index(self) -> HeldIndex:
+        """One pipeline in ``{queue}`` (``holding`` with its counts, its mark) and one ``SCARD`` of the status's set
+        (``{index}``): whatever the number held. Made first, once, in a store written before it (``make_holding``:
+        one script reading every entry). Their sum not the set's size (a step cut short, a take or hand-back between
+        its two steps, a record's set left behind by a crash, an instance of before 2026-12-07 taking): ``holders``
+        too, as the console read it at each reload until 2026-12-07."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(K.QUEUE + "holding:made")
+            pipe.zrange(K.QUEUE + "holding", 0, -1, withscores=True)
+            made, found = await pipe.execute()
+        if not made:
+            keys = [K.QUEUE + "entries", K.QUEUE + "holding", K.QUEUE + "holding:made"]
+            await self._script("make_holding", keys, [K.QUEUE])
+            found = await self._redis.zrange(K.QUEUE + "holding", 0, -1, withscores=True)
+        counts = {_text(name): int(n) for name, n in found}
+        held = int(await self._redis.scard(K.status(str(Status.WITH_LISTENER))))
+        return HeldIndex(counts, None if held == sum(counts.values()) else await self.holders())
+
+    @_guarded
+    async def held_ids(self, listeners: Sequence[str]) -> dict[str, list[str]]:
+        """One ``SMEMBERS`` of ``held:<listener>`` each, in one pipeline of ``{queue}``."""
+        if not listeners:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in listeners:
+                pipe.smembers(K.QUEUE + "held:" + name)
+            found = await pipe.execute()
+        return {name: sorted(_texts(ids)) for name, ids in zip(listeners, found, strict=True) if ids}
 
     @_riding
     async def position(self, conversation_id: str) -> int | None:

@@ -657,16 +657,51 @@ return 0
 """
 )
 
+# ``{queue}:holding``, listener -> how many entries they have taken (the size of ``held:<listener>``, absent at 0),
+# kept by each script below that joins or leaves a ``held:<listener>`` (since 2026-12-07: the console's count of who
+# holds what, no held entry read).
+_HOLDING = """
+local function holding(prefix, listener)
+  local n = redis.call('SCARD', prefix .. 'held:' .. listener)
+  if n > 0 then redis.call('ZADD', prefix .. 'holding', n, listener)
+  else redis.call('ZREM', prefix .. 'holding', listener) end
+end
+"""
+
+# KEYS: entries, ``holding``, its mark (``holding:made``). ARGV: prefix. The index made from the entries, once per
+# store (a store written before 2026-12-07): each holder's count is its set's size, as the scripts keep it.
+_MAKE_HOLDING = (
+    _HOLDING
+    + """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local seen = {}
+for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
+  local e = cjson.decode(raw)
+  if e['taken_by'] ~= cjson.null and not seen[e['taken_by']] then
+    seen[e['taken_by']] = true
+    holding(ARGV[1], e['taken_by'])
+  end
+end
+redis.call('SET', KEYS[3], '1')
+return 1
+"""
+)
+
 # The waiting queue: every key under "hg:{queue}:" (ARGV[1]). KEYS: entries, sequence, queue names.
 # ARGV: prefix, id, queue, rank, arrival µs (20 digits), entry JSON, '1' to refuse (0) a conversation listed in
 # ``leaving`` (a transfer: its ending under way or cut short; no round trip more than the step).
-_ENQUEUE = """
+_ENQUEUE = (
+    _HOLDING
+    + """
 if ARGV[7] == '1' and redis.call('HEXISTS', ARGV[1] .. 'leaving', ARGV[2]) == 1 then return 0 end
 local old = redis.call('HGET', KEYS[1], ARGV[2])
 if old then
   local e = cjson.decode(old)
   redis.call('ZREM', ARGV[1] .. 'waiting:' .. e['queue'], e['member'])
-  if e['taken_by'] ~= cjson.null then redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2]) end
+  if e['taken_by'] ~= cjson.null then
+    redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2])
+    holding(ARGV[1], e['taken_by'])
+  end
 end
 local seq = redis.call('INCR', KEYS[2])
 local member = ARGV[4] .. ':' .. ARGV[5] .. ':' .. string.format('%012d', seq) .. ':' .. ARGV[2]
@@ -677,6 +712,7 @@ redis.call('ZADD', ARGV[1] .. 'waiting:' .. ARGV[3], 0, member)
 redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 """
+)
 
 # KEYS: entries. ARGV: prefix, id, listener ('' to hand back), taken at µs, takes older than this µs are dropped,
 # '1' to refuse a hand back of a conversation listed in ``leaving`` (a take always is).
@@ -684,7 +720,9 @@ return 1
 # quick exit, "Terminer" or idle close is under way or cut short, is not; nor a listener's hand back, since rel31).
 # A take is counted in ``takes:<queue>`` (scored by when) and the conversation joins ``held:<listener>``; a hand back
 # leaves it.
-_TAKE_OR_REQUEUE = """
+_TAKE_OR_REQUEUE = (
+    _HOLDING
+    + """
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
 local e = cjson.decode(raw)
@@ -695,6 +733,7 @@ if ARGV[3] ~= '' then
   redis.call('ZREM', waiting, e['member'])
   e['taken_by'] = ARGV[3]
   redis.call('SADD', ARGV[1] .. 'held:' .. ARGV[3], ARGV[2])
+  holding(ARGV[1], ARGV[3])
   local takes = ARGV[1] .. 'takes:' .. e['queue']
   redis.call('ZADD', takes, ARGV[4], ARGV[2])
   redis.call('ZREMRANGEBYSCORE', takes, '-inf', '(' .. ARGV[5])
@@ -703,24 +742,32 @@ elseif ARGV[6] == '1' and redis.call('HEXISTS', ARGV[1] .. 'leaving', ARGV[2]) =
 elseif e['taken_by'] ~= cjson.null then
   redis.call('ZADD', waiting, 0, e['member'])
   redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2])
+  holding(ARGV[1], e['taken_by'])
   e['taken_by'] = cjson.null
 end
 raw = cjson.encode(e)
 redis.call('HSET', KEYS[1], ARGV[2], raw)
 return raw
 """
+)
 
 # KEYS: entries. ARGV: prefix, id, '1' to forget its takes too (erasure).
-_REMOVE_FROM_QUEUE = """
+_REMOVE_FROM_QUEUE = (
+    _HOLDING
+    + """
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return 0 end
 local e = cjson.decode(raw)
 redis.call('ZREM', ARGV[1] .. 'waiting:' .. e['queue'], e['member'])
-if e['taken_by'] ~= cjson.null then redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2]) end
+if e['taken_by'] ~= cjson.null then
+  redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2])
+  holding(ARGV[1], e['taken_by'])
+end
 if ARGV[3] == '1' then redis.call('ZREM', ARGV[1] .. 'takes:' .. e['queue'], ARGV[2]) end
 redis.call('HDEL', KEYS[1], ARGV[2])
 return 1
 """
+)
 
 # KEYS: entries. ARGV: prefix, id. The entry's 0-based rank among its queue's waiting ones; false when it has no
 # entry or is taken (not waiting).
@@ -1558,6 +1605,7 @@ SCRIPTS = {
     "enqueue": _ENQUEUE,
     "take_or_requeue": _TAKE_OR_REQUEUE,
     "remove_from_queue": _REMOVE_FROM_QUEUE,
+    "make_holding": _MAKE_HOLDING,
     "position": _POSITION,
     "update_listener": _UPDATE_LISTENER,
     "put_session_index": _PUT_SESSION_INDEX,

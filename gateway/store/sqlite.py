@@ -56,6 +56,7 @@ from gateway.store import (
     ConsoleSession,
     Delivery,
     DoneMark,
+    HeldIndex,
     InboxItem,
     Listener,
     OutboxItem,
@@ -712,6 +713,35 @@ class SqliteStore:
             (str(Status.WITH_LISTENER),),
         )
         return {row["id"]: row["taken_by"] for row in rows}
+
+    async def held_index(self) -> HeldIndex:
+        """Two counts: the entries taken, per holder, on the partial index ``queue_held``; the held records, on the
+        status's index: one row per listener holding, none per conversation. Written in one transaction, the two
+        differ only by a record whose entry names no holder (a step cut short): ``holders`` then too."""
+        rows = await self._select(
+            "SELECT taken_by, COUNT(*) AS n FROM queue WHERE taken_by IS NOT NULL GROUP BY taken_by", ()
+        )
+        counts = {row["taken_by"]: int(row["n"]) for row in rows}
+        held = await self._select(
+            "SELECT COUNT(*) AS n FROM conversations WHERE status = ?", (str(Status.WITH_LISTENER),)
+        )
+        whole = None if int(held[0]["n"]) == sum(counts.values()) else await self.holders()
+        return HeldIndex(counts, whole)
+
+    async def held_ids(self, listeners: Sequence[str]) -> dict[str, list[str]]:
+        """One query on the partial index ``queue_held``."""
+        if not listeners:
+            return {}
+        marks = ", ".join("?" for _ in listeners)
+        rows = await self._select(
+            f"SELECT taken_by, conversation_id FROM queue WHERE taken_by IN ({marks})"
+            " ORDER BY taken_by, conversation_id",
+            tuple(listeners),
+        )
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(row["taken_by"], []).append(row["conversation_id"])
+        return found
 
     async def flagged_conversations(self, limit: int) -> list[Conversation]:
         """On the partial index ``conversations_flagged`` (``_FLAGGED_INDEX``): ``limit`` rows read."""

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from gateway.app import STORE
-from gateway.console.api import OTHERS_PAGE, QUEUE_PAGE
+from gateway.console.api import OTHERS_PAGE, OWN_MARGIN, QUEUE_PAGE
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.messages import ChannelName
 from gateway.settings import Settings
@@ -153,17 +153,23 @@ async def test_a_supervisor_is_sent_a_page_of_the_conversations_others_hold_and_
     assert body["others_total"] == 152
     assert {card["id"] for card in body["others"]} <= set(others + annes)
     assert all(card["listener_away"] for card in body["others"])
+    holder = {i: f"holder{n % 7}" for n, i in enumerate(others)} | dict.fromkeys(annes, "anne")
+    first = sorted(holder, key=lambda i: (holder[i], i))[: OTHERS_PAGE + OWN_MARGIN]  # every one away: by listener
+    records = [await store.get_conversation(i) for i in first]
+    shown = sorted((c for c in records if c is not None), key=lambda c: (c.created_at, c.id))[:OTHERS_PAGE]
+    assert [card["id"] for card in body["others"]] == [c.id for c in shown]  # the same page as when all were sorted
     if on_redis:
         assert read <= OTHERS_PAGE + 30, read
 
 
 @pytest.mark.redis
-async def test_a_supervisors_reload_reads_who_holds_what_once(
+async def test_a_supervisors_reload_reads_no_held_entry_and_the_held_ones_of_its_page_only(
     make_client: AppFactory, settings: Settings, clock: Clock, redis_url: str
 ) -> None:
-    """A supervisor's ``GET /api/queue`` reads the held entries (``store.holders``: the held status's set, then every
-    held entry) once: the others' page takes who holds what from the consoles' shared read the request awaited.
-    Until 2026-12-07 it was read twice a reload (8.6 ms of CPU each at 2,000 held, bench/console.py)."""
+    """A supervisor's ``GET /api/queue`` reads how many each listener holds (``store.held_index``), not the held
+    status's set nor any held entry, and the ids of the listeners of its page (``store.held_ids``). Until 2026-12-07
+    the held entries were read twice a reload (8.6 ms of CPU each at 2,000 held, bench/console.py), then once
+    (``store.holders``: the status's set and every held entry, ``HMGET``) until 2026-12-07 (late)."""
     store_settings = settings.replace(store=emptied(redis_url))
     client = await make_client(store_settings)
     store: Store = client.app[STORE]
@@ -178,4 +184,6 @@ async def test_a_supervisors_reload_reads_who_holds_what_once(
     commands = await commands_during(store_settings.store, reload())
     assert body["others_total"] == 12 and {card["id"] for card in body["others"]} == set(held)
     reads = [c for c in commands if "status:with_listener" in c and "SMEMBERS" in c.upper()]
-    assert len(reads) == 1, reads  # until 2026-12-07: 2
+    assert reads == [], reads  # until 2026-12-07: 2, then 1
+    entries = [c for c in commands if "hg:{queue}:entries" in c and set(held) & set(c.replace('"', " ").split())]
+    assert entries == [], entries  # until 2026-12-07 (late): the 12 held entries' HMGET
