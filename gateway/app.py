@@ -68,6 +68,7 @@ from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits, open_limit_storage
 from gateway.retention import Retention
 from gateway.scrapers import Scrapers
+from gateway.sealing import Advert
 from gateway.settings import Settings
 from gateway.sockets import SocketWriter
 from gateway.store import (
@@ -77,6 +78,7 @@ from gateway.store import (
     HasTime,
     HasWorkers,
     RetriesReleases,
+    SealingStore,
     Store,
 )
 from gateway.store.waiting import open_store_waiting
@@ -109,6 +111,7 @@ WEBCHAT = web.AppKey("webchat", WebChatHub)
 WATCH = web.AppKey("watch", Watch)
 CATCH_UP = web.AppKey("whatsapp_catchup", CatchUp)
 ALIGNED = web.AppKey("aligned", Aligned)  # the clock set on Redis's TIME (a Redis store only)
+SEALING = web.AppKey("sealing", Advert)  # which data key this instance seals with, told to the others (Redis only)
 
 STATIC = resources.files("gateway") / "webchat_static"
 FLOW_WATCH_SECONDS = 2.0
@@ -161,6 +164,10 @@ async def create_app(
         await _align(aligned, store, metrics)  # 2026-12-07: gateway/clock.py)
         clock = aligned
         store.use_clock(aligned)  # its claims too (until 2026-12-07 on the host's clock: tests/test_clock_skew.py)
+    # which data key this instance seals with, said before it writes anything (gateway/sealing.py, since 2026-12-07)
+    advert = Advert(store, keys.current_id, clock, outages=metrics.outages) if isinstance(store, SealingStore) else None
+    if advert is not None:
+        await advert.once()
     store.share_texts(flows.own_texts)  # the bot's messages of flows.yaml are stored once (store/texts.py)
     await _say_if_evicting(store)
     replicated = _replicated(settings, store, metrics)
@@ -294,6 +301,8 @@ async def create_app(
         supervisor.add(name, worker)
     if aligned is not None and isinstance(store, HasTime):
         supervisor.add("clock", lambda: _keep_aligned(aligned, store, metrics))
+    if advert is not None:
+        supervisor.add("sealing-key", advert.run)
     # the stores' own work: behind Sentinel, each pool's check of the primary (store-primary, limits-primary)
     for name, worker in {**(store.workers() if isinstance(store, HasWorkers) else {}),
                          **opened_counters.workers()}.items():  # fmt: skip
@@ -306,6 +315,9 @@ async def create_app(
         app[ALIGNED] = aligned
     app[WEBCHAT] = hub
     lifecycles = [(_nothing, opened_counters.close), *channels.lifecycles]  # closed after the channels
+    if advert is not None:  # its advert removed at a clean stop, once the outbox drained (the last writes made)
+        app[SEALING] = advert
+        lifecycles.insert(0, (_nothing, advert.forget))
     if reader is not None:
         app[READER] = reader
         lifecycles.insert(0, _reader_lifecycle(reader))
@@ -798,6 +810,10 @@ def _routes(
         aligned = request.app.get(ALIGNED)
         if aligned is not None and aligned.skew is not None and abs(aligned.skew) > SKEW_WARN_SECONDS:
             checks["clock_skew_seconds"] = round(aligned.skew, 1)  # shown (since 2026-12-07), not a reason to stop
+        advert = request.app.get(SEALING)
+        mixed = advert.mixed() if advert is not None else None
+        if mixed is not None:  # instances sealing with different data keys (a rotation's restarts under way): shown
+            checks["data_keys_sealing"] = mixed  # key id -> live instances (since 2026-12-07), not a reason to stop
         ready = checks["store"] == "ok" and flows.current is not None and not workers
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 

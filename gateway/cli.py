@@ -8,7 +8,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ from gateway.errors import FlowError, FlowValidationError, GatewayError
 if TYPE_CHECKING:
     from gateway.crypto import DataKeys
     from gateway.settings import Settings
-    from gateway.store import Store
+    from gateway.store import SealingStore, Store
     from gateway.understanding import Classifier
 
 Handler = Callable[[argparse.Namespace], int]
@@ -725,6 +725,9 @@ def _data_key_rotate(args: argparse.Namespace, opening: StoreOpener | None = Non
     if settings.data_key.get_secret_value():  # the operator chose the new key: reseal under it
         keys = DataKeys.from_settings(settings)
         rotation = asyncio.run(_reseal(settings, keys, opening))
+        if rotation.others:
+            print(_others(rotation, keys.current_id), file=sys.stderr)
+            return 1
         if rotation.left:
             print(_not_all(rotation, keys.current_id), file=sys.stderr)
             print(
@@ -743,6 +746,9 @@ def _data_key_rotate(args: argparse.Namespace, opening: StoreOpener | None = Non
     new_id = file.rotate()
     loaded = file.load()
     rotation = asyncio.run(_reseal(settings, loaded, opening))
+    if rotation.others:  # the old keys stay in the file: what they sealed must still open
+        print(_others(rotation, new_id), file=sys.stderr)
+        return 1
     if rotation.left:  # the old keys stay in the file: what they sealed must still open
         print(_not_all(rotation, new_id), file=sys.stderr)
         print(
@@ -765,7 +771,8 @@ RESEAL_PASSES = 3
 class _Rotation:
     resealed: dict[str, int]  # by kind, over every pass
     left: int  # records the last pass still found under an older key (resealed, or rewritten meanwhile); 0: none
-    passes: int
+    passes: int  # 0: refused before the first one
+    others: dict[str, int] = field(default_factory=dict)  # live instances sealing with another key: key id -> count
 
 
 async def _reseal(settings: Settings, keys: DataKeys, opening: StoreOpener | None = None) -> _Rotation:
@@ -774,11 +781,20 @@ async def _reseal(settings: Settings, keys: DataKeys, opening: StoreOpener | Non
     record was sealed with the new key although an instance still sealing with the old one (not yet restarted,
     step 3 of the rotation) could write meanwhile: its record, written after the pass went by (or, on Redis,
     rewritten between the pass's read and its compare-and-set, skipped silently), stayed under the old key and
-    never opened again once that key was removed. ``opening``: what opens the store (by default ``open_store``)."""
-    from gateway.store import RESEAL_CHANGED, open_store
+    never opened again once that key was removed. ``opening``: what opens the store (by default ``open_store``).
+
+    Since 2026-12-07 too, on a store where the instances say which key they seal with (Redis, ``gateway/sealing.py``):
+    no pass while a live instance seals with another key than ``keys``' current one, and the same check once the
+    passes found nothing, before the command says every record is sealed (``others``). Until then an instance not
+    yet restarted on the new key that wrote after the last (empty) pass was not seen: its record stayed under the
+    old key, the command said every record was sealed and the old key was removed."""
+    from gateway.store import RESEAL_CHANGED, SealingStore, open_store
 
     store = await (opening or open_store)(settings.store, keys=keys, cluster=bool(settings.redis_cluster))
     try:
+        others = await _sealing_otherwise(store, keys.current_id) if isinstance(store, SealingStore) else {}
+        if others:
+            return _Rotation({}, 0, 0, others)
         resealed: dict[str, int] = {}
         passes = found = 0
         while passes < RESEAL_PASSES:
@@ -789,10 +805,41 @@ async def _reseal(settings: Settings, keys: DataKeys, opening: StoreOpener | Non
             found = sum(counts.values()) + changed
             if not found:
                 break
+        if not found and isinstance(store, SealingStore):  # an instance started on the old key meanwhile?
+            others = await _sealing_otherwise(store, keys.current_id)
         await store.compact()
-        return _Rotation(resealed, found, passes)
+        return _Rotation(resealed, found, passes, others)
     finally:
         await store.close()
+
+
+async def _sealing_otherwise(store: SealingStore, key_id: str) -> dict[str, int]:
+    """The live instances sealing with another key than ``key_id`` (key id -> how many), on the store's time."""
+    from gateway.sealing import other_keys
+    from gateway.store import HasTime
+
+    now = await store.server_time() if isinstance(store, HasTime) else datetime.now(UTC)
+    return other_keys(await store.sealing_adverts(), key_id, now)
+
+
+def _others(rotation: _Rotation, key_id: str) -> str:
+    """The refusal: instances still sealing with another key (before the first pass, or after the last)."""
+    from gateway.sealing import ADVERT_LIVE_SECONDS
+
+    found = sum(rotation.others.values())
+    keys = ", ".join(f"data key {kid} ({count})" for kid, count in rotation.others.items())
+    if rotation.passes:
+        done = ", ".join(f"{count} {kind}" for kind, count in rotation.resealed.items() if count) or "nothing"
+        when = f"after {rotation.passes} passes (resealed: {done}), NOT every record is sealed with data key {key_id}"
+    else:
+        when = "nothing resealed"
+    return (
+        f"gateway: {when}: {found} running {'instance seals' if found == 1 else 'instances seal'} with another key"
+        f" than data key {key_id}: {keys}. Restart each with GATEWAY_DATA_KEY set to data key {key_id} (the old"
+        f" key in GATEWAY_DATA_KEYS_OLD; or stop it), then run `gateway data-key rotate` again; keep the old key"
+        f" until it says every record is sealed. An instance killed is forgotten {ADVERT_LIVE_SECONDS:.0f} s after"
+        " it was last heard."
+    )
 
 
 def _resealed(counts: dict[str, int], key_id: str) -> str:

@@ -75,6 +75,9 @@ async def examine(settings: Settings, somaxconn: Path | None = None) -> list[Fin
     findings += catchup_retention(settings)
     findings.append(listen_backlog(somaxconn or SOMAXCONN))
     findings.append(await store(settings))
+    sealing = await instances_sealing(settings) if findings[-1].level != Level.PROBLEM else None
+    if sealing is not None:
+        findings.append(sealing)
     return findings
 
 
@@ -275,6 +278,37 @@ async def store(settings: Settings, clock: Clock = utcnow) -> Finding:
                        f"{'follows' if followed else 'cannot follow'} Redis's time (up to {SKEW_TRUSTED_SECONDS:.0f} "
                        "s off); fix NTP on this host")  # fmt: skip
     return Finding(Level.OK, "GATEWAY_STORE", f"answers; the last day's {len(recent)} conversation(s) open")
+
+
+async def instances_sealing(settings: Settings) -> Finding | None:
+    """Which data key the running instances seal with (``gateway/sealing.py``, since 2026-12-07; a store where they
+    say it: Redis; else None). Keys that differ, between instances or from this one's: a warning (a rotation's
+    rolling restart under way is that for a while; ``gateway data-key rotate`` refuses meanwhile)."""
+    from gateway.sealing import by_key, live
+    from gateway.store import HasTime, SealingStore, open_store
+    from gateway.store.redis_url import is_redis
+
+    if not is_redis(settings.store):
+        return None
+    try:
+        keys = DataKeys.from_settings(settings)
+        async with asyncio.timeout(STORE_TIMEOUT):
+            opened = await open_store(settings.store, keys=keys, cluster=bool(settings.redis_cluster))
+            try:
+                if not isinstance(opened, SealingStore):
+                    return None
+                now = await opened.server_time() if isinstance(opened, HasTime) else datetime.now(UTC)
+                found = by_key(live(await opened.sealing_adverts(), now))
+            finally:
+                await opened.close()
+    except (TimeoutError, StoreError, ConfigError):
+        return None  # said by the store's own finding
+    told = ", ".join(f"{count} with data key {kid}" for kid, count in found.items()) or "none heard"
+    if set(found) - {keys.current_id}:
+        return Finding(Level.WARNING, "data keys in use", f"running instances seal: {told}; this one's key is "
+                       f"{keys.current_id}. A key rotation's restarts under way? Until every instance seals with the "
+                       "new key, `gateway data-key rotate` refuses (docs/deployment.md, key rotation)")  # fmt: skip
+    return Finding(Level.OK, "data keys in use", f"running instances seal: {told}")
 
 
 async def _skew(opened: HasTime, clock: Clock) -> float:

@@ -54,6 +54,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptEntry): no import at run time
     from gateway.crypto import DataKeys
     from gateway.events import Event
+    from gateway.sealing import Sealing
     from gateway.store.texts import OwnTexts
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "RetentionStore",
     "RetriesReleases",
     "SealStore",
+    "SealingStore",
     "SessionStore",
     "Store",
     "Subscription",
@@ -1404,6 +1406,25 @@ class HasTime(Protocol):
     def use_clock(self, clock: Callable[[], datetime]) -> None:
         """The app's clock, set on :meth:`server_time`: what the store reads the time on where instances compare the
         times they write (an inbound message's claim). Since 2026-12-07 (until then this host's clock)."""
+        ...
+
+
+@runtime_checkable
+class SealingStore(Protocol):
+    """A store shared by several instances where each says which data key it seals with (``gateway/sealing.py``,
+    since 2026-12-07: Redis; SQLite has one process, which the key rotation's passes see writing)."""
+
+    async def advertise_sealing(self, advert: Sealing) -> list[Sealing]:
+        """Record ``advert`` (its instance's entry replaced); every instance's adverts as they now are (those older
+        than a day forgotten). StoreError when the store does not answer."""
+        ...
+
+    async def sealing_adverts(self) -> list[Sealing]:
+        """Every instance's advert as recorded (live or not: ``gateway.sealing.live`` tells)."""
+        ...
+
+    async def forget_sealing(self, instance: str) -> None:
+        """That instance stopped: its advert removed."""
         ...
 
 

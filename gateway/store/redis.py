@@ -86,6 +86,7 @@ from gateway.later import Later
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.outage_log import error_class
+from gateway.sealing import Sealing
 from gateway.store import (
     ASKERS_MOST,
     CLIENT_OPEN,
@@ -377,6 +378,19 @@ def _wrapped(
             raise StoreError(f"redis: {type(error).__name__}: {error}") from error
 
     return guarded
+
+
+SEALING_KEPT_SECONDS = 86400  # an instance's advert not renewed for this long is removed (by the next advert)
+
+
+def _adverts(flat: list[Any]) -> list[Sealing]:
+    """``instance, "<key id> <µs>", …`` as Redis answers a hash; a malformed value is skipped."""
+    adverts = []
+    for instance, value in zip(flat[::2], flat[1::2], strict=True):
+        key_id, _, at = str(value).partition(" ")
+        if key_id and at.isdigit():
+            adverts.append(Sealing(str(instance), key_id, from_us(int(at))))
+    return adverts
 
 
 def _eval(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
@@ -2389,6 +2403,24 @@ class RedisStore:
         wanted = list(names)
         found = await self._redis.hmget(K.PRESENT, wanted) if wanted else []
         return {name: from_us(int(at)) for name, at in zip(wanted, found, strict=True) if at is not None}
+
+    # Which data key each instance seals with (gateway/sealing.py, ``SealingStore``)
+
+    @_guarded
+    async def advertise_sealing(self, advert: Sealing) -> list[Sealing]:
+        at = to_us(advert.at)
+        args = [advert.instance, f"{advert.key_id} {at}", at - SEALING_KEPT_SECONDS * 1_000_000,
+                SEALING_KEPT_SECONDS * 1000]  # fmt: skip
+        return _adverts(await self._script("advertise_sealing", [K.SEALING], args))
+
+    @_guarded
+    async def sealing_adverts(self) -> list[Sealing]:
+        found: dict[Any, Any] = await self._redis.hgetall(K.SEALING)
+        return _adverts([item for pair in found.items() for item in pair])
+
+    @_guarded
+    async def forget_sealing(self, instance: str) -> None:
+        await self._redis.hdel(K.SEALING, instance)
 
     # Retention and erasure (gateway/store/redis_retention.py)
 

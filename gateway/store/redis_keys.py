@@ -53,6 +53,7 @@ def sessions_index(name: str) -> str:
     return PREFIX + "session-index:" + name
 
 
+SEALING = PREFIX + "sealing:{instances}"  # instance id -> "<data key id> <µs>": which key each seals with (sealing.py)
 PRESENT = PREFIX + "present:{listeners}"  # listener name -> µs they were last at a console, on any instance
 KEPT_RECEIPTS = PREFIX + "{rk}:kept"  # the provider ids of the receipts kept, scored by when they expire (µs)
 

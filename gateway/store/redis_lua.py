@@ -1464,6 +1464,25 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 """
 
+# ``hg:sealing:{instances}`` (gateway/sealing.py): one instance's advert recorded ("<key id> <µs>"), those older
+# than ARGV[3] (µs) removed, the hash kept ARGV[4] ms after the last advert; every advert returned (HGETALL).
+_ADVERTISE_SEALING = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local found = redis.call('HGETALL', KEYS[1])
+local kept = {}
+for i = 1, #found, 2 do
+  local at = tonumber(string.match(found[i + 1], ' (%d+)$') or '')
+  if at == nil or at < tonumber(ARGV[3]) then
+    redis.call('HDEL', KEYS[1], found[i])
+  else
+    kept[#kept + 1] = found[i]
+    kept[#kept + 1] = found[i + 1]
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return kept
+"""
+
 # ``hg:{queue}:moving``, the transfers listed as begun: a hash, id → mover, since 2026-12-03 (branch rel24); an
 # instance of before kept a set of ids (SADD, SREM, SMEMBERS), which a rolling deploy may leave or write again. Made a
 # hash in the script's one step, each id's mover unknown (''): no transfer it lists is lost, none read twice.
@@ -1571,6 +1590,7 @@ return 1
 """
 
 SCRIPTS = {
+    "advertise_sealing": _ADVERTISE_SEALING,
     "erasure_listed": _ERASURE_LISTED,
     "begin_leaving": _BEGIN_LEAVING,
     "begin_move": _BEGIN_MOVE,
