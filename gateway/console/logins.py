@@ -25,14 +25,17 @@ import math
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 from limits.aio.storage import Storage
+from limits.errors import StorageError
+from redis.exceptions import RedisError
 
 from gateway.console.auth import DUMMY_HASH, hash_password, valid_name, verify_password
+from gateway.errors import StoreError
 from gateway.keyed import KeyedHash
 from gateway.networks import ClientNetworks
 from gateway.store import Listener, ListenerStore
@@ -113,12 +116,17 @@ class LoginBrake:
     async def wait_seconds(self, account: str, address: str) -> int:
         """Seconds before this account or address may try again; 0 when it may try now."""
         wait = 0.0
-        for key in self._keys(account, address).values():
-            if await self._storage.get("login-wait:" + key) > 0:
-                wait = max(wait, await self._storage.get_expiry("login-wait:" + key) - time.time())
+        with _counters():
+            for key in self._keys(account, address).values():
+                if await self._storage.get("login-wait:" + key) > 0:
+                    wait = max(wait, await self._storage.get_expiry("login-wait:" + key) - time.time())
         return math.ceil(wait) if wait > 0 else 0
 
     async def failed(self, account: str, address: str) -> None:
+        with _counters():
+            await self._failed(account, address)
+
+    async def _failed(self, account: str, address: str) -> None:
         for subject, key in self._keys(account, address).items():
             count = await self._storage.incr("login-fail:" + key, FAILURE_MEMORY_SECONDS)
             if count < self._free:
@@ -131,7 +139,20 @@ class LoginBrake:
                 await self._announce(account if subject == "account" else "", Lock(subject, self._lock_minutes))
 
     async def succeeded(self, account: str) -> None:
-        await self._storage.clear("login-fail:" + self._keys(account, "")["account"])
+        with _counters():
+            await self._storage.clear("login-fail:" + self._keys(account, "")["account"])
+
+
+@contextlib.contextmanager
+def _counters() -> Iterator[None]:
+    """The counters' storage unreachable (its Redis restarting, away): a StoreError, told and answered 503 as the
+    store's outage is (the app's middleware, gateway/outage_log.py: a line per outage). Until 2026-12-07 redis-py's
+    ConnectionError went through as it was, logged at ERROR as an unexpected failure at every login attempt. A
+    login is refused while the brake cannot be read: never checked without it."""
+    try:
+        yield
+    except (RedisError, StorageError, OSError) as exc:
+        raise StoreError(f"login counters unavailable ({exc.__class__.__name__})") from None
 
 
 class Turns:
