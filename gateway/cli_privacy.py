@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, LockTimeout
 
 if TYPE_CHECKING:
     from gateway.crypto import DataKeys
@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 ACTOR = "cli"
 SEPARATORS = str.maketrans("", "", " .-()/\u00a0")
 KEY = re.compile(r"[0-9a-f]{32}")  # ``gateway erase --again KEY``: a keyed hash (``KeyedHash``), nothing else
+# ``gateway erase`` finding a lock of the person held past its wait (10 s): on SQLite, since 2026-12-07, also by the
+# server running on the same file (``gateway/store/sqlite_locks.py``; before, the command erased under it).
+UNDER_WAY = (
+    "an erasure of this person, or a message of theirs, is under way elsewhere (the running gateway, another"
+    " `gateway erase`): its lock stayed held. Run the command again: it finishes what is left (an erasure it had"
+    " begun is also finished by the running gateway's alert check)"
+)
 
 
 def channel_address(channel: str, identity: str) -> str:
@@ -110,6 +117,12 @@ def _erase(args: argparse.Namespace) -> int:
         return keyed.sender(channel.value, sender)
 
     async def run() -> int:
+        try:
+            return await erase()
+        except LockTimeout:  # never its text: it names the lock, a conversation's id
+            raise GatewayError(UNDER_WAY) from None
+
+    async def erase() -> int:
         keys = DataKeys.from_settings(settings)  # the store's; and a listed person's identity sealed (erase_identity)
         store = await _open(settings, keys)
         try:

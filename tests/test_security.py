@@ -1052,7 +1052,7 @@ async def test_no_phone_number_psid_or_text_in_the_store_files(
             modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in directory.iterdir()}
             assert stat.S_IMODE(directory.stat().st_mode) == 0o700
             assert modes == dict.fromkeys(["gateway.sqlite3", "gateway.sqlite3-wal", "gateway.sqlite3-shm",
-                                           "data-keys"], 0o600)  # fmt: skip
+                                           "gateway.sqlite3-locks", "data-keys"], 0o600)  # fmt: skip
         else:
             live = redis_everything(store)
         await client.close()

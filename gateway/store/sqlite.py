@@ -13,7 +13,9 @@ crash may lose the last transactions committed since the last WAL sync (at a che
 ``synchronous=FULL`` would fsync every commit (34 % of the time under load was in COMMIT) for a guarantee that only
 a power cut tests; a line that needs it runs Redis with ``appendfsync always`` instead (docs/deployment.md).
 
-Events and the per-conversation locks live in this process only, which is why several gateway instances need Redis.
+Events live in this process only, which is why several gateway instances need Redis. The named locks (a
+conversation's, an erasure's) are held across the processes on the file since 2026-12-07 (``sqlite_locks.py``: a
+``gateway erase`` beside the server waits for its locks); until then in this process only.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ from gateway.store.codec import (
     told_rank,
 )
 from gateway.store.local import LocalEvents, LocalLocks, LocalSubscription
+from gateway.store.sqlite_locks import FileLocks, lock_file_of
 from gateway.store.sqlite_thread import StoreThread
 from gateway.store.texts import OwnTexts, SharedText, SharedTexts, Stored
 
@@ -470,7 +473,9 @@ class SqliteStore:
 
     takes_kept_receipts = False  # the outbox reads a kept receipt before a send's record and takes it after
 
-    def __init__(self, conn: sqlite3.Connection, thread: StoreThread, keys: DataKeys) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, thread: StoreThread, keys: DataKeys, locks: FileLocks | None = None
+    ) -> None:
         self._conn = conn
         self._keys = keys
         self._texts = SharedTexts(keys)
@@ -481,7 +486,10 @@ class SqliteStore:
         self._refusing: str | None = None
         self._refusing_since = 0.0
         self._events = LocalEvents()
-        self._locks = LocalLocks()
+        # the named locks, across the processes on the file (``gateway erase`` beside the server) since 2026-12-07;
+        # before, in this process only (``gateway/store/sqlite_locks.py``). None: this process only (a store opened
+        # on a connection alone)
+        self._locks: FileLocks | LocalLocks = locks if locks is not None else LocalLocks()
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held", default=None)
         self._claims: dict[str, list[OutboxItem]] = {}  # the last outbox claims made with a token (``outbox_due``)
         # (channel, sender's identity, the id of its active conversation or None) read with this task's last claim
@@ -504,13 +512,14 @@ class SqliteStore:
             if keys is None:
                 keys = await thread.run(DataKeys.for_store, url)
             conn = await thread.run(_connect, path, keys)
+            locks = FileLocks(lock_file_of(path))  # after ``_connect``: its directory made private
         except (sqlite3.Error, OSError) as error:
             thread.stop()
             raise StoreError(f"cannot open the sqlite store {path}: {error}") from error
         except BaseException:
             thread.stop()
             raise
-        return cls(conn, thread, keys)
+        return cls(conn, thread, keys, locks)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the store's thread, the only one touching the connection; this task's held writes
@@ -648,6 +657,8 @@ class SqliteStore:
         await self._thread.run(self._conn.close)
         self._closed = True
         self._thread.stop()
+        if isinstance(self._locks, FileLocks):
+            self._locks.close()
 
     # Conversations
 
