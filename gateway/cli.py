@@ -742,6 +742,10 @@ def _data_key_rotate(args: argparse.Namespace, opening: StoreOpener | None = Non
             print("Once every instance runs with this GATEWAY_DATA_KEY, remove GATEWAY_DATA_KEYS_OLD.")
         return 0
     file = KeyFile.of_store(settings.store)
+    if _open_elsewhere(settings.store):  # its keys in memory would open nothing resealed under the new one
+        print(f"gateway: the store {settings.store} is open in another process (the gateway running?): stop it, then"
+              " run `gateway data-key rotate` again (nothing was changed)", file=sys.stderr)  # fmt: skip
+        return 1
     file.load()  # created if there is none yet
     new_id = file.rotate()
     loaded = file.load()
@@ -761,6 +765,16 @@ def _data_key_rotate(args: argparse.Namespace, opening: StoreOpener | None = Non
     print(_resealed(rotation.resealed, new_id))
     print(f"{file.path}: the old keys {', '.join(dropped)} were removed")
     return 0
+
+
+def _open_elsewhere(url: str) -> bool:
+    """The SQLite store open in another process (``sqlite_locks.in_use``). Since 2026-12-07: until then the rotation
+    with the embedded key file ran beside a running gateway (the help said to stop it first), resealing its
+    records under a key that gateway did not hold."""
+    from gateway.store.sqlite import path_from_url
+    from gateway.store.sqlite_locks import in_use
+
+    return in_use(path_from_url(url))
 
 
 # Passes over the store at most, until one finds nothing under an older key (``_reseal``).
@@ -868,7 +882,8 @@ def _add_data_key(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rotate = ksub.add_parser(
         "rotate",
         help="reseal every record under the current key: GATEWAY_DATA_KEY if set (the old ones in "
-        "GATEWAY_DATA_KEYS_OLD); else a new key in the embedded key file (stop the gateway first)",
+        "GATEWAY_DATA_KEYS_OLD); else a new key in the embedded key file (stop the gateway first: refused while "
+        "the store is open elsewhere)",
     )
     rotate.set_defaults(handler=_data_key_rotate)
 

@@ -39,8 +39,11 @@ def lock_file_of(database: Path) -> Path:
     return database.with_name(database.name + "-locks")
 
 
+OPEN = 0  # the byte every process with the store open holds shared (``FileLocks``), ``in_use`` tries exclusive
+
+
 def _offset(name: str) -> int:
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=7).digest(), "big")
+    return 1 + int.from_bytes(hashlib.blake2b(name.encode(), digest_size=7).digest(), "big")  # never ``OPEN``
 
 
 def _flock(fd: int, kind: int, offset: int, *, wait: bool = False) -> bool:
@@ -60,11 +63,29 @@ def _flock(fd: int, kind: int, offset: int, *, wait: bool = False) -> bool:
     return True
 
 
+def in_use(database: Path) -> bool:
+    """Whether another process has this SQLite store open (the gateway running, a command): it holds ``OPEN``
+    shared as long as it does (``FileLocks``), so an exclusive lock on it is refused. Since 2026-12-07, for
+    ``gateway data-key rotate`` with the embedded key file, which must run with the gateway stopped."""
+    path = lock_file_of(database)
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        if not _flock(fd, fcntl.F_WRLCK, OPEN):
+            return True
+        _flock(fd, fcntl.F_UNLCK, OPEN)
+        return False
+    finally:
+        os.close(fd)
+
+
 class FileLocks:
     """Named locks held within this process (:class:`LocalLocks`) and across the processes on the same file."""
 
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        _flock(self._fd, fcntl.F_RDLCK, OPEN, wait=True)  # the store open here (``in_use``): an instant's wait at most
         self._local = LocalLocks()
         self._holders: dict[int, int] = {}  # byte -> holders in this process (two names on one byte: not expected)
 
