@@ -350,6 +350,22 @@ class Redis:
                        "--replicaof", "127.0.0.1", str(self.port)]  # fmt: skip
             self.replica = subprocess.Popen(replica, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self.url = f"unix://{directory / 'redis.sock'}?db=0" if unix else f"redis://127.0.0.1:{self.port}/0"
+        self.proxy: subprocess.Popen[str] | None = None
+
+    def delayed(self, delay_ms: float, jitter_ms: float) -> str:
+        """A URL reaching this Redis through ``tests/delaying_proxy.py`` (a process of its own, stopped with it):
+        ``delay_ms`` each way plus up to ``jitter_ms``, as Redis across a network (``--redis-delay-ms``)."""
+        command = [sys.executable, "-m", "tests.delaying_proxy", f"redis://127.0.0.1:{self.port}/0",
+                   str(delay_ms), str(jitter_ms)]  # fmt: skip
+        self.proxy = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proxy.stdout is not None
+        return self.proxy.stdout.readline().strip()
+
+    def stall(self, ms: float) -> None:
+        """Nothing passes the delaying proxy, either way, for ``ms`` from now (``--redis-stall-ms``)."""
+        assert self.proxy is not None and self.proxy.stdin is not None
+        self.proxy.stdin.write(f"stall {ms}\n")
+        self.proxy.stdin.flush()
 
     def command(self, *args: str) -> str:
         out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, check=True)
@@ -406,7 +422,7 @@ class Redis:
                          for kind, size in sizes.most_common(10))  # fmt: skip
 
     def stop(self) -> None:
-        for process in (self.process, self.replica):
+        for process in (self.proxy, self.process, self.replica):
             if process is not None:
                 process.terminate()
                 process.wait(timeout=10)
@@ -905,16 +921,19 @@ async def start_gateway(
     instances: int = 1,
     unix: bool = False,
     count: Path | None = None,
+    delayed: tuple[float, float] | None = None,
 ) -> tuple[Server, Redis | None, str]:
     """``gateway serve`` as ``gateway/<name>`` on a store of its own (a Redis server started here, in
     ``work/redis-<name>``, or the SQLite file ``db``): the server (not yet ready; ``instances`` processes on the
-    one Redis), the Redis, the store's URL."""
+    one Redis), the Redis, the store's URL (the bench's own, direct). ``delayed`` (ms each way, jitter ms): every
+    instance reaches Redis through the delaying proxy (``Redis.delayed``)."""
     redis = Redis(work / f"redis-{name}", unix) if kind == "redis" else None
     store = redis.url if redis else f"sqlite:///{db}"
     if redis:
         await asyncio.sleep(0.5)
+    served = redis.delayed(*delayed) if redis and delayed is not None else store
     log = work / f"gateway-{name}.log"
-    return gateway_server(name, store, log, flows, provider, understanding, instances, count), redis, store
+    return gateway_server(name, served, log, flows, provider, understanding, instances, count), redis, store
 
 
 def gateway_server(
@@ -956,8 +975,9 @@ async def bench_gateway(
     if args.count:
         args.count.mkdir(parents=True, exist_ok=True)
     count = args.count / f"cprofile-{kind}.prof" if args.count else None
+    delayed = None if args.redis_delay_ms is None else (args.redis_delay_ms, args.redis_jitter_ms)
     server, redis, store = await start_gateway(kind, kind, work, db, flows, provider, args.understanding,
-                                               args.instances, args.unix, count)  # fmt: skip
+                                               args.instances, args.unix, count, delayed)  # fmt: skip
     on = f"{kind} ×{args.instances}" if args.instances > 1 else kind
     try:
         await server.ready(session)
@@ -1015,8 +1035,13 @@ async def bench_gateway(
         if args.duration > 0:
             name = f"gateway on {on}, open loop {args.rate:.0f}/s"
             opened_at = time.perf_counter()
+            stalls = [asyncio.get_running_loop().call_later(args.duration * (n + 1) / (len(args.redis_stall_ms) + 1),
+                                                            redis.stall, ms)
+                      for n, ms in enumerate(args.redis_stall_ms)] if redis and redis.proxy else []  # fmt: skip
             opened = await measure(name, server, redis, lambda: load.opened(args.rate, args.duration, args.gap, 10**6),
                                    load, store)  # fmt: skip
+            for stall in stalls:
+                stall.cancel()
             show(opened)
             print(f"    inbox    {inbox_counts(await server.inbox(session), inbox)}")
             print(f"    loop     {loop_counts(await server.loop(session), lags)} (the event loop's lateness)")
@@ -1233,7 +1258,15 @@ async def main(args: argparse.Namespace) -> None:
     real = ", message ids of Messenger's length (--real-ids)" if args.real_ids else ""
     instances = f"; {args.instances} gateway instances on one Redis, webhooks round robin" if args.instances > 1 else ""
     unix = "; Redis through its unix socket (--unix), the floor's too" if args.unix else ""
-    print(f"understanding (embedded model) {args.understanding}{novel}{real}{instances}{unix}")
+    delayed = (
+        ""
+        if args.redis_delay_ms is None
+        else (
+            f"; Redis through a delaying proxy, {args.redis_delay_ms:g} ms each way + up to {args.redis_jitter_ms:g} ms"
+            + (f", stalls {args.redis_stall_ms} ms in the open loop" if args.redis_stall_ms else "")
+        )
+    )
+    print(f"understanding (embedded model) {args.understanding}{novel}{real}{instances}{unix}{delayed}")
     print(
         f"walks: {len(script)} to the hand-off, {per_walk:.1f} messages each; {args.connections} connections;"
         f" open loop {args.rate:.0f} msg/s for {args.duration:.0f} s, each conversation every {args.gap} s\n"
@@ -1308,7 +1341,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         " socket (unix://), not TCP on 127.0.0.1")  # fmt: skip
     parser.add_argument("--replica", action="store_true", help="each Redis with a replica (for"
                         " GATEWAY_REDIS_REPLICA_ACKS=1 in the environment: acknowledgements wait for it)")  # fmt: skip
+    parser.add_argument("--redis-delay-ms", type=float, help="every gateway instance reaches Redis through a"
+                        " delaying proxy (tests/delaying_proxy.py, a process of its own): this many ms each way (a"
+                        " round trip twice that), order kept, as Redis across a network")  # fmt: skip
+    parser.add_argument("--redis-jitter-ms", type=float, default=0.0, help="with --redis-delay-ms: up to this"
+                        " many ms more each way, at random (delays, never reorders)")  # fmt: skip
+    parser.add_argument("--redis-stall-ms", type=float, nargs="*", default=[], help="with --redis-delay-ms:"
+                        " the proxy passes nothing for this long, at even points of the open loop"
+                        " (one a value)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.redis_stall_ms and args.redis_delay_ms is None:
+        parser.error("--redis-stall-ms needs --redis-delay-ms (0 for a proxy without delay)")
     global REPLICA
     REPLICA = args.replica
     if args.instances < 1:

@@ -1,0 +1,144 @@
+"""A TCP proxy in front of a real Redis that puts a network between it and the gateway: every chunk, each way, is
+delivered ``delay`` s after it was read, plus a random jitter of up to ``jitter`` s, as Redis in another zone or on
+a managed service is (docs/deployment.md: 0.5-2 ms a round trip in one zone, 5-20 ms across zones). Order is kept on
+each connection (a TCP stream): a chunk is never delivered before the one read ahead of it, so jitter delays, never
+reorders. :meth:`DelayingProxy.stall` holds every byte, both ways, on every connection, for that long from now (what
+arrives meanwhile waits, then flows in order), as a managed Redis's failover, a GC pause on its host or a congested
+link does now and then (100-500 ms). Nothing is dropped or cut: the fault is time alone.
+
+Shaped as ``tests/losing_proxy.py`` (``delaying_proxy(upstream, delay=...)``, ``.url``). ``python -m
+tests.delaying_proxy REDIS_URL DELAY_MS JITTER_MS`` runs it as a process of its own (``bench/load.py``'s
+``--redis-delay-ms``): it prints its URL on a line, then reads ``stall MS`` lines on its standard input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class DelayingProxy:
+    """``delay`` s each way plus up to ``jitter`` s, order kept per connection; ``stall(seconds)``: nothing passes,
+    either way, until that long from now. ``chunks`` counts what was delivered."""
+
+    def __init__(self, upstream: str, delay: float = 0.0, jitter: float = 0.0, seed: int | None = None) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.database = parts.path or "/0"
+        self.delay, self.jitter = delay, jitter
+        self.server: asyncio.Server | None = None
+        self.chunks = 0
+        self.stalls = 0
+        self._random = random.Random(seed)
+        self._stalled_until = {"up": 0.0, "down": 0.0}  # time.monotonic(): nothing delivered that way before it
+        self.serving: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()  # both sides of every open connection (closed at the end)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}{self.database}"
+
+    def stall(self, seconds: float, *, up: bool = True, down: bool = True) -> None:
+        """Every byte held until ``seconds`` from now (a longer stall under way is not shortened): both ways, or
+        only towards Redis (``down=False``: the commands wait) or only back (``up=False``: Redis ran them, their
+        answers wait, as a congested return path)."""
+        self.stalls += 1
+        for way in ("up",) * up + ("down",) * down:
+            self._stalled_until[way] = max(self._stalled_until[way], time.monotonic() + seconds)
+
+    def _due(self, previous: float) -> float:
+        """When a chunk read now is delivered: after the delay and jitter, never before the chunk ahead of it."""
+        extra = self._random.uniform(0, self.jitter) if self.jitter > 0 else 0.0
+        return max(previous, time.monotonic() + self.delay + extra)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: str) -> None:
+        """One direction: a reader stamping each chunk with its due time, a writer delivering them in order."""
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def read() -> None:
+            due = 0.0
+            with contextlib.suppress(ConnectionError):
+                while data := await reader.read(1 << 16):
+                    due = self._due(due)
+                    queue.put_nowait((due, data))
+            queue.put_nowait((due, b""))
+
+        async def deliver() -> None:
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    due, data = await queue.get()
+                    while (wait := max(due, self._stalled_until[way]) - time.monotonic()) > 0:
+                        await asyncio.sleep(wait)  # a stall begun meanwhile is waited for too
+                    if not data:
+                        break
+                    writer.write(data)
+                    await writer.drain()
+                    self.chunks += 1
+            writer.close()
+
+        reading = asyncio.create_task(read())
+        try:
+            await deliver()
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.serving.add(task)
+        try:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            except OSError:
+                writer.close()
+                return
+            self._writers |= {writer, up_writer}
+            try:
+                await asyncio.gather(self._pump(reader, up_writer, "up"), self._pump(up_reader, writer, "down"),
+                                     return_exceptions=True)  # fmt: skip
+            finally:
+                self._writers -= {writer, up_writer}
+        finally:
+            if task is not None:
+                self.serving.discard(task)
+
+
+@contextlib.asynccontextmanager
+async def delaying_proxy(
+    upstream: str, delay: float = 0.0, jitter: float = 0.0, seed: int | None = None
+) -> AsyncIterator[DelayingProxy]:
+    proxy = DelayingProxy(upstream, delay, jitter, seed)
+    proxy.server = await asyncio.start_server(proxy._serve, "127.0.0.1", 0)
+    async with proxy.server:
+        try:
+            yield proxy
+        finally:
+            proxy._stalled_until = {"up": 0.0, "down": 0.0}
+            proxy.server.close()
+            for writer in proxy._writers:  # each pump sees its connection closed and ends
+                writer.transport.abort()
+            async with asyncio.timeout(10):
+                await asyncio.gather(*proxy.serving, return_exceptions=True)
+
+
+async def _main(upstream: str, delay_ms: float, jitter_ms: float) -> None:
+    async with delaying_proxy(upstream, delay_ms / 1000, jitter_ms / 1000) as proxy:
+        print(proxy.url, flush=True)
+        loop = asyncio.get_running_loop()
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            words = line.split()
+            if len(words) == 2 and words[0] == "stall":
+                proxy.stall(float(words[1]) / 1000)
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
