@@ -15,6 +15,8 @@ def utcnow() -> datetime:
 SKEW_WARN_SECONDS = 2.0  # a skew above it logged (one WARNING line when it starts, one INFO line when it ends)
 SKEW_TRUSTED_SECONDS = 300.0  # a reading further off than this is not followed (a test's clock, a host's set by hand)
 ALIGN_SECONDS = 10.0  # how often an instance reads the store's time again
+ALIGN_KEPT = 6  # the round trips of the last readings, whose shortest says what a reading's round trip should be
+ALIGN_SLACK_SECONDS = 0.005  # a reading this much slower than the shortest (or twice it) is not taken at its midpoint
 
 
 class Aligned:
@@ -26,12 +28,23 @@ class Aligned:
     early. Now the time is the store's time when last read (:meth:`align`, every ``ALIGN_SECONDS``), moved on by the
     monotonic clock since: a host's clock stepped (NTP) changes nothing. ``skew`` is how far the host's clock is
     from the store's (seconds, positive: ahead). A skew beyond ``SKEW_TRUSTED_SECONDS`` (a test's clock, or a host
-    minutes off) is not followed: the host's clock is used as it is, and the skew told."""
+    minutes off) is not followed: the host's clock is used as it is, and the skew told.
+
+    A reading says the store's time only to within its round trip: when its answer came, the store's time was
+    between the time it answered and that plus the round trip. One as quick as the usual ones (the shortest of the
+    last ``ALIGN_KEPT``, twice it or ``ALIGN_SLACK_SECONDS`` more at most) is taken at its midpoint, as ever; a slow
+    one (its question or its answer held on a network's stall, a loaded loop) moves the clock only as far as it must
+    to fall in that span, usually not at all. Until 2026-12-07 every reading was taken at its midpoint: a reading
+    held 1 s stepped the clock by 0.5 s, back or forward, each instance its own way (up to half the socket timeout,
+    2.5 s), eating the margins of the leases each instance reads against its own clock
+    (``tests/test_clock_network.py``). Round trips that stay long (Redis moved further away) become the usual ones
+    within ``ALIGN_KEPT`` readings."""
 
     def __init__(self, local: Clock, monotonic: Callable[[], float]) -> None:
         self.local, self.monotonic = local, monotonic
         self.skew: float | None = None  # None: the store's time not read yet (or a store with none: SQLite)
         self._at: tuple[datetime, float] | None = None  # the store's time when read, and the monotonic clock then
+        self._trips: list[float] = []  # the round trips of the last ``ALIGN_KEPT`` readings (seconds)
 
     def __call__(self) -> datetime:
         if self._at is None:
@@ -42,10 +55,19 @@ class Aligned:
     def align(self, before: datetime, store_time: datetime, after: datetime, at: float) -> float:
         """The store answered ``store_time`` to a question asked at ``before`` and answered at ``after`` (both the
         host's clock; ``at``: the monotonic clock at the answer). Returns the skew."""
-        skew = ((before + (after - before) / 2) - store_time).total_seconds()
-        self.skew = skew
-        if abs(skew) > SKEW_TRUSTED_SECONDS:
+        trip = max(after - before, timedelta(0))
+        seconds = trip.total_seconds()
+        usual = min(self._trips, default=seconds)
+        self._trips = [*self._trips, seconds][-ALIGN_KEPT:]
+        estimate = store_time + trip / 2
+        if abs((after - estimate).total_seconds()) > SKEW_TRUSTED_SECONDS:
             self._at = None
-        else:
-            self._at = (store_time + (after - before) / 2, at)
-        return skew
+            self.skew = (after - estimate).total_seconds()
+            return self.skew
+        if self._at is not None and seconds > max(2 * usual, usual + ALIGN_SLACK_SECONDS):  # a slow reading
+            then, was = self._at
+            current = then + timedelta(seconds=at - was)
+            estimate = min(max(current, store_time), store_time + trip)
+        self._at = (estimate, at)
+        self.skew = (after - estimate).total_seconds()
+        return self.skew
