@@ -4,7 +4,9 @@ a managed service is (docs/deployment.md: 0.5-2 ms a round trip in one zone, 5-2
 each connection (a TCP stream): a chunk is never delivered before the one read ahead of it, so jitter delays, never
 reorders. :meth:`DelayingProxy.stall` holds every byte, both ways, on every connection, for that long from now (what
 arrives meanwhile waits, then flows in order), as a managed Redis's failover, a GC pause on its host or a congested
-link does now and then (100-500 ms). Nothing is dropped or cut: the fault is time alone.
+link does now and then (100-500 ms). :meth:`DelayingProxy.stall_at` begins such a stall when a chosen command
+goes towards Redis (its chunk the first held): a stall at the worst moment for that command, without a sleep in
+the test. Nothing is dropped or cut: the fault is time alone.
 
 Shaped as ``tests/losing_proxy.py`` (``delaying_proxy(upstream, delay=...)``, ``.url``). ``python -m
 tests.delaying_proxy REDIS_URL DELAY_MS JITTER_MS`` runs it as a process of its own (``bench/load.py``'s
@@ -37,6 +39,7 @@ class DelayingProxy:
         self.stalls = 0
         self._random = random.Random(seed)
         self._stalled_until = {"up": 0.0, "down": 0.0}  # time.monotonic(): nothing delivered that way before it
+        self._armed: tuple[tuple[bytes, ...], float, bool, bool, asyncio.Event] | None = None  # ``stall_at``
         self.serving: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()  # both sides of every open connection (closed at the end)
 
@@ -53,6 +56,20 @@ class DelayingProxy:
         for way in ("up",) * up + ("down",) * down:
             self._stalled_until[way] = max(self._stalled_until[way], time.monotonic() + seconds)
 
+    def stall_at(self, *markers: bytes, seconds: float, up: bool = True, down: bool = True) -> asyncio.Event:
+        """The next chunk towards Redis holding every marker begins a :meth:`stall` of ``seconds`` (that chunk
+        held too); the event returned is set then."""
+        began = asyncio.Event()
+        self._armed = (markers, seconds, up, down, began)
+        return began
+
+    def _trigger(self, data: bytes) -> None:
+        if self._armed is not None and all(marker in data for marker in self._armed[0]):
+            _, seconds, up, down, began = self._armed
+            self._armed = None
+            self.stall(seconds, up=up, down=down)
+            began.set()
+
     def _due(self, previous: float) -> float:
         """When a chunk read now is delivered: after the delay and jitter, never before the chunk ahead of it."""
         extra = self._random.uniform(0, self.jitter) if self.jitter > 0 else 0.0
@@ -66,6 +83,8 @@ class DelayingProxy:
             due = 0.0
             with contextlib.suppress(ConnectionError):
                 while data := await reader.read(1 << 16):
+                    if way == "up":
+                        self._trigger(data)
                     due = self._due(due)
                     queue.put_nowait((due, data))
             queue.put_nowait((due, b""))

@@ -37,9 +37,12 @@ An ended conversation's transcript (one list holding the entries, and the index 
 (``expire_transcript``, ``dispatcher.backstop_seconds``); the daily purge strips
 the record (``gateway/retention.py``, ``redis_retention.py``).
 
-The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews every third of it while it
-holds the lock: processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance
-blocks its conversations for 6 s at most. It is redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
+The conversation lock is a lease of ``LOCK_LEASE_MS`` (6 s) that its holder renews while it holds the lock:
+processing one message takes milliseconds, a slow one keeps its lock, and a crashed instance blocks its
+conversations for 6 s at most. A renewal may wait on its way as long as any call (the socket timeout, 5 s): it is
+sent early enough to reach Redis within the lease all the same (``lock_timing``: every 0.5 s at the defaults; until
+2026-12-07 every third of the lease, and a renewal held over 4 s on its way came after the lease's end, another
+instance holding the lock meanwhile). It is redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
 checked by Lua on renewal and release, so an expired holder never extends or frees somebody else's lock), renewed
 by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``. Each attempt takes it with the
 conversation's record read in the same script (``lock_read``, one slot), which answers the holder's reads of it.
@@ -170,6 +173,7 @@ log = logging.getLogger(__name__)
 PREFIX = K.PREFIX
 EVENTS_CHANNEL = K.EVENTS_CHANNEL
 LOCK_LEASE_MS = 6_000
+LOCK_MARGIN_SECONDS = 0.5  # a renewal reaches Redis this long before its lease's end at the latest (``lock_timing``)
 LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lock.Lock's 0.1 s default doubled bursts)
 FLAG_TRIES = 3  # reads of an entry whose data changes while its flag is written (a reseal) before giving up
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
@@ -458,7 +462,8 @@ class RedisStore:
         """``batcher``: the store's commands go through it, coalesced with those of other tasks (``redis_batch.py``;
         ``client`` keeps the pub/sub connection); without one, they go on ``client`` alone (a Cluster client).
         ``events_check``: the pub/sub connection, quiet that many seconds, is asked a PING, answered within that many
-        (``redis_events.py``)."""
+        (``redis_events.py``): the socket timeout, which the conversation lock's lease and renewals follow
+        (``lock_timing``)."""
         self._client, self._batcher = client, batcher
         self._redis = client if batcher is None else batcher.client
         self._keys = keys
@@ -499,6 +504,7 @@ class RedisStore:
         # under the lock, the status, flagged rank and told rank of the record read with it (``save_conversation``)
         self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None, int | None]] = {}
         self._events = RedisEvents(client, *events_check)
+        self._lock_lease_ms, self._lock_renew_seconds = lock_timing(events_check[1])  # the socket timeout
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
         self._people_known = False  # ``K.PEOPLE_MADE_2`` seen set (``_people_made``)
         self._people_making: asyncio.Future[None] | None = None  # the one pass every read waits for (``_people_made``)
@@ -2617,7 +2623,7 @@ class RedisStore:
     async def lock(self, conversation_id: str, timeout: float = 10.0) -> AsyncIterator[None]:
         lease = await self._acquire(conversation_id, timeout)
         try:
-            renewal = Later(LOCK_LEASE_MS / 3000, lambda: self._keep_lock(lease))
+            renewal = Later(self._lock_renew_seconds, lambda: self._keep_lock(lease))
             locked = self._locked.set(conversation_id)
             try:
                 yield
@@ -2704,7 +2710,7 @@ class RedisStore:
                 ),
             )
         )
-        lease = _Lease(self._redis, conversation_id, timeout, along)
+        lease = _Lease(self._redis, conversation_id, timeout, along, self._lock_lease_ms)
         try:
             if not await lease.acquire(token=secrets.token_hex(16)):  # redis-py's uuid1 took ~25 µs a lock
                 raise LockTimeout(f"timed out waiting for the lock of conversation {conversation_id}")
@@ -2746,7 +2752,19 @@ class RedisStore:
                 pass  # the next renewal may pass; the lease still runs meanwhile
             except Exception as exc:  # a bug must not end the renewal silently: the lock would lapse while held
                 log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
-            await asyncio.sleep(LOCK_LEASE_MS / 3000)
+            await asyncio.sleep(self._lock_renew_seconds)
+
+
+def lock_timing(socket_timeout: float) -> tuple[int, float]:
+    """The conversation lock's lease (ms) and its renewal's period (s) when a call may wait ``socket_timeout`` s on
+    its way without failing: a renewal sent a period after the last one's answer and held that long still reaches
+    Redis ``LOCK_MARGIN_SECONDS`` before the lease's end. The lease is ``LOCK_LEASE_MS`` (what a crashed holder
+    blocks its conversations for) while the socket timeout leaves room in it, else the socket timeout and twice the
+    margin; the period a third of it at most (5 s: 6 s and 0.5 s; 1 s: 6 s and 2 s; 10 s: 11 s and 0.5 s). Until
+    2026-12-07 a third of a 6 s lease whatever the timeout: a renewal held over 4 s came after the lease's end
+    (``tests/test_lock_network.py``)."""
+    lease = max(LOCK_LEASE_MS / 1000, socket_timeout + 2 * LOCK_MARGIN_SECONDS)
+    return round(lease * 1000), min(lease / 3, lease - socket_timeout - LOCK_MARGIN_SECONDS)
 
 
 def _claim_args(
@@ -2786,9 +2804,10 @@ class _Lease(Lock):
     the same slot: in the script, no command more)."""
 
     def __init__(self, client: Redis, conversation_id: str, timeout: float,
-                 along: tuple[str, list[Any]] | None = None) -> None:  # fmt: skip
-        super().__init__(client, K.lock(conversation_id), timeout=LOCK_LEASE_MS / 1000, sleep=LOCK_POLL_SECONDS,
+                 along: tuple[str, list[Any]] | None = None, lease_ms: int = LOCK_LEASE_MS) -> None:  # fmt: skip
+        super().__init__(client, K.lock(conversation_id), timeout=lease_ms / 1000, sleep=LOCK_POLL_SECONDS,
                          blocking_timeout=timeout, thread_local=False)  # fmt: skip
+        self.lease_ms = lease_ms
         self._client, self._key = client, K.lock(conversation_id)
         self._record_key, self._along = K.conversation(conversation_id), along
         self._keys = [self._key, self._record_key, K.erasing(conversation_id)]
@@ -2803,7 +2822,7 @@ class _Lease(Lock):
     async def do_acquire(self, token: str | bytes) -> bool:
         along, self._along, self.tried = self._along, None, token
         async with ordered(self._client) as pipe:
-            _eval(pipe, "lock_read", self._keys, [token, LOCK_LEASE_MS])
+            _eval(pipe, "lock_read", self._keys, [token, self.lease_ms])
             if along is not None:
                 _eval(pipe, "claim", [along[0]], along[1])
             found, *claimed = await pipe.execute()
@@ -2842,7 +2861,7 @@ class _LockedBatch:
                 await inner.__aexit__(type(error), error, error.__traceback__)
                 raise
         lease = self._lease = await store._acquire(self._id, self._timeout, self._claim)
-        self._renewal = Later(LOCK_LEASE_MS / 3000, lambda: store._keep_lock(lease))
+        self._renewal = Later(store._lock_renew_seconds, lambda: store._keep_lock(lease))
         token, locked = store._held.set(self._held), store._locked.set(self._id)  # a claim in here names it
         self._tokens = (token, locked, store._held_by.set(asyncio.current_task()))
         try:

@@ -1,0 +1,59 @@
+"""A conversation's lock across a network: its holder renews the lease while it holds it, and a renewal may wait on
+its way to Redis as long as any call may (``GATEWAY_REDIS_SOCKET_TIMEOUT``, 5 s: longer, it fails). The lease must
+outlast that wait after the renewal is sent, or another instance takes the lock while its holder still works and
+both write the conversation (its record's writes are not fenced by the lock). Until 2026-12-07 the lease (6 s) was
+renewed every 2 s: a renewal held 4.5 s on its way arrived after the lease's end.
+
+A real store behind ``tests/delaying_proxy.py`` (the path towards Redis stalled from the moment the renewal leaves,
+``stall_at``: no sleep of the test's), a second store reaching Redis directly, waiting for the lock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.store import open_store
+from gateway.store import redis_keys as K
+from gateway.testing import store_keys
+from tests.delaying_proxy import DelayingProxy, delaying_proxy
+from tests.store.conftest import emptied, redis_url  # noqa: F401  (the session's redis-server)
+
+pytestmark = pytest.mark.redis
+
+SOCKET_TIMEOUT = 5.0  # GATEWAY_REDIS_SOCKET_TIMEOUT's default, the stores' here
+STALL = SOCKET_TIMEOUT - 0.5  # a renewal held this long still gets its answer within the socket timeout
+
+
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[DelayingProxy]:  # noqa: F811
+    async with delaying_proxy(emptied(redis_url), delay=0.001) as proxy:
+        yield proxy
+
+
+async def test_a_renewal_held_on_its_way_within_the_socket_timeout_keeps_the_lock(
+    proxy: DelayingProxy,
+    redis_url: str,  # noqa: F811
+) -> None:
+    holder = await open_store(proxy.url, keys=store_keys(proxy.url), socket_timeout=SOCKET_TIMEOUT)
+    other = await open_store(emptied(redis_url), keys=store_keys(redis_url), socket_timeout=SOCKET_TIMEOUT)
+    taken = asyncio.Event()
+
+    async def take() -> None:
+        async with other.lock("c1", timeout=60):
+            taken.set()
+
+    try:
+        async with holder.lock("c1"):
+            began = proxy.stall_at(K.lock("c1").encode(), seconds=STALL, down=False)  # its first renewal's
+            waiting = asyncio.create_task(take())
+            await began.wait()
+            await holder.server_time()  # sent after the renewal, answered once the stall is over
+            await holder.server_time()  # and after the renewal's answer (the batch after it)
+            assert not taken.is_set(), "another instance took the lock while its holder still held it"
+        await asyncio.wait_for(taken.wait(), 30)  # released: the other one takes it
+        await waiting
+    finally:
+        await holder.close()
+        await other.close()
