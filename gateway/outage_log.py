@@ -20,7 +20,8 @@ Now, per instance and per outage:
   in flight when it came back, a pooled connection that was cut, may still fail a moment later: one outage, not
   a flapping series of lines).
   A store that answers reads but refuses writes (Redis full under ``noeviction``: ``OutOfMemoryError``; a replica:
-  ``ReadOnlyError``; SQLite's file full, its write lock held by another process: ``SQLITE_FULL``, ``SQLITE_BUSY``…:
+  ``ReadOnlyError``; a Redis that cannot persist, its disk full: ``MISCONF``, since 2026-12-07; SQLite's file full,
+  its write lock held by another process: ``SQLITE_FULL``, ``SQLITE_BUSY``…:
   :func:`refuses_writes`) answers the workers' polls that find nothing to do: an outage in which such a refusal
   came is back only once a write is answered (``answered(part, wrote=True)``: the alert checks, whose probe is a
   write, the one ``/readyz`` and ``gateway_store_up`` follow). Until 2026-12-05 those answered reads counted, and
@@ -42,6 +43,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from prometheus_client import Counter
+from redis.exceptions import ResponseError
 
 from gateway.errors import LockTimeout, StoreError
 
@@ -60,15 +62,24 @@ RETRY_AFTER_SECONDS = 5
 # The classes of a store answering reads but refusing writes (``error_class``): a Redis full under ``noeviction``, a
 # replica; SQLite's primary codes (an extended one, ``SQLITE_BUSY_SNAPSHOT``, starts with its primary's name) of
 # ``gateway/store/sqlite.py``'s ``_REFUSALS``.
-_REDIS_REFUSALS = frozenset({"OutOfMemoryError", "ReadOnlyError"})
+_REDIS_REFUSALS = frozenset({"OutOfMemoryError", "ReadOnlyError", "MISCONF"})
+# Redis's error code for a server that cannot persist (a failed snapshot with ``stop-writes-on-bgsave-error yes``,
+# the default, or a failed append-only write: its disk full, its directory unwritable): it refuses every write and
+# PING. redis-py has no class for it (a plain ResponseError), so it is named by its code (``error_class``).
+MISCONF = "MISCONF"
 _SQLITE_REFUSALS = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 
 
 def error_class(error: BaseException) -> str:
     """The class to name: the error a StoreError wraps (``ConnectionError``, ``TimeoutError``…), else its own; a
-    SQLite error by SQLite's name for it (``SQLITE_BUSY``, ``SQLITE_FULL``: all are ``OperationalError``)."""
+    SQLite error by SQLite's name for it (``SQLITE_BUSY``, ``SQLITE_FULL``: all are ``OperationalError``); a Redis
+    that cannot persist by its code, ``MISCONF`` (until 2026-12-07 ``ResponseError``, redis-py's class for any
+    command error: its refusals were told as the store unreachable, and an outage said over at the first read
+    answered; only its code is read, never the rest of its text)."""
     cause = error.__cause__
     named = cause if isinstance(error, StoreError) and cause is not None else error
+    if isinstance(named, ResponseError) and str(named).startswith(MISCONF):
+        return MISCONF
     return getattr(named, "sqlite_errorname", None) or type(named).__name__
 
 

@@ -49,7 +49,9 @@ class OwnRedis:
         self.port, self.log = _free_port(), directory / "redis.log"
         self.command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                         "--appendonly", "yes", "--appendfsync", "always", "--dir", str(directory),
-                        "--logfile", str(self.log)]  # fmt: skip
+                        "--logfile", str(self.log),
+                        # a test may move its ``dir`` to make it fail to persist (MISCONF: a full disk)
+                        "--enable-protected-configs", "yes"]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

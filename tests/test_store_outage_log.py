@@ -232,7 +232,7 @@ async def test_the_late_readings_store_worker_tells_the_outage_log_not_a_line_a_
     assert not [r.getMessage() for r in caplog.records if r.name == "gateway.understanding.late"]
 
 
-@pytest.mark.parametrize("refusal", ["oom", "replica"])
+@pytest.mark.parametrize("refusal", ["oom", "replica", "misconf"])
 async def test_a_redis_that_refuses_writes_is_not_ready_and_not_up(
     own_redis: OwnRedis, make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, refusal: str
 ) -> None:
@@ -240,30 +240,55 @@ async def test_a_redis_that_refuses_writes_is_not_ready_and_not_up(
     write (OOM); so does a replica (READONLY: a ``redis://`` URL left on the old primary's address). Every webhook
     is answered 503, and until 2026-12-05 ``/readyz`` said 200 ``store: ok`` and ``gateway_store_up`` 1 meanwhile:
     the alert on the ERROR line had nothing to confirm it. Now both say the store is not usable, with the error's
-    class, and come back once Redis takes writes again."""
+    class, and come back once Redis takes writes again. A Redis that cannot persist (its disk full: MISCONF, which
+    refuses PING too) was named ``ResponseError`` until 2026-12-07, a class that says nothing; now ``MISCONF``."""
     settings = on_redis_with_messenger(settings, own_redis, graph)
     client = await make_client(settings, watch_seconds=WATCH)
     metrics = client.app[METRICS]
     assert (await client.get("/readyz")).status == 200
     server = redis.Redis(port=own_redis.port)
     try:
-        if refusal == "oom":
-            server.config_set("maxmemory", "1")  # below what Redis uses already: every write refused
-        else:
-            server.replicaof("127.0.0.1", str(_closed_port()))  # a replica of nobody: reads answered, writes refused
+        await refuse_writes(server, refusal)
         assert await post_message(client, PSID, TEXT, "m-refused") == 503
         answer = await client.get("/readyz")
         body = await answer.json()
         assert answer.status == 503 and body["store"] == "unreachable", body
-        assert body["store_error"] == ("OutOfMemoryError" if refusal == "oom" else "ReadOnlyError"), body
+        assert body["store_error"] == REFUSALS[refusal], body
         await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 0)
     finally:
-        server.config_set("maxmemory", "0")
-        server.replicaof("NO", "ONE")
-        server.close()
+        await take_writes(server, own_redis)
     await until(lambda: metrics.registry.get_sample_value("gateway_store_up") == 1)
     assert (await client.get("/readyz")).status == 200
     assert await post_message(client, PSID, TEXT, "m-refused") == 200  # the provider's redelivery
+
+
+REFUSALS = {"oom": "OutOfMemoryError", "replica": "ReadOnlyError", "misconf": "MISCONF"}  # what each is named
+
+
+async def refuse_writes(server: redis.Redis, refusal: str) -> None:
+    """Make ``server`` refuse every write: full under ``noeviction`` (OOM), a replica (READONLY), or unable to
+    persist (MISCONF: a snapshot failed, as on a full disk, with ``stop-writes-on-bgsave-error yes``, the default;
+    it applies once a ``save`` rule is set). ``/proc`` refuses the snapshot's file, even to root."""
+    if refusal == "oom":
+        server.config_set("maxmemory", "1")  # below what Redis uses already: every write refused
+    elif refusal == "replica":
+        server.replicaof("127.0.0.1", str(_closed_port()))  # a replica of nobody: reads answered, writes refused
+    else:
+        server.config_set("save", "3600 1")
+        server.config_set("dir", "/proc")
+        server.bgsave(schedule=True)  # after an append-only file's rewrite, if one is under way
+        await until(lambda: server.info("persistence")["rdb_last_bgsave_status"] == "err")
+
+
+async def take_writes(server: redis.Redis, own_redis: OwnRedis) -> None:
+    """``server`` takes writes again, whatever :func:`refuse_writes` did (a snapshot that succeeds ends MISCONF)."""
+    server.config_set("maxmemory", "0")
+    server.replicaof("NO", "ONE")
+    if server.config_get("dir")["dir"] != str(own_redis.log.parent):
+        server.config_set("dir", str(own_redis.log.parent))
+        server.bgsave(schedule=True)
+        await until(lambda: server.info("persistence")["rdb_last_bgsave_status"] == "ok")
+    server.close()
 
 
 def _closed_port() -> int:
@@ -273,7 +298,7 @@ def _closed_port() -> int:
         return port
 
 
-@pytest.mark.parametrize("refusal", ["oom", "replica"])
+@pytest.mark.parametrize("refusal", ["oom", "replica", "misconf"])
 async def test_a_redis_that_refuses_writes_is_one_outage_in_the_log_until_it_takes_writes(
     own_redis: OwnRedis, make_client: AppFactory, settings: Settings, graph: FakeGraphAPI, refusal: str,
     caplog: pytest.LogCaptureFixture,
@@ -301,10 +326,7 @@ async def test_a_redis_that_refuses_writes_is_one_outage_in_the_log_until_it_tak
     server = redis.Redis(port=own_redis.port)
     caplog.clear()
     try:
-        if refusal == "oom":
-            server.config_set("maxmemory", "1")
-        else:
-            server.replicaof("127.0.0.1", str(_closed_port()))
+        await refuse_writes(server, refusal)
         await until(lambda: failures(metrics, "alerts") >= 1)  # the alert checks' probe refused (every 10 s)
         # a summary (the outage said, lasting), or before the fix the false "back" line
         await until(lambda: bool(said("store unavailable for") or said("failed briefly")))
@@ -313,11 +335,9 @@ async def test_a_redis_that_refuses_writes_is_one_outage_in_the_log_until_it_tak
         await until(lambda: failures(metrics, "alerts") >= 2)  # the next check refused too
         assert not said("failed briefly") and not said("alert over"), [r.getMessage() for r in caplog.records]
     finally:
-        server.config_set("maxmemory", "0")
-        server.replicaof("NO", "ONE")
-        server.close()
+        await take_writes(server, own_redis)
     await until(lambda: bool(said("alert over")))
-    expected = "OutOfMemoryError" if refusal == "oom" else "ReadOnlyError"
+    expected = REFUSALS[refusal]
     [start] = said("alert: the store refuses writes")  # until 2026-12-05 "is unreachable": it answers reads
     assert start.levelno == logging.ERROR and expected in start.getMessage()
     [back] = said("alert over")
