@@ -43,6 +43,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from prometheus_client import Counter
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from gateway.errors import LockTimeout, StoreError
@@ -67,6 +68,11 @@ _REDIS_REFUSALS = frozenset({"OutOfMemoryError", "ReadOnlyError", "MISCONF"})
 # the default, or a failed append-only write: its disk full, its directory unwritable): it refuses every write and
 # PING. redis-py has no class for it (a plain ResponseError), so it is named by its code (``error_class``).
 MISCONF = "MISCONF"
+# A Redis at its ``maxclients`` answers a new connection ``ERR max number of clients reached`` and closes it; redis-py
+# raises a plain ConnectionError with that text (its ``EXCEPTION_CLASSES``), named so here (``error_class``): the
+# instances' pools together exceed the cap (docs/deployment.md says how many each opens), not a network outage.
+MAX_CLIENTS = "MaxClientsReached"
+_MAX_CLIENTS_TEXT = "max number of clients reached"
 _SQLITE_REFUSALS = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 
 
@@ -75,11 +81,14 @@ def error_class(error: BaseException) -> str:
     SQLite error by SQLite's name for it (``SQLITE_BUSY``, ``SQLITE_FULL``: all are ``OperationalError``); a Redis
     that cannot persist by its code, ``MISCONF`` (until 2026-12-07 ``ResponseError``, redis-py's class for any
     command error: its refusals were told as the store unreachable, and an outage said over at the first read
-    answered; only its code is read, never the rest of its text)."""
+    answered; only its code is read, never the rest of its text); a Redis at its ``maxclients`` refusing a new
+    connection, ``MaxClientsReached`` (until 2026-12-07 ``ConnectionError``, as a network outage)."""
     cause = error.__cause__
     named = cause if isinstance(error, StoreError) and cause is not None else error
     if isinstance(named, ResponseError) and str(named).startswith(MISCONF):
         return MISCONF
+    if isinstance(named, RedisConnectionError) and str(named) == _MAX_CLIENTS_TEXT:  # since 2026-12-07
+        return MAX_CLIENTS
     return getattr(named, "sqlite_errorname", None) or type(named).__name__
 
 
