@@ -7,7 +7,8 @@ file private), the store (reachable, its latest records open with the keys, a Re
 file, and each channel (its secrets complete, or all absent: a half-configured channel is named with what is
 missing); Messenger on, the apps whose echoes end the bot's part and the webhook fields to subscribe at Meta (which
 the doctor cannot see); WhatsApp on, a catch-up window longer than the flow file's retention (a purged young
-person's messages caught up again); the kernel's ``net.core.somaxconn`` below the listen backlog (since 2026-12-07).
+person's messages caught up again); the kernel's ``net.core.somaxconn`` below the listen backlog (since 2026-12-07);
+Redis's ``maxclients`` below what the instances may open, or its clients already near it (since 2026-12-07).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from gateway.errors import ConfigError, FlowError, FlowValidationError, StoreErr
 from gateway.settings import CHANNEL_NEEDS, Settings, variable
 
 if TYPE_CHECKING:
-    from gateway.store import HasTime
+    from gateway.store import ClientLimits, HasTime
 
 MIN_SECRET_LENGTH = 32
 STORE_TIMEOUT = 10.0
@@ -40,6 +41,10 @@ EVICTING = (
     "would vanish without an error, a message lost or answered twice"
 )
 UNREAD = "?"  # the policy, when the store refuses to say it
+# Redis connections beside the instances': the CLI's commands (`gateway erase`, `purge`, `doctor`, a migration: each
+# a few at once) and monitoring (an exporter, redis-cli), as docs/deployment.md counts them ("Sizing maxclients")
+CLIENTS_MARGIN = 10
+CLIENTS_NEAR = 0.8  # connected clients at this share of maxclients or more: near the cap already
 SOMAXCONN = Path("/proc/sys/net/core/somaxconn")  # the kernel's cap on a listening socket's backlog (Linux)
 CHANNELS = {"Messenger": "messenger", "WhatsApp (Twilio)": "whatsapp", "Telegram": "telegram"}
 PAGE_INBOX_APP = "263902037430900"  # the app Meta's echoes name for a message sent from the Page inbox
@@ -75,9 +80,13 @@ async def examine(settings: Settings, somaxconn: Path | None = None) -> list[Fin
     findings += catchup_retention(settings)
     findings.append(listen_backlog(somaxconn or SOMAXCONN))
     findings.append(await store(settings))
-    sealing = await instances_sealing(settings) if findings[-1].level != Level.PROBLEM else None
+    reachable = findings[-1].level != Level.PROBLEM
+    sealing = await instances_sealing(settings) if reachable else None
     if sealing is not None:
         findings.append(sealing)
+    clients = await redis_clients(settings) if reachable else None
+    if clients is not None:
+        findings.append(clients)
     return findings
 
 
@@ -309,6 +318,70 @@ async def instances_sealing(settings: Settings) -> Finding | None:
                        f"{keys.current_id}. A key rotation's restarts under way? Until every instance seals with the "
                        "new key, `gateway data-key rotate` refuses (docs/deployment.md, key rotation)")  # fmt: skip
     return Finding(Level.OK, "data keys in use", f"running instances seal: {told}")
+
+
+async def redis_clients(settings: Settings) -> Finding | None:
+    """Redis's ``maxclients`` against the connections the instances may open (since 2026-12-07; until then a Redis
+    at its cap was found by its refusals: webhooks answered 503, ``MaxClientsReached``). A store that is not a
+    Redis, a Redis Cluster (each node its own cap), or one that does not answer (said by the store's own finding):
+    None. See :func:`clients_finding`."""
+    from gateway.sealing import live
+    from gateway.store import HasClientLimits, HasTime, SealingStore, open_store
+    from gateway.store.redis_url import is_redis
+
+    if not is_redis(settings.store) or settings.redis_cluster:
+        return None
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT):
+            opened = await open_store(settings.store, keys=DataKeys.from_settings(settings))
+            try:
+                if not isinstance(opened, HasClientLimits):
+                    return None
+                instances = 0
+                if isinstance(opened, SealingStore):
+                    now = await opened.server_time() if isinstance(opened, HasTime) else datetime.now(UTC)
+                    instances = len(live(await opened.sealing_adverts(), now))
+                try:
+                    limits: ClientLimits | None = await opened.client_limits()
+                except StoreError:  # INFO refused as well as CONFIG
+                    limits = None
+            finally:
+                await opened.close()
+    except (TimeoutError, StoreError, ConfigError):
+        return None  # said by the store's own finding
+    return clients_finding(limits, instances, settings.redis_max_connections)
+
+
+def clients_finding(limits: ClientLimits | None, instances: int, pool: int) -> Finding:
+    """Each instance opens at most 2 × ``pool`` (``GATEWAY_REDIS_MAX_CONNECTIONS``) connections to Redis: the store's
+    pool (its batched commands, its pub/sub connection, its locks) and the rate-limit counters' pool (Sentinel's own
+    connections go to the Sentinels, not to Redis). Needed: the live ``instances`` (those heard in the last
+    ``ADVERT_LIVE_SECONDS``, ``gateway/sealing.py``; at least 1, the one configured here) and one more (a rolling
+    deploy starts the new one before the old one stops, docs/deployment.md), × 2 × ``pool``, + ``CLIENTS_MARGIN``.
+    A warning below it, or when the clients connected are already ``CLIENTS_NEAR`` of the cap or more, or when the
+    cap could not be read (``limits`` None, or its ``maxclients`` None)."""
+    subject = "Redis maxclients"
+    counted = max(instances, 1)
+    each = 2 * pool
+    need = (counted + 1) * each + CLIENTS_MARGIN
+    how = (f"{need}: {counted} live instance(s) and 1 more during a rolling deploy, × {each} (2 × "
+           f"GATEWAY_REDIS_MAX_CONNECTIONS {pool}: the store's pool and the rate limits'), + {CLIENTS_MARGIN} for "
+           "the commands and monitoring")  # fmt: skip
+    if limits is None or limits.maxclients is None:
+        return Finding(Level.WARNING, subject, f"could not be read (CONFIG and INFO refused): make sure it is at least "
+                       f"{how}")  # fmt: skip
+    cap, connected = limits.maxclients, limits.connected
+    fitting = max((cap - CLIENTS_MARGIN) // (2 * (counted + 1)), 1)  # the pool that would fit under the cap
+    now = f"; {connected} connected now" if connected is not None else ""
+    if connected is not None and connected >= CLIENTS_NEAR * cap:
+        return Finding(Level.WARNING, subject, f"{cap}, and {connected} clients connected already: near the cap, "
+                       "a burst's new connections will be refused (webhooks answered 503, MaxClientsReached); raise "
+                       f"maxclients (the instances may open {how}) or lower GATEWAY_REDIS_MAX_CONNECTIONS")  # fmt: skip
+    if cap < need:
+        return Finding(Level.WARNING, subject, f"{cap}, below what the instances may open: {how}{now}; a burst "
+                       "beyond the cap is refused (webhooks answered 503, MaxClientsReached): raise maxclients or "
+                       f"lower GATEWAY_REDIS_MAX_CONNECTIONS (to {fitting} or less)")  # fmt: skip
+    return Finding(Level.OK, subject, f"{cap}, at least {how}{now}")
 
 
 async def _skew(opened: HasTime, clock: Clock) -> float:

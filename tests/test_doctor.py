@@ -14,10 +14,11 @@ import redis
 from gateway.cli import main
 from gateway.connections import LISTEN_BACKLOG
 from gateway.crypto import DataKeys, key_id, new_key, parse_key
-from gateway.doctor import Level, listen_backlog, store
+from gateway.doctor import Level, clients_finding, listen_backlog, store
 from gateway.messages import ChannelName
+from gateway.sealing import Sealing
 from gateway.settings import Settings
-from gateway.store import open_store
+from gateway.store import ClientLimits, HasTime, SealingStore, open_store
 from tests.conftest import ROOT
 from tests.test_redis_restart import OwnRedis, own_redis
 
@@ -299,3 +300,83 @@ async def test_a_host_clock_off_redis_time_is_told(
     assert finding.level.value == level, finding
     if skew:
         assert f"{skew:+.0f}" in finding.text.split(" s off")[0] and "NTP" in finding.text
+
+
+def maxclients_line(capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch, url: str, pool: int) -> str:
+    env = {
+        **PRODUCTION,
+        "GATEWAY_DATA_KEY": new_key(),
+        "GATEWAY_STORE": url,
+        "GATEWAY_REDIS_MAX_CONNECTIONS": str(pool),
+    }
+    code, out = doctor(capsys, environment, **env)
+    assert code == 0 and line(out, "GATEWAY_STORE").startswith("ok"), out  # a warning, never a problem
+    return line(out, "Redis maxclients")
+
+
+@pytest.mark.redis
+def test_a_redis_maxclients_below_what_the_instances_may_open_is_a_warning(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch, own_redis: OwnRedis
+) -> None:
+    """Each instance may open 2 × GATEWAY_REDIS_MAX_CONNECTIONS connections (the store's pool, the counters'): the
+    live instances (their sealing adverts) and one more for a rolling deploy, + 10 for the commands. Until
+    2026-12-07 the doctor did not look: a managed Redis's cap (256) was found by a burst's webhooks answered 503."""
+    with redis.Redis(port=own_redis.port) as server:
+        server.config_set("maxclients", "256")
+    found = maxclients_line(capsys, environment, own_redis.url, 50)  # 2 × 2 × 50 + 10 = 210
+    assert found.startswith("ok") and "256" in found, found
+    found = maxclients_line(capsys, environment, own_redis.url, 100)  # 2 × 2 × 100 + 10 = 410
+    assert found.startswith("warning") and "256, below" in found and "410" in found, found
+    assert "GATEWAY_REDIS_MAX_CONNECTIONS (to 61 or less)" in found, found  # (256 - 10) // 4
+
+    async def three_instances() -> None:
+        opened = await open_store(own_redis.url, keys=DataKeys.from_settings(Settings()))
+        assert isinstance(opened, SealingStore) and isinstance(opened, HasTime)
+        for n in range(3):
+            await opened.advertise_sealing(Sealing(f"instance-{n}", "k1", await opened.server_time()))
+        await opened.close()
+
+    asyncio.run(three_instances())
+    found = maxclients_line(capsys, environment, own_redis.url, 50)  # (3 + 1) × 2 × 50 + 10 = 410
+    assert found.startswith("warning") and "3 live instance(s)" in found and "410" in found, found
+
+
+@pytest.mark.redis
+def test_a_redis_whose_clients_are_near_its_maxclients_is_a_warning(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch, own_redis: OwnRedis
+) -> None:
+    """Enough for the instances on paper, but connected clients already at 80 % of the cap or more (another
+    application, a leak): a burst's new connections would be refused."""
+    clients = [redis.Redis(port=own_redis.port) for _ in range(40)]
+    try:
+        for client in clients:
+            client.ping()  # connected
+        clients[0].config_set("maxclients", "45")
+        found = maxclients_line(capsys, environment, own_redis.url, 2)  # 2 × 2 × 2 + 10 = 18: enough on paper
+        assert found.startswith("warning") and "45, and 4" in found and "connected already" in found, found
+    finally:
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.redis
+def test_a_managed_redis_refusing_config_is_read_from_info(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch, own_redis: OwnRedis
+) -> None:
+    """A managed Redis refuses CONFIG (here an ACL without it: NOPERM): ``maxclients`` is read from ``INFO clients``."""
+    with redis.Redis(port=own_redis.port) as server:
+        server.config_set("maxclients", "300")
+        server.acl_setuser("default", enabled=True, nopass=True, commands=["+@all", "-config"], keys=["*"],
+                           channels=["*"])  # fmt: skip
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            server.config_get("maxclients")
+    found = maxclients_line(capsys, environment, own_redis.url, 100)
+    assert found.startswith("warning") and "300, below" in found, found
+
+
+def test_a_maxclients_that_cannot_be_read_is_a_warning() -> None:
+    """CONFIG and INFO both refused (or an INFO without the line, before Redis 7): said, with the figure to check."""
+    for limits in (None, ClientLimits(None, 12)):
+        finding = clients_finding(limits, 0, 100)
+        assert finding.level == Level.WARNING and "could not be read" in finding.text and "410" in finding.text
+    assert clients_finding(ClientLimits(10_000, 3), 2, 100).level == Level.OK  # 3 × 200 + 10 = 610

@@ -74,12 +74,14 @@ __all__ = [
     "BlockStore",
     "CaseworkStore",
     "ClaimState",
+    "ClientLimits",
     "ConsoleSession",
     "ConversationStore",
     "DedupeStore",
     "Delivery",
     "DoneMark",
     "EventStore",
+    "HasClientLimits",
     "HasWorkers",
     "HeldIndex",
     "InboxItem",
@@ -1390,6 +1392,25 @@ class HasWorkers(Protocol):
 
     def workers(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
         """Worker name → the coroutine function to run until cancelled (none: an empty dict)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """A Redis's cap on its clients (``maxclients``: CONFIG, else ``INFO clients``; None when neither answered, a
+    managed Redis refusing both) and the clients connected now (None: unknown)."""
+
+    maxclients: int | None
+    connected: int | None
+
+
+@runtime_checkable
+class HasClientLimits(Protocol):
+    """A store whose server caps its clients (Redis's ``maxclients``): read by ``gateway doctor`` (since
+    2026-12-07) against the connections the instances may open."""
+
+    async def client_limits(self) -> ClientLimits:
+        """The cap and the clients connected now. StoreError when the store does not answer."""
         ...
 
 

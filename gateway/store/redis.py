@@ -104,6 +104,7 @@ from gateway.store import (
     Block,
     Claim,
     ClaimState,
+    ClientLimits,
     ConsoleSession,
     Counter,
     Delivery,
@@ -690,6 +691,21 @@ class RedisStore:
         answers = [info] if "maxmemory_policy" in info else [a for a in info.values() if isinstance(a, dict)]
         evicting = sorted({str(a.get("maxmemory_policy", NOEVICTION)) for a in answers} - {NOEVICTION})
         return ", ".join(evicting) or None
+
+    @_guarded
+    async def client_limits(self) -> ClientLimits:
+        """``maxclients`` from ``CONFIG GET``, else (a managed Redis refusing CONFIG: NOPERM, renamed away) from
+        ``INFO clients`` (Redis 7 and later); ``connected_clients`` from ``INFO clients``. A Cluster: neither (its
+        nodes each have their own; ``gateway doctor`` does not check them). Since 2026-12-07."""
+        if self._batcher is None:
+            return ClientLimits(None, None)
+        info = await self._client.info("clients")  # not batched: a refusal is this call's alone
+        connected = info.get("connected_clients")
+        try:
+            told = (await self._client.config_get("maxclients")).get("maxclients")
+        except ResponseError:  # refused (NoPermissionError among them) or unknown: the INFO line, if any
+            told = info.get("maxclients")
+        return ClientLimits(int(told) if told is not None else None, int(connected) if connected is not None else None)
 
     @property
     def closed(self) -> bool:
