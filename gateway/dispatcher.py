@@ -50,6 +50,7 @@ from gateway.language import language_of
 from gateway.later import Later
 from gateway.messages import ChannelName, Choice, Echo, Inbound, Outbound, Receipt, Reply
 from gateway.metrics import Metrics
+from gateway.outage_log import error_class
 from gateway.store import (
     INDEXED_DAYS,
     Author,
@@ -457,7 +458,7 @@ class Dispatcher:
                 if loop.time() + pause >= deadline:
                     log.error("dispatcher: an erasure a young person confirmed is left unfinished after %.0f s of "
                               "store failures (%s): the alert check finishes it once the store answers",
-                              ERASURE_RETRY_SECONDS, type(exc).__name__)  # fmt: skip
+                              ERASURE_RETRY_SECONDS, error_class(exc))  # fmt: skip
                     raise
                 self.metrics.outages.failed("dispatcher", exc)
             await asyncio.sleep(pause)

@@ -29,6 +29,7 @@ from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.metrics import Metrics
 from gateway.networks import ClientNetworks
+from gateway.outage_log import error_class
 from gateway.ratelimit import Limit, RateLimits
 from gateway.store import BlockStore, ConversationStore, CountingBlockStore, OutboxItem, OutboxStore
 from gateway.store.codec import encode_outbound
@@ -189,7 +190,7 @@ class Gate:
                 if await self._counting.once_marked(counter):
                     return True
             except StoreError as exc:
-                log.warning("gate: counters unavailable (%s): no mark read", exc.__class__.__name__)
+                log.warning("gate: counters unavailable (%s): no mark read", error_class(exc))
         return False
 
     async def _unread_or_risky(
@@ -219,7 +220,7 @@ class Gate:
         try:
             count = await self._counting.hit(counter)
         except StoreError as exc:
-            log.warning("gate: counters unavailable (%s): allowing", exc.__class__.__name__)
+            log.warning("gate: counters unavailable (%s): allowing", error_class(exc))
             return True
         return self.limits.counted(limit, count)
 

@@ -31,6 +31,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
+from gateway.outage_log import error_class
 from gateway.proxies import ClientAddresses
 from gateway.settings import Settings
 from gateway.store import Counter
@@ -172,7 +173,7 @@ class RateLimits:
             else:
                 allowed = await self._hit_once(limit, subject, once) <= self._items[limit].amount
         except Exception as exc:  # the counters' storage is down: allow (see the module docstring)
-            log.warning("rate limits: counters unavailable (%s): allowing", exc.__class__.__name__)
+            log.warning("rate limits: counters unavailable (%s): allowing", error_class(exc))
             return True
         if not allowed:
             self._metrics.rate_limited.labels(limit.value).inc()
@@ -204,7 +205,7 @@ class RateLimits:
         try:
             return bool(await self.storage.get(self._mark(key, limit, once)))
         except Exception as exc:  # the counters' storage is down (see the module docstring)
-            log.warning("rate limits: counters unavailable (%s): no mark read", exc.__class__.__name__)
+            log.warning("rate limits: counters unavailable (%s): no mark read", error_class(exc))
             return False
 
     def counter(self, limit: Limit, subject: str, once: str | None = None) -> Counter | None:

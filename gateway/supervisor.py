@@ -29,6 +29,7 @@ from typing import Any
 
 from gateway.errors import StoreError
 from gateway.metrics import Metrics
+from gateway.outage_log import error_class
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Supervisor:
             except StoreError as exc:  # the store's failure: told once an outage with every part's (outage_log.py)
                 _raise_if_cancelling()
                 self.metrics.outages.failed(name, exc)
-                log.info("worker %s stopped by %s at %s; restarting", name, type(exc).__name__, where(exc))
+                log.info("worker %s stopped by %s at %s; restarting", name, error_class(exc), where(exc))
                 store_failed = True
             except Exception as exc:  # every failure is logged and counted, then the worker restarts
                 _raise_if_cancelling()  # stopping: a worker that swallowed its cancellation is not restarted

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
+from gateway.outage_log import error_class
 from gateway.supervisor import where
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,14 @@ class Releases:
         """``release`` failed with ``error``: make it again until Redis answers (``what``: "lock", "claim")."""
         if self._closed:  # the store is closing: nothing may outlive it
             log.warning("redis: releasing a %s failed (%s) as the store closes: left to its lease", what,
-                        type(error).__name__)  # fmt: skip
+                        error_class(error))  # fmt: skip
             self.on_outcome("retried")
             self._give_up()
             return
         if self.on_failure is not None:
             self.on_failure(error)
         else:
-            log.warning("redis: releasing a %s failed (%s): made again until redis answers", what, type(error).__name__)
+            log.warning("redis: releasing a %s failed (%s): made again until redis answers", what, error_class(error))
         task = asyncio.get_running_loop().create_task(self._retry(what, release), name=f"redis-release-{what}")
         self._tasks[task] = time.monotonic()
         task.add_done_callback(self._forget)
@@ -85,7 +86,7 @@ class Releases:
             except RedisError as error:
                 if time.monotonic() + pause >= deadline:
                     log.warning("redis: a %s's release given up after %g s (%s): left to its lease", what,
-                                self.retry_seconds, type(error).__name__)  # fmt: skip
+                                self.retry_seconds, error_class(error))  # fmt: skip
                     self._give_up()
                     return
             except Exception as exc:  # a bug: said, not silent (the lease still ends it)

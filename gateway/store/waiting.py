@@ -37,6 +37,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import ConfigError, StoreError
+from gateway.outage_log import error_class
 from gateway.store import Store, open_store
 from gateway.store.redis_url import where
 
@@ -78,7 +79,7 @@ def reason_of(error: BaseException) -> Reason:
             return Reason(f"no answer in time ({type(found).__name__})")
         if isinstance(found, FileNotFoundError):
             return Reason("no such socket (FileNotFoundError)")
-        innermost = type(found).__name__
+        innermost = error_class(found)  # MISCONF, MaxClientsReached by their names (until 2026-12-07 their class)
         found = found.__cause__ or found.__context__
     return Reason(f"{innermost}")
 
