@@ -797,6 +797,9 @@ def _routes(
         waiting = outages.waiting()  # during a store outage, the parts it stopped (the event forwarding among them)
         if waiting:
             checks["store_waiting"] = waiting
+        last = outages.last_failure()  # the last store failure in the last minute (MaxClientsReached while the
+        if last is not None:  # PING rides an open connection): shown, not a reason to stop traffic (outage_log.py)
+            checks["store_last_failure"] = last
         checks["understanding"] = reader.status if reader is not None else "off"  # degraded: keywords still run
         refused = request.app[OUTBOX].refused
         if refused:  # a channel's credentials refused (a page token expired): shown, the other channels still serve

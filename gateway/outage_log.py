@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 EVERY = 30.0  # seconds between two summary lines while the store stays unreachable
 SETTLE = 2.0  # seconds without a failure, after the store answered, before it is said to be back
 HTTP = "http"  # the part whose failures are requests answered 503
+# how long ``/readyz`` shows the last store failure's class (``StoreOutages.last_failure``), outage or not: a burst
+# refused at Redis's ``maxclients`` lasts a few seconds, and a look after it still finds it
+LAST_FAILURE_SHOWN_SECONDS = 60.0
 # The ``Retry-After`` of every 503 ``unavailable`` (the app's middleware, the console's logout), in seconds: the
 # outages the gateway meets last a few seconds (a Redis restart; a Sentinel failover, 2 s in
 # tests/test_sentinel_failover.py; another instance's claim on a message, renewed while it is processed), and the
@@ -120,6 +123,7 @@ class StoreOutages:
         self._confirm: asyncio.TimerHandle | None = None
         self._parts: dict[str, _Part] = {}
         self._last_failure = float("-inf")  # a time, for durations
+        self._last_kind = ""  # the last failure's class (``last_failure``)
         self._failure_tick = self._answer_tick = -1  # order, for "failing again since the answer?" (_tick)
         self._ticks = 0
         self._summary: asyncio.TimerHandle | None = None
@@ -141,7 +145,7 @@ class StoreOutages:
         now = self._now()
         state = self._parts.setdefault(part, _Part())
         state.failures += 1
-        self._last_failure = now
+        self._last_failure, self._last_kind = now, kind
         state.failed_at = self._failure_tick = self._tick()
         self._refused = self._refused or refuses_writes(kind)
         log.debug("%s: store unavailable (%s)", part, kind)
@@ -203,6 +207,19 @@ class StoreOutages:
         """The parts failing in the current outage that the store has not answered since (``/readyz`` names them:
         the event forwarding, which subscribes again by itself, is no supervisor's worker); none once it is over."""
         return sorted(name for name, part in self._parts.items() if part.waiting and name != HTTP)
+
+    def last_failure(self) -> dict[str, object] | None:
+        """The last store failure's class and how long ago (seconds), within ``LAST_FAILURE_SHOWN_SECONDS``; else
+        None (a lock not taken in time is no store failure). ``/readyz`` shows it, readiness unchanged (since
+        2026-12-07): a Redis at its ``maxclients`` refuses the new connections a burst needs (MaxClientsReached,
+        ~40 % of a burst answered 503) while the readiness PING rides a connection already open, and ``/readyz``
+        said ``store: ok`` and nothing else. Not a reason to stop traffic: the cap is one for every instance, so every
+        instance would be taken out of the balancer at once (every request refused there, the 60 % Redis still
+        served among them, the web chat's page with its numbers to call), where the 503s are redelivered."""
+        ago = self._now() - self._last_failure
+        if not self._last_kind or ago > LAST_FAILURE_SHOWN_SECONDS:
+            return None
+        return {"error": self._last_kind, "seconds_ago": round(ago, 1)}
 
     def close(self) -> None:
         """The app stops: no line after it."""

@@ -79,6 +79,14 @@ async def test_a_redis_at_its_maxclients_is_named_so_and_loses_nothing(
         named = failures_by_class(metrics)
         assert set(named) == {"MaxClientsReached"}, named  # until 2026-12-07: ConnectionError, as a network's
         assert refused, "the burst never needed another connection"
+        # /readyz tells it, still ready: its PING rides an open connection, and the cap is every instance's (each
+        # taken out of the balancer at once would be worse). Until 2026-12-07 it said `store: ok` and nothing else.
+        answer = await client.get("/readyz")
+        body = await answer.json()
+        assert (answer.status, body["ready"], body["store"]) == (200, True, "ok") or body.get("store_error") == (
+            "MaxClientsReached"  # its own PING may have needed a new connection at the cap: said so, then
+        ), body
+        assert body.get("store_last_failure", {}).get("error") == "MaxClientsReached", body
     finally:
         server.config_set("maxclients", "10000")
         server.close()
