@@ -22,6 +22,7 @@ async def _waiting_for_the_lock(store: Store, conversation_id: str, users: int) 
     """Until ``users`` hold or wait for the conversation's lock (SQLite's in-process locks: first come, first
     served), 30 s at most (a busy machine)."""
     locks: Any = getattr(store, "_locks")  # noqa: B009 - the test reads who waits, nothing else
+    locks = getattr(locks, "_local", locks)  # since 2026-12-07 the in-process ones inside the cross-process FileLocks
     for _ in range(3000):
         entry = locks._entries.get(conversation_id)
         if entry is not None and entry.users >= users:
