@@ -19,6 +19,8 @@ exports it).
     │   ├── LockTimeout           a conversation's lock not taken in time, another holder kept it: contention,
     │   │                         not an outage
     │   ├── InboundBusy           another live instance is processing this inbound message: retry later (503)
+    │   ├── LockLost              a conversation's lock lapsed before the writes made under it reached the store:
+    │   │                         its conversation's writes refused (fenced), the message not processed
     │   ├── ReplicasBehind        fewer Redis replicas than GATEWAY_REDIS_REPLICA_ACKS confirmed the writes in
     │   │                         time: not acknowledged (503), the sender retries
     │   ├── DataKeyError          a stored record does not open: its key is missing or it was altered (names
@@ -119,6 +121,13 @@ class LockTimeout(StoreError):
 
 class InboundBusy(StoreError):
     """Another live owner is processing this inbound message: the provider should retry later (503)."""
+
+
+class LockLost(StoreError):
+    """The conversation's lock was no longer its holder's when the writes made under it reached the store (held on
+    their way past its lease, another instance holding it meanwhile): the conversation's record, entries and items
+    were refused by their scripts (fenced by the lock's token, since 2026-12-07), so nothing says the message was
+    processed; it is processed again by the next holder."""
 
 
 class DataKeyError(StoreError):

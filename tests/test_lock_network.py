@@ -1,7 +1,8 @@
 """A conversation's lock across a network: its holder renews the lease while it holds it, and a renewal may wait on
 its way to Redis as long as any call may (``GATEWAY_REDIS_SOCKET_TIMEOUT``, 5 s: longer, it fails). The lease must
 outlast that wait after the renewal is sent, or another instance takes the lock while its holder still works and
-both write the conversation (its record's writes are not fenced by the lock). Until 2026-12-07 the lease (6 s) was
+both write the conversation (since 2026-12-07 the record's writes are fenced by the lock: the late one's refused,
+``tests/store/test_redis_fencing.py``). Until 2026-12-07 the lease (6 s) was
 renewed every 2 s: a renewal held 4.5 s on its way arrived after the lease's end.
 
 A real store behind ``tests/delaying_proxy.py`` (the path towards Redis stalled from the moment the renewal leaves,

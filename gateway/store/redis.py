@@ -47,7 +47,9 @@ checked by Lua on renewal and release, so an expired holder never extends or fre
 by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``. Each attempt takes it with the
 conversation's record read in the same script (``lock_read``, one slot), which answers the holder's reads of it.
 A release lost to a Redis error (and an attempt whose answer was lost) is made again by token until Redis answers
-(:mod:`gateway.store.redis_release`), instead of holding the conversation until the lease lapses.
+(:mod:`gateway.store.redis_release`), instead of holding the conversation until the lease lapses. The writes of the
+conversation's slot made under the lock (record, entries, items) are fenced by its token (``_Fence``, since
+2026-12-07; until then a commit held on its way past the lease overwrote the next holder's record).
 
 A message of an open conversation costs four round trips on one Redis: the gate's block check with the message
 limit's hit and the inbox check (``get_block_and_hit``), the claim with the sender's address read along, the lock
@@ -67,6 +69,7 @@ import functools
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
@@ -82,7 +85,15 @@ from redis.exceptions import LockNotOwnedError, NoScriptError, RedisError, Respo
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
 from gateway.crypto import DataKeys
-from gateway.errors import ConfigError, Conflict, ConversationEnded, EndedMeanwhile, LockTimeout, StoreError
+from gateway.errors import (
+    ConfigError,
+    Conflict,
+    ConversationEnded,
+    EndedMeanwhile,
+    LockLost,
+    LockTimeout,
+    StoreError,
+)
 from gateway.events import ANY_CONVERSATION, DeliveryChanged, Event, encode, scope
 from gateway.ids import seen_digest
 from gateway.later import Later
@@ -159,7 +170,7 @@ from gateway.store.codec import (
 )
 from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_events import RedisEvents, SharedSubscription
-from gateway.store.redis_lua import SCRIPTS
+from gateway.store.redis_lua import FENCED, SCRIPTS
 from gateway.store.redis_pool import close_cluster, open_cluster, open_pool, primary_followers
 from gateway.store.redis_release import Releases
 from gateway.store.redis_replicas import ReplicaAcks
@@ -202,6 +213,7 @@ _BY_RANK = {priority.rank: priority for priority in Priority}  # a queue member'
 _SESSIONS_KEPT_ENDED_US = 60 * 1_000_000
 TAKES_KEPT_US = 24 * 3600 * 1_000_000  # takes older than a day leave takes:<queue> (takes_since looks an hour back)
 
+_FENCED_BYTES = FENCED.encode()
 Queue = Callable[[Pipeline], object]  # adds commands to a pipeline, each of one slot, in the order they must run
 Check = Callable[[list[Any]], None]  # reads their answers (raises Conflict, say)
 Before = Callable[[], Awaitable[Exception | None]]  # run at the flush first; an error drops the write, then is raised
@@ -223,6 +235,54 @@ class HeldWrite:  # object.__setattr__); never changed once made, but for ``unlo
     unlock: list[str] | None = None
     record: str | None = None
     published: Published | None = None  # an event's publish, which the batch's next events on its channel join
+
+
+class _Fence:
+    """The lock a task holds on a conversation, which fences the writes of that conversation's slot it makes under it
+    (since 2026-12-07): their scripts (``redis_lua.FENCED_SCRIPTS``) carry the lock's key and its holder's token and
+    write nothing once the lock is no longer that token's (a commit held on its way past the lease, another instance
+    holding the lock meanwhile): the flush then raises LockLost. The global processed mark, another slot, cannot
+    read the lock: it carries ``deadline`` instead, the time (Redis's clock) until which the lease was surely held,
+    so that it is written only after a record that was. Only the task that took the lock is fenced (a task it
+    starts inherits the context, and may write after the lock is let go)."""
+
+    __slots__ = ("conversation_id", "key", "lease", "task", "token", "used")
+
+    def __init__(self, conversation_id: str, lease: _Lease) -> None:
+        self.conversation_id, self.key, self.lease = conversation_id, K.lock(conversation_id), lease
+        self.token = lease.local.token
+        self.task = asyncio.current_task()
+        self.used = False  # a fenced script was queued: the flush looks for FENCED in the answers
+
+    def deadline(self) -> str:
+        """Redis's time (ms) before which the lease is surely still held: its start (``lock_read``'s answer) and
+        the lease, moved on by the time between that answer and the send of the last renewal that was answered (a
+        renewal runs after it was sent: its lease ends a lease after that at the earliest), less the margin (the
+        clocks of two Cluster nodes, a rate's drift)."""
+        lease = self.lease
+        moved = 0.0 if lease.renewed is None else max(0.0, lease.renewed - lease.answered)
+        return str(lease.began_ms + lease.lease_ms + int(moved * 1000) - int(LOCK_MARGIN_SECONDS * 1000))
+
+
+_FENCING: contextvars.ContextVar[_Fence | None] = contextvars.ContextVar("fencing", default=None)
+
+
+def _fence_of(conversation_id: str) -> _Fence | None:
+    """The fence of this task's lock on the conversation, if it holds it (``_Fence``), marked used."""
+    fence = _FENCING.get()
+    if fence is None or fence.conversation_id != conversation_id or fence.task is not asyncio.current_task():
+        return None
+    fence.used = True
+    return fence
+
+
+def _fenced(pipe: Pipeline, name: str, keys: list[str], args: list[Any], conversation_id: str) -> None:
+    """``_eval`` of a write of the conversation's slot: fenced by this task's lock on it, when it holds it."""
+    fence = _fence_of(conversation_id)
+    if fence is None:
+        _eval(pipe, name, keys, args)
+    else:
+        _eval(pipe, "fenced_" + name, [*keys, fence.key], [*args, fence.token])
 
 
 class Published:
@@ -287,7 +347,13 @@ class HeldReplies:
             pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
         ids = self.lines[::3]
         keys = [*K.transcript_keys(conversation_id), *(K.outbox_item(conversation_id, item_id) for item_id in ids)]
-        _eval(pipe, "put_entry_item", keys, [conversation_id, len(self.entries) // 2, *self.entries, *self.items])
+        _fenced(
+            pipe,
+            "put_entry_item",
+            keys,
+            [conversation_id, len(self.entries) // 2, *self.entries, *self.items],
+            conversation_id,
+        )
         _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, *self.lines])
 
 
@@ -644,6 +710,11 @@ class RedisStore:
                     write.queue(pipe)
                     spans.append((start, len(pipe), write.check))
                 answers = await pipe.execute()
+            fence = _FENCING.get()
+            if fence is not None and fence.used:
+                fence.used = False
+                if any(a in (FENCED, _FENCED_BYTES) for a in answers):  # a refused write of the conversation
+                    raise LockLost("the conversation's lock lapsed before its writes reached the store")
             for start, end, check in spans:
                 if check is not None:
                     check(answers[start:end])
@@ -870,9 +941,10 @@ class RedisStore:
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
             lock = unlock[:1] if unlock else []
-            _eval(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id), *lock],
-                  [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0,
-                   *(unlock[1:] if unlock else [])])  # fmt: skip
+            fence = _fence_of(c.id)
+            _fenced(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id), *lock],
+                    [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0,
+                     *(unlock[1:] if unlock else [])], c.id)  # fmt: skip
             if leave:
                 out = ["-" if rank is None else "", "-" if told is None else ""]  # each index left, or as it is
                 _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", *out, *others])
@@ -882,8 +954,10 @@ class RedisStore:
                 pipe.srem(K.client(c.client), c.id)
             if not c.active:
                 _eval(pipe, "delete_if", [address], [c.id])
-            if done is not None:
-                _eval(pipe, "seen_mark", *_seen_mark(done.key, done_until, ""))
+            if done is not None:  # fenced: only while the lease surely held when the record was written
+                _eval(
+                    pipe, "seen_mark", *_seen_mark(done.key, done_until, "", "" if fence is None else fence.deadline())
+                )
 
         if held:
             write = HeldWrite(queue, unlock=unlock, record=c.id)
@@ -1203,7 +1277,9 @@ class RedisStore:
         def queue(pipe: Pipeline) -> None:
             if shared is not None:  # its text first: never a reference to nothing
                 pipe.hsetnx(_key("texts"), shared.ref, shared.sealed)
-            _eval(pipe, "put_entry", K.transcript_keys(entry.conversation_id), [entry.id, value])
+            _fenced(
+                pipe, "put_entry", K.transcript_keys(entry.conversation_id), [entry.id, value], entry.conversation_id
+            )
             for provider_id in provider_ids(pmid):  # each part's, of a reply sent in parts
                 redis_providers.add(pipe, provider_id, entry.conversation_id)
 
@@ -1929,7 +2005,7 @@ class RedisStore:
             keys = [K.outbox_item(conversation_id, item.id), *K.transcript_keys(conversation_id),
                     K.items_listed(conversation_id)]  # fmt: skip
             args = [item.id, conversation_id, payload, to_us(item.created_at), due, _unread(item)]
-            _eval(pipe, "outbox_put_item", keys, args)
+            _fenced(pipe, "outbox_put_item", keys, args, conversation_id)
             _eval(pipe, "outbox_list", _line_keys(conversation_id), [conversation_id, item.id, due,
                                                                      to_us(item.created_at)])  # fmt: skip
 
@@ -2640,10 +2716,11 @@ class RedisStore:
         lease = await self._acquire(conversation_id, timeout)
         try:
             renewal = Later(self._lock_renew_seconds, lambda: self._keep_lock(lease))
-            locked = self._locked.set(conversation_id)
+            locked, fencing = self._locked.set(conversation_id), _FENCING.set(_Fence(conversation_id, lease))
             try:
                 yield
             finally:
+                _FENCING.reset(fencing)
                 self._locked.reset(locked)
                 self._leave_read(conversation_id)
                 renewal.cancel()
@@ -2757,11 +2834,14 @@ class RedisStore:
         name = K.lock(conversation_id)
         self._releases.again(what, error, lambda: self._script("unlock", [name], [token]))
 
-    async def _keep_lock(self, lease: Lock) -> None:
-        """Renew the lease now and every third of it while the lock is held; stop once it is somebody else's."""
+    async def _keep_lock(self, lease: _Lease) -> None:
+        """Renew the lease now and every third of it while the lock is held; stop once it is somebody else's. The
+        send of each renewal answered is noted (``_Fence.deadline``)."""
         while True:
             try:
+                sent = time.monotonic()
                 await lease.reacquire()
+                lease.renewed = sent
             except LockNotOwnedError:
                 return
             except RedisError:
@@ -2834,6 +2914,9 @@ class _Lease(Lock):
         self.erasing = False  # whether its erasure was begun (``K.erasing``) when the lock was taken
         self.leaving: str | None = None  # with a claim: how the ending is listed as begun when it was taken, or None
         self.claimed: str | None = None  # the claim's answer, when it rode with the attempt that took the lock
+        self.began_ms = 0  # Redis's time (ms) when the attempt that took the lock ran: its lease's start
+        self.answered = 0.0  # time.monotonic() when that attempt's answer came
+        self.renewed: float | None = None  # time.monotonic() when the last renewal answered was sent
 
     async def do_acquire(self, token: str | bytes) -> bool:
         along, self._along, self.tried = self._along, None, token
@@ -2844,9 +2927,10 @@ class _Lease(Lock):
             found, *claimed = await pipe.execute()
         if not found:
             return False
-        self.record = found[1] if len(found) > 1 else None
-        self.erasing = len(found) > 2 and found[2] is not None
-        self.leaving = _text(found[3]) if len(found) > 3 and found[3] is not None else None
+        self.answered, self.began_ms = time.monotonic(), int(found[1])
+        self.record = found[2] if len(found) > 2 else None
+        self.erasing = len(found) > 3 and found[3] is not None
+        self.leaving = _text(found[4]) if len(found) > 4 and found[4] is not None else None
         self.claimed = _text(claimed[0]) if claimed else None
         return True
 
@@ -2856,7 +2940,7 @@ class _LockedBatch:
     every message, a generator-based one made an async generator each time, registered it with the loop and ran two
     ``anext`` (bench/README.md, "Twenty-eighth pass"), as ``_Batch`` and ``ordered`` said before it."""
 
-    __slots__ = ("_claim", "_held", "_id", "_inner", "_lease", "_renewal", "_store", "_timeout", "_tokens")
+    __slots__ = ("_claim", "_fencing", "_held", "_id", "_inner", "_lease", "_renewal", "_store", "_timeout", "_tokens")
 
     def __init__(self, store: RedisStore, conversation_id: str, timeout: float, claim: Claim | None) -> None:
         self._store, self._id, self._timeout, self._claim = store, conversation_id, timeout, claim
@@ -2865,6 +2949,7 @@ class _LockedBatch:
         self._renewal: Later | None = None
         self._held: list[HeldWrite] = []
         self._tokens: tuple[contextvars.Token[Any], contextvars.Token[str], contextvars.Token[Any]] | None = None
+        self._fencing: contextvars.Token[_Fence | None] | None = None
 
     async def __aenter__(self) -> ClaimState:
         store = self._store
@@ -2880,6 +2965,7 @@ class _LockedBatch:
         self._renewal = Later(store._lock_renew_seconds, lambda: store._keep_lock(lease))
         token, locked = store._held.set(self._held), store._locked.set(self._id)  # a claim in here names it
         self._tokens = (token, locked, store._held_by.set(asyncio.current_task()))
+        self._fencing = _FENCING.set(_Fence(self._id, lease))  # its conversation's writes fenced by the lock
         try:
             return await store._claimed(self._claim, lease.claimed)
         except BaseException:
@@ -2927,7 +3013,8 @@ class _LockedBatch:
 
     def _reset(self) -> None:
         store, tokens = self._store, self._tokens
-        assert tokens is not None  # entered
+        assert tokens is not None and self._fencing is not None  # entered
+        _FENCING.reset(self._fencing)
         store._locked.reset(tokens[1])
         store._leave_read(self._id)
         store._held_by.reset(tokens[2])
@@ -3021,10 +3108,11 @@ def _entry(
     return replace(entry, conversation_id=conversation_id)
 
 
-def _seen_mark(key: str, until_ms: int, claimed: str) -> tuple[list[str], list[Any]]:
-    """The ``seen_mark`` script's keys and arguments: the mark in the hash of the day it expires on."""
+def _seen_mark(key: str, until_ms: int, claimed: str, deadline: str = "") -> tuple[list[str], list[Any]]:
+    """The ``seen_mark`` script's keys and arguments: the mark in the hash of the day it expires on (not after
+    ``deadline``, Redis's ms, when given: ``_Fence.deadline``)."""
     day, digest = until_ms // 86_400_000, seen_digest(key)
-    args = [digest, (day + 1) * 86_400, claimed, K.SEEN]
+    args = [digest, (day + 1) * 86_400, claimed, K.SEEN, deadline]
     return [K.seen_claim(key), K.seen_marks(day, K.seen_shard(digest))], args
 
 

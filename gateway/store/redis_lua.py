@@ -221,6 +221,17 @@ local function held(item, token)
 end
 """
 
+# The conversation lock's fence (since 2026-12-07): a write of the conversation's slot made under its lock
+# (``RedisStore``'s ``_Fence``) is its script with this head, the lock's key last in KEYS and its holder's token last
+# in ARGV (taken off before the script's own body reads them): nothing is written, and FENCED answered, when the lock
+# no longer holds that token (its lease lapsed while the writes were on their way; another instance may hold it and
+# have moved the conversation on). Until then the record, entries and items of a late commit landed on top.
+FENCED = "fenced"
+_FENCE = f"""
+local fence_key, fence_token = table.remove(KEYS), table.remove(ARGV)
+if redis.call('GET', fence_key) ~= fence_token then return '{FENCED}' end
+"""
+
 # Conversations. KEYS: the record, the processed marks, and (a record whose save is its batch's last step of the
 # slot: ``RedisStore.locked_batch``) the conversation's lock. ARGV: record, '' or the processed inbound key's digest
 # (``ids.seen_digest``), its expiry (ms), now (ms), record TTL in s (0: none, a fresh record not claimed by its
@@ -629,11 +640,18 @@ return redis.call('DEL', KEYS[1])
 )
 
 # KEYS: the inbound id's claim, the processed marks of the day its mark expires. ARGV: the id's digest, that day's
-# end (s), the claim's value it must still hold ('' for any), the claims' prefix. The mark, then the claim goes (and
-# its place in its conversation's index); 0 when refused.
+# end (s), the claim's value it must still hold ('' for any), the claims' prefix, and optionally the time (ms, on
+# Redis's clock) by which it must run ('' or none: any): after the record's save in a batch fenced by the lock, the
+# time by which that lock's lease was surely still held, so that a mark runs only after a record that was written
+# (another slot: it cannot read the lock; since 2026-12-07). The mark, then the claim goes (and its place in its
+# conversation's index); 0 when refused.
 _SEEN_MARK = (
     _CLAIMS
     + """
+if ARGV[5] and ARGV[5] ~= '' then
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[5]) then return 0 end
+end
 local v = redis.call('GET', KEYS[1])
 if ARGV[3] ~= '' and v ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], '1')
@@ -1399,16 +1417,19 @@ return 0
 # KEYS: the conversation lock, the conversation's record, its erasure begun (``redis_keys.erasing``), and for a
 # message's processing the ending it has listed as begun (``redis_keys.leaving``; one slot: ``{<id>}``). ARGV: the
 # holder's token, the lease (ms). Taken (SET NX PX, as ``redis.asyncio.lock.Lock`` takes it) with the record read in
-# the same step: {'locked', record or nil, erasing or nil[, how or nil]}; false while another holds it. Read by one
-# MGET: a message's lock makes no call more than another's (the erasure's key since 2026-12-07: a key more, no call).
+# the same step: {'locked', Redis's time (ms), record or nil, erasing or nil[, how or nil]}; false while another
+# holds it. Read by one MGET: a message's lock makes no call more than another's (the erasure's key since 2026-12-07:
+# a key more, no call). The time (since 2026-12-07): when the lease began, on Redis's clock (``_Fence.deadline``).
 _LOCK_READ = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 if KEYS[4] then
   local found = redis.call('MGET', KEYS[2], KEYS[3], KEYS[4])
-  return {'locked', found[1], found[2], found[3]}
+  return {'locked', ms, found[1], found[2], found[3]}
 end
 local found = redis.call('MGET', KEYS[2], KEYS[3])
-return {'locked', found[1], found[2]}
+return {'locked', ms, found[1], found[2]}
 """
 
 # A rate limit's fixed-window counter, hit as the ``limits`` library's ``incr_expire.lua`` hits it (the same key:
@@ -1657,3 +1678,6 @@ SCRIPTS = {
     "hit": _HIT,
     "hit_once": _HIT_ONCE,
 }
+# the writes of a conversation's slot made under its lock, fenced by it (``_FENCE``): the same scripts with its head
+FENCED_SCRIPTS = ("put_conversation", "put_entry", "put_entry_item", "outbox_put_item")
+SCRIPTS.update({"fenced_" + name: _FENCE + SCRIPTS[name] for name in FENCED_SCRIPTS})

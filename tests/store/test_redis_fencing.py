@@ -40,7 +40,6 @@ def _entry(conversation_id: str, entry_id: str) -> TranscriptEntry:
     return TranscriptEntry(entry_id, conversation_id, datetime.now(UTC), Author.USER, "bonjour")
 
 
-@pytest.mark.xfail(strict=True, reason="the commit's conversation writes are not fenced by the lock's token yet")
 async def test_a_commit_held_past_the_lease_writes_nothing_over_the_next_holders(
     proxy: DelayingProxy,
     redis_url: str,  # noqa: F811

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from gateway.conversation import Conversation, Status
+from gateway.errors import LockLost
 from gateway.events import QueueChanged
 from gateway.ids import seen_digest
 from gateway.messages import ChannelName
@@ -358,12 +359,15 @@ async def test_the_lock_goes_with_the_record_when_its_save_is_the_batchs_last_wr
         await store.cancel_timers(conversation.id, TimerKind.IDLE_CLOSE)  # a write after the record
     assert _scripts(client) - before == 5  # taken, joined, the record, the timers, then the release alone
     assert not client.exists(K.lock(conversation.id))
-    async with store.locked_batch(conversation.id):
-        current = await store.get_conversation(conversation.id)
-        assert current is not None
-        client.set(K.lock(conversation.id), "somebody-else")  # this holder's lease lapsed, another took the lock
-        await store.save_conversation(current)
+    with pytest.raises(LockLost):  # since 2026-12-07 the record's write is fenced by the lock too: refused
+        async with store.locked_batch(conversation.id):
+            current = await store.get_conversation(conversation.id)
+            assert current is not None
+            client.set(K.lock(conversation.id), "somebody-else")  # this holder's lease lapsed, another took the lock
+            await store.save_conversation(replace(current, engine={"step": "late"}))
     assert client.get(K.lock(conversation.id)) == "somebody-else"  # not freed by the record's script
+    found = await store.get_conversation(conversation.id)
+    assert found is not None and found.engine != {"step": "late"}  # nor written on top of the next holder's
 
 
 async def test_a_script_called_alone_is_loaded_again_when_redis_has_forgotten_it(redis_url: str) -> None:
