@@ -244,15 +244,19 @@ class _Fence:
     holding the lock meanwhile): the flush then raises LockLost. The global processed mark, another slot, cannot
     read the lock: it carries ``deadline`` instead, the time (Redis's clock) until which the lease was surely held,
     so that it is written only after a record that was. Only the task that took the lock is fenced (a task it
-    starts inherits the context, and may write after the lock is let go)."""
+    starts inherits the context, and may write after the lock is let go). A lock key lost before its lease ended
+    (a failover to a replica it had not reached) refuses the record with the deadline not passed: the marks that
+    ran then are taken back (``marks``, ``RedisStore._take_back``; since 2026-12-07, until then the message was
+    taken for processed and recorded nowhere)."""
 
-    __slots__ = ("conversation_id", "key", "lease", "task", "token", "used")
+    __slots__ = ("conversation_id", "key", "lease", "marks", "task", "token", "used")
 
     def __init__(self, conversation_id: str, lease: _Lease) -> None:
         self.conversation_id, self.key, self.lease = conversation_id, K.lock(conversation_id), lease
         self.token = lease.local.token
         self.task = asyncio.current_task()
         self.used = False  # a fenced script was queued: the flush looks for FENCED in the answers
+        self.marks: list[tuple[int, str, int]] = []  # each fenced mark queued: its place in the pipeline, key, until
 
     def deadline(self) -> str:
         """Redis's time (ms) before which the lease is surely still held: its start (``lock_read``'s answer) and
@@ -712,14 +716,38 @@ class RedisStore:
                 answers = await pipe.execute()
             fence = _FENCING.get()
             if fence is not None and fence.used:
-                fence.used = False
+                fence.used, marks, fence.marks = False, fence.marks, []
                 if any(a in (FENCED, _FENCED_BYTES) for a in answers):  # a refused write of the conversation
+                    await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
                     raise LockLost("the conversation's lock lapsed before its writes reached the store")
             for start, end, check in spans:
                 if check is not None:
                     check(answers[start:end])
         if refused:
             raise refused[0]
+
+    async def _take_back(self, conversation_id: str, marks: list[tuple[int, str, int]]) -> None:
+        """The processed marks written by a commit whose conversation's writes were refused (fenced), taken back
+        (``seen_unmark``; since 2026-12-07): the lock's key lost before its lease ended (a failover to a replica the
+        lock's ``SET`` had not reached) refuses the record while the mark's deadline has not passed, and the mark
+        (slot ``{seen}``, which cannot read the lock) landed: until then the message was taken for processed (a
+        redelivery DONE) and recorded nowhere. Safe: a mark replaces its message's claim in one step and a claim is
+        set only where no mark is, so nobody has claimed the message since this mark; the one taken back leaves a
+        lapsed claim naming the conversation in its place, and the next delivery's claim reads that conversation's
+        processed marks (its record's slot): DONE if another holder recorded the message meanwhile (its claim lost
+        with the lock), else claimed and processed once. One that fails is made again in the background until Redis
+        answers (``redis_release``: it refuses nothing, made twice it changes nothing); meanwhile a redelivery is
+        answered DONE, as before this change."""
+        for _, key, until_ms in marks:
+            day, digest = until_ms // 86_400_000, seen_digest(key)
+            keys = [K.seen_claim(key), K.seen_marks(day, K.seen_shard(digest))]
+            args = [digest, conversation_id, int(CLAIM_KEPT.total_seconds()), K.SEEN]
+            try:
+                await self._script("seen_unmark", keys, args)
+            except RedisError as error:
+                self._releases.again(
+                    "processed mark", error, functools.partial(self._script, "seen_unmark", keys, args)
+                )
 
     @_guarded
     async def ping(self) -> None:
@@ -955,6 +983,8 @@ class RedisStore:
             if not c.active:
                 _eval(pipe, "delete_if", [address], [c.id])
             if done is not None:  # fenced: only while the lease surely held when the record was written
+                if fence is not None:  # taken back if the record was refused all the same (``_take_back``)
+                    fence.marks.append((len(pipe), done.key, done_until))
                 _eval(
                     pipe, "seen_mark", *_seen_mark(done.key, done_until, "", "" if fence is None else fence.deadline())
                 )

@@ -662,6 +662,27 @@ return 1
 """
 )
 
+# A processed mark taken back (since 2026-12-07): ``seen_mark`` ran with a deadline (``RedisStore``'s ``_Fence``) in a
+# commit whose conversation's writes were refused (fenced: the lock's key lost before its lease ended, a failover to a
+# replica it had not reached). KEYS: the inbound id's claim, the processed marks of the day the mark expires on. ARGV:
+# the id's digest, the conversation the commit was made in, seconds the claim is kept, the claims' prefix. The mark
+# deleted the claim with it, so a claim there now was set after the mark went (an erasure's ``forget_seen``): left,
+# 0. Else the mark goes and a lapsed claim naming the conversation and no owner takes its place: the next delivery's
+# ``claim`` answers 'check:', the conversation's processed marks (its record's slot) decide: a record that was written
+# by another holder meanwhile (the claim lost with the lock) says DONE and the mark is repaired; none, the message is
+# claimed and processed again (not lost, as it was before: marked, recorded nowhere). Made again safely (``0``).
+_SEEN_UNMARK = (
+    _CLAIMS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+local claim = 'c:0:' .. ARGV[2] .. ':'
+redis.call('SET', KEYS[1], claim, 'EX', ARGV[3])
+reindex(ARGV[4], KEYS[1], nil, claim, ARGV[3])
+return 1
+"""
+)
+
 # KEYS: the inbound id's key. ARGV: owner, the claims' prefix.
 _RELEASE = (
     _CLAIMS
@@ -1642,6 +1663,7 @@ SCRIPTS = {
     "set_entry_data": _SET_ENTRY_DATA,
     "claim": _CLAIM,
     "seen_mark": _SEEN_MARK,
+    "seen_unmark": _SEEN_UNMARK,
     "release": _RELEASE,
     "enqueue": _ENQUEUE,
     "take_or_requeue": _TAKE_OR_REQUEUE,

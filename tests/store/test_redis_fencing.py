@@ -16,13 +16,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+import redis
 
+from gateway.errors import LockLost
 from gateway.messages import ChannelName
-from gateway.store import Author, ClaimState, DoneMark, TranscriptEntry, open_store
+from gateway.store import Author, Claim, ClaimState, DoneMark, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.delaying_proxy import DelayingProxy, delaying_proxy
-from tests.store.conftest import emptied, redis_url  # noqa: F401  (the session's redis-server)
+from tests.store.conftest import emptied, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
 
 pytestmark = pytest.mark.redis
 
@@ -94,3 +96,86 @@ async def test_a_commit_held_past_the_lease_writes_nothing_over_the_next_holders
     finally:
         await late.close()
         await other.close()
+
+
+@pytest.fixture(params=["redis_url", "redis_cluster_url"])
+async def opened(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Store, redis.Redis, str]]:
+    url = emptied(request.getfixturevalue(request.param))
+    client = redis.Redis.from_url(url, decode_responses=True)
+    store = await open_store(url, keys=store_keys(url))
+    try:
+        yield store, client, url
+    finally:
+        await store.close()
+        client.close()
+
+
+async def _processed_by(other: Store, cid: str) -> None:
+    async with other.locked_batch(cid, claim=Claim("in:a", "owner-b", 30)) as state:
+        assert state is ClaimState.CLAIMED
+        found = await other.get_conversation(cid)
+        assert found is not None
+        await other.append_transcript(_entry(cid, "in-a"))
+        await other.save_conversation(replace(found, engine={"step": "b"}), done=DoneMark("in:a", 3600))
+
+
+async def _commit_after_the_lock_was_lost(
+    store: Store, client: redis.Redis, cid: str, *, other: Store | None = None
+) -> None:
+    """The first message's commit, its lock key lost before the commit reached Redis (a fast failover to a replica
+    the lock's SET had not reached: its lease not lapsed, the processed mark's deadline not passed); with
+    ``other``, the claim lost too and the message processed meanwhile by that other instance."""
+    with pytest.raises(LockLost):
+        async with store.locked_batch(cid, claim=Claim("in:a", "owner-a", 30)) as state:
+            assert state is ClaimState.CLAIMED
+            found = await store.get_conversation(cid)
+            assert found is not None
+            await store.append_transcript(_entry(cid, "in-a"))
+            await store.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
+            client.delete(K.lock(cid))  # the failover: the lock gone, its lease not over
+            if other is not None:  # the claim gone with it: the provider's redelivery processed by another instance
+                client.delete(K.seen_claim("in:a"))
+                await asyncio.create_task(_processed_by(other, cid))
+
+
+async def test_a_commit_whose_lock_was_lost_before_its_lease_ended_leaves_its_message_unprocessed(
+    opened: tuple[Store, redis.Redis, str],
+) -> None:
+    """The record's save is refused (fenced), so the global processed mark written along in the same pipeline
+    (another slot, its deadline not passed) is taken back: the message is processed again by the next delivery.
+    Until 2026-12-07 the mark stayed: the message was taken for processed and recorded nowhere (lost)."""
+    store, client, _ = opened
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-2", datetime.now(UTC))
+    cid = conversation.id
+    await _commit_after_the_lock_was_lost(store, client, cid)
+    assert await store.transcript(cid) == []  # refused: recorded nowhere
+    # the provider's redelivery: processed, once
+    assert await store.claim("in:a", "redelivery", 30) is ClaimState.CLAIMED, "the lost message was taken for done"
+    async with store.locked_batch(cid, claim=Claim("in:a", "redelivery", 30)) as state:
+        assert state is ClaimState.CLAIMED
+        found = await store.get_conversation(cid)
+        assert found is not None
+        await store.append_transcript(_entry(cid, "in-a"))
+        await store.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
+    assert [e.id for e in await store.transcript(cid)] == ["in-a"]
+    assert await store.claim("in:a", "again", 30) is ClaimState.DONE
+
+
+async def test_a_mark_taken_back_never_undoes_another_instances_processing(
+    opened: tuple[Store, redis.Redis, str],
+) -> None:
+    """The lock and the claim both lost: another instance processed the message meanwhile (its record and mark
+    written) before the refused commit's mark ran. The mark taken back leaves a lapsed claim naming the
+    conversation, whose processed marks decide: DONE, the global mark repaired, never processed twice."""
+    store, client, url = opened
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-3", datetime.now(UTC))
+    cid = conversation.id
+    other = await open_store(url, keys=store_keys(url))
+    try:
+        await _commit_after_the_lock_was_lost(store, client, cid, other=other)
+    finally:
+        await other.close()
+    record = await store.get_conversation(cid)
+    assert record is not None and record.engine == {"step": "b"}
+    assert await store.claim("in:a", "redelivery", 30) is ClaimState.DONE
+    assert await store.claim("in:a", "again", 30) is ClaimState.DONE
