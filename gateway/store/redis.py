@@ -235,6 +235,9 @@ class HeldWrite:  # object.__setattr__); never changed once made, but for ``unlo
     unlock: list[str] | None = None
     record: str | None = None
     published: Published | None = None  # an event's publish, which the batch's next events on its channel join
+    # sent only once the writes before it were answered, none of the conversation's refused (a fenced ending's
+    # writes of other slots, ``save_conversation``; since 2026-12-07)
+    cut: bool = False
 
 
 class _Fence:
@@ -706,25 +709,30 @@ class RedisStore:
                 kept.append(write)
             else:
                 refused.append(error)
-        if kept:
-            async with ordered(self._redis) as pipe:
-                spans = []
-                for write in kept:
-                    start = len(pipe)
-                    write.queue(pipe)
-                    spans.append((start, len(pipe), write.check))
-                answers = await pipe.execute()
-            fence = _FENCING.get()
-            if fence is not None and fence.used:
-                fence.used, marks, fence.marks = False, fence.marks, []
-                if any(a in (FENCED, _FENCED_BYTES) for a in answers):  # a refused write of the conversation
-                    await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
-                    raise LockLost("the conversation's lock lapsed before its writes reached the store")
-            for start, end, check in spans:
-                if check is not None:
-                    check(answers[start:end])
+        cut = next((i for i, write in enumerate(kept) if write.cut and i > 0), len(kept))
+        for part in (kept[:cut], kept[cut:]):  # a pipeline each (one unless a write is ``cut``)
+            if part:
+                await self._send_part(part)
         if refused:
             raise refused[0]
+
+    async def _send_part(self, kept: list[HeldWrite]) -> None:
+        async with ordered(self._redis) as pipe:
+            spans = []
+            for write in kept:
+                start = len(pipe)
+                write.queue(pipe)
+                spans.append((start, len(pipe), write.check))
+            answers = await pipe.execute()
+        fence = _FENCING.get()
+        if fence is not None and fence.used:
+            fence.used, marks, fence.marks = False, fence.marks, []
+            if any(a in (FENCED, _FENCED_BYTES) for a in answers):  # a refused write of the conversation
+                await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
+                raise LockLost("the conversation's lock lapsed before its writes reached the store")
+        for start, end, check in spans:
+            if check is not None:
+                check(answers[start:end])
 
     async def _take_back(self, conversation_id: str, marks: list[tuple[int, str, int]]) -> None:
         """The processed marks written by a commit whose conversation's writes were refused (fenced), taken back
@@ -958,7 +966,17 @@ class RedisStore:
             [] if held and c.active and not leave and (c.client is None or c.status in CLIENT_OPEN) else None
         )
 
+        # An ending made under this task's lock: its writes of other slots after the record (its queue entry, the
+        # sender's address, the sets it leaves, the global mark) are sent once the record was answered written, a
+        # round trip more for an ending (since 2026-12-07: a record refused, the lock's key lost before its lease
+        # ended, took the queue entry and the address of a conversation that still waits)
+        split = not c.active and _FENCING.get() is not None and _fence_of(c.id) is not None
+
         def queue(pipe: Pipeline) -> None:
+            record_part(pipe)
+            after_part(pipe)
+
+        def record_part(pipe: Pipeline) -> None:
             _eval(pipe, "index_conversation", indexes,
                   [K.INDEX, c.id, to_us(c.created_at), str(c.status), "" if rank is None else rank,
                    "" if told is None else told])  # fmt: skip
@@ -969,10 +987,12 @@ class RedisStore:
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
             lock = unlock[:1] if unlock else []
-            fence = _fence_of(c.id)
             _fenced(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id), *lock],
                     [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0,
                      *(unlock[1:] if unlock else [])], c.id)  # fmt: skip
+
+        def after_part(pipe: Pipeline) -> None:
+            fence = _fence_of(c.id)
             if leave:
                 out = ["-" if rank is None else "", "-" if told is None else ""]  # each index left, or as it is
                 _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", *out, *others])
@@ -990,12 +1010,16 @@ class RedisStore:
                 )
 
         if held:
-            write = HeldWrite(queue, unlock=unlock, record=c.id)
+            writes = (
+                [HeldWrite(record_part, record=c.id), HeldWrite(after_part, cut=True)]
+                if split
+                else [HeldWrite(queue, unlock=unlock, record=c.id)]
+            )
             batch = self._batch()
             if batch is not None:
-                batch.append(write)
+                batch.extend(writes)
             else:
-                await self._send([write])
+                await self._send(writes)
         else:
             await self._write(queue, before=lambda: self._claim_address(address, c.id))
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from gateway.conversation import Priority, Status
 from gateway.errors import LockLost
 from gateway.messages import ChannelName
 from gateway.store import Author, Claim, ClaimState, DoneMark, Store, TranscriptEntry, open_store
@@ -179,3 +180,31 @@ async def test_a_mark_taken_back_never_undoes_another_instances_processing(
     assert record is not None and record.engine == {"step": "b"}
     assert await store.claim("in:a", "redelivery", 30) is ClaimState.DONE
     assert await store.claim("in:a", "again", 30) is ClaimState.DONE
+
+
+async def test_a_refused_ending_leaves_the_queue_entry_and_the_address_of_the_conversation_it_did_not_end(
+    opened: tuple[Store, redis.Redis, str],
+) -> None:
+    """A commit that ends a waiting conversation (a quick exit, a stop) whose record is refused (the lock's key lost
+    before the commit reached Redis) must not take its queue entry away (slot ``{queue}``) nor free the sender's
+    address: the record still says it waits, and the young person is waiting in the queue."""
+    store, client, _ = opened
+    now = datetime.now(UTC)
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-4", now)
+    cid = conversation.id
+    async with store.locked_batch(cid):
+        found = await store.get_conversation(cid)
+        assert found is not None
+        await store.enqueue(cid, "general", Priority.NORMAL, now)
+        await store.save_conversation(replace(found, status=Status.QUEUED))
+    with pytest.raises(LockLost):
+        async with store.locked_batch(cid):
+            found = await store.get_conversation(cid)
+            assert found is not None and found.status is Status.QUEUED
+            await store.save_conversation(replace(found, status=Status.CLOSED))
+            client.delete(K.lock(cid))  # the failover: the lock gone, its lease not over
+    record = await store.get_conversation(cid)
+    assert record is not None and record.status is Status.QUEUED  # refused: it still waits
+    assert [e.conversation_id for e in await store.waiting()] == [cid], "its queue entry went with a refused ending"
+    again, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-4", now)
+    assert again.id == cid, "the sender's address was freed by a refused ending: a second conversation opened"
