@@ -255,7 +255,8 @@ async def create_app(
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
     uploads = Uploads(store, dispatcher, gate, settings.webchat_upload_max_bytes, replicated,
-                      addresses=settings.client_addresses())  # fmt: skip
+                      addresses=settings.client_addresses(), max_edge=settings.webchat_image_max_edge,
+                      max_kept=settings.webchat_image_max_kept_bytes)  # fmt: skip
     dispatcher.moved = uploads.moved  # an image whose conversation ended meanwhile: its file kept with the next one
     fetchers: dict[ChannelName, MediaFetcher] = {
         name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)

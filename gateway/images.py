@@ -7,6 +7,12 @@ before its pixels are decoded (a small file can claim a huge canvas: a decompres
 the pixels (turned upright as the camera's orientation tag said) and nothing else: no EXIF (a phone's photo
 carries where it was taken), no XMP, no comments, no ICC profile. HEIC (iPhone photos) is refused with its own
 reason: no maintained decoder is shipped with Pillow, and Safari sends JPEG when the page asks for images.
+
+What is kept is bounded: the picture scaled down to ``max_edge`` pixels on its long side (a listener reads a phone's
+screenshot at 2048), a JPEG decoded at a reduced scale when it is far larger (``draft``: less CPU), and re-encoded as
+JPEG at a lower quality when its own format would still weigh more than ``max_kept`` bytes (a noisy PNG). Until
+2026-12-07 the full 40 megapixels were kept, at JPEG quality 88: 3.7 MB of noise sent came out 10.6 MB in the store
+(``bench/uploads.py``), one troll's network could fill Redis in minutes.
 """
 
 from __future__ import annotations
@@ -37,8 +43,14 @@ class CleanImage:
     height: int
 
 
-def clean(data: bytes, max_pixels: int) -> CleanImage:
-    """The image in ``data`` re-encoded without metadata, or :class:`ImageRefused`."""
+MAX_EDGE = 2048  # pixels on the long side kept (GATEWAY_WEBCHAT_IMAGE_MAX_EDGE)
+MAX_KEPT = 2_000_000  # bytes kept at most for one image (GATEWAY_WEBCHAT_IMAGE_MAX_KEPT_BYTES)
+QUALITIES = (88, 75, 60, 45, 30)  # JPEG qualities tried in turn until the image fits in ``max_kept``
+
+
+def clean(data: bytes, max_pixels: int, max_edge: int = MAX_EDGE, max_kept: int = MAX_KEPT) -> CleanImage:
+    """The image in ``data`` re-encoded without metadata, at most ``max_edge`` pixels on its long side and
+    ``max_kept`` bytes (:func:`_reencode`), or :class:`ImageRefused`."""
     if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
         raise ImageRefused("heic")
     with warnings.catch_warnings():
@@ -48,8 +60,11 @@ def clean(data: bytes, max_pixels: int) -> CleanImage:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageRefused("too_large")
+                content_type = FORMATS[str(image.format)]
+                if content_type == "image/jpeg":  # decoded at 1/2, 1/4 or 1/8 when still at least max_edge
+                    image.draft(image.mode, (max_edge, max_edge))
                 image.load()
-                return _reencode(image, FORMATS[str(image.format)])
+                return _reencode(image, content_type, max_edge, max_kept)
         except UnidentifiedImageError:
             raise ImageRefused("type") from None
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -58,15 +73,36 @@ def clean(data: bytes, max_pixels: int) -> CleanImage:
             raise ImageRefused("corrupt") from None
 
 
-def _reencode(image: Image.Image, content_type: str) -> CleanImage:
+def _reencode(image: Image.Image, content_type: str, max_edge: int, max_kept: int) -> CleanImage:
     upright = ImageOps.exif_transpose(image)  # the orientation tag goes with the rest of the EXIF
+    if max(upright.size) > max_edge:
+        upright = upright.copy() if upright is image else upright
+        upright.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     if content_type == "image/jpeg":
-        upright.convert("RGB").save(out, format="JPEG", quality=88)
+        upright.convert("RGB").save(out, format="JPEG", quality=QUALITIES[0])
     elif content_type == "image/png":
         keep = upright if upright.mode in ("1", "L", "LA", "P", "RGB", "RGBA") else upright.convert("RGBA")
         keep.save(out, format="PNG", optimize=False)
     else:
         keep = upright if upright.mode in ("RGB", "RGBA") else upright.convert("RGBA")
-        keep.save(out, format="WEBP", quality=88)
-    return CleanImage(content_type, out.getvalue(), upright.width, upright.height)
+        keep.save(out, format="WEBP", quality=QUALITIES[0])
+    if out.tell() <= max_kept:
+        return CleanImage(content_type, out.getvalue(), upright.width, upright.height)
+    flat = _flattened(upright)
+    for quality in QUALITIES[1:] if content_type == "image/jpeg" else QUALITIES:
+        out = io.BytesIO()
+        flat.save(out, format="JPEG", quality=quality)
+        if out.tell() <= max_kept:
+            break
+    return CleanImage("image/jpeg", out.getvalue(), flat.width, flat.height)  # the lowest quality's, at worst
+
+
+def _flattened(image: Image.Image) -> Image.Image:
+    """RGB for a JPEG, transparency on white (a screenshot's background)."""
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return image.convert("RGB")

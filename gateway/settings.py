@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     data_keys_old: SecretStr = SecretStr("")
     max_body_bytes: int = 1_000_000
     webchat_upload_max_bytes: int = 5_000_000  # an image sent from the web chat (gateway/uploads.py)
+    # what such an image keeps in the store at most (gateway/images.py): scaled down to this long side, re-encoded as
+    # a lighter JPEG past these bytes; until 2026-12-07 kept at full size (10.6 MB for 3.7 MB of noise sent)
+    webchat_image_max_edge: int = 2048
+    webchat_image_max_kept_bytes: int = 2_000_000
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
     dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
     log_level: str = "INFO"
@@ -291,6 +295,9 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_MAX_BODY_BYTES must be positive")
         if self.webchat_upload_max_bytes <= 0:
             raise ConfigError("GATEWAY_WEBCHAT_UPLOAD_MAX_BYTES must be positive")
+        if self.webchat_image_max_edge < 64 or self.webchat_image_max_kept_bytes < 100_000:
+            raise ConfigError("GATEWAY_WEBCHAT_IMAGE_MAX_EDGE must be at least 64 (pixels), "
+                              "GATEWAY_WEBCHAT_IMAGE_MAX_KEPT_BYTES at least 100000")  # fmt: skip
         if self.outbox_base_delay < 0 or self.outbox_max_attempts < 0 or self.outbox_retry_hours <= 0:
             raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY and GATEWAY_OUTBOX_MAX_ATTEMPTS must be >= 0 (0: no cap by "
                               "count), GATEWAY_OUTBOX_RETRY_HOURS > 0")  # fmt: skip

@@ -8,9 +8,10 @@ starts one; nor one whose ending, cut short on Redis, is still listed as begun: 
 ``Dispatcher.ending_completed``, and nothing is stored; nor one whose conversation is erased meanwhile: what it kept
 of the image goes with the rest, ``_erased_meanwhile``), 403 ``blocked`` or 429 ``rate_limited`` (the gate), 415
 ``type`` or ``heic``, 413 ``too_large`` (too many pixels), 422 ``corrupt``. An accepted image is re-encoded without
-metadata (``gateway/images.py``), kept in the store (``upload:<key>``, under the conversation it found open; moved
-to the next one when that one ended meanwhile and the message went there, :meth:`Uploads.moved`), and goes through
-the dispatcher as a message whose attachment it is: the listener sees it
+metadata, at most ``GATEWAY_WEBCHAT_IMAGE_MAX_EDGE`` pixels on its long side and ``…_MAX_KEPT_BYTES``
+(``gateway/images.py``; until 2026-12-07 at full size), kept in the store (``upload:<key>``, under the conversation
+it found open; moved to the next one when that one ended meanwhile and the message went there,
+:meth:`Uploads.moved`), and goes through the dispatcher as a message whose attachment it is: the listener sees it
 through the console as any channel's (``gateway/console/media.py``, by :class:`Uploads` as the web chat's
 :class:`~gateway.channels.base.MediaFetcher`). Nothing of the image or the token is logged.
 """
@@ -53,8 +54,10 @@ class Uploads:
     def __init__(
         self, store: UploadsRoles, dispatcher: Dispatcher, gate: Gate, max_bytes: int,
         replicated: Callable[[], Awaitable[None]] | None = None, addresses: ClientAddresses | None = None,
+        max_edge: int = images.MAX_EDGE, max_kept: int = images.MAX_KEPT,
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.gate, self.max_bytes = store, dispatcher, gate, max_bytes
+        self.max_edge, self.max_kept = max_edge, max_kept  # what an image keeps at most (gateway/images.py)
         self.addresses = addresses or ClientAddresses()  # the client's network, for the new-chat limits
         # GATEWAY_REDIS_REPLICA_ACKS: awaited before the 201, the image's acknowledgement (ReplicasBehind: 503, the
         # page sends it again under the same id), as the ack of a text is; until 2026-12-07 the 201 did not wait
@@ -77,7 +80,7 @@ class Uploads:
         if refusal is not None:
             return _refused(403, "blocked") if refusal is Refusal.BLOCKED else _refused(429, "rate_limited")
         try:
-            image = await asyncio.to_thread(images.clean, body, MAX_PIXELS)
+            image = await asyncio.to_thread(images.clean, body, MAX_PIXELS, self.max_edge, self.max_kept)
         except images.ImageRefused as refused:
             return _refused(STATUS[refused.code], refused.code)
         key = f"{conversation.id}/{hashlib.sha256(upload_id.encode()).hexdigest()[:32]}"

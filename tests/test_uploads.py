@@ -5,6 +5,7 @@ else is refused with a code the page words, and nothing is stored."""
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -129,3 +130,36 @@ async def test_refused_before_reading_an_image_too_big_no_session_or_an_ended_ch
 async def test_the_chat_page_knows_the_limit(client: Client) -> None:
     page = await (await client.get("/chat")).text()
     assert 'data-upload-max="5000000"' in page
+
+
+def noise(size: tuple[int, int], image_format: str, grain: int = 1, **options: Any) -> bytes:
+    """Random pixels (blocks of ``grain``): what compresses worst once re-encoded."""
+    width, height = size[0] // grain, size[1] // grain
+    pixels = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).resize(
+        size, Image.Resampling.NEAREST
+    )
+    out = io.BytesIO()
+    pixels.save(out, image_format, **options)
+    return out.getvalue()
+
+
+async def test_what_an_image_keeps_in_the_store_is_bounded_whatever_was_sent(client: Client) -> None:
+    """Until 2026-12-07 a picture was kept at its full size at JPEG quality 88: 40 megapixels of noise sent as a
+    3.7 MB JPEG were kept as 10.6 MB (a troll's network, 200 images a minute, filled Redis in minutes)."""
+    token = await chat(client)
+    sent = {
+        "40 MP of noise, JPEG quality 10": noise((7300, 5470), "JPEG", grain=8, quality=10),
+        "5 MB of noise, PNG": noise((1280, 1280), "PNG"),
+        "a phone's screenshot, PNG": photo((1170, 2532), "PNG"),
+    }
+    for number, (what, body) in enumerate(sent.items()):
+        assert len(body) <= 5_000_000, what
+        assert await upload(client, token, body, f"big-{number}") == (201, f"big-{number}"), what
+    kept = []
+    for attachment in await images_of(client, token):
+        content_type, data = await client.app[STORE].get_upload(attachment.url.removeprefix("upload:"))  # type: ignore[misc, union-attr]
+        kept.append((content_type, len(data), Image.open(io.BytesIO(data)).size))
+    [jpeg, png, screenshot] = kept
+    assert jpeg[0] == "image/jpeg" and jpeg[1] <= 2_000_000 and jpeg[2] == (2048, 1535), jpeg
+    assert png[0] == "image/jpeg" and png[1] <= 2_000_000 and png[2] == (1280, 1280), png  # too heavy as a PNG
+    assert screenshot == ("image/png", screenshot[1], (2048, 946)), screenshot  # turned upright, still a PNG
