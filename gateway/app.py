@@ -32,7 +32,7 @@ from gateway.alerts import REPAIR_LOCK_SECONDS, WATCH_SECONDS, Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels.whatsapp_catchup import CatchUp
 from gateway.channels_wiring import TypingRelay, batch_processor, build_channels, webhook_routes
-from gateway.clock import ALIGN_SECONDS, SKEW_TRUSTED_SECONDS, SKEW_WARN_SECONDS, Aligned, utcnow
+from gateway.clock import ALIGN_SECONDS, SKEW_TRUSTED_SECONDS, SKEW_WARN_SECONDS, Aligned, RoundTrips, utcnow
 from gateway.console.access import Sight
 from gateway.console.actions import Actions
 from gateway.console.api import LISTENER, ListenerAPI, Presence
@@ -160,8 +160,9 @@ async def create_app(
     )  # fmt: skip
     awake = awake or (time.monotonic if clock is utcnow else None)  # the host's clock's, read before it is aligned
     aligned = Aligned(clock, time.monotonic) if isinstance(store, HasTime) else None
+    trips = RoundTrips()  # the store's round trip, measured by each reading of its time (none: SQLite)
     if aligned is not None and isinstance(store, HasTime):  # every instance on one Redis on Redis's time (since
-        await _align(aligned, store, metrics)  # 2026-12-07: gateway/clock.py)
+        await _align(aligned, store, metrics, trips)  # 2026-12-07: gateway/clock.py)
         clock = aligned
         store.use_clock(aligned)  # its claims too (until 2026-12-07 on the host's clock: tests/test_clock_skew.py)
     # which data key this instance seals with, said before it writes anything (gateway/sealing.py, since 2026-12-07)
@@ -208,6 +209,8 @@ async def create_app(
         inline_seconds=settings.inline_seconds,
         inline_window=settings.inline_window_seconds,
         monotonic=monotonic,
+        # the budget follows the store's round trip (since 2026-12-07); not with a test's monotonic clock, moved alone
+        round_trip=(lambda: trips.seconds) if monotonic is time.monotonic else (lambda: None),
         poll_seconds=worker_poll_seconds,
         lease_seconds=math.ceil(2 * settings.inbound_claim_seconds),
     )
@@ -301,7 +304,7 @@ async def create_app(
     }.items():  # fmt: skip
         supervisor.add(name, worker)
     if aligned is not None and isinstance(store, HasTime):
-        supervisor.add("clock", lambda: _keep_aligned(aligned, store, metrics))
+        supervisor.add("clock", lambda: _keep_aligned(aligned, store, metrics, trips))
     if advert is not None:
         supervisor.add("sealing-key", advert.run)
     # the stores' own work: behind Sentinel, each pool's check of the primary (store-primary, limits-primary)
@@ -524,15 +527,19 @@ async def _nothing() -> None:
     """Nothing to start: the rate limits' Redis pool connects on first use; only its closing is a lifecycle."""
 
 
-async def _align(clock: Aligned, store: HasTime, metrics: Metrics) -> None:
+async def _align(clock: Aligned, store: HasTime, metrics: Metrics, trips: RoundTrips | None = None) -> None:
     """Read the store's time once and set ``clock`` on it; the skew in ``gateway_clock_skew_seconds``, a WARNING
     line when it goes above ``SKEW_WARN_SECONDS`` (one, until an INFO line when it is back under). A store that does
-    not answer: the clock keeps its last setting (the outage is told elsewhere)."""
-    before = clock.local()
+    not answer: the clock keeps its last setting (the outage is told elsewhere). Since 2026-12-07 the reading's round
+    trip (monotonic clock) goes to ``trips``, their estimate to ``gateway_store_round_trip_seconds``."""
+    before, started = clock.local(), time.monotonic()
     try:
         answer = await store.server_time()
     except StoreError:
         return
+    if trips is not None:
+        trips.add(time.monotonic() - started)
+        metrics.store_round_trip.set(trips.seconds or 0.0)
     was = clock.skew
     skew = clock.align(before, answer, clock.local(), time.monotonic())
     metrics.clock_skew.set(skew)
@@ -543,10 +550,10 @@ async def _align(clock: Aligned, store: HasTime, metrics: Metrics) -> None:
         log.info("clock: this host's clock is back within %.0f s of the store's", SKEW_WARN_SECONDS)
 
 
-async def _keep_aligned(clock: Aligned, store: HasTime, metrics: Metrics) -> None:
+async def _keep_aligned(clock: Aligned, store: HasTime, metrics: Metrics, trips: RoundTrips) -> None:
     while True:
         await asyncio.sleep(ALIGN_SECONDS)
-        await _align(clock, store, metrics)
+        await _align(clock, store, metrics, trips)
 
 
 async def _close_guards(workers: PasswordWorkers) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -71,3 +72,25 @@ class Aligned:
         self._at = (estimate, at)
         self.skew = (after - estimate).total_seconds()
         return self.skew
+
+
+class RoundTrips:
+    """The store's round trip, as the readings of its time (:class:`Aligned`, every ``ALIGN_SECONDS``) measured it
+    on the monotonic clock: the shortest of the last ``ALIGN_KEPT`` (a minute at the defaults), None before the
+    first. Since 2026-12-07, for the inline budget (``gateway/inbox.py``, ``inline_budget``), the gauge
+    ``gateway_store_round_trip_seconds`` and ``gateway doctor``.
+
+    The shortest, not the median: a reading's round trip is the network's plus whatever held it here (the event
+    loop's lag, a wait for a pooled connection), both longest exactly under overload, when the inline budget must
+    not grow; a stall on the path (100 ms to seconds, now and then) raises no estimate at all. Round trips that
+    stay long (Redis moved further away) are the estimate within ``ALIGN_KEPT`` readings; shorter ones at once."""
+
+    def __init__(self) -> None:
+        self._trips: deque[float] = deque(maxlen=ALIGN_KEPT)
+
+    def add(self, seconds: float) -> None:
+        self._trips.append(max(seconds, 0.0))
+
+    @property
+    def seconds(self) -> float | None:
+        return min(self._trips, default=None)

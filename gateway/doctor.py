@@ -8,13 +8,15 @@ file, and each channel (its secrets complete, or all absent: a half-configured c
 missing); Messenger on, the apps whose echoes end the bot's part and the webhook fields to subscribe at Meta (which
 the doctor cannot see); WhatsApp on, a catch-up window longer than the flow file's retention (a purged young
 person's messages caught up again); the kernel's ``net.core.somaxconn`` below the listen backlog (since 2026-12-07);
-Redis's ``maxclients`` below what the instances may open, or its clients already near it (since 2026-12-07).
+Redis's ``maxclients`` below what the instances may open, or its clients already near it (since 2026-12-07); Redis's
+round trip and the inline budget it gives (since 2026-12-07, ``gateway/inbox.py``, ``inline_budget``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import stat
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -45,6 +47,7 @@ UNREAD = "?"  # the policy, when the store refuses to say it
 # a few at once) and monitoring (an exporter, redis-cli), as docs/deployment.md counts them ("Sizing maxclients")
 CLIENTS_MARGIN = 10
 CLIENTS_NEAR = 0.8  # connected clients at this share of maxclients or more: near the cap already
+ROUND_TRIP_READINGS = 5  # Redis's TIME read this many times: the shortest is its round trip (as gateway/clock.py's)
 SOMAXCONN = Path("/proc/sys/net/core/somaxconn")  # the kernel's cap on a listening socket's backlog (Linux)
 CHANNELS = {"Messenger": "messenger", "WhatsApp (Twilio)": "whatsapp", "Telegram": "telegram"}
 PAGE_INBOX_APP = "263902037430900"  # the app Meta's echoes name for a message sent from the Page inbox
@@ -87,6 +90,9 @@ async def examine(settings: Settings, somaxconn: Path | None = None) -> list[Fin
     clients = await redis_clients(settings) if reachable else None
     if clients is not None:
         findings.append(clients)
+    trip = await round_trip(settings) if reachable else None
+    if trip is not None:
+        findings.append(trip)
     return findings
 
 
@@ -350,6 +356,48 @@ async def redis_clients(settings: Settings) -> Finding | None:
     except (TimeoutError, StoreError, ConfigError):
         return None  # said by the store's own finding
     return clients_finding(limits, instances, settings.redis_max_connections)
+
+
+async def round_trip(settings: Settings) -> Finding | None:
+    """Redis's round trip from this host (the shortest of ``ROUND_TRIP_READINGS`` readings of its ``TIME``, as each
+    instance estimates it: ``gateway/clock.py``, ``RoundTrips``) and the inline budget it gives (since 2026-12-07:
+    ``GATEWAY_INLINE_SECONDS`` is a floor, the budget follows the round trip). A warning when the round trip alone
+    would take the budget past its ceiling: Redis too far for a message's several round trips in a row. A store
+    that is not a Redis, or one that does not answer (said by the store's own finding): None."""
+    from gateway.inbox import INLINE_CEILING, INLINE_ROUND_TRIPS, inline_budget
+    from gateway.store import HasTime, open_store
+    from gateway.store.redis_url import is_redis
+
+    if not is_redis(settings.store):
+        return None
+    trips: list[float] = []
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT):
+            opened = await open_store(settings.store, keys=DataKeys.from_settings(settings),
+                                      cluster=bool(settings.redis_cluster))  # fmt: skip
+            try:
+                if not isinstance(opened, HasTime):
+                    return None
+                await opened.server_time()  # the connection opened first: not timed
+                for _ in range(ROUND_TRIP_READINGS):
+                    started = time.monotonic()
+                    await opened.server_time()
+                    trips.append(time.monotonic() - started)
+            finally:
+                await opened.close()
+    except (TimeoutError, StoreError, ConfigError):
+        return None
+    trip, floor = min(trips), settings.inline_seconds
+    budget = inline_budget(floor, trip)
+    said = (f"{trip * 1000:.1f} ms from this host: a webhook processed inline up to {budget:.2f} s before the inbox "
+            f"takes the next ones (GATEWAY_INLINE_SECONDS {floor:g} s, or {INLINE_ROUND_TRIPS} round trips, at most "
+            f"{INLINE_CEILING:g} s)")  # fmt: skip
+    if not floor:
+        said = f"{trip * 1000:.1f} ms from this host (GATEWAY_INLINE_SECONDS 0: webhooks not timed, counted only)"
+    if INLINE_ROUND_TRIPS * trip > INLINE_CEILING:
+        return Finding(Level.WARNING, "Redis round trip", f"{said}: Redis is far for a message's several round trips "
+                       "in a row (replies slow, throughput low, docs/deployment.md): bring it closer")  # fmt: skip
+    return Finding(Level.OK, "Redis round trip", said)
 
 
 def clients_finding(limits: ClientLimits | None, instances: int, pool: int) -> Finding:

@@ -79,9 +79,31 @@ INBOX_BATCH = 20  # a webhook with more messages than this is acknowledged once 
 INLINE_MAX = 64  # webhooks processed inline at once, at most; beyond, acknowledged once in the inbox
 INLINE_SECONDS = 0.05  # one webhook processed inline this long already: the next ones are acknowledged once inboxed
 INLINE_WINDOW = 1.0  # only webhooks that started inline this recently are timed (``Inbox.busy``)
+# the inline budget follows the store's round trip (since 2026-12-07, :func:`inline_budget`): a message's webhook
+# waits on store round trips in a row (the inbox's look, its claim, the conversation's lock, the record's writes, the
+# outbox's): measured through tests/delaying_proxy.py at 20 ms each way, one at a time, 4.2-4.6 round trips for a
+# text, 5.3-7.9 for a choice, 6.3-7.1 for a conversation's first message. 10 leaves room for the batched pipelines'
+# waits under load (at a 40-60 ms round trip, 200 msg/s, the budget it gives sent 3 of 2,000 messages through the
+# inbox: bench/README.md, "The inline budget follows the round trip"), as 0.05 s does with Redis on the same host
+INLINE_ROUND_TRIPS = 10
+INLINE_CEILING = (
+    2.0  # the round trip's share of the budget at most: far below a provider's wait (Twilio 15 s, Meta 20 s)
+)
 Deferred = Literal["batch", "behind", "busy"]  # why a message went through the inbox (a metric's label)
 READ_PART = 100  # messages read for a risk and made into items in one turn of the loop at most (``Inbox.accept``)
 TURN_SECONDS = 60.0  # a message waiting longer than this behind its sender's earlier ones: StoreError (503)
+
+
+def inline_budget(floor: float, round_trip: float | None) -> float:
+    """How long one webhook may be processed inline before the next ones go through the inbox (``Inbox.busy``):
+    ``floor`` (``GATEWAY_INLINE_SECONDS``; 0: not timed, as ever) or ``INLINE_ROUND_TRIPS`` store round trips
+    (``round_trip``: the instance's estimate, ``gateway/clock.py`` ``RoundTrips``; None: not measured, SQLite),
+    whichever is longer, the latter at most ``INLINE_CEILING``. Until 2026-12-07 the floor alone, chosen with Redis
+    on the same host: at a 10-15 ms round trip nearly every message took longer than 0.05 s, and the inbox took
+    most webhooks (1,226 of 2,000 at 200 msg/s; reply p50/p99 853 / 2,399 ms at a 40-60 ms round trip)."""
+    if not floor or round_trip is None:
+        return floor
+    return max(floor, min(INLINE_CEILING, INLINE_ROUND_TRIPS * round_trip))
 
 
 def sender_key(keyed: KeyedHash, inbound: Inbound) -> str:
@@ -135,6 +157,7 @@ class Inbox:
         inline_seconds: float = INLINE_SECONDS,
         inline_window: float = INLINE_WINDOW,
         monotonic: Callable[[], float] = time.monotonic,
+        round_trip: Callable[[], float | None] = lambda: None,
         poll_seconds: float = 1.0,
         lease_seconds: int = 30,
         concurrency: int = 50,
@@ -146,6 +169,7 @@ class Inbox:
         self.batch, self.poll_seconds, self.lease_seconds = batch, poll_seconds, lease_seconds
         self.inline_max, self.inline_seconds, self.monotonic = inline_max, inline_seconds, monotonic
         self.inline_window = inline_window
+        self.round_trip = round_trip  # the store's round trip as last estimated (None: not measured), in seconds
         self._inline: dict[int, float] = {}  # webhooks processed inline now, in this process: when each started
         self._numbers = itertools.count()
         self.concurrency = concurrency
@@ -218,18 +242,27 @@ class Inbox:
             del self._inline[number]
         return taken
 
+    def budget(self) -> float:
+        """How long a webhook may be processed inline now before the next ones go through the inbox: at least
+        ``inline_seconds``, more when the store is further away (:func:`inline_budget`, since 2026-12-07)."""
+        return inline_budget(self.inline_seconds, self.round_trip())
+
     def busy(self) -> bool:
         """``inline_max`` webhooks processed inline in this process now, or the oldest of those that started in the
-        last ``inline_window`` seconds processed for ``inline_seconds`` already (0: not looked at). One started
-        before the window and still at it is stuck, not a sign of load (see the module docstring)."""
+        last ``inline_window`` seconds processed for the :meth:`budget` already (0: not looked at). One started
+        before the window and still at it is stuck, not a sign of load (see the module docstring). A budget raised
+        by the round trip widens the window to twice it (since 2026-12-07: a window shorter than the budget would
+        never see a webhook reach it)."""
         if len(self._inline) >= self.inline_max:
             return True
         if not self.inline_seconds or not self._inline:
             return False
+        budget = self.budget()
+        window = max(self.inline_window, 2 * budget) if budget > self.inline_seconds else self.inline_window
         now = self.monotonic()
         for started in self._inline.values():  # in the order they started (a dict keeps its insertion order)
-            if now - started < self.inline_window:
-                return now - started >= self.inline_seconds
+            if now - started < window:
+                return now - started >= budget
         return False
 
     async def accept(

@@ -69,6 +69,10 @@ class Metrics:
         self.clock_skew = Gauge(
             "gateway_clock_skew_seconds", "This host's clock minus the store's (Redis TIME), as last read", registry=r
         )
+        self.store_round_trip = Gauge(
+            "gateway_store_round_trip_seconds", "The store's round trip (Redis TIME), the shortest of the last "
+            "minute's readings: the inline budget follows it (gateway/inbox.py)", registry=r,
+        )  # fmt: skip
         self.connections_open = Gauge("gateway_connections_open", "Client connections open (gateway serve)", registry=r)
         self.reloads = Counter("gateway_flow_reloads", "flows.yaml reloads by result", ["result"], registry=r)
         self.flow_version = Gauge(

@@ -14,12 +14,13 @@ import redis
 from gateway.cli import main
 from gateway.connections import LISTEN_BACKLOG
 from gateway.crypto import DataKeys, key_id, new_key, parse_key
-from gateway.doctor import Level, clients_finding, listen_backlog, store
+from gateway.doctor import Level, clients_finding, listen_backlog, round_trip, store
 from gateway.messages import ChannelName
 from gateway.sealing import Sealing
 from gateway.settings import Settings
 from gateway.store import ClientLimits, HasTime, SealingStore, open_store
 from tests.conftest import ROOT
+from tests.delaying_proxy import delaying_proxy
 from tests.test_redis_restart import OwnRedis, own_redis
 
 __all__ = ["own_redis"]  # the fixture, imported to be used here
@@ -380,3 +381,21 @@ def test_a_maxclients_that_cannot_be_read_is_a_warning() -> None:
         finding = clients_finding(limits, 0, 100)
         assert finding.level == Level.WARNING and "could not be read" in finding.text and "410" in finding.text
     assert clients_finding(ClientLimits(10_000, 3), 2, 100).level == Level.OK  # 3 × 200 + 10 = 610
+
+
+@pytest.mark.redis
+async def test_the_redis_round_trip_and_the_inline_budget_it_gives_are_told(
+    settings: Settings, own_redis: OwnRedis
+) -> None:
+    """Since 2026-12-07 the inline budget follows Redis's round trip (gateway/inbox.py, ``inline_budget``;
+    ``GATEWAY_INLINE_SECONDS`` a floor): the doctor says the round trip from this host and the budget it gives. On the
+    same host the floor; across a network (tests/delaying_proxy.py, 20 ms each way) ten round trips."""
+    near = await round_trip(settings.replace(store=own_redis.url))
+    assert near is not None and near.level.value == "ok" and "up to 0.05 s" in near.text, near
+    async with delaying_proxy(own_redis.url, delay=0.020) as proxy:
+        far = await round_trip(settings.replace(store=proxy.url))
+    assert far is not None and far.level.value == "ok", far
+    milliseconds = float(far.text.split(" ms", 1)[0])
+    budget = float(far.text.split("up to ", 1)[1].split(" s", 1)[0])
+    assert 40 <= milliseconds < 80 and budget == pytest.approx(milliseconds / 100, abs=0.01), far
+    assert await round_trip(settings.replace(store="sqlite:///gw.db")) is None  # SQLite: nothing to say
