@@ -727,7 +727,7 @@ class RedisStore:
         fence = _FENCING.get()
         if fence is not None and fence.used:
             fence.used, marks, fence.marks = False, fence.marks, []
-            if any(a in (FENCED, _FENCED_BYTES) for a in answers):  # a refused write of the conversation
+            if FENCED in answers or _FENCED_BYTES in answers:  # a refused write of the conversation (scanned in C)
                 await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
                 raise LockLost("the conversation's lock lapsed before its writes reached the store")
         for start, end, check in spans:
