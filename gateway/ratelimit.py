@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerSecond, parse
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerSecond, parse
 from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
@@ -55,6 +55,10 @@ class Limit(StrEnum):
     FORWARDED = "forwarded_per_conversation"  # messages the platform marks forwarded: counted apart from MESSAGES
     TYPING = "typing_per_conversation"
     LISTENER_WRITES = "listener_writes"
+    # bytes of web chat images kept (after cleaning), not hits (gateway/uploads.py; since 2026-12-07)
+    IMAGE_BYTES_PER_NETWORK = "image_bytes_per_network"
+    IMAGE_BYTES_PER_SHARED_NETWORK = "image_bytes_per_shared_network"
+    IMAGE_BYTES_PER_CONVERSATION = "image_bytes_per_conversation"
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,12 @@ class RateLimits:
             Limit.FORWARDED: parse(settings.limit_forwarded_per_conversation),
             Limit.TYPING: parse(settings.limit_typing_per_conversation),
             Limit.LISTENER_WRITES: parse(settings.limit_listener_writes),
+            Limit.IMAGE_BYTES_PER_NETWORK: RateLimitItemPerHour(settings.webchat_image_bytes_per_network_hour),
+            Limit.IMAGE_BYTES_PER_SHARED_NETWORK: RateLimitItemPerHour(
+                settings.webchat_image_bytes_per_shared_network_hour
+            ),
+            # a conversation's budget over a day: a web chat conversation rarely lasts longer
+            Limit.IMAGE_BYTES_PER_CONVERSATION: RateLimitItemPerDay(settings.webchat_image_bytes_per_conversation),
         }
         return cls(storage, items, KeyedHash(settings.secret_key.get_secret_value()), metrics)
 
@@ -194,6 +204,40 @@ class RateLimits:
             left = await self.storage.get_expiry(key) - time.time()
             await self.storage.incr(mark, max(1, math.ceil(left)), amount=count)
         return count
+
+    async def within(self, limit: Limit, subject: str, once: str) -> bool:
+        """Whether ``subject`` has some of ``limit``'s budget left (a byte budget: :meth:`charge`), or ``once`` was
+        charged already in this window (a retry is never refused for its own first charge). Read only: nothing
+        counted. True when the counters cannot be reached (the module docstring)."""
+        item = self._items[limit]
+        key = item.key_for(limit.value, self._keyed(limit.value, subject))
+        try:
+            allowed = bool(await self.storage.get(self._mark(key, limit, once))) or (
+                await self.storage.get(key) < item.amount
+            )
+        except Exception as exc:  # the counters' storage is down (see the module docstring)
+            log.warning("rate limits: counters unavailable (%s): allowing", error_class(exc))
+            return True
+        if not allowed:
+            self._metrics.rate_limited.labels(limit.value).inc()
+        return allowed
+
+    async def charge(self, limit: Limit, subject: str, amount: int, once: str) -> None:
+        """Add ``amount`` (bytes kept) to ``subject``'s counter of ``limit``, once for ``once`` in the window (its
+        mark: an upload sent again under the same id after a 5xx is not charged twice). Not atomic, as
+        :meth:`_hit_once`: one upload's tries come one after the other. Nothing when the counters cannot be
+        reached."""
+        item = self._items[limit]
+        key = item.key_for(limit.value, self._keyed(limit.value, subject))
+        mark = self._mark(key, limit, once)
+        try:
+            if await self.storage.get(mark):
+                return
+            await self.storage.incr(key, item.get_expiry(), amount=max(1, amount))
+            left = await self.storage.get_expiry(key) - time.time()
+            await self.storage.incr(mark, max(1, math.ceil(left)))
+        except Exception as exc:  # the counters' storage is down (see the module docstring)
+            log.warning("rate limits: counters unavailable (%s): not charged", error_class(exc))
 
     def _mark(self, key: str, limit: Limit, once: str) -> str:
         return f"{key}:once:{self._keyed(limit.value + ':once', once)}"

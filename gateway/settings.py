@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # a lighter JPEG past these bytes; until 2026-12-07 kept at full size (10.6 MB for 3.7 MB of noise sent)
     webchat_image_max_edge: int = 2048
     webchat_image_max_kept_bytes: int = 2_000_000
+    # bytes of images KEPT (after cleaning) per client network an hour, per declared shared network's client an hour,
+    # per conversation a day (docs/configuration.md argues them; until 2026-12-07 none: ~22 GB an hour a network)
+    webchat_image_bytes_per_network_hour: int = 100_000_000
+    webchat_image_bytes_per_shared_network_hour: int = 600_000_000
+    webchat_image_bytes_per_conversation: int = 30_000_000
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
     dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
     log_level: str = "INFO"
@@ -422,7 +427,9 @@ class Settings(BaseSettings):
                     raise ConfigError(f"{variable(name)} must allow at least 1, not {rate.amount}: 0 refuses all")
         counts = ("max_waiting_per_client", "max_waiting_per_shared_network", "login_lock_failures",
                   "login_lock_minutes", "password_hash_workers", "max_connections_per_address",
-                  "max_connections_per_shared_network", "max_connections", "messenger_max_event_age")  # fmt: skip
+                  "max_connections_per_shared_network", "max_connections", "messenger_max_event_age",
+                  "webchat_image_bytes_per_network_hour", "webchat_image_bytes_per_shared_network_hour",
+                  "webchat_image_bytes_per_conversation")  # fmt: skip
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable(name)} must be at least 1")

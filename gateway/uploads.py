@@ -6,7 +6,8 @@ the page words in the young person's language: 400 ``bad_request`` (no token or 
 ``GATEWAY_WEBCHAT_UPLOAD_MAX_BYTES``), 409 ``ended`` (no active conversation for this token: an upload never
 starts one; nor one whose ending, cut short on Redis, is still listed as begun: that ending is completed first,
 ``Dispatcher.ending_completed``, and nothing is stored; nor one whose conversation is erased meanwhile: what it kept
-of the image goes with the rest, ``_erased_meanwhile``), 403 ``blocked`` or 429 ``rate_limited`` (the gate), 415
+of the image goes with the rest, ``_erased_meanwhile``), 429 ``too_many_images`` (a byte budget spent, below), 403
+``blocked`` or 429 ``rate_limited`` (the gate), 415
 ``type`` or ``heic``, 413 ``too_large`` (too many pixels), 422 ``corrupt``. An accepted image is re-encoded without
 metadata, at most ``GATEWAY_WEBCHAT_IMAGE_MAX_EDGE`` pixels on its long side and ``…_MAX_KEPT_BYTES``
 (``gateway/images.py``; until 2026-12-07 at full size), kept in the store (``upload:<key>``, under the conversation
@@ -14,6 +15,14 @@ it found open; moved to the next one when that one ended meanwhile and the messa
 :meth:`Uploads.moved`), and goes through the dispatcher as a message whose attachment it is: the listener sees it
 through the console as any channel's (``gateway/console/media.py``, by :class:`Uploads` as the web chat's
 :class:`~gateway.channels.base.MediaFetcher`). Nothing of the image or the token is logged.
+
+The bytes images keep in the store are budgeted (since 2026-12-07; until then only their count, under the message
+limit: one network could write ~22 GB an hour, and a full Redis refuses every young person's message): per client
+network an hour (``GATEWAY_WEBCHAT_IMAGE_BYTES_PER_NETWORK_HOUR``; inside a declared shared network its own, larger)
+and per conversation a day (``…_PER_CONVERSATION``), in the rate limits' counters. Checked before the cleaning (a
+refused image costs no CPU, nor a hit of the message limit: text is never refused for images), charged after it
+with the bytes really kept, once per upload (a try sent again under the same id after a 5xx is not charged again,
+nor refused for its own first charge). Concurrent uploads may pass the budget by what they keep (2 MB each at most).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from gateway.errors import ConversationEnded, EndedMeanwhile, PermanentDelivery
 from gateway.gate import Gate, Refusal
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.proxies import ClientAddresses
-from gateway.ratelimit import client_address
+from gateway.ratelimit import Limit, client_address
 from gateway.store import ConversationStore, LockStore, RetentionStore, UploadStore
 from gateway.untrusted import chat_token
 
@@ -75,6 +84,12 @@ class Uploads:
         conversation = await self.store.find_active_conversation(ChannelName.WEBCHAT, token)
         if conversation is None or await self.dispatcher.ending_completed(conversation.id):
             return _refused(409, "ended")  # an ending cut short on Redis, listed: completed first, nothing stored
+        key = f"{conversation.id}/{hashlib.sha256(upload_id.encode()).hexdigest()[:32]}"
+        address = client_address(request, self.addresses)  # its network's keyed hash: written by the commit if missing
+        budgets = self._budgets(conversation.id, address)
+        for limit, subject in budgets:  # before the gate and the cleaning: a refused image costs neither
+            if not await self.gate.limits.within(limit, subject, key):
+                return _refused(429, "too_many_images")
         # every try counted (once=False): its id is the page's, and the image is cleaned after the gate
         refusal = await self.gate.check(Inbound(ChannelName.WEBCHAT, token, upload_id), once=False)
         if refusal is not None:
@@ -83,12 +98,12 @@ class Uploads:
             image = await asyncio.to_thread(images.clean, body, MAX_PIXELS, self.max_edge, self.max_kept)
         except images.ImageRefused as refused:
             return _refused(STATUS[refused.code], refused.code)
-        key = f"{conversation.id}/{hashlib.sha256(upload_id.encode()).hexdigest()[:32]}"
+        for limit, subject in budgets:  # the bytes really kept, once for this upload (its key: the id's)
+            await self.gate.limits.charge(limit, subject, len(image.data), key)
         await self.store.put_upload(key, image.content_type, image.data)
         attachment = Attachment("image", url=PREFIX + key, content_type=image.content_type)
         # this conversation erased while the image waited for its lock: nothing is opened for it
         # (until 2026-12-07 a new one was, greeting the erased young person again, the image in it)
-        address = client_address(request, self.addresses)  # its network's keyed hash: written by the commit if missing
         inbound = Inbound(ChannelName.WEBCHAT, token, upload_id, attachments=(attachment,), written_in=conversation.id,
                           client=self.gate.client_key(address))  # fmt: skip
         try:
@@ -99,6 +114,14 @@ class Uploads:
         if self.replicated is not None:
             await self.replicated()
         return web.json_response({"id": upload_id}, status=201)
+
+    def _budgets(self, conversation_id: str, address: str) -> tuple[tuple[Limit, str], ...]:
+        """The byte budgets an image of this conversation from this address is counted under: its client network's
+        (the gate's networks; a declared shared network's client its own, larger) and its conversation's."""
+        network = self.gate.networks.key(address)
+        shared = self.gate.networks.is_shared(address)
+        per_network = Limit.IMAGE_BYTES_PER_SHARED_NETWORK if shared else Limit.IMAGE_BYTES_PER_NETWORK
+        return (per_network, network), (Limit.IMAGE_BYTES_PER_CONVERSATION, conversation_id)
 
     async def _deliver(self, inbound: Inbound, address: str) -> None:
         """The image's message to the dispatcher. Its conversation ended (not erased) while it waited for the lock, the

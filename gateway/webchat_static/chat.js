@@ -42,6 +42,7 @@
         too_large: "Cette image n'a pas été envoyée : elle est trop grande. Une capture d'écran suffit.",
         corrupt: "Cette image n'a pas été envoyée : le fichier est abîmé ou n'est pas une image.",
         rate_limited: "Trop de messages d'un coup : attends un peu avant d'envoyer cette image.",
+        too_many_images: "Cette image n'a pas été envoyée : trop d'images pour l'instant. Tu peux toujours écrire ici. Si c'est urgent, le 119 et le 3114 répondent 24h/24 ; en danger immédiat, appelle le 17 ou le 112 (SMS au 114).",
         other: "Cette image n'a pas pu être envoyée. Réessaie dans un moment." } },
     en: { title: "Need to talk?", end: "End", quickExit: "Quick exit", choices: "Suggested answers",
       typing: "A listener is typing…", ended: "Conversation ended.", newConversation: "New conversation",
@@ -66,6 +67,7 @@
         too_large: "This picture was not sent: it is too large. A screenshot is enough.",
         corrupt: "This picture was not sent: the file is damaged or is not a picture.",
         rate_limited: "Too many messages at once: wait a little before sending this picture.",
+        too_many_images: "This picture was not sent: too many pictures for now. You can still write here. If it is urgent, 119 and 3114 answer 24/7; in immediate danger, call 17 or 112 (text 114).",
         other: "This picture could not be sent. Try again in a moment." } }
   };
   var FINAL = { closed: 1, referred: 1, abandoned: 1 };

@@ -1,0 +1,100 @@
+"""What one client network's images may keep in the store (gateway/uploads.py, the byte budgets of
+gateway/ratelimit.py): past its budget an image is refused with ``too_many_images`` (the page's text says the young
+person can still write, and where to turn), before it is cleaned; text goes on for the same conversation; an upload
+sent again under the same id is not charged twice. On SQLite (memory counters) and Redis (the counters there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+import gateway
+from gateway import images
+from gateway.settings import Settings
+from gateway.uploads import MAX_PIXELS
+from tests.conftest import AppFactory
+from tests.store.conftest import STORES, on_store, redis_url  # noqa: F401  (redis_url: the session's server)
+from tests.test_uploads import chat, images_of, photo, upload
+from tests.test_webchat import hello, say
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+@pytest.fixture(params=STORES)
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    return on_store(request, settings)
+
+
+def kept(body: bytes) -> int:
+    """The bytes the gateway keeps of ``body`` (its cleaning, as the route makes it)."""
+    return len(images.clean(body, MAX_PIXELS).data)
+
+
+async def text_goes_on(client: Client, token: str, message_id: str) -> None:
+    """A text of the same conversation is taken (acknowledged) all the same."""
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws, token)
+        await say(ws, message_id, "on me harcèle")
+
+
+async def test_images_past_the_networks_budget_are_refused_and_text_goes_on(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    client = await make_client(store_settings.replace(webchat_image_bytes_per_network_hour=kept(photo()) + 1))
+    first, second = await chat(client), await chat(client)  # two conversations of one network (127.0.0.1)
+    assert await upload(client, first, photo(), "u-1") == (201, "u-1")
+    assert await upload(client, second, photo(), "u-2") == (201, "u-2")  # 1 byte of budget left: taken
+    assert await upload(client, second, photo(), "u-3") == (429, "too_many_images")
+    assert await upload(client, first, photo((80, 60)), "u-4") == (429, "too_many_images")
+    assert len(await images_of(client, first)) == 1 and len(await images_of(client, second)) == 1
+    await text_goes_on(client, second, "t-1")
+
+
+async def test_a_conversations_budget_refuses_its_images_not_the_networks_others(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    client = await make_client(store_settings.replace(webchat_image_bytes_per_conversation=1))
+    first, second = await chat(client), await chat(client)
+    assert await upload(client, first, photo(), "u-1") == (201, "u-1")
+    assert await upload(client, first, photo(), "u-2") == (429, "too_many_images")
+    assert await upload(client, second, photo(), "u-3") == (201, "u-3")
+    await text_goes_on(client, first, "t-1")
+
+
+async def test_an_upload_sent_again_under_its_id_is_not_charged_twice(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    """The page sends an image again under the same id after a 5xx or no answer (maybe kept the first time): that
+    try is neither refused for its own first charge nor charged again."""
+    client = await make_client(store_settings.replace(webchat_image_bytes_per_network_hour=kept(photo()) + 1))
+    token = await chat(client)
+    assert await upload(client, token, photo(), "u-1") == (201, "u-1")
+    assert await upload(client, token, photo(), "u-1") == (201, "u-1")  # charged once: 1 byte left
+    assert await upload(client, token, photo(), "u-2") == (201, "u-2")
+    assert await upload(client, token, photo(), "u-3") == (429, "too_many_images")
+    assert len(await images_of(client, token)) == 2
+
+
+@pytest.mark.parametrize("store_settings", ["sqlite"], indirect=True)
+async def test_refused_by_its_budget_before_any_cleaning_or_message_hit(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    """Refused by its budget before the cleaning (a file that is no image is refused ``too_many_images``, not
+    ``type``) and before the message limit's hit: 25 refused tries leave the text's flood limit (20/minute) whole."""
+    client = await make_client(store_settings.replace(webchat_image_bytes_per_conversation=1))
+    token = await chat(client)
+    assert await upload(client, token, photo(), "u-0") == (201, "u-0")
+    for number in range(25):  # not an image at all: refused for the budget, never opened
+        assert await upload(client, token, b"not an image", f"x-{number}") == (429, "too_many_images")
+    await text_goes_on(client, token, "t-1")
+
+
+def test_the_page_says_so_french_first_that_they_can_still_write_and_where_to_turn() -> None:
+    script = (Path(gateway.__file__).parent / "webchat_static" / "chat.js").read_text()
+    texts = [line for line in script.splitlines() if line.strip().startswith("too_many_images:")]
+    assert len(texts) == 2, texts
+    french, english = texts
+    assert "écrire" in french and "write" in english
+    assert all("119" in text and "3114" in text and "112" in text for text in texts)
