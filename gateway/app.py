@@ -53,6 +53,7 @@ from gateway.errors import ConfigError, FlowValidationError, InboundBusy, Replic
 from gateway.flows.model import DEFAULT_MESSAGES
 from gateway.flowset import FLOW_READ_SECONDS, PRUNE_AFTER_SECONDS, FlowSet
 from gateway.gate import Gate
+from gateway.images import Cleaning
 from gateway.inbox import Inbox
 from gateway.keyed import KeyedHash
 from gateway.loop_watch import LoopWatch
@@ -111,6 +112,7 @@ WEBCHAT = web.AppKey("webchat", WebChatHub)
 WATCH = web.AppKey("watch", Watch)
 CATCH_UP = web.AppKey("whatsapp_catchup", CatchUp)
 ALIGNED = web.AppKey("aligned", Aligned)  # the clock set on Redis's TIME (a Redis store only)
+CLEANING = web.AppKey("cleaning", Cleaning)  # the images' own threads (gateway/images.py)
 SEALING = web.AppKey("sealing", Advert)  # which data key this instance seals with, told to the others (Redis only)
 
 STATIC = resources.files("gateway") / "webchat_static"
@@ -257,9 +259,12 @@ async def create_app(
     app[SETTINGS], app[STORE], app[FLOWS], app[DISPATCHER] = settings, store, flows, dispatcher
     app[OUTBOX], app[TIMERS], app[API], app[METRICS], app[GATE] = outbox, timers, api, metrics, gate
 
+    # images cleaned in their own threads, never the loop's default executor (DNS lookups, Redis connects)
+    cleaning = Cleaning(settings.webchat_image_workers, settings.webchat_image_waiting)
+    app[CLEANING] = cleaning
     uploads = Uploads(store, dispatcher, gate, settings.webchat_upload_max_bytes, replicated,
                       addresses=settings.client_addresses(), max_edge=settings.webchat_image_max_edge,
-                      max_kept=settings.webchat_image_max_kept_bytes)  # fmt: skip
+                      max_kept=settings.webchat_image_max_kept_bytes, cleaning=cleaning)  # fmt: skip
     dispatcher.moved = uploads.moved  # an image whose conversation ended meanwhile: its file kept with the next one
     fetchers: dict[ChannelName, MediaFetcher] = {
         name: a for name, a in channels.adapters.items() if isinstance(a, MediaFetcher)
@@ -328,6 +333,7 @@ async def create_app(
     app.cleanup_ctx.append(_lifecycle(supervisor, store, http, lifecycles, hup,
                                       lambda: outbox.drain(OUTBOX_DRAIN_SECONDS)))  # fmt: skip
     app.on_cleanup.append(lambda _: _close_guards(workers))
+    app.on_cleanup.append(lambda _: _close_cleaning(cleaning))
     app.on_shutdown.append(_close_sockets(hub.open, api.open))
     app.on_cleanup.append(lambda _: _close_hub(hub))
     app.on_cleanup.append(lambda _: _close_outages(metrics.outages))
@@ -554,6 +560,10 @@ async def _keep_aligned(clock: Aligned, store: HasTime, metrics: Metrics, trips:
     while True:
         await asyncio.sleep(ALIGN_SECONDS)
         await _align(clock, store, metrics, trips)
+
+
+async def _close_cleaning(cleaning: Cleaning) -> None:
+    cleaning.close()
 
 
 async def _close_guards(workers: PasswordWorkers) -> None:

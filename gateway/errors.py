@@ -45,6 +45,7 @@ exports it).
     │                             console's ``refused.*`` text, ``details`` beside it): 4xx, never 500
     ├── ThreadRefused             the system refused a new thread ("can't start new thread"): the work it was for
     │                             did not run (a flows.yaml reload answered 503, the current flow kept)
+    ├── ImagesBusy                the images' pool and its wait queue full: an upload answered 503 ``busy``
     └── WeakPassword              a new listener password is refused (``reason``: too_short, common): said in
                                   French then English
 
@@ -199,6 +200,11 @@ class ActionRefused(GatewayError):
 
 class ThreadRefused(GatewayError):
     """The system refused a new thread (at its threads' or memory limit): the work it was for never ran."""
+
+
+class ImagesBusy(GatewayError):
+    """Every thread of the images' pool busy and its wait queue full (``gateway/images.py``: ``Cleaning``): the
+    upload is answered 503 ``busy``, nothing kept, and the page sends it again under the same id."""
 
 
 class WeakPassword(GatewayError):

@@ -13,15 +13,29 @@ screenshot at 2048), a JPEG decoded at a reduced scale when it is far larger (``
 JPEG at a lower quality when its own format would still weigh more than ``max_kept`` bytes (a noisy PNG). Until
 2026-12-07 the full 40 megapixels were kept, at JPEG quality 88: 3.7 MB of noise sent came out 10.6 MB in the store
 (``bench/uploads.py``), one troll's network could fill Redis in minutes.
+
+Images are cleaned in a pool of their own (:class:`Cleaning`: ``GATEWAY_WEBCHAT_IMAGE_WORKERS`` threads, at most
+``GATEWAY_WEBCHAT_IMAGE_WAITING`` more waiting, beyond them :class:`~gateway.errors.ImagesBusy`). Until 2026-12-07
+they were cleaned in the loop's default executor (``asyncio.to_thread``), which aiohttp's DNS lookups and redis-py's
+connects to a host name share: an image flood made those wait behind it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 import warnings
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from gateway.errors import ImagesBusy
+
+T = TypeVar("T")
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")
@@ -96,6 +110,46 @@ def _reencode(image: Image.Image, content_type: str, max_edge: int, max_kept: in
         if out.tell() <= max_kept:
             break
     return CleanImage("image/jpeg", out.getvalue(), flat.width, flat.height)  # the lowest quality's, at worst
+
+
+class Cleaning:
+    """The images' own threads (made by the app factory, shut down at its cleanup): ``workers`` at once, ``waiting``
+    more queued; past them :class:`ImagesBusy` at once (nothing waits unbounded). A job counts until its thread is
+    done with it, even when the request that asked for it is gone (a cancelled wait does not stop a started
+    decoding: the count stays true to the threads' work)."""
+
+    def __init__(self, workers: int = 2, waiting: int = 8) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gateway-images")
+        self._bound = workers + waiting
+        self._jobs = 0
+        self._lock = threading.Lock()
+
+    async def clean(
+        self, data: bytes, max_pixels: int, max_edge: int = MAX_EDGE, max_kept: int = MAX_KEPT
+    ) -> CleanImage:
+        """:func:`clean` in the pool; :class:`ImagesBusy` when it is full."""
+        return await self.run(clean, data, max_pixels, max_edge, max_kept)
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` in the pool, counted in its bound; :class:`ImagesBusy` when it is full."""
+        with self._lock:
+            if self._jobs >= self._bound:
+                raise ImagesBusy("the images' pool is full")
+            self._jobs += 1
+        try:
+            future: Future[T] = self._executor.submit(work, *args)
+        except BaseException:
+            self._done()
+            raise
+        future.add_done_callback(lambda _: self._done())
+        return await asyncio.wrap_future(future)
+
+    def _done(self) -> None:
+        with self._lock:
+            self._jobs -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _flattened(image: Image.Image) -> Image.Image:

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     webchat_image_bytes_per_network_hour: int = 100_000_000
     webchat_image_bytes_per_shared_network_hour: int = 600_000_000
     webchat_image_bytes_per_conversation: int = 30_000_000
+    # images are cleaned in a pool of their own (never the loop's default executor); past these waiting, 503 busy
+    webchat_image_workers: int = 2
+    webchat_image_waiting: int = 8
     quick_exit_url: str = "https://www.google.com/search?q=meteo"
     dev_always_open: int = 0  # 1: every queue open whatever flows.yaml's hours, to try the hand-off at night (dev only)
     log_level: str = "INFO"
@@ -303,6 +306,8 @@ class Settings(BaseSettings):
         if self.webchat_image_max_edge < 64 or self.webchat_image_max_kept_bytes < 100_000:
             raise ConfigError("GATEWAY_WEBCHAT_IMAGE_MAX_EDGE must be at least 64 (pixels), "
                               "GATEWAY_WEBCHAT_IMAGE_MAX_KEPT_BYTES at least 100000")  # fmt: skip
+        if self.webchat_image_waiting < 0:
+            raise ConfigError("GATEWAY_WEBCHAT_IMAGE_WAITING must be 0 or more")
         if self.outbox_base_delay < 0 or self.outbox_max_attempts < 0 or self.outbox_retry_hours <= 0:
             raise ConfigError("GATEWAY_OUTBOX_BASE_DELAY and GATEWAY_OUTBOX_MAX_ATTEMPTS must be >= 0 (0: no cap by "
                               "count), GATEWAY_OUTBOX_RETRY_HOURS > 0")  # fmt: skip
@@ -429,7 +434,7 @@ class Settings(BaseSettings):
                   "login_lock_minutes", "password_hash_workers", "max_connections_per_address",
                   "max_connections_per_shared_network", "max_connections", "messenger_max_event_age",
                   "webchat_image_bytes_per_network_hour", "webchat_image_bytes_per_shared_network_hour",
-                  "webchat_image_bytes_per_conversation")  # fmt: skip
+                  "webchat_image_bytes_per_conversation", "webchat_image_workers")  # fmt: skip
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable(name)} must be at least 1")

@@ -7,7 +7,7 @@ the page words in the young person's language: 400 ``bad_request`` (no token or 
 starts one; nor one whose ending, cut short on Redis, is still listed as begun: that ending is completed first,
 ``Dispatcher.ending_completed``, and nothing is stored; nor one whose conversation is erased meanwhile: what it kept
 of the image goes with the rest, ``_erased_meanwhile``), 429 ``too_many_images`` (a byte budget spent, below), 403
-``blocked`` or 429 ``rate_limited`` (the gate), 415
+``blocked`` or 429 ``rate_limited`` (the gate), 503 ``busy`` (the images' pool full: ``images.Cleaning``), 415
 ``type`` or ``heic``, 413 ``too_large`` (too many pixels), 422 ``corrupt``. An accepted image is re-encoded without
 metadata, at most ``GATEWAY_WEBCHAT_IMAGE_MAX_EDGE`` pixels on its long side and ``…_MAX_KEPT_BYTES``
 (``gateway/images.py``; until 2026-12-07 at full size), kept in the store (``upload:<key>``, under the conversation
@@ -27,7 +27,6 @@ nor refused for its own first charge). Concurrent uploads may pass the budget by
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -37,7 +36,7 @@ from aiohttp import web
 
 from gateway import images
 from gateway.dispatcher import Dispatcher
-from gateway.errors import ConversationEnded, EndedMeanwhile, PermanentDelivery
+from gateway.errors import ConversationEnded, EndedMeanwhile, ImagesBusy, PermanentDelivery
 from gateway.gate import Gate, Refusal
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.proxies import ClientAddresses
@@ -63,7 +62,7 @@ class Uploads:
     def __init__(
         self, store: UploadsRoles, dispatcher: Dispatcher, gate: Gate, max_bytes: int,
         replicated: Callable[[], Awaitable[None]] | None = None, addresses: ClientAddresses | None = None,
-        max_edge: int = images.MAX_EDGE, max_kept: int = images.MAX_KEPT,
+        max_edge: int = images.MAX_EDGE, max_kept: int = images.MAX_KEPT, cleaning: images.Cleaning | None = None,
     ) -> None:  # fmt: skip
         self.store, self.dispatcher, self.gate, self.max_bytes = store, dispatcher, gate, max_bytes
         self.max_edge, self.max_kept = max_edge, max_kept  # what an image keeps at most (gateway/images.py)
@@ -71,6 +70,9 @@ class Uploads:
         # GATEWAY_REDIS_REPLICA_ACKS: awaited before the 201, the image's acknowledgement (ReplicasBehind: 503, the
         # page sends it again under the same id), as the ack of a text is; until 2026-12-07 the 201 did not wait
         self.replicated = replicated
+        # the images' own threads (the app factory's, closed at its cleanup; until 2026-12-07 the loop's default
+        # executor, which DNS lookups and Redis connects share)
+        self.cleaning = cleaning or images.Cleaning()
 
     async def upload(self, request: web.Request) -> web.Response:
         token, upload_id = chat_token(request.headers.get("X-Chat-Token")), request.headers.get("X-Upload-Id", "")
@@ -95,9 +97,11 @@ class Uploads:
         if refusal is not None:
             return _refused(403, "blocked") if refusal is Refusal.BLOCKED else _refused(429, "rate_limited")
         try:
-            image = await asyncio.to_thread(images.clean, body, MAX_PIXELS, self.max_edge, self.max_kept)
+            image = await self.cleaning.clean(body, MAX_PIXELS, self.max_edge, self.max_kept)
         except images.ImageRefused as refused:
             return _refused(STATUS[refused.code], refused.code)
+        except ImagesBusy:
+            return _refused(503, "busy")  # nothing kept nor charged: the page sends it again under the same id
         for limit, subject in budgets:  # the bytes really kept, once for this upload (its key: the id's)
             await self.gate.limits.charge(limit, subject, len(image.data), key)
         await self.store.put_upload(key, image.content_type, image.data)
