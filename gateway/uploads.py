@@ -92,8 +92,11 @@ class Uploads:
         for limit, subject in budgets:  # before the gate and the cleaning: a refused image costs neither
             if not await self.gate.limits.within(limit, subject, key):
                 return _refused(429, "too_many_images")
-        # every try counted (once=False): its id is the page's, and the image is cleaned after the gate
-        refusal = await self.gate.check(Inbound(ChannelName.WEBCHAT, token, upload_id), once=False)
+        # every try counted (once=False): its id is the page's, and the image is cleaned after the gate; counted as
+        # evidence (an image: forwarded_per_conversation), never under the typed messages' flood limit (until
+        # 2026-12-07 it was: a young person's 20th screenshot in a minute was refused, and their words after it)
+        shown = Inbound(ChannelName.WEBCHAT, token, upload_id, attachments=(Attachment("image"),))
+        refusal = await self.gate.check(shown, once=False)
         if refusal is not None:
             return _refused(403, "blocked") if refusal is Refusal.BLOCKED else _refused(429, "rate_limited")
         try:

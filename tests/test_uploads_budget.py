@@ -17,7 +17,7 @@ from gateway.uploads import MAX_PIXELS
 from tests.conftest import AppFactory
 from tests.store.conftest import STORES, on_store, redis_url  # noqa: F401  (redis_url: the session's server)
 from tests.test_uploads import chat, images_of, photo, upload
-from tests.test_webchat import hello, say
+from tests.test_webchat import hello, receive_until, say
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -98,3 +98,18 @@ def test_the_page_says_so_french_first_that_they_can_still_write_and_where_to_tu
     french, english = texts
     assert "écrire" in french and "write" in english
     assert all("119" in text and "3114" in text and "112" in text for text in texts)
+
+
+async def test_a_burst_of_screenshots_never_spends_the_texts_flood_limit(client: Client) -> None:
+    """Images are evidence (screenshots of the harasser's messages, often dozens at once): counted under their own
+    bound (``forwarded_per_conversation``, 100 in 10 minutes), never the typed messages' (20 a minute): the young
+    person's words after 25 screenshots are taken. Until 2026-12-07 an upload hit the text's flood limit: the 20th
+    screenshot was refused ``rate_limited``, and the words after them too."""
+    token = await chat(client)  # its first message counted already
+    for number in range(25):
+        assert await upload(client, token, photo(), f"u-{number}") == (201, f"u-{number}")
+    async with client.ws_connect("/chat/ws") as ws:
+        await hello(ws, token)
+        await ws.send_json({"type": "message", "id": "t-1", "text": "il me menace"})
+        frames = await receive_until(ws, lambda f: f.get("id") == "t-1" and f["type"] in ("ack", "refused"))
+    assert frames[-1] == {"type": "ack", "id": "t-1"}
