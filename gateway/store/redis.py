@@ -296,16 +296,24 @@ class Published:
     """Consecutive events of a batch on one channel, nothing written between them (a message's entry and its
     replies' entries, say): one ``PUBLISH`` of their JSON list, in order, at the place of the last, instead of one
     each (``redis_events.py`` reads either form). A reader learns nothing earlier or later than the data they tell
-    of: no write of the batch comes between them."""
+    of: no write of the batch comes between them. Made by a task holding a conversation's lock (``fence``), the
+    publish is a script fenced by it (``fenced_publish``): refused with the conversation's writes (since 2026-12-07;
+    until then a refused commit's events told a web chat page or a console of entries the store never kept, shown
+    again under new ids when the message was processed again)."""
 
-    __slots__ = ("channel", "messages")
+    __slots__ = ("channel", "fence", "messages")
 
-    def __init__(self, channel: str, messages: list[str]) -> None:
-        self.channel, self.messages = channel, messages
+    def __init__(self, channel: str, messages: list[str], fence: _Fence | None = None) -> None:
+        self.channel, self.messages, self.fence = channel, messages, fence
 
     def queue(self, pipe: Pipeline) -> None:
         one = self.messages[0] if len(self.messages) == 1 else "[" + ",".join(self.messages) + "]"
-        pipe.publish(self.channel, one)
+        fence = self.fence
+        if fence is None:
+            pipe.publish(self.channel, one)
+        else:
+            fence.used = True  # the flush looks for its FENCED answer
+            _eval(pipe, "fenced_publish", [fence.key], [self.channel, one, fence.token])
 
 
 @dataclass(frozen=True, slots=True)
@@ -2468,7 +2476,10 @@ class RedisStore:
         if last is not None and last.published is not None and last.published.channel == channel:
             last.published.messages.append(message)  # the batch's events before it, with nothing written between
             return
-        published = Published(channel, [message])
+        fence = _FENCING.get()  # a task holding a conversation's lock: published only while it holds it
+        published = Published(
+            channel, [message], fence if fence is not None and fence.task is asyncio.current_task() else None
+        )
         write = HeldWrite(published.queue, event=True, published=published)
         if held is not None:
             held.append(write)
@@ -3040,7 +3051,9 @@ class _LockedBatch:
             self._renewal.cancel()
             owner = lease.local.token
             name = K.lock(self._id)
-            last = next((w for w in reversed(held) if not w.event), None)
+            # an event after the record is published by a script fenced by the lock (``Published``, since
+            # 2026-12-07): the release then follows it, a command more in the same pipeline
+            last = held[-1] if held else None
             if last is not None and last.unlock == [] and last.record == self._id:
                 last.unlock.extend([name, owner])  # the record's script releases it: the batch's last step of its slot
             else:

@@ -1703,3 +1703,7 @@ SCRIPTS = {
 # the writes of a conversation's slot made under its lock, fenced by it (``_FENCE``): the same scripts with its head
 FENCED_SCRIPTS = ("put_conversation", "put_entry", "put_entry_item", "outbox_put_item")
 SCRIPTS.update({"fenced_" + name: _FENCE + SCRIPTS[name] for name in FENCED_SCRIPTS})
+# an event's publish made under the conversation's lock (``RedisStore.publish``, since 2026-12-07): published only
+# while the lock is its holder's, as the entries it tells of are written; KEYS: none of its own; ARGV: the channel,
+# the message. Until then a refused commit's events (a plain PUBLISH) told pages and consoles of entries never kept.
+SCRIPTS["fenced_publish"] = _FENCE + "return redis.call('PUBLISH', ARGV[1], ARGV[2])\n"

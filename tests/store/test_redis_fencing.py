@@ -20,6 +20,7 @@ import redis
 
 from gateway.conversation import Priority, Status
 from gateway.errors import LockLost
+from gateway.events import EntryAdded
 from gateway.messages import ChannelName
 from gateway.store import Author, Claim, ClaimState, DoneMark, Store, TranscriptEntry, open_store
 from gateway.store import redis_keys as K
@@ -208,3 +209,44 @@ async def test_a_refused_ending_leaves_the_queue_entry_and_the_address_of_the_co
     assert [e.conversation_id for e in await store.waiting()] == [cid], "its queue entry went with a refused ending"
     again, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-4", now)
     assert again.id == cid, "the sender's address was freed by a refused ending: a second conversation opened"
+
+
+async def test_a_refused_commit_publishes_none_of_its_events(opened: tuple[Store, redis.Redis, str]) -> None:
+    """A commit whose conversation's writes are refused (the lock's key lost before its lease ended) must not tell a
+    web chat page or a console of an entry the store never kept: until 2026-12-07 its ``EntryAdded`` was published
+    all the same (a plain PUBLISH beside the refused scripts): the page showed the bot's reply, then, the message
+    processed again, the same reply under a new id (twice), and the history never had the first. Now an event of a
+    batch made under the conversation's lock is published by a script fenced by it, as the entries are."""
+    store, client, _ = opened
+    conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, "page-1", datetime.now(UTC))
+    cid = conversation.id
+    listening = client.pubsub()
+    listening.subscribe(K.CONVERSATION_EVENTS + cid)
+    try:
+        assert listening.get_message(timeout=5) is not None  # the subscription's confirmation
+        with pytest.raises(LockLost):
+            async with store.locked_batch(cid):
+                found = await store.get_conversation(cid)
+                assert found is not None
+                phantom = _entry(cid, "reply-refused")
+                await store.append_transcript(phantom)
+                await store.publish(EntryAdded(cid, phantom))
+                await store.save_conversation(replace(found, engine={"step": "a"}))
+                client.delete(K.lock(cid))  # the failover: the lock gone, its lease not over
+        async with store.locked_batch(cid):  # the message processed again: its reply, told
+            found = await store.get_conversation(cid)
+            assert found is not None
+            kept = _entry(cid, "reply-kept")
+            await store.append_transcript(kept)
+            await store.save_conversation(replace(found, engine={"step": "a"}))
+            await store.publish(EntryAdded(cid, kept))  # after the record, which releases the lock when last
+        told: list[str] = []
+        async with asyncio.timeout(10):
+            while not any("reply-kept" in data for data in told):
+                message = await asyncio.to_thread(listening.get_message, timeout=1)
+                if message is not None and message["type"] == "message":
+                    told.append(str(message["data"]))
+        assert [e.id for e in await store.transcript(cid)] == ["reply-kept"]
+        assert not any("reply-refused" in data for data in told), "a refused entry was told to the conversation's pages"
+    finally:
+        listening.close()

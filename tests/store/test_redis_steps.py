@@ -338,9 +338,11 @@ def _scripts(client: redis.Redis) -> int:
 async def test_the_lock_goes_with_the_record_when_its_save_is_the_batchs_last_write(
     opened: tuple[Store, redis.Redis],
 ) -> None:
-    """A message's batch ends with its record's save (then its events): the record's script releases the lock (one
-    script less a message), checking the token as ``unlock`` does, so a lock that lapsed and is somebody else's now
-    is left alone. Another write after the save: the release stays the batch's last step, alone."""
+    """A message's batch ends with its record's save: the record's script releases the lock (one script less a
+    message), checking the token as ``unlock`` does, so a lock that lapsed and is somebody else's now is left alone.
+    Another write after the save, or an event (published by a script fenced by the lock since 2026-12-07: until then
+    the record released the lock before the events that followed it): the release stays the batch's last step,
+    alone."""
     store, client = opened
     conversation, _ = await store.active_conversation(TG, "chat-13", T0)
     before = _scripts(client)
@@ -348,8 +350,15 @@ async def test_the_lock_goes_with_the_record_when_its_save_is_the_batchs_last_wr
         current = await store.get_conversation(conversation.id)
         assert current is not None
         await store.save_conversation(current)
-        await store.publish(QueueChanged())  # events may follow
     assert _scripts(client) - before == 3  # the lock taken, the status set joined, the record with the release
+    assert not client.exists(K.lock(conversation.id))
+    before = _scripts(client)
+    async with store.locked_batch(conversation.id):
+        current = await store.get_conversation(conversation.id)
+        assert current is not None
+        await store.save_conversation(current)
+        await store.publish(QueueChanged())  # an event after the record: published while the lock holds
+    assert _scripts(client) - before == 5  # taken, joined, the record, the event's script, then the release alone
     assert not client.exists(K.lock(conversation.id))
     before = _scripts(client)
     async with store.locked_batch(conversation.id):
