@@ -732,8 +732,12 @@ class RedisStore:
                 write.queue(pipe)
                 spans.append((start, len(pipe), write.check))
             answers = await pipe.execute()
+        # the fence of this task's lock only: a task started under the lock inherits the holder's fence (its
+        # context) and may send while the holder's commit is on its way; until 2026-12-07 it took the holder's
+        # ``used`` and marks as its own, found no refusal among its answers, and the holder's refused commit was
+        # taken for written (its mark kept: the message recorded nowhere)
         fence = _FENCING.get()
-        if fence is not None and fence.used:
+        if fence is not None and fence.used and fence.task is asyncio.current_task():
             fence.used, marks, fence.marks = False, fence.marks, []
             if FENCED in answers or _FENCED_BYTES in answers:  # a refused write of the conversation (scanned in C)
                 await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])

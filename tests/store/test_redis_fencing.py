@@ -250,3 +250,42 @@ async def test_a_refused_commit_publishes_none_of_its_events(opened: tuple[Store
         assert not any("reply-refused" in data for data in told), "a refused entry was told to the conversation's pages"
     finally:
         listening.close()
+
+
+async def test_a_task_started_under_the_lock_never_takes_its_holders_refusal(
+    proxy: DelayingProxy,
+    redis_url: str,  # noqa: F811
+) -> None:
+    """A task started under the lock inherits its context, the holder's fence with it, and may write while the
+    holder's commit is on its way (a round trip through ``proxy``: the child's answer comes once the holder's commit
+    was queued). Until 2026-12-07 its flush read the holder's fence as its own: it cleared the holder's note that a
+    fenced script was queued, found no refusal among its own answers, and the holder's refused commit (record,
+    entry) was taken for written: no LockLost, the message's mark kept, the message recorded nowhere (lost)."""
+    store = await open_store(proxy.url, keys=store_keys(proxy.url), socket_timeout=SOCKET_TIMEOUT)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-5", datetime.now(UTC))
+        cid = conversation.id
+        aside, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-6", datetime.now(UTC))
+        children: list[asyncio.Task[None]] = []
+        proxy.delay = 0.05  # each way: the child's write still on its way when the holder's commit is queued
+        lost = None
+        try:
+            async with store.locked_batch(cid, claim=Claim("in:a", "owner-a", 30)) as state:
+                assert state is ClaimState.CLAIMED
+                found, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-5", datetime.now(UTC))
+                assert found.id == cid  # the message path's read: its address known, no claim before the flush
+                await store.append_transcript(_entry(cid, "in-a"))
+                await store.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
+                client.delete(K.lock(cid))  # the failover: the lock gone, its lease not over
+                children.append(asyncio.create_task(store.append_transcript(_entry(aside.id, "aside"))))
+                await asyncio.sleep(0)  # the child's write sent first
+        except LockLost as error:
+            lost = error
+        await asyncio.gather(*children)
+        assert await store.transcript(cid) == []  # refused: recorded nowhere
+        assert await store.claim("in:a", "redelivery", 30) is ClaimState.CLAIMED, "the lost message was taken for done"
+        assert lost is not None, "the holder's refused commit was taken for written"
+    finally:
+        client.close()
+        await store.close()
