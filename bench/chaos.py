@@ -25,13 +25,22 @@ few seconds (``provider-hang``, 2–8 s: below the 15 s send timeout); or for lo
 (``provider-hang-long``, 16–25 s: the sends then time out while the provider holds them, and it takes them when
 the hang ends: ambiguous sends, which the gateway sends again).
 
+``--redis-delay-ms MS`` (``--redis-jitter-ms MS``; since 2026-12-07, default none: the run above unchanged): each
+instance reaches Redis through a ``tests/delaying_proxy.py`` process of its own (:class:`RedisProxy`), MS each way plus
+up to the jitter, as Redis across a network; and one more fault, ``redis-stall``, in the default faults then: one
+instance's proxy holds every byte for 1–9 s, both ways, only towards Redis or only back (drawn), the other instance's
+Redis untouched, so some stalls pass the 5 s socket timeout and the 6 s conversation lock's lease (the lock's renewal,
+the fenced commit, ``LockLost``, a mark taken back). A reply accepted from the stalled instance within 2 s of its stall
+and recorded nowhere is counted within the bound as ``redis-stall``, as at a Redis outage.
+
 After ``--duration`` seconds and a drain, the audit per channel against the store and the fakes: every webhook
 acknowledged at least once recorded exactly once in its transcript; every copy of a reply a fake accepted whose
 provider id no transcript records (a reply received twice), explained by the fault it was in flight at (a kill, a
 Redis outage, a hang past the send timeout: the documented bound) or beyond it; replies recorded as accepted by the
 provider that it never accepted (lost); conversations stuck (no engine state, messages left in the inbox, replies
 still pending); HTTP 500s; ``/readyz`` of both instances; the supervisor's worker restarts by worker
-(``/metrics``). The web chat's audit (every page in session again first): every message acknowledged recorded
+(``/metrics``), and since 2026-12-07 the store's failures by class (``LockLost``: a commit fenced).
+The web chat's audit (every page in session again first): every message acknowledged recorded
 exactly once; every bot and listener entry of its transcript **received** (its id in any frame the client read:
 ``session``'s history, ``entry``, ``resync``), and how many only by a catch-up; entry ids that came again
 (**repeated**: the page shows one bubble per id) and ids no transcript records (**phantoms**: what the young person
@@ -132,6 +141,10 @@ REDELIVER_AFTER = 1.0
 IN_FLIGHT_MARGIN = 2.0
 TIMEOUT_MARGIN = 0.5  # s: the gateway starts its send's clock a little before the request reaches the fake
 FAULTS = ["kill", "redis", "provider-5xx", "provider-hang", "provider-hang-long"]
+# --redis-delay-ms: one instance's Redis traffic held (its own proxy), both ways or one, 1–9 s: past the 5 s socket
+# timeout and the 6 s conversation lock's lease some of the time; in the default faults only with the proxies
+STALL = "redis-stall"
+STALL_SECONDS = (1.0, 9.0)
 # --floods: a sender's burst past the flood limit, its words of danger last (and one within the limit), the keyword
 # phrases of tests/test_security.py and the WhatsApp catch-up's tests; the rest plain words no reading calls a risk
 FLOOD_FILLER = ("ok", "d'accord", "merci", "attends", "je reviens", "t'es là ?")
@@ -194,16 +207,45 @@ class AofRedis:
             self.process.wait(timeout=60)
 
 
+class RedisProxy:
+    """``tests/delaying_proxy.py`` as a process of its own between one instance and the run's Redis
+    (``--redis-delay-ms``): each instance its own, so a stall holds one instance's Redis traffic and not the
+    other's. Its connections to Redis are made per connection of the instance's: a Redis restart closes them, the
+    next ones reach the new server on the same port."""
+
+    def __init__(self, redis: AofRedis, delay_ms: float, jitter_ms: float) -> None:
+        command = [sys.executable, "-m", "tests.delaying_proxy", redis.url, str(delay_ms), str(jitter_ms)]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url:
+            raise SystemExit("chaos: the delaying proxy did not start")
+
+    def stall(self, seconds: float, way: str) -> None:
+        """Nothing passes for ``seconds`` from now: ``way`` "both", "up" (towards Redis: the commands wait) or "down"
+        (back: Redis ran them, their answers wait)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"stall {seconds * 1000:.0f} {way}\n")
+        self.process.stdin.flush()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
 class Instance:
     """One ``gateway serve`` on its own port, killed and started again; each start a new generation, its replies
     under ``/<name>-<generation>/`` at the fake."""
 
-    def __init__(self, name: str, env: dict[str, str], work: Path, apis: dict[ChannelName, str]) -> None:
-        self.name, self.env, self.work, self.apis = name, env, work, apis
+    def __init__(self, name: str, env: dict[str, str], work: Path, apis: dict[ChannelName, str],
+                 proxy: RedisProxy | None = None) -> None:  # fmt: skip
+        self.name, self.work, self.apis, self.proxy = name, work, apis, proxy
+        self.env = env if proxy is None else {**env, "GATEWAY_STORE": proxy.url}  # its Redis through its own proxy
         self.port, self.generation = free_port(), 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts: Counter[str] = Counter()  # worker restarts read from /metrics before each kill
+        self.failures: Counter[str] = Counter()  # the store's failures by class, the same
         self.exits: list[str] = []  # the processes that ended on their own (started again, as systemd does): how
 
     @property
@@ -257,6 +299,14 @@ class Instance:
         return False
 
     async def worker_restarts(self, session: ClientSession) -> Counter[str]:
+        return await self.counted(session, "gateway_worker_restarts_total", "worker")
+
+    async def store_failures(self, session: ClientSession) -> Counter[str]:
+        """The store's failures by class (``LockLost``: a commit fenced, its lock lost on the way; since 2026-12-07)."""
+        return await self.counted(session, "gateway_store_failures_total", "error")
+
+    async def counted(self, session: ClientSession, metric: str, label: str) -> Counter[str]:
+        """A counter of ``/metrics`` summed by one of its labels."""
         counts: Counter[str] = Counter()
         try:
             async with session.get(self.url + "/metrics") as response:
@@ -264,9 +314,9 @@ class Instance:
         except (ClientError, TimeoutError):
             return counts
         for line in text.splitlines():
-            if line.startswith("gateway_worker_restarts_total{"):
+            if line.startswith(metric + "{") and f'{label}="' in line:
                 name, value = line.rsplit(" ", 1)
-                counts[name.split('worker="', 1)[1].split('"', 1)[0]] += int(float(value))
+                counts[name.split(f'{label}="', 1)[1].split('"', 1)[0]] += int(float(value))
         return counts
 
 
@@ -455,7 +505,10 @@ class Chaos:
         pause = self.rng.uniform(2.0, 8.0)
         if kind == "provider-hang-long":
             pause = self.rng.uniform(SEND_TIMEOUT + 1, SEND_TIMEOUT + 10)
+        if kind == STALL:
+            pause = self.rng.uniform(*STALL_SECONDS)
         victims = [i for i in self.instances if i.name not in self.busy and i.up]
+        stalled = [i for i in self.instances if i.proxy is not None and f"{STALL} {i.name}" not in self.busy]
         provider = self.rng.choice(self.providers) if self.providers else None  # none: web chat alone
         hits = provider.channel if provider is not None and kind.startswith("provider") else ""
         if kind == "kill":
@@ -463,6 +516,12 @@ class Chaos:
                 return
             victim = self.rng.choice(victims)
             held = victim.name
+        elif kind == STALL:  # its own target: a stall may meet a kill of the same instance
+            if not stalled:
+                return
+            victim = self.rng.choice(stalled)
+            way = self.rng.choice(("both", "up", "down"))
+            held, hits = f"{STALL} {victim.name}", f"{victim.name} {way}"
         else:
             held = hits or kind
         if held in self.busy:
@@ -473,11 +532,16 @@ class Chaos:
         try:
             if kind == "kill":
                 victim.restarts += await victim.worker_restarts(self.session)
+                victim.failures += await victim.store_failures(self.session)
                 fault.target = f"{victim.name}-{victim.generation}"
                 fault.start = time.monotonic()
                 victim.kill()
                 await asyncio.sleep(pause)
                 victim.start()
+            elif kind == STALL:
+                assert victim.proxy is not None
+                victim.proxy.stall(pause, way)
+                await asyncio.sleep(pause)
             elif kind == "redis":
                 await self.redis.shutdown()
                 await asyncio.sleep(pause)
@@ -502,6 +566,7 @@ class Chaos:
         stop = time.monotonic() + duration
         running: set[asyncio.Task[None]] = set()
         kinds = [k for k in kinds if self.providers or not k.startswith("provider")]
+        kinds = [k for k in kinds if k != STALL or any(i.proxy is not None for i in self.instances)]
         while True:
             await asyncio.sleep(self.rng.uniform(0.3, 1.7) * every)
             if time.monotonic() >= stop - 5:
@@ -590,7 +655,8 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
     bound, or None. "kill": accepted from an instance killed just after (or while the provider held the request);
     "timeout": the gateway hung up on it after waiting the send timeout (or its answer was written as the timeout
     fired): a hang past the timeout, an ambiguous send, sent again, one more copy per timed-out attempt; "redis":
-    accepted around a Redis outage (its record could not be written). A kill is named first: a process killed
+    accepted around a Redis outage (its record could not be written); "redis-stall": the same from the instance whose
+    own Redis traffic was stalled then (``--redis-delay-ms``, since 2026-12-07). A kill is named first: a process killed
     loses its records whatever the store does. A copy the gateway hung up on sooner than the send timeout is
     beyond the bound ("timeout below 15 s"), and so is one it was answered for and did not record outside a kill
     or an outage."""
@@ -605,10 +671,14 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
     for fault in faults:
         if fault.kind == "redis" and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
             return "redis"
+    for fault in faults:  # an outage of that instance's Redis alone (its record could not be written in time)
+        stalled = fault.kind == STALL and copy.sender.split("-")[0] == fault.target.split(" ")[0]
+        if stalled and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
+            return STALL
     return None
 
 
-IN_BOUND = frozenset({"kill", "timeout", "redis"})
+IN_BOUND = frozenset({"kill", "timeout", "redis", STALL})
 
 
 async def audit(
@@ -777,6 +847,12 @@ async def main(args: argparse.Namespace) -> None:
         + (f"; erasures: {args.erasures}" if args.erasures else "")
         + (f"; purges: {args.purges} due, {args.purges} not" if args.purges else "")
         + (f"; the purge every {PURGE_EVERY:.0f} s" if args.erasures or args.purges else "")
+        + (
+            ""
+            if args.redis_delay_ms is None
+            else f"; each instance's Redis through its own delaying proxy,"
+            f" {args.redis_delay_ms:g} ms each way + up to {args.redis_jitter_ms:g} ms"
+        )
     )
     providers = fakes()
     with workdir("gateway-chaos-", flows_text) as (work, flows):
@@ -799,7 +875,14 @@ async def main(args: argparse.Namespace) -> None:
                 ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=None, connect=10))
             )
             apis = {provider.channel: provider.url for provider in providers}
-            instances = [Instance(name, env, work, apis) for name in ("a", "b")]
+            proxies: list[RedisProxy | None] = [None, None]
+            if args.redis_delay_ms is not None:  # each instance its own proxy: a stall holds one and not the other
+                proxies = [RedisProxy(redis, args.redis_delay_ms, args.redis_jitter_ms) for _ in range(2)]
+                for proxy in proxies:
+                    stack.callback(proxy.stop)  # type: ignore[union-attr]
+            instances = [
+                Instance(name, env, work, apis, proxy) for name, proxy in zip(("a", "b"), proxies, strict=True)
+            ]
             keepers: list[asyncio.Task[None]] = []
             platforms = Platforms(instances, session, random.Random(args.seed + 1), args.lost_ack)
             platforms.twilio = next((p for p in providers if isinstance(p, ChaosTwilio)), None)
@@ -859,8 +942,10 @@ async def main(args: argparse.Namespace) -> None:
                 webchat.unsettled = unsettled
                 readyz = [await i.status(session, "/readyz") for i in instances]
                 restarts: Counter[str] = Counter()
+                failures: Counter[str] = Counter()
                 for instance in instances:
                     restarts += instance.restarts + await instance.worker_restarts(session)
+                    failures += instance.failures + await instance.store_failures(session)
             finally:
                 await chats.stop()
                 await receipts.stop()
@@ -910,6 +995,7 @@ async def main(args: argparse.Namespace) -> None:
         show_webchat(webchat, chats.tally, chaos.began)
     print(f"/readyz at the end: {readyz}")
     print(f"worker restarts: {dict(sorted(restarts.items())) or 'none'}")
+    print(f"store failures by class (LockLost: a commit fenced): {dict(sorted(failures.items())) or 'none'}")
     print(f"log errors: {sum(problems.values())} " + "; ".join(f"{n}x {w}" for w, n in problems.most_common(4)))
     print(f"log warnings: {sum(warnings.values())} " + "; ".join(f"{n}x {w}" for w, n in warnings.most_common(4)))
 
@@ -978,7 +1064,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second offered (default 20)")
     parser.add_argument("--gap", type=float, default=2.0, help="seconds between one sender's messages")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between faults, on average")
-    parser.add_argument("--faults", nargs="+", default=FAULTS, choices=FAULTS)
+    parser.add_argument(
+        "--faults",
+        nargs="+",
+        default=None,
+        choices=[*FAULTS, STALL],
+        help=f"the faults drawn (default {' '.join(FAULTS)}, and {STALL} with --redis-delay-ms)",
+    )
     every = [str(c) for c in (*CHANNELS, ChannelName.WEBCHAT)]
     parser.add_argument("--channels", nargs="+", default=every, choices=every,
                         help="the channels conversations are drawn from (default all four)")  # fmt: skip
@@ -996,7 +1088,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="N ended conversations whose retention ends during the run (and N after it), written"
                         " before the instances start; the purge's work audited after the drain (default 0)",
                         )  # fmt: skip
-    return parser.parse_args(argv)
+    parser.add_argument("--redis-delay-ms", type=float, help="each instance reaches Redis through a delaying proxy"
+                        " of its own (tests/delaying_proxy.py, a process each): this many ms each way; the"
+                        f" {STALL} fault then holds one instance's traffic 1-9 s, both ways or one")  # fmt: skip
+    parser.add_argument("--redis-jitter-ms", type=float, default=0.0, help="with --redis-delay-ms: up to this many"
+                        " ms more on each chunk, at random (order kept on each connection)")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.faults is None:
+        args.faults = FAULTS + ([STALL] if args.redis_delay_ms is not None else [])
+    elif STALL in args.faults and args.redis_delay_ms is None:
+        parser.error(f"{STALL} needs --redis-delay-ms (0 for proxies without delay)")
+    return args
 
 
 if __name__ == "__main__":

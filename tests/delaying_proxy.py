@@ -10,7 +10,9 @@ the test. Nothing is dropped or cut: the fault is time alone.
 
 Shaped as ``tests/losing_proxy.py`` (``delaying_proxy(upstream, delay=...)``, ``.url``). ``python -m
 tests.delaying_proxy REDIS_URL DELAY_MS JITTER_MS`` runs it as a process of its own (``bench/load.py``'s
-``--redis-delay-ms``): it prints its URL on a line, then reads ``stall MS`` lines on its standard input.
+``--redis-delay-ms``): it prints its URL on a line, then reads ``stall MS`` lines on its standard input (since
+2026-12-07 ``stall MS up`` or ``stall MS down`` too: only towards Redis, or only back; ``bench/chaos.py``'s
+``redis-stall`` fault).
 """
 
 from __future__ import annotations
@@ -155,8 +157,9 @@ async def _main(upstream: str, delay_ms: float, jitter_ms: float) -> None:
         loop = asyncio.get_running_loop()
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             words = line.split()
-            if len(words) == 2 and words[0] == "stall":
-                proxy.stall(float(words[1]) / 1000)
+            if len(words) in (2, 3) and words[0] == "stall":  # ``stall MS [both|up|down]``: both ways by default
+                way = words[2] if len(words) == 3 else "both"
+                proxy.stall(float(words[1]) / 1000, up=way != "down", down=way != "up")
 
 
 if __name__ == "__main__":
