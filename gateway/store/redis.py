@@ -2593,16 +2593,19 @@ class RedisStore:
 
     @_guarded
     async def purge_conversation(self, stripped: Conversation) -> int:
-        """The content, then the stripped record, then its place in the young person's index (``K.person``: the
-        identity it is kept under leaves with it; its listener's history keeps it, as the record keeps its name)."""
+        """The content, then its place in the young person's index (``K.person``: the identity it is kept under;
+        its listener's history keeps it, as the record keeps its name), then the stripped record, last: a purge cut
+        before that save leaves the record due, and the next pass does it all again. Until 2026-12-07 the record was
+        saved before the index: a cut between them left the index naming the purged conversation for good (the
+        stripped record, not due any more, names no identity to find it by)."""
         found = await self.get_conversation(stripped.id)
         self._read_under_lock.pop(stripped.id, None)
         self._indexed_under_lock.pop(stripped.id, None)  # its sets forgotten: the save below leaves every other
         count = await redis_retention.forget(self._redis, stripped.id, erase=False)
-        await self.save_conversation(stripped)
         person = None if found is None else self._person_key(found)
         if person is not None:
             await self._redis.zrem(person, stripped.id)
+        await self.save_conversation(stripped)
         return count
 
     @_guarded
