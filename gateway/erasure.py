@@ -427,7 +427,10 @@ class Eraser:
         if conversation_id not in await self.store.erasures_begun():  # taken over by another erasure of the person
             return Removed(0, 0, (), under_way=True)  # (``_erase_one``, before this record went): it tells and
             # writes the line
-        # erased to its last record, cut before its audit line (the line and the unlisting go together)
+        # erased to its last record, cut before its audit line (the line and the unlisting go together); the store's
+        # erasure made again first: a cut just after the record left its places in the person's index, which it
+        # finds without the record (until 2026-12-07 left for good: Redis's ``K.UNINDEXING``)
+        await self.store.erase_conversation(conversation_id)
         async with self.store.batch():
             also = sorted(a for a in _also(key) if a != actor)  # the listing's others (since 2026-12-07)
             more = "; asked too by " + ", ".join(also) if also else ""

@@ -1204,7 +1204,7 @@ class RedisStore:
     ) -> list[Conversation]:
         """The person's index under the keyed hash ``identity``: records scored (created, µs) from ``high`` down to
         ``low``, latest first, those naming them (``theirs``) kept; an id whose record is gone or names nobody
-        leaves."""
+        leaves, and so does the note of an erasure cut after its record (``K.UNINDEXING``, since 2026-12-07)."""
         await self._people_made()
         key, start, page = K.person(identity), 0, limit + 1
         found: list[Conversation] = []
@@ -1212,7 +1212,10 @@ class RedisStore:
             listed = _texts(await self._redis.zrevrangebyscore(key, high, low, start=start, num=page))
             records = await self._conversations_or_none(listed)
             if gone := [i for i, c in zip(listed, records, strict=True) if c is None or not c.sender]:
-                await self._redis.zrem(key, *gone)
+                async with ordered(self._redis) as pipe:  # one slot: the index, then what an erasure cut noted
+                    pipe.zrem(key, *gone)
+                    pipe.hdel(K.UNINDEXING, *gone)
+                    await pipe.execute()
             found += [c for c in records if c is not None and c.sender and theirs(c)]
             if len(listed) < page:
                 break

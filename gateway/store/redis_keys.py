@@ -270,6 +270,14 @@ def person(identity: str) -> str:
     return INDEX + "person:" + identity
 
 
+UNINDEXING = INDEX + "unindexing"
+"""The erasures between a conversation's record and its places in the people's and listeners' indexes: a hash,
+conversation id -> the JSON list of the indexes naming it (``K.person``, ``K.ended``), written before the record is
+deleted and removed after those places (``redis_retention._unindex``), so that an erasure cut between the two and
+made again, the record gone and with it the identity that names the person's index, still finds them. Since
+2026-12-07: before, such a cut left the person's index naming the erased conversation for good."""
+
+
 PEOPLE_MADE = INDEX + "people-made"
 """Set once ``ended`` and ``person`` were made from the conversations a store held before them (the last
 ``INDEXED_DAYS`` of the creation index): until then the first read makes them (``RedisStore._make_people``)."""

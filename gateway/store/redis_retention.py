@@ -82,6 +82,7 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
     items = await _items_of(client, conversation_id, [_entry_id(v) for v in entries])
     timers = [json.dumps([conversation_id, kind.value]) for kind in TimerKind]
     listed: list[Any] = await client.zrange(K.key("notices", conversation_id), 0, -1) if erase else []
+    noted = await client.hget(K.UNINDEXING, conversation_id) if erase else None  # a cut after the record
     uploads = [K.key("upload", _text(k)) for k in await _uploads_listed(client, conversation_id)]
     if not await client.exists(K.CLAIMS_MADE):
         await _list_claims(client)
@@ -115,7 +116,8 @@ async def forget(client: Redis, conversation_id: str, *, erase: bool, record: Re
         pipe.eval(SCRIPTS["late_forget"], 2, K.LATE_HELD, K.LATE_INFO, conversation_id + " ", "prefix")
         pipe.eval(SCRIPTS["remove_from_queue"], 1, K.QUEUE + "entries", K.QUEUE, conversation_id, "1" if erase else "0")
         if erase:
-            _unindex(pipe, conversation_id, record, [_text(i) for i in listed])
+            indexes = [*(record.indexes if record is not None else ()), *([] if noted is None else json.loads(noted))]
+            _unindex(pipe, conversation_id, record, [_text(i) for i in listed], list(dict.fromkeys(indexes)))
         await pipe.execute()
     return len(entries)
 
@@ -226,12 +228,16 @@ async def _pages(names: AsyncIterator[Any]) -> AsyncIterator[list[str]]:
         yield page
 
 
-def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: list[str]) -> None:
+def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: list[str], indexes: list[str]) -> None:
     """Every index naming the conversation, its marks and its notices' evidence; its record, then its places in the
-    person's and listener's indexes and the creation index, last: an erasure cut before the record still lists it
-    (``conversations_of``, ``list_conversations``), so erasing the person again by their identity finds it (before,
-    the record was left, sealed with the identity, listed nowhere; until 2026-12-06 the person's index was left
-    before the record, when the erasure read every record)."""
+    person's and listener's indexes (``indexes``: the record's, and those noted by an erasure cut after it) and the
+    creation index, last: an erasure cut before the record still lists it (``conversations_of``,
+    ``list_conversations``), so erasing the person again by their identity finds it (before, the record was left,
+    sealed with the identity, listed nowhere; until 2026-12-06 the person's index was left before the record, when
+    the erasure read every record). Those indexes are noted before the record goes (``K.UNINDEXING``) and the note
+    removed after them: an erasure cut in between and made again, the record gone, reads them there. Until
+    2026-12-07 such a cut left the person's index naming the erased conversation for good when the erasure made again
+    did not read that index (the alert check finishing the conversation listed, ``Eraser._finish``)."""
     for status in Status:
         pipe.srem(K.status(str(status)), conversation_id)
     pipe.zrem(K.FLAGGED, conversation_id)
@@ -245,10 +251,14 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
             pipe.srem(K.client(record.client), conversation_id)
     for notice in notices:
         pipe.delete(K.key("evidence", notice))
+    if indexes:  # before the record: what names them goes with it (the person's identity)
+        pipe.hset(K.UNINDEXING, conversation_id, json.dumps(indexes))
     pipe.delete(K.conversation(conversation_id), K.erasing(conversation_id))  # one slot: both or neither
-    for index in record.indexes if record is not None else ():  # after the record: an erasure reads the person's
-        pipe.zrem(index, conversation_id)  # index alone, so one cut before it must still list it there
+    for index in indexes:  # after the record: an erasure reads the person's index alone, so one cut before it must
+        pipe.zrem(index, conversation_id)  # still list it there
     pipe.zrem(K.INDEX + "created", conversation_id)
+    if indexes:
+        pipe.hdel(K.UNINDEXING, conversation_id)
 
 
 async def seen_keys(client: Redis) -> list[str]:

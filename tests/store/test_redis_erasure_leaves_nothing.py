@@ -142,18 +142,20 @@ async def test_an_erasure_leaves_no_key_naming_the_conversation_or_the_person(
 def _cuts(cid: str, notice: str) -> dict[str, tuple[bytes, ...]]:
     """Where the erasure's connection is reset (the commands before it ran): before its first content deletion (the
     failed reply's item), before the claims' deletion, before the uploads' list's, before the notice's items, before
-    the provider ids' index (the notice's send's, kept only on its item)."""
+    the provider ids' index (the notice's send's, kept only on its item), before the person's index (after the
+    record: made again, the store reads that index's name from ``K.UNINDEXING``)."""
     return {
         "item": (b"DEL", K.outbox_item(cid, "f-" + cid).encode()),
         "claims": (script_text("claims_forget"),),
         "lists": (b"DEL", K.uploads(cid).encode()),
         "notice": (b"DEL", K.outbox_item(notice, "n-failed").encode()),
         "provider-index": (b"HDEL", b"hg:p:"),  # the notice's send's provider id (the conversation's have none)
+        "person-index": (b"ZREM", K.person("").encode(), cid.encode()),  # after the record (until 2026-12-07 left)
     }
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("cut", ["item", "claims", "lists", "notice", "provider-index"])
+@pytest.mark.parametrize("cut", ["item", "claims", "lists", "notice", "provider-index", "person-index"])
 async def test_an_erasure_cut_short_then_made_again_leaves_no_key_naming_them(redis_url: str, cut: str) -> None:
     url = emptied(redis_url)
     store = await open_store(url, keys=store_keys(url))
