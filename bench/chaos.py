@@ -31,7 +31,12 @@ up to the jitter, as Redis across a network; and one more fault, ``redis-stall``
 instance's proxy holds every byte for 1–9 s, both ways, only towards Redis or only back (drawn), the other instance's
 Redis untouched, so some stalls pass the 5 s socket timeout and the 6 s conversation lock's lease (the lock's renewal,
 the fenced commit, ``LockLost``, a mark taken back). A reply accepted from the stalled instance within 2 s of its stall
-and recorded nowhere is counted within the bound as ``redis-stall``, as at a Redis outage.
+and recorded nowhere is counted within the bound as ``redis-stall``, as at a Redis outage. ``redis-stall-commit``
+(since 2026-12-07; named in ``--faults`` only): one instance's proxy armed (``stall_at``) for the next commit made
+under a conversation's lock (the fenced record's script, ``COMMIT_MARKER``), every byte towards Redis held 7–9 s from
+that chunk on, past the lease and the socket timeout, while the other instance takes the conversation; 30 s without a
+commit: disarmed ("unmet"). The proxies count the fenced scripts' refusals Redis answered, and those answered to a
+client gone already (its call timed out: the gateway saw a TimeoutError, not ``LockLost``), printed after the failures.
 
 After ``--duration`` seconds and a drain, the audit per channel against the store and the fakes: every webhook
 acknowledged at least once recorded exactly once in its transcript; every copy of a reply a fake accepted whose
@@ -96,6 +101,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Collection
@@ -133,6 +139,7 @@ from gateway.inbox import sender_key  # noqa: E402
 from gateway.keyed import KeyedHash  # noqa: E402
 from gateway.messages import ChannelName, Inbound  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
+from gateway.store.redis_lua import SCRIPTS  # noqa: E402
 from gateway.testing import named_by_provider, stop_gently, store_keys  # noqa: E402
 
 REDELIVER_AFTER = 1.0
@@ -145,6 +152,13 @@ FAULTS = ["kill", "redis", "provider-5xx", "provider-hang", "provider-hang-long"
 # timeout and the 6 s conversation lock's lease some of the time; in the default faults only with the proxies
 STALL = "redis-stall"
 STALL_SECONDS = (1.0, 9.0)
+# one instance's proxy armed for its next commit under a conversation's lock (the fenced record's script on its way
+# to Redis): from that chunk on, every byte towards Redis held 7–9 s, past the 6 s lease and the 5 s socket timeout,
+# while the load goes on (since 2026-12-07: random stalls never met a commit in flight)
+STALL_COMMIT = "redis-stall-commit"
+STALL_COMMIT_SECONDS = (7.0, 9.0)
+STALL_COMMIT_WAIT = 30.0  # s: armed that long at most for a commit to pass (then disarmed, the fault "unmet")
+STALLS = frozenset({STALL, STALL_COMMIT})
 # --floods: a sender's burst past the flood limit, its words of danger last (and one within the limit), the keyword
 # phrases of tests/test_security.py and the WhatsApp catch-up's tests; the rest plain words no reading calls a risk
 FLOOD_FILLER = ("ok", "d'accord", "merci", "attends", "je reviens", "t'es là ?")
@@ -166,6 +180,9 @@ FLOOD_LIMIT = _amount("limit_messages_per_conversation")  # a minute's window, f
 RISKY_BOUND = _amount("limit_risky_messages_per_conversation")  # an hour's, words read as a risk past the limit
 UNREAD_BOUND = min(RISKY_BOUND, _amount("limit_flood_readings_per_sender"))  # unread past the limit: counted apart
 WEB_FLOOD_RULES = FloodRules(FLOOD_LIMIT, RISKY_BOUND, UNREAD_BOUND, FLOOD_DANGER_AT)
+# what the proxy sees of a commit under a conversation's lock: the fenced record's script, sent with its text (EVAL in
+# a pipeline: ``gateway/store/redis.py``'s ``_eval``), the fence's head and the record's body together, none other's
+COMMIT_MARKER = SCRIPTS["fenced_put_conversation"].encode()
 
 
 class AofRedis:
@@ -221,12 +238,54 @@ class RedisProxy:
         if not self.url:
             raise SystemExit("chaos: the delaying proxy did not start")
 
+        self.lines: asyncio.Queue[str] = asyncio.Queue()  # what it prints after its URL (``read``)
+        self.reading: threading.Thread | None = None
+
     def stall(self, seconds: float, way: str) -> None:
         """Nothing passes for ``seconds`` from now: ``way`` "both", "up" (towards Redis: the commands wait) or "down"
         (back: Redis ran them, their answers wait)."""
+        self.tell(f"stall {seconds * 1000:.0f} {way}")
+
+    def tell(self, line: str) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write(f"stall {seconds * 1000:.0f} {way}\n")
+        self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
+
+    def read(self) -> None:
+        """Its printed lines put on ``lines`` from a thread of their own (a blocking pipe), for this loop."""
+        loop, stdout = asyncio.get_running_loop(), self.process.stdout
+        assert stdout is not None
+
+        def lines() -> None:
+            for line in stdout:
+                loop.call_soon_threadsafe(self.lines.put_nowait, line.strip())
+
+        self.reading = threading.Thread(target=lines, daemon=True)
+        self.reading.start()
+
+    async def stall_at(self, marker: bytes, seconds: float, way: str, wait: float) -> bool:
+        """The next chunk towards Redis holding ``marker`` begins a stall of ``seconds`` (``way``), within
+        ``wait`` s: whether it began (else disarmed)."""
+        while not self.lines.empty():  # a ``began`` of an arming disarmed as it began: not this one's
+            self.lines.get_nowait()
+        self.tell(f"arm {seconds * 1000:.0f} {way} {marker.hex()}")
+        try:
+            async with asyncio.timeout(wait):
+                while await self.lines.get() != "began":
+                    pass
+            return True
+        except TimeoutError:
+            self.tell("disarm")
+            return False
+
+    async def fenced(self) -> tuple[int, int]:
+        """The fenced scripts' refusals its Redis answered, and how many of them to a client gone already."""
+        self.tell("count")
+        async with asyncio.timeout(10):
+            while not (line := await self.lines.get()).startswith("fenced "):
+                pass
+        words = line.split()
+        return int(words[1]), int(words[3])
 
     def stop(self) -> None:
         self.process.terminate()
@@ -507,6 +566,8 @@ class Chaos:
             pause = self.rng.uniform(SEND_TIMEOUT + 1, SEND_TIMEOUT + 10)
         if kind == STALL:
             pause = self.rng.uniform(*STALL_SECONDS)
+        if kind == STALL_COMMIT:
+            pause = self.rng.uniform(*STALL_COMMIT_SECONDS)
         victims = [i for i in self.instances if i.name not in self.busy and i.up]
         stalled = [i for i in self.instances if i.proxy is not None and f"{STALL} {i.name}" not in self.busy]
         provider = self.rng.choice(self.providers) if self.providers else None  # none: web chat alone
@@ -516,11 +577,11 @@ class Chaos:
                 return
             victim = self.rng.choice(victims)
             held = victim.name
-        elif kind == STALL:  # its own target: a stall may meet a kill of the same instance
+        elif kind in STALLS:  # its own target: a stall may meet a kill of the same instance
             if not stalled:
                 return
             victim = self.rng.choice(stalled)
-            way = self.rng.choice(("both", "up", "down"))
+            way = self.rng.choice(("both", "up", "down")) if kind == STALL else "up"
             held, hits = f"{STALL} {victim.name}", f"{victim.name} {way}"
         else:
             held = hits or kind
@@ -542,6 +603,14 @@ class Chaos:
                 assert victim.proxy is not None
                 victim.proxy.stall(pause, way)
                 await asyncio.sleep(pause)
+            elif kind == STALL_COMMIT:  # armed: it begins when a commit passes, or never (the fault then unmet)
+                assert victim.proxy is not None
+                if await victim.proxy.stall_at(COMMIT_MARKER, pause, way, STALL_COMMIT_WAIT):
+                    fault.start = time.monotonic()
+                    await asyncio.sleep(pause)
+                else:
+                    fault.target += " unmet"
+                    fault.start = time.monotonic()
             elif kind == "redis":
                 await self.redis.shutdown()
                 await asyncio.sleep(pause)
@@ -566,7 +635,7 @@ class Chaos:
         stop = time.monotonic() + duration
         running: set[asyncio.Task[None]] = set()
         kinds = [k for k in kinds if self.providers or not k.startswith("provider")]
-        kinds = [k for k in kinds if k != STALL or any(i.proxy is not None for i in self.instances)]
+        kinds = [k for k in kinds if k not in STALLS or any(i.proxy is not None for i in self.instances)]
         while True:
             await asyncio.sleep(self.rng.uniform(0.3, 1.7) * every)
             if time.monotonic() >= stop - 5:
@@ -672,13 +741,13 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
         if fault.kind == "redis" and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
             return "redis"
     for fault in faults:  # an outage of that instance's Redis alone (its record could not be written in time)
-        stalled = fault.kind == STALL and copy.sender.split("-")[0] == fault.target.split(" ")[0]
+        stalled = fault.kind in STALLS and copy.sender.split("-")[0] == fault.target.split(" ")[0]
         if stalled and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
-            return STALL
+            return fault.kind
     return None
 
 
-IN_BOUND = frozenset({"kill", "timeout", "redis", STALL})
+IN_BOUND = frozenset({"kill", "timeout", "redis", *STALLS})
 
 
 async def audit(
@@ -877,9 +946,11 @@ async def main(args: argparse.Namespace) -> None:
             apis = {provider.channel: provider.url for provider in providers}
             proxies: list[RedisProxy | None] = [None, None]
             if args.redis_delay_ms is not None:  # each instance its own proxy: a stall holds one and not the other
-                proxies = [RedisProxy(redis, args.redis_delay_ms, args.redis_jitter_ms) for _ in range(2)]
-                for proxy in proxies:
-                    stack.callback(proxy.stop)  # type: ignore[union-attr]
+                started_proxies = [RedisProxy(redis, args.redis_delay_ms, args.redis_jitter_ms) for _ in range(2)]
+                for proxy in started_proxies:
+                    stack.callback(proxy.stop)
+                    proxy.read()
+                proxies = [*started_proxies]
             instances = [
                 Instance(name, env, work, apis, proxy) for name, proxy in zip(("a", "b"), proxies, strict=True)
             ]
@@ -946,6 +1017,7 @@ async def main(args: argparse.Namespace) -> None:
                 for instance in instances:
                     restarts += instance.restarts + await instance.worker_restarts(session)
                     failures += instance.failures + await instance.store_failures(session)
+                fenced = [await p.fenced() for p in proxies if p is not None]
             finally:
                 await chats.stop()
                 await receipts.stop()
@@ -996,6 +1068,11 @@ async def main(args: argparse.Namespace) -> None:
     print(f"/readyz at the end: {readyz}")
     print(f"worker restarts: {dict(sorted(restarts.items())) or 'none'}")
     print(f"store failures by class (LockLost: a commit fenced): {dict(sorted(failures.items())) or 'none'}")
+    if fenced:  # the fence's refusals as Redis answered them, heard by the gateway (LockLost) or not (its timeout)
+        print(
+            f"fenced refusals at the proxies: {sum(n for n, _ in fenced)}, to a client gone already (a timeout on"
+            f" the gateway's side) {sum(u for _, u in fenced)}"
+        )
     print(f"log errors: {sum(problems.values())} " + "; ".join(f"{n}x {w}" for w, n in problems.most_common(4)))
     print(f"log warnings: {sum(warnings.values())} " + "; ".join(f"{n}x {w}" for w, n in warnings.most_common(4)))
 
@@ -1068,7 +1145,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--faults",
         nargs="+",
         default=None,
-        choices=[*FAULTS, STALL],
+        choices=[*FAULTS, STALL, STALL_COMMIT],
         help=f"the faults drawn (default {' '.join(FAULTS)}, and {STALL} with --redis-delay-ms)",
     )
     every = [str(c) for c in (*CHANNELS, ChannelName.WEBCHAT)]
@@ -1096,8 +1173,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.faults is None:
         args.faults = FAULTS + ([STALL] if args.redis_delay_ms is not None else [])
-    elif STALL in args.faults and args.redis_delay_ms is None:
-        parser.error(f"{STALL} needs --redis-delay-ms (0 for proxies without delay)")
+    elif STALLS & set(args.faults) and args.redis_delay_ms is None:
+        parser.error(f"{STALL} and {STALL_COMMIT} need --redis-delay-ms (0 for proxies without delay)")
     return args
 
 

@@ -12,7 +12,14 @@ Shaped as ``tests/losing_proxy.py`` (``delaying_proxy(upstream, delay=...)``, ``
 tests.delaying_proxy REDIS_URL DELAY_MS JITTER_MS`` runs it as a process of its own (``bench/load.py``'s
 ``--redis-delay-ms``): it prints its URL on a line, then reads ``stall MS`` lines on its standard input (since
 2026-12-07 ``stall MS up`` or ``stall MS down`` too: only towards Redis, or only back; ``bench/chaos.py``'s
-``redis-stall`` fault).
+``redis-stall`` fault), ``arm MS WAY HEX`` (a :meth:`DelayingProxy.stall_at` of the bytes ``HEX`` stands for: it
+prints ``began`` when it begins), ``disarm``, and ``count`` (it prints ``fenced N unheard M``: :attr:`fenced`,
+:attr:`unheard`; ``redis-stall-commit``).
+
+Since 2026-12-07 a connection the client closes is half-closed towards Redis once what it sent was delivered (as a
+client's FIN reaches Redis after its bytes), and Redis's answers are still read until Redis closes it: until then it
+was closed at once, Redis's answers to what it ran last were never read, and a fenced commit refused after its client
+gave up (the gateway saw a timeout) could not be counted.
 """
 
 from __future__ import annotations
@@ -26,10 +33,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
+FENCED_REPLY = b"$6\r\nfenced\r\n"  # a fenced script's refusal (``redis_lua.FENCED``) as RESP2 sends it
+
 
 class DelayingProxy:
     """``delay`` s each way plus up to ``jitter`` s, order kept per connection; ``stall(seconds)``: nothing passes,
-    either way, until that long from now. ``chunks`` counts what was delivered."""
+    either way, until that long from now. ``chunks`` counts what was delivered; ``fenced`` the answers
+    ``FENCED_REPLY`` Redis gave back (a fenced script's refusal: ``gateway/store/redis_lua.py``'s ``_FENCE``), and
+    ``unheard`` those of them given on a connection its client had closed already (it timed out on them)."""
 
     def __init__(self, upstream: str, delay: float = 0.0, jitter: float = 0.0, seed: int | None = None) -> None:
         parts = urlsplit(upstream)
@@ -39,6 +50,7 @@ class DelayingProxy:
         self.server: asyncio.Server | None = None
         self.chunks = 0
         self.stalls = 0
+        self.fenced = self.unheard = 0
         self._random = random.Random(seed)
         self._stalled_until = {"up": 0.0, "down": 0.0}  # time.monotonic(): nothing delivered that way before it
         self._armed: tuple[tuple[bytes, ...], float, bool, bool, asyncio.Event] | None = None  # ``stall_at``
@@ -65,6 +77,10 @@ class DelayingProxy:
         self._armed = (markers, seconds, up, down, began)
         return began
 
+    def disarm(self) -> None:
+        """A :meth:`stall_at` not begun yet forgotten."""
+        self._armed = None
+
     def _trigger(self, data: bytes) -> None:
         if self._armed is not None and all(marker in data for marker in self._armed[0]):
             _, seconds, up, down, began = self._armed
@@ -77,8 +93,10 @@ class DelayingProxy:
         extra = self._random.uniform(0, self.jitter) if self.jitter > 0 else 0.0
         return max(previous, time.monotonic() + self.delay + extra)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: str) -> None:
-        """One direction: a reader stamping each chunk with its due time, a writer delivering them in order."""
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: str,
+                    gone: list[bool]) -> None:  # fmt: skip
+        """One direction: a reader stamping each chunk with its due time, a writer delivering them in order. ``gone``:
+        whether the client has closed its side (set by the way up, read by the way down)."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def read() -> None:
@@ -87,8 +105,14 @@ class DelayingProxy:
                 while data := await reader.read(1 << 16):
                     if way == "up":
                         self._trigger(data)
+                    elif FENCED_REPLY in data:
+                        refused = data.count(FENCED_REPLY)
+                        self.fenced += refused
+                        self.unheard += refused if gone[0] else 0
                     due = self._due(due)
                     queue.put_nowait((due, data))
+            if way == "up":
+                gone[0] = True
             queue.put_nowait((due, b""))
 
         async def deliver() -> None:
@@ -99,9 +123,15 @@ class DelayingProxy:
                         await asyncio.sleep(wait)  # a stall begun meanwhile is waited for too
                     if not data:
                         break
+                    if way == "down" and gone[0]:
+                        continue  # its client left: Redis's answers read (counted), dropped, until Redis closes
                     writer.write(data)
                     await writer.drain()
                     self.chunks += 1
+            if way == "up" and gone[0] and writer.can_write_eof() and not writer.transport.is_closing():
+                with contextlib.suppress(OSError):
+                    writer.write_eof()  # Redis runs what it read, answers, then closes: its answers still read
+                    return
             writer.close()
 
         reading = asyncio.create_task(read())
@@ -123,11 +153,13 @@ class DelayingProxy:
                 writer.close()
                 return
             self._writers |= {writer, up_writer}
+            gone = [False]
             try:
-                await asyncio.gather(self._pump(reader, up_writer, "up"), self._pump(up_reader, writer, "down"),
-                                     return_exceptions=True)  # fmt: skip
+                await asyncio.gather(self._pump(reader, up_writer, "up", gone),
+                                     self._pump(up_reader, writer, "down", gone), return_exceptions=True)  # fmt: skip
             finally:
                 self._writers -= {writer, up_writer}
+                up_writer.close()  # half-closed only, when the client left first
         finally:
             if task is not None:
                 self.serving.discard(task)
@@ -155,11 +187,28 @@ async def _main(upstream: str, delay_ms: float, jitter_ms: float) -> None:
     async with delaying_proxy(upstream, delay_ms / 1000, jitter_ms / 1000) as proxy:
         print(proxy.url, flush=True)
         loop = asyncio.get_running_loop()
+        told: set[asyncio.Task[None]] = set()
+
+        async def tell(began: asyncio.Event) -> None:
+            await began.wait()
+            print("began", flush=True)
+
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             words = line.split()
             if len(words) in (2, 3) and words[0] == "stall":  # ``stall MS [both|up|down]``: both ways by default
                 way = words[2] if len(words) == 3 else "both"
                 proxy.stall(float(words[1]) / 1000, up=way != "down", down=way != "up")
+            elif len(words) == 4 and words[0] == "arm":  # ``arm MS WAY HEX``: ``began`` printed when it begins
+                way = words[2]
+                began = proxy.stall_at(bytes.fromhex(words[3]), seconds=float(words[1]) / 1000, up=way != "down",
+                                       down=way != "up")  # fmt: skip
+                telling = asyncio.create_task(tell(began))
+                told.add(telling)
+                telling.add_done_callback(told.discard)
+            elif words == ["disarm"]:
+                proxy.disarm()
+            elif words == ["count"]:
+                print(f"fenced {proxy.fenced} unheard {proxy.unheard}", flush=True)
 
 
 if __name__ == "__main__":
