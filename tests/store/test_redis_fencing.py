@@ -278,6 +278,10 @@ async def test_a_task_started_under_the_lock_never_takes_its_holders_refusal(
                 assert state is ClaimState.CLAIMED
                 found, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-5", datetime.now(UTC))
                 assert found.id == cid  # the message path's read: its address known, no claim before the flush
+                # and its record read under the lock, as the message path reads it (nothing it leaves: the commit
+                # one pipeline, its mark taken back; a commit that leaves a set sends it after the record)
+                found = await store.get_conversation(cid)
+                assert found is not None
                 await store.append_transcript(_entry(cid, "in-a"))
                 await store.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
                 client.delete(K.lock(cid))  # the failover: the lock gone, its lease not over
