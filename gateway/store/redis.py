@@ -725,23 +725,29 @@ class RedisStore:
             raise refused[0]
 
     async def _send_part(self, kept: list[HeldWrite]) -> None:
+        # the fence of this task's lock only: a task started under the lock inherits the holder's fence (its
+        # context) and may send while the holder's commit is on its way; until 2026-12-07 it took the holder's
+        # ``used`` and marks as its own, found no refusal among its answers, and the holder's refused commit was
+        # taken for written (its mark kept: the message recorded nowhere)
+        fence = _FENCING.get()
+        fence = fence if fence is not None and fence.task is asyncio.current_task() else None
         async with ordered(self._redis) as pipe:
             spans = []
             for write in kept:
                 start = len(pipe)
                 write.queue(pipe)
                 spans.append((start, len(pipe), write.check))
+            # this pipeline's note and marks, taken before it is sent (since 2026-12-07; until then after its answer:
+            # a pipeline failed on its way left its marks' places to the next send under the lock, whose refusal
+            # read them among its own answers, an IndexError or another command's answer taken for a mark)
+            used, marks = (False, []) if fence is None else (fence.used, fence.marks)
+            if fence is not None:
+                fence.used, fence.marks = False, []
             answers = await pipe.execute()
-        # the fence of this task's lock only: a task started under the lock inherits the holder's fence (its
-        # context) and may send while the holder's commit is on its way; until 2026-12-07 it took the holder's
-        # ``used`` and marks as its own, found no refusal among its answers, and the holder's refused commit was
-        # taken for written (its mark kept: the message recorded nowhere)
-        fence = _FENCING.get()
-        if fence is not None and fence.used and fence.task is asyncio.current_task():
-            fence.used, marks, fence.marks = False, fence.marks, []
-            if FENCED in answers or _FENCED_BYTES in answers:  # a refused write of the conversation (scanned in C)
-                await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
-                raise LockLost("the conversation's lock lapsed before its writes reached the store")
+        # a refused write of the conversation (scanned in C)
+        if used and fence is not None and (FENCED in answers or _FENCED_BYTES in answers):
+            await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
+            raise LockLost("the conversation's lock lapsed before its writes reached the store")
         for start, end, check in spans:
             if check is not None:
                 check(answers[start:end])
