@@ -403,23 +403,29 @@ async def round_trip(settings: Settings) -> Finding | None:
 def clients_finding(limits: ClientLimits | None, instances: int, pool: int) -> Finding:
     """Each instance opens at most 2 × ``pool`` (``GATEWAY_REDIS_MAX_CONNECTIONS``) connections to Redis: the store's
     pool (its batched commands, its pub/sub connection, its locks) and the rate-limit counters' pool (Sentinel's own
-    connections go to the Sentinels, not to Redis). Needed: the live ``instances`` (those heard in the last
+    connections go to the Sentinels, not to Redis), and ``RENEWAL_CONNECTIONS`` for the lock's renewals (since
+    2026-12-07). Needed: the live ``instances`` (those heard in the last
     ``ADVERT_LIVE_SECONDS``, ``gateway/sealing.py``; at least 1, the one configured here) and one more (a rolling
     deploy starts the new one before the old one stops, docs/deployment.md), × 2 × ``pool``, + ``CLIENTS_MARGIN``.
     A warning below it, or when the clients connected are already ``CLIENTS_NEAR`` of the cap or more, or when the
     cap could not be read (``limits`` None, or its ``maxclients`` None)."""
+    from gateway.store.redis import RENEWAL_CONNECTIONS
+
     subject = "Redis maxclients"
     counted = max(instances, 1)
-    each = 2 * pool
+    each = 2 * pool + RENEWAL_CONNECTIONS
     need = (counted + 1) * each + CLIENTS_MARGIN
     how = (f"{need}: {counted} live instance(s) and 1 more during a rolling deploy, × {each} (2 × "
-           f"GATEWAY_REDIS_MAX_CONNECTIONS {pool}: the store's pool and the rate limits'), + {CLIENTS_MARGIN} for "
+           f"GATEWAY_REDIS_MAX_CONNECTIONS {pool}: the store's pool and the rate limits', + {RENEWAL_CONNECTIONS} for "
+           f"the lock's renewals), + {CLIENTS_MARGIN} for "
            "the commands and monitoring")  # fmt: skip
     if limits is None or limits.maxclients is None:
         return Finding(Level.WARNING, subject, f"could not be read (CONFIG and INFO refused): make sure it is at least "
                        f"{how}")  # fmt: skip
     cap, connected = limits.maxclients, limits.connected
-    fitting = max((cap - CLIENTS_MARGIN) // (2 * (counted + 1)), 1)  # the pool that would fit under the cap
+    fitting = max(
+        (cap - CLIENTS_MARGIN - (counted + 1) * RENEWAL_CONNECTIONS) // (2 * (counted + 1)), 1
+    )  # the pool that would fit under the cap
     now = f"; {connected} connected now" if connected is not None else ""
     if connected is not None and connected >= CLIENTS_NEAR * cap:
         return Finding(Level.WARNING, subject, f"{cap}, and {connected} clients connected already: near the cap, "

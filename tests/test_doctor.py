@@ -319,16 +319,17 @@ def maxclients_line(capsys: pytest.CaptureFixture[str], environment: pytest.Monk
 def test_a_redis_maxclients_below_what_the_instances_may_open_is_a_warning(
     capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch, own_redis: OwnRedis
 ) -> None:
-    """Each instance may open 2 × GATEWAY_REDIS_MAX_CONNECTIONS connections (the store's pool, the counters'): the
+    """Each instance may open 2 × GATEWAY_REDIS_MAX_CONNECTIONS connections (the store's pool, the counters') and 2
+    for the lock's renewals (since 2026-12-07): the
     live instances (their sealing adverts) and one more for a rolling deploy, + 10 for the commands. Until
     2026-12-07 the doctor did not look: a managed Redis's cap (256) was found by a burst's webhooks answered 503."""
     with redis.Redis(port=own_redis.port) as server:
         server.config_set("maxclients", "256")
-    found = maxclients_line(capsys, environment, own_redis.url, 50)  # 2 × 2 × 50 + 10 = 210
+    found = maxclients_line(capsys, environment, own_redis.url, 50)  # 2 × (2 × 50 + 2) + 10 = 214
     assert found.startswith("ok") and "256" in found, found
-    found = maxclients_line(capsys, environment, own_redis.url, 100)  # 2 × 2 × 100 + 10 = 410
-    assert found.startswith("warning") and "256, below" in found and "410" in found, found
-    assert "GATEWAY_REDIS_MAX_CONNECTIONS (to 61 or less)" in found, found  # (256 - 10) // 4
+    found = maxclients_line(capsys, environment, own_redis.url, 100)  # 2 × (2 × 100 + 2) + 10 = 414
+    assert found.startswith("warning") and "256, below" in found and "414" in found, found
+    assert "GATEWAY_REDIS_MAX_CONNECTIONS (to 60 or less)" in found, found  # (256 - 10 - 2 × 2) // 4
 
     async def three_instances() -> None:
         opened = await open_store(own_redis.url, keys=DataKeys.from_settings(Settings()))
@@ -338,8 +339,8 @@ def test_a_redis_maxclients_below_what_the_instances_may_open_is_a_warning(
         await opened.close()
 
     asyncio.run(three_instances())
-    found = maxclients_line(capsys, environment, own_redis.url, 50)  # (3 + 1) × 2 × 50 + 10 = 410
-    assert found.startswith("warning") and "3 live instance(s)" in found and "410" in found, found
+    found = maxclients_line(capsys, environment, own_redis.url, 50)  # (3 + 1) × (2 × 50 + 2) + 10 = 418
+    assert found.startswith("warning") and "3 live instance(s)" in found and "418" in found, found
 
 
 @pytest.mark.redis
@@ -379,8 +380,8 @@ def test_a_maxclients_that_cannot_be_read_is_a_warning() -> None:
     """CONFIG and INFO both refused (or an INFO without the line, before Redis 7): said, with the figure to check."""
     for limits in (None, ClientLimits(None, 12)):
         finding = clients_finding(limits, 0, 100)
-        assert finding.level == Level.WARNING and "could not be read" in finding.text and "410" in finding.text
-    assert clients_finding(ClientLimits(10_000, 3), 2, 100).level == Level.OK  # 3 × 200 + 10 = 610
+        assert finding.level == Level.WARNING and "could not be read" in finding.text and "414" in finding.text
+    assert clients_finding(ClientLimits(10_000, 3), 2, 100).level == Level.OK  # 3 × 202 + 10 = 616
 
 
 @pytest.mark.redis

@@ -75,7 +75,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -186,6 +186,9 @@ PREFIX = K.PREFIX
 EVENTS_CHANNEL = K.EVENTS_CHANNEL
 LOCK_LEASE_MS = 6_000
 LOCK_MARGIN_SECONDS = 0.5  # a renewal reaches Redis this long before its lease's end at the latest (``lock_timing``)
+# connections of the pool kept for the lock's renewals (``RedisStore.open``, since 2026-12-07): a renewal never waits
+# behind the store's other callers for one of theirs
+RENEWAL_CONNECTIONS = 2
 LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lock.Lock's 0.1 s default doubled bursts)
 FLAG_TRIES = 3  # reads of an entry whose data changes while its flag is written (a reseal) before giving up
 RESOLVED_OUTBOX_KEPT = timedelta(days=7)  # failed outbox items expire after this
@@ -540,13 +543,15 @@ class RedisStore:
         batcher: AutoPipeline | None = None,
         *,
         events_check: tuple[float, float] = (30.0, 5.0),
+        renewals: Redis | None = None,
     ) -> None:
         """``batcher``: the store's commands go through it, coalesced with those of other tasks (``redis_batch.py``;
         ``client`` keeps the pub/sub connection); without one, they go on ``client`` alone (a Cluster client).
         ``events_check``: the pub/sub connection, quiet that many seconds, is asked a PING, answered within that many
         (``redis_events.py``): the socket timeout, which the conversation lock's lease and renewals follow
-        (``lock_timing``)."""
-        self._client, self._batcher = client, batcher
+        (``lock_timing``). ``renewals``: a client of its own for the lock's renewals (``open``: a pool of
+        ``RENEWAL_CONNECTIONS``), else they go as the store's other commands do."""
+        self._client, self._batcher, self._renewals = client, batcher, renewals
         self._redis = client if batcher is None else batcher.client
         self._keys = keys
         self._texts = SharedTexts(keys)
@@ -634,7 +639,12 @@ class RedisStore:
             store = cls(clustered, keys, events_check=check)  # not batched (redis_batch.py)
         else:
             client = Redis(connection_pool=open_pool(url, timeout=pool_timeout, **options))
-            store = cls(client, keys, AutoPipeline(client), events_check=check)
+            # the lock's renewals on connections of their own (since 2026-12-07): with every connection of the
+            # store's pool busy, a renewal waited for one up to ``pool_timeout`` (10 s), which ``lock_timing`` does
+            # not allow for, and reached Redis after its lease (tests/test_lock_pool.py)
+            reserved = {**options, "max_connections": RENEWAL_CONNECTIONS}
+            renewals = Redis(connection_pool=open_pool(url, timeout=pool_timeout, **reserved))
+            store = cls(client, keys, AutoPipeline(client), events_check=check, renewals=renewals)
         try:
             await store.ping()
             store._unread_since = await store._since()
@@ -860,6 +870,8 @@ class RedisStore:
             await self._events.close()
             if self._batcher is not None:
                 await self._batcher.close()
+            if self._renewals is not None:
+                await self._renewals.aclose(close_connection_pool=True)
             # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
             # connection stayed open after shutdown (tests/test_redis_connections.py)
             if isinstance(self._client, RedisCluster):  # see ``open``; its aclose alone may close nothing
@@ -2902,7 +2914,7 @@ class RedisStore:
                 ),
             )
         )
-        lease = _Lease(self._redis, conversation_id, timeout, along, self._lock_lease_ms)
+        lease = _Lease(self._redis, conversation_id, timeout, along, self._lock_lease_ms, self._renewals)
         try:
             if not await lease.acquire(token=secrets.token_hex(16)):  # redis-py's uuid1 took ~25 µs a lock
                 raise LockTimeout(f"timed out waiting for the lock of conversation {conversation_id}")
@@ -2999,7 +3011,8 @@ class _Lease(Lock):
     the same slot: in the script, no command more)."""
 
     def __init__(self, client: Redis, conversation_id: str, timeout: float,
-                 along: tuple[str, list[Any]] | None = None, lease_ms: int = LOCK_LEASE_MS) -> None:  # fmt: skip
+                 along: tuple[str, list[Any]] | None = None, lease_ms: int = LOCK_LEASE_MS,
+                 renewals: Redis | None = None) -> None:  # fmt: skip
         super().__init__(client, K.lock(conversation_id), timeout=lease_ms / 1000, sleep=LOCK_POLL_SECONDS,
                          blocking_timeout=timeout, thread_local=False)  # fmt: skip
         self.lease_ms = lease_ms
@@ -3016,6 +3029,16 @@ class _Lease(Lock):
         self.began_ms = 0  # Redis's time (ms) when the attempt that took the lock ran: its lease's start
         self.answered = 0.0  # time.monotonic() when that attempt's answer came
         self.renewed: float | None = None  # time.monotonic() when the last renewal answered was sent
+        self._renewals = renewals  # the client the renewals go on (``RedisStore.open``: connections of their own)
+
+    async def do_reacquire(self) -> Literal[True]:
+        """redis-py's, on the renewals' own client when there is one (since 2026-12-07: on the store's pool, a
+        renewal waited behind its other callers for a connection, past the lease)."""
+        client = self.redis if self._renewals is None else self._renewals
+        assert self.lua_reacquire is not None  # registered by redis-py's Lock
+        if not await self.lua_reacquire(keys=[self.name], args=[self.local.token, self.lease_ms], client=client):
+            raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
+        return True
 
     async def do_acquire(self, token: str | bytes) -> bool:
         along, self._along, self.tried = self._along, None, token
