@@ -476,7 +476,8 @@ def _late_readings(
         metrics.understanding_late.labels(outcome)  # each shown from 0
     return LateReadings(reader, store, hold_seconds=settings.late_hold_seconds, clock=clock,
                         on_outcome=lambda o: metrics.understanding_late.labels(o).inc(),
-                        on_store_failure=lambda exc: metrics.outages.failed("late_readings", exc))  # fmt: skip
+                        on_store_failure=lambda exc: metrics.outages.failed("late_readings", exc),
+                        on_store_answer=lambda: metrics.outages.answered("late_readings", wrote=True))  # fmt: skip
 
 
 def _reader_lifecycle(reader: Reader) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:

@@ -33,21 +33,26 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from gateway.clock import utcnow
 from gateway.errors import StoreError
 from gateway.flows.reading import Reading
+from gateway.outage_log import error_class
 from gateway.store import Author, ConversationStore, LateStore, PendingLate, TranscriptStore
 from gateway.understanding.reader import Reader
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SIZE = 1000  # messages waiting for a late reading in memory at most (beyond, they wait in the store)
 HOLD_SECONDS = 30.0  # a record's hold by the process that keeps it; renewed every third of it
 MAX_AGE = timedelta(hours=24)  # a record older than this when claimed is given up
 MAX_CLAIMS = 5  # a record claimed this many times without being applied is given up
 LOG_EVERY = 100  # deferred records are logged at the first, then every this many
+# seconds between two tries of a late reading's writes (``apply``, ``late_done``) while the store fails: first, most
+STORE_RETRY = (0.1, 2.0)
 
 Outcome = Literal[
     "queued", "deferred", "claimed", "read", "flagged", "failed", "closed", "expired", "given_up", "ended"
@@ -96,10 +101,12 @@ class LateReadings:
         clock: Callable[[], datetime] = utcnow,
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
         on_store_failure: Callable[[StoreError], None] | None = None,
+        on_store_answer: Callable[[], None] = lambda: None,
     ) -> None:
         self.reader, self.store = reader, store
-        # the store worker's failures told to the app's outage log (once an outage); None: a line each try
+        # both workers' store failures told to the app's outage log (once an outage); None: a line each try
         self._on_store_failure = on_store_failure
+        self._on_store_answer = on_store_answer  # a write answered after a failure (the outage log's ``answered``)
         self.size, self.hold, self.max_age, self.max_claims = size, timedelta(seconds=hold_seconds), max_age, max_claims
         self.clock = clock
         self.owner = secrets.token_hex(8)  # this process, as the holder of its records
@@ -194,9 +201,40 @@ class LateReadings:
             return
         if late.key not in self._held:  # let go meanwhile (a hung model): its claimer reads it
             return
-        flagged = await apply(late, reading)
-        await self.store.late_done(*late.key)
-        self._on_outcome("flagged" if flagged else "read")
+        applied = await self._write(late, lambda: apply(late, reading))
+        if applied is None or await self._write(late, lambda: self.store.late_done(*late.key)) is None:
+            return
+        self._on_outcome("flagged" if applied[0] else "read")
+
+    async def _write(self, late: Late, write: Callable[[], Awaitable[T]]) -> tuple[T] | None:
+        """``write``'s answer (in a 1-tuple), tried again ``STORE_RETRY`` apart while the store fails it (each failure
+        told as an outage's, never a worker's stop) and this process holds ``late`` (``keep`` renews its hold
+        meanwhile); None once it does not (erased, let go, taken over by a claim: its claimer applies it). The
+        reading is applied once: a failed ``late_done`` tries that write again, not ``apply`` (which, cut short,
+        writes the same entries again: ``Dispatcher.apply_late``). Until 2026-12-07 a StoreError here stopped the
+        worker: restarted by the supervisor (``gateway_worker_restarts_total``), the message dropped from memory
+        and read again only once its hold lapsed and a claim took it (30 s and more: a late escalation waited)."""
+        pause, failed = STORE_RETRY[0], False
+        while True:
+            try:
+                answer = await write()
+            except StoreError as exc:
+                failed = True
+                self._store_failed(exc)
+            else:
+                if failed:
+                    self._on_store_answer()
+                return (answer,)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, STORE_RETRY[1])
+            if late.key not in self._held:
+                return None
+
+    def _store_failed(self, exc: StoreError) -> None:
+        if self._on_store_failure is not None:
+            self._on_store_failure(exc)
+        else:
+            log.warning("understanding: late readings could not reach the store (%s)", error_class(exc))
 
     async def keep(self) -> None:
         """The store worker: every third of the hold, renew this process's hold on what it keeps, and claim the
@@ -207,10 +245,7 @@ class LateReadings:
                 await self._renew()
                 await self._claim()
             except StoreError as exc:
-                if self._on_store_failure is not None:
-                    self._on_store_failure(exc)
-                else:
-                    log.warning("understanding: late readings could not reach the store (%s)", exc.__class__.__name__)
+                self._store_failed(exc)
             await asyncio.sleep(every)
 
     async def _renew(self) -> None:

@@ -21,15 +21,17 @@ from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import Eraser
 from gateway.events import FlagRaised
-from gateway.flows.reading import Risk
+from gateway.flows.reading import Reading, Risk
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.store import Author, Store, TranscriptEntry, open_store
+from gateway.supervisor import Supervisor
 from gateway.understanding import Model, Reader
 from gateway.understanding.late import Late, LateReadings
 from tests.conftest import ROOT, Clock
 from tests.e2e.channel_support import eventually
+from tests.store_holds import Holds
 from tests.understanding.test_reader import LONG, SHIPPED, Recording
 
 RISKY = "je pense au pont tous les soirs"  # suicide, read by the model only: no keyword finds it
@@ -117,11 +119,17 @@ async def rig(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Await
     made: list[Rig] = []
 
     async def make(
-        size: int = 1000, timeout: float = 0.2, cards: list[Card] | None = None, loaded: threading.Event | None = None
+        size: int = 1000,
+        timeout: float = 0.2,
+        cards: list[Card] | None = None,
+        loaded: threading.Event | None = None,
+        holds: bool = False,
     ) -> Rig:
         store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
         if cards is not None:
             store = cast(Store, CardsRead(store, cards))
+        if holds:  # steps armed at the store's methods (tests/store_holds.py), its failures told as the app does
+            store = cast(Store, Holds(store))
         flows = FlowSet(ROOT / "flows.yaml")
         flows.reload()
         gate = threading.Event()
@@ -142,7 +150,8 @@ async def rig(tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[..., Await
             outcomes.append(name)
             metrics.understanding_late.labels(name).inc()
 
-        late = LateReadings(reader, store, size=size, hold_seconds=0.3, clock=clock, on_outcome=outcome)
+        late = LateReadings(reader, store, size=size, hold_seconds=0.3, clock=clock, on_outcome=outcome,
+                            on_store_failure=lambda exc: metrics.outages.failed("late_readings", exc))  # fmt: skip
         dispatcher = Dispatcher(store, flows, clock=clock, metrics=metrics, reader=reader, late=late)
         made.append(Rig(store, flows, dispatcher, reader, late, gate, embedder, metrics, clock, outcomes))
         return made[-1]
@@ -456,3 +465,44 @@ async def _model_free(r: Rig) -> bool:
 
 async def _nothing_queued(r: Rig) -> bool:
     return r.late.waiting() == 0
+
+
+async def test_a_store_failure_while_a_late_reading_is_applied_is_retried_at_once_not_a_worker_restart(
+    rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """Until 2026-12-07 a StoreError from ``apply`` or ``late_done`` stopped the reading worker: restarted by the
+    supervisor (``gateway_worker_restarts_total``), the message dropped from memory, its record left to lapse and be
+    claimed again (a hold, 30 s by default, then the next claim): the late escalation waited that long. Now it is
+    told as an outage and retried while this process holds it; the reading applied once."""
+    r = await rig(holds=True)
+    holds = cast(Holds, r.store)
+    conversation = await queued(r, "zoe")
+    await r.busy()
+    await r.send("zoe", 1, RISKY)
+    holds.fail("flag_entry", conversation.id)  # the escalation cut short by a reset connection
+    holds.fail("late_done", conversation.id, times=3)  # then its record not forgotten, three times
+    applied: list[bool] = []
+
+    async def apply(late: Late, reading: Reading) -> bool:
+        flagged = await r.dispatcher.apply_late(late, reading)
+        applied.append(flagged)
+        return flagged
+
+    supervisor = Supervisor(r.metrics)
+    supervisor.add("late-readings", lambda: r.late.run(apply))
+    events = await r.store.subscribe()
+    r.gate.set()
+    supervisor.start()
+    try:
+        async with asyncio.timeout(10):  # no keep worker here: a message dropped by a restart is never read again
+            event = await flag_raised(events, conversation.id)
+            await eventually(lambda: _none_waiting(r))
+    finally:
+        await supervisor.stop()
+        await events.aclose()
+    assert event.flag.risk == "suicide" and event.flag.source == "model"
+    assert applied == [True] and r.outcomes == ["queued", "flagged"]  # applied once, its failed try not twice
+    assert dict(holds.failed) == {"flag_entry": 1, "late_done": 3}
+    sample = r.metrics.registry.get_sample_value
+    assert not sample("gateway_worker_restarts_total", {"worker": "late-readings"})  # never restarted
+    assert sample("gateway_store_failures_total", {"part": "late_readings", "error": "StoreError"}) == 4
