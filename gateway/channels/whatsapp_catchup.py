@@ -54,6 +54,7 @@ from gateway.errors import CredentialsRefused, DeliveryError, RetryableDelivery,
 from gateway.ids import inbound_key
 from gateway.messages import ChannelName, Departure, Inbound
 from gateway.metrics import Metrics
+from gateway.outage_log import error_class
 from gateway.store import ClaimState, DedupeStore, ErasedStore, PresentStore
 
 log = logging.getLogger(__name__)
@@ -200,20 +201,22 @@ class CatchUp:
     def _failed(self, outcome: str, exc: Exception, pause: float | None = None) -> float:
         """The failed pass counted, shown and said (by class); the seconds until the next: ``pause``, else the rate
         limit's or the backoff's. Until 2026-12-05 a pass refused (credentials) said "again in 1s", then waited a
-        period."""
+        period. Named by ``error_class``: a store failure by the error it wraps (``ConnectionError``,
+        ``MaxClientsReached``, ``MISCONF``), as the outage log and ``/readyz``'s ``store_last_failure`` name it
+        (until 2026-12-07 ``StoreError`` whatever the store met)."""
         self._metrics.whatsapp_catchup_passes.labels(outcome).inc()
-        self.failing = type(exc).__name__
+        kind = self.failing = error_class(exc)
         if pause is None:
             pause = RATE_LIMIT_PAUSE if outcome == "rate_limited" else min(2.0**self._failures, MAX_BACKOFF)
         self._failures += 1
         if outcome != "store":
-            log.warning("whatsapp catch-up: pass failed (%s, %s); again in %.0fs", outcome, type(exc).__name__, pause)
+            log.warning("whatsapp catch-up: pass failed (%s, %s); again in %.0fs", outcome, kind, pause)
         behind = self.behind()
         if behind is not None and not self._said_behind:  # said once, until a good pass
             self._said_behind = True
             log.warning("whatsapp catch-up: behind: no good pass for %s (more than %gs): the WhatsApp messages whose "
                         "webhook failed meanwhile wait for it (%s)", _length(timedelta(seconds=behind)),
-                        self.behind_after, type(exc).__name__)  # fmt: skip
+                        self.behind_after, kind)  # fmt: skip
         return pause
 
     async def catch_up(self) -> int:
