@@ -90,6 +90,8 @@ class AutoPipeline:
         self._closed = False
         # connections of the pool kept between batches (``_taken``, ``_done_with``), at most ``KEPT_CONNECTIONS``
         self._kept: list[AbstractConnection] = []
+        self._idle_check = False  # :meth:`_give_back_if_idle` is scheduled
+        self._giving_back: set[asyncio.Task[None]] = set()  # :meth:`_give_back`s under way (``close`` awaits them)
         self.client: Redis = _Batched(self, client)
 
     async def send(self, commands: Commands) -> list[Any]:
@@ -108,6 +110,28 @@ class AutoPipeline:
     async def _send_pending(self) -> None:
         calls, self._pending = self._pending, []
         await self._send(calls, first=True)
+        if self._kept and not self._idle_check:  # once the callers resumed: a next batch of theirs, or idle
+            self._idle_check = True
+            asyncio.get_running_loop().call_soon(self._give_back_if_idle)
+
+    def _give_back_if_idle(self) -> None:
+        """The connections kept given back to the pool when no batch is queued or out one turn after a batch's
+        callers got their replies (a caller awaiting its calls one after the other has queued its next one by then,
+        so it keeps them): idle, the batcher holds none that another caller of the pool may be waiting for."""
+        self._idle_check = False
+        if self._closed or self._pending or not self._kept or any(not task.done() for task in self._sending):
+            return
+        task = asyncio.get_running_loop().create_task(self._give_back(self._redis.connection_pool, len(self._kept)))
+        self._giving_back.add(task)
+        task.add_done_callback(self._giving_back.discard)
+
+    async def _give_back(self, pool: ConnectionPool, count: int) -> None:
+        """Up to ``count`` kept connections given back to the pool, each waking the caller that waits longest for
+        one (the pool's queue). Not cancelled by ``close``, which awaits it: a connection taken from ``_kept`` is
+        always released."""
+        while count > 0 and self._kept:
+            count -= 1
+            await pool.release(self._kept.pop())
 
     async def _send(self, calls: list[_Call], *, first: bool) -> None:
         """Send ``calls`` as one batch and give each its replies. Those a replica refused whole (every reply
@@ -191,10 +215,15 @@ class AutoPipeline:
         """A connection for a batch: one kept from an earlier batch, checked as the pool checks one it hands out
         (``ensure_connection``: one that Redis closed, or with data waiting, is opened again), else the pool's. The
         pool's own path (a condition, a timeout, its observability hooks) cost about 15 µs a batch (bench/README.md,
-        "Twenty-fourth pass")."""
+        "Twenty-fourth pass"). With the pool full (none free, none more to open: others may be waiting for one), the
+        other kept ones are given back first, each to the caller waiting longest (until 2026-12-07 the batcher
+        took its kept connections round and round, past the pool's queue: a call waiting for one, a lock's
+        release, ``WAIT``, a batch that had found none kept, got none until the pool's timeout, 10 s)."""
         if self._kept:
             connection = self._kept.pop()
             try:
+                if self._kept and not pool.can_get_connection():
+                    await self._give_back(pool, len(self._kept))
                 await pool.ensure_connection(connection)
             except BaseException:
                 await pool.release(connection)
@@ -203,11 +232,16 @@ class AutoPipeline:
         return await pool.get_connection()  # type: ignore[no-untyped-call, no-any-return]  # redis-py
 
     async def _done_with(self, pool: ConnectionPool, connection: AbstractConnection) -> None:
-        """Kept for the next batch while the batcher is open and it is connected (all its replies read: a failed
-        batch's connection was dropped), else given back to the pool. A kept one stays the pool's, in use: a
+        """Kept for the next batch while the batcher is open, it is connected (all its replies read: a failed
+        batch's connection was dropped) and the pool is not full (it has a connection free, or room to open one:
+        nobody waits for this one), else given back to the pool, which wakes the caller waiting longest. Kept ones
+        go back too once the batcher is idle (:meth:`_give_back_if_idle`). A kept one stays the pool's, in use: a
         Sentinel's new primary closes it as any other (``BlockingSentinelPool.get_master_address``), and the pool's
-        close closes it."""
-        if not self._closed and connection.is_connected and len(self._kept) < KEPT_CONNECTIONS:
+        close closes it. Until 2026-12-07 one was kept whoever waited for it, and never given back before
+        ``close``: with a pool of up to ``KEPT_CONNECTIONS``, the batcher held all of it
+        (tests/store/test_redis_batch.py, ``test_a_call_waiting_for_the_pool_is_not_overtaken_by_batches``)."""
+        keep = not self._closed and connection.is_connected and len(self._kept) < KEPT_CONNECTIONS
+        if keep and pool.can_get_connection():
             self._kept.append(connection)
         else:
             await pool.release(connection)
@@ -235,6 +269,7 @@ class AutoPipeline:
         for task in list(self._sending):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await asyncio.gather(*self._giving_back, return_exceptions=True)
         kept, self._kept = self._kept, []
         for connection in kept:
             await self._redis.connection_pool.release(connection)

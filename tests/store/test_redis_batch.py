@@ -7,8 +7,11 @@ let it go on; "sent" is read from the kernel: the server's end of the connection
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import random
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +25,14 @@ from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreError
+from gateway.store import open_store
 from gateway.store.redis import RedisStore
 from gateway.store.redis_batch import AutoPipeline
 from gateway.store.redis_pool import open_pool
 from gateway.testing import store_keys
+from tests.delaying_proxy import delaying_proxy
 from tests.losing_proxy import LosingProxy, losing_proxy
+from tests.store.conftest import emptied
 from tests.test_faults import redis_server
 from tests.test_redis_restart import OwnRedis, own_redis
 
@@ -228,13 +234,90 @@ async def test_a_closed_batcher_gives_the_connections_it_kept_back_to_the_pool(f
     client = Redis(connection_pool=pool)
     batched = AutoPipeline(client)
     try:
-        await _within(asyncio.gather(*(batched.client.get(f"k{n}") for n in range(20))))
-        assert pool._in_use_connections  # kept for the next batch
+        in_use: list[int] = []
+
+        async def one_after_the_other() -> None:
+            for n in range(20):
+                await batched.client.get(f"k{n}")
+                in_use.append(len(pool._in_use_connections))  # its next batch not queued yet: kept for it
+
+        await _within(one_after_the_other())
+        assert in_use == [1] * 20
         await batched.close()
         assert not pool._in_use_connections
     finally:
         await batched.close()
         await client.aclose(close_connection_pool=True)
+
+
+POOL = 2  # GATEWAY_REDIS_MAX_CONNECTIONS, small: the batcher alone can keep it all
+OVERTAKEN = 20  # calls that began after a waiting one and were answered first: the pool's queue skipped
+
+
+async def test_a_call_waiting_for_the_pool_is_not_overtaken_by_batches(redis_url: str) -> None:
+    """A call that waits in the pool's queue (a command outside the batcher: ``client_limits``' INFO, as a
+    ``WAIT``, the pub/sub's; or a batch that found no kept connection) gets a connection once one is given back,
+    before the batches that began after it. Until 2026-12-07 the batcher kept its connections (up to
+    ``KEPT_CONNECTIONS``, the whole of a pool of 2) and took them again for its next batches past the pool's queue:
+    the waiting call got none until the pool's timeout (10 s: StoreError "No connection available"), hundreds of
+    later calls answered meanwhile. A real store, a pool of 2, Redis behind a 0.1 s delay each way, readers spread
+    over the loop's turns (a batch each, both connections busy)."""
+    url = emptied(redis_url)
+    async with delaying_proxy(url, delay=0.1) as proxy:
+        store = await open_store(proxy.url, keys=store_keys(proxy.url), max_connections=POOL, pool_timeout=10.0)
+        stop = asyncio.Event()
+        spread = random.Random(11)
+        waiting_since: list[float] = []
+        overtaken = [0]
+        overtaken_enough = asyncio.Event()
+
+        async def reader() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(spread.uniform(0.0, 0.1))  # its own turn of the loop: a batch of its own
+                began = time.monotonic()
+                with contextlib.suppress(StoreError):
+                    await store.get_conversation("c-none")
+                    if waiting_since and began > waiting_since[0]:
+                        overtaken[0] += 1
+                        if overtaken[0] >= OVERTAKEN:
+                            overtaken_enough.set()
+
+        readers = [asyncio.create_task(reader()) for _ in range(20)]
+        waiting: list[asyncio.Task[Any]] = []
+        try:
+            await _within(asyncio.gather(*(store.get_conversation("c-none") for _ in range(20))))
+            waiting_since.append(time.monotonic())
+            limits = asyncio.create_task(store.client_limits())
+            waiting += [limits, asyncio.create_task(overtaken_enough.wait())]
+            await _within(asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED))
+            assert limits.done(), f"{overtaken[0]} calls begun after it were answered while it waited for the pool"
+            assert (await limits).connected is not None
+        finally:
+            stop.set()
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*readers, *waiting, return_exceptions=True)
+            await store.close()
+
+
+async def test_a_call_waiting_for_the_pool_gets_a_connection_the_idle_batcher_kept(redis_url: str) -> None:
+    """Batches out at once (POOL of them) then none: the connections the batcher kept go back to the pool, and a
+    call outside the batcher gets one. Until 2026-12-07 the idle batcher kept the whole pool: StoreError "No
+    connection available" after the pool's timeout."""
+    url = emptied(redis_url)
+    async with delaying_proxy(url, delay=0.05) as proxy:
+        store = await open_store(proxy.url, keys=store_keys(proxy.url), max_connections=POOL, pool_timeout=10.0)
+        try:
+
+            async def read(turns: int) -> None:
+                for _ in range(turns):
+                    await asyncio.sleep(0)  # a turn of its own: a batch of its own
+                await store.get_conversation("c-none")
+
+            await _within(asyncio.gather(*(read(n) for n in range(POOL))))
+            assert (await _within(store.client_limits())).connected is not None
+        finally:
+            await store.close()
 
 
 async def test_batched_replies_are_what_redis_py_gives_each_command(batcher: AutoPipeline, flushed: str) -> None:
