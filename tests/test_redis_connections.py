@@ -24,6 +24,7 @@ from gateway.errors import StoreError
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import open_store
+from gateway.store.redis import RedisStore
 from gateway.testing import store_keys
 from tests.conftest import Clock
 from tests.losing_proxy import losing_proxy, reset_hard
@@ -117,13 +118,15 @@ async def test_a_message_after_redis_dropped_every_connection_goes_through(
 
 
 class ResettingProxy:
-    """A TCP proxy in front of Redis that can reset its clients' connections (an RST, no FIN first): as a NAT or
-    a firewall that forgot an idle connection does when the next packet comes."""
+    """A TCP proxy in front of Redis that can reset its clients' connections (an RST, no FIN first) at once
+    (:meth:`reset_all`: a proxy or a NAT in front of Redis restarted), or when the next packet comes
+    (:meth:`forget_all`: as a NAT or a firewall that forgot an idle connection does)."""
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
         self.clients: list[asyncio.StreamWriter] = []
+        self.forgotten: set[asyncio.StreamWriter] = set()
         self.server: asyncio.Server | None = None
 
     @property
@@ -131,9 +134,14 @@ class ResettingProxy:
         assert self.server is not None
         return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: asyncio.StreamWriter | None = None
+    ) -> None:
         with contextlib.suppress(ConnectionError):
             while data := await reader.read(1 << 16):
+                if client in self.forgotten:  # the gateway's next packet on a forgotten connection: an RST
+                    reset_hard(client)  # type: ignore[arg-type]  # not None: in the set
+                    break
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -141,7 +149,13 @@ class ResettingProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         self.clients.append(writer)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer, writer), self._pipe(up_reader, writer))
+
+    def forget_all(self) -> int:
+        """Every connection open forgotten: nothing reaches the gateway until it sends on one, answered by an RST."""
+        open_now = {writer for writer in self.clients if not writer.is_closing()}
+        self.forgotten |= open_now
+        return len(open_now)
 
     def reset_all(self) -> int:
         reset = 0
@@ -164,14 +178,16 @@ IDLE = 0.05  # GATEWAY_REDIS_HEALTH_CHECK_SECONDS here: a connection idle longer
 
 
 async def test_a_connection_reset_while_idle_is_replaced_by_the_health_check(proxy: ResettingProxy) -> None:
-    """No close reaches the gateway, so taking the connection from the pool finds nothing wrong; the PING before
-    the first command after ``GATEWAY_REDIS_HEALTH_CHECK_SECONDS`` idle fails, and the command goes on a fresh
-    connection (redis-py raised the PING's error: the command failed although it was never sent)."""
+    """No close and no reset reaches the gateway until it sends (a NAT that forgot the connection), so taking the
+    connection from the pool finds nothing wrong; the PING before the first command after
+    ``GATEWAY_REDIS_HEALTH_CHECK_SECONDS`` idle is answered by an RST, and the command goes on a fresh connection
+    (redis-py raised the PING's error: the command failed although it was never sent). Until 2026-12-07 the proxy
+    reset the connections at once, which the pool's check finds since then (the test below), with no PING."""
     store = await open_store(proxy.url, keys=store_keys(proxy.url), health_check_interval=IDLE)
     try:
         now = datetime.now(UTC)
         conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, "someone", now)
-        assert proxy.reset_all() >= 1
+        assert proxy.forget_all() >= 1
         await asyncio.sleep(2 * IDLE)  # the scenario: the connection stays idle past the health-check interval
         again, created = await store.active_conversation(ChannelName.WEBCHAT, "someone", now)
         assert again.id == conversation.id and not created
@@ -209,3 +225,60 @@ async def test_a_store_call_on_a_silent_path_fails_within_a_few_socket_timeouts(
             assert again.id == conversation.id and not created
         finally:
             await store.close()
+
+
+HEALTH_CHECK = 30.0  # the default GATEWAY_REDIS_HEALTH_CHECK_SECONDS: no PING within the test
+AT_ONCE = 6  # store calls out at once (a batch each): as many connections of the pool opened, then left idle
+
+
+def _seen_reset(store: RedisStore) -> bool:
+    """Every connection idle in the store's pool or kept by its batcher has seen its RST (its transport closed)."""
+    pool = store._client.connection_pool
+    batcher = store._batcher
+    assert batcher is not None
+    idle = [*pool._available_connections, *batcher._kept]
+    return all(c._writer is None or c._writer.transport.is_closing() for c in idle)  # type: ignore[attr-defined]
+
+
+async def _at_once(store: RedisStore, now: datetime) -> list[object]:
+    """``AT_ONCE`` calls, each in a turn of the loop of its own (a batch each, out together)."""
+
+    async def one(turns: int) -> object:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await store.active_conversation(ChannelName.WEBCHAT, f"someone-{turns}", now)
+
+    return await asyncio.gather(*(one(n) for n in range(AT_ONCE)), return_exceptions=True)
+
+
+async def test_connections_reset_while_idle_are_replaced_when_taken_within_the_health_check_interval(
+    proxy: ResettingProxy,
+) -> None:
+    """Every idle connection is reset (an RST that reaches the gateway: a proxy or a NAT in front of Redis
+    restarted, Redis's host rebooted) and the next calls come before the health-check interval: each connection
+    taken (from the pool, or kept by the batcher) is found closed and replaced, and every call goes through. Until
+    2026-12-07 the pool's check (``ensure_connection``: data waiting, or an end of file; a reset leaves neither,
+    only an error in the reader) handed it out, and the call failed on the closed socket: StoreError "redis:
+    ConnectionError: Error UNKNOWN while writing to socket. the connection is closed." (how
+    tests/e2e/test_whatsapp_store_hold.py failed once after its outage: the connections the batcher had given back
+    to the pool stayed there, reset, until a call took them)."""
+    opened = await open_store(proxy.url, keys=store_keys(proxy.url), health_check_interval=HEALTH_CHECK)
+    assert isinstance(opened, RedisStore)
+    store = opened
+    try:
+        now = datetime.now(UTC)
+        first = await _at_once(store, now)
+        assert not [r for r in first if isinstance(r, BaseException)]
+        idle = len(store._client.connection_pool._available_connections) + len(store._batcher._kept)  # type: ignore[union-attr]
+        assert idle >= 2  # the scenario: several connections left idle
+        assert proxy.reset_all() >= idle
+        deadline = time.monotonic() + 20.0
+        while not _seen_reset(store):  # the RSTs reached the gateway's loop
+            assert time.monotonic() < deadline, "the resets never reached the gateway"
+            await asyncio.sleep(0.01)
+        again = await _at_once(store, now)
+        failed = [f"{type(r).__name__}: {r}" for r in again if isinstance(r, BaseException)]
+        assert failed == []
+        assert [c.id for c, _ in again] == [c.id for c, _ in first]  # type: ignore[union-attr, misc]
+    finally:
+        await store.close()

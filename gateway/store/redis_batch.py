@@ -213,12 +213,13 @@ class AutoPipeline:
 
     async def _taken(self, pool: ConnectionPool) -> AbstractConnection:
         """A connection for a batch: one kept from an earlier batch, checked as the pool checks one it hands out
-        (``ensure_connection``: one that Redis closed, or with data waiting, is opened again), else the pool's. The
-        pool's own path (a condition, a timeout, its observability hooks) cost about 15 µs a batch (bench/README.md,
-        "Twenty-fourth pass"). With the pool full (none free, none more to open: others may be waiting for one), the
-        other kept ones are given back first, each to the caller waiting longest (until 2026-12-07 the batcher
-        took its kept connections round and round, past the pool's queue: a call waiting for one, a lock's
-        release, ``WAIT``, a batch that had found none kept, got none until the pool's timeout, 10 s)."""
+        (``ensure_connection``: one that Redis closed, reset, or with data waiting, is opened again), else the
+        pool's. The pool's own path (a condition, a timeout, its observability hooks) cost about 15 µs a batch
+        (bench/README.md, "Twenty-fourth pass"). With the pool full (none free, none more to open: others may be
+        waiting for one), the other kept ones are given back first, each to the caller waiting longest (until
+        2026-12-07 the batcher took its kept connections round and round, past the pool's queue: a call waiting for
+        one, a lock's release, ``WAIT``, a batch that had found none kept, got none until the pool's timeout, 10
+        s)."""
         if self._kept:
             connection = self._kept.pop()
             try:

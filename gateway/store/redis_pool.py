@@ -4,10 +4,11 @@ A blocking pool (a caller waits up to ``timeout`` for a free connection instead 
 MaxConnectionsError, which redis-py's default pool raises under load) whose connections are checked before use:
 
 * every time a connection is taken from the pool: one that Redis closed (a restart, ``CLIENT KILL``, its
-  ``timeout`` setting) is replaced by a fresh one. redis-py does this check only with its "maintenance
-  notifications" off (they are for Redis Enterprise and Cloud's planned failovers, and "auto" by default in
-  redis-py 8): with them on, the first command on each connection Redis closed failed, which gave a 503 or a
-  closed web chat for the first messages after every Redis restart (tests/test_redis_connections.py);
+  ``timeout`` setting), or that was reset (an RST seen: since 2026-12-07, :class:`_ResetIsNotReady`), is replaced
+  by a fresh one. redis-py does this check only with its "maintenance notifications" off (they are for Redis
+  Enterprise and Cloud's planned failovers, and "auto" by default in redis-py 8): with them on, the first command
+  on each connection Redis closed failed, which gave a 503 or a closed web chat for the first messages after every
+  Redis restart (tests/test_redis_connections.py);
 * once idle for ``health_check_interval`` seconds (``GATEWAY_REDIS_HEALTH_CHECK_SECONDS``), with a PING; when the
   PING fails (a connection reset, no close seen: a NAT or firewall that dropped it) or gets no answer within
   ``socket_timeout`` (``GATEWAY_REDIS_SOCKET_TIMEOUT``: a silent path), a fresh connection at once, its handshake
@@ -190,23 +191,52 @@ class _WrittenInPlace:
         await self.disconnect(nowait=True)  # type: ignore[attr-defined]
 
 
-class CheckedConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, Connection):
+class _ResetIsNotReady:
+    """A connection whose socket was reset (an RST: a proxy, a NAT or Redis's host gone) is not ready to send.
+
+    The pool checks each connection it hands out with ``can_read`` (``ensure_connection``; the batcher checks the
+    ones it keeps the same way): one with data waiting or at its end of file (Redis closed it: a restart,
+    ``CLIENT KILL``) is opened again. A reset leaves neither, only the error in the connection's reader and its
+    transport closed, so until 2026-12-07 such a connection was handed out as sound and its next command failed on
+    the closed socket ("Error UNKNOWN while writing to socket. the connection is closed."), although a fresh
+    connection would have carried it: within ``health_check_interval`` of its last use nothing else checks it
+    (tests/test_redis_connections.py). Nothing of that command was sent, so opening a fresh one is safe."""
+
+    _reader: asyncio.StreamReader | None  # the redis-py connection's, which this is mixed into
+    _writer: asyncio.StreamWriter | None
+
+    async def can_read(self) -> bool:
+        reader, writer = self._reader, self._writer
+        if writer is not None and writer.transport.is_closing():
+            return True  # as at an end of file: not ready, opened again
+        if reader is not None and reader.exception() is not None:
+            return True
+        return await super().can_read()  # type: ignore[misc, no-any-return]  # redis-py's
+
+
+class CheckedConnection(_PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, Connection):
     """redis://"""
 
 
-class CheckedSSLConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, SSLConnection):
+class CheckedSSLConnection(_PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, SSLConnection):
     """rediss://"""
 
 
-class CheckedUnixConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, UnixDomainSocketConnection):
+class CheckedUnixConnection(
+    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, UnixDomainSocketConnection
+):
     """unix:// (a Redis on the same machine, through its ``unixsocket``: docs/deployment.md)"""
 
 
-class CheckedSentinelConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, SentinelManagedConnection):
+class CheckedSentinelConnection(
+    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, SentinelManagedConnection
+):
     """redis+sentinel:// (each new connection asks the Sentinels where the primary is: gateway/store/redis_url.py)"""
 
 
-class CheckedSentinelSSLConnection(_PackedInC, _WrittenInPlace, _ReconnectWhenPingFails, SentinelManagedSSLConnection):
+class CheckedSentinelSSLConnection(
+    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, SentinelManagedSSLConnection
+):
     """rediss+sentinel://"""
 
 
