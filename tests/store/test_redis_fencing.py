@@ -22,11 +22,12 @@ from gateway.conversation import Priority, Status
 from gateway.errors import LockLost
 from gateway.events import EntryAdded
 from gateway.messages import ChannelName
-from gateway.store import Author, Claim, ClaimState, DoneMark, Store, TranscriptEntry, open_store
+from gateway.store import Claim, ClaimState, DoneMark, Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.delaying_proxy import DelayingProxy, delaying_proxy
 from tests.store.conftest import emptied, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
+from tests.store.fencing_setup import entry, lose_the_lock, opened  # noqa: F401  (``opened``: a fixture)
 
 pytestmark = pytest.mark.redis
 
@@ -38,10 +39,6 @@ STALL = 8.0  # past the 6 s lease and the socket timeout: the commit's call fail
 async def proxy(redis_url: str) -> AsyncIterator[DelayingProxy]:  # noqa: F811
     async with delaying_proxy(emptied(redis_url), delay=0.001) as proxy:
         yield proxy
-
-
-def _entry(conversation_id: str, entry_id: str) -> TranscriptEntry:
-    return TranscriptEntry(entry_id, conversation_id, datetime.now(UTC), Author.USER, "bonjour")
 
 
 async def test_a_commit_held_past_the_lease_writes_nothing_over_the_next_holders(
@@ -62,7 +59,7 @@ async def test_a_commit_held_past_the_lease_writes_nothing_over_the_next_holders
                 async with late.locked_batch(cid):
                     found = await late.get_conversation(cid)
                     assert found is not None
-                    await late.append_transcript(_entry(cid, "in-a"))
+                    await late.append_transcript(entry(cid, "in-a"))
                     await late.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
                     began = proxy.stall_at(K.done(cid).encode(), seconds=STALL)  # the record's script
                     stalling.append(began)
@@ -78,7 +75,7 @@ async def test_a_commit_held_past_the_lease_writes_nothing_over_the_next_holders
         async with other.locked_batch(cid, timeout=30):  # taken once the late holder's lease lapsed
             found = await other.get_conversation(cid)
             assert found is not None
-            await other.append_transcript(_entry(cid, "in-b"))
+            await other.append_transcript(entry(cid, "in-b"))
             await other.save_conversation(replace(found, engine={"step": "b"}), done=DoneMark("in:b", 3600))
         await asyncio.wait_for(holder, 30)
         assert failed, "the late commit was answered within the socket timeout: nothing was tested"
@@ -103,24 +100,12 @@ async def test_a_commit_held_past_the_lease_writes_nothing_over_the_next_holders
         await other.close()
 
 
-@pytest.fixture(params=["redis_url", "redis_cluster_url"])
-async def opened(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Store, redis.Redis, str]]:
-    url = emptied(request.getfixturevalue(request.param))
-    client = redis.Redis.from_url(url, decode_responses=True)
-    store = await open_store(url, keys=store_keys(url))
-    try:
-        yield store, client, url
-    finally:
-        await store.close()
-        client.close()
-
-
 async def _processed_by(other: Store, cid: str) -> None:
     async with other.locked_batch(cid, claim=Claim("in:a", "owner-b", 30)) as state:
         assert state is ClaimState.CLAIMED
         found = await other.get_conversation(cid)
         assert found is not None
-        await other.append_transcript(_entry(cid, "in-a"))
+        await other.append_transcript(entry(cid, "in-a"))
         await other.save_conversation(replace(found, engine={"step": "b"}), done=DoneMark("in:a", 3600))
 
 
@@ -135,16 +120,16 @@ async def _commit_after_the_lock_was_lost(
             assert state is ClaimState.CLAIMED
             found = await store.get_conversation(cid)
             assert found is not None
-            await store.append_transcript(_entry(cid, "in-a"))
+            await store.append_transcript(entry(cid, "in-a"))
             await store.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
-            client.delete(K.lock(cid))  # the failover: the lock gone, its lease not over
+            lose_the_lock(client, cid)  # the failover: the lock gone, its lease not over
             if other is not None:  # the claim gone with it: the provider's redelivery processed by another instance
                 client.delete(K.seen_claim("in:a"))
                 await asyncio.create_task(_processed_by(other, cid))
 
 
 async def test_a_commit_whose_lock_was_lost_before_its_lease_ended_leaves_its_message_unprocessed(
-    opened: tuple[Store, redis.Redis, str],
+    opened: tuple[Store, redis.Redis, str],  # noqa: F811
 ) -> None:
     """The record's save is refused (fenced), so the global processed mark written along in the same pipeline
     (another slot, its deadline not passed) is taken back: the message is processed again by the next delivery.
@@ -160,14 +145,14 @@ async def test_a_commit_whose_lock_was_lost_before_its_lease_ended_leaves_its_me
         assert state is ClaimState.CLAIMED
         found = await store.get_conversation(cid)
         assert found is not None
-        await store.append_transcript(_entry(cid, "in-a"))
+        await store.append_transcript(entry(cid, "in-a"))
         await store.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
     assert [e.id for e in await store.transcript(cid)] == ["in-a"]
     assert await store.claim("in:a", "again", 30) is ClaimState.DONE
 
 
 async def test_a_mark_taken_back_never_undoes_another_instances_processing(
-    opened: tuple[Store, redis.Redis, str],
+    opened: tuple[Store, redis.Redis, str],  # noqa: F811
 ) -> None:
     """The lock and the claim both lost: another instance processed the message meanwhile (its record and mark
     written) before the refused commit's mark ran. The mark taken back leaves a lapsed claim naming the
@@ -187,7 +172,7 @@ async def test_a_mark_taken_back_never_undoes_another_instances_processing(
 
 
 async def test_a_refused_ending_leaves_the_queue_entry_and_the_address_of_the_conversation_it_did_not_end(
-    opened: tuple[Store, redis.Redis, str],
+    opened: tuple[Store, redis.Redis, str],  # noqa: F811
 ) -> None:
     """A commit that ends a waiting conversation (a quick exit, a stop) whose record is refused (the lock's key lost
     before the commit reached Redis) must not take its queue entry away (slot ``{queue}``) nor free the sender's
@@ -206,7 +191,7 @@ async def test_a_refused_ending_leaves_the_queue_entry_and_the_address_of_the_co
             found = await store.get_conversation(cid)
             assert found is not None and found.status is Status.QUEUED
             await store.save_conversation(replace(found, status=Status.CLOSED))
-            client.delete(K.lock(cid))  # the failover: the lock gone, its lease not over
+            lose_the_lock(client, cid)  # the failover: the lock gone, its lease not over
     record = await store.get_conversation(cid)
     assert record is not None and record.status is Status.QUEUED  # refused: it still waits
     assert [e.conversation_id for e in await store.waiting()] == [cid], "its queue entry went with a refused ending"
@@ -214,7 +199,9 @@ async def test_a_refused_ending_leaves_the_queue_entry_and_the_address_of_the_co
     assert again.id == cid, "the sender's address was freed by a refused ending: a second conversation opened"
 
 
-async def test_a_refused_commit_publishes_none_of_its_events(opened: tuple[Store, redis.Redis, str]) -> None:
+async def test_a_refused_commit_publishes_none_of_its_events(
+    opened: tuple[Store, redis.Redis, str],  # noqa: F811
+) -> None:
     """A commit whose conversation's writes are refused (the lock's key lost before its lease ended) must not tell a
     web chat page or a console of an entry the store never kept: until 2026-12-07 its ``EntryAdded`` was published
     all the same (a plain PUBLISH beside the refused scripts): the page showed the bot's reply, then, the message
@@ -231,15 +218,15 @@ async def test_a_refused_commit_publishes_none_of_its_events(opened: tuple[Store
             async with store.locked_batch(cid):
                 found = await store.get_conversation(cid)
                 assert found is not None
-                phantom = _entry(cid, "reply-refused")
+                phantom = entry(cid, "reply-refused")
                 await store.append_transcript(phantom)
                 await store.publish(EntryAdded(cid, phantom))
                 await store.save_conversation(replace(found, engine={"step": "a"}))
-                client.delete(K.lock(cid))  # the failover: the lock gone, its lease not over
+                lose_the_lock(client, cid)  # the failover: the lock gone, its lease not over
         async with store.locked_batch(cid):  # the message processed again: its reply, told
             found = await store.get_conversation(cid)
             assert found is not None
-            kept = _entry(cid, "reply-kept")
+            kept = entry(cid, "reply-kept")
             await store.append_transcript(kept)
             await store.save_conversation(replace(found, engine={"step": "a"}))
             await store.publish(EntryAdded(cid, kept))  # after the record, which releases the lock when last
@@ -282,10 +269,10 @@ async def test_a_task_started_under_the_lock_never_takes_its_holders_refusal(
                 # one pipeline, its mark taken back; a commit that leaves a set sends it after the record)
                 found = await store.get_conversation(cid)
                 assert found is not None
-                await store.append_transcript(_entry(cid, "in-a"))
+                await store.append_transcript(entry(cid, "in-a"))
                 await store.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
-                client.delete(K.lock(cid))  # the failover: the lock gone, its lease not over
-                children.append(asyncio.create_task(store.append_transcript(_entry(aside.id, "aside"))))
+                lose_the_lock(client, cid)  # the failover: the lock gone, its lease not over
+                children.append(asyncio.create_task(store.append_transcript(entry(aside.id, "aside"))))
                 await asyncio.sleep(0)  # the child's write sent first
         except LockLost as error:
             lost = error

@@ -1,0 +1,76 @@
+"""A commit refused by the conversation lock's fence leaves nothing of its own in the slots other than the
+conversation's (which cannot read the lock: a Cluster runs a script on one slot), and a commit that was kept is not
+refused for what follows its record. Each test loses the lock's key before (or inside) the commit
+(``fencing_setup.lose_the_lock``: a fast failover, the lease not over), as ``test_redis_fencing.py`` does.
+
+- An ending whose record was answered written, the lock lost before its second pipeline (the writes of other slots
+  after the record, and its events): until 2026-12-07 the flush raised LockLost for an ending that was made, its
+  events after the record (``QueueChanged``, ``FlagRaised``) never published: the console's cards stale."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from gateway.conversation import Priority, Status
+from gateway.events import QueueChanged
+from gateway.messages import ChannelName
+from gateway.store import open_store
+from gateway.store import redis_keys as K
+from gateway.testing import store_keys
+from tests.cutting_proxy import cutting_proxy
+from tests.losing_proxy import script_text
+from tests.store.conftest import emptied, redis_url  # noqa: F401  (the session's servers)
+from tests.store.fencing_setup import lose_the_lock
+
+pytestmark = pytest.mark.redis
+
+
+async def test_an_ending_kept_before_its_lock_was_lost_stands_and_publishes_its_events(
+    redis_url: str,  # noqa: F811
+) -> None:
+    url = emptied(redis_url)
+    client = redis.Redis.from_url(url, decode_responses=True)
+    listening = client.pubsub()
+    listening.subscribe(K.EVENTS_CHANNEL, K.ANY_CONVERSATION_EVENTS)
+    async with cutting_proxy(url) as proxy:
+        store = await open_store(proxy.url, keys=store_keys(proxy.url))
+        try:
+            now = datetime.now(UTC)
+            conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-1", now)
+            cid = conversation.id
+            async with store.locked_batch(cid):
+                found = await store.get_conversation(cid)
+                assert found is not None
+                await store.enqueue(cid, "general", Priority.NORMAL, now)
+                await store.save_conversation(replace(found, status=Status.QUEUED, queue="general"))
+            for _ in range(2):  # the subscriptions' confirmations
+                assert listening.get_message(timeout=5) is not None
+
+            async def failover() -> None:  # between the record's pipeline and the second one
+                lose_the_lock(client, cid)
+
+            proxy.hold_before(script_text("remove_from_queue"), meanwhile=failover)  # the second pipeline's
+            async with store.locked_batch(cid):  # before: LockLost, for an ending that was made
+                found = await store.get_conversation(cid)
+                assert found is not None and found.status is Status.QUEUED
+                await store.save_conversation(replace(found, status=Status.CLOSED, closed_at=now))
+                await store.publish(QueueChanged())
+            assert proxy.held == 1 and not proxy.failures, "the lock was not lost between the two pipelines"
+            record = await store.get_conversation(cid)
+            assert record is not None and record.status is Status.CLOSED
+            assert await store.waiting() == []
+            told: list[str] = []
+            async with asyncio.timeout(10):
+                while not any('"queue"' in data for data in told):
+                    message = await asyncio.to_thread(listening.get_message, timeout=1)
+                    if message is not None and message["type"] == "message":
+                        told.append(str(message["data"]))
+        finally:
+            listening.close()
+            client.close()
+            await store.close()
