@@ -255,6 +255,10 @@ return 1
 # prefix "hg:{index}:", id, created µs, status to add ('' for none), its score among the open conversations with a
 # flag (µs; '' leaves it as it is, '-' takes it out), its score among the waiting ones told the line is closed (the
 # same), then the statuses to leave. Until 2026-12-07 there was no told index (ARGV[6] was the first status to leave).
+# A rank given moves a member up only (``GT``: each is the time of the latest flag, the latest closed line told, so a
+# save never lowers it): the join is sent before the record, and a commit whose record the lock's fence refused
+# (``RedisStore``'s ``_Fence``) put back the older rank it had read over the next holder's newer one until
+# 2026-12-07 (a plain ``ZADD``): the latest flagged conversation went down the console's list, below older ones.
 _INDEX_CONVERSATION = """
 if ARGV[4] ~= '' then
   redis.call('SADD', ARGV[1] .. 'status:' .. ARGV[4], ARGV[2])
@@ -264,7 +268,7 @@ for k = 2, 3 do
   if ARGV[k + 3] == '-' then
     redis.call('ZREM', KEYS[k], ARGV[2])
   elseif ARGV[k + 3] ~= '' then
-    redis.call('ZADD', KEYS[k], ARGV[k + 3], ARGV[2])
+    redis.call('ZADD', KEYS[k], 'GT', ARGV[k + 3], ARGV[2])
   end
 end
 for i = 7, #ARGV do redis.call('SREM', ARGV[1] .. 'status:' .. ARGV[i], ARGV[2]) end

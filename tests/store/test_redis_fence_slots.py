@@ -5,27 +5,30 @@ refused for what follows its record. Each test loses the lock's key before (or i
 
 - An ending whose record was answered written, the lock lost before its second pipeline (the writes of other slots
   after the record, and its events): until 2026-12-07 the flush raised LockLost for an ending that was made, its
-  events after the record (``QueueChanged``, ``FlagRaised``) never published: the console's cards stale."""
+  events after the record (``QueueChanged``, ``FlagRaised``) never published: the console's cards stale.
+- A refused commit's join of the flagged index (slot ``{index}``, sent before the record): until 2026-12-07 its
+  older rank replaced the next holder's newer one, and the latest flagged conversation went down the list."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
-from gateway.conversation import Priority, Status
+from gateway.conversation import Priority, RiskFlag, Status
+from gateway.errors import LockLost
 from gateway.events import QueueChanged
 from gateway.messages import ChannelName
-from gateway.store import open_store
+from gateway.store import Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_text
-from tests.store.conftest import emptied, redis_url  # noqa: F401  (the session's servers)
-from tests.store.fencing_setup import lose_the_lock
+from tests.store.conftest import emptied, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
+from tests.store.fencing_setup import lose_the_lock, opened  # noqa: F401  (``opened``: a fixture)
 
 pytestmark = pytest.mark.redis
 
@@ -74,3 +77,43 @@ async def test_an_ending_kept_before_its_lock_was_lost_stands_and_publishes_its_
             listening.close()
             client.close()
             await store.close()
+
+
+async def test_a_refused_commit_never_moves_a_flagged_card_down(
+    opened: tuple[Store, redis.Redis, str],  # noqa: F811
+) -> None:
+    """The flagged index's join (slot ``{index}``, before the record: an index lists more, never less) of a commit
+    whose record is refused must not put back the older rank it read over the newer one the next holder saved:
+    until 2026-12-07 it did (a plain ``ZADD``), and the conversation flagged latest went below one flagged before it
+    on the console's list (the latest first)."""
+    store, client, url = opened
+    now = datetime.now(UTC)
+    flag = RiskFlag("suicide", 0.9, "keywords", ("mourir",))
+    assert await store.flagged_conversations(10) == []  # the index made (a store's first read makes it from records)
+    between, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-2", now)
+    await store.save_conversation(replace(between, flag=flag, flagged_at=now - timedelta(seconds=30)))
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-3", now)
+    cid = conversation.id
+    other = await open_store(url, keys=store_keys(url))
+    try:
+
+        async def next_holder() -> None:  # the lock taken once lost: flagged now, the latest
+            async with other.locked_batch(cid):
+                found = await other.get_conversation(cid)
+                assert found is not None
+                await other.save_conversation(replace(found, flag=flag, flagged_at=now, engine={"step": "b"}))
+
+        with pytest.raises(LockLost):
+            async with store.locked_batch(cid):
+                found = await store.get_conversation(cid)
+                assert found is not None
+                await store.save_conversation(replace(found, flag=flag, flagged_at=now - timedelta(seconds=60)))
+                lose_the_lock(client, cid)
+                await asyncio.create_task(next_holder())
+    finally:
+        await other.close()
+    record = await store.get_conversation(cid)
+    assert record is not None and record.engine == {"step": "b"}
+    assert [c.id for c in await store.flagged_conversations(10)] == [cid, between.id], (
+        "the refused commit's older flag moved the latest flagged card down"
+    )
