@@ -185,6 +185,7 @@ log = logging.getLogger(__name__)
 PREFIX = K.PREFIX
 EVENTS_CHANNEL = K.EVENTS_CHANNEL
 LOCK_LEASE_MS = 6_000
+UNQUEUE_WAIT_SECONDS = 6.0  # a refused commit's queue entry checked under the lock taken again (``_unqueue_refused``)
 LOCK_MARGIN_SECONDS = 0.5  # a renewal reaches Redis this long before its lease's end at the latest (``lock_timing``)
 # connections of the pool kept for the lock's renewals (``RedisStore.open``, since 2026-12-07): a renewal never waits
 # behind the store's other callers for one of theirs
@@ -255,7 +256,7 @@ class _Fence:
     ran then are taken back (``marks``, ``RedisStore._take_back``; since 2026-12-07, until then the message was
     taken for processed and recorded nowhere)."""
 
-    __slots__ = ("conversation_id", "key", "lease", "marks", "task", "token", "used")
+    __slots__ = ("conversation_id", "key", "lease", "marks", "queued", "task", "token", "used")
 
     def __init__(self, conversation_id: str, lease: _Lease) -> None:
         self.conversation_id, self.key, self.lease = conversation_id, K.lock(conversation_id), lease
@@ -263,6 +264,7 @@ class _Fence:
         self.task = asyncio.current_task()
         self.used = False  # a fenced script was queued: the flush looks for FENCED in the answers
         self.marks: list[tuple[int, str, int]] = []  # each fenced mark queued: its place in the pipeline, key, until
+        self.queued = False  # the conversation's queue entry written under it (``enqueue``): checked once refused
 
     def deadline(self) -> str:
         """Redis's time (ms) before which the lease is surely still held: its start (``lock_read``'s answer) and
@@ -765,6 +767,8 @@ class RedisStore:
             and not (recorded and await self._told_after_record(kept, spans, answers))
         ):
             await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
+            if fence.queued:
+                await self._unqueue_refused(fence.conversation_id)
             raise LockLost("the conversation's lock lapsed before its writes reached the store")
         for start, end, check in spans:
             if check is not None:
@@ -792,6 +796,39 @@ class RedisStore:
                 Published(published.channel, published.messages).queue(pipe)
             await pipe.execute()
         return True
+
+    async def _unqueue_refused(self, conversation_id: str) -> None:
+        """A queue entry written under a lock whose commit was then refused (a hand-off's: its entry is sent with the
+        position's read, before the record; slot ``{queue}``, which cannot read the lock), taken out when the record
+        says it has none to have: under the conversation's lock taken again (every writer of a record holds it, and
+        a record in the bot's flow or ended has no entry outside its holder's commit), the entry is removed when the
+        record is in the bot's flow, ended or missing; a record queued or held (the next holder handed it off or
+        transferred it meanwhile) keeps it: a young person is never left out of the queue. Since 2026-12-07: until
+        then the entry stayed beside a record in the bot's flow (listed, counted in the wait estimate and the
+        console's board, a listener's take refused ``not_active``) until the message was processed again, or the
+        abandon timer when the redo ended otherwise (``tests/store/test_redis_fence_slots.py``). In a task of its
+        own (the refused holder's fence and batch are not its); the lock not had within ``UNQUEUE_WAIT_SECONDS``
+        or Redis failing, it is said and left to those, as before."""
+
+        async def repair() -> bool:
+            async with self.lock(conversation_id, timeout=UNQUEUE_WAIT_SECONDS):
+                found = await self.get_conversation(conversation_id)
+                if found is not None and found.active and found.status != Status.BOT:
+                    return False
+                removed = await self._script(
+                    "remove_from_queue", [K.QUEUE + "entries"], [K.QUEUE, conversation_id, "0"]
+                )
+                return bool(removed)
+
+        try:
+            removed = await asyncio.create_task(repair())
+        except (StoreError, RedisError) as error:
+            log.warning("queue: conversation %s's entry written by a refused commit was not checked (%s): left to "
+                        "the message's next processing", conversation_id, error_class(error))  # fmt: skip
+            return
+        if removed:
+            log.warning("queue: conversation %s's entry written by a refused commit removed (its record not "
+                        "waiting)", conversation_id)  # fmt: skip
 
     async def _take_back(self, conversation_id: str, marks: list[tuple[int, str, int]]) -> None:
         """The processed marks written by a commit whose conversation's writes were refused (fenced), taken back
@@ -1689,6 +1726,10 @@ class RedisStore:
         def refused(answers: list[Any]) -> None:
             if answers and answers[0] == 0:
                 raise Conflict(f"conversation {conversation_id} is ending (listed as leaving): not moved")
+
+        fence = _FENCING.get()  # written under the conversation's lock: checked if its commit is refused
+        if fence is not None and fence.conversation_id == conversation_id and fence.task is asyncio.current_task():
+            fence.queued = True
 
         await self._write(lambda pipe: _eval(pipe, "enqueue", keys, args), refused)
 

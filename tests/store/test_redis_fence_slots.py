@@ -7,7 +7,10 @@ refused for what follows its record. Each test loses the lock's key before (or i
   after the record, and its events): until 2026-12-07 the flush raised LockLost for an ending that was made, its
   events after the record (``QueueChanged``, ``FlagRaised``) never published: the console's cards stale.
 - A refused commit's join of the flagged index (slot ``{index}``, sent before the record): until 2026-12-07 its
-  older rank replaced the next holder's newer one, and the latest flagged conversation went down the list."""
+  older rank replaced the next holder's newer one, and the latest flagged conversation went down the list.
+- A refused hand-off's queue entry (slot ``{queue}``, sent with the position's read before the record): until
+  2026-12-07 it stayed beside a record in the bot's flow; now taken out under the lock taken again, unless the
+  record says queued or held."""
 
 from __future__ import annotations
 
@@ -117,3 +120,64 @@ async def test_a_refused_commit_never_moves_a_flagged_card_down(
     assert [c.id for c in await store.flagged_conversations(10)] == [cid, between.id], (
         "the refused commit's older flag moved the latest flagged card down"
     )
+
+
+async def _hand_off_refused(store: Store, client: redis.Redis, cid: str, *, meanwhile: Store | None = None) -> None:
+    """A hand-off's commit as ``Dispatcher.enqueue`` makes it: the queue entry (slot ``{queue}``) sent with the
+    position's read before the record, then the record (queued); the lock's key lost before the record is sent, and
+    with ``meanwhile`` the next holder handing the conversation off too before the refused record arrives."""
+
+    async def next_holder() -> None:
+        assert meanwhile is not None
+        async with meanwhile.locked_batch(cid):
+            found = await meanwhile.get_conversation(cid)
+            assert found is not None and found.status is Status.BOT
+            await meanwhile.enqueue(cid, "general", Priority.HIGH, datetime.now(UTC))
+            await meanwhile.save_conversation(replace(found, status=Status.QUEUED, queue="general"))
+
+    with pytest.raises(LockLost):
+        async with store.locked_batch(cid):
+            found = await store.get_conversation(cid)
+            assert found is not None and found.status is Status.BOT
+            await store.enqueue(cid, "general", Priority.NORMAL, datetime.now(UTC))
+            assert await store.position(cid) == 1  # the entry and its read sent: the young person told their place
+            await store.save_conversation(replace(found, status=Status.QUEUED, queue="general"))
+            lose_the_lock(client, cid)
+            if meanwhile is not None:
+                await asyncio.create_task(next_holder())
+
+
+async def test_a_refused_hand_off_leaves_no_queue_entry_beside_a_record_in_the_bots_flow(
+    opened: tuple[Store, redis.Redis, str],  # noqa: F811
+) -> None:
+    """Until 2026-12-07 the entry stayed: listed, counted in the wait estimate and the console's board beside a
+    record still in the bot's flow (a listener's take refused ``not_active``) until the message was processed again,
+    or the abandon timer when that redo ended otherwise."""
+    store, client, _ = opened
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-4", datetime.now(UTC))
+    cid = conversation.id
+    await _hand_off_refused(store, client, cid)
+    record = await store.get_conversation(cid)
+    assert record is not None and record.status is Status.BOT  # refused: it is still with the bot
+    assert await store.waiting() == [], "a refused hand-off left its queue entry beside a record in the bot's flow"
+    assert await store.queue_entry(cid) is None
+    assert client.exists(K.lock(cid)) == 0  # the repair's lock let go
+
+
+async def test_a_refused_hand_off_never_takes_the_next_holders_queue_entry(
+    opened: tuple[Store, redis.Redis, str],  # noqa: F811
+) -> None:
+    """The next holder handed the conversation off meanwhile (the refused message processed again, say): its record
+    says queued, so the entry (the refused commit's, written over its own, or its own) stays: a young person is never
+    left out of the queue."""
+    store, client, url = opened
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-5", datetime.now(UTC))
+    cid = conversation.id
+    other = await open_store(url, keys=store_keys(url))
+    try:
+        await _hand_off_refused(store, client, cid, meanwhile=other)
+    finally:
+        await other.close()
+    record = await store.get_conversation(cid)
+    assert record is not None and record.status is Status.QUEUED
+    assert [e.conversation_id for e in await store.waiting()] == [cid], "a waiting young person was taken out"
