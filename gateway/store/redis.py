@@ -186,6 +186,7 @@ PREFIX = K.PREFIX
 EVENTS_CHANNEL = K.EVENTS_CHANNEL
 LOCK_LEASE_MS = 6_000
 UNQUEUE_WAIT_SECONDS = 6.0  # a refused commit's queue entry checked under the lock taken again (``_unqueue_refused``)
+REDIS_OLDEST = (6, 2)  # ``ZADD … GT`` (redis_lua.py, ``index_conversation``): refused at the start below it
 LOCK_MARGIN_SECONDS = 0.5  # a renewal reaches Redis this long before its lease's end at the latest (``lock_timing``)
 # connections of the pool kept for the lock's renewals (``RedisStore.open``, since 2026-12-07): a renewal never waits
 # behind the store's other callers for one of theirs
@@ -649,14 +650,30 @@ class RedisStore:
             store = cls(client, keys, AutoPipeline(client), events_check=check, renewals=renewals)
         try:
             await store.ping()
+            await store._check_version()
             store._unread_since = await store._since()
             await store._people_new()
             store.on_one_node = not cluster and await store._one_node()
             store.takes_kept_receipts = store.on_one_node
-        except StoreError:
+        except (StoreError, ConfigError):
             await store.close()
             raise
         return store
+
+    @_guarded
+    async def _check_version(self) -> None:
+        """Refuse a Redis older than ``REDIS_OLDEST`` (``ConfigError``, at the start): since 2026-12-07 the index
+        script uses ``ZADD … GT`` (6.2), which an older Redis refuses at every message's commit (a ResponseError, the
+        webhooks answered 503) instead of once, at the start, in words."""
+        found: dict[str, Any] = await self._redis.info("server")
+        # a Cluster's client answers per node ({node: INFO}): the oldest node's counts
+        versions = [str(found.get("redis_version", ""))] if "redis_version" in found else [
+            str(node.get("redis_version", "")) for node in found.values() if isinstance(node, dict)]  # fmt: skip
+        version = next((v for v in versions if too_old(v)), "")
+        if version:
+            oldest = ".".join(map(str, REDIS_OLDEST))
+            raise ConfigError(f"Redis {version} is too old: the gateway needs Redis {oldest}"
+                              f" or later (its scripts use ZADD … GT)")  # fmt: skip
 
     @_guarded
     async def _one_node(self) -> bool:
@@ -3032,6 +3049,17 @@ class RedisStore:
             except Exception as exc:  # a bug must not end the renewal silently: the lock would lapse while held
                 log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
             await asyncio.sleep(self._lock_renew_seconds)
+
+
+def too_old(version: str) -> bool:
+    """Whether a ``redis_version`` (``INFO server``: ``7.0.15``, ``6.2.0-rc1``, a fork's ``255.255.255``) is
+    older than ``REDIS_OLDEST``; one that cannot be read is not refused (a fork naming itself otherwise)."""
+    parts = version.split("-", 1)[0].split(".")
+    try:
+        numbers = tuple(int(part) for part in parts[:2])
+    except ValueError:
+        return False
+    return len(numbers) == 2 and numbers < REDIS_OLDEST
 
 
 def lock_timing(socket_timeout: float) -> tuple[int, float]:
