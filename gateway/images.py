@@ -31,7 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from gateway.errors import ImagesBusy
 
@@ -87,8 +87,32 @@ def clean(data: bytes, max_pixels: int, max_edge: int = MAX_EDGE, max_kept: int 
             raise ImageRefused("corrupt") from None
 
 
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}  # the EXIF orientation tag's values (as ``ImageOps.exif_transpose`` reads them)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The picture turned as its EXIF orientation tag says; as it is when the EXIF cannot be read (the pixels are
+    kept, the EXIF goes anyway). Since 2026-12-07: until then ``ImageOps.exif_transpose``, which also rewrites the
+    EXIF it was given (dropped by the re-encoding): a tag of an unexpected type in it (``BitsPerSample`` as text)
+    raised ``struct.error``, answered 503 with an ERROR line, again at every try of the same photo."""
+    try:
+        orientation = image.getexif().get(0x0112)
+    except Exception:  # hostile metadata: any failure to read it leaves the picture as it is
+        return image
+    method = ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
+
+
 def _reencode(image: Image.Image, content_type: str, max_edge: int, max_kept: int) -> CleanImage:
-    upright = ImageOps.exif_transpose(image)  # the orientation tag goes with the rest of the EXIF
+    upright = _upright(image)  # the orientation tag goes with the rest of the EXIF
     if max(upright.size) > max_edge:
         upright = upright.copy() if upright is image else upright
         upright.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS)

@@ -109,6 +109,32 @@ async def test_anything_but_a_reasonable_jpeg_png_or_webp_is_refused_and_nothing
     assert await images_of(client, token) == []
 
 
+def odd_exif_photo(image_format: str) -> bytes:
+    """A photo whose EXIF has a tag of an unexpected type (``BitsPerSample`` as text, as a careless camera app or a
+    hostile page writes it) beside an orientation tag (turn it 90°)."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "cam", 6
+    raw = exif.tobytes()
+    assert raw.count(b"\x01\x0f\x00\x02") == 1  # the Make tag, ASCII: made BitsPerSample, still ASCII
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(out, image_format, exif=raw.replace(b"\x01\x0f", b"\x01\x02"))
+    return out.getvalue()
+
+
+async def test_a_photo_whose_exif_is_odd_is_kept_upright_without_it_never_a_5xx(client: Client) -> None:
+    """Until 2026-12-07 ``ImageOps.exif_transpose`` rewrote the EXIF and raised ``struct.error``: 503, an ERROR
+    line, and the same at every try of that photo."""
+    token = await chat(client)
+    for number, image_format in enumerate(("JPEG", "PNG", "WEBP")):
+        assert await upload(client, token, odd_exif_photo(image_format), f"odd-{number}") == (201, f"odd-{number}")
+    kept = await images_of(client, token)
+    assert len(kept) == 3
+    for attachment in kept:
+        _, stored = await client.app[STORE].get_upload(attachment.url.removeprefix("upload:"))  # type: ignore[misc, union-attr]
+        cleaned = Image.open(io.BytesIO(stored))
+        assert cleaned.size == (48, 64) and dict(cleaned.getexif()) == {} and b"cam" not in stored
+
+
 async def test_refused_before_reading_an_image_too_big_no_session_or_an_ended_chat(
     make_client: AppFactory, settings: Settings
 ) -> None:
