@@ -38,6 +38,11 @@ from gateway.errors import ImagesBusy
 T = TypeVar("T")
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# What Pillow names a JPEG it read: a JPEG carrying more pictures (its Multi-Picture Format segment: a phone's HDR
+# gain map, a depth map, a second view) is opened as "MPO"; its first picture is the photo (kept as any JPEG, the
+# others dropped). Since 2026-12-07: until then ``FORMATS["MPO"]`` raised KeyError, the upload answered 503 at every
+# try of such a photo.
+READ_AS = {**FORMATS, "MPO": "image/jpeg"}
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 
 
@@ -74,7 +79,9 @@ def clean(data: bytes, max_pixels: int, max_edge: int = MAX_EDGE, max_kept: int 
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageRefused("too_large")
-                content_type = FORMATS[str(image.format)]
+                content_type = READ_AS.get(str(image.format))
+                if content_type is None:  # a plugin's subclass not named above: never a 5xx
+                    raise ImageRefused("type")
                 if content_type == "image/jpeg":  # decoded at 1/2, 1/4 or 1/8 when still at least max_edge
                     image.draft(image.mode, (max_edge, max_edge))
                 image.load()

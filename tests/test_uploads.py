@@ -135,6 +135,30 @@ async def test_a_photo_whose_exif_is_odd_is_kept_upright_without_it_never_a_5xx(
         assert cleaned.size == (48, 64) and dict(cleaned.getexif()) == {} and b"cam" not in stored
 
 
+def multi_picture_photo() -> bytes:
+    """A phone's JPEG carrying a second picture in its Multi-Picture Format segment (an HDR gain map, a depth map),
+    with its camera, location and orientation tag: Pillow opens it as "MPO"."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112], exif[0x8825] = "Phone Maker", 6, GPS
+    gain_map = Image.new("L", (32, 24), 128)
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(out, "MPO", save_all=True, append_images=[gain_map], exif=exif)
+    assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"
+    return out.getvalue()
+
+
+async def test_a_photo_carrying_a_second_picture_is_kept_as_its_first_one(client: Client) -> None:
+    """Until 2026-12-07 ``images.FORMATS["MPO"]`` raised KeyError: 503 at every try of such a photo."""
+    token = await chat(client)
+    assert await upload(client, token, multi_picture_photo()) == (201, "u-1")
+    [attachment] = await images_of(client, token)
+    content_type, stored = await client.app[STORE].get_upload(attachment.url.removeprefix("upload:"))  # type: ignore[misc, union-attr]
+    cleaned = Image.open(io.BytesIO(stored))
+    assert (content_type, cleaned.format, cleaned.size) == ("image/jpeg", "JPEG", (48, 64))
+    assert getattr(cleaned, "n_frames", 1) == 1 and dict(cleaned.getexif()) == {} and b"Phone Maker" not in stored
+    assert b"MPF" not in stored  # the second picture gone with the rest
+
+
 async def test_refused_before_reading_an_image_too_big_no_session_or_an_ended_chat(
     make_client: AppFactory, settings: Settings
 ) -> None:
