@@ -2,8 +2,10 @@
 
 Every instance writes, when it starts and every ``ADVERT_SECONDS`` after (a supervised worker, ``sealing-key``),
 a random id of its own (drawn at each start: nothing of the host, nothing of a person) → the id of the key it
-seals with and the time, on the app's clock (set on Redis's ``TIME``, ``gateway/clock.py``); a clean stop removes
-it. An instance not heard for ``ADVERT_LIVE_SECONDS`` (killed, its host gone) no longer counts.
+seals with and the time, Redis's ``TIME`` read just before (until 2026-12-07 the app's clock, which follows Redis's
+time only within ``SKEW_TRUSTED_SECONDS``: a host 10 minutes behind dated its adverts 10 minutes ago, the command
+took it for gone and said every record was sealed while it sealed with the old key); a clean stop removes it. An
+instance not heard for ``ADVERT_LIVE_SECONDS`` (killed, its host gone) no longer counts.
 
 ``gateway data-key rotate`` reads them before its first pass and again after its last one: while a live instance
 seals with another key than the one it reseals under, it refuses (``gateway/cli.py``), where until 2026-12-07
@@ -27,7 +29,7 @@ from datetime import datetime, timedelta
 
 from gateway.errors import StoreError
 from gateway.outage_log import StoreOutages
-from gateway.store import SealingStore
+from gateway.store import HasTime, SealingStore
 
 ADVERT_SECONDS = 10.0  # how often a running instance says again which key it seals with
 ADVERT_LIVE_SECONDS = 45.0  # an instance not heard for this long is taken for gone (more than four adverts missed)
@@ -73,11 +75,16 @@ class Advert:
         self.store, self.key_id, self.clock, self.every, self.outages = store, key_id, clock, every, outages
         self.instance = secrets.token_hex(8)
         self.heard: list[Sealing] = []  # every instance's adverts as the last write read them back
+        self._ahead = timedelta()  # the store's time less this clock's, at the last advert (``mixed``)
 
     async def once(self) -> None:
-        """Say it now; a store failure is counted (part ``sealing_key``) and the next beat tries again."""
+        """Say it now, dated on the store's time when it keeps one (``HasTime``: the time ``gateway data-key rotate``
+        reads them against, whatever this host's clock says); a store failure is counted (part ``sealing_key``) and
+        the next beat tries again."""
         try:
-            self.heard = await self.store.advertise_sealing(Sealing(self.instance, self.key_id, self.clock()))
+            now = await self.store.server_time() if isinstance(self.store, HasTime) else self.clock()
+            self.heard = await self.store.advertise_sealing(Sealing(self.instance, self.key_id, now))
+            self._ahead = now - self.clock()
         except StoreError as exc:
             if self.outages is not None:
                 self.outages.failed("sealing_key", exc)
@@ -98,5 +105,5 @@ class Advert:
 
     def mixed(self) -> dict[str, int] | None:
         """The live instances by key id, when they seal with more than one key (as of the last advert); else None."""
-        found = by_key(live(self.heard, self.clock()))
+        found = by_key(live(self.heard, self.clock() + self._ahead))
         return found if len(found) > 1 else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +127,8 @@ async def test_an_instance_killed_is_forgotten_once_its_advert_is_older_than_its
     env(monkeypatch, url, k2)
     killed = await open_store(url, keys=keys(url, DATA_KEY))
     try:
-        assert isinstance(killed, SealingStore)
-        await Advert(killed, K1_ID, clock).once()  # then killed: never forgotten by itself
+        assert isinstance(killed, SealingStore)  # its time, as the command's, on the test's clock
+        await Advert(StoreTime(killed, clock), K1_ID, clock).once()  # then killed: never forgotten by itself
     finally:
         await killed.close()
 
@@ -198,3 +198,25 @@ async def test_an_instance_on_the_old_key_started_during_the_passes_is_seen_afte
         assert found is not None and found.sender == PHONE
     finally:
         await store.close()
+
+
+async def test_an_instance_whose_host_clock_is_minutes_behind_is_still_seen_sealing_with_the_old_key(
+    redis_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:  # fmt: skip
+    """A host whose clock is 10 minutes behind (NTP broken: beyond ``SKEW_TRUSTED_SECONDS`` the app does not follow
+    Redis's time, it says so and uses its own). Until 2026-12-07 its advert was dated on that clock: the command,
+    reading Redis's time, took it for gone 45 s after and resealed, said every record was sealed with K2 while that
+    instance kept sealing with K1."""
+    url = emptied(redis_url)
+    await with_a_conversation(url, keys(url, DATA_KEY))
+    k2 = new_key()
+    on = settings.replace(store=url, understanding="off", data_key=DATA_KEY, data_keys_old=k2)
+    behind = await aiohttp_client(
+        await create_app(on, clock=lambda: datetime.now(UTC) - timedelta(minutes=10), worker_poll_seconds=0.05)
+    )
+    assert (await behind.get("/readyz")).status == 200
+    env(monkeypatch, url, k2)
+    code, out = await rotate(capsys)
+    assert code == 1, out  # before: 0, "every record is sealed with data key K2"
+    assert "every record is sealed with" not in out and f"data key {K1_ID} (1)" in out, out
