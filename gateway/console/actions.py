@@ -332,8 +332,10 @@ class Actions:
         round trip, before it) until its record is written (``store.end_move``, after it): cut in between, a waiting
         one's entry in the new queue beside a record naming the old one, it is completed by the next alert check
         (:meth:`complete_move`); either completion names the mover. A supervisor's transfer of a conversation another
-        listener holds is audited (who, which, from whom) in the batch, before the record: a cut after it leaves the
-        line, one before it the check's completion naming the supervisor. An earlier transfer to another queue cut after
+        listener holds is audited (who, which, from whom) in the batch, after the record (since 2026-12-07; until then
+        before it, and a record refused by the lock's fence left the line of a transfer not made:
+        :meth:`_audit_for_other`): a cut before the record leaves the check's completion naming the supervisor, one
+        between the record and the line the transfer without its line. An earlier transfer to another queue cut after
         its queue step and not completed yet has its messages written and never listed withdrawn first
         (:meth:`_withdraw_moved`): this transfer's place is the one told."""
         async with self._once(conversation_id, listener, "transfer", key) as (conversation, once):
@@ -361,10 +363,10 @@ class Actions:
                 raise ActionRefused("not_active", str(exc)) from None
             except Conflict:  # its ending listed as begun (the queue step's script read it): nothing moved
                 raise ActionRefused("not_active", ENDING) from None
-            if holder is not None and holder != listener:  # a supervisor's: audited with the transfer
+            await self.store.save_conversation(conversation, done=once.mark)
+            if holder is not None and holder != listener:  # a supervisor's: audited once its record was kept
                 detail = f"{conversation.pseudonym}: from {holder}"
                 await self.store.audit(AuditEntry(now, listener, "transfer", conversation_id, detail))
-            await self.store.save_conversation(conversation, done=once.mark)
             if moving:
                 await self.store.end_move(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
@@ -418,25 +420,36 @@ class Actions:
             if not (supervisor and conversation.status == Status.WITH_LISTENER):
                 self._mine(conversation, listener)
             now = self.clock()
-            await self._audit_for_other(conversation, listener, "hand_back", now)
+            audited = self._audit_for_other(conversation, listener, "hand_back", now)  # before it changes the record
             told = None if gone is None else self._listener_gone(conversation, now, others=gone())
             try:
                 # a logout's: the message's id derived from this hold (as hand_back_absent's), so a try again after a
                 # cut writes the same entry and outbox item, which the store ignores (until 2026-12-06 a random id)
                 with derived_ids(_hold_key(conversation)) if told is not None else contextlib.nullcontext():
                     await self._requeue(conversation, now, told=told, unless_leaving=True, done=once.mark)
+                if audited is not None:  # after the record (``_audit_for_other``)
+                    await self.store.audit(audited)
             except Conflict:  # no entry, or its ending listed as begun (the queue step's script read it)
                 if conversation_id in await self.store.leavings_begun():  # read only when refused
                     raise ActionRefused("not_active", ENDING) from None
                 raise
         return conversation
 
-    async def _audit_for_other(self, conversation: Conversation, listener: str, action: str, now: datetime) -> None:
-        """A supervisor's hand-back or close of a conversation another listener holds, audited (who, which, from whom)
-        in the action's batch, before its record, as a transfer is: never for an action sent again and not made."""
+    def _audit_for_other(
+        self, conversation: Conversation, listener: str, action: str, now: datetime
+    ) -> AuditEntry | None:
+        """The audit line (who, which, from whom) of a supervisor's hand-back or close of a conversation another
+        listener holds, read from the record before the action changes it; the caller writes it in the action's batch
+        after its record, as a transfer's is: never for an action sent again and not made. On Redis the line (slot
+        ``{audit}``, which cannot read the lock) is then sent once the record was answered written (the save's second
+        pipeline, ``HeldWrite.cut``): since 2026-12-07; until then it went before the record, and a record the lock's
+        fence refused (``LockLost``: the action not made, the conversation still its listener's) left the line all the
+        same (``tests/console/test_audit_refused.py``). A cut between the record and the line (an instance dying in
+        that round trip) leaves the action made without its line."""
         if conversation.status == Status.WITH_LISTENER and conversation.listener != listener:
             detail = f"{conversation.pseudonym}: from {conversation.listener}"
-            await self.store.audit(AuditEntry(now, listener, action, conversation.id, detail))
+            return AuditEntry(now, listener, action, conversation.id, detail)
+        return None
 
     @contextlib.asynccontextmanager
     async def _once(
@@ -876,8 +889,10 @@ class Actions:
                 await self.store.begin_close(conversation_id, listener)  # its closer, before the goodbye
                 await self._withdraw_replies(conversation, listener)  # before the goodbye: never sent after it
             now = self.clock()
-            await self._audit_for_other(conversation, listener, "close", now)  # before _end names the closer
+            audited = self._audit_for_other(conversation, listener, "close", now)  # before _end names the closer
             await self._end(conversation, listener, outcome, notes, now, done=once.mark)
+            if audited is not None:  # after the record (``_audit_for_other``)
+                await self.store.audit(audited)
             if closing and earlier in (None, outcome) and not handing:  # else the check withdraws what they wrote
                 await self.store.end_close(conversation_id)
         self.dispatcher.kick_outbox()  # the outbox may have looked before the batch's writes were made
