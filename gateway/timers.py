@@ -319,7 +319,18 @@ class Timers:
         await self.store.set_timer(conversation.id, TimerKind.BOT_ABANDON, now + timedelta(minutes=minutes))
 
     async def _bot_abandon(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
+        """Still quiet since the reminder: the goodbye, abandoned. Not when the young person wrote within the last
+        ``bot_abandon_minutes`` (after the reminder that armed it; nothing cancels it while they answer the bot, each
+        answer moving the reminder on): moved to that long after their last message instead, which a reminder their
+        answer armed moves on again. Until 2026-12-07 the status alone was checked: a young person answering 25
+        minutes after the reminder was told "plus de nouvelles" and abandoned 5 minutes later
+        (``tests/test_timers_stale.py``)."""
         if conversation.status != Status.BOT:
+            return
+        quiet = timedelta(minutes=engine.flow.timers.bot_abandon_minutes)
+        wrote = conversation.last_inbound_at
+        if wrote is not None and wrote + quiet > now:  # written since it was armed: not quiet that long
+            await self.store.set_timer(conversation.id, TimerKind.BOT_ABANDON, wrote + quiet)
             return
         language = language_of(conversation, engine.flow)
         await self._say(conversation, engine, now, Reply(engine.message("abandoned", language)))
@@ -367,6 +378,18 @@ class Timers:
         conversation.window_paused_for = conversation.last_inbound_at
 
     async def _idle_close(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
+        """Closed for the young person's silence, unless they wrote since it was armed: the idle close their last
+        message calls for (``Dispatcher.idle_close_at`` from it) not due yet, it is moved there instead. A message
+        in the queue or with a listener arms it again, but one with the bot does not, and an idle close may be left
+        on a record with the bot: a hand-off whose record the lock's fence refused (``LockLost``; its timers, slot
+        ``{timers}``, landed beside it), one armed on another app's thread before the bot answered on the gateway's
+        own. Until 2026-12-07 it closed such a conversation minutes after the young person wrote
+        (``tests/test_timers_stale.py``)."""
+        wrote = conversation.last_inbound_at
+        due = None if wrote is None else self.dispatcher.idle_close_at(conversation, engine, wrote)
+        if due is not None and due > now:
+            await self.store.set_timer(conversation.id, TimerKind.IDLE_CLOSE, due)
+            return
         await leaving.idle_close(self.dispatcher, self.store, conversation, now)
 
 
