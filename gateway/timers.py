@@ -64,6 +64,7 @@ the retry or the check, whichever comes first.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -73,7 +74,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher, closed_line_told
-from gateway.errors import StoreError
+from gateway.errors import LockLost, StoreError
 from gateway.events import QueueChanged
 from gateway.flows.engine import Engine, State
 from gateway.flows.lifecycle import Trigger
@@ -216,11 +217,14 @@ class Timers:
                 self._failures.pop(key, None)
                 self._firings.pop(key, None)
                 return 0
+            read: list[Conversation] = []  # the record as the firing read it
             try:
-                fired = await self._fire_saved(timer, firing_key)
+                fired = await self._fire_saved(timer, firing_key, read)
             except Exception as exc:
                 self._failures[key] = failures + 1
                 self.metrics.timer_failures.labels(timer.kind).inc()
+                if isinstance(exc, LockLost) and read:  # its own lock's task (the lost lock's context is not)
+                    await asyncio.create_task(self._armed_again(retry, read[0]))
                 if isinstance(exc, StoreError):
                     raise  # the store is down: the pass ends (told by run), the timer waits for its retry
                 log.error("timers: %s %s failed (%s at %s); again in %.0f s", timer.conversation_id, timer.kind,
@@ -234,6 +238,25 @@ class Timers:
                 self._handled.append(retry)
                 raise
             return fired
+
+    async def _armed_again(self, retry: Timer, read: Conversation) -> None:
+        """A firing whose record the lock's fence refused (``LockLost``: the lock's key lost, a failover) may have
+        landed its timers' writes all the same (slot ``{timers}``, before the record): an ending's cancellation of
+        every timer of the conversation (``StatusEffects.finished``) took this timer's own retry. Under the lock taken
+        again, the record unchanged since the firing read it (nobody committed since: the refused writes alone
+        moved its timers) and active, the retry is armed again where the handling put it. Since 2026-12-07: until
+        then a refused abandon left the conversation with the bot, active, with no timer: never told goodbye nor
+        abandoned (``tests/test_timers_stale.py``). A record changed since is its writer's, timers and all; the lock
+        not had or the store failing, it is said and left as it was."""
+        try:
+            async with self.store.lock(retry.conversation_id):
+                found = await self.store.get_conversation(retry.conversation_id)
+                if found is None or not found.active or found != read:
+                    return
+                await self.store.set_timer(retry.conversation_id, retry.kind, retry.due_at)
+        except StoreError as exc:
+            log.warning("timers: %s %s refused by the lock's fence, its retry not checked (%s)",
+                        retry.conversation_id, retry.kind, type(exc).__name__)  # fmt: skip
 
     async def _remove_handled(self) -> None:
         """Remove the timers handled whose removal failed (StoreError while the store is still away); each only
@@ -249,12 +272,13 @@ class Timers:
                           type(exc).__name__, where(exc))  # fmt: skip
             del self._handled[0]
 
-    async def _fire_saved(self, timer: Timer, firing_key: str) -> int:
+    async def _fire_saved(self, timer: Timer, firing_key: str, read: list[Conversation]) -> int:
         """Fire the timer and save the conversation, the writes in one batch (none made if it fails), their ids
-        derived from ``firing_key`` (:meth:`_firing`)."""
+        derived from ``firing_key`` (:meth:`_firing`); ``read`` gets a copy of the record as read."""
         conversation = await self.store.get_conversation(timer.conversation_id)
         if conversation is None or not conversation.active:
             return 0
+        read.append(copy.deepcopy(conversation))
         with derived_ids(firing_key):
             told = conversation.closed_told_at
             async with self.store.batch():

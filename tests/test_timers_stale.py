@@ -11,13 +11,28 @@ written: abandoned ("plus de nouvelles") or closed for a day's silence between t
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
+
+import pytest
+import redis
 
 from gateway.app import STORE, TIMERS
-from gateway.conversation import Status
-from gateway.store import TimerKind
-from tests.conftest import Clock
+from gateway.conversation import Conversation, Status
+from gateway.dispatcher import Dispatcher
+from gateway.errors import LockLost
+from gateway.flowset import FlowSet
+from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
+from gateway.store import Author, DoneMark, Store, TimerKind, open_store
+from gateway.testing import store_keys
+from gateway.timers import BASE_DELAY, Timers
+from tests.conftest import ROOT, Clock
+from tests.store.conftest import emptied, redis_url
+from tests.store.fencing_setup import lose_the_lock
 from tests.test_timers import Client, bot_lines, conversation_of, settled, start
 from tests.test_webchat import hello, say
+
+__all__ = ["redis_url"]  # the fixture used below
 
 
 async def answer(client: Client, token: str, key: str, text: str) -> None:
@@ -70,3 +85,54 @@ async def test_an_idle_close_left_on_a_conversation_whose_young_person_just_wrot
     record = await conversation_of(client, token, clock)
     assert record.status is Status.BOT, "closed for a day's silence 2 minutes after the young person wrote"
     assert not any("faute de nouvelles" in line for line in await bot_lines(client, conversation.id))
+
+
+class FailingOver:
+    """The store, whose conversation's lock key is lost (a failover) as a timer's firing saves its record: the
+    firing's batch, its timers' writes (slot ``{timers}``) before the record, is sent after that."""
+
+    def __init__(self, store: Store, client: redis.Redis) -> None:
+        self.store, self.client = store, client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
+        lose_the_lock(self.client, conversation.id)
+        await self.store.save_conversation(conversation, done=done)
+
+
+@pytest.mark.redis
+async def test_an_abandon_refused_by_the_fence_is_retried_not_dropped(redis_url: str, clock: Clock) -> None:
+    """The abandon's batch cancels every timer of the conversation (``StatusEffects.finished``) before its record;
+    the record refused (``LockLost``), that cancellation landed all the same and took the abandon's own retry: until
+    2026-12-07 the conversation stayed with the bot, active, with no timer, never told goodbye nor abandoned."""
+    store = await open_store(emptied(redis_url), keys=store_keys(redis_url))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        flows = FlowSet(ROOT / "flows.yaml")
+        flows.reload()
+        dispatcher = Dispatcher(store, flows, clock=clock)
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "zoe", "zoe-0", "Bonjour"))
+        found = await store.find_active_conversation(ChannelName.MESSENGER, "zoe")
+        assert found is not None
+        cid = found.id
+        clock.advance(minutes=11)
+        assert await Timers(dispatcher, store, flows, Metrics(), clock=clock).fire_due() == 1  # the reminder
+        clock.advance(minutes=31)
+        losing = cast(Store, FailingOver(store, client))
+        with pytest.raises(LockLost):
+            await Timers(Dispatcher(losing, flows, clock=clock), losing, flows, Metrics(), clock=clock).fire_due()
+        record = await store.get_conversation(cid)
+        assert record is not None and record.status is Status.BOT  # refused: still with the bot
+        armed = {(t.conversation_id, t.kind) for t in await store.due_timers(clock() + timedelta(days=1))}
+        assert (cid, TimerKind.BOT_ABANDON) in armed, "the refused abandon's retry was dropped"
+        clock.advance(seconds=BASE_DELAY + 1)
+        assert await Timers(dispatcher, store, flows, Metrics(), clock=clock).fire_due() == 1  # the retry
+        record = await store.get_conversation(cid)
+        assert record is not None and record.status is Status.ABANDONED
+        said = [e.text for e in await store.transcript(cid) if e.author is Author.BOT]
+        assert sum("plus de nouvelles" in text for text in said) == 1
+    finally:
+        client.close()
+        await store.close()
