@@ -343,15 +343,17 @@ class Timers:
         await self.store.set_timer(conversation.id, TimerKind.BOT_ABANDON, now + timedelta(minutes=minutes))
 
     async def _bot_abandon(self, conversation: Conversation, engine: Engine, now: datetime) -> None:
-        """Still quiet since the reminder: the goodbye, abandoned. Not when the young person wrote within the last
-        ``bot_abandon_minutes`` (after the reminder that armed it; nothing cancels it while they answer the bot, each
-        answer moving the reminder on): moved to that long after their last message instead, which a reminder their
-        answer armed moves on again. Until 2026-12-07 the status alone was checked: a young person answering 25
+        """Still quiet since the reminder: the goodbye, abandoned. Not when the young person wrote since the
+        reminder that armed it (nothing cancels it while they answer the bot, each answer moving the reminder on):
+        moved to where their last message's reminder would put it (``bot_reminder_minutes`` then
+        ``bot_abandon_minutes`` after it), which that reminder sets again; never before it, also when the abandon
+        is the shorter of the two. Until 2026-12-07 the status alone was checked: a young person answering 25
         minutes after the reminder was told "plus de nouvelles" and abandoned 5 minutes later
         (``tests/test_timers_stale.py``)."""
         if conversation.status != Status.BOT:
             return
-        quiet = timedelta(minutes=engine.flow.timers.bot_abandon_minutes)
+        timers = engine.flow.timers
+        quiet = timedelta(minutes=timers.bot_reminder_minutes + timers.bot_abandon_minutes)
         wrote = conversation.last_inbound_at
         if wrote is not None and wrote + quiet > now:  # written since it was armed: not quiet that long
             await self.store.set_timer(conversation.id, TimerKind.BOT_ABANDON, wrote + quiet)

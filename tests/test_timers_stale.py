@@ -11,6 +11,7 @@ written: abandoned ("plus de nouvelles") or closed for a day's silence between t
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -23,6 +24,7 @@ from gateway.errors import LockLost
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
+from gateway.settings import Settings
 from gateway.store import Author, DoneMark, Store, TimerKind, open_store
 from gateway.testing import store_keys
 from gateway.timers import BASE_DELAY, Timers
@@ -136,3 +138,36 @@ async def test_an_abandon_refused_by_the_fence_is_retried_not_dropped(redis_url:
     finally:
         client.close()
         await store.close()
+
+
+async def test_an_abandon_shorter_than_the_reminder_still_comes_after_the_answers_reminder(
+    make_client: Any, settings: Settings, clock: Clock, tmp_path: Path
+) -> None:
+    """A flow whose abandon (5 minutes) is shorter than its reminder (20): a young person answering after the
+    reminder is reminded again before being abandoned, never abandoned 5 minutes after writing."""
+    text = (ROOT / "flows.yaml").read_text(encoding="utf-8")
+    text = text.replace("bot_reminder_minutes: 10", "bot_reminder_minutes: 20")
+    text = text.replace("bot_abandon_minutes: 30", "bot_abandon_minutes: 5")
+    flows = tmp_path / "flows.yaml"
+    flows.write_text(text, encoding="utf-8")
+    client = await make_client(settings.model_copy(update={"flows": str(flows)}))
+    token = await start(client, ["2"])
+    conversation = await conversation_of(client, token, clock)
+    clock.advance(minutes=21)
+    await client.app[TIMERS].fire_due()  # the reminder: the abandon armed 5 minutes on
+    await settled(client, conversation.id)
+    clock.advance(minutes=3)
+    await answer(client, token, "back", "1")  # they answer, 3 minutes after the reminder
+    for _ in range(3):  # 6 minutes after their answer: the abandon due, then due again, before the reminder
+        clock.advance(minutes=3)
+        await client.app[TIMERS].fire_due()
+        await settled(client, conversation.id)
+    assert (await conversation_of(client, token, clock)).status is Status.BOT, "abandoned before a reminder"
+    clock.advance(minutes=12)  # 21 minutes after the answer: reminded again
+    await client.app[TIMERS].fire_due()
+    await settled(client, conversation.id)
+    assert sum("toujours là" in line for line in await bot_lines(client, conversation.id)) == 2
+    clock.advance(minutes=6)
+    await client.app[TIMERS].fire_due()
+    await settled(client, conversation.id)
+    assert (await conversation_of(client, token, clock)).status is Status.ABANDONED
