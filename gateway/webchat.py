@@ -225,6 +225,12 @@ class WebChatHub:
         """Hellos waiting their turn (``gateway_webchat_hellos_waiting``)."""
         return self.hellos.waiting
 
+    def forget_erased(self, conversation_id: str) -> None:
+        """An erased conversation no socket of this instance follows any more: nothing here will name it again, so
+        it leaves :attr:`erased` (kept there, one id an erasure whose page moved on without closing, for ever)."""
+        if conversation_id not in self.sockets:
+            self.erased.discard(conversation_id)
+
     def stop_arming(self, conversation_id: str) -> None:
         """The browser is back (or the gateway stops): a gone timer still being armed is not wanted any more."""
         task = self.arming.pop(conversation_id, None)
@@ -654,8 +660,7 @@ class ChatSession:
             if self.followed is not None:
                 self.hub.unfollow(self.followed)
         if self.conversation_id in self.hub.erased:  # nothing may name an erased conversation again
-            if self.conversation_id not in self.hub.sockets:
-                self.hub.erased.discard(self.conversation_id)
+            self.hub.forget_erased(self.conversation_id)
             return
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
             # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
@@ -993,10 +998,15 @@ class ChatSession:
         return not conversation.active
 
     async def _follow(self, conversation_id: str) -> None:
-        """This socket attached to the conversation, its first frame to be sent by the hub's ``opened``."""
+        """This socket attached to the conversation, its first frame to be sent by the hub's ``opened``. An erased
+        conversation it followed before (a second hello on this socket after the erasure) is forgotten by the hub
+        once no socket here follows it (:meth:`WebChatHub.forget_erased`): until 2026-12-07 it stayed in
+        ``hub.erased`` for the life of the process (``tests/test_webchat_erased_forgotten.py``)."""
         await self._watch(conversation_id)
-        self.conversation_id = conversation_id
+        previous, self.conversation_id = self.conversation_id, conversation_id
         self.hub.attach(conversation_id, self.writer)
+        if previous is not None and previous != conversation_id:
+            self.hub.forget_erased(previous)
 
     async def _watch(self, conversation_id: str) -> None:
         """This conversation's events brought to this instance (and no longer the one followed before)."""
@@ -1027,8 +1037,7 @@ class ChatSession:
         if previous is None:
             return
         if previous in self.hub.erased:  # as ``run`` at the close: nothing may name an erased conversation again
-            if previous not in self.hub.sockets:
-                self.hub.erased.discard(previous)
+            self.hub.forget_erased(previous)
             return
         if erased is not None and (previous == erased or await self._marked(previous)):
             return  # its erasure under way (its event not here yet) or cut short: no timer on it
