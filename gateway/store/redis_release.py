@@ -39,8 +39,10 @@ GAVE_UP_SHOWN_SECONDS = 300.0  # a release given up is shown this long (``proble
 class Releases:
     """The releases being made again, one task each, cancelled when the store closes."""
 
-    def __init__(self, *, retry_seconds: float = RETRY_SECONDS) -> None:
-        self.retry_seconds = retry_seconds
+    def __init__(
+        self, *, retry_seconds: float = RETRY_SECONDS, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.retry_seconds, self._monotonic = retry_seconds, monotonic
         self.on_outcome: Callable[[str], None] = _ignored  # RELEASE_OUTCOMES, per release (the app counts them)
         # a failed release told to the app's outage log (once an outage, not once a release); None: a line each
         self.on_failure: Callable[[Exception], None] | None = None
@@ -61,16 +63,15 @@ class Releases:
         else:
             log.warning("redis: releasing a %s failed (%s): made again until redis answers", what, error_class(error))
         task = asyncio.get_running_loop().create_task(self._retry(what, release), name=f"redis-release-{what}")
-        self._tasks[task] = time.monotonic()
+        self._tasks[task] = self._monotonic()
         task.add_done_callback(self._forget)
         self.on_outcome("retried")
 
     def problem(self) -> dict[str, float] | None:
         """None when releases go well; else what ``/readyz`` shows: the releases being made again, how long the
         oldest has been, and how many were given up in the last ``GAVE_UP_SHOWN_SECONDS``."""
-        now = time.monotonic()
-        while self._gave_up and now - self._gave_up[0] > GAVE_UP_SHOWN_SECONDS:
-            self._gave_up.popleft()
+        now = self._monotonic()
+        self._trim(now)
         oldest = max((now - since for since in self._tasks.values()), default=0.0)
         if not self._gave_up and oldest < PENDING_SHOWN_SECONDS:
             return None
@@ -99,8 +100,14 @@ class Releases:
             pause = min(pause * 2, LONGEST_PAUSE)
 
     def _give_up(self) -> None:
-        self._gave_up.append(time.monotonic())
+        now = self._monotonic()
+        self._trim(now)  # here too: without a readiness probe reading ``problem``, the deque grew for good (until
+        self._gave_up.append(now)  # 2026-12-07, one entry per release given up)
         self.on_outcome("gave_up")
+
+    def _trim(self, now: float) -> None:
+        while self._gave_up and now - self._gave_up[0] > GAVE_UP_SHOWN_SECONDS:
+            self._gave_up.popleft()
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)

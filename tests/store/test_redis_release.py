@@ -169,3 +169,20 @@ async def test_a_release_given_up_is_logged_counted_and_shown(
     finally:
         await releases.close()
         await raw.aclose()
+
+
+async def test_releases_given_up_are_not_kept_past_their_showing_without_a_readiness_probe() -> None:
+    """No ``/readyz`` reading ``problem`` (no probe configured): the releases given up are still forgotten once no
+    longer shown; until 2026-12-07 the deque kept one entry per release given up for the process's life."""
+    now = [0.0]
+    releases = Releases(monotonic=lambda: now[0])
+    await releases.close()  # a release failing as the store closes is given up at once
+
+    async def release() -> None:
+        raise RedisConnectionError("down")
+
+    for _ in range(50):
+        releases.again("lock", RedisConnectionError("down"), release)
+        now[0] += 301.0  # past GAVE_UP_SHOWN_SECONDS each time
+    assert len(releases._gave_up) == 1
+    assert releases.problem() is None  # the last one no longer shown either, 301 s on
