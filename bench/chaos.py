@@ -87,6 +87,19 @@ retention is whole days).
 happen, and N more whose retention ends after the run; audited after the drain (``bench/chaos_purges.py``: nothing of
 a purged one's person, words, provider ids, mark or upload left in Redis, its record stripped; the others whole),
 all of them left out of the audit above.
+
+``--sentinel`` (since 2026-12-07; default off: the run above unchanged): the instances on a ``redis+sentinel://`` URL,
+a primary, its replica and three Sentinels started in the run's directory by ``tests/sentinel_servers.py`` (as the
+tests start them: persistence off, ``down-after-milliseconds`` 1000), and one more fault, ``failover`` (in the default
+faults then, ``redis`` out: a restart of the primary alone is a failover there), alternately a planned one (``SENTINEL
+FAILOVER``: the old primary stays up, a writable primary until the Sentinels make it a replica) and ``kill -9`` of the
+primary, the replica promoted, the old one started again 2–8 s later as the new one's replica; each waits for the
+replica in step and known to every Sentinel before it ends, so several failovers happen in one run. A reply accepted
+within 2 s of a failover (from its start to the Sentinels naming the new primary) and recorded nowhere is counted
+within the bound as ``failover``: what the old primary had not passed on to its replica is lost, its "sent" mark too;
+so is an acknowledged webhook there (counted apart: "acknowledged within 2 s of a failover"). ``--replica-acks``: the
+instances with ``GATEWAY_REDIS_REPLICA_ACKS=1`` (an acknowledgement only once a replica has the message), where none
+may be lost.
 """
 
 from __future__ import annotations
@@ -141,6 +154,7 @@ from gateway.messages import ChannelName, Inbound  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.store.redis_lua import SCRIPTS  # noqa: E402
 from gateway.testing import named_by_provider, stop_gently, store_keys  # noqa: E402
+from tests.sentinel_servers import Sentinels  # noqa: E402
 
 REDELIVER_AFTER = 1.0
 # s before a kill or a Redis outage (and after the outage: the pool reconnecting) in which a send accepted by the
@@ -159,6 +173,9 @@ STALL_COMMIT = "redis-stall-commit"
 STALL_COMMIT_SECONDS = (7.0, 9.0)
 STALL_COMMIT_WAIT = 30.0  # s: armed that long at most for a commit to pass (then disarmed, the fault "unmet")
 STALLS = frozenset({STALL, STALL_COMMIT})
+# --sentinel: the primary lost, the replica promoted (planned and ``kill -9``, alternately; since 2026-12-07)
+FAILOVER = "failover"
+SENTINEL_FAULTS = [*(f for f in FAULTS if f != "redis"), FAILOVER]
 # --floods: a sender's burst past the flood limit, its words of danger last (and one within the limit), the keyword
 # phrases of tests/test_security.py and the WhatsApp catch-up's tests; the rest plain words no reading calls a risk
 FLOOD_FILLER = ("ok", "d'accord", "merci", "attends", "je reviens", "t'es là ?")
@@ -222,6 +239,52 @@ class AofRedis:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=60)
+
+
+class SentinelRedis:
+    """``--sentinel``: a primary, its replica and three Sentinels (``tests/sentinel_servers.py``), the instances on
+    their ``redis+sentinel://`` URL; :meth:`failover` the fault. Since 2026-12-07."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(exist_ok=True)
+        self.directory = directory
+        self.servers: Sentinels | None = None
+        self.done: Counter[str] = Counter()  # failovers done, by how
+
+    async def start(self) -> None:
+        self.servers = await asyncio.to_thread(Sentinels, self.directory, 3)
+
+    @property
+    def url(self) -> str:
+        assert self.servers is not None
+        return self.servers.url
+
+    async def failover(self, fault: Fault, down: float) -> None:
+        """The next failover: planned (``SENTINEL FAILOVER``) and ``kill -9`` alternately, the planned one first;
+        ``fault.end`` set when every Sentinel names the new primary, the killed one started again ``down`` s later
+        as its replica, and back when the replica is in step (the next failover can be asked)."""
+        servers = self.servers
+        assert servers is not None
+        old = servers.primary_port
+        if sum(self.done.values()) % 2 == 0:
+            how = "planned"
+            await asyncio.to_thread(servers.ask_failover)
+        else:
+            how = "kill -9"
+            await asyncio.to_thread(servers.kill_primary)
+        await asyncio.to_thread(servers.promoted)
+        fault.end = time.monotonic()
+        fault.target = f"{how} :{old} → :{servers.primary_port}"
+        self.done[how] += 1
+        if how == "kill -9":
+            await asyncio.sleep(down)
+            await asyncio.to_thread(servers.rejoin)
+        else:
+            await asyncio.to_thread(servers.settled)
+
+    def stop(self) -> None:
+        if self.servers is not None:
+            self.servers.stop()
 
 
 class RedisProxy:
@@ -400,6 +463,7 @@ class Platforms:
     numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))  # update_id, MessageSid
     statuses: Counter[tuple[ChannelName, str]] = field(default_factory=Counter)
     acknowledged: dict[tuple[ChannelName, str], str] = field(default_factory=dict)  # (channel, message id) → sender
+    acknowledged_at: dict[tuple[ChannelName, str], float] = field(default_factory=dict)  # → the first 2xx (monotonic)
     redelivered: Counter[ChannelName] = field(default_factory=Counter)
     given_up: Counter[ChannelName] = field(default_factory=Counter)
     twilio: ChaosTwilio | None = None  # keeps every WhatsApp message sent, as Twilio does (its catch-up's list)
@@ -462,6 +526,7 @@ class Platforms:
             self.given_up[channel] += 1
             return
         noted[channel, hook.message_id] = sender
+        self.acknowledged_at.setdefault((channel, hook.message_id), time.monotonic())
         if self.rng.random() < self.lost_ack:  # the 2xx lost on its way back: the platform delivers it again
             self.redelivered[channel] += 1
             await self.deliver(channel, hook.path, hook.raw, hook.headers, deadline)
@@ -551,7 +616,7 @@ class Chaos:
     Redis outage during a provider's hang), never two at once on one target (an instance, Redis, a provider)."""
 
     def __init__(
-        self, rng: random.Random, instances: list[Instance], redis: AofRedis, providers: list[Noting],
+        self, rng: random.Random, instances: list[Instance], redis: AofRedis | SentinelRedis, providers: list[Noting],
         session: ClientSession,
     ) -> None:  # fmt: skip
         self.rng, self.instances, self.redis, self.providers = rng, instances, redis, providers
@@ -584,7 +649,7 @@ class Chaos:
             way = self.rng.choice(("both", "up", "down")) if kind == STALL else "up"
             held, hits = f"{STALL} {victim.name}", f"{victim.name} {way}"
         else:
-            held = hits or kind
+            held = "redis" if kind == FAILOVER else hits or kind
         if held in self.busy:
             return
         self.busy.add(held)
@@ -611,7 +676,11 @@ class Chaos:
                 else:
                     fault.target += " unmet"
                     fault.start = time.monotonic()
+            elif kind == FAILOVER:
+                assert isinstance(self.redis, SentinelRedis)
+                await self.redis.failover(fault, pause)
             elif kind == "redis":
+                assert isinstance(self.redis, AofRedis)
                 await self.redis.shutdown()
                 await asyncio.sleep(pause)
                 await self.redis.start()
@@ -626,7 +695,7 @@ class Chaos:
                 await asyncio.sleep(pause)
                 provider.resume()
         finally:
-            fault.end = time.monotonic()
+            fault.end = fault.end or time.monotonic()  # a failover's: the promotion (its rejoin after it)
             self.busy.discard(held)
         print(f"  {fault.start - self.began:6.1f}–{fault.end - self.began:5.1f} s  {kind} {fault.target}".rstrip(),
               flush=True)  # fmt: skip
@@ -683,6 +752,7 @@ class Audit:
     acknowledged: int = 0
     processed_once: int = 0
     never_processed: int = 0
+    never_at_failover: int = 0  # … of them acknowledged within 2 s of a failover (--sentinel): replication's loss
     recorded_twice: int = 0
     no_conversation: int = 0
     empty_engine: int = 0
@@ -724,7 +794,8 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
     bound, or None. "kill": accepted from an instance killed just after (or while the provider held the request);
     "timeout": the gateway hung up on it after waiting the send timeout (or its answer was written as the timeout
     fired): a hang past the timeout, an ambiguous send, sent again, one more copy per timed-out attempt; "redis":
-    accepted around a Redis outage (its record could not be written); "redis-stall": the same from the instance whose
+    accepted around a Redis outage (its record could not be written), "failover" around a failover (``--sentinel``:
+    its record written to the old primary and lost with it); "redis-stall": the same from the instance whose
     own Redis traffic was stalled then (``--redis-delay-ms``, since 2026-12-07). A kill is named first: a process killed
     loses its records whatever the store does. A copy the gateway hung up on sooner than the send timeout is
     beyond the bound ("timeout below 15 s"), and so is one it was answered for and did not record outside a kill
@@ -738,8 +809,11 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
     if copy.held >= SEND_TIMEOUT - TIMEOUT_MARGIN:  # answered as the gateway's timeout fired: it gave up all the same
         return "timeout"
     for fault in faults:
-        if fault.kind == "redis" and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
-            return "redis"
+        if (
+            fault.kind in ("redis", FAILOVER)
+            and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN
+        ):
+            return fault.kind
     for fault in faults:  # an outage of that instance's Redis alone (its record could not be written in time)
         stalled = fault.kind in STALLS and copy.sender.split("-")[0] == fault.target.split(" ")[0]
         if stalled and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
@@ -747,7 +821,14 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
     return None
 
 
-IN_BOUND = frozenset({"kill", "timeout", "redis", *STALLS})
+def at_failover(at: float, faults: list[Fault]) -> bool:
+    """Whether ``at`` (a webhook's 2xx) is within ``IN_FLIGHT_MARGIN`` of a failover (its start to the new primary
+    named): what the old primary acknowledged and had not passed on to its replica is lost (asynchronous replication,
+    ``GATEWAY_REDIS_REPLICA_ACKS=0``: docs/deployment.md, "What it can lose"). Since 2026-12-07."""
+    return any(f.kind == FAILOVER and f.start - IN_FLIGHT_MARGIN <= at <= f.end + IN_FLIGHT_MARGIN for f in faults)
+
+
+IN_BOUND = frozenset({"kill", "timeout", "redis", FAILOVER, *STALLS})
 
 
 async def audit(
@@ -832,6 +913,8 @@ async def audit(
             times = users[inbound_entry_id(Inbound(channel, sender, message_id))]
             result.processed_once += times == 1
             result.never_processed += times == 0
+            acked_at = platforms.acknowledged_at.get((channel, message_id))
+            result.never_at_failover += times == 0 and acked_at is not None and at_failover(acked_at, faults)
             result.recorded_twice += times > 1
         audit_floods(platforms, results, users, notices, faults, began)
     finally:
@@ -910,8 +993,9 @@ async def main(args: argparse.Namespace) -> None:
     print(machine_line())
     print(
         f"seed {args.seed}; {args.rate:.0f} msg/s for {args.duration:.0f} s on {', '.join(channels)}, a fault every"
-        f" ~{args.every:.0f} s ({', '.join(args.faults)}); understanding {args.understanding}; 2 instances, Redis"
-        " AOF everysec"
+        f" ~{args.every:.0f} s ({', '.join(args.faults)}); understanding {args.understanding}; 2 instances, "
+        + ("Redis: a primary, a replica, 3 Sentinels" if args.sentinel else "Redis AOF everysec")
+        + ("; GATEWAY_REDIS_REPLICA_ACKS=1" if args.replica_acks else "")
         + (f"; floods: {args.floods} senders per channel" if args.floods else "")
         + (f"; erasures: {args.erasures}" if args.erasures else "")
         + (f"; purges: {args.purges} due, {args.purges} not" if args.purges else "")
@@ -925,7 +1009,9 @@ async def main(args: argparse.Namespace) -> None:
     )
     providers = fakes()
     with workdir("gateway-chaos-", flows_text) as (work, flows):
-        redis = AofRedis(work / "redis")
+        redis: AofRedis | SentinelRedis = (
+            SentinelRedis(work / "sentinels") if args.sentinel else AofRedis(work / "redis")
+        )
         await redis.start()
         async with contextlib.AsyncExitStack() as stack:
             for provider in providers:
@@ -938,6 +1024,8 @@ async def main(args: argparse.Namespace) -> None:
             # once a message is 2 s old, and every 20 s (5 minutes in production) as the soak is short
             env["GATEWAY_WHATSAPP_CATCHUP_SETTLE_SECONDS"] = "2"
             env["GATEWAY_WHATSAPP_CATCHUP_SECONDS"] = "20"
+            if args.replica_acks:  # --sentinel: an acknowledgement once a replica has what it wrote
+                env["GATEWAY_REDIS_REPLICA_ACKS"] = "1"
             if args.erasures or args.purges:  # its passes meet the faults (due: --purges's, bench/chaos_purges.py)
                 env["GATEWAY_PURGE_INTERVAL_SECONDS"] = str(PURGE_EVERY)
             sockets = await stack.enter_async_context(  # the pages' sockets stay open: no pool limit, no total
@@ -946,6 +1034,7 @@ async def main(args: argparse.Namespace) -> None:
             apis = {provider.channel: provider.url for provider in providers}
             proxies: list[RedisProxy | None] = [None, None]
             if args.redis_delay_ms is not None:  # each instance its own proxy: a stall holds one and not the other
+                assert isinstance(redis, AofRedis)  # parse(): not with --sentinel
                 started_proxies = [RedisProxy(redis, args.redis_delay_ms, args.redis_jitter_ms) for _ in range(2)]
                 for proxy in started_proxies:
                     stack.callback(proxy.stop)
@@ -1068,6 +1157,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"/readyz at the end: {readyz}")
     print(f"worker restarts: {dict(sorted(restarts.items())) or 'none'}")
     print(f"store failures by class (LockLost: a commit fenced): {dict(sorted(failures.items())) or 'none'}")
+    if isinstance(redis, SentinelRedis):
+        print(f"failovers done: {sum(redis.done.values())} {dict(sorted(redis.done.items()))}")
     if fenced:  # the fence's refusals as Redis answered them, heard by the gateway (LockLost) or not (its timeout)
         print(
             f"fenced refusals at the proxies: {sum(n for n, _ in fenced)}, to a client gone already (a timeout on"
@@ -1084,7 +1175,8 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
         f" HTTP 500 {platforms.statuses[channel, '500']}, given up {platforms.given_up[channel]}"
         + (f", left to the catch-up {platforms.left[channel]}" if channel is ChannelName.WHATSAPP else "")
         + ";"
-        f" inbound processed once {result.processed_once:,}, never {result.never_processed}, twice or more"
+        f" inbound processed once {result.processed_once:,}, never {result.never_processed}"
+        f" ({result.never_at_failover} acknowledged within 2 s of a failover), twice or more"
         f" {result.recorded_twice}; senders without a conversation {result.no_conversation}; empty engine states"
         f" {result.empty_engine}; young people's entries no acknowledged message explains {result.stray_users};"
         f" conversations {result.conversations:,}, beyond one per sender {result.extra_conversations}"
@@ -1145,8 +1237,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--faults",
         nargs="+",
         default=None,
-        choices=[*FAULTS, STALL, STALL_COMMIT],
-        help=f"the faults drawn (default {' '.join(FAULTS)}, and {STALL} with --redis-delay-ms)",
+        choices=[*FAULTS, STALL, STALL_COMMIT, FAILOVER],
+        help=f"the faults drawn (default {' '.join(FAULTS)}, and {STALL} with --redis-delay-ms; with --sentinel"
+        f" {' '.join(SENTINEL_FAULTS)})",
     )
     every = [str(c) for c in (*CHANNELS, ChannelName.WEBCHAT)]
     parser.add_argument("--channels", nargs="+", default=every, choices=every,
@@ -1170,7 +1263,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         f" {STALL} fault then holds one instance's traffic 1-9 s, both ways or one")  # fmt: skip
     parser.add_argument("--redis-jitter-ms", type=float, default=0.0, help="with --redis-delay-ms: up to this many"
                         " ms more on each chunk, at random (order kept on each connection)")  # fmt: skip
+    parser.add_argument("--sentinel", action="store_true", help="the instances on redis+sentinel://: a primary, its"
+                        f" replica and 3 Sentinels; the {FAILOVER} fault (planned, kill -9, alternately)")  # fmt: skip
+    parser.add_argument("--replica-acks", action="store_true", help="with --sentinel: GATEWAY_REDIS_REPLICA_ACKS=1"
+                        " (an acknowledgement once a replica has the message)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.replica_acks and not args.sentinel:
+        parser.error("--replica-acks needs --sentinel")
+    if args.sentinel and args.redis_delay_ms is not None:
+        parser.error("--sentinel and --redis-delay-ms: not together (a proxy reaches one Redis)")
+    if args.sentinel and args.faults is None:
+        args.faults = SENTINEL_FAULTS
+    elif args.sentinel and "redis" in args.faults:
+        parser.error("redis (a restart of one Redis) and --sentinel: not together (failover is that fault there)")
+    elif not args.sentinel and args.faults is not None and FAILOVER in args.faults:
+        parser.error(f"{FAILOVER} needs --sentinel")
     if args.faults is None:
         args.faults = FAULTS + ([STALL] if args.redis_delay_ms is not None else [])
     elif STALLS & set(args.faults) and args.redis_delay_ms is None:

@@ -53,6 +53,7 @@ from gateway.ids import inbound_entry_id, inbound_key, seen_digest
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
+from gateway.store.redis_url import SentinelURL, is_sentinel
 from gateway.testing import DATA_KEY, named_by_provider
 
 ERASE_SLOT = 800  # an eraser's slot in its address: apart from the load's and the floods'
@@ -298,7 +299,14 @@ class ErasureAudit:
 
 def every_key_and_value(url: str) -> list[str]:
     """Every key of Redis with its value, as ``tests/store/test_redis_erasure_leaves_nothing.py`` reads them."""
-    client = redis.Redis.from_url(url, decode_responses=True, encoding_errors="surrogateescape")
+    if is_sentinel(url):  # --sentinel (since 2026-12-07): the primary the Sentinels name now
+        parsed = SentinelURL.parse(url)
+        with redis.Redis(*parsed.sentinels[0], decode_responses=True) as sentinel:
+            host, port = sentinel.sentinel_get_master_addr_by_name(parsed.service)
+        db = int(parsed.redis_options.get("db", 0))
+        client = redis.Redis(host=host, port=port, db=db, decode_responses=True, encoding_errors="surrogateescape")
+    else:
+        client = redis.Redis.from_url(url, decode_responses=True, encoding_errors="surrogateescape")
     try:
         found = []
         for found_key in client.scan_iter(count=1000):
