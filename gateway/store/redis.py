@@ -81,6 +81,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
+from redis.commands.core import AsyncScript
 from redis.exceptions import LockNotOwnedError, NoScriptError, RedisError, ResponseError
 
 from gateway.conversation import ACTIVE_STATUSES, Conversation, Priority, RiskFlag, Status
@@ -255,17 +256,29 @@ class _Fence:
     starts inherits the context, and may write after the lock is let go). A lock key lost before its lease ended
     (a failover to a replica it had not reached) refuses the record with the deadline not passed: the marks that
     ran then are taken back (``marks``, ``RedisStore._take_back``; since 2026-12-07, until then the message was
-    taken for processed and recorded nowhere)."""
+    taken for processed and recorded nowhere). Each fenced script also carries how many its holder sent before it
+    under this lock (``made``, since 2026-12-07; ``redis_lua._FENCE``): one that reaches a server without all of them
+    (a failover's new primary got the lock but not the writes sent to the old one after the switch) is refused, and
+    the marks of its pipeline taken back; until then such a commit landed, its record and mark without the entries
+    of the pipelines before it."""
 
-    __slots__ = ("conversation_id", "key", "lease", "marks", "queued", "task", "token", "used")
+    __slots__ = ("conversation_id", "key", "lease", "made", "marks", "queued", "task", "token", "used", "writes")
 
     def __init__(self, conversation_id: str, lease: _Lease) -> None:
         self.conversation_id, self.key, self.lease = conversation_id, K.lock(conversation_id), lease
+        self.writes = K.lock_writes(conversation_id)
         self.token = lease.local.token
         self.task = asyncio.current_task()
         self.used = False  # a fenced script was queued: the flush looks for FENCED in the answers
+        self.made = 0  # fenced scripts queued so far under this lock, in the order they are sent
         self.marks: list[tuple[int, str, int]] = []  # each fenced mark queued: its place in the pipeline, key, until
         self.queued = False  # the conversation's queue entry written under it (``enqueue``): checked once refused
+
+    def head(self) -> tuple[list[str], list[Any]]:
+        """A fenced script's last KEYS and ARGV (``redis_lua._FENCE``), counted: the scripts are queued in the order
+        their pipelines are sent, each pipeline after the previous one's answer."""
+        made, self.made = self.made, self.made + 1
+        return [self.writes, self.key], [made, self.token]
 
     def deadline(self) -> str:
         """Redis's time (ms) before which the lease is surely still held: its start (``lock_read``'s answer) and
@@ -295,7 +308,8 @@ def _fenced(pipe: Pipeline, name: str, keys: list[str], args: list[Any], convers
     if fence is None:
         _eval(pipe, name, keys, args)
     else:
-        _eval(pipe, "fenced_" + name, [*keys, fence.key], [*args, fence.token])
+        fence_keys, fence_args = fence.head()
+        _eval(pipe, "fenced_" + name, [*keys, *fence_keys], [*args, *fence_args])
 
 
 class Published:
@@ -319,7 +333,8 @@ class Published:
             pipe.publish(self.channel, one)
         else:
             fence.used = True  # the flush looks for its FENCED answer
-            _eval(pipe, "fenced_publish", [fence.key], [self.channel, one, fence.token])
+            fence_keys, fence_args = fence.head()
+            _eval(pipe, "fenced_publish", fence_keys, [self.channel, one, *fence_args])
 
 
 @dataclass(frozen=True, slots=True)
@@ -1105,13 +1120,17 @@ class RedisStore:
                 _eval(pipe, "index_of", [K.ended(c.listener)], [c.id, ended, INDEXED_US, INDEXED_S])
             if c.client is not None and c.status in CLIENT_OPEN:
                 pipe.sadd(K.client(c.client), c.id)
-            lock = unlock[:1] if unlock else []
+            lock = [unlock[0], K.lock_writes(c.id)] if unlock else []  # the lock, and its count (``_Fence.head``)
             _fenced(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id), *lock],
                     [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0,
                      *(unlock[1:] if unlock else [])], c.id)  # fmt: skip
 
         def after_part(pipe: Pipeline) -> None:
             fence = _fence_of(c.id)
+            if fence is not None and split:  # sent apart from the record: the fence alone first (since 2026-12-07)
+                # a failover between the record's pipeline and this one: this one on a server without the record, its
+                # mark taken back on the refusal (the writes of other slots here are not: they run all the same)
+                _eval(pipe, "fenced_check", *fence.head())
             if leave:
                 out = ["-" if rank is None else "", "-" if told is None else ""]  # each index left, or as it is
                 _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", *out, *others])
@@ -3032,7 +3051,8 @@ class RedisStore:
 
     def _unlock_again(self, what: str, token: str | bytes, conversation_id: str, error: RedisError) -> None:
         name = K.lock(conversation_id)
-        self._releases.again(what, error, lambda: self._script("unlock", [name], [token]))
+        unlock = [name, K.lock_writes(conversation_id)]
+        self._releases.again(what, error, lambda: self._script("unlock", unlock, [token]))
 
     async def _keep_lock(self, lease: _Lease) -> None:
         """Renew the lease now and every third of it while the lock is held; stop once it is somebody else's. The
@@ -3130,15 +3150,27 @@ class _Lease(Lock):
         self.answered = 0.0  # time.monotonic() when that attempt's answer came
         self.renewed: float | None = None  # time.monotonic() when the last renewal answered was sent
         self._renewals = renewals  # the client the renewals go on (``RedisStore.open``: connections of their own)
+        self._renew: AsyncScript | None = None  # ``lock_renew``, registered at the first renewal
+        self._unlock: AsyncScript | None = None  # ``unlock``, registered at the first release
 
     async def do_reacquire(self) -> Literal[True]:
         """redis-py's, on the renewals' own client when there is one (since 2026-12-07: on the store's pool, a
         renewal waited behind its other callers for a connection, past the lease)."""
         client = self.redis if self._renewals is None else self._renewals
-        assert self.lua_reacquire is not None  # registered by redis-py's Lock
-        if not await self.lua_reacquire(keys=[self.name], args=[self.local.token, self.lease_ms], client=client):
+        if self._renew is None:  # since 2026-12-07 its own script: the count of fenced writes kept as long
+            self._renew = client.register_script(SCRIPTS["lock_renew"])
+        keys = [self.name, K.lock_writes(self.conversation_id)]
+        if not await self._renew(keys=keys, args=[self.local.token, self.lease_ms], client=client):
             raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
         return True
+
+    async def do_release(self, expected_token: bytes) -> None:
+        """redis-py's, with the count of fenced writes deleted with the lock (``unlock``; since 2026-12-07)."""
+        if self._unlock is None:
+            self._unlock = self.redis.register_script(SCRIPTS["unlock"])
+        keys = [self.name, K.lock_writes(self.conversation_id)]
+        if not await self._unlock(keys=keys, args=[expected_token], client=self.redis):
+            raise LockNotOwnedError("Cannot release a lock that's no longer owned")
 
     async def do_acquire(self, token: str | bytes) -> bool:
         along, self._along, self.tried = self._along, None, token
@@ -3214,7 +3246,8 @@ class _LockedBatch:
             if last is not None and last.unlock == [] and last.record == self._id:
                 last.unlock.extend([name, owner])  # the record's script releases it: the batch's last step of its slot
             else:
-                held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", [name], [owner])))
+                unlock = [name, K.lock_writes(self._id)]
+                held.append(HeldWrite(lambda pipe: _eval(pipe, "unlock", unlock, [owner])))
             try:
                 await store._flush()
             except RedisError as failure:  # the release may not have been made either: try it alone

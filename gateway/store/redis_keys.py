@@ -141,6 +141,12 @@ def lock(conversation_id: str) -> str:
     return tagged("l", conversation_id)
 
 
+def lock_writes(conversation_id: str) -> str:
+    """How many fenced writes the lock's holder made under it, "<token>:<n>" (``redis_lua._FENCE``; since
+    2026-12-07): as long as the lock, deleted with it; the conversation's slot."""
+    return tagged("lw", conversation_id)
+
+
 def leaving(conversation_id: str) -> str:
     """How the conversation's ending is listed as begun (``{queue}:leaving``, ``RedisStore.begin_leaving``), again
     in the conversation's slot: the lock of a message's processing reads it with the record (``lock_read``), so a

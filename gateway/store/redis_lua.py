@@ -226,16 +226,32 @@ end
 # in ARGV (taken off before the script's own body reads them): nothing is written, and FENCED answered, when the lock
 # no longer holds that token (its lease lapsed while the writes were on their way; another instance may hold it and
 # have moved the conversation on). Until then the record, entries and items of a late commit landed on top.
+# Since 2026-12-07 the head also reads how many fenced writes the holder made before this one under this lock (before
+# the lock's key in KEYS, ``redis_keys.lock_writes``: "<token>:<n>", absent or another token's for none; before the
+# token in ARGV, the holder's count) and refuses one that does not follow them all: a failover whose new primary got
+# the lock but not the holder's writes sent to the old one after it (a planned one's old primary writable for a while)
+# took the next commit, its record and its processed mark, for a whole one: the message marked processed, its entry
+# in no transcript (``tests/store/test_redis_sentinel.py``). The count lives as the lock does (its lease, renewed with
+# it: ``lock_renew``) and goes with its release (``unlock``, ``put_conversation``'s).
 FENCED = "fenced"
 _FENCE = f"""
 local fence_key, fence_token = table.remove(KEYS), table.remove(ARGV)
+local fence_writes, fence_made = table.remove(KEYS), table.remove(ARGV)
 if redis.call('GET', fence_key) ~= fence_token then return '{FENCED}' end
+local fence_prefix = fence_token .. ':'
+local fence_was = redis.call('GET', fence_writes)
+if not fence_was or string.sub(fence_was, 1, #fence_prefix) ~= fence_prefix then fence_was = '0'
+else fence_was = string.sub(fence_was, #fence_prefix + 1) end
+if fence_was ~= fence_made then return '{FENCED}' end
+redis.call('SET', fence_writes, fence_prefix .. (tonumber(fence_made) + 1), 'PX',
+  math.max(1, redis.call('PTTL', fence_key)))
 """
 
 # Conversations. KEYS: the record, the processed marks, and (a record whose save is its batch's last step of the
-# slot: ``RedisStore.locked_batch``) the conversation's lock. ARGV: record, '' or the processed inbound key's digest
-# (``ids.seen_digest``), its expiry (ms), now (ms), record TTL in s (0: none, a fresh record not claimed by its
-# sender yet), and with the lock its holder's token: the lock released after the record, as ``unlock`` does.
+# slot: ``RedisStore.locked_batch``) the conversation's lock and its count of fenced writes (since 2026-12-07:
+# deleted with it). ARGV: record, '' or the processed inbound key's digest (``ids.seen_digest``), its expiry (ms),
+# now (ms), record TTL in s (0: none, a fresh record not claimed by its sender yet), and with the lock its holder's
+# token: the lock released after the record, as ``unlock`` does.
 _PUT_CONVERSATION = """
 if ARGV[5] ~= '0' then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
@@ -247,7 +263,7 @@ if ARGV[2] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
   redis.call('PEXPIREAT', KEYS[2], redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2])
 end
-if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end
+if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3], KEYS[4] or KEYS[3]) end
 return 1
 """
 
@@ -1434,9 +1450,19 @@ return 1
 
 # KEYS: the conversation lock. ARGV: its holder's token. The release ``Lock.release`` makes, as a pipeline step
 # (``RedisStore.locked_batch``): a lapsed lock, somebody else's now, is left alone.
+# KEYS: the lock, and (since 2026-12-07) its holder's count of fenced writes (``_FENCE``), deleted with it.
 _UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1], KEYS[2] or KEYS[1]) end
 return 0
+"""
+
+# The lock's renewal (redis-py's ``reacquire``, since 2026-12-07 with the count of fenced writes, ``_FENCE``, kept as
+# long). KEYS: the lock, the count. ARGV: the holder's token, the lease (ms).
+_LOCK_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
 """
 
 # KEYS: the conversation lock, the conversation's record, its erasure begun (``redis_keys.erasing``), and for a
@@ -1700,6 +1726,7 @@ SCRIPTS = {
     "inbox_retry": _INBOX_RETRY,
     "inbox_set_aside": _INBOX_SET_ASIDE,
     "unlock": _UNLOCK,
+    "lock_renew": _LOCK_RENEW,
     "lock_read": _LOCK_READ,
     "hit": _HIT,
     "hit_once": _HIT_ONCE,
@@ -1711,3 +1738,6 @@ SCRIPTS.update({"fenced_" + name: _FENCE + SCRIPTS[name] for name in FENCED_SCRI
 # while the lock is its holder's, as the entries it tells of are written; KEYS: none of its own; ARGV: the channel,
 # the message. Until then a refused commit's events (a plain PUBLISH) told pages and consoles of entries never kept.
 SCRIPTS["fenced_publish"] = _FENCE + "return redis.call('PUBLISH', ARGV[1], ARGV[2])\n"
+# the fence alone (since 2026-12-07): at the head of an ending's writes of other slots, sent apart once its record was
+# answered (``HeldWrite.cut``), which may reach another server than the record did (a failover between the two)
+SCRIPTS["fenced_check"] = _FENCE + "return 1\n"

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,23 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import METRICS, create_app
 from gateway.cli import main
-from gateway.errors import StoreError
+from gateway.errors import LockLost, StoreError
 from gateway.events import QueueChanged, Resync
+from gateway.messages import ChannelName
 from gateway.settings import Settings
-from gateway.store import HasWorkers, Listener, open_store, redis_keys
+from gateway.store import (
+    Author,
+    Claim,
+    ClaimState,
+    Delivery,
+    DoneMark,
+    HasWorkers,
+    Listener,
+    TranscriptEntry,
+    open_store,
+    redis_keys,
+)
+from gateway.store.redis import RedisStore
 from gateway.store.redis_pool import open_pool
 from gateway.testing import DATA_KEY, SECRET_KEY, store_keys
 from tests.conftest import Clock
@@ -319,3 +334,66 @@ async def test_the_store_migration_runs_on_the_primary_the_sentinels_name(
     monkeypatch.setenv("GATEWAY_SECRET_KEY", SECRET_KEY)
     assert await asyncio.to_thread(main, ["store", "migrate"]) == 0  # the command runs its own event loop
     assert "nothing: the layout is current" in capsys.readouterr().out
+
+
+async def test_a_commit_on_the_new_primary_after_its_earlier_writes_were_lost_on_the_old_one_is_refused(
+    own_sentinels: Sentinels,
+) -> None:
+    """A message's processing under its conversation's lock sends its writes in several pipelines (a read in the
+    middle sends the writes held so far). A planned failover between two of them: the lock and the claim reached the
+    replica before it, the first pipeline (the young person's entry) went to the old primary after the switch, a
+    writable primary still, and is lost with it; the next pipeline (the record and the processed mark) goes to the
+    new primary once the store follows it, where the lock still holds the holder's token. Until 2026-12-07 the fence
+    read only the token: the record and the mark were written there, the message taken for processed (a
+    redelivery DONE) and its entry in no transcript. Now each fenced write also carries how many the holder made
+    before it under this lock, which the new primary does not have: refused (``LockLost``), the mark taken back,
+    the redelivery processed."""
+    servers = own_sentinels
+    # a lease longer than the failover's seconds on a busy machine: the lock the replica got is still there after it
+    store = await open_store(servers.url, keys=store_keys(servers.url), max_connections=4, socket_timeout=20)
+    assert isinstance(store, RedisStore)
+    following: asyncio.Task[None] | None = None
+    pool = store._client.connection_pool  # the store's Sentinel pool: the primary it follows
+    try:
+        conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-f", datetime.now(UTC))
+        cid = conversation.id
+        assert await store.claim("in:f", "first", 60) is ClaimState.CLAIMED
+        refused = False
+        try:
+            async with store.locked_batch(cid, claim=Claim("in:f", "first", 60)) as state:
+                assert state is ClaimState.CLAIMED
+                found = await store.get_conversation(cid)
+                assert found is not None
+                with servers.client(servers.replica_port) as replica:  # the lock reached the replica
+                    async with asyncio.timeout(10):
+                        while not replica.exists(redis_keys.lock(cid)):
+                            await asyncio.sleep(0.05)
+                await planned_failover(servers)
+                with servers.client(servers.primary_port) as old:
+                    assert old.info("replication")["role"] == "master"  # still: what is written there now is lost
+                entry = TranscriptEntry(id="in-f", conversation_id=cid, at=datetime.now(UTC), author=Author.USER,
+                                        text="bonjour", delivery=Delivery.DELIVERED)  # fmt: skip
+                await store.append_transcript(entry)
+                await store.get_conversation(cid)  # a read: the entry's pipeline sent, to the old primary
+                with servers.client(servers.replica_port) as new:
+                    assert not new.exists(redis_keys.transcript(cid)), "the entry reached the new primary"
+                    assert new.get(redis_keys.lock(cid)) is not None  # the lock the replica got, still there
+                following = asyncio.create_task(store.workers()["store-primary"]())  # the app's supervisor runs it
+                async with asyncio.timeout(10):
+                    while pool.master_address is None or pool.master_address[1] != servers.replica_port:
+                        await asyncio.sleep(0.05)
+                await store.save_conversation(replace(found, engine={"step": "f"}), done=DoneMark("in:f", 3600))
+        except LockLost:
+            refused = True
+        with servers.client(servers.replica_port) as new:
+            assert not new.exists(redis_keys.transcript(cid))
+        assert await store.transcript(cid) == []
+        assert await store.claim("in:f", "redelivery", 60) is ClaimState.CLAIMED, (
+            "taken for processed, recorded nowhere"
+        )
+        assert refused  # the commit told of its refusal: the message not processed, its claim let go
+    finally:
+        if following is not None:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+        await store.close()
