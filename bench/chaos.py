@@ -1098,7 +1098,7 @@ async def main(args: argparse.Namespace) -> None:
                 explain_goodbyes(erasure_audit, faults, chaos.began)
                 purge_audit = await audit_purges(purges)
                 applied = audit_receipts(receipts, deliveries, chaos.began)
-                webchat = await audit_webchat(redis.url, chats, WEB_FLOOD_RULES)
+                webchat = await audit_webchat(redis.url, chats, WEB_FLOOD_RULES, lambda at: at_failover(at, faults))
                 webchat.unsettled = unsettled
                 readyz = [await i.status(session, "/readyz") for i in instances]
                 restarts: Counter[str] = Counter()

@@ -391,6 +391,7 @@ class WebChatAudit:
     acknowledged: int = 0
     processed_once: int = 0
     never_processed: int = 0
+    never_at_failover: int = 0  # … of them acknowledged within 2 s of a failover (``lost_at``; since 2026-12-07)
     recorded_twice: int = 0
     still_pending: int = 0  # messages never acknowledged (given up): stuck
     replies_recorded: int = 0  # bot and listener entries of the clients' conversations
@@ -507,9 +508,12 @@ def audit_flood(client: WebChatClient, users: Counter[str], rules: FloodRules, f
     flood.past_bound += max(0, sum(t > 0 for _, t, first in recorded if first) - bound)
 
 
-async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | None = None) -> WebChatAudit:
+async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | None = None,
+                        lost_at: Callable[[float], bool] | None = None) -> WebChatAudit:  # fmt: skip
     """The audit of the clients against the store (every acknowledged message recorded once, every reply received,
-    none shown twice), and of the flood pages against ``rules`` (:func:`audit_flood`)."""
+    none shown twice), and of the flood pages against ``rules`` (:func:`audit_flood`). ``lost_at``: whether an ack
+    at that time (monotonic) came within a failover's loss (``bench/chaos.py --sentinel``: those never recorded are
+    counted apart; since 2026-12-07)."""
     from gateway.store import Author, TimerKind, open_store
 
     result = WebChatAudit(conversations=len(chats.clients))
@@ -547,6 +551,8 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
                 result.acknowledged += 1
                 result.processed_once += times == 1
                 result.never_processed += times == 0
+                at = client.acked_at.get(message_id)
+                result.never_at_failover += times == 0 and lost_at is not None and at is not None and lost_at(at)
                 result.recorded_twice += times > 1
             result.still_pending += len(client.pending) if client in chats.clients else 0
             for token in client.tokens:
@@ -575,7 +581,8 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
     closes = ", ".join(f"{k} {n}" for k, n in tally.closes.most_common(6))
     print(
         f"webchat: {result.conversations:,} conversations (sockets), {result.acknowledged:,} messages acknowledged;"
-        f" inbound processed once {result.processed_once:,}, never {result.never_processed}, twice or more"
+        f" inbound processed once {result.processed_once:,}, never {result.never_processed}"
+        f" ({result.never_at_failover} acknowledged within 2 s of a failover), twice or more"
         f" {result.recorded_twice}; never acknowledged {result.still_pending}; empty engine states"
         f" {result.empty_engine}; orphan conversations {result.orphans}"
         f" ({result.orphans_empty} without an engine state); with their page open: gone timers armed"
