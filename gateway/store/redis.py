@@ -956,9 +956,11 @@ class RedisStore:
         return self._releases.problem()
 
     def workers(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
-        """Behind Sentinel, the pool's check of the primary (``store-primary``, ``redis_pool.py``); else nothing. A
-        Cluster client has no such pool (it follows its nodes itself)."""
-        return primary_followers(getattr(self._client, "connection_pool", None), "store-primary")
+        """Behind Sentinel, the pool's check of the primary (``store-primary``, ``redis_pool.py``), the lock renewals'
+        pool's in the same worker (since 2026-12-07); else nothing. A Cluster client has no such pool (it follows its
+        nodes itself)."""
+        renewals = getattr(self._renewals, "connection_pool", None)
+        return primary_followers(getattr(self._client, "connection_pool", None), "store-primary", renewals)
 
     async def close(self) -> None:
         if not self._closed:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
@@ -266,10 +267,7 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
         changes nothing (none at all: MasterNotFoundError, a ConnectionError; the next new connection fails the
         same way, which the store reports); any other failure (a Sentinel refusing the question: NOPERM) ends the
         worker, for its supervisor to log, count and restart."""
-        while True:
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                await self.get_master_address()
-            await asyncio.sleep(PRIMARY_CHECK_SECONDS)
+        await follow_primaries([self])
 
     async def get_master_address(self) -> tuple[str, int]:
         """The primary the Sentinels name; when it changed, every connection to another address is closed, in use
@@ -290,9 +288,24 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
             await self.sentinel_manager.aclose()
 
 
-def primary_followers(pool: object, name: str) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
-    """``{name: the pool's follow_primary}`` for a pool behind Sentinel, for the app's supervisor; else nothing."""
-    return {name: pool.follow_primary} if isinstance(pool, BlockingSentinelPool) else {}
+async def follow_primaries(pools: list[BlockingSentinelPool]) -> None:
+    """:meth:`BlockingSentinelPool.follow_primary` for each of ``pools`` in turn, every ``PRIMARY_CHECK_SECONDS``."""
+    while True:
+        for pool in pools:
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                await pool.get_master_address()
+        await asyncio.sleep(PRIMARY_CHECK_SECONDS)
+
+
+def primary_followers(pool: object, name: str, *others: object) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+    """``{name: the pool's follow_primary}`` for a pool behind Sentinel, for the app's supervisor; else nothing.
+    ``others``: pools behind the same Sentinels followed by the same worker (the store's lock renewals' pool, since
+    2026-12-07: until then it stayed on the old primary after a planned failover, and a lock held across it lapsed
+    on the new one while its holder renewed it there, ``tests/store/test_redis_sentinel.py``)."""
+    if not isinstance(pool, BlockingSentinelPool):
+        return {}
+    pools = [pool, *(other for other in others if isinstance(other, BlockingSentinelPool))]
+    return {name: pool.follow_primary if len(pools) == 1 else functools.partial(follow_primaries, pools)}
 
 
 def _address(connection: AbstractConnection) -> tuple[str, int] | None:

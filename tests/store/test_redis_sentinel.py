@@ -34,7 +34,7 @@ from gateway.store import (
     open_store,
     redis_keys,
 )
-from gateway.store.redis import RedisStore
+from gateway.store.redis import LOCK_LEASE_MS, RedisStore
 from gateway.store.redis_pool import open_pool
 from gateway.testing import DATA_KEY, SECRET_KEY, store_keys
 from tests.conftest import Clock
@@ -396,4 +396,45 @@ async def test_a_commit_on_the_new_primary_after_its_earlier_writes_were_lost_on
         if following is not None:
             following.cancel()
             await asyncio.gather(following, return_exceptions=True)
+        await store.close()
+
+
+async def test_a_lock_held_across_a_planned_failover_is_renewed_on_the_new_primary(own_sentinels: Sentinels) -> None:
+    """The lock's renewals go on connections of their own (``RENEWAL_CONNECTIONS``). After ``SENTINEL FAILOVER``
+    the old primary stays a writable primary for a while: renewals sent there renew nothing the new primary holds.
+    Until 2026-12-07 only the store's main pool followed the Sentinels (``store-primary``): the renewals went on
+    reaching the old primary, the lock the replica got lapsed on the new one within the lease while its holder
+    renewed it (another instance could take it; the holder's commit refused, ``LockLost``). Now the same worker
+    follows the renewals' pool too: the lock stays on the new primary, the commit lands."""
+    servers = own_sentinels
+    store = await open_store(servers.url, keys=store_keys(servers.url), max_connections=4)
+    assert isinstance(store, RedisStore)
+    following = asyncio.create_task(store.workers()["store-primary"]())  # the app's supervisor runs it
+    loop = asyncio.get_running_loop()
+    lease = LOCK_LEASE_MS / 1000
+    try:
+        conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-r", datetime.now(UTC))
+        cid = conversation.id
+        async with store.locked_batch(cid):
+            found = await store.get_conversation(cid)
+            assert found is not None
+            with servers.client(servers.replica_port) as replica:  # the lock reached the replica
+                async with asyncio.timeout(10):
+                    while not replica.exists(redis_keys.lock(cid)):
+                        await asyncio.sleep(0.05)
+            await planned_failover(servers)
+            switched = loop.time()
+            with servers.client(servers.replica_port) as new:  # held past a lease after the switch, as a slow step
+                while loop.time() < switched + lease + 2:
+                    assert new.exists(redis_keys.lock(cid)), (
+                        f"the lock lapsed on the new primary {loop.time() - switched:.1f} s after the switch while"
+                        " its holder renewed it"
+                    )
+                    await asyncio.sleep(0.1)
+            await store.save_conversation(replace(found, engine={"step": "r"}))
+        record = await store.get_conversation(cid)
+        assert record is not None and record.engine == {"step": "r"}
+    finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
         await store.close()
