@@ -831,6 +831,20 @@ def at_failover(at: float, faults: list[Fault]) -> bool:
     return any(f.kind == FAILOVER and f.start - IN_FLIGHT_MARGIN <= at <= f.end + IN_FLIGHT_MARGIN for f in faults)
 
 
+def failover_gap(fault: Fault, acks: list[float], began: float, until: float) -> str:
+    """A failover as the young people met it: the longest time without any acknowledgement (a webhook's first 2xx,
+    a web chat ``ack``; ``acks`` sorted) from 2 s before it to 30 s after the Sentinels named the new primary (or the
+    last acknowledgement of the run, the load's end; or 2 s before the next failover, ``until``), and where that gap
+    began. Since 2026-12-07."""
+    end = min(fault.end + 30.0, until - 2.0, acks[-1]) if acks else fault.end
+    window = [fault.start - 2.0, *(t for t in acks if fault.start - 2.0 < t < end), max(end, fault.start - 2.0)]
+    gap, at = max((b - a, a) for a, b in itertools.pairwise(window))
+    return (
+        f"{fault.start - began:.1f} s {fault.target}: the Sentinels {fault.end - fault.start:.1f} s; no acknowledgement"
+        f" for {gap:.1f} s from {at - fault.start:+.1f} s"
+    )
+
+
 IN_BOUND = frozenset({"kill", "timeout", "redis", FAILOVER, *STALLS})
 
 
@@ -1163,6 +1177,10 @@ async def main(args: argparse.Namespace) -> None:
     if isinstance(redis, SentinelRedis):
         done = {how: n for how, n in redis.done.items() if how != "not done"}
         print(f"failovers done: {sum(done.values())} {dict(sorted(redis.done.items()))}")
+        acks = sorted([*platforms.acknowledged_at.values(), *(t for c in chats.clients for t in c.acked_at.values())])
+        failovers = sorted((f for f in faults if f.kind == FAILOVER), key=lambda f: f.start)
+        for fault, after in itertools.zip_longest(failovers, failovers[1:]):
+            print(f"  {failover_gap(fault, acks, chaos.began, after.start if after else float('inf'))}")
     if fenced:  # the fence's refusals as Redis answered them, heard by the gateway (LockLost) or not (its timeout)
         print(
             f"fenced refusals at the proxies: {sum(n for n, _ in fenced)}, to a client gone already (a timeout on"
