@@ -163,7 +163,9 @@ async def test_an_erasure_finds_the_outbox_items_without_a_scan(store: Store, cl
     assert await store.outbox_mark_failed(notice, "n-gate", "blocked by the provider")
     assert client.smembers(K.items_listed(notice)) == {"n-gate"}
     kept = client.pttl(K.outbox_item(notice, "n-gate"))  # 7 days: the list's TTL is the item's (set together)
-    assert kept - 60_000 < client.pttl(K.items_listed(notice)) <= kept
+    # within a second of it: the list's expiry is set just after the item's (by a few ms it may outlive it, which
+    # lists more, never less); until 2026-12-07 asserted at most the item's, failing once when 1 ms later
+    assert kept - 60_000 < client.pttl(K.items_listed(notice)) <= kept + 1_000
     mine = [K.outbox_item(conversation.id, i + conversation.id) for i in ("f-", "r2-")] + [
         K.outbox_item(notice, "n-gate")
     ]
