@@ -215,6 +215,7 @@ async def create_app(
         round_trip=(lambda: trips.seconds) if monotonic is time.monotonic else (lambda: None),
         poll_seconds=worker_poll_seconds,
         lease_seconds=math.ceil(2 * settings.inbound_claim_seconds),
+        concurrency=settings.inbox_concurrency,  # (50 hard-coded until 2026-12-07)
     )
     opened_counters = open_limit_storage(
         settings.store,

@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     # an item being sent, renewed every third of it meanwhile; after a crash another instance sends it past this
     outbox_lease_seconds: int = 15  # (60 until 2026-12-02: bench/README.md, "The outbox lease")
     inbox_batch: int = 20  # a webhook with more messages is stored in the inbox, acknowledged, processed after
+    # senders whose inbox items one instance processes at once (each a few round trips to Redis: across a 100 ms
+    # round trip, 50 take ~50–100 msg/s an instance; raise it with the round trip)
+    inbox_concurrency: int = 50
     inline_max: int = 64  # webhooks processed before their answer at once; beyond, the inbox takes them (overload)
     inline_seconds: float = 0.05  # one webhook processed inline this long already: the inbox takes the next; 0: off
     inline_window_seconds: float = 1.0  # only webhooks that started inline this recently are timed (one stuck: ignored)
@@ -323,6 +326,8 @@ class Settings(BaseSettings):
             raise ConfigError("GATEWAY_OUTBOX_LEASE_SECONDS must be >= 1")
         if self.inbox_batch < 0:
             raise ConfigError("GATEWAY_INBOX_BATCH must be >= 0")
+        if not 1 <= self.inbox_concurrency <= 1000:
+            raise ConfigError(f"GATEWAY_INBOX_CONCURRENCY must be from 1 to 1000, not {self.inbox_concurrency}")
         if self.inline_max < 0:
             raise ConfigError("GATEWAY_INLINE_MAX must be >= 0")
         if self.inline_seconds < 0:

@@ -126,6 +126,14 @@ def test_replace_checks_again_and_keeps_secrets() -> None:
         settings.replace(inbox_batch=-1)
 
 
+def test_the_inbox_concurrency_is_read_and_bounded() -> None:
+    assert Settings.from_env({"GATEWAY_INBOX_CONCURRENCY": "200"}, env_file=None).inbox_concurrency == 200
+    assert Settings().inbox_concurrency == 50
+    for wrong in ("0", "1001"):
+        with pytest.raises(ConfigError, match="GATEWAY_INBOX_CONCURRENCY must be from 1 to 1000"):
+            Settings.from_env({"GATEWAY_INBOX_CONCURRENCY": wrong}, env_file=None)
+
+
 def test_the_inline_window_is_at_least_the_inline_time() -> None:
     assert Settings.from_env({"GATEWAY_INLINE_WINDOW_SECONDS": "0.5"}, env_file=None).inline_window_seconds == 0.5
     for window in ("0.01", "0"):  # shorter than GATEWAY_INLINE_SECONDS (0.05): no webhook would ever be timed
