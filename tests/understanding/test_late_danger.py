@@ -133,7 +133,8 @@ async def test_a_suicide_read_late_after_the_end_flags_the_message_and_gives_the
     conversation = await _ended_before_its_reading(r, "zoe", RISKY)
     before = await r.bot_said(conversation.id)
     r.release()
-    await eventually(lambda: asyncio.sleep(0, "ended" in r.outcomes))
+    # "ended" is told as the reading is applied, before its writes: its end ("flagged", once the store kept it)
+    await eventually(lambda: asyncio.sleep(0, "ended" in r.outcomes and "flagged" in r.outcomes))
     after = await r.conversation(conversation.id)
     assert after.status is Status.CLOSED and after.priority is Priority.URGENT
     assert after.flag is not None and after.flag.risk == "suicide" and after.flag.source == "model"
@@ -153,6 +154,7 @@ async def test_a_risk_read_late_after_the_end_is_listed_on_the_supervision_board
     conversation = await _ended_before_its_reading(r, "zoe", RISKY)
     assert await r.store.read_late(r.clock.now - timedelta(hours=1), 50) == []
     r.release()
-    await eventually(lambda: asyncio.sleep(0, "ended" in r.outcomes))
+    # "ended" is told as the reading is applied, before its writes: its end ("flagged", once the store kept it)
+    await eventually(lambda: asyncio.sleep(0, "ended" in r.outcomes and "flagged" in r.outcomes))
     [listed] = await r.store.read_late(r.clock.now - timedelta(hours=1), 50)
     assert listed.id == conversation.id and listed.status is Status.CLOSED
