@@ -41,10 +41,14 @@ client gone already (its call timed out: the gateway saw a TimeoutError, not ``L
 After ``--duration`` seconds and a drain, the audit per channel against the store and the fakes: every webhook
 acknowledged at least once recorded exactly once in its transcript; every copy of a reply a fake accepted whose
 provider id no transcript records (a reply received twice), explained by the fault it was in flight at (a kill, a
-Redis outage, a hang past the send timeout: the documented bound) or beyond it; replies recorded as accepted by the
-provider that it never accepted (lost); conversations stuck (no engine state, messages left in the inbox, replies
-still pending); HTTP 500s; ``/readyz`` of both instances; the supervisor's worker restarts by worker
-(``/metrics``), and since 2026-12-07 the store's failures by class (``LockLost``: a commit fenced).
+Redis outage, a hang past the send timeout: the documented bound) or beyond it; since 2026-12-07 each reply against
+that bound itself (:func:`beyond_bound`: at most one copy per fault, one more per attempt the gateway hung up on after
+the send timeout, so twice unless that many causes explain more; never a copy sent after the send the gateway
+recorded was accepted), each violation printed with the fault nearest it and the line "replies beyond the stated
+bound: N"; replies recorded as accepted by the provider that it never accepted (lost); conversations stuck (no
+engine state, messages left in the inbox, replies still pending); HTTP 500s; ``/readyz`` of both instances; the
+supervisor's worker restarts by worker (``/metrics``), and since 2026-12-07 the store's failures by class
+(``LockLost``: a commit fenced).
 The web chat's audit (every page in session again first): every message acknowledged recorded
 exactly once; every bot and listener entry of its transcript **received** (its id in any frame the client read:
 ``session``'s history, ``entry``, ``resync``), and how many only by a catch-up; entry ids that came again
@@ -763,6 +767,9 @@ class Audit:
     replies_failed: int = 0  # recorded as failed (the outbox gave up, or the provider refused)
     twice_by_fault: Counter[str] = field(default_factory=Counter)  # copies no transcript records, within the bound
     twice_beyond: list[str] = field(default_factory=list)  # … and beyond it
+    copies_per_reply: Counter[int] = field(default_factory=Counter)  # copies at the provider → replies (2026-12-07)
+    beyond_bound: list[list[str]] = field(default_factory=list)  # each reply past the stated bound: its violations
+    explained: list[str] = field(default_factory=list)  # replies received more than twice, within it: their causes
     lost: int = 0
     stray_users: int = 0  # young people's entries no acknowledged message explains (a receipt taken for one?)
     conversations: int = 0
@@ -793,6 +800,11 @@ class Flood:
 
 
 def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
+    """Why the gateway may not have recorded ``copy`` as sent (:func:`cause`'s name of it), or None."""
+    return cause(copy, faults)[0]
+
+
+def cause(copy: Copy, faults: list[Fault]) -> tuple[str | None, Fault | None]:
     """Why the gateway may not have recorded ``copy`` (a reply a provider accepted) as sent, within the documented
     bound, or None. "kill": accepted from an instance killed just after (or while the provider held the request);
     "timeout": the gateway hung up on it after waiting the send timeout (or its answer was written as the timeout
@@ -802,26 +814,117 @@ def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
     own Redis traffic was stalled then (``--redis-delay-ms``, since 2026-12-07). A kill is named first: a process killed
     loses its records whatever the store does. A copy the gateway hung up on sooner than the send timeout is
     beyond the bound ("timeout below 15 s"), and so is one it was answered for and did not record outside a kill
-    or an outage."""
+    or an outage. With it, the fault that explains it (None for a timeout: each timed-out attempt is its own cause;
+    since 2026-12-07, :func:`beyond_bound` counts the causes of a reply's copies)."""
     for fault in faults:
         killed = fault.kind == "kill" and copy.sender == fault.target and fault.start - IN_FLIGHT_MARGIN <= copy.at
         if killed and (copy.unanswered or copy.at <= fault.end):
-            return "kill"
+            return "kill", fault
     if copy.waited is not None:
-        return "timeout" if copy.waited >= SEND_TIMEOUT - TIMEOUT_MARGIN else "timeout below 15 s"
+        return ("timeout" if copy.waited >= SEND_TIMEOUT - TIMEOUT_MARGIN else "timeout below 15 s"), None
     if copy.held >= SEND_TIMEOUT - TIMEOUT_MARGIN:  # answered as the gateway's timeout fired: it gave up all the same
-        return "timeout"
+        return "timeout", None
     for fault in faults:
         if (
             fault.kind in ("redis", FAILOVER)
             and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN
         ):
-            return fault.kind
+            return fault.kind, fault
     for fault in faults:  # an outage of that instance's Redis alone (its record could not be written in time)
         stalled = fault.kind in STALLS and copy.sender.split("-")[0] == fault.target.split(" ")[0]
         if stalled and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
-            return fault.kind
-    return None
+            return fault.kind, fault
+    return None, None
+
+
+def nearest(at: float, faults: list[Fault], began: float) -> str:
+    """The fault nearest ``at`` (its start to its end), its kind and target, and ``at`` in seconds from its start."""
+    if not faults:
+        return "no fault in the run"
+    fault = min(faults, key=lambda f: max(f.start - at, 0.0, at - f.end))
+    return (
+        f"nearest fault: {' '.join(filter(None, (fault.kind, fault.target)))} at {fault.start - began:.1f}–"
+        f"{fault.end - began:.1f} s, {at - fault.start:+.1f} s from its start"
+    )
+
+
+def replies(copies: list[Copy], recorded: Collection[str]) -> list[tuple[Copy | None, list[Copy]]]:
+    """``copies`` (of one provider, one recipient, one text) as the replies they are copies of: each copy whose
+    provider id a transcript records (the anchor: the send the gateway recorded) with the copies it does not record
+    that arrived at the provider before the anchor was accepted, or after the last anchor (a send again after its
+    record); copies of a text no transcript records, one reply (no anchor). A conversation sent the same text twice
+    gets two anchors: a copy between them goes to the later (the crash's copy comes before its resend)."""
+    ordered = sorted(copies, key=lambda c: c.at)
+    anchors = [c for c in ordered if c.provider_id in recorded]
+    if not anchors:
+        return [(None, ordered)]
+    grouped: list[tuple[Copy | None, list[Copy]]] = [(a, [a]) for a in anchors]
+    for copy in ordered:
+        if copy.provider_id in recorded:
+            continue
+        arrived = copy.at - copy.held
+        index = next((i for i, a in enumerate(anchors) if arrived <= a.at), len(anchors) - 1)
+        grouped[index][1].append(copy)
+    return grouped
+
+
+def explained(anchor: Copy | None, copies: list[Copy], faults: list[Fault], began: float) -> str:
+    """A reply's copies in order, each with the instance that sent it, when, and its cause (the recorded one said)."""
+    told = []
+    for copy in sorted(copies, key=lambda c: c.at):
+        why, fault = cause(copy, faults)
+        at = "" if fault is None else f" ({fault.target} at {fault.start - began:.1f} s)"
+        told.append(f"{copy.sender}@{copy.at - began:.1f}s " + ("recorded" if copy is anchor else f"{why}{at}"))
+    return ", ".join(told)
+
+
+def beyond_bound(anchor: Copy | None, copies: list[Copy], faults: list[Fault], began: float) -> list[str]:
+    """One reply's copies at its provider against what docs/guarantees.md and docs/deployment.md promise (since
+    2026-12-07; before, each copy no transcript records was labelled by the fault it was in flight at and nothing
+    more was checked): every copy not recorded explained by a fault of a kind that allows a repeat, within its window
+    (:func:`cause`); at most one copy per fault (after a crash or an outage, only the send in flight at that instant
+    may repeat), one more per attempt the gateway hung up on after the send timeout (the ambiguous send); so received
+    at most twice unless that many causes (a timed-out attempt each, or distinct faults) explain more; and never a
+    copy that reached the provider after the provider accepted the send the gateway recorded (a send already
+    recorded as sent, sent again). Each violation with the fault nearest it."""
+    unrecorded = [c for c in copies if c is not anchor]
+    lines: list[str] = []
+    timeouts, by_fault = 0, Counter[int]()
+    for copy in unrecorded:
+        why, fault = cause(copy, faults)
+        if why not in IN_BOUND:
+            hung = "never" if copy.waited is None else f"after {copy.waited:.1f} s"
+            lines.append(
+                f"{copy.sender}@{copy.at - began:.1f}s, held {copy.held:.1f} s, the gateway hung up {hung}:"
+                f" {why or 'no fault'} explains it; {nearest(copy.at, faults, began)}"
+            )
+            continue
+        if fault is None:
+            timeouts += 1
+            continue
+        by_fault[id(fault)] += 1
+        if by_fault[id(fault)] > 1:
+            lines.append(
+                f"{copy.sender}@{copy.at - began:.1f}s: a second copy in flight at one {why} ({fault.target} at"
+                f" {fault.start - began:.1f} s); {nearest(copy.at, faults, began)}"
+            )
+    causes = timeouts + len(by_fault)
+    allowed = max(2, causes + (anchor is not None))
+    if len(copies) > allowed:
+        first = min(c.at for c in copies)
+        lines.append(
+            f"received {len(copies)} times (the bound {allowed}: {causes} causes) from {first - began:.1f} s;"
+            f" {nearest(first, faults, began)}"
+        )
+    if anchor is not None:
+        for copy in unrecorded:
+            if (arrived := copy.at - copy.held) > anchor.at:
+                lines.append(
+                    f"{copy.sender}@{copy.at - began:.1f}s sent again {arrived - anchor.at:.1f} s after the provider"
+                    f" accepted the recorded send ({anchor.sender}@{anchor.at - began:.1f}s);"
+                    f" {nearest(anchor.at, faults, began)}"
+                )
+    return lines
 
 
 def at_failover(at: float, faults: list[Fault]) -> bool:
@@ -907,12 +1010,14 @@ async def audit(
         for provider in providers:
             result = results[provider.channel]
             result.replies_received = len(provider.copies)
+            texts: dict[tuple[str, str], list[Copy]] = {}  # (recipient, text) → its copies
             for copy in provider.copies:
                 if (provider.channel, copy.recipient) in apart:
                     continue
                 if NOTICE_MARK in copy.text:
                     notices.setdefault((provider.channel, copy.recipient), []).append(copy)
                     continue
+                texts.setdefault((copy.recipient, copy.text), []).append(copy)
                 if copy.provider_id in recorded:
                     continue
                 why = in_flight(copy, faults)
@@ -923,6 +1028,13 @@ async def audit(
                         f"{copy.sender}@{copy.at - began:.1f}s, held {copy.held:.1f} s, the gateway hung up"
                         f" {'never' if copy.waited is None else f'after {copy.waited:.1f} s'} ({why or 'no fault'})"
                     )
+            for same in texts.values():  # each reply against the stated bound (since 2026-12-07)
+                for anchor, copies in replies(same, recorded):
+                    result.copies_per_reply[len(copies)] += 1
+                    if lines := beyond_bound(anchor, copies, faults, began):
+                        result.beyond_bound.append(lines)
+                    elif len(copies) > 2:  # within the bound by that many causes: which, to be read
+                        result.explained.append(explained(anchor, copies, faults, began))
         for (channel, message_id), sender in platforms.acknowledged.items():
             result = results[channel]
             result.acknowledged += 1
@@ -1165,6 +1277,8 @@ async def main(args: argparse.Namespace) -> None:
     for channel, result in results.items():
         if channel in channels:
             show(channel, result, platforms)
+    beyond = sum(len(r.beyond_bound) for c, r in results.items() if c in channels)
+    print(f"replies beyond the stated bound: {beyond}")  # the line to grep (since 2026-12-07)
     show_waits([w for c, r in results.items() if c in channels for w in r.waits], faults, chaos.began)
     show_receipts(receipts, applied, left)
     show_erasures(erasure_audit)
@@ -1210,6 +1324,15 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
     )
     for line in result.twice_beyond[:10]:
         print(f"    beyond: {line}")
+    print(
+        f"  replies by copies received: {dict(sorted(result.copies_per_reply.items()))};"
+        f" past the stated bound {len(result.beyond_bound)}"
+    )
+    for lines in result.beyond_bound[:10]:
+        for line in lines:
+            print(f"    violation: {line}")
+    for line in result.explained[:5]:
+        print(f"    more than twice, within the bound: {line}")
     flood = result.flood
     if flood.senders:
         print(
