@@ -769,6 +769,7 @@ class Audit:
     twice_beyond: list[str] = field(default_factory=list)  # … and beyond it
     copies_per_reply: Counter[int] = field(default_factory=Counter)  # copies at the provider → replies (2026-12-07)
     beyond_bound: list[list[str]] = field(default_factory=list)  # each reply past the stated bound: its violations
+    unanchored: int = 0  # replies no transcript records (an entry lost with a failover's old primary): not repeats
     explained: list[str] = field(default_factory=list)  # replies received more than twice, within it: their causes
     lost: int = 0
     stray_users: int = 0  # young people's entries no acknowledged message explains (a receipt taken for one?)
@@ -818,7 +819,10 @@ def cause(copy: Copy, faults: list[Fault]) -> tuple[str | None, Fault | None]:
     since 2026-12-07, :func:`beyond_bound` counts the causes of a reply's copies)."""
     for fault in faults:
         killed = fault.kind == "kill" and copy.sender == fault.target and fault.start - IN_FLIGHT_MARGIN <= copy.at
-        if killed and (copy.unanswered or copy.at <= fault.end):
+        # unanswered: the kill's only if the kill hung up on it (since 2026-12-07: before, an attempt its instance
+        # had given up on at the send timeout before the kill was the kill's too, a second copy of one crash)
+        hung_up = None if copy.waited is None else copy.at - copy.held + copy.waited
+        if killed and (copy.at <= fault.end if hung_up is None else hung_up >= fault.start - IN_FLIGHT_MARGIN):
             return "kill", fault
     if copy.waited is not None:
         return ("timeout" if copy.waited >= SEND_TIMEOUT - TIMEOUT_MARGIN else "timeout below 15 s"), None
@@ -1031,6 +1035,7 @@ async def audit(
             for same in texts.values():  # each reply against the stated bound (since 2026-12-07)
                 for anchor, copies in replies(same, recorded):
                     result.copies_per_reply[len(copies)] += 1
+                    result.unanchored += anchor is None
                     if lines := beyond_bound(anchor, copies, faults, began):
                         result.beyond_bound.append(lines)
                     elif len(copies) > 2:  # within the bound by that many causes: which, to be read
@@ -1325,8 +1330,8 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
     for line in result.twice_beyond[:10]:
         print(f"    beyond: {line}")
     print(
-        f"  replies by copies received: {dict(sorted(result.copies_per_reply.items()))};"
-        f" past the stated bound {len(result.beyond_bound)}"
+        f"  replies by copies received: {dict(sorted(result.copies_per_reply.items()))} (of them recorded nowhere"
+        f" {result.unanchored}); past the stated bound {len(result.beyond_bound)}"
     )
     for lines in result.beyond_bound[:10]:
         for line in lines:

@@ -73,3 +73,17 @@ def test_the_same_text_sent_twice_to_one_recipient_is_two_replies() -> None:
         1,
         1,
     ]
+
+
+def test_an_attempt_timed_out_before_a_kill_is_a_timeout_not_a_second_copy_of_the_kill() -> None:
+    """Seed 90's WhatsApp hang (68.8–91.7 s) and kill of b-3 at 88.0 s: b-3's first attempt timed out at 15 s, its
+    retry was held when b-3 was killed, both accepted as the hang ended, then a-1's resend after the lease: one copy
+    per timed-out attempt and the send in flight at the crash, within the bound. Before, both were labelled "kill"
+    (a kill named first for any copy its instance never heard of) and the reply shown beyond the bound."""
+    hang = Fault("provider-hang-long", start=68.8, end=91.7, target="whatsapp")
+    kill = Fault("kill", start=88.0, end=91.9, target="b-3")
+    timed_out = copy("p1", "b-3", 91.7, held=22.0, waited=SEND_TIMEOUT)
+    killed = copy("p2", "b-3", 91.7, held=6.5, waited=3.5)
+    resent = copy("p3", "a-1", 104.0)
+    assert [in_flight(c, [hang, kill]) for c in (timed_out, killed)] == ["timeout", "kill"]
+    assert violations([timed_out, killed, resent], {"p3"}, [hang, kill]) == []
