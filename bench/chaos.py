@@ -973,6 +973,7 @@ async def audit(
     known = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
     known |= {(channel, sender) for (channel, _), (sender, _) in platforms.flooded.items()}
     notices: dict[tuple[ChannelName, str], list[Copy]] = {}  # the gate's notices (never in a transcript)
+    flooders = {(channel, sender) for (channel, _), (sender, _) in platforms.flooded.items()}
     deliveries: dict[str, str] = {}
     try:
         users: Counter[str] = Counter()
@@ -1032,12 +1033,14 @@ async def audit(
                         f"{copy.sender}@{copy.at - began:.1f}s, held {copy.held:.1f} s, the gateway hung up"
                         f" {'never' if copy.waited is None else f'after {copy.waited:.1f} s'} ({why or 'no fault'})"
                     )
-            for same in texts.values():  # each reply against the stated bound (since 2026-12-07)
+            for (recipient, _), same in texts.items():  # each reply against the stated bound (since 2026-12-07)
+                # a flood's replies of one text 0.1 s apart, entries lost with a failover's old primary: one reply here
+                whose = "a flood's sender" if (provider.channel, recipient) in flooders else "a walk's sender"
                 for anchor, copies in replies(same, recorded):
                     result.copies_per_reply[len(copies)] += 1
                     result.unanchored += anchor is None
                     if lines := beyond_bound(anchor, copies, faults, began):
-                        result.beyond_bound.append(lines)
+                        result.beyond_bound.append([f"to {whose}: {line}" for line in lines])
                     elif len(copies) > 2:  # within the bound by that many causes: which, to be read
                         result.explained.append(explained(anchor, copies, faults, began))
         for (channel, message_id), sender in platforms.acknowledged.items():
