@@ -46,6 +46,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gateway.supervisor import where
+
 Commands = list[tuple[tuple[Any, ...], Mapping[str, Any]]]  # redis-py's command stack: (args, options) each
 
 # Commands that block the connection until something happens, or change its state: never in a shared batch.
@@ -69,6 +72,15 @@ ALONE = frozenset({
 })  # fmt: skip
 KEPT_CONNECTIONS = 4  # connections the batcher keeps between batches (a few batches are out at once under load)
 _NOT_FOR_CALLBACKS = frozenset({NEVER_DECODE, EMPTY_RESPONSE, "keys"})  # options redis-py takes out before a callback
+
+
+log = logging.getLogger(__name__)
+
+
+def _said(task: asyncio.Task[None]) -> None:
+    """A give-back task's failure (the pool's release raising: a bug), logged by class and place."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("redis: giving kept connections back failed with %s at %s", type(error).__name__, where(error))
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__
@@ -124,6 +136,7 @@ class AutoPipeline:
         task = asyncio.get_running_loop().create_task(self._give_back(self._redis.connection_pool, len(self._kept)))
         self._giving_back.add(task)
         task.add_done_callback(self._giving_back.discard)
+        task.add_done_callback(_said)  # a failure said, not left to the garbage collector's "never retrieved"
 
     async def _give_back(self, pool: ConnectionPool, count: int) -> None:
         """Up to ``count`` kept connections given back to the pool, each waking the caller that waits longest for
