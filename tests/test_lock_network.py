@@ -11,30 +11,23 @@ A real store behind ``tests/delaying_proxy.py`` (the path towards Redis stalled 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from gateway.store import open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
-from tests.delaying_proxy import DelayingProxy, delaying_proxy
+from tests.delaying_proxy import DelayingProxy
 from tests.store.conftest import emptied, redis_url  # noqa: F401  (the session's redis-server)
+from tests.store.fencing_setup import SOCKET_TIMEOUT, proxy  # noqa: F401  (``proxy``: a fixture)
 
 pytestmark = pytest.mark.redis
 
-SOCKET_TIMEOUT = 5.0  # GATEWAY_REDIS_SOCKET_TIMEOUT's default, the stores' here
 STALL = SOCKET_TIMEOUT - 0.5  # a renewal held this long still gets its answer within the socket timeout
 
 
-@pytest.fixture
-async def proxy(redis_url: str) -> AsyncIterator[DelayingProxy]:  # noqa: F811
-    async with delaying_proxy(emptied(redis_url), delay=0.001) as proxy:
-        yield proxy
-
-
 async def test_a_renewal_held_on_its_way_within_the_socket_timeout_keeps_the_lock(
-    proxy: DelayingProxy,
+    proxy: DelayingProxy,  # noqa: F811
     redis_url: str,  # noqa: F811
 ) -> None:
     holder = await open_store(proxy.url, keys=store_keys(proxy.url), socket_timeout=SOCKET_TIMEOUT)

@@ -13,36 +13,26 @@ takes the lock once the lease lapses and saves the conversation with a listener 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 import redis
 
-from gateway.conversation import RiskFlag, Status
+from gateway.conversation import Conversation, RiskFlag, Status
 from gateway.messages import ChannelName
-from gateway.store import open_store
+from gateway.store import Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
-from tests.delaying_proxy import DelayingProxy, delaying_proxy
-from tests.store.conftest import emptied, redis_url  # noqa: F401  (the session's servers)
+from tests.delaying_proxy import DelayingProxy
+from tests.store.conftest import redis_url  # noqa: F401  (the session's servers)
+from tests.store.fencing_setup import SOCKET_TIMEOUT, commit_held_past_the_lease, proxy  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.redis
 
-SOCKET_TIMEOUT = 5.0  # GATEWAY_REDIS_SOCKET_TIMEOUT's default
-STALL = 8.0  # past the 6 s lease and the socket timeout
-
-
-@pytest.fixture
-async def proxy(redis_url: str) -> AsyncIterator[DelayingProxy]:  # noqa: F811
-    async with delaying_proxy(emptied(redis_url), delay=0.001) as proxy:
-        yield proxy
-
 
 async def test_a_refused_commit_leaves_no_index_the_next_holder_joined(
-    proxy: DelayingProxy,
+    proxy: DelayingProxy,  # noqa: F811
     redis_url: str,  # noqa: F811
 ) -> None:
     late = await open_store(proxy.url, keys=store_keys(proxy.url), socket_timeout=SOCKET_TIMEOUT)
@@ -52,36 +42,17 @@ async def test_a_refused_commit_leaves_no_index_the_next_holder_joined(
         conversation, _ = await other.active_conversation(ChannelName.MESSENGER, "sender-1", datetime.now(UTC))
         cid = conversation.id
         await other.save_conversation(replace(conversation, engine={"step": "start"}))
-        failed: list[BaseException] = []
-        stalling: list[asyncio.Event] = []
-
-        async def commit_late() -> None:  # a hand-off's commit (its status changed: the bot's set left), held
-            try:
-                async with late.locked_batch(cid):
-                    found = await late.get_conversation(cid)
-                    assert found is not None and found.status is Status.BOT
-                    await late.save_conversation(replace(found, status=Status.QUEUED, engine={"step": "a"}))
-                    stalling.append(proxy.stall_at(K.done(cid).encode(), seconds=STALL))  # the record's script
-            except Exception as error:  # the socket timeout: a StoreError
-                failed.append(error)
-
-        holder = asyncio.create_task(commit_late())
-        async with asyncio.timeout(10):
-            while not stalling:
-                await asyncio.sleep(0.01)
-            await stalling[0].wait()
-        held = set(proxy.serving)  # the commit's connection among them
         flag = RiskFlag("suicide", 0.9, "keywords", ("mourir",))
-        async with other.locked_batch(cid, timeout=30):  # taken once the late holder's lease lapsed
-            found = await other.get_conversation(cid)
-            assert found is not None
+
+        async def hand_off(store: Store, found: Conversation) -> None:  # its status changed: the bot's set left
+            assert found.status is Status.BOT
+            await store.save_conversation(replace(found, status=Status.QUEUED, engine={"step": "a"}))
+
+        async def take_and_flag(store: Store, found: Conversation) -> None:
             moved = replace(found, status=Status.WITH_LISTENER, flag=flag, flagged_at=datetime.now(UTC))
-            await other.save_conversation(replace(moved, engine={"step": "b"}))
-        await asyncio.wait_for(holder, 30)
-        assert failed, "the late commit was answered within the socket timeout: nothing was tested"
-        async with asyncio.timeout(20):  # the held pipeline delivered once the stall is over, and run
-            while all(not task.done() for task in held):
-                await asyncio.sleep(0.05)
+            await store.save_conversation(replace(moved, engine={"step": "b"}))
+
+        await commit_held_past_the_lease(proxy, late, other, cid, hand_off, take_and_flag)
         assert proxy.unheard >= 1, "the late record was not refused: nothing was tested"
         record = await other.get_conversation(cid)
         assert record is not None and record.status is Status.WITH_LISTENER

@@ -11,38 +11,35 @@ reaching Redis directly: it takes the lock once the lease lapses, processes the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 import redis
 
-from gateway.conversation import Priority, Status
+from gateway.conversation import Conversation, Priority, Status
 from gateway.errors import LockLost
 from gateway.events import EntryAdded
 from gateway.messages import ChannelName
 from gateway.store import Claim, ClaimState, DoneMark, Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
-from tests.delaying_proxy import DelayingProxy, delaying_proxy
-from tests.store.conftest import emptied, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
-from tests.store.fencing_setup import entry, lose_the_lock, opened  # noqa: F401  (``opened``: a fixture)
+from tests.delaying_proxy import DelayingProxy
+from tests.store.conftest import redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
+from tests.store.fencing_setup import (  # noqa: F401  (``opened``, ``proxy``: fixtures)
+    SOCKET_TIMEOUT,
+    commit_held_past_the_lease,
+    entry,
+    lose_the_lock,
+    opened,
+    proxy,
+)
 
 pytestmark = pytest.mark.redis
 
-SOCKET_TIMEOUT = 5.0  # GATEWAY_REDIS_SOCKET_TIMEOUT's default
-STALL = 8.0  # past the 6 s lease and the socket timeout: the commit's call fails on the client, its bytes land later
-
-
-@pytest.fixture
-async def proxy(redis_url: str) -> AsyncIterator[DelayingProxy]:  # noqa: F811
-    async with delaying_proxy(emptied(redis_url), delay=0.001) as proxy:
-        yield proxy
-
 
 async def test_a_commit_held_past_the_lease_writes_nothing_over_the_next_holders(
-    proxy: DelayingProxy,
+    proxy: DelayingProxy,  # noqa: F811
     redis_url: str,  # noqa: F811
 ) -> None:
     late = await open_store(proxy.url, keys=store_keys(proxy.url), socket_timeout=SOCKET_TIMEOUT)
@@ -51,39 +48,16 @@ async def test_a_commit_held_past_the_lease_writes_nothing_over_the_next_holders
         conversation, _ = await other.active_conversation(ChannelName.MESSENGER, "sender-1", datetime.now(UTC))
         cid = conversation.id
         await other.save_conversation(replace(conversation, engine={"step": "start"}))
-        failed: list[BaseException] = []
-        stalling: list[asyncio.Event] = []
 
-        async def commit_late() -> None:  # the first message's commit, held on its way
-            try:
-                async with late.locked_batch(cid):
-                    found = await late.get_conversation(cid)
-                    assert found is not None
-                    await late.append_transcript(entry(cid, "in-a"))
-                    await late.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
-                    began = proxy.stall_at(K.done(cid).encode(), seconds=STALL)  # the record's script
-                    stalling.append(began)
-            except Exception as error:  # the socket timeout: a StoreError
-                failed.append(error)
+        async def first_message(store: Store, found: Conversation) -> None:  # its commit held on its way
+            await store.append_transcript(entry(cid, "in-a"))
+            await store.save_conversation(replace(found, engine={"step": "a"}), done=DoneMark("in:a", 3600))
 
-        holder = asyncio.create_task(commit_late())
-        async with asyncio.timeout(10):
-            while not stalling:
-                await asyncio.sleep(0.01)
-            await stalling[0].wait()
-        held = set(proxy.serving)  # the commit's connection among them
-        async with other.locked_batch(cid, timeout=30):  # taken once the late holder's lease lapsed
-            found = await other.get_conversation(cid)
-            assert found is not None
-            await other.append_transcript(entry(cid, "in-b"))
-            await other.save_conversation(replace(found, engine={"step": "b"}), done=DoneMark("in:b", 3600))
-        await asyncio.wait_for(holder, 30)
-        assert failed, "the late commit was answered within the socket timeout: nothing was tested"
-        # the client gave up on the call and closed its connection; the proxy delivers what it holds once the stall
-        # is over, then closes the connection to Redis, which runs what it read first: wait for that connection to end
-        async with asyncio.timeout(20):
-            while all(not task.done() for task in held):
-                await asyncio.sleep(0.05)
+        async def next_message(store: Store, found: Conversation) -> None:
+            await store.append_transcript(entry(cid, "in-b"))
+            await store.save_conversation(replace(found, engine={"step": "b"}), done=DoneMark("in:b", 3600))
+
+        await commit_held_past_the_lease(proxy, late, other, cid, first_message, next_message)
         # Redis refused it (its FENCED answer read by the proxy on the connection the client had left: what
         # bench/chaos.py's ``redis-stall-commit`` counts)
         assert proxy.unheard >= 1 and proxy.fenced >= proxy.unheard
@@ -243,7 +217,7 @@ async def test_a_refused_commit_publishes_none_of_its_events(
 
 
 async def test_a_task_started_under_the_lock_never_takes_its_holders_refusal(
-    proxy: DelayingProxy,
+    proxy: DelayingProxy,  # noqa: F811
     redis_url: str,  # noqa: F811
 ) -> None:
     """A task started under the lock inherits its context, the holder's fence with it, and may write while the
