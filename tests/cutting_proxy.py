@@ -60,7 +60,9 @@ def command_name(command: bytes) -> str:
 class CuttingProxy:
     """``cut_before(*markers)``: the next command holding every marker, and what follows it on its connection, never
     reach Redis (``cut`` counts the cuts). ``hold_before(*markers, meanwhile=...)``: the next command holding every
-    marker waits until ``meanwhile()`` has run, then goes on (``held`` counts them)."""
+    marker waits until ``meanwhile()`` has run, then goes on (``held`` counts them); with ``after=``, only a command
+    that comes after one holding ``after`` on its connection (since 2026-12-07: the next pipeline's first command, when
+    the client waits for a pipeline's answers before sending the next, whatever that command is)."""
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
@@ -71,7 +73,7 @@ class CuttingProxy:
         self.commands: list[str] = []  # the name of every command that reached Redis, in order
         self.failures: list[BaseException] = []  # what a ``meanwhile`` raised (the command went on all the same)
         self._markers: tuple[bytes, ...] | None = None
-        self._hold: tuple[tuple[bytes, ...], Callable[[], Awaitable[object]]] | None = None
+        self._hold: tuple[tuple[bytes, ...], Callable[[], Awaitable[object]], bytes | None] | None = None
 
     @property
     def url(self) -> str:
@@ -81,11 +83,19 @@ class CuttingProxy:
     def cut_before(self, *markers: bytes) -> None:
         self._markers = markers
 
-    def hold_before(self, *markers: bytes, meanwhile: Callable[[], Awaitable[object]]) -> None:
-        self._hold = (markers, meanwhile)
+    def hold_before(
+        self, *markers: bytes, meanwhile: Callable[[], Awaitable[object]], after: bytes | None = None
+    ) -> None:
+        self._hold = (markers, meanwhile, after)
 
-    def _meanwhile(self, command: bytes) -> Callable[[], Awaitable[object]] | None:
+    def _after(self, command: bytes) -> bool:
+        """``command`` holds the armed hold's ``after``: the commands that follow it on its connection may be held."""
+        return self._hold is not None and self._hold[2] is not None and self._hold[2] in command
+
+    def _meanwhile(self, command: bytes, follows: bool) -> Callable[[], Awaitable[object]] | None:
         if self._hold is None or not all(marker in command for marker in self._hold[0]):
+            return None
+        if self._hold[2] is not None and not follows:
             return None
         meanwhile, self._hold = self._hold[1], None
         self.held += 1
@@ -102,13 +112,13 @@ class CuttingProxy:
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
 
         async def up() -> None:
-            buffer = b""
+            buffer, follows = b"", False  # follows: a command holding the hold's ``after`` passed on this connection
             with contextlib.suppress(ConnectionError):
                 while data := await reader.read(1 << 16):
                     buffer += data
                     start = 0
                     while (end := command_end(buffer, start)) is not None:
-                        if (meanwhile := self._meanwhile(buffer[start:end])) is not None:
+                        if (meanwhile := self._meanwhile(buffer[start:end], follows)) is not None:
                             up_writer.write(buffer[:start])  # the commands before it reach Redis, then it waits
                             await up_writer.drain()
                             buffer, start, end = buffer[start:], 0, end - start
@@ -123,6 +133,7 @@ class CuttingProxy:
                             up_writer.close()
                             return
                         self.commands.append(command_name(buffer[start:end]))
+                        follows = follows or self._after(buffer[start:end])
                         start = end
                     up_writer.write(buffer[:start])
                     await up_writer.drain()

@@ -3,9 +3,13 @@ conversation's (which cannot read the lock: a Cluster runs a script on one slot)
 refused for what follows its record. Each test loses the lock's key before (or inside) the commit
 (``fencing_setup.lose_the_lock``: a fast failover, the lease not over), as ``test_redis_fencing.py`` does.
 
-- An ending whose record was answered written, the lock lost before its second pipeline (the writes of other slots
-  after the record, and its events): until 2026-12-07 the flush raised LockLost for an ending that was made, its
-  events after the record (``QueueChanged``, ``FlagRaised``) never published: the console's cards stale.
+- An ending whose record was answered written, the lock lost in its second pipeline (the writes of other slots
+  after the record, and its events), after the fence's check at its head: until 2026-12-07 the flush raised LockLost
+  for an ending that was made, its events after the record (``QueueChanged``, ``FlagRaised``) never published: the
+  console's cards stale. (Lost before that check, the ending raises LockLost: the check cannot tell a lapsed lock
+  from a failover that lost the record.)
+- An ending whose record a failover lost between its two pipelines: the check at the second one's head refuses, its
+  processed mark is taken back (since 2026-12-07 a test of its own).
 - A refused commit's join of the flagged index (slot ``{index}``, sent before the record): until 2026-12-07 its
   older rank replaced the next holder's newer one, and the latest flagged conversation went down the list.
 - A refused hand-off's queue entry (slot ``{queue}``, sent with the position's read before the record): until
@@ -25,7 +29,7 @@ from gateway.conversation import Priority, RiskFlag, Status
 from gateway.errors import LockLost
 from gateway.events import QueueChanged
 from gateway.messages import ChannelName
-from gateway.store import Store, open_store
+from gateway.store import Claim, ClaimState, DoneMark, Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.cutting_proxy import cutting_proxy
@@ -78,6 +82,59 @@ async def test_an_ending_kept_before_its_lock_was_lost_stands_and_publishes_its_
                         told.append(str(message["data"]))
         finally:
             listening.close()
+            client.close()
+            await store.close()
+
+
+async def test_an_ending_whose_record_the_failover_lost_leaves_its_message_unprocessed(
+    redis_url: str,  # noqa: F811
+) -> None:
+    """The fence alone at the head of an ending's second pipeline (``fenced_check``): a failover between the ending's
+    two pipelines, its record answered written by the old primary and lost with it, the second pipeline on the new
+    primary (which has neither the lock's ``SET`` nor the record, nor its processed mark). The global processed mark
+    that pipeline writes (slot ``{seen}``, which cannot read the lock; its deadline not passed) is taken back on the
+    check's refusal: LockLost, and the redelivery of the ending's message (a "stop") is processed. Without the check
+    nothing in that pipeline is fenced: the mark stayed and the message was taken for processed, its conversation
+    still waiting and the stop recorded nowhere (2026-12-07, the check removed: the redelivery answered DONE)."""
+    url = emptied(redis_url)
+    client = redis.Redis.from_url(url)  # bytes: the sealed record put back as the new primary has it
+    async with cutting_proxy(url) as proxy:
+        store = await open_store(proxy.url, keys=store_keys(proxy.url))
+        try:
+            now = datetime.now(UTC)
+            conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-6", now)
+            cid = conversation.id
+            async with store.locked_batch(cid):
+                found = await store.get_conversation(cid)
+                assert found is not None
+                await store.enqueue(cid, "general", Priority.NORMAL, now)
+                await store.save_conversation(replace(found, status=Status.QUEUED, queue="general"))
+            waiting = client.get(K.conversation(cid))
+            assert waiting is not None
+
+            async def failover() -> None:  # between the record's pipeline (answered) and the next one
+                client.delete(K.lock(cid), K.lock_writes(cid), K.done(cid))
+                client.set(K.conversation(cid), waiting)
+
+            proxy.hold_before(meanwhile=failover, after=script_text("put_conversation"))  # its first command
+            lost: LockLost | None = None
+            try:
+                async with store.locked_batch(cid, claim=Claim("in:stop", "owner-a", 30)) as state:
+                    assert state is ClaimState.CLAIMED
+                    found = await store.get_conversation(cid)
+                    assert found is not None and found.status is Status.QUEUED
+                    ended = replace(found, status=Status.CLOSED, closed_at=now)
+                    await store.save_conversation(ended, done=DoneMark("in:stop", 3600))
+            except LockLost as error:
+                lost = error
+            assert proxy.held == 1 and not proxy.failures, "the failover did not come between the two pipelines"
+            record = await store.get_conversation(cid)
+            assert record is not None and record.status is Status.QUEUED  # the new primary never had the ending
+            assert await store.claim("in:stop", "redelivery", 30) is ClaimState.CLAIMED, (
+                "the ending's message was taken for processed, recorded nowhere"
+            )
+            assert lost is not None, "an ending the new primary never had was taken for made"
+        finally:
             client.close()
             await store.close()
 
