@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -41,6 +42,8 @@ from tests.conftest import ROOT
 from tests.test_webchat import bot_texts, hello, say
 
 GATEWAY = Path(sys.executable).parent / "gateway"
+READY_SECONDS = 60.0  # how long ``Server.ready`` waits for a start on a slow machine
+PROBE_SECONDS = 10.0  # a /readyz probe's answer (its store ping: 5 s at most, then 503); a port's silent holder: again
 
 
 def free_port() -> int:
@@ -104,8 +107,14 @@ class Server:
         raise AssertionError(f"{fragment!r} never logged:\n{self.log.read_text()}")
 
     async def ready(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        """``/readyz``'s answer once it is 200, within ``READY_SECONDS``; a start that ended because its port was
+        taken is made again on another port (three times at most). Each probe has a timeout of its own
+        (``PROBE_SECONDS``, since 2026-12-07): until then a probe sent while the gateway was still starting to a port
+        another program held, listening but never answering, waited for aiohttp's default timeout (5 minutes), and
+        the loop never looked at the process that had ended meanwhile."""
         moved = 0
-        for _ in range(600):  # up to a minute on a slow machine
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
             if self._port_taken() and moved < 3:  # another process took the port since ``free_port``: another one
                 moved += 1
                 self.port = free_port()
@@ -113,11 +122,11 @@ class Server:
                 self.start()
             assert self.process is not None and self.process.poll() is None, self.log.read_text()
             try:
-                async with http.get(self.url + "/readyz") as response:
-                    if response.status == 200:
-                        body: dict[str, Any] = await response.json()
+                async with http.get(self.url + "/readyz", timeout=aiohttp.ClientTimeout(total=PROBE_SECONDS)) as answer:
+                    if answer.status == 200:
+                        body: dict[str, Any] = await answer.json()
                         return body
-            except aiohttp.ClientConnectionError:
+            except (aiohttp.ClientConnectionError, TimeoutError):
                 pass
             await asyncio.sleep(0.1)
         raise AssertionError("the server never became ready:\n" + self.log.read_text())
@@ -162,6 +171,37 @@ async def test_serve_starts_tells_how_to_create_a_listener_and_serves_the_chat(
         assert "secret-in-query" not in log and "AgentOfAChild" not in log  # no query, no user agent
         assert not re.search(r"127\.0\.0\.1 \[", log)  # aiohttp's default line starts with the client address
         assert f"http://127.0.0.1:{server.port}/chat" in log
+
+
+async def test_a_port_taken_at_start_is_one_line_then_another_port_and_the_port_freed_serves(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The port held by another program that listens and never answers: the gateway says so in one line and exits
+    (``connections.run``), the harness starts it on another port (``Server.ready``), and once the port is freed the
+    gateway serves on it. Until 2026-12-07 that retry was checked by hand only: a harness test of it hung in the
+    readiness loop, its probe sent to that holder while the gateway still started (a GET with aiohttp's default
+    timeout, 5 minutes, before the loop looked again at the process's end)."""
+    with socket.socket() as holder, running(tmp_path) as server:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()  # connections queued, none accepted: a probe's GET is never answered
+        taken = holder.getsockname()[1]
+        server.port = taken
+        server.env["GATEWAY_PUBLIC_URL"] = server.url
+        server.start()
+        async with asyncio.timeout(READY_SECONDS + 30):
+            assert (await server.ready(http))["ready"] is True
+        assert server.port != taken
+        log = server.log.read_text()
+        assert f"gateway: cannot listen on 127.0.0.1:{taken}: " in log and "address already in use" in log, log
+        assert "Traceback" not in log, log
+        server.stop()
+        holder.close()  # the port freed
+        server.port = taken
+        server.env["GATEWAY_PUBLIC_URL"] = server.url
+        server.start()
+        async with asyncio.timeout(READY_SECONDS + 30):
+            assert (await server.ready(http))["ready"] is True
+        assert server.port == taken
 
 
 async def test_sighup_reloads_and_an_invalid_file_is_refused(tmp_path: Path, http: aiohttp.ClientSession) -> None:
