@@ -244,6 +244,9 @@ class HeldWrite:  # object.__setattr__); never changed once made, but for ``unlo
     # sent only once the writes before it were answered, none of the conversation's refused (a fenced ending's
     # writes of other slots, ``save_conversation``; since 2026-12-07)
     cut: bool = False
+    # held before the record but sent with the batch's ``cut`` part, after the record was answered written (an
+    # ending's transcript expiry, ``expire_transcript``; since 2026-12-07); in place when the batch has no such part
+    late: bool = False
 
 
 class _Fence:
@@ -762,6 +765,10 @@ class RedisStore:
             else:
                 refused.append(error)
         cut = next((i for i, write in enumerate(kept) if write.cut and i > 0), len(kept))
+        if cut < len(kept) and any(write.late for write in kept[:cut]):  # after the record, with the cut part
+            late = [write for write in kept[:cut] if write.late]
+            kept = [write for write in kept[:cut] if not write.late] + [kept[cut], *late, *kept[cut + 1 :]]
+            cut -= len(late)
         recorded = False  # a record of the first part was answered written: the second part follows a kept record
         for part in (kept[:cut], kept[cut:]):  # a pipeline each (one unless a write is ``cut``)
             if part:
@@ -2774,13 +2781,23 @@ class RedisStore:
 
     @_holdable
     async def expire_transcript(self, conversation_id: str, ttl_seconds: int) -> None:
-        """The transcript and its index (held in a batch, sent with the conversation's last save)."""
+        """The transcript and its index (held in a batch, sent with the conversation's last save). Under this task's
+        lock on the conversation, sent after the ending's record was answered written (``HeldWrite.late``: with its
+        writes of other slots, ``save_conversation``'s ``cut`` part): since 2026-12-07; until then it went before the
+        record, and a record refused by the lock's fence (``LockLost``) left the expiry on the transcript of a
+        conversation that goes on, lapsing while the young person still wrote
+        (``tests/store/test_redis_fence_slots.py``). A cut between the two leaves an ended record without it: the
+        purge deletes its transcript all the same."""
 
         def queue(pipe: Pipeline) -> None:
             for name in K.transcript_keys(conversation_id):
                 pipe.expire(name, ttl_seconds)
 
-        await self._write(queue)
+        held = self._batch()
+        if held is not None and _FENCING.get() is not None and _fence_of(conversation_id) is not None:
+            held.append(HeldWrite(queue, late=True))
+        else:
+            await self._write(queue)
 
     async def forget_freed(self) -> None:
         return None  # deleted keys leave memory at once; persistence files are rewritten by Redis itself

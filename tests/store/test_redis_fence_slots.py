@@ -26,8 +26,11 @@ import pytest
 import redis
 
 from gateway.conversation import Priority, RiskFlag, Status
+from gateway.dispatcher import StatusEffects
 from gateway.errors import LockLost
 from gateway.events import QueueChanged
+from gateway.flows import lifecycle
+from gateway.flows.lifecycle import Trigger
 from gateway.messages import ChannelName
 from gateway.store import Claim, ClaimState, DoneMark, Store, open_store
 from gateway.store import redis_keys as K
@@ -35,7 +38,7 @@ from gateway.testing import store_keys
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_text
 from tests.store.conftest import emptied, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
-from tests.store.fencing_setup import lose_the_lock, opened  # noqa: F401  (``opened``: a fixture)
+from tests.store.fencing_setup import entry, lose_the_lock, opened  # noqa: F401  (``opened``: a fixture)
 
 pytestmark = pytest.mark.redis
 
@@ -238,3 +241,36 @@ async def test_a_refused_hand_off_never_takes_the_next_holders_queue_entry(
     record = await store.get_conversation(cid)
     assert record is not None and record.status is Status.QUEUED
     assert [e.conversation_id for e in await store.waiting()] == [cid], "a waiting young person was taken out"
+
+
+async def test_a_refused_ending_leaves_no_expiry_on_the_transcript_of_a_conversation_that_goes_on(
+    opened: tuple[Store, redis.Redis, str],  # noqa: F811
+) -> None:
+    """An ending's transcript expiry (``StatusEffects.finished``: the retention and the purge's backstop, about 32
+    days; the conversation's slot, a plain ``EXPIRE``) is sent with its record, after it: until 2026-12-07 it went
+    before the record, and a record refused by the lock's fence left it on the transcript of a conversation that
+    stays open, which then lapsed while the young person was still talking (its next ending sets it again, which a
+    conversation open that long never reaches). A kept ending still sets it."""
+    store, client, _ = opened
+    now = datetime.now(UTC)
+    conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-6", now)
+    cid = conversation.id
+    await store.append_transcript(entry(cid, "e-1"))
+    ttl = 30 * 24 * 3600
+
+    async def end() -> None:
+        found = await store.get_conversation(cid)
+        assert found is not None and found.status is Status.BOT
+        await lifecycle.transition(found, Trigger.END, StatusEffects(store, now, ttl))  # as the dispatcher ends one
+        await store.save_conversation(found)
+
+    with pytest.raises(LockLost):
+        async with store.locked_batch(cid):
+            await end()
+            lose_the_lock(client, cid)  # the failover: the lock gone before the batch's writes are sent
+    record = await store.get_conversation(cid)
+    assert record is not None and record.status is Status.BOT  # refused: it goes on
+    assert client.ttl(K.transcript(cid)) == -1, "a refused ending set its expiry on a transcript still in use"
+    async with store.locked_batch(cid):  # the message processed again: ended, and the expiry set with it
+        await end()
+    assert 0 < client.ttl(K.transcript(cid)) <= ttl
