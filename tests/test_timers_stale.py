@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from gateway.app import STORE, TIMERS
-from gateway.conversation import Conversation, Status
+from gateway.conversation import Conversation, Priority, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import LockLost
 from gateway.flowset import FlowSet
@@ -171,3 +171,42 @@ async def test_an_abandon_shorter_than_the_reminder_still_comes_after_the_answer
     await client.app[TIMERS].fire_due()
     await settled(client, conversation.id)
     assert (await conversation_of(client, token, clock)).status is Status.ABANDONED
+
+
+@pytest.mark.redis
+async def test_a_queue_reassurance_refused_by_the_fence_keeps_its_retry(redis_url: str, clock: Clock) -> None:
+    """The reassurance's batch arms its next time (``queue_reassurance_minutes`` on, slot ``{timers}``) before its
+    record; the record refused (``LockLost``), that arming landed all the same over the firing's own retry (10 s):
+    the retry is armed again under the lock taken again (``Timers._armed_again``), so the waiting young person is
+    told once, 10 s later, not skipped until the next regular time."""
+    store = await open_store(emptied(redis_url), keys=store_keys(redis_url))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        flows = FlowSet(ROOT / "flows.yaml")
+        flows.reload()
+        dispatcher = Dispatcher(store, flows, clock=clock)
+        conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "zoe", clock())
+        cid = conversation.id
+        async with store.locked_batch(cid):  # handed off: the queue's message, the reassurance armed
+            found = await store.get_conversation(cid)
+            assert found is not None
+            await dispatcher.enqueue(found, flows.engine(), "listeners", Priority.NORMAL, clock())
+            await store.save_conversation(found)
+        told = len([e for e in await store.transcript(cid) if e.author is Author.BOT])
+        clock.advance(minutes=6)
+        losing = cast(Store, FailingOver(store, client))
+        with pytest.raises(LockLost):
+            await Timers(Dispatcher(losing, flows, clock=clock), losing, flows, Metrics(), clock=clock).fire_due()
+        armed = {
+            t.kind: t.due_at for t in await store.due_timers(clock() + timedelta(days=2)) if t.conversation_id == cid
+        }
+        assert armed[TimerKind.QUEUE_REASSURE] <= clock() + timedelta(seconds=BASE_DELAY), (
+            "the refused reassurance's retry was replaced by its next regular time"
+        )
+        clock.advance(seconds=BASE_DELAY + 1)
+        assert await Timers(dispatcher, store, flows, Metrics(), clock=clock).fire_due() == 1  # the retry
+        said = [e for e in await store.transcript(cid) if e.author is Author.BOT]
+        assert len(said) == told + 1  # told once
+    finally:
+        client.close()
+        await store.close()
