@@ -37,7 +37,7 @@ from typing import Protocol, cast
 
 from gateway.clock import Clock, utcnow
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
-from gateway.errors import ConversationEnded, EndedMeanwhile, InboundBusy, StoreError
+from gateway.errors import ConversationEnded, EndedMeanwhile, InboundBusy, LockLost, StoreError
 from gateway.events import DeliveryChanged, EntryAdded, FlagRaised, LanguageChanged, QueueChanged, StatusChanged
 from gateway.flows import keywords, lifecycle
 from gateway.flows.engine import Engine, Outcome, State, StepResult
@@ -485,6 +485,20 @@ class Dispatcher:
         # them and the lock's release: one round trip each on Redis.
         written_in, mark = inbound.written_in, self.erased_mark  # the mark computed only if the store reads it
         erased = None if written_in is None or mark is None else functools.partial(mark, written_in)
+        read: list[Conversation] = []  # a record with the bot as read, for a commit the lock's fence refuses
+        # (``_reminded_again``; a new conversation's is not saved yet: it lapses by itself, ``FRESH_KEPT``)
+        try:
+            return await self._locked_turn(inbound, claim, reading, later, now, look, written_in, erased, read)
+        except LockLost:
+            if read:  # a task of its own: the lost lock's context (its fence, its batch) is not its
+                await asyncio.create_task(self._reminded_again(read[0], now))
+            raise
+
+    async def _locked_turn(
+        self, inbound: Inbound, claim: Claim, reading: Reading | None, later: bool, now: datetime, look: bool,
+        written_in: str | None, erased: Callable[[], str] | None, read: list[Conversation],
+    ) -> tuple[Conversation, bool] | _Ending | None:  # fmt: skip
+        """:meth:`_locked`'s work under the lock; ``read`` gets a copy of a record with the bot as read."""
         async with self.store.locked_active(inbound.channel, inbound.sender, now, claim=claim, only=written_in,
                                             erased=erased) as (current, state):  # fmt: skip
             if state is ClaimState.DONE:
@@ -494,6 +508,8 @@ class Dispatcher:
             how = await self.store.ending_begun(current.id) if look else None
             if how is not None:
                 return _Ending(current.id, how)
+            if current.status is Status.BOT and current.engine:  # asked by the bot (a new one's fresh record: not)
+                read.append(replace(current))  # shallow: a field changed in place reads as changed (nothing armed)
             if inbound.attachments and inbound.written_in not in (None, current.id) and self.moved is not None:
                 inbound = await self.moved(inbound, current.id)  # until 2026-12-07 the file stayed with the ended one
             if inbound.client is not None and current.client is None:  # saved by the message's commit: one write
@@ -503,6 +519,28 @@ class Dispatcher:
                 await self.late.record(current.id, inbound_entry_id(inbound), windows=reading is not None, now=now)
             done = DoneMark(claim.key, DEDUPE_TTL_SECONDS)
             return current, await self._process(current, inbound, now, done, reading)
+
+    async def _reminded_again(self, read: Conversation, now: datetime) -> None:
+        """A message's commit on a record with the bot refused by the lock's fence (``LockLost``: the lock's key lost,
+        a failover) may have landed its timers' writes (slot ``{timers}``, before the record): a turn ending the bot's
+        questions cancels every timer first (:meth:`_after_bot`; a hand-off then arms the queue's). Under the lock taken
+        again, the record unchanged since the turn read it (nobody committed since: the refused writes alone moved its
+        timers) and still with the bot, the bot's reminder is armed again (``bot_reminder_minutes`` from the turn, as
+        any turn of the bot arms it); the message processed again (its redelivery) arms what it calls for. Since
+        2026-12-07: until then a message never sent again (a web chat page closed meanwhile) left a refused ending's
+        conversation with no timer at all (never abandoned, never purged), a refused hand-off's with the queue's idle
+        close a day later (``tests/test_dispatcher_fence.py``). A record changed since is its writer's, timers and all;
+        the lock not had or the store failing, it is said (an id and a class) and left as it was."""
+        try:
+            async with self.store.lock(read.id):
+                found = await self.store.get_conversation(read.id)
+                if found is None or found.status is not Status.BOT or found != read:
+                    return
+                minutes = self.flows.for_version(found.flow_version).flow.timers.bot_reminder_minutes
+                await self.store.set_timer(read.id, TimerKind.BOT_REMINDER, now + timedelta(minutes=minutes))
+        except StoreError as exc:
+            log.warning("dispatcher: %s: a turn refused by the lock's fence, the bot's reminder not checked (%s)",
+                        read.id, error_class(exc))  # fmt: skip
 
     async def _ended_first(self, inbound: Inbound, ending: _Ending) -> None:
         """The message's conversation has its ending listed as begun (a quick exit, "Terminer", a bulk close or an
