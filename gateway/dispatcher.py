@@ -245,10 +245,13 @@ class Dispatcher:
 
     async def _handle_inbound(self, inbound: Inbound) -> bool:
         key, owner = inbound_key(inbound), secrets.token_hex(8)
-        if not await self._claim(key, owner, inbound):
+        sent = await self._claim(key, owner, inbound)
+        if sent is None:
             self.metrics.duplicates.labels(inbound.channel.value).inc()
             return False
-        renewal = Later(self.claim_seconds / 3, lambda: self._renew(key, owner))  # a timer until a renewal is due
+        # a timer until a renewal is due: a third of the lease after the claim was sent (not answered: ``_renew``)
+        first = max(sent + self.claim_seconds / 3 - asyncio.get_running_loop().time(), 0.0)
+        renewal = Later(first, lambda: self._renew(key, owner, sent))
         try:
             processed = await self._process_claimed(inbound, key, owner)
         except BaseException:
@@ -263,12 +266,14 @@ class Dispatcher:
             self.metrics.duplicates.labels(inbound.channel.value).inc()
         return processed
 
-    async def _claim(self, key: str, owner: str, inbound: Inbound) -> bool:
-        """True once claimed, False if processed already; waits while another owner processes it. The sender's
-        address is read along (Redis: the same round trip) for ``active_conversation`` next."""
+    async def _claim(self, key: str, owner: str, inbound: Inbound) -> float | None:
+        """When the claim that took the message was sent (``loop.time()``: its lease runs from then at the latest),
+        None if processed already; waits while another owner processes it. The sender's address is read along
+        (Redis: the same round trip) for ``active_conversation`` next."""
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + self.claim_seconds, 0.01
         while True:
+            sent = loop.time()
             try:
                 state = await self.store.claim(key, owner, self.claim_seconds, sender=(inbound.channel, inbound.sender),
                                                kept_seconds=DEDUPE_TTL_SECONDS)  # fmt: skip
@@ -277,24 +282,46 @@ class Dispatcher:
                     await self.store.release(key, owner)
                 raise
             if state is not ClaimState.BUSY:
-                return state is ClaimState.CLAIMED
+                return sent if state is ClaimState.CLAIMED else None
             if loop.time() >= deadline:
                 raise InboundBusy("this message is being processed elsewhere: retry later")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.25)
 
-    async def _renew(self, key: str, owner: str) -> None:
-        """Keep the claim while processing: renewed now (a third of its lease in), then every third of it."""
+    async def _renew(self, key: str, owner: str, held: float) -> None:
+        """Keep the claim while processing: renewed a third of its lease after the claim was sent (``held``,
+        ``loop.time()``), then a third of it after each renewal was sent, at once when the last one's answer took
+        longer. Each renewal's lease runs from its send (``claim``'s lease end is the store's time then), so one held
+        on its way up to the socket timeout still reaches the store within the lease before it
+        (``Settings.check_leases``: the socket timeout at most half the claim). Until 2026-12-07 the next renewal
+        was sent a third of the lease after the last one's ANSWER (the first after the claim's): two renewals held
+        1.25 s each let a 3 s claim lapse between them, and another owner took the message while it was processed
+        (``tests/test_claim_renewal_held.py``). A renewal answered after the lease before it had ended (the claim
+        may have been another owner's meanwhile), and one that finds it another owner's (BUSY: the renewals stop,
+        the check under the conversation's lock decides), are said (WARNING, without the key: it names a
+        message); until 2026-12-07 neither was."""
+        loop, period = asyncio.get_running_loop(), self.claim_seconds / 3
         while True:
+            sent = loop.time()
             try:
                 claimed = await self.store.claim(key, owner, self.claim_seconds, kept_seconds=DEDUPE_TTL_SECONDS)
+                late = loop.time() - (held + self.claim_seconds)
+                if (
+                    claimed is ClaimState.BUSY
+                ):  # DONE: processed (by this owner's commit, its renewal not yet cancelled)
+                    log.warning("dispatcher: a message's claim was taken by another owner while it was processed:"
+                                " renewals stopped")  # fmt: skip
                 if claimed is not ClaimState.CLAIMED:
                     return
+                if late > 0:
+                    log.warning("dispatcher: a claim's renewal answered %.1f s after the lease it renewed ended:"
+                                " another owner may have taken the message meanwhile", late)  # fmt: skip
+                held = sent
             except StoreError as exc:  # told once an outage (gateway/outage_log.py)
                 self.metrics.outages.failed("dispatcher", exc)
             except Exception as exc:  # a bug must not end the renewal silently: the claim would lapse mid-processing
                 log.error("dispatcher: renewing a claim failed with %s at %s", type(exc).__name__, where(exc))
-            await asyncio.sleep(self.claim_seconds / 3)
+            await asyncio.sleep(max(sent + period - loop.time(), 0.0))
 
     async def _process_claimed(self, inbound: Inbound, key: str, owner: str) -> bool:
         reading, later = await self._read(inbound)  # before the lock: a slow model holds no conversation up
