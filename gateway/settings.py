@@ -236,6 +236,7 @@ class Settings(BaseSettings):
         if as_configured:
             return settings
         settings.check_channels()
+        settings.check_leases()
         if not settings.secret_key.get_secret_value():
             # Sessions then last as long as the process: fine for `make run`, documented for production.
             settings = settings.replace(secret_key=secrets.token_urlsafe(32))
@@ -465,6 +466,32 @@ class Settings(BaseSettings):
             missing = [variable(name) for name in needs if not self._is_set(name)]
             if missing and len(missing) < len(needs):
                 raise ConfigError(f"{channel} is half-configured: set {', '.join(missing)} too, or unset the rest")
+
+    def check_leases(self) -> None:
+        """At start-up, on Redis: a socket timeout the leases renewed meanwhile cannot outlast is refused, naming the
+        settings (since 2026-12-07; until then such a start went on, and a renewal held on its way within the
+        timeout reached Redis after the lease it renewed: another instance took the message or the reply meanwhile).
+        An inbound claim's renewal is sent a third of the claim after the previous one was sent, or at its answer
+        when that took longer (``Dispatcher._renew``): two in a row held the timeout each arrive within the claim
+        when the timeout is at most half of it. An outbox send starts with a third of its lease ahead, when its
+        renewal is sent (``Outbox._holds``): the timeout at most a third of the lease. The defaults are at both
+        bounds (5 s: a 10 s claim, a 15 s lease). The conversation lock's lease follows the timeout by itself
+        (``lock_timing``). (Not checked by ``Settings(...)``: tests shorten the leases to see them lapse.)"""
+        from gateway.store.redis_url import is_redis
+
+        if not is_redis(self.store):
+            return
+        timeout = self.redis_socket_timeout
+        if timeout > self.inbound_claim_seconds / 2:
+            raise ConfigError(f"GATEWAY_REDIS_SOCKET_TIMEOUT ({timeout:g} s) must be at most half of"
+                              f" GATEWAY_INBOUND_CLAIM_SECONDS ({self.inbound_claim_seconds:g} s): a claim's renewal"
+                              f" held that long would reach Redis after the claim lapsed. Lower the timeout or"
+                              f" lengthen the claim")  # fmt: skip
+        if timeout > self.outbox_lease_seconds / 3:
+            raise ConfigError(f"GATEWAY_REDIS_SOCKET_TIMEOUT ({timeout:g} s) must be at most a third of"
+                              f" GATEWAY_OUTBOX_LEASE_SECONDS ({self.outbox_lease_seconds} s): a send's lease"
+                              f" renewal held that long would reach Redis after the lease lapsed. Lower the timeout"
+                              f" or lengthen the lease")  # fmt: skip
 
     def _is_set(self, name: str) -> bool:
         value = getattr(self, name)

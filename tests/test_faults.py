@@ -138,6 +138,8 @@ def instance(tmp_path: Path, name: str, store: str, graph: FakeGraphAPI, version
         "GATEWAY_OUTBOX_BASE_DELAY": "0.1",
         "GATEWAY_OUTBOX_LEASE_SECONDS": "3",  # a dead instance's sends are taken over after 3 s (fake: instant)
         "GATEWAY_INBOUND_CLAIM_SECONDS": "2",
+        "GATEWAY_REDIS_SOCKET_TIMEOUT": "1",  # at most half the claim and a third of the lease (refused otherwise)
+        "GATEWAY_REDIS_REPLICA_ACK_TIMEOUT": "0.5",  # below the socket timeout
     })  # fmt: skip
     return server
 

@@ -160,6 +160,27 @@ def test_the_redis_socket_timeout_is_positive() -> None:
             Settings.from_env({"GATEWAY_REDIS_SOCKET_TIMEOUT": timeout}, env_file=None)
 
 
+def test_a_redis_socket_timeout_the_leases_cannot_outlast_is_refused_at_start() -> None:
+    """On Redis, a claim's renewal and a send's lease renewal may be held on their way as long as the socket timeout:
+    at most half the inbound claim (two renewals in a row) and a third of the outbox lease (a send starts with a
+    third of it ahead). Refused at start naming both settings; until 2026-12-07 a 6 s timeout started with the
+    10 s claim and 15 s lease, and renewals held within it lapsed them. SQLite has no socket timeout to refuse."""
+    redis = {"GATEWAY_STORE": "redis://127.0.0.1:6379/0"}
+    assert Settings.from_env(redis, env_file=None).redis_socket_timeout == 5  # the defaults: at both bounds
+    with pytest.raises(ConfigError, match=r"GATEWAY_REDIS_SOCKET_TIMEOUT \(6 s\).*GATEWAY_INBOUND_CLAIM_SECONDS"):
+        Settings.from_env({**redis, "GATEWAY_REDIS_SOCKET_TIMEOUT": "6"}, env_file=None)
+    longer = {**redis, "GATEWAY_REDIS_SOCKET_TIMEOUT": "6", "GATEWAY_INBOUND_CLAIM_SECONDS": "12"}
+    with pytest.raises(ConfigError, match=r"GATEWAY_REDIS_SOCKET_TIMEOUT \(6 s\).*GATEWAY_OUTBOX_LEASE_SECONDS"):
+        Settings.from_env(longer, env_file=None)
+    assert Settings.from_env({**longer, "GATEWAY_OUTBOX_LEASE_SECONDS": "18"}, env_file=None).redis_socket_timeout == 6
+    shorter = {**redis, "GATEWAY_INBOUND_CLAIM_SECONDS": "2", "GATEWAY_OUTBOX_LEASE_SECONDS": "3"}
+    with pytest.raises(ConfigError, match="GATEWAY_INBOUND_CLAIM_SECONDS"):
+        Settings.from_env(shorter, env_file=None)
+    fitting = {**shorter, "GATEWAY_REDIS_SOCKET_TIMEOUT": "1", "GATEWAY_REDIS_REPLICA_ACK_TIMEOUT": "0.5"}
+    assert Settings.from_env(fitting, env_file=None).redis_socket_timeout == 1
+    assert Settings.from_env({"GATEWAY_REDIS_SOCKET_TIMEOUT": "6"}, env_file=None).redis_socket_timeout == 6  # SQLite
+
+
 def test_the_redis_health_check_cannot_be_turned_off() -> None:
     """0 was "no check": the events connection was then never asked a PING, and a silent path to Redis went unnoticed
     (web chat and console sockets deaf, nothing said): refused at start, naming the variable and the value."""
