@@ -282,3 +282,27 @@ async def test_connections_reset_while_idle_are_replaced_when_taken_within_the_h
         assert [c.id for c, _ in again] == [c.id for c, _ in first]  # type: ignore[union-attr, misc]
     finally:
         await store.close()
+
+
+async def test_a_batch_taking_a_connection_whose_reset_the_loop_has_not_seen_yet_goes_on_a_fresh_one(
+    proxy: ResettingProxy, own_redis: str
+) -> None:
+    """Every connection is reset (an RST) in the very turn of the loop in which a batch takes one: the RST is in the
+    kernel, not yet seen by the loop, so the check of the connection taken finds nothing wrong
+    (``_ResetIsNotReady``), and the batch's write fails at once, before a byte of it left. Nothing of it reached
+    Redis: it is written again, once, on a fresh connection, and applied once. Until 2026-12-07 its callers got a
+    StoreError ("Error UNKNOWN while writing to socket. Connection lost."), as if Redis might have run it."""
+    opened = await open_store(proxy.url, keys=store_keys(proxy.url), health_check_interval=HEALTH_CHECK)
+    assert isinstance(opened, RedisStore) and opened._batcher is not None
+    store, batched = opened, opened._batcher.client
+    admin = redis.Redis.from_url(own_redis)
+    try:
+        assert await batched.incr("hits") == 1  # a connection opened, then left idle
+        assert proxy.reset_all() >= 1  # their RSTs leave at the loop's next turn (``abort``)
+        assert await batched.incr("hits") == 2  # its batch leaves in that turn too, before the loop reads the RSTs
+        assert int(admin.get("hits") or 0) == 2  # applied once
+        assert proxy.reset_all() >= 1  # and again, on the fresh connection
+        assert await store.active_conversation(ChannelName.WEBCHAT, "someone", datetime.now(UTC))
+    finally:
+        admin.close()
+        await store.close()

@@ -17,7 +17,10 @@ loop leave together, as one pipeline (not a transaction) on one connection; each
   which the store maps to its StoreError as before; the connection is dropped and the next batch takes a fresh
   one. So is a batch whose replies are not all read within the connection's ``socket_timeout`` (5 s; one timeout
   for the batch, the batcher reading the replies itself). Commands are never retried: one whose answer was lost
-  may have run (a replica's refusal, below, is an answer that says nothing ran);
+  may have run (a replica's refusal, below, is an answer that says nothing ran). A batch whose write failed before
+  a byte of it left (its connection reset, the RST in the kernel but not yet read by the loop, so the connection's
+  check found nothing wrong: ``redis_pool.NothingSent``) is written once more on the connection opened again;
+  until 2026-12-07 its callers got a StoreError (``tests/test_redis_connections.py``);
 * **a call a replica refused whole is sent again once, on the primary**: after a failover the old primary, made a
   replica, answers READONLY to every write, before running it (a script at its first write), on the connections
   still open to it (a virtual IP's failover, an operator's ``REPLICAOF``: nothing closes them; Sentinel's own
@@ -60,6 +63,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gateway.store.redis_pool import NothingSent
 from gateway.supervisor import where
 
 Commands = list[tuple[tuple[Any, ...], Mapping[str, Any]]]  # redis-py's command stack: (args, options) each
@@ -195,7 +199,11 @@ class AutoPipeline:
         pool = self._redis.connection_pool
         connection: Any = await self._taken(pool)  # redis-py's, its parser typed loosely
         try:
-            await connection.send_packed_command(connection.pack_commands([args for args, _ in commands]))
+            packed = connection.pack_commands([args for args, _ in commands])
+            try:
+                await connection.send_packed_command(packed)
+            except NothingSent:  # a reset the loop had not read yet: nothing of the batch left, so written once more
+                await connection.send_packed_command(packed)  # on the connection opened again (``_reopen``)
             parser = connection._parser  # redis-py's hiredis or Python parser, which ``read_response`` calls
             replies: list[Any] = []
             try:

@@ -16,7 +16,9 @@ MaxConnectionsError, which redis-py's default pool raises under load) whose conn
   connections retry nothing by default), failing the command although nothing was sent yet.
 
 Commands themselves are never retried: one whose answer was lost may have run, and resending it could apply it
-twice. The standalone and Sentinel pools' connections retry nothing (redis-py's default for a connection made by a
+twice. A write that failed before any byte of it left (a reset the loop had not read yet: :class:`NothingSent`) is
+the batcher's to write again, once, on a fresh connection (since 2026-12-07); other callers get its error.
+The standalone and Sentinel pools' connections retry nothing (redis-py's default for a connection made by a
 pool); a Cluster client (:func:`open_cluster`, ``GATEWAY_REDIS_CLUSTER``) is made with no retry either, where
 redis-py's default resends a command, a pipeline's commands or a transaction up to 10 times after a
 ``ConnectionError`` or ``TimeoutError`` (an answer lost after the command ran as well as a node unreachable).
@@ -133,6 +135,14 @@ class _PackedInC:
         return packed
 
 
+class NothingSent(RedisConnectionError):
+    """A write that failed before any byte of it left: the connection was reset (an RST in the kernel that the event
+    loop had not read yet, so the pool's check found nothing wrong) and its first send failed. Nothing reached
+    Redis, so sending it again on a fresh connection is safe for a caller whose commands need no state of the
+    connection's (the batcher's: no WATCH, no MULTI, no SUBSCRIBE, ``redis_batch.ALONE``; since 2026-12-07).
+    Others get it as the ConnectionError it is."""
+
+
 class _WrittenInPlace:
     """A connection that writes in the caller's task, without redis-py's ``wait_for`` (a task per write): the same
     bytes, the same errors (``TimeoutError`` when the socket's buffer stays full ``socket_timeout`` s,
@@ -153,6 +163,7 @@ class _WrittenInPlace:
             await _reopen(self)
         if check_health:
             await self.check_health()  # type: ignore[attr-defined]
+        unsent = False
         try:
             if isinstance(command, str):
                 command = command.encode()
@@ -160,12 +171,16 @@ class _WrittenInPlace:
                 command = [command]
             writer = self._writer
             assert writer is not None  # connected above
+            idle = not writer.transport.is_closing() and not writer.transport.get_write_buffer_size()
             try:
                 writer.writelines(command)
             except RuntimeError as error:  # uvloop, on a transport closed already (asyncio's loop drops the write)
                 if not writer.transport.is_closing():
                     raise
                 raise ConnectionResetError("the connection is closed") from error  # as a socket error, below
+            # closed by this write, nothing buffered: its first send failed (a reset the loop had not read yet), and
+            # nothing of the command left (a send that wrote part of it leaves the rest buffered, the transport open)
+            unsent = idle and writer.transport.is_closing() and not writer.transport.get_write_buffer_size()
             if self.socket_timeout and writer.transport.get_write_buffer_size():  # only then can it wait
                 async with asyncio.timeout(self.socket_timeout):
                     await writer.drain()
@@ -177,7 +192,8 @@ class _WrittenInPlace:
         except OSError as error:
             await self._drop()
             number, message = ("UNKNOWN", error.args[0]) if len(error.args) == 1 else error.args[:2]
-            raise RedisConnectionError(f"Error {number} while writing to socket. {message}.") from error
+            failed = NothingSent if unsent else RedisConnectionError
+            raise failed(f"Error {number} while writing to socket. {message}.") from error
         except BaseException:  # cancelled mid-write: what was sent is unknown, so the connection goes
             await self._drop()
             raise
