@@ -250,6 +250,49 @@ async def test_a_closed_batcher_gives_the_connections_it_kept_back_to_the_pool(f
         await client.aclose(close_connection_pool=True)
 
 
+async def test_a_close_cancelled_while_giving_kept_connections_back_loses_none_from_the_pool(flushed: str) -> None:
+    """The batcher gives the connections it kept back once idle, one at a time, each through the pool's lock; a
+    ``close`` cancelled meanwhile (a shutdown given up), with that lock held by another caller, leaves the
+    connection being given back to finish going back, and the others kept for the next ``close``: none stays
+    counted as in use by a pool that will never see it again. Until 2026-12-07 the one taken from ``_kept`` was
+    lost: one connection left in use after the second close."""
+    pool = open_pool(flushed, max_connections=20, timeout=5, health_check_interval=30, decode_responses=True)
+    client = Redis(connection_pool=pool)
+    batched = AutoPipeline(client)
+    try:
+
+        async def read(turns: int) -> None:
+            for _ in range(turns):
+                await asyncio.sleep(0)  # a turn of its own: a batch of its own
+            await batched.client.get("k")
+
+        reading = asyncio.gather(*(read(n) for n in range(3)))
+        async with asyncio.timeout(WAIT):
+            while len(pool._in_use_connections) < 3:  # the batches out, each on a connection of its own
+                await asyncio.sleep(0)
+        await pool._condition.acquire()  # another caller of the pool holds its lock
+        try:
+            await _within(reading)
+            async with asyncio.timeout(WAIT):
+                while not batched._giving_back or len(batched._kept) == 3:  # one taken, its release waiting
+                    await asyncio.sleep(0)
+            closing = asyncio.create_task(batched.close())
+            await asyncio.sleep(0)  # the close awaiting the give-back
+            closing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await closing
+        finally:
+            pool._condition.release()
+        await batched.close()
+        deadline = time.monotonic() + 5
+        while pool._in_use_connections and time.monotonic() < deadline:  # the one on its way back: a turn or two
+            await asyncio.sleep(0.01)
+        assert len(pool._in_use_connections) == 0
+    finally:
+        await batched.close()
+        await client.aclose(close_connection_pool=True)
+
+
 POOL = 2  # GATEWAY_REDIS_MAX_CONNECTIONS, small: the batcher alone can keep it all
 OVERTAKEN = 20  # calls that began after a waiting one and were answered first: the pool's queue skipped
 
