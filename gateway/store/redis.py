@@ -263,9 +263,18 @@ class _Fence:
     under this lock (``made``, since 2026-12-07; ``redis_lua._FENCE``): one that reaches a server without all of them
     (a failover's new primary got the lock but not the writes sent to the old one after the switch) is refused, and
     the marks of its pipeline taken back; until then such a commit landed, its record and mark without the entries
-    of the pipelines before it."""
+    of the pipelines before it. A pipeline followed by another under the lock ends with the fence alone
+    (``fenced_check``, since 2026-12-07) when it has writes after its last fenced script (``at``): a failover whose
+    new primary got that script and not the writes after it (a reply's listing, a queue entry, the timers' removal)
+    then refuses the next pipeline too; until then it passed, the reply's item kept and listed nowhere (never sent)
+    and the message taken for processed (``tests/store/test_redis_fence_tail.py``). The lock's last pipeline
+    (``closing``: the batch's, with its release) needs none: nothing follows that a lost tail could be taken under,
+    what its replica got is a prefix, as a crash leaves one."""
 
-    __slots__ = ("conversation_id", "key", "lease", "made", "marks", "queued", "task", "token", "used", "writes")
+    __slots__ = (
+        "at", "closing", "conversation_id", "key", "lease", "made", "marks", "queued", "task", "token", "used",
+        "writes",
+    )  # fmt: skip
 
     def __init__(self, conversation_id: str, lease: _Lease) -> None:
         self.conversation_id, self.key, self.lease = conversation_id, K.lock(conversation_id), lease
@@ -276,12 +285,20 @@ class _Fence:
         self.made = 0  # fenced scripts queued so far under this lock, in the order they are sent
         self.marks: list[tuple[int, str, int]] = []  # each fenced mark queued: its place in the pipeline, key, until
         self.queued = False  # the conversation's queue entry written under it (``enqueue``): checked once refused
+        self.at = 0  # the pipeline being queued: its length after its last fenced script (0: none yet)
+        self.closing = False  # the lock's last pipeline is being sent (``_LockedBatch``: with the release)
 
     def head(self) -> tuple[list[str], list[Any]]:
         """A fenced script's last KEYS and ARGV (``redis_lua._FENCE``), counted: the scripts are queued in the order
         their pipelines are sent, each pipeline after the previous one's answer."""
         made, self.made = self.made, self.made + 1
         return [self.writes, self.key], [made, self.token]
+
+    def fenced(self, pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
+        """The fenced script ``name`` queued, its head last (``head``), its place noted (``at``)."""
+        fence_keys, fence_args = self.head()
+        _eval(pipe, name, [*keys, *fence_keys], [*args, *fence_args])
+        self.at = len(pipe)
 
     def deadline(self) -> str:
         """Redis's time (ms) before which the lease is surely still held: its start (``lock_read``'s answer) and
@@ -311,8 +328,7 @@ def _fenced(pipe: Pipeline, name: str, keys: list[str], args: list[Any], convers
     if fence is None:
         _eval(pipe, name, keys, args)
     else:
-        fence_keys, fence_args = fence.head()
-        _eval(pipe, "fenced_" + name, [*keys, *fence_keys], [*args, *fence_args])
+        fence.fenced(pipe, "fenced_" + name, keys, args)
 
 
 class Published:
@@ -336,8 +352,7 @@ class Published:
             pipe.publish(self.channel, one)
         else:
             fence.used = True  # the flush looks for its FENCED answer
-            fence_keys, fence_args = fence.head()
-            _eval(pipe, "fenced_publish", fence_keys, [self.channel, one, *fence_args])
+            fence.fenced(pipe, "fenced_publish", [], [self.channel, one])
 
 
 @dataclass(frozen=True, slots=True)
@@ -770,14 +785,15 @@ class RedisStore:
             kept = [write for write in kept[:cut] if not write.late] + [kept[cut], *late, *kept[cut + 1 :]]
             cut -= len(late)
         recorded = False  # a record of the first part was answered written: the second part follows a kept record
-        for part in (kept[:cut], kept[cut:]):  # a pipeline each (one unless a write is ``cut``)
-            if part:
-                await self._send_part(part, recorded)
+        parts = (kept[:cut], kept[cut:])
+        for index, part in enumerate(parts):  # a pipeline each (one unless a write is ``cut``)
+            if part:  # the first of two is followed by the second, under the lock (``_Fence.closing``)
+                await self._send_part(part, recorded, followed=index == 0 and bool(parts[1]))
                 recorded = any(write.record is not None for write in part)
         if refused:
             raise refused[0]
 
-    async def _send_part(self, kept: list[HeldWrite], recorded: bool = False) -> None:
+    async def _send_part(self, kept: list[HeldWrite], recorded: bool = False, *, followed: bool = False) -> None:
         # the fence of this task's lock only: a task started under the lock inherits the holder's fence (its
         # context) and may send while the holder's commit is on its way; until 2026-12-07 it took the holder's
         # ``used`` and marks as its own, found no refusal among its answers, and the holder's refused commit was
@@ -786,10 +802,18 @@ class RedisStore:
         fence = fence if fence is not None and fence.task is asyncio.current_task() else None
         async with ordered(self._redis) as pipe:
             spans = []
+            if fence is not None:
+                fence.at = 0
             for write in kept:
                 start = len(pipe)
                 write.queue(pipe)
                 spans.append((start, len(pipe), write.check))
+            if fence is not None and (followed or not fence.closing) and fence.at != len(pipe):
+                # writes after its last fenced script, and another pipeline under the lock to come: the fence alone
+                # last (since 2026-12-07), so that the next one's count proves them on the server it reaches (one
+                # replication stream, in order; ``_Fence``), outside the spans the checks read
+                fence.used = True
+                fence.fenced(pipe, "fenced_check", [], [])
             # this pipeline's note and marks, taken before it is sent (since 2026-12-07; until then after its answer:
             # a pipeline failed on its way left its marks' places to the next send under the lock, whose refusal
             # read them among its own answers, an IndexError or another command's answer taken for a mark)
@@ -1139,7 +1163,7 @@ class RedisStore:
             if fence is not None and split:  # sent apart from the record: the fence alone first (since 2026-12-07)
                 # a failover between the record's pipeline and this one: this one on a server without the record, its
                 # mark taken back on the refusal (the writes of other slots here are not: they run all the same)
-                _eval(pipe, "fenced_check", *fence.head())
+                fence.fenced(pipe, "fenced_check", [], [])
             if leave:
                 out = ["-" if rank is None else "", "-" if told is None else ""]  # each index left, or as it is
                 _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", *out, *others])
@@ -1909,8 +1933,17 @@ class RedisStore:
         writes held (the hand-off: the enqueue, then the message that tells the place), the script rides at the end
         of their pipeline, after them: the held writes and the read in one round trip."""
         found: list[Any] = []
-        await self._write(lambda pipe: _eval(pipe, "position", [K.QUEUE + "entries"], [K.QUEUE, conversation_id]),
-                          found.extend)  # fmt: skip
+        fence = _FENCING.get()
+        fence = fence if fence is not None and fence.task is asyncio.current_task() else None
+
+        def queue(pipe: Pipeline) -> None:
+            covered = fence is not None and fence.at == len(pipe)
+            _eval(pipe, "position", [K.QUEUE + "entries"], [K.QUEUE, conversation_id])
+            if fence is not None and covered:  # a read with no write before it since the last fenced script (or the
+                # pipeline's start): no ``fenced_check`` for it
+                fence.at = len(pipe)
+
+        await self._write(queue, found.extend)
         if self._batch():
             await self._flush()
         return None if found[0] is None else int(found[0]) + 1
@@ -3262,6 +3295,9 @@ class _LockedBatch:
             # an event after the record is published by a script fenced by the lock (``Published``, since
             # 2026-12-07): the release then follows it, a command more in the same pipeline
             last = held[-1] if held else None
+            fence = _FENCING.get()
+            if fence is not None:  # its last pipeline (the release in it): no ``fenced_check`` at its end
+                fence.closing = True
             if last is not None and last.unlock == [] and last.record == self._id:
                 last.unlock.extend([name, owner])  # the record's script releases it: the batch's last step of its slot
             else:
