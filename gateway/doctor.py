@@ -81,6 +81,7 @@ async def examine(settings: Settings, somaxconn: Path | None = None) -> list[Fin
     findings += [channel(name, settings) for name in CHANNELS]
     findings += messenger_echoes(settings)
     findings += catchup_retention(settings)
+    findings += leases(settings)
     findings.append(listen_backlog(somaxconn or SOMAXCONN))
     findings.append(await store(settings))
     reachable = findings[-1].level != Level.PROBLEM
@@ -223,6 +224,17 @@ def catchup_retention(settings: Settings) -> list[Finding]:
                     "restored store) would process again, as new, the messages of a conversation purged meanwhile "
                     "(its marks forgotten), the purged young person's words back in the store; set it to "
                     f"{days * 24} or less, or raise retention.closed_days")]  # fmt: skip
+
+
+def leases(settings: Settings) -> list[Finding]:
+    """On Redis, a socket timeout the leases renewed meanwhile cannot outlast (``Settings.check_leases``, which
+    ``gateway serve`` refuses at start): a PROBLEM naming the settings. Since 2026-12-07: until then the doctor read
+    the settings as configured and said nothing of it, and the gateway then refused to start."""
+    try:
+        settings.check_leases()
+    except ConfigError as exc:
+        return [Finding(Level.PROBLEM, variable("redis_socket_timeout"), str(exc))]
+    return []
 
 
 def listen_backlog(somaxconn: Path) -> Finding:

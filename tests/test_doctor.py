@@ -400,3 +400,28 @@ async def test_the_redis_round_trip_and_the_inline_budget_it_gives_are_told(
     budget = float(far.text.split("up to ", 1)[1].split(" s", 1)[0])
     assert 40 <= milliseconds < 80 and budget == pytest.approx(milliseconds / 100, abs=0.01), far
     assert await round_trip(settings.replace(store="sqlite:///gw.db")) is None  # SQLite: nothing to say
+
+
+def test_a_redis_socket_timeout_the_leases_cannot_outlast_is_a_problem(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch
+) -> None:
+    """``gateway serve`` refuses at start a Redis socket timeout longer than half the inbound claim (or a third of
+    the outbox's lease): a renewal held that long reaches Redis after the lease it renews. Until 2026-12-07 the
+    doctor read the settings as configured and said nothing of it: now a PROBLEM naming the settings; within the
+    bounds, or on SQLite, nothing."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    url = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"  # bound, not listening: refused at once
+    subject = "GATEWAY_REDIS_SOCKET_TIMEOUT"
+    try:
+        code, out = doctor(capsys, environment, **PRODUCTION, GATEWAY_STORE=url, GATEWAY_REDIS_SOCKET_TIMEOUT="8")
+        problem = line(out, subject)
+        assert code == 1 and problem.startswith("PROBLEM"), out
+        assert "GATEWAY_INBOUND_CLAIM_SECONDS" in problem and "8 s" in problem
+        _, out = doctor(capsys, environment, **PRODUCTION, GATEWAY_STORE=url, GATEWAY_REDIS_SOCKET_TIMEOUT="5")
+        assert f" {subject}:" not in out
+        environment.delenv("GATEWAY_STORE")
+        _, out = doctor(capsys, environment, **PRODUCTION, GATEWAY_REDIS_SOCKET_TIMEOUT="8")  # SQLite: no lease
+        assert f" {subject}:" not in out
+    finally:
+        closed.close()
