@@ -66,6 +66,7 @@ import base64
 import contextlib
 import contextvars
 import functools
+import hashlib
 import json
 import logging
 import secrets
@@ -1136,7 +1137,8 @@ class RedisStore:
         # when it leaves a set (its status, flag or told rank changed: a round trip more then, most messages change
         # none): until 2026-12-07 a commit held on its way past the lease, its record refused, still took the
         # conversation out of the status and the flagged index the next holder had saved it in meanwhile
-        # (``tests/store/test_redis_fenced_indexes.py``)
+        # (``tests/store/test_redis_fenced_indexes.py``). On one node those writes are one script that runs the fence
+        # first (``fenced_steps``, since 2026-12-07): refused, it writes none of them (a failover that lost the record)
         split = (not c.active or leave) and _FENCING.get() is not None and _fence_of(c.id) is not None
 
         def queue(pipe: Pipeline) -> None:
@@ -1160,25 +1162,45 @@ class RedisStore:
 
         def after_part(pipe: Pipeline) -> None:
             fence = _fence_of(c.id)
-            if fence is not None and split:  # sent apart from the record: the fence alone first (since 2026-12-07)
-                # a failover between the record's pipeline and this one: this one on a server without the record, its
-                # mark taken back on the refusal (the writes of other slots here are not: they run all the same)
-                fence.fenced(pipe, "fenced_check", [], [])
+            steps: list[tuple[str, list[str], list[Any]]] = []
             if leave:
                 out = ["-" if rank is None else "", "-" if told is None else ""]  # each index left, or as it is
-                _eval(pipe, "index_conversation", indexes, [K.INDEX, c.id, 0, "", *out, *others])
+                steps.append(("index_conversation", indexes, [K.INDEX, c.id, 0, "", *out, *others]))
             if not c.active:  # its queue entry after the record (a held one's: ``StatusEffects.finished``)
-                _eval(pipe, "remove_from_queue", [K.QUEUE + "entries"], [K.QUEUE, c.id, "0"])
+                steps.append(("remove_from_queue", [K.QUEUE + "entries"], [K.QUEUE, c.id, "0"]))
             if c.client is not None and c.status not in CLIENT_OPEN:
-                pipe.srem(K.client(c.client), c.id)
+                steps.append(("srem", [K.client(c.client)], [c.id]))
             if not c.active:
-                _eval(pipe, "delete_if", [address], [c.id])
+                steps.append(("delete_if", [address], [c.id]))
             if done is not None:  # fenced: only while the lease surely held when the record was written
-                if fence is not None:  # taken back if the record was refused all the same (``_take_back``)
-                    fence.marks.append((len(pipe), done.key, done_until))
-                _eval(
-                    pipe, "seen_mark", *_seen_mark(done.key, done_until, "", "" if fence is None else fence.deadline())
-                )
+                deadline = "" if fence is None else fence.deadline()
+                steps.append(("seen_mark", *_seen_mark(done.key, done_until, "", deadline)))
+            # the mark's command's place: taken back if the record was refused all the same (``_take_back``)
+            mark = None if fence is None or done is None else (done.key, done_until)
+            if fence is not None and split and self.on_one_node:  # one script: refused, it writes none of them
+                # (since 2026-12-07: ``redis_lua._FENCED_STEPS``; an ending's record's digest lets its steps run when
+                # the lock lapsed but the server holds the ending), answering the mark's answer (the last step)
+                keys = [key for _, step_keys, _ in steps for key in step_keys]
+                args = [a for name, step_keys, step_args in steps for a in (name, len(step_keys), len(step_args),
+                                                                            *step_args)]  # fmt: skip
+                digest = "" if c.active else hashlib.sha1(record, usedforsecurity=False).hexdigest()
+                if mark is not None:
+                    fence.marks.append((len(pipe), *mark))
+                fence.fenced(pipe, "fenced_steps", [*keys, K.conversation(c.id)], [len(steps), *args, digest])
+                return
+            if fence is not None and split:  # sent apart from the record: the fence alone first (since 2026-12-07)
+                # a failover between the record's pipeline and this one: this one on a server without the record, its
+                # mark taken back on the refusal; on a Cluster (no script spans their slots) the writes of other slots
+                # after it are not: they run all the same (on one node, until 2026-12-07 as well: the waiting young
+                # person taken out of the queue, the address freed; ``tests/store/test_redis_fence_slots.py``)
+                fence.fenced(pipe, "fenced_check", [], [])
+            for name, step_keys, step_args in steps:
+                if name == "srem":
+                    pipe.srem(step_keys[0], *step_args)
+                else:
+                    if name == "seen_mark" and mark is not None and fence is not None:
+                        fence.marks.append((len(pipe), *mark))
+                    _eval(pipe, name, step_keys, step_args)
 
         if held:
             writes = (

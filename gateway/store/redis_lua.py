@@ -1739,5 +1739,57 @@ SCRIPTS.update({"fenced_" + name: _FENCE + SCRIPTS[name] for name in FENCED_SCRI
 # the message. Until then a refused commit's events (a plain PUBLISH) told pages and consoles of entries never kept.
 SCRIPTS["fenced_publish"] = _FENCE + "return redis.call('PUBLISH', ARGV[1], ARGV[2])\n"
 # the fence alone (since 2026-12-07): at the head of an ending's writes of other slots, sent apart once its record was
-# answered (``HeldWrite.cut``), which may reach another server than the record did (a failover between the two)
+# answered (``HeldWrite.cut``), which may reach another server than the record did (a failover between the two); on a
+# Cluster only since 2026-12-07 (a later change: the writes after it ran all the same; one node: ``_FENCED_STEPS``)
 SCRIPTS["fenced_check"] = _FENCE + "return 1\n"
+
+
+def _step(name: str) -> str:
+    """The script ``name`` as a local function of its own KEYS and ARGV (its parameters, which shadow the globals in
+    its text): a script made of several calls it with the part of its keys and arguments that step takes."""
+    return f"local function {name}(KEYS, ARGV)\n{SCRIPTS[name]}\nend\n"
+
+
+# The writes of other slots a split save sends after its record (``RedisStore.save_conversation``'s after-part: the
+# sets it leaves, an ending's queue entry and sender's address, a web chat's client set, the global processed mark),
+# on ONE node only (their keys are in several slots: Sentinel's primary, a standalone Redis), fenced as one step
+# (since 2026-12-07). Until then they were commands after the fence alone (``fenced_check``) in one pipeline, and Redis
+# runs every command of a pipeline: a failover between the record's pipeline and this one (the new primary without
+# the record, the lock's count behind) refused the check and took the still-queued young person out of the queue,
+# out of the status's set, and freed their address (their next message opened a second conversation). KEYS: each
+# step's keys in order, then the record's key, then the fence's (``_FENCE``). ARGV: the number of steps, then per step
+# its name (``index_conversation``, ``remove_from_queue``, ``srem``, ``delete_if``, ``seen_mark``), its keys' and its
+# arguments' counts and its arguments; then the SHA-1 of the record the save wrote ('' for none), then the fence's.
+# The fence refused, an ending's steps still run when the server holds that very record (the lock lapsed between the
+# two pipelines, no failover lost the ending: an ended record is final, its steps are right whoever holds the lock
+# now; replication keeps order, so a replica with the record has every write before it); else nothing runs,
+# 'fenced'. Answers the last step's answer (the mark's, taken back by the flush when the commit is refused anyway).
+_FENCED_STEPS = (
+    "local function fence(KEYS, ARGV)\n"
+    + _FENCE
+    + "return 1\nend\n"
+    + "".join(_step(name) for name in ("index_conversation", "remove_from_queue", "delete_if", "seen_mark"))
+    + """
+local function srem(KEYS, ARGV) return redis.call('SREM', KEYS[1], ARGV[1]) end
+local steps = {index_conversation = index_conversation, remove_from_queue = remove_from_queue, srem = srem,
+  delete_if = delete_if, seen_mark = seen_mark}
+local refused = fence(KEYS, ARGV) ~= 1
+local record_key, record_sum = table.remove(KEYS), table.remove(ARGV)
+if refused and (record_sum == '' or redis.sha1hex(redis.call('GET', record_key) or '') ~= record_sum) then
+  return '"""
+    + FENCED
+    + """'
+end
+local k, a, answer = 1, 2, 1
+for _ = 1, tonumber(ARGV[1]) do
+  local name, nk, na = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local keys, args = {}, {}
+  for i = 1, nk do keys[i] = KEYS[k + i - 1] end
+  for i = 1, na do args[i] = ARGV[a + 2 + i] end
+  k, a = k + nk, a + 3 + na
+  answer = steps[name](keys, args)
+end
+return answer
+"""
+)
+SCRIPTS["fenced_steps"] = _FENCED_STEPS

@@ -3,13 +3,15 @@ conversation's (which cannot read the lock: a Cluster runs a script on one slot)
 refused for what follows its record. Each test loses the lock's key before (or inside) the commit
 (``fencing_setup.lose_the_lock``: a fast failover, the lease not over), as ``test_redis_fencing.py`` does.
 
-- An ending whose record was answered written, the lock lost in its second pipeline (the writes of other slots
-  after the record, and its events), after the fence's check at its head: until 2026-12-07 the flush raised LockLost
-  for an ending that was made, its events after the record (``QueueChanged``, ``FlagRaised``) never published: the
-  console's cards stale. (Lost before that check, the ending raises LockLost: the check cannot tell a lapsed lock
-  from a failover that lost the record.)
-- An ending whose record a failover lost between its two pipelines: the check at the second one's head refuses, its
-  processed mark is taken back (since 2026-12-07 a test of its own).
+- An ending whose record was answered written, the lock lost before its second pipeline's writes of other slots
+  (one script on one node, ``fenced_steps``, held before it): until 2026-12-07 the flush raised LockLost for an
+  ending that was made, its events after the record (``QueueChanged``, ``FlagRaised``) never published: the
+  console's cards stale. The fence refused, the script tells a lapsed lock from a failover that lost the record by
+  the record itself (its SHA-1): the ending's writes run, the commit stands.
+- An ending whose record a failover lost between its two pipelines: the fence at the second one's head refuses, its
+  processed mark is taken back (since 2026-12-07 a test of its own), and nothing after it is written: until
+  2026-12-07 (a later change) the queue entry's removal and the address's release after the fence alone ran all the
+  same, the waiting young person out of the queue.
 - A refused commit's join of the flagged index (slot ``{index}``, sent before the record): until 2026-12-07 its
   older rank replaced the next holder's newer one, and the latest flagged conversation went down the list.
 - A refused hand-off's queue entry (slot ``{queue}``, sent with the position's read before the record): until
@@ -98,7 +100,10 @@ async def test_an_ending_whose_record_the_failover_lost_leaves_its_message_unpro
     that pipeline writes (slot ``{seen}``, which cannot read the lock; its deadline not passed) is taken back on the
     check's refusal: LockLost, and the redelivery of the ending's message (a "stop") is processed. Without the check
     nothing in that pipeline is fenced: the mark stayed and the message was taken for processed, its conversation
-    still waiting and the stop recorded nowhere (2026-12-07, the check removed: the redelivery answered DONE)."""
+    still waiting and the stop recorded nowhere (2026-12-07, the check removed: the redelivery answered DONE). Nor is
+    anything else of that pipeline written: until 2026-12-07 (a later change, ``fenced_steps``) the writes after the
+    check ran all the same (Redis runs every command of a pipeline): the young person, still waiting on the new
+    primary, was out of the queue and of the status's set, and their address freed (``assert [] == [cid]``)."""
     url = emptied(redis_url)
     client = redis.Redis.from_url(url)  # bytes: the sealed record put back as the new primary has it
     async with cutting_proxy(url) as proxy:
@@ -133,13 +138,56 @@ async def test_an_ending_whose_record_the_failover_lost_leaves_its_message_unpro
             assert proxy.held == 1 and not proxy.failures, "the failover did not come between the two pipelines"
             record = await store.get_conversation(cid)
             assert record is not None and record.status is Status.QUEUED  # the new primary never had the ending
+            await store.release("in:stop", "owner-a")  # as the dispatcher does on a StoreError (``_handle_inbound``)
             assert await store.claim("in:stop", "redelivery", 30) is ClaimState.CLAIMED, (
                 "the ending's message was taken for processed, recorded nowhere"
             )
             assert lost is not None, "an ending the new primary never had was taken for made"
+            # nothing after the refused check landed (since 2026-12-07): the young person still waits in the queue,
+            # in the status's set, and their address still names the conversation (their next message goes in it)
+            assert [e.conversation_id for e in await store.waiting()] == [cid], (
+                "a waiting young person was taken out of the queue by an ending the new primary never had"
+            )
+            assert cid in await store.conversation_ids_by_status(Status.QUEUED)
+            active = await store.find_active_conversation(ChannelName.MESSENGER, "sender-6")
+            assert active is not None and active.id == cid, "the sender's address was freed by a refused ending"
         finally:
             client.close()
             await store.close()
+
+
+async def test_an_ending_on_one_node_writes_every_step_of_its_second_pipeline_in_one_script(
+    redis_url: str,  # noqa: F811
+) -> None:
+    """On one node the ending's writes of other slots are one script behind the fence (``fenced_steps``, since
+    2026-12-07): kept, each lands as the separate commands did (the status sets left, the queue entry removed, the
+    web chat client's set left, the address freed, the processed mark written with its claim gone)."""
+    url = emptied(redis_url)
+    store = await open_store(url, keys=store_keys(url))
+    try:
+        now = datetime.now(UTC)
+        conversation, _ = await store.active_conversation(ChannelName.WEBCHAT, "sender-7", now)
+        cid = conversation.id
+        async with store.locked_batch(cid):
+            found = await store.get_conversation(cid)
+            assert found is not None
+            await store.enqueue(cid, "general", Priority.NORMAL, now)
+            await store.save_conversation(replace(found, status=Status.QUEUED, queue="general", client="c-7"))
+        assert await store.open_conversations_of_client("c-7") == 1
+        assert await store.claim("in:bye", "owner-a", 30) is ClaimState.CLAIMED
+        async with store.locked_batch(cid, claim=Claim("in:bye", "owner-a", 30)):
+            found = await store.get_conversation(cid)
+            assert found is not None
+            await store.save_conversation(
+                replace(found, status=Status.CLOSED, closed_at=now), done=DoneMark("in:bye", 3600)
+            )
+        assert await store.waiting() == []
+        assert cid not in await store.conversation_ids_by_status(Status.QUEUED)
+        assert await store.find_active_conversation(ChannelName.WEBCHAT, "sender-7") is None
+        assert await store.open_conversations_of_client("c-7") == 0
+        assert await store.claim("in:bye", "redelivery", 30) is ClaimState.DONE
+    finally:
+        await store.close()
 
 
 async def test_a_refused_commit_never_moves_a_flagged_card_down(
