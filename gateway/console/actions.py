@@ -337,7 +337,11 @@ class Actions:
         :meth:`_audit_for_other`): a cut before the record leaves the check's completion naming the supervisor, one
         between the record and the line the transfer without its line. An earlier transfer to another queue cut after
         its queue step and not completed yet has its messages written and never listed withdrawn first
-        (:meth:`_withdraw_moved`): this transfer's place is the one told."""
+        (:meth:`_withdraw_moved`): this transfer's place is the one told. Its record refused by the lock's fence
+        (``LockLost``, the console's 503: nothing made), the store undoes its queue step under the lock taken again
+        (``RedisStore._unqueue_refused``: the entry put back as the record says, the listing removed), so the check
+        completes nothing and the retry with the same key is made once; until 2026-12-07 the check completed it and
+        the retry was refused ``same_queue`` (``tests/console/test_transfer_refused.py``)."""
         async with self._once(conversation_id, listener, "transfer", key) as (conversation, once):
             if once is None:
                 return conversation  # made already: answered as it stands

@@ -273,8 +273,8 @@ class _Fence:
     what its replica got is a prefix, as a crash leaves one."""
 
     __slots__ = (
-        "at", "closing", "conversation_id", "key", "lease", "made", "marks", "queued", "task", "token", "used",
-        "writes",
+        "at", "closing", "conversation_id", "key", "lease", "made", "marks", "moved", "queued", "task", "token", "used",
+        "writes", "wrote",
     )  # fmt: skip
 
     def __init__(self, conversation_id: str, lease: _Lease) -> None:
@@ -286,6 +286,8 @@ class _Fence:
         self.made = 0  # fenced scripts queued so far under this lock, in the order they are sent
         self.marks: list[tuple[int, str, int]] = []  # each fenced mark queued: its place in the pipeline, key, until
         self.queued = False  # the conversation's queue entry written under it (``enqueue``): checked once refused
+        self.wrote: tuple[str, str] | None = None  # the last such entry: its queue and its member's "<rank>:<at>:"
+        self.moved = False  # the conversation's transfer listed under it (``begin_move``): unlisted if put back
         self.at = 0  # the pipeline being queued: its length after its last fenced script (0: none yet)
         self.closing = False  # the lock's last pipeline is being sent (``_LockedBatch``: with the release)
 
@@ -832,7 +834,7 @@ class RedisStore:
         ):
             await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
             if fence.queued:
-                await self._unqueue_refused(fence.conversation_id)
+                await self._unqueue_refused(fence.conversation_id, fence.wrote, fence.moved)
             raise LockLost("the conversation's lock lapsed before its writes reached the store")
         for start, end, check in spans:
             if check is not None:
@@ -861,38 +863,62 @@ class RedisStore:
             await pipe.execute()
         return True
 
-    async def _unqueue_refused(self, conversation_id: str) -> None:
-        """A queue entry written under a lock whose commit was then refused (a hand-off's: its entry is sent with the
-        position's read, before the record; slot ``{queue}``, which cannot read the lock), taken out when the record
-        says it has none to have: under the conversation's lock taken again (every writer of a record holds it, and
-        a record in the bot's flow or ended has no entry outside its holder's commit), the entry is removed when the
-        record is in the bot's flow, ended or missing; a record queued or held (the next holder handed it off or
-        transferred it meanwhile) keeps it: a young person is never left out of the queue. Since 2026-12-07: until
-        then the entry stayed beside a record in the bot's flow (listed, counted in the wait estimate and the
-        console's board, a listener's take refused ``not_active``) until the message was processed again, or the
-        abandon timer when the redo ended otherwise (``tests/store/test_redis_fence_slots.py``). In a task of its
-        own (the refused holder's fence and batch are not its); the lock not had within ``UNQUEUE_WAIT_SECONDS``
-        or Redis failing, it is said and left to those, as before."""
+    async def _unqueue_refused(
+        self, conversation_id: str, wrote: tuple[str, str] | None = None, moved: bool = False
+    ) -> None:
+        """A queue entry written under a lock whose commit was then refused (a hand-off's, a transfer's: its entry is
+        sent with the position's read, before the record; slot ``{queue}``, which cannot read the lock), made to agree
+        with the record again: under the conversation's lock taken again (every writer of a record holds it, and a
+        record in the bot's flow or ended has no entry outside its holder's commit), the entry is removed when the
+        record is in the bot's flow, ended or missing. A record queued or held: the entry ``wrote`` (the last the
+        commit wrote: its queue, its member's rank and arrival), still waiting there, is put back as the record says
+        (``put_back``, one script): held by its listener, its entry taken by them again in the queue and at the arrival
+        the record names; waiting, at its place in the queue the record names. The move listed under that lock
+        (``moved``: ``begin_move``, a transfer's, an automatic hand-back's) is unlisted in the same step, so the alert
+        check has nothing to complete. A record whose entry moved on meanwhile (the next holder handed it back, took it
+        or transferred it), or that agrees with the entry written (its move completed), keeps it: a young person is
+        never left out of the queue. Since 2026-12-07: until then the entry stayed beside a record in the bot's flow
+        (listed, counted in the wait estimate and the console's board, a listener's take refused ``not_active``) until
+        the message was processed again, or the abandon timer when the redo ended otherwise
+        (``tests/store/test_redis_fence_slots.py``); and (a later fix of that day) a refused transfer's entry waited in
+        its new queue beside a record still held (or waiting in the old queue), its listing kept, until the next alert
+        check completed the transfer the console had answered 503 "try again" (``transfer_completed``), the retry
+        with the same key refused ``same_queue`` (``tests/console/test_transfer_refused.py``). In a task of its own
+        (the refused holder's fence and batch are not its); the lock not had within ``UNQUEUE_WAIT_SECONDS`` or Redis
+        failing, it is said and left to those, as before (the check completes the move)."""
 
-        async def repair() -> bool:
+        async def repair() -> str:
             async with self.lock(conversation_id, timeout=UNQUEUE_WAIT_SECONDS):
                 found = await self.get_conversation(conversation_id)
-                if found is not None and found.active and found.status != Status.BOT:
-                    return False
-                removed = await self._script(
-                    "remove_from_queue", [K.QUEUE + "entries"], [K.QUEUE, conversation_id, "0"]
-                )
-                return bool(removed)
+                if found is None or not found.active or found.status == Status.BOT:
+                    removed = await self._script(
+                        "remove_from_queue", [K.QUEUE + "entries"], [K.QUEUE, conversation_id, "0"]
+                    )
+                    return "removed (its record not waiting)" if removed else ""
+                held = found.status == Status.WITH_LISTENER
+                if wrote is None or found.queue is None or found.queued_at is None or (held and not found.listener):
+                    return ""
+                rank, at = str(found.priority.rank), f"{to_us(found.queued_at):020d}"
+                if not held and (found.queue, f"{rank}:{at}:") == wrote:
+                    return ""  # the record names the entry written: its move was completed meanwhile
+                taker = found.listener if held and found.listener else ""
+                entry = QueueEntry(conversation_id, found.queue, found.priority, found.queued_at,
+                                   taken_by=taker or None, flag=found.flag)  # fmt: skip
+                keys = [K.QUEUE + "entries", K.QUEUE + "seq", K.QUEUE + "names", K.QUEUE + "moving"]
+                args = [K.QUEUE, conversation_id, *wrote, dumps(encode_queue_entry(entry)), found.queue, rank, at,
+                        taker, "1" if moved else "0"]  # fmt: skip
+                put = await self._script("put_back", keys, args)
+                return f"put back as its record says ({'held' if held else 'waiting'})" if put else ""
 
         try:
-            removed = await asyncio.create_task(repair())
+            done = await asyncio.create_task(repair())
         except (StoreError, RedisError) as error:
             log.warning("queue: conversation %s's entry written by a refused commit was not checked (%s): left to "
-                        "the message's next processing", conversation_id, error_class(error))  # fmt: skip
+                        "the message's next processing or the alert check", conversation_id,
+                        error_class(error))  # fmt: skip
             return
-        if removed:
-            log.warning("queue: conversation %s's entry written by a refused commit removed (its record not "
-                        "waiting)", conversation_id)  # fmt: skip
+        if done:
+            log.warning("queue: conversation %s's entry written by a refused commit %s", conversation_id, done)
 
     async def _take_back(self, conversation_id: str, marks: list[tuple[int, str, int]]) -> None:
         """The processed marks written by a commit whose conversation's writes were refused (fenced), taken back
@@ -1820,7 +1846,7 @@ class RedisStore:
 
         fence = _FENCING.get()  # written under the conversation's lock: checked if its commit is refused
         if fence is not None and fence.conversation_id == conversation_id and fence.task is asyncio.current_task():
-            fence.queued = True
+            fence.queued, fence.wrote = True, (queue, f"{priority.rank}:{to_us(at):020d}:")
 
         await self._write(lambda pipe: _eval(pipe, "enqueue", keys, args), refused)
 
@@ -2025,7 +2051,12 @@ class RedisStore:
         """``{queue}:moving``, id → mover, the queue step's slot: held, it goes in the queue step's round trip, before
         it. A script (``begin_move``): the set an instance of before rel24 kept there is made a hash first, in its
         step, rather than failing the transfer's round trip after its queue step with ``WRONGTYPE``. Not listed when
-        the conversation's ending is (``begin_leaving``): its queue step refuses it in the same round trip."""
+        the conversation's ending is (``begin_leaving``): its queue step refuses it in the same round trip. Under the
+        conversation's lock, noted on its fence: a commit then refused unlists it with the queue step it undoes
+        (``_unqueue_refused``, since 2026-12-07)."""
+        fence = _FENCING.get()
+        if fence is not None and fence.conversation_id == conversation_id and fence.task is asyncio.current_task():
+            fence.moved = True
         keys = [K.QUEUE + "moving", K.QUEUE + "leaving"]
         await self._write(lambda pipe: _eval(pipe, "begin_move", keys, [conversation_id, mover]))
 

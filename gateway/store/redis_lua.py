@@ -1590,6 +1590,40 @@ _END_MOVE = _MOVING + "return on_hash('HDEL', KEYS[1], ARGV[1])\n"
 # KEYS: the list of transfers begun. An old set made a hash: how many ids it listed (0: it was not a set).
 _MOVING_HASH = _MOVING + "return moving_hash(KEYS[1])\n"
 
+# KEYS: entries, sequence, queue names, the list of transfers begun (``moving``). ARGV: prefix, id, the queue and the
+# member's head ("<rank>:<arrival µs>:") a refused commit's ``enqueue`` wrote, the entry to put back (JSON), its
+# queue, rank and arrival, its taker ('' for waiting), '1' to unlist the conversation's move. A refused commit's queue
+# step undone as the record says (``RedisStore._unqueue_refused``, since 2026-12-07): only while the entry is the one
+# that commit wrote (waiting, in that queue, at that place); the transfer's listing goes with it, in the same step.
+# 1 when put back, 0 when the entry is another's (moved on meanwhile) or gone.
+_PUT_BACK = (
+    _HOLDING
+    + _MOVING
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
+if not raw then return 0 end
+local e = cjson.decode(raw)
+if e['taken_by'] ~= cjson.null or e['queue'] ~= ARGV[3] or string.sub(e['member'], 1, #ARGV[4]) ~= ARGV[4] then
+  return 0
+end
+redis.call('ZREM', ARGV[1] .. 'waiting:' .. e['queue'], e['member'])
+local seq = redis.call('INCR', KEYS[2])
+local member = ARGV[7] .. ':' .. ARGV[8] .. ':' .. string.format('%012d', seq) .. ':' .. ARGV[2]
+local entry = cjson.decode(ARGV[5])
+entry['member'] = member
+redis.call('HSET', KEYS[1], ARGV[2], cjson.encode(entry))
+if ARGV[9] ~= '' then
+  redis.call('SADD', ARGV[1] .. 'held:' .. ARGV[9], ARGV[2])
+  holding(ARGV[1], ARGV[9])
+else
+  redis.call('ZADD', ARGV[1] .. 'waiting:' .. ARGV[6], 0, member)
+  redis.call('SADD', KEYS[3], ARGV[6])
+end
+if ARGV[10] == '1' then on_hash('HDEL', KEYS[4], ARGV[2]) end
+return 1
+"""
+)
+
 # KEYS: the list of endings begun (``hg:{queue}:leaving``), the conversation's copy of its field (``hg:lv:{<conv>}``).
 # ARGV: id, how, the copy's TTL (s). On one node only (the two keys are in different slots): the listing and its copy
 # in one step, so a cut leaves both or neither (``RedisStore.begin_leaving``).
@@ -1698,6 +1732,7 @@ SCRIPTS = {
     "enqueue": _ENQUEUE,
     "take_or_requeue": _TAKE_OR_REQUEUE,
     "remove_from_queue": _REMOVE_FROM_QUEUE,
+    "put_back": _PUT_BACK,
     "make_holding": _MAKE_HOLDING,
     "position": _POSITION,
     "update_listener": _UPDATE_LISTENER,
