@@ -45,7 +45,10 @@ Redis outage, a hang past the send timeout: the documented bound) or beyond it; 
 that bound itself (:func:`beyond_bound`: at most one copy per fault, one more per attempt the gateway hung up on after
 the send timeout, so twice unless that many causes explain more; never a copy sent after the send the gateway
 recorded was accepted), each violation printed with the fault nearest it and the line "replies beyond the stated
-bound: N"; replies recorded as accepted by the provider that it never accepted (lost); conversations stuck (no
+bound: N" (since 2026-12-07 too, a reply's copies are told apart by the outbox item each was sent under, from the
+instances' DEBUG lines, ``sends_logged``: two replies of one text whose entries a failover lost are two replies, and a
+violation names each copy's item and claim); replies recorded as accepted by the provider that it never accepted
+(lost); conversations stuck (no
 engine state, messages left in the inbox, replies still pending); HTTP 500s; ``/readyz`` of both instances; the
 supervisor's worker restarts by worker (``/metrics``), and since 2026-12-07 the store's failures by class
 (``LockLost``: a commit fenced).
@@ -114,6 +117,7 @@ import contextlib
 import itertools
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -121,7 +125,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -154,8 +158,9 @@ from gateway.flows.loader import load_text  # noqa: E402
 from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.inbox import sender_key  # noqa: E402
 from gateway.keyed import KeyedHash  # noqa: E402
-from gateway.messages import ChannelName, Inbound  # noqa: E402
+from gateway.messages import PART_SEPARATOR, ChannelName, Inbound  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
+from gateway.store import provider_digest  # noqa: E402
 from gateway.store.redis_lua import SCRIPTS  # noqa: E402
 from gateway.testing import named_by_provider, stop_gently, store_keys  # noqa: E402
 from tests.sentinel_servers import NotReady, Sentinels  # noqa: E402
@@ -362,6 +367,43 @@ class RedisProxy:
         self.process.wait(timeout=10)
 
 
+# ``gateway serve`` with the outbox's DEBUG lines (the run's level WARNING otherwise): each send's item, claim and
+# provider ids' digests, read back by :func:`sends_logged` (since 2026-12-07)
+SERVE = (
+    "import logging, sys; logging.getLogger('gateway.outbox').setLevel(logging.DEBUG);"
+    " from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+# the outbox's line once a provider accepted a send (gateway/outbox.py, ``Outbox._attempt``)
+ACCEPTED = re.compile(r"^(\S+ \S+) DEBUG gateway\.outbox: outbox: (.+): accepted as (.+) under the lease to (\S+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A send an instance heard accepted, from its outbox's DEBUG line (since 2026-12-07): the item and the claim it
+    was sent under (its lease's end then: a renewal moves it on, a new claim too)."""
+
+    item: str
+    lease: str
+    by: str  # the instance's name
+    at: str  # the line's time (the instance's wall clock)
+
+    def short(self) -> str:
+        return f"item {self.item[:10]} lease {self.lease[11:23]}"
+
+
+def sends_logged(logs: Iterable[tuple[str, Iterable[str]]]) -> dict[str, Sent]:
+    """Each provider id's digest (``provider_digest``) → the send its instance heard accepted, from the instances'
+    log lines (``logs``: (instance, lines)). A copy the gateway never heard of (a kill, a timeout) is not there."""
+    sends: dict[str, Sent] = {}
+    for by, lines in logs:
+        for line in lines:
+            if (found := ACCEPTED.match(line)) is not None:
+                at, item, digests, lease = found.groups()
+                for digest in digests.split(PART_SEPARATOR):
+                    sends[digest] = Sent(item, lease, by, at)
+    return sends
+
+
 class Instance:
     """One ``gateway serve`` on its own port, killed and started again; each start a new generation, its replies
     under ``/<name>-<generation>/`` at the fake."""
@@ -386,7 +428,7 @@ class Instance:
         by = f"{self.name}-{self.generation}"
         env = {**os.environ, **self.env, **{URL_VARIABLES[c]: f"{url}/{by}" for c, url in self.apis.items()}}
         with (self.work / f"gateway-{self.name}.log").open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port)],
+            self.process = subprocess.Popen([sys.executable, "-c", SERVE, "serve", "--port", str(self.port)],
                                             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
     def kill(self) -> None:
@@ -852,12 +894,34 @@ def nearest(at: float, faults: list[Fault], began: float) -> str:
     )
 
 
-def replies(copies: list[Copy], recorded: Collection[str]) -> list[tuple[Copy | None, list[Copy]]]:
+def replies(
+    copies: list[Copy], recorded: Collection[str], sends: Mapping[str, Sent] | None = None
+) -> list[tuple[Copy | None, list[Copy]]]:
     """``copies`` (of one provider, one recipient, one text) as the replies they are copies of: each copy whose
     provider id a transcript records (the anchor: the send the gateway recorded) with the copies it does not record
     that arrived at the provider before the anchor was accepted, or after the last anchor (a send again after its
     record); copies of a text no transcript records, one reply (no anchor). A conversation sent the same text twice
-    gets two anchors: a copy between them goes to the later (the crash's copy comes before its resend)."""
+    gets two anchors: a copy between them goes to the later (the crash's copy comes before its resend).
+
+    With ``sends`` (:func:`sends_logged`, since 2026-12-07), the copies an instance heard accepted are grouped by
+    their outbox item instead: two items of one text are two replies even when no transcript records either (a
+    flood's replies, or a text asked twice, their entries lost with a failover's old primary: until then one reply
+    sent again); a copy no instance heard of goes to the first item heard accepted after it arrived (the crash's
+    or the timeout's copy comes before its resend), else to the last."""
+    if sends:
+        heard = {id(c): sends.get(provider_digest(c.provider_id)) for c in copies}
+        items: dict[str, list[Copy]] = {}
+        for copy in sorted(copies, key=lambda c: c.at):
+            if (sent := heard[id(copy)]) is not None:
+                items.setdefault(sent.item, []).append(copy)
+        if len(items) > 1:
+            groups = list(items.values())  # in the order of their first copy heard
+            for copy in sorted(copies, key=lambda c: c.at):
+                if heard[id(copy)] is None:
+                    arrived = copy.at - copy.held
+                    later = [g for g in groups if min(c.at for c in g) >= arrived]
+                    (later[0] if later else groups[-1]).append(copy)
+            return [(next((c for c in g if c.provider_id in recorded), None), g) for g in groups]
     ordered = sorted(copies, key=lambda c: c.at)
     anchors = [c for c in ordered if c.provider_id in recorded]
     if not anchors:
@@ -872,14 +936,37 @@ def replies(copies: list[Copy], recorded: Collection[str]) -> list[tuple[Copy | 
     return grouped
 
 
-def explained(anchor: Copy | None, copies: list[Copy], faults: list[Fault], began: float) -> str:
-    """A reply's copies in order, each with the instance that sent it, when, and its cause (the recorded one said)."""
+def explained(
+    anchor: Copy | None, copies: list[Copy], faults: list[Fault], began: float, sends: Mapping[str, Sent] | None = None
+) -> str:
+    """A reply's copies in order, each with the instance that sent it, when, and its cause (the recorded one said);
+    with ``sends``, each copy's item and claim as its instance logged them, or "not heard" (since 2026-12-07)."""
     told = []
     for copy in sorted(copies, key=lambda c: c.at):
         why, fault = cause(copy, faults)
         at = "" if fault is None else f" ({fault.target} at {fault.start - began:.1f} s)"
-        told.append(f"{copy.sender}@{copy.at - began:.1f}s " + ("recorded" if copy is anchor else f"{why}{at}"))
+        told.append(f"{copy.sender}@{copy.at - began:.1f}s " + ("recorded" if copy is anchor else f"{why}{at}")
+                    + ("" if sends is None else f" [{claim_of(copy, sends)}]"))  # fmt: skip
     return ", ".join(told)
+
+
+def claim_of(copy: Copy, sends: Mapping[str, Sent]) -> str:
+    """The item and claim a copy was sent under, as its instance logged it; "not heard" when it never heard it."""
+    sent = sends.get(provider_digest(copy.provider_id))
+    return "not heard" if sent is None else sent.short()
+
+
+def repeated(copies: list[Copy], sends: Mapping[str, Sent]) -> str:
+    """What a reply's copies are, by the items and claims their instances heard accepted (since 2026-12-07): one
+    item under several claims is a send made again (a lease lost or a "sent" record lost); several items of one text
+    are several replies no transcript tells apart."""
+    heard = [s for c in copies if (s := sends.get(provider_digest(c.provider_id))) is not None]
+    items, claims = {s.item for s in heard}, {(s.item, s.lease) for s in heard}
+    return (
+        f"{len(heard)} of {len(copies)} copies heard accepted: {len(items)} item(s), {len(claims)} claim(s)"
+        + ("; one item sent under several claims: a send made again" if len(items) == 1 < len(claims) else "")
+        + ("; one claim accepted twice" if len(claims) < len(heard) else "")
+    )
 
 
 def beyond_bound(anchor: Copy | None, copies: list[Copy], faults: list[Fault], began: float) -> list[str]:
@@ -958,10 +1045,12 @@ IN_BOUND = frozenset({"kill", "timeout", "redis", FAILOVER, *STALLS})
 async def audit(
     store_url: str, platforms: Platforms, providers: list[Noting], faults: list[Fault], began: float,
     apart: Collection[tuple[ChannelName, str]] = (), ids_apart: Collection[str] = (),
+    sends: Mapping[str, Sent] | None = None,
 ) -> tuple[dict[ChannelName, Audit], dict[str, str]]:  # fmt: skip
     """Each channel's figures, and each recorded provider id's delivery (for the receipts' audit); the conversations
     of the addresses ``apart`` (``--erasures``'s, audited by ``bench/chaos_erasures.py``; ``--purges``'s) and the
-    replies to them left out, and the conversations ``ids_apart`` (``--purges``'s: a purged one names nobody)."""
+    replies to them left out, and the conversations ``ids_apart`` (``--purges``'s: a purged one names nobody).
+    ``sends``: the sends the instances logged (:func:`sends_logged`), each reply's copies told by item and claim."""
     from gateway.store import Author, Delivery, open_store
 
     results = {provider.channel: Audit() for provider in providers}
@@ -1036,13 +1125,16 @@ async def audit(
             for (recipient, _), same in texts.items():  # each reply against the stated bound (since 2026-12-07)
                 # a flood's replies of one text 0.1 s apart, entries lost with a failover's old primary: one reply here
                 whose = "a flood's sender" if (provider.channel, recipient) in flooders else "a walk's sender"
-                for anchor, copies in replies(same, recorded):
+                for anchor, copies in replies(same, recorded, sends):
                     result.copies_per_reply[len(copies)] += 1
                     result.unanchored += anchor is None
                     if lines := beyond_bound(anchor, copies, faults, began):
+                        lines.append(explained(anchor, copies, faults, began, sends))
+                        if sends:  # which items and claims the copies were sent under
+                            lines.append(repeated(copies, sends))
                         result.beyond_bound.append([f"to {whose}: {line}" for line in lines])
                     elif len(copies) > 2:  # within the bound by that many causes: which, to be read
-                        result.explained.append(explained(anchor, copies, faults, began))
+                        result.explained.append(explained(anchor, copies, faults, began, sends))
         for (channel, message_id), sender in platforms.acknowledged.items():
             result = results[channel]
             result.acknowledged += 1
@@ -1229,8 +1321,10 @@ async def main(args: argparse.Namespace) -> None:
                 left = await receipts.settled(120)  # the late ones: 60 s after their reply at most, then redelivered
                 await asyncio.sleep(3)  # a stray resend would show by now
                 unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
+                logs = [(i.name, (work / f"gateway-{i.name}.log").read_text(errors="replace").splitlines())
+                        for i in instances]  # fmt: skip
                 results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began, apart,
-                                                  purges.ids)  # fmt: skip
+                                                  purges.ids, sends_logged(logs))  # fmt: skip
                 erasure_audit = await audit_erasures(erasures)
                 explain_goodbyes(erasure_audit, faults, chaos.began)
                 purge_audit = await audit_purges(purges)
@@ -1259,6 +1353,10 @@ async def main(args: argparse.Namespace) -> None:
                         problems[line.split(" ", 3)[-1][:80]] += 1
                     elif " WARNING " in line:
                         warnings[line.split(" ", 3)[-1][:60]] += 1
+            if args.logs is not None:  # the instances' and the servers' logs kept (since 2026-12-07)
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for kept in work.rglob("*.log"):
+                    shutil.copy(kept, args.logs / "-".join(kept.relative_to(work).parts))
     kinds = Counter(f.kind for f in faults)
     acked = len(platforms.acknowledged)
     statuses: Counter[str] = Counter()
@@ -1420,6 +1518,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         f" replica and 3 Sentinels; the {FAILOVER} fault (planned, kill -9, alternately)")  # fmt: skip
     parser.add_argument("--replica-acks", action="store_true", help="with --sentinel: GATEWAY_REDIS_REPLICA_ACKS=1"
                         " (an acknowledgement once a replica has the message)")  # fmt: skip
+    parser.add_argument("--logs", type=Path, help="a directory where the instances' logs (the outbox's sends at"
+                        " DEBUG: item, claim, provider ids' digests) and the Redis servers' are copied at"
+                        " the end")  # fmt: skip
     args = parser.parse_args(argv)
     if args.replica_acks and not args.sentinel:
         parser.error("--replica-acks needs --sentinel")

@@ -4,8 +4,30 @@ bound", and the bound itself never checked). Made-up copies and faults on one cl
 
 from __future__ import annotations
 
-from bench.chaos import IN_BOUND, SEND_TIMEOUT, Fault, beyond_bound, explained, in_flight, replies
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bench.chaos import (
+    IN_BOUND,
+    SEND_TIMEOUT,
+    Fault,
+    Sent,
+    beyond_bound,
+    explained,
+    in_flight,
+    repeated,
+    replies,
+    sends_logged,
+)
 from bench.chaos_channels import Copy
+from gateway.messages import ChannelName, Outbound
+from gateway.outbox import Outbox
+from gateway.store import OutboxItem, open_store, provider_digest
+from gateway.store.codec import encode_outbound
+from tests.conftest import Clock
 
 KILL = Fault("kill", start=100.0, end=104.0, target="a-1")
 REDIS = Fault("redis", start=200.0, end=205.0)
@@ -87,3 +109,83 @@ def test_an_attempt_timed_out_before_a_kill_is_a_timeout_not_a_second_copy_of_th
     resent = copy("p3", "a-1", 104.0)
     assert [in_flight(c, [hang, kill]) for c in (timed_out, killed)] == ["timeout", "kill"]
     assert violations([timed_out, killed, resent], {"p3"}, [hang, kill]) == []
+
+
+FAILOVER = Fault("failover", start=44.0, end=45.0, target="planned")
+
+
+def violations_told(copies: list[Copy], recorded: set[str], sends: dict[str, Sent]) -> list[list[str]]:
+    return [
+        lines
+        for anchor, group in replies(copies, recorded, sends)
+        if (lines := beyond_bound(anchor, group, [FAILOVER], 0.0))
+    ]
+
+
+def heard(item: str, lease: str = "2026-12-07T15:52:00.100000+00:00") -> Sent:
+    return Sent(item, lease, "b", "2026-12-07 15:51:45,400")
+
+
+def test_a_floods_replies_of_one_text_recorded_nowhere_are_told_apart_by_their_items() -> None:
+    """Seed 90's 15:51 run: four copies of one text to a flood's sender from b-2 within 0.3 s of a planned failover,
+    one recorded. By text alone (before 2026-12-07) one reply received 4 times, beyond the bound; with the items
+    the instances logged, four replies of one copy each (their entries lost with the old primary)."""
+    copies = [copy(f"p{n}", "b-2", 45.4 + n / 10) for n in range(4)]
+    assert violations_told(copies, {"p0"}, {}) != []  # the audit before: "received 4 times (the bound 2"
+    sends = {provider_digest(f"p{n}"): heard(f"item-{n}") for n in range(4)}
+    assert [len(group) for _, group in replies(copies, {"p0"}, sends)] == [1, 1, 1, 1]
+    assert violations_told(copies, {"p0"}, sends) == []
+    # two of them with no entry either (~855 before: "both entries lost looks like one reply"): two replies
+    assert [len(g) for _, g in replies(copies[2:], set(), sends)] == [1, 1]
+
+
+def test_one_item_sent_under_several_claims_stays_one_reply_beyond_the_bound_and_is_named_a_resend() -> None:
+    copies = [copy(f"p{n}", "b-2", 45.4 + n / 10) for n in range(3)]
+    sends = {provider_digest(f"p{n}"): heard("item-0", f"2026-12-07T15:52:0{n}.000000+00:00") for n in range(3)}
+    ((anchor, group),) = replies(copies, {"p2"}, sends)
+    assert anchor is copies[2] and len(group) == 3
+    assert violations_told(copies, {"p2"}, sends) != []
+    assert repeated(group, sends) == (
+        "3 of 3 copies heard accepted: 1 item(s), 3 claim(s); one item sent under several claims: a send made again"
+    )
+    assert explained(anchor, group, [FAILOVER], 0.0, sends).endswith(
+        "b-2@45.6s recorded [item item-0 lease 15:52:02.000]"
+    )
+
+
+def test_a_copy_no_instance_heard_goes_with_the_item_sent_after_it() -> None:
+    """A copy sent as b-2 was killed (never heard) and the resend of its item heard, beside another item of the same
+    text: two replies, the unheard copy with the item resent after it arrived."""
+    killed, resent, other = copy("p1", "b-2", 45.0), copy("p2", "a-1", 60.0), copy("p3", "a-1", 45.2)
+    sends = {provider_digest("p2"): heard("item-x"), provider_digest("p3"): heard("item-y")}
+    grouped = [sorted(c.provider_id for c in g) for _, g in replies([killed, resent, other], set(), sends)]
+    assert grouped == [["p1", "p3"], ["p2"]]  # p3's item heard at 45.2 s, the first after p1 arrived (44.95 s)
+
+
+async def test_the_outbox_logs_each_send_for_the_audit_without_text_recipient_or_provider_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outbox's DEBUG lines (since 2026-12-07) as ``gateway serve`` formats them are read back by
+    :func:`sends_logged`: each provider id's digest names its item and claim, a reply in parts each part's; they
+    hold neither the text, nor the recipient, nor a provider id."""
+
+    class Parts:
+        async def send(self, message: Outbound, first_part: int = 0) -> str | None:
+            return f"mid.{message.id}.1 mid.{message.id}.2"  # a reply in two parts
+
+    store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    clock = Clock(datetime(2026, 12, 7, 15, 0, tzinfo=UTC))
+    try:
+        outbound = Outbound("r1", "c1", ChannelName.TELEGRAM, "52000100000001", "Bonjour, je suis le bot.")
+        await store.outbox_put(OutboxItem("r1", "c1", encode_outbound(outbound), clock.now))
+        with caplog.at_level(logging.DEBUG, logger="gateway.outbox"):
+            assert await Outbox(store, {ChannelName.TELEGRAM: Parts()}, clock=clock).deliver_due() == 1
+    finally:
+        await store.close()
+    form = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")  # gateway/cli.py's
+    lines = [form.format(r) for r in caplog.records if r.name == "gateway.outbox" and r.levelno == logging.DEBUG]
+    assert len(lines) == 2  # sending, accepted
+    assert not any(secret in line for line in lines for secret in ("52000100000001", "Bonjour", "mid.r1"))
+    sends = sends_logged([("a", lines)])
+    assert set(sends) == {provider_digest("mid.r1.1"), provider_digest("mid.r1.2")}
+    assert {(s.item, s.by, s.lease[:19]) for s in sends.values()} == {("r1", "a", "2026-12-07T15:00:15")}
