@@ -5,16 +5,26 @@ bound", and the bound itself never checked). Made-up copies and faults on one cl
 from __future__ import annotations
 
 import logging
+import random
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
+from aiohttp import ClientSession
 
 from bench.chaos import (
+    FLOOD_BURST,
+    FLOOD_DANGER_AT,
+    FLOOD_LIMIT,
     IN_BOUND,
     SEND_TIMEOUT,
+    Audit,
     Fault,
+    Platforms,
     Sent,
+    audit_floods,
     beyond_bound,
     explained,
     in_flight,
@@ -23,7 +33,8 @@ from bench.chaos import (
     sends_logged,
 )
 from bench.chaos_channels import Copy
-from gateway.messages import ChannelName, Outbound
+from gateway.ids import inbound_entry_id
+from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.outbox import Outbox
 from gateway.store import OutboxItem, open_store, provider_digest
 from gateway.store.codec import encode_outbound
@@ -189,3 +200,26 @@ async def test_the_outbox_logs_each_send_for_the_audit_without_text_recipient_or
     sends = sends_logged([("a", lines)])
     assert set(sends) == {provider_digest("mid.r1.1"), provider_digest("mid.r1.2")}
     assert {(s.item, s.by, s.lease[:19]) for s in sends.values()} == {("r1", "a", "2026-12-07T15:00:15")}
+
+
+def test_a_floods_messages_lost_with_a_failovers_old_primary_are_neither_refused_nor_silenced() -> None:
+    """Seed 90 behind Sentinel (both runs at 17:20 and 17:26): a Messenger burst met the planned failover at 44 s, 9
+    of its first 20 messages (a word of danger among them) acknowledged then never recorded, shown as "refused (of
+    the first 20: 9)" and "silenced beyond the bound 1", as if the gate had refused them: they were lost with the
+    old primary (asynchronous replication), as the walks' messages acknowledged then, which are counted apart."""
+    platforms = Platforms([], cast(ClientSession, None), random.Random(0), 0.0)
+    users: Counter[str] = Counter()
+    sender, messenger = "flood-1", ChannelName.MESSENGER
+    lost = {3, *range(5, 13)}  # the word of danger at 3 among them
+    for index in range(FLOOD_BURST):
+        message_id = f"mid.{index}"
+        platforms.flooded[messenger, message_id] = (sender, index)
+        platforms.acknowledged_at[messenger, message_id] = 99.0 + index / 10
+        past = index >= FLOOD_LIMIT and index not in FLOOD_DANGER_AT  # plain words past the limit: refused
+        users[inbound_entry_id(Inbound(messenger, sender, message_id))] = 0 if index in lost or past else 1
+    platforms.bursts[messenger, sender] = (99.0, 103.5)
+    results = {messenger: Audit()}
+    audit_floods(platforms, results, users, {}, [Fault("failover", start=99.5, end=100.6, target="planned")], 0.0)
+    flood = results[messenger].flood
+    assert (flood.within_refused, flood.silenced, flood.lost_at_failover) == (0, 0, 9)
+    assert flood.past_bound == 0 and flood.refused == 9 + 17  # and the plain words past the limit
