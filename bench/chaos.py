@@ -388,7 +388,7 @@ class Sent:
     at: str  # the line's time (the instance's wall clock)
 
     def short(self) -> str:
-        return f"item {self.item[:10]} lease {self.lease[11:23]}"
+        return f"item {self.item} lease {self.lease[11:23]}"  # whole: a WhatsApp copy's is its first's and "-again"
 
 
 def sends_logged(logs: Iterable[tuple[str, Iterable[str]]]) -> dict[str, Sent]:
@@ -813,6 +813,11 @@ class Audit:
     copies_per_reply: Counter[int] = field(default_factory=Counter)  # copies at the provider → replies (2026-12-07)
     beyond_bound: list[list[str]] = field(default_factory=list)  # each reply past the stated bound: its violations
     unanchored: int = 0  # replies no transcript records (an entry lost with a failover's old primary): not repeats
+    # since 2026-12-07: copies of one text the items told apart (more replies than by text alone), and the replies
+    # past the bound by text alone (the audit before the items): what the items explained
+    told_apart: int = 0
+    beyond_by_text: int = 0
+    told_apart_lines: list[str] = field(default_factory=list)  # … their replies' copies, item and claim each
     explained: list[str] = field(default_factory=list)  # replies received more than twice, within it: their causes
     lost: int = 0
     stray_users: int = 0  # young people's entries no acknowledged message explains (a receipt taken for one?)
@@ -959,6 +964,16 @@ def claim_of(copy: Copy, sends: Mapping[str, Sent]) -> str:
     """The item and claim a copy was sent under, as its instance logged it; "not heard" when it never heard it."""
     sent = sends.get(provider_digest(copy.provider_id))
     return "not heard" if sent is None else sent.short()
+
+
+def claimed(sends: Mapping[str, Sent]) -> str:
+    """The items the instances heard accepted, and those accepted under more than one claim (a send made again: a
+    kill, a timeout, a record or a claim a failover lost; or a reply in parts resumed), by how many claims."""
+    claims: dict[str, set[str]] = {}
+    for sent in sends.values():
+        claims.setdefault(sent.item, set()).add(sent.lease)
+    again = Counter(len(leases) for leases in claims.values() if len(leases) > 1)
+    return f"{len(claims):,} items, under more than one claim {sum(again.values())} {dict(sorted(again.items()))}"
 
 
 def repeated(copies: list[Copy], sends: Mapping[str, Sent]) -> str:
@@ -1130,7 +1145,17 @@ async def audit(
             for (recipient, _), same in texts.items():  # each reply against the stated bound (since 2026-12-07)
                 # a flood's replies of one text 0.1 s apart, entries lost with a failover's old primary: one reply here
                 whose = "a flood's sender" if (provider.channel, recipient) in flooders else "a walk's sender"
-                for anchor, copies in replies(same, recorded, sends):
+                by_text = replies(same, recorded)
+                told = replies(same, recorded, sends)
+                if len(told) > len(by_text):
+                    result.told_apart += 1
+                    wrong = sum(bool(beyond_bound(a, c, faults, began)) for a, c in by_text)
+                    result.beyond_by_text += wrong
+                    result.told_apart_lines.insert(  # those past the bound by text alone first
+                        0 if wrong else len(result.told_apart_lines),
+                        f"to {whose}: " + " | ".join(explained(a, c, faults, began, sends) for a, c in told),
+                    )
+                for anchor, copies in told:
                     result.copies_per_reply[len(copies)] += 1
                     result.unanchored += anchor is None
                     if lines := beyond_bound(anchor, copies, faults, began):
@@ -1337,8 +1362,9 @@ async def main(args: argparse.Namespace) -> None:
                 unsettled = await chats.settled(60)  # every page in session again, nothing left unacknowledged
                 logs = [(i.name, (work / f"gateway-{i.name}.log").read_text(errors="replace").splitlines())
                         for i in instances]  # fmt: skip
+                sends = sends_logged(logs)
                 results, deliveries = await audit(redis.url, platforms, providers, faults, chaos.began, apart,
-                                                  purges.ids, sends_logged(logs))  # fmt: skip
+                                                  purges.ids, sends)  # fmt: skip
                 erasure_audit = await audit_erasures(erasures)
                 explain_goodbyes(erasure_audit, faults, chaos.began)
                 purge_audit = await audit_purges(purges)
@@ -1399,6 +1425,7 @@ async def main(args: argparse.Namespace) -> None:
             show(channel, result, platforms)
     beyond = sum(len(r.beyond_bound) for c, r in results.items() if c in channels)
     print(f"replies beyond the stated bound: {beyond}")  # the line to grep (since 2026-12-07)
+    print(f"sends heard accepted, by the instances' logs: {claimed(sends)}")
     show_waits([w for c, r in results.items() if c in channels for w in r.waits], faults, chaos.began)
     show_receipts(receipts, applied, left)
     show_erasures(erasure_audit)
@@ -1446,13 +1473,16 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
         print(f"    beyond: {line}")
     print(
         f"  replies by copies received: {dict(sorted(result.copies_per_reply.items()))} (of them recorded nowhere"
-        f" {result.unanchored}); past the stated bound {len(result.beyond_bound)}"
+        f" {result.unanchored}); past the stated bound {len(result.beyond_bound)}; copies of one text told apart by"
+        f" their items {result.told_apart} (past the bound by text alone: {result.beyond_by_text})"
     )
     for lines in result.beyond_bound[:10]:
         for line in lines:
             print(f"    violation: {line}")
     for line in result.explained[:5]:
         print(f"    more than twice, within the bound: {line}")
+    for line in result.told_apart_lines[:5]:
+        print(f"    told apart by their items: {line}")
     flood = result.flood
     if flood.senders:
         print(

@@ -26,6 +26,7 @@ from bench.chaos import (
     Sent,
     audit_floods,
     beyond_bound,
+    claimed,
     explained,
     in_flight,
     repeated,
@@ -162,6 +163,19 @@ def test_one_item_sent_under_several_claims_stays_one_reply_beyond_the_bound_and
     assert explained(anchor, group, [FAILOVER], 0.0, sends).endswith(
         "b-2@45.6s recorded [item item-0 lease 15:52:02.000]"
     )
+
+
+def test_the_items_accepted_under_more_than_one_claim_are_counted_by_claims() -> None:
+    """The run's own measure of sends made again, whatever the transcripts lost: an item accepted under two claims
+    (its send made again), another once, a reply in two parts accepted under one claim (one send)."""
+    sends = {
+        provider_digest("p1"): heard("item-x", "2026-12-07T15:52:00.1+00:00"),
+        provider_digest("p2"): heard("item-x", "2026-12-07T15:52:18.3+00:00"),
+        provider_digest("p3"): heard("item-y"),
+        provider_digest("p4.1"): heard("item-z"),
+        provider_digest("p4.2"): heard("item-z"),
+    }
+    assert claimed(sends) == "3 items, under more than one claim 1 {2: 1}"
 
 
 def test_a_copy_no_instance_heard_goes_with_the_item_sent_after_it() -> None:
