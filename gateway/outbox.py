@@ -513,9 +513,12 @@ class Outbox:
         sending[token] = began
         # DEBUG (since 2026-12-07): the item, its claim (the lease's end, its fencing token) and, once accepted, the
         # digests of its provider ids (``provider_digests``, what a Redis entry keeps): a copy at the provider is
-        # told to its item and claim (bench/chaos.py's audit), never the text, the recipient or a provider id
-        log.debug("outbox: %s: sending from part %d under the lease to %s", item.id, item.parts_sent,
-                  lease.until.isoformat())  # fmt: skip
+        # told to its item and claim (bench/chaos.py's audit), never the text, the recipient or a provider id; the
+        # digests and times made only at DEBUG (a send's cost otherwise unchanged)
+        debug = log.isEnabledFor(logging.DEBUG)
+        if debug:
+            log.debug("outbox: %s: sending from part %d under the lease to %s", item.id, item.parts_sent,
+                      lease.until.isoformat())  # fmt: skip
         try:
             provider_id = await channel.send(outbound, first_part=item.parts_sent)
         except RetryableDelivery as exc:
@@ -534,8 +537,9 @@ class Outbox:
             if (ended := asyncio.get_running_loop().time()) - began >= SLOW_SEND_SECONDS:
                 self._slow_until[name] = ended + SLOW_KEPT_SECONDS
         answered_at = self.clock()  # the provider accepted it before: a watermark from then on covers it
-        log.debug("outbox: %s: accepted as %s under the lease to %s", item.id, provider_digests(provider_id) or "-",
-                  lease.until.isoformat())  # fmt: skip
+        if debug:
+            log.debug("outbox: %s: accepted as %s under the lease to %s", item.id,
+                      provider_digests(provider_id) or "-", lease.until.isoformat())  # fmt: skip
         self._count(item, "sent")
         self.credentials_accepted(name)
         return "on", functools.partial(self._sent, lease, provider_id, following, answered_at)
