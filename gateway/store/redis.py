@@ -42,7 +42,9 @@ processing one message takes milliseconds, a slow one keeps its lock, and a cras
 conversations for 6 s at most. A renewal may wait on its way as long as any call (the socket timeout, 5 s): it is
 sent early enough to reach Redis within the lease all the same (``lock_timing``: every 0.5 s at the defaults; until
 2026-12-07 every third of the lease, and a renewal held over 4 s on its way came after the lease's end, another
-instance holding the lock meanwhile). It is redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
+instance holding the lock meanwhile), each a period after the previous one was sent, not answered, overlapping
+(``_keep_lock``, since 2026-12-07: an answer held on its way back no longer holds the next renewal back). It is
+redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
 checked by Lua on renewal and release, so an expired holder never extends or frees somebody else's lock), renewed
 by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``. Each attempt takes it with the
 conversation's record read in the same script (``lock_read``, one slot), which answers the holder's reads of it.
@@ -191,7 +193,8 @@ UNQUEUE_WAIT_SECONDS = 6.0  # a refused commit's queue entry checked under the l
 REDIS_OLDEST = (6, 2)  # ``ZADD … GT`` (redis_lua.py, ``index_conversation``): refused at the start below it
 LOCK_MARGIN_SECONDS = 0.5  # a renewal reaches Redis this long before its lease's end at the latest (``lock_timing``)
 # connections of the pool kept for the lock's renewals (``RedisStore.open``, since 2026-12-07): a renewal never waits
-# behind the store's other callers for one of theirs
+# behind the store's other callers for one of theirs; also how many renewals of one lock may be in flight at once
+# (``_keep_lock``, since 2026-12-07), the store's locks sharing them
 RENEWAL_CONNECTIONS = 2
 LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lock.Lock's 0.1 s default doubled bursts)
 FLAG_TRIES = 3  # reads of an entry whose data changes while its flag is written (a reseal) before giving up
@@ -681,11 +684,15 @@ class RedisStore:
             # the lock's renewals on connections of their own (since 2026-12-07): with every connection of the
             # store's pool busy, a renewal waited for one up to ``pool_timeout`` (10 s), which ``lock_timing`` does
             # not allow for, and reached Redis after its lease (tests/test_lock_pool.py)
-            reserved = {**options, "max_connections": RENEWAL_CONNECTIONS}
+            # (since 2026-12-07) made at the start and never PINGed before use: a renewal leaves at once, a round
+            # trip of a handshake or a health check's PING whose answer is held no longer holds it back; one on a
+            # dead connection fails by its own socket timeout, the next one in flight on the other connection
+            reserved = {**options, "max_connections": RENEWAL_CONNECTIONS, "health_check_interval": 0}
             renewals = Redis(connection_pool=open_pool(url, timeout=pool_timeout, **reserved))
             store = cls(client, keys, AutoPipeline(client), events_check=check, renewals=renewals)
         try:
             await store.ping()
+            await store._ready_renewals()
             await store._check_version()
             store._unread_since = await store._since()
             await store._people_new()
@@ -695,6 +702,23 @@ class RedisStore:
             await store.close()
             raise
         return store
+
+    @_guarded
+    async def _ready_renewals(self) -> None:
+        """The renewals' ``RENEWAL_CONNECTIONS`` connections made (their handshakes answered) and kept in their pool
+        (since 2026-12-07): until then each was made at its first renewal, a handshake's round trip before that
+        renewal left (with renewals overlapping, the second one's answer held as the first renewal's was, and the
+        renewal behind it came after the lease's end)."""
+        if self._renewals is None:
+            return
+        pool = self._renewals.connection_pool
+        made = []
+        try:
+            for _ in range(RENEWAL_CONNECTIONS):
+                made.append(await pool.get_connection())  # type: ignore[no-untyped-call]  # redis-py
+        finally:
+            for connection in made:
+                await pool.release(connection)
 
     @_guarded
     async def _check_version(self) -> None:
@@ -3160,20 +3184,38 @@ class RedisStore:
         self._releases.again(what, error, lambda: self._script("unlock", unlock, [token]))
 
     async def _keep_lock(self, lease: _Lease) -> None:
-        """Renew the lease now and every third of it while the lock is held; stop once it is somebody else's. The
-        send of each renewal answered is noted (``_Fence.deadline``)."""
-        while True:
-            try:
-                sent = time.monotonic()
-                await lease.reacquire()
-                lease.renewed = sent
-            except LockNotOwnedError:
-                return
-            except RedisError:
-                pass  # the next renewal may pass; the lease still runs meanwhile
-            except Exception as exc:  # a bug must not end the renewal silently: the lock would lapse while held
-                log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
-            await asyncio.sleep(self._lock_renew_seconds)
+        """Renew the lease now and then every period (``lock_timing``) after the previous renewal was SENT, while the
+        lock is held; stop once it is somebody else's (every renewal in flight then cancelled). Renewals overlap, up
+        to ``RENEWAL_CONNECTIONS`` in flight (the renewals' own connections, ``open``): one whose answer is held on
+        its way back does not hold the next one back. Until 2026-12-07 the next renewal was sent a period after the
+        previous one's ANSWER: an answer held 4.5 s, then a renewal held 4.5 s on its way up, each within the socket
+        timeout, reached Redis 9.5 s after the previous one ran, past its 6 s lease, while another instance took the
+        lock (``tests/test_lock_network.py``). The send of the latest renewal answered is noted (``_Fence.deadline``):
+        an older renewal's late answer never moves it back."""
+        slots = asyncio.Semaphore(RENEWAL_CONNECTIONS)
+        try:
+            async with asyncio.TaskGroup() as renewals:
+                while True:
+                    await slots.acquire()
+                    renewals.create_task(self._renew_lock(lease, slots))
+                    await asyncio.sleep(self._lock_renew_seconds)
+        except* LockNotOwnedError:  # somebody else's: the TaskGroup cancelled every other renewal in flight
+            pass
+
+    async def _renew_lock(self, lease: _Lease, slots: asyncio.Semaphore) -> None:
+        """One renewal of ``_keep_lock`` (its slot given back at the end); LockNotOwnedError, raised, ends them all."""
+        try:
+            sent = time.monotonic()
+            await lease.reacquire()
+            lease.renewed = sent if lease.renewed is None else max(lease.renewed, sent)
+        except LockNotOwnedError:
+            raise
+        except RedisError:
+            pass  # the next renewal may pass; the lease still runs meanwhile
+        except Exception as exc:  # a bug must not end the renewal silently: the lock would lapse while held
+            log.error("redis: renewing a conversation lock failed with %s at %s", type(exc).__name__, where(exc))
+        finally:
+            slots.release()
 
 
 def too_old(version: str) -> bool:
@@ -3189,8 +3231,9 @@ def too_old(version: str) -> bool:
 
 def lock_timing(socket_timeout: float) -> tuple[int, float]:
     """The conversation lock's lease (ms) and its renewal's period (s) when a call may wait ``socket_timeout`` s on
-    its way without failing: a renewal sent a period after the last one's answer and held that long still reaches
-    Redis ``LOCK_MARGIN_SECONDS`` before the lease's end. The lease is ``LOCK_LEASE_MS`` (what a crashed holder
+    its way without failing: a renewal sent a period after the previous one was sent (``_keep_lock``; until
+    2026-12-07 after its answer, which may itself have been held that long) and held that long still reaches Redis
+    ``LOCK_MARGIN_SECONDS`` before the lease's end. The lease is ``LOCK_LEASE_MS`` (what a crashed holder
     blocks its conversations for) while the socket timeout leaves room in it, else the socket timeout and twice the
     margin; the period a third of it at most (5 s: 6 s and 0.5 s; 1 s: 6 s and 2 s; 10 s: 11 s and 0.5 s). Until
     2026-12-07 a third of a 6 s lease whatever the timeout: a renewal held over 4 s came after the lease's end
