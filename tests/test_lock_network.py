@@ -65,8 +65,8 @@ async def test_a_held_answer_then_a_held_renewal_never_let_the_lock_lapse(
     the next renewal held ``STALL`` s on its way up: each within the socket timeout. Until 2026-12-07 a renewal was
     sent a period after the previous one's ANSWER (t + 5 s), and reached Redis at t + 9.5 s: another instance took
     the lock at t + 6 s from its holder still at work. The holder keeps it until Redis's clock is past both."""
-    with redis.Redis.from_url(redis_url) as client:  # the renewal's script known to Redis, as after any renewal:
-        client.script_load(SCRIPTS["lock_renew"])  # the first one's EVALSHA refused (NOSCRIPT) is another matter
+    with redis.Redis.from_url(redis_url) as client:  # the renewal's script known to Redis, as after any renewal (an
+        client.script_load(SCRIPTS["lock_renew"])  # emptied cache: the next test)
     holder = await open_store(proxy.url, keys=store_keys(proxy.url), socket_timeout=SOCKET_TIMEOUT)
     other = await open_store(emptied(redis_url), keys=store_keys(redis_url), socket_timeout=SOCKET_TIMEOUT)
     taken = asyncio.Event()
@@ -94,6 +94,45 @@ async def test_a_held_answer_then_a_held_renewal_never_let_the_lock_lapse(
                 await asyncio.wait((seen, taking), return_when=asyncio.FIRST_COMPLETED)
                 seen.cancel()
                 taking.cancel()
+            proxy.disarm()
+            assert not taken_at, f"another instance took the lock {taken_at[0] - since:.1f} s in, still held"
+        await asyncio.wait_for(taken.wait(), 30)  # released: the other one takes it
+        await waiting
+    finally:
+        await holder.close()
+        await other.close()
+
+
+async def test_the_first_renewal_after_the_script_cache_was_emptied_takes_one_round_trip(
+    proxy: DelayingProxy,  # noqa: F811
+    redis_url: str,  # noqa: F811
+) -> None:
+    """Redis's script cache emptied (a restart, a failover to a replica: scripts are not replicated), the first
+    renewal's answer held ``STALL`` s on its way back, then what the holder sends next held ``STALL`` s on its way
+    up. Until 2026-12-07 a renewal was an EVALSHA: refused (NOSCRIPT, its answer held), then a SCRIPT LOAD held on
+    its way and the EVALSHA again, three round trips each within the socket timeout, past the lease: another
+    instance took the lock from its holder at work. Since then an EVAL with the script's text, as in pipelines."""
+    with redis.Redis.from_url(redis_url) as client:
+        client.script_flush()
+    holder = await open_store(proxy.url, keys=store_keys(proxy.url), socket_timeout=SOCKET_TIMEOUT)
+    other = await open_store(emptied(redis_url), keys=store_keys(redis_url), socket_timeout=SOCKET_TIMEOUT)
+    taken = asyncio.Event()
+    taken_at: list[float] = []
+
+    async def take() -> None:
+        async with other.lock("c1", timeout=60):
+            taken_at.append(time.monotonic())
+            taken.set()
+
+    try:
+        async with asyncio.timeout(60), holder.lock("c1"):
+            held_back = proxy.stall_at(K.lock("c1").encode(), seconds=STALL, up=False)  # the renewal's answer
+            waiting = asyncio.create_task(take())
+            await held_back.wait()
+            began, since = await other.server_time(), time.monotonic()  # Redis's clock when that renewal ran
+            proxy.stall_at(b"LOAD", seconds=STALL, down=False)  # a SCRIPT LOAD, if one follows, held on its way up
+            while not taken.is_set() and await other.server_time() < began + timedelta(seconds=10):
+                await asyncio.sleep(0.1)  # the condition is Redis's clock; the lease lapsing sets ``taken`` sooner
             proxy.disarm()
             assert not taken_at, f"another instance took the lock {taken_at[0] - since:.1f} s in, still held"
         await asyncio.wait_for(taken.wait(), 30)  # released: the other one takes it

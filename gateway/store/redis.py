@@ -3298,17 +3298,18 @@ class _Lease(Lock):
         self.answered = 0.0  # time.monotonic() when that attempt's answer came
         self.renewed: float | None = None  # time.monotonic() when the last renewal answered was sent
         self._renewals = renewals  # the client the renewals go on (``RedisStore.open``: connections of their own)
-        self._renew: AsyncScript | None = None  # ``lock_renew``, registered at the first renewal
         self._unlock: AsyncScript | None = None  # ``unlock``, registered at the first release
 
     async def do_reacquire(self) -> Literal[True]:
         """redis-py's, on the renewals' own client when there is one (since 2026-12-07: on the store's pool, a
-        renewal waited behind its other callers for a connection, past the lease)."""
+        renewal waited behind its other callers for a connection, past the lease). Its own script (since
+        2026-12-07: the count of fenced writes kept as long), sent as an EVAL with its text (Redis caches it), one
+        round trip: until 2026-12-07 an EVALSHA, which an emptied script cache (a restart, a failover) refused,
+        then a SCRIPT LOAD and the EVALSHA again, three round trips each as long as the socket timeout allows,
+        past the lease (``tests/test_lock_network.py``)."""
         client = self.redis if self._renewals is None else self._renewals
-        if self._renew is None:  # since 2026-12-07 its own script: the count of fenced writes kept as long
-            self._renew = client.register_script(SCRIPTS["lock_renew"])
         keys = [self.name, K.lock_writes(self.conversation_id)]
-        if not await self._renew(keys=keys, args=[self.local.token, self.lease_ms], client=client):
+        if not await client.eval(SCRIPTS["lock_renew"], len(keys), *keys, self.local.token, self.lease_ms):
             raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
         return True
 
