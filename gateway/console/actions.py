@@ -470,7 +470,8 @@ class Actions:
         again, it is made."""
         claim = None
         try:
-            async with self.store.locked_batch(conversation_id, self.lock_seconds):
+            # a refused commit (a 503, nothing made) has its queue step undone (Redis, ``undo_queue_step``)
+            async with self.store.locked_batch(conversation_id, self.lock_seconds, undo_queue_step=True):
                 conversation = await self._load(conversation_id)
                 if key is None:
                     yield conversation, _Once(None)

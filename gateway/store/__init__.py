@@ -1716,7 +1716,7 @@ class BatchStore(Protocol):
         ...
 
     def locked_batch(
-        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
+        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None, undo_queue_step: bool = False
     ) -> AbstractAsyncContextManager[ClaimState]:
         """``lock`` with a ``batch`` inside, the lock left only once the writes are made: Redis sends the writes
         and the release in one pipeline (one round trip less per message than the two apart). When the block
@@ -1725,6 +1725,14 @@ class BatchStore(Protocol):
         With ``claim``, the message's claim is renewed once the lock is held, naming the conversation (Redis: in
         the round trip that takes the lock, when it is free), and its state is what the block gets; without,
         ``CLAIMED``.
+
+        ``undo_queue_step``: the block is an action whose caller is told it failed when its commit is refused (a
+        console's transfer or hand-back, answered 503 "try again": ``Actions._once``): Redis then puts the queue entry
+        it wrote back as the record says (``RedisStore._unqueue_refused``). Otherwise (a message, processed again; the
+        alert check's completions, made again by the next check, whose young person may have been told already) the
+        entry a refused commit wrote beside a queued or held record is kept. Since 2026-12-07; earlier that day every
+        commit's entry was put back, the check's refused completion of a transfer too (the young person, told their
+        place, held again by their listener). SQLite: one transaction, nothing to undo.
         """
         ...
 

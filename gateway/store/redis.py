@@ -276,8 +276,8 @@ class _Fence:
     what its replica got is a prefix, as a crash leaves one."""
 
     __slots__ = (
-        "at", "closing", "conversation_id", "key", "lease", "made", "marks", "moved", "queued", "task", "token", "used",
-        "writes", "wrote",
+        "at", "closing", "conversation_id", "key", "lease", "made", "marks", "moved", "queued", "task", "token", "undo",
+        "used", "writes", "wrote",
     )  # fmt: skip
 
     def __init__(self, conversation_id: str, lease: _Lease) -> None:
@@ -290,6 +290,9 @@ class _Fence:
         self.marks: list[tuple[int, str, int]] = []  # each fenced mark queued: its place in the pipeline, key, until
         self.queued = False  # the conversation's queue entry written under it (``enqueue``): checked once refused
         self.wrote: tuple[str, str] | None = None  # the last such entry: its queue and its member's "<rank>:<at>:"
+        # noted (``wrote``) only under a console's action, told it failed when refused (``locked_batch``'s
+        # ``undo_queue_step``, since 2026-12-07): a message is processed again, the check's completion made again
+        self.undo = False
         self.moved = False  # the conversation's transfer listed under it (``begin_move``): unlisted if put back
         self.at = 0  # the pipeline being queued: its length after its last fenced script (0: none yet)
         self.closing = False  # the lock's last pipeline is being sent (``_LockedBatch``: with the release)
@@ -1870,7 +1873,9 @@ class RedisStore:
 
         fence = _FENCING.get()  # written under the conversation's lock: checked if its commit is refused
         if fence is not None and fence.conversation_id == conversation_id and fence.task is asyncio.current_task():
-            fence.queued, fence.wrote = True, (queue, f"{priority.rank}:{to_us(at):020d}:")
+            fence.queued = True
+            if fence.undo:  # a console's action: put back if refused (the check's completions and messages: kept)
+                fence.wrote = (queue, f"{priority.rank}:{to_us(at):020d}:")
 
         await self._write(lambda pipe: _eval(pipe, "enqueue", keys, args), refused)
 
@@ -3095,7 +3100,9 @@ class RedisStore:
         found = await self._redis.get(key)
         return None if found is None else _text(found)
 
-    def locked_batch(self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None) -> _LockedBatch:
+    def locked_batch(
+        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None, undo_queue_step: bool = False
+    ) -> _LockedBatch:
         """The lock, and a batch whose pipeline also releases it, as its last step: the writes and the release in
         one round trip (the release checks the token, like ``Lock.release``: a lapsed lock, somebody else's now, is
         left alone). When the batch's last write (events aside) is the conversation's record, with nothing of its
@@ -3108,8 +3115,11 @@ class RedisStore:
         lock is taken and the claim renewed, naming the conversation, in one round trip. When that attempt did
         not take the lock, the claim it renewed is harmless (its owner, still alive, names the conversation it is
         about to wait for) and is made again once the lock is held; a lapsed claim of another owner is settled
-        by ``claim`` (the conversation it names decides)."""
-        return _LockedBatch(self, conversation_id, timeout, claim)
+        by ``claim`` (the conversation it names decides).
+
+        ``undo_queue_step`` (a console's action): its fence notes the queue entries it writes, put back as the record
+        says if its commit is refused (``_unqueue_refused``; since 2026-12-07)."""
+        return _LockedBatch(self, conversation_id, timeout, claim, undo_queue_step)
 
     def _leave_read(self, conversation_id: str) -> None:
         """The lock is left: this task's read of the record goes (not the next holder's, in this process, which
@@ -3343,10 +3353,14 @@ class _LockedBatch:
     every message, a generator-based one made an async generator each time, registered it with the loop and ran two
     ``anext`` (bench/README.md, "Twenty-eighth pass"), as ``_Batch`` and ``ordered`` said before it."""
 
-    __slots__ = ("_claim", "_fencing", "_held", "_id", "_inner", "_lease", "_renewal", "_store", "_timeout", "_tokens")
+    __slots__ = (
+        "_claim", "_fencing", "_held", "_id", "_inner", "_lease", "_renewal", "_store", "_timeout", "_tokens", "_undo",
+    )  # fmt: skip
 
-    def __init__(self, store: RedisStore, conversation_id: str, timeout: float, claim: Claim | None) -> None:
-        self._store, self._id, self._timeout, self._claim = store, conversation_id, timeout, claim
+    def __init__(
+        self, store: RedisStore, conversation_id: str, timeout: float, claim: Claim | None, undo: bool = False
+    ) -> None:
+        self._store, self._id, self._timeout, self._claim, self._undo = store, conversation_id, timeout, claim, undo
         self._inner: AbstractAsyncContextManager[None] | None = None  # inside a batch already: ``lock`` alone
         self._lease: _Lease | None = None
         self._renewal: Later | None = None
@@ -3359,6 +3373,9 @@ class _LockedBatch:
         if store._batch() is not None:  # inside a batch already: the outer one sends the writes
             inner = self._inner = store.lock(self._id, self._timeout)
             await inner.__aenter__()
+            fence = _FENCING.get()
+            if fence is not None:  # the lock's own fence
+                fence.undo = self._undo
             try:
                 return await store._claimed(self._claim, None)
             except BaseException as error:
@@ -3368,7 +3385,9 @@ class _LockedBatch:
         self._renewal = Later(store._lock_renew_seconds, lambda: store._keep_lock(lease))
         token, locked = store._held.set(self._held), store._locked.set(self._id)  # a claim in here names it
         self._tokens = (token, locked, store._held_by.set(asyncio.current_task()))
-        self._fencing = _FENCING.set(_Fence(self._id, lease))  # its conversation's writes fenced by the lock
+        fence = _Fence(self._id, lease)
+        fence.undo = self._undo
+        self._fencing = _FENCING.set(fence)  # its conversation's writes fenced by the lock
         try:
             return await store._claimed(self._claim, lease.claimed)
         except BaseException:

@@ -1853,8 +1853,8 @@ class SqliteStore:
 
     @asynccontextmanager
     async def locked_batch(
-        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None
-    ) -> AsyncIterator[ClaimState]:
+        self, conversation_id: str, timeout: float = 10.0, *, claim: Claim | None = None, undo_queue_step: bool = False
+    ) -> AsyncIterator[ClaimState]:  # one transaction: a refused commit wrote nothing, nothing to undo
         async with self.lock(conversation_id, timeout), self.batch():
             yield ClaimState.CLAIMED if claim is None else await self.claim(claim.key, claim.owner,
                                                                             claim.lease_seconds)  # fmt: skip

@@ -1,0 +1,92 @@
+"""The alert check's completion of a hand-back or a transfer cut short, refused by the lock's fence, is completed later.
+
+On Redis a hand-back or a transfer makes its queue step first (slot ``{queue}``, which cannot read the lock), then
+its message, status and record; an instance dying in between leaves the entry waiting beside a record still held,
+which the alert check completes (``Actions.complete_hand_back``) through the same queue steps. That completion's
+record refused by the lock's fence (``LockLost``: the lock's key lost, a failover) is not undone: the young person
+may have been told their listener left, or their new place; the entry keeps waiting and the next check completes it.
+Until 2026-12-07 (that day's put-back of a refused transfer's entry, ``RedisStore._unqueue_refused``) a refused
+completion of a transfer cut after its place's message was put back as the record said: the young person, told
+their place in the queue, was held again by Anne and the transfer dropped. No part of the gateway is patched: the
+store is wrapped (``FailingOver``), the lock's key deleted as the record is saved."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import pytest
+import redis
+
+from gateway.conversation import Status
+from gateway.store import Store
+from tests.conftest import Clock
+from tests.console.test_audit_refused import FailingOver
+from tests.console.test_handback_crash import DiesAfterRequeue, Killed, cut_while, held_by_anne, instance, redis_store
+from tests.console.test_take_crash import next_check
+from tests.console.test_transfer_crash import told_place
+from tests.store.conftest import redis_url
+
+__all__ = ["redis_store", "redis_url"]  # fixtures used below
+
+pytestmark = pytest.mark.redis
+
+
+async def test_a_hand_back_cut_short_whose_completion_the_fence_refused_is_completed_by_the_next_check(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Anne's hand-back cut right after its queue step (the instance died), then the check's completion refused by
+    the fence: the entry keeps waiting (not put back as Anne's), and the next check completes the hand-back."""
+    conversation_id = await held_by_anne(redis_store, clock)
+    clock.advance(minutes=1)
+    _, dying = instance(DiesAfterRequeue(redis_store), clock)
+    with pytest.raises(Killed):
+        await dying.hand_back(conversation_id, "anne", key="h-2")
+    clock.advance(seconds=10)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await next_check(cast(Store, FailingOver(redis_store, client)), clock)  # its completion refused
+    finally:
+        client.close()
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]  # not put back as Anne's
+    held = await redis_store.get_conversation(conversation_id)
+    assert held is not None and held.status == Status.WITH_LISTENER
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
+    assert await redis_store.held_by("anne") == 0
+    lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert lines.count(("gateway", "hand_back")) == 1, lines
+
+
+async def test_a_transfer_cut_after_its_place_whose_completion_the_fence_refused_is_completed_by_the_next_check(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Anne's transfer cut before its record, the young person's place written and listed to be sent; the check's
+    completion (as that transfer) refused by the fence: the entry keeps waiting, the next check completes the
+    transfer, the place told once. Before: the refused completion's entry was put back as held by Anne (the young
+    person told their place, held again), nothing left for the next check."""
+    conversation_id = await held_by_anne(redis_store, clock)
+    since = len(await redis_store.transcript(conversation_id))
+    clock.advance(minutes=1)
+    await cut_while(redis_url, clock, conversation_id, "put_conversation",
+                    lambda first: first.transfer(conversation_id, "anne", "listeners"))  # fmt: skip
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await next_check(cast(Store, FailingOver(redis_store, client)), clock)  # its completion refused
+    finally:
+        client.close()
+    waiting = [e.conversation_id for e in await redis_store.waiting()]
+    assert waiting == [conversation_id], "a refused completion of a transfer told to the young person was undone"
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
+    assert await redis_store.held_by("anne") == 0
+    assert [e.action for e in await redis_store.audit_log() if e.subject == conversation_id].count(
+        "transfer_completed"
+    ) == 1
+    assert await told_place(redis_store, conversation_id, since, clock()) == 1
