@@ -630,13 +630,18 @@ class Actions:
                 with derived_ids(_transfer_key(conversation, queue)):  # the record as the transfer found it
                     await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now, at=entry.at)
                 await self.store.save_conversation(conversation)
+                # unlisted, then audited, once the record was answered written (Redis: ``end_move`` under the lock
+                # starts the batch's second pipeline): refused by the lock's fence, the completion leaves its listing
+                # for the next check and no line (since 2026-12-07; until then both were sent with the record)
+                await self.store.end_move(conversation_id)
                 moved = f"from {before} to {queue}{_by(mover)}"
                 detail = f"{conversation.pseudonym}: {moved}, a transfer cut short completed"
                 await self.store.audit(AuditEntry(now, "gateway", "transfer_completed", conversation_id, detail))
-            elif conversation is not None and not conversation.active:  # an automatic hand-back's message, or not
-                handed = await self._told(conversation_id, derived_id(_hold_key(conversation), 1))
-                await self._withdraw(conversation, *(("hand_back", None) if handed else ("transfer", mover)))
-            await self.store.end_move(conversation_id)
+            else:
+                if conversation is not None and not conversation.active:  # an automatic hand-back's message, or not
+                    handed = await self._told(conversation_id, derived_id(_hold_key(conversation), 1))
+                    await self._withdraw(conversation, *(("hand_back", None) if handed else ("transfer", mover)))
+                await self.store.end_move(conversation_id)
         if cut:
             self.dispatcher.kick_outbox()
         return cut

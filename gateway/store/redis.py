@@ -2108,8 +2108,22 @@ class RedisStore:
 
     @_holdable
     async def end_move(self, conversation_id: str) -> None:
-        """Held, it goes after the record in the transfer's pipeline; a script, as ``begin_move``."""
-        await self._write(lambda pipe: _eval(pipe, "end_move", [K.QUEUE + "moving"], [conversation_id]))
+        """Held, it goes after the record in the transfer's pipeline; a script, as ``begin_move``. Held under the
+        conversation's lock, it is sent once the writes before it were answered, none of them refused
+        (``HeldWrite.cut``; since 2026-12-07): a completion (``Actions.complete_move``) whose record the lock's fence
+        refused keeps its listing, and the next check completes it; until then a waiting conversation's completion
+        refused unlisted the transfer all the same, its entry left in the new queue beside a record naming the old one
+        (``tests/console/test_handback_refused.py``). A round trip more when the save is not split already."""
+
+        def queue(pipe: Pipeline) -> None:
+            _eval(pipe, "end_move", [K.QUEUE + "moving"], [conversation_id])
+
+        held, fence = self._batch(), _FENCING.get()
+        mine = fence is not None and fence.conversation_id == conversation_id and fence.task is asyncio.current_task()
+        if held is not None and mine:
+            held.append(HeldWrite(queue, cut=True))
+            return
+        await self._write(queue)
 
     @_holdable
     async def begin_close(self, conversation_id: str, closer: str) -> None:

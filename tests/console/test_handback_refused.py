@@ -5,6 +5,10 @@ its message, status and record; an instance dying in between leaves the entry wa
 which the alert check completes (``Actions.complete_hand_back``) through the same queue steps. That completion's
 record refused by the lock's fence (``LockLost``: the lock's key lost, a failover) is not undone: the young person
 may have been told their listener left, or their new place; the entry keeps waiting and the next check completes it.
+A waiting conversation's transfer cut short is completed by the check from its listing (``Actions.complete_move``):
+refused, that completion keeps the listing (``end_move`` and the audit line sent once the record was answered
+written, since 2026-12-07; until then both went with the refused record: the transfer unlisted, its entry left in the
+new queue beside a record naming the old one, and a ``transfer_completed`` line for a completion not made).
 Until 2026-12-07 (that day's put-back of a refused transfer's entry, ``RedisStore._unqueue_refused``) a refused
 completion of a transfer cut after its place's message was put back as the record said: the young person, told
 their place in the queue, was held again by Anne and the transfer dropped. No part of the gateway is patched: the
@@ -12,6 +16,7 @@ store is wrapped (``FailingOver``), the lock's key deleted as the record is save
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -23,7 +28,7 @@ from tests.conftest import Clock
 from tests.console.test_audit_refused import FailingOver
 from tests.console.test_handback_crash import DiesAfterRequeue, Killed, cut_while, held_by_anne, instance, redis_store
 from tests.console.test_take_crash import next_check
-from tests.console.test_transfer_crash import told_place
+from tests.console.test_transfer_crash import on, one_waiting, told_place
 from tests.store.conftest import redis_url
 
 __all__ = ["redis_store", "redis_url"]  # fixtures used below
@@ -90,3 +95,35 @@ async def test_a_transfer_cut_after_its_place_whose_completion_the_fence_refused
         "transfer_completed"
     ) == 1
     assert await told_place(redis_store, conversation_id, since, clock()) == 1
+
+
+async def test_a_waiting_conversations_transfer_cut_whose_completion_the_fence_refused_is_completed_later(
+    redis_store: Store, redis_url: str, clock: Clock, tmp_path: Path
+) -> None:
+    """Sam's transfer of a waiting young person to ``lawyers`` cut before its record, their new place written; the
+    check's completion (``complete_move``) refused by the fence: the entry keeps waiting in ``lawyers`` and the next
+    check completes the transfer. Before: the refused completion put the entry back in ``listeners`` (the young
+    person told a place in ``lawyers``), and the next check unlisted the transfer, nothing completed."""
+    flows, _, before = await one_waiting(redis_store, clock, tmp_path)
+    conversation_id = before.conversation_id
+    clock.advance(minutes=1)
+    await cut_while(redis_url, clock, conversation_id, "put_conversation",
+                    lambda first: first.transfer(conversation_id, "sam", "lawyers", supervisor=True),
+                    make=lambda store, clock: on(store, clock, flows))  # fmt: skip
+    clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await next_check(cast(Store, FailingOver(redis_store, client)), clock, flows=flows)  # its completion refused
+    finally:
+        client.close()
+    [entry] = await redis_store.waiting()
+    assert entry.queue == "lawyers", "a refused completion of a transfer told to the young person was undone"
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock, flows=flows)
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None and (conversation.status, conversation.queue) == (Status.QUEUED, "lawyers")
+    [entry] = await redis_store.waiting()
+    assert (entry.queue, entry.at) == ("lawyers", conversation.queued_at)
+    audited = [e.action for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert audited.count("transfer_completed") == 1, audited
+    assert await redis_store.moves_begun() == {}
