@@ -417,7 +417,11 @@ class Actions:
         by somebody who left their console: nobody else may answer it), audited in the batch (:meth:`_audit_for_other`).
         ``key``: the console's id of this hand-back, made once (:meth:`_once`). ``gone``: the listener is leaving (a
         logout, :meth:`hand_back_all`), the young person told so first (:meth:`_listener_gone`); it says how many
-        other listeners are at a console."""
+        other listeners are at a console. Its record refused by the lock's fence (``LockLost``, the console's 503:
+        nothing made), the store puts its entry back as the record says, taken by the listener again
+        (``RedisStore._unqueue_refused``), so the check completes nothing and the retry with the same key is made
+        once; until 2026-12-07 the check completed it (audited ``gateway hand_back``) and the retry was refused
+        ``not_yours`` (``tests/console/test_handback_refused.py``)."""
         async with self._once(conversation_id, listener, "hand_back", key) as (conversation, once):
             if once is None:
                 return conversation  # made already: answered as it stands

@@ -893,11 +893,12 @@ class RedisStore:
     async def _unqueue_refused(
         self, conversation_id: str, wrote: tuple[str, str] | None = None, moved: bool = False
     ) -> None:
-        """A queue entry written under a lock whose commit was then refused (a hand-off's, a transfer's: its entry is
-        sent with the position's read, before the record; slot ``{queue}``, which cannot read the lock), made to agree
+        """A queue entry written under a lock whose commit was then refused (a hand-off's, a transfer's, a hand-back's:
+        its entry is sent before the record; slot ``{queue}``, which cannot read the lock), made to agree
         with the record again: under the conversation's lock taken again (every writer of a record holds it, and a
         record in the bot's flow or ended has no entry outside its holder's commit), the entry is removed when the
-        record is in the bot's flow, ended or missing. A record queued or held: the entry ``wrote`` (the last the
+        record is in the bot's flow, ended or missing. A record queued or held: the entry ``wrote`` (noted only under a
+        console's action, ``_Fence.undo``: a transfer's ``enqueue``, a hand-back's ``requeue``; the last the
         commit wrote: its queue, its member's rank and arrival), still waiting there, is put back as the record says
         (``put_back``, one script): held by its listener, its entry taken by them again in the queue and at the arrival
         the record names; waiting, at its place in the queue the record names. The move listed under that lock
@@ -2058,9 +2059,22 @@ class RedisStore:
 
     @_guarded
     async def requeue(self, conversation_id: str, *, unless_leaving: bool = False) -> QueueEntry:
+        """Under a console's action's lock (a listener's, a supervisor's or a logout's hand-back: ``locked_batch``'s
+        ``undo_queue_step``) the entry left waiting is noted on the lock's fence, as ``enqueue``'s: the action's record
+        refused (``LockLost``, answered 503), it is put back as the record says, taken by its listener again in their
+        capacity (``_unqueue_refused``). Since 2026-12-07: until then the entry waited beside the held record, the
+        check completed the hand-back and the retry was refused ``not_yours``
+        (``tests/console/test_handback_refused.py``). The check's completion (``Actions.complete_hand_back``) and an
+        automatic hand-back note nothing."""
         entry = await self._take_or_requeue(conversation_id, "", 0, unless_leaving)
         if entry is None:
             raise Conflict(f"conversation {conversation_id} has no queue entry, or is ending (listed as leaving)")
+        fence = _FENCING.get()
+        if (
+            fence is not None and fence.undo and fence.conversation_id == conversation_id
+            and fence.task is asyncio.current_task()
+        ):  # fmt: skip
+            fence.queued, fence.wrote = True, (entry.queue, f"{entry.priority.rank}:{to_us(entry.at):020d}:")
         return entry
 
     async def _take_or_requeue(

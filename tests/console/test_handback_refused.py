@@ -1,18 +1,27 @@
-"""The alert check's completion of a hand-back or a transfer cut short, refused by the lock's fence, is completed later.
+"""A listener's hand-back whose record the conversation lock's fence refused undoes its queue step; the alert check's
+completion of a hand-back or a transfer cut short, refused the same way, is not undone and is completed later (Redis).
 
-On Redis a hand-back or a transfer makes its queue step first (slot ``{queue}``, which cannot read the lock), then
-its message, status and record; an instance dying in between leaves the entry waiting beside a record still held,
-which the alert check completes (``Actions.complete_hand_back``) through the same queue steps. That completion's
-record refused by the lock's fence (``LockLost``: the lock's key lost, a failover) is not undone: the young person
-may have been told their listener left, or their new place; the entry keeps waiting and the next check completes it.
-A waiting conversation's transfer cut short is completed by the check from its listing (``Actions.complete_move``):
-refused, that completion keeps the listing (``end_move`` and the audit line sent once the record was answered
-written, since 2026-12-07; until then both went with the refused record: the transfer unlisted, its entry left in the
-new queue beside a record naming the old one, and a ``transfer_completed`` line for a completion not made).
-Until 2026-12-07 (that day's put-back of a refused transfer's entry, ``RedisStore._unqueue_refused``) a refused
-completion of a transfer cut after its place's message was put back as the record said: the young person, told
-their place in the queue, was held again by Anne and the transfer dropped. No part of the gateway is patched: the
-store is wrapped (``FailingOver``), the lock's key deleted as the record is saved."""
+On Redis a hand-back makes its queue step first (``store.requeue``, slot ``{queue}``, which cannot read the lock: the
+entry waiting again at its place), then the message, the status and the record in the batch's last pipeline. The
+lock's key lost before that pipeline reaches Redis (a failover to a replica the lock's ``SET`` had not reached), the
+record is refused (``LockLost``) and the console answers 503 "try again shortly": nothing happened, as far as the
+listener knows. Until 2026-12-07 the queue step stayed: the young person waited in the queue while the record said
+held by Anne, the next alert check completed the hand-back (audited ``gateway hand_back``) and Anne's retry with the
+same key was refused (409 ``not_yours``). Now the refused hand-back's entry is put back as the record says (taken by
+Anne again, in her capacity; ``RedisStore._unqueue_refused``), as a refused transfer's is
+(``tests/console/test_transfer_refused.py``).
+
+The check's own completions go through the same queue steps (``Actions.complete_hand_back``) after an instance died
+between the queue step and the record: their record refused is not undone, since the young person may have been told
+their listener left, or their new place; the entry keeps waiting and the next check completes it. A waiting
+conversation's transfer cut short is completed by the check from its listing (``Actions.complete_move``): refused,
+that completion keeps the listing (``end_move`` and the audit line sent once the record was answered written, since
+2026-12-07; until then both went with the refused record: the transfer unlisted, its entry left in the new queue
+beside a record naming the old one, and a ``transfer_completed`` line for a completion not made). Until 2026-12-07
+(that day's put-back of a refused transfer's entry, ``RedisStore._unqueue_refused``) a refused completion of a
+transfer cut after its place's message was put back as the record said: the young person, told their place in the
+queue, was held again by Anne and the transfer dropped. No part of the gateway is patched: the store is wrapped
+(``FailingOver``), the lock's key deleted as the record is saved."""
 
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ import pytest
 import redis
 
 from gateway.conversation import Status
+from gateway.errors import LockLost
 from gateway.store import Store
 from tests.conftest import Clock
 from tests.console.test_audit_refused import FailingOver
@@ -34,6 +44,48 @@ from tests.store.conftest import redis_url
 __all__ = ["redis_store", "redis_url"]  # fixtures used below
 
 pytestmark = pytest.mark.redis
+
+
+@pytest.mark.parametrize("who", ["anne", "sam"], ids=["her-own", "a-supervisors"])
+async def test_a_hand_back_refused_by_the_fence_leaves_anne_holding_and_nothing_to_complete(
+    redis_store: Store, redis_url: str, clock: Clock, who: str
+) -> None:
+    conversation_id = await held_by_anne(redis_store, clock)
+    before = await redis_store.queue_entry(conversation_id)
+    assert before is not None and before.taken_by == "anne"
+    supervisor = who != "anne"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        _, failing = instance(cast(Store, FailingOver(redis_store, client)), clock)
+        clock.advance(minutes=1)
+        with pytest.raises(LockLost):
+            await failing.hand_back(conversation_id, who, supervisor=supervisor, key="h-1")
+    finally:
+        client.close()
+    waiting = [e.conversation_id for e in await redis_store.waiting()]
+    assert waiting == [], "a refused hand-back left the young person waiting beside Anne's record"
+    held = await redis_store.get_conversation(conversation_id)
+    assert held is not None and (held.status, held.listener) == (Status.WITH_LISTENER, "anne")
+    entry = await redis_store.queue_entry(conversation_id)
+    assert entry is not None and (entry.queue, entry.at, entry.taken_by) == (before.queue, before.at, "anne")
+    assert await redis_store.held_by("anne") == 1  # in her capacity again
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)  # nothing to complete
+    held = await redis_store.get_conversation(conversation_id)
+    assert held is not None and (held.status, held.listener) == (Status.WITH_LISTENER, "anne")
+    lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert ("gateway", "hand_back") not in lines, lines
+    _, actions = instance(redis_store, clock)
+    back = await actions.hand_back(conversation_id, who, supervisor=supervisor, key="h-1")  # the retry
+    assert (back.status, back.listener) == (Status.QUEUED, None)  # before: 409 not_yours
+    again = await actions.hand_back(conversation_id, who, supervisor=supervisor, key="h-1")
+    assert again.status == Status.QUEUED  # made once: answered as it stands
+    [entry] = await redis_store.waiting()
+    assert (entry.conversation_id, entry.queue, entry.at) == (conversation_id, before.queue, before.at)
+    assert await redis_store.held_by("anne") == 0
+    lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert lines.count((who, "hand_back")) == (1 if supervisor else 0), lines
+    assert ("gateway", "hand_back") not in lines, lines
 
 
 async def test_a_hand_back_cut_short_whose_completion_the_fence_refused_is_completed_by_the_next_check(
