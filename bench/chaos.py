@@ -80,6 +80,10 @@ first minute than the bound; a refused one let on when sent again later (a new w
 network at its cap (``WebChats.crowd_at_cap``): ``max_waiting_per_client`` + 5 pages from one address, each opened after
 the previous one's session or refused hello; each refused page then sends words of danger on its held socket (they open
 its conversation: escalate, never silence), and a page of another address must get its session (its wait is printed).
+Each refused page's words of danger acknowledged and recorded once, otherwise a line per reason (``crowd_miss``, since
+2026-12-07: refused and why, sent and never answered, acknowledged and never recorded (within 2 s of a failover: the
+replication loss without ``GATEWAY_REDIS_REPLICA_ACKS``), recorded twice, or under a token no session frame gave the
+page: the audit's), and when the pages were opened and the words sent, relative to the start.
 
 ``--erasures N`` (default 0: the run unchanged): N young people of their own on the provider channels erased during
 the load, by their phrase and "oui", by a supervisor through the console, or by a supervisor while a message of theirs

@@ -40,7 +40,7 @@ import json
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -101,6 +101,8 @@ class WebChatClient:
         self.socket = 0  # the current (or last) socket's number, from 1
         self.refused: Counter[str] = Counter()  # client message id → ``refused`` frames that named it
         self.refused_on: dict[str, int] = {}  # client message id → the socket that last refused it
+        self.refused_why: dict[str, str] = {}  # client message id → the reason of the last ``refused`` frame naming it
+        self.acked_unknown: set[str] = set()  # client message ids whose ack came before any session frame (no token)
         self.acked_at: dict[str, float] = {}  # client message id → when its ack came (monotonic)
         self.notices = 0  # the gate's notices (a ``notice-`` entry) this page showed
         self.flooded: list[str] = []  # a flood page's messages (``flood``), in the order typed
@@ -171,6 +173,8 @@ class WebChatClient:
             if self.pending.pop(str(frame["id"]), None) is not None and self.token is not None:
                 self.acknowledged[str(frame["id"])] = self.token
                 self.acked_at[str(frame["id"])] = time.monotonic()
+            elif self.token is None:  # no session frame yet: under which token it was recorded, the page cannot say
+                self.acked_unknown.add(str(frame["id"]))
             self.changed.set()
         elif kind == "refused":
             await self._refused(ws, frame)
@@ -191,6 +195,7 @@ class WebChatClient:
         message_id = str(frame["id"])
         self.refused[message_id] += 1
         self.refused_on[message_id] = self.socket
+        self.refused_why[message_id] = str(frame.get("reason"))
         self.changed.set()
 
     async def _show(self, ws: ClientWebSocketResponse, entries: list[dict[str, Any]], *, live: bool) -> None:
@@ -327,6 +332,8 @@ class WebChats:
     crowd: list[WebChatClient] = field(default_factory=list)  # ``--floods``' pages of one network at its cap
     newcomer: WebChatClient | None = None  # a page of another address, opened once the network is at its cap
     newcomer_wait: float | None = None  # s from its start to its session; None: none within a minute
+    crowd_began: float | None = None  # when (monotonic) ``crowd_at_cap`` opened its first page
+    danger_sent: float | None = None  # when (monotonic) its refused pages were given their words of danger
 
     def others(self) -> list[WebChatClient]:
         """The pages audited apart from the walks: floods, the crowd, the newcomer."""
@@ -360,11 +367,13 @@ class WebChats:
         the hello is refused and the socket held); each refused page then sends ``danger`` (chat.js sends what it
         keeps on the held socket: a risky first message opens the conversation, within ``risky_chats_per_network``);
         then a page of another address (``10.253.0.1``), whose session is timed."""
+        self.crowd_began = time.monotonic()
         for n in range(pages):
             client = WebChatClient(self.session, self.pick, "10.252.0.1", number + n, self.tally)
             self.crowd.append(client)
             client.start()
             await client._until(lambda c=client: c.in_session or c.hello_refusals > 0, deadline)  # type: ignore[misc]
+        self.danger_sent = time.monotonic()
         for client in self.crowd:
             if not client.in_session and client.hello_refusals:
                 message_id = f"k{client.number}"
@@ -420,10 +429,43 @@ class Crowd:
     told: int = 0  # … of which shown the notice
     danger_acked: int = 0  # refused pages whose words of danger were acknowledged and recorded once
     danger_not: int = 0  # … refused, or never answered, or recorded other than once: silenced
+    why_not: Counter[str] = field(default_factory=Counter)  # ``danger_not``'s pages by :func:`crowd_miss` (no text)
     newcomer: str = "none"  # another address's page: its session's wait, or "no session"
+    began: float | None = None  # when (monotonic) its first page opened, and its words of danger were sent
+    danger_sent: float | None = None
 
 
-def audit_crowd(chats: WebChats, users: Counter[str], crowd: Crowd) -> None:
+def crowd_miss(client: WebChatClient, message_id: str, times: int, anywhere: int, at_failover: bool) -> str | None:
+    """Why a refused page's words of danger are not "acknowledged and recorded once" (None: they are), in words
+    that name no one and quote nothing (since 2026-12-07; until then the line gave only the count): ``times``, how
+    often the store records the message under the page's tokens; ``anywhere``, under any web chat token (more:
+    recorded under a token no session frame gave the page, the audit's blind spot); ``at_failover``, its ack came
+    within 2 s of a failover (never recorded then: the documented replication loss without
+    ``GATEWAY_REDIS_REPLICA_ACKS``)."""
+    acked = message_id in client.acknowledged
+    if acked and times == 1:
+        return None
+    where = f"{client.socket} sockets, {client.hello_refusals} hellos refused"
+    if acked and times == 0:
+        if anywhere:
+            return f"acknowledged, recorded {anywhere} under a token the page never got (the audit's); {where}"
+        return f"acknowledged, never recorded{' (within 2 s of a failover)' if at_failover else ''}; {where}"
+    if acked:
+        return f"acknowledged, recorded {times} times; {where}"
+    if message_id in client.acked_unknown:
+        return f"acknowledged before any session frame (no token), recorded {anywhere}; {where}"
+    if client.refused[message_id]:
+        why = client.refused_why.get(message_id, "?")
+        return f"refused {why} ({client.refused[message_id]} frames), recorded {anywhere}; {where}"
+    if not client.sent[message_id]:
+        return f"never sent (no socket held it), recorded {anywhere}; {where}"
+    return f"sent {client.sent[message_id]} times, never acknowledged nor refused, recorded {anywhere}; {where}"
+
+
+def audit_crowd(chats: WebChats, users: Counter[str], crowd: Crowd, tokens: Collection[str] = (),
+                lost_at: Callable[[float], bool] | None = None) -> None:  # fmt: skip
+    """The crowd's pages against the store (``users``: user entry id → times recorded; ``tokens``: every web chat
+    conversation's token in the store, to find a message recorded under one the page never got)."""
     crowd.pages = len(chats.crowd)
     for client in chats.crowd:
         crowd.opened += not client.hello_refusals
@@ -431,9 +473,16 @@ def audit_crowd(chats: WebChats, users: Counter[str], crowd: Crowd) -> None:
         crowd.told += client.hello_refusals > 0 and client.notices > 0
         for message_id in client.flooded:
             times = sum(users[inbound_entry_id(Inbound(ChannelName.WEBCHAT, t, message_id))] for t in client.tokens)
-            ok = message_id in client.acknowledged and times == 1
-            crowd.danger_acked += ok
-            crowd.danger_not += not ok
+            anywhere = sum(users[inbound_entry_id(Inbound(ChannelName.WEBCHAT, t, message_id))] for t in tokens)
+            at = client.acked_at.get(message_id)
+            miss = crowd_miss(
+                client, message_id, times, anywhere, lost_at is not None and at is not None and lost_at(at)
+            )
+            crowd.danger_acked += miss is None
+            crowd.danger_not += miss is not None
+            if miss is not None:
+                crowd.why_not[miss] += 1
+    crowd.began, crowd.danger_sent = chats.crowd_began, chats.danger_sent
     if chats.newcomer is not None:
         crowd.newcomer = "no session" if chats.newcomer_wait is None else f"{chats.newcomer_wait:.1f} s"
 
@@ -571,7 +620,7 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
         if rules is not None:
             for client in chats.floods:
                 audit_flood(client, users, rules, result.flood)
-        audit_crowd(chats, users, result.crowd)
+        audit_crowd(chats, users, result.crowd, {token for token, _ in senders}, lost_at)
     finally:
         await store.close()
     return result
@@ -619,5 +668,12 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
             f" ({crowd.told} told); their words of danger acknowledged and recorded once {crowd.danger_acked},"
             f" otherwise {crowd.danger_not}; another address's page in session after {crowd.newcomer}"
         )
+        if crowd.began is not None and crowd.danger_sent is not None:
+            print(
+                f"    pages opened from {crowd.began - began:.1f} s, words of danger sent at"
+                f" {crowd.danger_sent - began:.1f} s"
+            )
+        for why, pages in crowd.why_not.most_common():
+            print(f"    words of danger otherwise ({pages} pages): {why}")
     for at, url, readyz in tally.silences[:10]:
         print(f"    silent at {at - began:.1f} s on :{url.rsplit(':', 1)[-1]}: status and /readyz {readyz}")

@@ -1,0 +1,60 @@
+"""bench/chaos_webchat.py's audit of one network's pages at its cap (``audit_crowd``): each refused page's words of
+danger acknowledged and recorded once, otherwise the reason, per page (since 2026-12-07: before, the line gave only
+"otherwise 2", and which of a refusal, a silence, a loss at a failover or the audit's own token was left to guess).
+Made-up pages and a made-up store count; no process is started."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import cast
+
+from aiohttp import ClientSession
+
+from bench.chaos_webchat import Crowd, Tally, WebChatClient, WebChats, audit_crowd
+from gateway.ids import inbound_entry_id
+from gateway.messages import ChannelName, Inbound
+
+
+def page(number: int) -> WebChatClient:
+    """A page whose hello was refused and which was given its words of danger (``crowd_at_cap``)."""
+    client = WebChatClient(cast(ClientSession, None), lambda: "http://127.0.0.1:1", "10.252.0.1", number, Tally())
+    client.socket, client.hello_refusals = 1, 1
+    client.flooded.append(f"k{number}")
+    client.sent[f"k{number}"] = 1
+    return client
+
+
+def recorded(users: Counter[str], token: str, message_id: str, times: int = 1) -> None:
+    users[inbound_entry_id(Inbound(ChannelName.WEBCHAT, token, message_id))] += times
+
+
+def acked(client: WebChatClient, token: str, at: float = 10.0) -> None:
+    client.tokens.append(token)
+    client.acknowledged[client.flooded[0]], client.acked_at[client.flooded[0]] = token, at
+
+
+def test_each_page_otherwise_says_why_and_names_nobody() -> None:
+    users: Counter[str] = Counter()
+    ok, refused, lost, elsewhere, twice, silent = (page(n) for n in range(6))
+    acked(ok, "tok-ok")
+    recorded(users, "tok-ok", "k0")
+    refused.refused["k1"], refused.refused_why["k1"] = 1, "client_full"
+    acked(lost, "tok-lost", at=50.0)
+    acked(elsewhere, "tok-elsewhere")
+    recorded(users, "tok-other", "k3")  # under a token no session frame gave the page
+    acked(twice, "tok-twice")
+    recorded(users, "tok-twice", "k4", times=2)
+    chats = WebChats(cast(ClientSession, None), lambda: "")
+    chats.crowd = [ok, refused, lost, elsewhere, twice, silent]
+    crowd = Crowd()
+    audit_crowd(chats, users, crowd, {"tok-ok", "tok-other", "tok-twice"}, lambda at: at > 40.0)
+    assert (crowd.danger_acked, crowd.danger_not) == (1, 5)
+    reasons = sorted(crowd.why_not)
+    assert [r.split(";")[0] for r in reasons] == [
+        "acknowledged, never recorded (within 2 s of a failover)",
+        "acknowledged, recorded 1 under a token the page never got (the audit's)",
+        "acknowledged, recorded 2 times",
+        "refused client_full (1 frames), recorded 0",
+        "sent 1 times, never acknowledged nor refused, recorded 0",
+    ]
+    assert not any("tok-" in r or "mourir" in r for r in reasons)
