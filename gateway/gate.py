@@ -228,7 +228,9 @@ class Gate:
         """The keyed hash of ``address``'s client network: what marks a conversation and counts its open ones."""
         return self.keyed("client", self.networks.key(address))
 
-    async def new_chat(self, token: str, address: str, inbound: Inbound | None = None) -> Refusal | None:
+    async def new_chat(
+        self, token: str, address: str, inbound: Inbound | None = None, *, once: str | None = None
+    ) -> Refusal | None:
         """Why this client may not open one more web chat conversation now, or None.
 
         Per client network (``gateway/networks.py``) and per browser token (rate limits), and at most
@@ -237,13 +239,18 @@ class Gate:
         queue. Escalate, never silence: when the first message ``inbound`` reads risky (:meth:`_reads_risky`:
         imminent danger, suicide…), a refused conversation opens anyway, at most ``risky_chats_per_network`` an
         hour per client network (beyond it, a troll typing "je veux mourir" in a loop would bury the queue again).
-        """
+
+        ``once``: what names that message across its attempts (the page's, ``ChatSession._once``): sent again, it
+        counts nothing more against ``risky_chats_per_network`` and gets its first attempt's answer. Until
+        2026-12-07 every attempt counted: a risky first message whose attempt was cut after the count (a store
+        reset, a failover, an instance killed) and that the page sent again on its next held socket was refused
+        for its own earlier count once the hour's amount was reached (``tests/test_webchat_held_retry.py``)."""
         network = self.networks.key(address)
         refusal = await self._guards(token, address, network)
         if refusal is None:
             return None
         source = None if inbound is None else await self._reads_risky(inbound, network)
-        if source is not None and await self.limits.allow(Limit.RISKY_CHATS, risky_bound(source, network)):
+        if source is not None and await self.limits.allow(Limit.RISKY_CHATS, risky_bound(source, network), once):
             self.metrics.overridden.labels(refusal.value, source).inc()
             return None
         if refusal is Refusal.CLIENT_FULL:

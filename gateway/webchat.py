@@ -42,6 +42,7 @@ from gateway.events import (
 )
 from gateway.flowset import FlowSet
 from gateway.gate import Gate, Refusal
+from gateway.ids import inbound_key
 from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound
 from gateway.metrics import Metrics
@@ -645,6 +646,7 @@ class ChatSession:
         self.language: str | None = None
         self.followed: str | None = None  # the conversation whose events this session asked the hub for
         self.opening: str | None = None  # the keyed hash of the opening key of a hello without a token
+        self.drawn = False  # the hello's token drawn anew: its opening key opened nothing the store keeps (``_once``)
         self.end_shown = False  # this socket showed an ended conversation (a page that missed its end): nothing opens
         self.told: dict[tuple[Refusal, str | None], datetime] = {}  # the notices shown: by refusal and language
         self.resuming: Conversation | None = None  # the token's active conversation a hello's guards read
@@ -692,7 +694,7 @@ class ChatSession:
     async def _hello(self, frame: dict[str, Any]) -> None:
         token, opening = chat_token(frame.get("token")), chat_token(frame.get("opening"))
         self.language = frame["language"] if frame.get("language") in ("fr", "en") else None
-        self.opening, self.end_shown = None, False
+        self.opening, self.end_shown, self.drawn = None, False, False
         handle = frame.get("conversation") if token is not None else None
         named = handle if isinstance(handle, str) and CONVERSATION_HANDLE.fullmatch(handle) else None
         found = None if named is None else await self.hub.store.get_conversation(named)
@@ -710,7 +712,9 @@ class ChatSession:
         # two sockets of one page at once open one conversation.
         self.opening = self.gate.keyed("opening", opening)
         async with self.hub.store.lock(OPENING_LOCK + self.opening):
-            await self._greet(await self._opened_by(self.opening) or secrets.token_urlsafe(24), self.language)
+            opened = await self._opened_by(self.opening)
+            self.drawn = opened is None
+            await self._greet(opened or secrets.token_urlsafe(24), self.language)
 
     async def _greet(self, token: str, language: str | None) -> None:
         """The session of ``token`` opened, or the hello refused (a notice)."""
@@ -873,7 +877,7 @@ class ChatSession:
                 # 2026-12-07 the message opened one, the bot greeting the erased young person, the words in it)
                 await self._error("ended", "this conversation has ended: send hello to start a new one")
                 return
-            refusal, asked = await self.gate.new_chat(token, self.address, inbound), True  # it would open a new one
+            refusal, asked = await self.gate.new_chat(token, self.address, inbound, once=self._once(inbound)), True
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._notice(refusal, inbound.message_id)
             return
@@ -967,7 +971,17 @@ class ChatSession:
         the sender has one open already (another tab's, which takes it)."""
         if await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender) is not None:
             return None
-        return await self.gate.new_chat(inbound.sender, self.address, inbound)
+        return await self.gate.new_chat(inbound.sender, self.address, inbound, once=self._once(inbound))
+
+    def _once(self, inbound: Inbound) -> str:
+        """What names a message that may open a conversation across the page's attempts (``Gate.new_chat``'s
+        ``once``): the keyed hash of the page's opening key with the message's id while that key opened nothing (a
+        held socket's token is then drawn anew at each hello: the one after a reconnection is another), else the
+        message's de-duplication key (its token's). Not the opening key's once it opened a conversation: the same
+        message sent after that one ended is counted again (a troll's "je veux mourir", "Terminer", and again)."""
+        if self.opening is not None and self.drawn:
+            return f"opening:{self.opening}:{inbound.message_id}"
+        return inbound_key(inbound)
 
     def _notice(self, refusal: Refusal, message_id: str | None) -> None:
         """What was refused (the message ``message_id``, or the hello when None: the page marks that message as not
