@@ -859,6 +859,7 @@ class RedisStore:
             and (FENCED in answers or _FENCED_BYTES in answers)
             and not (recorded and await self._told_after_record(kept, spans, answers))
         ):
+            await self._let_refused_go(fence)
             await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
             if fence.queued:
                 await self._unqueue_refused(fence.conversation_id, fence.wrote, fence.moved)
@@ -866,6 +867,22 @@ class RedisStore:
         for start, end, check in spans:
             if check is not None:
                 check(answers[start:end])
+
+    async def _let_refused_go(self, fence: _Fence) -> None:
+        """The lock of a commit the fence refused, released when it is still its holder's (token-checked ``unlock``;
+        since 2026-12-07): refused by its count of fenced writes (a failover's new primary got the lock's ``SET`` and
+        its renewals but not the writes before), the record's pipeline did not release it (the record's script, refused,
+        or a split save's second pipeline, never sent) and it was held for the rest of its lease: the repair of its
+        queue step (``_unqueue_refused``) waited for it ``UNQUEUE_WAIT_SECONDS`` and gave up past them (a lease of 11 s
+        at a 10 s socket timeout), the entry left in the new queue beside the held record, the message's redelivery
+        waiting as long (``tests/console/test_transfer_refused.py``). The lease's own token is left to its owner:
+        ``lock``'s release after it is then answered "not owned", as for a lock another took. Failing, it is made
+        again in the background (``redis_release``)."""
+        unlock = [fence.key, fence.writes]
+        try:
+            await self._script("unlock", unlock, [fence.token])
+        except RedisError as error:
+            self._unlock_again("lock", fence.token, fence.conversation_id, error)
 
     async def _told_after_record(
         self, kept: list[HeldWrite], spans: list[tuple[int, int, Check | None]], answers: list[Any]

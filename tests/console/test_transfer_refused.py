@@ -16,14 +16,15 @@ deleted as the record is saved."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import redis
 
-from gateway.conversation import Status
+from gateway.conversation import Conversation, Status
 from gateway.errors import LockLost
-from gateway.store import Store
+from gateway.store import DoneMark, Store
+from gateway.store import redis_keys as K
 from tests.conftest import Clock
 from tests.console.test_audit_refused import FailingOver
 from tests.console.test_handback_crash import held_by_anne, instance, redis_store
@@ -102,3 +103,44 @@ async def test_a_waiting_conversations_transfer_refused_by_the_fence_leaves_it_i
     assert entry.queue == "lawyers"
     audited = [e.action for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert "transfer_completed" not in audited, audited
+
+
+class CountBehind:
+    """The store, saving on a failover's new primary that got the lock's ``SET`` and its last renewal (the holder's
+    token, a lease of 11 s: ``lock_timing`` at a 10 s socket timeout) but not the fenced writes the holder made
+    before the record (its count of them behind): the record is refused, the lock still the holder's."""
+
+    def __init__(self, store: Store, client: redis.Redis) -> None:
+        self.store, self.client = store, client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
+        self.client.delete(K.lock_writes(conversation.id))
+        self.client.pexpire(K.lock(conversation.id), 11_000)
+        await self.store.save_conversation(conversation, done=done)
+
+
+async def test_a_transfer_refused_with_its_lock_still_its_own_is_undone_at_once(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Until 2026-12-07 the refused commit kept its own lock (the record's pipeline refused, the release in the
+    next one never sent) and ``_unqueue_refused`` waited ``UNQUEUE_WAIT_SECONDS`` (6 s) for it, in vain: the entry
+    stayed waiting in "listeners" beside a record held by Anne, the listing kept for the check to complete."""
+    conversation_id = await held_by_anne(redis_store, clock)
+    before = await redis_store.queue_entry(conversation_id)
+    assert before is not None and before.taken_by == "anne"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        _, failing = instance(cast(Store, CountBehind(redis_store, client)), clock)
+        clock.advance(minutes=1)
+        with pytest.raises(LockLost):
+            await failing.transfer(conversation_id, "sam", "listeners", supervisor=True, key="t-3")
+        assert client.get(K.lock(conversation_id)) is None  # let go: before, the holder's for 11 s more
+    finally:
+        client.close()
+    assert [e.conversation_id for e in await redis_store.waiting()] == []  # before: [the id], waiting in listeners
+    entry = await redis_store.queue_entry(conversation_id)
+    assert entry is not None and (entry.queue, entry.at, entry.taken_by) == ("listeners", before.at, "anne")
+    assert conversation_id not in await redis_store.moves_begun()
