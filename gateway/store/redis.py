@@ -691,7 +691,9 @@ class RedisStore:
             # trip of a handshake or a health check's PING whose answer is held no longer holds it back; one on a
             # dead connection fails by its own socket timeout, the next one in flight on the other connection
             reserved = {**options, "max_connections": RENEWAL_CONNECTIONS, "health_check_interval": 0}
-            renewals = Redis(connection_pool=open_pool(url, timeout=pool_timeout, **reserved))
+            # behind Sentinel, asked through the store pool's client of them (since 2026-12-07: ``open_pool``)
+            shared = client.connection_pool
+            renewals = Redis(connection_pool=open_pool(url, timeout=pool_timeout, sentinels_of=shared, **reserved))
             store = cls(client, keys, AutoPipeline(client), events_check=check, renewals=renewals)
         try:
             await store.ping()

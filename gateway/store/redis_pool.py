@@ -277,6 +277,8 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
 
     sentinel_manager: Sentinel
     master_address: tuple[str, int] | None
+    # its Sentinels' client closed with it, unless it is another pool's (``open_pool``'s ``sentinels_of``)
+    owns_sentinels = True
 
     async def follow_primary(self) -> None:
         """Ask the Sentinels every ``PRIMARY_CHECK_SECONDS`` until cancelled. A Sentinel that cannot be asked
@@ -301,7 +303,8 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
         try:
             await super().aclose()
         finally:
-            await self.sentinel_manager.aclose()
+            if self.owns_sentinels:
+                await self.sentinel_manager.aclose()
 
 
 async def follow_primaries(pools: list[BlockingSentinelPool]) -> None:
@@ -329,12 +332,24 @@ def _address(connection: AbstractConnection) -> tuple[str, int] | None:
 
 
 def open_pool(
-    url: str, *, max_connections: int, timeout: float, health_check_interval: float, **options: Any
+    url: str,
+    *,
+    max_connections: int,
+    timeout: float,
+    health_check_interval: float,
+    sentinels_of: object = None,
+    **options: Any,
 ) -> BlockingConnectionPool:
+    """``sentinels_of``: a pool of the same URL whose Sentinels' client this one asks too (the store's lock renewals'
+    pool, since 2026-12-07), closed with that pool: a Sentinel down is then asked once for both, the one that
+    answered first from then on. Until then each pool had its own, and the renewals' connections, made as the store
+    opens (``RedisStore._ready_renewals``), asked the Sentinel down again: a socket timeout more at each start when
+    it does not answer at all (``tests/store/test_redis_sentinel.py``)."""
     checks = {"max_connections": max_connections, "timeout": timeout, "health_check_interval": health_check_interval,
               "maint_notifications_config": MaintNotificationsConfig(enabled=False)}  # fmt: skip
     if is_sentinel(url):
-        return _sentinel_pool(SentinelURL.parse(url), **checks, **options)
+        shared = sentinels_of if isinstance(sentinels_of, BlockingSentinelPool) else None
+        return _sentinel_pool(SentinelURL.parse(url), shared, **checks, **options)
     checked: type[AbstractConnection] = CheckedConnection
     if url.startswith("rediss://"):
         checked = CheckedSSLConnection
@@ -380,14 +395,22 @@ async def close_cluster(client: RedisCluster) -> None:
         await client.nodes_manager.aclose("startup_nodes")
 
 
-def _sentinel_pool(url: SentinelURL, **options: Any) -> BlockingSentinelPool:
+def _sentinel_pool(
+    url: SentinelURL, shared: BlockingSentinelPool | None = None, **options: Any
+) -> BlockingSentinelPool:
     """The primary's pool, with the checks and options of the standalone one. The Sentinels are asked with no
     retry (a client's default retries three times with a backoff of up to 10 s: a Sentinel down would have held
-    every new connection that long before the next Sentinel was asked) and with the same socket timeouts."""
-    sockets = {k: v for k, v in options.items() if k.startswith("socket_")}
-    asking = {**sockets, **url.sentinel_options, "retry": sent_once(), "ssl": url.tls,
-              "maint_notifications_config": options["maint_notifications_config"]}  # fmt: skip
-    sentinel = Sentinel(list(url.sentinels), sentinel_kwargs=asking)  # type: ignore[no-untyped-call]  # redis-py
+    every new connection that long before the next Sentinel was asked) and with the same socket timeouts; through
+    ``shared``'s client of them when given (``open_pool``'s ``sentinels_of``)."""
+    if shared is not None:
+        sentinel = shared.sentinel_manager
+    else:
+        sockets = {k: v for k, v in options.items() if k.startswith("socket_")}
+        asking = {**sockets, **url.sentinel_options, "retry": sent_once(), "ssl": url.tls,
+                  "maint_notifications_config": options["maint_notifications_config"]}  # fmt: skip
+        sentinel = Sentinel(list(url.sentinels), sentinel_kwargs=asking)  # type: ignore[no-untyped-call]  # redis-py
     checked = CheckedSentinelSSLConnection if url.tls else CheckedSentinelConnection
     options = {**url.redis_options, **options, "connection_class": checked, "is_master": True}
-    return BlockingSentinelPool(url.service, sentinel, **options)  # type: ignore[no-untyped-call]  # redis-py
+    pool = BlockingSentinelPool(url.service, sentinel, **options)  # type: ignore[no-untyped-call]  # redis-py
+    pool.owns_sentinels = shared is None
+    return pool
