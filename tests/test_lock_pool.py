@@ -76,3 +76,70 @@ async def test_a_busy_pool_never_lets_the_lock_lapse_under_its_holder(redis_url:
             await asyncio.gather(*readers, return_exceptions=True)
             await busy.close()
             await other.close()
+
+
+LOCKS = 20  # conversations held at once by one instance (a burst of slow messages)
+
+
+async def test_many_locks_held_at_once_share_the_renewals_connections(redis_url: str) -> None:  # noqa: F811
+    """Every lock of a store renews on the renewals' ``RENEWAL_CONNECTIONS`` (2) connections. Until 2026-12-07 each
+    renewal took one of them for its round trip: 20 locks renewed every 0.5 s asked 40 round trips a second of 2
+    connections that make 3 (0.6 s each), renewals queued for the pool and came after their lease, and another
+    instance took locks still held. Since then the renewals share the connections, pipelined (``AutoPipeline``):
+    those sent while both are out leave together. The locks are taken at spread moments: renewals of one turn of
+    the loop would leave together anyway, and a batcher that sends each turn's alone left a lock 1 s of its lease
+    (a renewal 8 s on its way, queued for the pool). A second store waits for each of them directly."""
+    url = emptied(redis_url)
+    other = await open_store(url, keys=store_keys(url))
+    async with delaying_proxy(url, delay=0.3) as proxy:
+        holder = await open_store(proxy.url, keys=store_keys(proxy.url), socket_timeout=5.0)
+        names = [f"c-{number}" for number in range(LOCKS)]
+        spread = random.Random(11)
+        stop, all_held = asyncio.Event(), asyncio.Event()
+        held: list[str] = []
+        taken_at: dict[str, float] = {}
+
+        async def hold(name: str) -> None:
+            await asyncio.sleep(spread.uniform(0.0, 0.5))  # its renewals' phase its own
+            async with holder.lock(name, timeout=30):
+                held.append(name)
+                if len(held) == LOCKS:
+                    all_held.set()
+                await stop.wait()
+
+        async def take(name: str) -> None:
+            async with other.lock(name, timeout=HELD + 60):
+                taken_at[name] = time.monotonic()
+
+        holding = [asyncio.create_task(hold(name)) for name in names]
+        taking: list[asyncio.Task[None]] = []
+        try:
+            async with asyncio.timeout(30):
+                await all_held.wait()
+            taking = [asyncio.create_task(take(name)) for name in names]
+            began = time.monotonic()
+            left: list[int] = []
+            pttl = other._redis.pttl  # type: ignore[attr-defined]
+            while time.monotonic() < began + HELD and not taken_at:
+                ttls = await asyncio.gather(*(pttl(K.lock(name)) for name in names))
+                left.append(min(int(ttl) for ttl in ttls))
+                await asyncio.sleep(0.05)
+            let_go = time.monotonic()
+            assert not taken_at, (
+                f"another instance took {len(taken_at)} of {LOCKS} locks still held, the first "
+                f"{min(taken_at.values()) - began:.1f} s in"
+            )
+            # each renewal reaches Redis a round trip or two after its send (about 1 s), not after a queue's wait
+            assert min(left) > 3000, f"a renewal came {min(left)} ms before the lease's end"
+            stop.set()
+            await asyncio.gather(*holding)
+            async with asyncio.timeout(30):
+                await asyncio.gather(*taking)  # released: the other instance takes each one
+            assert len(taken_at) == LOCKS and min(taken_at.values()) >= let_go
+        finally:
+            stop.set()
+            for task in (*holding, *taking):
+                task.cancel()
+            await asyncio.gather(*holding, *taking, return_exceptions=True)
+            await holder.close()
+            await other.close()

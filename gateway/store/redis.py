@@ -43,7 +43,9 @@ conversations for 6 s at most. A renewal may wait on its way as long as any call
 sent early enough to reach Redis within the lease all the same (``lock_timing``: every 0.5 s at the defaults; until
 2026-12-07 every third of the lease, and a renewal held over 4 s on its way came after the lease's end, another
 instance holding the lock meanwhile), each a period after the previous one was sent, not answered, overlapping
-(``_keep_lock``, since 2026-12-07: an answer held on its way back no longer holds the next renewal back). It is
+(``_keep_lock``, since 2026-12-07: an answer held on its way back no longer holds the next renewal back), every
+lock's renewals pipelined on 2 connections of their own (``_renewing``, since 2026-12-07: N locks held cost a round
+trip or two a period, not N). It is
 redis-py's ``redis.asyncio.lock.Lock`` (SET NX PX, a random token
 checked by Lua on renewal and release, so an expired holder never extends or frees somebody else's lock), renewed
 by a task of ours with ``reacquire``; a waiter retries every ``LOCK_POLL_SECONDS``. Each attempt takes it with the
@@ -194,7 +196,8 @@ REDIS_OLDEST = (6, 2)  # ``ZADD … GT`` (redis_lua.py, ``index_conversation``):
 LOCK_MARGIN_SECONDS = 0.5  # a renewal reaches Redis this long before its lease's end at the latest (``lock_timing``)
 # connections of the pool kept for the lock's renewals (``RedisStore.open``, since 2026-12-07): a renewal never waits
 # behind the store's other callers for one of theirs; also how many renewals of one lock may be in flight at once
-# (``_keep_lock``, since 2026-12-07), the store's locks sharing them
+# (``_keep_lock``, since 2026-12-07), the store's locks sharing them, pipelined, one batch out on each connection at
+# most (``RedisStore._renewing``, since 2026-12-07: until then each renewal held one for its round trip)
 RENEWAL_CONNECTIONS = 2
 LOCK_POLL_SECONDS = 0.01  # a waiting lock's retry pace (bench: redis.asyncio.lock.Lock's 0.1 s default doubled bursts)
 FLAG_TRIES = 3  # reads of an entry whose data changes while its flag is written (a reseal) before giving up
@@ -595,8 +598,13 @@ class RedisStore:
         ``events_check``: the pub/sub connection, quiet that many seconds, is asked a PING, answered within that many
         (``redis_events.py``): the socket timeout, which the conversation lock's lease and renewals follow
         (``lock_timing``). ``renewals``: a client of its own for the lock's renewals (``open``: a pool of
-        ``RENEWAL_CONNECTIONS``), else they go as the store's other commands do."""
+        ``RENEWAL_CONNECTIONS``), else they go as the store's other commands do. Since 2026-12-07 the renewals go
+        through a batcher of their own on it (``_renewing``: every lock's renewals share its connections, pipelined),
+        until then each took one of its connections for its round trip."""
         self._client, self._batcher, self._renewals = client, batcher, renewals
+        # the lock's renewals pipelined on the renewals' connections, at most one batch out on each: the renewals
+        # sent while both are out leave together when one comes back (``_keep_lock``)
+        self._renewing = None if renewals is None else AutoPipeline(renewals, batches_out=RENEWAL_CONNECTIONS)
         self._redis = client if batcher is None else batcher.client
         self._keys = keys
         self._texts = SharedTexts(keys)
@@ -1077,6 +1085,8 @@ class RedisStore:
             await self._events.close()
             if self._batcher is not None:
                 await self._batcher.close()
+            if self._renewing is not None:
+                await self._renewing.close()
             if self._renewals is not None:
                 await self._renewals.aclose(close_connection_pool=True)
             # The pool is ours (``open``): redis-py closes only the pools it made, so without this every
@@ -3208,7 +3218,8 @@ class RedisStore:
                 ),
             )
         )
-        lease = _Lease(self._redis, conversation_id, timeout, along, self._lock_lease_ms, self._renewals)
+        renewals = None if self._renewing is None else self._renewing.client
+        lease = _Lease(self._redis, conversation_id, timeout, along, self._lock_lease_ms, renewals)
         try:
             if not await lease.acquire(token=secrets.token_hex(16)):  # redis-py's uuid1 took ~25 µs a lock
                 raise LockTimeout(f"timed out waiting for the lock of conversation {conversation_id}")
@@ -3244,11 +3255,14 @@ class RedisStore:
         """Renew the lease now and then every period (``lock_timing``) after the previous renewal was SENT, while the
         lock is held; stop once it is somebody else's (every renewal in flight then cancelled). Renewals overlap, up
         to ``RENEWAL_CONNECTIONS`` in flight (the renewals' own connections, ``open``): one whose answer is held on
-        its way back does not hold the next one back. Until 2026-12-07 the next renewal was sent a period after the
-        previous one's ANSWER: an answer held 4.5 s, then a renewal held 4.5 s on its way up, each within the socket
-        timeout, reached Redis 9.5 s after the previous one ran, past its 6 s lease, while another instance took the
-        lock (``tests/test_lock_network.py``). The send of the latest renewal answered is noted (``_Fence.deadline``):
-        an older renewal's late answer never moves it back."""
+        its way back does not hold the next one back. Every lock's renewals share those connections through
+        ``_renewing`` (since 2026-12-07): those sent while both are out leave together, in one write, when one comes
+        back; until then each took a connection for its round trip, and with 20 locks held behind a 0.6 s round trip
+        they queued for the pool and came after their lease (``tests/test_lock_pool.py``). Until 2026-12-07 the next
+        renewal was sent a period after the previous one's ANSWER: an answer held 4.5 s, then a renewal held 4.5 s on
+        its way up, each within the socket timeout, reached Redis 9.5 s after the previous one ran, past its 6 s
+        lease, while another instance took the lock (``tests/test_lock_network.py``). The send of the latest renewal
+        answered is noted (``_Fence.deadline``): an older renewal's late answer never moves it back."""
         slots = asyncio.Semaphore(RENEWAL_CONNECTIONS)
         try:
             async with asyncio.TaskGroup() as renewals:
@@ -3354,16 +3368,17 @@ class _Lease(Lock):
         self.began_ms = 0  # Redis's time (ms) when the attempt that took the lock ran: its lease's start
         self.answered = 0.0  # time.monotonic() when that attempt's answer came
         self.renewed: float | None = None  # time.monotonic() when the last renewal answered was sent
-        self._renewals = renewals  # the client the renewals go on (``RedisStore.open``: connections of their own)
+        self._renewals = renewals  # the client the renewals go on (``RedisStore._renewing``'s: their own connections)
         self._unlock: AsyncScript | None = None  # ``unlock``, registered at the first release
 
     async def do_reacquire(self) -> Literal[True]:
         """redis-py's, on the renewals' own client when there is one (since 2026-12-07: on the store's pool, a
-        renewal waited behind its other callers for a connection, past the lease). Its own script (since
-        2026-12-07: the count of fenced writes kept as long), sent as an EVAL with its text (Redis caches it), one
-        round trip: until 2026-12-07 an EVALSHA, which an emptied script cache (a restart, a failover) refused,
-        then a SCRIPT LOAD and the EVALSHA again, three round trips each as long as the socket timeout allows,
-        past the lease (``tests/test_lock_network.py``)."""
+        renewal waited behind its other callers for a connection, past the lease), the face of their batcher
+        (``RedisStore._renewing``, since 2026-12-07: the renewals of every lock pipelined on its connections). Its
+        own script (since 2026-12-07: the count of fenced writes kept as long), sent as an EVAL with its text (Redis
+        caches it), one round trip: until 2026-12-07 an EVALSHA, which an emptied script cache (a restart, a
+        failover) refused, then a SCRIPT LOAD and the EVALSHA again, three round trips each as long as the socket
+        timeout allows, past the lease (``tests/test_lock_network.py``)."""
         client = self.redis if self._renewals is None else self._renewals
         keys = [self.name, K.lock_writes(self.conversation_id)]
         if not await client.eval(SCRIPTS["lock_renew"], len(keys), *keys, self.local.token, self.lease_ms):

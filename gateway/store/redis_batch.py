@@ -38,6 +38,11 @@ blocking commands (they would hold up every caller of their batch), pub/sub (its
 NOSCRIPT (redis-py's ``Script``: nothing ran, so that is safe); inside a group they stay EVAL with their text
 (``gateway.store.redis._eval`` says why).
 
+A batcher may bound its batches out (``batches_out``: one per connection of its pool, the lock renewals' own,
+``RedisStore._renewing``, since 2026-12-07): the calls queued while they are all out leave together, in one batch,
+when one comes back, instead of a batch each waiting for the pool (every renewal of many locks held at their own
+moments was a batch of one, each a connection's round trip: they queued for the pool past their lease).
+
 A Cluster client is not batched (``RedisStore.open`` gives it its commands directly): a batch is one connection to
 one node, and a Cluster client's pipeline sends each node its share in any order
 (:mod:`gateway.store.redis_steps`).
@@ -99,10 +104,16 @@ class AutoPipeline:
     """Queues commands and sends those of one event-loop turn as one pipeline; :attr:`client` is its face, a
     redis-py client whose commands (and non-transactional pipelines) go through it."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, *, batches_out: int | None = None) -> None:
+        """``batches_out``: at most that many batches out at once (one per connection of a pool that size: the
+        lock renewals', ``RedisStore.open``); the calls queued meanwhile leave together in one batch when one
+        comes back, instead of a batch each waiting for a connection (see :meth:`send`). None: no bound (the
+        store's batcher, whose pool is large)."""
         self._redis = client
         self._pending: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._batches_out = batches_out
+        self._out = 0  # batches out (their tasks begun, not ended) when ``batches_out`` bounds them
         self._closed = False
         # connections of the pool kept between batches (``_taken``, ``_done_with``), at most ``KEPT_CONNECTIONS``
         self._kept: list[AbstractConnection] = []
@@ -117,15 +128,34 @@ class AutoPipeline:
             raise _closed()
         call = _Call(commands, asyncio.get_running_loop().create_future())
         self._pending.append(call)
-        if len(self._pending) == 1:  # the first of this turn: its batch leaves once the others of the turn queued
-            task = asyncio.create_task(self._send_pending())
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        # the first of this turn: its batch leaves once the others of the turn queued; with ``batches_out`` out
+        # already, the first of them to come back takes it (``_send_pending``), with all queued meanwhile
+        if len(self._pending) == 1 and (self._batches_out is None or self._out < self._batches_out):
+            self._start()
         return await call.replies
 
+    def _start(self) -> None:
+        if self._batches_out is not None:
+            self._out += 1
+        task = asyncio.create_task(self._send_pending())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
     async def _send_pending(self) -> None:
-        calls, self._pending = self._pending, []
-        await self._send(calls, first=True)
+        """The calls queued, sent as one batch; with ``batches_out``, then those queued while it was out, until
+        none is (since 2026-12-07, the lock renewals': each sent alone took a connection of their 2 for its round
+        trip, and with many locks held renewals queued for the pool past their lease, tests/test_lock_pool.py)."""
+        try:
+            while True:
+                calls, self._pending = self._pending, []
+                await self._send(calls, first=True)
+                if self._batches_out is None or not self._pending:
+                    break
+        finally:
+            if self._batches_out is not None:
+                self._out -= 1  # nothing awaited since ``_pending`` was found empty: no call left behind
+                if self._pending and not self._closed:  # ended by an error: the calls queued get a batch
+                    self._start()
         if self._kept and not self._idle_check:  # once the callers resumed: a next batch of theirs, or idle
             self._idle_check = True
             asyncio.get_running_loop().call_soon(self._give_back_if_idle)
