@@ -518,3 +518,26 @@ async def test_a_write_refused_again_fails_its_caller_and_a_group_that_ran_in_pa
                                                   return_exceptions=True))  # fmt: skip
     assert isinstance(alone, ReadOnlyError) and isinstance(grouped, ReadOnlyError)
     assert _rejected(failover.first, "set") == 3  # the lone write twice, the group's once
+
+
+async def test_a_bounded_batcher_sends_what_queued_while_its_batch_was_out_together(flushed: str) -> None:
+    """``batches_out`` (the lock renewals', since 2026-12-07): callers of 30 turns of the loop, one batch out at a
+    time behind a 0.4 s round trip, all get their replies, in 2 round trips (the first turn's, then the rest);
+    unbounded, each turn's batch is a round trip of its own (60 chunks through the proxy)."""
+    async with delaying_proxy(flushed, delay=0.2) as proxy:
+        client = Redis(connection_pool=open_pool(proxy.url, max_connections=1, timeout=10, health_check_interval=0,
+                                                 decode_responses=True))  # fmt: skip
+        batched = AutoPipeline(client, batches_out=1)
+        try:
+            await client.ping()  # the connection made
+            before = proxy.chunks
+            calls = []
+            for n in range(30):
+                calls.append(asyncio.create_task(batched.client.incrby("k", n)))
+                await asyncio.sleep(0)  # a turn of the loop each: a batch each, unbounded
+            replies = await _within(asyncio.gather(*calls))
+            assert sorted(replies)[-1] == sum(range(30)) and len(set(replies)) == 30
+            assert proxy.chunks - before <= 8  # 2 round trips: 4 chunks (a write may come in a few pieces)
+        finally:
+            await batched.close()
+            await client.aclose(close_connection_pool=True)
