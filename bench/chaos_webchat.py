@@ -508,6 +508,7 @@ class WebFlood:
     once: int = 0  # acknowledged, recorded once
     twice: int = 0  # recorded more than once
     lost: int = 0  # acknowledged, never recorded
+    lost_at_failover: int = 0  # … of them acknowledged within 2 s of a failover (``lost_at``; since 2026-12-07)
     refused: int = 0  # refused (the page shows "Pas encore envoyé"), never recorded
     both: int = 0  # recorded, and the page still shows it refused
     neither: int = 0  # never recorded, never acknowledged, never refused: silently dropped
@@ -523,8 +524,11 @@ class WebFlood:
     sockets: Counter[int] = field(default_factory=Counter)  # sockets a page opened → pages
 
 
-def audit_flood(client: WebChatClient, users: Counter[str], rules: FloodRules, flood: WebFlood) -> None:
-    """One flood page's messages against the store (``users``: user entry id → times recorded)."""
+def audit_flood(client: WebChatClient, users: Counter[str], rules: FloodRules, flood: WebFlood,
+                lost_at: Callable[[float], bool] | None = None) -> None:  # fmt: skip
+    """One flood page's messages against the store (``users``: user entry id → times recorded); ``lost_at``: whether
+    an ack came within 2 s of a failover (an acknowledged message lost then is replication's documented loss; until
+    2026-12-07 the line did not tell them apart)."""
     flood.senders += 1
     flood.sockets[client.socket] += 1
     flood.refusals += sum(client.refused.values())
@@ -537,6 +541,8 @@ def audit_flood(client: WebChatClient, users: Counter[str], rules: FloodRules, f
         flood.twice += times > 1
         flood.once += acked and times == 1
         flood.lost += acked and times == 0
+        at = client.acked_at.get(message_id)
+        flood.lost_at_failover += acked and times == 0 and lost_at is not None and at is not None and lost_at(at)
         flood.refused += not acked and refused and times == 0
         flood.both += not acked and refused and times > 0
         flood.neither += not acked and not refused and times == 0
@@ -619,7 +625,7 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
             result.phantoms += sum(entry_id not in recorded for entry_id in client.received)
         if rules is not None:
             for client in chats.floods:
-                audit_flood(client, users, rules, result.flood)
+                audit_flood(client, users, rules, result.flood, lost_at)
         audit_crowd(chats, users, result.crowd, {token for token, _ in senders}, lost_at)
     finally:
         await store.close()
@@ -654,8 +660,9 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
     if flood.senders:
         print(
             f"  floods: {flood.senders} pages, {flood.sent} messages; acknowledged and recorded once {flood.once},"
-            f" twice or more {flood.twice}, acknowledged and lost {flood.lost}; refused {flood.refused} (of the"
-            f" first minute's limit: {flood.within_refused}), refused then let on when sent again {flood.later};"
+            f" twice or more {flood.twice}, acknowledged and lost {flood.lost} ({flood.lost_at_failover} within 2 s"
+            f" of a failover); refused {flood.refused} (never recorded of the first minute's limit:"
+            f" {flood.within_refused}), refused then let on when sent again {flood.later};"
             f" refused and recorded (both) {flood.both}, neither {flood.neither}, recorded and unanswered"
             f" {flood.unanswered}; words of danger {flood.danger_recorded}/{flood.danger} recorded, silenced beyond"
             f" the bound {flood.silenced}; recorded past the bound {flood.past_bound}; refused frames"

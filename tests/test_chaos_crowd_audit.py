@@ -58,3 +58,22 @@ def test_each_page_otherwise_says_why_and_names_nobody() -> None:
         "sent 1 times, never acknowledged nor refused, recorded 0",
     ]
     assert not any("tok-" in r or "mourir" in r for r in reasons)
+
+
+def test_a_flood_pages_acknowledged_messages_lost_at_a_failover_are_told_apart() -> None:
+    """``audit_flood``'s "acknowledged and lost" split by whether each ack came within 2 s of a failover (since
+    2026-12-07: a ``--sentinel --floods`` soak printed "acknowledged and lost 5" for the web floods and nothing said
+    whether replication's documented loss explained them, as the walks' line and the provider floods' do)."""
+    from bench.chaos_webchat import FloodRules, WebFlood, audit_flood
+
+    client = WebChatClient(cast(ClientSession, None), lambda: "http://127.0.0.1:1", "10.251.0.1", 1, Tally())
+    client.tokens.append("tok")
+    for index, at in enumerate([10.0, 45.0, 46.0, 12.0]):
+        client.flooded.append(f"f{index}")
+        client.acknowledged[f"f{index}"], client.acked_at[f"f{index}"] = "tok", at
+    recorded(users := Counter[str](), "tok", "f0")
+    flood = WebFlood()
+    audit_flood(
+        client, users, FloodRules(limit=20, risky=10, unread=10, danger_at=frozenset()), flood, lambda at: at > 40
+    )
+    assert (flood.once, flood.lost, flood.lost_at_failover) == (1, 3, 2)
