@@ -869,8 +869,9 @@ class RedisStore:
             and (FENCED in answers or _FENCED_BYTES in answers)
             and not (recorded and await self._told_after_record(kept, spans, answers))
         ):
-            await self._let_refused_go(fence)
+            # the marks taken back before the lock goes (since 2026-12-07: ``_let_refused_go``)
             await self._take_back(fence.conversation_id, [m for m in marks if answers[m[0]] == 1])
+            await self._let_refused_go(fence)
             if fence.queued:
                 await self._unqueue_refused(fence.conversation_id, fence.wrote, fence.moved)
             raise LockLost("the conversation's lock lapsed before its writes reached the store")
@@ -887,7 +888,11 @@ class RedisStore:
         at a 10 s socket timeout), the entry left in the new queue beside the held record, the message's redelivery
         waiting as long (``tests/console/test_transfer_refused.py``). The lease's own token is left to its owner:
         ``lock``'s release after it is then answered "not owned", as for a lock another took. Failing, it is made
-        again in the background (``redis_release``)."""
+        again in the background (``redis_release``). Called once the commit's processed marks were taken back
+        (``_take_back``, which never raises: a failing one is left to ``redis_release``); until 2026-12-07 (later that
+        day) it was called before them: for the take-back's round trip the lock was free while the message's mark,
+        landed beside the refused record, still said processed, and a redelivery arriving then took the lock, was
+        answered DONE and the message, recorded nowhere, was lost (``tests/store/test_redis_fence_let_go.py``)."""
         unlock = [fence.key, fence.writes]
         try:
             await self._script("unlock", unlock, [fence.token])
