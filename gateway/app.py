@@ -178,6 +178,8 @@ async def create_app(
     _count_people_failures(store, metrics)
     larger = {uploads_path: settings.webchat_upload_max_bytes}  # the one route whose bodies may be bigger
     middlewares = [_errors(metrics.outages), _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
+    if replicated is not None:  # GATEWAY_REDIS_REPLICA_ACKS: the console's writes wait for the replicas (else nothing)
+        middlewares.append(_console_replicated(replicated, metrics.outages))
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
@@ -667,6 +669,48 @@ def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse
             log.error("unexpected %s while serving %s %s at %s", exc.__class__.__name__, request.method,
                       request.rel_url.raw_path, where(exc))  # fmt: skip
             return unavailable()
+
+    return middleware
+
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _console_replicated(
+    replicated: Callable[[], Awaitable[None]], outages: StoreOutages
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """``GATEWAY_REDIS_REPLICA_ACKS``: a write under ``/api/`` (every method but GET, HEAD, OPTIONS: the console's
+    actions, the login, the logout, the password change, a partner's referral) answers its success (below 400) only
+    once the replicas have what it wrote (``replicated``, one round shared with the webhooks'), as a webhook's 200
+    does; ``ReplicasBehind``: 503 ``unavailable`` with ``Retry-After`` (counted in ``gateway_replica_acks_total`` by
+    gateway/store/redis_replicas.py), the action made on the primary, its retry safe (docs/deployment.md); a
+    ``StoreError``, the same 503, counted as an outage. Either 503 keeps the cookie the answer set or removed (a
+    logout's answer always removes it: ``ListenerAPI.logged_out``). The listener's typing (a publish, nothing kept)
+    does not wait. Installed only with the setting: without it no request waits, no round trip more. Until
+    2026-12-07 nothing of the console waited: a supervisor's erasure answered 200 between the replica's promotion and
+    the switch was lost with the old primary (bench/README.md, seed 101)."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        if (
+            request.method in _READS or not request.path.startswith("/api/") or request.path.endswith("/typing")
+            or response.status >= 400 or response.prepared
+        ):  # fmt: skip
+            return response
+        try:
+            await replicated()
+        except ReplicasBehind:  # said once and counted by gateway/store/redis_replicas.py
+            held = unavailable()
+        except StoreError as exc:
+            outages.failed(HTTP, exc)
+            held = unavailable()
+        else:
+            return response
+        held.cookies.update(response.cookies)  # the session opened or ended on the primary: as the answer said it
+        return held
 
     return middleware
 

@@ -32,6 +32,7 @@ from gateway.settings import Settings
 from gateway.store import Author
 from gateway.store.redis import RedisStore
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
+from tests.conftest import PASSWORD, add_listener, login
 from tests.e2e.channel_support import RunningClock
 from tests.losing_proxy import LosingProxy, losing_proxy
 from tests.store.conftest import _redis_server, _stop
@@ -354,3 +355,98 @@ async def test_a_web_chat_image_is_answered_201_only_once_the_replicas_have_it(
     await until(acknowledged, "the image's retry acknowledged")
     entries = await client.app[STORE].transcript(session["conversation"])
     assert len([e for e in entries if e.attachments]) == 1  # once, not twice
+
+
+def _commands(port: int) -> set[str]:
+    """The commands the server ran since its last ``CONFIG RESETSTAT`` (``INFO commandstats``), by name."""
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True) as client:
+        return {name.removeprefix("cmdstat_") for name in client.info("commandstats")}
+
+
+@pytest.mark.parametrize("acks", [1, 0], ids=["acks-on", "acks-off"])
+async def test_a_console_write_is_answered_only_once_the_replicas_have_it(
+    found: Servers,
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    graph: FakeGraphAPI,
+    caplog: pytest.LogCaptureFixture,
+    acks: int,
+) -> None:
+    """A console write's success (a note, an erasure, a login...) is its acknowledgement: with
+    ``GATEWAY_REDIS_REPLICA_ACKS`` it waits for the replicas as a webhook's 200 does; behind, 503 ``unavailable`` with
+    ``Retry-After``, counted in ``gateway_replica_acks_total``, the action made on the primary. Until 2026-12-07 nothing
+    under gateway/console/ waited: a supervisor's erasure answered 200 while the replica lagged, and a failover then
+    lost it (bench/README.md, seed 101). Without the setting, nothing waits: no ``WAIT`` is sent at all."""
+    caplog.set_level(logging.INFO)
+    assert found.link is not None and found.front is not None
+    client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, acks),
+                                                   clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+    assert await _post(client, "bonjour", "m_1") == 200
+    store = client.app[STORE]
+    conversation = await store.find_active_conversation(ChannelName.MESSENGER, PSID)
+    assert conversation is not None
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    await until(lambda: found.in_step(found.replica_port, found.primary_port), "the replica in step")
+    await asyncio.to_thread(_command, found.primary_port, "CONFIG", "RESETSTAT")
+
+    found.link.blackhole()  # the replica lags: nothing reaches it
+    notes = f"/api/conversations/{conversation.id}/notes"
+    note = {"text": "rappeler demain", "id": "note-1"}
+    held = await client.post(notes, json=note)
+    if not acks:
+        assert held.status == 201, await held.text()  # answered at once...
+        assert "wait" not in await asyncio.to_thread(_commands, found.primary_port)  # ...with no round of WAIT
+        return
+    assert held.status == 503, await held.text()  # before 2026-12-07: 201, and lost by a failover
+    assert held.headers["Retry-After"]
+    assert await held.json() == {"error": "unavailable", "message": "try again shortly"}
+    assert "wait" in await asyncio.to_thread(_commands, found.primary_port)  # what the setting off never sends
+    erase = f"/api/conversations/{conversation.id}/erase"
+    erased = await client.post(erase, json={"confirm": True})
+    assert erased.status == 503, await erased.text()  # the soak's erasure: made on the primary, not answered 200
+    again = await client.post("/api/session", json={"name": "sam", "password": PASSWORD})
+    assert again.status == 503, await again.text()  # a login's session too
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_replica_acks_total{outcome="behind"}' in metrics
+    found.link.resume()  # the replica catches up
+
+    async def answered(path: str, body: dict[str, Any], status: int) -> bool:
+        return (await client.post(path, json=body)).status == status
+
+    await until(lambda: answered("/api/session", {"name": "sam", "password": PASSWORD}, 200), "the login's retry")
+    await until(lambda: answered(erase, {"confirm": True}, 404), "the erasure's retry: made already, nothing left")
+    assert await store.get_conversation(conversation.id) is None
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert PSID not in logged and "bonjour" not in logged and "rappeler" not in logged
+
+
+async def test_a_console_note_sent_again_after_a_503_is_recorded_once(
+    found: Servers, aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI
+) -> None:
+    """The console sends a note again under its id after a 503: made on the primary already, the retry is answered
+    with it (201), recorded once."""
+    assert found.link is not None and found.front is not None
+    client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+                                                   clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+    assert await _post(client, "bonjour", "m_1") == 200
+    store = client.app[STORE]
+    conversation = await store.find_active_conversation(ChannelName.MESSENGER, PSID)
+    assert conversation is not None
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    found.link.blackhole()
+    notes, note = f"/api/conversations/{conversation.id}/notes", {"text": "rappeler demain", "id": "note-1"}
+    assert (await client.post(notes, json=note)).status == 503
+    found.link.resume()
+
+    async def recorded() -> bool:
+        return (await client.post(notes, json=note)).status == 201
+
+    await until(recorded, "the note's retry acknowledged")
+    written = [e for e in await store.transcript(conversation.id) if e.author == Author.NOTE]
+    assert [e.text for e in written] == ["sam: rappeler demain"]  # once, not twice
+    found.link.blackhole()  # a logout while the replica lags: 503, and the cookie removed all the same
+    out = await client.delete("/api/session")
+    assert out.status == 503, await out.text()
+    assert out.cookies["hg_session"].value == "" and out.cookies["hg_session"]["max-age"] == "0"
