@@ -843,6 +843,10 @@
     var body = { text: text, id: replyId(text) };  // a note too: sent again after its answer was lost, recorded once
     state.sending = true;
     $("send").disabled = true;
+    // "Clôturer" waits for the send's answer (since 2026-12-07): opened meanwhile, the close took the note still in
+    // the box (its answer not back, the box not cleared) into its own notes and saved it a second time under the
+    // close's id (tests/e2e/test_console_history.py)
+    $("close-open").disabled = true;
     api("POST", path, body, ANSWER_WAIT_MS).then(function (response) {
       if (response.ok) {
         state.draft = null;
@@ -863,6 +867,7 @@
     }).then(function () {
       state.sending = false;
       $("send").disabled = false;
+      $("close-open").disabled = false;
       updateComposer();
     });
   }
