@@ -164,7 +164,6 @@ from gateway.inbox import sender_key  # noqa: E402
 from gateway.keyed import KeyedHash  # noqa: E402
 from gateway.messages import PART_SEPARATOR, ChannelName, Inbound  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
-from gateway.store import provider_digest  # noqa: E402
 from gateway.store.redis_lua import SCRIPTS  # noqa: E402
 from gateway.testing import named_by_provider, stop_gently, store_keys  # noqa: E402
 from tests.sentinel_servers import NotReady, Sentinels  # noqa: E402
@@ -371,8 +370,12 @@ class RedisProxy:
         self.process.wait(timeout=10)
 
 
+SECRET_KEY = "bench-secret-key"  # bench/load.py's GATEWAY_SECRET_KEY, the instances'
+# the provider ids as the instances' outbox logs them (``KeyedHash.provider_id``, keyed since 2026-12-07)
+LOGGED = KeyedHash(SECRET_KEY)
+
 # ``gateway serve`` with the outbox's DEBUG lines (the run's level WARNING otherwise): each send's item, claim and
-# provider ids' digests, read back by :func:`sends_logged` (since 2026-12-07)
+# provider ids' keyed hashes, read back by :func:`sends_logged` (since 2026-12-07)
 SERVE = (
     "import logging, sys; logging.getLogger('gateway.outbox').setLevel(logging.DEBUG);"
     " from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -396,8 +399,9 @@ class Sent:
 
 
 def sends_logged(logs: Iterable[tuple[str, Iterable[str]]]) -> dict[str, Sent]:
-    """Each provider id's digest (``provider_digest``) → the send its instance heard accepted, from the instances'
-    log lines (``logs``: (instance, lines)). A copy the gateway never heard of (a kill, a timeout) is not there."""
+    """Each provider id's keyed hash (``LOGGED.provider_id``) → the send its instance heard accepted, from the
+    instances' log lines (``logs``: (instance, lines)). A copy the gateway never heard of (a kill, a timeout) is not
+    there."""
     sends: dict[str, Sent] = {}
     for by, lines in logs:
         for line in lines:
@@ -778,7 +782,7 @@ async def drained(store_url: str, senders: set[tuple[ChannelName, str]], limit: 
     left of each."""
     from gateway.store import Author, Delivery, open_store
 
-    keyed = KeyedHash("bench-secret-key")  # bench/load.py's GATEWAY_SECRET_KEY
+    keyed = KeyedHash(SECRET_KEY)
     keys = [sender_key(keyed, Inbound(channel, sender, "")) for channel, sender in senders]
     store = await open_store(store_url, keys=store_keys(store_url))
     deadline = time.monotonic() + limit
@@ -923,7 +927,7 @@ def replies(
     sent again); a copy no instance heard of goes to the first item heard accepted after it arrived (the crash's
     or the timeout's copy comes before its resend), else to the last."""
     if sends:
-        heard = {id(c): sends.get(provider_digest(c.provider_id)) for c in copies}
+        heard = {id(c): sends.get(LOGGED.provider_id(c.provider_id)) for c in copies}
         items: dict[str, list[Copy]] = {}
         for copy in sorted(copies, key=lambda c: c.at):
             if (sent := heard[id(copy)]) is not None:
@@ -966,7 +970,7 @@ def explained(
 
 def claim_of(copy: Copy, sends: Mapping[str, Sent]) -> str:
     """The item and claim a copy was sent under, as its instance logged it; "not heard" when it never heard it."""
-    sent = sends.get(provider_digest(copy.provider_id))
+    sent = sends.get(LOGGED.provider_id(copy.provider_id))
     return "not heard" if sent is None else sent.short()
 
 
@@ -984,7 +988,7 @@ def repeated(copies: list[Copy], sends: Mapping[str, Sent]) -> str:
     """What a reply's copies are, by the items and claims their instances heard accepted (since 2026-12-07): one
     item under several claims is a send made again (a lease lost or a "sent" record lost); several items of one text
     are several replies no transcript tells apart."""
-    heard = [s for c in copies if (s := sends.get(provider_digest(c.provider_id))) is not None]
+    heard = [s for c in copies if (s := sends.get(LOGGED.provider_id(c.provider_id))) is not None]
     items, claims = {s.item for s in heard}, {(s.item, s.lease) for s in heard}
     return (
         f"{len(heard)} of {len(copies)} copies heard accepted: {len(items)} item(s), {len(claims)} claim(s)"

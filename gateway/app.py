@@ -192,16 +192,17 @@ async def create_app(
                             reply_windows=channels.reply_windows,
                             claim_seconds=settings.inbound_claim_seconds, reader=reader, late=late,
                             purge_interval_seconds=settings.purge_interval_seconds)  # fmt: skip
+    keyed = KeyedHash(settings.secret_key.get_secret_value())  # one for the inbox, the gate and the outbox's DEBUG
+    # lines: a webhook makes its senders' keys once for the inbox and the gate (channels_wiring, Inbox.sender_keys)
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts or None,
                     retry_for=timedelta(hours=settings.outbox_retry_hours),
                     lease_seconds=settings.outbox_lease_seconds,
-                    on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()))  # fmt: skip
+                    on_recipient_gone=lambda gone: leaving.blocked(dispatcher, store, gone, clock()),
+                    keyed=keyed)  # fmt: skip
     outbox_ref.append(outbox)
     timers = Timers(dispatcher, store, flows, metrics, clock=clock, poll_seconds=worker_poll_seconds,
                     awake=awake)  # fmt: skip
-    keyed = KeyedHash(settings.secret_key.get_secret_value())  # one for the inbox and the gate: a webhook makes its
-    # senders' keys once for both (channels_wiring, Inbox.sender_keys)
     inbox = Inbox(
         store,
         dispatcher,

@@ -51,3 +51,10 @@ class KeyedHash:
         purpose of its own, so that it matches no identity's hash nor anything kept of the conversation; a page
         naming a conversation the store lacks is told it ended only when this is kept (``gateway/webchat.py``)."""
         return self("erased-conversation", conversation_id)
+
+    def provider_id(self, provider_id: str) -> str:
+        """A provider's message id as a log line names it (the outbox's DEBUG lines, since 2026-12-07; before, its
+        plain SHA-256, which whoever holds the id can compute): a purpose of its own, so that it matches nothing the
+        store keeps of the id (``store.provider_digest``); the same for the same id and key (bench/chaos.py's audit
+        computes it again to group a reply's copies by item)."""
+        return self("provider-id", provider_id)

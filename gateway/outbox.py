@@ -60,8 +60,9 @@ from gateway.errors import (
     StoreError,
 )
 from gateway.events import DeliveryChanged
+from gateway.keyed import KeyedHash
 from gateway.later import Later
-from gateway.messages import ChannelName, Outbound
+from gateway.messages import PART_SEPARATOR, ChannelName, Outbound
 from gateway.metrics import Metrics
 from gateway.store import (
     BatchStore,
@@ -71,7 +72,6 @@ from gateway.store import (
     OutboxStore,
     TranscriptStore,
     in_parts,
-    provider_digests,
     provider_ids,
     sent_shown,
 )
@@ -175,13 +175,17 @@ class Outbox:
         on_recipient_gone: Callable[[str], Awaitable[None]] | None = None,
         record_pause: tuple[float, float] = RECORD_PAUSE,
         sweep_seconds: float = SWEEP_SECONDS,
+        keyed: KeyedHash | None = None,
     ) -> None:
         """``on_recipient_gone(conversation_id)``: a send was refused because the young person blocked the line or
         unsubscribed (:class:`RecipientGone`); the app marks the conversation as left (``gateway/leaving.py``).
         ``record_pause``: the first and the longest pause between tries of a send's record (:meth:`_mark_sent`).
         ``metrics``: the app passes its own (``gateway/app.py``), scraped on /metrics; without (tests), a Metrics of
         its own that nobody scrapes, by design, said nowhere
-        (``tests/test_metrics.py::test_the_apps_dispatcher_and_outbox_count_on_the_apps_metrics``)."""
+        (``tests/test_metrics.py::test_the_apps_dispatcher_and_outbox_count_on_the_apps_metrics``).
+        ``keyed``: hashes the provider ids the DEBUG lines name (the app's, keyed with GATEWAY_SECRET_KEY); without
+        (tests, tools), one with a random key of its own: never an unkeyed digest (since 2026-12-07)."""
+        self.keyed = keyed or KeyedHash(secrets.token_urlsafe(32))
         self.record_pause = record_pause
         self.sweep_seconds = sweep_seconds
         self.on_recipient_gone = on_recipient_gone
@@ -512,9 +516,10 @@ class Outbox:
         token = object()
         sending[token] = began
         # DEBUG (since 2026-12-07): the item, its claim (the lease's end, its fencing token) and, once accepted, the
-        # digests of its provider ids (``provider_digests``, what a Redis entry keeps): a copy at the provider is
-        # told to its item and claim (bench/chaos.py's audit), never the text, the recipient or a provider id; the
-        # digests and times made only at DEBUG (a send's cost otherwise unchanged)
+        # keyed hashes of its provider ids (``KeyedHash.provider_id``; until 2026-12-07 evening their plain SHA-256,
+        # ``provider_digests``, which the provider itself could compute): a copy at the provider is told to its item
+        # and claim (bench/chaos.py's audit, which holds the key), never the text, the recipient or a provider id;
+        # the hashes and times made only at DEBUG (a send's cost otherwise unchanged)
         debug = log.isEnabledFor(logging.DEBUG)
         if debug:
             log.debug("outbox: %s: sending from part %d under the lease to %s", item.id, item.parts_sent,
@@ -539,7 +544,8 @@ class Outbox:
         answered_at = self.clock()  # the provider accepted it before: a watermark from then on covers it
         if debug:
             log.debug("outbox: %s: accepted as %s under the lease to %s", item.id,
-                      provider_digests(provider_id) or "-", lease.until.isoformat())  # fmt: skip
+                      PART_SEPARATOR.join(map(self.keyed.provider_id, provider_ids(provider_id))) or "-",
+                      lease.until.isoformat())  # fmt: skip
         self._count(item, "sent")
         self.credentials_accepted(name)
         return "on", functools.partial(self._sent, lease, provider_id, following, answered_at)

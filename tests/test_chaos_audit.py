@@ -19,6 +19,8 @@ from bench.chaos import (
     FLOOD_DANGER_AT,
     FLOOD_LIMIT,
     IN_BOUND,
+    LOGGED,
+    SECRET_KEY,
     SEND_TIMEOUT,
     Audit,
     Fault,
@@ -35,9 +37,10 @@ from bench.chaos import (
 )
 from bench.chaos_channels import Copy
 from gateway.ids import inbound_entry_id
+from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound, Outbound
 from gateway.outbox import Outbox
-from gateway.store import OutboxItem, open_store, provider_digest
+from gateway.store import OutboxItem, open_store
 from gateway.store.codec import encode_outbound
 from tests.conftest import Clock
 
@@ -144,7 +147,7 @@ def test_a_floods_replies_of_one_text_recorded_nowhere_are_told_apart_by_their_i
     the instances logged, four replies of one copy each (their entries lost with the old primary)."""
     copies = [copy(f"p{n}", "b-2", 45.4 + n / 10) for n in range(4)]
     assert violations_told(copies, {"p0"}, {}) != []  # the audit before: "received 4 times (the bound 2"
-    sends = {provider_digest(f"p{n}"): heard(f"item-{n}") for n in range(4)}
+    sends = {LOGGED.provider_id(f"p{n}"): heard(f"item-{n}") for n in range(4)}
     assert [len(group) for _, group in replies(copies, {"p0"}, sends)] == [1, 1, 1, 1]
     assert violations_told(copies, {"p0"}, sends) == []
     # two of them with no entry either (~855 before: "both entries lost looks like one reply"): two replies
@@ -153,7 +156,7 @@ def test_a_floods_replies_of_one_text_recorded_nowhere_are_told_apart_by_their_i
 
 def test_one_item_sent_under_several_claims_stays_one_reply_beyond_the_bound_and_is_named_a_resend() -> None:
     copies = [copy(f"p{n}", "b-2", 45.4 + n / 10) for n in range(3)]
-    sends = {provider_digest(f"p{n}"): heard("item-0", f"2026-12-07T15:52:0{n}.000000+00:00") for n in range(3)}
+    sends = {LOGGED.provider_id(f"p{n}"): heard("item-0", f"2026-12-07T15:52:0{n}.000000+00:00") for n in range(3)}
     ((anchor, group),) = replies(copies, {"p2"}, sends)
     assert anchor is copies[2] and len(group) == 3
     assert violations_told(copies, {"p2"}, sends) != []
@@ -169,11 +172,11 @@ def test_the_items_accepted_under_more_than_one_claim_are_counted_by_claims() ->
     """The run's own measure of sends made again, whatever the transcripts lost: an item accepted under two claims
     (its send made again), another once, a reply in two parts accepted under one claim (one send)."""
     sends = {
-        provider_digest("p1"): heard("item-x", "2026-12-07T15:52:00.1+00:00"),
-        provider_digest("p2"): heard("item-x", "2026-12-07T15:52:18.3+00:00"),
-        provider_digest("p3"): heard("item-y"),
-        provider_digest("p4.1"): heard("item-z"),
-        provider_digest("p4.2"): heard("item-z"),
+        LOGGED.provider_id("p1"): heard("item-x", "2026-12-07T15:52:00.1+00:00"),
+        LOGGED.provider_id("p2"): heard("item-x", "2026-12-07T15:52:18.3+00:00"),
+        LOGGED.provider_id("p3"): heard("item-y"),
+        LOGGED.provider_id("p4.1"): heard("item-z"),
+        LOGGED.provider_id("p4.2"): heard("item-z"),
     }
     assert claimed(sends) == "3 items, under more than one claim 1 {2: 1}"
 
@@ -182,7 +185,7 @@ def test_a_copy_no_instance_heard_goes_with_the_item_sent_after_it() -> None:
     """A copy sent as b-2 was killed (never heard) and the resend of its item heard, beside another item of the same
     text: two replies, the unheard copy with the item resent after it arrived."""
     killed, resent, other = copy("p1", "b-2", 45.0), copy("p2", "a-1", 60.0), copy("p3", "a-1", 45.2)
-    sends = {provider_digest("p2"): heard("item-x"), provider_digest("p3"): heard("item-y")}
+    sends = {LOGGED.provider_id("p2"): heard("item-x"), LOGGED.provider_id("p3"): heard("item-y")}
     grouped = [sorted(c.provider_id for c in g) for _, g in replies([killed, resent, other], set(), sends)]
     assert grouped == [["p1", "p3"], ["p2"]]  # p3's item heard at 45.2 s, the first after p1 arrived (44.95 s)
 
@@ -204,7 +207,8 @@ async def test_the_outbox_logs_each_send_for_the_audit_without_text_recipient_or
         outbound = Outbound("r1", "c1", ChannelName.TELEGRAM, "52000100000001", "Bonjour, je suis le bot.")
         await store.outbox_put(OutboxItem("r1", "c1", encode_outbound(outbound), clock.now))
         with caplog.at_level(logging.DEBUG, logger="gateway.outbox"):
-            assert await Outbox(store, {ChannelName.TELEGRAM: Parts()}, clock=clock).deliver_due() == 1
+            outbox = Outbox(store, {ChannelName.TELEGRAM: Parts()}, clock=clock, keyed=KeyedHash(SECRET_KEY))
+            assert await outbox.deliver_due() == 1  # the instances' key (bench/load.py's): the audit's hashes
     finally:
         await store.close()
     form = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")  # gateway/cli.py's
@@ -212,7 +216,7 @@ async def test_the_outbox_logs_each_send_for_the_audit_without_text_recipient_or
     assert len(lines) == 2  # sending, accepted
     assert not any(secret in line for line in lines for secret in ("52000100000001", "Bonjour", "mid.r1"))
     sends = sends_logged([("a", lines)])
-    assert set(sends) == {provider_digest("mid.r1.1"), provider_digest("mid.r1.2")}
+    assert set(sends) == {LOGGED.provider_id("mid.r1.1"), LOGGED.provider_id("mid.r1.2")}
     assert {(s.item, s.by, s.lease[:19]) for s in sends.values()} == {("r1", "a", "2026-12-07T15:00:15")}
 
 
