@@ -610,6 +610,7 @@ class RedisStore:
         self._texts = SharedTexts(keys)
         self._scripts = {name: self._redis.register_script(source) for name, source in SCRIPTS.items()}
         self._closed = False
+        self._told_closed_renewals = False  # a lock's renewals stopped by the close, said once (``_keep_lock``)
         self._clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the app's, once it is set (``use_clock``)
         self._held: contextvars.ContextVar[list[HeldWrite] | None] = contextvars.ContextVar("held", default=None)
         # the task whose batch ``_held`` is: a task created inside a batch inherits the context, and its writes
@@ -3267,16 +3268,27 @@ class RedisStore:
         renewal was sent a period after the previous one's ANSWER: an answer held 4.5 s, then a renewal held 4.5 s on
         its way up, each within the socket timeout, reached Redis 9.5 s after the previous one ran, past its 6 s
         lease, while another instance took the lock (``tests/test_lock_network.py``). The send of the latest renewal
-        answered is noted (``_Fence.deadline``): an older renewal's late answer never moves it back."""
+        answered is noted (``_Fence.deadline``): an older renewal's late answer never moves it back.
+
+        The store closed (since 2026-12-07), no renewal more: the lease lapses by itself, said once a store. Until
+        then a lock still held at the close was renewed every period until released, each renewal failing at once on
+        the closed connections and dropped without a word (``tests/store/test_redis_lock.py``)."""
         slots = asyncio.Semaphore(RENEWAL_CONNECTIONS)
         try:
             async with asyncio.TaskGroup() as renewals:
                 while True:
                     await slots.acquire()
+                    if self._closed:
+                        slots.release()
+                        break
                     renewals.create_task(self._renew_lock(lease, slots))
                     await asyncio.sleep(self._lock_renew_seconds)
         except* LockNotOwnedError:  # somebody else's: the TaskGroup cancelled every other renewal in flight
             pass
+        if self._closed and not self._told_closed_renewals:
+            self._told_closed_renewals = True
+            log.warning("redis: the store closed while a conversation lock was held: its renewals stop, its lease "
+                        "lapses within %.0f s", self._lock_lease_ms / 1000)  # fmt: skip
 
     async def _renew_lock(self, lease: _Lease, slots: asyncio.Semaphore) -> None:
         """One renewal of ``_keep_lock`` (its slot given back at the end); LockNotOwnedError, raised, ends them all."""

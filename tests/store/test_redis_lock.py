@@ -4,18 +4,21 @@ released only by its holder, and a dead holder's lease lapsing by itself."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from gateway.conversation import Priority
 from gateway.dispatcher import Dispatcher
+from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_key
 from gateway.messages import ChannelName, Inbound
@@ -162,3 +165,53 @@ async def test_a_processing_whose_caller_went_away_has_its_lock_error_retrieved_
 
 def _processing(task: asyncio.Task[object]) -> bool:
     return getattr(task.get_coro(), "__qualname__", "") == "Dispatcher._handle_inbound"
+
+
+def _renewals_running() -> set[asyncio.Task[Any]]:
+    """The lock renewals' tasks alive now (``RedisStore._keep_lock`` and each of its ``_renew_lock``)."""
+    return {t for t in asyncio.all_tasks() if not t.done() and _named(t, "_keep_lock", "_renew_lock")}
+
+
+def _named(task: asyncio.Task[Any], *names: str) -> bool:
+    coro = task.get_coro()
+    return coro is not None and getattr(coro, "__qualname__", "").endswith(names)
+
+
+@pytest.mark.parametrize("how", ["lock", "locked_batch"])
+async def test_a_lock_held_when_the_store_closes_makes_no_renewal_after_the_close(
+    redis_url: str, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Until 2026-12-07 a lock still held when its store closed (a shutdown with a turn in flight) went on being
+    renewed every 0.5 s until released, each renewal failing at once on the closed renewals' connections and
+    dropped without a word. Now the renewals stop at the close, said once; the lease lapses by itself."""
+    store = await open_store(redis_url, keys=store_keys(redis_url))
+    conversation = uuid.uuid4().hex
+    held = store.lock(conversation) if how == "lock" else store.locked_batch(conversation)
+    loop = asyncio.get_running_loop()
+    renewals: list[float] = []  # when each renewal began (the loop's time): every task the loop made, looked at
+
+    def counted(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        if getattr(coro, "__qualname__", "").endswith("_renew_lock"):
+            renewals.append(loop.time())
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counted)
+    keeping = True
+    try:
+        with contextlib.suppress(StoreError):  # the release, after the close, may be refused
+            async with held:
+                async with asyncio.timeout(5):  # the first renewal, 0.5 s in
+                    while not renewals:
+                        await asyncio.sleep(0.02)
+                await store.close()
+                closed_at = loop.time()
+                await asyncio.sleep(1.6)  # three renewal periods, the lock still held
+                keeping = any(_named(t, "_keep_lock") for t in _renewals_running())
+    finally:
+        loop.set_task_factory(None)
+    begun = [at for at in renewals if at >= closed_at]
+    await store.close()
+    assert len(begun) == 0, f"{len(begun)} renewal(s) begun after the store closed"
+    assert not keeping
+    told = [r.getMessage() for r in caplog.records if "renewals stop" in r.getMessage()]
+    assert len(told) == 1
