@@ -32,6 +32,7 @@ from typing import Protocol
 from aiohttp import web
 
 from gateway.clock import Clock
+from gateway.console.api import json_object
 from gateway.conversation import Priority
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
@@ -51,7 +52,6 @@ from gateway.store import (
     TranscriptEntry,
     TranscriptStore,
 )
-from gateway.untrusted import load_json
 
 MAX_SUMMARY = 2000
 CODE_KEPT = timedelta(days=30)
@@ -89,7 +89,7 @@ class InboundReferrals:
         found = engine.flow.partners.get(partner)
         if found is None or found.referral is None:
             return _error(404, "unknown_partner", "this partner takes no referrals in the flow")
-        body = await _json(request)
+        body = await json_object(request)
         summary, language = body.get("summary"), body.get("language", engine.flow.default_language)
         if not isinstance(summary, str) or not 0 < len(summary.strip()) <= MAX_SUMMARY:
             return _error(400, "bad_request", f"'summary' is required, at most {MAX_SUMMARY} characters")
@@ -133,7 +133,7 @@ class InboundReferrals:
     async def claim(self, request: web.Request) -> web.Response:
         """Exchange a code, once, for the web chat session of its conversation; the page that exchanged it answered
         again for a while (its answer lost)."""
-        body = await _json(request)
+        body = await json_object(request)
         code, page = body.get("code"), _page_key(body.get("key"))
         referral = await self.store.get_referral(_code_id(code)) if isinstance(code, str) and len(code) < 100 else None
         conversation = await self.store.get_conversation(referral.conversation_id) if referral else None
@@ -175,18 +175,6 @@ def _page_key(key: object) -> str:
 
 def _code_id(code: str) -> str:
     return "in-" + hashlib.sha256(code.encode()).hexdigest()[:40]
-
-
-async def _json(request: web.Request) -> dict[str, object]:
-    try:
-        body = load_json(await request.read())
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "bad_request", "message": "malformed JSON"}',
-                                 content_type="application/json") from None  # fmt: skip
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"error": "bad_request", "message": "expected an object"}',
-                                 content_type="application/json")  # fmt: skip
-    return body
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
