@@ -2019,21 +2019,32 @@ class SqliteStore:
     # Notices, their evidence, referrals
 
     async def put_notice(self, notice: Notice) -> None:
-        await self._change(
-            "INSERT INTO notices (id, conversation_id, data) VALUES (?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            (notice.id, notice.conversation_id, dumps_sealed(self._keys, "notice", notice.to_dict())),
-        )
+        await self._put_record("notice", notice.id, notice.conversation_id, notice.to_dict())
 
     async def get_notice(self, notice_id: str) -> Notice | None:
-        rows = await self._select("SELECT data FROM notices WHERE id = ?", (notice_id,))
-        return loads_sealed(self._keys, "notice", rows[0]["data"], Notice.from_dict) if rows else None
+        return await self._get_record("notice", notice_id, Notice.from_dict)
 
     async def list_notices(self, conversation_id: str | None = None) -> list[Notice]:
+        return await self._records("notice", conversation_id, Notice.from_dict)
+
+    async def _put_record(self, kind: str, id_: str, conversation_id: str, data: dict[str, Any]) -> None:
+        """A notice or a referral (``kind``, its table ``kind + "s"``), sealed; written again whole by its id (the
+        notices' and the referrals' own copies of this and of the two below folded since 2026-12-07)."""
+        await self._change(
+            f"INSERT INTO {kind}s (id, conversation_id, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (id_, conversation_id, dumps_sealed(self._keys, kind, data)),
+        )
+
+    async def _get_record(self, kind: str, id_: str, decode: Callable[[Any], T]) -> T | None:
+        rows = await self._select(f"SELECT data FROM {kind}s WHERE id = ?", (id_,))
+        return loads_sealed(self._keys, kind, rows[0]["data"], decode) if rows else None
+
+    async def _records(self, kind: str, conversation_id: str | None, decode: Callable[[Any], T]) -> list[T]:
         where, params = ("WHERE conversation_id = ?", (conversation_id,)) if conversation_id else ("", ())
-        rows = await self._select(f"SELECT data FROM notices {where} ORDER BY seq", params)
-        return await decoded_in_parts(  # every notice ever: decoded a part at a time (until 2026-12-06 one block)
-            [row["data"] for row in rows], lambda raw: loads_sealed(self._keys, "notice", raw, Notice.from_dict)
+        rows = await self._select(f"SELECT data FROM {kind}s {where} ORDER BY seq", params)
+        return await decoded_in_parts(  # every one ever: decoded a part at a time (until 2026-12-06 one block)
+            [row["data"] for row in rows], lambda raw: loads_sealed(self._keys, kind, raw, decode)
         )
 
     async def put_evidence(self, notice_id: str, files: list[Evidence]) -> None:
@@ -2064,22 +2075,13 @@ class SqliteStore:
         return str(rows[0]["content_type"]), self._keys.open_bytes("upload", bytes(rows[0]["data"]))
 
     async def put_referral(self, referral: Referral) -> None:
-        await self._change(
-            "INSERT INTO referrals (id, conversation_id, data) VALUES (?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            (referral.id, referral.conversation_id, dumps_sealed(self._keys, "referral", referral.to_dict())),
-        )
+        await self._put_record("referral", referral.id, referral.conversation_id, referral.to_dict())
 
     async def get_referral(self, referral_id: str) -> Referral | None:
-        rows = await self._select("SELECT data FROM referrals WHERE id = ?", (referral_id,))
-        return loads_sealed(self._keys, "referral", rows[0]["data"], Referral.from_dict) if rows else None
+        return await self._get_record("referral", referral_id, Referral.from_dict)
 
     async def list_referrals(self, conversation_id: str | None = None) -> list[Referral]:
-        where, params = ("WHERE conversation_id = ?", (conversation_id,)) if conversation_id else ("", ())
-        rows = await self._select(f"SELECT data FROM referrals {where} ORDER BY seq", params)
-        return await decoded_in_parts(  # every referral ever: decoded a part at a time (until 2026-12-06 one block)
-            [row["data"] for row in rows], lambda raw: loads_sealed(self._keys, "referral", raw, Referral.from_dict)
-        )
+        return await self._records("referral", conversation_id, Referral.from_dict)
 
 
 # The earliest pending item of each conversation, if it is due: the urgent ones (a risky turn's line,
