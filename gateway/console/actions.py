@@ -65,6 +65,7 @@ ENDING = (
 COMPLETED = {"idle_close": ("idle_close_completed", "an idle close"),
              "closed_in_bulk": ("bulk_close_completed", "a bulk close")}  # fmt: skip
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
+AUTOMATIC = "gateway"  # the mover an automatic hand-back is listed as begun by (``store.begin_move``): its message owed
 LOCK_SECONDS = 10.0  # how long a listener's action waits for a conversation's lock (``locked_batch``'s default)
 
 
@@ -529,7 +530,7 @@ class Actions:
                     if not absent(listener) and not await self._told(conversation_id, told_id):
                         return False  # back at a console meanwhile: they keep it
                     told = self._listener_gone(conversation, now, others=self.dispatcher.listeners_online())
-                    await self.store.begin_move(conversation_id, "gateway")  # before its queue step and its message
+                    await self.store.begin_move(conversation_id, AUTOMATIC)  # before its queue step and its message
                     await self._requeue(conversation, now, told=told, unless_leaving=True)
                 # For the supervisors (the audit list): whose absence it was; the log line has the id only. In the
                 # batch: one SQLite transaction with the record; on Redis, the pipeline's step after the record.
@@ -564,7 +565,11 @@ class Actions:
         status, the queue's timers from now, the record), the entry's place kept; audited ``transfer_completed``.
         Else it is made as any hand-back: back in line, their place told by the queue's timer; audited; an automatic
         hand-back's message (:meth:`hand_back_absent`, its id derived from the hold) written again with its id when it
-        was written, so that one cut before its listing is listed, sent once, not left pending for good. ``mover``:
+        was written, so that one cut before its listing is listed, sent once, not left pending for good; and written
+        when it was not, the hand-back listed as begun by the gateway (``AUTOMATIC``): since 2026-12-07, until then an
+        automatic hand-back whose record (and message, in the same pipeline) the lock's fence refused (``LockLost``: a
+        failover) was completed here without it, the young person back in the queue untold
+        (``tests/console/test_handback_refused.py``); its id is the hold's, so told once whatever the tries. ``mover``:
         who made the transfer, as listed with it (``store.moves_begun``; a supervisor's of another's conversation
         is named as a transfer not cut is audited), None for a hand-back (not listed): named in the audit line, and
         a transfer cut before its message is audited ``transfer_completed`` too. A mover counts only for an entry that
@@ -579,6 +584,7 @@ class Actions:
             if not entries:
                 return False  # taken: the record and the queue agree
             entry, holder, now = entries[0], conversation.listener, self.clock()
+            automatic = mover == AUTOMATIC  # listed by an automatic hand-back (or a logout's): its message owed
             if (entry.queue, entry.at) == (conversation.queue, conversation.queued_at):
                 mover = None  # its entry where it waited, at its arrival: a hand-back's, whatever transfer is listed
             key = _transfer_key(conversation, entry.queue)  # the record as the transfer found it: unchanged
@@ -594,8 +600,11 @@ class Actions:
                 # a transfer cut before its message: the queue its entry waits in, since its arrival there
                 conversation.queue, conversation.queued_at = entry.queue, entry.at
                 hold = _hold_key(conversation)  # before the hand-back changes the record
+                told = await self._written(conversation.id, hold)
+                if told is None and automatic and mover is None:  # its message refused with its record: told now
+                    told = self._listener_gone(conversation, now, others=self.dispatcher.listeners_online())
                 with derived_ids(hold):  # an automatic hand-back's message, written again: listed, sent once
-                    await self._requeue(conversation, now, told=await self._written(conversation.id, hold))
+                    await self._requeue(conversation, now, told=told)
                 if mover is None:  # not listed as a transfer: a hand-back
                     action, detail = "hand_back", f"from {holder}, a hand-back cut short"
             detail = f"{conversation.pseudonym}: {detail} completed"

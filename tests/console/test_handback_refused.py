@@ -36,7 +36,16 @@ from gateway.errors import LockLost
 from gateway.store import Store
 from tests.conftest import Clock
 from tests.console.test_audit_refused import FailingOver
-from tests.console.test_handback_crash import DiesAfterRequeue, Killed, cut_while, held_by_anne, instance, redis_store
+from tests.console.test_handback_crash import (
+    DISCONNECTED,
+    DiesAfterRequeue,
+    Killed,
+    cut_while,
+    held_by_anne,
+    instance,
+    redis_store,
+    told_once_and_waiting,
+)
 from tests.console.test_take_crash import next_check
 from tests.console.test_transfer_crash import on, one_waiting, told_place
 from tests.store.conftest import redis_url
@@ -179,3 +188,32 @@ async def test_a_waiting_conversations_transfer_cut_whose_completion_the_fence_r
     audited = [e.action for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert audited.count("transfer_completed") == 1, audited
     assert await redis_store.moves_begun() == {}
+
+
+async def test_an_automatic_hand_back_refused_by_the_fence_is_completed_and_told_once(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Anne's console gone too long, the check's hand-back (``hand_back_absent``) has its record refused by the fence,
+    its "your listener left" message with it (one pipeline); its queue step stays (not a console's action) and the
+    next check completes it: the young person is told, once. Before: completed without the message (only one the
+    refused try had written was written again), the young person back in the queue without a word."""
+    conversation_id = await held_by_anne(redis_store, clock)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        _, failing = instance(cast(Store, FailingOver(redis_store, client)), clock)
+        clock.advance(minutes=11)
+        with pytest.raises(LockLost):
+            await failing.hand_back_absent(conversation_id, "anne", lambda name: True)
+    finally:
+        client.close()
+    assert not [e for e in await redis_store.transcript(conversation_id) if DISCONNECTED in e.text]  # refused
+    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]  # left to the check
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)
+    await told_once_and_waiting(redis_store, conversation_id)  # before: told 0 times
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)  # nothing more
+    await told_once_and_waiting(redis_store, conversation_id)
+    assert await redis_store.moves_begun() == {}
+    lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.subject == conversation_id]
+    assert lines.count(("gateway", "hand_back")) == 1, lines
