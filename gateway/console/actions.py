@@ -21,7 +21,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher, unsubscribed
-from gateway.errors import ActionRefused, Conflict, IllegalTransition, StoreError
+from gateway.errors import ActionRefused, Conflict, IllegalTransition, LockLost, StoreError
 from gateway.events import DeliveryChanged, NoteAdded, QueueChanged, Typing
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine
@@ -412,7 +412,7 @@ class Actions:
 
     async def hand_back(
         self, conversation_id: str, listener: str, *, supervisor: bool = False, key: str | None = None,
-        gone: Callable[[], int] | None = None,
+        gone: Callable[[], int] | None = None, leaving: bool = False,
     ) -> Conversation:  # fmt: skip
         """Back to the queue, at its arrival time. A ``supervisor`` may give back any listener's conversation (one held
         by somebody who left their console: nobody else may answer it), audited in the batch (:meth:`_audit_for_other`).
@@ -422,8 +422,17 @@ class Actions:
         nothing made), the store puts its entry back as the record says, taken by the listener again
         (``RedisStore._unqueue_refused``), so the check completes nothing and the retry with the same key is made
         once; until 2026-12-07 the check completed it (audited ``gateway hand_back``) and the retry was refused
-        ``not_yours`` (``tests/console/test_handback_refused.py``)."""
-        async with self._once(conversation_id, listener, "hand_back", key) as (conversation, once):
+        ``not_yours`` (``tests/console/test_handback_refused.py``).
+
+        ``leaving`` (:meth:`hand_back_all`: a logout, a logout everywhere, an account removed): the listener is gone,
+        so a refused record is not undone (the young person would wait ``GATEWAY_HELD_HANDBACK_SECONDS`` held by
+        nobody there): its queue step stays for the alert check to complete (:meth:`complete_hand_back`), and one
+        that tells the young person (``gone``) is listed as begun by ``AUTOMATIC`` as :meth:`hand_back_absent` is,
+        so that completion writes its message when it was refused with the record, with the hold's id: told once.
+        Since 2026-12-07 (later that day): until then a logout's refused hand-back was put back as held by the
+        listener who had just left."""
+        undo = not leaving  # a console's action the listener stays for: undone when refused
+        async with self._once(conversation_id, listener, "hand_back", key, undo=undo) as (conversation, once):
             if once is None:
                 return conversation  # made already: answered as it stands
             if not (supervisor and conversation.status == Status.WITH_LISTENER):
@@ -434,10 +443,15 @@ class Actions:
             try:
                 # a logout's: the message's id derived from this hold (as hand_back_absent's), so a try again after a
                 # cut writes the same entry and outbox item, which the store ignores (until 2026-12-06 a random id)
+                listed = leaving and told is not None
+                if listed:  # before its queue step and its message, as an automatic hand-back's
+                    await self.store.begin_move(conversation_id, AUTOMATIC)
                 with derived_ids(_hold_key(conversation)) if told is not None else contextlib.nullcontext():
                     await self._requeue(conversation, now, told=told, unless_leaving=True, done=once.mark)
                 if audited is not None:  # after the record (``_audit_for_other``)
                     await self.store.audit(audited)
+                if listed:  # Redis: sent once the record was answered written (refused, kept for the check)
+                    await self.store.end_move(conversation_id)
             except Conflict:  # no entry, or its ending listed as begun (the queue step's script read it)
                 if conversation_id in await self.store.leavings_begun():  # read only when refused
                     raise ActionRefused("not_active", ENDING) from None
@@ -462,7 +476,7 @@ class Actions:
 
     @contextlib.asynccontextmanager
     async def _once(
-        self, conversation_id: str, listener: str, action: str, key: str | None
+        self, conversation_id: str, listener: str, action: str, key: str | None, *, undo: bool = True
     ) -> AsyncIterator[tuple[Conversation, _Once | None]]:
         """The conversation's batch (``locked_batch``) for a hand-back, a transfer or a close, with the conversation
         read under its lock. ``key``: the console's id of the action, the same when it sends it again (its answer lost
@@ -472,11 +486,12 @@ class Actions:
         console shows its own action as made, not "not yours" or "no longer active"; and a supervisor's hand-back or
         transfer sent again after a colleague took the conversation from the queue no longer takes it from them.
         Otherwise ``_Once`` (its mark None without a key). The claim of an action that failed is released: sent
-        again, it is made."""
+        again, it is made. ``undo``: False for a hand-back of a listener who is gone (:meth:`hand_back`'s
+        ``leaving``)."""
         claim = None
         try:
             # a refused commit (a 503, nothing made) has its queue step undone (Redis, ``undo_queue_step``)
-            async with self.store.locked_batch(conversation_id, self.lock_seconds, undo_queue_step=True):
+            async with self.store.locked_batch(conversation_id, self.lock_seconds, undo_queue_step=undo):
                 conversation = await self._load(conversation_id)
                 if key is None:
                     yield conversation, _Once(None)
@@ -841,15 +856,20 @@ class Actions:
 
             gone = others
 
-        returned = 0
+        returned, refused = 0, None
         for conversation in await self.store.conversations_by_status(Status.WITH_LISTENER):
             if conversation.listener != listener:
                 continue
             try:
-                await self.hand_back(conversation.id, listener, gone=gone)
+                await self.hand_back(conversation.id, listener, gone=gone, leaving=True)
             except (ActionRefused, Conflict):  # closed, handed back or transferred meanwhile: not theirs any more
                 continue
+            except LockLost as error:  # its queue step left for the alert check, which completes it: the others next
+                refused = error  # (until 2026-12-07 the first one refused left the others held by the leaver)
+                continue
             returned += 1
+        if refused is not None:
+            raise refused
         return returned
 
     async def close(

@@ -2094,7 +2094,7 @@ class RedisStore:
 
     @_guarded
     async def requeue(self, conversation_id: str, *, unless_leaving: bool = False) -> QueueEntry:
-        """Under a console's action's lock (a listener's, a supervisor's or a logout's hand-back: ``locked_batch``'s
+        """Under a console's action's lock (a listener's or a supervisor's hand-back, not a logout's: ``locked_batch``'s
         ``undo_queue_step``) the entry left waiting is noted on the lock's fence, as ``enqueue``'s: the action's record
         refused (``LockLost``, answered 503), it is put back as the record says, taken by its listener again in their
         capacity (``_unqueue_refused``). Since 2026-12-07: until then the entry waited beside the held record, the

@@ -33,7 +33,8 @@ import redis
 
 from gateway.conversation import Status
 from gateway.errors import LockLost
-from gateway.store import Store
+from gateway.messages import ChannelName, Inbound
+from gateway.store import Author, Store
 from tests.conftest import Clock
 from tests.console.test_audit_refused import FailingOver
 from tests.console.test_handback_crash import (
@@ -49,6 +50,7 @@ from tests.console.test_handback_crash import (
 from tests.console.test_take_crash import next_check
 from tests.console.test_transfer_crash import on, one_waiting, told_place
 from tests.store.conftest import redis_url
+from tests.test_webchat import WALK_TO_QUEUE
 
 __all__ = ["redis_store", "redis_url"]  # fixtures used below
 
@@ -217,3 +219,49 @@ async def test_an_automatic_hand_back_refused_by_the_fence_is_completed_and_told
     assert await redis_store.moves_begun() == {}
     lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert lines.count(("gateway", "hand_back")) == 1, lines
+
+
+async def test_a_logouts_hand_backs_refused_by_the_fence_are_completed_never_left_held_by_the_leaver(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Anne logs out holding two young people, every record refused by the fence (a failover): neither is left held
+    by her (she is gone), each is completed by the next check and told once that their listener left. Before: the
+    first refused hand-back was put back as held by Anne (``locked_batch(undo_queue_step=True)``) and the second never
+    tried (the logout ended at the first ``LockLost``): both waited ``GATEWAY_HELD_HANDBACK_SECONDS`` for her."""
+    first = await held_by_anne(redis_store, clock)
+    dispatcher, actions = instance(redis_store, clock)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-held-2", f"mid.b{number}", text))
+    [entry] = await redis_store.waiting()
+    await actions.take(entry.conversation_id, "anne", 3)
+    held = [first, entry.conversation_id]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        _, failing = instance(cast(Store, FailingOver(redis_store, client)), clock)
+        clock.advance(minutes=1)
+        with pytest.raises(LockLost):
+            await failing.hand_back_all("anne", lambda name: False)  # her logout: the 503 the page goes past
+    finally:
+        client.close()
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)
+    for conversation_id in held:
+        conversation = await redis_store.get_conversation(conversation_id)
+        assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None), (
+            "a logout's refused hand-back left the young person held by the listener who left"
+        )
+        await told_once_and_waiting_among(redis_store, conversation_id)
+    assert await redis_store.held_by("anne") == 0
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)  # nothing more
+    for conversation_id in held:
+        await told_once_and_waiting_among(redis_store, conversation_id)
+    assert await redis_store.moves_begun() == {}
+
+
+async def told_once_and_waiting_among(store: Store, conversation_id: str) -> None:
+    """Told once that their listener left, to be sent once; waiting in the queue (others may wait too)."""
+    told = [e for e in await store.transcript(conversation_id) if e.author is Author.BOT and DISCONNECTED in e.text]
+    assert len(told) == 1, f"told {len(told)} times"
+    assert await store.outbox_get(conversation_id, told[0].id) is not None
+    assert conversation_id in [e.conversation_id for e in await store.waiting()]
