@@ -20,23 +20,25 @@ that completion keeps the listing (``end_move`` and the audit line sent once the
 beside a record naming the old one, and a ``transfer_completed`` line for a completion not made). Until 2026-12-07
 (that day's put-back of a refused transfer's entry, ``RedisStore._unqueue_refused``) a refused completion of a
 transfer cut after its place's message was put back as the record said: the young person, told their place in the
-queue, was held again by Anne and the transfer dropped. No part of the gateway is patched: the store is wrapped
-(``FailingOver``), the lock's key deleted as the record is saved."""
+queue, was held again by Anne and the transfer dropped.
+
+Since 2026-12-07 (later that day) an automatic hand-back (``hand_back_absent``) refused the same way, its "your
+listener was disconnected" message refused with its record, is completed by the next check with that message, told once
+(until then completed untold); and a logout's hand-back refused so is no longer put back as held by the listener who
+left: the check completes it, told once. No part of the gateway is patched: the store is wrapped (``FailingOver``,
+``tests/console/refused_setup.py``), the lock's key deleted as the record is saved."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 import pytest
-import redis
 
 from gateway.conversation import Status
-from gateway.errors import LockLost
 from gateway.messages import ChannelName, Inbound
 from gateway.store import Author, Store
 from tests.conftest import Clock
-from tests.console.test_audit_refused import FailingOver
+from tests.console.refused_setup import check_refused, completed_by_the_next_check, refused
 from tests.console.test_handback_crash import (
     DISCONNECTED,
     DiesAfterRequeue,
@@ -65,14 +67,12 @@ async def test_a_hand_back_refused_by_the_fence_leaves_anne_holding_and_nothing_
     before = await redis_store.queue_entry(conversation_id)
     assert before is not None and before.taken_by == "anne"
     supervisor = who != "anne"
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        _, failing = instance(cast(Store, FailingOver(redis_store, client)), clock)
-        clock.advance(minutes=1)
-        with pytest.raises(LockLost):
-            await failing.hand_back(conversation_id, who, supervisor=supervisor, key="h-1")
-    finally:
-        client.close()
+    await refused(
+        redis_store,
+        redis_url,
+        clock,
+        lambda failing: failing.hand_back(conversation_id, who, supervisor=supervisor, key="h-1"),
+    )
     waiting = [e.conversation_id for e in await redis_store.waiting()]
     assert waiting == [], "a refused hand-back left the young person waiting beside Anne's record"
     held = await redis_store.get_conversation(conversation_id)
@@ -110,20 +110,11 @@ async def test_a_hand_back_cut_short_whose_completion_the_fence_refused_is_compl
     with pytest.raises(Killed):
         await dying.hand_back(conversation_id, "anne", key="h-2")
     clock.advance(seconds=10)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        await next_check(cast(Store, FailingOver(redis_store, client)), clock)  # its completion refused
-    finally:
-        client.close()
+    await check_refused(redis_store, redis_url, clock)  # its completion refused
     assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]  # not put back as Anne's
     held = await redis_store.get_conversation(conversation_id)
     assert held is not None and held.status == Status.WITH_LISTENER
-    clock.advance(seconds=10)
-    await next_check(redis_store, clock)
-    conversation = await redis_store.get_conversation(conversation_id)
-    assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
-    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
-    assert await redis_store.held_by("anne") == 0
+    await completed_by_the_next_check(redis_store, clock, conversation_id)
     lines = [(e.actor, e.action) for e in await redis_store.audit_log() if e.subject == conversation_id]
     assert lines.count(("gateway", "hand_back")) == 1, lines
 
@@ -141,19 +132,10 @@ async def test_a_transfer_cut_after_its_place_whose_completion_the_fence_refused
     await cut_while(redis_url, clock, conversation_id, "put_conversation",
                     lambda first: first.transfer(conversation_id, "anne", "listeners"))  # fmt: skip
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        await next_check(cast(Store, FailingOver(redis_store, client)), clock)  # its completion refused
-    finally:
-        client.close()
+    await check_refused(redis_store, redis_url, clock)  # its completion refused
     waiting = [e.conversation_id for e in await redis_store.waiting()]
     assert waiting == [conversation_id], "a refused completion of a transfer told to the young person was undone"
-    clock.advance(seconds=10)
-    await next_check(redis_store, clock)
-    conversation = await redis_store.get_conversation(conversation_id)
-    assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
-    assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]
-    assert await redis_store.held_by("anne") == 0
+    await completed_by_the_next_check(redis_store, clock, conversation_id)
     assert [e.action for e in await redis_store.audit_log() if e.subject == conversation_id].count(
         "transfer_completed"
     ) == 1
@@ -174,11 +156,7 @@ async def test_a_waiting_conversations_transfer_cut_whose_completion_the_fence_r
                     lambda first: first.transfer(conversation_id, "sam", "lawyers", supervisor=True),
                     make=lambda store, clock: on(store, clock, flows))  # fmt: skip
     clock.advance(seconds=10)  # the lost release made again by token (or lapsed in 6 s)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        await next_check(cast(Store, FailingOver(redis_store, client)), clock, flows=flows)  # its completion refused
-    finally:
-        client.close()
+    await check_refused(redis_store, redis_url, clock, flows=flows)  # its completion refused
     [entry] = await redis_store.waiting()
     assert entry.queue == "lawyers", "a refused completion of a transfer told to the young person was undone"
     clock.advance(seconds=10)
@@ -200,14 +178,8 @@ async def test_an_automatic_hand_back_refused_by_the_fence_is_completed_and_told
     next check completes it: the young person is told, once. Before: completed without the message (only one the
     refused try had written was written again), the young person back in the queue without a word."""
     conversation_id = await held_by_anne(redis_store, clock)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        _, failing = instance(cast(Store, FailingOver(redis_store, client)), clock)
-        clock.advance(minutes=11)
-        with pytest.raises(LockLost):
-            await failing.hand_back_absent(conversation_id, "anne", lambda name: True)
-    finally:
-        client.close()
+    await refused(redis_store, redis_url, clock,
+                  lambda failing: failing.hand_back_absent(conversation_id, "anne", lambda name: True))  # fmt: skip
     assert not [e for e in await redis_store.transcript(conversation_id) if DISCONNECTED in e.text]  # refused
     assert [e.conversation_id for e in await redis_store.waiting()] == [conversation_id]  # left to the check
     clock.advance(seconds=10)
@@ -235,14 +207,8 @@ async def test_a_logouts_hand_backs_refused_by_the_fence_are_completed_never_lef
     [entry] = await redis_store.waiting()
     await actions.take(entry.conversation_id, "anne", 3)
     held = [first, entry.conversation_id]
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        _, failing = instance(cast(Store, FailingOver(redis_store, client)), clock)
-        clock.advance(minutes=1)
-        with pytest.raises(LockLost):
-            await failing.hand_back_all("anne", lambda name: False)  # her logout: the 503 the page goes past
-    finally:
-        client.close()
+    # her logout: the 503 the page goes past
+    await refused(redis_store, redis_url, clock, lambda failing: failing.hand_back_all("anne", lambda name: False))
     clock.advance(seconds=10)
     await next_check(redis_store, clock)
     for conversation_id in held:

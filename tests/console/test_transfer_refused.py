@@ -16,17 +16,15 @@ deleted as the record is saved."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
-import redis
 
-from gateway.conversation import Conversation, Status
+from gateway.conversation import Status
 from gateway.errors import LockLost
-from gateway.store import DoneMark, Store
+from gateway.store import Store
 from gateway.store import redis_keys as K
 from tests.conftest import Clock
-from tests.console.test_audit_refused import FailingOver
+from tests.console.refused_setup import CountBehind, refused, seen_through
 from tests.console.test_handback_crash import held_by_anne, instance, redis_store
 from tests.console.test_take_crash import next_check
 from tests.console.test_transfer_crash import on, one_waiting
@@ -43,14 +41,12 @@ async def test_a_supervisors_transfer_refused_by_the_fence_leaves_anne_holding_a
     conversation_id = await held_by_anne(redis_store, clock)
     before = await redis_store.queue_entry(conversation_id)
     assert before is not None and before.taken_by == "anne"
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        _, failing = instance(cast(Store, FailingOver(redis_store, client)), clock)
-        clock.advance(minutes=1)
-        with pytest.raises(LockLost):
-            await failing.transfer(conversation_id, "sam", "listeners", supervisor=True, key="t-1")
-    finally:
-        client.close()
+    await refused(
+        redis_store,
+        redis_url,
+        clock,
+        lambda failing: failing.transfer(conversation_id, "sam", "listeners", supervisor=True, key="t-1"),
+    )
     assert [e.conversation_id for e in await redis_store.waiting()] == []  # before: [the id], waiting in listeners
     held = await redis_store.get_conversation(conversation_id)
     assert held is not None and (held.status, held.listener) == (Status.WITH_LISTENER, "anne")
@@ -79,14 +75,9 @@ async def test_a_waiting_conversations_transfer_refused_by_the_fence_leaves_it_i
 ) -> None:
     flows, _, before = await one_waiting(redis_store, clock, tmp_path)
     conversation_id = before.conversation_id
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        _, failing = on(FailingOver(redis_store, client), clock, flows)
-        clock.advance(minutes=1)
-        with pytest.raises(LockLost):
-            await failing.transfer(conversation_id, "sam", "lawyers", supervisor=True, key="t-2")
-    finally:
-        client.close()
+    await refused(redis_store, redis_url, clock,
+                  lambda failing: failing.transfer(conversation_id, "sam", "lawyers", supervisor=True, key="t-2"),
+                  make=lambda store, clock: on(store, clock, flows))  # fmt: skip
     [entry] = await redis_store.waiting()
     assert (entry.queue, entry.at, entry.priority) == (before.queue, before.at, before.priority)  # before: lawyers
     assert conversation_id not in await redis_store.moves_begun()
@@ -105,23 +96,6 @@ async def test_a_waiting_conversations_transfer_refused_by_the_fence_leaves_it_i
     assert "transfer_completed" not in audited, audited
 
 
-class CountBehind:
-    """The store, saving on a failover's new primary that got the lock's ``SET`` and its last renewal (the holder's
-    token, a lease of 11 s: ``lock_timing`` at a 10 s socket timeout) but not the fenced writes the holder made
-    before the record (its count of them behind): the record is refused, the lock still the holder's."""
-
-    def __init__(self, store: Store, client: redis.Redis) -> None:
-        self.store, self.client = store, client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    async def save_conversation(self, conversation: Conversation, *, done: DoneMark | None = None) -> None:
-        self.client.delete(K.lock_writes(conversation.id))
-        self.client.pexpire(K.lock(conversation.id), 11_000)
-        await self.store.save_conversation(conversation, done=done)
-
-
 async def test_a_transfer_refused_with_its_lock_still_its_own_is_undone_at_once(
     redis_store: Store, redis_url: str, clock: Clock
 ) -> None:
@@ -131,15 +105,12 @@ async def test_a_transfer_refused_with_its_lock_still_its_own_is_undone_at_once(
     conversation_id = await held_by_anne(redis_store, clock)
     before = await redis_store.queue_entry(conversation_id)
     assert before is not None and before.taken_by == "anne"
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        _, failing = instance(cast(Store, CountBehind(redis_store, client)), clock)
+    with seen_through(redis_store, redis_url, CountBehind) as (behind, client):
+        _, failing = instance(behind, clock)
         clock.advance(minutes=1)
         with pytest.raises(LockLost):
             await failing.transfer(conversation_id, "sam", "listeners", supervisor=True, key="t-3")
         assert client.get(K.lock(conversation_id)) is None  # let go: before, the holder's for 11 s more
-    finally:
-        client.close()
     assert [e.conversation_id for e in await redis_store.waiting()] == []  # before: [the id], waiting in listeners
     entry = await redis_store.queue_entry(conversation_id)
     assert entry is not None and (entry.queue, entry.at, entry.taken_by) == ("listeners", before.at, "anne")
