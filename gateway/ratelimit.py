@@ -12,6 +12,7 @@ anyway, and a limit must never be what silences a young person.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -28,6 +29,7 @@ from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage,
 from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
 
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
@@ -150,6 +152,10 @@ class RateLimits:
         self._items = dict(items)
         self._keyed = keyed
         self._metrics = metrics
+        self._memory = asyncio.Lock()  # :meth:`_hit_once` in memory: its read and its increments, one at a time
+        self._script: AsyncScript | None = None
+        if isinstance(storage, RedisStorage):  # the Cluster's too (a subclass)
+            self._script = storage.bridge.get_connection().register_script(_HIT_ONCE)  # type: ignore[attr-defined]
 
     @classmethod
     def from_settings(cls, settings: Settings, storage: Storage, metrics: Metrics) -> RateLimits:
@@ -192,18 +198,25 @@ class RateLimits:
     async def _hit_once(self, limit: Limit, subject: str, once: str) -> int:
         """The count ``once``'s first hit brought (kept in its mark until the window ends), hitting the counter only
         the first time; a hit past the limit leaves no mark (as the store's script: a flood is not one key a
-        message). Not atomic (a read, then two increments): one message's attempts come one after the other
-        (a sender's webhooks take turns, a web chat socket reads its frames in order)."""
+        message). On Redis one script (:data:`_HIT_ONCE`, the mark in the counter's slot on a Cluster); in memory,
+        under the counters' lock. Until 2026-12-07 a read, then two increments: two attempts of one message at once
+        (two sockets of one page, on two instances) both found no mark and both counted, the message taking two of
+        ``risky_chats_per_network``'s places (``tests/test_ratelimit.py``)."""
         item = self._items[limit]
         key = item.key_for(limit.value, self._keyed(limit.value, subject))
         mark = self._mark(key, limit, once)
-        if seen := await self.storage.get(mark):
-            return seen
-        count = await self.storage.incr(key, item.get_expiry())
-        if count <= item.amount:
-            left = await self.storage.get_expiry(key) - time.time()
-            await self.storage.incr(mark, max(1, math.ceil(left)), amount=count)
-        return count
+        if self._script is not None:
+            bridge = self.storage.bridge  # type: ignore[attr-defined]  # limits' Redis storages have it
+            keys = [bridge.prefixed_key(key), bridge.prefixed_key(mark)]
+            return int(await self._script(keys, [item.get_expiry(), item.amount]))
+        async with self._memory:
+            if seen := await self.storage.get(mark):
+                return seen
+            count = await self.storage.incr(key, item.get_expiry())
+            if count <= item.amount:
+                left = await self.storage.get_expiry(key) - time.time()
+                await self.storage.incr(mark, max(1, math.ceil(left)), amount=count)
+            return count
 
     async def within(self, limit: Limit, subject: str, once: str) -> bool:
         """Whether ``subject`` has some of ``limit``'s budget left (a byte budget: :meth:`charge`), or ``once`` was
@@ -224,9 +237,9 @@ class RateLimits:
 
     async def charge(self, limit: Limit, subject: str, amount: int, once: str) -> None:
         """Add ``amount`` (bytes kept) to ``subject``'s counter of ``limit``, once for ``once`` in the window (its
-        mark: an upload sent again under the same id after a 5xx is not charged twice). Not atomic, as
-        :meth:`_hit_once`: one upload's tries come one after the other. Nothing when the counters cannot be
-        reached."""
+        mark: an upload sent again under the same id after a 5xx is not charged twice). Not atomic (as
+        :meth:`_hit_once` was until 2026-12-07): one upload's tries come one after the other. Nothing when the
+        counters cannot be reached."""
         item = self._items[limit]
         key = item.key_for(limit.value, self._keyed(limit.value, subject))
         mark = self._mark(key, limit, once)
@@ -240,7 +253,9 @@ class RateLimits:
             log.warning("rate limits: counters unavailable (%s): not charged", error_class(exc))
 
     def _mark(self, key: str, limit: Limit, once: str) -> str:
-        return f"{key}:once:{self._keyed(limit.value + ':once', once)}"
+        """``once``'s mark of the counter ``key``: named with the counter's full key as its hash tag, so that a
+        Cluster keeps both in one slot (:data:`_HIT_ONCE`; until 2026-12-07 ``{key}:once:…``, anywhere)."""
+        return f"{{{KEY_PREFIX}:{key}}}:once:{self._keyed(limit.value + ':once', once)}"
 
     async def once_marked(self, limit: Limit, subject: str, once: str) -> bool:
         """Whether ``once`` was let on under ``limit`` for ``subject`` in this window (its mark), without a hit;
@@ -307,3 +322,19 @@ class RateLimits:
 
 
 _ONCE_AN_HOUR = RateLimitItemPerHour(1)
+
+# :meth:`RateLimits._hit_once` on Redis: KEYS the counter and the message's mark, ARGV the window's seconds and the
+# limit's amount. The mark's count if the message was counted in this window; else one hit (the expiry set by the
+# first, as ``limits``' own increment), marked when within the amount (a flood past it leaves no mark).
+_HIT_ONCE = """
+local seen = redis.call('GET', KEYS[2])
+if seen then return tonumber(seen) end
+local count = redis.call('INCRBY', KEYS[1], 1)
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if count <= tonumber(ARGV[2]) then
+  local left = redis.call('TTL', KEYS[1])
+  if left < 1 then left = 1 end
+  redis.call('SET', KEYS[2], count, 'EX', left)
+end
+return count
+"""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis
 
@@ -84,3 +86,47 @@ def test_bad_limit_settings_name_the_variable(variable: str, value: str, message
 def test_limit_settings_are_read_from_the_environment() -> None:
     settings = Settings.from_env({"GATEWAY_LIMIT_CHATS_PER_ADDRESS": "5 per 10 minutes"}, env_file=None)
     assert settings.limit_chats_per_address == "5 per 10 minutes"
+
+
+async def _hit_together(one: RateLimits, two: RateLimits) -> list[bool]:
+    """One message's two attempts at once (two sockets of one page, on two instances), then another message."""
+    both = await asyncio.gather(*(limits.allow(Limit.RISKY_CHATS, "net", "k1") for limits in (one, two)))
+    return [*both, await one.allow(Limit.RISKY_CHATS, "net", "k2")]
+
+
+ONCE_SETTINGS = SETTINGS.replace(limit_risky_chats_per_network="2/hour")
+
+
+async def test_one_message_hit_twice_at_once_in_memory_counts_once() -> None:
+    limits = RateLimits.from_settings(ONCE_SETTINGS, open_limit_storage("sqlite:///x.sqlite3").storage, Metrics())
+    assert await _hit_together(limits, limits) == [True, True, True]
+    assert await limits.once_marked(Limit.RISKY_CHATS, "net", "k1") and not await limits.allow(
+        Limit.RISKY_CHATS, "net", "k3"
+    )  # the bound's two places: k1 once, k2
+
+
+@pytest.mark.redis
+async def test_one_message_hit_twice_at_once_on_redis_counts_once(redis_url: str) -> None:  # noqa: F811
+    """Until 2026-12-07 ``RateLimits._hit_once`` read the message's mark, then hit the counter, then wrote the mark:
+    two attempts of one message at once both found no mark and both counted (the other message, the second of a
+    ``2/hour`` bound, refused: ``[True, True, False]``). Now one script on Redis."""
+    storages = [open_limit_storage(redis_url) for _ in range(2)]
+    one, two = (RateLimits.from_settings(ONCE_SETTINGS, opened.storage, Metrics()) for opened in storages)
+    with redis.Redis.from_url(redis_url) as client:
+        for _ in range(20):  # a race: tried a few times, each on fresh counters
+            client.flushdb()
+            assert await _hit_together(one, two) == [True, True, True]
+    for opened in storages:
+        await opened.close()
+
+
+@pytest.mark.redis
+async def test_one_message_hit_twice_at_once_on_a_cluster_counts_once(redis_cluster3_url: str) -> None:  # noqa: F811
+    storages = [open_limit_storage(redis_cluster3_url, cluster=True) for _ in range(2)]
+    one, two = (RateLimits.from_settings(ONCE_SETTINGS, opened.storage, Metrics()) for opened in storages)
+    for _ in range(20):
+        flush_cluster(redis_cluster3_url)
+        assert await _hit_together(one, two) == [True, True, True]
+    assert await one.once_marked(Limit.RISKY_CHATS, "net", "k1") and await one.within(Limit.RISKY_CHATS, "net", "k1")
+    for opened in storages:
+        await opened.close()
