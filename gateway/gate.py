@@ -229,7 +229,7 @@ class Gate:
         return self.keyed("client", self.networks.key(address))
 
     async def new_chat(
-        self, token: str, address: str, inbound: Inbound | None = None, *, once: str | None = None
+        self, token: str, address: str, inbound: Inbound | None = None, *, once: str | None = None, read: bool = True
     ) -> Refusal | None:
         """Why this client may not open one more web chat conversation now, or None.
 
@@ -244,12 +244,16 @@ class Gate:
         counts nothing more against ``risky_chats_per_network`` and gets its first attempt's answer. Until
         2026-12-07 every attempt counted: a risky first message whose attempt was cut after the count (a store
         reset, a failover, an instance killed) and that the page sent again on its next held socket was refused
-        for its own earlier count once the hour's amount was reached (``tests/test_webchat_held_retry.py``)."""
+        for its own earlier count once the hour's amount was reached (``tests/test_webchat_held_retry.py``).
+
+        ``read=False``: the model is not asked (the keywords are): a message a held page tries again by itself
+        (chat.js's ``"auto"``), its words read at its first refusal; since 2026-12-07, so that a school's held pages
+        trying again do not spend ``refused_readings_per_network`` that a classmate's new words need."""
         network = self.networks.key(address)
         refusal = await self._guards(token, address, network)
         if refusal is None:
             return None
-        source = None if inbound is None else await self._reads_risky(inbound, network)
+        source = None if inbound is None else await self._reads_risky(inbound, network, read)
         if source is not None and await self.limits.allow(Limit.RISKY_CHATS, risky_bound(source, network), once):
             self.metrics.overridden.labels(refusal.value, source).inc()
             return None
@@ -271,7 +275,9 @@ class Gate:
             return Refusal.RATE_LIMITED
         return None
 
-    async def _reads_risky(self, inbound: Inbound, network: str) -> Source | Literal["unread"] | None:
+    async def _reads_risky(
+        self, inbound: Inbound, network: str, read: bool = True
+    ) -> Source | Literal["unread"] | None:
         """What reads a risk class (imminent danger, suicide, self-harm, abuse at home) in ``inbound``, or None: the
         flow's keywords first (cheap, the same on every instance), else the embedded model, read as the message's
         processing reads it and judged at flows.yaml's thresholds by the engine's own decision. The model can only
@@ -282,7 +288,11 @@ class Gate:
         model from the conversations it reads)."""
         if not inbound.text.strip():
             return None
-        return await self._unread_or_risky(inbound, lambda: self.limits.allow(Limit.REFUSED_READINGS, network))
+
+        async def may_read() -> bool:  # ``read=False``: the keywords only (``new_chat``)
+            return read and await self.limits.allow(Limit.REFUSED_READINGS, network)
+
+        return await self._unread_or_risky(inbound, may_read)
 
     def notice(self, refusal: Refusal, language: str | None) -> str:
         """The notice in ``language``, or in every language of the flow (French first) when it is unknown."""

@@ -860,7 +860,11 @@ class ChatSession:
 
     async def _message(self, frame: dict[str, Any]) -> None:
         """A message of the session's conversation; after a refused hello (``held``), one that may open it: the
-        guards are asked again with its text, and a risky one opens the conversation (escalate, never silence)."""
+        guards are asked again with its text, and a risky one opens the conversation (escalate, never silence).
+        ``"auto": true``: one the page tries again by itself after a full network refused it (chat.js's
+        ``heldRetry``, since 2026-12-07): refused again, it gets its ``refused`` frame but no notice (said at its
+        first refusal), and the model is not asked again (``Gate.new_chat``'s ``read``); the keywords, the cap, the
+        rates and the risky bound (its ``once``: counted once) as for any."""
         token = self.token or self.held
         assert token is not None
         if (text := await self._valid_text(frame)) is None:
@@ -877,9 +881,10 @@ class ChatSession:
                 # 2026-12-07 the message opened one, the bot greeting the erased young person, the words in it)
                 await self._error("ended", "this conversation has ended: send hello to start a new one")
                 return
-            refusal, asked = await self.gate.new_chat(token, self.address, inbound, once=self._once(inbound)), True
+            once, read = self._once(inbound), frame.get("auto") is not True
+            refusal, asked = await self.gate.new_chat(token, self.address, inbound, once=once, read=read), True
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
-            self._notice(refusal, inbound.message_id)
+            self._notice(refusal, inbound.message_id, quiet=frame.get("auto") is True)
             return
         if self.token is None:  # held: the session opens (the page re-sends what is pending; de-duplicated on id)
             await self._open(token, self.language)
@@ -983,15 +988,18 @@ class ChatSession:
             return f"opening:{self.opening}:{inbound.message_id}"
         return inbound_key(inbound)
 
-    def _notice(self, refusal: Refusal, message_id: str | None) -> None:
+    def _notice(self, refusal: Refusal, message_id: str | None, *, quiet: bool = False) -> None:
         """What was refused (the message ``message_id``, or the hello when None: the page marks that message as not
         sent, or sends on this held socket what it still has to send), then a calm notice with the emergency
         numbers, shown like a bot message; nothing is stored. A refused hello always has its notice; a refused
         message has it once a ``NOTICE_AGAIN`` per refusal and language on this socket: each refused message is
         marked "Pas encore envoyé" all the same, but a burst past the flood, the messages a held socket's page sends,
         or the refused ones it sends again after a reconnection no longer bury the conversation under the same notice
-        (until 2026-12-06: one each, 87 for two pages of a chaos soak). A new socket says it again."""
+        (until 2026-12-06: one each, 87 for two pages of a chaos soak). A new socket says it again. ``quiet``: a
+        message the page tried again by itself (``_message``): its ``refused`` frame only."""
         self.writer.offer({"type": "refused", "id": message_id, "reason": refusal.value})
+        if quiet:
+            return
         now = self.hub.clock()
         told = self.told.get((refusal, self.language))  # a page switched to another language: said in it once
         if message_id is not None and told is not None and now - told < NOTICE_AGAIN:

@@ -17,6 +17,11 @@
   var SILENCE_MS = 15000;  // a message sent and nothing heard since: the connection is taken for dead
   var OPENING_MS = 15000;  // a socket not open by then (its upgrade held by a proxy) is given up, and tried again
   var UNREACHABLE_MS = 30000;  // without a session this long, the reconnecting line says where to turn meanwhile
+  // a message a full network refused (client_full) is tried again by itself after about this long, twice as long
+  // each time it is refused again, at most HELD_RETRY_MAX_MS (since 2026-12-07: until then only "Réessayer" or a new
+  // session sent it, and a held page's words of danger waited for good after a place had freed)
+  var HELD_RETRY_MS = 4000;
+  var HELD_RETRY_MAX_MS = 60000;
   var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
     fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
@@ -75,7 +80,8 @@
   var state = { ws: null, token: null, opening: null, delay: 500, shown: {}, entries: [], lastBot: null, lang: storedLang(), told: toldLang(), typingTimer: null,
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
     receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, known: {}, leaving: false, unanswered: null, endAsked: false, session: false,
-    conversation: null, lostAt: Date.now(), retry: null, langAsked: null };
+    conversation: null, lostAt: Date.now(), retry: null, langAsked: null,
+    held: { timer: null, delay: HELD_RETRY_MS, auto: {} } };
   var ESCAPE_WINDOW_MS = 2000;
 
   /* The language the page chose (its switch, the conversation's), else the browser's: English when it starts with
@@ -512,6 +518,8 @@
   function onSession(frame) {
     state.delay = 500;
     state.session = true;
+    clearTimeout(state.held.timer);  // what is pending goes below, on this session
+    state.held = { timer: null, delay: HELD_RETRY_MS, auto: {} };
     state.lostAt = null;
     $("connection").hidden = true;
     if (typeof frame.keepalive === "number" && frame.keepalive > 0) { state.keepalive = frame.keepalive; }
@@ -579,9 +587,13 @@
       });
       return;
     }
+    var automatic = state.held.auto[frame.id];
+    delete state.held.auto[frame.id];
+    if (frame.reason === "client_full") { heldRetry(); }  // a place may free: tried again by itself
     var el = document.querySelector('.msg.pending[data-id="' + frame.id + '"]');
     if (!el) { return; }
     var shown = el.querySelector(".not-sent [data-i18n]");
+    if (shown && automatic) { return; }  // tried again by itself: nothing new to say (nor to a screen reader)
     if (shown) {  // refused again ("Réessayer"): said again in the bubble, the notice being shown once a minute
       sayInstead(shown, "notSent");
       return;
@@ -603,6 +615,26 @@
     line.appendChild(said);
     line.appendChild(again);
     el.appendChild(line);
+  }
+
+  /* The messages a full network refused, sent again by the page itself on this socket after a while, longer each
+     time (HELD_RETRY_MS doubling up to HELD_RETRY_MAX_MS, with a random part: a school's held pages do not all ask
+     at once), until one is let in: its session frame, then its ack (the same id: recorded once, counted once by the
+     gate). Marked "auto": the server repeats no notice for them and asks the model nothing more (their words were
+     read at their first refusal). A new socket sends what is pending itself (its hello's refusal, or its session). */
+  function heldRetry() {
+    if (state.held.timer !== null) { return; }
+    var ws = state.ws, delay = state.held.delay;
+    state.held.delay = Math.min(delay * 2, HELD_RETRY_MAX_MS);
+    state.held.timer = setTimeout(function () {
+      state.held.timer = null;
+      if (state.ws !== ws || !ws || ws.readyState !== WebSocket.OPEN || ended() || state.leaving) { return; }
+      pending().forEach(function (m) {
+        if (!document.querySelector('.msg.pending.failed[data-id="' + m.id + '"]')) { return; }
+        state.held.auto[m.id] = true;
+        ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload, auto: true }));
+      });
+    }, delay / 2 + Math.random() * delay / 2);
   }
 
   /* A message the page could not send (no connection: typed while it is down, or sent into one lost before the
@@ -652,6 +684,7 @@
     // it): the focus stays on the button pressed, never on nothing, for a keyboard or a screen reader
     var said = document.querySelector('.msg.pending[data-id="' + id + '"] .not-sent [data-i18n]');
     if (said) { sayInstead(said, "sending"); }  // until the ack or the refusal
+    delete state.held.auto[id];  // pressed: its answer is said
     state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
     expectAnswer();
   }

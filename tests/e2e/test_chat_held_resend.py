@@ -1,0 +1,71 @@
+"""A page held by its network's cap (many pupils behind one school address) whose words of danger were refused past
+``risky_chats_per_network``: they are kept on the page and go by themselves once the network has room again.
+
+Until 2026-12-07 chat.js sent such a message again only at a new session or when the young person pressed
+"Réessayer": a pupil who wrote "je veux mourir", read the notice and waited, was never heard, even long after a
+classmate's conversation had ended and freed the place. Now a message the cap refused is tried again by the page,
+less and less often (``HELD_RETRY_MS``, doubling up to ``HELD_RETRY_MAX_MS``), flagged ``"auto": true``: the server
+neither repeats the notice for it nor asks the model again (``Gate.new_chat``'s ``read``), and the gate's ``once``
+counts it once. The real app and Chromium, nothing patched."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, expect
+
+from gateway.app import STORE
+from gateway.conversation import Priority
+from gateway.settings import Settings
+from tests.e2e.conftest import ServerFactory, french_window
+from tests.e2e.test_chat import bot_messages, open_chat, type_answer
+
+pytestmark = __import__("pytest").mark.browser
+
+RECORD_SENT = """
+(() => {  // the frames the page sends, for the test to read
+  window.__sent = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) { window.__sent.push(String(data)); return send.call(this, data); };
+})();
+"""
+TRIED_TWICE = """() => window.__sent.filter((f) => f.includes('"auto":true')).length >= 2"""
+
+
+async def test_a_held_pages_refused_danger_goes_by_itself_once_a_place_frees(
+    context: BrowserContext, browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    server: TestServer = await make_server(
+        settings.replace(max_waiting_per_client=1, limit_risky_chats_per_network="1/hour")
+    )
+    classmate = await open_chat(context, server)  # the school's address at its cap (one chat)
+    async with french_window(browser, 390, 780) as other, french_window(browser, 390, 780) as phone:
+        first = await other.new_page()  # another pupil's danger opens past the cap: the hour's risky chat spent
+        await first.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(first).last).to_contain_text("3114")
+        await type_answer(first, "je veux mourir")
+        await expect(first.locator("#status-line")).to_contain_text("position 1")
+        await phone.add_init_script(RECORD_SENT)
+        page = await phone.new_page()
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).last).to_contain_text("3114")  # the hello's notice: where to turn now
+        notice = await bot_messages(page).last.text_content()
+        await type_answer(page, "je veux mourir")
+        refused = page.locator('.msg.pending.failed[data-author="user"]')
+        await expect(refused).to_contain_text("Pas encore envoyé.")  # kept on the page, said as not sent
+        await expect(bot_messages(page)).to_have_count(1)  # the hello's notice says it (once a minute a socket)
+        await page.wait_for_function(TRIED_TWICE, timeout=30_000)  # tried again by itself, refused again: still full
+        await expect(bot_messages(page)).to_have_count(1)  # no notice more for a try
+        await expect(refused).to_contain_text("Pas encore envoyé.")
+        for ending in (classmate, first):  # both end: the network has room again
+            ending.on("dialog", lambda dialog: dialog.accept())
+            await ending.get_by_role("button", name="Terminer").click()
+            await expect(ending.get_by_role("button", name="Nouvelle conversation")).to_be_visible()
+        # before: "Pas encore envoyé." for good, nothing sent, nothing in the queue
+        await expect(page.locator(".msg.pending")).to_have_count(0, timeout=45_000)
+        await expect(page.locator('.msg[data-author="user"] .text')).to_have_text(["je veux mourir"])
+        await expect(page.locator("#status-line")).to_contain_text("position 1")
+        assert (await bot_messages(page).all_text_contents()).count(notice or "") == 1  # the hello's notice only
+    waiting = await server.app[STORE].waiting()
+    assert [(w.priority, w.flag.risk if w.flag else None) for w in waiting] == [(Priority.URGENT, "suicide")]
+    users = [e.text for e in await server.app[STORE].transcript(waiting[0].conversation_id) if e.author == "user"]
+    assert users == ["je veux mourir"]  # once
