@@ -675,6 +675,9 @@ def _errors(outages: StoreOutages) -> Callable[..., Awaitable[web.StreamResponse
 
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
+# the web chat's own writes outside /api/ that answer a success the page relies on (since 2026-12-07); the upload
+# waits in gateway/uploads.py, a message's ack in gateway/webchat.py
+_PAGE_WRITES = frozenset({"/chat/leave", "/chat/referral"})
 
 
 def _console_replicated(
@@ -683,7 +686,10 @@ def _console_replicated(
     """``GATEWAY_REDIS_REPLICA_ACKS``: a write under ``/api/`` (every method but GET, HEAD, OPTIONS: the console's
     actions, the login, the logout, the password change, a partner's referral) answers its success (below 400) only
     once the replicas have what it wrote (``replicated``, one round shared with the webhooks'), as a webhook's 200
-    does; ``ReplicasBehind``: 503 ``unavailable`` with ``Retry-After`` (counted in ``gateway_replica_acks_total`` by
+    does; so do the web chat's quick exit (``POST /chat/leave``) and a partner's link exchanged (``POST
+    /chat/referral``): until 2026-12-07 they answered 204 and 200 at once, and a failover could bring back the
+    conversation the young person left or lose the exchange. ``ReplicasBehind``: 503 ``unavailable`` with
+    ``Retry-After`` (counted in ``gateway_replica_acks_total`` by
     gateway/store/redis_replicas.py), the action made on the primary, its retry safe (docs/deployment.md); a
     ``StoreError``, the same 503, counted as an outage. Either 503 keeps the cookie the answer set or removed (a
     logout's answer always removes it: ``ListenerAPI.logged_out``). The listener's typing (a publish, nothing kept)
@@ -697,7 +703,8 @@ def _console_replicated(
     ) -> web.StreamResponse:
         response = await handler(request)
         if (
-            request.method in _READS or not request.path.startswith("/api/") or request.path.endswith("/typing")
+            request.method in _READS or request.path.endswith("/typing")
+            or not (request.path.startswith("/api/") or request.path in _PAGE_WRITES)
             or response.status >= 400 or response.prepared
         ):  # fmt: skip
             return response

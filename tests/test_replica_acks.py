@@ -450,3 +450,51 @@ async def test_a_console_note_sent_again_after_a_503_is_recorded_once(
     out = await client.delete("/api/session")
     assert out.status == 503, await out.text()
     assert out.cookies["hg_session"].value == "" and out.cookies["hg_session"]["max-age"] == "0"
+
+
+PARTNER_KEY = "p" * 30
+
+
+@pytest.mark.parametrize("acks", [1, 0], ids=["acks-on", "acks-off"])
+async def test_a_quick_exit_and_a_referral_link_are_answered_only_once_the_replicas_have_them(
+    found: Servers, aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI,
+    acks: int,
+) -> None:  # fmt: skip
+    """``POST /chat/leave`` (the quick exit) and ``POST /chat/referral`` (a partner's link exchanged for its
+    conversation) answer their success only once the replicas have what they wrote, as a web chat message's ``ack``
+    does; behind, 503 with ``Retry-After``, the write made on the primary, its retry answered the same. Until
+    2026-12-07 both answered at once (204, 200): a failover then brought back the conversation the young person had
+    left, or lost the link's exchange. Without the setting, nothing waits: no ``WAIT`` is sent."""
+    assert found.link is not None and found.front is not None
+    configured = _settings(settings, graph, found.front.url, acks).replace(partner_keys=f"116006={PARTNER_KEY}")
+    client = await aiohttp_client(await create_app(configured, clock=RunningClock(), worker_poll_seconds=0.05))
+    store = client.app[STORE]
+    session = await _first_session(client, {"type": "hello", "opening": "opening-key-of-the-page-0003",
+                                            "language": "fr"})  # fmt: skip
+    assert session is not None
+    created = await client.post("/api/partners/116006/referrals", json={"summary": "Jeune de 15 ans, harcelée."},
+                                headers={"Authorization": "Bearer " + PARTNER_KEY})  # fmt: skip
+    assert created.status == 201, await created.text()
+    exchange = {"code": (await created.json())["link"].split("#", 1)[1], "key": "page-key-of-the-referral-0001"}
+    await until(lambda: found.in_step(found.replica_port, found.primary_port), "the replica in step")
+    await asyncio.to_thread(_command, found.primary_port, "CONFIG", "RESETSTAT")
+
+    found.link.blackhole()  # the replica lags: nothing reaches it
+    left = await client.post("/chat/leave", json={"token": session["token"]})
+    claimed = await client.post("/chat/referral", json=exchange)
+    if not acks:
+        assert (left.status, claimed.status) == (204, 200)  # answered at once...
+        assert "wait" not in await asyncio.to_thread(_commands, found.primary_port)  # ...with no round of WAIT
+        return
+    assert left.status == 503, await left.text()  # before 2026-12-07: 204, and undone by a failover
+    assert left.headers["Retry-After"]
+    assert claimed.status == 503, await claimed.text()  # before 2026-12-07: 200, and lost by a failover
+    assert claimed.headers["Retry-After"]
+    assert await store.find_active_conversation(ChannelName.WEBCHAT, session["token"]) is None  # made on the primary
+    found.link.resume()  # the replica catches up: the retries are answered what the first requests made
+
+    async def answered(path: str, body: dict[str, Any], status: int) -> bool:
+        return (await client.post(path, json=body)).status == status
+
+    await until(lambda: answered("/chat/leave", {"token": session["token"]}, 204), "the quick exit's retry")
+    await until(lambda: answered("/chat/referral", exchange, 200), "the link's retry by the same page")
