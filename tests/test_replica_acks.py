@@ -31,6 +31,7 @@ from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import Author
 from gateway.store.redis import RedisStore
+from gateway.store.redis_replicas import MARK
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.conftest import PASSWORD, add_listener, login
 from tests.e2e.channel_support import RunningClock
@@ -498,3 +499,29 @@ async def test_a_quick_exit_and_a_referral_link_are_answered_only_once_the_repli
 
     await until(lambda: answered("/chat/leave", {"token": session["token"]}, 204), "the quick exit's retry")
     await until(lambda: answered("/chat/referral", exchange, 200), "the link's retry by the same page")
+
+
+async def test_a_console_write_whose_replicas_round_fails_is_answered_503_and_a_logout_still_removes_its_cookie(
+    found: Servers, aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI,
+) -> None:  # fmt: skip
+    """The console middleware's ``StoreError`` branch: the logout made on the primary, the round of ``WAIT`` that
+    follows loses its connection (cut with an RST once Redis answered: a network blip), so nobody knows whether the
+    replicas have it. Answered 503 ``unavailable`` with ``Retry-After``, counted as the store's failure, and the cookie
+    removed all the same (the session is gone on the primary); the ``_errors`` middleware's own 503, which such a
+    failure would reach without the branch, carries no cookie: the page kept a cookie for a session ended."""
+    assert found.front is not None
+    client = await aiohttp_client(await create_app(_settings(settings, graph, found.front.url, 1),
+                                                   clock=RunningClock(), worker_poll_seconds=0.05))  # fmt: skip
+    await add_listener(client, "sam", supervisor=True)
+    await login(client, "sam")
+    found.front.lose(MARK.encode(), b"WAIT")  # the next round of WAIT: run by Redis, its answer never comes back
+    out = await client.delete("/api/session")
+    assert found.front.lost == 1  # the round's connection was cut, not another command's
+    assert out.status == 503, await out.text()
+    assert out.headers["Retry-After"]
+    assert await out.json() == {"error": "unavailable", "message": "try again shortly"}
+    assert "hg_session" in out.cookies, out.headers  # without the branch: no Set-Cookie at all
+    assert out.cookies["hg_session"].value == "" and out.cookies["hg_session"]["max-age"] == "0"
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_store_failures_total{error="ConnectionError",part="http"}' in metrics, metrics
+    assert (await client.get("/api/me")).status == 401  # the session ended on the primary: the cookie is gone
