@@ -387,7 +387,7 @@ async def create_app(
         *CaseworkAPI(api, store, flows, notices, Referrals(dispatcher, store, flows, mailer, clock=clock),
                      clock=clock).routes(),
         *InboundReferrals(dispatcher, store, flows, settings.partner_key_map(), settings.public_url,
-                          clock=clock).routes(),
+                          clock=clock, keyed=keyed).routes(),
         web.get("/api/conversations/{id}/attachments/{n}", api.authed(media.attachment, wall=Sight.FULL)),
         web.post(uploads_path, own_pages(uploads.upload)),
     ])  # fmt: skip

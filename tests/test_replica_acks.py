@@ -525,3 +525,38 @@ async def test_a_console_write_whose_replicas_round_fails_is_answered_503_and_a_
     metrics = await (await client.get("/metrics")).text()
     assert 'gateway_store_failures_total{error="ConnectionError",part="http"}' in metrics, metrics
     assert (await client.get("/api/me")).status == 401  # the session ended on the primary: the cookie is gone
+
+
+async def test_a_partner_referral_sent_again_after_a_503_under_its_idempotency_key_queues_one_conversation(
+    found: Servers, aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, graph: FakeGraphAPI
+) -> None:
+    """A partner's referral answered 503 while the replica lags (made on the primary) and sent again under the same
+    ``Idempotency-Key`` once it caught up: 200 with the first one's link, one conversation waiting. Until 2026-12-07
+    the route took no such key: the retry was answered 201 and a second conversation waited, the first one's link
+    never given (docs/deployment.md)."""
+    assert found.link is not None and found.front is not None
+    configured = _settings(settings, graph, found.front.url, 1).replace(partner_keys=f"116006={PARTNER_KEY}")
+    client = await aiohttp_client(await create_app(configured, clock=RunningClock(), worker_poll_seconds=0.05))
+    path, body = "/api/partners/116006/referrals", {"summary": "Jeune de 15 ans, harcelée."}
+    headers = {"Authorization": "Bearer " + PARTNER_KEY, "Idempotency-Key": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"}
+    found.link.blackhole()  # the replica lags: nothing reaches it
+    held = await client.post(path, json=body, headers=headers)
+    assert held.status == 503, await held.text()
+    found.link.resume()
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    async def answered() -> bool:
+        response = await client.post(path, json=body, headers=headers)
+        answers.append((response.status, await response.json()))
+        return response.status != 503
+
+    await until(answered, "the referral's retry answered")
+    status, answer = answers[-1]
+    assert status == 200, answers  # before 2026-12-07: 201, a second conversation
+    store = client.app[STORE]
+    (waiting,) = await store.waiting()  # one conversation, the one the link opens
+    conversation = await store.get_conversation(waiting.conversation_id)
+    assert conversation is not None and conversation.pseudonym == answer["pseudonym"]
+    exchanged = await client.post("/chat/referral", json={"code": answer["link"].split("#", 1)[1],
+                                                          "key": "page-key-of-the-referral-0002"})  # fmt: skip
+    assert exchanged.status == 200, await exchanged.text()

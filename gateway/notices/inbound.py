@@ -16,6 +16,16 @@ sends a random key of its own with the code (``referral.js``, kept for the tab):
 any other one 410; an exchange still in progress answers 503 (try again in a moment), not "already used". Until
 2026-12-06 a young person whose first answer was lost was told "Ce lien a déjà servi" and lost the conversation
 the partner had opened for them.
+
+A partner may send an ``Idempotency-Key`` header (1 to 255 visible ASCII characters, the usual HTTP convention):
+the same key of the same partner within ``IDEMPOTENCY_KEPT`` (24 h) is answered 200 with what the first request
+made (the same link and pseudonym), never a second conversation; the same key with another summary 422
+``idempotency_key_reused``; two at once: one makes it, the other waits for it and answers it. The link's code is
+then derived from the partner and the key (``KeyedHash``, keyed with ``GATEWAY_SECRET_KEY``), so nothing more is
+stored: the retry finds the referral the first request made under the code's id. Past 24 h the key is a new
+request's (a code drawn at random). Until 2026-12-07 there was no such key: a referral sent again after a 503 (the
+replicas behind, with ``GATEWAY_REDIS_REPLICA_ACKS``) or a lost answer queued a second conversation, the first one's
+link never given.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from gateway.conversation import Priority
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
 from gateway.ids import new_id
+from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName
 from gateway.notices.record import REFERRAL_LOCK, Referral, ReferralStatus
 from gateway.store import (
@@ -57,6 +68,9 @@ MAX_SUMMARY = 2000
 CODE_KEPT = timedelta(days=30)
 ASKED_AGAIN = timedelta(minutes=10)  # how long the page that exchanged a link is answered again (its answer lost)
 PAGE_KEY = (16, 100)  # the page's key: this many characters, at least and at most
+IDEMPOTENCY_KEPT = timedelta(hours=24)  # a partner's Idempotency-Key answers what its first request made this long
+IDEMPOTENCY_MAX = 255  # characters of an Idempotency-Key, at most (visible ASCII)
+IDEMPOTENCY_LOCK = "referral-idempotency:"  # held while a keyed request looks for its referral and makes it
 PAGE = resources.files("gateway") / "webchat_static" / "referral.html"
 
 
@@ -67,10 +81,10 @@ class InboundRoles(CaseworkStore, AuditStore, ConversationStore, TranscriptStore
 class InboundReferrals:
     def __init__(
         self, dispatcher: Dispatcher, store: InboundRoles, flows: FlowSet, keys: Mapping[str, str], public_url: str, *,
-        clock: Clock,
+        clock: Clock, keyed: KeyedHash,
     ) -> None:  # fmt: skip
         self.dispatcher, self.store, self.flows, self.keys, self.public_url = dispatcher, store, flows, keys, public_url
-        self.clock = clock
+        self.clock, self.keyed = clock, keyed
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -89,16 +103,34 @@ class InboundReferrals:
         found = engine.flow.partners.get(partner)
         if found is None or found.referral is None:
             return _error(404, "unknown_partner", "this partner takes no referrals in the flow")
+        idempotency = request.headers.get("Idempotency-Key")
+        if idempotency is not None and not _idempotency_key(idempotency):
+            return _error(400, "bad_request", f"'Idempotency-Key' is 1 to {IDEMPOTENCY_MAX} visible ASCII characters")
         body = await json_object(request)
         summary, language = body.get("summary"), body.get("language", engine.flow.default_language)
         if not isinstance(summary, str) or not 0 < len(summary.strip()) <= MAX_SUMMARY:
             return _error(400, "bad_request", f"'summary' is required, at most {MAX_SUMMARY} characters")
         if language not in engine.flow.languages:
             return _error(400, "bad_request", f"'language' is one of {', '.join(engine.flow.languages)}")
-        code = secrets.token_urlsafe(24)
-        pseudonym = await self._queue(partner, summary.strip(), str(language), code)
-        return web.json_response({"link": f"{self.public_url.rstrip('/')}/chat/referral#{code}",
-                                  "pseudonym": pseudonym, "expires_in_days": CODE_KEPT.days}, status=201)  # fmt: skip
+        if idempotency is None:
+            code = secrets.token_urlsafe(24)
+            return self._answer(code, await self._queue(partner, summary.strip(), str(language), code), 201)
+        code = self.keyed("partner-referral-code", f"{partner}\n{idempotency}")  # the same for the same key
+        async with self.store.lock(IDEMPOTENCY_LOCK + _code_id(code)):  # two at once: the second finds the first's
+            earlier = await self.store.get_referral(_code_id(code))
+            if earlier is not None and self.clock() - earlier.created_at <= IDEMPOTENCY_KEPT:
+                if earlier.partner != partner or earlier.summary != summary.strip():
+                    return _error(422, "idempotency_key_reused", "this Idempotency-Key was used for another referral")
+                return self._answer(code, earlier.pseudonym, 200)  # what the first request made
+            if earlier is not None:  # past 24 h: a new request, its code drawn at random
+                code = secrets.token_urlsafe(24)
+            return self._answer(code, await self._queue(partner, summary.strip(), str(language), code), 201)
+
+    def _answer(self, code: str, pseudonym: str, status: int) -> web.Response:
+        link = f"{self.public_url.rstrip('/')}/chat/referral#{code}"
+        return web.json_response(
+            {"link": link, "pseudonym": pseudonym, "expires_in_days": CODE_KEPT.days}, status=status
+        )
 
     async def _queue(self, partner: str, summary: str, language: str, code: str) -> str:
         engine, now = self.flows.engine(), self.clock()
@@ -171,6 +203,12 @@ def _page_key(key: object) -> str:
     if not isinstance(key, str) or not PAGE_KEY[0] <= len(key) <= PAGE_KEY[1]:
         return ""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _idempotency_key(key: str) -> bool:
+    """An ``Idempotency-Key`` the route takes: 1 to ``IDEMPOTENCY_MAX`` visible ASCII characters (no space, no
+    control character); never stored nor logged as it came (the code is derived from it)."""
+    return 0 < len(key) <= IDEMPOTENCY_MAX and all("!" <= c <= "~" for c in key)
 
 
 def _code_id(code: str) -> str:

@@ -166,3 +166,54 @@ async def test_a_listeners_move_as_the_link_is_exchanged_is_kept_and_so_is_the_p
     after = await redis_store.get_referral(referral.id)
     assert after is not None and after.status is ReferralStatus.TAKEN_UP, after
     assert after.opened_by and after.opened_at is not None, after
+
+
+async def test_a_partner_referral_sent_again_under_its_idempotency_key_is_answered_what_the_first_made(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """A partner's referral sent again with the same ``Idempotency-Key`` (its answer lost, or a 503 while the
+    replicas were behind) is answered 200 with the first one's link and pseudonym: one conversation waiting, not
+    two. Until 2026-12-07 there was no such key: each retry queued another conversation, the first one's link never
+    given. Another key, or the same key of another partner, is another referral; the same key with another summary is
+    refused (422); a key that is not one (too long, control characters) 400."""
+    app = await make_client(settings.replace(partner_keys=f"116006={KEY}, 3018={'t' * 24}"))
+    path = "/api/partners/116006/referrals"
+    body = {"summary": "Jeune de 15 ans, harcelée, d'accord pour être contactée.", "language": "fr"}
+    auth = {"Authorization": "Bearer " + KEY, "Idempotency-Key": "3f0c6a1e-referral-0001"}
+    first = await app.post(path, json=body, headers=auth)
+    assert first.status == 201, await first.text()
+    again = await app.post(path, json=body, headers=auth)
+    assert again.status == 200, await again.text()  # before 2026-12-07: 201, a second conversation
+    assert await again.json() == await first.json()  # the same link, the same pseudonym
+    store = app.app[STORE]
+    assert len(await store.waiting()) == 1
+    both = await asyncio.gather(*(app.post(path, json=body, headers={**auth, "Idempotency-Key": "concurrent-2"})
+                                  for _ in range(2)))  # fmt: skip
+    assert sorted(r.status for r in both) == [200, 201]  # sent twice at once: one made, one answered it
+    assert len({(await r.json())["link"] for r in both}) == 1
+    assert len(await store.waiting()) == 2
+    other = await app.post(path, json=body, headers={**auth, "Idempotency-Key": "3f0c6a1e-referral-0002"})
+    assert other.status == 201 and (await other.json())["link"] != (await first.json())["link"]
+    unkeyed = [await app.post(path, json=body, headers={"Authorization": "Bearer " + KEY}) for _ in range(2)]
+    assert [r.status for r in unkeyed] == [201, 201]  # no key: each request its own referral, as before
+    changed = await app.post(path, json={**body, "summary": "Un autre jeune."}, headers=auth)
+    assert changed.status == 422 and (await changed.json())["error"] == "idempotency_key_reused"
+    for bad in ("x" * 256, "a\tb", ""):
+        refused = await app.post(path, json=body, headers={**auth, "Idempotency-Key": bad})
+        assert refused.status == 400, (bad, await refused.text())
+    assert len(await store.waiting()) == 5
+
+
+async def test_an_idempotency_key_is_kept_24_hours(make_client: AppFactory, settings: Settings, clock: Clock) -> None:
+    """Past 24 hours the key is forgotten (as Stripe's): a request under it is a new referral, its own link."""
+    app = await make_client(settings.replace(partner_keys=f"116006={KEY}"))
+    path, body = "/api/partners/116006/referrals", {"summary": "Jeune de 15 ans, harcelée.", "language": "fr"}
+    headers = {"Authorization": "Bearer " + KEY, "Idempotency-Key": "kept-a-day-0001"}
+    first = await app.post(path, json=body, headers=headers)
+    clock.advance(hours=23, minutes=59)
+    assert (await app.post(path, json=body, headers=headers)).status == 200
+    clock.advance(minutes=2)
+    later = await app.post(path, json=body, headers=headers)
+    assert (first.status, later.status) == (201, 201)
+    assert (await later.json())["link"] != (await first.json())["link"]
+    assert len(await app.app[STORE].waiting()) == 2
