@@ -25,10 +25,27 @@
     }
     return key;
   }
+  /* A 503 with Retry-After (the replicas not confirming yet with GATEWAY_REDIS_REPLICA_ACKS, the exchange made on
+     the primary; or another exchange of this link under way) is asked again by the page itself, after the time it
+     says but 2 s at most, RETRIES times at most (6 s in all before "ne répond pas"): the same page key is answered
+     the same session. Until 2026-12-07 the first 503 said "ne répond pas" and waited for another press. */
+  var RETRIES = 3;
+  function exchange(left) {
+    return fetch("/chat/referral", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code: code, key: pageKey() }) })
+      .then(function (response) {
+        var after = parseInt(response.headers.get("Retry-After") || "", 10);
+        if (response.status === 503 && left > 0 && after >= 0) {
+          var wait = Math.min(Math.max(after, 1), 2) * 1000;
+          return new Promise(function (resolve) { setTimeout(resolve, wait); })
+            .then(function () { return exchange(left - 1); });
+        }
+        return response;
+      });
+  }
   document.getElementById("open").addEventListener("click", function () {
     said("");
-    fetch("/chat/referral", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ code: code, key: pageKey() }) })
+    exchange(RETRIES)
       .then(function (response) {
         if (response.status === 429 || response.status >= 500) { return { ok: false, away: true }; }
         return response.json().then(function (data) { return { ok: response.ok, data: data }; });

@@ -153,6 +153,35 @@ async def test_a_referral_link_pressed_without_an_answer_says_to_try_again_and_w
         assert errors == []
 
 
+async def test_a_referral_link_answered_503_for_a_moment_is_asked_again_by_the_page_itself(
+    make_server: ServerFactory, settings: Settings, browser: Browser
+) -> None:
+    """``POST /chat/referral`` answers 503 with ``Retry-After`` while the replicas are behind
+    (``GATEWAY_REDIS_REPLICA_ACKS``: the exchange made on the primary) or while another exchange runs: the page asks
+    again by itself after the ``Retry-After`` (a few times), the same page key answered the same session, and the chat
+    opens with no second press. Until 2026-12-07 the page said "le chat ne répond pas" at the first 503 and waited for
+    the young person to press again."""
+    server, code = await referred(make_server, settings)
+    async with french_window(browser, 390, 780) as context:
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/chat/referral")) + "#" + code)
+        asked: list[int] = []
+
+        async def behind_once(route: Route) -> None:  # the server made it; the replicas confirmed it only later
+            asked.append((await route.fetch()).status)
+            if len(asked) == 1:
+                await route.fulfill(status=503, headers={"Retry-After": "1"},
+                                    json={"error": "unavailable", "message": "try again shortly"})  # fmt: skip
+            else:
+                await route.continue_()
+
+        await page.route("**/chat/referral", behind_once)
+        await page.get_by_role("button", name="Ouvrir la conversation").click()
+        await expect(page).to_have_url(str(server.make_url("/chat")))  # before: "ne répond pas", no chat
+        await expect(page.locator("#status-line")).to_contain_text("position 1")
+        assert asked[0] == 200 and len(asked) >= 2
+
+
 async def test_a_referral_link_whose_answer_was_lost_opens_the_chat_when_pressed_again(
     make_server: ServerFactory, settings: Settings, browser: Browser
 ) -> None:
