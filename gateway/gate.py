@@ -57,6 +57,11 @@ def risky_bound(source: Source | Literal["unread"], subject: str) -> str:
     return "unread\n" + subject if source == "unread" else subject
 
 
+# How long a refused first message's reading is kept for the page's automatic tries of it (``Gate._keep_reading``):
+# a held page tries again about once a minute while it stays open; past this, its tries read the keywords only.
+READING_KEPT_SECONDS = 24 * 3600
+
+
 class GateRoles(BlockStore, ConversationStore, OutboxStore, Protocol):
     """What the gate needs of the store: blocks, the open chats per client, the outbox for its notices."""
 
@@ -248,18 +253,42 @@ class Gate:
 
         ``read=False``: the model is not asked (the keywords are): a message a held page tries again by itself
         (chat.js's ``"auto"``), its words read at its first refusal; since 2026-12-07, so that a school's held pages
-        trying again do not spend ``refused_readings_per_network`` that a classmate's new words need."""
+        trying again do not spend ``refused_readings_per_network`` that a classmate's new words need. Such a try is
+        judged with the reading its first try got when the model read a risk in it or could not read it (kept
+        under ``once`` and its words, :data:`READING_KEPT_SECONDS`, by :meth:`_keep_reading` when it was refused):
+        never a weaker reading. Until 2026-12-07 evening the keywords alone judged it: words only the model read
+        as a danger, refused past ``risky_chats_per_network``, stayed refused once the hour's bound had freed, the
+        network still full (only "Réessayer" asked the model again)."""
         network = self.networks.key(address)
         refusal = await self._guards(token, address, network)
         if refusal is None:
             return None
         source = None if inbound is None else await self._reads_risky(inbound, network, read)
+        if source is None and not read and inbound is not None and once is not None:
+            source = await self._kept_reading(once, inbound.text)
         if source is not None and await self.limits.allow(Limit.RISKY_CHATS, risky_bound(source, network), once):
             self.metrics.overridden.labels(refusal.value, source).inc()
             return None
+        if source in ("model", "unread") and read and inbound is not None and once is not None:
+            await self._keep_reading(once, inbound.text, source)
         if refusal is Refusal.CLIENT_FULL:
             self.metrics.refused.labels(refusal.value).inc()
         return refusal
+
+    async def _keep_reading(self, once: str, text: str, source: Source | Literal["unread"]) -> None:
+        """What the model made of a refused first message (``source``: ``"model"``, a risk read; ``"unread"``, it
+        could not read it now), kept :data:`READING_KEPT_SECONDS` under a keyed hash of ``once`` and ``text`` (the
+        same words only: another text under the same id is read as its own), for the page's automatic tries
+        (:meth:`new_chat`'s ``read=False``). One counter write per refused message the model read as a risk;
+        nothing when the counters cannot be reached (the automatic tries then read the keywords, as before)."""
+        await self.limits.mark(READING_KEPT_SECONDS, "reading:" + source, f"{once}\n{text}")
+
+    async def _kept_reading(self, once: str, text: str) -> Source | Literal["unread"] | None:
+        """The reading :meth:`_keep_reading` kept for ``once`` and ``text`` (a risk read first), or None."""
+        for source in ("model", "unread"):
+            if await self.limits.marked(READING_KEPT_SECONDS, "reading:" + source, f"{once}\n{text}"):
+                return source
+        return None
 
     async def _guards(self, token: str, address: str, network: str) -> Refusal | None:
         """The cap first, read only: a try it refuses uses up no rate (a pupil behind a full school network who

@@ -19,13 +19,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import DISPATCHER, FLOWS, STORE
+from gateway.app import DISPATCHER, FLOWS, GATE, STORE
 from gateway.conversation import Priority, Status
+from gateway.ratelimit import Limit
 from gateway.settings import Settings
 from gateway.understanding import Model, load_model
 from tests.conftest import AppFactory
 from tests.test_client_networks import SCHOOL, chat_from
 from tests.test_security import DANGER, is_notice, metric, refused, send_message
+from tests.test_webchat import receive_until
 
 Client = TestClient[web.Request, web.Application]
 SUICIDAL = "demain matin ils me trouveront plus, g tout prévu pour cette nuit"  # corpus/train.jsonl: no keyword
@@ -195,3 +197,41 @@ async def test_chats_opened_unread_leave_the_risky_chats_bound_to_the_words_of_d
         assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="keywords") == 1
     finally:
         loaded.set()
+
+
+async def send_auto(ws: Any, message_id: str, text: str) -> list[dict[str, Any]]:
+    """A message the page tries again by itself (chat.js's ``heldRetry``): the frames up to its ack or refusal."""
+    await ws.send_json({"type": "message", "id": message_id, "text": text, "auto": True})
+    return await receive_until(ws, lambda f: f.get("id") == message_id and f["type"] in ("ack", "refused"))
+
+
+async def risky_hour_over(client: Client, address: str) -> None:
+    """The hour of ``address``'s network's ``risky_chats_per_network`` over (its counter alone cleared: the other
+    counters and marks stay, as when its window ends)."""
+    limits = client.app[GATE].limits
+    item, name = limits._items[Limit.RISKY_CHATS], Limit.RISKY_CHATS.value
+    await limits._limiter.clear(item, name, limits._keyed(name, client.app[GATE].networks.key(address)))
+
+
+async def test_a_message_only_the_model_read_as_danger_keeps_that_reading_when_the_page_tries_it_again(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack
+) -> None:
+    """A held page's words of danger only the model reads, refused past ``risky_chats_per_network`` with the
+    network still full: the page tries them again by itself (``"auto": true``, the model not asked again). Once the
+    hour's bound frees, the cap still full, the automatic try opens the conversation with the first try's reading
+    (``Gate.new_chat``'s kept reading). Until 2026-12-07 the automatic try read the keywords only: refused for good,
+    only "Réessayer" (the model asked again) let it in."""
+    client = await make_client(full_network(settings).replace(limit_risky_chats_per_network="1/hour"))
+    assert client.app[FLOWS].engine().decide(SUICIDAL).flag is None  # the keywords alone read nothing in it
+    await model_is(client, "ok")
+    ws = await held_chat(client, stack)
+    assert opened(await send_message(await held_chat(client, stack), "k1", DANGER), "k1")  # the hour's risky chat
+    assert refused((await send_message(ws, "m1", SUICIDAL))[-1])  # read risky by the model, past the bound
+    assert refused((await send_auto(ws, "m1", SUICIDAL))[-1])  # tried again by the page: the bound still spent
+    await risky_hour_over(client, SCHOOL)  # the network's cap still full (the classmate's, k1's)
+    assert refused((await send_auto(ws, "m1", HARMLESS))[-1])  # other words under its id: not its reading
+    # before: refused (the keywords only), the page trying it again for nothing
+    assert opened(await send_auto(ws, "m1", SUICIDAL), "m1")
+    waiting = [w for w in await client.app[STORE].waiting() if w.flag is not None and w.flag.source == "model"]
+    assert [(w.priority, w.flag.risk if w.flag else None) for w in waiting] == [(Priority.URGENT, "suicide")]
+    assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="model") == 1
