@@ -24,9 +24,10 @@ from gateway.conversation import Priority, Status
 from gateway.ratelimit import Limit
 from gateway.settings import Settings
 from gateway.understanding import Model, load_model
-from tests.conftest import AppFactory
+from gateway.webchat import NOTICE_AGAIN
+from tests.conftest import AppFactory, Clock
 from tests.test_client_networks import SCHOOL, chat_from
-from tests.test_security import DANGER, is_notice, metric, refused, send_message
+from tests.test_security import DANGER, frames_so_far, is_notice, metric, refused, send_message
 from tests.test_webchat import receive_until
 
 Client = TestClient[web.Request, web.Application]
@@ -235,3 +236,34 @@ async def test_a_message_only_the_model_read_as_danger_keeps_that_reading_when_t
     waiting = [w for w in await client.app[STORE].waiting() if w.flag is not None and w.flag.source == "model"]
     assert [(w.priority, w.flag.risk if w.flag else None) for w in waiting] == [(Priority.URGENT, "suicide")]
     assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="model") == 1
+
+
+async def test_a_pages_automatic_tries_repeat_no_notice(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack, clock: Clock
+) -> None:
+    """An automatic try refused again gets its ``refused`` frame only, even past ``NOTICE_AGAIN`` (said at its first
+    refusal: ``ChatSession._notice``'s ``quiet``); the same message sent by the young person ("Réessayer") is told
+    again then. Since 2026-12-07 (before the ``quiet``, a held page retrying every minute had its notice again)."""
+    client = await make_client(full_network(settings))
+    ws = await held_chat(client, stack)
+    assert refused((await send_message(ws, "m1", HARMLESS))[-1])
+    clock.advance(seconds=NOTICE_AGAIN.total_seconds() + 1)  # a notice would be said again by now
+    frames = await send_auto(ws, "m1", HARMLESS)
+    frames += await frames_so_far(ws)
+    assert frames == [{"type": "refused", "id": "m1", "reason": "client_full"}]
+    assert any(is_notice(f) for f in await send_message(ws, "m1", HARMLESS) + await frames_so_far(ws))
+
+
+async def test_a_pages_automatic_tries_ask_the_model_nothing(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack
+) -> None:
+    """An automatic try is not read by the model again (``Gate.new_chat``'s ``read=False``): a held page retrying
+    a refused message spends none of ``refused_readings_per_network``, which a classmate's new words still find."""
+    client = await make_client(full_network(settings).replace(limit_refused_readings_per_network="2/hour"))
+    await model_is(client, "ok")
+    ws = await held_chat(client, stack)
+    assert refused((await send_message(ws, "m1", HARMLESS))[-1])  # read by the model: no risk (1 of 2)
+    for _ in range(3):
+        assert refused((await send_auto(ws, "m1", HARMLESS))[-1])  # the page's own tries: no reading
+    assert await metric(client, "gateway_rate_limited", limit="refused_readings_per_network") == 0
+    assert opened(await send_message(await held_chat(client, stack), "m2", SUICIDAL), "m2")  # read (2 of 2): opens
