@@ -63,6 +63,14 @@ class Limit(StrEnum):
     IMAGE_BYTES_PER_CONVERSATION = "image_bytes_per_conversation"
 
 
+class Charge(StrEnum):
+    """What :meth:`RateLimits.charge` did."""
+
+    CHARGED = "charged"  # within the budget: added, this id marked (:meth:`RateLimits.refund` may take it back)
+    NOT_CHARGED = "not_charged"  # this id charged before in the window, or the counters unreachable: let on
+    REFUSED = "refused"  # the budget spent before it: nothing added
+
+
 @dataclass(frozen=True)
 class LimitStorage:
     """The counters' storage and how to release it (its Redis connections) at shutdown."""
@@ -154,8 +162,13 @@ class RateLimits:
         self._metrics = metrics
         self._memory = asyncio.Lock()  # :meth:`_hit_once` in memory: its read and its increments, one at a time
         self._script: AsyncScript | None = None
+        self._charge_script: AsyncScript | None = None
+        self._refund_script: AsyncScript | None = None
         if isinstance(storage, RedisStorage):  # the Cluster's too (a subclass)
-            self._script = storage.bridge.get_connection().register_script(_HIT_ONCE)  # type: ignore[attr-defined]
+            connection = storage.bridge.get_connection()  # type: ignore[attr-defined]
+            self._script = connection.register_script(_HIT_ONCE)
+            self._charge_script = connection.register_script(_CHARGE)
+            self._refund_script = connection.register_script(_REFUND)
 
     @classmethod
     def from_settings(cls, settings: Settings, storage: Storage, metrics: Metrics) -> RateLimits:
@@ -221,7 +234,8 @@ class RateLimits:
     async def within(self, limit: Limit, subject: str, once: str) -> bool:
         """Whether ``subject`` has some of ``limit``'s budget left (a byte budget: :meth:`charge`), or ``once`` was
         charged already in this window (a retry is never refused for its own first charge). Read only: nothing
-        counted. True when the counters cannot be reached (the module docstring)."""
+        counted; a first look before the costly work (an image's cleaning), :meth:`charge` deciding after it.
+        True when the counters cannot be reached (the module docstring)."""
         item = self._items[limit]
         key = item.key_for(limit.value, self._keyed(limit.value, subject))
         try:
@@ -235,22 +249,60 @@ class RateLimits:
             self._metrics.rate_limited.labels(limit.value).inc()
         return allowed
 
-    async def charge(self, limit: Limit, subject: str, amount: int, once: str) -> None:
-        """Add ``amount`` (bytes kept) to ``subject``'s counter of ``limit``, once for ``once`` in the window (its
-        mark: an upload sent again under the same id after a 5xx is not charged twice). Not atomic (as
-        :meth:`_hit_once` was until 2026-12-07): one upload's tries come one after the other. Nothing when the
-        counters cannot be reached."""
+    async def charge(self, limit: Limit, subject: str, amount: int, once: str) -> Charge:
+        """Add ``amount`` (bytes kept) to ``subject``'s counter of ``limit`` when some of its budget is left (as
+        :meth:`within` reads it), once for ``once`` in the window (its mark: an upload sent again under the same id
+        after a 5xx is neither charged twice nor refused for its own first charge). The check and the charge are
+        one step: one script on Redis (:data:`_CHARGE`, the mark in the counter's slot on a Cluster), one step under
+        the counters' lock in memory. Until 2026-12-07 it read, then added, and refused nothing: two images at once,
+        both found within the budget before their cleaning, were both kept past it (``tests/test_ratelimit.py``,
+        ``tests/test_uploads_budget.py``). ``NOT_CHARGED`` when the counters cannot be reached."""
         item = self._items[limit]
         key = item.key_for(limit.value, self._keyed(limit.value, subject))
         mark = self._mark(key, limit, once)
         try:
-            if await self.storage.get(mark):
-                return
-            await self.storage.incr(key, item.get_expiry(), amount=max(1, amount))
-            left = await self.storage.get_expiry(key) - time.time()
-            await self.storage.incr(mark, max(1, math.ceil(left)))
+            if self._charge_script is not None:
+                bridge = self.storage.bridge  # type: ignore[attr-defined]  # limits' Redis storages have it
+                keys = [bridge.prefixed_key(key), bridge.prefixed_key(mark)]
+                done = int(await self._charge_script(keys, [item.get_expiry(), item.amount, max(1, amount)]))
+                charged = (Charge.REFUSED, Charge.CHARGED, Charge.NOT_CHARGED)[done]
+            else:
+                async with self._memory:
+                    charged = await self._charge_in_memory(key, mark, item, amount)
         except Exception as exc:  # the counters' storage is down (see the module docstring)
             log.warning("rate limits: counters unavailable (%s): not charged", error_class(exc))
+            return Charge.NOT_CHARGED
+        if charged is Charge.REFUSED:
+            self._metrics.rate_limited.labels(limit.value).inc()
+        return charged
+
+    async def _charge_in_memory(self, key: str, mark: str, item: RateLimitItem, amount: int) -> Charge:
+        if await self.storage.get(mark):
+            return Charge.NOT_CHARGED
+        if await self.storage.get(key) >= item.amount:
+            return Charge.REFUSED
+        await self.storage.incr(key, item.get_expiry(), amount=max(1, amount))
+        left = await self.storage.get_expiry(key) - time.time()
+        await self.storage.incr(mark, max(1, math.ceil(left)))
+        return Charge.CHARGED
+
+    async def refund(self, limit: Limit, subject: str, amount: int, once: str) -> None:
+        """Take back what :meth:`charge` added for ``once`` (an image it charged under one budget and another
+        refused: kept by neither), its mark with it; nothing if ``once`` is not marked. Since 2026-12-07."""
+        item = self._items[limit]
+        key = item.key_for(limit.value, self._keyed(limit.value, subject))
+        mark = self._mark(key, limit, once)
+        try:
+            if self._refund_script is not None:
+                bridge = self.storage.bridge  # type: ignore[attr-defined]  # limits' Redis storages have it
+                await self._refund_script([bridge.prefixed_key(key), bridge.prefixed_key(mark)], [max(1, amount)])
+                return
+            async with self._memory:
+                if isinstance(self.storage, MemoryStorage) and await self.storage.get(mark):
+                    await self.storage.clear(mark)
+                    await self.storage.decr(key, max(1, amount))
+        except Exception as exc:  # the counters' storage is down (see the module docstring)
+            log.warning("rate limits: counters unavailable (%s): not taken back", error_class(exc))
 
     def _mark(self, key: str, limit: Limit, once: str) -> str:
         """``once``'s mark of the counter ``key``: named with the counter's full key as its hash tag, so that a
@@ -337,4 +389,24 @@ if count <= tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], count, 'EX', left)
 end
 return count
+"""
+
+# :meth:`RateLimits.charge` on Redis: KEYS the budget's counter and the upload's mark, ARGV the window's seconds, the
+# budget and the bytes. 2: charged before (marked); 0: the budget spent, nothing added; 1: added (the expiry set by
+# the first, as ``limits``' own increment) and marked until the window ends.
+_CHARGE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[2]) then return 0 end
+local total = redis.call('INCRBY', KEYS[1], ARGV[3])
+if total == tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local left = redis.call('TTL', KEYS[1])
+if left < 1 then left = 1 end
+redis.call('SET', KEYS[2], 1, 'EX', left)
+return 1
+"""
+
+# :meth:`RateLimits.refund` on Redis: KEYS the counter and the mark, ARGV the bytes, taken back only with the mark.
+_REFUND = """
+if redis.call('DEL', KEYS[2]) == 1 then redis.call('DECRBY', KEYS[1], ARGV[1]) end
+return 0
 """

@@ -22,7 +22,9 @@ network an hour (``GATEWAY_WEBCHAT_IMAGE_BYTES_PER_NETWORK_HOUR``; inside a decl
 and per conversation a day (``…_PER_CONVERSATION``), in the rate limits' counters. Checked before the cleaning (a
 refused image costs no CPU, nor a hit of the message limit: text is never refused for images), charged after it
 with the bytes really kept, once per upload (a try sent again under the same id after a 5xx is not charged again,
-nor refused for its own first charge). Concurrent uploads may pass the budget by what they keep (2 MB each at most).
+nor refused for its own first charge). The charge decides too (``RateLimits.charge``, one step): of images sent at
+once, one that finds the budget spent by another meanwhile is refused (429 ``too_many_images``, the bytes a budget
+before it took given back); until 2026-12-07 concurrent uploads all passed it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from gateway.errors import ConversationEnded, EndedMeanwhile, ImagesBusy, Perman
 from gateway.gate import Gate, Refusal
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.proxies import ClientAddresses
-from gateway.ratelimit import Limit, client_address
+from gateway.ratelimit import Charge, Limit, client_address
 from gateway.store import ConversationStore, LockStore, RetentionStore, UploadStore
 from gateway.untrusted import chat_token
 
@@ -105,8 +107,8 @@ class Uploads:
             return _refused(STATUS[refused.code], refused.code)
         except ImagesBusy:
             return _refused(503, "busy")  # nothing kept nor charged: the page sends it again under the same id
-        for limit, subject in budgets:  # the bytes really kept, once for this upload (its key: the id's)
-            await self.gate.limits.charge(limit, subject, len(image.data), key)
+        if not await self._charge(budgets, len(image.data), key):
+            return _refused(429, "too_many_images")
         await self.store.put_upload(key, image.content_type, image.data)
         attachment = Attachment("image", url=PREFIX + key, content_type=image.content_type)
         # this conversation erased while the image waited for its lock: nothing is opened for it
@@ -121,6 +123,22 @@ class Uploads:
         if self.replicated is not None:
             await self.replicated()
         return web.json_response({"id": upload_id}, status=201)
+
+    async def _charge(self, budgets: tuple[tuple[Limit, str], ...], size: int, key: str) -> bool:
+        """The bytes really kept charged under each budget, once for this upload (``key``: the id's); False when one
+        was spent meanwhile (another image at once: ``RateLimits.charge`` decides, one step), what the budgets
+        before it took given back (:meth:`RateLimits.refund`). Until 2026-12-07 nothing was refused here: two images
+        at once, both within the budget before their cleaning, were both kept past it."""
+        charged: list[tuple[Limit, str]] = []
+        for limit, subject in budgets:
+            done = await self.gate.limits.charge(limit, subject, size, key)
+            if done is Charge.REFUSED:
+                for taken, of in charged:
+                    await self.gate.limits.refund(taken, of, size, key)
+                return False
+            if done is Charge.CHARGED:
+                charged.append((limit, subject))
+        return True
 
     def _budgets(self, conversation_id: str, address: str) -> tuple[tuple[Limit, str], ...]:
         """The byte budgets an image of this conversation from this address is counted under: its client network's

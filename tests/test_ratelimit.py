@@ -10,7 +10,7 @@ import redis
 from gateway.errors import ConfigError
 from gateway.keyed import KeyedHash
 from gateway.metrics import Metrics
-from gateway.ratelimit import Limit, RateLimits, open_limit_storage
+from gateway.ratelimit import Charge, Limit, RateLimits, open_limit_storage
 from gateway.settings import Settings
 from tests.store.conftest import flush_cluster, redis_cluster3_url, redis_url  # noqa: F401  (the session's servers)
 
@@ -128,5 +128,54 @@ async def test_one_message_hit_twice_at_once_on_a_cluster_counts_once(redis_clus
         flush_cluster(redis_cluster3_url)
         assert await _hit_together(one, two) == [True, True, True]
     assert await one.once_marked(Limit.RISKY_CHATS, "net", "k1") and await one.within(Limit.RISKY_CHATS, "net", "k1")
+    for opened in storages:
+        await opened.close()
+
+
+BYTES = Limit.IMAGE_BYTES_PER_CONVERSATION
+BUDGET_SETTINGS = SETTINGS.replace(webchat_image_bytes_per_conversation=1000)
+
+
+async def _upload_together(one: RateLimits, two: RateLimits) -> list[bool]:
+    """500 bytes of the conversation's 1000 kept, then two images of 600 at once (two instances), each checked and
+    charged as ``Uploads.upload`` does: whether each is kept. One after the other, the second finds none left."""
+
+    async def kept(limits: RateLimits, once: str) -> bool:
+        return (
+            await limits.within(BYTES, "c", once) and await limits.charge(BYTES, "c", 600, once) is not Charge.REFUSED
+        )
+
+    await one.charge(BYTES, "c", 500, "u0")
+    return sorted(await asyncio.gather(kept(one, "u1"), kept(two, "u2")))
+
+
+async def test_two_images_at_once_in_memory_do_not_both_pass_the_budget() -> None:
+    limits = RateLimits.from_settings(BUDGET_SETTINGS, open_limit_storage("sqlite:///x.sqlite3").storage, Metrics())
+    assert await _upload_together(limits, limits) == [False, True]
+
+
+@pytest.mark.redis
+async def test_two_images_at_once_on_redis_do_not_both_pass_the_budget(redis_url: str) -> None:  # noqa: F811
+    """Until 2026-12-07 ``RateLimits.charge`` read, then added (and ``within`` read before the cleaning): two images
+    at once both found budget left and both were kept (``[True, True]``). Now the charge decides, one script."""
+    storages = [open_limit_storage(redis_url) for _ in range(2)]
+    one, two = (RateLimits.from_settings(BUDGET_SETTINGS, opened.storage, Metrics()) for opened in storages)
+    with redis.Redis.from_url(redis_url) as client:
+        for _ in range(20):  # a race: tried a few times, each on fresh counters
+            client.flushdb()
+            assert await _upload_together(one, two) == [False, True]
+    for opened in storages:
+        await opened.close()
+
+
+@pytest.mark.redis
+async def test_two_images_at_once_on_a_cluster_do_not_both_pass_the_budget(redis_cluster3_url: str) -> None:  # noqa: F811
+    storages = [open_limit_storage(redis_cluster3_url, cluster=True) for _ in range(2)]
+    one, two = (RateLimits.from_settings(BUDGET_SETTINGS, opened.storage, Metrics()) for opened in storages)
+    for _ in range(20):
+        flush_cluster(redis_cluster3_url)
+        assert await _upload_together(one, two) == [False, True]
+    assert await one.within(BYTES, "c", "u0")  # a try sent again is never refused for its own first charge
+    assert await one.charge(BYTES, "c", 600, "u0") is Charge.NOT_CHARGED
     for opened in storages:
         await opened.close()

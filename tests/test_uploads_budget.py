@@ -5,6 +5,7 @@ sent again under the same id is not charged twice. On SQLite (memory counters) a
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,19 @@ async def test_a_burst_of_screenshots_never_spends_the_texts_flood_limit(client:
         await ws.send_json({"type": "message", "id": "t-1", "text": "il me menace"})
         frames = await receive_until(ws, lambda f: f.get("id") == "t-1" and f["type"] in ("ack", "refused"))
     assert frames[-1] == {"type": "ack", "id": "t-1"}
+
+
+async def test_two_images_at_once_do_not_both_pass_the_budget(
+    make_client: AppFactory, store_settings: Settings
+) -> None:
+    """Both checked before either is cleaned (``within``), then charged: until 2026-12-07 the charge decided nothing,
+    so two images at once were both kept past a budget one of them spent (``[201, 201]``). Now the charge refuses
+    the one that finds none left (its bytes taken back from a budget charged before it)."""
+    budgets = {"webchat_image_bytes_per_conversation": 1, "webchat_image_bytes_per_network_hour": kept(photo()) + 1}
+    client = await make_client(store_settings.replace(**budgets))
+    token = await chat(client)
+    answers = await asyncio.gather(*(upload(client, token, photo(), f"u-{n}") for n in (1, 2)))
+    assert sorted(status for status, _ in answers) == [201, 429]
+    assert len(await images_of(client, token)) == 1
+    other = await chat(client)  # the network's budget: the refused one's bytes given back
+    assert await upload(client, other, photo(), "u-3") == (201, "u-3")
