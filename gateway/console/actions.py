@@ -21,7 +21,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher, unsubscribed
-from gateway.errors import ActionRefused, Conflict, IllegalTransition, LockLost, StoreError
+from gateway.errors import ActionRefused, Conflict, IllegalTransition, StoreError
 from gateway.events import DeliveryChanged, NoteAdded, QueueChanged, Typing
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine
@@ -845,7 +845,15 @@ class Actions:
         got only "Le chat du 3018 est fermé…" or "Merci, tu es en position 1…". ``present``: whether a listener is at
         a console (``listener``'s own, still open while the logout is answered, is not another); None where that is
         unknown (``gateway listeners remove``, another process): nothing said of the listener, nobody promised, the
-        server's timer telling each young person their place or the closed line. How many went back."""
+        server's timer telling each young person their place or the closed line. How many went back.
+
+        Every one is tried: one that fails in the store (refused by the lock's fence, ``LockLost``; a Redis timeout or
+        a reset connection; its lock kept by another, ``LockTimeout``) is left to the alert check, which completes a
+        hand-back cut after its queue step (:meth:`complete_hand_back`) or gives back, after
+        ``GATEWAY_HELD_HANDBACK_SECONDS``, one still held by the listener gone (:meth:`hand_back_absent`); the first
+        such error is raised once the others were tried (the console's 503). Until 2026-12-07 the first ``LockLost``
+        stopped the loop, then (later that day) any other store error still did: the listener's other conversations
+        stayed held by someone who had left (``tests/console/test_handback_refused.py``)."""
 
         gone: Callable[[], int] | None = None
         if present is not None:
@@ -864,8 +872,8 @@ class Actions:
                 await self.hand_back(conversation.id, listener, gone=gone, leaving=True)
             except (ActionRefused, Conflict):  # closed, handed back or transferred meanwhile: not theirs any more
                 continue
-            except LockLost as error:  # its queue step left for the alert check, which completes it: the others next
-                refused = error  # (until 2026-12-07 the first one refused left the others held by the leaver)
+            except StoreError as error:  # the others next, this one left to the alert check (below)
+                refused = refused or error
                 continue
             returned += 1
         if refused is not None:

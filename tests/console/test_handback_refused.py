@@ -231,3 +231,36 @@ async def told_once_and_waiting_among(store: Store, conversation_id: str) -> Non
     assert len(told) == 1, f"told {len(told)} times"
     assert await store.outbox_get(conversation_id, told[0].id) is not None
     assert conversation_id in [e.conversation_id for e in await store.waiting()]
+
+
+async def test_a_logouts_hand_back_cut_by_a_redis_fault_leaves_the_others_handed_back(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Anne logs out holding two young people; the connection to Redis is reset in the middle of the first one's
+    hand-back (its record's pipeline: a socket reset, not the lock's fence). The second is handed back all the same,
+    the logout answered with the error (the console's 503); the first, its queue step made, is completed by the next
+    check, told once. Before: the loop stopped at the first error that was not ``LockLost``, the second young person
+    left held by the listener who had left until the automatic hand-back (``GATEWAY_HELD_HANDBACK_SECONDS``)."""
+    await held_by_anne(redis_store, clock)
+    dispatcher, actions = instance(redis_store, clock)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-held-2", f"mid.b{number}", text))
+    [entry] = await redis_store.waiting()
+    await actions.take(entry.conversation_id, "anne", 3)
+    tried = [c.id for c in await redis_store.conversations_by_status(Status.WITH_LISTENER) if c.listener == "anne"]
+    assert len(tried) == 2
+    first, second = tried  # the order the logout tries them in: the first one cut
+    await cut_while(redis_url, clock, first, "put_conversation",
+                    lambda cut: cut.hand_back_all("anne", lambda name: False))  # fmt: skip
+    conversation = await redis_store.get_conversation(second)
+    assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None), (
+        "a store error on one conversation left the leaver's others held by her"
+    )
+    await told_once_and_waiting_among(redis_store, second)
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)
+    for conversation_id in tried:
+        conversation = await redis_store.get_conversation(conversation_id)
+        assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
+        await told_once_and_waiting_among(redis_store, conversation_id)
+    assert await redis_store.held_by("anne") == 0
