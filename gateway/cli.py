@@ -288,11 +288,14 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def _listeners_add(args: argparse.Namespace) -> int:
-    from gateway.console.auth import hash_password, valid_name
+    from gateway.console.auth import hash_password, reserved_name, valid_name
     from gateway.store import Listener
 
     if not valid_name(args.name):
         raise GatewayError("a name has 1 to 40 letters, digits, '-', '_' or '.'")
+    if reserved_name(args.name):  # an actor of the gateway's own (audit lines, automatic hand-backs): since 2026-12-07
+        raise GatewayError(f"« {args.name} » est réservé au système (journal d'audit) : choisissez un autre nom / "
+                           f"'{args.name}' is reserved for the system (audit log): choose another name")  # fmt: skip
     password_hash = hash_password(_read_password(args))
 
     async def add(store: Store) -> int:

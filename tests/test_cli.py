@@ -177,6 +177,26 @@ def test_passwd_and_remove_say_they_are_done_when_the_sessions_cannot_be_ended(
     assert (code, out.startswith("listener alice removed"), "serve nothing" in err) == (0, True, True), (out, err)
 
 
+@pytest.mark.parametrize("name", ["gateway", "Gateway", "cli", "system"])
+def test_a_name_the_gateway_writes_as_an_actor_is_refused_for_an_account(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    """``gateway listeners add gateway`` is refused, said in French then English, nothing stored: a listener so named
+    would write audit lines that read as the system's (``gateway``: its own lines, an automatic hand-back's mover;
+    ``cli``: the command line's). Until 2026-12-07 the account was made (exit 0)."""
+    from gateway.cli_privacy import ACTOR
+    from gateway.console.actions import AUTOMATIC
+    from gateway.console.auth import RESERVED_NAMES
+
+    assert {AUTOMATIC, ACTOR} <= RESERVED_NAMES  # the names the code writes as actors
+    monkeypatch.setenv("GATEWAY_STORE", f"sqlite:///{tmp_path}/cli.sqlite3")
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    code, _, err = run(capsys, "listeners", "add", name, "--password-stdin")
+    assert code == 1 and "réservé" in err and "reserved" in err and err.index("réservé") < err.index("reserved"), err
+    assert name not in run(capsys, "listeners", "list")[1].split()
+
+
 def test_listeners_signed_out_after_a_restore(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -33,5 +33,18 @@ def valid_name(name: str) -> bool:
     return 0 < len(name) <= NAME_MAX and all(c.isalnum() or c in "-_." for c in name)
 
 
+RESERVED_NAMES = frozenset({"gateway", "cli", "system"})
+"""Names the code itself writes where a listener's name goes: the actor of the gateway's own audit lines and the mover
+of an automatic hand-back listed as begun (``gateway``, ``console.actions.AUTOMATIC``), the command line's actor
+(``cli``, ``cli_privacy.ACTOR``), the transcript's ``system`` author. Refused for a new account, in any case
+(:func:`reserved_name`): since 2026-12-07; until then a listener named ``gateway`` wrote audit lines that read as the
+system's, and their hand-backs could be taken for automatic ones. An existing account so named still logs in."""
+
+
+def reserved_name(name: str) -> bool:
+    """Whether ``name`` is one the code uses as an actor (:data:`RESERVED_NAMES`), whatever its case."""
+    return name.casefold() in RESERVED_NAMES
+
+
 # A hash to verify against when the name is unknown, so a login takes as long either way (console/logins.py).
 DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
