@@ -25,7 +25,9 @@ then derived from the partner and the key (``KeyedHash``, keyed with ``GATEWAY_S
 stored: the retry finds the referral the first request made under the code's id. Past 24 h the key is a new
 request's (a code drawn at random). Until 2026-12-07 there was no such key: a referral sent again after a 503 (the
 replicas behind, with ``GATEWAY_REDIS_REPLICA_ACKS``) or a lost answer queued a second conversation, the first one's
-link never given.
+link never given. A first request cut between its queued conversation and its record (``InboundReferrals._queue``)
+is completed by the retry, which finds that conversation by its session, derived from the code: since 2026-12-07
+(later that day; until then the retry queued a second one).
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ from aiohttp import web
 
 from gateway.clock import Clock
 from gateway.console.api import json_object
-from gateway.conversation import Priority
+from gateway.conversation import Conversation, Priority, Status
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
-from gateway.ids import new_id
+from gateway.ids import derived_ids, new_id
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName
 from gateway.notices.record import REFERRAL_LOCK, Referral, ReferralStatus
@@ -133,11 +135,24 @@ class InboundReferrals:
         )
 
     async def _queue(self, partner: str, summary: str, language: str, code: str) -> str:
+        """The referral's conversation, queued, then its record (under the code's id), then its audit line. The
+        conversation's web chat session (its ``sender``, the token the link is exchanged for) is derived from the code
+        with the keyed hash, and its writes' ids from the code's id: a request cut between the queue and the record (a
+        crash, a store error: answered 503) and sent again under its ``Idempotency-Key`` (the same code) finds the
+        conversation the first one opened (``active_conversation``), completes what it lacks and writes the record for
+        it: one conversation, the note and the place told once. Since 2026-12-07 (later that day): until then the
+        session was drawn at random, and that retry, finding no record, queued a second conversation, the first one
+        left waiting with no link (``tests/notices/test_inbound.py``). The token is as unguessable as before (128 bits
+        of an HMAC keyed with ``GATEWAY_SECRET_KEY`` over a code nobody else has)."""
         engine, now = self.flows.engine(), self.clock()
         lang = engine.flow.default_language
         name = engine.text(engine.flow.partners[partner].name, lang)
-        conversation, _ = await self.store.active_conversation(ChannelName.WEBCHAT, secrets.token_urlsafe(24), now)
+        session = self.keyed("partner-referral-session", code)
+        conversation, _ = await self.store.active_conversation(ChannelName.WEBCHAT, session, now)
         async with self.store.lock(conversation.id):
+            conversation = await self.store.get_conversation(conversation.id) or conversation
+            if conversation.status != Status.BOT:  # queued (or taken) by a first request cut before its record
+                return await self._recorded(partner, summary, code, conversation, now)
             conversation.flow_version, conversation.route = engine.version, "inbound_referral"
             conversation.engine = {"flow_version": engine.version, "channel": "webchat", "language": language,
                                    "finished": True}  # fmt: skip
@@ -145,11 +160,17 @@ class InboundReferrals:
                 ("Orienté·e par" if lang == "fr" else "Referred by", name),
                 ("Résumé du partenaire" if lang == "fr" else "Partner's summary", summary),
             ]
-            await self.store.append_transcript(TranscriptEntry(
-                id=new_id(), conversation_id=conversation.id, at=now, author=Author.NOTE, text=f"{name}: {summary}",
-            ))  # fmt: skip
-            await self.dispatcher.enqueue(conversation, engine, engine.flow.fallback.queue, Priority.HIGH, now)
+            with derived_ids("partner-referral:" + _code_id(code)):  # written again by a retry: ignored, told once
+                await self.store.append_transcript(TranscriptEntry(
+                    id=new_id(), conversation_id=conversation.id, at=now, author=Author.NOTE,
+                    text=f"{name}: {summary}",
+                ))  # fmt: skip
+                await self.dispatcher.enqueue(conversation, engine, engine.flow.fallback.queue, Priority.HIGH, now)
             await self.store.save_conversation(conversation)
+        return await self._recorded(partner, summary, code, conversation, now)
+
+    async def _recorded(self, partner: str, summary: str, code: str, conversation: Conversation, now: datetime) -> str:
+        """The referral's record for its queued ``conversation``, then its audit line: its pseudonym."""
         referral = Referral(
             id=_code_id(code), conversation_id=conversation.id, pseudonym=conversation.pseudonym, partner=partner,
             consent=True, created_by=f"partner:{partner}", created_at=now, updated_at=now,

@@ -14,10 +14,12 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
 from gateway.conversation import Status
+from gateway.crypto import DataKeys
+from gateway.errors import StoreError
 from gateway.notices.record import Referral, ReferralStatus
 from gateway.notices.referrals import Referrals
 from gateway.settings import Settings
-from gateway.store import ClaimState, Store
+from gateway.store import Author, ClaimState, Store, open_store
 from gateway.store import redis_keys as K
 from tests.conftest import AppFactory, Clock, add_listener, login
 from tests.console.test_handback_crash import instance, redis_store
@@ -217,3 +219,49 @@ async def test_an_idempotency_key_is_kept_24_hours(make_client: AppFactory, sett
     assert (first.status, later.status) == (201, 201)
     assert (await later.json())["link"] != (await first.json())["link"]
     assert len(await app.app[STORE].waiting()) == 2
+
+
+class ReferralRefusedOnce:
+    """The real store, whose first ``put_referral`` fails (a Redis timeout, the instance dying): after the referral's
+    conversation was queued, before its record (``InboundReferrals._queue``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.real, self.refused = store, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def put_referral(self, referral: Referral) -> None:
+        if not self.refused:
+            self.refused += 1
+            raise StoreError("the store went away")
+        await self.real.put_referral(referral)
+
+
+async def test_a_referral_cut_before_its_record_and_sent_again_under_its_key_queues_one_conversation(
+    make_client: AppFactory, either: Settings
+) -> None:
+    """The first request queues its conversation, then its record fails (503); the partner sends it again under the
+    same ``Idempotency-Key``: one conversation waits, the one the first request queued, with one note, told its
+    place once, and the link given opens it. Before: the retry found no record and queued a second conversation, the
+    first left waiting with no link (2 waiting)."""
+    store = ReferralRefusedOnce(await open_store(either.store, keys=DataKeys.from_settings(either)))
+    app = await make_client(either, store=cast(Store, store))  # the app closes it
+    path, body = "/api/partners/116006/referrals", {"summary": "Jeune de 15 ans, d'accord.", "language": "fr"}
+    headers = {"Authorization": "Bearer " + KEY, "Idempotency-Key": "cut-before-record-0001"}
+    first = await app.post(path, json=body, headers=headers)
+    assert first.status == 503 and store.refused == 1, await first.text()
+    again = await app.post(path, json=body, headers=headers)
+    assert again.status == 201, await again.text()
+    answer = await again.json()
+    waiting = await store.waiting()
+    assert len(waiting) == 1, f"{len(waiting)} conversations waiting for one referral"
+    conversation_id = waiting[0].conversation_id
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.pseudonym == answer["pseudonym"]
+    transcript = await store.transcript(conversation_id)
+    assert len([e for e in transcript if e.author is Author.NOTE]) == 1
+    assert len([e for e in transcript if e.author is Author.BOT]) == 1, [e.author for e in transcript]  # its place
+    claimed = await app.post("/chat/referral", json={"code": answer["link"].split("#", 1)[1]})
+    assert claimed.status == 200 and (await claimed.json())["token"] == conversation.sender
+    assert (await app.post(path, json=body, headers=headers)).status == 200  # made: answered what it made
