@@ -65,7 +65,7 @@ ENDING = (
 COMPLETED = {"idle_close": ("idle_close_completed", "an idle close"),
              "closed_in_bulk": ("bulk_close_completed", "a bulk close")}  # fmt: skip
 CLOSING = timedelta(hours=2)  # a reply window with less than this left is shown as closing
-AUTOMATIC = "gateway"  # the mover an automatic hand-back is listed as begun by (``store.begin_move``): its message owed
+AUTOMATIC = "gateway"  # the mover an automatic hand-back is listed as begun by (with its hold: ``_automatic``)
 LOCK_SECONDS = 10.0  # how long a listener's action waits for a conversation's lock (``locked_batch``'s default)
 
 
@@ -445,7 +445,7 @@ class Actions:
                 # cut writes the same entry and outbox item, which the store ignores (until 2026-12-06 a random id)
                 listed = leaving and told is not None
                 if listed:  # before its queue step and its message, as an automatic hand-back's
-                    await self.store.begin_move(conversation_id, AUTOMATIC)
+                    await self.store.begin_move(conversation_id, _automatic(conversation))
                 with derived_ids(_hold_key(conversation)) if told is not None else contextlib.nullcontext():
                     await self._requeue(conversation, now, told=told, unless_leaving=True, done=once.mark)
                 if audited is not None:  # after the record (``_audit_for_other``)
@@ -545,7 +545,7 @@ class Actions:
                     if not absent(listener) and not await self._told(conversation_id, told_id):
                         return False  # back at a console meanwhile: they keep it
                     told = self._listener_gone(conversation, now, others=self.dispatcher.listeners_online())
-                    await self.store.begin_move(conversation_id, AUTOMATIC)  # before its queue step and its message
+                    await self.store.begin_move(conversation_id, _automatic(conversation))  # before its queue step
                     await self._requeue(conversation, now, told=told, unless_leaving=True)
                 # For the supervisors (the audit list): whose absence it was; the log line has the id only. In the
                 # batch: one SQLite transaction with the record; on Redis, the pipeline's step after the record.
@@ -599,7 +599,10 @@ class Actions:
             if not entries:
                 return False  # taken: the record and the queue agree
             entry, holder, now = entries[0], conversation.listener, self.clock()
-            automatic = mover == AUTOMATIC  # listed by an automatic hand-back (or a logout's): its message owed
+            # listed by an automatic hand-back (or a logout's) of this hold: its message owed; of an earlier hold (a
+            # listing whose end was cut, outliving its record), nothing owed now (since 2026-12-07: until then any
+            # listing by ``gateway`` made a later listener's hand-back cut short tell "your listener was disconnected")
+            automatic = mover in (AUTOMATIC, _automatic(conversation))  # the bare name: an instance of before
             if (entry.queue, entry.at) == (conversation.queue, conversation.queued_at):
                 mover = None  # its entry where it waited, at its arrival: a hand-back's, whatever transfer is listed
             key = _transfer_key(conversation, entry.queue)  # the record as the transfer found it: unchanged
@@ -1105,8 +1108,17 @@ class Actions:
 
 
 def _by(mover: str | None) -> str:
-    """Who made a transfer, for an audit line: `` by <name>``, or nothing when unknown."""
-    return "" if mover is None else f" by {mover}"
+    """Who made a transfer, for an audit line: `` by <name>``, or nothing when unknown; an automatic hand-back's listing
+    (:func:`_automatic`) named ``gateway``, without its hold."""
+    return "" if mover is None else f" by {mover.partition(':')[0]}"
+
+
+def _automatic(conversation: Conversation) -> str:
+    """The mover an automatic hand-back (or a logout's) of the conversation's current hold is listed as begun by
+    (``store.begin_move``): ``gateway:`` and the id of its message, derived from the hold (:func:`_hold_key`; a name
+    holds no ``:``, so no listener's transfer reads as one). Since 2026-12-07: until then ``gateway`` alone, and a
+    listing whose end was cut (its record written) was taken at the next check for one of any later hold."""
+    return f"{AUTOMATIC}:{derived_id(_hold_key(conversation), 1)}"
 
 
 def _hold_key(conversation: Conversation) -> str:

@@ -264,3 +264,32 @@ async def test_a_logouts_hand_back_cut_by_a_redis_fault_leaves_the_others_handed
         assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
         await told_once_and_waiting_among(redis_store, conversation_id)
     assert await redis_store.held_by("anne") == 0
+
+
+async def test_an_automatic_hand_backs_listing_left_behind_does_not_tell_a_later_hold_its_listener_left(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Anne left her console: the automatic hand-back tells the young person and puts them back in line, but the
+    connection is reset before its listing as begun is ended (``end_move``). Before any check, Bob takes them, then
+    hands them back on purpose, his instance dying right after the queue step. The next check completes Bob's
+    hand-back: back in line, told their place, never "your listener was disconnected" a second time (Bob did not
+    disconnect). Before: the listing left behind (mover ``gateway``, no hold) made the check take Bob's hand-back for
+    an automatic one whose message was refused, and write it under Bob's hold (told twice)."""
+    conversation_id = await held_by_anne(redis_store, clock)
+    await cut_while(redis_url, clock, conversation_id, "end_move",
+                    lambda cut: cut.hand_back_absent(conversation_id, "anne", lambda name: True))  # fmt: skip
+    assert conversation_id in await redis_store.moves_begun()  # the listing left behind
+    _, actions = instance(redis_store, clock)
+    clock.advance(seconds=2)
+    await actions.take(conversation_id, "bob", 3)
+    _, dying = instance(DiesAfterRequeue(redis_store), clock)
+    with pytest.raises(Killed):
+        await dying.hand_back(conversation_id, "bob")
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)
+    conversation = await redis_store.get_conversation(conversation_id)
+    assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
+    told = [
+        e for e in await redis_store.transcript(conversation_id) if e.author is Author.BOT and DISCONNECTED in e.text
+    ]
+    assert len(told) == 1, f"told {len(told)} times that their listener was disconnected"
