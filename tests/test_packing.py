@@ -80,6 +80,16 @@ def test_a_record_packed_by_this_version_stays_readable() -> None:
     assert unpack("conversation", bytes.fromhex(PACKED_V1_SAMPLE)).decode() == record
 
 
+def test_a_record_is_packed_to_the_same_bytes_as_before_the_packers_memory_level() -> None:
+    """The packer's memory level (8 since 2026-12-07, 9 before: a cost, not a format) changes no record's bytes."""
+    record = queued_record("en", "intimate_images")
+    assert pack("conversation", record.encode()) == bytes.fromhex(PACKED_V1_SAMPLE)
+    for language, topic in (("fr", "sextortion"), ("en", "cyberharassment"), ("fr", "school_bullying")):
+        data = queued_record(language, topic).encode()
+        before = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, RECORD_WORDS_1)
+        assert pack("conversation", data) == RECORD_V1 + before.compress(data) + before.flush()
+
+
 def test_records_sealed_before_the_dictionary_open_as_they_were() -> None:
     """Records sealed by earlier versions: zlib-packed (``PACKED``), and in clear JSON under the seal."""
     record = queued_record()
