@@ -81,6 +81,26 @@ async def test_a_listener_logged_out_everywhere_gives_the_held_conversations_bac
     await back_in_the_queue(client, conversation_id, count)
 
 
+async def test_a_logout_everywhere_whose_hand_back_failed_is_audited_all_the_same(client: Client, clock: Clock) -> None:
+    """Sam logs Anne out everywhere while her conversation is locked by another operation: the hand-back times out
+    (10 s), the answer is the 503 of a store error, but her sessions ended. The audit says so (the sessions ended, the
+    hand-backs left to the check). Before: no ``logout_everywhere`` line at all (the error raised before the audit)."""
+    anne, conversation_id, _ = await held_by_anne(client, clock)
+    await add_listener(client, "sam", supervisor=True)
+    sam = await other_session(client, "sam")
+    try:
+        async with client.app[STORE].lock(conversation_id):  # another operation holds the conversation
+            answer = await sam.post("/api/listeners/anne/logout", json={})
+        assert answer.status == 503  # a hand-back failed
+        assert (await anne.get("/api/me")).status == 401  # her session ended all the same
+    finally:
+        await sam.close()
+        await anne.close()
+    lines = [e for e in await client.app[STORE].audit_log() if e.action == "logout_everywhere"]
+    assert [(e.actor, e.subject) for e in lines] == [("sam", "anne")], "the logout everywhere was not audited"
+    assert "1 session(s) ended" in lines[0].detail and "left to the check" in lines[0].detail, lines[0].detail
+
+
 async def test_an_account_removed_with_the_cli_gives_the_held_conversations_back(
     make_client: AppFactory, settings: Settings, clock: Clock
 ) -> None:
