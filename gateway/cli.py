@@ -329,17 +329,24 @@ def _listeners_remove(args: argparse.Namespace) -> int:
             print(f"gateway: no listener named {args.name}", file=sys.stderr)
             return 1
         # What they hold goes back to the queue first (nobody else may answer it; an invalid flows.yaml stops here,
-        # nothing changed); the server's timers then tell each young person their place.
-        returned = 0
+        # nothing changed); the server's timers then tell each young person their place. A hand-back failed in the
+        # store (a lock held elsewhere, a Redis fault) stops nothing: the account goes, its sessions end, the
+        # failure is said and the exit is 1; the alert check gives back what is left (until 2026-12-07 the account
+        # stayed, its sessions alive, the command exiting 1 with the store's error alone).
+        returned, failed = 0, None
         if await store.held_by(args.name):
             flows, now = load_flows(Settings.from_env()), lambda: datetime.now(UTC)
             actions = Actions(Dispatcher(store, flows, clock=now), store, flows, clock=now)
-            returned = await actions.hand_back_all(args.name)
+            returned, failed = await actions.hand_back_each(args.name)
         if not await store.remove_listener(args.name):
             print(f"gateway: no listener named {args.name}", file=sys.stderr)
             return 1
         ended = await _sessions_ended(store, args.name)  # logged out, live sockets closed
         print(f"listener {args.name} removed ({ended}, {returned} conversation(s) back in the queue)")
+        if failed is not None:
+            print(f"gateway: a hand-back of a conversation {args.name} held failed ({failed}): the alert check of "
+                  f"the running gateway gives it back (GATEWAY_HELD_HANDBACK_SECONDS)", file=sys.stderr)  # fmt: skip
+            return 1
         return 0
 
     return asyncio.run(_with_store(remove))

@@ -857,7 +857,17 @@ class Actions:
         such error is raised once the others were tried (the console's 503). Until 2026-12-07 the first ``LockLost``
         stopped the loop, then (later that day) any other store error still did: the listener's other conversations
         stayed held by someone who had left (``tests/console/test_handback_refused.py``)."""
+        returned, refused = await self.hand_back_each(listener, present)
+        if refused is not None:
+            raise refused
+        return returned
 
+    async def hand_back_each(
+        self, listener: str, present: Callable[[str], bool] | None = None
+    ) -> tuple[int, StoreError | None]:
+        """:meth:`hand_back_all`, its first store error returned beside how many went back rather than raised:
+        ``gateway listeners remove`` removes the account whatever a hand-back's fate and says both (since
+        2026-12-07)."""
         gone: Callable[[], int] | None = None
         if present is not None:
             at_a_console = present
@@ -879,9 +889,7 @@ class Actions:
                 refused = refused or error
                 continue
             returned += 1
-        if refused is not None:
-            raise refused
-        return returned
+        return returned, refused
 
     async def close(
         self, conversation_id: str, listener: str, outcome: str, notes: str = "", *, supervisor: bool = False,

@@ -119,6 +119,38 @@ async def test_an_account_removed_with_the_cli_gives_the_held_conversations_back
     assert not any("va te répondre" in line for line in (await bot_lines(client, conversation_id))[count:])
 
 
+async def test_an_account_removed_with_the_cli_loses_access_even_when_a_hand_back_failed(
+    make_client: AppFactory, settings: Settings, clock: Clock
+) -> None:
+    """Anne holds two young people; one is locked by another operation (the server's) while `gateway listeners
+    remove anne` runs: its hand-back times out (10 s). A staff member leaving must lose access whatever a hand-back's
+    fate: the account removed, the sessions ended, the other young person back in the queue, the failure said on
+    stderr with a non-zero exit; the one left held goes back by the automatic hand-back. Before: exit 1 with the
+    store's error alone, the account still there and its sessions alive."""
+    client = await make_client(settings)
+    anne, locked, _ = await held_by_anne(client, clock)
+    other = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
+    assert (await anne.post(f"/api/conversations/{other.id}/take", json={})).status == 200
+    env = {**os.environ, "GATEWAY_STORE": settings.store, "GATEWAY_FLOWS": settings.flows,
+           "GATEWAY_DATA_KEY": DATA_KEY, "GATEWAY_SECRET_KEY": SECRET_KEY}  # fmt: skip
+    store = client.app[STORE]
+    try:
+        async with store.lock(locked):  # another operation holds this conversation
+            removed = await asyncio.to_thread(subprocess.run, [str(GATEWAY), "listeners", "remove", "anne"],
+                                              env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert removed.returncode != 0, removed.stdout
+        assert await store.get_listener("anne") is None, (
+            f"the account of a listener being removed was kept: {removed.stderr}"
+        )
+        assert (await anne.get("/api/me")).status == 401  # her session ended
+    finally:
+        await anne.close()
+    assert "removed" in removed.stdout and "1 conversation(s) back in the queue" in removed.stdout, removed.stdout
+    assert "hand-back" in removed.stderr and "alert check" in removed.stderr, removed.stderr
+    back = await store.get_conversation(other.id)
+    assert back is not None and (back.status, back.listener) == (Status.QUEUED, None)
+
+
 async def test_a_hand_back_by_another_process_promises_no_other_listener(client: Client, clock: Clock) -> None:
     """``gateway listeners remove`` hands back with a Dispatcher of its own, which cannot see who is at a console
     (its ``listeners_online`` says 1). Until 2026-12-05 the young person was told "un·e autre écoutant·e du 3018 va
