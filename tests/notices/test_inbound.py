@@ -13,7 +13,7 @@ import redis.asyncio
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE
-from gateway.conversation import Status
+from gateway.conversation import Conversation, Status
 from gateway.crypto import DataKeys
 from gateway.errors import StoreError
 from gateway.notices.record import Referral, ReferralStatus
@@ -265,3 +265,47 @@ async def test_a_referral_cut_before_its_record_and_sent_again_under_its_key_que
     claimed = await app.post("/chat/referral", json={"code": answer["link"].split("#", 1)[1]})
     assert claimed.status == 200 and (await claimed.json())["token"] == conversation.sender
     assert (await app.post(path, json=body, headers=headers)).status == 200  # made: answered what it made
+
+
+class RecordRefusedOnce:
+    """The real store, whose first save of a queued conversation fails (a Redis timeout, the instance dying): after
+    the referral's conversation was enqueued, before its record said so (``InboundReferrals._queue``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.real, self.refused = store, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def save_conversation(self, conversation: Conversation, **options: Any) -> None:
+        if conversation.status == Status.QUEUED and not self.refused:
+            self.refused += 1
+            raise StoreError("the store went away")
+        await self.real.save_conversation(conversation, **options)
+
+
+async def test_a_referral_cut_between_its_queue_entry_and_its_record_queues_one_conversation(
+    make_client: AppFactory, either: Settings
+) -> None:
+    """The first request enqueues its conversation, then the conversation's record fails (503: the entry waiting, the
+    record still with the bot); the partner sends it again under the same ``Idempotency-Key``: one entry waits, one
+    note, the place told once, and the link opens it."""
+    store = RecordRefusedOnce(await open_store(either.store, keys=DataKeys.from_settings(either)))
+    app = await make_client(either, store=cast(Store, store))  # the app closes it
+    path, body = "/api/partners/116006/referrals", {"summary": "Jeune de 15 ans, d'accord.", "language": "fr"}
+    headers = {"Authorization": "Bearer " + KEY, "Idempotency-Key": "cut-before-conversation-01"}
+    first = await app.post(path, json=body, headers=headers)
+    assert first.status == 503 and store.refused == 1, await first.text()
+    again = await app.post(path, json=body, headers=headers)
+    assert again.status == 201, await again.text()
+    answer = await again.json()
+    waiting = await store.waiting()
+    assert len(waiting) == 1, f"{len(waiting)} queue entries for one referral"
+    conversation = await store.get_conversation(waiting[0].conversation_id)
+    assert conversation is not None and conversation.status == Status.QUEUED
+    assert conversation.pseudonym == answer["pseudonym"]
+    transcript = await store.transcript(conversation.id)
+    assert len([e for e in transcript if e.author is Author.NOTE]) == 1
+    assert len([e for e in transcript if e.author is Author.BOT]) == 1, [e.author for e in transcript]  # its place
+    claimed = await app.post("/chat/referral", json={"code": answer["link"].split("#", 1)[1]})
+    assert claimed.status == 200 and (await claimed.json())["token"] == conversation.sender
