@@ -85,6 +85,9 @@ async def examine(settings: Settings, somaxconn: Path | None = None) -> list[Fin
     findings.append(listen_backlog(somaxconn or SOMAXCONN))
     findings.append(await store(settings))
     reachable = findings[-1].level != Level.PROBLEM
+    accounts = await reserved_accounts(settings) if reachable else None
+    if accounts is not None:
+        findings.append(accounts)
     sealing = await instances_sealing(settings) if reachable else None
     if sealing is not None:
         findings.append(sealing)
@@ -305,6 +308,41 @@ async def store(settings: Settings, clock: Clock = utcnow) -> Finding:
                        f"{'follows' if followed else 'cannot follow'} Redis's time (up to {SKEW_TRUSTED_SECONDS:.0f} "
                        "s off); fix NTP on this host")  # fmt: skip
     return Finding(Level.OK, "GATEWAY_STORE", f"answers; the last day's {len(recent)} conversation(s) open")
+
+
+async def reserved_accounts(settings: Settings) -> Finding | None:
+    """Listener accounts whose name the gateway writes as an actor (``console.auth.RESERVED_NAMES``: ``gateway``,
+    ``cli``, ``system``, in any case), made before ``gateway listeners add`` refused them (2026-12-07): their audit
+    lines read as the system's, their hand-backs could be taken for automatic ones. A PROBLEM naming them and how to
+    rename one (there is no rename: the person added under another name, the old account removed); None when there
+    is none or the store does not answer (said by the store's own finding). Since 2026-12-07: until then nothing
+    said them."""
+    from gateway.console.auth import reserved_name
+    from gateway.store import open_store
+    from gateway.store.sqlite import path_from_url
+
+    if settings.store.startswith("sqlite:///") and not path_from_url(settings.store).exists():
+        return None  # no account yet, and the doctor creates nothing
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT):
+            opened = await open_store(
+                settings.store, keys=DataKeys.from_settings(settings), cluster=bool(settings.redis_cluster)
+            )
+            try:
+                found = [listener for listener in await opened.list_listeners() if reserved_name(listener.name)]
+            finally:
+                await opened.close()
+    except (TimeoutError, StoreError, ConfigError):
+        return None
+    if not found:
+        return None
+    names = sorted(listener.name for listener in found)
+    supervisors = sorted(listener.name for listener in found if listener.supervisor)
+    removes = ", ".join(f"`gateway listeners remove {name}`" for name in names)
+    return Finding(Level.PROBLEM, "listener accounts", f"{', '.join(names)}: a name the gateway writes as an actor "
+                   "(its audit lines read as the system's); add each person under another name (`gateway listeners "
+                   f"add NEWNAME`, with --supervisor for {', '.join(supervisors) or 'none of them'}), then {removes} "
+                   "(its sessions end, what it holds goes back to the queue)")  # fmt: skip
 
 
 async def instances_sealing(settings: Settings) -> Finding | None:

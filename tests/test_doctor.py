@@ -18,7 +18,7 @@ from gateway.doctor import Level, clients_finding, listen_backlog, round_trip, s
 from gateway.messages import ChannelName
 from gateway.sealing import Sealing
 from gateway.settings import Settings
-from gateway.store import ClientLimits, HasTime, SealingStore, open_store
+from gateway.store import ClientLimits, HasTime, Listener, SealingStore, open_store
 from tests.conftest import ROOT
 from tests.delaying_proxy import delaying_proxy
 from tests.test_redis_restart import OwnRedis, own_redis
@@ -121,6 +121,29 @@ def test_records_sealed_with_a_key_the_deployment_lacks(
     problem = line(out, "GATEWAY_STORE")
     assert problem.startswith("PROBLEM") and key_id(parse_key(sealed_with, "test")) in problem
     assert "424242" not in out
+
+
+def test_an_account_whose_name_is_now_reserved_is_a_problem_with_how_to_rename_it(
+    capsys: pytest.CaptureFixture[str], environment: pytest.MonkeyPatch
+) -> None:
+    """Accounts made before 2026-12-07 may bear a name the gateway writes as an actor (``gateway``, ``cli``,
+    ``system``; ``console.auth.RESERVED_NAMES``): their audit lines read as the system's. Before: nothing said."""
+    data_key, store = new_key(), "sqlite:///var/gateway.sqlite3"
+    settings = Settings(store=store, data_key=data_key, secret_key=STRONG)
+
+    async def accounts() -> None:
+        opened = await open_store(store, keys=DataKeys.from_settings(settings))
+        for name in ("Gateway", "anne", "cli"):
+            await opened.add_listener(Listener(name, "x", supervisor=name == "cli", created_at=datetime.now(UTC)))
+        await opened.close()
+
+    asyncio.run(accounts())
+    code, out = doctor(capsys, environment, **PRODUCTION, GATEWAY_DATA_KEY=data_key)
+    assert code == 1, out
+    problem = line(out, "listener accounts")
+    assert problem.startswith("PROBLEM") and "Gateway, cli" in problem and "anne" not in problem, problem
+    assert "gateway listeners add" in problem and "--supervisor" in problem, problem
+    assert "gateway listeners remove Gateway" in problem and "gateway listeners remove cli" in problem, problem
 
 
 def test_an_unset_secret_and_a_malformed_data_key(
