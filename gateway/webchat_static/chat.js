@@ -589,7 +589,10 @@
     }
     var automatic = state.held.auto[frame.id];
     delete state.held.auto[frame.id];
-    if (frame.reason === "client_full") { heldRetry(); }  // a place may free: tried again by itself
+    // a place may free: tried again by itself; so is an automatic try the network's rate of new chats refused (the
+    // cap freed, its window spent: chats_per_address), until the window ends. Until 2026-12-07 that refusal, said
+    // quietly, stopped the tries: the message waited for "Réessayer" for good.
+    if (frame.reason === "client_full" || (automatic && frame.reason === "rate_limited")) { heldRetry(); }
     var el = document.querySelector('.msg.pending[data-id="' + frame.id + '"]');
     if (!el) { return; }
     var shown = el.querySelector(".not-sent [data-i18n]");

@@ -29,6 +29,7 @@ RECORD_SENT = """
 })();
 """
 TRIED_TWICE = """() => window.__sent.filter((f) => f.includes('"auto":true')).length >= 2"""
+TRIED_ONCE = """() => window.__sent.filter((f) => f.includes('"auto":true')).length >= 1"""
 
 
 async def test_a_held_pages_refused_danger_goes_by_itself_once_a_place_frees(
@@ -69,3 +70,42 @@ async def test_a_held_pages_refused_danger_goes_by_itself_once_a_place_frees(
     assert [(w.priority, w.flag.risk if w.flag else None) for w in waiting] == [(Priority.URGENT, "suicide")]
     users = [e.text for e in await server.app[STORE].transcript(waiting[0].conversation_id) if e.author == "user"]
     assert users == ["je veux mourir"]  # once
+
+
+async def test_a_held_pages_try_refused_by_the_hours_rate_keeps_trying_once_the_window_ends(
+    context: BrowserContext, browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """The network's cap frees (the classmate ends), but the network's rate of new chats (``chats_per_address``)
+    is spent for its window: the page's automatic try is refused ``rate_limited``. The page keeps trying, and its
+    message goes once the window ends. Before: that refusal stopped the page's tries (only ``client_full`` asked for
+    another), nothing said (``quiet``): the message waited for "Réessayer" for good."""
+    server: TestServer = await make_server(
+        settings.replace(max_waiting_per_client=1, limit_chats_per_address="1 per 20 seconds")
+    )
+    async with french_window(browser, 390, 780) as phone:
+        await phone.add_init_script(RECORD_SENT)
+        classmate = await open_chat(context, server)  # the school's address at its cap, its window's one chat
+        page = await phone.new_page()
+        reasons: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: reasons.extend(
+            [str(frame)] if '"refused"' in str(frame) else [])))  # fmt: skip
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).last).to_contain_text("3114")
+        await type_answer(page, "salut, je voudrais parler à quelqu'un")
+        refused = page.locator('.msg.pending.failed[data-author="user"]')
+        await expect(refused).to_contain_text("Pas encore envoyé.")
+        await page.wait_for_function(TRIED_ONCE, timeout=30_000)  # tried again by itself: still full
+        classmate.on("dialog", lambda dialog: dialog.accept())
+        await classmate.get_by_role("button", name="Terminer").click()  # the cap frees; the window's chat is spent
+        await expect(classmate.get_by_role("button", name="Nouvelle conversation")).to_be_visible()
+        await page.wait_for_function(
+            """() => window.__sent.filter((f) => f.includes('"auto":true')).length >= 2""", timeout=30_000
+        )
+        # before: the pending message stayed for good, no try after the rate_limited one
+        await expect(page.locator(".msg.pending")).to_have_count(0, timeout=70_000)
+        await expect(page.locator("#status-line")).to_contain_text("position 1")
+    assert any('"rate_limited"' in frame for frame in reasons), reasons  # the case under test was met
+    waiting = await server.app[STORE].waiting()
+    assert len(waiting) == 1
+    users = [e.text for e in await server.app[STORE].transcript(waiting[0].conversation_id) if e.author == "user"]
+    assert users == ["salut, je voudrais parler à quelqu'un"]  # once
