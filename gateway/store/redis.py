@@ -254,6 +254,9 @@ class HeldWrite:  # object.__setattr__); never changed once made, but for ``unlo
     # held before the record but sent with the batch's ``cut`` part, after the record was answered written (an
     # ending's transcript expiry, ``expire_transcript``; since 2026-12-07); in place when the batch has no such part
     late: bool = False
+    # a ``cut`` write sent in a pipeline of its own before the rest of the cut part, which is sent only if none of it
+    # was refused (a split save's ``fenced_gate`` on a Cluster, since 2026-12-07: a pipeline is not conditional)
+    gate: bool = False
 
 
 class _Fence:
@@ -825,12 +828,15 @@ class RedisStore:
             late = [write for write in kept[:cut] if write.late]
             kept = [write for write in kept[:cut] if not write.late] + [kept[cut], *late, *kept[cut + 1 :]]
             cut -= len(late)
-        recorded = False  # a record of the first part was answered written: the second part follows a kept record
-        parts = (kept[:cut], kept[cut:])
-        for index, part in enumerate(parts):  # a pipeline each (one unless a write is ``cut``)
-            if part:  # the first of two is followed by the second, under the lock (``_Fence.closing``)
-                await self._send_part(part, recorded, followed=index == 0 and bool(parts[1]))
-                recorded = any(write.record is not None for write in part)
+        recorded = False  # a record of the first part was answered written: the parts after follow a kept record
+        # a pipeline each (one unless a write is ``cut``); the cut part's gates first, alone (``HeldWrite.gate``,
+        # since 2026-12-07): one refused raises LockLost, and the rest of the cut part is never sent
+        gates = [write for write in kept[cut:] if write.gate]
+        parts = (kept[:cut], gates, [write for write in kept[cut:] if not write.gate])
+        for index, part in enumerate(parts):
+            if part:  # one followed by another, under the lock (``_Fence.closing``)
+                await self._send_part(part, recorded, followed=any(parts[index + 1 :]))
+                recorded = recorded or any(write.record is not None for write in part)
         if refused:
             raise refused[0]
 
@@ -1227,7 +1233,8 @@ class RedisStore:
         # none): until 2026-12-07 a commit held on its way past the lease, its record refused, still took the
         # conversation out of the status and the flagged index the next holder had saved it in meanwhile
         # (``tests/store/test_redis_fenced_indexes.py``). On one node those writes are one script that runs the fence
-        # first (``fenced_steps``, since 2026-12-07): refused, it writes none of them (a failover that lost the record)
+        # first (``fenced_steps``, since 2026-12-07): refused, it writes none of them (a failover that lost the record);
+        # on a Cluster they are sent only once that fence, sent alone, passed (``gate``, since 2026-12-07)
         split = (not c.active or leave) and _FENCING.get() is not None and _fence_of(c.id) is not None
 
         def queue(pipe: Pipeline) -> None:
@@ -1277,12 +1284,10 @@ class RedisStore:
                     fence.marks.append((len(pipe), *mark))
                 fence.fenced(pipe, "fenced_steps", [*keys, K.conversation(c.id)], [len(steps), *args, digest])
                 return
-            if fence is not None and split:  # sent apart from the record: the fence alone first (since 2026-12-07)
-                # a failover between the record's pipeline and this one: this one on a server without the record, its
-                # mark taken back on the refusal; on a Cluster (no script spans their slots) the writes of other slots
-                # after it are not: they run all the same (on one node, until 2026-12-07 as well: the waiting young
-                # person taken out of the queue, the address freed; ``tests/store/test_redis_fence_slots.py``)
-                fence.fenced(pipe, "fenced_check", [], [])
+            # on a Cluster (no script spans their slots) the steps apart, sent only once the gate passed (``gate``,
+            # since 2026-12-07: until then after ``fenced_check`` in this pipeline, which Redis ran all the same when
+            # it refused: the waiting young person taken out of the queue, the address freed, by an ending a
+            # failover lost; ``tests/store/test_redis_fence_slots.py``)
             for name, step_keys, step_args in steps:
                 if name == "srem":
                     pipe.srem(step_keys[0], *step_args)
@@ -1291,9 +1296,24 @@ class RedisStore:
                         fence.marks.append((len(pipe), *mark))
                     _eval(pipe, name, step_keys, step_args)
 
+        def gate(pipe: Pipeline) -> None:
+            """On a Cluster, the fence alone before the writes of other slots (``redis_lua._FENCED_GATE``, since
+            2026-12-07), which are sent only once it passed: refused, none of them is (a failover lost the record).
+            It passes as ``fenced_steps`` does: the lock its holder's, or an ending's very record on the server (the
+            lock lapsed between the two pipelines, the ending kept). What remains: the writes land a round trip
+            after the gate's answer, on other nodes, which a failover of the conversation's node then cannot take
+            back (as for any write a primary answered and lost before its replica got it: ``require_replicas``)."""
+            fence = _fence_of(c.id)
+            if fence is not None:
+                digest = "" if c.active else hashlib.sha1(record, usedforsecurity=False).hexdigest()
+                fence.fenced(pipe, "fenced_gate", [K.conversation(c.id)], [digest])
+
+        # on a Cluster, the gate of the writes after the record (``HeldWrite.gate``): one node runs them in one script
+        gated = [] if self.on_one_node else [gate]
         if held:
+            gates = [HeldWrite(g, cut=True, gate=True) for g in gated]
             writes = (
-                [HeldWrite(record_part, record=c.id), HeldWrite(after_part, cut=True)]
+                [HeldWrite(record_part, record=c.id), *gates, HeldWrite(after_part, cut=True)]
                 if split
                 else [HeldWrite(queue, unlock=unlock, record=c.id)]
             )
@@ -1310,7 +1330,9 @@ class RedisStore:
                     claimed.append(await self._claim_address(address, c.id))
                 return claimed[0]
 
-            writes = [HeldWrite(record_part, before=claim, record=c.id), HeldWrite(after_part, before=claim, cut=True)]
+            gates = [HeldWrite(g, before=claim, cut=True, gate=True) for g in gated]
+            writes = [HeldWrite(record_part, before=claim, record=c.id), *gates]
+            writes.append(HeldWrite(after_part, before=claim, cut=True))
             batch = self._batch()
             if batch is not None:
                 batch.extend(writes)

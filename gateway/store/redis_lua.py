@@ -1773,10 +1773,31 @@ SCRIPTS.update({"fenced_" + name: _FENCE + SCRIPTS[name] for name in FENCED_SCRI
 # while the lock is its holder's, as the entries it tells of are written; KEYS: none of its own; ARGV: the channel,
 # the message. Until then a refused commit's events (a plain PUBLISH) told pages and consoles of entries never kept.
 SCRIPTS["fenced_publish"] = _FENCE + "return redis.call('PUBLISH', ARGV[1], ARGV[2])\n"
-# the fence alone (since 2026-12-07): at the head of an ending's writes of other slots, sent apart once its record was
-# answered (``HeldWrite.cut``), which may reach another server than the record did (a failover between the two); on a
-# Cluster only since 2026-12-07 (a later change: the writes after it ran all the same; one node: ``_FENCED_STEPS``)
+# the fence alone (since 2026-12-07): at the end of a pipeline followed by another under the lock (``_Fence``). Until
+# 2026-12-07 also at the head of a split save's writes of other slots on a Cluster, in their pipeline, which ran them
+# all the same when it refused (a later change: ``fenced_gate``, sent alone; one node: ``_FENCED_STEPS``)
 SCRIPTS["fenced_check"] = _FENCE + "return 1\n"
+# The gate of a split save's writes of other slots on a Cluster (``RedisStore.save_conversation``; since 2026-12-07):
+# the fence and the record's test of ``_FENCED_STEPS``, sent alone once the record was answered written, the writes
+# sent only once it answered 1 (``HeldWrite.gate``): one slot, the conversation's (a Cluster runs no script over the
+# writes' slots; until 2026-12-07 ``fenced_check`` headed them in one pipeline, and Redis ran them when it refused: a
+# failover that lost the ending took the still-waiting young person out of the queue and freed their address). KEYS:
+# the record's key, then the fence's; ARGV: the SHA-1 of the record the save wrote ('' for none), then the fence's.
+_FENCED_GATE = (
+    "local function fence(KEYS, ARGV)\n"
+    + _FENCE
+    + "return 1\nend\n"
+    + """
+local refused = fence(KEYS, ARGV) ~= 1
+if refused and (ARGV[1] == '' or redis.sha1hex(redis.call('GET', KEYS[1]) or '') ~= ARGV[1]) then
+  return '"""
+    + FENCED
+    + """'
+end
+return 1
+"""
+)
+SCRIPTS["fenced_gate"] = _FENCED_GATE
 
 
 def _step(name: str) -> str:

@@ -11,7 +11,9 @@ refused for what follows its record. Each test loses the lock's key before (or i
 - An ending whose record a failover lost between its two pipelines: the fence at the second one's head refuses, its
   processed mark is taken back (since 2026-12-07 a test of its own), and nothing after it is written: until
   2026-12-07 (a later change) the queue entry's removal and the address's release after the fence alone ran all the
-  same, the waiting young person out of the queue.
+  same, the waiting young person out of the queue; on a Cluster (a later change still, ``fenced_gate``) they did
+  until then too, and a lapsed lock after a kept ending raised LockLost. Both ending tests run on one node, on the
+  Cluster fixture through a plain client, and on a Cluster of their own with a Cluster client (``SERVERS``).
 - A refused commit's join of the flagged index (slot ``{index}``, sent before the record): until 2026-12-07 its
   older rank replaced the next holder's newer one, and the latest flagged conversation went down the list.
 - A refused hand-off's queue entry (slot ``{queue}``, sent with the position's read before the record): until
@@ -21,8 +23,11 @@ refused for what follows its record. Each test loses the lock's key before (or i
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -39,21 +44,57 @@ from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.cutting_proxy import cutting_proxy
 from tests.losing_proxy import script_text
-from tests.store.conftest import emptied, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
+from tests.store.conftest import _free_port, _redis_server, _stop, emptied, redis_cluster_url, redis_url  # noqa: F401  (the session's servers)
 from tests.store.fencing_setup import entry, lose_the_lock, opened  # noqa: F401  (``opened``: a fixture)
 
 pytestmark = pytest.mark.redis
 
+# the servers the two ending tests run on: one node, the Cluster fixture through a plain client (the store's steps
+# apart, one slot each, in one pipeline), and a one-node Cluster of the test's own behind the proxy it announces, the
+# store a Cluster client (its steps sent one by one: ``redis_steps.ordered``)
+SERVERS = ["redis_url", "redis_cluster_url", "own_cluster"]
 
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[str]:
+    """A one-node Redis Cluster owning every slot, of this test's own (``announce`` changes the address it names)."""
+    process, port = _redis_server(tmp_path, "--cluster-enabled", "yes", "--cluster-port", str(_free_port()),
+                                  "--cluster-config-file", str(tmp_path / "nodes.conf"))  # fmt: skip
+    try:
+        with redis.Redis(port=port, decode_responses=True) as client:
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            deadline = time.monotonic() + 15
+            while "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                assert time.monotonic() < deadline, "the one-node Redis Cluster did not come up"
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        _stop(process)
+
+
+def announce(client: redis.Redis, proxy_url: str) -> None:
+    """The node names the proxy as its address (``cluster-announce-port``): a Cluster client's every connection, the
+    one that finds the slots included, goes through it (as ``tests/store/test_redis_cluster_retry.py``)."""
+    client.config_set("cluster-announce-port", proxy_url.rsplit(":", 1)[1].split("/")[0])
+    slots = client.execute_command("CLUSTER", "SLOTS")
+    assert str(slots[0][2][1]) in proxy_url, slots
+
+
+@pytest.mark.parametrize("server", SERVERS)
 async def test_an_ending_kept_before_its_lock_was_lost_stands_and_publishes_its_events(
-    redis_url: str,  # noqa: F811
+    request: pytest.FixtureRequest, server: str
 ) -> None:
-    url = emptied(redis_url)
+    """On a Cluster (the one-node fixture through a plain client: the steps apart) the lock is lost before the fence's
+    check sent alone, which passes on the record the server holds (its SHA-1, as ``fenced_steps`` does; since
+    2026-12-07: until then the check refused, the writes after it ran and the flush raised ``LockLost``)."""
+    url = emptied(request.getfixturevalue(server))
     client = redis.Redis.from_url(url, decode_responses=True)
     listening = client.pubsub()
     listening.subscribe(K.EVENTS_CHANNEL, K.ANY_CONVERSATION_EVENTS)
     async with cutting_proxy(url) as proxy:
-        store = await open_store(proxy.url, keys=store_keys(proxy.url))
+        if server == "own_cluster":
+            announce(client, proxy.url)
+        store = await open_store(proxy.url, keys=store_keys(proxy.url), cluster=server == "own_cluster")
         try:
             now = datetime.now(UTC)
             conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-1", now)
@@ -69,7 +110,10 @@ async def test_an_ending_kept_before_its_lock_was_lost_stands_and_publishes_its_
             async def failover() -> None:  # between the record's pipeline and the second one
                 lose_the_lock(client, cid)
 
-            proxy.hold_before(script_text("remove_from_queue"), meanwhile=failover)  # the second pipeline's
+            if server == "redis_url":  # the second pipeline's (one script)
+                proxy.hold_before(script_text("remove_from_queue"), meanwhile=failover)
+            else:  # the check's, the command after the record's
+                proxy.hold_before(meanwhile=failover, after=script_text("put_conversation"))
             async with store.locked_batch(cid):  # before: LockLost, for an ending that was made
                 found = await store.get_conversation(cid)
                 assert found is not None and found.status is Status.QUEUED
@@ -91,10 +135,12 @@ async def test_an_ending_kept_before_its_lock_was_lost_stands_and_publishes_its_
             await store.close()
 
 
+@pytest.mark.parametrize("server", SERVERS)
 async def test_an_ending_whose_record_the_failover_lost_leaves_its_message_unprocessed(
-    redis_url: str,  # noqa: F811
+    request: pytest.FixtureRequest, server: str
 ) -> None:
-    """The fence alone at the head of an ending's second pipeline (``fenced_check``): a failover between the ending's
+    """The fence at the head of an ending's second pipeline (``fenced_steps`` on one node, ``fenced_gate`` sent alone
+    on a Cluster; until 2026-12-07 ``fenced_check``, the fence alone, in the pipeline): a failover between the ending's
     two pipelines, its record answered written by the old primary and lost with it, the second pipeline on the new
     primary (which has neither the lock's ``SET`` nor the record, nor its processed mark). The global processed mark
     that pipeline writes (slot ``{seen}``, which cannot read the lock; its deadline not passed) is taken back on the
@@ -103,11 +149,16 @@ async def test_an_ending_whose_record_the_failover_lost_leaves_its_message_unpro
     still waiting and the stop recorded nowhere (2026-12-07, the check removed: the redelivery answered DONE). Nor is
     anything else of that pipeline written: until 2026-12-07 (a later change, ``fenced_steps``) the writes after the
     check ran all the same (Redis runs every command of a pipeline): the young person, still waiting on the new
-    primary, was out of the queue and of the status's set, and their address freed (``assert [] == [cid]``)."""
-    url = emptied(redis_url)
+    primary, was out of the queue and of the status's set, and their address freed (``assert [] == [cid]``). On a
+    Cluster (here the one-node fixture through a plain client: not one node to the store, so its steps stay apart, one
+    slot each) the check is sent alone, and the writes only once it passed (since 2026-12-07): until then they
+    followed it in one pipeline and ran all the same (the same ``assert [] == [cid]``)."""
+    url = emptied(request.getfixturevalue(server))
     client = redis.Redis.from_url(url)  # bytes: the sealed record put back as the new primary has it
     async with cutting_proxy(url) as proxy:
-        store = await open_store(proxy.url, keys=store_keys(proxy.url))
+        if server == "own_cluster":
+            announce(client, proxy.url)
+        store = await open_store(proxy.url, keys=store_keys(proxy.url), cluster=server == "own_cluster")
         try:
             now = datetime.now(UTC)
             conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-6", now)
