@@ -2184,15 +2184,29 @@ class RedisStore:
         (``HeldWrite.cut``; since 2026-12-07): a completion (``Actions.complete_move``) whose record the lock's fence
         refused keeps its listing, and the next check completes it; until then a waiting conversation's completion
         refused unlisted the transfer all the same, its entry left in the new queue beside a record naming the old one
-        (``tests/console/test_handback_refused.py``). A round trip more when the save is not split already."""
+        (``tests/console/test_handback_refused.py``). A round trip more when the save is not split already.
+
+        It waits for the lock's fence, sent alone before it (``fenced_gate``, ``HeldWrite.gate``; since 2026-12-07),
+        on one node as on a Cluster: refused (a failover that lost the record between the two pipelines, or the lock
+        lapsed), LockLost, and neither it nor what follows it in the batch (the completion's audit line) is sent.
+        Until then it went in a pipeline with no fence when the save was not split (a waiting conversation's transfer
+        completed: no status set changed) and after the one-node ``fenced_steps`` when it was, run all the same: the
+        transfer unlisted on a new primary whose record still named the old queue, never completed by the check
+        (``tests/store/test_redis_fence_slots.py``). A round trip more again; what remains is the gate's: the lock
+        lost, or the record with a failover, after the gate's answer and before the unlisting lands."""
 
         def queue(pipe: Pipeline) -> None:
             _eval(pipe, "end_move", [K.QUEUE + "moving"], [conversation_id])
 
+        def gate(pipe: Pipeline) -> None:  # the lock still its holder's ('': no record's SHA-1 lets it pass)
+            fence = _fence_of(conversation_id)
+            if fence is not None:
+                fence.fenced(pipe, "fenced_gate", [K.conversation(conversation_id)], [""])
+
         held, fence = self._batch(), _FENCING.get()
         mine = fence is not None and fence.conversation_id == conversation_id and fence.task is asyncio.current_task()
         if held is not None and mine:
-            held.append(HeldWrite(queue, cut=True))
+            held.extend([HeldWrite(gate, cut=True, gate=True), HeldWrite(queue, cut=True)])
             return
         await self._write(queue)
 

@@ -14,6 +14,9 @@ refused for what follows its record. Each test loses the lock's key before (or i
   same, the waiting young person out of the queue; on a Cluster (a later change still, ``fenced_gate``) they did
   until then too, and a lapsed lock after a kept ending raised LockLost. Both ending tests run on one node, on the
   Cluster fixture through a plain client, and on a Cluster of their own with a Cluster client (``SERVERS``).
+- A waiting conversation's transfer completion whose record a failover lost before ``end_move``: until 2026-12-07
+  ``end_move`` went unfenced after the record (the save not split), the transfer unlisted and never completed; now
+  behind ``fenced_gate``, on the three servers.
 - A refused commit's join of the flagged index (slot ``{index}``, sent before the record): until 2026-12-07 its
   older rank replaced the next holder's newer one, and the latest flagged conversation went down the list.
 - A refused hand-off's queue entry (slot ``{queue}``, sent with the position's read before the record): until
@@ -39,7 +42,7 @@ from gateway.events import QueueChanged
 from gateway.flows import lifecycle
 from gateway.flows.lifecycle import Trigger
 from gateway.messages import ChannelName
-from gateway.store import Claim, ClaimState, DoneMark, Store, open_store
+from gateway.store import AuditEntry, Claim, ClaimState, DoneMark, Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
 from tests.cutting_proxy import cutting_proxy
@@ -202,6 +205,68 @@ async def test_an_ending_whose_record_the_failover_lost_leaves_its_message_unpro
             assert cid in await store.conversation_ids_by_status(Status.QUEUED)
             active = await store.find_active_conversation(ChannelName.MESSENGER, "sender-6")
             assert active is not None and active.id == cid, "the sender's address was freed by a refused ending"
+        finally:
+            client.close()
+            await store.close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_a_transfer_completion_whose_record_the_failover_lost_stays_listed(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """A waiting conversation's transfer completion (``Actions.complete_move``: the entry in the new queue, the record
+    naming it, no status set changed: the save not split), its record answered written by the old primary and lost
+    with it before ``end_move`` (sent after the record, ``HeldWrite.cut``) reaches the new primary. Until 2026-12-07
+    ``end_move`` (and the audit line after it) went in a pipeline with no fence, on one node as on a Cluster: the
+    transfer was unlisted on a server whose record still names the old queue (``assert cid in {}``), and the alert
+    check, which completes only the transfers listed, never completed it: the young person left half-moved, the
+    console showing the old queue, their new place never told. Now the fence goes first, alone (``fenced_gate``):
+    refused, LockLost, the transfer still listed for the next check, and no ``transfer_completed`` line."""
+    url = emptied(request.getfixturevalue(server))
+    client = redis.Redis.from_url(url)  # bytes: the sealed record put back as the new primary has it
+    async with cutting_proxy(url) as proxy:
+        if server == "own_cluster":
+            announce(client, proxy.url)
+        store = await open_store(proxy.url, keys=store_keys(proxy.url), cluster=server == "own_cluster")
+        try:
+            now = datetime.now(UTC)
+            conversation, _ = await store.active_conversation(ChannelName.MESSENGER, "sender-8", now)
+            cid = conversation.id
+            async with store.locked_batch(cid):
+                found = await store.get_conversation(cid)
+                assert found is not None
+                await store.enqueue(cid, "general", Priority.NORMAL, now)
+                await store.save_conversation(replace(found, status=Status.QUEUED, queue="general", queued_at=now))
+            moved_at = now + timedelta(seconds=1)
+            await store.begin_move(cid, "alice")  # a transfer cut after its queue step
+            await store.enqueue(cid, "other", Priority.NORMAL, moved_at)
+            waiting = client.get(K.conversation(cid))
+            assert waiting is not None
+
+            async def failover() -> None:  # between the record's pipeline (answered) and the next one
+                client.delete(K.lock(cid), K.lock_writes(cid))
+                client.set(K.conversation(cid), waiting)
+
+            proxy.hold_before(meanwhile=failover, after=script_text("put_conversation"))  # its first command
+            lost: LockLost | None = None
+            try:
+                async with store.locked_batch(cid):  # as ``complete_move`` makes it
+                    found = await store.get_conversation(cid)
+                    assert found is not None and found.queue == "general"
+                    await store.enqueue(cid, "other", Priority.NORMAL, moved_at)
+                    await store.save_conversation(replace(found, queue="other", queued_at=moved_at))
+                    await store.end_move(cid)
+                    await store.audit(AuditEntry(now, "gateway", "transfer_completed", cid, "a transfer cut short"))
+            except LockLost as error:
+                lost = error
+            assert proxy.held == 1 and not proxy.failures, "the failover did not come between the two pipelines"
+            record = await store.get_conversation(cid)
+            assert record is not None and record.queue == "general"  # the new primary never had the completion
+            assert cid in await store.moves_begun(), (
+                "a transfer whose completion the new primary never had was unlisted: never completed"
+            )
+            assert [a.action for a in await store.audit_log()] == [], "a completion not made was audited"
+            assert lost is not None, "a completion the new primary never had was taken for made"
         finally:
             client.close()
             await store.close()
