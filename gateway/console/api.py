@@ -403,7 +403,9 @@ class ListenerAPI:
         conversations they hold go back to the queue. A hand-back failed in the store (``Actions.hand_back_all`` tries
         every one, then raises the first error: the answer's 503) is left to the alert check, and the audit line is
         written all the same, saying so: the sessions ended. Until 2026-12-07 that error came before the audit, and the
-        logout, made, had no ``logout_everywhere`` line."""
+        logout, made, had no ``logout_everywhere`` line. That line's write failing too, the hand-back's error is the
+        one raised (answered, counted and told by its class; the audit's its context): until 2026-12-07 (a later
+        change) the audit's StoreError replaced it, a lock held elsewhere counted as the store's failure."""
         name = request.match_info["name"]
         if not valid_name(name) or await self.store.get_listener(name) is None:
             raise ActionRefused("not_found", "no such listener")
@@ -411,9 +413,12 @@ class ListenerAPI:
         detail = f"{ended} session(s) ended"
         try:
             await self.actions.hand_back_all(name, self.presence.has)
-        except StoreError:
-            await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "logout_everywhere", name,
-                                              f"{detail}; a hand-back failed, left to the check"))  # fmt: skip
+        except StoreError as failed:
+            try:
+                await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "logout_everywhere", name,
+                                                  f"{detail}; a hand-back failed, left to the check"))  # fmt: skip
+            except StoreError:  # not ``from`` it: ``error_class`` names a StoreError by its ``__cause__``
+                raise failed  # noqa: B904  (the first error, the audit's its ``__context__``)
             raise
         await self.store.audit(AuditEntry(self.clock(), request[LISTENER].name, "logout_everywhere", name, detail))
         return web.json_response({"ended": ended})

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import FLOWS, STORE
+from gateway.app import FLOWS, METRICS, STORE
 from gateway.console.actions import Actions
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
@@ -99,6 +100,34 @@ async def test_a_logout_everywhere_whose_hand_back_failed_is_audited_all_the_sam
     lines = [e for e in await client.app[STORE].audit_log() if e.action == "logout_everywhere"]
     assert [(e.actor, e.subject) for e in lines] == [("sam", "anne")], "the logout everywhere was not audited"
     assert "1 session(s) ended" in lines[0].detail and "left to the check" in lines[0].detail, lines[0].detail
+
+
+async def test_a_logout_everywhere_whose_audit_failed_too_answers_the_hand_backs_error(
+    client: Client, clock: Clock, settings: Settings
+) -> None:
+    """The hand-back fails (the conversation locked by another operation: ``LockTimeout``), then the audit line
+    written in that failure branch fails too (the audit table refusing inserts: a trigger of this test's). The
+    error raised is the first, the hand-back's: counted as a lock not taken in time (the store answers), not as
+    the audit's failure. Until 2026-12-07 the audit's StoreError replaced it (``error="LockTimeout"`` counted 0)."""
+    anne, conversation_id, _ = await held_by_anne(client, clock)
+    await add_listener(client, "sam", supervisor=True)
+    sam = await other_session(client, "sam")
+    path = settings.store.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'no audit'); END")
+    registry = client.app[METRICS].registry
+    locked = {"part": "http", "error": "LockTimeout"}
+    try:
+        async with client.app[STORE].lock(conversation_id):  # another operation holds the conversation
+            answer = await sam.post("/api/listeners/anne/logout", json={})
+        assert answer.status == 503
+        assert (await anne.get("/api/me")).status == 401  # her session ended all the same
+    finally:
+        await sam.close()
+        await anne.close()
+    assert registry.get_sample_value("gateway_store_failures_total", locked) == 1, (
+        "the audit's failure replaced the hand-back's error"
+    )
 
 
 async def test_an_account_removed_with_the_cli_gives_the_held_conversations_back(
