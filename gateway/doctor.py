@@ -33,7 +33,7 @@ from gateway.errors import ConfigError, FlowError, FlowValidationError, StoreErr
 from gateway.settings import CHANNEL_NEEDS, Settings, variable
 
 if TYPE_CHECKING:
-    from gateway.store import ClientLimits, HasTime
+    from gateway.store import ClientLimits, HasTime, Listener
 
 MIN_SECRET_LENGTH = 32
 STORE_TIMEOUT = 10.0
@@ -83,11 +83,11 @@ async def examine(settings: Settings, somaxconn: Path | None = None) -> list[Fin
     findings += catchup_retention(settings)
     findings += leases(settings)
     findings.append(listen_backlog(somaxconn or SOMAXCONN))
-    findings.append(await store(settings))
+    accounts: list[Finding] = []  # read on the store's connection (``store``'s ``accounts``)
+    findings.append(await store(settings, accounts=accounts))
     reachable = findings[-1].level != Level.PROBLEM
-    accounts = await reserved_accounts(settings) if reachable else None
-    if accounts is not None:
-        findings.append(accounts)
+    if reachable:
+        findings += accounts
     sealing = await instances_sealing(settings) if reachable else None
     if sealing is not None:
         findings.append(sealing)
@@ -267,9 +267,12 @@ def _is_set(settings: Settings, name: str) -> bool:
     return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
 
 
-async def store(settings: Settings, clock: Clock = utcnow) -> Finding:
+async def store(settings: Settings, clock: Clock = utcnow, accounts: list[Finding] | None = None) -> Finding:
     """Since 2026-12-07 also this host's ``clock`` against Redis's ``TIME`` (``gateway/clock.py``): a warning above
-    ``SKEW_WARN_SECONDS``, a problem beyond ``SKEW_TRUSTED_SECONDS`` (the gateway would not follow Redis's time)."""
+    ``SKEW_WARN_SECONDS``, a problem beyond ``SKEW_TRUSTED_SECONDS`` (the gateway would not follow Redis's time).
+    ``accounts``: given, the listener accounts bearing a reserved name are read on the same connection and their
+    finding added to it (:func:`reserved_accounts`; since 2026-12-07: until then that check opened the store a
+    second time, with a timeout of its own)."""
     from gateway.store import HasTime, open_store
     from gateway.store.sqlite import path_from_url
 
@@ -289,6 +292,13 @@ async def store(settings: Settings, clock: Clock = utcnow) -> Finding:
                     evicting: str | None = await opened.eviction_policy()
                 except StoreError:  # INFO refused (an ACL without @dangerous): the policy cannot be read
                     evicting = UNREAD
+                if accounts is not None:
+                    try:
+                        reserved = reserved_accounts(await opened.list_listeners())
+                    except (StoreError, ConfigError):  # the accounts not read: nothing said of them, as before
+                        reserved = None
+                    if reserved is not None:
+                        accounts.append(reserved)
             finally:
                 await opened.close()
     except TimeoutError:
@@ -310,30 +320,16 @@ async def store(settings: Settings, clock: Clock = utcnow) -> Finding:
     return Finding(Level.OK, "GATEWAY_STORE", f"answers; the last day's {len(recent)} conversation(s) open")
 
 
-async def reserved_accounts(settings: Settings) -> Finding | None:
+def reserved_accounts(listeners: list[Listener]) -> Finding | None:
     """Listener accounts whose name the gateway writes as an actor (``console.auth.RESERVED_NAMES``: ``gateway``,
     ``cli``, ``system``, in any case), made before ``gateway listeners add`` refused them (2026-12-07): their audit
     lines read as the system's, their hand-backs could be taken for automatic ones. A PROBLEM naming them and how to
     rename one (there is no rename: the person added under another name, the old account removed); None when there
-    is none or the store does not answer (said by the store's own finding). Since 2026-12-07: until then nothing
-    said them."""
+    is none. Since 2026-12-07: until then nothing said them. ``listeners``: as the store lists them, read on the
+    store check's connection (:func:`store`; until 2026-12-07, later that day, this check opened the store again)."""
     from gateway.console.auth import reserved_name
-    from gateway.store import open_store
-    from gateway.store.sqlite import path_from_url
 
-    if settings.store.startswith("sqlite:///") and not path_from_url(settings.store).exists():
-        return None  # no account yet, and the doctor creates nothing
-    try:
-        async with asyncio.timeout(STORE_TIMEOUT):
-            opened = await open_store(
-                settings.store, keys=DataKeys.from_settings(settings), cluster=bool(settings.redis_cluster)
-            )
-            try:
-                found = [listener for listener in await opened.list_listeners() if reserved_name(listener.name)]
-            finally:
-                await opened.close()
-    except (TimeoutError, StoreError, ConfigError):
-        return None
+    found = [listener for listener in listeners if reserved_name(listener.name)]
     if not found:
         return None
     names = sorted(listener.name for listener in found)

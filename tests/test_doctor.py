@@ -7,6 +7,7 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -18,7 +19,7 @@ from gateway.doctor import Level, clients_finding, listen_backlog, round_trip, s
 from gateway.messages import ChannelName
 from gateway.sealing import Sealing
 from gateway.settings import Settings
-from gateway.store import ClientLimits, HasTime, Listener, SealingStore, open_store
+from gateway.store import ClientLimits, HasTime, Listener, SealingStore, Store, open_store
 from tests.conftest import ROOT
 from tests.delaying_proxy import delaying_proxy
 from tests.test_redis_restart import OwnRedis, own_redis
@@ -138,8 +139,17 @@ def test_an_account_whose_name_is_now_reserved_is_a_problem_with_how_to_rename_i
         await opened.close()
 
     asyncio.run(accounts())
+    opens: list[str] = []
+
+    async def counted(url: str, **options: Any) -> Store:  # the real store, its openings counted
+        opens.append(url)
+        return await open_store(url, **options)
+
+    environment.setattr("gateway.store.open_store", counted)
     code, out = doctor(capsys, environment, **PRODUCTION, GATEWAY_DATA_KEY=data_key)
     assert code == 1, out
+    # read on the store check's connection (since 2026-12-07: until then opened again, 2 opens)
+    assert opens == [store], opens
     problem = line(out, "listener accounts")
     assert problem.startswith("PROBLEM") and "Gateway, cli" in problem and "anne" not in problem, problem
     assert "gateway listeners add" in problem and "--supervisor" in problem, problem
