@@ -59,7 +59,7 @@ from functools import partial
 from typing import Protocol, TypeVar
 
 from gateway.conversation import Status
-from gateway.errors import Conflict, DataKeyError, LockTimeout, StoreError
+from gateway.errors import Conflict, DataKeyError, LockLost, LockTimeout, StoreError
 from gateway.metrics import Metrics
 from gateway.store import PERSON_LISTED, ConversationStore, InboxStore, OutboxStore, PresentStore, QueueStore
 from gateway.supervisor import where
@@ -402,6 +402,9 @@ class Watch:
         skip counted). The line is said once, then once every ``STUCK_TOLD_SECONDS`` while that conversation stays
         busy at every round (:meth:`_busy`); until 2026-12-07 it was said every round (every 10 s on every instance
         for as long as the lock stayed held).
+        Its lock lost under it (``LockLost``: its lease lapsed on the way, or a failover refused the writes made under
+        it by the lock's fence) is that conversation's alike: nothing of the repair was kept, the next round makes it
+        again. Until 2026-12-07 (late) a ``LockLost`` ended the round as an outage would.
         Until 2026-12-07 either ended the whole round, logged as lock contention: every repair after it (the other
         erasures listed, the hand-backs due, the cut steps of other conversations) skipped, every 10 s for as long as
         that lock was held. Any other store error still ends the round (an outage: the next conversation would fail
@@ -422,7 +425,7 @@ class Watch:
         undone."""
         try:
             result = await call()
-        except (LockTimeout, Conflict) as exc:
+        except (LockTimeout, Conflict, LockLost) as exc:
             self._busy(step, conversation_id, exc)
             return skipped
         except DataKeyError as exc:  # the store answered: this record does not open here, not an outage
@@ -439,7 +442,7 @@ class Watch:
             del self.busy[key]
         return result
 
-    def _busy(self, step: str, conversation_id: str, exc: LockTimeout | Conflict) -> None:
+    def _busy(self, step: str, conversation_id: str, exc: LockTimeout | Conflict | LockLost) -> None:
         """One conversation's part of the round skipped, its lock held elsewhere or it changed meanwhile: counted
         each time, told when first seen (or ``STUCK_TOLD_SECONDS`` after it was last told, while it is skipped at
         every round), by class only. Since 2026-12-07 (before, one WARNING line every round)."""

@@ -26,7 +26,7 @@ from gateway.conversation import Conversation, Status
 from gateway.crypto import DataKeys, new_key
 from gateway.dispatcher import Dispatcher
 from gateway.erasure import EPOCH, ERASING, FAR, Eraser
-from gateway.errors import Conflict, IllegalTransition, LockTimeout
+from gateway.errors import Conflict, IllegalTransition, LockLost, LockTimeout
 from gateway.flowset import FlowSet
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound
@@ -194,6 +194,37 @@ async def test_a_conflict_skips_that_conversation_only(sqlite_store: Store, cloc
     assert await sqlite_store.waiting_ids() == {second, given_back}  # the first left to the next round
     assert await line.status(given_back) == Status.QUEUED
     assert line.skipped("back_in_line", "Conflict") == 1
+
+
+async def test_a_lock_lost_under_a_repair_skips_that_conversation_only(sqlite_store: Store, clock: Clock) -> None:
+    """A repair whose writes the lock's fence refused (``LockLost``: its lease lapsed on the way, a failover) skips
+    that conversation; the next queued young person with no entry is put back in line and the hand-back due made, in
+    the same round, and the skip is counted by class. Before (until 2026-12-07, late): the ``LockLost`` ended the
+    whole round as an outage, every repair after it left to the next round, and the next, for as long as it lasted."""
+    line, lost_under = Line(sqlite_store, clock), set()
+
+    async def back_in_line(conversation_id: str) -> bool:
+        if conversation_id in lost_under:  # as the Redis store answers a commit its lock's fence refused
+            await asyncio.sleep(0)
+            raise LockLost(f"conversation {conversation_id}'s lock was no longer this holder's")
+        return await line.actions.back_in_line(conversation_id)
+
+    line.watch = line.watching(back_in_line=back_in_line)
+    given_back = await line.bea_away_too_long()
+    ids = []
+    for n in range(2):
+        lost, _ = await sqlite_store.active_conversation(ChannelName.TELEGRAM, f"lost-{n}", clock())
+        await sqlite_store.save_conversation(replace(lost, status=Status.QUEUED, queue="listeners", queued_at=clock()))
+        ids.append(lost.id)
+    first, second = sorted(ids)
+    lost_under.add(first)
+    await line.watch.check()
+    assert await sqlite_store.waiting_ids() == {second, given_back}  # the first left to the next round
+    assert await line.status(given_back) == Status.QUEUED
+    assert line.skipped("back_in_line", "LockLost") == 1
+    lost_under.clear()
+    await line.watch.check()  # the next round makes it
+    assert await sqlite_store.waiting_ids() == {first, second, given_back}
 
 
 async def test_the_outbox_alert_is_said_before_the_repairs_that_wait_for_a_lock(
