@@ -93,6 +93,17 @@ shown with the fault its earlier copy was in flight at), nothing sent after it b
 again), their addresses left out of the audit above. The purge runs every 15 s meanwhile (it finds nothing due: the
 retention is whole days).
 
+``--console N`` (since 2026-12-07; default 0: the run unchanged): N listeners (``bench/chaos_console.py``), each
+logged in through the console API on an instance that is up, taking the soak's conversations from the queue, writing
+to the young person one to three times (each message with its console id), then handing back, transferring (to a
+second queue added to the run's flow) or closing, each action with its id; a request answered 503 or met by a
+connection error, a timeout, a 409 ``in_progress``/``sending`` or a 401 is sent again a second later with the same id
+and body, as the console does. Audited after the drain: no 5xx but 503; each message answered 201 recorded once and
+received once (or within the bound, :func:`cause`), its copies at the fake found by its text, on the web chat its id
+in a frame; each take answered 200 told once (``listener_joined``); each keyed action sent again answered 200 at last;
+every conversation of the run in one consistent state (record, queue entry, the queues' orders, the ``held`` sets),
+read twice 25 s apart; a message or take answered within 2 s of a failover and lost with it counted apart.
+
 ``--purges N`` (default 0): N ended conversations written to Redis before the instances start, each closed
 ``retention.closed_days`` before a moment of the run, so that the purge (every 15 s) finds them due while the faults
 happen, and N more whose retention ends after the run; audited after the drain (``bench/chaos_purges.py``: nothing of
@@ -152,6 +163,7 @@ from bench.chaos_channels import (  # noqa: E402
     sender_id,
     webhook,
 )
+from bench.chaos_console import Consoles, audit_consoles, second_queue, show_consoles  # noqa: E402
 from bench.chaos_erasures import PURGE_EVERY, ErasureAudit, Erasures, audit_erasures, show_erasures  # noqa: E402
 from bench.chaos_purges import Purges, audit_purges, show_purges  # noqa: E402
 from bench.chaos_receipts import Receipts, audit_receipts, show_receipts  # noqa: E402
@@ -793,7 +805,9 @@ async def drained(store_url: str, senders: set[tuple[ChannelName, str]], limit: 
             for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                                datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
                 entries = await store.transcript(conversation.id)
-                pending += sum(e.author is Author.BOT and e.delivery is Delivery.PENDING for e in entries)
+                # a listener's too (since 2026-12-07, ``--console``): before, only the bot's were waited for
+                pending += sum(e.author in (Author.BOT, Author.LISTENER) and e.delivery is Delivery.PENDING
+                               for e in entries)  # fmt: skip
                 recorded.update(e.id for e in entries if e.author is Author.USER)
             missing = sum(entry_id not in recorded for entry_id in expected)
             if (waiting == 0 and pending == 0 and missing == 0) or time.monotonic() > deadline:
@@ -1264,6 +1278,8 @@ def explain_goodbyes(result: ErasureAudit, faults: list[Fault], began: float) ->
 async def main(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     flows_text = bench_flows((ROOT / "flows.yaml").read_text(encoding="utf-8"))
+    if args.console:  # a second queue, a transfer's target (the walks end in the first)
+        flows_text = second_queue(flows_text)
     script = walks(flows_text)
     channels = [ChannelName(c) for c in args.channels]
     print(machine_line())
@@ -1274,6 +1290,7 @@ async def main(args: argparse.Namespace) -> None:
         + ("; GATEWAY_REDIS_REPLICA_ACKS=1" if args.replica_acks else "")
         + (f"; floods: {args.floods} senders per channel" if args.floods else "")
         + (f"; erasures: {args.erasures}" if args.erasures else "")
+        + (f"; console: {args.console} listeners" if args.console else "")
         + (f"; purges: {args.purges} due, {args.purges} not" if args.purges else "")
         + (f"; the purge every {PURGE_EVERY:.0f} s" if args.erasures or args.purges else "")
         + (
@@ -1330,6 +1347,7 @@ async def main(args: argparse.Namespace) -> None:
             erasures = Erasures(platforms, providers, redis.url, lambda: platforms.next_up().url, session,
                                 random.Random(args.seed + 4))  # fmt: skip
             purges = Purges(redis.url, random.Random(args.seed + 5))
+            consoles = Consoles(session, lambda: platforms.next_up().url, redis.url, random.Random(args.seed + 6))
             loaded_flows, _ = load_text(flows_text, "flows.yaml")
             closed_days = loaded_flows.flow.retention.closed_days if loaded_flows is not None else 30
             provider_channels = [c for c in channels if c in apis]
@@ -1349,12 +1367,14 @@ async def main(args: argparse.Namespace) -> None:
                     floods(platforms, chats, channels, args.floods, args.duration, random.Random(args.seed + 3))
                 )
                 erasing = asyncio.create_task(erasures.run(args.erasures, channels, script, args.duration))
+                listening = asyncio.create_task(consoles.run(args.console, args.duration))
                 faulty = [p for p in providers if p.channel in channels]  # a provider fault hits a channel in use
                 chaos = Chaos(rng, instances, redis, faulty, session)
                 faults = await chaos.run(args.every, args.duration, args.faults)
                 started = await load
                 await flooding
                 await erasing
+                await listening
                 loaded = time.monotonic() - began
                 ready = [await i.ready(session, 240) for i in instances]
                 senders = {(channel, sender) for (channel, _), sender in platforms.acknowledged.items()}
@@ -1379,6 +1399,10 @@ async def main(args: argparse.Namespace) -> None:
                 applied = audit_receipts(receipts, deliveries, chaos.began)
                 webchat = await audit_webchat(redis.url, chats, WEB_FLOOD_RULES, lambda at: at_failover(at, faults))
                 webchat.unsettled = unsettled
+                console_audit = await audit_consoles(
+                    consoles, providers, lambda entry_id: sum(c.received[entry_id] for c in chats.clients),
+                    lambda copy: cause(copy, faults)[0], IN_BOUND, chaos.began, lambda at: at_failover(at, faults),
+                )  # fmt: skip
                 readyz = [await i.status(session, "/readyz") for i in instances]
                 restarts: Counter[str] = Counter()
                 failures: Counter[str] = Counter()
@@ -1438,6 +1462,7 @@ async def main(args: argparse.Namespace) -> None:
     show_receipts(receipts, applied, left)
     show_erasures(erasure_audit)
     show_purges(purge_audit)
+    show_consoles(console_audit, args.console)
     if ChannelName.WEBCHAT in channels:
         show_webchat(webchat, chats.tally, chaos.began)
     print(f"/readyz at the end: {readyz}")
@@ -1559,6 +1584,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="N young people on the provider channels erased during the load: by their phrase,"
                         " by a supervisor, or with a message in flight; audited after the drain (default 0)",
                         )  # fmt: skip
+    parser.add_argument("--console", type=int, default=0, metavar="N",
+                        help="N listeners logged in to the console taking, answering, transferring, handing back"
+                        " and closing the soak's conversations, each request sent again with its id after a 503 or"
+                        " a connection error; audited after the drain (default 0)")  # fmt: skip
     parser.add_argument("--purges", type=int, default=0, metavar="N",
                         help="N ended conversations whose retention ends during the run (and N after it), written"
                         " before the instances start; the purge's work audited after the drain (default 0)",
