@@ -651,6 +651,8 @@ class ChatSession:
         self.told: dict[tuple[Refusal, str | None], datetime] = {}  # the notices shown: by refusal and language
         self.resuming: Conversation | None = None  # the token's active conversation a hello's guards read
         self.tell_queue = False  # :meth:`_back` lifted a gone mark: the queue is told once it is saved
+        self.named: str | None = None  # the conversation the hello named (chat.js: the one its page follows)
+        self.ending: Conversation | None = None  # that one, ended as the hello was worked: shown (:meth:`_greet`)
 
     async def run(self) -> None:
         try:
@@ -697,6 +699,7 @@ class ChatSession:
         self.opening, self.end_shown, self.drawn = None, False, False
         handle = frame.get("conversation") if token is not None else None
         named = handle if isinstance(handle, str) and CONVERSATION_HANDLE.fullmatch(handle) else None
+        self.named = named
         found = None if named is None else await self.hub.store.get_conversation(named)
         if token is not None and named is not None and await self.hub.was_erased(named):  # record gone or not
             await self._show_gone(token, named)
@@ -717,8 +720,13 @@ class ChatSession:
             await self._greet(opened or secrets.token_urlsafe(24), self.language)
 
     async def _greet(self, token: str, language: str | None) -> None:
-        """The session of ``token`` opened, or the hello refused (a notice)."""
+        """The session of ``token`` opened, or the hello refused (a notice); or, the conversation the hello named
+        having ended as it was worked (:meth:`_refuse_hello`), that end shown (:meth:`_show_end`)."""
         refusal = await self._refuse_hello(token)
+        if refusal is None and (ended := self.ending) is not None:
+            self.ending = None
+            await self._show_end(token, ended)
+            return
         if refusal is not None:
             await self._leave()  # a conversation an earlier hello on this socket opened is no longer followed
             if refusal is not Refusal.BLOCKED:  # this socket now speaks for the refused token, not an earlier one
@@ -969,7 +977,22 @@ class ChatSession:
         ):
             self.resuming = found  # :meth:`_open` resumes it without looking it up again
             return None
+        if (ending := await self._named_ended(token)) is not None:
+            self.ending = ending  # its end shown (:meth:`_greet`): nothing opened nor asked of the limits
+            return None
         return await self.gate.new_chat(token, self.address)
+
+    async def _named_ended(self, token: str) -> Conversation | None:
+        """The conversation the hello named, when it ended after :meth:`_hello` read it open (a listener's close,
+        "Terminer" in another tab, an idle close, an ending cut short and completed by the guards) and its end is
+        to be shown as to any page that missed it (:meth:`_end_not_seen`); else None. Asked where the hello would
+        open a new conversation: the token has none open (the guards' look, or after ``EndedMeanwhile``). Until
+        2026-12-07 the hello opened a new conversation there, greeted by the bot, and the page, following it, never
+        showed the listener's last words nor the goodbye with the numbers (``tests/test_webchat_away_close.py``)."""
+        if self.named is None:
+            return None
+        conversation = await self.hub.store.get_conversation(self.named)
+        return None if conversation is None else await self._end_not_seen(token, conversation)
 
     async def _refuse_first(self, inbound: Inbound) -> Refusal | None:
         """Why ``inbound`` may not open a new conversation of its sender now (``Gate.new_chat``), or None: none when
