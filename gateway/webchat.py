@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import hmac
 import logging
 import re
@@ -79,6 +80,7 @@ FRAME_TYPES = ("hello", "message", "typing", "end", "receipt", "language")
 RANK = {Delivery.SENT: 1, Delivery.DELIVERED: 2, Delivery.READ: 3}
 ENTRY_LISTS = {"session": "history", "resync": "entries"}  # the frames that carry a list of entries, and where
 OPENING_LOCK = "opening:"  # + an opening key's keyed hash: the lock its hellos take (never a conversation's id)
+REFUSED_KEPT = 64  # the refused messages a socket remembers for their automatic tries (``ChatSession.refused``)
 NOTICE_AGAIN = timedelta(minutes=1)  # a refusal's notice shown again on one socket after this long (the flood's window)
 END_SHOWN = timedelta(hours=1)  # a page that missed its conversation's end is shown it this long after (KEEP_MS)
 CONVERSATION_HANDLE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what a hello's "conversation" may be (an id's form)
@@ -649,6 +651,8 @@ class ChatSession:
         self.drawn = False  # the hello's token drawn anew: its opening key opened nothing the store keeps (``_once``)
         self.end_shown = False  # this socket showed an ended conversation (a page that missed its end): nothing opens
         self.told: dict[tuple[Refusal, str | None], datetime] = {}  # the notices shown: by refusal and language
+        # the messages this socket refused (id, a digest of their words): those a page's ``"auto"`` may name
+        self.refused: dict[tuple[str, bytes], None] = {}
         self.resuming: Conversation | None = None  # the token's active conversation a hello's guards read
         self.tell_queue = False  # :meth:`_back` lifted a gone mark: the queue is told once it is saved
         self.named: str | None = None  # the conversation the hello named (chat.js: the one its page follows)
@@ -872,7 +876,11 @@ class ChatSession:
         ``"auto": true``: one the page tries again by itself after a full network refused it (chat.js's
         ``heldRetry``, since 2026-12-07): refused again, it gets its ``refused`` frame but no notice (said at its
         first refusal), and the model is not asked again (``Gate.new_chat``'s ``read``); the keywords, the cap, the
-        rates and the risky bound (its ``once``: counted once) as for any."""
+        rates and the risky bound (its ``once``: counted once) as for any. The flag counts only for a message this
+        socket refused with these very words (:meth:`_refused_before`; chat.js tries again on the socket that refused
+        it): any other is a first try, read and told. Until 2026-12-07 (late) the flag alone skipped the model and
+        the notice: a first message sent "automatic" (a forged frame, a page of another version), its danger only
+        the model read, was refused quietly (``tests/test_full_network_understanding.py``)."""
         token = self.token or self.held
         assert token is not None
         if (text := await self._valid_text(frame)) is None:
@@ -882,6 +890,7 @@ class ChatSession:
             return
         inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"),
                           client=self.gate.client_key(self.address))  # fmt: skip
+        auto = frame.get("auto") is True and self._refused_before(inbound)
         refusal, asked = await self.gate.check(inbound), False
         if refusal is None and await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, token) is None:
             if self.conversation_id is not None and await self.hub.was_erased(self.conversation_id):
@@ -889,10 +898,11 @@ class ChatSession:
                 # 2026-12-07 the message opened one, the bot greeting the erased young person, the words in it)
                 await self._error("ended", "this conversation has ended: send hello to start a new one")
                 return
-            once, read = self._once(inbound), frame.get("auto") is not True
+            once, read = self._once(inbound), not auto
             refusal, asked = await self.gate.new_chat(token, self.address, inbound, once=once, read=read), True
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
-            self._notice(refusal, inbound.message_id, quiet=frame.get("auto") is True)
+            self._refused_now(inbound)
+            self._notice(refusal, inbound.message_id, quiet=auto)
             return
         if self.token is None:  # held: the session opens (the page re-sends what is pending; de-duplicated on id)
             await self._open(token, self.language)
@@ -1011,6 +1021,17 @@ class ChatSession:
             return f"opening:{self.opening}:{inbound.message_id}"
         return inbound_key(inbound)
 
+    def _refused_before(self, inbound: Inbound) -> bool:
+        """Whether this socket refused ``inbound`` (its id, these words) before: what ``"auto"`` may name."""
+        return _refused_key(inbound) in self.refused
+
+    def _refused_now(self, inbound: Inbound) -> None:
+        """``inbound`` noted as refused on this socket (the latest ``REFUSED_KEPT``: an older one sent "automatic"
+        is read as a first try, the model asked again: never a weaker reading)."""
+        self.refused[_refused_key(inbound)] = None
+        if len(self.refused) > REFUSED_KEPT:
+            del self.refused[next(iter(self.refused))]
+
     def _notice(self, refusal: Refusal, message_id: str | None, *, quiet: bool = False) -> None:
         """What was refused (the message ``message_id``, or the hello when None: the page marks that message as not
         sent, or sends on this held socket what it still has to send), then a calm notice with the emergency
@@ -1105,6 +1126,11 @@ class ChatSession:
 
     async def _error(self, code: str, message: str) -> None:
         self.writer.offer({"type": "error", "code": code, "message": message})
+
+
+def _refused_key(inbound: Inbound) -> tuple[str, bytes]:
+    """A refused message as its socket remembers it: its id and a digest of its words (never the words)."""
+    return inbound.message_id, hashlib.sha256(inbound.text.encode()).digest()
 
 
 def _ids(ids: object) -> bool:

@@ -267,3 +267,23 @@ async def test_a_pages_automatic_tries_ask_the_model_nothing(
         assert refused((await send_auto(ws, "m1", HARMLESS))[-1])  # the page's own tries: no reading
     assert await metric(client, "gateway_rate_limited", limit="refused_readings_per_network") == 0
     assert opened(await send_message(await held_chat(client, stack), "m2", SUICIDAL), "m2")  # read (2 of 2): opens
+
+
+async def test_a_first_message_marked_automatic_is_read_by_the_model_and_told_the_notice(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack, clock: Clock
+) -> None:
+    """``"auto": true`` is the page's word only: a message this socket never refused (a page of another version, a
+    client that forges it) is a first try, read by the model and told the notice (``ChatSession._message``). Until
+    2026-12-07 (late) the flag alone skipped the model and the notice: words of danger only the model reads, sent
+    first as "automatic", were refused quietly, the young person told neither where to turn nor let in."""
+    client = await make_client(full_network(settings))
+    assert client.app[FLOWS].engine().decide(SUICIDAL).flag is None  # the keywords alone read nothing in it
+    await model_is(client, "ok")
+    ws = await held_chat(client, stack)
+    clock.advance(seconds=NOTICE_AGAIN.total_seconds() + 1)  # the hello's notice said long ago
+    frames = await send_auto(ws, "m0", HARMLESS)
+    frames += await frames_so_far(ws)
+    assert refused(frames[0]) and any(is_notice(f) for f in frames), frames  # before: the refused frame alone
+    assert opened(await send_auto(ws, "m1", SUICIDAL), "m1")  # before: refused, the model never asked
+    [waiting] = [w for w in await client.app[STORE].waiting() if w.flag is not None]
+    assert (waiting.priority, waiting.flag and waiting.flag.source) == (Priority.URGENT, "model")
