@@ -288,7 +288,8 @@ class RateLimits:
 
     async def refund(self, limit: Limit, subject: str, amount: int, once: str) -> None:
         """Take back what :meth:`charge` added for ``once`` (an image it charged under one budget and another
-        refused: kept by neither), its mark with it; nothing if ``once`` is not marked. Since 2026-12-07."""
+        refused: kept by neither), its mark with it; nothing if ``once`` is not marked, nor when its window's
+        counter is gone (never below 0: :data:`_REFUND`). Since 2026-12-07."""
         item = self._items[limit]
         key = item.key_for(limit.value, self._keyed(limit.value, subject))
         mark = self._mark(key, limit, once)
@@ -405,8 +406,14 @@ redis.call('SET', KEYS[2], 1, 'EX', left)
 return 1
 """
 
-# :meth:`RateLimits.refund` on Redis: KEYS the counter and the mark, ARGV the bytes, taken back only with the mark.
+# :meth:`RateLimits.refund` on Redis: KEYS the counter and the mark, ARGV the bytes, taken back only with the mark and
+# only from a counter still there, never below 0, its expiry kept. Until 2026-12-07 (late) a plain ``DECRBY``: a mark
+# outliving its counter (the ``TTL`` it was given rounded up, at least 1 s) made the counter anew, negative and with
+# no expiry, the budget's window never ending again (``tests/test_ratelimit.py``).
 _REFUND = """
-if redis.call('DEL', KEYS[2]) == 1 then redis.call('DECRBY', KEYS[1], ARGV[1]) end
+if redis.call('DEL', KEYS[2]) == 1 then
+  local count = redis.call('GET', KEYS[1])
+  if count then redis.call('SET', KEYS[1], math.max(0, tonumber(count) - tonumber(ARGV[1])), 'KEEPTTL') end
+end
 return 0
 """

@@ -179,3 +179,26 @@ async def test_two_images_at_once_on_a_cluster_do_not_both_pass_the_budget(redis
     assert await one.charge(BYTES, "c", 600, "u0") is Charge.NOT_CHARGED
     for opened in storages:
         await opened.close()
+
+
+@pytest.mark.redis
+async def test_a_refund_after_the_window_ended_leaves_no_counter_for_good(redis_url: str) -> None:  # noqa: F811
+    """An image charged in the last second of its budget's window, and taken back (another budget refused it) once
+    that window ended: its mark outlived the counter (the counter's ``TTL`` rounded, at least a second). Until
+    2026-12-07 (late) ``RateLimits.refund`` decremented the counter all the same: a new key at -600 with no expiry,
+    the budget's window never ending again (the network's images refused for good once it filled). Now it takes
+    back only from a counter that is still there."""
+    opened = open_limit_storage(redis_url)
+    limits = RateLimits.from_settings(BUDGET_SETTINGS, opened.storage, Metrics())
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+        assert await limits.charge(BYTES, "c", 100, "u0") is Charge.CHARGED
+        [counter] = [key for key in client.keys("*") if b":once:" not in key]
+        client.pexpire(counter, 300)  # the window's last moments
+        assert await limits.charge(BYTES, "c", 600, "u1") is Charge.CHARGED
+        while client.exists(counter):  # the window ends (its mark may outlive it by up to a second)
+            await asyncio.sleep(0.02)
+        await limits.refund(BYTES, "c", 600, "u1")
+        # before: b"-600", its TTL -1 (never expires)
+        assert client.get(counter) is None or (int(client.get(counter)) >= 0 and client.ttl(counter) > 0)
+    await opened.close()
