@@ -258,7 +258,10 @@ class Gate:
         under ``once`` and its words, :data:`READING_KEPT_SECONDS`, by :meth:`_keep_reading` when it was refused):
         never a weaker reading. Until 2026-12-07 evening the keywords alone judged it: words only the model read
         as a danger, refused past ``risky_chats_per_network``, stayed refused once the hour's bound had freed, the
-        network still full (only "Réessayer" asked the model again)."""
+        network still full (only "Réessayer" asked the model again). One the model could not read (``"unread"``) is
+        read by it now, within ``refused_readings_per_network`` (a risk read kept in its place): until 2026-12-07
+        (late) the kept ``"unread"`` alone judged it, refused for good against a spent unread bound once the model
+        could read its danger (``tests/test_full_network_understanding.py``)."""
         network = self.networks.key(address)
         refusal = await self._guards(token, address, network)
         if refusal is None:
@@ -266,6 +269,10 @@ class Gate:
         source = None if inbound is None else await self._reads_risky(inbound, network, read)
         if source is None and not read and inbound is not None and once is not None:
             source = await self._kept_reading(once, inbound.text)
+            if source == "unread":  # not read then: the model asked now (its budget), never weaker than a fresh try
+                source = await self._reads_risky(inbound, network) or source
+                if source == "model":
+                    await self._keep_reading(once, inbound.text, source)
         if source is not None and await self.limits.allow(Limit.RISKY_CHATS, risky_bound(source, network), once):
             self.metrics.overridden.labels(refusal.value, source).inc()
             return None

@@ -287,3 +287,30 @@ async def test_a_first_message_marked_automatic_is_read_by_the_model_and_told_th
     assert opened(await send_auto(ws, "m1", SUICIDAL), "m1")  # before: refused, the model never asked
     [waiting] = [w for w in await client.app[STORE].waiting() if w.flag is not None]
     assert (waiting.priority, waiting.flag and waiting.flag.source) == (Priority.URGENT, "model")
+
+
+async def test_a_message_left_unread_at_its_first_try_is_read_by_the_model_at_an_automatic_one(
+    make_client: AppFactory, settings: Settings, stack: AsyncExitStack
+) -> None:
+    """Words of danger only the model reads, refused while it was still loading (kept ``"unread"``) past the unread
+    chats' bound (a raid spent it): once the model reads, the page's automatic try is read by it (``Gate.new_chat``)
+    and opens within the bound of the words it read. Until 2026-12-07 (late) the kept ``"unread"`` alone judged every
+    automatic try: refused for good against the spent unread bound, weaker than a fresh reading."""
+    loaded = threading.Event()
+
+    def load() -> Model:
+        assert loaded.wait(120)
+        return load_model()
+
+    client = await make_client(full_network(settings).replace(limit_risky_chats_per_network="1/hour"),
+                               understanding=load)  # fmt: skip
+    try:
+        assert opened(await send_message(await held_chat(client, stack), "r1", HARMLESS), "r1")  # the unread bound
+        ws = await held_chat(client, stack)
+        assert refused((await send_message(ws, "m1", SUICIDAL))[-1])  # unread, its bound spent
+    finally:
+        loaded.set()
+    await model_is(client, "ok")
+    # before: refused, judged "unread" again against the spent bound
+    assert opened(await send_auto(ws, "m1", SUICIDAL), "m1")
+    assert await metric(client, "gateway_refusal_overridden", reason="client_full", source="model") == 1
