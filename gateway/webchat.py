@@ -455,6 +455,26 @@ class WebChatHub:
         status = {**await self.status(conversation_id, conversation.status), "language": self.language(conversation)}
         return conversation, status, [_public(e) for e in shown]
 
+    async def show_ended(self, conversation_id: str, writer: SocketWriter) -> None:
+        """The socket is about to leave this conversation for another (a message taken in the next one: the one it
+        followed ended as the message waited, ``ChatSession._deliver``): what it was not sent of it (a listener's last
+        words, the goodbye with where to turn) and its end (status ``closed``), as a ``resync`` frame naming it, read
+        now (the end was written before the message's lock was given) and sent before the socket follows the next one.
+        Each entry once (``_send``: those the forwarding brought it already are left out; those it brings after the
+        socket left go to no socket of it). Nothing while it is still active, gone, or not followed by this socket.
+        Until 2026-12-07 nothing was sent here: the socket was detached at once, and the ended conversation's events
+        the forwarder had not yet offered (a forwarder behind: a slow read of another conversation's status, a burst)
+        reached no socket of the page, which followed the new conversation and never showed the listener's last words
+        nor the goodbye (``tests/test_webchat_ended_meanwhile_words.py``)."""
+        if writer not in self.sockets.get(conversation_id, {}):
+            return
+        found = await self.view(conversation_id)
+        if found is None or found[0].active or writer not in self.sockets.get(conversation_id, {}):
+            return
+        _, status, entries = found
+        self._send(conversation_id, writer, {"type": Resync.type, "conversation": conversation_id, **status,
+                                             "entries": entries})  # fmt: skip
+
     async def was_erased(self, conversation_id: str) -> bool:
         """Whether this conversation was erased (its mark kept by the erasure for ``erasure.WEBCHAT_ERASED_FOR``,
         written before anything of it goes): one the store no longer has, rather than lost (a Redis failover with
@@ -940,6 +960,8 @@ class ChatSession:
             self.language = self.hub.language(conversation)  # notices follow it (until 2026-12-06: the hello's)
         await self._replicated()  # ReplicasBehind: the socket closes (1013), the page sends it again
         if conversation is not None and conversation.id != self.conversation_id:  # a new one: follow it from its start
+            if self.conversation_id is not None:  # the one it followed ended meanwhile: its last words and end first
+                await self.hub.show_ended(self.conversation_id, self.writer)
             await self._follow(conversation.id)
             found = await self.hub.view(conversation.id)
             first = (

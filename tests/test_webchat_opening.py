@@ -137,8 +137,8 @@ async def test_a_message_that_starts_a_new_conversation_gets_it_whole_once(
     assert second is not None and second.id != first.id
     visible = [e.id for e in await store.transcript(second.id) if e.author not in (Author.NOTE, Author.SYSTEM)]
     assert visible, "the new conversation has the message"
-    resyncs = [f for f in frames if f["type"] == "resync"]
-    assert len(resyncs) == 1 and [e["id"] for e in resyncs[0]["entries"]] == visible
+    resyncs = [f for f in frames if f["type"] == "resync" and f["conversation"] == second.id]  # the ended one's
+    assert len(resyncs) == 1 and [e["id"] for e in resyncs[0]["entries"]] == visible  # end came first (show_ended)
     entries = [f["entry"]["id"] for f in frames if f["type"] == "entry"]
     assert not set(entries) & set(visible), "an entry of the new conversation sent twice"
 
