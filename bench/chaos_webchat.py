@@ -6,11 +6,15 @@ would: after a drop, another instance when its own is down), its own client addr
 gateway is configured behind a proxy: each young person is a client network of their own, as they would be).
 As chat.js does: ``hello`` with the token it was given (none at first: the gateway starts a conversation and
 greets; with it, until a ``session`` frame gives the token, an opening key drawn once, so a drop before that frame
-resumes the conversation the first ``hello`` opened), every message kept in a pending list under its client id
+resumes the conversation the first ``hello`` opened; with the token, the conversation it follows, until it has
+seen its end: one that ended while the page was away is shown ended, its last words and goodbye, since 2026-12-07),
+every message kept in a pending list under its client id
 until its ``ack``, sent at once when the socket is open and sent again, same id, after every ``session`` frame;
 after any close, a reconnection 0.5 s later, doubling to 5 s at most, reset when a socket opens; entries shown
 once per id whatever frame carried them (``session``'s history, ``entry``, ``resync``), and a ``delivered``
-receipt for the bot's and listeners' ones.
+receipt for the bot's and listeners' ones. An end seen (a final status) is followed by what a young person pressing
+"Nouvelle conversation" does: a new socket, a hello naming no conversation (until 2026-12-07 an ``ended`` error
+stopped the client for good).
 The young person answers ``gap`` s after the bot's reply to their previous message (after its ``ack`` when the
 bot no longer has the conversation: a hand-off sooner than the walk's); the walk's first step, "bonjour", is the
 ``hello`` (the web chat greets without a message). Once the walk is done they stay on the page
@@ -55,6 +59,7 @@ from gateway.testing import store_keys
 RECONNECT_FIRST, RECONNECT_MOST = 0.5, 5.0  # chat.js's state.delay: doubled after each close, reset on open
 ACK_PATIENCE = 60.0  # s: a message unacknowledged this long on a socket with its session: a deaf socket
 REPLY_PATIENCE = 30.0  # s: an acknowledged message without a reply this long on a socket with its session: silent
+FINAL = frozenset({"closed", "referred", "abandoned"})  # chat.js FINAL: the statuses that end a conversation
 SHOWN = frozenset({"bot", "listener"})  # the entries the audit follows (chat.js also shows the young person's own)
 
 
@@ -93,9 +98,11 @@ class WebChatClient:
         self.ws: ClientWebSocketResponse | None = None
         self.url = ""  # the instance of the current (or last) socket
         self.status = "bot"  # the conversation's, as the page knows it (session, status and resync frames)
+        self.conversation: str | None = None  # chat.js's followConversation: named by its hello until its end is seen
+        self.new_conversations = 0  # ends seen, each followed by "Nouvelle conversation" (:meth:`_end_seen`)
         self.in_session = False  # a session frame came on the current socket
         self.changed = asyncio.Event()  # an ack, a session
-        self.ended = False
+        self.renewing = False  # the socket closed for "Nouvelle conversation": reconnected at once, not a drop
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
         self.socket = 0  # the current (or last) socket's number, from 1
@@ -122,7 +129,7 @@ class WebChatClient:
 
     async def _connection(self) -> None:
         delay = RECONNECT_FIRST
-        while not (self.stopping or self.ended):
+        while not self.stopping:
             try:
                 self.url = self.pick()
                 async with self.session.ws_connect(self.url + "/chat/ws",
@@ -130,19 +137,23 @@ class WebChatClient:
                     self.ws, delay = ws, RECONNECT_FIRST
                     self.tally.connections += 1
                     self.socket += 1
-                    hello = {"type": "hello", "token": self.token, "opening": self.opening, "language": "fr"}
+                    hello = {"type": "hello", "token": self.token, "opening": self.opening, "language": "fr",
+                             "conversation": self.conversation if self.token else None}  # fmt: skip
                     await ws.send_json(hello)
                     async for message in ws:
                         if message.type is WSMsgType.TEXT:
                             await self._handle(ws, json.loads(message.data))
                     if not self.stopping:
-                        self.tally.closes[str(ws.close_code)] += 1
+                        self.tally.closes["new conversation" if self.renewing else str(ws.close_code)] += 1
             except (ClientError, TimeoutError, ConnectionError) as error:
                 self.tally.closes[type(error).__name__] += 1
             finally:
                 self.ws, self.in_session = None, False
-            if self.stopping or self.ended:
+            if self.stopping:
                 return
+            if self.renewing:  # "Nouvelle conversation": connect() at once, as chat.js does
+                self.renewing = False
+                continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MOST)
 
@@ -153,8 +164,11 @@ class WebChatClient:
             if self.token not in self.tokens:
                 self.tokens.append(self.token)
             await self._show(ws, frame["history"], live=not self.session_at)  # the first: its greeting
-            self.in_session, self.session_at, self.status = True, time.monotonic(), str(frame["status"])
+            self.in_session, self.session_at = True, time.monotonic()
+            self._follow(frame.get("conversation"), str(frame["status"]))
             self.changed.set()
+            if await self._end_seen(ws):
+                return
             for message_id in list(self.pending):  # chat.js: re-send what was never acknowledged, same id
                 await self._send(ws, message_id)
         elif kind == "entry":
@@ -165,10 +179,12 @@ class WebChatClient:
                 await self._show(ws, [frame["entry"]], live=True)
         elif kind == "resync":
             await self._show(ws, frame["entries"], live=False)
-            self.status = str(frame["status"])
+            self._follow(frame.get("conversation"), str(frame["status"]))
+            await self._end_seen(ws)
         elif kind == "status":
             self.status = str(frame["status"])
             self.changed.set()
+            await self._end_seen(ws)
         elif kind == "ack":
             if self.pending.pop(str(frame["id"]), None) is not None and self.token is not None:
                 self.acknowledged[str(frame["id"])] = self.token
@@ -180,7 +196,33 @@ class WebChatClient:
             await self._refused(ws, frame)
         elif kind == "error":
             self.tally.errors[str(frame.get("code"))] += 1
-            self.ended = self.ended or frame.get("code") == "ended"
+            if frame.get("code") == "ended":  # chat.js's onEnded: the end shown, the words kept for the next one
+                self.status = "closed" if self.status not in FINAL else self.status
+                await self._end_seen(ws)
+
+    def _follow(self, conversation: object, status: str) -> None:
+        """chat.js's followConversation (a session or resync frame's conversation, unless the page has seen the end
+        of the one it follows), then the frame's status."""
+        if isinstance(conversation, str) and self.status not in FINAL:
+            self.conversation = conversation
+        self.status = status
+
+    async def _end_seen(self, ws: ClientWebSocketResponse) -> bool:
+        """The conversation's end shown (a final status): as a young person pressing "Nouvelle conversation" (chat.js
+        ``newConversation``): the conversation forgotten, the socket closed, the next hello with the token and no
+        conversation (a new one, greeted); the messages not acknowledged stay pending and are sent again after its
+        session, same ids (chat.js puts their words back in the message box, sent again from there). Until
+        2026-12-07 the client named no conversation in its hello (a drop after a close opened a new one, the end never
+        shown) and stopped at an ``ended`` error."""
+        if self.status not in FINAL:
+            return False
+        self.conversation, self.status, self.in_session = None, "bot", False
+        self.new_conversations += 1
+        self.renewing = True
+        self.changed.set()
+        with contextlib.suppress(ClientError, ConnectionError, RuntimeError):
+            await ws.close()
+        return True
 
     async def _refused(self, ws: ClientWebSocketResponse, frame: dict[str, Any]) -> None:
         """chat.js's onRefused: a refused message stays pending (sent again, same id, after the next session); a
@@ -233,7 +275,7 @@ class WebChatClient:
             return
         for index, step in enumerate(steps[1:], start=1):
             await asyncio.sleep(gap)
-            if time.monotonic() >= stop or self.ended:
+            if time.monotonic() >= stop:
                 return
             message_id = f"c{self.number}-{index}"  # the page's uuid: unique for its token is all the gateway needs
             self.pending[message_id] = step
@@ -267,7 +309,7 @@ class WebChatClient:
         silent. Either is counted and closed, as a young person reloading the page would do."""
         began = time.monotonic()
         while not condition():
-            if time.monotonic() >= deadline or self.stopping or self.ended:
+            if time.monotonic() >= deadline or self.stopping:
                 return False
             await self._until(condition, time.monotonic() + 1.0)
             if self.ws is None or not self.in_session or condition():
@@ -312,7 +354,7 @@ class WebChatClient:
 
     async def _until(self, condition: Callable[[], bool], deadline: float) -> bool:
         while not condition():
-            if time.monotonic() >= deadline or self.stopping or self.ended:
+            if time.monotonic() >= deadline or self.stopping:
                 return condition()
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
@@ -620,7 +662,7 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
                         result.never_received += 1
                         if len(result.missing) < 10:
                             result.missing.append(f"client {client.number} ({len(client.tokens)} tokens), "
-                                                  f"{client.tally.connections} connections")  # fmt: skip
+                                                  f"{client.socket} sockets")  # fmt: skip
             result.repeated += sum(n - 1 for n in client.received.values())
             result.phantoms += sum(entry_id not in recorded for entry_id in client.received)
         if rules is not None:

@@ -1,0 +1,71 @@
+"""bench/chaos_webchat.py's page client against the real app (SQLite): as chat.js, its ``hello`` names the
+conversation it follows, so a page away while a listener writes her last words and closes is shown them and the end
+at its next hello; having seen the end, it does what a young person pressing "Nouvelle conversation" does: a new
+socket, a hello naming no conversation, a new conversation greeted. Until 2026-12-07 its hello named none (after such
+a close it opened a new conversation, the listener's last words never received) and an ``ended`` error stopped it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestClient
+
+from bench.chaos_webchat import Tally, WebChatClient
+from bench.load import Step
+from gateway.app import STORE
+from gateway.messages import ChannelName
+from gateway.store import Author
+from tests.test_webchat import WALK_TO_QUEUE
+from tests.test_webchat_away_close import LAST_WORDS, take, write_and_close
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+async def until(condition: Callable[[], bool], limit: float = 20.0) -> None:
+    async with asyncio.timeout(limit):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def opened_anew(client: Client, page: WebChatClient, first: str, limit: float = 20.0) -> None:
+    """Until the page is in session and its token's open conversation is another than ``first``."""
+    async with asyncio.timeout(limit):
+        while True:
+            found = await client.app[STORE].find_active_conversation(ChannelName.WEBCHAT, str(page.token))
+            if page.in_session and found is not None and found.id != first:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_the_page_client_is_shown_the_end_it_missed_then_starts_a_new_conversation(client: Client) -> None:
+    up, down = str(client.make_url("")).rstrip("/"), "http://127.0.0.1:1"
+    target = [up]
+    async with ClientSession() as session:
+        page = WebChatClient(session, lambda: target[0], "10.9.0.1", 1, Tally())
+        page.start()
+        try:
+            await until(lambda: page.in_session)
+            found = await client.app[STORE].find_active_conversation(ChannelName.WEBCHAT, str(page.token))
+            assert found is not None
+            first = found.id
+            for number, answer in enumerate(WALK_TO_QUEUE):
+                page.pending[f"w{number}"] = Step(answer, None, 0)
+                assert page.ws is not None
+                await page._send(page.ws, f"w{number}")
+                await until(lambda n=number: f"w{n}" not in page.pending)  # type: ignore[misc]
+            target[0] = down  # the page away (its phone asleep): its reconnections fail meanwhile
+            assert page.ws is not None
+            await page.ws.close()
+            await take(client, first)
+            await write_and_close(client, first)
+            target[0] = up
+            await opened_anew(client, page, first)
+        finally:
+            await page.stop()
+    [words] = [e for e in await client.app[STORE].transcript(first) if e.author is Author.LISTENER
+               and e.text == LAST_WORDS]  # fmt: skip
+    assert page.received[words.id] == 1, "the listener's last words never reached the page"
+    assert page.conversation != first and page.status == "bot"
+    assert page.tally.closes["new conversation"] == 1
