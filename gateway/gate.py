@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -46,6 +47,26 @@ class Refusal(StrEnum):
     def message(self) -> str:
         """The flows.yaml message the sender gets."""
         return "blocked" if self is Refusal.BLOCKED else "rate_limited"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why :meth:`Gate.new_chat` refused a new chat; ``retry_after``: refused by a rate of new chats, the whole seconds
+    until that rate's window ends (None for the cap or a block: no window to tell). Since 2026-12-07 (the web chat's
+    ``refused`` frame says it, chat.js waits at least that long); until then only the reason was known."""
+
+    reason: Refusal
+    retry_after: int | None = None
+
+
+@dataclass(frozen=True)
+class _Guarded:
+    """Which guard of :meth:`Gate._guards` refused: the cap (``limit`` None), or a rate ``limit`` counted under
+    ``subject`` (a keyed network or a browser token: never leaves the gate)."""
+
+    reason: Refusal
+    limit: Limit | None = None
+    subject: str = ""
 
 
 def risky_bound(source: Source | Literal["unread"], subject: str) -> str:
@@ -235,8 +256,11 @@ class Gate:
 
     async def new_chat(
         self, token: str, address: str, inbound: Inbound | None = None, *, once: str | None = None, read: bool = True
-    ) -> Refusal | None:
-        """Why this client may not open one more web chat conversation now, or None.
+    ) -> Refused | None:
+        """Why this client may not open one more web chat conversation now, or None; refused by a rate of new chats
+        (``chats_per_address``, ``chats_per_shared_network``, ``chats_per_browser``), with the seconds until its
+        window ends (:class:`Refused`'s ``retry_after``: one more counter read, after a refusal only; since
+        2026-12-07, so that a held page waits for it, not a minute at a time for up to an hour).
 
         Per client network (``gateway/networks.py``) and per browser token (rate limits), and at most
         ``max_waiting_per_client`` conversations of one client network in the bot or the queue at once
@@ -263,9 +287,10 @@ class Gate:
         (late) the kept ``"unread"`` alone judged it, refused for good against a spent unread bound once the model
         could read its danger (``tests/test_full_network_understanding.py``)."""
         network = self.networks.key(address)
-        refusal = await self._guards(token, address, network)
-        if refusal is None:
+        guarded = await self._guards(token, address, network)
+        if guarded is None:
             return None
+        refusal = guarded.reason
         source = None if inbound is None else await self._reads_risky(inbound, network, read)
         if source is None and not read and inbound is not None and once is not None:
             source = await self._kept_reading(once, inbound.text)
@@ -280,7 +305,9 @@ class Gate:
             await self._keep_reading(once, inbound.text, source)
         if refusal is Refusal.CLIENT_FULL:
             self.metrics.refused.labels(refusal.value).inc()
-        return refusal
+        if guarded.limit is None:
+            return Refused(refusal)
+        return Refused(refusal, await self.limits.window_left(guarded.limit, guarded.subject))
 
     async def _keep_reading(self, once: str, text: str, source: Source | Literal["unread"]) -> None:
         """What the model made of a refused first message (``source``: ``"model"``, a risk read; ``"unread"``, it
@@ -297,18 +324,19 @@ class Gate:
                 return source
         return None
 
-    async def _guards(self, token: str, address: str, network: str) -> Refusal | None:
+    async def _guards(self, token: str, address: str, network: str) -> _Guarded | None:
         """The cap first, read only: a try it refuses uses up no rate (a pupil behind a full school network who
         keeps writing while the notice shows gets the next free place, not an hour's refusal); then the rates,
-        each try they see counted."""
+        each try they see counted. Says which refused (since 2026-12-07: the rate's window end is told)."""
         shared = self.networks.is_shared(address)
         cap = self.max_waiting_per_shared_network if shared else self.max_waiting_per_client
         if await self.store.open_conversations_of_client(self.keyed("client", network)) >= cap:
-            return Refusal.CLIENT_FULL
-        if not await self.limits.allow(Limit.CHATS_PER_SHARED_NETWORK if shared else Limit.CHATS_PER_ADDRESS, network):
-            return Refusal.RATE_LIMITED
+            return _Guarded(Refusal.CLIENT_FULL)
+        rate = Limit.CHATS_PER_SHARED_NETWORK if shared else Limit.CHATS_PER_ADDRESS
+        if not await self.limits.allow(rate, network):
+            return _Guarded(Refusal.RATE_LIMITED, rate, network)
         if not await self.limits.allow(Limit.CHATS_PER_BROWSER, token):
-            return Refusal.RATE_LIMITED
+            return _Guarded(Refusal.RATE_LIMITED, Limit.CHATS_PER_BROWSER, token)
         return None
 
     async def _reads_risky(

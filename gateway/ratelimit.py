@@ -208,6 +208,21 @@ class RateLimits:
             self._metrics.rate_limited.labels(limit.value).inc()
         return allowed
 
+    async def window_left(self, limit: Limit, subject: str) -> int | None:
+        """Whole seconds until ``limit``'s window for ``subject`` ends (its counter's expiry, one ``TTL`` on Redis),
+        at least 1 and at most the window's length; None when the counters cannot be reached or hold no counter.
+        Asked only after a refusal (``Gate.new_chat``: the ``refused`` frame's ``retry_after``, since 2026-12-07)."""
+        item = self._items[limit]
+        try:
+            ends = await self.storage.get_expiry(item.key_for(limit.value, self._keyed(limit.value, subject)))
+        except Exception as exc:  # the counters' storage is down: nothing to tell
+            log.warning("rate limits: counters unavailable (%s): no window told", error_class(exc))
+            return None
+        left = ends - time.time()
+        if left <= 0:
+            return None
+        return max(1, min(math.ceil(left), item.get_expiry()))
+
     async def _hit_once(self, limit: Limit, subject: str, once: str) -> int:
         """The count ``once``'s first hit brought (kept in its mark until the window ends), hitting the counter only
         the first time; a hit past the limit leaves no mark (as the store's script: a flood is not one key a

@@ -919,7 +919,11 @@ class ChatSession:
                 await self._error("ended", "this conversation has ended: send hello to start a new one")
                 return
             once, read = self._once(inbound), not auto
-            refusal, asked = await self.gate.new_chat(token, self.address, inbound, once=once, read=read), True
+            refused, asked = await self.gate.new_chat(token, self.address, inbound, once=once, read=read), True
+            if refused is not None:  # its rate's window end told (``retry_after``), chat.js waiting for it
+                self._refused_now(inbound)
+                self._notice(refused.reason, inbound.message_id, quiet=auto, retry_after=refused.retry_after)
+                return
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._refused_now(inbound)
             self._notice(refusal, inbound.message_id, quiet=auto)
@@ -1012,7 +1016,8 @@ class ChatSession:
         if (ending := await self._named_ended(token)) is not None:
             self.ending = ending  # its end shown (:meth:`_greet`): nothing opened nor asked of the limits
             return None
-        return await self.gate.new_chat(token, self.address)
+        refused = await self.gate.new_chat(token, self.address)
+        return None if refused is None else refused.reason
 
     async def _named_ended(self, token: str) -> Conversation | None:
         """The conversation the hello named, when it ended after :meth:`_hello` read it open (a listener's close,
@@ -1031,7 +1036,8 @@ class ChatSession:
         the sender has one open already (another tab's, which takes it)."""
         if await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender) is not None:
             return None
-        return await self.gate.new_chat(inbound.sender, self.address, inbound, once=self._once(inbound))
+        refused = await self.gate.new_chat(inbound.sender, self.address, inbound, once=self._once(inbound))
+        return None if refused is None else refused.reason
 
     def _once(self, inbound: Inbound) -> str:
         """What names a message that may open a conversation across the page's attempts (``Gate.new_chat``'s
@@ -1054,7 +1060,9 @@ class ChatSession:
         if len(self.refused) > REFUSED_KEPT:
             del self.refused[next(iter(self.refused))]
 
-    def _notice(self, refusal: Refusal, message_id: str | None, *, quiet: bool = False) -> None:
+    def _notice(
+        self, refusal: Refusal, message_id: str | None, *, quiet: bool = False, retry_after: int | None = None
+    ) -> None:
         """What was refused (the message ``message_id``, or the hello when None: the page marks that message as not
         sent, or sends on this held socket what it still has to send), then a calm notice with the emergency
         numbers, shown like a bot message; nothing is stored. A refused hello always has its notice; a refused
@@ -1062,8 +1070,13 @@ class ChatSession:
         marked "Pas encore envoyé" all the same, but a burst past the flood, the messages a held socket's page sends,
         or the refused ones it sends again after a reconnection no longer bury the conversation under the same notice
         (until 2026-12-06: one each, 87 for two pages of a chaos soak). A new socket says it again. ``quiet``: a
-        message the page tried again by itself (``_message``): its ``refused`` frame only."""
-        self.writer.offer({"type": "refused", "id": message_id, "reason": refusal.value})
+        message the page tried again by itself (``_message``): its ``refused`` frame only. ``retry_after``: refused
+        by a rate of new chats, the seconds until its window ends (``Gate.new_chat``), in the frame (since
+        2026-12-07; nothing else: no address, no id beyond the message's)."""
+        frame: dict[str, Any] = {"type": "refused", "id": message_id, "reason": refusal.value}
+        if retry_after is not None:
+            frame["retry_after"] = retry_after
+        self.writer.offer(frame)
         if quiet:
             return
         now = self.hub.clock()

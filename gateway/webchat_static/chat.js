@@ -22,6 +22,9 @@
   // session sent it, and a held page's words of danger waited for good after a place had freed)
   var HELD_RETRY_MS = 4000;
   var HELD_RETRY_MAX_MS = 60000;
+  // a refused frame's retry_after (the refusing rate's window end, in seconds) is waited for, never longer than this
+  // (a day: the longest window a rate of new chats is given; the server tells at most the window itself)
+  var HELD_RETRY_AFTER_MAX_S = 86400;
   var MAX_TEXT = 4000;  // characters in one message, as the server takes them (MAX_TEXT in gateway/webchat.py)
   var TEXTS = {
     fr: { title: "Besoin de parler ?", end: "Terminer", quickExit: "Sortie rapide", choices: "Réponses proposées",
@@ -81,7 +84,7 @@
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
     receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, known: {}, leaving: false, unanswered: null, endAsked: false, session: false,
     conversation: null, lostAt: Date.now(), retry: null, langAsked: null,
-    held: { timer: null, delay: HELD_RETRY_MS, auto: {} } };
+    held: { timer: null, at: 0, delay: HELD_RETRY_MS, auto: {} } };
   var ESCAPE_WINDOW_MS = 2000;
 
   /* The language the page chose (its switch, the conversation's), else the browser's: English when it starts with
@@ -519,7 +522,7 @@
     state.delay = 500;
     state.session = true;
     clearTimeout(state.held.timer);  // what is pending goes below, on this session
-    state.held = { timer: null, delay: HELD_RETRY_MS, auto: {} };
+    state.held = { timer: null, at: 0, delay: HELD_RETRY_MS, auto: {} };
     state.lostAt = null;
     $("connection").hidden = true;
     if (typeof frame.keepalive === "number" && frame.keepalive > 0) { state.keepalive = frame.keepalive; }
@@ -592,7 +595,9 @@
     // a place may free: tried again by itself; so is an automatic try the network's rate of new chats refused (the
     // cap freed, its window spent: chats_per_address), until the window ends. Until 2026-12-07 that refusal, said
     // quietly, stopped the tries: the message waited for "Réessayer" for good.
-    if (frame.reason === "client_full" || (automatic && frame.reason === "rate_limited")) { heldRetry(); }
+    // retry_after (since 2026-12-07 evening): the refusing rate's window end, waited for (until then the page asked
+    // about once a minute for up to an hour, a school's held pages all the while)
+    if (frame.reason === "client_full" || (automatic && frame.reason === "rate_limited")) { heldRetry(frame.retry_after); }
     var el = document.querySelector('.msg.pending[data-id="' + frame.id + '"]');
     if (!el) { return; }
     var shown = el.querySelector(".not-sent [data-i18n]");
@@ -624,11 +629,23 @@
      time (HELD_RETRY_MS doubling up to HELD_RETRY_MAX_MS, with a random part: a school's held pages do not all ask
      at once), until one is let in: its session frame, then its ack (the same id: recorded once, counted once by the
      gate). Marked "auto": the server repeats no notice for them and asks the model nothing more (their words were
-     read at their first refusal). A new socket sends what is pending itself (its hello's refusal, or its session). */
-  function heldRetry() {
-    if (state.held.timer !== null) { return; }
+     read at their first refusal). A new socket sends what is pending itself (its hello's refusal, or its session).
+     retryAfter: the refused frame's retry_after (seconds until the refusing rate's window ends): the try waits at
+     least that long, never less than its backoff, with a random part of the backoff after it (a school's held pages
+     do not all ask the second the window ends); a timer set earlier than it is set again. Until 2026-12-07 evening
+     the backoff alone: about once a minute for the rest of an hour's window. */
+  function heldRetry(retryAfter) {
     var ws = state.ws, delay = state.held.delay;
+    var wait = delay / 2 + Math.random() * delay / 2;
+    var after = typeof retryAfter === "number" && isFinite(retryAfter) && retryAfter > 0
+      ? Math.min(retryAfter, HELD_RETRY_AFTER_MAX_S) * 1000 : 0;
+    if (after > 0) { wait = Math.max(wait, after + Math.random() * delay / 2); }
+    if (state.held.timer !== null) {
+      if (after === 0 || state.held.at >= Date.now() + after) { return; }  // one timer for all that is pending
+      clearTimeout(state.held.timer);  // it would come before the window ends: refused again for nothing
+    }
     state.held.delay = Math.min(delay * 2, HELD_RETRY_MAX_MS);
+    state.held.at = Date.now() + wait;
     state.held.timer = setTimeout(function () {
       state.held.timer = null;
       if (state.ws !== ws || !ws || ws.readyState !== WebSocket.OPEN || ended() || state.leaving) { return; }
@@ -637,7 +654,7 @@
         state.held.auto[m.id] = true;
         ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload, auto: true }));
       });
-    }, delay / 2 + Math.random() * delay / 2);
+    }, wait);
   }
 
   /* A message the page could not send (no connection: typed while it is down, or sent into one lost before the

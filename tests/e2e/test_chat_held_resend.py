@@ -10,6 +10,9 @@ counts it once. The real app and Chromium, nothing patched."""
 
 from __future__ import annotations
 
+import json
+import time
+
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, expect
 
@@ -29,6 +32,7 @@ RECORD_SENT = """
 })();
 """
 TRIED_TWICE = """() => window.__sent.filter((f) => f.includes('"auto":true')).length >= 2"""
+AUTO_TRIES = """() => window.__sentAt.filter((s) => s[1].includes('"auto":true')).length >= {at_least}"""
 TRIED_ONCE = """() => window.__sent.filter((f) => f.includes('"auto":true')).length >= 1"""
 
 
@@ -105,6 +109,64 @@ async def test_a_held_pages_try_refused_by_the_hours_rate_keeps_trying_once_the_
         await expect(page.locator(".msg.pending")).to_have_count(0, timeout=70_000)
         await expect(page.locator("#status-line")).to_contain_text("position 1")
     assert any('"rate_limited"' in frame for frame in reasons), reasons  # the case under test was met
+    waiting = await server.app[STORE].waiting()
+    assert len(waiting) == 1
+    users = [e.text for e in await server.app[STORE].transcript(waiting[0].conversation_id) if e.author == "user"]
+    assert users == ["salut, je voudrais parler à quelqu'un"]  # once
+
+
+RECORD_SENT_AT = """
+(() => {  // the frames the page sends, with when (ms since the epoch), for the test to read
+  window.__sentAt = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    window.__sentAt.push([Date.now(), String(data)]);
+    return send.call(this, data);
+  };
+})();
+"""
+
+
+async def test_a_held_pages_try_refused_by_the_networks_rate_waits_for_its_retry_after(
+    context: BrowserContext, browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """An automatic try refused ``rate_limited`` comes with ``retry_after`` (the window's end): the page's next try
+    waits at least that long, then goes, queued once. Before (2026-12-07 evening): the backoff alone (its third try
+    8-16 s later, refused again for nothing while the 45 s window lasted; an hour's window: once a minute)."""
+    server: TestServer = await make_server(
+        settings.replace(max_waiting_per_client=1, limit_chats_per_address="1 per 45 seconds")
+    )
+    async with french_window(browser, 390, 780) as phone:
+        await phone.add_init_script(RECORD_SENT_AT)
+        classmate = await open_chat(context, server)  # the school's address at its cap, its window's one chat
+        page = await phone.new_page()
+        refused: list[tuple[float, dict[str, object]]] = []
+
+        def received(frame: str | bytes) -> None:
+            if '"refused"' in str(frame):
+                refused.append((time.time(), json.loads(frame)))
+
+        page.on("websocket", lambda ws: ws.on("framereceived", received))
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).last).to_contain_text("3114")
+        await type_answer(page, "salut, je voudrais parler à quelqu'un")
+        await expect(page.locator('.msg.pending.failed[data-author="user"]')).to_contain_text("Pas encore envoyé.")
+        await page.wait_for_function(AUTO_TRIES.format(at_least=1), timeout=30_000)  # still full
+        classmate.on("dialog", lambda dialog: dialog.accept())
+        await classmate.get_by_role("button", name="Terminer").click()  # the cap frees; the window's chat is spent
+        await expect(classmate.get_by_role("button", name="Nouvelle conversation")).to_be_visible()
+        for _ in range(600):  # the first try refused by the rate (its frame read by the test's handler)
+            if any(frame.get("reason") == "rate_limited" for _, frame in refused):
+                break
+            await page.wait_for_timeout(100)
+        at, frame = next((at, f) for at, f in refused if f.get("reason") == "rate_limited")
+        assert isinstance(frame.get("retry_after"), int), frame
+        tries = len(await page.evaluate("() => window.__sentAt.filter((s) => s[1].includes('\"auto\":true'))"))
+        await expect(page.locator(".msg.pending")).to_have_count(0, timeout=70_000)  # it goes once the window ends
+        sent = await page.evaluate("() => window.__sentAt.filter((s) => s[1].includes('\"auto\":true'))")
+        assert len(sent) > tries
+        waited = sent[tries][0] / 1000 - at
+        assert waited >= int(frame["retry_after"]) - 1, (waited, frame)  # before: 8-16 s into a ~30 s wait
     waiting = await server.app[STORE].waiting()
     assert len(waiting) == 1
     users = [e.text for e in await server.app[STORE].transcript(waiting[0].conversation_id) if e.author == "user"]
