@@ -145,8 +145,12 @@
   function storedConversation() {
     try { return localStorage.getItem(CONVERSATION_KEY) || state.conversation; } catch (e) { return state.conversation; }
   }
-  function followConversation(id) {
-    if (typeof id !== "string" || ended()) { return; }
+  /* A conversation a frame names is followed unless that frame says it ended (its own status, not the page's:
+     until 2026-12-07 the page's, and once an end was shown the resync naming the next conversation, which a message
+     crossing the listener's close opened, was ignored: the page went on in it following nothing, and its end, come
+     while the page was away, was never shown, a new conversation greeted instead). */
+  function followConversation(id, status) {
+    if (typeof id !== "string" || FINAL[status]) { return; }
     state.conversation = id;
     try { localStorage.setItem(CONVERSATION_KEY, id); } catch (e) { /* private mode: the tab keeps it */ }
   }
@@ -382,8 +386,12 @@
     var isEnded = ended();
     var wasEnded = !$("ended").hidden;
     if (isEnded) { forgetConversation(); }  // its end is seen: the next hello is for a new conversation
+    var endFocused = $("ended").contains(document.activeElement);
     $("ended").hidden = !isEnded;
     $("composer").hidden = isEnded;
+    if (!isEnded && wasEnded && (endFocused || document.activeElement === document.body)) {  // the next one (goOnInNext)
+      $("message-input").focus({ preventScroll: true });
+    }
     if (!isEnded || wasEnded) { return; }
     var focused = document.activeElement;
     var lost = !focused || focused === document.body || $("composer").contains(focused) || $("choices").contains(focused);
@@ -499,12 +507,25 @@
       state.status = frame.status; state.position = frame.position; state.reopens = frame.reopens; followLanguage(frame.language); renderStatus();
     }
     else if (frame.type === "resync") {  // the server may have missed events: what we did not show, and the status
+      if (ended() && !FINAL[frame.status]) { goOnInNext(frame.status); }  // a message of the page opened the next
       frame.entries.forEach(showEntry);
-      followConversation(frame.conversation);
+      followConversation(frame.conversation, frame.status);
       state.status = frame.status; state.position = frame.position; state.reopens = frame.reopens; followLanguage(frame.language); renderStatus();
     }
     else if (frame.type === "error" && frame.code === "ended") { onEnded(); }
     else if (frame.type === "error") { bubble("system", t("error"), null, false); }
+  }
+
+  /* After an end shown, the socket was moved to the next conversation (a resync naming it, not ended): a message
+     the page sent as the listener closed the one it followed was taken in a new one (``EndedMeanwhile``; the server
+     sent the ended one's last words and end first). The page goes on in it below the ended one's messages, as after
+     "Nouvelle conversation" but keeping them in sight: the ended one's kept end goes (a reload resumes the new one,
+     where until 2026-12-07 it showed the old end and connected nothing), and what is kept after the next end is
+     this one's. */
+  function goOnInNext(status) {
+    try { localStorage.removeItem(ENDED_KEY); } catch (e) { /* nothing kept */ }
+    state.entries = [];
+    state.status = status;  // its entries, shown next, are not kept as the ended one's
   }
 
   /* The page's own texts follow the conversation's language: a young person who answered "English" to the bot
@@ -537,7 +558,7 @@
     state.status = frame.status;
     state.position = frame.position;
     state.reopens = frame.reopens;
-    followConversation(frame.conversation);
+    followConversation(frame.conversation, frame.status);
     document.querySelectorAll(".msg.pending[data-restored]").forEach(function (el) { el.remove(); });  // shown below
     frame.history.forEach(showEntry);
     state.live = true;  // from here on, what arrives while the tab is hidden counts as unread
