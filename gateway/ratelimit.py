@@ -242,8 +242,7 @@ class RateLimits:
                 return seen
             count = await self.storage.incr(key, item.get_expiry())
             if count <= item.amount:
-                left = await self.storage.get_expiry(key) - time.time()
-                await self.storage.incr(mark, max(1, math.ceil(left)), amount=count)
+                await self._mark_in_memory(mark, key, count)
             return count
 
     async def within(self, limit: Limit, subject: str, once: str) -> bool:
@@ -297,9 +296,17 @@ class RateLimits:
         if await self.storage.get(key) >= item.amount:
             return Charge.REFUSED
         await self.storage.incr(key, item.get_expiry(), amount=max(1, amount))
-        left = await self.storage.get_expiry(key) - time.time()
-        await self.storage.incr(mark, max(1, math.ceil(left)))
+        await self._mark_in_memory(mark, key, 1)
         return Charge.CHARGED
+
+    async def _mark_in_memory(self, mark: str, key: str, value: int) -> None:
+        """``mark`` set to ``value`` until its counter ``key`` ends, to the instant (``limits``' memory storage keeps
+        each key's end in ``expirations``). Until 2026-12-07 (late) its counter's seconds left rounded up, at least 1:
+        a mark outlived its counter by up to a second (``tests/test_ratelimit.py``)."""
+        ends = await self.storage.get_expiry(key)
+        await self.storage.incr(mark, max(1, math.ceil(ends - time.time())), amount=value)
+        if isinstance(self.storage, MemoryStorage):
+            self.storage.expirations[mark] = ends
 
     async def refund(self, limit: Limit, subject: str, amount: int, once: str) -> None:
         """Take back what :meth:`charge` added for ``once`` (an image it charged under one budget and another
@@ -393,31 +400,34 @@ _ONCE_AN_HOUR = RateLimitItemPerHour(1)
 
 # :meth:`RateLimits._hit_once` on Redis: KEYS the counter and the message's mark, ARGV the window's seconds and the
 # limit's amount. The mark's count if the message was counted in this window; else one hit (the expiry set by the
-# first, as ``limits``' own increment), marked when within the amount (a flood past it leaves no mark).
+# first, as ``limits``' own increment), marked when within the amount (a flood past it leaves no mark) until the
+# counter's end, to the millisecond (``PTTL``/``PX``; a counter without expiry: the window). Until 2026-12-07 (late) the
+# counter's ``TTL`` in whole seconds, at least 1: a mark outlived its counter by up to a second (the next window's
+# counter never held it; ``tests/test_ratelimit.py::test_a_mark_never_outlives_its_counter``).
 _HIT_ONCE = """
 local seen = redis.call('GET', KEYS[2])
 if seen then return tonumber(seen) end
 local count = redis.call('INCRBY', KEYS[1], 1)
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 if count <= tonumber(ARGV[2]) then
-  local left = redis.call('TTL', KEYS[1])
-  if left < 1 then left = 1 end
-  redis.call('SET', KEYS[2], count, 'EX', left)
+  local left = redis.call('PTTL', KEYS[1])
+  if left == -1 then left = tonumber(ARGV[1]) * 1000 elseif left < 1 then left = 1 end
+  redis.call('SET', KEYS[2], count, 'PX', left)
 end
 return count
 """
 
 # :meth:`RateLimits.charge` on Redis: KEYS the budget's counter and the upload's mark, ARGV the window's seconds, the
 # budget and the bytes. 2: charged before (marked); 0: the budget spent, nothing added; 1: added (the expiry set by
-# the first, as ``limits``' own increment) and marked until the window ends.
+# the first, as ``limits``' own increment) and marked until the counter ends, to the millisecond (as :data:`_HIT_ONCE`).
 _CHARGE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
 if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[2]) then return 0 end
 local total = redis.call('INCRBY', KEYS[1], ARGV[3])
 if total == tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-local left = redis.call('TTL', KEYS[1])
-if left < 1 then left = 1 end
-redis.call('SET', KEYS[2], 1, 'EX', left)
+local left = redis.call('PTTL', KEYS[1])
+if left == -1 then left = tonumber(ARGV[1]) * 1000 elseif left < 1 then left = 1 end
+redis.call('SET', KEYS[2], 1, 'PX', left)
 return 1
 """
 

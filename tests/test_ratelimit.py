@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis
+from limits.aio.storage import MemoryStorage
 
 from gateway.errors import ConfigError
 from gateway.keyed import KeyedHash
@@ -202,3 +204,49 @@ async def test_a_refund_after_the_window_ended_leaves_no_counter_for_good(redis_
         # before: b"-600", its TTL -1 (never expires)
         assert client.get(counter) is None or (int(client.get(counter)) >= 0 and client.ttl(counter) > 0)
     await opened.close()
+
+
+@pytest.mark.redis
+async def test_a_mark_never_outlives_its_counter(redis_url: str) -> None:  # noqa: F811
+    """A message counted (``_HIT_ONCE``) and an image charged (``_CHARGE``) in the last 300 ms of their window:
+    the mark ends with its counter. Until 2026-12-07 (late) the mark got the counter's ``TTL`` in whole seconds, at
+    least 1: a mark's PTTL of 999 ms for a counter's 299 (the mark said "counted" into the next window, whose counter
+    never held it: a retry let on uncounted, a refund finding its mark). Now ``PTTL``/``PX``."""
+    opened = open_limit_storage(redis_url)
+    limits = RateLimits.from_settings(BUDGET_SETTINGS.replace(limit_risky_chats_per_network="5/hour"), opened.storage,
+                                      Metrics())  # fmt: skip
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+        assert await limits.allow(Limit.RISKY_CHATS, "net", "k0")
+        assert await limits.charge(BYTES, "c", 100, "u0") is Charge.CHARGED
+        counters = [key for key in client.keys("*") if b":once:" not in key]
+        assert len(counters) == 2
+        for counter in counters:
+            client.pexpire(counter, 300)  # the window's last moments
+        assert await limits.allow(Limit.RISKY_CHATS, "net", "k1")
+        assert await limits.charge(BYTES, "c", 100, "u1") is Charge.CHARGED
+        for counter in counters:
+            marks = [key for key in client.keys("*") if b"{" + counter + b"}:once:" in key]
+            assert len(marks) == 2  # the first hit's (an hour's), the last moments' one
+            counter_left, mark_left = client.pttl(counter), min(client.pttl(mark) for mark in marks)
+            assert 0 < mark_left <= counter_left <= 300, (counter, counter_left, mark_left)
+    await opened.close()
+
+
+async def test_in_memory_a_mark_never_outlives_its_counter() -> None:
+    """As on Redis: until 2026-12-07 (late) the mark's expiry was its counter's rounded up to whole seconds."""
+    storage = open_limit_storage("sqlite:///x.sqlite3").storage
+    assert isinstance(storage, MemoryStorage)
+    limits = RateLimits.from_settings(BUDGET_SETTINGS.replace(limit_risky_chats_per_network="5/hour"), storage,
+                                      Metrics())  # fmt: skip
+    assert await limits.allow(Limit.RISKY_CHATS, "net", "k0")
+    assert await limits.charge(BYTES, "c", 100, "u0") is Charge.CHARGED
+    counters = [key for key in storage.expirations if ":once:" not in key]
+    assert len(counters) == 2
+    for counter in counters:
+        storage.expirations[counter] = time.time() + 0.3  # the window's last moments
+    assert await limits.allow(Limit.RISKY_CHATS, "net", "k1")
+    assert await limits.charge(BYTES, "c", 100, "u1") is Charge.CHARGED
+    for counter in counters:
+        ends = min(when for key, when in storage.expirations.items() if counter + "}:once:" in key)
+        assert ends <= storage.expirations[counter], ends - storage.expirations[counter]
