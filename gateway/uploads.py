@@ -128,16 +128,20 @@ class Uploads:
         """The bytes really kept charged under each budget, once for this upload (``key``: the id's); False when one
         was spent meanwhile (another image at once: ``RateLimits.charge`` decides, one step), what the budgets
         before it took given back (:meth:`RateLimits.refund`). Until 2026-12-07 nothing was refused here: two images
-        at once, both within the budget before their cleaning, were both kept past it."""
-        charged: list[tuple[Limit, str]] = []
-        for limit, subject in budgets:
-            done = await self.gate.limits.charge(limit, subject, size, key)
-            if done is Charge.REFUSED:
-                for taken, of in charged:
+        at once, both within the budget before their cleaning, were both kept past it.
+
+        Refused, every budget before the refusing one is given back, ``NOT_CHARGED`` ones too: the refund takes back
+        only what this upload's mark says it took (idempotent, :meth:`RateLimits.refund`), so a try of this id that
+        died between two budgets (an instance killed, Redis cut) is made whole by the next try refused. Until
+        2026-12-07 (late) only this try's ``CHARGED`` were: the retry found the first budget ``NOT_CHARGED`` (the dead
+        try's mark), the next ``REFUSED``, and the first budget stayed spent by an image never kept, for the rest of
+        its window (``tests/test_uploads_budget.py::test_an_image_whose_instance_died_between_two_budgets_…``). A try
+        that dies and is never sent again still leaves its first budgets charged until their windows end."""
+        for n, (limit, subject) in enumerate(budgets):
+            if await self.gate.limits.charge(limit, subject, size, key) is Charge.REFUSED:
+                for taken, of in budgets[:n]:
                     await self.gate.limits.refund(taken, of, size, key)
                 return False
-            if done is Charge.CHARGED:
-                charged.append((limit, subject))
         return True
 
     def _budgets(self, conversation_id: str, address: str) -> tuple[tuple[Limit, str], ...]:

@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import redis
 from aiohttp.test_utils import TestClient
 
 import gateway
 from gateway import images
+from gateway.metrics import Metrics
+from gateway.ratelimit import Charge, Limit, RateLimits, open_limit_storage
 from gateway.settings import Settings
-from gateway.uploads import MAX_PIXELS
+from gateway.uploads import MAX_PIXELS, Uploads
 from tests.conftest import AppFactory
 from tests.store.conftest import STORES, on_store, redis_url  # noqa: F401  (redis_url: the session's server)
 from tests.test_uploads import chat, images_of, photo, upload
 from tests.test_webchat import hello, receive_until, say
 
 Client = TestClient  # type: ignore[type-arg]
+CLEANING = images.Cleaning(workers=1)  # never used: the tests of ``Uploads._charge`` alone
 
 
 @pytest.fixture(params=STORES)
@@ -130,3 +135,54 @@ async def test_two_images_at_once_do_not_both_pass_the_budget(
     assert len(await images_of(client, token)) == 1
     other = await chat(client)  # the network's budget: the refused one's bytes given back
     assert await upload(client, other, photo(), "u-3") == (201, "u-3")
+
+
+class Crash(Exception):
+    """The instance dies here (between two budgets' charges): nothing after it runs."""
+
+
+class CrashingLimits:
+    """The real rate limits, the instance dying right before ``crash_at``'s charge, once (the budgets before it
+    charged, none given back)."""
+
+    def __init__(self, limits: RateLimits, crash_at: Limit) -> None:
+        self.limits, self.crash_at, self.crashed = limits, crash_at, False
+
+    async def charge(self, limit: Limit, subject: str, amount: int, once: str) -> Charge:
+        if limit is self.crash_at and not self.crashed:
+            self.crashed = True
+            raise Crash
+        return await self.limits.charge(limit, subject, amount, once)
+
+    async def refund(self, limit: Limit, subject: str, amount: int, once: str) -> None:
+        await self.limits.refund(limit, subject, amount, once)
+
+
+@pytest.mark.parametrize("where", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_an_image_whose_instance_died_between_two_budgets_gives_the_first_back_when_refused(
+    where: str, request: pytest.FixtureRequest
+) -> None:
+    """An image charged under its network's budget, its instance dying before the conversation's; meanwhile another
+    image spends the conversation's budget; the page sends it again under the same id: refused (429), and the
+    network's budget gets back what the dead try took. Until 2026-12-07 (late) the retry found the network's charge
+    ``NOT_CHARGED`` (its mark), the conversation's ``REFUSED``, and gave nothing back: the network's budget spent by
+    an image never kept (``within`` False for the network's next image, for the rest of the hour)."""
+    url = request.getfixturevalue("redis_url") if where == "redis" else "sqlite:///x.sqlite3"
+    opened = open_limit_storage(url)
+    if where == "redis":
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+    settings = Settings(secret_key="k" * 32, webchat_image_bytes_per_network_hour=600,
+                        webchat_image_bytes_per_conversation=1000)  # fmt: skip
+    limits = RateLimits.from_settings(settings, opened.storage, Metrics())
+    budgets = ((Limit.IMAGE_BYTES_PER_NETWORK, "net"), (Limit.IMAGE_BYTES_PER_CONVERSATION, "c"))
+    dying = Uploads(None, None, SimpleNamespace(limits=CrashingLimits(limits, budgets[1][0])), 1, cleaning=CLEANING)  # type: ignore[arg-type]
+    with pytest.raises(Crash):
+        await dying._charge(budgets, 600, "c/u1")
+    assert await limits.charge(Limit.IMAGE_BYTES_PER_CONVERSATION, "c", 1000, "c/u2") is Charge.CHARGED
+    again = Uploads(None, None, SimpleNamespace(limits=limits), 1, cleaning=CLEANING)  # type: ignore[arg-type]
+    assert not await again._charge(budgets, 600, "c/u1")  # refused: the conversation's budget spent meanwhile
+    # before: False (600 of the network's 600 still taken by the image never kept)
+    assert await limits.within(Limit.IMAGE_BYTES_PER_NETWORK, "net", "d/u3")
+    assert await again._charge(((Limit.IMAGE_BYTES_PER_NETWORK, "net"),), 600, "d/u3")
+    await opened.close()
