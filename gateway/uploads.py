@@ -14,7 +14,8 @@ metadata, at most ``GATEWAY_WEBCHAT_IMAGE_MAX_EDGE`` pixels on its long side and
 it found open; moved to the next one when that one ended meanwhile and the message went there,
 :meth:`Uploads.moved`), and goes through the dispatcher as a message whose attachment it is: the listener sees it
 through the console as any channel's (``gateway/console/media.py``, by :class:`Uploads` as the web chat's
-:class:`~gateway.channels.base.MediaFetcher`). Nothing of the image or the token is logged.
+:class:`~gateway.channels.base.MediaFetcher`). The 201 names the conversation it went to (since 2026-12-07:
+chat.js follows it when it is another than the page's). Nothing of the image or the token is logged.
 
 The bytes images keep in the store are budgeted (since 2026-12-07; until then only their count, under the message
 limit: one network could write ~22 GB an hour, and a full Redis refuses every young person's message): per client
@@ -122,7 +123,14 @@ class Uploads:
             return _refused(409, "ended")
         if self.replicated is not None:
             await self.replicated()
-        return web.json_response({"id": upload_id}, status=201)
+        # the conversation it went to, named (since 2026-12-07): the token's open one, as a message's socket follows
+        # (``ChatSession._deliver``), which is another than the page follows when that one ended as the image waited
+        # for its lock (the next one, opened for it or by another tab): chat.js follows it, after the ended one's end
+        # (a hello naming it on its socket, ``ChatSession._open``). Until then the 201 named nothing: the page showed
+        # the end, the image's bubble gone, and the conversation holding it was never shown
+        following = await self.store.find_active_conversation(ChannelName.WEBCHAT, token)
+        went = conversation.id if following is None else following.id  # ended since: the one it found open
+        return web.json_response({"id": upload_id, "conversation": went}, status=201)
 
     async def _charge(self, budgets: tuple[tuple[Limit, str], ...], size: int, key: str) -> bool:
         """The bytes really kept charged under each budget, once for this upload (``key``: the id's); False when one

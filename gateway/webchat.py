@@ -844,6 +844,11 @@ class ChatSession:
             return  # (evening) opened past them)
         if self.tell_queue:  # after the save: its card no longer says the page is gone, on every console
             await self.hub.store.publish(QueueChanged())
+        if self.conversation_id is not None and self.conversation_id != conversation.id:
+            # a second hello on this socket naming the next one (chat.js, after an image the 201 says went there, its
+            # conversation ended as it waited for its lock): the one it followed shown ended first, its last words
+            # and goodbye, as for a message (``_deliver``); until 2026-12-07 no page asked
+            await self.hub.show_ended(self.conversation_id, self.writer)
         await self._follow(conversation.id)  # before the reads: an event is in what they find, or kept for this socket
         found = await self.hub.view(conversation.id)  # None: erased meanwhile (its events say so)
         if found is None and await self.hub.was_erased(conversation.id):  # told it ended, as a page coming back after

@@ -89,9 +89,10 @@ async def test_an_image_whose_conversation_ended_meanwhile_is_kept_with_the_next
         assert opened != old
     store.go.set()
     answer = await image
-    assert (answer.status, await answer.json()) == (201, {"id": "u1"})  # taken, as a message is in that window
+    assert answer.status == 201  # taken, as a message is in that window
     following = await chat.app[STORE].find_active_conversation(ChannelName.WEBCHAT, session["token"])
     assert following is not None and following.id != old
+    assert await answer.json() == {"id": "u1", "conversation": following.id}  # the page follows it (chat.js)
     assert opened in (None, following.id)  # the image went into the one the third tab opened
     entries = await chat.app[STORE].transcript(following.id)
     attachments = [(e.author, a) for e in entries for a in e.attachments]  # numbered as the console numbers them

@@ -143,9 +143,10 @@ async def test_an_image_whose_conversation_ends_meanwhile_opens_the_next_one_wit
     image = await image_while_ended(chat, store, session)  # "Terminer" in another tab (its hello: not counted)
     store.go.set()
     answer = await image
-    assert (answer.status, await answer.json()) == (201, {"id": "u1"})
+    assert answer.status == 201
     following = await chat.app[STORE].find_active_conversation(ChannelName.WEBCHAT, session["token"])
     assert following is not None and following.id != old
+    assert await answer.json() == {"id": "u1", "conversation": following.id}
     assert following.client is not None  # before: None, outside its network's cap
     images = [a for e in await chat.app[STORE].transcript(following.id) for a in e.attachments]
     assert [(a.url or "").startswith(f"upload:{following.id}/") for a in images] == [True]

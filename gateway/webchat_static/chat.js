@@ -555,6 +555,7 @@
     state.token = frame.token;
     try { localStorage.setItem(TOKEN_KEY, frame.token); } catch (e) { /* private mode: session lasts the tab */ }
     forgetOpening();  // the token speaks for the page from now on
+    if (ended() && !FINAL[frame.status]) { goOnInNext(frame.status); }  // the next one an image went to (followImage)
     state.status = frame.status;
     state.position = frame.position;
     state.reopens = frame.reopens;
@@ -864,7 +865,7 @@
         // instance stopped, dead or slow, maybe after keeping it): the same file chosen again goes under the same
         // id, kept once (until 2026-12-07 under a new one, then for a while still after a 502 or 504: stored twice)
         state.unanswered = response.status >= 500 ? { key: key, id: id } : null;
-        if (response.ok) { waiting.remove(); return; }
+        if (response.ok) { waiting.remove(); return response.json().then(followImage, function () { /* kept */ }); }
         return response.json().then(function (body) { refused(waiting, body && body.error); }, function () { refused(waiting, "other"); });
       }, function () {
         // no answer (a network gone, or no answer in time): the image may have reached the server all the same.
@@ -873,6 +874,25 @@
         state.unanswered = { key: key, id: id };
         refused(waiting, "other");
       });
+  }
+
+  /* The 201 names the conversation the image went to: another than the one the page follows (that one ended as the
+     image waited for its lock, the image taken in a new one, greeted by the bot), the page says hello again on its
+     socket naming it: the server shows the ended one's last words and end (a resync naming it), then the session of
+     the next one, the image in its history (onSession goes on in it). The socket down, the next hello names it.
+     Until 2026-12-07 nothing was named: the end shown, the image's bubble gone without a word, and the conversation
+     holding it never shown until "Nouvelle conversation". */
+  function followImage(body) {
+    var next = body && body.conversation;
+    if (typeof next !== "string" || next === state.conversation) { return; }
+    var ws = state.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify({ type: "hello", token: storedToken(), opening: null, conversation: next,
+        language: state.told ? state.lang : null }));
+    } else {
+      followConversation(next);
+      try { localStorage.removeItem(ENDED_KEY); } catch (e) { /* nothing kept */ }
+    }
   }
 
   /* An image's 409 `ended` says only that the token has no open conversation: erased (while it was kept, or

@@ -1,0 +1,77 @@
+"""A young person's image crossing a listener's close, in a real Chromium: the listener writes her last words and
+closes while the image waits for the conversation's lock (``EndedMeanwhile``); the image is taken in a NEW
+conversation (``Uploads._deliver``: the bot greets it, the image in it), answered 201. The page must be shown the
+ended one's last words and end, then follow that new conversation, the image shown once in it, as for a message
+crossing the close (``tests/e2e/test_chat_follows_next.py``).
+
+Until 2026-12-07 the 201 named nothing and chat.js removed the image's bubble on it: the page showed the end, the
+image gone without a word, and the new conversation holding it (greeted by the bot) was never shown until the young
+person pressed "Nouvelle conversation". The real app on SQLite, the console's real take, message and close through
+its HTTP API; the store wrapped (the real one, nothing of the gateway patched) only to run the close at the image's
+``locked_active``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import BrowserContext, expect
+
+from gateway.app import create_app
+from gateway.conversation import Status
+from gateway.messages import ChannelName
+from gateway.settings import Settings
+from gateway.store import Listener, Store, open_store
+from tests.conftest import Clock, model_loaded, password_hash, shared_understanding
+from tests.e2e.test_chat import bot_messages, open_chat, walk_to_queue
+from tests.e2e.test_chat_follows_next import FIRST_WORDS, GOODBYE, ClosingFirst, console, take, take_write_close
+from tests.test_uploads import photo
+
+pytestmark = pytest.mark.browser
+
+
+async def test_an_image_crossing_a_close_is_shown_in_the_conversation_it_opened_after_the_end(
+    context: BrowserContext, aiohttp_server: Callable[..., Awaitable[TestServer]], settings: Settings, clock: Clock
+) -> None:
+    real = await open_store(settings.store)
+    closing = ClosingFirst(real)
+    app = await create_app(
+        settings, clock=clock, store=cast(Store, closing), worker_poll_seconds=0.05, **shared_understanding(settings)
+    )
+    server = await aiohttp_server(app)
+    await model_loaded(server)
+    await real.add_listener(Listener("anne", password_hash(), capacity=3))
+    page = await open_chat(context, server)
+    await walk_to_queue(page)
+    [ended] = await real.conversations_by_status(Status.QUEUED)
+    async with console(server) as desk:
+        await take(desk, server, ended.id)
+        await expect(page.locator("#status-line")).to_contain_text("écoutant·e est avec toi")
+
+        async def listener_writes_and_closes() -> None:
+            await take_write_close(desk, server, ended.id, FIRST_WORDS)
+
+        closing.sender = cast(str, await page.evaluate('() => localStorage.getItem("hg-chat-token")'))
+        closing.first = listener_writes_and_closes
+        picture = [{"name": "IMG_2041.jpg", "mimeType": "image/jpeg", "buffer": photo((64, 48))}]
+        await page.locator("#image-input").set_input_files(files=picture)  # crosses the close: a new conversation
+        listener = page.locator('.msg[data-author="listener"] .text')
+        await expect(listener).to_have_text([FIRST_WORDS])  # the ended one's last words and goodbye shown
+        await expect(bot_messages(page).filter(has_text=GOODBYE)).to_have_count(1)
+        assert closing.first is None
+        sent = page.locator('.msg[data-author="user"]').filter(has_text="📎 Image envoyée")
+        await expect(sent).to_have_count(1)  # the image shown once, in the conversation it went to
+        await expect(page.locator("#composer")).to_be_visible()  # the page goes on in the new conversation
+        following = await real.find_active_conversation(ChannelName.WEBCHAT, closing.sender)
+        assert following is not None and following.id != ended.id
+        assert [e for e in await real.transcript(following.id) if e.attachments], "the image is in the new one"
+        await expect(page.locator(".msg.pending")).to_have_count(0)
+        followed = await page.evaluate('() => localStorage.getItem("hg-chat-conversation")')
+        assert followed == following.id, f"the page follows {'nothing' if followed is None else 'another'}"
+        await page.reload()  # a reload goes on in it too, the image in its history
+        await expect(page.locator("#composer")).to_be_visible()
+        await expect(page.locator("#ended")).to_be_hidden()
+        await expect(sent).to_have_count(1)
