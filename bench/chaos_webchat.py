@@ -201,9 +201,10 @@ class WebChatClient:
                 await self._end_seen(ws)
 
     def _follow(self, conversation: object, status: str) -> None:
-        """chat.js's followConversation (a session or resync frame's conversation, unless the page has seen the end
-        of the one it follows), then the frame's status."""
-        if isinstance(conversation, str) and self.status not in FINAL:
+        """chat.js's followConversation (a session or resync frame's conversation, unless that frame's own status is
+        final), then the frame's status. Until 2026-12-07 the page's status decided (chat.js's old rule): a resync
+        naming the next conversation after an end shown was not followed."""
+        if isinstance(conversation, str) and status not in FINAL:
             self.conversation = conversation
         self.status = status
 

@@ -69,3 +69,16 @@ async def test_the_page_client_is_shown_the_end_it_missed_then_starts_a_new_conv
     assert page.received[words.id] == 1, "the listener's last words never reached the page"
     assert page.conversation != first and page.status == "bot"
     assert page.tally.closes["new conversation"] == 1
+
+
+async def test_the_page_client_follows_a_frame_by_its_own_status_as_chat_js() -> None:
+    """chat.js's followConversation since 2026-12-07: a frame's conversation is followed unless that frame's own
+    status is final (the next one a crossing message or image opened, named after an end shown, is followed; an
+    ended one a frame names is not). Until then the client mirrored the old rule, the page's status."""
+    async with ClientSession() as session:
+        page = WebChatClient(session, lambda: "http://127.0.0.1:1", "10.9.0.1", 1, Tally())
+        page.conversation, page.status = None, "closed"  # an end shown
+        page._follow("next", "bot")
+        assert (page.conversation, page.status) == ("next", "bot")
+        page._follow("ended", "closed")
+        assert (page.conversation, page.status) == ("next", "closed")
