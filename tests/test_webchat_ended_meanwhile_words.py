@@ -40,10 +40,11 @@ Client = TestClient  # type: ignore[type-arg]
 
 
 class ClosingFirst:
-    """The store (:class:`Holds` on the real one); the first ``locked_active`` of :attr:`sender` (a web chat
-    message's) runs :attr:`first` before asking for the conversation's lock: another writer got there first."""
+    """The store (:class:`Holds` on the real one, or the real one); the first ``locked_active`` of :attr:`sender` (a
+    web chat message's or image's) runs :attr:`first` before asking for the conversation's lock: another writer (a
+    listener's close) got there first. Shared by tests/e2e/test_chat_follows_next.py and its image twin."""
 
-    def __init__(self, store: Holds) -> None:
+    def __init__(self, store: Holds | Store) -> None:
         self._store = store
         self.sender = ""
         self.first: Callable[[], Awaitable[None]] | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 
 import aiohttp
 import pytest
@@ -31,36 +31,13 @@ from gateway.settings import Settings
 from gateway.store import Listener, Store, open_store
 from tests.conftest import PASSWORD, Clock, model_loaded, password_hash, shared_understanding
 from tests.e2e.test_chat import bot_messages, open_chat, type_answer, walk_to_queue
-from tests.test_webchat_hello_erased_meanwhile import _after
+from tests.test_webchat_ended_meanwhile_words import ClosingFirst
 
 pytestmark = pytest.mark.browser
 
 FIRST_WORDS = "Si tu es en danger, appelle le 119 maintenant."
 SECOND_WORDS = "Tu peux aussi appeler le 3114, à toute heure."
 GOODBYE = "La conversation est terminée."  # flows.yaml's ended, in French
-
-
-class ClosingFirst:
-    """The real store; the first ``locked_active`` of :attr:`sender` (a web chat message's) runs :attr:`first`
-    before asking for the conversation's lock: the listener's close got there first."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self.sender = ""
-        self.first: Callable[[], Awaitable[None]] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._store, name)
-        if name != "locked_active":
-            return found
-
-        def locked_active(channel: ChannelName, sender: str, *args: Any, **kwargs: Any) -> Any:
-            if sender != self.sender or self.first is None:
-                return found(channel, sender, *args, **kwargs)
-            first, self.first = self.first, None
-            return _after(first, found(channel, sender, *args, **kwargs))
-
-        return locked_active
 
 
 @contextlib.asynccontextmanager

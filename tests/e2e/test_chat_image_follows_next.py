@@ -13,12 +13,14 @@ its HTTP API; the store wrapped (the real one, nothing of the gateway patched) o
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import cast
 
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from gateway.app import create_app
 from gateway.conversation import Status
@@ -69,6 +71,10 @@ async def test_an_image_crossing_a_close_is_shown_in_the_conversation_it_opened_
         assert following is not None and following.id != ended.id
         assert [e for e in await real.transcript(following.id) if e.attachments], "the image is in the new one"
         await expect(page.locator(".msg.pending")).to_have_count(0)
+        with contextlib.suppress(PlaywrightTimeout):  # the session naming it may come just after the 201
+            await page.wait_for_function(
+                '(id) => localStorage.getItem("hg-chat-conversation") === id', arg=following.id, timeout=10_000
+            )
         followed = await page.evaluate('() => localStorage.getItem("hg-chat-conversation")')
         assert followed == following.id, f"the page follows {'nothing' if followed is None else 'another'}"
         await page.reload()  # a reload goes on in it too, the image in its history
