@@ -28,7 +28,11 @@ record (a phantom: a reply written, shown, then lost or written again under anot
 (the gate's notices are never stored). **Stuck**: a message still unacknowledged when the clients stop, a reply
 recorded and never received, a **deaf socket**: a socket with its session that left a message unacknowledged
 for ``ACK_PATIENCE`` s, and a **silent** one: acknowledged, the bot still on the conversation, and no reply for
-``REPLY_PATIENCE`` s (either way the client then reconnects, as a young person reloading the page would).
+``REPLY_PATIENCE`` s (either way the client then reconnects, as a young person reloading the page would). A reply
+never received is printed with its conversation, author and that conversation's status, and (since 2026-12-07, the
+first three such pages) what the page was told, by socket and time: its hellos and the conversation they named,
+its session, resync, status and error frames (conversation, status, entry counts), the bot's and listeners' entry
+frames and its closes, never a text (until then the audit said only the page's number and its socket count).
 A ``refused`` frame (a flood, a network at its cap) is handled as chat.js's onRefused: the message stays pending,
 sent again after the next session; a refused hello (no id) holds the socket and what is pending is sent on it. The
 ``--floods`` pages (:meth:`WebChats.flood`, :meth:`WebChats.crowd_at_cap`) are audited apart (:func:`audit_flood`,
@@ -115,6 +119,7 @@ class WebChatClient:
         self.flooded: list[str] = []  # a flood page's messages (``flood``), in the order typed
         self.hello_refusals = 0  # hellos refused (a network at its cap): the socket held, nothing opened
         self.burst_began = 0.0
+        self.trace: list[str] = []  # what the page was told and did, by socket (no text): printed when it missed one
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._connection(), name=f"webchat-client-{self.number}")
@@ -139,14 +144,17 @@ class WebChatClient:
                     self.socket += 1
                     hello = {"type": "hello", "token": self.token, "opening": self.opening, "language": "fr",
                              "conversation": self.conversation if self.token else None}  # fmt: skip
+                    self._note(f"hello :{self.url.rsplit(':', 1)[-1]} naming {hello['conversation']}")
                     await ws.send_json(hello)
                     async for message in ws:
                         if message.type is WSMsgType.TEXT:
                             await self._handle(ws, json.loads(message.data))
                     if not self.stopping:
                         self.tally.closes["new conversation" if self.renewing else str(ws.close_code)] += 1
+                        self._note(f"closed {'new conversation' if self.renewing else ws.close_code}")
             except (ClientError, TimeoutError, ConnectionError) as error:
                 self.tally.closes[type(error).__name__] += 1
+                self._note(type(error).__name__)
             finally:
                 self.ws, self.in_session = None, False
             if self.stopping:
@@ -157,8 +165,18 @@ class WebChatClient:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MOST)
 
+    def _note(self, what: str) -> None:
+        if len(self.trace) < 400:  # a walk of ~20 replies and its reconnections fit
+            self.trace.append(f"{time.monotonic():.1f}|socket {self.socket}: {what}")
+
     async def _handle(self, ws: ClientWebSocketResponse, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
+        if kind in ("session", "resync", "status", "error"):
+            shown = frame.get("history", frame.get("entries"))
+            self._note(f"{kind} {frame.get('conversation', '')} {frame.get('status', frame.get('code', ''))}"
+                       f"{'' if shown is None else f' {len(shown)} entries'}")  # fmt: skip
+        elif kind == "entry" and frame["entry"].get("author") in SHOWN:
+            self._note(f"entry {frame['entry'].get('author')}")
         if kind == "session":
             self.token, self.opening = str(frame["token"]), None
             if self.token not in self.tokens:
@@ -458,6 +476,7 @@ class WebChatAudit:
     gone_armed: int = 0  # gone timers armed on a conversation whose page is open (in session) at the audit
     marked_gone: int = 0  # conversations marked as left "gone" while their page is open
     missing: list[str] = field(default_factory=list)  # a few examples, without any text
+    traces: dict[int, list[str]] = field(default_factory=dict)  # the pages that missed one: what they were told
     flood: WebFlood = field(default_factory=lambda: WebFlood())
     crowd: Crowd = field(default_factory=lambda: Crowd())
 
@@ -619,6 +638,7 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
     try:
         users: Counter[str] = Counter()
         replies: dict[str, list[str]] = {}  # token → its conversations' bot and listener entry ids
+        where: dict[str, str] = {}  # entry id → its conversation and author, for a page that never received it
         recorded: set[str] = set()
         senders: list[tuple[str, bool]] = []  # each web chat conversation's token, and whether it has an engine state
         open_pages = {c.token for c in chats.clients if c.in_session}
@@ -638,6 +658,7 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
                     users[entry.id] += 1
                 elif entry.author in (Author.BOT, Author.LISTENER):
                     replies.setdefault(conversation.sender, []).append(entry.id)
+                    where[entry.id] = f"{conversation.id} {entry.author.value} {conversation.status.value}"
         timers = await store.due_timers(datetime.now(UTC) + timedelta(days=1), limit=1_000_000)
         result.gone_armed = sum(t.kind is TimerKind.WEBCHAT_GONE and t.conversation_id in page_of for t in timers)
         known = {token for client in [*chats.clients, *chats.others()] for token in client.tokens}
@@ -663,7 +684,8 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
                         result.never_received += 1
                         if len(result.missing) < 10:
                             result.missing.append(f"client {client.number} ({len(client.tokens)} tokens), "
-                                                  f"{client.socket} sockets")  # fmt: skip
+                                                  f"{client.socket} sockets: {where[entry_id]}")  # fmt: skip
+                        result.traces.setdefault(client.number, client.trace)
             result.repeated += sum(n - 1 for n in client.received.values())
             result.phantoms += sum(entry_id not in recorded for entry_id in client.received)
         if rules is not None:
@@ -673,6 +695,11 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
     finally:
         await store.close()
     return result
+
+
+def _since(line: str, began: float) -> str:
+    at, rest = line.split("|", 1)
+    return f"{float(at) - began:.1f} s {rest}"
 
 
 def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
@@ -699,6 +726,8 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
     )
     for line in result.missing:
         print(f"    never received: {line}")
+    for number, trace in list(result.traces.items())[:3]:  # since 2026-12-07: what the page followed, and when
+        print(f"    client {number}'s frames (no text): " + "; ".join(_since(line, began) for line in trace))
     flood = result.flood
     if flood.senders:
         print(
