@@ -447,6 +447,10 @@
     var ws = new WebSocket(socketUrl());
     state.ws = ws;
     state.session = false;  // until this socket's session frame: a refused hello (a full network) opens none
+    // an automatic try the socket replaced had waiting is dropped: this socket's refusals set their own (until
+    // 2026-12-07 (night) it stayed set, the new socket's refusal set none, and it found its socket gone: no try again)
+    clearTimeout(state.held.timer);
+    state.held = { timer: null, at: 0, delay: state.held.delay, auto: {} };
     // an upgrade never answered (a proxy or a portal that holds websockets) left the page waiting as long as the
     // browser let it (minutes), blank or deaf, saying nothing: given up, it closes, is said and tried again
     setTimeout(function () {

@@ -171,3 +171,63 @@ async def test_a_held_pages_try_refused_by_the_networks_rate_waits_for_its_retry
     assert len(waiting) == 1
     users = [e.text for e in await server.app[STORE].transcript(waiting[0].conversation_id) if e.author == "user"]
     assert users == ["salut, je voudrais parler à quelqu'un"]  # once
+
+
+RECORD_SOCKETS = """
+(() => {  // the frames the page sends, and its sockets (the test drops one as a network would)
+  window.__sent = [];
+  window.__sockets = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (!window.__sockets.includes(this)) { window.__sockets.push(this); }
+    window.__sent.push(String(data));
+    return send.call(this, data);
+  };
+})();
+"""
+
+
+async def test_a_held_pages_tries_go_on_after_its_socket_is_replaced_while_a_try_waits(
+    context: BrowserContext, browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """The held socket drops while the page's next automatic try waits (its timer set by a refusal on that socket);
+    the new socket's hello is refused too, the page sends what is pending on it, refused ``client_full`` again. The
+    page keeps trying on the new socket, and the message goes once a place frees. Before (2026-12-07): the old
+    socket's timer was still set, so the new refusal set none (``heldRetry``: one timer for all); that timer then
+    found its socket replaced and sent nothing, and no try came again: "Pas encore envoyé" for good."""
+    server: TestServer = await make_server(settings.replace(max_waiting_per_client=1))
+    classmate = await open_chat(context, server)  # the school's address at its cap (one chat)
+    async with french_window(browser, 390, 780) as phone:
+        await phone.add_init_script(RECORD_SOCKETS)
+        page = await phone.new_page()
+        refused: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: refused.extend(
+            [str(frame)] if '"refused"' in str(frame) and '"id":null' not in str(frame) else [])))  # fmt: skip
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).last).to_contain_text("3114")
+        await type_answer(page, "salut, je voudrais parler à quelqu'un")
+        await expect(page.locator('.msg.pending.failed[data-author="user"]')).to_contain_text("Pas encore envoyé.")
+        await page.wait_for_function(TRIED_ONCE, timeout=30_000)  # tried by itself, refused: its next try waits 4-8 s
+        for _ in range(300):
+            if len(refused) >= 2:
+                break
+            await page.wait_for_timeout(50)
+        assert len(refused) >= 2, refused
+        before = len(refused)
+        await page.evaluate("() => window.__sockets[0].close()")  # the network drops the held socket
+        for _ in range(300):  # the new socket's hello refused, the pending message sent on it, refused again
+            if len(refused) > before and await page.evaluate("() => window.__sockets.length") == 2:
+                break
+            await page.wait_for_timeout(50)
+        assert len(refused) > before, refused
+        assert await page.evaluate("() => window.__sockets.length") == 2
+        classmate.on("dialog", lambda dialog: dialog.accept())
+        await classmate.get_by_role("button", name="Terminer").click()  # a place frees
+        await expect(classmate.get_by_role("button", name="Nouvelle conversation")).to_be_visible()
+        # before: no try after the new socket's refusal, the message pending for good
+        await expect(page.locator(".msg.pending")).to_have_count(0, timeout=45_000)
+        await expect(page.locator("#status-line")).to_contain_text("position 1")
+    waiting = await server.app[STORE].waiting()
+    assert len(waiting) == 1
+    users = [e.text for e in await server.app[STORE].transcript(waiting[0].conversation_id) if e.author == "user"]
+    assert users == ["salut, je voudrais parler à quelqu'un"]  # once
