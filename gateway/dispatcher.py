@@ -1642,19 +1642,30 @@ class Dispatcher:
         """Messenger's reads (and deliveries without mids): every reply sent up to ``watermark`` (ms), found by the
         store among the replies awaiting a read receipt (``Store.mark_until``: never the whole transcript, whose
         length would make every receipt of a long conversation slower); each one changed is told to the console
-        once (a receipt replayed changes nothing)."""
+        once (a receipt replayed changes nothing). A watermark names no conversation: it covers every reply sent to
+        that person, so it is applied to their active conversation and to their :data:`WATERMARK_CONVERSATIONS`
+        latest created in the last :data:`WATERMARK_DAYS` (``Store.conversations_of``: this channel identity's
+        alone), the oldest first. Until 2026-12-07 only to the active one: a read that came after a listener's close
+        (or after the young person's next message opened another conversation) left the goodbye, where to turn,
+        "delivered" in the console and the supervision for good (the console soak: 13 in one run)."""
         delivery = _RECEIPT_DELIVERY.get(receipt.status)
         if receipt.watermark is None or delivery not in (Delivery.DELIVERED, Delivery.READ):
-            return
-        conversation = await self.store.find_active_conversation(receipt.channel, receipt.sender)
-        if conversation is None:
             return
         try:
             until = datetime.fromtimestamp(receipt.watermark / 1000, UTC)
         except (OverflowError, ValueError, OSError):
             return
-        for entry_id in await self.store.mark_until(conversation.id, until, delivery):
-            await self.store.publish(DeliveryChanged(conversation.id, entry_id, delivery))
+        now = self.clock()
+        active = await self.store.find_active_conversation(receipt.channel, receipt.sender)
+        recent = await self.store.conversations_of(
+            receipt.channel, receipt.sender, now - timedelta(days=WATERMARK_DAYS), now + timedelta(days=1),
+            WATERMARK_CONVERSATIONS,
+        )  # fmt: skip
+        theirs = [c for c in recent if c.channel == receipt.channel and c.sender == receipt.sender]
+        ids = list(dict.fromkeys([c.id for c in reversed(theirs)] + ([active.id] if active is not None else [])))
+        for conversation_id in ids:
+            for entry_id in await self.store.mark_until(conversation_id, until, delivery):
+                await self.store.publish(DeliveryChanged(conversation_id, entry_id, delivery))
 
     async def set_delivery(self, conversation_id: str, entry_id: str, delivery: Delivery) -> None:
         """Record how far an outgoing entry got (a provider's receipt, the web chat page's) and tell the console."""
@@ -1671,6 +1682,12 @@ class _Ending:
 
 
 WATERMARKED = frozenset({ChannelName.MESSENGER})  # its read receipts are watermarks: replies await one in the store
+WATERMARK_CONVERSATIONS = 3
+"""How many of a person's latest conversations a watermark is applied to besides the active one
+(``Dispatcher._handle_watermark``): an ended one whose goodbye was read after the close, one before it whose last
+replies were read while the next was opening. A bound on the records each receipt reads."""
+WATERMARK_DAYS = 7
+"""How far back (by their creation) those conversations are looked for: a goodbye read up to a week later."""
 _RECEIPT_DELIVERY = {
     "sent": Delivery.SENT, "delivered": Delivery.DELIVERED, "read": Delivery.READ, "failed": Delivery.FAILED,
 }  # fmt: skip
