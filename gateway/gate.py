@@ -327,10 +327,12 @@ class Gate:
     async def _guards(self, token: str, address: str, network: str) -> _Guarded | None:
         """The cap first, read only: a try it refuses uses up no rate (a pupil behind a full school network who
         keeps writing while the notice shows gets the next free place, not an hour's refusal); then the rates,
-        each try they see counted. Says which refused (since 2026-12-07: the rate's window end is told)."""
+        each try they see counted. Says which refused (since 2026-12-07: the rate's window end is told). The cap is
+        asked as ``store.client_at_cap`` since 2026-12-07 (on Redis the network's set alone while it lists fewer
+        ids than the cap); until then every try read every open chat's record of the network (one ``GET`` each)."""
         shared = self.networks.is_shared(address)
         cap = self.max_waiting_per_shared_network if shared else self.max_waiting_per_client
-        if await self.store.open_conversations_of_client(self.keyed("client", network)) >= cap:
+        if await self.store.client_at_cap(self.keyed("client", network), cap):
             return _Guarded(Refusal.CLIENT_FULL)
         rate = Limit.CHATS_PER_SHARED_NETWORK if shared else Limit.CHATS_PER_ADDRESS
         if not await self.limits.allow(rate, network):

@@ -1,10 +1,11 @@
 """Two held pages' messages at once, just after a place of their full network frees: how many open?
 
-The network's cap of open chats (``max_waiting_per_client``, ``Gate._guards``) is read (``open_conversations_of_
-client``), and the conversation opened later (the held session's ``_open``, then the message's commit): two tries
-whose reads both land before either opens both get in. The race widened by tests/store_holds.py's :class:`Holds`
-(the first try's count read, its answer held until the second try was answered), on SQLite, a real Redis and a Redis
-Cluster, the real app and web chat sockets, nothing of the gateway patched.
+The network's cap of open chats (``max_waiting_per_client``, ``Gate._guards``) is read (``client_at_cap``, since
+2026-12-07; ``open_conversations_of_client`` before), and the conversation opened later (the held session's
+``_open``, then the message's commit): two tries whose reads both land before either opens both get in. The race
+widened by tests/store_holds.py's :class:`Holds` (the first try's cap read, its answer held until the second try was
+answered), on SQLite, a real Redis and a Redis Cluster, the real app and web chat sockets, nothing of the gateway
+patched.
 
 Measured 2026-12-07 (branch rev_capcount): at a cap of 1, both messages let in and acknowledged, **2 open (cap + 1)**
 on all three stores. The cap is a soft guard (one network must not bury the queue), overshot by at most one chat per
@@ -47,10 +48,10 @@ async def test_two_held_pages_taking_one_freed_place_at_once_both_get_in_nothing
         assert is_notice(await hello(second, "second-held-opening-key"))
         await occupant.send_json({"type": "end"})  # "Terminer": the place frees
         await receive_until(occupant, lambda f: f["type"] == "status" and f["status"] == "closed")
-        store.hold("open_conversations_of_client", after=True)  # the first try's count read (0), held
+        store.hold("client_at_cap", after=True)  # the first try's cap read (below), held
         first_try = asyncio.ensure_future(send(first, "a1", "bonjour"))
         await store.reached.wait()
-        second_frames = await send(second, "b1", "salut")  # reads 0 too, opens
+        second_frames = await send(second, "b1", "salut")  # reads below too, opens
         store.go.set()
         first_frames = await first_try
     answers: list[Any] = [first_frames[-1], second_frames[-1]]

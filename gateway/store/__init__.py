@@ -582,7 +582,15 @@ class ConversationStore(Protocol):
     async def open_conversations_of_client(self, client: str) -> int:
         """How many conversations of this web chat client (``Conversation.client``, a keyed hash of its address)
         are in the bot or the queue (:data:`CLIENT_OPEN`): counted from an index kept by ``save_conversation``,
-        never by loading every open conversation (the gate asks this for every new web chat)."""
+        never by loading every open conversation."""
+        ...
+
+    async def client_at_cap(self, client: str, cap: int) -> bool:
+        """Whether at least ``cap`` of this client's conversations are open: :meth:`open_conversations_of_client`
+        ``>= cap``, as cheaply as the store can answer it (the gate asks this for every new web chat and every held
+        page's try). Redis: the client's set lists more, never fewer, so a set shorter than ``cap`` answers False
+        alone (one ``SMEMBERS``); its records are read only when it lists ``cap`` or more. Since 2026-12-07; until then
+        the gate counted every time (``SMEMBERS`` and one ``GET`` per listed id)."""
         ...
 
 

@@ -1367,7 +1367,24 @@ class RedisStore:
     async def open_conversations_of_client(self, client: str) -> int:
         """The client's set lists more, never less (``save_conversation``): each record it names is checked, and
         the ids of ended or missing ones (a crash between a record's last save and its removal) are dropped."""
+        return await self._open_of_client(client)
+
+    @_guarded
+    async def client_at_cap(self, client: str, cap: int) -> bool:
+        """The set first (``SMEMBERS``): listing fewer than ``cap`` ids, fewer are open (the set lists more, never
+        less: an id is added before its record says open, removed after it says ended), no record read. At ``cap``
+        or more (the client full, or a crash's leftovers listed), each record read and the leftovers dropped, as
+        :meth:`open_conversations_of_client` does: the answer is never False when ``cap`` are open, and never True
+        when the records say fewer. Since 2026-12-07 (before: one ``GET`` per id every time). Not ``SCARD`` first:
+        at the cap, where a school's held pages keep trying, that is one command more a try (bench/README.md)."""
         ids = sorted(_texts(await self._redis.smembers(K.client(client))))
+        if len(ids) < cap:
+            return False
+        return await self._open_of_client(client, ids) >= cap
+
+    async def _open_of_client(self, client: str, ids: list[str] | None = None) -> int:
+        if ids is None:
+            ids = sorted(_texts(await self._redis.smembers(K.client(client))))
         found = await self._conversations_or_none(ids)
         stale = [i for i, c in zip(ids, found, strict=True) if c is None or not c.active]
         if stale:  # an ended conversation never opens again: its id cannot be wanted back

@@ -838,6 +838,10 @@ class SqliteStore:
         rows = await self._select(_COUNT_CLIENT, (client,))
         return int(rows[0][0])
 
+    async def client_at_cap(self, client: str, cap: int) -> bool:
+        """The count on the partial index: cheap already."""
+        return await self.open_conversations_of_client(client) >= cap
+
     async def _select(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
         """Inside a batch, read with its held writes made and kept held (``_peek``): the batch stays one
         transaction."""

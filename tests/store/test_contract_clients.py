@@ -114,3 +114,45 @@ async def test_a_redis_set_left_listing_more_counts_only_what_the_records_say(
     finally:
         await store.close()
         client.close()
+
+
+async def test_at_cap_is_the_count_reaching_the_cap_on_every_store(store: Store) -> None:
+    """``client_at_cap`` (since 2026-12-07) answers ``open_conversations_of_client(client) >= cap``, whatever
+    shortcut the store takes: at each count from 0 to 3 and each cap from 0 to 4."""
+    opened: list[Conversation] = []
+    for count in range(4):
+        assert await store.open_conversations_of_client(CLIENT) == count
+        for cap in range(5):
+            assert await store.client_at_cap(CLIENT, cap) is (count >= cap), (count, cap)
+        opened.append(await opened_by(store, f"s{count}", CLIENT, Status.QUEUED if count % 2 else Status.BOT))
+    await store.save_conversation(replace(opened[0], status=Status.WITH_LISTENER))  # taken: no longer counts
+    assert [await store.client_at_cap(CLIENT, cap) for cap in (3, 4)] == [True, False]
+    assert not await store.client_at_cap(OTHER, 1)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("which", ["redis_url", "redis_cluster_url"])
+async def test_a_redis_set_listing_leftovers_reads_the_records_at_the_cap(
+    request: pytest.FixtureRequest, which: str
+) -> None:
+    """The set at the cap or over it by a crash's leftovers (ended, erased, another client's id): the records
+    decide, never the set's size; never "below" when the open ones are at the cap, never "at" when fewer."""
+    url: str = request.getfixturevalue(which)
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    store = await open_store(url, keys=store_keys(url))
+    try:
+        first = await opened_by(store, "s1", CLIENT)
+        queued = await opened_by(store, "s2", CLIENT, Status.QUEUED)
+        ended = await opened_by(store, "s3", CLIENT)
+        await store.save_conversation(replace(ended, status=Status.CLOSED))
+        others = await opened_by(store, "s4", OTHER)
+        client.sadd(K.client(CLIENT), ended.id, "erased-long-ago", others.id)  # 5 listed, 2 open
+        assert await store.client_at_cap(CLIENT, 2) and not await store.client_at_cap(CLIENT, 3)
+        assert client.scard(K.client(CLIENT)) == 3  # the ended and missing ones dropped by the read
+        await store.save_conversation(replace(first, status=Status.ABANDONED))
+        assert not await store.client_at_cap(CLIENT, 2)  # 1 open: its set listed 2 (the other client's id)
+        assert client.smembers(K.client(CLIENT)) == {queued.id, others.id}  # a live record's id stays listed
+    finally:
+        await store.close()
+        client.close()
