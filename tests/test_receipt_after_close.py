@@ -82,10 +82,11 @@ async def outgoing(store: Store, conversation_id: str) -> list[TranscriptEntry]:
 
 
 async def told(store: Store, subscription: Any) -> list[Event]:
-    """What the console was told until now (a sentinel published last)."""
+    """The delivery changes the console was told until now (a sentinel published last). Until 2026-12-07 every event:
+    the presence's own (``ListenersOnline``, on its period) came in between on a busy machine and failed the test."""
     sentinel = Typing("sentinel", "listener")
     await store.publish(sentinel)
-    return await events_until(subscription, sentinel)
+    return [e for e in await events_until(subscription, sentinel) if isinstance(e, DeliveryChanged)]
 
 
 async def test_a_read_after_a_listeners_close_marks_the_goodbye_read_once(
