@@ -21,7 +21,7 @@ from typing import cast
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import BrowserContext, Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from gateway.app import create_app
@@ -62,9 +62,10 @@ async def take(desk: aiohttp.ClientSession, server: TestServer, conversation: st
     assert taken.status == 200, await taken.text()
 
 
-async def test_the_conversation_a_crossing_message_opened_is_followed_and_its_end_shown_after_an_outage(
+async def crossing(
     context: BrowserContext, aiohttp_server: Callable[..., Awaitable[TestServer]], settings: Settings, clock: Clock
-) -> None:
+) -> tuple[Store, ClosingFirst, TestServer, Page]:
+    """The app on the real store seen through :class:`ClosingFirst`, Anne a listener, and a page walked to the queue."""
     real = await open_store(settings.store)
     closing = ClosingFirst(real)
     app = await create_app(
@@ -75,16 +76,31 @@ async def test_the_conversation_a_crossing_message_opened_is_followed_and_its_en
     await real.add_listener(Listener("anne", password_hash(), capacity=3))
     page = await open_chat(context, server)
     await walk_to_queue(page)
+    return real, closing, server, page
+
+
+async def closing_as_it_crosses(
+    desk: aiohttp.ClientSession, server: TestServer, page: Page, closing: ClosingFirst, conversation: str
+) -> None:
+    """Anne takes ``conversation``; the page's next message or image, as it asks for the lock, finds her last words
+    and her close made first."""
+    await take(desk, server, conversation)
+    await expect(page.locator("#status-line")).to_contain_text("écoutant·e est avec toi")
+
+    async def listener_writes_and_closes() -> None:
+        await take_write_close(desk, server, conversation, FIRST_WORDS)
+
+    closing.sender = cast(str, await page.evaluate('() => localStorage.getItem("hg-chat-token")'))
+    closing.first = listener_writes_and_closes
+
+
+async def test_the_conversation_a_crossing_message_opened_is_followed_and_its_end_shown_after_an_outage(
+    context: BrowserContext, aiohttp_server: Callable[..., Awaitable[TestServer]], settings: Settings, clock: Clock
+) -> None:
+    real, closing, server, page = await crossing(context, aiohttp_server, settings, clock)
     [ended] = await real.conversations_by_status(Status.QUEUED)
     async with console(server) as desk:
-        await take(desk, server, ended.id)
-        await expect(page.locator("#status-line")).to_contain_text("écoutant·e est avec toi")
-
-        async def listener_writes_and_closes() -> None:
-            await take_write_close(desk, server, ended.id, FIRST_WORDS)
-
-        closing.sender = cast(str, await page.evaluate('() => localStorage.getItem("hg-chat-token")'))
-        closing.first = listener_writes_and_closes
+        await closing_as_it_crosses(desk, server, page, closing, ended.id)
         await type_answer(page, "tu es encore là ?")  # crosses the close: taken in a new conversation
         listener = page.locator('.msg[data-author="listener"] .text')
         await expect(listener).to_have_text([FIRST_WORDS])  # the ended one's last words and goodbye shown

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import cast
 
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import BrowserContext, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from gateway.app import create_app
 from gateway.conversation import Status
 from gateway.messages import ChannelName
 from gateway.settings import Settings
-from gateway.store import Listener, Store, open_store
-from tests.conftest import Clock, model_loaded, password_hash, shared_understanding
-from tests.e2e.test_chat import bot_messages, open_chat, walk_to_queue
-from tests.e2e.test_chat_follows_next import FIRST_WORDS, GOODBYE, ClosingFirst, console, take, take_write_close
+from tests.conftest import Clock
+from tests.e2e.test_chat import bot_messages
+from tests.e2e.test_chat_follows_next import FIRST_WORDS, GOODBYE, closing_as_it_crosses, console, crossing
 from tests.test_uploads import photo
 
 pytestmark = pytest.mark.browser
@@ -38,26 +35,10 @@ pytestmark = pytest.mark.browser
 async def test_an_image_crossing_a_close_is_shown_in_the_conversation_it_opened_after_the_end(
     context: BrowserContext, aiohttp_server: Callable[..., Awaitable[TestServer]], settings: Settings, clock: Clock
 ) -> None:
-    real = await open_store(settings.store)
-    closing = ClosingFirst(real)
-    app = await create_app(
-        settings, clock=clock, store=cast(Store, closing), worker_poll_seconds=0.05, **shared_understanding(settings)
-    )
-    server = await aiohttp_server(app)
-    await model_loaded(server)
-    await real.add_listener(Listener("anne", password_hash(), capacity=3))
-    page = await open_chat(context, server)
-    await walk_to_queue(page)
+    real, closing, server, page = await crossing(context, aiohttp_server, settings, clock)
     [ended] = await real.conversations_by_status(Status.QUEUED)
     async with console(server) as desk:
-        await take(desk, server, ended.id)
-        await expect(page.locator("#status-line")).to_contain_text("écoutant·e est avec toi")
-
-        async def listener_writes_and_closes() -> None:
-            await take_write_close(desk, server, ended.id, FIRST_WORDS)
-
-        closing.sender = cast(str, await page.evaluate('() => localStorage.getItem("hg-chat-token")'))
-        closing.first = listener_writes_and_closes
+        await closing_as_it_crosses(desk, server, page, closing, ended.id)
         picture = [{"name": "IMG_2041.jpg", "mimeType": "image/jpeg", "buffer": photo((64, 48))}]
         await page.locator("#image-input").set_input_files(files=picture)  # crosses the close: a new conversation
         listener = page.locator('.msg[data-author="listener"] .text')
