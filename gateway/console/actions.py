@@ -641,7 +641,10 @@ class Actions:
         the entry's place, the record last; audited ``transfer_completed``. Listed no more either way (a transfer
         cut before its queue step, or after its record, left nothing to complete; one taken from the new queue
         meanwhile is held, its record naming that queue: ``_join``; a held one's, listed too, is completed by
-        :meth:`complete_hand_back`). One whose conversation ended before the check (closed, idle-closed, abandoned)
+        :meth:`complete_hand_back`, and kept listed until it is: since 2026-12-07 (late), until then unlisted here when
+        that completion was skipped in the same round, a ``LockLost`` or a lock held elsewhere, and an automatic
+        hand-back's message owed by the listing never written: ``tests/console/test_handback_refused.py``). One whose
+        conversation ended before the check (closed, idle-closed, abandoned)
         has its messages written and never listed withdrawn (:meth:`_withdraw`), an automatic hand-back's too (listed
         as a move by :meth:`hand_back_absent`; audited ``hand_back_withdrawn`` when the hold's message is among them).
         ``mover``: who made it, as listed, named in the audit line. Whether it was completed."""
@@ -672,7 +675,12 @@ class Actions:
                 if conversation is not None and not conversation.active:  # an automatic hand-back's message, or not
                     handed = await self._told(conversation_id, derived_id(_hold_key(conversation), 1))
                     await self._withdraw(conversation, *(("hand_back", None) if handed else ("transfer", mover)))
-                await self.store.end_move(conversation_id)
+                pending = (
+                    conversation is not None and conversation.status == Status.WITH_LISTENER
+                    and entry is not None and entry.taken_by is None
+                )  # fmt: skip
+                if not pending:  # a held one's entry waiting: its listing is :meth:`complete_hand_back`'s to read
+                    await self.store.end_move(conversation_id)
         if cut:
             self.dispatcher.kick_outbox()
         return cut

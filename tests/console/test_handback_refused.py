@@ -293,3 +293,28 @@ async def test_an_automatic_hand_backs_listing_left_behind_does_not_tell_a_later
         e for e in await redis_store.transcript(conversation_id) if e.author is Author.BOT and DISCONNECTED in e.text
     ]
     assert len(told) == 1, f"told {len(told)} times that their listener was disconnected"
+
+
+async def test_an_automatic_hand_back_whose_first_completion_the_fence_refused_is_still_told_once(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Anne's console gone too long, the check's hand-back refused by the fence (its message with its record), then
+    the next check's completion refused the same way (a ``LockLost`` skips that conversation only, and the round goes
+    on to the transfers listed): the listing that says the young person is owed "your listener was disconnected" is
+    kept for the check after, which completes it with that message, told once. Before (2026-12-07): the same round's
+    ``complete_move`` found the record still held, unlisted it, and the check after completed the hand-back untold."""
+    conversation_id = await held_by_anne(redis_store, clock)
+    await refused(redis_store, redis_url, clock,
+                  lambda failing: failing.hand_back_absent(conversation_id, "anne", lambda name: True))  # fmt: skip
+    clock.advance(seconds=10)
+    await check_refused(redis_store, redis_url, clock)  # its completion refused
+    held = await redis_store.get_conversation(conversation_id)
+    assert held is not None and held.status == Status.WITH_LISTENER
+    assert conversation_id in await redis_store.moves_begun(), "the listing owing the message was dropped"
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)
+    await told_once_and_waiting(redis_store, conversation_id)  # before: told 0 times
+    clock.advance(seconds=10)
+    await next_check(redis_store, clock)  # nothing more
+    await told_once_and_waiting(redis_store, conversation_id)
+    assert await redis_store.moves_begun() == {}
