@@ -241,16 +241,22 @@ class Actions:
 
     async def _claim_reply(self, conversation_id: str, listener: str, key: str) -> Claim | TranscriptEntry:
         """The reply ``key``'s claim, its entry ids derived from it (:func:`derived_from`); or its entry when it was
-        sent already."""
+        sent already. Under the conversation's lock (:meth:`reply`, :meth:`refer`), as every claim of the key is made
+        and saved done or released (its digest names the conversation): a claim of another owner still within its
+        lease is one whose instance died mid-send, or whose lock lapsed (its writes refused by the lock's fence), so
+        it is taken over (``claim(take_over=True)``): DONE when the record saved it, else sent now under the same
+        ids, written and sent once. Since 2026-12-07; until then the console's retry was refused ``409 sending``
+        for the rest of the dead claim's lease (``CLAIM_SECONDS``, 10 s: ``tests/console/test_reply_taken_over.py``).
+        """
         digest = hashlib.sha256(f"{conversation_id}:{listener}:{key}".encode()).hexdigest()[:32]
         claim = Claim(f"reply:{digest}", secrets.token_hex(8), CLAIM_SECONDS)
-        state = await self.store.claim(claim.key, claim.owner, claim.lease_seconds)
+        state = await self.store.claim(claim.key, claim.owner, claim.lease_seconds, take_over=True)
         derived_from(claim.key)  # the reply's entry id: the same at every try
         if state is ClaimState.CLAIMED:
             return claim
         entry_id = new_id()
         sent = [e for e in await self.store.transcript(conversation_id) if e.id == entry_id]  # a duplicate only
-        if state is ClaimState.BUSY or not sent:
+        if state is ClaimState.BUSY or not sent:  # BUSY: the claim changed hands as it was taken over (Redis's retries)
             raise ActionRefused("sending", "this reply is being sent: try again in a moment")
         return sent[0]
 

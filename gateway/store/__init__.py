@@ -692,7 +692,7 @@ class TranscriptStore(Protocol):
 class DedupeStore(Protocol):
     async def claim(
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
-        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None,
+        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None, take_over: bool = False,
     ) -> ClaimState:  # fmt: skip
         """Claim the inbound message ``key`` for ``owner`` for ``lease_seconds`` from ``now`` (default: the clock).
 
@@ -709,6 +709,14 @@ class DedupeStore(Protocol):
         mark only on the days one can expire on (from today to the day ``kept_seconds`` from now, one more for the
         instances' clocks: 10 days for 8 days kept, not the 33 of the longest-kept mark); None: every day a mark
         may be kept (``redis_keys.SEEN_DAYS``). SQLite reads the one row either way.
+
+        ``take_over``: only for a caller holding the lock under which every claim of ``key`` is made, and saved done
+        or released (a console's reply key, ``Actions._claim_reply``, under its conversation's): another owner's claim
+        still within its lease then has no owner alive and writing (its instance died: Redis's lock lapsed, SQLite's
+        file lock went with the process; or its lock lapsed while it stalled, its writes refused by the lock's fence),
+        so it is settled as a lapsed one: DONE when it was saved, else ``CLAIMED`` by the caller, never ``BUSY`` for
+        the rest of a dead owner's lease. Since 2026-12-07 (until then a console's retry of a reply whose instance
+        died mid-send was refused ``409 sending`` for up to ``CLAIM_SECONDS``).
         """
         ...
 

@@ -1874,11 +1874,12 @@ class RedisStore:
     @_guarded
     async def claim(
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
-        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None,
+        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None, take_over: bool = False,
     ) -> ClaimState:  # fmt: skip
         """Under a conversation's lock the claim names that conversation. A lapsed claim that names one may have
         been saved there (its owner died between the record and the global mark): that conversation's processed
-        marks (one slot with its record) decide between DONE and a new claim.
+        marks (one slot with its record) decide between DONE and a new claim. ``take_over``: another owner's claim
+        still within its lease is taken as a lapsed one is (the script's last ARGV; since 2026-12-07).
 
         ``sender``: its address is read in the same pipeline (the claim's slot, then the address's) and kept for
         this task's next ``active_conversation``, which starts from it instead of reading it again. Read before
@@ -1889,7 +1890,9 @@ class RedisStore:
         seen, kept = K.seen_claim(key), int(CLAIM_KEPT.total_seconds())
         first = None if sender is None else self._active_key(*sender)
         for _ in range(3):
-            args = _claim_args(key, owner, lease_seconds, conversation_id, now or self._clock(), kept_seconds)
+            args = _claim_args(
+                key, owner, lease_seconds, conversation_id, now or self._clock(), kept_seconds, take_over=take_over
+            )
             lease_end = args[2]
             if first is None:
                 found = _text(await self._script("claim", [seen], args))
@@ -3390,15 +3393,19 @@ def _claim_args(
     conversation_id: str,
     now: datetime,
     kept_seconds: int | None = None,
+    *,
+    take_over: bool = False,
 ) -> list[Any]:
     """The ``claim`` script's ARGV (its KEYS: ``K.seen_claim(key)``): owner, now (ms), lease end (ms), the
-    conversation it names, seconds kept, then where the processed marks of ``key`` are (the days to look at).
+    conversation it names, seconds kept, then where the processed marks of ``key`` are (the days to look at), and
+    whether another owner's live claim is taken over (``DedupeStore.claim``'s ``take_over``).
     ``now``: the store's clock (``RedisStore.use_clock``: the app's, on Redis's ``TIME``; until 2026-12-07 the
     host's)."""
     now_ms = to_us(now) // 1000
     today = to_us(datetime.now(UTC)) // 86_400_000_000  # the marks expire by the wall clock
     return [owner, now_ms, now_ms + int(lease_seconds * 1000), conversation_id, int(CLAIM_KEPT.total_seconds()),
-            K.SEEN, K.seen_shard(digest := seen_digest(key)), today, _mark_days(kept_seconds), digest]  # fmt: skip
+            K.SEEN, K.seen_shard(digest := seen_digest(key)), today, _mark_days(kept_seconds), digest,
+            "1" if take_over else ""]  # fmt: skip
 
 
 def _mark_days(kept_seconds: int | None) -> int:

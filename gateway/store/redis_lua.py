@@ -596,10 +596,12 @@ end
 # De-duplication: every key under "hg:{seen}:" (ARGV[6]). KEYS: the inbound id's claim. ARGV: owner, now (ms),
 # lease end (ms), the conversation it is processed in ('' when not known yet), seconds the claim is kept, prefix,
 # the id's shard, today (days since the epoch), days a processed mark may be kept, the inbound id's digest
-# (``ids.seen_digest``). 'done' when a processed mark holds the digest (the hashes "<day>:<shard>" of the days its
-# mark may expire on); else the claim: "c:<lease end ms>:<conversation>:<owner>" (one that names its conversation
-# outlives its lease: lapsed, it may have been saved there, see ``RedisStore.claim``; one that names none expires
-# with its lease: its key holds the provider's message id, which nothing else could find to erase).
+# (``ids.seen_digest``), '1' to take over another owner's claim still within its lease (``take_over``, a caller
+# under the lock every claim of the id is made under: treated as lapsed; since 2026-12-07) or ''. 'done' when a
+# processed mark holds the digest (the hashes "<day>:<shard>" of the days its mark may expire on); else the claim:
+# "c:<lease end ms>:<conversation>:<owner>" (one that names its conversation outlives its lease: lapsed, it may have
+# been saved there, see ``RedisStore.claim``; one that names none expires with its lease: its key holds the
+# provider's message id, which nothing else could find to erase).
 # The owner's own claim still held (a renewal: under the lock, then every third of the lease) skips the days' scan
 # (33 HEXISTS, twice a message): every processed mark is written by a script that deletes the claim with it
 # (``seen_mark``), and a claim is only ever set after that scan came up empty or by its owner's renewal of it, so
@@ -622,7 +624,7 @@ local conv = ARGV[4]
 if v then
   if string.sub(v, 1, 2) ~= 'c:' then return 'done' end
   if owner ~= ARGV[1] then
-    if tonumber(lease) > tonumber(ARGV[2]) then return 'busy' end
+    if tonumber(lease) > tonumber(ARGV[2]) and ARGV[11] ~= '1' then return 'busy' end
     if was ~= '' then return 'check:' .. was .. ':' .. v end
   end
   if conv == '' then conv = was end

@@ -1110,12 +1110,13 @@ class SqliteStore:
 
     async def claim(
         self, key: str, owner: str, lease_seconds: float, *, now: datetime | None = None,
-        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None,
+        sender: tuple[ChannelName, str] | None = None, kept_seconds: int | None = None, take_over: bool = False,
     ) -> ClaimState:  # fmt: skip
         """``sender``: the id of its active conversation is read in the same hop to the store's thread and kept for
         this task's next ``locked_active``, which locks that conversation without looking it up again (and looks
-        it up if it is no longer active by then)."""
-        work = _claim(key, owner, lease_seconds, to_us(now or datetime.now(UTC)))
+        it up if it is no longer active by then). ``take_over``: another owner's row still within its lease becomes
+        the caller's (since 2026-12-07)."""
+        work = _claim(key, owner, lease_seconds, to_us(now or datetime.now(UTC)), take_over=take_over)
         if sender is None:
             return await self._run(work)
         identity = (str(sender[0]), self._keys.identity(*sender))
@@ -2196,8 +2197,11 @@ def _unlink_marks(conn: sqlite3.Connection, conversation_id: str) -> None:
     conn.executemany("DELETE FROM seen WHERE key = ?", [(row["key"],) for row in rows if ":" in row["key"]])
 
 
-def _claim(key: str, owner: str, lease_seconds: float, now_us: int) -> Callable[[sqlite3.Connection], ClaimState]:
-    """``SqliteStore.claim``'s transaction: the key's row, or its digest's (a mark an erasure kept), in one read."""
+def _claim(
+    key: str, owner: str, lease_seconds: float, now_us: int, *, take_over: bool = False
+) -> Callable[[sqlite3.Connection], ClaimState]:
+    """``SqliteStore.claim``'s transaction: the key's row, or its digest's (a mark an erasure kept), in one read.
+    ``take_over``: a row of another owner, within its lease, is made the caller's (its owner and lease)."""
 
     def work(conn: sqlite3.Connection) -> ClaimState:
         with _writing(conn):
@@ -2206,11 +2210,11 @@ def _claim(key: str, owner: str, lease_seconds: float, now_us: int) -> Callable[
             if any(row["owner"] is None for row in rows):
                 return ClaimState.DONE
             row = next((row for row in rows if row["key"] == key), None)
-            if row is not None and row["owner"] != owner:
+            if row is not None and row["owner"] != owner and not take_over:
                 return ClaimState.BUSY
             conn.execute(
                 "INSERT INTO seen (key, expires_us, owner) VALUES (?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us",
+                " ON CONFLICT (key) DO UPDATE SET expires_us = excluded.expires_us, owner = excluded.owner",
                 (key, now_us + int(lease_seconds * 1_000_000), owner),
             )
             return ClaimState.CLAIMED

@@ -279,6 +279,24 @@ async def test_the_claim_of_a_dead_owner_lapses(store: Store) -> None:
     assert await store.claim("messenger:m1", "dead", 10) is ClaimState.BUSY
 
 
+async def test_a_live_claim_is_taken_over_only_when_asked_and_a_saved_one_stays_done(store: Store) -> None:
+    """``take_over`` (a caller under the lock every claim of the key is made under, ``Actions._claim_reply``): another
+    owner's claim within its lease becomes the caller's, which that owner can no longer renew; one saved stays DONE.
+    Since 2026-12-07."""
+    conversation = Conversation.start(ChannelName.TELEGRAM, "8", datetime.now(UTC))
+    await store.save_conversation(conversation)
+    async with store.lock(conversation.id):
+        assert await store.claim("reply:k1", "dead", 10) is ClaimState.CLAIMED
+        assert await store.claim("reply:k1", "retry", 10) is ClaimState.BUSY  # not asked: its lease runs
+        assert await store.claim("reply:k1", "retry", 10, take_over=True) is ClaimState.CLAIMED
+        assert await store.claim("reply:k1", "dead", 10) is ClaimState.BUSY  # the dead owner's is gone
+        assert await store.claim("reply:k2", "sent", 10) is ClaimState.CLAIMED
+        await store.save_conversation(conversation, done=DoneMark("reply:k2", 3600))
+        assert await store.claim("reply:k2", "retry", 10, take_over=True) is ClaimState.DONE
+    await store.release("reply:k1", "dead")  # the dead owner's release frees nothing of the retry's
+    assert await store.claim("reply:k1", "other", 10) is ClaimState.BUSY
+
+
 async def test_a_claim_is_atomic(store: Store) -> None:
     answers = await asyncio.gather(*(store.claim("whatsapp:SM1", f"o{n}", 10) for n in range(10)))
     assert answers.count(ClaimState.CLAIMED) == 1 and answers.count(ClaimState.BUSY) == 9
