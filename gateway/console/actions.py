@@ -493,7 +493,9 @@ class Actions:
         transfer sent again after a colleague took the conversation from the queue no longer takes it from them.
         Otherwise ``_Once`` (its mark None without a key). The claim of an action that failed is released: sent
         again, it is made. ``undo``: False for a hand-back of a listener who is gone (:meth:`hand_back`'s
-        ``leaving``)."""
+        ``leaving``). A claim of another owner still within its lease is taken over, as a reply's is (every claim of
+        the key is made under this lock: its owner died or lost the lock): since 2026-12-07; until then the retry of
+        an action whose instance died was refused ``409 in_progress`` for the rest of its lease (10 s)."""
         claim = None
         try:
             # a refused commit (a 503, nothing made) has its queue step undone (Redis, ``undo_queue_step``)
@@ -507,8 +509,8 @@ class Actions:
                 digest = hashlib.sha256(f"{conversation_id}:{listener}:{action}:{key}".encode()).hexdigest()
                 claim = Claim(f"{action}:{digest[:32]}", secrets.token_hex(8), CLAIM_SECONDS)
                 state = await self.store.claim(claim.key, claim.owner, claim.lease_seconds,
-                                               kept_seconds=DEDUPE_TTL_SECONDS)  # fmt: skip
-                if state is ClaimState.BUSY:  # its first request under way elsewhere, or died within its lease
+                                               kept_seconds=DEDUPE_TTL_SECONDS, take_over=True)  # fmt: skip
+                if state is ClaimState.BUSY:  # the claim changed hands as it was taken over (Redis's retries)
                     raise ActionRefused("in_progress", "this action is being made: look again in a moment")
                 done = state is ClaimState.DONE
                 yield conversation, None if done else _Once(DoneMark(claim.key, DEDUPE_TTL_SECONDS))

@@ -26,6 +26,7 @@ import aiohttp
 import pytest
 
 from gateway.channels.messenger import MessengerChannel
+from gateway.conversation import Status
 from gateway.dispatcher import CLAIM_SECONDS
 from gateway.messages import ChannelName
 from gateway.outbox import Outbox
@@ -42,12 +43,12 @@ __all__ = ["redis_cluster_url", "redis_url", "store", "store_url"]  # fixtures u
 KEY = "r-7f3a"  # the console's id of the reply, the same when it sends it again
 
 
-async def killed_mid_send(store_url: str, conversation_id: str, point: str, clock: Clock) -> str:
-    """An instance of its own sends Anne's reply and is killed (``SIGKILL``) once stopped at ``point``: the claim's
-    key."""
+async def killed_mid_send(store_url: str, conversation_id: str, point: str, clock: Clock, action: str = "reply") -> str:
+    """An instance of its own sends Anne's reply (or makes her ``action``) and is killed (``SIGKILL``) once stopped at
+    ``point``: the claim's key."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.console.dying_reply", store_url, conversation_id, KEY, point, clock().isoformat(),
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.PIPE,
+        action, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -55,7 +56,7 @@ async def killed_mid_send(store_url: str, conversation_id: str, point: str, cloc
     finally:
         process.kill()
         await process.wait()
-    assert line.startswith("dying reply:"), line
+    assert line.startswith(f"dying {action}:"), line
     return line.split()[1]
 
 
@@ -96,3 +97,26 @@ async def test_a_reply_whose_instance_was_killed_mid_send_is_sent_once_by_the_co
         assert [(e.id, e.text) for e in written] == [(answers[0].id, TEXT)]  # written once
         after = await sent_texts(store, clock, settings, graph)
         assert after.count(TEXT) == 1, (before, after)  # sent once, whether or not before the retry
+
+
+async def test_a_hand_back_whose_instance_was_killed_mid_action_is_made_once_by_the_consoles_retry(
+    store: Store, store_url: str, clock: Clock
+) -> None:
+    """The same for a console action's key (``Actions._once``: a hand-back, a transfer, a close), refused
+    ``409 in_progress`` for the rest of the dead claim's lease before: Anne's hand-back, its instance killed once its
+    key was claimed, sent again from two tabs at once."""
+    use_clock: Any = getattr(store, "use_clock", None)
+    if use_clock is not None:
+        use_clock(clock)
+    conversation_id = await held_by_anne(store, clock)
+    claim_key = await killed_mid_send(store_url, conversation_id, "claimed", clock, "hand_back")
+    assert await store.claim(claim_key, "another", CLAIM_SECONDS) is ClaimState.BUSY  # still within its lease
+
+    answers = await asyncio.gather(
+        *(instance(store, clock)[1].hand_back(conversation_id, "anne", key=KEY) for _ in range(2))
+    )
+    assert [(c.status, c.listener) for c in answers] == [(Status.QUEUED, None)] * 2
+    record = await store.get_conversation(conversation_id)
+    assert record is not None and (record.status, record.listener) == (Status.QUEUED, None)
+    assert [e.conversation_id for e in await store.waiting()] == [conversation_id]  # back in line, once
+    assert await store.held_by("anne") == 0
