@@ -53,10 +53,17 @@ class Refusal(StrEnum):
 class Refused:
     """Why :meth:`Gate.new_chat` refused a new chat; ``retry_after``: refused by a rate of new chats, the whole seconds
     until that rate's window ends (None for the cap or a block: no window to tell). Since 2026-12-07 (the web chat's
-    ``refused`` frame says it, chat.js waits at least that long); until then only the reason was known."""
+    ``refused`` frame says it, chat.js waits at least that long); until then only the reason was known.
+
+    ``network``: refused by the client network's rate of new chats (``chats_per_address``,
+    ``chats_per_shared_network``: a school's pupils opening chats), not by anything of this browser's own
+    (``chats_per_browser``); the web chat's frame says it (``"limit": "network"``) so that the page tries a first
+    message again by itself. Since 2026-12-07; until then a first message refused so looked like one refused for the
+    page's own doing, and waited for "Réessayer" for good."""
 
     reason: Refusal
     retry_after: int | None = None
+    network: bool = False
 
 
 @dataclass(frozen=True)
@@ -307,7 +314,8 @@ class Gate:
             self.metrics.refused.labels(refusal.value).inc()
         if guarded.limit is None:
             return Refused(refusal)
-        return Refused(refusal, await self.limits.window_left(guarded.limit, guarded.subject))
+        network_rate = guarded.limit in (Limit.CHATS_PER_ADDRESS, Limit.CHATS_PER_SHARED_NETWORK)
+        return Refused(refusal, await self.limits.window_left(guarded.limit, guarded.subject), network_rate)
 
     async def _keep_reading(self, once: str, text: str, source: Source | Literal["unread"]) -> None:
         """What the model made of a refused first message (``source``: ``"model"``, a risk read; ``"unread"``, it

@@ -927,7 +927,8 @@ class ChatSession:
             refused, asked = await self.gate.new_chat(token, self.address, inbound, once=once, read=read), True
             if refused is not None:  # its rate's window end told (``retry_after``), chat.js waiting for it
                 self._refused_now(inbound)
-                self._notice(refused.reason, inbound.message_id, quiet=auto, retry_after=refused.retry_after)
+                self._notice(refused.reason, inbound.message_id, quiet=auto, retry_after=refused.retry_after,
+                             network=refused.network)  # fmt: skip
                 return
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._refused_now(inbound)
@@ -1066,8 +1067,9 @@ class ChatSession:
             del self.refused[next(iter(self.refused))]
 
     def _notice(
-        self, refusal: Refusal, message_id: str | None, *, quiet: bool = False, retry_after: int | None = None
-    ) -> None:
+        self, refusal: Refusal, message_id: str | None, *, quiet: bool = False, retry_after: int | None = None,
+        network: bool = False,
+    ) -> None:  # fmt: skip
         """What was refused (the message ``message_id``, or the hello when None: the page marks that message as not
         sent, or sends on this held socket what it still has to send), then a calm notice with the emergency
         numbers, shown like a bot message; nothing is stored. A refused hello always has its notice; a refused
@@ -1077,10 +1079,15 @@ class ChatSession:
         (until 2026-12-06: one each, 87 for two pages of a chaos soak). A new socket says it again. ``quiet``: a
         message the page tried again by itself (``_message``): its ``refused`` frame only. ``retry_after``: refused
         by a rate of new chats, the seconds until its window ends (``Gate.new_chat``), in the frame (since
-        2026-12-07; nothing else: no address, no id beyond the message's)."""
+        2026-12-07; nothing else: no address, no id beyond the message's). ``network``: refused by the client
+        network's rate of new chats (``Refused.network``), ``"limit": "network"`` in the frame (since 2026-12-07:
+        chat.js then tries the message again by itself, as after ``client_full``; a refusal for the page's own doing,
+        a flood or its browser's rate, has no ``limit`` and is not looped)."""
         frame: dict[str, Any] = {"type": "refused", "id": message_id, "reason": refusal.value}
         if retry_after is not None:
             frame["retry_after"] = retry_after
+        if network:
+            frame["limit"] = "network"
         self.writer.offer(frame)
         if quiet:
             return

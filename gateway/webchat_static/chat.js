@@ -623,7 +623,11 @@
     // quietly, stopped the tries: the message waited for "Réessayer" for good.
     // retry_after (since 2026-12-07 evening): the refusing rate's window end, waited for (until then the page asked
     // about once a minute for up to an hour, a school's held pages all the while)
-    if (frame.reason === "client_full" || (automatic && frame.reason === "rate_limited")) { heldRetry(frame.retry_after); }
+    // limit "network" (since 2026-12-07): a first message the network's rate of new chats refused (a school's pupils
+    // opening chats, not this page's flood) is tried again by itself too, once retry_after has passed; until then it
+    // waited for "Réessayer" for good. A refusal for the page's own doing (no limit) is not looped.
+    if (frame.reason === "client_full" || (automatic && frame.reason === "rate_limited")
+        || (frame.reason === "rate_limited" && frame.limit === "network")) { heldRetry(frame.retry_after); }
     var el = document.querySelector('.msg.pending[data-id="' + frame.id + '"]');
     if (!el) { return; }
     var shown = el.querySelector(".not-sent [data-i18n]");

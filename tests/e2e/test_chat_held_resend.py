@@ -18,6 +18,7 @@ from playwright.async_api import Browser, BrowserContext, expect
 
 from gateway.app import STORE
 from gateway.conversation import Priority
+from gateway.messages import ChannelName
 from gateway.settings import Settings
 from tests.e2e.conftest import ServerFactory, french_window
 from tests.e2e.test_chat import bot_messages, open_chat, type_answer
@@ -231,3 +232,82 @@ async def test_a_held_pages_tries_go_on_after_its_socket_is_replaced_while_a_try
     assert len(waiting) == 1
     users = [e.text for e in await server.app[STORE].transcript(waiting[0].conversation_id) if e.author == "user"]
     assert users == ["salut, je voudrais parler à quelqu'un"]  # once
+
+
+async def test_a_first_message_refused_by_the_networks_rate_goes_by_itself_once_the_window_ends(
+    context: BrowserContext, browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """A classmate behind the school's address opened the window's one chat (``chats_per_address``): this page's hello
+    is refused, and its FIRST message (typed, not an automatic try) is refused ``rate_limited`` by the network's rate,
+    not by any flood of its own. The page tries it again by itself after ``retry_after`` (marked ``"auto"``), and it
+    reaches the store once the window ends, without a click, exactly once. Before (2026-12-07): only a ``client_full``
+    refusal or an automatic try's ``rate_limited`` set a try; this one waited for "Réessayer" or a new session."""
+    server: TestServer = await make_server(settings.replace(limit_chats_per_address="1 per 30 seconds"))
+    async with french_window(browser, 390, 780) as phone:
+        await phone.add_init_script(RECORD_SENT)
+        await open_chat(context, server)  # the window's one chat of the school's address
+        page = await phone.new_page()
+        refused: list[dict[str, object]] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: refused.extend(
+            [json.loads(frame)] if '"refused"' in str(frame) else [])))  # fmt: skip
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).last).to_contain_text("3114")  # the hello refused: its notice
+        await type_answer(page, "salut, je voudrais parler à quelqu'un")
+        await expect(page.locator('.msg.pending.failed[data-author="user"]')).to_contain_text("Pas encore envoyé.")
+        # before: the pending message stayed for good, nothing sent by the page itself
+        await expect(page.locator(".msg.pending")).to_have_count(0, timeout=70_000)
+        await expect(page.locator('.msg[data-author="user"] .text')).to_have_text(
+            ["salut, je voudrais parler à quelqu'un"]
+        )
+        sent = await page.evaluate("() => window.__sent")
+        token = await page.evaluate("() => localStorage.getItem('hg-chat-token')")
+    first = next(f for f in refused if f.get("id") is not None)
+    assert first["reason"] == "rate_limited" and isinstance(first.get("retry_after"), int), first  # the case met
+    assert any('"auto":true' in f for f in sent), sent  # by itself, no click
+    store = server.app[STORE]
+    conversation = await store.find_active_conversation(ChannelName.WEBCHAT, token)
+    assert conversation is not None
+    users = [e.text for e in await store.transcript(conversation.id) if e.author == "user"]
+    assert users == ["salut, je voudrais parler à quelqu'un"]  # once
+
+
+async def test_a_first_message_refused_by_the_browsers_own_rate_is_not_tried_again_by_itself(
+    context: BrowserContext, make_server: ServerFactory, settings: Settings
+) -> None:
+    """The other side of the test above: a message refused ``rate_limited`` by this browser's own rate of new chats
+    (``chats_per_browser``: "Nouvelle conversation" again and again) has a ``retry_after`` too, but no ``"limit":
+    "network"``: the page does not try it again by itself (no loop on a page's own doing), even past its window;
+    "Réessayer" sends it then, recorded once. A fix that looped on any ``retry_after`` fails here."""
+    server: TestServer = await make_server(settings.replace(limit_chats_per_browser="1 per 20 seconds"))
+    await context.add_init_script(RECORD_SENT_AT)
+    page = await open_chat(context, server)  # the browser's one chat of the window
+    frames: list[dict[str, object]] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.extend(
+        [json.loads(frame)] if '"refused"' in str(frame) else [])))  # fmt: skip
+    refused = [f for f in frames if f["id"] is not None]  # a message's (the hello's has none), filled below
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Terminer").click()
+    await page.get_by_role("button", name="Nouvelle conversation").click()  # the same token: its rate refuses
+    await expect(bot_messages(page).last).to_contain_text("3114")  # the hello's notice
+    await type_answer(page, "re bonjour")
+    failed = page.locator('.msg.pending.failed[data-author="user"]')
+    await expect(failed).to_contain_text("Pas encore envoyé.")
+    for _ in range(100):  # its frame, read by the test's handler
+        refused[:] = [f for f in frames if f["id"] is not None]
+        if refused:
+            break
+        await page.wait_for_timeout(50)
+    assert refused and "limit" not in refused[0] and isinstance(refused[0].get("retry_after"), int), refused
+    waited = (int(refused[0]["retry_after"]) + 6) * 1000  # past the window and a backoff's random part (<= 2 s)
+    deadline = await page.evaluate("() => Date.now()") + waited
+    await page.wait_for_function("(end) => Date.now() >= end", arg=deadline, timeout=waited + 30_000)
+    sent = await page.evaluate("() => window.__sentAt.map((s) => s[1])")
+    assert not [f for f in sent if '"auto":true' in f], sent  # never by itself
+    await expect(failed).to_contain_text("Pas encore envoyé.")
+    await failed.get_by_role("button", name="Réessayer").click()  # the window over: the young person's own try
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+    token = await page.evaluate("() => localStorage.getItem('hg-chat-token')")
+    conversation = await server.app[STORE].find_active_conversation(ChannelName.WEBCHAT, token)
+    assert conversation is not None
+    users = [e.text for e in await server.app[STORE].transcript(conversation.id) if e.author == "user"]
+    assert users == ["re bonjour"]  # once
