@@ -905,14 +905,35 @@ class ChatSession:
         socket refused with these very words (:meth:`_refused_before`; chat.js tries again on the socket that refused
         it): any other is a first try, read and told. Until 2026-12-07 (late) the flag alone skipped the model and
         the notice: a first message sent "automatic" (a forged frame, a page of another version), its danger only
-        the model read, was refused quietly (``tests/test_full_network_understanding.py``)."""
+        the model read, was refused quietly (``tests/test_full_network_understanding.py``).
+
+        A held socket's message that may open the conversation is worked under its opening key's lock (as its
+        hello), and goes to the conversation that key opened meanwhile when another tab of the page opened one (its
+        token taken: the message, kept in the browser's storage, is the same id under the same token, recorded once).
+        Until 2026-12-07 (night) two held tabs trying the same kept message once the network had room again each
+        opened a conversation for it: two places in the queue for one young person
+        (``tests/test_webchat_held_tabs.py``)."""
+        if self.token is None and self.opening is not None:
+            async with self.hub.store.lock(OPENING_LOCK + self.opening):
+                if (opened := await self._opened_by(self.opening)) is not None:
+                    self.held = opened  # another tab's conversation, opened by the same key: it takes the message
+                let_on = await self._let_on(frame)
+        else:
+            let_on = await self._let_on(frame)
+        if let_on is not None:
+            inbound, asked = let_on
+            await self._deliver(replace(inbound, written_in=self.conversation_id), asked=asked)  # erased: nothing opens
+
+    async def _let_on(self, frame: dict[str, Any]) -> tuple[Inbound, bool] | None:
+        """:meth:`_message`'s checks: the message let on (and, on a held socket, the session opened) with whether the
+        new-chat guards were asked; None when it was answered already (refused, ended, a bad frame)."""
         token = self.token or self.held
         assert token is not None
         if (text := await self._valid_text(frame)) is None:
-            return
+            return None
         if self.token is not None and (self.end_shown or await self._ended()):
             await self._error("ended", "this conversation has ended: send hello to start a new one")
-            return
+            return None
         inbound = Inbound(ChannelName.WEBCHAT, token, str(frame["id"]), text=text, payload=frame.get("payload"),
                           client=self.gate.client_key(self.address))  # fmt: skip
         auto = frame.get("auto") is True and self._refused_before(inbound)
@@ -922,21 +943,21 @@ class ChatSession:
                 # its erasure cut short, the record still there, the token's active key gone: never a new one (until
                 # 2026-12-07 the message opened one, the bot greeting the erased young person, the words in it)
                 await self._error("ended", "this conversation has ended: send hello to start a new one")
-                return
+                return None
             once, read = self._once(inbound), not auto
             refused, asked = await self.gate.new_chat(token, self.address, inbound, once=once, read=read), True
             if refused is not None:  # its rate's window end told (``retry_after``), chat.js waiting for it
                 self._refused_now(inbound)
                 self._notice(refused.reason, inbound.message_id, quiet=auto, retry_after=refused.retry_after,
                              network=refused.network)  # fmt: skip
-                return
+                return None
         if refusal is not None:  # not recorded, not acknowledged: the young person may send it again
             self._refused_now(inbound)
             self._notice(refusal, inbound.message_id, quiet=auto)
-            return
+            return None
         if self.token is None:  # held: the session opens (the page re-sends what is pending; de-duplicated on id)
             await self._open(token, self.language)
-        await self._deliver(replace(inbound, written_in=self.conversation_id), asked=asked)  # erased: nothing opens
+        return inbound, asked
 
     async def _deliver(self, inbound: Inbound, *, asked: bool = False) -> None:
         """A message the gate let through: to the dispatcher, the conversation it went to followed, acknowledged.
