@@ -342,7 +342,8 @@ async def audit_consoles(
 ) -> ConsoleAudit:
     """The listeners' actions against the store, the fakes and the pages (``received``: frames that carried an entry
     id, the web chat's); ``cause``: why a copy may not be recorded (``bench/chaos.py``'s); ``at_failover``: whether an
-    answer came within 2 s of a failover (``--sentinel`` without ``--replica-acks``: what the old primary had not
+    answer came within a failover's window (2 s about it; to the instances' move since 2026-12-07, before the
+    Sentinels' naming the new primary) (``--sentinel`` without ``--replica-acks``: what the old primary had not
     passed on is lost, the console's writes too: docs/deployment.md), such a message or take lost counted apart."""
     from gateway.store import Author, open_store
 
@@ -447,7 +448,7 @@ def show_consoles(result: ConsoleAudit, count: int) -> None:
         print(f"    {line}")
     print(
         f"  takes told once (listener_joined): mismatches {len(result.joined_mismatch)}; messages and takes answered"
-        f" within 2 s of a failover and lost with it: {len(result.lost_at_failover)}"
+        f" within a failover's window and lost with it: {len(result.lost_at_failover)}"
     )
     for line in [*result.joined_mismatch[:5], *result.lost_at_failover[:5]]:
         print(f"    {line}")

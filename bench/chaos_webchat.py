@@ -511,7 +511,7 @@ def crowd_miss(client: WebChatClient, message_id: str, times: int, anywhere: int
     if acked and times == 0:
         if anywhere:
             return f"acknowledged, recorded {anywhere} under a token the page never got (the audit's); {where}"
-        return f"acknowledged, never recorded{' (within 2 s of a failover)' if at_failover else ''}; {where}"
+        return f"acknowledged, never recorded{' (within a failover window)' if at_failover else ''}; {where}"
     if acked:
         return f"acknowledged, recorded {times} times; {where}"
     if message_id in client.acked_unknown:
@@ -707,7 +707,7 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
     print(
         f"webchat: {result.conversations:,} conversations (sockets), {result.acknowledged:,} messages acknowledged;"
         f" inbound processed once {result.processed_once:,}, never {result.never_processed}"
-        f" ({result.never_at_failover} acknowledged within 2 s of a failover), twice or more"
+        f" ({result.never_at_failover} acknowledged within a failover's window), twice or more"
         f" {result.recorded_twice}; never acknowledged {result.still_pending}; empty engine states"
         f" {result.empty_engine}; orphan conversations {result.orphans}"
         f" ({result.orphans_empty} without an engine state); with their page open: gone timers armed"
@@ -732,8 +732,8 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
     if flood.senders:
         print(
             f"  floods: {flood.senders} pages, {flood.sent} messages; acknowledged and recorded once {flood.once},"
-            f" twice or more {flood.twice}, acknowledged and lost {flood.lost} ({flood.lost_at_failover} within 2 s"
-            f" of a failover); refused {flood.refused} (never recorded of the first minute's limit:"
+            f" twice or more {flood.twice}, acknowledged and lost {flood.lost} ({flood.lost_at_failover}"
+            f" within a failover's window); refused {flood.refused} (never recorded of the first minute's limit:"
             f" {flood.within_refused}), refused then let on when sent again {flood.later};"
             f" refused and recorded (both) {flood.both}, neither {flood.neither}, recorded and unanswered"
             f" {flood.unanswered}; words of danger {flood.danger_recorded}/{flood.danger} recorded, silenced beyond"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -26,11 +26,14 @@ from bench.chaos import (
     Fault,
     Platforms,
     Sent,
+    at_failover,
     audit_floods,
     beyond_bound,
+    cause,
     claimed,
     explained,
     in_flight,
+    note_moves,
     repeated,
     replies,
     sends_logged,
@@ -241,3 +244,32 @@ def test_a_floods_messages_lost_with_a_failovers_old_primary_are_neither_refused
     flood = results[messenger].flood
     assert (flood.within_refused, flood.silenced, flood.lost_at_failover) == (0, 0, 9)
     assert flood.past_bound == 0 and flood.refused == 9 + 17  # and the plain words past the limit
+
+
+def test_a_failovers_window_lasts_until_the_instances_moved_to_the_new_primary_by_their_logs() -> None:
+    """A failover's window (``at_failover``, ``cause``) follows the instances' logs since 2026-12-07 (night): an
+    instance's "the store failed briefly" line comes ``SETTLE`` s after its last failure, its connections to the old
+    primary cut, and until then its writes went there. Until then it ended 2 s after the Sentinels named the new
+    primary: an answer 2.6 s after it, from an instance that moved 2.9 s after it (soak67's run S), was counted as a
+    loss beyond the window. A line from before the failover, or from another instance's kill, moves nothing."""
+    offset = datetime(2026, 12, 7, 21, 37, 0).timestamp() - 1000.0  # the wall clock at monotonic 1000.0 (local time)
+    fault = Fault("failover", start=1055.0, end=1057.6, target="planned :41199 → :44657")
+
+    def line(second: float, spent: float) -> str:
+        at = datetime(2026, 12, 7, 21, 37, 0) + timedelta(seconds=second)
+        return (f"{at:%Y-%m-%d %H:%M:%S},{at.microsecond // 1000:03d} WARNING gateway.outage_log: the store failed"
+                f" briefly: 6 failures in {spent:.1f} s (outbox 1, http 1 answered 503); it answers again")  # fmt: skip
+
+    assert at_failover(1059.5, [fault]) and not at_failover(1060.2, [fault])  # the Sentinels' end + 2 s, alone
+    logs = [
+        ("a", [line(40.0, 0.0), line(60.5, 0.0), line(61.2, 0.3)]),
+        ("b", ["a line of something else"]),
+        ("c", [line(68.0, 0.1)]),
+    ]  # c's failures began 8 s after the Sentinels: a restart's, not a move
+    note_moves([fault], logs, offset)
+    assert fault.moved == pytest.approx({"a": 1058.5})  # 60.5 s less SETTLE: the first after the failover's start
+    assert at_failover(1060.2, [fault]) and not at_failover(1060.6, [fault])
+    assert cause(copy("p1", "a-1", 1060.2), [fault]) == ("failover", fault)
+    killed = Fault("failover", start=1055.0, end=1057.6, target="kill -9 :41199 → :44657")
+    note_moves([killed], logs, offset)  # the old primary answered nothing after its kill: no move
+    assert killed.moved == {}

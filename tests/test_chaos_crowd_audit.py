@@ -51,7 +51,7 @@ def test_each_page_otherwise_says_why_and_names_nobody() -> None:
     assert (crowd.danger_acked, crowd.danger_not) == (1, 5)
     reasons = sorted(crowd.why_not)
     assert [r.split(";")[0] for r in reasons] == [
-        "acknowledged, never recorded (within 2 s of a failover)",
+        "acknowledged, never recorded (within a failover window)",
         "acknowledged, recorded 1 under a token the page never got (the audit's)",
         "acknowledged, recorded 2 times",
         "refused client_full (1 frames), recorded 0",
