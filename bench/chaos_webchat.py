@@ -12,9 +12,14 @@ every message kept in a pending list under its client id
 until its ``ack``, sent at once when the socket is open and sent again, same id, after every ``session`` frame;
 after any close, a reconnection 0.5 s later, doubling to 5 s at most, reset when a socket opens; entries shown
 once per id whatever frame carried them (``session``'s history, ``entry``, ``resync``), and a ``delivered``
-receipt for the bot's and listeners' ones. An end seen (a final status) is followed by what a young person pressing
-"Nouvelle conversation" does: a new socket, a hello naming no conversation (until 2026-12-07 an ``ended`` error
-stopped the client for good).
+receipt for the bot's and listeners' ones. An end seen (a final status) is read for ``END_READING`` s, the socket
+kept (chat.js closes nothing at an end), then followed by what a young person pressing "Nouvelle conversation" does:
+a new socket, a hello naming no conversation (until 2026-12-07 an ``ended`` error stopped the client for good);
+unless a frame named the next conversation meanwhile (chat.js's goOnInNext: a message that crossed a listener's close
+taken in a new one), which the page goes on in on the same socket (until 2026-12-07 (night) it pressed "Nouvelle
+conversation" at the end frame itself: its socket closed, an extra hello and a new conversation counted). The
+messages the walk types wait while an end is shown (chat.js hides the message box) and are sent after the next
+session.
 The young person answers ``gap`` s after the bot's reply to their previous message (after its ``ack`` when the
 bot no longer has the conversation: a hand-off sooner than the walk's); the walk's first step, "bonjour", is the
 ``hello`` (the web chat greets without a message). Once the walk is done they stay on the page
@@ -63,6 +68,7 @@ from gateway.testing import store_keys
 RECONNECT_FIRST, RECONNECT_MOST = 0.5, 5.0  # chat.js's state.delay: doubled after each close, reset on open
 ACK_PATIENCE = 60.0  # s: a message unacknowledged this long on a socket with its session: a deaf socket
 REPLY_PATIENCE = 30.0  # s: an acknowledged message without a reply this long on a socket with its session: silent
+END_READING = 2.0  # s: an end shown, read before "Nouvelle conversation" is pressed (chat.js: a young person's press)
 FINAL = frozenset({"closed", "referred", "abandoned"})  # chat.js FINAL: the statuses that end a conversation
 SHOWN = frozenset({"bot", "listener"})  # the entries the audit follows (chat.js also shows the young person's own)
 
@@ -107,6 +113,8 @@ class WebChatClient:
         self.in_session = False  # a session frame came on the current socket
         self.changed = asyncio.Event()  # an ack, a session
         self.renewing = False  # the socket closed for "Nouvelle conversation": reconnected at once, not a drop
+        self.reading: asyncio.Task[None] | None = None  # an end shown, read until "Nouvelle conversation" (_end_seen)
+        self.pressed = asyncio.Event()  # "Nouvelle conversation" pressed while no socket was open
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
         self.socket = 0  # the current (or last) socket's number, from 1
@@ -128,9 +136,10 @@ class WebChatClient:
         self.stopping = True
         if self.ws is not None:
             await self.ws.close()
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        for task in (self.task, self.reading):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def _connection(self) -> None:
         delay = RECONNECT_FIRST
@@ -159,6 +168,9 @@ class WebChatClient:
                 self.ws, self.in_session = None, False
             if self.stopping:
                 return
+            if self.status in FINAL and not self.renewing:  # chat.js's onclose: an end shown reconnects nothing
+                self.pressed.clear()
+                await self.pressed.wait()  # until "Nouvelle conversation" (_press)
             if self.renewing:  # "Nouvelle conversation": connect() at once, as chat.js does
                 self.renewing = False
                 continue
@@ -177,6 +189,8 @@ class WebChatClient:
                        f"{'' if shown is None else f' {len(shown)} entries'}")  # fmt: skip
         elif kind == "entry" and frame["entry"].get("author") in SHOWN:
             self._note(f"entry {frame['entry'].get('author')}")
+        if kind in ("session", "resync") and self.status in FINAL and str(frame.get("status")) not in FINAL:
+            self._note("goes on in the next")  # chat.js's goOnInNext: "Nouvelle conversation" no longer due
         if kind == "session":
             self.token, self.opening = str(frame["token"]), None
             if self.token not in self.tokens:
@@ -185,8 +199,7 @@ class WebChatClient:
             self.in_session, self.session_at = True, time.monotonic()
             self._follow(frame.get("conversation"), str(frame["status"]))
             self.changed.set()
-            if await self._end_seen(ws):
-                return
+            await self._end_seen(ws)  # an end shown: what was never acknowledged is sent all the same (chat.js)
             for message_id in list(self.pending):  # chat.js: re-send what was never acknowledged, same id
                 await self._send(ws, message_id)
         elif kind == "entry":
@@ -227,21 +240,39 @@ class WebChatClient:
         self.status = status
 
     async def _end_seen(self, ws: ClientWebSocketResponse) -> bool:
-        """The conversation's end shown (a final status): as a young person pressing "Nouvelle conversation" (chat.js
-        ``newConversation``): the conversation forgotten, the socket closed, the next hello with the token and no
-        conversation (a new one, greeted); the messages not acknowledged stay pending and are sent again after its
-        session, same ids (chat.js puts their words back in the message box, sent again from there). Until
-        2026-12-07 the client named no conversation in its hello (a drop after a close opened a new one, the end never
-        shown) and stopped at an ``ended`` error."""
+        """The conversation's end shown (a final status): read for ``END_READING`` s on the socket it came on, kept
+        open (chat.js), then "Nouvelle conversation" pressed (:meth:`_press`) unless a frame named the next
+        conversation meanwhile (goOnInNext). True when an end is shown. Until 2026-12-07 the client named no
+        conversation in its hello (a drop after a close opened a new one, the end never shown) and stopped at an
+        ``ended`` error; until 2026-12-07 (night) it pressed at once, closing the socket the next conversation's
+        frames were coming on."""
         if self.status not in FINAL:
             return False
+        if self.reading is None or self.reading.done():
+            self.reading = asyncio.create_task(self._press(), name=f"webchat-client-{self.number}-end")
+        self.changed.set()
+        return True
+
+    async def _press(self) -> None:
+        """The young person, having read the end, presses "Nouvelle conversation" (chat.js ``newConversation``), if
+        the page still shows an end (a frame naming the next conversation moved it on: nothing to press): the
+        conversation forgotten, the socket closed, the next hello with the token and no conversation (a new one,
+        greeted); the messages not acknowledged stay pending and are sent again after its session, same ids (chat.js
+        puts their words back in the message box, sent again from there)."""
+        await asyncio.sleep(END_READING)
+        if self.status not in FINAL or self.stopping:
+            return
+        self._note("new conversation pressed")
         self.conversation, self.status, self.in_session = None, "bot", False
         self.new_conversations += 1
         self.renewing = True
         self.changed.set()
+        ws = self.ws
+        if ws is None or ws.closed:
+            self.pressed.set()  # the connection loop waits for it (no socket: connect() at once)
+            return
         with contextlib.suppress(ClientError, ConnectionError, RuntimeError):
             await ws.close()
-        return True
 
     async def _refused(self, ws: ClientWebSocketResponse, frame: dict[str, Any]) -> None:
         """chat.js's onRefused: a refused message stays pending (sent again, same id, after the next session); a
@@ -299,7 +330,7 @@ class WebChatClient:
             message_id = f"c{self.number}-{index}"  # the page's uuid: unique for its token is all the gateway needs
             self.pending[message_id] = step
             replies = self.replies
-            if self.ws is not None and not self.ws.closed:  # chat.js sends when the socket is open
+            if self.ws is not None and not self.ws.closed and self.status not in FINAL:  # chat.js: open, no end shown
                 await self._send(self.ws, message_id)
             if not await self._patiently(functools.partial(self._acknowledged, message_id), message_id, deadline):
                 return

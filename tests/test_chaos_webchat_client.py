@@ -7,10 +7,11 @@ a close it opened a new conversation, the listener's last words never received) 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 
-from aiohttp import ClientSession
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestClient, TestServer
 
 from bench.chaos_webchat import Tally, WebChatClient
 from bench.load import Step
@@ -82,3 +83,57 @@ async def test_the_page_client_follows_a_frame_by_its_own_status_as_chat_js() ->
         assert (page.conversation, page.status) == ("next", "bot")
         page._follow("ended", "closed")
         assert (page.conversation, page.status) == ("next", "closed")
+
+
+class CrossingGateway:
+    """A gateway's web chat socket as it answers a message crossing a listener's close (``ChatSession._deliver``,
+    ``EndedMeanwhile``): the ended conversation's end (a ``resync`` naming it, ``closed``), then the next one the
+    message was taken in (a ``resync`` naming it, ``bot``), then the ack. Every hello: a session of the token's open
+    conversation (``first`` until a message opened ``next``)."""
+
+    def __init__(self) -> None:
+        self.hellos: list[dict[str, object]] = []
+        self.open = "first"
+
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            frame = json.loads(message.data)
+            if frame["type"] == "hello":
+                self.hellos.append(frame)
+                await ws.send_json({"type": "session", "token": "t", "conversation": self.open, "status": "bot",
+                                    "history": []})  # fmt: skip
+            elif frame["type"] == "message" and self.open == "next":  # sent again: recorded once, acknowledged
+                await ws.send_json({"type": "ack", "id": frame["id"]})
+            elif frame["type"] == "message":
+                self.open = "next"
+                await ws.send_json({"type": "resync", "conversation": "first", "status": "closed", "entries": []})
+                await ws.send_json({"type": "resync", "conversation": "next", "status": "bot", "entries": []})
+                await ws.send_json({"type": "ack", "id": frame["id"]})
+        return ws
+
+
+async def test_the_page_client_goes_on_in_the_next_conversation_a_crossing_message_opened_as_chat_js() -> None:
+    """chat.js's goOnInNext (2026-12-07): an end shown, then a frame naming the next conversation (a message that
+    crossed the listener's close taken in it): the page goes on in it on the same socket; "Nouvelle conversation" is
+    a young person's press after reading the end (``END_READING`` s), made only if nothing followed the end. Until
+    2026-12-07 (night) the client pressed it at the end frame itself: its socket closed, a hello more, an extra
+    conversation counted (``new_conversations``) where the page went on."""
+    gateway = CrossingGateway()
+    app = web.Application()
+    app.router.add_get("/chat/ws", gateway.socket)
+    async with TestServer(app) as server, ClientSession() as session:
+        page = WebChatClient(session, lambda: str(server.make_url("")).rstrip("/"), "10.9.0.1", 1, Tally())
+        page.start()
+        try:
+            await until(lambda: page.in_session)
+            page.pending["m1"] = Step("encore là ?", None, 0)
+            assert page.ws is not None
+            await page._send(page.ws, "m1")
+            await until(lambda: "m1" not in page.pending and page.in_session)
+            await until(lambda: page.reading is None or page.reading.done())  # the end read: no press due
+        finally:
+            await page.stop()
+    assert (page.conversation, page.status) == ("next", "bot")
+    assert (page.new_conversations, page.socket, len(gateway.hellos)) == (0, 1, 1)
