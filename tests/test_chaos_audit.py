@@ -273,3 +273,19 @@ def test_a_failovers_window_lasts_until_the_instances_moved_to_the_new_primary_b
     killed = Fault("failover", start=1055.0, end=1057.6, target="kill -9 :41199 → :44657")
     note_moves([killed], logs, offset)  # the old primary answered nothing after its kill: no move
     assert killed.moved == {}
+
+
+def test_a_copy_sent_from_the_old_primary_before_its_instance_moved_is_not_a_recorded_send_sent_again() -> None:
+    """A planned failover's two primaries (the old one writable until the Sentinels make it a replica): b moved at
+    once and claimed a lapsed item on the new primary, sent it and recorded it there; a, still on the old primary
+    until 76.1 s, claimed the same item there and sent it 0.1 s later, its claim and mark lost with the old primary:
+    the documented repeat of a failover ("a reply whose sent mark was lost goes out twice"), not a recorded send sent
+    again. Until 2026-12-07 (night) the audit counted it beyond the bound (seed 111, 8 replies). A copy from an
+    instance that had moved, or whose move no log told, still is beyond it."""
+    fault = Fault("failover", start=74.1, end=75.4, target="planned :58189 → :60615", moved={"a": 76.1, "b": 75.4})
+    recorded, blind_copy = copy("p1", "b-4", 75.5), copy("p2", "a-4", 75.6)
+    assert violations([recorded, blind_copy], {"p1"}, [fault]) == []
+    late = copy("p3", "a-4", 76.5)  # a had moved: it read the new primary, where the send was recorded
+    assert len(violations([recorded, late], {"p1"}, [fault])) == 1
+    unknown = Fault("failover", start=74.1, end=75.4, target="planned :58189 → :60615", moved={"b": 75.4})
+    assert len(violations([recorded, blind_copy], {"p1"}, [unknown])) == 1
