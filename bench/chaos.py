@@ -1470,7 +1470,7 @@ async def main(args: argparse.Namespace) -> None:
                 webchat = await audit_webchat(redis.url, chats, WEB_FLOOD_RULES, lambda at: at_failover(at, faults))
                 webchat.unsettled = unsettled
                 console_audit = await audit_consoles(
-                    consoles, providers, lambda entry_id: sum(c.received[entry_id] for c in chats.clients),
+                    consoles, providers, chats.received,
                     lambda copy: cause(copy, faults)[0], IN_BOUND, chaos.began, lambda at: at_failover(at, faults),
                 )  # fmt: skip
                 readyz = [await i.status(session, "/readyz") for i in instances]

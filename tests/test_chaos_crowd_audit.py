@@ -77,3 +77,19 @@ def test_a_flood_pages_acknowledged_messages_lost_at_a_failover_are_told_apart()
         client, users, FloodRules(limit=20, risky=10, unread=10, danger_at=frozenset()), flood, lambda at: at > 40
     )
     assert (flood.once, flood.lost, flood.lost_at_failover) == (1, 3, 2)
+
+
+def test_a_listeners_message_to_a_flood_or_crowd_page_is_received_there() -> None:
+    """``--floods --console``: the flood's and the crowd's pages tell words of danger, their conversations are queued
+    and taken, and a listener's message reaches them; the console's audit reads every page (``WebChats.received``).
+    Until 2026-12-07 (night) it read the walks' pages alone, and each such message was "never received"."""
+    session = cast(ClientSession, None)
+    chats = WebChats(session, lambda: "http://127.0.0.1:1")
+    walk, flooding, held = page(1), page(2), page(3)
+    chats.clients.append(walk)
+    chats.floods.append(flooding)
+    chats.crowd.append(held)
+    walk.received["e-walk"] += 1
+    flooding.received["e-flood"] += 1
+    held.received["e-crowd"] += 2
+    assert [chats.received(e) for e in ("e-walk", "e-flood", "e-crowd", "e-none")] == [1, 1, 2, 0]
