@@ -26,14 +26,12 @@ from typing import Any, cast
 import pytest
 
 from gateway import leaving
-from gateway.alerts import Watch
 from gateway.console.actions import Actions
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import Dispatcher
 from gateway.errors import StoreError
 from gateway.flowset import FlowSet
 from gateway.messages import ChannelName, Inbound
-from gateway.metrics import Metrics
 from gateway.store import Author, Delivery, OutboxStatus, Store, open_store
 from gateway.testing import store_keys
 from tests.conftest import ROOT, Clock
@@ -196,32 +194,41 @@ async def test_an_instance_dying_right_after_the_queue_step_leaves_the_young_per
     """The hand-back's queue step was made and nothing after it: its queue entry waits while its record says held,
     so nobody may take the young person (and a listener back at their console answers one the queue lists as
     waiting). SQLite makes the queue step in the batch's one transaction: nothing was written. Redis makes it alone
-    (the queue is another slot than the record): the next alert check completes the hand-back within its period,
-    whether Anne is back (here) or not, with no grace to wait."""
+    (the queue is another slot than the record): the next alert check (the app's wiring, ``next_check``) completes
+    the hand-back within its period, whether Anne is back (here) or not, with no grace to wait, the young person told
+    once that their listener left: both hand-backs are listed as begun by the gateway before their queue step.
+    ``logout`` drives the logout's own function (``Actions.hand_back_all``, what ``Api.logout`` calls, nobody else at
+    a console); until 2026-12-07 it called a plain ``hand_back`` (no ``leaving``, no ``gone``), which is not the
+    logout's path, and the completion was not checked to tell the young person."""
+    from tests.console.test_take_crash import next_check  # a cycle at import time otherwise
+
     conversation_id = await held_by_anne(store, clock)
     dying = DiesAfterRequeue(store)
     _, first = instance(dying, clock)
     with pytest.raises(Killed):
         if how == "automatic":
             await first.hand_back_absent(conversation_id, "anne", lambda name: True)
-        else:  # her logout's
-            await first.hand_back(conversation_id, "anne")
+        else:  # her logout's: what the console's POST /api/logout calls
+            await first.hand_back_all("anne", lambda name: False)
     assert dying.died == 1
     if store_url.startswith("sqlite"):  # one transaction: dropped whole
         assert await store.waiting() == []
-    _, second = instance(store, clock)  # another instance, or this one restarted
-    watch = Watch(store, Metrics(), clock=clock, outbox_alert_seconds=60, listener_present=lambda name: True,
-                  complete=second.complete_hand_back)  # fmt: skip
-    await watch.check()  # Anne is back at her console: nothing is taken from her for her absence
+    await next_check(store, clock)  # another instance, or this one restarted; Anne back: nothing taken for absence
     conversation = await store.get_conversation(conversation_id)
     assert conversation is not None
     waiting = [e.conversation_id for e in await store.waiting()]
     state = (conversation.status, conversation.listener, waiting)
-    assert state in [(Status.WITH_LISTENER, "anne", []), (Status.QUEUED, None, [conversation_id])], state
-    if waiting:  # completed: another listener may take the young person, told their place by the queue's timer
-        await second.take(conversation_id, "bruno", 3)
-        [audited] = [e for e in await store.audit_log() if e.action == "hand_back"]
-        assert "cut short" in audited.detail
+    if store_url.startswith("sqlite"):  # nothing was written: still hers, the automatic hand-back's to give back
+        assert state == (Status.WITH_LISTENER, "anne", []), state
+        return
+    assert state == (Status.QUEUED, None, [conversation_id]), state  # completed
+    await told_once_and_waiting(store, conversation_id)  # "your listener left", once (the hold's id)
+    [audited] = [e for e in await store.audit_log() if e.action == "hand_back"]
+    assert "cut short" in audited.detail
+    await next_check(store, clock)  # nothing more
+    await told_once_and_waiting(store, conversation_id)
+    _, second = instance(store, clock)  # another listener may take the young person
+    await second.take(conversation_id, "bruno", 3)
 
 
 async def test_an_instance_dying_at_the_audit_line_does_not_lose_it(store: Store, clock: Clock) -> None:
