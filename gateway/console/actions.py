@@ -7,6 +7,7 @@ fit the conversation's status (replying to a closed one, taking one already take
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import itertools
@@ -21,7 +22,7 @@ from gateway import leaving
 from gateway.clock import Clock
 from gateway.conversation import Conversation, Status
 from gateway.dispatcher import CLAIM_SECONDS, DEDUPE_TTL_SECONDS, Dispatcher, unsubscribed
-from gateway.errors import ActionRefused, Conflict, IllegalTransition, StoreError
+from gateway.errors import ActionRefused, Conflict, IllegalTransition, LockTimeout, StoreError
 from gateway.events import DeliveryChanged, NoteAdded, QueueChanged, Typing
 from gateway.flows import lifecycle
 from gateway.flows.engine import Engine
@@ -418,7 +419,7 @@ class Actions:
 
     async def hand_back(
         self, conversation_id: str, listener: str, *, supervisor: bool = False, key: str | None = None,
-        gone: Callable[[], int] | None = None, leaving: bool = False,
+        gone: Callable[[], int] | None = None, leaving: bool = False, wait: float | None = None,
     ) -> Conversation:  # fmt: skip
         """Back to the queue, at its arrival time. A ``supervisor`` may give back any listener's conversation (one held
         by somebody who left their console: nobody else may answer it), audited in the batch (:meth:`_audit_for_other`).
@@ -436,9 +437,13 @@ class Actions:
         that tells the young person (``gone``) is listed as begun by ``AUTOMATIC`` as :meth:`hand_back_absent` is,
         so that completion writes its message when it was refused with the record, with the hold's id: told once.
         Since 2026-12-07 (later that day): until then a logout's refused hand-back was put back as held by the
-        listener who had just left."""
+        listener who had just left.
+
+        ``wait``: how long to wait for the conversation's lock (LockTimeout after it; None: ``lock_seconds``): a
+        logout tries each conversation without waiting first (:meth:`hand_back_each`, since 2026-12-07)."""
         undo = not leaving  # a console's action the listener stays for: undone when refused
-        async with self._once(conversation_id, listener, "hand_back", key, undo=undo) as (conversation, once):
+        once_made = self._once(conversation_id, listener, "hand_back", key, undo=undo, wait=wait)
+        async with once_made as (conversation, once):
             if once is None:
                 return conversation  # made already: answered as it stands
             if not (supervisor and conversation.status == Status.WITH_LISTENER):
@@ -482,8 +487,9 @@ class Actions:
 
     @contextlib.asynccontextmanager
     async def _once(
-        self, conversation_id: str, listener: str, action: str, key: str | None, *, undo: bool = True
-    ) -> AsyncIterator[tuple[Conversation, _Once | None]]:
+        self, conversation_id: str, listener: str, action: str, key: str | None, *, undo: bool = True,
+        wait: float | None = None,
+    ) -> AsyncIterator[tuple[Conversation, _Once | None]]:  # fmt: skip
         """The conversation's batch (``locked_batch``) for a hand-back, a transfer or a close, with the conversation
         read under its lock. ``key``: the console's id of the action, the same when it sends it again (its answer lost
         with the connection, a 503 while Redis restarts, a browser's retry): claimed as a reply's is
@@ -499,7 +505,8 @@ class Actions:
         claim = None
         try:
             # a refused commit (a 503, nothing made) has its queue step undone (Redis, ``undo_queue_step``)
-            async with self.store.locked_batch(conversation_id, self.lock_seconds, undo_queue_step=undo):
+            timeout = self.lock_seconds if wait is None else wait  # ``wait``: a logout's first try (hand_back_each)
+            async with self.store.locked_batch(conversation_id, timeout, undo_queue_step=undo):
                 conversation = await self._load(conversation_id)
                 if key is None:
                     yield conversation, _Once(None)
@@ -872,7 +879,12 @@ class Actions:
         ``GATEWAY_HELD_HANDBACK_SECONDS``, one still held by the listener gone (:meth:`hand_back_absent`); the first
         such error is raised once the others were tried (the console's 503). Until 2026-12-07 the first ``LockLost``
         stopped the loop, then (later that day) any other store error still did: the listener's other conversations
-        stayed held by someone who had left (``tests/console/test_handback_refused.py``)."""
+        stayed held by someone who had left (``tests/console/test_handback_refused.py``). Each is tried first without
+        waiting for its lock, one after the other (a reset connection fails the one in flight only); those whose lock
+        was busy then all at once, each waiting ``lock_seconds`` for its own: the logout waits for one lock at most,
+        the others handed back meanwhile. Until 2026-12-07 each busy lock was waited for in turn (N x 10 s for N busy,
+        the listener's page waiting for its answer and the others still held by the listener who had left;
+        ``tests/console/test_logout_busy.py``)."""
         returned, refused = await self.hand_back_each(listener, present)
         if refused is not None:
             raise refused
@@ -893,17 +905,33 @@ class Actions:
 
             gone = others
 
-        returned, refused = 0, None
-        for conversation in await self.store.conversations_by_status(Status.WITH_LISTENER):
-            if conversation.listener != listener:
-                continue
+        held = [c.id for c in await self.store.conversations_by_status(Status.WITH_LISTENER) if c.listener == listener]
+        returned, refused, busy = 0, None, []
+        for conversation_id in held:  # without waiting for a lock: a busy one holds none of the others back
             try:
-                await self.hand_back(conversation.id, listener, gone=gone, leaving=True)
+                await self.hand_back(conversation_id, listener, gone=gone, leaving=True, wait=0.0)
             except (ActionRefused, Conflict):  # closed, handed back or transferred meanwhile: not theirs any more
+                continue
+            except LockTimeout:  # another holds its lock: waited for below, with the other busy ones
+                busy.append(conversation_id)
                 continue
             except StoreError as error:  # the others next, this one left to the alert check (below)
                 refused = refused or error
                 continue
+            returned += 1
+        # the busy ones all at once, each waiting ``lock_seconds`` for its lock: the logout waits for one lock at
+        # most (since 2026-12-07: until then each in turn, N x 10 s)
+        outcomes = await asyncio.gather(
+            *(self.hand_back(i, listener, gone=gone, leaving=True) for i in busy), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, (ActionRefused, Conflict)):
+                continue
+            if isinstance(outcome, StoreError):  # its lock still kept, a store fault: left to the alert check
+                refused = refused or outcome
+                continue
+            if isinstance(outcome, BaseException):  # a bug, the instance dying: raised once every one was tried
+                raise outcome
             returned += 1
         return returned, refused
 

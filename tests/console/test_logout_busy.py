@@ -1,0 +1,73 @@
+"""A logout's hand-backs do not wait for a busy conversation lock one after the other.
+
+Anne logs out holding three young people; the lock of the one her logout tries first is held by another holder (a
+reply being processed, an instance's lock not lapsed yet). Her two other young people are handed back while that lock
+is still held, told once that their listener left, and the logout answers once the busy one is handed back too (its
+lock let go within ``LOCK_SECONDS``). Until 2026-12-07 the logout tried them one after the other: each busy lock was
+waited for up to ``LOCK_SECONDS`` (10 s) before the next conversation was tried, N × 10 s for N busy ones, the others
+held by the listener who had left all that time. No part of the gateway is patched: the test holds the real store's
+lock (SQLite's in-process lock, Redis's lease, a Cluster's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from gateway.conversation import Status
+from gateway.messages import ChannelName, Inbound
+from gateway.store import Store
+from tests.conftest import Clock
+from tests.console.test_handback_crash import instance
+from tests.console.test_handback_refused import told_once_and_waiting_among
+from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
+from tests.test_webchat import WALK_TO_QUEUE
+
+__all__ = ["redis_cluster_url", "redis_url", "store", "store_url"]  # fixtures used below
+
+
+async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+    async with asyncio.timeout(60):  # a safety net against a hang, not a timing assumption
+        while not await condition():
+            await asyncio.sleep(0.02)
+
+
+async def three_held_by_anne(store: Store, clock: Clock) -> list[str]:
+    """Three young people walked to the queue on Messenger and taken by Anne: their ids in the order a logout tries
+    them (``conversations_by_status``)."""
+    dispatcher, actions = instance(store, clock)
+    for person in range(3):
+        for number, text in enumerate(WALK_TO_QUEUE):
+            message = Inbound(ChannelName.MESSENGER, f"psid-busy-{person}", f"mid.{person}.{number}", text)
+            assert await dispatcher.handle_inbound(message)
+        [entry] = await store.waiting()
+        await actions.take(entry.conversation_id, "anne", 3)
+    held = [c.id for c in await store.conversations_by_status(Status.WITH_LISTENER) if c.listener == "anne"]
+    assert len(held) == 3
+    return held
+
+
+async def test_a_logout_hands_back_the_others_while_one_conversations_lock_is_busy(store: Store, clock: Clock) -> None:
+    busy, *others = await three_held_by_anne(store, clock)
+    _, actions = instance(store, clock)
+
+    async def others_handed_back() -> bool:
+        records = [await store.get_conversation(i) for i in others]
+        return logout.done() or all(c is not None and c.status == Status.QUEUED for c in records)
+
+    async with store.lock(busy):  # another holder, as the logout begins
+        logout = asyncio.create_task(actions.hand_back_all("anne", lambda name: False))
+        await until(others_handed_back)
+        # before 2026-12-07: nothing handed back until the busy one's wait ended (LockTimeout, 10 s later), and then
+        # the logout had answered with the busy one still held by Anne
+        assert not logout.done(), "the logout answered before the busy conversation's lock was let go"
+        for conversation_id in others:  # handed back while the lock is still held
+            await told_once_and_waiting_among(store, conversation_id)
+        held = await store.get_conversation(busy)
+        assert held is not None and (held.status, held.listener) == (Status.WITH_LISTENER, "anne")
+    assert await logout == 3  # the busy one handed back once its lock was let go
+    for conversation_id in [busy, *others]:
+        conversation = await store.get_conversation(conversation_id)
+        assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
+        await told_once_and_waiting_among(store, conversation_id)
+    assert await store.held_by("anne") == 0
