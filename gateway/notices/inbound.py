@@ -27,7 +27,10 @@ request's (a code drawn at random). Until 2026-12-07 there was no such key: a re
 replicas behind, with ``GATEWAY_REDIS_REPLICA_ACKS``) or a lost answer queued a second conversation, the first one's
 link never given. A first request cut between its queued conversation and its record (``InboundReferrals._queue``)
 is completed by the retry, which finds that conversation by its session, derived from the code: since 2026-12-07
-(later that day; until then the retry queued a second one).
+(later that day; until then the retry queued a second one). One cut between its record and its ``referral_received``
+audit line has the line written by the retry, once (``InboundReferrals._audited``: ``audit_once`` under the
+referral's id, two retries at once too): since 2026-12-07 (later still; until then the retry answered 200 from the
+record and the line was never written).
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ class InboundReferrals:
             if earlier is not None and self.clock() - earlier.created_at <= IDEMPOTENCY_KEPT:
                 if earlier.partner != partner or earlier.summary != summary.strip():
                     return _error(422, "idempotency_key_reused", "this Idempotency-Key was used for another referral")
+                await self._audited(earlier)  # the first request cut before its line: written now, else nothing
                 return self._answer(code, earlier.pseudonym, 200)  # what the first request made
             if earlier is not None:  # past 24 h: a new request, its code drawn at random
                 code = secrets.token_urlsafe(24)
@@ -177,8 +181,17 @@ class InboundReferrals:
             status=ReferralStatus.SENT, summary=summary, inbound=True,
         )  # fmt: skip
         await self.store.put_referral(referral)
-        await self.store.audit(AuditEntry(now, f"partner:{partner}", "referral_received", conversation.pseudonym, ""))
+        await self._audited(referral)
         return conversation.pseudonym
+
+    async def _audited(self, referral: Referral) -> None:
+        """The referral's ``referral_received`` line, written once under its id (``audit_once``: the line and its
+        key in one step), whoever asks: the request that made the record, or a retry under the same
+        ``Idempotency-Key`` after a request cut between the record and the line (a crash, a store error: 503),
+        which the record answers. Since 2026-12-07 (later that day): until then the retry answered 200 from the
+        record and the line was never written (``tests/notices/test_inbound.py``)."""
+        line = AuditEntry(self.clock(), referral.created_by, "referral_received", referral.pseudonym, "")
+        await self.store.audit_once(line, "referral-received:" + referral.id, int(CODE_KEPT.total_seconds()))
 
     async def page(self, request: web.Request) -> web.Response:
         return web.Response(text=PAGE.read_text(encoding="utf-8"), content_type="text/html", headers=_PAGE_HEADERS)

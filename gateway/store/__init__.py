@@ -1523,6 +1523,15 @@ class AuditStore(Protocol):
         """Append an entry to the audit log."""
         ...
 
+    async def audit_once(self, entry: AuditEntry, key: str, kept_seconds: int) -> bool:
+        """Append ``entry`` unless a line was appended under ``key`` within ``kept_seconds``: the key and the line in
+        one step (SQLite: one transaction; one Redis node: one script), so a cut leaves both or neither, and a line
+        asked again (a retry completing a request cut before its line) is written once, two retries at once too. A
+        Redis Cluster (the key and the log two slots) sets the key first: a cut between them leaves the line
+        unwritten, never written twice. Not held in a batch. Whether it was written now. Since 2026-12-07: a
+        partner's referral cut before its ``referral_received`` line (``gateway/notices/inbound.py``)."""
+        ...
+
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         """The latest ``limit`` entries, newest first."""
         ...

@@ -2941,6 +2941,19 @@ class RedisStore:
         await self._write(queue)
 
     @_guarded
+    async def audit_once(self, entry: AuditEntry, key: str, kept_seconds: int) -> bool:
+        """One node: the key (``SET NX``, expiring) and the line in one script. A Cluster: the key, then the line (two
+        slots: a cut between them leaves the line unwritten, never twice)."""
+        marker, kept_ms = _key("audit-once", key), kept_seconds * 1000
+        if self.on_one_node:
+            args = [dumps(encode_audit(entry)), AUDIT_KEPT, kept_ms]
+            return bool(await self._script("audit_once", [marker, _key("audit")], args) == 1)
+        if not await self._redis.set(marker, "1", nx=True, px=kept_ms):
+            return False
+        await self.audit(entry)
+        return True
+
+    @_guarded
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         raws = await self._redis.lrange(_key("audit"), 0, limit - 1)
         return [loads("audit", raw, decode_audit) for raw in raws]

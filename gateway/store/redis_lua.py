@@ -855,6 +855,16 @@ end
 return 1
 """
 
+# KEYS: the line's key (``hg:audit-once:<key>``), the audit log. ARGV: the line, AUDIT_KEPT, how long the key is kept
+# (ms). The line appended unless the key is set; the key set with it (one node only: two slots;
+# ``RedisStore.audit_once``, since 2026-12-07).
+_AUDIT_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+return 1
+"""
+
 # A listener's console sessions (``redis_keys.sessions_index``), at a login: those ended by ARGV[4] dropped, the new
 # one added, in one step (a session put at the same time is never dropped: it ends later); the index lasts as long as
 # the last session it lists. KEYS: the index. ARGV: the session's key, its end (µs), its TTL (ms), the end (µs) at or
@@ -1742,6 +1752,7 @@ SCRIPTS = {
     "make_holding": _MAKE_HOLDING,
     "position": _POSITION,
     "update_listener": _UPDATE_LISTENER,
+    "audit_once": _AUDIT_ONCE,
     "put_session_index": _PUT_SESSION_INDEX,
     "outbox_put_item": _OUTBOX_PUT_ITEM,
     "put_entry_item": _PUT_ENTRY_ITEM,

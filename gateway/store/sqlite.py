@@ -234,6 +234,7 @@ CREATE TABLE IF NOT EXISTS console_sessions (key TEXT PRIMARY KEY, name TEXT NOT
     account TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_once (key TEXT PRIMARY KEY, expires_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS present (name TEXT PRIMARY KEY, at_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS notices (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation_id TEXT NOT NULL, data TEXT NOT NULL);
@@ -1905,6 +1906,21 @@ class SqliteStore:
         """Held in a batch: in its transaction (a hand-back's line with the record it tells of)."""
         raw = dumps(encode_audit(entry))
         await self._write(lambda conn: conn.execute("INSERT INTO audit (data) VALUES (?)", (raw,)))
+
+    async def audit_once(self, entry: AuditEntry, key: str, kept_seconds: int) -> bool:
+        """The key (those expired dropped, by the line's time) and the line in one transaction."""
+        raw, at = dumps(encode_audit(entry)), to_us(entry.at)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _writing(conn):
+                conn.execute("DELETE FROM audit_once WHERE expires_us <= ?", (at,))
+                made = conn.execute("INSERT OR IGNORE INTO audit_once (key, expires_us) VALUES (?, ?)",
+                                    (key, at + kept_seconds * 1_000_000)).rowcount == 1  # fmt: skip
+                if made:
+                    conn.execute("INSERT INTO audit (data) VALUES (?)", (raw,))
+                return made
+
+        return await self._run(work)
 
     async def audit_log(self, limit: int = 200) -> list[AuditEntry]:
         rows = await self._select("SELECT data FROM audit ORDER BY seq DESC LIMIT ?", (limit,))

@@ -309,3 +309,50 @@ async def test_a_referral_cut_between_its_queue_entry_and_its_record_queues_one_
     assert len([e for e in transcript if e.author is Author.BOT]) == 1, [e.author for e in transcript]  # its place
     claimed = await app.post("/chat/referral", json={"code": answer["link"].split("#", 1)[1]})
     assert claimed.status == 200 and (await claimed.json())["token"] == conversation.sender
+
+
+class AuditRefusedOnce:
+    """The real store, whose first ``referral_received`` line fails (a Redis timeout, the instance dying): after the
+    referral's record was written, before its line (``InboundReferrals._recorded``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.real, self.refused = store, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def _refuse(self, entry: Any) -> None:
+        if entry.action == "referral_received" and not self.refused:
+            self.refused += 1
+            raise StoreError("the store went away")
+
+    async def audit(self, entry: Any) -> None:
+        self._refuse(entry)
+        await self.real.audit(entry)
+
+    async def audit_once(self, entry: Any, key: str, kept_seconds: int) -> bool:  # since 2026-12-07
+        self._refuse(entry)
+        return bool(await self.real.audit_once(entry, key, kept_seconds))
+
+
+async def test_a_referral_cut_before_its_audit_line_has_it_written_once_by_the_retries(
+    make_client: AppFactory, either: Settings
+) -> None:
+    """The first request writes its record, then its ``referral_received`` line fails (503); the partner sends it
+    again under the same ``Idempotency-Key``, twice at once, then once more: each answered 200 with the first one's
+    link, and the line written once. Until 2026-12-07 the retry answered 200 from the record and wrote no line: the
+    supervisors' audit never said the partner's referral came in (0 lines)."""
+    store = AuditRefusedOnce(await open_store(either.store, keys=DataKeys.from_settings(either)))
+    app = await make_client(either, store=cast(Store, store))  # the app closes it
+    path, body = "/api/partners/116006/referrals", {"summary": "Jeune de 15 ans, d'accord.", "language": "fr"}
+    headers = {"Authorization": "Bearer " + KEY, "Idempotency-Key": "cut-before-audit-0001"}
+    first = await app.post(path, json=body, headers=headers)
+    assert first.status == 503 and store.refused == 1, await first.text()
+    both = await asyncio.gather(*(app.post(path, json=body, headers=headers) for _ in range(2)))
+    again = await app.post(path, json=body, headers=headers)
+    assert [r.status for r in [*both, again]] == [200, 200, 200], [await r.text() for r in [*both, again]]
+    assert len({(await r.json())["link"] for r in [*both, again]}) == 1
+    lines = [e for e in await store.audit_log() if e.action == "referral_received"]
+    assert len(lines) == 1, f"{len(lines)} referral_received lines for one referral"
+    assert lines[0].subject == (await again.json())["pseudonym"] and lines[0].actor == "partner:116006"
+    assert len(await store.waiting()) == 1

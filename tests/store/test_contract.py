@@ -1198,6 +1198,18 @@ async def test_an_audit_line_is_held_in_a_batch_and_dropped_with_it(store: Store
     assert await store.audit_log() == [line]
 
 
+async def test_an_audit_line_asked_once_under_a_key_is_written_once(store: Store) -> None:
+    """``audit_once`` (a partner's ``referral_received`` line, its retries completing a request cut before it,
+    since 2026-12-07): the first call writes the line, the same key again (after it, or two at once) writes nothing;
+    another key its own line."""
+    line = AuditEntry(T0, "partner:116006", "referral_received", "Lapin-1", "")
+    assert await store.audit_once(line, "referral-received:in-1", 3600)
+    again = await asyncio.gather(*(store.audit_once(line, "referral-received:in-1", 3600) for _ in range(2)))
+    assert again == [False, False]
+    assert await store.audit_once(replace(line, subject="Lapin-2"), "referral-received:in-2", 3600)
+    assert [e.subject for e in await store.audit_log()] == ["Lapin-2", "Lapin-1"]
+
+
 async def test_sqlite_requeue_in_a_batch_is_dropped_with_it(store: Store, store_url: str) -> None:
     """SQLite holds a hand-back's queue step in its batch (one transaction with the record); Redis makes it at once
     (another slot: a cut after it is completed by the alert checks, ``Actions.complete_hand_back``)."""
