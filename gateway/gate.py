@@ -292,7 +292,11 @@ class Gate:
         network still full (only "Réessayer" asked the model again). One the model could not read (``"unread"``) is
         read by it now, within ``refused_readings_per_network`` (a risk read kept in its place): until 2026-12-07
         (late) the kept ``"unread"`` alone judged it, refused for good against a spent unread bound once the model
-        could read its danger (``tests/test_full_network_understanding.py``)."""
+        could read its danger (``tests/test_full_network_understanding.py``). A reading of nothing then is kept as
+        read (``"read"``): the try is judged as a fresh try of the same words (the keywords, read first, still
+        apply), and the next ones ask the model nothing. Until 2026-12-07 (night) it stayed ``"unread"``: let in
+        under the unread chats' bound (a fresh try of the same words waited at the cap), every automatic try asking
+        the model again and spending ``refused_readings_per_network`` (``tests/test_gate_kept_reading.py``)."""
         network = self.networks.key(address)
         guarded = await self._guards(token, address, network)
         if guarded is None:
@@ -300,11 +304,12 @@ class Gate:
         refusal = guarded.reason
         source = None if inbound is None else await self._reads_risky(inbound, network, read)
         if source is None and not read and inbound is not None and once is not None:
-            source = await self._kept_reading(once, inbound.text)
-            if source == "unread":  # not read then: the model asked now (its budget), never weaker than a fresh try
-                source = await self._reads_risky(inbound, network) or source
-                if source == "model":
-                    await self._keep_reading(once, inbound.text, source)
+            kept = await self._kept_reading(once, inbound.text)
+            if kept == "unread":  # not read then: the model asked now (its budget), never weaker than a fresh try
+                kept = await self._read_again(inbound, network)
+                if kept != "unread":  # read now: a risk ("model") or nothing ("read"), kept for the next tries
+                    await self._keep_reading(once, inbound.text, kept)
+            source = None if kept == "read" else kept
         if source is not None and await self.limits.allow(Limit.RISKY_CHATS, risky_bound(source, network), once):
             self.metrics.overridden.labels(refusal.value, source).inc()
             return None
@@ -317,20 +322,38 @@ class Gate:
         network_rate = guarded.limit in (Limit.CHATS_PER_ADDRESS, Limit.CHATS_PER_SHARED_NETWORK)
         return Refused(refusal, await self.limits.window_left(guarded.limit, guarded.subject), network_rate)
 
-    async def _keep_reading(self, once: str, text: str, source: Source | Literal["unread"]) -> None:
+    async def _keep_reading(self, once: str, text: str, source: Source | Literal["unread", "read"]) -> None:
         """What the model made of a refused first message (``source``: ``"model"``, a risk read; ``"unread"``, it
-        could not read it now), kept :data:`READING_KEPT_SECONDS` under a keyed hash of ``once`` and ``text`` (the
+        could not read it now; ``"read"``, since 2026-12-07 (night): read at an automatic try after an ``"unread"``,
+        no risk in it), kept :data:`READING_KEPT_SECONDS` under a keyed hash of ``once`` and ``text`` (the
         same words only: another text under the same id is read as its own), for the page's automatic tries
         (:meth:`new_chat`'s ``read=False``). One counter write per refused message the model read as a risk;
         nothing when the counters cannot be reached (the automatic tries then read the keywords, as before)."""
         await self.limits.mark(READING_KEPT_SECONDS, "reading:" + source, f"{once}\n{text}")
 
-    async def _kept_reading(self, once: str, text: str) -> Source | Literal["unread"] | None:
-        """The reading :meth:`_keep_reading` kept for ``once`` and ``text`` (a risk read first), or None."""
-        for source in ("model", "unread"):
-            if await self.limits.marked(READING_KEPT_SECONDS, "reading:" + source, f"{once}\n{text}"):
-                return source
-        return None
+    async def _kept_reading(self, once: str, text: str) -> Source | Literal["unread", "read"] | None:
+        """The reading :meth:`_keep_reading` kept for ``once`` and ``text`` (a risk read first; an ``"unread"`` read
+        since, no risk in it: ``"read"``), or None. Two counter reads when nothing is kept, as before ``"read"``."""
+        subject = f"{once}\n{text}"
+        if await self.limits.marked(READING_KEPT_SECONDS, "reading:model", subject):
+            return "model"
+        if not await self.limits.marked(READING_KEPT_SECONDS, "reading:unread", subject):
+            return None
+        return "read" if await self.limits.marked(READING_KEPT_SECONDS, "reading:read", subject) else "unread"
+
+    async def _read_again(self, inbound: Inbound, network: str) -> Source | Literal["unread", "read"]:
+        """An automatic try's words kept ``"unread"``, read by the model now, within ``refused_readings_per_network``
+        (their keywords read nothing: :meth:`new_chat` asked them first): ``"model"`` (a risk), ``"read"`` (no risk:
+        as a fresh try of the same words), or ``"unread"`` still (the model busy, late, loading, failed or off, or the
+        readings' budget spent: never weaker than the reading kept). Since 2026-12-07 (night)."""
+        if self._read is None or not inbound.text.strip():
+            return "unread"
+        if not await self.limits.allow(Limit.REFUSED_READINGS, network):
+            return "unread"
+        reading = await self._read(inbound)
+        if reading is None or isinstance(reading, Unread):
+            return "unread"
+        return risk_source(self.flows.engine().decide(inbound.text, reading)) or "read"
 
     async def _guards(self, token: str, address: str, network: str) -> _Guarded | None:
         """The cap first, read only: a try it refuses uses up no rate (a pupil behind a full school network who
