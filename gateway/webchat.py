@@ -42,7 +42,7 @@ from gateway.events import (
     scope,
 )
 from gateway.flowset import FlowSet
-from gateway.gate import Gate, Refusal
+from gateway.gate import Gate, Refusal, Refused
 from gateway.ids import inbound_key
 from gateway.language import language_of
 from gateway.messages import ChannelName, Inbound
@@ -979,8 +979,9 @@ class ChatSession:
                 isinstance(ended, EndedMeanwhile) or await self.hub.lost(inbound.written_in)
             ):  # ended meanwhile (none other open), or lost, not erased: taken in the next one
                 opening = replace(inbound, written_in=None)  # as a page's first message (reads: here only)
-                if not asked and (refusal := await self._refuse_first(opening)) is not None:
-                    self._notice(refusal, inbound.message_id)
+                if not asked and (refused := await self._refuse_first(opening)) is not None:
+                    self._notice(refused.reason, inbound.message_id, retry_after=refused.retry_after,
+                                 network=refused.network)  # fmt: skip
                     return
                 await self._deliver(opening)
                 return
@@ -1058,13 +1059,14 @@ class ChatSession:
         conversation = await self.hub.store.get_conversation(self.named)
         return None if conversation is None else await self._end_not_seen(token, conversation)
 
-    async def _refuse_first(self, inbound: Inbound) -> Refusal | None:
+    async def _refuse_first(self, inbound: Inbound) -> Refused | None:
         """Why ``inbound`` may not open a new conversation of its sender now (``Gate.new_chat``), or None: none when
-        the sender has one open already (another tab's, which takes it)."""
+        the sender has one open already (another tab's, which takes it). The whole :class:`Refused` since 2026-12-07
+        (night): its ``retry_after`` and ``network`` go in the frame as for a first message (``_message``); until
+        then the reason alone, and the page tried again on its short backoff instead of the window's end."""
         if await self.hub.store.find_active_conversation(ChannelName.WEBCHAT, inbound.sender) is not None:
             return None
-        refused = await self.gate.new_chat(inbound.sender, self.address, inbound, once=self._once(inbound))
-        return None if refused is None else refused.reason
+        return await self.gate.new_chat(inbound.sender, self.address, inbound, once=self._once(inbound))
 
     def _once(self, inbound: Inbound) -> str:
         """What names a message that may open a conversation across the page's attempts (``Gate.new_chat``'s

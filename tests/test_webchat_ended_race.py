@@ -71,7 +71,15 @@ async def test_a_message_whose_conversation_ends_while_it_waits_opens_the_next_o
     settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="1/hour"), store=cast(Store, store))
     session, frames = await _ended_while_waiting(chat, store, "tu es encore là ?")
-    assert {"type": "refused", "id": "m2", "reason": "rate_limited"} in frames, frames  # before: an ack
+    [refused] = [f for f in frames if f["type"] == "refused"]  # before: an ack
+    # its rate's window end told (since 2026-12-07 night; before, no retry_after); the browser's own: no "limit"
+    assert refused == {
+        "type": "refused",
+        "id": "m2",
+        "reason": "rate_limited",
+        "retry_after": refused.get("retry_after"),
+    }
+    assert isinstance(refused["retry_after"], int), refused
     assert [c.id for c in await everything(chat)] == [session["conversation"]]  # before: a second one
     assert await chat.app[STORE].find_active_conversation(ChannelName.WEBCHAT, session["token"]) is None
 
@@ -150,3 +158,23 @@ async def test_an_image_whose_conversation_ends_meanwhile_opens_the_next_one_wit
     assert following.client is not None  # before: None, outside its network's cap
     images = [a for e in await chat.app[STORE].transcript(following.id) for a in e.attachments]
     assert [(a.url or "").startswith(f"upload:{following.id}/") for a in images] == [True]
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+async def test_a_message_whose_conversation_ends_while_it_waits_refused_by_the_networks_rate_says_when_and_why(
+    holds: tuple[Settings, Holds], make_client: AppFactory
+) -> None:
+    """Refused by the client network's rate of new chats (``chats_per_address``: the ended one was the hour's), the
+    message's ``refused`` frame says when that window ends and that it is the network's (``retry_after``, ``"limit":
+    "network"``), as a page's first message's does: chat.js waits for the window, then tries it by itself. Until
+    2026-12-07 (night) ``ChatSession._refuse_first`` kept the reason alone: no ``retry_after``, no ``limit``, and
+    the message waited for "Réessayer" for good."""
+    settings, store = holds
+    chat = await make_client(settings.replace(limit_chats_per_address="1/hour"), store=cast(Store, store))
+    _, frames = await _ended_while_waiting(chat, store, "tu es encore là ?")
+    [refused] = [f for f in frames if f["type"] == "refused"]
+    # before: {'type': 'refused', 'id': 'm2', 'reason': 'rate_limited'}
+    assert {k: v for k, v in refused.items() if k != "retry_after"} == {
+        "type": "refused", "id": "m2", "reason": "rate_limited", "limit": "network"
+    }, refused  # fmt: skip
+    assert isinstance(refused.get("retry_after"), int) and 0 < refused["retry_after"] <= 3600, refused

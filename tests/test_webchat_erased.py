@@ -379,7 +379,15 @@ async def test_a_message_whose_conversation_is_lost_while_it_waits_opens_a_new_o
     settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_browser="1/hour"), store=cast(Store, store))
     _, frames = await _lost_while_waiting(chat, store, "tu es encore là ?")
-    assert {"type": "refused", "id": "m2", "reason": "rate_limited"} in frames, frames  # before: an ack
+    [refused] = [f for f in frames if f["type"] == "refused"]  # before: an ack
+    # its rate's window end told (since 2026-12-07 night; before, no retry_after); the browser's own: no "limit"
+    assert refused == {
+        "type": "refused",
+        "id": "m2",
+        "reason": "rate_limited",
+        "retry_after": refused.get("retry_after"),
+    }
+    assert isinstance(refused["retry_after"], int), refused
     assert await everything(chat) == []  # before: a new conversation, past the browser's limit
 
 
@@ -394,3 +402,23 @@ async def test_a_risky_message_whose_conversation_is_lost_while_it_waits_opens_a
     assert frames[-1] == {"type": "ack", "id": "m2"}, frames[-1]
     [conversation] = await everything(chat)
     assert conversation.id != session["conversation"]
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+async def test_a_message_whose_conversation_is_lost_while_it_waits_refused_by_the_networks_rate_says_when_and_why(
+    holds: tuple[Settings, Holds], make_client: AppFactory
+) -> None:
+    """Refused by the client network's rate of new chats (``chats_per_address``: the lost one was the hour's), the
+    message's ``refused`` frame says when that window ends and that it is the network's (``retry_after``, ``"limit":
+    "network"``), as a page's first message's does: chat.js waits for the window, then tries it by itself. Until
+    2026-12-07 (night) ``ChatSession._refuse_first`` kept the reason alone: no ``retry_after``, no ``limit``, and
+    the message waited for "Réessayer" for good."""
+    settings, store = holds
+    chat = await make_client(settings.replace(limit_chats_per_address="1/hour"), store=cast(Store, store))
+    _, frames = await _lost_while_waiting(chat, store, "tu es encore là ?")
+    [refused] = [f for f in frames if f["type"] == "refused"]
+    # before: {'type': 'refused', 'id': 'm2', 'reason': 'rate_limited'}
+    assert {k: v for k, v in refused.items() if k != "retry_after"} == {
+        "type": "refused", "id": "m2", "reason": "rate_limited", "limit": "network"
+    }, refused  # fmt: skip
+    assert isinstance(refused.get("retry_after"), int) and 0 < refused["retry_after"] <= 3600, refused
