@@ -84,7 +84,7 @@
     lastTyping: 0, status: "bot", escapes: 0, lastEscape: 0, unread: 0, live: false, away: false,
     receipts: { delivered: [], read: [] }, unseen: [], heard: 0, keepalive: 20, tick: 0, pending: null, known: {}, leaving: false, unanswered: null, endAsked: false, session: false,
     conversation: null, lostAt: Date.now(), retry: null, langAsked: null,
-    held: { timer: null, at: 0, delay: HELD_RETRY_MS, auto: {} } };
+    held: { timer: null, at: 0, delay: HELD_RETRY_MS, auto: {}, own: {} } };
   var ESCAPE_WINDOW_MS = 2000;
 
   /* The language the page chose (its switch, the conversation's), else the browser's: English when it starts with
@@ -450,7 +450,7 @@
     // an automatic try the socket replaced had waiting is dropped: this socket's refusals set their own (until
     // 2026-12-07 (night) it stayed set, the new socket's refusal set none, and it found its socket gone: no try again)
     clearTimeout(state.held.timer);
-    state.held = { timer: null, at: 0, delay: state.held.delay, auto: {} };
+    state.held = { timer: null, at: 0, delay: state.held.delay, auto: {}, own: state.held.own };
     // an upgrade never answered (a proxy or a portal that holds websockets) left the page waiting as long as the
     // browser let it (minutes), blank or deaf, saying nothing: given up, it closes, is said and tried again
     setTimeout(function () {
@@ -547,7 +547,7 @@
     state.delay = 500;
     state.session = true;
     clearTimeout(state.held.timer);  // what is pending goes below, on this session
-    state.held = { timer: null, at: 0, delay: HELD_RETRY_MS, auto: {} };
+    state.held = { timer: null, at: 0, delay: HELD_RETRY_MS, auto: {}, own: {} };
     state.lostAt = null;
     $("connection").hidden = true;
     if (typeof frame.keepalive === "number" && frame.keepalive > 0) { state.keepalive = frame.keepalive; }
@@ -626,7 +626,12 @@
     // limit "network" (since 2026-12-07): a first message the network's rate of new chats refused (a school's pupils
     // opening chats, not this page's flood) is tried again by itself too, once retry_after has passed; until then it
     // waited for "Réessayer" for good. A refusal for the page's own doing (no limit) is not looped.
-    if (frame.reason === "client_full" || (automatic && frame.reason === "rate_limited")
+    // An automatic try refused for the page's own flood (messages_per_conversation: no retry_after, no limit) is
+    // its last: the message waits for "Réessayer" or a new session (state.held.own), as a first message refused so
+    // does. Until 2026-12-07 (night) it was taken for the network's window and tried again every round, for good.
+    var own = automatic && frame.reason === "rate_limited" && !frame.limit && typeof frame.retry_after !== "number";
+    if (own) { state.held.own[frame.id] = true; }
+    if (frame.reason === "client_full" || (automatic && frame.reason === "rate_limited" && !own)
         || (frame.reason === "rate_limited" && frame.limit === "network")) { heldRetry(frame.retry_after); }
     var el = document.querySelector('.msg.pending[data-id="' + frame.id + '"]');
     if (!el) { return; }
@@ -663,7 +668,8 @@
      retryAfter: the refused frame's retry_after (seconds until the refusing rate's window ends): the try waits at
      least that long, never less than its backoff, with a random part of the backoff after it (a school's held pages
      do not all ask the second the window ends); a timer set earlier than it is set again. Until 2026-12-07 evening
-     the backoff alone: about once a minute for the rest of an hour's window. */
+     the backoff alone: about once a minute for the rest of an hour's window. A message whose automatic try was
+     refused for the page's own flood (state.held.own, onRefused) is not sent (since 2026-12-07, night). */
   function heldRetry(retryAfter) {
     var ws = state.ws, delay = state.held.delay;
     var wait = delay / 2 + Math.random() * delay / 2;
@@ -681,6 +687,7 @@
       if (state.ws !== ws || !ws || ws.readyState !== WebSocket.OPEN || ended() || state.leaving) { return; }
       pending().forEach(function (m) {
         if (!document.querySelector('.msg.pending.failed[data-id="' + m.id + '"]')) { return; }
+        if (state.held.own[m.id]) { return; }  // refused for the page's own flood: "Réessayer" or a new session
         state.held.auto[m.id] = true;
         ws.send(JSON.stringify({ type: "message", id: m.id, text: m.text, payload: m.payload, auto: true }));
       });
@@ -735,6 +742,7 @@
     var said = document.querySelector('.msg.pending[data-id="' + id + '"] .not-sent [data-i18n]');
     if (said) { sayInstead(said, "sending"); }  // until the ack or the refusal
     delete state.held.auto[id];  // pressed: its answer is said
+    delete state.held.own[id];  // and tried by the page itself again, should the network refuse it
     state.ws.send(JSON.stringify({ type: "message", id: message.id, text: message.text, payload: message.payload }));
     expectAnswer();
   }

@@ -311,3 +311,39 @@ async def test_a_first_message_refused_by_the_browsers_own_rate_is_not_tried_aga
     assert conversation is not None
     users = [e.text for e in await server.app[STORE].transcript(conversation.id) if e.author == "user"]
     assert users == ["re bonjour"]  # once
+
+
+async def test_a_held_pages_try_refused_for_its_own_flood_is_not_tried_again_by_itself(
+    context: BrowserContext, browser: Browser, make_server: ServerFactory, settings: Settings
+) -> None:
+    """A held page (the network at its cap) whose young person typed past the flood limit (``messages_per_conversation``
+    at 1 an hour): the first message is refused ``client_full`` and tried again by the page, the second ``rate_limited``
+    for the page's own flood (no ``retry_after``, no ``limit``). The page's automatic try of the second, refused the
+    same way, is its last: the first goes on being tried, the second waits for "Réessayer" or a new session. Until
+    2026-12-07 (night) chat.js took any automatic try refused ``rate_limited`` as the network's window: the flooded
+    message was sent again with every round, about once a minute, for good."""
+    server: TestServer = await make_server(
+        settings.replace(max_waiting_per_client=1, limit_messages_per_conversation="1/hour")
+    )
+    async with french_window(browser, 390, 780) as phone:
+        await phone.add_init_script(RECORD_SENT)
+        await open_chat(context, server)  # the school's address at its cap
+        page = await phone.new_page()
+        refused: list[dict[str, object]] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: refused.extend(
+            [json.loads(frame)] if '"refused"' in str(frame) else [])))  # fmt: skip
+        await page.goto(str(server.make_url("/chat")))
+        await expect(bot_messages(page).last).to_contain_text("3114")  # the hello refused: its notice
+        await type_answer(page, "salut")  # client_full: tried again by the page
+        await type_answer(page, "tu es la")  # past the flood limit
+        await expect(page.locator(".msg.pending.failed")).to_have_count(2)
+        held = """() => window.__sent.filter((f) => f.includes('"auto":true') && f.includes('"salut"')).length >= 3"""
+        await page.wait_for_function(held, timeout=90_000)  # three rounds: the network's refusal still tried
+        sent = await page.evaluate("() => window.__sent")
+        failed = page.locator('.msg.pending.failed[data-author="user"]', has_text="tu es la")
+        await expect(failed).to_contain_text("Pas encore envoyé.")
+    flooded = [f for f in sent if '"auto":true' in f and '"tu es la"' in f]
+    # before: one in every round (3 when the test stopped waiting)
+    assert len(flooded) <= 1, flooded
+    own = [f for f in refused if f.get("reason") == "rate_limited"]
+    assert own and all("limit" not in f and "retry_after" not in f for f in own), refused  # the case met
