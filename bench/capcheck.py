@@ -6,9 +6,13 @@ below it (cap - 1 open, the dearest case below) and one full (cap open), the che
 chat and every held page's try is timed ``--repeat`` times: **count**, the way the gate asked until 2026-12-07
 (``open_conversations_of_client(client) >= cap``: ``SMEMBERS`` and one ``GET`` per listed id); **at_cap**,
 ``client_at_cap(client, cap)`` (the ``SMEMBERS`` alone while the set lists fewer ids than the cap, the records
-read at the cap).
-Printed: the process's CPU (``time.process_time``) and wall time a check, in ms, and Redis's commands a check
-(``INFO commandstats``). Alternated count / at_cap ``--rounds`` times, the median kept. Never fails on speed.
+read at the cap). Since 2026-12-07 (later that day) ``client_at_cap`` is one script (``client_count``) reading the
+set and the network's exact set, no record read while they list the same ids, at the cap too.
+Printed: the process's CPU (``time.process_time``) and wall time a check, in ms; Redis's commands a check (``INFO
+commandstats``: since Redis 7 a script's own calls counted too, so ``client_count`` shows its ``SCARD``,
+``SMEMBERS`` and ``SISMEMBER`` besides its ``EVALSHA``); its reads a check (``total_reads_processed``: the round
+trips); and Redis's own CPU a check (``used_cpu_user`` + ``used_cpu_sys``, µs). Alternated count / at_cap
+``--rounds`` times, the median kept. Never fails on speed.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ async def seed(store: Store, client: str, count: int) -> None:
         await store.save_conversation(replace(conversation, client=client, status=status))
 
 
+def redis_cpu(redis: Redis) -> float:
+    """Redis's own CPU so far (s): ``used_cpu_user`` + ``used_cpu_sys`` of ``INFO cpu``."""
+    fields = dict(line.split(":", 1) for line in redis.command("INFO", "cpu").splitlines() if ":" in line)
+    return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
+
+
 async def timed(check: Callable[[], Awaitable[bool]], want: bool, repeat: int) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(repeat):
@@ -77,10 +87,14 @@ async def main(args: argparse.Namespace) -> None:
 
                         figures: dict[str, list[tuple[float, float]]] = {"count": [], "at_cap": []}
                         commands: dict[str, float] = {}
+                        reads: dict[str, float] = {}
+                        server: dict[str, list[float]] = {"count": [], "at_cap": []}
                         for _ in range(args.rounds):
                             for name, check in (("count", counted), ("at_cap", at_cap)):
-                                before = sum(redis.commands().values())
+                                before, read, used = sum(redis.commands().values()), redis.reads(), redis_cpu(redis)
                                 figures[name].append(await timed(check, full, args.repeat))
+                                server[name].append((redis_cpu(redis) - used) * 1e6 / args.repeat)
+                                reads[name] = (redis.reads() - read - 3) / args.repeat  # INFO's own, three
                                 commands[name] = (
                                     sum(redis.commands().values()) - before - 1
                                 ) / args.repeat  # INFO's own
@@ -88,7 +102,8 @@ async def main(args: argparse.Namespace) -> None:
                             cpu = statistics.median(r[0] for r in runs)
                             wall = statistics.median(r[1] for r in runs)
                             print(f"cap {cap:>3} {state:5} ({count:>2} open) {name:7} CPU {cpu:.3f} ms  wall "
-                                  f"{wall:.3f} ms  {commands[name]:.0f} commands a check", flush=True)  # fmt: skip
+                                  f"{wall:.3f} ms  {commands[name]:.0f} commands, {reads[name]:.2f} reads a check, "
+                                  f"Redis CPU {statistics.median(server[name]):.1f} us", flush=True)  # fmt: skip
             finally:
                 await store.close()
         finally:

@@ -646,7 +646,10 @@ class RedisStore:
         # under the lock, whether its erasure was begun (``K.erasing``), read with the record (``erasing``)
         self._erasing_under_lock: dict[str, tuple[asyncio.Task[Any] | None, bool]] = {}
         # under the lock, the status, flagged rank and told rank of the record read with it (``save_conversation``)
-        self._indexed_under_lock: dict[str, tuple[asyncio.Task[Any] | None, Status, int | None, int | None]] = {}
+        # the record read under a lock: its status, ranks and client (``save_conversation``: which sets to leave, join)
+        self._indexed_under_lock: dict[
+            str, tuple[asyncio.Task[Any] | None, Status, int | None, int | None, str | None]
+        ] = {}
         self._events = RedisEvents(client, *events_check)
         self._lock_lease_ms, self._lock_renew_seconds = lock_timing(events_check[1])  # the socket timeout
         self._releases = Releases()  # locks and claims whose release failed, released again (redis_release.py)
@@ -1189,7 +1192,13 @@ class RedisStore:
             if read[1] is None:
                 return None
             found = self._conversation(read[1])
-            self._indexed_under_lock[conversation_id] = (read[0], found.status, flagged_rank(found), told_rank(found))
+            self._indexed_under_lock[conversation_id] = (
+                read[0],
+                found.status,
+                flagged_rank(found),
+                told_rank(found),
+                found.client,
+            )
             return found
         raw = await self._redis.get(K.conversation(conversation_id))
         return None if raw is None else self._conversation(raw)
@@ -1217,7 +1226,10 @@ class RedisStore:
         # under the lock (most messages change none): that record's own save left them, after writing it. Skipped, a
         # crash's leftover (the id still in a set it left) stays until the next change: an index lists more,
         # never less, and its readers check the record. The join is always made: it is what keeps that rule.
-        leave = indexed is None or indexed != (asyncio.current_task(), c.status, rank, told)
+        leave = indexed is None or indexed[:4] != (asyncio.current_task(), c.status, rank, told)
+        # the exact set of the client's open ones joined by a save that changes the status or the flag, or marks the
+        # client (a fresh conversation's greeting or first message, its status unchanged: since 2026-12-07)
+        join = leave or indexed is None or indexed[4] != c.client
         held = not c.active or self._addressed.get() == (address, c.id)
         # Nothing of the conversation's lock's order after the record (no set to leave, no client's set, no address to
         # free, no claim before the flush that could drop the record's write): the lock may go with the record
@@ -1249,12 +1261,25 @@ class RedisStore:
                 self._join_person(pipe, c)
             if ended is not None and c.listener:  # its listener's history, before the record says it ended
                 _eval(pipe, "index_of", [K.ended(c.listener)], [c.id, ended, INDEXED_US, INDEXED_S])
-            if c.client is not None and c.status in CLIENT_OPEN:
+            client_open = c.client is not None and c.status in CLIENT_OPEN
+            if client_open and c.client is not None:
                 pipe.sadd(K.client(c.client), c.id)
+            elif c.client is not None and leave:  # the exact set left before the record stops saying open
+                pipe.srem(K.client_open(c.client), c.id)
             lock = [unlock[0], K.lock_writes(c.id)] if unlock else []  # the lock, and its count (``_Fence.head``)
             _fenced(pipe, "put_conversation", [K.conversation(c.id), K.done(c.id), *lock],
                     [record, "" if done is None else seen_digest(done.key), done_until, now_ms, 0,
                      *(unlock[1:] if unlock else [])], c.id)  # fmt: skip
+            if client_open and c.client is not None:  # the exact set joined with the record (``K.client_open``)
+                if self.on_one_node:  # only while the record is this one: a refused write adds nothing. Read under
+                    # the lock unchanged (``join`` False: most messages), it was joined by the save before; a miss
+                    # (an instance from before) is joined by the gate's read at the cap (``client_at_cap``)
+                    if join:
+                        digest = hashlib.sha1(record, usedforsecurity=False).hexdigest()
+                        _eval(pipe, "client_open_add", [K.conversation(c.id), K.client_open(c.client)],
+                              [digest, c.id])  # fmt: skip
+                else:  # a Cluster: another slot, joined after, at each save (a crash between: they disagree, read)
+                    pipe.sadd(K.client_open(c.client), c.id)
 
         def after_part(pipe: Pipeline) -> None:
             fence = _fence_of(c.id)
@@ -1371,25 +1396,50 @@ class RedisStore:
 
     @_guarded
     async def client_at_cap(self, client: str, cap: int) -> bool:
-        """The set first (``SMEMBERS``): listing fewer than ``cap`` ids, fewer are open (the set lists more, never
-        less: an id is added before its record says open, removed after it says ended), no record read. At ``cap``
-        or more (the client full, or a crash's leftovers listed), each record read and the leftovers dropped, as
-        :meth:`open_conversations_of_client` does: the answer is never False when ``cap`` are open, and never True
-        when the records say fewer. Since 2026-12-07 (before: one ``GET`` per id every time). Not ``SCARD`` first:
-        at the cap, where a school's held pages keep trying, that is one command more a try (bench/README.md)."""
-        ids = sorted(_texts(await self._redis.smembers(K.client(client))))
-        if len(ids) < cap:
+        """One script (``client_count``) reads the client's set (lists more, never fewer: shorter than ``cap``, it
+        answers alone) and its exact set (``K.client_open``: lists fewer, never more): listing the same ids, that is
+        the count, no record read. Since
+        2026-12-07 (later that day); until then, from the same day, the set alone below the cap and at the cap one
+        ``GET`` per listed id every try (a full school's held pages: ~cap ``GET`` a try; before, every try). The two
+        disagree after a crash between a set's write and the record's, or an instance from before the exact set
+        (which writes the set alone): the set shorter than the cap says "below" alone, else each record it or the
+        exact set lists is read and decides, as :meth:`open_conversations_of_client` does, the leftovers dropped
+        from both (and, on one node, the open ones the exact set misses joined, each only while its record is the
+        one read): never a "full" that the records do not say, never a "below" when ``cap`` are open."""
+        listed, exact = await self._script("client_count", [K.client(client), K.client_open(client)], [cap])
+        if exact >= 0:
+            return bool(exact >= cap)
+        if listed < cap:
             return False
-        return await self._open_of_client(client, ids) >= cap
+        return await self._open_of_client(client, repair=True) >= cap
 
-    async def _open_of_client(self, client: str, ids: list[str] | None = None) -> int:
-        if ids is None:
-            ids = sorted(_texts(await self._redis.smembers(K.client(client))))
-        found = await self._conversations_or_none(ids)
-        stale = [i for i, c in zip(ids, found, strict=True) if c is None or not c.active]
+    async def _open_of_client(self, client: str, *, repair: bool = False) -> int:
+        """The records the client's set lists, read: how many are open, the leftovers dropped. ``repair`` (the gate's
+        read when the two sets disagree): the exact set's own ids read too, its leftovers dropped, and on one node
+        the open ones it misses joined (``client_open_add``: only while the record is the one read)."""
+        ids = sorted(_texts(await self._redis.smembers(K.client(client))))
+        exact = sorted(_texts(await self._redis.smembers(K.client_open(client)))) if repair else []
+        every = sorted({*ids, *exact})
+        raws = await _get_each(self._redis, [K.conversation(i) for i in every]) if every else []
+        found = {i: None if raw is None else self._conversation(raw) for i, raw in zip(every, raws, strict=True)}
+        stale = [i for i in ids if (c := found[i]) is None or not c.active]
         if stale:  # an ended conversation never opens again: its id cannot be wanted back
             await self._redis.srem(K.client(client), *stale)
-        return sum(1 for c in found if c is not None and c.client == client and c.status in CLIENT_OPEN)
+        opened = {i for i in every if (c := found[i]) is not None and c.client == client and c.status in CLIENT_OPEN}
+        if repair:
+            gone = [i for i in exact if i not in opened]
+            if gone:
+                await self._redis.srem(K.client_open(client), *gone)
+            missed = [i for i in sorted(opened) if i not in exact] if self.on_one_node else []
+            if missed:
+                async with ordered(self._redis) as pipe:
+                    for i, raw in zip(every, raws, strict=True):
+                        if i in missed:
+                            sealed = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+                            digest = hashlib.sha1(sealed, usedforsecurity=False).hexdigest()
+                            _eval(pipe, "client_open_add", [K.conversation(i), K.client_open(client)], [digest, i])
+                    await pipe.execute()
+        return len(opened)
 
     @_guarded
     async def flagged_conversations(self, limit: int) -> list[Conversation]:
@@ -3008,6 +3058,8 @@ class RedisStore:
         person = None if found is None else self._person_key(found)
         if person is not None:
             await self._redis.zrem(person, stripped.id)
+        if found is not None and found.client is not None:  # an ended one: listed only if an old instance ended it
+            await self._redis.srem(K.client_open(found.client), stripped.id)  # (``K.client_open``, since 2026-12-07)
         await self.save_conversation(stripped)
         return count
 

@@ -312,3 +312,13 @@ def client(client_key: str) -> str:
     """A web chat client's conversations in the bot or the queue (``Conversation.client``: a keyed hash), used
     alone: the ids are added before the record says so and removed after it no longer does."""
     return key("client", client_key)
+
+
+def client_open(client_key: str) -> str:
+    """A web chat client's conversations in the bot or the queue, exactly (since 2026-12-07): an id joins with its
+    record's write that says open (one node: the next command of that pipeline, run only while the record is that
+    one: ``client_open_add``; a Cluster: a ``SADD`` after it) and leaves before the record stops saying so (an
+    ending's, an erasure's or a purge's). Listing fewer, never more (an old instance's ending aside: read then as
+    :func:`client`'s set disagreeing), the gate reads it with :func:`client`'s set in one script (``client_count``):
+    both the same, it is the count. Its hash tag is :func:`client`'s whole name, so both share a slot on a Cluster."""
+    return tagged("client-open", client(client_key))

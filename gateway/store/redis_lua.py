@@ -1711,6 +1711,29 @@ redis.call('HSET', KEYS[1], ARGV[1], key)
 return 1
 """
 
+# A web chat client's open conversations (``redis_keys.client_open``, since 2026-12-07). ``client_open_add``, KEYS: the
+# record, the client's exact set; ARGV: the SHA-1 of the record the save wrote (saying open), the id: joined only while
+# the record is that very one (a write the lock's fence refused, or one another holder wrote over since, adds
+# nothing). ``client_count``, KEYS: the client's set (``redis_keys.client``: lists more, never fewer), its exact set
+# (lists fewer, never more); ARGV: the cap. Answers {the set's size, the exact set's size when both list the same
+# ids, else -1}: the same ids in both, fewer never, more never, so that is the count (no record read); the set
+# shorter than the cap answers alone (-1 then: below, whatever the exact set says). Small sets (the cap: 10, 60).
+_CLIENT_OPEN_ADD = """
+if redis.sha1hex(redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+return redis.call('SADD', KEYS[2], ARGV[2])
+"""
+_CLIENT_COUNT = """
+local listed = redis.call('SCARD', KEYS[1])
+if listed < tonumber(ARGV[1]) or redis.call('SCARD', KEYS[2]) ~= listed then return {listed, -1} end
+local ids = redis.call('SMEMBERS', KEYS[2])
+for start = 1, #ids, 1000 do
+  for _, found in ipairs(redis.call('SMISMEMBER', KEYS[1], unpack(ids, start, math.min(start + 999, #ids)))) do
+    if found == 0 then return {listed, -1} end
+  end
+end
+return {listed, listed}
+"""
+
 SCRIPTS = {
     "advertise_sealing": _ADVERTISE_SEALING,
     "erasure_listed": _ERASURE_LISTED,
@@ -1722,6 +1745,8 @@ SCRIPTS = {
     "keep_receipt": _KEEP_RECEIPT,
     "take_receipt": _TAKE_RECEIPT,
     "put_conversation": _PUT_CONVERSATION,
+    "client_open_add": _CLIENT_OPEN_ADD,
+    "client_count": _CLIENT_COUNT,
     "index_conversation": _INDEX_CONVERSATION,
     "index_of": _INDEX_OF,
     "person_of": _PERSON_OF,

@@ -249,6 +249,7 @@ def _unindex(pipe: Any, conversation_id: str, record: Record | None, notices: li
         pipe.eval(SCRIPTS["delete_if"], 1, record.active_key, conversation_id)
         if record.client is not None:
             pipe.srem(K.client(record.client), conversation_id)
+            pipe.srem(K.client_open(record.client), conversation_id)  # before the record, as the set
     for notice in notices:
         pipe.delete(K.key("evidence", notice))
     if indexes:  # before the record: what names them goes with it (the person's identity)
