@@ -328,6 +328,11 @@ class _Fence:
 _FENCING: contextvars.ContextVar[_Fence | None] = contextvars.ContextVar("fencing", default=None)
 
 
+# How long a full client network's check trusts its two sets (``client_at_cap``) before it reads the records again
+# (since 2026-12-07): one reading a network a period while its held pages keep trying.
+CLIENT_READ_MS = 30_000
+
+
 def _fence_of(conversation_id: str) -> _Fence | None:
     """The fence of this task's lock on the conversation, if it holds it (``_Fence``), marked used."""
     fence = _FENCING.get()
@@ -1405,8 +1410,12 @@ class RedisStore:
         (which writes the set alone): the set shorter than the cap says "below" alone, else each record it or the
         exact set lists is read and decides, as :meth:`open_conversations_of_client` does, the leftovers dropped
         from both (and, on one node, the open ones the exact set misses joined, each only while its record is the
-        one read): never a "full" that the records do not say, never a "below" when ``cap`` are open."""
-        listed, exact = await self._script("client_count", [K.client(client), K.client_open(client)], [cap])
+        one read): never a "full" that the records do not say, never a "below" when ``cap`` are open. At the cap the
+        records are read too once every :data:`CLIENT_READ_MS` (``K.client_read``): what a fault left listed in both
+        (a commit held past its lease on a Cluster: its set joined after its refused record) is counted that long
+        at most."""
+        keys = [K.client(client), K.client_open(client), K.client_read(client)]
+        listed, exact = await self._script("client_count", keys, [cap, CLIENT_READ_MS])
         if exact >= 0:
             return bool(exact >= cap)
         if listed < cap:

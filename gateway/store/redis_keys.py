@@ -322,3 +322,9 @@ def client_open(client_key: str) -> str:
     :func:`client`'s set disagreeing), the gate reads it with :func:`client`'s set in one script (``client_count``):
     both the same, it is the count. Its hash tag is :func:`client`'s whole name, so both share a slot on a Cluster."""
     return tagged("client-open", client(client_key))
+
+
+def client_read(client_key: str) -> str:
+    """Set (``PX`` :data:`gateway.store.redis.CLIENT_READ_MS`) when the gate last read a full client's records
+    (``client_count``), beside :func:`client_open` in its slot: at the cap the records are read again once it lapsed."""
+    return tagged("client-read", client(client_key))

@@ -1715,9 +1715,12 @@ return 1
 # record, the client's exact set; ARGV: the SHA-1 of the record the save wrote (saying open), the id: joined only while
 # the record is that very one (a write the lock's fence refused, or one another holder wrote over since, adds
 # nothing). ``client_count``, KEYS: the client's set (``redis_keys.client``: lists more, never fewer), its exact set
-# (lists fewer, never more); ARGV: the cap. Answers {the set's size, the exact set's size when both list the same
-# ids, else -1}: the same ids in both, fewer never, more never, so that is the count (no record read); the set
-# shorter than the cap answers alone (-1 then: below, whatever the exact set says). Small sets (the cap: 10, 60).
+# (lists fewer, never more), the mark of the last reading of the records at the cap; ARGV: the cap, the mark's life
+# (ms). Answers {the set's size, the exact set's size when both list the same ids, else -1}: the same ids in both,
+# fewer never, more never, so that is the count (no record read); the set shorter than the cap answers alone (-1
+# then: below, whatever the exact set says). At the cap, -1 all the same when the mark has lapsed (set again): the
+# records are read once a mark's life at most, which drops what a fault left listed in both (a commit held past its
+# lease on a Cluster, whose set joined after its refused record; an older instance's crash). Small sets (10, 60).
 _CLIENT_OPEN_ADD = """
 if redis.sha1hex(redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 return redis.call('SADD', KEYS[2], ARGV[2])
@@ -1731,6 +1734,7 @@ for start = 1, #ids, 1000 do
     if found == 0 then return {listed, -1} end
   end
 end
+if redis.call('SET', KEYS[3], 1, 'PX', ARGV[2], 'NX') then return {listed, -1} end
 return {listed, listed}
 """
 
