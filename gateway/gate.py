@@ -360,7 +360,9 @@ class Gate:
         keeps writing while the notice shows gets the next free place, not an hour's refusal); then the rates,
         each try they see counted. Says which refused (since 2026-12-07: the rate's window end is told). The cap is
         asked as ``store.client_at_cap`` since 2026-12-07 (on Redis the network's set alone while it lists fewer
-        ids than the cap); until then every try read every open chat's record of the network (one ``GET`` each)."""
+        ids than the cap; later that day one script at the cap too, with the exact set of its open chats, the records
+        read only when the two sets disagree or once every 30 s); until then every try read every open chat's record
+        of the network (one ``GET`` each)."""
         shared = self.networks.is_shared(address)
         cap = self.max_waiting_per_shared_network if shared else self.max_waiting_per_client
         if await self.store.client_at_cap(self.keyed("client", network), cap):
