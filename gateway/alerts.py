@@ -16,7 +16,10 @@ closed or a laptop gone flat does not. Only a count: no name, no conversation id
 and priority, the young person told (``Actions.hand_back_absent``: the supervisor's hand-back, checked again under the
 conversation's lock, so that of several instances one hands back and tells, once; once too when an instance dies
 halfway, its message and the new status written together); one WARNING line with its id,
-``gateway_held_handed_back_total``. A listener back before then keeps it. And a hand-back cut right after its
+``gateway_held_handed_back_total``. A listener back before then keeps it. One held by a listener logged in nowhere
+(a logout, a logout everywhere or a removal whose hand-back found its lock busy past the wait) goes back once away
+for the presence's grace (``Watch._hand_back_left``, since 2026-12-07; until then 600 s later). And a hand-back
+cut right after its
 queue step on Redis (the record still held, its entry waiting: nobody may take the young person) is completed at
 the next check, within ``every`` (``Actions.complete_hand_back``; a transfer cut there too, as that transfer, its
 mover named from the transfers listed as begun, ``QueueStore.moves_begun``); so is a take cut right after its
@@ -112,6 +115,9 @@ class Watch:
         complete_take: Callable[[str, str], Awaitable[bool]] | None = None,
         complete_leaving: Callable[[str, str], Awaitable[bool]] | None = None,
         complete_erasure: Callable[[str, str], Awaitable[bool]] | None = None,
+        signed_in: Callable[[str], Awaitable[bool]] | None = None,
+        hand_back_left: Callable[[str, str], Awaitable[bool]] | None = None,
+        left_seconds: float = 0.0,
     ) -> None:
         """``hand_back(conversation id, listener)``: give it back, the listener still absent (whether it went back);
         called once their absence has lasted ``handback_seconds`` (0: never). ``complete(conversation id, mover)``:
@@ -130,6 +136,12 @@ class Watch:
         still active), as that ending, never back in line; whether it was.
         ``complete_erasure(conversation id, key)``: finish an erasure a young person confirmed, listed as begun with
         their confirming message's key (``store.erasures_begun``), unless done meanwhile; whether it was done now.
+        ``signed_in(listener)``: whether they are logged in anywhere (a live session of their account);
+        ``hand_back_left(conversation id, listener)``: give back at once, at the first check that sees it, a
+        conversation held by a listener away from every console for ``left_seconds`` (the app: the presence's own
+        grace, ``2.5 × beat``) who is logged in nowhere (logged out, logged out everywhere or removed while its lock
+        was busy: :meth:`_hand_back_left`), checked again under the lock, whether it went back; whatever
+        ``handback_seconds``.
         ``listeners_here()``: those with a console open on this instance, recorded present at each check (with the
         time each socket closed, ``ListenerAPI``) for every instance: an absence counts from the last presence on
         any instance, as recorded (``PresentStore``), or from when this instance first saw it when none is."""
@@ -148,6 +160,7 @@ class Watch:
         self.complete_take = complete_take
         self.complete_leaving = complete_leaving
         self.complete_erasure = complete_erasure
+        self.signed_in, self.hand_back_left, self.left_seconds = signed_in, hand_back_left, left_seconds
         self.stuck: dict[tuple[str, str, str], tuple[datetime, int]] = {}  # (step, id, class) → when told, failures
         self._stuck_now: set[tuple[str, str, str]] = set()  # those failed in this round
         self.busy: dict[tuple[str, str, str], tuple[datetime, int]] = {}  # (step, id, class) → when told, skips
@@ -201,6 +214,7 @@ class Watch:
             await self._back_in_line(sorted(queued - waiting))
             await self._moved(moving)
             await self._taken(taking)
+            held = await self._hand_back_left(held, last_present)
             await self._hand_back(await self._held(held, last_present))
             await self._erased(erasing)
         except StoreError as exc:
@@ -371,6 +385,40 @@ class Watch:
                 else:
                     log.warning("erasure: the erasure listed for conversation %s was cut short: finished",
                                 listed)  # fmt: skip
+
+    async def _hand_back_left(
+        self, held: dict[str, str | None], last_present: Mapping[str, datetime]
+    ) -> dict[str, str | None]:
+        """Back to the queue now, each conversation held by a listener away from every console for ``left_seconds``
+        (counted as :meth:`_held` counts an absence: from their last presence on any instance, else from when this
+        instance first saw it; a logout's sockets' close records it) and logged in nowhere
+        (``signed_in``: no live session of their account): they logged out, were logged out everywhere or removed
+        while its lock was busy past the logout's wait (another instance's long step, a stalled holder), and the
+        logout answered, the conversation left held by someone who had left. Until 2026-12-07 nothing marked it: the
+        young person waited ``GATEWAY_HELD_HANDBACK_SECONDS`` (600 s) for nobody, shown taken on the consoles
+        (``tests/console/test_logout_busy_check.py``). Whatever ``handback_seconds`` (0 included): this completes a
+        logout's hand-back. Checked again under the lock (``hand_back_left``: still held by them, still away, still
+        logged in nowhere; the message's id the hold's, as the logout's own: told once whichever makes it). One read
+        of the sessions per listener away, each round; the others, still held."""
+        if self.hand_back_left is None or self.signed_in is None or self.listener_present is None:
+            return held
+        now = self.clock()
+
+        def away_long(conversation_id: str, listener: str) -> bool:
+            since = last_present.get(listener, self.absent_since.get(conversation_id, now))
+            return (now - since).total_seconds() >= self.left_seconds
+
+        due = {i: name for i, name in held.items() if name is not None and not self.listener_present(name)}
+        due = {i: name for i, name in due.items() if away_long(i, name)}
+        left = {name for name in sorted(set(due.values())) if not await self.signed_in(name)}
+        kept = dict(held)
+        for conversation_id, listener in sorted(due.items()):
+            if listener in left and await self._one("hand_back_left", conversation_id, self.hand_back_left, listener):
+                del kept[conversation_id]
+                self.metrics.held_handed_back.inc()
+                log.warning("held: conversation %s handed back to the queue, its listener logged in nowhere (logged"
+                            " out or removed while its lock was busy) and at no console", conversation_id)  # fmt: skip
+        return kept
 
     async def _hand_back(self, due: list[tuple[str, str, float]]) -> None:
         """Back to the queue, each conversation whose listener stayed away too long (one whose lock is held

@@ -42,7 +42,7 @@ from gateway.console.logins import LoginBrake, Logins, PasswordWorkers, Turns
 from gateway.console.media import ConsoleMedia
 from gateway.console.pages import ConsolePages
 from gateway.console.safety import Safety
-from gateway.console.sessions import Sessions
+from gateway.console.sessions import Sessions, signed_in
 from gateway.console.supervision import Supervision
 from gateway.conversation import Status
 from gateway.crypto import DataKeys
@@ -290,6 +290,10 @@ async def create_app(
     presence.troubled = lambda: supervisor.problems().keys()  # announced to every instance's supervision board
     # the check's repairs wait 2 s for a conversation's lock, then skip it until the next round; a listener's 10 s
     repairs = Actions(dispatcher, store, flows, clock=clock, lock_seconds=REPAIR_LOCK_SECONDS)
+
+    async def logged_in(name: str) -> bool:  # a live session of the account, on real time as the sessions are
+        return await signed_in(store, name, utcnow())
+
     watch = Watch(store, metrics, clock=clock, outbox_alert_seconds=settings.outbox_alert_seconds,
                   listener_present=presence.has, held_alert_seconds=settings.held_alert_seconds,
                   hand_back=lambda conversation_id, listener: repairs.hand_back_absent(
@@ -299,6 +303,11 @@ async def create_app(
                   complete_move=repairs.complete_move, complete_take=repairs.complete_take,
                   complete_leaving=repairs.complete_leaving, listeners_here=presence.here,
                   complete_erasure=lambda i, key: eraser.finish_confirmed(i, key, timeout=REPAIR_LOCK_SECONDS),
+                  signed_in=logged_in,
+                  hand_back_left=lambda conversation_id, listener: repairs.hand_back_absent(
+                      conversation_id, listener, absent=lambda name: presence.complete() and not presence.has(name),
+                      signed_in=logged_in),
+                  left_seconds=2.5 * presence.beat,  # the presence's own grace (``Presence.complete``)
                   every=watch_seconds)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     hup = asyncio.Event()  # SIGHUP: flows.yaml reloaded at once by the watcher (off the loop: FlowSet.reload_aside)

@@ -344,8 +344,8 @@ def _listeners_remove(args: argparse.Namespace) -> int:
         ended = await _sessions_ended(store, args.name)  # logged out, live sockets closed
         print(f"listener {args.name} removed ({ended}, {returned} conversation(s) back in the queue)")
         if failed is not None:
-            print(f"gateway: a hand-back of a conversation {args.name} held failed ({failed}): the alert check of "
-                  f"the running gateway gives it back (GATEWAY_HELD_HANDBACK_SECONDS)", file=sys.stderr)  # fmt: skip
+            print(f"gateway: a hand-back of a conversation {args.name} held failed ({failed}): the next alert check "
+                  f"of the running gateway gives it back", file=sys.stderr)  # fmt: skip
             return 1
         return 0
 

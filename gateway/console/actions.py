@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, cast
@@ -527,7 +527,10 @@ class Actions:
                     await self.store.release(claim.key, claim.owner)
             raise
 
-    async def hand_back_absent(self, conversation_id: str, listener: str, absent: Callable[[str], bool]) -> bool:
+    async def hand_back_absent(
+        self, conversation_id: str, listener: str, absent: Callable[[str], bool],
+        signed_in: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> bool:  # fmt: skip
         """Back to the queue as :meth:`hand_back` does, ``listener`` having had no console open for too long
         (``gateway/alerts.py``), the young person told first (flows.yaml ``listener_disconnected``; its queue closed
         now, ``listener_disconnected_closed``, no other listener promised, the closed line following; open with no
@@ -547,7 +550,12 @@ class Actions:
         before that check by anything but a close from the console (which looks for the message itself,
         :meth:`_cut_before`): the idle timer, the young person's "Terminer", the check finds it in that list
         (:meth:`complete_move`) and withdraws the message (audited ``hand_back_withdrawn``), never sent after the
-        goodbye nor left pending."""
+        goodbye nor left pending.
+
+        ``signed_in`` (the check's hand-back of a listener who logged out, was logged out everywhere or removed while
+        a conversation's lock was busy, :meth:`hand_back_each`; since 2026-12-07): whether ``listener`` is logged in
+        anywhere, read again under the lock: logged in again meanwhile (another device, a new session), they keep it,
+        as one back at a console does. Audited "logged out" rather than "no console open"."""
         try:
             async with self.store.locked_batch(conversation_id, self.lock_seconds):
                 conversation = await self.store.get_conversation(conversation_id)
@@ -557,14 +565,16 @@ class Actions:
                     return False
                 now = self.clock()
                 with derived_ids(_hold_key(conversation)) as told_id:
-                    if not absent(listener) and not await self._told(conversation_id, told_id):
-                        return False  # back at a console meanwhile: they keep it
+                    back = not absent(listener) or (signed_in is not None and await signed_in(listener))
+                    if back and not await self._told(conversation_id, told_id):
+                        return False  # back at a console (or logged in again) meanwhile: they keep it
                     told = self._listener_gone(conversation, now, others=self.dispatcher.listeners_online())
                     await self.store.begin_move(conversation_id, _automatic(conversation))  # before its queue step
                     await self._requeue(conversation, now, told=told, unless_leaving=True)
                 # For the supervisors (the audit list): whose absence it was; the log line has the id only. In the
                 # batch: one SQLite transaction with the record; on Redis, the pipeline's step after the record.
-                detail = f"{conversation.pseudonym}: from {listener}, no console open"
+                why = "no console open" if signed_in is None else "logged out, no console open"
+                detail = f"{conversation.pseudonym}: from {listener}, {why}"
                 await self.store.audit(AuditEntry(now, "gateway", "hand_back", conversation.id, detail))
                 await self.store.end_move(conversation_id)
         except Conflict:  # no queue entry to go back to (nothing was changed): left with the alert
@@ -875,8 +885,9 @@ class Actions:
 
         Every one is tried: one that fails in the store (refused by the lock's fence, ``LockLost``; a Redis timeout or
         a reset connection; its lock kept by another, ``LockTimeout``) is left to the alert check, which completes a
-        hand-back cut after its queue step (:meth:`complete_hand_back`) or gives back, after
-        ``GATEWAY_HELD_HANDBACK_SECONDS``, one still held by the listener gone (:meth:`hand_back_absent`); the first
+        hand-back cut after its queue step (:meth:`complete_hand_back`) or gives back, at the first check once its lock
+        is free, one still held by the listener gone, logged in nowhere (:meth:`hand_back_absent` with ``signed_in``;
+        until 2026-12-07 only after ``GATEWAY_HELD_HANDBACK_SECONDS``, 600 s later); the first
         such error is raised once the others were tried (the console's 503). Until 2026-12-07 the first ``LockLost``
         stopped the loop, then (later that day) any other store error still did: the listener's other conversations
         stayed held by someone who had left (``tests/console/test_handback_refused.py``). Each is tried first without

@@ -286,8 +286,9 @@ class ListenerAPI:
         """This session ends, and its live sockets close (other browsers of the listener stay logged in); the
         conversations the listener holds go back to the queue (nobody else may answer them). The session ends even
         when a hand-back fails (a lock not had in time: 503): the page goes to the login page whatever the answer
-        (``logout.js``), and a shared desk must not stay logged in; a conversation left held then goes back by the
-        automatic hand-back (``gateway/alerts.py``), its listener's consoles closed. A listener still logged in
+        (``logout.js``), and a shared desk must not stay logged in; a conversation left held then goes back at the next
+        alert check once its lock is free, its listener logged in nowhere (``gateway/alerts.py``,
+        ``Watch._hand_back_left``; until 2026-12-07 by the automatic hand-back, 600 s later). A listener still logged in
         elsewhere (a second browser, another desk) keeps them: they answer them there (before, logging out of a phone
         gave back, mid-conversation, what the desk was answering; left with no console open, the automatic hand-back
         gives them back)."""

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from gateway.events import SessionsEnded
-from gateway.store import ConsoleSession, EventStore, Listener, SessionStore
+from gateway.store import ConsoleSession, EventStore, Listener, ListenerStore, SessionStore
 
 SESSION_COOKIE = "hg_session"
 SESSION_HOURS = 12
@@ -60,6 +60,21 @@ async def end_all_sessions(store: SessionsRoles, name: str) -> int:
     ended = await store.end_sessions(name)
     await store.publish(SessionsEnded(listener=listener_digest(name)))
     return ended
+
+
+class SignedInRoles(ListenerStore, SessionStore, Protocol):
+    """What :func:`signed_in` reads: the account and its sessions."""
+
+
+async def signed_in(store: SignedInRoles, name: str, now: datetime) -> bool:
+    """Whether listener ``name`` is logged in anywhere at ``now``: a live session that serves the account as it is
+    (:meth:`Sessions.serves`; a removed account has none). The alert check hands back at once what a listener holds
+    who is not (``gateway/alerts.py``, :meth:`~gateway.alerts.Watch._hand_back_left`; since 2026-12-07)."""
+    sessions = await store.live_sessions(name, now)
+    if not sessions:
+        return False
+    listener = await store.get_listener(name)
+    return any(Sessions.serves(session, listener) for session in sessions)
 
 
 class Sessions:

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import FLOWS, METRICS, STORE
+from gateway.app import FLOWS, METRICS, STORE, WATCH
 from gateway.console.actions import Actions
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
@@ -25,7 +25,9 @@ from gateway.settings import Settings
 from gateway.testing import DATA_KEY, SECRET_KEY
 from tests.conftest import AppFactory, Clock, add_listener
 from tests.console.conftest import other_session
+from tests.console.test_logout_busy_check import GRACE
 from tests.console.test_sessions import GATEWAY
+from tests.test_alerts_handback import DISCONNECTED, whole
 from tests.test_timers import bot_lines, conversation_of, fire_and_wait, start
 from tests.test_webchat import WALK_TO_QUEUE, receive_until
 
@@ -61,6 +63,22 @@ async def back_in_the_queue(client: Client, conversation_id: str, count: int, *,
         await bruno.close()
 
 
+async def given_back_by_the_next_check(client: Client, clock: Clock, conversation_id: str) -> None:
+    """The conversation a hand-back left held (its lock busy past the wait), its listener logged in nowhere: back in
+    the queue once the presence's grace has passed, the young person told once that their listener left. Until
+    2026-12-07 it stayed held by the listener who had left until ``GATEWAY_HELD_HANDBACK_SECONDS`` (600 s)."""
+    await whole(client)  # the instance knows who is at a console
+    await client.app[WATCH].check()  # the absence first seen (no console was open: nothing recorded)
+    clock.advance(seconds=GRACE)
+    await client.app[WATCH].check()
+    await client.app[WATCH].check()  # again: nothing more
+    conversation = await client.app[STORE].get_conversation(conversation_id)
+    assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None), (
+        "still held by the listener who left"
+    )
+    assert sum(DISCONNECTED in line for line in await bot_lines(client, conversation_id)) == 1
+
+
 async def test_logging_out_gives_the_held_conversations_back_to_the_queue(client: Client, clock: Clock) -> None:
     anne, conversation_id, count = await held_by_anne(client, clock)
     try:
@@ -85,7 +103,8 @@ async def test_a_listener_logged_out_everywhere_gives_the_held_conversations_bac
 async def test_a_logout_everywhere_whose_hand_back_failed_is_audited_all_the_same(client: Client, clock: Clock) -> None:
     """Sam logs Anne out everywhere while her conversation is locked by another operation: the hand-back times out
     (10 s), the answer is the 503 of a store error, but her sessions ended. The audit says so (the sessions ended, the
-    hand-backs left to the check). Before: no ``logout_everywhere`` line at all (the error raised before the audit)."""
+    hand-backs left to the check). Before: no ``logout_everywhere`` line at all (the error raised before the audit).
+    Once the lock is let go, the next check gives it back (since 2026-12-07; before, 600 s later)."""
     anne, conversation_id, _ = await held_by_anne(client, clock)
     await add_listener(client, "sam", supervisor=True)
     sam = await other_session(client, "sam")
@@ -100,6 +119,7 @@ async def test_a_logout_everywhere_whose_hand_back_failed_is_audited_all_the_sam
     lines = [e for e in await client.app[STORE].audit_log() if e.action == "logout_everywhere"]
     assert [(e.actor, e.subject) for e in lines] == [("sam", "anne")], "the logout everywhere was not audited"
     assert "1 session(s) ended" in lines[0].detail and "left to the check" in lines[0].detail, lines[0].detail
+    await given_back_by_the_next_check(client, clock, conversation_id)
 
 
 async def test_a_logout_everywhere_whose_audit_failed_too_answers_the_hand_backs_error(
@@ -154,8 +174,9 @@ async def test_an_account_removed_with_the_cli_loses_access_even_when_a_hand_bac
     """Anne holds two young people; one is locked by another operation (the server's) while `gateway listeners
     remove anne` runs: its hand-back times out (10 s). A staff member leaving must lose access whatever a hand-back's
     fate: the account removed, the sessions ended, the other young person back in the queue, the failure said on
-    stderr with a non-zero exit; the one left held goes back by the automatic hand-back. Before: exit 1 with the
-    store's error alone, the account still there and its sessions alive."""
+    stderr with a non-zero exit; the one left held goes back at the next alert check (since 2026-12-07; before, by
+    the automatic hand-back 600 s later). Before: exit 1 with the store's error alone, the account still there and
+    its sessions alive."""
     client = await make_client(settings)
     anne, locked, _ = await held_by_anne(client, clock)
     other = await conversation_of(client, await start(client, WALK_TO_QUEUE), clock)
@@ -178,6 +199,7 @@ async def test_an_account_removed_with_the_cli_loses_access_even_when_a_hand_bac
     assert "hand-back" in removed.stderr and "alert check" in removed.stderr, removed.stderr
     back = await store.get_conversation(other.id)
     assert back is not None and (back.status, back.listener) == (Status.QUEUED, None)
+    await given_back_by_the_next_check(client, clock, locked)
 
 
 async def test_a_hand_back_by_another_process_promises_no_other_listener(client: Client, clock: Clock) -> None:
@@ -297,7 +319,8 @@ async def test_a_logout_whose_hand_back_failed_still_ends_the_session(client: Cl
     """A listener logs out at a shared desk while one of their conversations is locked by another operation (another
     instance's, a slow store): its hand-back times out (10 s). The console goes to the login page whatever the answer
     (logout.js), so the session must have ended: before, it stayed alive and the next person at the desk opening the
-    console was that listener, seeing their young people. The conversation is left to the automatic hand-back."""
+    console was that listener, seeing their young people. The conversation goes back at the next alert check (since
+    2026-12-07; before, by the automatic hand-back 600 s later)."""
     anne, conversation_id, _ = await held_by_anne(client, clock)
     try:
         async with client.app[STORE].lock(conversation_id):  # another operation holds the conversation
@@ -306,3 +329,4 @@ async def test_a_logout_whose_hand_back_failed_still_ends_the_session(client: Cl
         assert (await anne.get("/api/me")).status == 401  # but the session ended
     finally:
         await anne.close()
+    await given_back_by_the_next_check(client, clock, conversation_id)
