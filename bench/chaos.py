@@ -169,7 +169,7 @@ from bench.chaos_console import Consoles, audit_consoles, second_queue, show_con
 from bench.chaos_erasures import PURGE_EVERY, ErasureAudit, Erasures, audit_erasures, show_erasures  # noqa: E402
 from bench.chaos_purges import Purges, audit_purges, show_purges  # noqa: E402
 from bench.chaos_receipts import Receipts, audit_receipts, show_receipts  # noqa: E402
-from bench.chaos_webchat import FloodRules, WebChats, audit_webchat, show_webchat  # noqa: E402
+from bench.chaos_webchat import FloodRules, WebChats, audit_webchat, show_webchat, since  # noqa: E402
 from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
 from gateway.channels.base import SEND_TIMEOUT_SECONDS as SEND_TIMEOUT  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
@@ -1468,7 +1468,10 @@ async def main(args: argparse.Namespace) -> None:
                 purge_audit = await audit_purges(purges)
                 applied = audit_receipts(receipts, deliveries, chaos.began)
                 webchat = await audit_webchat(redis.url, chats, WEB_FLOOD_RULES, lambda at: at_failover(at, faults))
-                webchat.unsettled = unsettled
+                webchat.unsettled, webchat.held = unsettled, chats.held_pages
+                for _, line, trace in chats.unsettled[:5]:  # since 2026-12-07: which pages, and what they were told
+                    webchat.unsettled_lines.append(f"{line}; frames: " + "; ".join(
+                        since(t, chaos.began) for t in trace[-30:]))  # fmt: skip
                 console_audit = await audit_consoles(
                     consoles, providers, chats.received,
                     lambda copy: cause(copy, faults)[0], IN_BOUND, chaos.began, lambda at: at_failover(at, faults),

@@ -52,7 +52,7 @@ import functools
 import json
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -126,8 +126,10 @@ class WebChatClient:
         self.notices = 0  # the gate's notices (a ``notice-`` entry) this page showed
         self.flooded: list[str] = []  # a flood page's messages (``flood``), in the order typed
         self.hello_refusals = 0  # hellos refused (a network at its cap): the socket held, nothing opened
+        self.held_on = 0  # the socket whose hello was last refused (:attr:`held` while it is open, with no session)
         self.burst_began = 0.0
         self.trace: list[str] = []  # what the page was told and did, by socket (no text): printed when it missed one
+        self.tail: deque[str] = deque(maxlen=40)  # the trace's last lines, past its 400 too (a page not settled)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._connection(), name=f"webchat-client-{self.number}")
@@ -178,8 +180,10 @@ class WebChatClient:
             delay = min(delay * 2, RECONNECT_MOST)
 
     def _note(self, what: str) -> None:
+        line = f"{time.monotonic():.1f}|socket {self.socket}: {what}"
         if len(self.trace) < 400:  # a walk of ~20 replies and its reconnections fit
-            self.trace.append(f"{time.monotonic():.1f}|socket {self.socket}: {what}")
+            self.trace.append(line)
+        self.tail.append(line)
 
     async def _handle(self, ws: ClientWebSocketResponse, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
@@ -279,6 +283,7 @@ class WebChatClient:
         refused hello (no id) leaves the socket held, and what is pending is sent on it now."""
         if frame.get("id") is None:
             self.hello_refusals += 1
+            self.held_on = self.socket
             self.changed.set()
             if frame.get("reason") != "blocked":
                 for message_id in list(self.pending):
@@ -394,8 +399,17 @@ class WebChatClient:
             await asyncio.sleep(pause)
 
     def answered(self) -> bool:
-        """In session, and every pending message refused on this socket (what chat.js shows "Pas encore envoyé")."""
-        return self.in_session and all(self.refused_on.get(m) == self.socket for m in self.pending)
+        """In session, or held (this socket's hello refused: a network at its cap; chat.js shows the notice and waits
+        for the young person to write), and every pending message refused on this socket (what chat.js shows "Pas
+        encore envoyé"). Until 2026-12-07 (night) a held page was never settled: seed 101 ``--floods --console 2``
+        counted 2-4 crowd pages "not settled", each held with nothing to send after "Nouvelle conversation" (a
+        listener had closed the conversation its words of danger opened; the network still at its cap)."""
+        return (self.in_session or self.held) and all(self.refused_on.get(m) == self.socket for m in self.pending)
+
+    @property
+    def held(self) -> bool:
+        """The open socket's hello was refused and no session came on it since (chat.js: the notice shown)."""
+        return self.ws is not None and not self.in_session and self.held_on == self.socket
 
     async def settled(self, limit: float) -> bool:
         """Wait (up to ``limit`` s) until the client is in session on a socket with nothing pending but messages
@@ -426,6 +440,8 @@ class WebChats:
     newcomer_wait: float | None = None  # s from its start to its session; None: none within a minute
     crowd_began: float | None = None  # when (monotonic) ``crowd_at_cap`` opened its first page
     danger_sent: float | None = None  # when (monotonic) its refused pages were given their words of danger
+    unsettled: list[tuple[int, str, list[str]]] = field(default_factory=list)  # :meth:`settled`'s: number, line, trace
+    held_pages: int = 0  # :meth:`settled`'s pages held (their hello refused: a network at its cap), settled or not
 
     def others(self) -> list[WebChatClient]:
         """The pages audited apart from the walks: floods, the crowd, the newcomer."""
@@ -456,9 +472,28 @@ class WebChats:
 
     async def settled(self, limit: float) -> int:
         """Wait (up to ``limit`` s) until every client is in session with nothing pending but what its socket
-        refused; those that are not."""
-        done = await asyncio.gather(*(c.settled(limit) for c in [*self.clients, *self.others()]))
+        refused; those that are not (each described in :attr:`unsettled`, since 2026-12-07: seed 101 ``--floods
+        --console 2`` counted 4, which pages unknown)."""
+        pages = [*self.clients, *self.others()]
+        done = await asyncio.gather(*(c.settled(limit) for c in pages))
+        self.unsettled = [
+            (c.number, self.unsettled_line(c), list(c.tail)) for c, d in zip(pages, done, strict=True) if not d
+        ]
+        self.held_pages = sum(c.held for c in pages)
         return sum(not d for d in done)
+
+    def unsettled_line(self, client: WebChatClient) -> str:
+        """Which page ``client`` is (a walk's, a flood's, the crowd's, the newcomer) and where it stands, no text."""
+        kind = ("walk" if client in self.clients else "flood" if client in self.floods
+                else "crowd" if client in self.crowd else "newcomer")  # fmt: skip
+        open_ = "no socket" if client.ws is None or client.ws.closed else f"socket {client.socket} open"
+        open_ += ", held" if client.held else ""
+        pending = ", ".join(f"{m} ({'refused here' if client.refused_on.get(m) == client.socket else 'waiting'})"
+                            for m in client.pending)  # fmt: skip
+        return (
+            f"{kind} page {client.number}: {open_}, in session {client.in_session}, {client.hello_refusals}"
+            f" hellos refused, status {client.status}, naming {client.conversation}, pending [{pending}]"
+        )
 
     async def crowd_at_cap(self, pages: int, number: int, danger: str, deadline: float) -> None:
         """``pages`` pages of one client network (``10.252.0.1``: a school's address behind one NAT), opened one
@@ -495,7 +530,8 @@ class WebChatAudit:
     """The web chat's figures, from the clients and the store."""
 
     conversations: int = 0  # clients
-    unsettled: int = 0  # not in session with nothing pending at the audit
+    unsettled: int = 0  # neither in session nor held, or something pending, at the audit
+    held: int = 0  # held at the audit (a hello refused at a network's cap; settled when nothing is pending)
     acknowledged: int = 0
     processed_once: int = 0
     never_processed: int = 0
@@ -515,6 +551,7 @@ class WebChatAudit:
     marked_gone: int = 0  # conversations marked as left "gone" while their page is open
     missing: list[str] = field(default_factory=list)  # a few examples, without any text
     traces: dict[int, list[str]] = field(default_factory=dict)  # the pages that missed one: what they were told
+    unsettled_lines: list[str] = field(default_factory=list)  # the pages not settled: which, and their last frames
     flood: WebFlood = field(default_factory=lambda: WebFlood())
     crowd: Crowd = field(default_factory=lambda: Crowd())
 
@@ -735,7 +772,7 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
     return result
 
 
-def _since(line: str, began: float) -> str:
+def since(line: str, began: float) -> str:
     at, rest = line.split("|", 1)
     return f"{float(at) - began:.1f} s {rest}"
 
@@ -755,17 +792,19 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
         f"  sockets: {tally.connections:,} connections, ended by {closes or 'nothing'}; message frames"
         f" {tally.sends:,} ({tally.resent:,} resent); deaf sockets {tally.deaf}, silent {tally.silent};"
         f" notices {tally.notices}; error frames {dict(tally.errors) or 'none'}; not settled at the audit"
-        f" {result.unsettled}"
+        f" {result.unsettled} (held {result.held})"
     )
     print(
         f"  replies: {result.replies_recorded:,} recorded, {result.received:,} received ({result.caught_up:,} by a"
         f" catch-up), never {result.never_received}; repeated frames {result.repeated:,} (shown once);"
         f" shown twice (phantoms) {result.phantoms}"
     )
+    for line in result.unsettled_lines:
+        print(f"    not settled: {line}")
     for line in result.missing:
         print(f"    never received: {line}")
     for number, trace in list(result.traces.items())[:3]:  # since 2026-12-07: what the page followed, and when
-        print(f"    client {number}'s frames (no text): " + "; ".join(_since(line, began) for line in trace))
+        print(f"    client {number}'s frames (no text): " + "; ".join(since(line, began) for line in trace))
     flood = result.flood
     if flood.senders:
         print(

@@ -137,3 +137,43 @@ async def test_the_page_client_goes_on_in_the_next_conversation_a_crossing_messa
             await page.stop()
     assert (page.conversation, page.status) == ("next", "bot")
     assert (page.new_conversations, page.socket, len(gateway.hellos)) == (0, 1, 1)
+
+
+class FullNetwork:
+    """A gateway's web chat socket for a network at its cap (``ChatSession._greet``, ``_notice``): every hello refused
+    (``refused`` with no id, then the calm notice), every message refused (``refused`` naming it): the socket held."""
+
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            frame = json.loads(message.data)
+            if frame["type"] == "hello":
+                await ws.send_json({"type": "refused", "id": None, "reason": "client_full"})
+                await ws.send_json({"type": "entry", "entry": {"id": "notice-x", "author": "bot", "text": "…"}})
+            elif frame["type"] == "message":
+                await ws.send_json({"type": "refused", "id": frame["id"], "reason": "client_full"})
+        return ws
+
+
+async def test_a_held_page_with_nothing_to_send_is_settled_as_chat_js_shows_it() -> None:
+    """A page whose hello a network at its cap refused (held: chat.js shows the notice and waits for the young person
+    to write) is settled once nothing is pending but what its socket refused. Until 2026-12-07 (night) ``settled``
+    asked for a session: seed 101 ``--floods --console 2`` counted 2-4 crowd pages "not settled", each held with
+    nothing to send after a listener closed its conversation and "Nouvelle conversation" was refused at the cap."""
+    app = web.Application()
+    app.router.add_get("/chat/ws", FullNetwork().socket)
+    async with TestServer(app) as server, ClientSession() as session:
+        page = WebChatClient(session, lambda: str(server.make_url("")).rstrip("/"), "10.252.0.1", 1, Tally())
+        page.start()
+        try:
+            await until(lambda: page.hello_refusals > 0)
+            assert not page.in_session
+            assert await page.settled(5.0), "a held page with nothing pending is what chat.js shows: settled"
+            page.pending["k1"] = Step("bonjour", None, 0)  # typed, not yet sent on this socket: not settled
+            assert not await page.settled(0.2)
+            assert page.ws is not None
+            await page._send(page.ws, "k1")
+            assert await page.settled(5.0)  # refused on this socket ("Pas encore envoyé"): settled
+        finally:
+            await page.stop()
