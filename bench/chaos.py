@@ -172,6 +172,7 @@ from bench.chaos_receipts import Receipts, audit_receipts, show_receipts  # noqa
 from bench.chaos_webchat import FloodRules, WebChats, audit_webchat, show_webchat, since  # noqa: E402
 from bench.load import Step, bench_flows, free_port, gateway_env, machine_line, run, walks, workdir  # noqa: E402
 from gateway.channels.base import SEND_TIMEOUT_SECONDS as SEND_TIMEOUT  # noqa: E402
+from gateway.conversation import Conversation  # noqa: E402
 from gateway.flows.loader import load_text  # noqa: E402
 from gateway.ids import inbound_entry_id  # noqa: E402
 from gateway.inbox import sender_key  # noqa: E402
@@ -857,6 +858,8 @@ class Audit:
     stray_users: int = 0  # young people's entries no acknowledged message explains (a receipt taken for one?)
     conversations: int = 0
     extra_conversations: int = 0  # beyond one per sender, or of a sender no acknowledged message came from
+    extra_lines: list[str] = field(default_factory=list)  # … each such sender's conversations (since 2026-12-07)
+    after_close: int = 0  # a sender's next conversation, begun after a listener closed the one before: not extra
     waits: list[tuple[float, float]] = field(default_factory=list)  # (s from entry to its first copy, that copy's at)
     flood: Flood = field(default_factory=lambda: Flood())
 
@@ -1150,6 +1153,39 @@ def failover_gap(fault: Fault, acks: list[float], began: float, until: float) ->
     )
 
 
+def extra_conversations(held: list[Conversation]) -> tuple[int, int]:
+    """One sender's conversations beyond the first: (extra, after a listener's close). The next one begun after a
+    listener closed the one before (the young person writing again, as a flood's sender whose words of danger put
+    it in the queue does) is the gateway's rule, not an extra; one begun while the one before was open, or after any
+    other end, is extra. Until 2026-12-07 (night) every conversation beyond one counted: seed 101 ``--floods
+    --console 2`` counted 1-2 flood senders, each writing on after a listener's close."""
+    extra = after = 0
+    ordered = sorted(held, key=lambda c: c.created_at)
+    for before, conversation in itertools.pairwise(ordered):
+        closed = before.closed_at is not None and before.closed_at <= conversation.created_at
+        by_listener = closed and before.listener is not None and before.left_how is None
+        after += by_listener
+        extra += not by_listener
+    return extra, after
+
+
+def sender_conversations(held: list[Conversation], whose: str, began: float) -> str:
+    """One sender's conversations, when it has more than one (or none of its messages was acknowledged), in words
+    that name no one (``began``: the run's start, wall clock): each one's id, status, when it was created and closed
+    (s into the run), and how (a listener's close and its outcome, the young person leaving). Since 2026-12-07 (seed
+    101 ``--floods --console 2`` counted one Telegram sender beyond one conversation, its reason unknown)."""
+
+    def since(at: datetime | None) -> str:
+        return "-" if at is None else f"{at.timestamp() - began:.1f} s"
+
+    parts = [
+        f"{c.id} {c.status.value} created {since(c.created_at)} closed {since(c.closed_at)}"
+        f" by {'a listener' if c.listener else 'no listener'} ({c.outcome or '-'}; left {c.left_how or '-'})"
+        for c in sorted(held, key=lambda c: c.created_at)
+    ]
+    return f"{whose}, {len(held)} conversations: " + "; ".join(parts)
+
+
 IN_BOUND = frozenset({"kill", "timeout", "redis", FAILOVER, *STALLS})
 
 
@@ -1186,6 +1222,7 @@ async def audit(
         wall = time.time() - time.monotonic()  # the entries' times are the gateways' wall clocks, this machine's
         named = named_by_provider(store, first)  # Redis's entries give back each id's digest
         senders: set[tuple[ChannelName, str]] = set()
+        by_address: dict[tuple[ChannelName, str], list[Conversation]] = {}
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
             if (conversation.channel not in results or (conversation.channel, conversation.sender) in apart
@@ -1194,8 +1231,8 @@ async def audit(
             result = results[conversation.channel]
             result.conversations += 1
             address = (conversation.channel, conversation.sender)
-            result.extra_conversations += address in senders or address not in known
             senders.add(address)
+            by_address.setdefault(address, []).append(conversation)
             result.empty_engine += not conversation.engine
             for entry in await store.transcript(conversation.id):
                 if entry.author is Author.USER:
@@ -1212,6 +1249,14 @@ async def audit(
                     if pid in first:
                         at = first[pid]
                         result.waits.append((at + wall - entry.at.timestamp(), at))
+        for address, held in by_address.items():
+            extra, after_close = extra_conversations(held)
+            result = results[address[0]]
+            result.extra_conversations += extra if address in known else len(held)  # no message of theirs: all
+            result.after_close += after_close if address in known else 0
+            if extra or address not in known:
+                whose = "a flood's sender" if address in flooders else "a walk's sender" if address in known else "?"
+                results[address[0]].extra_lines.append(sender_conversations(held, whose, wall + began))
         for provider in providers:
             result = results[provider.channel]
             result.replies_received = len(provider.copies)
@@ -1568,13 +1613,16 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
         f" ({result.never_at_failover} acknowledged within a failover's window), twice or more"
         f" {result.recorded_twice}; senders without a conversation {result.no_conversation}; empty engine states"
         f" {result.empty_engine}; young people's entries no acknowledged message explains {result.stray_users};"
-        f" conversations {result.conversations:,}, beyond one per sender {result.extra_conversations}"
+        f" conversations {result.conversations:,}, beyond one per sender {result.extra_conversations} (a next one"
+        f" after a listener's close {result.after_close})"
     )
     print(
         f"  replies: {result.replies_received:,} received; twice within the bound {in_bound}"
         f" {dict(sorted(result.twice_by_fault.items()))}, beyond it {len(result.twice_beyond)}; lost {result.lost};"
         f" failed {result.replies_failed}"
     )
+    for line in result.extra_lines[:5]:
+        print(f"    beyond one conversation: {line}")
     for line in result.twice_beyond[:10]:
         print(f"    beyond: {line}")
     print(

@@ -32,6 +32,7 @@ from bench.chaos import (
     cause,
     claimed,
     explained,
+    extra_conversations,
     in_flight,
     note_moves,
     repeated,
@@ -39,6 +40,7 @@ from bench.chaos import (
     sends_logged,
 )
 from bench.chaos_channels import Copy
+from gateway.conversation import Conversation, Status
 from gateway.ids import inbound_entry_id
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName, Inbound, Outbound
@@ -289,3 +291,37 @@ def test_a_copy_sent_from_the_old_primary_before_its_instance_moved_is_not_a_rec
     assert len(violations([recorded, late], {"p1"}, [fault])) == 1
     unknown = Fault("failover", start=74.1, end=75.4, target="planned :58189 → :60615", moved={"b": 75.4})
     assert len(violations([recorded, blind_copy], {"p1"}, [unknown])) == 1
+
+
+def conversation(
+    at: int, closed: int | None = None, listener: str | None = None, left: str | None = None
+) -> Conversation:
+    """One Telegram sender's conversation begun ``at`` s into the hour, closed ``closed`` s into it (by ``listener``,
+    or the young person leaving, ``left``)."""
+    hour = datetime(2026, 12, 7, 23, tzinfo=UTC)
+    return Conversation(
+        id=f"c{at}",
+        channel=ChannelName.TELEGRAM,
+        sender="42",
+        pseudonym="p",
+        created_at=hour + timedelta(seconds=at),
+        updated_at=hour + timedelta(seconds=at),
+        status=Status.QUEUED if closed is None else Status.CLOSED,
+        listener=listener,
+        left_how=left,
+        closed_at=None if closed is None else hour + timedelta(seconds=closed),
+    )
+
+
+def test_a_senders_next_conversation_after_a_listeners_close_is_not_beyond_one() -> None:
+    """A flood's sender writing on after a listener closed the conversation its words of danger queued: a new one,
+    the gateway's rule. Until 2026-12-07 (night) counted "beyond one per sender" (seed 101 ``--floods --console 2``:
+    1-2 flood senders, each after a close, from the run's own description of their conversations)."""
+    closed = conversation(60, closed=77, listener="chaos-listener-0")
+    assert extra_conversations([conversation(78), closed]) == (0, 1)
+    assert extra_conversations([closed]) == (0, 0)
+    assert extra_conversations([conversation(60), conversation(61)]) == (1, 0)  # two open at once: extra
+    assert extra_conversations([conversation(60, closed=65), conversation(66)]) == (1, 0)  # no listener's close
+    left = conversation(60, closed=65, listener="chaos-listener-0", left="quick_exit")
+    assert extra_conversations([left, conversation(66)]) == (1, 0)  # the young person left: not a listener's close
+    assert extra_conversations([conversation(60, closed=70, listener="l"), conversation(66)]) == (1, 0)  # overlap
