@@ -53,7 +53,7 @@ import json
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -532,6 +532,7 @@ class WebChatAudit:
     conversations: int = 0  # clients
     unsettled: int = 0  # neither in session nor held, or something pending, at the audit
     held: int = 0  # held at the audit (a hello refused at a network's cap; settled when nothing is pending)
+    held_open: int = 0  # … of them with a conversation of their own open (:func:`held_with_open`: never)
     acknowledged: int = 0
     processed_once: int = 0
     never_processed: int = 0
@@ -700,6 +701,13 @@ def audit_flood(client: WebChatClient, users: Counter[str], rules: FloodRules, f
     flood.past_bound += max(0, sum(t > 0 for _, t, first in recorded if first) - bound)
 
 
+def held_with_open(pages: Iterable[WebChatClient], active: Collection[str]) -> int:
+    """The pages held at the audit (their hello refused) while a token of theirs has an open conversation
+    (``active``): the gateway's rule is that a page's own open conversation resumes whatever its network's cap
+    (``ChatSession._refuse_hello``), so this is 0. Since 2026-12-07 (night)."""
+    return sum(page.held and any(token in active for token in page.tokens) for page in pages)
+
+
 async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | None = None,
                         lost_at: Callable[[float], bool] | None = None) -> WebChatAudit:  # fmt: skip
     """The audit of the clients against the store (every acknowledged message recorded once, every reply received,
@@ -717,12 +725,15 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
         recorded: set[str] = set()
         senders: list[tuple[str, bool]] = []  # each web chat conversation's token, and whether it has an engine state
         open_pages = {c.token for c in chats.clients if c.in_session}
+        active: set[str] = set()  # the tokens with an open conversation
         page_of: dict[str, str] = {}  # conversation id → token, for the conversations whose page is open
         for conversation in await store.list_conversations(datetime(2000, 1, 1, tzinfo=UTC),
                                                            datetime.now(UTC) + timedelta(days=1)):  # fmt: skip
             if conversation.channel is not ChannelName.WEBCHAT:
                 continue
             result.empty_engine += not conversation.engine
+            if conversation.active:
+                active.add(conversation.sender)
             senders.append((conversation.sender, bool(conversation.engine)))
             if conversation.sender in open_pages and conversation.active:
                 page_of[conversation.id] = conversation.sender
@@ -763,6 +774,7 @@ async def audit_webchat(store_url: str, chats: WebChats, rules: FloodRules | Non
                         result.traces.setdefault(client.number, client.trace)
             result.repeated += sum(n - 1 for n in client.received.values())
             result.phantoms += sum(entry_id not in recorded for entry_id in client.received)
+        result.held_open = held_with_open([*chats.clients, *chats.others()], active)
         if rules is not None:
             for client in chats.floods:
                 audit_flood(client, users, rules, result.flood, lost_at)
@@ -792,7 +804,7 @@ def show_webchat(result: WebChatAudit, tally: Tally, began: float) -> None:
         f"  sockets: {tally.connections:,} connections, ended by {closes or 'nothing'}; message frames"
         f" {tally.sends:,} ({tally.resent:,} resent); deaf sockets {tally.deaf}, silent {tally.silent};"
         f" notices {tally.notices}; error frames {dict(tally.errors) or 'none'}; not settled at the audit"
-        f" {result.unsettled} (held {result.held})"
+        f" {result.unsettled} (held {result.held}, of them with a conversation of their own open {result.held_open})"
     )
     print(
         f"  replies: {result.replies_recorded:,} recorded, {result.received:,} received ({result.caught_up:,} by a"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bench.chaos_webchat import Tally, WebChatClient
+from bench.chaos_webchat import Tally, WebChatClient, held_with_open
 from bench.load import Step
 from gateway.app import STORE
 from gateway.messages import ChannelName
@@ -175,5 +175,8 @@ async def test_a_held_page_with_nothing_to_send_is_settled_as_chat_js_shows_it()
             assert page.ws is not None
             await page._send(page.ws, "k1")
             assert await page.settled(5.0)  # refused on this socket ("Pas encore envoyé"): settled
+            page.tokens = ["t1"]  # a session frame gave it a token once (its conversation since ended)
+            assert held_with_open([page], {"t2"}) == 0
+            assert held_with_open([page], {"t1"}) == 1  # its own conversation open, yet held: the audit says so
         finally:
             await page.stop()
