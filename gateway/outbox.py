@@ -263,7 +263,8 @@ class Outbox:
                 if free > 0 and not self._draining:
                     last_claim = loop.time()
                     now = self.clock()
-                    if (now - looked[0]).total_seconds() - (last_claim - looked[1]) > JUMP_SECONDS:
+                    jumped = (now - looked[0]).total_seconds() - (last_claim - looked[1]) > JUMP_SECONDS
+                    if jumped or self._lapsing(now):  # since 2026-12-07 a late lease too: this process was held
                         renewing = not await self._keep_held(tell=not renewing)
                         if renewing:  # no claim that could take them back: ``looked`` kept, tried again next round
                             await asyncio.sleep(self.poll_seconds)
@@ -413,11 +414,23 @@ class Outbox:
                     pause = min(pause * 2, longest)
             await asyncio.sleep(max(began + self.lease_seconds / 3 - loop.time(), 0.0))
 
+    def _lapsing(self, now: datetime) -> bool:
+        """Whether a send in flight here holds a lease with less than a third of it left at ``now``: its renewal is
+        late (this process was held: stopped, frozen, paused with its host; or its renewals failed), so the next claim
+        could take it back. Since 2026-12-07: only a wall clock moving more than the loop's time was looked for, and a
+        process frozen (SIGSTOP) past its lease, both clocks moving on, sent the reply in flight a second time at its
+        first claim after the resume (``tests/test_freeze.py``)."""
+        return any(
+            not lease.recorded and (lease.until - now).total_seconds() < self.lease_seconds / 3 for lease in self._held
+        )
+
     async def _keep_held(self, *, tell: bool = True) -> bool:
-        """The wall clock jumped forward (:data:`JUMP_SECONDS`): renew the leases of the sends in flight now, before
-        the next claim. Until 2026-12-06 a jump past a lease's end (a machine suspended mid-send, resumed) let this
+        """The wall clock jumped forward (:data:`JUMP_SECONDS`), or a lease in flight is near or past its end
+        (:meth:`_lapsing`, since 2026-12-07): renew the leases of the sends in flight now, before the next claim.
+        Until 2026-12-06 a jump past a lease's end (a machine suspended mid-send, resumed) let this
         outbox's own next claim, a poll later, take the reply it was sending and send it a second time
-        (``tests/test_outbox_clock_jump.py``); a renewal came only a third of a lease after the last one.
+        (``tests/test_outbox_clock_jump.py``); a renewal came only a third of a lease after the last one. A lease
+        whose renewal is refused (another worker holds the item) is no longer held here (since 2026-12-07).
 
         False when a renewal failed (the store down, or a connection the suspend broke): the caller claims nothing
         and tries again (``tell``: the WARNING line, once a jump); until 2026-12-06 the claim went on, a poll
@@ -426,7 +439,8 @@ class Outbox:
         if not held:
             return True
         if tell:
-            log.warning("outbox: the clock jumped forward: %d lease(s) in flight renewed before claiming", len(held))
+            log.warning("outbox: %d lease(s) in flight late (the clock jumped forward, this process was held, or their"
+                        " renewals failed): renewed before claiming", len(held))  # fmt: skip
         until = self.clock() + timedelta(seconds=self.lease_seconds)
         outcomes = await asyncio.gather(*(self._renew_reported(lease, until) for lease in held))
         return "failed" not in outcomes
@@ -445,6 +459,7 @@ class Outbox:
             return "renewed"  # log a line every try: tried again at the next round
         if not renewed:
             log.warning("outbox: %s: lease not renewed: another worker may hold it", lease.item.id)
+            self._held.discard(lease)  # lost: no renewal before a claim gets it back (:meth:`_lapsing`)
             return "refused"
         return "renewed"
 
