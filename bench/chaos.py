@@ -38,6 +38,14 @@ that chunk on, past the lease and the socket timeout, while the other instance t
 commit: disarmed ("unmet"). The proxies count the fenced scripts' refusals Redis answered, and those answered to a
 client gone already (its call timed out: the gateway saw a TimeoutError, not ``LockLost``), printed after the failures.
 
+``freeze`` (since 2026-12-07; named in ``--faults`` only): one instance that is up stopped (``SIGSTOP``) for 5–30 s,
+then resumed (``SIGCONT``), as a virtual machine paused or live-migrated, a suspended host, a swap storm or a long GC
+do; never at once with a kill of the same instance. Its sockets stay open (pages, consoles and webhooks posted to it
+hang rather than drop; a webhook is redelivered only past this bench's 30 s request timeout), its leases and claims
+lapse while it sleeps, and on resume it goes on mid-operation with both its clocks moved on. A reply accepted from
+the frozen instance within 2 s of its freeze, during it or within 2 s after it and recorded nowhere is counted within
+the bound as ``freeze`` (the send in flight at that instant: its lease lapsed and another claim sent it again).
+
 After ``--duration`` seconds and a drain, the audit per channel against the store and the fakes: every webhook
 acknowledged at least once recorded exactly once in its transcript; every copy of a reply a fake accepted whose
 provider id no transcript records (a reply received twice), explained by the fault it was in flight at (a kill, a
@@ -201,6 +209,11 @@ STALL_COMMIT = "redis-stall-commit"
 STALL_COMMIT_SECONDS = (7.0, 9.0)
 STALL_COMMIT_WAIT = 30.0  # s: armed that long at most for a commit to pass (then disarmed, the fault "unmet")
 STALLS = frozenset({STALL, STALL_COMMIT})
+# one instance stopped (SIGSTOP) 5–30 s then resumed (SIGCONT), as a VM paused or live-migrated, a suspended host, a
+# swap storm or a long GC: its sockets kept open (pages, consoles and webhooks hang, they do not drop), its leases and
+# claims lapsing while it sleeps, and on resume it goes on mid-operation (since 2026-12-07; named in ``--faults`` only)
+FREEZE = "freeze"
+FREEZE_SECONDS = (5.0, 30.0)
 # --sentinel: the primary lost, the replica promoted (planned and ``kill -9``, alternately; since 2026-12-07)
 FAILOVER = "failover"
 SENTINEL_FAULTS = [*(f for f in FAULTS if f != "redis"), FAILOVER]
@@ -461,7 +474,18 @@ class Instance:
             self.process.wait()
         self.process = None
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process stays, its sockets open, nothing of it runs (since 2026-12-07)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: it goes on where it stopped, its loop's clock jumped."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()  # a frozen process never reads its SIGTERM
         stop_gently(self.process)
         self.process = None
 
@@ -716,11 +740,13 @@ class Chaos:
             pause = self.rng.uniform(*STALL_SECONDS)
         if kind == STALL_COMMIT:
             pause = self.rng.uniform(*STALL_COMMIT_SECONDS)
+        if kind == FREEZE:
+            pause = self.rng.uniform(*FREEZE_SECONDS)
         victims = [i for i in self.instances if i.name not in self.busy and i.up]
         stalled = [i for i in self.instances if i.proxy is not None and f"{STALL} {i.name}" not in self.busy]
         provider = self.rng.choice(self.providers) if self.providers else None  # none: web chat alone
         hits = provider.channel if provider is not None and kind.startswith("provider") else ""
-        if kind == "kill":
+        if kind in ("kill", FREEZE):  # one or the other at a time on an instance
             if not victims:
                 return
             victim = self.rng.choice(victims)
@@ -747,6 +773,14 @@ class Chaos:
                 victim.kill()
                 await asyncio.sleep(pause)
                 victim.start()
+            elif kind == FREEZE:
+                fault.target = f"{victim.name}-{victim.generation}"
+                fault.start = time.monotonic()
+                victim.freeze()
+                try:
+                    await asyncio.sleep(pause)
+                finally:
+                    victim.thaw()
             elif kind == STALL:
                 assert victim.proxy is not None
                 victim.proxy.stall(pause, way)
@@ -901,8 +935,9 @@ def cause(copy: Copy, faults: list[Fault]) -> tuple[str | None, Fault | None]:
     fired): a hang past the timeout, an ambiguous send, sent again, one more copy per timed-out attempt; "redis":
     accepted around a Redis outage (its record could not be written), "failover" around a failover (``--sentinel``:
     its record written to the old primary and lost with it); "redis-stall": the same from the instance whose
-    own Redis traffic was stalled then (``--redis-delay-ms``, since 2026-12-07). A kill is named first: a process killed
-    loses its records whatever the store does. A copy the gateway hung up on sooner than the send timeout is
+    own Redis traffic was stalled then (``--redis-delay-ms``, since 2026-12-07); "freeze": accepted from an instance
+    within 2 s of its freeze (SIGSTOP) to 2 s after its resume (since 2026-12-07). A kill is named first: a process
+    killed loses its records whatever the store does. A copy the gateway hung up on sooner than the send timeout is
     beyond the bound ("timeout below 15 s"), and so is one it was answered for and did not record outside a kill
     or an outage. With it, the fault that explains it (None for a timeout: each timed-out attempt is its own cause;
     since 2026-12-07, :func:`beyond_bound` counts the causes of a reply's copies)."""
@@ -923,6 +958,10 @@ def cause(copy: Copy, faults: list[Fault]) -> tuple[str | None, Fault | None]:
             and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.until + IN_FLIGHT_MARGIN
         ):
             return fault.kind, fault
+    for fault in faults:  # a frozen instance's send: its claim lapsed while it slept, the other instance sent it again
+        frozen = fault.kind == FREEZE and copy.sender == fault.target
+        if frozen and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
+            return FREEZE, fault
     for fault in faults:  # an outage of that instance's Redis alone (its record could not be written in time)
         stalled = fault.kind in STALLS and copy.sender.split("-")[0] == fault.target.split(" ")[0]
         if stalled and fault.start - IN_FLIGHT_MARGIN <= copy.at <= fault.end + IN_FLIGHT_MARGIN:
@@ -1186,7 +1225,7 @@ def sender_conversations(held: list[Conversation], whose: str, began: float) -> 
     return f"{whose}, {len(held)} conversations: " + "; ".join(parts)
 
 
-IN_BOUND = frozenset({"kill", "timeout", "redis", FAILOVER, *STALLS})
+IN_BOUND = frozenset({"kill", "timeout", "redis", FAILOVER, FREEZE, *STALLS})
 
 
 async def audit(
@@ -1688,9 +1727,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--faults",
         nargs="+",
         default=None,
-        choices=[*FAULTS, STALL, STALL_COMMIT, FAILOVER],
+        choices=[*FAULTS, STALL, STALL_COMMIT, FAILOVER, FREEZE],
         help=f"the faults drawn (default {' '.join(FAULTS)}, and {STALL} with --redis-delay-ms; with --sentinel"
-        f" {' '.join(SENTINEL_FAULTS)})",
+        f" {' '.join(SENTINEL_FAULTS)}); {FREEZE} (named only): one instance SIGSTOPped"
+        f" {FREEZE_SECONDS[0]:.0f}-{FREEZE_SECONDS[1]:.0f} s, then SIGCONT",
     )
     every = [str(c) for c in (*CHANNELS, ChannelName.WEBCHAT)]
     parser.add_argument("--channels", nargs="+", default=every, choices=every,

@@ -66,6 +66,18 @@ def test_a_send_in_flight_at_a_kill_sent_again_after_the_lease_is_within_the_bou
     assert violations([killed, again], {"p2"}, [KILL]) == []
 
 
+def test_a_send_in_flight_at_a_freeze_sent_again_by_the_other_instance_is_within_the_bound_once() -> None:
+    """``freeze`` (since 2026-12-07): the frozen instance's copy accepted as it froze (or while it slept) and recorded
+    nowhere is the freeze's; a second such copy of one reply is beyond the bound, as at a kill; another instance's
+    copy is never the freeze's."""
+    frozen = Fault("freeze", start=100.0, end=120.0, target="a-1")
+    stopped, again = copy("p1", "a-1", 100.5), copy("p2", "b-1", 116.0)
+    assert in_flight(stopped, [frozen]) == "freeze" and in_flight(again, [frozen]) is None
+    assert violations([stopped, again], {"p2"}, [frozen]) == []
+    (lines,) = violations([stopped, copy("p3", "a-1", 121.0), again], {"p2"}, [frozen])
+    assert any("a second copy in flight at one freeze" in line for line in lines)
+
+
 def test_ambiguous_sends_to_a_hung_provider_repeat_once_per_timed_out_attempt() -> None:
     hung = Fault("provider-hang-long", start=300.0, end=324.0, target="telegram")
     first = copy("p1", "a-1", 324.0, held=24.0, waited=SEND_TIMEOUT)
