@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from gateway.messages import ChannelName
+from gateway.store import Author
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.test_faults import SECRET, inbox_drained, instance, psid, redis_server, settled, store_at
 
@@ -73,3 +74,64 @@ async def test_an_instance_frozen_past_its_outbox_lease_mid_send_does_not_send_t
             only.stop()
     sent = Counter(r.body["message"]["text"] for r in graph.requests_to("messages") if "message" in r.body)
     assert sent and max(sent.values()) == 1, f"a reply sent more than once after the freeze: {sent}"
+
+
+@pytest.mark.redis
+async def test_a_webhook_redelivered_to_the_other_instance_while_the_first_is_frozen_is_processed_once(
+    tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    """Webhooks posted to an instance as it freezes hang (its socket open, nothing read); the provider gives up on
+    them (2 s here; Twilio waits 15 s, Meta about 20) and delivers them to the other instance, which processes them.
+    Once resumed, the frozen instance reads the same webhooks and must answer them as already done: each message
+    recorded once, each reply sent once."""
+    with redis_server(tmp_path) as url:
+        one, two = instance(tmp_path, "one", url, graph, "one"), instance(tmp_path, "two", url, graph, "two")
+        senders = [psid(n) for n in range(3)]
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+                for server in (one, two):
+                    server.start()
+                    await server.ready(http)
+                assert one.process is not None
+                for number, sender in enumerate(senders):  # a conversation each, on the instance that will freeze
+                    await post(http, one.url, sender, "Bonjour", f"m_open_{number}")
+                async with store_at(url) as store:  # nothing in flight as it freezes: its replies all sent
+                    await inbox_drained(store)
+                    opened = [await store.find_active_conversation(ChannelName.MESSENGER, s) for s in senders]
+                    await settled(store, [c for c in opened if c is not None])
+                one.process.send_signal(signal.SIGSTOP)
+                try:
+                    impatient = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+                    async with impatient:
+                        for number, sender in enumerate(senders):
+                            raw, headers = signed_messenger(
+                                SECRET, messenger_body([messenger_message(sender, "Non", f"m_frozen_{number}", "no")])
+                            )
+                            with pytest.raises(TimeoutError):  # the frozen instance reads nothing
+                                async with impatient.post(one.url + "/webhooks/messenger", data=raw, headers=headers):
+                                    pass
+                            await post(http, two.url, sender, "Non", f"m_frozen_{number}")  # the provider's retry
+                finally:
+                    one.process.send_signal(signal.SIGCONT)
+                for number, sender in enumerate(senders):  # the webhooks it held, read late, and Meta's redelivery
+                    await post(http, one.url, sender, "Non", f"m_frozen_{number}")
+                async with store_at(url) as store:
+                    await inbox_drained(store)
+                    conversations = []
+                    for sender in senders:
+                        found = await store.find_active_conversation(ChannelName.MESSENGER, sender)
+                        assert found is not None
+                        conversations.append(found)
+                    await settled(store, conversations)
+                    for conversation in conversations:
+                        texts = [e.text for e in await store.transcript(conversation.id) if e.author is Author.USER]
+                        assert texts == ["Bonjour", "Non"], texts
+        finally:
+            one.stop()
+            two.stop()
+    sent = Counter(
+        (r.body["recipient"]["id"], r.body["message"]["text"])
+        for r in graph.requests_to("messages")
+        if "message" in r.body
+    )
+    assert sent and max(sent.values()) == 1, f"a reply sent more than once: {sent}"
