@@ -311,6 +311,8 @@ async def create_app(
                   every=watch_seconds)  # fmt: skip
     typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
     hup = asyncio.Event()  # SIGHUP: flows.yaml reloaded at once by the watcher (off the loop: FlowSet.reload_aside)
+    loop_watch = LoopWatch(metrics)
+    hub.held_for = loop_watch.held_for  # a socket's close seen after a hold: as early as the hold (since 2026-12-07)
     for name, worker in {
         "outbox": outbox.run, "inbox": inbox.run,
         "timers": timers.run, "webchat": hub.forward_events, "webchat-positions": hub.refresh_positions,
@@ -318,7 +320,7 @@ async def create_app(
         "console-sessions": live.sweep,
         "flows": lambda: _watch(flows, flow_watch_seconds, store, hup), "presence": lambda: presence.listen(store),
         "presence-beat": lambda: presence.beat_forever(store), "typing": typing_relay.run,
-        "alerts": watch.run, "notices": notices.run, "purge": retention.run, "loop-watch": LoopWatch(metrics).run,
+        "alerts": watch.run, "notices": notices.run, "purge": retention.run, "loop-watch": loop_watch.run,
     }.items():  # fmt: skip
         supervisor.add(name, worker)
     if aligned is not None and isinstance(store, HasTime):

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 EVERY = 0.25  # seconds between wake-ups: four timers a second, nothing measurable on the message path
 HELD = 0.5  # seconds: a hold this long is logged (a reply's p99 is tens of milliseconds)
 LOG_EVERY = 60.0  # seconds: at most one line this often
+RECENT = 1.0  # seconds: a hold that ended this recently still counts for :meth:`LoopWatch.held_for`
 
 
 class LoopWatch:
@@ -32,12 +33,31 @@ class LoopWatch:
         self.metrics, self.every, self.held, self.log_every, self.monotonic = metrics, every, held, log_every, monotonic
         self._logged_at: float | None = None
         self._unlogged, self._unlogged_longest = 0, 0.0
+        self._before: float | None = None  # when the wake-up under way was asked for: the loop ran then
+        self._hold: tuple[float, float] | None = None  # the latest hold: when the loop last ran before it, its end
 
     async def run(self) -> None:
         while True:
-            before = self.monotonic()
+            before = self._before = self.monotonic()
             await asyncio.sleep(self.every)
-            self.woke(self.monotonic() - before - self.every)
+            now = self.monotonic()
+            if (late := now - before - self.every) >= self.held:
+                self._hold = (before, now)
+            self.woke(late)
+
+    def held_for(self) -> float:
+        """How long ago the loop last ran before a hold still on (this wake-up late by ``held`` or more) or one that
+        ended within ``RECENT`` seconds, else 0: what happened outside the process meanwhile (a socket closed, a page
+        gone to another instance) may have happened that long ago, while the process was stopped (SIGSTOP, a VM
+        paused or migrated, a swap storm) or its loop blocked. Since 2026-12-07: a web chat socket whose close an
+        instance frozen saw only on resume took the close for that late, after the page had come back on the other
+        instance, and armed its "gone" timer (``tests/test_freeze.py``)."""
+        now = self.monotonic()
+        if self._before is not None and now - self._before - self.every >= self.held:
+            return now - self._before
+        if self._hold is not None and now - self._hold[1] <= RECENT:
+            return now - self._hold[0]
+        return 0.0
 
     def woke(self, late: float) -> None:
         """One wake-up ``late`` seconds after it was due."""

@@ -151,6 +151,9 @@ class WebChatHub:
         position_seconds: float = POSITION_SECONDS, replicated: Callable[[], Awaitable[None]] | None = None,
     ) -> None:  # fmt: skip
         self.store, self.clock = store, clock
+        # how long ago this process last ran before a hold it is just out of (``LoopWatch.held_for``, wired in
+        # gateway/app.py; since 2026-12-07): a socket's close seen on resume may have come that long before
+        self.held_for: Callable[[], float] = lambda: 0.0
         self.replicated = replicated  # GATEWAY_REDIS_REPLICA_ACKS: awaited before a message's ack (gateway/app.py)
         self.keepalive = keepalive  # seconds: a socket sent nothing this long gets a frame (sockets.incoming)
         self.dispatcher, self.flows = dispatcher, flows
@@ -691,8 +694,11 @@ class ChatSession:
             self.hub.forget_erased(self.conversation_id)
             return
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
+            # closed as early as the process was stopped, when it was (a frozen instance sees the close on resume,
+            # maybe after the page came back on another instance: ``leaving.socket_closed`` then arms nothing)
+            closed = self.hub.clock() - timedelta(seconds=self.hub.held_for())
             # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
-            await asyncio.shield(self.hub.arm_gone(self.conversation_id, self.hub.clock()))
+            await asyncio.shield(self.hub.arm_gone(self.conversation_id, closed))
 
     async def _handle_text(self, data: str) -> None:
         frame = _parse_frame(data)

@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from gateway.messages import ChannelName
-from gateway.store import Author
+from gateway.store import Author, TimerKind
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
 from tests.test_faults import SECRET, inbox_drained, instance, psid, redis_server, settled, store_at
+from tests.test_webchat import hello, say
 
 # GATEWAY_OUTBOX_LEASE_SECONDS: its first renewal (a third of it, 2 s) due after the outbox's next poll (1 s), so
 # that on resume the claim's timer fires first, as it does at the default 15 s
@@ -135,3 +137,45 @@ async def test_a_webhook_redelivered_to_the_other_instance_while_the_first_is_fr
         if "message" in r.body
     )
     assert sent and max(sent.values()) == 1, f"a reply sent more than once: {sent}"
+
+
+@pytest.mark.redis
+async def test_a_page_gone_to_the_other_instance_while_the_first_was_frozen_is_not_marked_gone(
+    tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    """A web chat page on an instance that freezes hears nothing (a page takes 2.5 keepalives of silence, 50 s, for a
+    dead connection: a VM paused, a laptop-class host suspended that long), closes its socket and says hello on the
+    other instance, which resumes its conversation. Once resumed, the frozen instance sees that socket's close: it
+    must not arm the "young person gone" timer (else 90 s later the listeners are told nobody reads while the young
+    person is there, waiting), as when it arms that timer late after a store outage
+    (``tests/test_gone_timer_instances.py``)."""
+    with redis_server(tmp_path) as url:
+        one, two = instance(tmp_path, "one", url, graph, "one"), instance(tmp_path, "two", url, graph, "two")
+        one.env.update({"GATEWAY_LOG_LEVEL": "INFO", "GATEWAY_ACCESS_LOG": "1"})  # a socket's handler done: its line
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+                for server in (one, two):
+                    server.start()
+                    await server.ready(http)
+                assert one.process is not None
+                page = await http.ws_connect(one.url + "/chat/ws", timeout=aiohttp.ClientWSTimeout(ws_close=1.0))
+                token = (await hello(page))["token"]
+                await say(page, "m1", "Bonjour")
+                one.process.send_signal(signal.SIGSTOP)
+                try:
+                    await page.close()  # the page gives up on the silent connection (its close never answered)
+                    async with http.ws_connect(two.url + "/chat/ws") as again:
+                        assert (await hello(again, token))["token"] == token  # back, on the other instance
+                        one.process.send_signal(signal.SIGCONT)
+                        await one.log_once('"GET /chat/ws" 101')  # the frozen one saw the close, its arming tried
+                        async with store_at(url) as store:
+                            found = await store.find_active_conversation(ChannelName.WEBCHAT, token)
+                            assert found is not None
+                            due = await store.due_timers(datetime.now(UTC) + timedelta(days=1))
+                        gone = [t for t in due if t.conversation_id == found.id and t.kind is TimerKind.WEBCHAT_GONE]
+                        assert gone == [], "the page, open on the other instance, will be marked gone"
+                finally:
+                    one.process.send_signal(signal.SIGCONT)
+        finally:
+            one.stop()
+            two.stop()

@@ -51,3 +51,33 @@ def test_holds_are_told_once_a_minute_and_summed_up_in_the_next_line(caplog: pyt
     assert (
         value(exposition, "gateway_loop_held_total") == 5 and value(exposition, "gateway_loop_lag_seconds_count") == 6
     )
+
+
+async def test_held_for_says_how_long_ago_the_loop_last_ran_during_a_hold_and_just_after_it() -> None:
+    """``held_for`` (since 2026-12-07): during a hold (a process frozen, a blocking call) and within ``RECENT`` after
+    it, how long ago the loop last ran before it; otherwise 0 (a web chat socket's close seen then may be that old).
+    The watcher's clock is the test's: each step moves it, then waits for the wake-up that reads it."""
+    now = [100.0]
+    watch = LoopWatch(Metrics(), monotonic=lambda: now[0])
+
+    async def woke_at(moment: float) -> None:
+        now[0] = moment
+        async with asyncio.timeout(30):  # a safety net against a hang, not a timing assumption
+            while watch._before != moment:
+                await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(watch.run())
+    try:
+        await woke_at(100.0)
+        assert watch.held_for() == 0.0
+        now[0] = 105.0  # stopped 5 s, the wake-up not run yet: a hold under way
+        assert watch.held_for() == 5.0
+        await woke_at(105.0)  # resumed, the late wake-up run: the hold just ended
+        assert watch.held_for() == 5.0
+        await woke_at(105.5)  # wake-ups on time again (late 0.25 s each)
+        await woke_at(106.0)  # a second after its end: still counted
+        assert watch.held_for() == 6.0
+        await woke_at(106.5)
+        assert watch.held_for() == 0.0
+    finally:
+        task.cancel()
