@@ -415,8 +415,9 @@ ACCEPTED = re.compile(r"^(\S+ \S+) DEBUG gateway\.outbox: outbox: (.+): accepted
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """A send an instance heard accepted, from its outbox's DEBUG line (since 2026-12-07): the item and the claim it
-    was sent under (its lease's end then: a renewal moves it on, a new claim too)."""
+    """A send an instance heard accepted, from its outbox's DEBUG line (since 2026-12-07): the item (its keyed form,
+    ``KeyedHash.logged_id``: the same for the same item on every instance) and the claim it was sent under (its
+    lease's end then: a renewal moves it on, a new claim too)."""
 
     item: str
     lease: str
@@ -424,7 +425,7 @@ class Sent:
     at: str  # the line's time (the instance's wall clock)
 
     def short(self) -> str:
-        return f"item {self.item} lease {self.lease[11:23]}"  # whole: a WhatsApp copy's is its first's and "-again"
+        return f"item {self.item} lease {self.lease[11:23]}"  # the item's keyed form (since 2026-12-07), whole
 
 
 def sends_logged(logs: Iterable[tuple[str, Iterable[str]]]) -> dict[str, Sent]:

@@ -187,13 +187,13 @@ async def create_app(
     outbox_ref: list[Outbox] = []
     reader = _reader(settings, understanding, metrics)
     late = _late_readings(settings, reader, store, metrics, clock)
+    keyed = KeyedHash(settings.secret_key.get_secret_value())  # one for the inbox, the gate and the ids in log
+    # lines: a webhook makes its senders' keys once for the inbox and the gate (channels_wiring, Inbox.sender_keys)
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
                             listeners_online=presence.online, metrics=metrics,
                             reply_windows=channels.reply_windows,
                             claim_seconds=settings.inbound_claim_seconds, reader=reader, late=late,
-                            purge_interval_seconds=settings.purge_interval_seconds)  # fmt: skip
-    keyed = KeyedHash(settings.secret_key.get_secret_value())  # one for the inbox, the gate and the outbox's DEBUG
-    # lines: a webhook makes its senders' keys once for the inbox and the gate (channels_wiring, Inbox.sender_keys)
+                            purge_interval_seconds=settings.purge_interval_seconds, keyed=keyed)  # fmt: skip
     outbox = Outbox(store, channels.senders, clock=clock, poll_seconds=worker_poll_seconds, metrics=metrics,
                     base_delay=settings.outbox_base_delay, max_attempts=settings.outbox_max_attempts or None,
                     retry_for=timedelta(hours=settings.outbox_retry_hours),

@@ -155,6 +155,43 @@ def _erase(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _log_id(args: argparse.Namespace) -> int:
+    """The form in which the log lines name each id given, and with ``--conversation`` each entry of that
+    conversation (its outbox item's id is the entry's): ``KeyedHash.logged_id``, keyed with GATEWAY_SECRET_KEY (since
+    2026-12-07; the lines named the ids themselves before). Conversation ids are named as they are (random)."""
+    from gateway.keyed import KeyedHash
+    from gateway.settings import Settings
+
+    if not (args.ids or args.conversation):
+        raise GatewayError("log-id needs an ID, or --conversation ID")
+    settings = Settings.from_env(as_configured=True)  # never a random key drawn here: its forms would match nothing
+    secret = settings.secret_key.get_secret_value()
+    if not secret:
+        raise GatewayError(
+            "GATEWAY_SECRET_KEY is not set: each start of the gateway drew a key of its own, so the forms its log"
+            " lines used cannot be computed again (set it: docs/configuration.md)"
+        )
+    keyed = KeyedHash(secret)
+    for value in args.ids:
+        print(f"{value} {keyed.logged_id(value)}")
+    if not args.conversation:
+        return 0
+
+    async def run() -> int:
+        store = await _open(settings)
+        try:
+            if await store.get_conversation(args.conversation) is None:
+                print(f"gateway: no conversation {args.conversation}")
+                return 1
+            for entry in await store.transcript(args.conversation):  # never a text: the id, author and time
+                print(f"{entry.id} {keyed.logged_id(entry.id)} {entry.author.value} {entry.at.isoformat()}")
+        finally:
+            await store.close()
+        return 0
+
+    return asyncio.run(run())
+
+
 def add_privacy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from gateway.messages import ChannelName
 
@@ -167,3 +204,9 @@ def add_privacy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     erase.add_argument("--identity", metavar="X", help="the channel identity (phone number, PSID, chat id)")
     erase.add_argument("--again", metavar="KEY", help="an erasure done after the backup restored (its log line's KEY)")
     erase.set_defaults(handler=_erase)
+    log_id = sub.add_parser(
+        "log-id", help="how the log lines name an entry or outbox item id (keyed: prints ID and its logged form)"
+    )
+    log_id.add_argument("ids", nargs="*", metavar="ID", help="an entry, outbox item or reply id")
+    log_id.add_argument("--conversation", metavar="ID", help="every entry of this conversation, with its form")
+    log_id.set_defaults(handler=_log_id)

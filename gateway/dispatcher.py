@@ -46,6 +46,7 @@ from gateway.flows.reading import UNREAD, Reading, Risk, Unread
 from gateway.flows.risk import Decision, Flag
 from gateway.flowset import FlowSet
 from gateway.ids import derived_from, echo_entry_id, echo_key, inbound_entry_id, inbound_key, new_id
+from gateway.keyed import KeyedHash
 from gateway.language import language_of
 from gateway.later import Later
 from gateway.messages import ChannelName, Choice, Echo, Inbound, Outbound, Receipt, Reply
@@ -181,11 +182,16 @@ class Dispatcher:
         reader: Reader | None = None,
         late: LateReadings | None = None,
         purge_interval_seconds: float = 24 * 3600,
+        keyed: KeyedHash | None = None,
     ) -> None:
-        """``metrics``: the app passes its own (``gateway/app.py``), scraped on /metrics; without (tests, the CLI's
+        """``keyed``: names the entries in log lines (``KeyedHash.logged_id``, since 2026-12-07: before, the entry id
+        itself, an unkeyed SHA-256 of the young person's message's provider id for the bot's replies to it); the
+        app's, keyed with GATEWAY_SECRET_KEY; without (tests, the CLI), one with a random key of its own.
+        ``metrics``: the app passes its own (``gateway/app.py``), scraped on /metrics; without (tests, the CLI's
         dispatchers), a Metrics of its own that nobody scrapes, by design, said nowhere
         (``tests/test_metrics.py::test_the_apps_dispatcher_and_outbox_count_on_the_apps_metrics``)."""
         self.claim_seconds = claim_seconds
+        self._logged = (keyed or KeyedHash(secrets.token_urlsafe(32))).logged_id
         self._backstop = backstop_seconds(purge_interval_seconds)  # an ended transcript's TTL beyond its retention
         self.metrics = metrics or Metrics()
         self.store = store
@@ -1612,7 +1618,7 @@ class Dispatcher:
                 and not await self._went_on(entry)
             )  # fmt: skip
             log.warning("dispatcher: %s: a bot reply (%s) was reported failed by %s, code %s (%s): %s",
-                        conversation.id, entry.id, conversation.channel.value, code, kind,
+                        conversation.id, self._logged(entry.id), conversation.channel.value, code, kind,
                         "sent again" if resend else "not sent again")  # fmt: skip
             self.metrics.bot_replies_failed.labels(
                 conversation.channel.value, kind, "resent" if resend else "not_resent"

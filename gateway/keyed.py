@@ -58,3 +58,12 @@ class KeyedHash:
         store keeps of the id (``store.provider_digest``); the same for the same id and key (bench/chaos.py's audit
         computes it again to group a reply's copies by item)."""
         return self("provider-id", provider_id)
+
+    def logged_id(self, value: str) -> str:
+        """One of our ids as a log line names it (since 2026-12-07): a transcript entry's, an outbox item's (the
+        entry's), the entry of an inbox item's de-duplication key. Until then the id itself, which is an unkeyed
+        SHA-256 of the provider's message id for a young person's message and the bot's replies to it
+        (``gateway/ids.py``): whoever holds the id (the provider, a leaked export of the chat) could compute it and
+        find every line about that message. 20 hex characters, the same for the same id and key on every instance
+        (the lines still correlate); ``gateway log-id`` prints it for ops (docs/architecture.md, Privacy)."""
+        return self("logged-id", value)[:20]

@@ -184,8 +184,11 @@ class Outbox:
         its own that nobody scrapes, by design, said nowhere
         (``tests/test_metrics.py::test_the_apps_dispatcher_and_outbox_count_on_the_apps_metrics``).
         ``keyed``: hashes the provider ids the DEBUG lines name (the app's, keyed with GATEWAY_SECRET_KEY); without
-        (tests, tools), one with a random key of its own: never an unkeyed digest (since 2026-12-07)."""
+        (tests, tools), one with a random key of its own: never an unkeyed digest (since 2026-12-07). It also names
+        the items in every log line (``KeyedHash.logged_id``; until 2026-12-07 the item id itself, for a bot reply
+        an unkeyed SHA-256 of the young person's message's provider id: ``gateway/ids.py``)."""
         self.keyed = keyed or KeyedHash(secrets.token_urlsafe(32))
+        self._logged = self.keyed.logged_id
         self.record_pause = record_pause
         self.sweep_seconds = sweep_seconds
         self.on_recipient_gone = on_recipient_gone
@@ -334,7 +337,7 @@ class Outbox:
         except StoreError as exc:  # not recorded: retried when its lease ends
             self.metrics.outages.failed("outbox", exc)
         except Exception as exc:  # this run only: retried when its lease ends
-            log.error("outbox: %s: unexpected %s at %s", run[0].id, type(exc).__name__, where(exc))
+            log.error("outbox: %s: unexpected %s at %s", self._logged(run[0].id), type(exc).__name__, where(exc))
 
     async def deliver_due(self, limit: int = 50) -> int:
         """One pass, awaited whole (tests, tools): claim what is due (runs of ``run_length`` items at most, of up to
@@ -353,7 +356,9 @@ class Outbox:
             if isinstance(outcome, StoreError):  # not recorded: the store is down, the caller reports it
                 store_error = outcome
             elif isinstance(outcome, Exception):  # this run only: retried when its lease ends
-                log.error("outbox: %s: unexpected %s at %s", run[0].id, type(outcome).__name__, where(outcome))
+                log.error(
+                    "outbox: %s: unexpected %s at %s", self._logged(run[0].id), type(outcome).__name__, where(outcome)
+                )
         if store_error is not None:
             raise store_error
         return sum(len(run) for run in runs)
@@ -458,7 +463,7 @@ class Outbox:
             log.error("outbox: renewing a lease failed with %s at %s", type(exc).__name__, where(exc))
             return "renewed"  # log a line every try: tried again at the next round
         if not renewed:
-            log.warning("outbox: %s: lease not renewed: another worker may hold it", lease.item.id)
+            log.warning("outbox: %s: lease not renewed: another worker may hold it", self._logged(lease.item.id))
             self._held.discard(lease)  # lost: no renewal before a claim gets it back (:meth:`_lapsing`)
             return "refused"
         return "renewed"
@@ -502,7 +507,9 @@ class Outbox:
         they were sent, and a claim made meanwhile sent them again (``tests/test_outbox_late_claim.py``)."""
         if left >= self.lease_seconds / 3:
             return True
-        log.warning("outbox: %s: not sent, %.1f s of its lease left: left to the next claim", lease.item.id, left)
+        log.warning(
+            "outbox: %s: not sent, %.1f s of its lease left: left to the next claim", self._logged(lease.item.id), left
+        )
         self.metrics.outbox_lease_short.inc()
         return False
 
@@ -537,7 +544,7 @@ class Outbox:
         # the hashes and times made only at DEBUG (a send's cost otherwise unchanged)
         debug = log.isEnabledFor(logging.DEBUG)
         if debug:
-            log.debug("outbox: %s: sending from part %d under the lease to %s", item.id, item.parts_sent,
+            log.debug("outbox: %s: sending from part %d under the lease to %s", self._logged(item.id), item.parts_sent,
                       lease.until.isoformat())  # fmt: skip
         try:
             provider_id = await channel.send(outbound, first_part=item.parts_sent)
@@ -550,7 +557,12 @@ class Outbox:
         except DeliveryError as exc:
             return "stop", functools.partial(self._retry, lease, RetryableDelivery(str(exc)))
         except Exception as exc:  # a bug in one adapter must not stop the worker for every channel
-            log.error("outbox: %s: unexpected %s from the %s channel", item.id, type(exc).__name__, outbound.channel)
+            log.error(
+                "outbox: %s: unexpected %s from the %s channel",
+                self._logged(item.id),
+                type(exc).__name__,
+                outbound.channel,
+            )
             return "stop", functools.partial(self._retry, lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
         finally:
             del sending[token]
@@ -558,7 +570,7 @@ class Outbox:
                 self._slow_until[name] = ended + SLOW_KEPT_SECONDS
         answered_at = self.clock()  # the provider accepted it before: a watermark from then on covers it
         if debug:
-            log.debug("outbox: %s: accepted as %s under the lease to %s", item.id,
+            log.debug("outbox: %s: accepted as %s under the lease to %s", self._logged(item.id),
                       PART_SEPARATOR.join(map(self.keyed.provider_id, provider_ids(provider_id))) or "-",
                       lease.until.isoformat())  # fmt: skip
         self._count(item, "sent")
@@ -622,8 +634,8 @@ class Outbox:
         except StoreError as exc:
             self.metrics.outages.failed("outbox", exc)  # told once an outage; the sweep applies it later
         except Exception as exc:  # a bug here must not fail the run beside it
-            log.error("outbox: %s: applying a kept receipt failed with %s at %s", item.id, type(exc).__name__,
-                      where(exc))  # fmt: skip
+            log.error("outbox: %s: applying a kept receipt failed with %s at %s", self._logged(item.id),
+                      type(exc).__name__, where(exc))  # fmt: skip
 
     async def _apply_kept_to(self, conversation_id: str, entry_id: str, provider_id: str) -> None:
         """What was kept for a send already recorded: read, applied (forward only, the console told), then taken.
@@ -658,8 +670,8 @@ class Outbox:
     async def _set_aside(self, lease: _Lease, exc: Exception, following: _Lease | None) -> bool:
         """An item this version cannot read: failed (kept in the store, shown to the listener), others flow."""
         item = lease.item
-        log.error("outbox: %s set aside: this version cannot read it (%s at %s)", item.id, type(exc).__name__,
-                  where(exc))  # fmt: skip
+        log.error("outbox: %s set aside: this version cannot read it (%s at %s)", self._logged(item.id),
+                  type(exc).__name__, where(exc))  # fmt: skip
         self.metrics.outbox_set_aside.inc()
         return await self._mark_failed(lease, f"set aside: unreadable by this version ({type(exc).__name__})",
                                        following)  # fmt: skip
@@ -695,14 +707,14 @@ class Outbox:
             except StoreError as exc:
                 if self.clock() >= lease.until:
                     log.warning("outbox: %s: %s, not recorded after %d tries (%s): given up to the next worker",
-                                lease.item.id, what, failures + 1, type(exc).__name__)  # fmt: skip
+                                self._logged(lease.item.id), what, failures + 1, type(exc).__name__)  # fmt: skip
                     raise
                 self.metrics.outages.failed("outbox", exc)  # told once an outage, not once an item or a try
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, longest)
                 continue
             if failures:
-                log.info("outbox: %s: %s, recorded after %d tries", lease.item.id, what, failures + 1)
+                log.info("outbox: %s: %s, recorded after %d tries", self._logged(lease.item.id), what, failures + 1)
             return recorded
         raise AssertionError("unreachable")  # itertools.count() never ends
 
@@ -728,7 +740,10 @@ class Outbox:
                 return bool(answer)
 
             if not await lease.fenced(record):
-                log.warning("outbox: %s: sent after its lease was lost; another worker may have sent it too", item.id)
+                log.warning(
+                    "outbox: %s: sent after its lease was lost; another worker may have sent it too",
+                    self._logged(item.id),
+                )
                 return False
             await self._record(item, shown, provider_id)
         return True
@@ -752,7 +767,14 @@ class Outbox:
         delay = exc.retry_after if exc.retry_after is not None else self._backoff(attempts)
         delay = min(max(delay, 0.0), self.max_delay)
         parts_sent = max(item.parts_sent, exc.parts_sent)  # an error without progress keeps what was recorded
-        log.info("outbox: %s retry %d in %.1fs from part %d (%s)", item.id, attempts, delay, parts_sent + 1, exc)
+        log.info(
+            "outbox: %s retry %d in %.1fs from part %d (%s)",
+            self._logged(item.id),
+            attempts,
+            delay,
+            parts_sent + 1,
+            exc,
+        )
         self._count(item, "retry")
         next_attempt = self.clock() + timedelta(seconds=delay)
         held = await self._until_recorded(lease, "rescheduled", lambda: lease.fenced(
@@ -839,8 +861,8 @@ class Outbox:
         for them all), and the conversation marked as left once."""
         held = await self._fail(lease, reason, rest[0] if rest else None)
         if held and rest:
-            log.warning("outbox: %s and %d after it in its run failed unsent: the recipient is gone", rest[0].item.id,
-                        len(rest) - 1)  # fmt: skip
+            log.warning("outbox: %s and %d after it in its run failed unsent: the recipient is gone",
+                        self._logged(rest[0].item.id), len(rest) - 1)  # fmt: skip
             for n, later in enumerate(rest):
                 if not await self._failed(later, f"not sent: {reason}", rest[n + 1] if n + 1 < len(rest) else None):
                     break  # its lease lost: another worker holds the line now, and deals with the rest
@@ -849,7 +871,7 @@ class Outbox:
         return held
 
     async def _fail(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:
-        log.warning("outbox: %s failed: %s", lease.item.id, reason)
+        log.warning("outbox: %s failed: %s", self._logged(lease.item.id), reason)
         return await self._failed(lease, reason, following)
 
     async def _failed(self, lease: _Lease, reason: str, following: _Lease | None) -> bool:

@@ -171,7 +171,8 @@ async def test_the_send_is_recorded_through_a_long_store_outage_while_its_lease_
         assert await sending.deliver_due() == 1
     assert flaky.left == 0 and (await item(store, "m1")).status is OutboxStatus.SENT
     said = [r.getMessage() for r in caplog.records if r.name == "gateway.outbox"]
-    assert said == ["outbox: m1: sent, recorded after 41 tries"]  # not a line a try: the outage's own are told once
+    named = sending.keyed.logged_id("m1")  # the item by its keyed form (since 2026-12-07)
+    assert said == [f"outbox: {named}: sent, recorded after 41 tries"]  # not a line a try: the outage told once
     counted = metrics.registry.get_sample_value(
         "gateway_store_failures_total", {"part": "outbox", "error": "StoreError"}
     )

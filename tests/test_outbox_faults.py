@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 
 from gateway.app import STORE
+from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName
 from gateway.settings import Settings
 from gateway.store import OutboxItem, OutboxStatus
 from gateway.testing import BOT_TOKEN, FakeTelegramAPI, telegram_callback, telegram_headers, telegram_update
+from tests.conftest import SECRET_KEY
 from tests.e2e.channel_support import Client, GatewayFactory, eventually, gateway, offline, running_clock
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
@@ -60,7 +62,8 @@ async def test_an_unreadable_outbox_item_is_set_aside_and_the_rest_flows(
     item = await store.outbox_get(conversation.id, "from-a-newer-version")
     assert item is not None and item.status == OutboxStatus.FAILED and item.payload == newer
     assert item.last_error is not None and item.last_error.startswith("set aside")
-    logged = [r.getMessage() for r in caplog.records if "from-a-newer-version" in r.getMessage()]
+    named = KeyedHash(SECRET_KEY).logged_id("from-a-newer-version")  # an item named by its keyed form (2026-12-07)
+    logged = [r.getMessage() for r in caplog.records if named in r.getMessage()]
     assert logged and "set aside" in logged[0] and "TypeError" in logged[0]
     metrics = await (await client.get("/metrics")).text()
     assert "gateway_outbox_set_aside_total 1.0" in metrics

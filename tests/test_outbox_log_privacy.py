@@ -68,10 +68,11 @@ async def test_a_sends_debug_lines_carry_the_provider_id_keyed_never_its_plain_d
         assert not any(provider_id in line for line in lines)
     accepted = [line for line in lines if " accepted as " in line]
     assert accepted == [
-        f"outbox: r{n}: accepted as {keyed.provider_id(pid)} under the lease to {line.rsplit(' ', 1)[-1]}"
+        f"outbox: {keyed.logged_id(f'r{n}')}: accepted as {keyed.provider_id(pid)} under the lease to "
+        f"{line.rsplit(' ', 1)[-1]}"
         for n, pid, line in zip((1, 2), answered, accepted, strict=True)
     ]
-    assert [line.split(":")[1].strip() for line in lines] == ["r1", "r1", "r2", "r2"]
+    assert [line.split(":")[1].strip() for line in lines] == [keyed.logged_id(f"r{n}") for n in (1, 1, 2, 2)]
     assert keyed.provider_id(answered[0]) == KeyedHash("a key of the test's").provider_id(answered[0])
     assert keyed.provider_id(answered[0]) != KeyedHash("another key").provider_id(answered[0])
 

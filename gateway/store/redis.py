@@ -2590,7 +2590,10 @@ class RedisStore:
 
     async def _outbox_set_aside(self, conversation_id: str, item_id: str, exc: Exception) -> None:
         """Failed for good (its line's step is the caller's)."""
-        log.error("redis: outbox item %s set aside: its stored form cannot be read (%s)", item_id, type(exc).__name__)
+        # the conversation named, not the item (since 2026-12-07): a bot reply's id is an unkeyed SHA-256 of the
+        # young person's message's provider id (gateway/ids.py), and the store holds no key to name it otherwise
+        log.error("redis: an outbox item of conversation %s set aside: its stored form cannot be read (%s)",
+                  conversation_id, type(exc).__name__)  # fmt: skip
         reason = f"set aside: its stored form cannot be read ({type(exc).__name__})"
         keys = [K.outbox_item(conversation_id, item_id), *K.transcript_keys(conversation_id),
                 K.items_listed(conversation_id)]  # fmt: skip

@@ -18,9 +18,10 @@ import pytest
 
 from gateway.app import STORE
 from gateway.conversation import Status
+from gateway.keyed import KeyedHash
 from gateway.settings import Settings
 from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, FakeTwilioAPI, sign_twilio, twilio_form, twilio_status_form
-from tests.conftest import TWILIO_TOKEN, outbox_drained
+from tests.conftest import SECRET_KEY, TWILIO_TOKEN, outbox_drained
 from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline, running_clock
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
@@ -93,6 +94,10 @@ async def test_a_bot_question_reported_undelivered_for_a_transient_reason_is_sen
     lines = [r.getMessage() for r in caplog.records if "reported failed" in r.getMessage()]
     assert len(lines) == 2 and "code 30008 (transient)" in lines[0] and "code 30003 (transient)" in lines[1]
     assert all("+336" not in line and question.body["Body"][:20] not in line for line in lines)
+    # the reply named by its keyed form (``gateway log-id``), never its id: an unkeyed SHA-256 of the young person's
+    # message's SID (``ids.derived_id``), which Twilio holds (until 2026-12-07 the line named it)
+    assert f"({KeyedHash(SECRET_KEY).logged_id(entry['id'])})" in lines[0]
+    assert not any(entry["id"] in r.getMessage() for r in caplog.records)
     assert len(twilio.accepted()) == count + 1
 
 
