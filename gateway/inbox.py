@@ -65,7 +65,7 @@ from gateway.clock import utcnow
 from gateway.dispatcher import URGENT_AHEAD, Dispatcher
 from gateway.errors import InboundBusy, StoreError
 from gateway.flows.risk import risk_source
-from gateway.ids import inbound_key
+from gateway.ids import entry_id_of_key, inbound_key
 from gateway.keyed import KeyedHash
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.metrics import Metrics
@@ -346,18 +346,25 @@ class Inbox:
         except StoreError:  # recorded once the store answers (else the lease lapses and the retry is a duplicate)
             self._unrecorded[item.id] = _Outcome(item.next_attempt_at)
 
+    def _logged(self, item: InboxItem) -> str:
+        """How a log line names ``item`` (since 2026-12-07): the keyed form (``KeyedHash.logged_id``) of the entry id
+        its message gets, as ``gateway log-id --conversation`` lists it. Until then its id, the
+        de-duplication key, which holds the provider's message id in clear (``in:whatsapp:SM…``: Twilio's console
+        leads from it to the young person's number)."""
+        return self.keyed.logged_id(entry_id_of_key(item.id))
+
     async def _retry(self, item: InboxItem, exc: Exception, *, counts: bool) -> None:
         attempts = item.attempts + 1
         if counts and attempts >= self.max_attempts:
-            log.error("inbox: %s set aside after %d attempts (%s at %s); kept in the store", item.id, attempts,
-                      type(exc).__name__, where(exc))  # fmt: skip
+            log.error("inbox: %s set aside after %d attempts (%s at %s); kept in the store", self._logged(item),
+                      attempts, type(exc).__name__, where(exc))  # fmt: skip
             with contextlib.suppress(StoreError):  # else retried when its lease lapses, and set aside then
                 await self.store.inbox_set_aside(item.id, self.clock())
                 self.metrics.inbox_set_aside.set(await self.store.inbox_set_aside_count())
             return
         delay = min(self.base_delay * 2 ** min(attempts - 1, 16), self.max_delay)
         if counts or isinstance(exc, InboundBusy):  # a bug, or another instance holds it: no outage
-            log.warning("inbox: %s not processed (%s); again in %.1fs", item.id, type(exc).__name__, delay)
+            log.warning("inbox: %s not processed (%s); again in %.1fs", self._logged(item), type(exc).__name__, delay)
         else:  # the store's: told once an outage, not once an item
             self.metrics.outages.failed("inbox", exc)
         retry_at = self.clock() + timedelta(seconds=delay)

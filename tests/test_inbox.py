@@ -20,13 +20,13 @@ from gateway.app import STORE
 from gateway.conversation import Status
 from gateway.dispatcher import Dispatcher
 from gateway.flowset import FlowSet
-from gateway.ids import inbound_key
+from gateway.ids import entry_id_of_key, inbound_key
 from gateway.inbox import Inbox, inbound_from_dict, inbound_to_dict, sender_key
 from gateway.keyed import KeyedHash
 from gateway.messages import Attachment, ChannelName, Inbound
 from gateway.metrics import Metrics
 from gateway.store import Author, InboxItem, Store, open_store
-from tests.conftest import ROOT, Clock
+from tests.conftest import ROOT, SECRET_KEY, Clock
 from tests.e2e.channel_support import eventually
 from tests.loop_gaps import longest_hold
 
@@ -152,6 +152,26 @@ async def test_an_item_failing_on_a_bug_is_set_aside_and_the_sender_goes_on(
     assert await store.inbox_waiting(sender_key(KEYED, message("zoe", 0))) == 0
 
 
+async def test_an_items_log_lines_name_the_keyed_form_of_its_entry_never_its_key(
+    store: Store, inbox: Inbox, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An item's id is its message's de-duplication key, which holds the provider's message id in clear (a
+    Twilio SID leads to the young person's number in Twilio's console). Until 2026-12-07 the inbox's lines named it:
+    the retries' WARNING and the setting aside's ERROR held ``in:whatsapp:SM…``. Now the keyed form of the entry id
+    the message gets (``KeyedHash.logged_id``, what ``gateway log-id`` prints), nothing computable from the SID."""
+    caplog.set_level(logging.INFO, logger="gateway.inbox")
+    key = "in:whatsapp:SM0123456789abcdef0123456789abcdef"
+    await store.inbox_put([InboxItem(key, "k", {"from": "a newer version"}, clock())])
+    for _ in range(3):  # max_attempts: two retries, then set aside
+        assert await inbox.process_due() == 1
+        clock.advance(seconds=10)
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.inbox"]
+    assert len(lines) == 3 and "set aside" in lines[-1]
+    named = KEYED.logged_id(entry_id_of_key(key))
+    assert all(line.startswith(f"inbox: {named} ") for line in lines)
+    assert not any(plain in line for line in lines for plain in ("SM0123456789", key, entry_id_of_key(key)))
+
+
 async def test_a_retry_waits_its_backoff(store: Store, inbox: Inbox, clock: Clock) -> None:
     await store.inbox_put([InboxItem("in:broken", "k", {"from": "a newer version"}, clock())])
     assert await inbox.process_due() == 1
@@ -222,8 +242,10 @@ async def test_an_inbound_message_failing_again_and_again_is_set_aside_and_kept(
 
     await eventually(next_one_processed)  # the sender's next message was not held behind it
     assert await store.inbox_set_aside_count() == 1  # still kept
-    logged = [r.getMessage() for r in caplog.records if "from-a-newer-version" in r.getMessage()]
+    named = KeyedHash(SECRET_KEY).logged_id(entry_id_of_key("from-a-newer-version"))  # ``gateway log-id``'s form
+    logged = [r.getMessage() for r in caplog.records if named in r.getMessage()]
     assert any("set aside after 10 attempts" in line and "kept" in line for line in logged)
+    assert "from-a-newer-version" not in caplog.text
     assert "coucou" not in caplog.text  # never the message's text
     ready = await client.get("/readyz")
     assert (await ready.json())["inbox_set_aside"] == 1
