@@ -166,9 +166,10 @@ async def test_a_message_whose_conversation_ends_while_it_waits_refused_by_the_n
 ) -> None:
     """Refused by the client network's rate of new chats (``chats_per_address``: the ended one was the hour's), the
     message's ``refused`` frame says when that window ends and that it is the network's (``retry_after``, ``"limit":
-    "network"``), as a page's first message's does: chat.js waits for the window, then tries it by itself. Until
-    2026-12-07 (night) ``ChatSession._refuse_first`` kept the reason alone: no ``retry_after``, no ``limit``, and
-    the message waited for "Réessayer" for good."""
+    "network"``), as a page's first message's does. The page showing the end tries nothing by itself (chat.js's
+    ``heldRetry`` stops at an end): the message waits in its box for "Nouvelle conversation" or "Réessayer", and
+    the frame is what any later try reads. Until 2026-12-07 (night) ``ChatSession._refuse_first`` kept the reason
+    alone: no ``retry_after``, no ``limit``."""
     settings, store = holds
     chat = await make_client(settings.replace(limit_chats_per_address="1/hour"), store=cast(Store, store))
     _, frames = await _ended_while_waiting(chat, store, "tu es encore là ?")
