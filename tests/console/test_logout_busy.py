@@ -7,6 +7,11 @@ lock let go within ``LOCK_SECONDS``). Until 2026-12-07 the logout tried them one
 waited for up to ``LOCK_SECONDS`` (10 s) before the next conversation was tried, N × 10 s for N busy ones, the others
 held by the listener who had left all that time. No part of the gateway is patched: the test holds the real store's
 lock (SQLite's in-process lock, Redis's lease, a Cluster's).
+
+The logout's actions wait far longer than the test for a lock (``BUSY_WAIT``): the others handed back while the lock
+is held prove they were tried without waiting for it (``hand_back``'s ``wait=0.0``), not after a wait that lapsed.
+Until 2026-12-07 (night) the logout's own 10 s wait let this test pass with that first try waiting as long as any
+(the busy lock waited for, LockTimeout, then the others): only the order of the answers was checked.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from gateway.console.actions import Actions
 from gateway.conversation import Status
 from gateway.messages import ChannelName, Inbound
 from gateway.store import Store
@@ -24,6 +30,8 @@ from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
 from tests.test_webchat import WALK_TO_QUEUE
 
 __all__ = ["redis_cluster_url", "redis_url", "store", "store_url"]  # fixtures used below
+
+BUSY_WAIT = 3600.0  # how long the logout's actions wait for a lock: beyond the test's safety net (``until``)
 
 
 async def until(condition: Callable[[], Awaitable[bool]]) -> None:
@@ -49,7 +57,8 @@ async def three_held_by_anne(store: Store, clock: Clock) -> list[str]:
 
 async def test_a_logout_hands_back_the_others_while_one_conversations_lock_is_busy(store: Store, clock: Clock) -> None:
     busy, *others = await three_held_by_anne(store, clock)
-    _, actions = instance(store, clock)
+    dispatcher, made = instance(store, clock)
+    actions = Actions(dispatcher, made.store, made.flows, clock=clock, lock_seconds=BUSY_WAIT)
 
     async def others_handed_back() -> bool:
         records = [await store.get_conversation(i) for i in others]
@@ -57,7 +66,11 @@ async def test_a_logout_hands_back_the_others_while_one_conversations_lock_is_bu
 
     async with store.lock(busy):  # another holder, as the logout begins
         logout = asyncio.create_task(actions.hand_back_all("anne", lambda name: False))
-        await until(others_handed_back)
+        try:  # within the safety net, far within BUSY_WAIT: the others were not tried after a wait for the lock
+            await until(others_handed_back)
+        except TimeoutError:
+            logout.cancel()  # not left waiting an hour for the lock once the store is closed
+            raise AssertionError("the others waited for the busy conversation's lock") from None
         # before 2026-12-07: nothing handed back until the busy one's wait ended (LockTimeout, 10 s later), and then
         # the logout had answered with the busy one still held by Anne
         assert not logout.done(), "the logout answered before the busy conversation's lock was let go"
