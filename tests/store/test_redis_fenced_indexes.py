@@ -65,3 +65,43 @@ async def test_a_refused_commit_leaves_no_index_the_next_holder_joined(
         client.close()
         await late.close()
         await other.close()
+
+
+async def test_a_refused_commit_of_an_open_record_leaves_the_exact_set_as_the_next_holder_left_it(
+    proxy: DelayingProxy,  # noqa: F811
+    redis_url: str,  # noqa: F811
+) -> None:
+    """A web chat's record saved open (queued) by a commit held past the lease and refused by the lock's fence, the
+    next holder having ended the conversation meanwhile: the network's exact set of open chats (``K.client_open``)
+    does not list it, as ``client_open_add`` joins an id only while the record is the one that save wrote. The other
+    set (``K.client``, joined before the record) lists it: the two disagree and the gate reads the records, a young
+    person of that network never refused for a chat that ended. Until 2026-12-07 (night) nothing failed with that check
+    removed (``tests/test_gate_cap.py`` writes no refused record): the ended id listed in both, the network counted
+    full until the mark of the last reading (``K.client_read``, 30 s) lapsed."""
+    late = await open_store(proxy.url, keys=store_keys(proxy.url), socket_timeout=SOCKET_TIMEOUT)
+    other = await open_store(redis_url, keys=store_keys(redis_url), socket_timeout=SOCKET_TIMEOUT)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    network = "network-of-the-school"
+    try:
+        conversation, _ = await other.active_conversation(ChannelName.WEBCHAT, "token-1", datetime.now(UTC))
+        cid = conversation.id
+        await other.save_conversation(replace(conversation, client=network, engine={"step": "start"}))
+
+        async def hand_off(store: Store, found: Conversation) -> None:  # queued: open, the exact set joined
+            assert found.status is Status.BOT and found.client == network
+            await store.save_conversation(replace(found, status=Status.QUEUED, engine={"step": "a"}))
+
+        async def end(store: Store, found: Conversation) -> None:  # the exact set left, then the other set
+            await store.save_conversation(replace(found, status=Status.CLOSED, closed_at=datetime.now(UTC)))
+
+        await commit_held_past_the_lease(proxy, late, other, cid, hand_off, end)
+        assert proxy.unheard >= 1, "the late record was not refused: nothing was tested"
+        record = await other.get_conversation(cid)
+        assert record is not None and record.status is Status.CLOSED
+        assert cid not in client.smembers(K.client_open(network)), "the refused record's id joined the exact set"
+        client.set(K.client_read(network), 1, px=30_000)  # the records read a moment ago: the sets trusted if agreeing
+        assert not await other.client_at_cap(network, 1), "an ended chat counted against its network's cap"
+    finally:
+        client.close()
+        await late.close()
+        await other.close()
