@@ -757,15 +757,13 @@ class Outbox:
         if isinstance(exc, CredentialsRefused):
             self._refused(item, exc)
         if exc.rate_limited or isinstance(exc, CredentialsRefused):  # every reply of its channel waits as long:
-            seconds = exc.retry_after if exc.retry_after is not None else self._backoff(item.attempts + 1)
-            self._pause(item, seconds, quiet=isinstance(exc, CredentialsRefused))  # not asked again meanwhile
+            self._pause(item, self._wait(exc, attempts), quiet=isinstance(exc, CredentialsRefused))  # not asked
         if self.max_attempts is not None and attempts >= self.max_attempts:  # its conversation goes on (the run
             return await self._fail(lease, f"gave up after {attempts} attempts: {exc}", None)  # stops: claimed again)
         if self.retry_for is not None and self.clock() - item.created_at >= self.retry_for:
             hours = self.retry_for.total_seconds() / 3600
             return await self._fail(lease, f"gave up after {attempts} attempts in {hours:g} h: {exc}", None)
-        delay = exc.retry_after if exc.retry_after is not None else self._backoff(attempts)
-        delay = min(max(delay, 0.0), self.max_delay)
+        delay = min(self._wait(exc, attempts), self.max_delay)
         parts_sent = max(item.parts_sent, exc.parts_sent)  # an error without progress keeps what was recorded
         log.info(
             "outbox: %s retry %d in %.1fs from part %d (%s)",
@@ -783,6 +781,16 @@ class Outbox:
         if held:  # the worker wakes when it is due (armed after it was recorded: never before its time)
             self._retries.after(delay)
         return held
+
+    def _wait(self, exc: RetryableDelivery, attempts: int) -> float:
+        """The wait before the try after ``attempts`` tries refused with ``exc``: the provider's ``retry_after``
+        when it told one, never below ``base_delay``; its backoff otherwise, and when it told 0 (Graph's
+        ``Retry-After: 0``, a proxy's). Until 2026-12-07 a told 0 was a wait of 0: the reply due again at once,
+        sent again at every claim (100 a second) for as long as the provider refused, the channel's pause 0 s
+        (``tests/test_outbox_retry_after_zero.py``)."""
+        if not exc.retry_after:
+            return self._backoff(attempts)
+        return max(exc.retry_after, self.base_delay)
 
     def _backoff(self, attempts: int) -> float:
         """The wait after ``attempts`` tries: ``base_delay`` doubling, at most ``max_delay`` (the exponent bounded: a
