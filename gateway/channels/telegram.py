@@ -24,12 +24,14 @@ import asyncio
 import contextlib
 import datetime
 import hmac
+import json
 import logging
 import re
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import aiohttp
@@ -144,7 +146,7 @@ class TelegramChannel:
         # The send timeout of every channel, not PTB's 5 s: a Bot API slow for 5–15 s had each reply it held sent
         # twice (the first request timed out, was taken all the same, and went again).
         limit = SEND_TIMEOUT_SECONDS
-        request = HTTPXRequest(connect_timeout=limit, read_timeout=limit, write_timeout=limit)
+        request = _Requests(connect_timeout=limit, read_timeout=limit, write_timeout=limit)
         self._bot = Bot(
             token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot", request=request
         )  # no Application
@@ -346,6 +348,8 @@ class TelegramChannel:
             return await request
         except ptb.RetryAfter as error:
             raise RetryableDelivery("telegram: flood control", _seconds(error), rate_limited=True) from None
+        except _FloodControl:  # a 429 telling no retry_after: the channel paused for the reply's backoff
+            raise RetryableDelivery("telegram: flood control", rate_limited=True) from None
         except ptb.TelegramError as error:
             raise _ours(error) from None
         except (KeyError, TypeError, AttributeError, ValueError) as error:  # PTB reading a 200 that is not its answer
@@ -390,6 +394,34 @@ def _ours(error: ptb.TelegramError) -> DeliveryError:
     if isinstance(error, ptb.NetworkError):  # includes TimedOut
         return RetryableDelivery(f"telegram: network error ({name})")
     return PermanentDelivery(f"telegram: {name}")
+
+
+class _FloodControl(ptb.NetworkError):
+    """The Bot API's 429 whose answer tells no ``parameters.retry_after`` (a bare 429, a proxy's), which PTB raises as
+    a plain NetworkError (its RetryAfter only with a retry_after): Telegram's flood control all the same."""
+
+
+class _Requests(HTTPXRequest):
+    """PTB's HTTPX requests, a 429 without a ``retry_after`` raised as :class:`_FloodControl` (since 2026-12-07:
+    until then a network error, not a rate limit: every chat's reply asked the Bot API during the limit, each refused
+    and spending a try; bench/chaos.py ``provider-429``, 129 sends refused in a 29 s limit). A 429 with one is left
+    to PTB (its RetryAfter)."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if code == HTTPStatus.TOO_MANY_REQUESTS and not _tells_retry_after(payload):
+            raise _FloodControl("Too Many Requests")
+        return code, payload
+
+
+def _tells_retry_after(payload: bytes) -> bool:
+    """Whether a Bot API answer holds a ``parameters.retry_after`` PTB makes a RetryAfter of (a truthy one)."""
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError):
+        return False
+    parameters = document.get("parameters") if isinstance(document, dict) else None
+    return isinstance(parameters, dict) and bool(parameters.get("retry_after"))
 
 
 class _FailingCalls:

@@ -434,6 +434,33 @@ async def test_retryable_failures(
 
 
 @pytest.mark.parametrize(
+    "failure",
+    [Failure(429, description="Too Many Requests: retry after"), Failure(429, description="")],
+    ids=["described", "bare"],
+)
+async def test_a_429_without_retry_after_is_a_rate_limit_all_the_same(
+    channel: TelegramChannel, telegram: FakeTelegramAPI, failure: Failure
+) -> None:
+    """A 429 whose answer has no ``parameters.retry_after`` (PTB raises its NetworkError, not RetryAfter) is
+    Telegram's flood control all the same: rate limited, so that the outbox pauses the channel for the reply's
+    backoff. Until 2026-12-07 it was a network error: every chat's reply asked the Bot API during the limit, each
+    refused and spending a try (bench/chaos.py ``provider-429``: 129 sends refused in a 29 s limit, none held back)."""
+    telegram.fail_next(failure)
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert caught.value.rate_limited and caught.value.retry_after is None
+    assert BOT_TOKEN not in str(caught.value)
+
+
+async def test_another_network_error_is_no_rate_limit(channel: TelegramChannel, telegram: FakeTelegramAPI) -> None:
+    telegram.fail_next(Failure(502, description="Bad Gateway"), Failure(503, description="Too Many Requests"))
+    for _ in range(2):  # a 503's words are not a 429
+        with pytest.raises(RetryableDelivery) as caught:
+            await channel.send(outbound())
+        assert not caught.value.rate_limited
+
+
+@pytest.mark.parametrize(
     ("failure", "reason"),
     [
         (Failure(400, description="Bad Request: chat not found"), "Chat not found"),
