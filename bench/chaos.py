@@ -23,7 +23,12 @@ started again a few seconds later; a Redis restart (``SHUTDOWN NOSAVE``, down a 
 its files); one provider's fake answering 503 for a few seconds; one provider's fake holding every request for a
 few seconds (``provider-hang``, 2–8 s: below the 15 s send timeout); or for longer than the send timeout
 (``provider-hang-long``, 16–25 s: the sends then time out while the provider holds them, and it takes them when
-the hang ends: ambiguous sends, which the gateway sends again).
+the hang ends: ambiguous sends, which the gateway sends again). ``provider-429`` (since 2026-12-07; named in
+``--faults`` only, the default runs' draws unchanged): one provider's fake answers every send with its own rate limit's
+answer for 5–30 s (:func:`rate_limit_answer`: Graph's codes 4/17/32/613 as HTTP 400, 429 or a 200 with the error
+object, Telegram's 429, each with a ``retry_after`` or without; Twilio's 20429, WhatsApp's 63018), and the run prints
+with the fault the sends it refused, the replies held back without asking (``gateway_outbox_deliveries{result=
+"paused"}``) and the wait from its end to the channel's first send accepted.
 
 ``--redis-delay-ms MS`` (``--redis-jitter-ms MS``; since 2026-12-07, default none: the run above unchanged): each
 instance reaches Redis through a ``tests/delaying_proxy.py`` process of its own (:class:`RedisProxy`), MS each way plus
@@ -189,7 +194,7 @@ from gateway.messages import PART_SEPARATOR, ChannelName, Inbound  # noqa: E402
 from gateway.outage_log import SETTLE  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.store.redis_lua import SCRIPTS  # noqa: E402
-from gateway.testing import named_by_provider, stop_gently, store_keys  # noqa: E402
+from gateway.testing import Failure, named_by_provider, stop_gently, store_keys  # noqa: E402
 from tests.sentinel_servers import NotReady, Sentinels  # noqa: E402
 
 REDELIVER_AFTER = 1.0
@@ -198,6 +203,11 @@ REDELIVER_AFTER = 1.0
 IN_FLIGHT_MARGIN = 2.0
 TIMEOUT_MARGIN = 0.5  # s: the gateway starts its send's clock a little before the request reaches the fake
 FAULTS = ["kill", "redis", "provider-5xx", "provider-hang", "provider-hang-long"]
+# one provider's fake answering every send with its own rate limit's answer for 5-30 s (since 2026-12-07; named in
+# ``--faults`` only: the default runs' draws unchanged): :func:`rate_limit_answer`
+RATE_LIMIT = "provider-429"
+RATE_LIMIT_SECONDS = (5.0, 30.0)
+RATE_LIMIT_FIRST_SEND = 90.0  # s after a rate limit's end waited at most for its channel's first send accepted
 # --redis-delay-ms: one instance's Redis traffic held (its own proxy), both ways or one, 1–9 s: past the 5 s socket
 # timeout and the 6 s conversation lock's lease some of the time; in the default faults only with the proxies
 STALL = "redis-stall"
@@ -525,8 +535,8 @@ class Instance:
         """The store's failures by class (``LockLost``: a commit fenced, its lock lost on the way; since 2026-12-07)."""
         return await self.counted(session, "gateway_store_failures_total", "error")
 
-    async def counted(self, session: ClientSession, metric: str, label: str) -> Counter[str]:
-        """A counter of ``/metrics`` summed by one of its labels."""
+    async def counted(self, session: ClientSession, metric: str, label: str, only: str = "") -> Counter[str]:
+        """A counter of ``/metrics`` summed by one of its labels (``only``: its lines holding that text alone)."""
         counts: Counter[str] = Counter()
         try:
             async with session.get(self.url + "/metrics") as response:
@@ -534,7 +544,7 @@ class Instance:
         except (ClientError, TimeoutError):
             return counts
         for line in text.splitlines():
-            if line.startswith(metric + "{") and f'{label}="' in line:
+            if line.startswith(metric + "{") and f'{label}="' in line and only in line:
                 name, value = line.rsplit(" ", 1)
                 counts[name.split(f'{label}="', 1)[1].split('"', 1)[0]] += int(float(value))
         return counts
@@ -743,6 +753,8 @@ class Chaos:
             pause = self.rng.uniform(*STALL_COMMIT_SECONDS)
         if kind == FREEZE:
             pause = self.rng.uniform(*FREEZE_SECONDS)
+        if kind == RATE_LIMIT:
+            pause = self.rng.uniform(*RATE_LIMIT_SECONDS)
         victims = [i for i in self.instances if i.name not in self.busy and i.up]
         stalled = [i for i in self.instances if i.proxy is not None and f"{STALL} {i.name}" not in self.busy]
         provider = self.rng.choice(self.providers) if self.providers else None  # none: web chat alone
@@ -765,6 +777,7 @@ class Chaos:
         self.busy.add(held)
         fault = Fault(kind, time.monotonic(), target=hits)
         self.faults.append(fault)
+        told = ""  # a rate limit's answer and what it cost
         try:
             if kind == "kill":
                 victim.restarts += await victim.worker_restarts(self.session)
@@ -808,6 +821,8 @@ class Chaos:
                 provider.down()
                 await asyncio.sleep(pause)
                 provider.up()
+            elif kind == RATE_LIMIT:
+                told = await self.rate_limited(provider, pause, fault)
             else:  # provider-hang, provider-hang-long
                 provider.stall()
                 await asyncio.sleep(pause)
@@ -815,8 +830,44 @@ class Chaos:
         finally:
             fault.end = fault.end or time.monotonic()  # a failover's: the promotion (its rejoin after it)
             self.busy.discard(held)
-        print(f"  {fault.start - self.began:6.1f}–{fault.end - self.began:5.1f} s  {kind} {fault.target}".rstrip(),
-              flush=True)  # fmt: skip
+        span = f"{fault.start - self.began:6.1f}–{fault.end - self.began:5.1f} s"
+        print(f"  {span}  {kind} {fault.target}{told}".rstrip(), flush=True)
+
+    async def rate_limited(self, provider: Noting, seconds: float, fault: Fault) -> str:
+        """``provider-429``: every send to ``provider`` answered with its rate limit's answer
+        (:func:`rate_limit_answer`) for ``seconds``; told: the answer, the sends it refused (both instances'),
+        the replies the instances held back meanwhile without asking (``gateway_outbox_deliveries{result="paused"}``),
+        and the wait from the limit's end to the channel's first send accepted (the pause outliving the limit),
+        once it came (``RATE_LIMIT_FIRST_SEND`` at most; a channel with nothing to send then says "none")."""
+        answer, form = rate_limit_answer(provider.channel, self.rng)
+        paused = await self.paused(provider.channel)
+        refused = provider.limited
+        provider.rate_limit(seconds, answer)
+        await asyncio.sleep(seconds)
+        fault.end = time.monotonic()
+        accepted = len(provider.copies)
+        waited = "none"
+        while time.monotonic() - fault.end < RATE_LIMIT_FIRST_SEND:
+            if len(provider.copies) > accepted:
+                waited = f"{provider.copies[accepted].at - fault.end:.1f} s"
+                break
+            await asyncio.sleep(0.1)
+        held_back = await self.paused(provider.channel) - paused
+        return (
+            f" ({form}): {provider.limited - refused} sends refused, {held_back} replies held back unasked;"
+            f" first send accepted {waited} after"
+        )
+
+    async def paused(self, channel: ChannelName) -> int:
+        """The replies of ``channel`` the instances up held back for a rate limit so far (a killed one's count
+        restarts: a figure, not an audit)."""
+        total = 0
+        for instance in self.instances:
+            if instance.up:
+                counted = await instance.counted(self.session, "gateway_outbox_deliveries_total", "channel",
+                                                 'result="paused"')  # fmt: skip
+                total += counted[channel.value]
+        return total
 
     async def run(self, every: float, duration: float, kinds: list[str]) -> list[Fault]:
         stop = time.monotonic() + duration
@@ -896,6 +947,10 @@ class Audit:
     extra_lines: list[str] = field(default_factory=list)  # … each such sender's conversations (since 2026-12-07)
     after_close: int = 0  # a sender's next conversation, begun after a listener closed the one before: not extra
     waits: list[tuple[float, float]] = field(default_factory=list)  # (s from entry to its first copy, that copy's at)
+    # since 2026-12-07: a conversation's replies whose first copy at the fake came before an earlier entry's (a rate
+    # limit's pause, a retry: a conversation's order broken), and their conversations
+    out_of_order: int = 0
+    out_of_order_lines: list[str] = field(default_factory=list)
     flood: Flood = field(default_factory=lambda: Flood())
 
 
@@ -922,6 +977,28 @@ class Flood:
     silent_refusals: int = 0  # senders with a message refused and no notice
     notice_unrefused: int = 0  # senders with a notice and every message recorded: refused and recorded
     extra_notices: list[str] = field(default_factory=list)  # a second notice within the hour, and why
+
+
+def rate_limit_answer(channel: ChannelName, rng: random.Random) -> tuple[Failure, str]:
+    """A provider's own answer to a send past its rate limit, drawn (``provider-429``), and how the run prints it.
+    Messenger: Graph's error object with code 4 (the app's limit), 17 (a user's), 32 (the page's) or 613 (a custom
+    one), as HTTP 400, 429 or a 200; Telegram: a 429 (``error_code`` 429); each with a ``retry_after`` (Graph's
+    ``Retry-After`` header, Telegram's ``parameters.retry_after``: the whole seconds the limit has left) or without,
+    one time in two. WhatsApp: Twilio's 429 with code 20429, or WhatsApp's 63018 (as a 429 or a 400); Twilio's answers
+    carry no ``retry_after``."""
+    told = rng.random() < 0.5 and channel is not ChannelName.WHATSAPP
+    retry_after = 0 if told else None  # 0: the fake tells the seconds left (``FakeAPI.rate_limit``)
+    if channel is ChannelName.MESSENGER:
+        status, code = rng.choice((400, 429, 200)), rng.choice((4, 17, 32, 613))
+        answer = Failure(status, code=code, retry_after=retry_after, description="Calls to this api have exceeded"
+                         " the rate limit.")  # fmt: skip
+    elif channel is ChannelName.WHATSAPP:
+        status, code = rng.choice(((429, 20429), (429, 63018), (400, 63018)))
+        answer = Failure(status, code=code, description="Too Many Requests")
+    else:
+        status, code = 429, 429
+        answer = Failure(429, retry_after=retry_after, description="Too Many Requests: retry after")
+    return answer, f"HTTP {status} code {code}, retry_after {'told' if told else 'none'}"
 
 
 def in_flight(copy: Copy, faults: list[Fault]) -> str | None:
@@ -1274,6 +1351,7 @@ async def audit(
             senders.add(address)
             by_address.setdefault(address, []).append(conversation)
             result.empty_engine += not conversation.engine
+            latest = -1.0  # the latest first copy of the conversation's replies so far (their order, at the fake)
             for entry in await store.transcript(conversation.id):
                 if entry.author is Author.USER:
                     users[entry.id] += 1
@@ -1289,6 +1367,10 @@ async def audit(
                     if pid in first:
                         at = first[pid]
                         result.waits.append((at + wall - entry.at.timestamp(), at))
+                        if at < latest:
+                            result.out_of_order += 1
+                            result.out_of_order_lines.append(f"{conversation.id}: {entry.id} {latest - at:.1f} s early")
+                        latest = max(latest, at)
         for address, held in by_address.items():
             extra, after_close = extra_conversations(held)
             result = results[address[0]]
@@ -1659,8 +1741,10 @@ def show(channel: ChannelName, result: Audit, platforms: Platforms) -> None:
     print(
         f"  replies: {result.replies_received:,} received; twice within the bound {in_bound}"
         f" {dict(sorted(result.twice_by_fault.items()))}, beyond it {len(result.twice_beyond)}; lost {result.lost};"
-        f" failed {result.replies_failed}"
+        f" failed {result.replies_failed}; out of their conversation's order {result.out_of_order}"
     )
+    for line in result.out_of_order_lines[:5]:
+        print(f"    out of order: {line}")
     for line in result.extra_lines[:5]:
         print(f"    beyond one conversation: {line}")
     for line in result.twice_beyond[:10]:
@@ -1728,10 +1812,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--faults",
         nargs="+",
         default=None,
-        choices=[*FAULTS, STALL, STALL_COMMIT, FAILOVER, FREEZE],
+        choices=[*FAULTS, RATE_LIMIT, STALL, STALL_COMMIT, FAILOVER, FREEZE],
         help=f"the faults drawn (default {' '.join(FAULTS)}, and {STALL} with --redis-delay-ms; with --sentinel"
-        f" {' '.join(SENTINEL_FAULTS)}); {FREEZE} (named only): one instance SIGSTOPped"
-        f" {FREEZE_SECONDS[0]:.0f}-{FREEZE_SECONDS[1]:.0f} s, then SIGCONT",
+        f" {' '.join(SENTINEL_FAULTS)}); named only: {FREEZE}, one instance SIGSTOPped"
+        f" {FREEZE_SECONDS[0]:.0f}-{FREEZE_SECONDS[1]:.0f} s, then SIGCONT; {RATE_LIMIT}, one provider's fake answers"
+        " every send with its own rate limit's answer for 5-30 s (Graph's codes 4/17/32/613 as HTTP 400, 429 or 200,"
+        " Telegram's 429, each with a retry_after or without; Twilio's 20429 or WhatsApp's 63018)",
     )
     every = [str(c) for c in (*CHANNELS, ChannelName.WEBCHAT)]
     parser.add_argument("--channels", nargs="+", default=every, choices=every,

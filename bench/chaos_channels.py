@@ -133,8 +133,8 @@ class ChaosGraph(Noting, FakeGraphAPI):
 
     def reply(self, path: str, raw: bytes, answer: Any) -> tuple[str, str, str] | None:
         body = json.loads(raw)
-        if "message" not in body:
-            return None  # a typing indicator
+        if "message" not in body or "message_id" not in answer:
+            return None  # a typing indicator, or Graph's error object answered with a 200 (a rate limit's)
         return body["recipient"]["id"], str(body["message"].get("text", "")), answer["message_id"]
 
 
