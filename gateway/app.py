@@ -309,7 +309,8 @@ async def create_app(
                       signed_in=logged_in),
                   left_seconds=2.5 * presence.beat,  # the presence's own grace (``Presence.complete``)
                   every=watch_seconds)  # fmt: skip
-    typing_relay = TypingRelay(store, channels.adapters, limits, metrics)  # one indicator across instances: a claim
+    typing_relay = TypingRelay(store, channels.adapters, limits, metrics,  # one indicator across instances: a claim
+                               paused=outbox.paused)  # fmt: skip
     hup = asyncio.Event()  # SIGHUP: flows.yaml reloaded at once by the watcher (off the loop: FlowSet.reload_aside)
     loop_watch = LoopWatch(metrics)
     hub.held_for = loop_watch.held_for  # a socket's close seen after a hold: as early as the hold (since 2026-12-07)

@@ -100,15 +100,19 @@ class TypingRelay:
     instance lets one event per conversation through every :attr:`every` seconds, then takes a short claim shared
     by all (``claims``), and only the instance that wins it calls the provider (without it, N instances made N
     identical calls). Sent in the background, so a slow provider never holds the events back; a failure is logged
-    by class and forgotten (it is only a hint). Outcomes are counted in ``gateway_typing_indicators``.
+    by class and forgotten (it is only a hint). Outcomes are counted in ``gateway_typing_indicators``. A channel
+    whose provider rate-limits this instance (``paused``: the outbox's pause, ``Outbox.paused``) is not asked: the
+    hint is dropped, counted ``paused`` (since 2026-12-08: until then it went, refused, during the limit).
     """
 
     every = 4
 
     def __init__(
-        self, store: TypingRoles, adapters: Mapping[ChannelName, Channel], claims: Claims, metrics: Metrics
-    ) -> None:
+        self, store: TypingRoles, adapters: Mapping[ChannelName, Channel], claims: Claims, metrics: Metrics,
+        paused: Callable[[ChannelName], bool] = lambda channel: False,
+    ) -> None:  # fmt: skip
         self._store, self._adapters, self._claims, self._metrics = store, adapters, claims, metrics
+        self._paused = paused
         self._last: dict[str, float] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -152,6 +156,9 @@ class TypingRelay:
         if conversation is None or conversation.status != Status.WITH_LISTENER:
             return
         adapter = self._adapters.get(conversation.channel)
+        if isinstance(adapter, TypingIndicator) and self._paused(conversation.channel):
+            self._metrics.typing_indicators.labels("paused").inc()  # its provider rate-limits us: not asked now
+            return
         if isinstance(adapter, TypingIndicator):
             try:
                 await adapter.typing(conversation.sender)

@@ -188,7 +188,8 @@ class Metrics:
         )  # fmt: skip
         self.typing_indicators = Counter(
             "gateway_typing_indicators", "A listener's typing relayed to the young person's app, by outcome: shown (by"
-            " this instance), elsewhere (another instance's claim won: shown once, not once per instance), failed",
+            " this instance), elsewhere (another instance's claim won: shown once, not once per instance), failed,"
+            " paused (the channel rate-limited: not asked)",
             ["outcome"], registry=r,
         )  # fmt: skip
         self.outbox_set_aside = Counter(

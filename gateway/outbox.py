@@ -834,6 +834,12 @@ class Outbox:
         if current is None or current < until:
             self._paused[channel] = until
 
+    def paused(self, channel: ChannelName) -> bool:
+        """Whether ``channel``'s provider rate-limits this instance now (:meth:`_pause`): what else would ask it (a
+        listener's typing hint, ``TypingRelay``) waits too (since 2026-12-08)."""
+        until = self._paused.get(channel.value)
+        return until is not None and self.clock() < until
+
     async def _defer(self, lease: _Lease, until: datetime, why: str = "paused") -> bool:
         """A reply of a paused channel (:meth:`_pause`), or of one whose sends in flight fill its share of the window
         (``busy``): not sent, due again at ``until``, no try spent (the provider refused nothing of it); the rest of
