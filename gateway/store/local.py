@@ -130,7 +130,14 @@ class LocalLocks:
             del self._entries[conversation_id]
 
     @staticmethod
-    async def _acquire(lock: asyncio.Lock, conversation_id: str, timeout: float) -> None:
+    async def _acquire(lock: asyncio.Lock, conversation_id: str, timeout: float, alone: bool = False) -> None:
+        """``alone``: its entry has no other holder nor waiter (``_LockEntry.users`` is 1), so the lock is free and
+        ``acquire`` takes it without waiting: no timeout armed. Since 2026-12-07 (late): until then every lock
+        taken, nearly all of them free (the inbox's turn of every webhook, the SQLite store's conversation locks),
+        armed and cancelled a loop timer through ``asyncio.timeout`` (7.7 against 1.7 µs a lock on uvloop)."""
+        if alone and not lock.locked():
+            await lock.acquire()  # free, nobody waiting: returns at once (asyncio.Lock's first branch)
+            return
         try:
             async with asyncio.timeout(timeout):
                 await lock.acquire()
@@ -151,7 +158,7 @@ class _Held:
     async def __aenter__(self) -> None:
         entry = self._locks._enter(self._id)
         try:
-            await LocalLocks._acquire(entry.lock, self._id, self._timeout)
+            await LocalLocks._acquire(entry.lock, self._id, self._timeout, alone=entry.users == 1)
         except BaseException:
             self._locks._leave(self._id, entry)
             raise
