@@ -479,7 +479,7 @@ def _reader(settings: Settings, understanding: Callable[[], Model] | None, metri
     engine = settings.understanding_engine
     return Reader(understanding or (lambda: load_model(engine=engine)), timeout=settings.understanding_timeout,
                   on_failure=lambda reason: failures.labels(reason).inc(),
-                  on_reading=lambda how: messages.labels(how).inc())  # fmt: skip
+                  on_reading=lambda how: metrics.child(messages, how).inc())  # fmt: skip
 
 
 def _late_readings(

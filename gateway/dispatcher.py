@@ -253,7 +253,7 @@ class Dispatcher:
         key, owner = inbound_key(inbound), secrets.token_hex(8)
         sent = await self._claim(key, owner, inbound)
         if sent is None:
-            self.metrics.duplicates.labels(inbound.channel.value).inc()
+            self.metrics.child(self.metrics.duplicates, inbound.channel.value).inc()
             return False
         # a timer until a renewal is due: a third of the lease after the claim was sent (not answered: ``_renew``)
         first = max(sent + self.claim_seconds / 3 - asyncio.get_running_loop().time(), 0.0)
@@ -267,9 +267,9 @@ class Dispatcher:
         finally:
             renewal.cancel()
         if processed:
-            self.metrics.inbound.labels(inbound.channel.value).inc()
+            self.metrics.child(self.metrics.inbound, inbound.channel.value).inc()
         else:
-            self.metrics.duplicates.labels(inbound.channel.value).inc()
+            self.metrics.child(self.metrics.duplicates, inbound.channel.value).inc()
         return processed
 
     async def _claim(self, key: str, owner: str, inbound: Inbound) -> float | None:

@@ -232,6 +232,18 @@ class Metrics:
             ["part", "error"], registry=r,
         )  # fmt: skip
         self.outages = StoreOutages(self.store_failures, every=outage_summary_seconds)
+        self._children: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
+
+    def child(self, metric: Counter, *values: str) -> Counter:
+        """``metric.labels(*values)``, resolved once for each set of values: what a message or a reply counts (its
+        channel, a delivery's result, how the model read it). ``labels`` takes the metric's lock and checks its
+        values on every call (1.45 µs against 0.45 for the child's ``inc``); until 2026-12-08 each message
+        resolved it again (the inbound count, each reply's delivery, the model's reading: about 3 a message). For a
+        metric whose children are never removed (``clear``, ``remove``: not ``flow_version`` nor ``waiting``)."""
+        found = self._children.get((metric, values))
+        if found is None:
+            found = self._children[(metric, values)] = metric.labels(*values)
+        return found
 
     def reloaded(self, ok: bool, version: str | None) -> None:
         """A flows.yaml reload, accepted or refused; ``version``: the one served after it."""

@@ -912,7 +912,7 @@ class Outbox:
         return True
 
     def _count(self, item: OutboxItem, result: str) -> None:
-        self.metrics.deliveries.labels(str(item.payload.get("channel", "")), result).inc()
+        self.metrics.child(self.metrics.deliveries, str(item.payload.get("channel", "")), result).inc()
 
     async def _record(
         self, item: OutboxItem, delivery: Delivery, provider_id: str | None, reason: str | None = None

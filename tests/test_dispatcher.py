@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 
 from gateway.conversation import Conversation
 from gateway.dispatcher import DEDUPE_TTL_SECONDS, Dispatcher
@@ -20,6 +21,7 @@ from gateway.errors import InboundBusy, StoreError
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_entry_id, inbound_key
 from gateway.messages import ChannelName, Inbound
+from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, DoneMark, Store, open_store
 from tests.conftest import ROOT, Clock
 
@@ -71,6 +73,33 @@ async def test_a_message_is_processed_once_and_a_redelivery_is_a_duplicate(store
     assert await running.handle_inbound(message("m1")) is False
     assert await user_entries(store) == [inbound_entry_id(message("m1"))]
     assert await store.claim(inbound_key(message("m1")), "later", 10) is ClaimState.DONE
+
+
+class _LabelsCounted(Counter):
+    """A counter counting how often its children are looked up (``labels``)."""
+
+    asked = 0
+
+    def labels(self, *values: Any, **named: Any) -> Any:
+        self.asked += 1
+        return super().labels(*values, **named)
+
+
+async def test_a_message_counted_looks_its_channels_counter_up_once(store: Store, clock: Clock) -> None:
+    """The messages processed and the duplicates are counted by channel, each channel's child looked up once
+    (``Metrics.child``: until 2026-12-08, ``labels`` was asked again for every message, 1.45 µs each)."""
+    metrics = Metrics()
+    registry = CollectorRegistry()
+    metrics.inbound = _LabelsCounted("gateway_inbound_messages", "processed", ["channel"], registry=registry)
+    metrics.duplicates = _LabelsCounted("gateway_inbound_duplicates", "duplicates", ["channel"], registry=registry)
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    running = Dispatcher(store, flows, clock=clock, metrics=metrics)
+    for mid in ("m1", "m2", "m3", "m1", "m2"):
+        await running.handle_inbound(message(mid))
+    assert registry.get_sample_value("gateway_inbound_messages_total", {"channel": "messenger"}) == 3
+    assert registry.get_sample_value("gateway_inbound_duplicates_total", {"channel": "messenger"}) == 2
+    assert (metrics.inbound.asked, metrics.duplicates.asked) == (1, 1)  # (3, 2) before
 
 
 async def test_a_failed_processing_releases_its_claim_at_once(store: Store, clock: Clock) -> None:
