@@ -125,9 +125,27 @@ REFUSED = (ptb.BadRequest, ptb.ChatMigrated, ptb.Conflict, ptb.EndPointNotFound)
 # 404, a token malformed): the line's, not this young person's. No send of any chat goes until TELEGRAM_BOT_TOKEN is
 # set again: the replies wait (CredentialsRefused), the Bot API asked again once a minute (gateway/outbox.py).
 TOKEN_RETRY_SECONDS = 60.0
-# Telegram's description of an error, told as it is when it is words only: no digit (a chat id, a token, an offset
-# in the young person's text), no markup, no braces (PTB's "unknown parameters: {…}"), at most 120 characters.
-DESCRIPTION = re.compile(r"[A-Za-z][A-Za-z ':,/_.-]{0,119}")
+# Telegram's descriptions of an error told as it wrote them: only those known here, compared in lower case (PTB
+# takes "Bad Request: " off and capitalizes what is left), and setWebhook's "Bad webhook: …" (the line's public
+# address, never a young person's); any other is told by its class alone. Until 2026-12-08 any description of words
+# only (no digit, no markup: DESCRIPTION, a pattern) was told as it came, and a username is words only: a description
+# naming the young person's went to the outbox's WARNING line, to the failure kept for the listener, to the folded
+# line of a failed button answer (tests/e2e/test_provider_error_privacy.py).
+KNOWN_DESCRIPTIONS = frozenset({
+    "forbidden: bot was blocked by the user", "forbidden: user is deactivated",
+    "forbidden: bot can't initiate conversation with a user", "forbidden: bot can't send messages to bots",
+    "forbidden: bot was kicked from the group chat", "forbidden: bot was kicked from the supergroup chat",
+    "forbidden: bot was kicked from the channel chat", "forbidden: bot is not a member of the group chat",
+    "forbidden: bot is not a member of the supergroup chat", "forbidden: bot is not a member of the channel chat",
+    "chat not found", "user not found", "peer_id_invalid", "chat_write_forbidden", "button_data_invalid",
+    "message is too long", "message text is empty", "message to edit not found", "message to be replied not found",
+    "query is too old and response timeout expired or query id is invalid", "query is too old",
+    "have no rights to send a message", "not enough rights to send text messages to the chat",
+    "wrong file identifier/http url specified", "invalid file_id", "file is too big",
+    "group chat was upgraded to a supergroup chat", "unauthorized", "not found", "too many requests",
+    "internal server error", "bad gateway",
+})  # fmt: skip
+KNOWN_PREFIXES = ("bad webhook",)
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -362,6 +380,12 @@ def _token_refused(said: str) -> CredentialsRefused:
     return CredentialsRefused(f"{said}: {reason}", TOKEN_RETRY_SECONDS)
 
 
+def _known(description: str) -> bool:
+    """Whether ``description`` (PTB's message) is one of Telegram's that name nobody (:data:`KNOWN_DESCRIPTIONS`)."""
+    said = description.strip().lower()
+    return said in KNOWN_DESCRIPTIONS or said.startswith(KNOWN_PREFIXES)
+
+
 def _not_the_apis(what: str) -> RetryableDelivery:
     """A success status whose answer is not the Bot API's (JSON without ``result``, a result that is not what was
     asked): retried, as a proxy's page is (:func:`_ours`); until 2026-12-05 PTB's KeyError or TypeError escaped the
@@ -375,7 +399,8 @@ def _ours(error: ptb.TelegramError) -> DeliveryError:
     PTB's message is not: for an answer that is not the Bot API's JSON (a proxy's or a firewall's error page at
     ``TELEGRAM_API_URL``) it quotes the whole raw answer, which may quote the request's URL and so the bot's token,
     and it adds an answer's unknown parameters as they came. Telegram's own description is kept only when it is
-    words (:data:`DESCRIPTION`: "Forbidden: bot was blocked by the user", "Chat not found"); else the class alone.
+    one we know (:data:`KNOWN_DESCRIPTIONS`: "Forbidden: bot was blocked by the user", "Chat not found"); else the
+    class alone (until 2026-12-08 any description of words only: a username is one).
     An answer that was not the Bot API's decides nothing about the young person: a 403 page is not "blocked by the
     user" (RecipientGone would stop every reply to them), a 404 page is not a refusal, a 200 page (a captive portal,
     a cache) or an empty 200 is not a send: retried, as an outage is. PTB raises the error pages' from its parse's
@@ -384,7 +409,7 @@ def _ours(error: ptb.TelegramError) -> DeliveryError:
     name = type(error).__name__
     if isinstance(error.__cause__, (ptb.TelegramError, ValueError)):  # PTB could not read the answer as JSON
         return _not_the_apis(name)
-    said = f"telegram: {name}: {error.message}" if DESCRIPTION.fullmatch(error.message) else f"telegram: {name}"
+    said = f"telegram: {name}: {error.message}" if _known(error.message) else f"telegram: {name}"
     if isinstance(error, ptb.Forbidden):  # the bot blocked by the user, or the account deleted: the young person gone
         return RecipientGone(said)
     if isinstance(error, ptb.InvalidToken):  # every chat's sends alike: the line's token, never a young person's

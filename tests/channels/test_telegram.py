@@ -567,6 +567,25 @@ async def test_a_description_with_digits_or_parameters_is_told_by_its_class_only
     assert str(caught.value) == "telegram: BadRequest"
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Failure(400, description="Bad Request: can't write to the chat of user zoe_dupont"),
+        Failure(403, description="Forbidden: user zoe_dupont has restricted who can message them"),
+    ],
+    ids=["400", "403"],
+)
+async def test_a_description_of_words_the_adapter_does_not_know_is_told_by_its_class_only(
+    channel: TelegramChannel, telegram: FakeTelegramAPI, failure: Failure
+) -> None:
+    """A username is words only: until 2026-12-08 such a description was told as Telegram wrote it (the outbox logs a
+    failure's text, the listener sees it). Now only the descriptions the adapter knows are told."""
+    telegram.fail_next(failure)
+    with pytest.raises(PermanentDelivery) as caught:
+        await channel.send(outbound())
+    assert str(caught.value) == f"telegram: {'BadRequest' if failure.status == 400 else 'Forbidden'}"
+
+
 async def test_an_unreachable_api_is_retryable(telegram: FakeTelegramAPI, session: aiohttp.ClientSession) -> None:
     adapter = TelegramChannel(make_settings(telegram.url), session)
     await adapter.start()
