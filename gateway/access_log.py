@@ -7,6 +7,11 @@ aiohttp's server logger (``aiohttp.server``) answers a request it cannot parse (
 method that is not one) with 400 itself and says "Error handling request from <the client's address>" with a
 traceback whose message quotes the offending bytes, at ERROR (DEBUG for a bad method): :class:`PrivateServerLog`
 says such a request by its class only, at INFO, and takes the address out of that line's other uses.
+
+aiohttp's WebSocket logger (``aiohttp.websocket``) says, at WARNING, "<the client's address>: Client protocols [...]
+don't overlap server-known ones" for any socket whose handshake names sub-protocols (``Sec-WebSocket-Protocol``,
+which any client may send: the gateway's sockets speak none): :class:`PrivateSocketLog` makes it one DEBUG line
+naming neither (until 2026-12-08 the address and the client's words went to the log at will).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 SERVER_ERROR = "Error handling request"  # aiohttp's own words, followed by " from %s" and the client's address
+SOCKET_PROTOCOLS = "Client protocols"  # aiohttp.websocket's words, after "%s: " and the client's address
 
 
 class PrivateAccessLogger(AbstractAccessLogger):
@@ -50,3 +56,15 @@ class PrivateServerLog(logging.Filter):
         record.msg, record.args = "a malformed HTTP request refused (%s)", (type(error).__name__,)
         record.exc_info, record.exc_text = None, None
         return logging.getLogger(record.name).isEnabledFor(record.levelno)
+
+
+class PrivateSocketLog(logging.Filter):
+    """On ``aiohttp.websocket``: a handshake's sub-protocols the gateway does not speak are one DEBUG line, without
+    the client's address or the protocols it named (aiohttp's WARNING quoted both); its other lines as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if SOCKET_PROTOCOLS not in str(record.msg):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        record.msg, record.args = "a web socket named sub-protocols the gateway does not speak: opened without one", ()
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

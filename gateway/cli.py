@@ -174,7 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from gateway.access_log import PrivateAccessLogger, PrivateServerLog
+    from gateway.access_log import PrivateAccessLogger, PrivateServerLog, PrivateSocketLog
     from gateway.app import METRICS, create_app
     from gateway.connections import OWN_FILES, ConnectionGuard, fit_open_files, run
     from gateway.settings import Settings
@@ -195,6 +195,8 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("telegram").setLevel(logging.CRITICAL)
     # aiohttp logs a request it cannot parse with the client's address and the bytes it choked on: said by class
     logging.getLogger("aiohttp.server").addFilter(PrivateServerLog())
+    # and a socket's handshake naming sub-protocols with the client's address and its words: said without either
+    logging.getLogger("aiohttp.websocket").addFilter(PrivateSocketLog())
     asyncio.run(_warn_if_no_listener(settings))
     address = f"http://{args.host}:{args.port}"
 

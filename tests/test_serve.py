@@ -408,6 +408,26 @@ async def test_a_malformed_request_puts_neither_its_bytes_nor_the_clients_addres
     assert "ZZSECRET4242" not in log and "Error handling request" not in log and " ERROR " not in log, log
 
 
+async def test_a_socket_asking_for_a_sub_protocol_puts_neither_the_clients_address_nor_its_words_in_the_log(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """A web chat socket whose handshake names sub-protocols (``Sec-WebSocket-Protocol``: a client's choice, an
+    extension's, anyone's) the gateway does not speak: aiohttp's ``aiohttp.websocket`` logger said so at WARNING with
+    the client's address and the protocols as sent, a line at will carrying an address the access log never writes.
+    Now one DEBUG line, neither quoted; the socket still opens, without a protocol."""
+    with running(tmp_path) as server:
+        server.env |= {"GATEWAY_UNDERSTANDING": "off", "GATEWAY_LOG_LEVEL": "DEBUG"}
+        server.start()
+        await server.ready(http)
+        async with http.ws_connect(server.url + "/chat/ws", protocols=("ZZPROTO4242", "v2")) as ws:
+            assert ws.protocol is None
+            await hello(ws)
+        log = await server.log_once("sub-protocols the gateway does not speak")
+    told = [line for line in log.splitlines() if "aiohttp.websocket" in line]
+    assert len(told) == 1 and " DEBUG " in told[0], log
+    assert "ZZPROTO4242" not in log and "127.0.0.1" not in told[0], log
+
+
 async def test_a_photos_metadata_never_reaches_the_log_at_debug(tmp_path: Path, http: aiohttp.ClientSession) -> None:
     """A web chat photo's EXIF (who took it, where) is dropped by the re-encoding (gateway/images.py), but with
     ``GATEWAY_LOG_LEVEL=DEBUG`` Pillow logged every tag it read on the way, with its value: the author's name and
