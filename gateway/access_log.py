@@ -68,3 +68,25 @@ class PrivateSocketLog(logging.Filter):
         record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
         record.msg, record.args = "a web socket named sub-protocols the gateway does not speak: opened without one", ()
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+# Library loggers that log, below these levels, URLs with tokens, message contents, or (Pillow) every EXIF tag of a
+# photo with its value (who took it, where); python-telegram-bot logs an answer it cannot read as JSON whole, at
+# ERROR (a proxy's page may quote the URL, so the bot's token): every failure of its calls reaches the Telegram
+# adapter as an exception, told there.
+QUIETED = {"httpx": logging.WARNING, "twilio": logging.WARNING, "PIL": logging.WARNING, "telegram": logging.CRITICAL}
+
+
+def private_logging() -> None:
+    """Set the library loggers that would log identifying data (:data:`QUIETED`, never lower than the root's level)
+    and install the filters that say aiohttp's lines about a client without its address or its bytes
+    (:class:`PrivateServerLog`, :class:`PrivateSocketLog`). Called by ``gateway serve`` once logging is configured;
+    any other way of serving :func:`gateway.app.create_app` should call it too. Until 2026-12-08 these lines lived
+    in ``gateway serve`` alone, and the tests copied them."""
+    for name, level in QUIETED.items():
+        logging.getLogger(name).setLevel(max(level, logging.getLogger().level))
+    server, socket = logging.getLogger("aiohttp.server"), logging.getLogger("aiohttp.websocket")
+    if not any(isinstance(f, PrivateServerLog) for f in server.filters):
+        server.addFilter(PrivateServerLog())
+    if not any(isinstance(f, PrivateSocketLog) for f in socket.filters):
+        socket.addFilter(PrivateSocketLog())

@@ -174,7 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from gateway.access_log import PrivateAccessLogger, PrivateServerLog, PrivateSocketLog
+    from gateway.access_log import PrivateAccessLogger, private_logging
     from gateway.app import METRICS, create_app
     from gateway.connections import OWN_FILES, ConnectionGuard, fit_open_files, run
     from gateway.settings import Settings
@@ -186,17 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for unknown in Settings.unknown():  # a misspelt name, its setting left at its default
         logging.getLogger("gateway.settings").warning("%s", unknown)
-    # below WARNING they log URLs with tokens, or message contents, or (Pillow) every EXIF tag of a photo with its
-    # value: who took it, where
-    for noisy in ("httpx", "twilio", "PIL"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    # python-telegram-bot logs an answer it cannot read as JSON whole, at ERROR (a proxy's page may quote the URL, so
-    # the bot's token); every failure of its calls reaches the Telegram adapter as an exception, told there.
-    logging.getLogger("telegram").setLevel(logging.CRITICAL)
-    # aiohttp logs a request it cannot parse with the client's address and the bytes it choked on: said by class
-    logging.getLogger("aiohttp.server").addFilter(PrivateServerLog())
-    # and a socket's handshake naming sub-protocols with the client's address and its words: said without either
-    logging.getLogger("aiohttp.websocket").addFilter(PrivateSocketLog())
+    private_logging()  # library loggers quieted, aiohttp's lines about a client said without its address
     asyncio.run(_warn_if_no_listener(settings))
     address = f"http://{args.host}:{args.port}"
 

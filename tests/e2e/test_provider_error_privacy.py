@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway.access_log import QUIETED, private_logging
 from gateway.settings import Settings
 from gateway.testing import (
     ACCOUNT_SID,
@@ -51,10 +52,8 @@ def store_url(request: pytest.FixtureRequest, settings: Settings) -> str:
 def logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """Every logger at DEBUG, but those ``gateway serve`` sets higher (their own lines quote requests whole)."""
     caplog.set_level(logging.DEBUG)
-    quiet = {"httpx": logging.WARNING, "twilio": logging.WARNING, "PIL": logging.WARNING, "telegram": logging.CRITICAL}
-    before = {name: logging.getLogger(name).level for name in quiet}
-    for name, level in quiet.items():
-        logging.getLogger(name).setLevel(level)
+    before = {name: logging.getLogger(name).level for name in QUIETED}
+    private_logging()  # as ``gateway serve`` does
     yield caplog
     for name, level in before.items():
         logging.getLogger(name).setLevel(level)
