@@ -680,6 +680,8 @@ class ChatSession:
         self.tell_queue = False  # :meth:`_back` lifted a gone mark: the queue is told once it is saved
         self.named: str | None = None  # the conversation the hello named (chat.js: the one its page follows)
         self.ending: Conversation | None = None  # that one, ended as the hello was worked: shown (:meth:`_greet`)
+        # the conversation this socket's hello opened or resumed, and when (``leaving.came_back``'s page_opened_at)
+        self.back_at: tuple[str, datetime] | None = None
 
     async def run(self) -> None:
         try:
@@ -695,8 +697,13 @@ class ChatSession:
             return
         if self.conversation_id is not None:  # closed (not cancelled): the young person may be gone for good
             # closed as early as the process was stopped, when it was (a frozen instance sees the close on resume,
-            # maybe after the page came back on another instance: ``leaving.socket_closed`` then arms nothing)
+            # maybe after the page came back on another instance: ``leaving.socket_closed`` then arms nothing), but
+            # never before this socket's own hello (``back_at``): until 2026-12-08 a page back here as a hold ended,
+            # then closed for good, had its close dated before its return, and was never marked gone
+            # (``tests/test_webchat_close_after_hold.py``)
             closed = self.hub.clock() - timedelta(seconds=self.hub.held_for())
+            if self.back_at is not None and self.back_at[0] == self.conversation_id:
+                closed = max(closed, self.back_at[1])
             # shielded: the socket did close; a handler cancelled now (its connection gone) still arms the timer
             await asyncio.shield(self.hub.arm_gone(self.conversation_id, closed))
 
@@ -878,7 +885,9 @@ class ChatSession:
             conversation.client = self.gate.client_key(self.address)
         self.hub.stop_arming(conversation.id)
         await self.hub.store.cancel_timers(conversation.id, TimerKind.WEBCHAT_GONE)
-        save, self.tell_queue = await leaving.came_back(self.dispatcher, conversation, self.hub.clock())
+        now = self.hub.clock()
+        self.back_at = conversation.id, now  # its close is dated no earlier (:meth:`run`)
+        save, self.tell_queue = await leaving.came_back(self.dispatcher, conversation, now)
         return save or marked
 
     async def _replicated(self) -> None:
