@@ -855,8 +855,11 @@ class Actions:
         gateway's, not one completed by the check): Conflict, nothing changed, while the conversation's ending is
         listed as begun (an idle close or "Terminer" cut short after the goodbye: in a queue after it, the young person
         would be told their place; the queue step's script reads the list, no round trip more). ``done``: the processed
-        mark of the console's id of a listener's hand-back (:meth:`_once`), saved with the record."""
-        entry = await self.store.requeue(conversation.id, unless_leaving=unless_leaving)
+        mark of the console's id of a listener's hand-back (:meth:`_once`), saved with the record. The queue step names
+        the holder it hands back from (the record's): an entry another listener holds is left to them, Conflict (since
+        2026-12-08: until then a Redis step landing after its lock lapsed, an instance stalled, un-took the next
+        holder's entry; ``tests/console/test_handback_late_requeue.py``)."""
+        entry = await self.store.requeue(conversation.id, unless_leaving=unless_leaving, holder=conversation.listener)
         if conversation.priority.rank < entry.priority.rank:  # words of danger while held: first in line, as waiting
             await self.store.enqueue(conversation.id, entry.queue, conversation.priority, entry.at,
                                      flag=conversation.flag)  # fmt: skip

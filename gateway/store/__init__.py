@@ -811,11 +811,15 @@ class QueueStore(Protocol):
         """Conversations ``listener`` holds now (taken and not handed back, transferred or finished)."""
         ...
 
-    async def requeue(self, conversation_id: str, *, unless_leaving: bool = False) -> QueueEntry:
+    async def requeue(
+        self, conversation_id: str, *, unless_leaving: bool = False, holder: str | None = None
+    ) -> QueueEntry:
         """A listener hands the conversation back: waiting again, at its original arrival time.
 
         Conflict if it has no queue entry, or (``unless_leaving``: a hand-back begun now, not one completed) when its
-        ending is listed as begun (:meth:`begin_leaving`; Redis reads it in the same script).
+        ending is listed as begun (:meth:`begin_leaving`; Redis reads it in the same script), or (``holder``: the
+        listener it is handed back from; None: whoever holds it) when another listener holds the entry, nothing
+        changed (since 2026-12-08: a Redis hand-back's step landing after its lock lapsed un-took the next holder's).
         """
         ...
 

@@ -2211,17 +2211,29 @@ class RedisStore:
         return len(held) - len(ended)
 
     @_guarded
-    async def requeue(self, conversation_id: str, *, unless_leaving: bool = False) -> QueueEntry:
-        """Under a console's action's lock (a listener's or a supervisor's hand-back, not a logout's: ``locked_batch``'s
+    async def requeue(
+        self, conversation_id: str, *, unless_leaving: bool = False, holder: str | None = None
+    ) -> QueueEntry:
+        """``holder``: the listener the hand-back hands back from (the record's, read under its lock): an entry another
+        holds is left to them, Conflict (the script's test, ``redis_lua._TAKE_OR_REQUEUE``; since 2026-12-08). The
+        step is of slot ``{queue}``, which cannot read the lock, and sent alone before the fenced writes: until then a
+        step that reached Redis after its lock lapsed (an instance stalled past its lease, the listener's retry handed
+        back on another and a colleague took the conversation) un-took that colleague's entry, left waiting beside a
+        record naming them; the stalled instance dying before its undo, the next alert check handed their young person
+        back to the queue (``tests/console/test_handback_late_requeue.py``). A late step still un-takes a new hold by
+        the same listener (handed back and taken again meanwhile): the undo, the record refused, puts it back.
+
+        Under a console's action's lock (a listener's or a supervisor's hand-back, not a logout's: ``locked_batch``'s
         ``undo_queue_step``) the entry left waiting is noted on the lock's fence, as ``enqueue``'s: the action's record
         refused (``LockLost``, answered 503), it is put back as the record says, taken by its listener again in their
         capacity (``_unqueue_refused``). Since 2026-12-07: until then the entry waited beside the held record, the
         check completed the hand-back and the retry was refused ``not_yours``
         (``tests/console/test_handback_refused.py``). The check's completion (``Actions.complete_hand_back``) and an
         automatic hand-back note nothing."""
-        entry = await self._take_or_requeue(conversation_id, "", 0, unless_leaving)
+        entry = await self._take_or_requeue(conversation_id, "", 0, unless_leaving, holder or "")
         if entry is None:
-            raise Conflict(f"conversation {conversation_id} has no queue entry, or is ending (listed as leaving)")
+            raise Conflict(f"conversation {conversation_id} has no queue entry, is ending (listed as leaving), or is "
+                           "held by another listener")  # fmt: skip
         fence = _FENCING.get()
         if (
             fence is not None and fence.undo and fence.conversation_id == conversation_id
@@ -2231,9 +2243,10 @@ class RedisStore:
         return entry
 
     async def _take_or_requeue(
-        self, conversation_id: str, listener: str, at_us: int, unless_leaving: bool = False
+        self, conversation_id: str, listener: str, at_us: int, unless_leaving: bool = False, holder: str = ""
     ) -> QueueEntry | None:
-        args = [K.QUEUE, conversation_id, listener, at_us, at_us - TAKES_KEPT_US, "1" if unless_leaving else "0"]
+        args = [K.QUEUE, conversation_id, listener, at_us, at_us - TAKES_KEPT_US, "1" if unless_leaving else "0",
+                holder]  # fmt: skip
         raw = await self._script("take_or_requeue", [K.QUEUE + "entries"], args)
         return None if raw is None else loads("queue", raw, decode_queue_entry)
 

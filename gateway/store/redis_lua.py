@@ -780,9 +780,12 @@ return 1
 )
 
 # KEYS: entries. ARGV: prefix, id, listener ('' to hand back), taken at µs, takes older than this µs are dropped,
-# '1' to refuse a hand back of a conversation listed in ``leaving`` (a take always is).
+# '1' to refuse a hand back of a conversation listed in ``leaving`` (a take always is), and (since 2026-12-08) for a
+# hand back the listener it hands back from ('' or absent: whoever holds it).
 # Returns the entry, or false when the change is not allowed (a take of a conversation listed in ``leaving``, whose
-# quick exit, "Terminer" or idle close is under way or cut short, is not; nor a listener's hand back, since rel31).
+# quick exit, "Terminer" or idle close is under way or cut short, is not; nor a listener's hand back, since rel31; nor
+# a hand back of an entry another listener holds, since 2026-12-08: until then a hand-back's step that reached Redis
+# after its lock lapsed (a stalled instance) un-took the next holder's entry, ``RedisStore.requeue``).
 # A take is counted in ``takes:<queue>`` (scored by when) and the conversation joins ``held:<listener>``; a hand back
 # leaves it.
 _TAKE_OR_REQUEUE = (
@@ -805,6 +808,7 @@ if ARGV[3] ~= '' then
 elseif ARGV[6] == '1' and redis.call('HEXISTS', ARGV[1] .. 'leaving', ARGV[2]) == 1 then
   return false
 elseif e['taken_by'] ~= cjson.null then
+  if ARGV[7] and ARGV[7] ~= '' and e['taken_by'] ~= ARGV[7] then return false end
   redis.call('ZADD', waiting, 0, e['member'])
   redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2])
   holding(ARGV[1], e['taken_by'])

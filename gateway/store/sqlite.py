@@ -309,6 +309,7 @@ def path_from_url(url: str) -> Path:
 
 
 _REQUEUE = "UPDATE queue SET taken_by = NULL WHERE conversation_id = ?"
+_REQUEUE_FROM = "UPDATE queue SET taken_by = NULL WHERE conversation_id = ? AND (taken_by IS NULL OR taken_by = ?)"
 _TAKE = "UPDATE queue SET taken_by = ? WHERE conversation_id = ? AND taken_by IS NULL"
 _WAITING_ENTRY = "SELECT * FROM queue WHERE conversation_id = ? AND taken_by IS NULL"
 _HAS_ENTRY = "SELECT 1 FROM queue WHERE conversation_id = ?"
@@ -1267,20 +1268,28 @@ class SqliteStore:
         rows = await self._select("SELECT COUNT(*) FROM queue WHERE taken_by = ?", (listener,))
         return int(rows[0][0])
 
-    async def requeue(self, conversation_id: str, *, unless_leaving: bool = False) -> QueueEntry:
+    async def requeue(
+        self, conversation_id: str, *, unless_leaving: bool = False, holder: str | None = None
+    ) -> QueueEntry:
         """``unless_leaving``: nothing is listed on SQLite (an ending is one transaction). Inside a batch (a
         hand-back's, under the conversation's lock: no other change of its entry can come between), the entry is
         read now and its change held, so that the hand-back's writes are one transaction: an instance dying halfway
-        leaves none of them, never a waiting entry beside a record that says held."""
+        leaves none of them, never a waiting entry beside a record that says held. ``holder`` (since 2026-12-08, as
+        Redis's): an entry another listener holds is refused, Conflict. SQLite never had the late step that test
+        stops on Redis: its locks have no lease (a stalled holder keeps its lock) and the step is in the batch."""
         if self._batch() is not None:
             rows = await self._select("SELECT * FROM queue WHERE conversation_id = ?", (conversation_id,))
             if not rows:
                 raise Conflict(f"conversation {conversation_id} has no queue entry")
+            taken_by = rows[0]["taken_by"]
+            if holder and taken_by is not None and taken_by != holder:
+                raise Conflict(f"conversation {conversation_id} is held by another listener")
             await self._write(lambda conn: conn.execute(_REQUEUE, (conversation_id,)))
             return replace(_queue_entry(rows[0]), taken_by=None)
-        entry = await self._update_entry(conversation_id, _REQUEUE, (conversation_id,))
+        sql, params = (_REQUEUE, (conversation_id,)) if not holder else (_REQUEUE_FROM, (conversation_id, holder))
+        entry = await self._update_entry(conversation_id, sql, params)
         if entry is None:
-            raise Conflict(f"conversation {conversation_id} has no queue entry")
+            raise Conflict(f"conversation {conversation_id} has no queue entry, or another listener holds it")
         return entry
 
     async def _update_entry(

@@ -508,6 +508,24 @@ async def test_requeue_keeps_the_original_arrival(store: Store) -> None:
         await store.requeue("never-queued")
 
 
+async def test_requeue_from_a_holder_leaves_another_listeners_entry_taken(store: Store) -> None:
+    """``holder`` (since 2026-12-08): a hand-back's step names the listener it hands back from; an entry another holds
+    is refused, unchanged (a Redis step landing after its lock lapsed un-took the next holder's before), in a batch
+    too (SQLite's hand-back); a waiting one, or the holder's own, goes back to waiting."""
+    await store.enqueue("a", "general", Priority.NORMAL, minutes(0))
+    await store.take("a", "bob", T0)
+    with pytest.raises(Conflict):
+        await store.requeue("a", holder="anne")
+    with pytest.raises(Conflict):
+        async with store.batch():
+            await store.requeue("a", holder="anne")
+    entry = await store.queue_entry("a")
+    assert entry is not None and entry.taken_by == "bob" and await store.held_by("bob") == 1
+    assert (await store.requeue("a", holder="bob")).taken_by is None
+    assert (await store.requeue("a", holder="anne")).taken_by is None  # waiting already: nothing to refuse
+    assert [e.conversation_id for e in await store.waiting("general")] == ["a"] and await store.held_by("bob") == 0
+
+
 async def test_remove_from_queue_waiting_or_taken(store: Store) -> None:
     await store.enqueue("a", "general", Priority.NORMAL, minutes(0))
     await store.enqueue("b", "general", Priority.NORMAL, minutes(1))
