@@ -475,7 +475,8 @@ class FakeTwilioAPI(FakeAPI):
             "more_info": f"https://www.twilio.com/docs/errors/{code}",
             "status": failure.status,
         }
-        return web.json_response(document, status=failure.status)
+        headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+        return web.json_response(document, status=failure.status, headers=headers)
 
     async def _messages(self, request: web.Request) -> web.Response:
         if not self.authorised(request) or request.match_info["sid"] != self.account_sid:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime
 import logging
 import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import aiohttp
@@ -44,6 +45,7 @@ from gateway.channels.base import (
     fetch_allowed,
     is_contact_card,
     read_body,
+    retry_after_header,
     send_parts,
     split_text,
     with_numbered_list,
@@ -150,7 +152,7 @@ class WhatsAppChannel:
 
     async def start(self) -> None:
         """Open Twilio's async HTTP client; call it inside the running loop (the app's cleanup_ctx)."""
-        self._http = AsyncTwilioHttpClient(timeout=SEND_TIMEOUT_SECONDS)
+        self._http = _HttpClient(timeout=SEND_TIMEOUT_SECONDS)
         # A non-empty environment: Twilio would otherwise read TWILIO_EDGE/TWILIO_REGION from os.environ.
         environment = {"TWILIO_ACCOUNT_SID": self._settings.twilio_account_sid}
         client = Client(
@@ -302,13 +304,14 @@ class WhatsAppChannel:
         """Create one message: the one place where Twilio's errors become ours."""
         if self._client is None:
             raise RuntimeError("WhatsAppChannel.start() must be awaited before send()")
+        _TOLD_WAIT.set(None)
         try:  # Twilio's async client drops its own timeout (aiohttp's 300 s applied): the send timeout is ours
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 resource = await self._client.messages.create_async(
                     from_=self._settings.twilio_whatsapp_from, to=to, body=body, status_callback=self._status_url
                 )
         except (TwilioRestException, TwilioServiceException) as error:
-            raise twilio_error(error.status, error.code) from None
+            raise twilio_error(error.status, error.code, _TOLD_WAIT.get()) from None
         except (aiohttp.ClientError, TimeoutError) as error:
             raise RetryableDelivery(f"whatsapp: network error ({type(error).__name__})") from None
         except ValueError:  # a 2xx whose body is not JSON (a captive portal's page): Twilio's client cannot read it
@@ -336,6 +339,21 @@ class Listing:
 
     messages: list[Listed]
     cut: bool = False
+
+
+# The ``Retry-After`` of Twilio's last error answer to this task (its exceptions carry no header): set by
+# :class:`_HttpClient`, read by :meth:`WhatsAppChannel._create` (a task's own: concurrent sends never mix theirs)
+_TOLD_WAIT: contextvars.ContextVar[float | None] = contextvars.ContextVar("twilio_retry_after", default=None)
+
+
+class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships no types
+    """Twilio's async HTTP client, the ``Retry-After`` of an error answer kept for the task that asked (since
+    2026-12-08: until then never read, a 429's pause only the refused reply's backoff, 1 s doubling)."""
+
+    def log_response(self, status_code: int, response: Any) -> None:  # each answer's, before its body is read
+        super().log_response(status_code, response)
+        headers = getattr(response, "headers", None) if status_code >= 400 else None
+        _TOLD_WAIT.set(retry_after_header(headers.get("Retry-After")) if headers else None)
 
 
 @contextlib.contextmanager
@@ -375,8 +393,9 @@ async def _timed(call: Awaitable[T]) -> T:
         return await call
 
 
-def twilio_error(status: int, code: int | None) -> DeliveryError:
-    """Map a Twilio error answer to ours. Twilio's own message is left out: it can quote the phone number."""
+def twilio_error(status: int, code: int | None, retry_after: float | None = None) -> DeliveryError:
+    """Map a Twilio error answer to ours. Twilio's own message is left out: it can quote the phone number.
+    ``retry_after``: its ``Retry-After`` header, the wait of a retryable one (since 2026-12-08)."""
     where = f"whatsapp: HTTP {status}, Twilio code {code}"
     if status == 401 or code == AUTHENTICATE:  # every conversation's sends alike: the line's, never a young person's
         reason = "Twilio refused the account SID or auth token: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN again"
@@ -384,7 +403,8 @@ def twilio_error(status: int, code: int | None) -> DeliveryError:
     if code in SENDER_UNKNOWN:  # the line's configuration, never a young person's: kept and asked again, as above
         return CredentialsRefused(f"{where}: {SENDER_UNKNOWN[code]}", CREDENTIALS_RETRY_SECONDS)
     if status == 429 or code in RATE_LIMITED or status >= 500:
-        return RetryableDelivery(f"{where}: try again later", rate_limited=status == 429 or code in RATE_LIMITED)
+        limited = status == 429 or code in RATE_LIMITED
+        return RetryableDelivery(f"{where}: try again later", retry_after, rate_limited=limited)
     reason = PERMANENT_REASONS.get(code or 0, "refused")
     return RecipientGone(f"{where}: {reason}") if code == OPTED_OUT else PermanentDelivery(f"{where}: {reason}")
 

@@ -338,6 +338,21 @@ async def test_twilios_rate_limit_for_the_channel_is_retried(
     assert caught.value.rate_limited and "63018" in str(caught.value)
 
 
+@pytest.mark.parametrize("failure", [Failure(429, code=20429, retry_after=30), Failure(503, retry_after=30)])
+async def test_twilios_retry_after_is_read(channel: WhatsAppChannel, twilio: FakeTwilioAPI, failure: Failure) -> None:
+    """Twilio's ``Retry-After`` header on a 429 (or a 503) is the wait it asks for, as Telegram's ``retry_after`` and
+    Graph's header are: until 2026-12-08 it was never read (``retry_after`` None), the channel paused for the refused
+    reply's backoff (1 s doubling) and asked again before Twilio's limit ended."""
+    twilio.fail_next(failure)
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert caught.value.retry_after == 30.0
+    twilio.fail_next(Failure(429, code=20429))  # none told: none read, nor one left from the answer before
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert caught.value.retry_after is None and caught.value.rate_limited
+
+
 @pytest.mark.parametrize(
     "failure",
     [
