@@ -34,7 +34,8 @@ class Metrics:
             "gateway_bot_outcomes", "Where the bot sent conversations", ["kind", "queue", "priority"], registry=r
         )
         self.deliveries = Counter(
-            "gateway_outbox_deliveries", "Outbox attempts by channel and result (sent, retry, failed, paused, busy)",
+            "gateway_outbox_deliveries",
+            "Outbox attempts by channel and result (sent, retry, failed, paused, probing, busy)",
             ["channel", "result"], registry=r,
         )  # fmt: skip
         self.bot_replies_failed = Counter(

@@ -93,6 +93,9 @@ WINDOW = 100
 # for SLOW_KEPT_SECONDS after: a healthy provider is never capped, so a burst (a peak's inbox pass writes a hundred
 # replies at once) is neither delayed nor reordered across conversations (a risky message's interrupt among them).
 BUSY_DEFER_SECONDS = 1.0
+# A rate-limited channel's reply claimed while its pause's probe is in flight (:meth:`Outbox._attempt`): given back for
+# this long without a send and without spending a try, claimed again once the probe was answered
+PROBE_DEFER_SECONDS = 1.0
 SLOW_SEND_SECONDS = 5.0
 SLOW_KEPT_SECONDS = 60.0
 # The least time between two claims of :meth:`Outbox.run`: a claim costs two store round trips whatever it
@@ -216,6 +219,10 @@ class Outbox:
         self._answered: str | None = None  # the last claim's token whose answer came: its record is dropped next
         self._unanswered: tuple[datetime, str] | None = None  # a failed claim's time and token, made again next
         self._paused: dict[str, datetime] = {}  # a rate-limited channel: none of its replies sent before this time
+        # and after it, one (the probe) until a send is accepted again: how long its last pause was, and whether a
+        # probe is in flight now (since 2026-12-08: :meth:`_attempt`)
+        self._pause_seconds: dict[str, float] = {}
+        self._probing: set[str] = set()
         # a channel whose provider refuses the line's credentials (CredentialsRefused), with why, until a send goes
         self.refused: dict[str, str] = {}
         self.channel_window = max(1, window // 2)  # a slow channel's sends in flight at most (BUSY_DEFER_SECONDS)
@@ -528,15 +535,22 @@ class Outbox:
             reason = f"channel {outbound.channel.value} is not configured"
             return "on", functools.partial(self._fail, lease, reason, following)
         name = outbound.channel.value
-        paused = self._paused.get(name)
-        if paused is not None and self.clock() < paused:  # its provider said to slow down: not asked before then
-            return "stop", functools.partial(self._defer, lease, paused)
+        paused, probe = self._paused.get(name), False
+        if paused is not None:  # its provider said to slow down: not asked before then, then by one reply first
+            if self.clock() < paused:
+                return "stop", functools.partial(self._defer, lease, paused)
+            if name in self._probing:  # the pause over, its probe not answered yet: the rest wait for its answer
+                probing_until = self.clock() + timedelta(seconds=PROBE_DEFER_SECONDS)
+                return "stop", functools.partial(self._defer, lease, probing_until, "probing")
+            probe = True
         sending, began = self._sending[name], asyncio.get_running_loop().time()
         if len(sending) >= self.channel_window and self._slow(name, sending, began):  # the rest: the other channels'
             busy_until = self.clock() + timedelta(seconds=BUSY_DEFER_SECONDS)
             return "stop", functools.partial(self._defer, lease, busy_until, "busy")
         token = object()
         sending[token] = began
+        if probe:
+            self._probing.add(name)
         # DEBUG (since 2026-12-07): the item, its claim (the lease's end, its fencing token) and, once accepted, the
         # keyed hashes of its provider ids (``KeyedHash.provider_id``; until 2026-12-07 evening their plain SHA-256,
         # ``provider_digests``, which the provider itself could compute): a copy at the provider is told to its item
@@ -566,6 +580,8 @@ class Outbox:
             return "stop", functools.partial(self._retry, lease, RetryableDelivery(f"unexpected {type(exc).__name__}"))
         finally:
             del sending[token]
+            if probe:  # refused, its record (:meth:`_retry`) pauses the channel again before any other send starts
+                self._probing.discard(name)
             if (ended := asyncio.get_running_loop().time()) - began >= SLOW_SEND_SECONDS:
                 self._slow_until[name] = ended + SLOW_KEPT_SECONDS
         answered_at = self.clock()  # the provider accepted it before: a watermark from then on covers it
@@ -574,6 +590,8 @@ class Outbox:
                       PART_SEPARATOR.join(map(self.keyed.provider_id, provider_ids(provider_id))) or "-",
                       lease.until.isoformat())  # fmt: skip
         self._count(item, "sent")
+        if probe:
+            self._resumed(name)
         self.credentials_accepted(name)
         return "on", functools.partial(self._sent, lease, provider_id, following, answered_at)
 
@@ -757,7 +775,8 @@ class Outbox:
         if isinstance(exc, CredentialsRefused):
             self._refused(item, exc)
         if exc.rate_limited or isinstance(exc, CredentialsRefused):  # every reply of its channel waits as long:
-            self._pause(item, self._wait(exc, attempts), quiet=isinstance(exc, CredentialsRefused))  # not asked
+            self._pause(item, self._wait(exc, attempts), quiet=isinstance(exc, CredentialsRefused),  # not asked
+                        told=bool(exc.retry_after))  # fmt: skip
         if self.max_attempts is not None and attempts >= self.max_attempts:  # its conversation goes on (the run
             return await self._fail(lease, f"gave up after {attempts} attempts: {exc}", None)  # stops: claimed again)
         if self.retry_for is not None and self.clock() - item.created_at >= self.retry_for:
@@ -820,19 +839,34 @@ class Outbox:
             self.metrics.credentials_refused.labels(channel).set(0)
             log.info("alert over: %s accepts the line's credentials again: its replies go", channel)
 
-    def _pause(self, item: OutboxItem, seconds: float, *, quiet: bool = False) -> None:
+    def _pause(self, item: OutboxItem, seconds: float, *, quiet: bool = False, told: bool = True) -> None:
         """The provider of ``item``'s channel rate-limits (a 429, Telegram's flood control, Graph's 4/17/32/613,
         Twilio's 20429): none of that channel's replies is sent for ``seconds`` (its ``retry_after``, else this
         reply's backoff), the other channels untouched. One WARNING line a pause (the channel, never an id). Until
         2026-12-04 each conversation's reply asked the provider all the same, each refused, each spending one of its
-        tries: a rate limit outlasting them failed every waiting reply for good."""
+        tries: a rate limit outlasting them failed every waiting reply for good.
+
+        Once the pause is over one reply goes first (the probe, :meth:`_attempt`), the others only once a send is
+        accepted (:meth:`_resumed`); a probe refused with no ``retry_after`` told (``told``) pauses the channel twice
+        as long as the pause before (``max_delay`` at most). Until 2026-12-08 every held reply went at the pause's
+        end and was refused again, the pause never longer than a reply's own backoff (bench/chaos.py's
+        ``provider-429``: 34-37 refused in a 10 s WhatsApp limit; ``tests/test_outbox_probe.py``)."""
         channel, now = str(item.payload.get("channel", "")), self.clock()
-        until = now + timedelta(seconds=min(max(seconds, 0.0), self.max_delay))
         current = self._paused.get(channel)
+        if not told and current is not None and current <= now:  # a refusal after the pause ended: its probe's
+            seconds = max(seconds, 2 * self._pause_seconds.get(channel, 0.0))
+        until = now + timedelta(seconds=min(max(seconds, 0.0), self.max_delay))
         if (current is None or current <= now) and not quiet:  # quiet: told by its own line (:meth:`_refused`)
             log.warning("outbox: %s rate-limited: its sends paused for %.1f s", channel, (until - now).total_seconds())
         if current is None or current < until:
             self._paused[channel] = until
+            self._pause_seconds[channel] = (until - now).total_seconds()
+
+    def _resumed(self, channel: str) -> None:
+        """A paused channel's probe was accepted: its other replies go again (since 2026-12-08)."""
+        if self._paused.pop(channel, None) is not None:
+            self._pause_seconds.pop(channel, None)
+            log.info("outbox: %s accepts sends again: its replies go", channel)
 
     def paused(self, channel: ChannelName) -> bool:
         """Whether ``channel``'s provider rate-limits this instance now (:meth:`_pause`): what else would ask it (a

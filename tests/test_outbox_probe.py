@@ -1,0 +1,68 @@
+"""After a rate limit's pause, one reply asks the provider first (a probe), the channel's others only once it was
+accepted: the real outbox (``Outbox.deliver_due``), the SQLite store and Redis, the WhatsApp adapter against its fake
+Twilio API on 127.0.0.1 answering 20429 with no ``Retry-After`` (as Twilio does) for as long as the test says, the
+clock under the test's control (counts and orders compared, never durations).
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from gateway.channels.whatsapp import WhatsAppChannel
+from gateway.messages import ChannelName, Outbound
+from gateway.outbox import Outbox
+from gateway.settings import Settings
+from gateway.store import OutboxItem, Store
+from gateway.store.codec import encode_outbound
+from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, Failure, FakeTwilioAPI
+from tests.conftest import Clock
+from tests.store.conftest import redis_cluster_url, redis_url, store_url
+from tests.test_outbox import any_store, clock
+
+__all__ = ["any_store", "clock", "redis_cluster_url", "redis_url", "store_url"]  # fixtures
+
+LIMIT = Failure(429, code=20429, description="Too Many Requests")  # Twilio's: no Retry-After
+OTHERS = 10
+LIMITED_FOR = 10.0  # seconds of the test's clock
+
+
+async def test_after_a_pause_one_reply_probes_and_the_rest_go_once_it_is_accepted(
+    any_store: Store, clock: Clock
+) -> None:
+    """Twilio rate-limits the line for 10 s and tells no wait. The first reply is refused: the channel paused for its
+    backoff (1 s); ten replies of other conversations (one of them two replies) wait. Each time the pause ends one
+    reply goes alone; refused, the pause doubles (1, 2, 4, 8 s); the first accepted releases the rest, each once, a
+    conversation's in order. Until 2026-12-08 every held reply went at the pause's end and was refused again, each
+    pause's end (34-37 refused in a 10 s limit in bench/chaos.py's ``provider-429``; 30 here)."""
+    async with FakeTwilioAPI() as twilio, aiohttp.ClientSession() as session:
+        settings = Settings(twilio_api_url=twilio.url, twilio_account_sid=ACCOUNT_SID,
+                            twilio_auth_token="twilio-auth-token", twilio_whatsapp_from=WHATSAPP_FROM)  # fmt: skip
+        whatsapp = WhatsAppChannel(settings, session)
+        await whatsapp.start()
+        sending = Outbox(any_store, {ChannelName.WHATSAPP: whatsapp}, clock=clock, base_delay=1.0, max_attempts=20)
+
+        async def reply(conversation: str, n: int) -> None:
+            message = Outbound(f"{conversation}-{n}", conversation, ChannelName.WHATSAPP,
+                               f"whatsapp:+33600000{len(conversation):03d}", f"{conversation} {n}")  # fmt: skip
+            await any_store.outbox_put(OutboxItem(message.id, conversation, encode_outbound(message), clock()))
+
+        try:
+            twilio.rate_limit(3600, LIMIT)  # lifted by the test once its clock says LIMITED_FOR passed
+            await reply("first", 1)
+            assert await sending.deliver_due() == 1 and twilio.limited == 1  # refused: the channel paused
+            await reply("first", 2)
+            for n in range(OTHERS - 1):
+                await reply(f"o{n}", 1)
+            waited = 0.0
+            while waited < 30:
+                clock.advance(seconds=0.5)
+                waited += 0.5
+                if waited >= LIMITED_FOR:
+                    twilio.rate_limit(0)
+                await sending.deliver_due()
+        finally:
+            await whatsapp.stop()
+        assert twilio.limited == 4  # the first send, then one probe at each pause's end (1, 2, 4 s later): not more
+        bodies = [r.body["Body"] for r in twilio.accepted()]
+        assert sorted(bodies) == sorted(["first 1", "first 2", *(f"o{n} 1" for n in range(OTHERS - 1))])  # once each
+        assert bodies.index("first 1") < bodies.index("first 2")
