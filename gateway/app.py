@@ -888,6 +888,9 @@ def _routes(
         refused = request.app[OUTBOX].refused
         if refused:  # a channel's credentials refused (a page token expired): shown, the other channels still serve
             checks["channels_refused"] = dict(refused)
+        paused = request.app[OUTBOX].paused_channels()
+        if paused:  # a provider rate-limits this instance (since 2026-12-08): shown, not a reason to stop traffic
+            checks["channels_paused"] = paused
         catch_up = request.app.get(CATCH_UP)
         if catch_up is not None and catch_up.failing is not None:  # shown, not a reason to stop traffic
             checks["whatsapp_catchup"] = f"failing ({catch_up.failing})"

@@ -206,6 +206,11 @@ class Metrics:
             " Messenger page token expired or revoked): its replies wait until they are renewed", ["channel"],
             registry=r,
         )  # fmt: skip
+        self.channel_paused = Gauge(
+            "gateway_channel_paused", "1 while a channel's provider rate-limits this instance: its replies held from"
+            " a rate limit's refusal until a send of that channel is accepted again (the pause, then its probe)",
+            ["channel"], registry=r,
+        )  # fmt: skip
         self.whatsapp_caught_up = Counter(
             "gateway_whatsapp_caught_up", "WhatsApp messages Twilio received but the gateway had not (its webhook"
             " answered 503 or never reached it), found in Twilio's list and processed by the catch-up", registry=r,

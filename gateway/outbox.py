@@ -861,12 +861,19 @@ class Outbox:
         if current is None or current < until:
             self._paused[channel] = until
             self._pause_seconds[channel] = (until - now).total_seconds()
+        self.metrics.channel_paused.labels(channel).set(1)  # since 2026-12-08: nothing said "paused now"
 
     def _resumed(self, channel: str) -> None:
         """A paused channel's probe was accepted: its other replies go again (since 2026-12-08)."""
         if self._paused.pop(channel, None) is not None:
             self._pause_seconds.pop(channel, None)
+            self.metrics.channel_paused.labels(channel).set(0)
             log.info("outbox: %s accepts sends again: its replies go", channel)
+
+    def paused_channels(self) -> list[str]:
+        """The channels whose replies are held by a rate limit now (paused, or the pause over and no send accepted
+        since): ``/readyz``'s ``channels_paused`` (since 2026-12-08)."""
+        return sorted(self._paused)
 
     def paused(self, channel: ChannelName) -> bool:
         """Whether ``channel``'s provider rate-limits this instance now (:meth:`_pause`): what else would ask it (a

@@ -46,10 +46,14 @@ async def test_after_a_pause_one_reply_probes_and_the_rest_go_once_it_is_accepte
                                f"whatsapp:+33600000{len(conversation):03d}", f"{conversation} {n}")  # fmt: skip
             await any_store.outbox_put(OutboxItem(message.id, conversation, encode_outbound(message), clock()))
 
+        def paused() -> float | None:
+            return sending.metrics.registry.get_sample_value("gateway_channel_paused", {"channel": "whatsapp"})
+
         try:
             twilio.rate_limit(3600, LIMIT)  # lifted by the test once its clock says LIMITED_FOR passed
             await reply("first", 1)
             assert await sending.deliver_due() == 1 and twilio.limited == 1  # refused: the channel paused
+            assert paused() == 1 and sending.paused_channels() == ["whatsapp"]  # said (/metrics, /readyz)
             await reply("first", 2)
             for n in range(OTHERS - 1):
                 await reply(f"o{n}", 1)
@@ -60,9 +64,40 @@ async def test_after_a_pause_one_reply_probes_and_the_rest_go_once_it_is_accepte
                 if waited >= LIMITED_FOR:
                     twilio.rate_limit(0)
                 await sending.deliver_due()
+                if waited < 15:  # the probe at the end of the 8 s pause (7 s + 8 s) is the first accepted
+                    assert paused() == 1, waited
         finally:
             await whatsapp.stop()
         assert twilio.limited == 4  # the first send, then one probe at each pause's end (1, 2, 4 s later): not more
         bodies = [r.body["Body"] for r in twilio.accepted()]
         assert sorted(bodies) == sorted(["first 1", "first 2", *(f"o{n} 1" for n in range(OTHERS - 1))])  # once each
         assert bodies.index("first 1") < bodies.index("first 2")
+        assert paused() == 0 and sending.paused_channels() == []
+
+
+async def test_a_paused_channel_is_shown(any_store: Store, clock: Clock) -> None:
+    """``gateway_channel_paused{channel}`` is 1 from a rate limit's refusal until a send of that channel is accepted
+    again, then 0, and ``Outbox.paused_channels`` (/readyz's ``channels_paused``) names it meanwhile. Until
+    2026-12-08 nothing said "paused now" (the gauge did not exist)."""
+    async with FakeTwilioAPI() as twilio, aiohttp.ClientSession() as session:
+        settings = Settings(twilio_api_url=twilio.url, twilio_account_sid=ACCOUNT_SID,
+                            twilio_auth_token="twilio-auth-token", twilio_whatsapp_from=WHATSAPP_FROM)  # fmt: skip
+        whatsapp = WhatsAppChannel(settings, session)
+        await whatsapp.start()
+        sending = Outbox(any_store, {ChannelName.WHATSAPP: whatsapp}, clock=clock, base_delay=1.0, max_attempts=20)
+        message = Outbound("r1", "c1", ChannelName.WHATSAPP, "whatsapp:+33600000001", "bonjour")
+        await any_store.outbox_put(OutboxItem(message.id, "c1", encode_outbound(message), clock()))
+
+        def gauge() -> float | None:
+            return sending.metrics.registry.get_sample_value("gateway_channel_paused", {"channel": "whatsapp"})
+
+        try:
+            twilio.fail_next(LIMIT)
+            assert await sending.deliver_due() == 1
+            assert gauge() == 1 and sending.paused_channels() == ["whatsapp"]
+            clock.advance(seconds=1)
+            assert await sending.deliver_due() == 1
+        finally:
+            await whatsapp.stop()
+        assert [r.body["Body"] for r in twilio.accepted()] == ["bonjour"]
+        assert gauge() == 0 and sending.paused_channels() == []
