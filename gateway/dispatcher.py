@@ -53,7 +53,9 @@ from gateway.messages import ChannelName, Choice, Echo, Inbound, Outbound, Recei
 from gateway.metrics import Metrics
 from gateway.outage_log import error_class
 from gateway.store import (
+    ANYONE,
     INDEXED_DAYS,
+    Anyone,
     Author,
     BatchStore,
     Claim,
@@ -1246,6 +1248,7 @@ class Dispatcher:
         *,
         at: datetime | None = None,
         unless_leaving: bool = False,
+        holder: str | Anyone | None = ANYONE,
     ) -> None:
         """Put the conversation in a queue and tell the young person their position and an honest wait: that
         nobody can say when while no listener is online; a queue closed now (a listener's transfer after hours)
@@ -1253,7 +1256,9 @@ class Dispatcher:
         also gets the emergency numbers, unless the partners ``given`` with this hand-off already included them.
         ``at``: the arrival time of its entry, ``now`` unless given (a transfer completed after a cut: the entry's
         own, its place kept). ``unless_leaving`` (a listener's transfer): Conflict, nothing moved, when the
-        conversation's ending is listed as begun (``store.begin_leaving``; read by the queue step's script)."""
+        conversation's ending is listed as begun (``store.begin_leaving``; read by the queue step's script).
+        ``holder`` (a listener's transfer, since 2026-12-08): the listener expected to hold its entry (None: none),
+        another's refused, Conflict, nothing moved (``store.enqueue``)."""
         trigger = Trigger.HANDOFF if conversation.status == Status.BOT else Trigger.TRANSFER
         if conversation.status != Status.QUEUED:  # a hand-off, a held one transferred: without a human from now
             conversation.waiting_since = at or now
@@ -1263,7 +1268,7 @@ class Dispatcher:
         conversation.queued_at = at = at or now
         conversation.listener = None
         await self.store.enqueue(conversation.id, queue, priority, at, flag=conversation.flag,
-                                 unless_leaving=unless_leaving)  # fmt: skip
+                                 unless_leaving=unless_leaving, holder=holder)  # fmt: skip
         await self.transition(conversation, trigger, now)
         position = await self.store.position(conversation.id) or 1
         language = language_of(conversation, engine.flow)

@@ -349,7 +349,13 @@ class Actions:
         (``LockLost``, the console's 503: nothing made), the store undoes its queue step under the lock taken again
         (``RedisStore._unqueue_refused``: the entry put back as the record says, the listing removed), so the check
         completes nothing and the retry with the same key is made once; until 2026-12-07 the check completed it and
-        the retry was refused ``same_queue`` (``tests/console/test_transfer_refused.py``)."""
+        the retry was refused ``same_queue`` (``tests/console/test_transfer_refused.py``). The queue step names the
+        holder it expects (the record's listener, read under the lock; none for a waiting conversation): an entry
+        another listener holds is left to them, Conflict (the console's 503), nothing moved (since 2026-12-08: until
+        then a Redis step landing after its lock lapsed, an instance stalled, replaced the next holder's entry by a
+        waiting one and the alert check completed a transfer they never made; a waiting conversation whose take was
+        cut short, its entry held, was moved, the take undone: now refused until the check settles the take;
+        ``tests/console/test_transfer_late_enqueue.py``)."""
         async with self._once(conversation_id, listener, "transfer", key) as (conversation, once):
             if once is None:
                 return conversation  # made already: answered as it stands
@@ -370,11 +376,13 @@ class Actions:
                     await self.store.begin_move(conversation_id, listener)
                 with derived_ids(_transfer_key(conversation, queue)):  # before the transfer changes the record
                     await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now,
-                                                  unless_leaving=moving)  # fmt: skip
+                                                  unless_leaving=moving, holder=holder)  # fmt: skip
             except IllegalTransition as exc:
                 raise ActionRefused("not_active", str(exc)) from None
-            except Conflict:  # its ending listed as begun (the queue step's script read it): nothing moved
-                raise ActionRefused("not_active", ENDING) from None
+            except Conflict:  # its ending listed as begun, or its entry another's (the queue step's script read it)
+                if conversation_id in await self.store.leavings_begun():  # read only when refused
+                    raise ActionRefused("not_active", ENDING) from None
+                raise  # held by another than the record says (a late step, a take cut short): 503, nothing moved
             await self.store.save_conversation(conversation, done=once.mark)
             if holder is not None and holder != listener:  # a supervisor's: audited once its record was kept
                 detail = f"{conversation.pseudonym}: from {holder}"
@@ -808,7 +816,7 @@ class Actions:
                 await self.store.audit(AuditEntry(now, "gateway", "take_completed", conversation_id, detail))
                 completed = True
             else:
-                await self._line_again(conversation, entry is not None, now)
+                await self._line_again(conversation, entry is not None, now, holder)
                 taken = f"taken by {holder}" if holder is not None else "its entry gone"
                 lost = "listed in no queue and held by no one"
                 detail = f"{conversation.pseudonym}: {lost} ({taken}, a move cut short): back in line"
@@ -818,16 +826,22 @@ class Actions:
             self.dispatcher.kick_outbox()
         return True
 
-    async def _line_again(self, conversation: Conversation, has_entry: bool, now: datetime) -> None:
+    async def _line_again(
+        self, conversation: Conversation, has_entry: bool, now: datetime, holder: str | None = None
+    ) -> None:
         """A queued young person with no entry waiting, back in line: their entry at its place (``requeue``), or, with
-        none left, a new one at their arrival time, their priority and flag; their place told by the queue's timer."""
+        none left, a new one at their arrival time, their priority and flag; their place told by the queue's timer.
+        The queue step names the holder the check read (``holder``; none when it found no entry): an entry another
+        listener holds is left to them, Conflict, nothing changed (since 2026-12-08: until then a Redis step landing
+        after its lock lapsed, the check's instance stalled, un-took the next holder's entry, and the check after it
+        handed their young person back to the queue; ``tests/console/test_transfer_late_enqueue.py``)."""
         assert conversation.queue is not None
         if has_entry:
-            await self.store.requeue(conversation.id)  # a take's entry: waiting again at its place
+            await self.store.requeue(conversation.id, holder=holder)  # a take's entry: waiting again at its place
         else:
             at = conversation.queued_at or now
             await self.store.enqueue(conversation.id, conversation.queue, conversation.priority, at,
-                                     flag=conversation.flag)  # fmt: skip
+                                     flag=conversation.flag, holder=None)  # fmt: skip
         await self.store.set_timer(conversation.id, TimerKind.QUEUE_REASSURE, now)
         await self.store.publish(QueueChanged())
 

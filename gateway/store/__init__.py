@@ -43,8 +43,8 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, runtime_checkable
 
 from gateway.conversation import Conversation, Priority, RiskFlag, Status
 from gateway.errors import ConfigError
@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # gateway.events builds on this module's records (TranscriptE
     from gateway.store.texts import OwnTexts
 
 __all__ = [
+    "ANYONE",
     "ASKED_BY",
     "CLIENT_OPEN",
     "INDEXED_DAYS",
@@ -66,6 +67,7 @@ __all__ = [
     "PERSON_LISTED",
     "RELEASE_OUTCOMES",
     "RESEAL_CHANGED",
+    "Anyone",
     "AuditEntry",
     "AuditStore",
     "Author",
@@ -728,17 +730,31 @@ class DedupeStore(Protocol):
         ...
 
 
+class Anyone(Enum):
+    """:meth:`QueueStore.enqueue`'s ``holder`` unchecked (:data:`ANYONE`): the entry replaced whoever holds it."""
+
+    ANYONE = "anyone"
+
+
+ANYONE: Final = Anyone.ANYONE
+
+
 class QueueStore(Protocol):
     async def enqueue(
         self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None,
-        unless_leaving: bool = False,
+        unless_leaving: bool = False, holder: str | Anyone | None = ANYONE,
     ) -> None:  # fmt: skip
         """Put a conversation in a queue as waiting (replacing any entry it had, e.g. a new priority), with the
         risk ``flag`` its priority was raised for in the same write (one script, one statement): a reader of
         :meth:`waiting` never finds the priority without its flag, whatever the conversation's record says yet.
         The flag is kept without its ``words`` (an entry is not sealed); taking and handing back keep it.
         ``unless_leaving`` (a transfer): Conflict, nothing changed, when the conversation's ending is listed as begun
-        (:meth:`begin_leaving`; Redis reads it in the same script; in a batch, raised when the batch is sent)."""
+        (:meth:`begin_leaving`; Redis reads it in the same script; in a batch, raised when the batch is sent).
+        ``holder`` (since 2026-12-08; :data:`ANYONE`: unchecked): the listener expected to hold the entry replaced
+        (None: none, the conversation waiting or without an entry; a transfer's, the record's, read under its lock;
+        the alert check's, the holder it read): an entry another listener holds is left to them, Conflict, nothing
+        changed. Until then a Redis transfer's step landing after its lock lapsed (an instance stalled) replaced the
+        next holder's entry by a waiting one (``tests/console/test_transfer_late_enqueue.py``)."""
         ...
 
     async def waiting(self, queue: str | None = None) -> list[QueueEntry]:

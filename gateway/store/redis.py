@@ -108,6 +108,7 @@ from gateway.notices.record import Evidence, Notice, Referral
 from gateway.outage_log import error_class
 from gateway.sealing import Sealing
 from gateway.store import (
+    ANYONE,
     ASKERS_MOST,
     CLIENT_OPEN,
     INDEXED_DAYS,
@@ -116,6 +117,7 @@ from gateway.store import (
     READ_LATE_HOURS,
     READ_LATE_KEPT,
     RECEIPT_KEPT_SECONDS,
+    Anyone,
     AuditEntry,
     Author,
     Block,
@@ -2012,18 +2014,27 @@ class RedisStore:
     @_holdable
     async def enqueue(
         self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None,
-        unless_leaving: bool = False,
+        unless_leaving: bool = False, holder: str | Anyone | None = ANYONE,
     ) -> None:  # fmt: skip
         """The entry with its priority and its flag: one script (slot ``{queue}``), which reads the endings' list
-        when ``unless_leaving`` (held in a batch: the Conflict is raised when the batch is sent)."""
+        when ``unless_leaving`` (held in a batch: the Conflict is raised when the batch is sent), and (``holder``,
+        since 2026-12-08) refuses an entry held by another listener than the one expected (None: by anyone), nothing
+        changed. The step cannot read the lock and is sent before the fenced writes: until then a transfer's step that
+        reached Redis after its lock lapsed (an instance stalled past its lease, Anne's retry transferred on another
+        and Bob took the conversation) replaced Bob's entry by a waiting one beside a record naming Bob; the stalled
+        instance dying before its undo, the next alert check completed a transfer Bob never made
+        (``tests/console/test_transfer_late_enqueue.py``)."""
         entry = encode_queue_entry(QueueEntry(conversation_id, queue, priority, at, flag=flag))
         keys = [K.QUEUE + "entries", K.QUEUE + "seq", K.QUEUE + "names"]
         args = [K.QUEUE, conversation_id, queue, str(priority.rank), f"{to_us(at):020d}", dumps(entry),
-                "1" if unless_leaving else "0"]  # fmt: skip
+                "1" if unless_leaving else "0", "0" if holder is ANYONE else "1",
+                holder if isinstance(holder, str) else ""]  # fmt: skip
 
         def refused(answers: list[Any]) -> None:
             if answers and answers[0] == 0:
                 raise Conflict(f"conversation {conversation_id} is ending (listed as leaving): not moved")
+            if answers and answers[0] == -1:
+                raise Conflict(f"conversation {conversation_id} is held by another listener: not moved")
 
         fence = _FENCING.get()  # written under the conversation's lock: checked if its commit is refused
         if fence is not None and fence.conversation_id == conversation_id and fence.task is asyncio.current_task():

@@ -754,7 +754,10 @@ return 1
 
 # The waiting queue: every key under "hg:{queue}:" (ARGV[1]). KEYS: entries, sequence, queue names.
 # ARGV: prefix, id, queue, rank, arrival µs (20 digits), entry JSON, '1' to refuse (0) a conversation listed in
-# ``leaving`` (a transfer: its ending under way or cut short; no round trip more than the step).
+# ``leaving`` (a transfer: its ending under way or cut short; no round trip more than the step), and (since 2026-12-08)
+# '1' to refuse (-1, nothing changed) an entry held by another listener than ARGV[9] ('': none expected, the
+# conversation waiting or without an entry): until then a transfer's step that reached Redis after its lock lapsed (a
+# stalled instance) replaced the next holder's entry by a waiting one (``RedisStore.enqueue``).
 _ENQUEUE = (
     _HOLDING
     + """
@@ -762,6 +765,7 @@ if ARGV[7] == '1' and redis.call('HEXISTS', ARGV[1] .. 'leaving', ARGV[2]) == 1 
 local old = redis.call('HGET', KEYS[1], ARGV[2])
 if old then
   local e = cjson.decode(old)
+  if ARGV[8] == '1' and e['taken_by'] ~= cjson.null and e['taken_by'] ~= ARGV[9] then return -1 end
   redis.call('ZREM', ARGV[1] .. 'waiting:' .. e['queue'], e['member'])
   if e['taken_by'] ~= cjson.null then
     redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2])

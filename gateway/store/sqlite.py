@@ -43,6 +43,7 @@ from gateway.ids import seen_digest
 from gateway.messages import ChannelName
 from gateway.notices.record import Evidence, Notice, Referral
 from gateway.store import (
+    ANYONE,
     CLIENT_OPEN,
     INDEXED_DAYS,
     OPENING_KEPT_SECONDS,
@@ -50,6 +51,7 @@ from gateway.store import (
     READ_LATE_HOURS,
     READ_LATE_KEPT,
     RECEIPT_KEPT_SECONDS,
+    Anyone,
     AuditEntry,
     Author,
     Block,
@@ -1139,13 +1141,21 @@ class SqliteStore:
 
     async def enqueue(
         self, conversation_id: str, queue: str, priority: Priority, at: datetime, *, flag: RiskFlag | None = None,
-        unless_leaving: bool = False,
+        unless_leaving: bool = False, holder: str | Anyone | None = ANYONE,
     ) -> None:  # fmt: skip
         """The entry with its priority and its flag: one row, in one transaction (``unless_leaving``: nothing is
-        listed on SQLite, an ending being one transaction)."""
+        listed on SQLite, an ending being one transaction). ``holder`` (since 2026-12-08, as Redis's): an entry held
+        by another listener is refused, Conflict, nothing changed (in a batch, raised when it commits). SQLite never
+        had the late step that stops on Redis: its locks have no lease and the step is in the batch's transaction."""
         stored_flag = None if flag is None else dumps(queue_flag(flag))
 
         def write(conn: sqlite3.Connection) -> None:
+            if holder is not ANYONE:
+                row = conn.execute(
+                    "SELECT taken_by FROM queue WHERE conversation_id = ?", (conversation_id,)
+                ).fetchone()
+                if row is not None and row[0] is not None and row[0] != holder:
+                    raise Conflict(f"conversation {conversation_id} is held by another listener: not moved")
             # DELETE then INSERT rather than INSERT OR REPLACE, whose implicit delete fires no trigger: the
             # waiting counts (``_count_waiting``) would keep the replaced entry.
             conn.execute("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,))
