@@ -190,6 +190,7 @@ async def create_app(
     keyed = KeyedHash(settings.secret_key.get_secret_value())  # one for the inbox, the gate and the ids in log
     # lines: a webhook makes its senders' keys once for the inbox and the gate (channels_wiring, Inbox.sender_keys)
     dispatcher = Dispatcher(store, flows, clock=clock, on_outgoing=lambda: outbox_ref[0].kick(),
+                            on_rate_limited=lambda channel: outbox_ref[0].rate_limited(channel),
                             listeners_online=presence.online, metrics=metrics,
                             reply_windows=channels.reply_windows,
                             claim_seconds=settings.inbound_claim_seconds, reader=reader, late=late,

@@ -185,8 +185,12 @@ class Dispatcher:
         late: LateReadings | None = None,
         purge_interval_seconds: float = 24 * 3600,
         keyed: KeyedHash | None = None,
+        on_rate_limited: Callable[[ChannelName], datetime] | None = None,
     ) -> None:
-        """``keyed``: names the entries in log lines (``KeyedHash.logged_id``, since 2026-12-07: before, the entry id
+        """``on_rate_limited(channel)``: a reply reported failed for the provider's rate limit (``Receipt.
+        rate_limited``): the app pauses the channel's sends (``Outbox.rate_limited``), which says when they go again
+        (since 2026-12-08).
+        ``keyed``: names the entries in log lines (``KeyedHash.logged_id``, since 2026-12-07: before, the entry id
         itself, an unkeyed SHA-256 of the young person's message's provider id for the bot's replies to it); the
         app's, keyed with GATEWAY_SECRET_KEY; without (tests, the CLI), one with a random key of its own.
         ``metrics``: the app passes its own (``gateway/app.py``), scraped on /metrics; without (tests, the CLI's
@@ -200,6 +204,7 @@ class Dispatcher:
         self.flows = flows
         self.clock = clock
         self._on_outgoing = on_outgoing  # wakes the outbox worker
+        self._on_rate_limited = on_rate_limited
         self._listeners_online = listeners_online
         self._reply_windows = reply_windows or {}  # channel → author ("bot"/"listener") → how long it may write
         self.reader = reader  # the embedded model; None: keywords only
@@ -1596,10 +1601,16 @@ class Dispatcher:
         shown = await self.store.advance_part(entry.conversation_id, entry.id, receipt.provider_message_id, delivery)
         if shown is not None:
             await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, shown))
-        if shown == Delivery.FAILED and entry.delivery != Delivery.FAILED and entry.author == Author.BOT:  # told once
-            await self._bot_failed(entry, receipt)
+        if shown != Delivery.FAILED or entry.delivery == Delivery.FAILED:  # told once
+            return
+        # the provider's rate limit (Twilio's 63018): its channel paused, as after a refused send (since 2026-12-08)
+        resume_at = None
+        if receipt.rate_limited and self._on_rate_limited is not None:
+            resume_at = self._on_rate_limited(receipt.channel)
+        if entry.author == Author.BOT:
+            await self._bot_failed(entry, receipt, resume_at)
 
-    async def _bot_failed(self, entry: TranscriptEntry, receipt: Receipt) -> None:
+    async def _bot_failed(self, entry: TranscriptEntry, receipt: Receipt, resume_at: datetime | None = None) -> None:
         """A bot reply the provider accepted, then reported failed (a WhatsApp status callback): never silent.
         Nobody watches the bot's questions, so it is logged by class and code (never the text nor the number) and
         counted; a failure a resend may get through (``receipt.transient``) is sent again once, at once, when the
@@ -1608,7 +1619,9 @@ class Dispatcher:
         sent twice); the listeners of a conversation in the queue, with a listener or at risk read a note. A failure
         is final in the store (forward only): a later ``delivered`` changes nothing. Until 2026-12-05 the copy went
         30 s later, the conversation's later replies held behind it in the outbox (a listener's first words, the
-        3114 a risk calls for), then sent however far the conversation had gone."""
+        3114 a risk calls for), then sent however far the conversation had gone. ``resume_at``: a failure for the
+        provider's rate limit paused the channel until then (:meth:`handle_receipt`): the copy is due then, not at
+        once; until 2026-12-08 it went at once, into the same limit, and failed in turn for good (one copy still)."""
         code = receipt.error if receipt.error and receipt.error.isdigit() and len(receipt.error) <= 6 else "none"
         kind = "transient" if receipt.transient else "final"
         now = self.clock()
@@ -1638,7 +1651,10 @@ class Dispatcher:
                 text=entry.text, choices=entry.choices,
             )  # fmt: skip
             await self.store.append_transcript(again)  # an id already present is ignored: a report made again
-            await self.store.outbox_put(outbox_item(conversation, again, now))
+            item = outbox_item(conversation, again, now)
+            if resume_at is not None and resume_at > now:
+                item = replace(item, next_attempt_at=resume_at)
+            await self.store.outbox_put(item)
             await self.store.publish(EntryAdded(conversation.id, again))
         self._on_outgoing()
 

@@ -170,6 +170,9 @@ class Receipt:
     watermark: int | None = None  # Messenger: everything sent before this time (ms)
     error: str | None = None
     transient: bool = False  # failed for a reason a resend may get through (the provider's code says so)
+    # failed because the provider rate-limits the line (Twilio's 63018, 20429): the channel is paused, a copy waits
+    # for the pause's end (``Dispatcher.handle_receipt``, since 2026-12-08)
+    rate_limited: bool = False
 
 
 @dataclass(frozen=True, slots=True)

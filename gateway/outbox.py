@@ -96,6 +96,9 @@ BUSY_DEFER_SECONDS = 1.0
 # A rate-limited channel's reply claimed while its pause's probe is in flight (:meth:`Outbox._attempt`): given back for
 # this long without a send and without spending a try, claimed again once the probe was answered
 PROBE_DEFER_SECONDS = 1.0
+# A rate limit a status callback reported (Twilio's 63018 on a reply it had accepted: :meth:`Outbox.rate_limited`),
+# which tells no wait: the channel's sends paused this long (since 2026-12-08)
+REPORTED_PAUSE_SECONDS = 10.0
 SLOW_SEND_SECONDS = 5.0
 SLOW_KEPT_SECONDS = 60.0
 # The least time between two claims of :meth:`Outbox.run`: a claim costs two store round trips whatever it
@@ -851,7 +854,18 @@ class Outbox:
         as long as the pause before (``max_delay`` at most). Until 2026-12-08 every held reply went at the pause's
         end and was refused again, the pause never longer than a reply's own backoff (bench/chaos.py's
         ``provider-429``: 34-37 refused in a 10 s WhatsApp limit; ``tests/test_outbox_probe.py``)."""
-        channel, now = str(item.payload.get("channel", "")), self.clock()
+        self._pause_channel(str(item.payload.get("channel", "")), seconds, quiet=quiet, told=told)
+
+    def rate_limited(self, channel: ChannelName, seconds: float = REPORTED_PAUSE_SECONDS) -> datetime:
+        """``channel``'s provider reported a reply it had accepted failed for its rate limit (Twilio's status
+        callback, 63018 or 20429: ``Dispatcher.handle_receipt``): its sends paused on this instance as after a
+        refused send (:meth:`_pause`, the probe after it); returns when they may go again (a copy of the reply is due
+        then). Since 2026-12-08: until then nothing paused, and the copy went at once, into the same limit."""
+        self._pause_channel(channel.value, seconds)
+        return self._paused.get(channel.value) or self.clock()
+
+    def _pause_channel(self, channel: str, seconds: float, *, quiet: bool = False, told: bool = True) -> None:
+        now = self.clock()
         current = self._paused.get(channel)
         if not told and current is not None and current <= now:  # a refusal after the pause ended: its probe's
             seconds = max(seconds, 2 * self._pause_seconds.get(channel, 0.0))

@@ -194,6 +194,11 @@ class FakeAPI:
         limited = failure or Failure(429, retry_after=0, description="Too Many Requests")
         self._limit = (time.monotonic() + seconds, limited)
 
+    @property
+    def limiting(self) -> bool:
+        """Whether :meth:`rate_limit`'s limit holds now (a test waits for its end on this, never on a sleep)."""
+        return self._limit is not None and self._limit[0] > time.monotonic()
+
     def stall(self, only: str | None = None) -> None:
         """A slow provider: from now on every request waits, unanswered, until :meth:`resume`; with ``only``, just
         the requests whose body holds that text (e.g. one recipient's id) wait, the others are answered."""

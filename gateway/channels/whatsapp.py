@@ -94,8 +94,10 @@ STATUSES = {
     "canceled": "failed",
 }
 # A status callback's failure a resend may get through (``Receipt.transient``: sent again once, ``Dispatcher.
-# _bot_failed``); any other code is final (30005 unknown destination, 30006 landline, 63016 window closed, 63024
-# invalid recipient, 63032 the number in Meta's experiment…): a resend cannot reach them
+# _bot_failed``; a RATE_LIMITED code too, its copy due after the channel's pause: since 2026-12-08, until then 20429
+# was final and 63018's copy went at once, into the same limit); any other code is final (30005 unknown destination,
+# 30006 landline, 63016 window closed, 63024 invalid recipient, 63032 the number in Meta's experiment…): a resend
+# cannot reach them
 TRANSIENT_FAILURES = {
     30001: "queue overflow",
     30003: "unreachable destination handset (off, no signal)",
@@ -465,7 +467,8 @@ def _receipt(form: MultiDict[str]) -> Receipt | None:
         status=status,
         provider_message_id=_required(form, "MessageSid"),
         error=error,
-        transient=status == "failed" and code in TRANSIENT_FAILURES,
+        transient=status == "failed" and (code in TRANSIENT_FAILURES or code in RATE_LIMITED),
+        rate_limited=status == "failed" and code in RATE_LIMITED,
     )
 
 

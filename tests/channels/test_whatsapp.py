@@ -213,6 +213,7 @@ async def test_status_callbacks_become_receipts(client: TestClient[Any, Any], tw
             "watermark": None,
             "error": None,
             "transient": False,
+            "rate_limited": False,
         }
     ]
 

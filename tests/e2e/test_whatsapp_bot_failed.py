@@ -11,14 +11,17 @@ resend failing in turn send nothing more.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import pytest
 
-from gateway.app import STORE
+from gateway.app import OUTBOX, STORE
 from gateway.conversation import Status
 from gateway.keyed import KeyedHash
+from gateway.messages import ChannelName
+from gateway.outbox import REPORTED_PAUSE_SECONDS
 from gateway.settings import Settings
 from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, FakeTwilioAPI, sign_twilio, twilio_form, twilio_status_form
 from tests.conftest import SECRET_KEY, TWILIO_TOKEN, outbox_drained
@@ -162,3 +165,31 @@ async def test_a_failure_reported_after_the_conversation_went_on_sends_no_stale_
     bodies = [r.body["Body"] for r in twilio.accepted()]
     assert bodies.count(told.body["Body"]) == 1  # no stale copy
     assert bodies[count + 1 :] == ["Bonjour, je suis Anne, je suis là.", "Tu veux me raconter ?"]  # each once
+
+
+async def test_a_reply_reported_rate_limited_is_sent_again_after_the_limit_once(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Twilio's status callback says 63018 ("Rate limit exceeded for Channel") while Twilio refuses every send for
+    3 s: the WhatsApp channel is paused on this instance and the copy is due after the pause, sent once the limit
+    is over, once. Until 2026-12-08 the copy went at once, into the same limit (here refused, 1 send refused; at
+    Twilio, accepted then failed 63018 in turn: a final failure, the young person never got the reply)."""
+    desk, conversation_id = await started(client, twilio)
+    question = twilio.accepted()[-1]
+    count = len(twilio.accepted())
+    twilio.rate_limit(3.0)
+    failed = twilio_status_form(question.answer["sid"], "failed", PHONE, error_code="63018")
+    assert await deliver(client, failed, STATUS_PATH) == 200
+    entry = await bot_entry(desk, conversation_id, question.body["Body"])
+    await desk.delivery_of(conversation_id, entry["id"], "failed")
+    await eventually(lambda: asyncio.sleep(0, not twilio.limiting))  # the limit over (3 s of real time)
+    assert twilio.limited == 0  # nothing asked of Twilio during the limit
+    running_clock(client).advance(seconds=REPORTED_PAUSE_SECONDS)  # the pause over
+    resent = (await twilio.wait_accepted(count + 1))[-1]
+    assert resent.body["Body"] == question.body["Body"]
+    delivered = twilio_status_form(resent.answer["sid"], "delivered", PHONE)
+    assert await deliver(client, delivered, STATUS_PATH) == 200
+    await desk.delivery_of(conversation_id, entry["id"] + "-again", "delivered")
+    await outbox_drained(client)
+    assert len(twilio.accepted()) == count + 1 and twilio.limited == 0  # once, never twice
+    assert not client.app[OUTBOX].paused(ChannelName.WHATSAPP)
