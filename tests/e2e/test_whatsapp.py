@@ -575,6 +575,40 @@ async def test_twilio_refusing_the_lines_credentials_keeps_every_reply_and_says_
     assert after is not None and after.left_how is None  # the line's credentials, never the young person leaving
 
 
+async def test_twilio_rate_limiting_the_line_is_shown_on_readyz_until_a_send_goes_again(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Twilio refuses a send with its rate limit (429, code 20429, ``Retry-After: 30``): the real app's ``/readyz``
+    names the channel in ``channels_paused`` (still ready: a rate limit is not unreadiness) and
+    ``gateway_channel_paused`` is 1, until the probe after the pause is accepted, then both say so. Until
+    2026-12-08 only ``Outbox.paused_channels`` was tested (``tests/test_outbox_probe.py``), never the field itself."""
+    twilio.fail_next(Failure(429, code=20429, retry_after=30, description="Too Many Requests"))
+    assert await deliver(client, twilio_form(PHONE, "Bonjour", message_sid="SM" + "6" * 32)) == 200
+    await twilio.wait_for("Messages.json", 1)
+
+    async def shown() -> dict[str, Any] | None:
+        ready = await (await client.get("/readyz")).json()
+        return ready if "channels_paused" in ready else None
+
+    ready = await eventually(shown)
+    assert ready["ready"] is True and ready["channels_paused"] == ["whatsapp"], ready
+    assert (await client.get("/readyz")).status == 200
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_channel_paused{channel="whatsapp"} 1.0' in metrics
+    assert "+33612345678" not in json.dumps(ready)
+
+    running_clock(client).advance(seconds=31)  # the pause told over: one reply probes, accepted, the rest follow
+    await twilio.wait_accepted(1)
+
+    async def over() -> dict[str, Any] | None:
+        ready = await (await client.get("/readyz")).json()
+        return ready if "channels_paused" not in ready else None
+
+    await eventually(over)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_channel_paused{channel="whatsapp"} 0.0' in metrics
+
+
 @pytest.mark.parametrize("code", [21606, 63007])
 async def test_twilio_not_knowing_the_lines_sender_keeps_every_reply_and_says_so_at_once(
     client: Client, twilio: FakeTwilioAPI, code: int
