@@ -360,14 +360,18 @@ class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships 
 
 @contextlib.contextmanager
 def _listing() -> Iterator[None]:
-    """Twilio's list's and media's failures as ours (as :meth:`WhatsAppChannel.send`'s)."""
+    """Twilio's list's and media's failures as ours (as :meth:`WhatsAppChannel.send`'s), its ``Retry-After`` read
+    as a send's is (since 2026-12-08: until then a 429 of the list paused the catch-up ``RATE_LIMIT_PAUSE``, 60 s,
+    whatever Twilio told)."""
+    _TOLD_WAIT.set(None)
     try:
         yield
     except (TwilioRestException, TwilioServiceException) as error:
-        raise twilio_error(error.status, error.code) from None
+        raise twilio_error(error.status, error.code, _TOLD_WAIT.get()) from None
     except TwilioException as error:  # a page's error answer: ("Unable to fetch page", the response)
         status = getattr(error.args[-1] if error.args else None, "status_code", 0)
-        raise twilio_error(status if isinstance(status, int) and status >= 400 else 502, None) from None
+        status = status if isinstance(status, int) and status >= 400 else 502
+        raise twilio_error(status, None, _TOLD_WAIT.get()) from None
     except (aiohttp.ClientError, TimeoutError) as error:
         raise RetryableDelivery(f"whatsapp: network error ({type(error).__name__})") from None
     except (ValueError, KeyError, TypeError):  # a 2xx that is not Twilio's list (a captive portal's page)

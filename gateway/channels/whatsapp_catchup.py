@@ -21,7 +21,8 @@ missed. One instance at a time: a pass starts with a short claim shared by the i
 Redis with Redis), the winner's retries within it need no other; the instance that loses tries again once the
 claim is over. A pass that fails (Twilio unreachable, refusing, the store away) is logged by class, counted in
 ``gateway_whatsapp_catchup_passes{outcome}``, shown by ``/readyz`` (``whatsapp_catchup``, not a reason to stop
-traffic) and tried again after a backoff; a 429 (Twilio's rate limit) pauses it ``RATE_LIMIT_PAUSE`` seconds.
+traffic) and tried again after a backoff; a 429 (Twilio's rate limit) pauses it as long as its ``Retry-After`` says
+(``TOLD_PAUSE_BOUNDS``; since 2026-12-08), ``RATE_LIMIT_PAUSE`` seconds when it tells none.
 A pass reads at most ``LIST_MAX_PAGES`` pages of the list (10,000 messages), the newest: when Twilio holds more, the
 older ones are not caught up, said by a WARNING line and the outcome ``cut``. What it processes is counted in
 ``gateway_whatsapp_caught_up``: only what this pass took (not a message the gate refused, nor one another
@@ -67,7 +68,8 @@ never dropped (:meth:`CatchUp._erased_since`)."""
 CLAIM_SECONDS = 60  # a pass's claim across instances: the others wait this long
 MARK = "whatsapp:catchup"  # the end of the last good pass, kept with the listeners' presence (never a listener's name)
 CHECK_LEASE_SECONDS = 5.0  # the claim that asks whether a message was processed, let go at once
-RATE_LIMIT_PAUSE = 60.0  # after Twilio's 429
+RATE_LIMIT_PAUSE = 60.0  # after Twilio's 429 telling no wait (or 0); one told: that long, within the bounds below
+TOLD_PAUSE_BOUNDS = (1.0, 300.0)  # a told Retry-After's pause, at least and at most (the default period)
 MAX_BACKOFF = 60.0
 
 
@@ -150,7 +152,10 @@ class CatchUp:
             caught = await self.catch_up()
         except CredentialsRefused as exc:  # the auth token is read at start: said at every period, never silent
             return self._failed("failed", exc, self.period)
-        except RetryableDelivery as exc:
+        except RetryableDelivery as exc:  # Twilio's Retry-After the pause of its 429 (since 2026-12-08)
+            if exc.rate_limited and exc.retry_after:
+                return self._failed("rate_limited", exc, min(max(exc.retry_after, TOLD_PAUSE_BOUNDS[0]),
+                                                             TOLD_PAUSE_BOUNDS[1]))  # fmt: skip
             return self._failed("rate_limited" if exc.rate_limited else "failed", exc)
         except DeliveryError as exc:  # refused for good: said at every period, never silent
             return self._failed("failed", exc, self.period)

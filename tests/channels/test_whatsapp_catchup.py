@@ -5,18 +5,21 @@ class the rest of the gateway names it by (``gateway.outage_log.error_class``). 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.channels.whatsapp import Listed, Listing
-from gateway.channels.whatsapp_catchup import CatchUp
-from gateway.errors import StoreError
+from gateway.channels.whatsapp import Listed, Listing, WhatsAppChannel
+from gateway.channels.whatsapp_catchup import RATE_LIMIT_PAUSE, CatchUp
+from gateway.errors import RetryableDelivery, StoreError
 from gateway.messages import Inbound
 from gateway.metrics import Metrics
+from gateway.settings import Settings
 from gateway.store import open_store
+from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, Failure, FakeTwilioAPI
 from tests.e2e.channel_support import eventually
 from tests.store_holds import Holds
 
@@ -64,3 +67,36 @@ async def test_a_pass_failed_by_the_store_is_named_by_the_error_it_wraps(tmp_pat
         await asyncio.gather(worker, return_exceptions=True)
         await holds.real.close()
     assert failing == named
+
+
+@pytest.mark.parametrize(("told", "pause"), [(120, 120.0), (None, RATE_LIMIT_PAUSE), (0, RATE_LIMIT_PAUSE)])
+async def test_twilios_retry_after_is_the_pause_of_a_list_it_rate_limits(
+    tmp_path: Path, told: int | None, pause: float
+) -> None:
+    """Twilio refuses the list with its rate limit (429, code 20429) and a ``Retry-After``: the channel's error
+    carries it (as a send's does) and the catch-up waits that long before its next pass; told none (or 0), the
+    ``RATE_LIMIT_PAUSE``. Until 2026-12-08 the list's ``Retry-After`` was never read: 60 s whatever Twilio said.
+    The real WhatsApp adapter against the fake Twilio API, the real SQLite store."""
+    store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    async with FakeTwilioAPI() as twilio, aiohttp.ClientSession() as session:
+        settings = Settings(twilio_api_url=twilio.url, twilio_account_sid=ACCOUNT_SID,
+                            twilio_auth_token="twilio-auth-token", twilio_whatsapp_from=WHATSAPP_FROM)  # fmt: skip
+        whatsapp = WhatsAppChannel(settings, session)
+        await whatsapp.start()
+
+        async def process(batch: object) -> int:
+            raise AssertionError("nothing to process")
+
+        limit = Failure(429, code=20429, retry_after=told, description="Too Many Requests")
+        try:
+            twilio.fail_next(limit, endpoint="list")
+            with pytest.raises(RetryableDelivery) as refused:
+                await whatsapp.received_since(datetime.now(UTC) - timedelta(minutes=5))
+            assert refused.value.rate_limited and refused.value.retry_after == told
+            catch_up = CatchUp(whatsapp, store, process, Won(), Metrics())
+            twilio.fail_next(limit, endpoint="list")
+            assert await catch_up._turn() == pause  # the seconds until its next pass
+            assert catch_up.failing == "RetryableDelivery"
+        finally:
+            await whatsapp.stop()
+            await store.close()
