@@ -94,7 +94,9 @@ WINDOW = 100
 # replies at once) is neither delayed nor reordered across conversations (a risky message's interrupt among them).
 BUSY_DEFER_SECONDS = 1.0
 # A rate-limited channel's reply claimed while its pause's probe is in flight (:meth:`Outbox._attempt`): given back for
-# this long without a send and without spending a try, claimed again once the probe was answered
+# this long at least without a send and without spending a try, and for as long as the probe has been in flight
+# (within its lease), claimed again once the probe was answered. Until 2026-12-08 always this long: a probe held to
+# its send timeout (15 s) cost each held reply one store write a second
 PROBE_DEFER_SECONDS = 1.0
 # A rate limit a status callback reported (Twilio's 63018 on a reply it had accepted: :meth:`Outbox.rate_limited`),
 # which tells no wait: the channel's sends paused this long (since 2026-12-08)
@@ -225,7 +227,7 @@ class Outbox:
         # and after it, one (the probe) until a send is accepted again: how long its last pause was, and whether a
         # probe is in flight now (since 2026-12-08: :meth:`_attempt`)
         self._pause_seconds: dict[str, float] = {}
-        self._probing: set[str] = set()
+        self._probing: dict[str, datetime] = {}  # a probe in flight: when it began
         # a channel whose provider refuses the line's credentials (CredentialsRefused), with why, until a send goes
         self.refused: dict[str, str] = {}
         self.channel_window = max(1, window // 2)  # a slow channel's sends in flight at most (BUSY_DEFER_SECONDS)
@@ -542,9 +544,11 @@ class Outbox:
         if paused is not None:  # its provider said to slow down: not asked before then, then by one reply first
             if self.clock() < paused:
                 return "stop", functools.partial(self._defer, lease, paused)
-            if name in self._probing:  # the pause over, its probe not answered yet: the rest wait for its answer
-                probing_until = self.clock() + timedelta(seconds=PROBE_DEFER_SECONDS)
-                return "stop", functools.partial(self._defer, lease, probing_until, "probing")
+            if (started := self._probing.get(name)) is not None:  # the pause over, its probe not answered yet: the
+                now = self.clock()  # rest wait for its answer, twice as long as it has taken (at most its lease)
+                left = (started + timedelta(seconds=self.lease_seconds) - now).total_seconds()
+                wait = max(PROBE_DEFER_SECONDS, min((now - started).total_seconds(), left))
+                return "stop", functools.partial(self._defer, lease, now + timedelta(seconds=wait), "probing")
             probe = True
         sending, began = self._sending[name], asyncio.get_running_loop().time()
         if len(sending) >= self.channel_window and self._slow(name, sending, began):  # the rest: the other channels'
@@ -553,7 +557,7 @@ class Outbox:
         token = object()
         sending[token] = began
         if probe:
-            self._probing.add(name)
+            self._probing[name] = self.clock()
         # DEBUG (since 2026-12-07): the item, its claim (the lease's end, its fencing token) and, once accepted, the
         # keyed hashes of its provider ids (``KeyedHash.provider_id``; until 2026-12-07 evening their plain SHA-256,
         # ``provider_digests``, which the provider itself could compute): a copy at the provider is told to its item
@@ -584,7 +588,7 @@ class Outbox:
         finally:
             del sending[token]
             if probe:  # refused, its record (:meth:`_retry`) pauses the channel again before any other send starts
-                self._probing.discard(name)
+                self._probing.pop(name, None)
             if (ended := asyncio.get_running_loop().time()) - began >= SLOW_SEND_SECONDS:
                 self._slow_until[name] = ended + SLOW_KEPT_SECONDS
         answered_at = self.clock()  # the provider accepted it before: a watermark from then on covers it

@@ -6,6 +6,10 @@ clock under the test's control (counts and orders compared, never durations).
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from typing import Any
+
 import aiohttp
 
 from gateway.channels.whatsapp import WhatsAppChannel
@@ -14,6 +18,7 @@ from gateway.outbox import Outbox
 from gateway.settings import Settings
 from gateway.store import OutboxItem, Store
 from gateway.store.codec import encode_outbound
+from gateway.store.sqlite import SqliteStore
 from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, Failure, FakeTwilioAPI
 from tests.conftest import Clock
 from tests.store.conftest import redis_cluster_url, redis_url, store_url
@@ -101,3 +106,57 @@ async def test_a_paused_channel_is_shown(any_store: Store, clock: Clock) -> None
             await whatsapp.stop()
         assert [r.body["Body"] for r in twilio.accepted()] == ["bonjour"]
         assert gauge() == 0 and sending.paused_channels() == []
+
+
+class CountingStore(SqliteStore):
+    """The real SQLite store, its reschedules (a deferral's store write) counted."""
+
+    rescheduled = 0
+
+    async def outbox_reschedule(self, *args: Any, **kwargs: Any) -> bool:
+        self.rescheduled += 1
+        return await super().outbox_reschedule(*args, **kwargs)
+
+
+async def test_a_probe_held_by_the_provider_costs_a_held_reply_few_store_writes(tmp_path: Path, clock: Clock) -> None:
+    """The probe after a pause is held by Twilio (no answer for 12 s of the test's clock, under its 15 s lease): a
+    reply of another conversation claimed meanwhile is given back each time for as long as the probe has taken (1,
+    1, 2, 4 s, then to the probe's lease end): 4 store writes in 12 s here. Until 2026-12-08 once a second: 12. It
+    goes once the probe is accepted, each reply once."""
+    store = await CountingStore.open(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    async with FakeTwilioAPI() as twilio, aiohttp.ClientSession() as session:
+        settings = Settings(twilio_api_url=twilio.url, twilio_account_sid=ACCOUNT_SID,
+                            twilio_auth_token="twilio-auth-token", twilio_whatsapp_from=WHATSAPP_FROM)  # fmt: skip
+        whatsapp = WhatsAppChannel(settings, session)
+        await whatsapp.start()
+        sending = Outbox(store, {ChannelName.WHATSAPP: whatsapp}, clock=clock, base_delay=1.0, max_attempts=20)
+        for n, conversation in enumerate(("first", "other")):
+            message = Outbound(f"{conversation}-1", conversation, ChannelName.WHATSAPP, f"whatsapp:+3360000000{n}",
+                               f"{conversation} 1")  # fmt: skip
+            await store.outbox_put(OutboxItem(message.id, conversation, encode_outbound(message), clock()))
+            if n == 0:
+                twilio.fail_next(LIMIT)
+                assert await sending.deliver_due() == 1 and sending.paused_channels() == ["whatsapp"]
+        probing: asyncio.Task[int] | None = None
+        try:
+            clock.advance(seconds=1)  # the pause over: one reply probes, held by Twilio; the other given back
+            twilio.stall()
+            probing = asyncio.create_task(sending.deliver_due())
+            await twilio.wait_held(1)
+            before = store.rescheduled
+            for _ in range(24):
+                clock.advance(seconds=0.5)
+                await sending.deliver_due()
+            deferrals = store.rescheduled - before
+            twilio.resume()
+            await probing
+            for _ in range(40):
+                clock.advance(seconds=0.5)
+                await sending.deliver_due()
+        finally:
+            if probing is not None and not probing.done():
+                probing.cancel()
+            await whatsapp.stop()
+            await store.close()
+        assert deferrals <= 5, deferrals
+        assert sorted(r.body["Body"] for r in twilio.accepted()) == ["first 1", "other 1"]  # each once
