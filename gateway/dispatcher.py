@@ -79,6 +79,7 @@ from gateway.store import (
     in_parts,
 )
 from gateway.store.codec import encode_outbound
+from gateway.store.identities import OneMessage
 from gateway.supervisor import where
 from gateway.system_entries import system_text
 from gateway.understanding.late import Late, LateReadings
@@ -257,27 +258,31 @@ class Dispatcher:
                       type(exc).__name__, where(exc))  # fmt: skip
 
     async def _handle_inbound(self, inbound: Inbound) -> bool:
-        key, owner = inbound_key(inbound), secrets.token_hex(8)
-        sent = await self._claim(key, owner, inbound)
-        if sent is None:
-            self.metrics.child(self.metrics.duplicates, inbound.channel.value).inc()
-            return False
-        # a timer until a renewal is due: a third of the lease after the claim was sent (not answered: ``_renew``)
-        first = max(sent + self.claim_seconds / 3 - asyncio.get_running_loop().time(), 0.0)
-        renewal = Later(first, lambda: self._renew(key, owner, sent))
-        try:
-            processed = await self._process_claimed(inbound, key, owner)
-        except BaseException:
-            with contextlib.suppress(StoreError):  # unprocessed: let the provider's redelivery through
-                await self.store.release(key, owner)
-            raise
-        finally:
-            renewal.cancel()
-        if processed:
-            self.metrics.child(self.metrics.inbound, inbound.channel.value).inc()
-        else:
-            self.metrics.child(self.metrics.duplicates, inbound.channel.value).inc()
-        return processed
+        """One message's processing, in its own task (``handle_inbound``). The keyed hash of its sender's identity
+        its claim, lock and save need is made once and kept for it alone (``store.identities.OneMessage``, since
+        2026-12-08: until then the store kept it, the plain sender with it, in the calling task's context)."""
+        with OneMessage():
+            key, owner = inbound_key(inbound), secrets.token_hex(8)
+            sent = await self._claim(key, owner, inbound)
+            if sent is None:
+                self.metrics.child(self.metrics.duplicates, inbound.channel.value).inc()
+                return False
+            # a timer until a renewal is due: a third of the lease after the claim was sent (not answered: ``_renew``)
+            first = max(sent + self.claim_seconds / 3 - asyncio.get_running_loop().time(), 0.0)
+            renewal = Later(first, lambda: self._renew(key, owner, sent))
+            try:
+                processed = await self._process_claimed(inbound, key, owner)
+            except BaseException:
+                with contextlib.suppress(StoreError):  # unprocessed: let the provider's redelivery through
+                    await self.store.release(key, owner)
+                raise
+            finally:
+                renewal.cancel()
+            if processed:
+                self.metrics.child(self.metrics.inbound, inbound.channel.value).inc()
+            else:
+                self.metrics.child(self.metrics.duplicates, inbound.channel.value).inc()
+            return processed
 
     async def _claim(self, key: str, owner: str, inbound: Inbound) -> float | None:
         """When the claim that took the message was sent (``loop.time()``: its lease runs from then at the latest),

@@ -140,6 +140,7 @@ from gateway.store import (
     TranscriptEntry,
     WaitingPage,
     furthest,
+    identities,
     in_parts,
     provider_digest,
     provider_digests,
@@ -641,10 +642,6 @@ class RedisStore:
         # the event a send's record made in this task's batch published itself (``_sent_taking_kept``): the caller's
         # publish of that same event next is then sent no more (``publish``)
         self._told: contextvars.ContextVar[DeliveryChanged | None] = contextvars.ContextVar("told", default=None)
-        # (channel, sender, keyed hash of the identity) this task made last (``_identity``)
-        self._identity_made: contextvars.ContextVar[tuple[ChannelName, str, str] | None] = contextvars.ContextVar(
-            "identity_made", default=None
-        )
         # (sender key, whether it had inbox items) read with this task's last gate check (``get_block_and_hit``)
         self._inbox_read: contextvars.ContextVar[tuple[str, bool] | None] = contextvars.ContextVar(
             "inbox_read", default=None
@@ -1171,16 +1168,12 @@ class RedisStore:
 
     def _identity(self, channel: ChannelName, sender: str) -> str:
         """The keyed hash of the sender's identity (``DataKeys.identity``: the address's and the person index's key).
-        The last one this task made is kept in its context for the same channel and sender: a message's claim, lock
-        and save each ask it (a new conversation's person index too), and made as many keyed hashes of the same
-        identity (3.4 a message, 1.2 µs each) until 2026-12-07 (late); now one. Kept for this task's life only, as
-        the message it processes is."""
-        known = self._identity_made.get()
-        if known is not None and known[1] == sender and known[0] is channel:
-            return known[2]
-        made = self._keys.identity(channel, sender)
-        self._identity_made.set((channel, sender, made))
-        return made
+        A message's claim, lock and save each ask it (a new conversation's person index too): made as many keyed
+        hashes of the same identity (3.4 a message, 1.2 µs each) until 2026-12-07 (late); now one, kept for the
+        message's processing only (``identities.OneMessage``, opened by the dispatcher). From 2026-12-07 (late) to
+        2026-12-08 the last one was kept in the calling task's context, the plain sender with it, for the task's whole
+        life: a long-lived worker's context held the last identity it asked for, after an erasure too."""
+        return identities.identity(self._keys, channel, sender)
 
     def _person_key(self, conversation: Conversation) -> str | None:
         """The index of the young person's conversations (``K.person``); None for a purged record (no identity)."""

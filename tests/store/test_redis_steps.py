@@ -5,6 +5,7 @@ it as the guarantee says, on a standalone Redis and on a Cluster."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,10 +15,12 @@ import redis
 
 from gateway.conversation import Conversation, Status
 from gateway.crypto import DataKeys
+from gateway.dispatcher import Dispatcher
 from gateway.errors import LockLost
 from gateway.events import QueueChanged
+from gateway.flowset import FlowSet
 from gateway.ids import seen_digest
-from gateway.messages import ChannelName
+from gateway.messages import ChannelName, Inbound
 from gateway.settings import Settings
 from gateway.store import (
     Author,
@@ -33,7 +36,9 @@ from gateway.store import (
 )
 from gateway.store import redis_keys as K
 from gateway.store.codec import to_us
+from gateway.store.identities import OneMessage
 from gateway.testing import DATA_KEY, SECRET_KEY, store_keys
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.redis
 
@@ -410,8 +415,9 @@ class _IdentitiesCounted(DataKeys):
 
 async def test_a_message_hashes_its_senders_identity_once(redis_url: str) -> None:
     """A message's claim (its address read along), its lock and its save each need the sender's address key: one
-    keyed hash of the identity for the three, in the message's task (until 2026-12-07, late: three, 1.2 µs each).
-    Another sender in the same task gets its own address, and another task hashes its own."""
+    keyed hash of the identity for the three, in the message's scope as the dispatcher opens it (``OneMessage``;
+    until 2026-12-07, late: three, 1.2 µs each). Another sender in the same task gets its own address, and another
+    message hashes its own."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
     client.close()
@@ -421,6 +427,10 @@ async def test_a_message_hashes_its_senders_identity_once(redis_url: str) -> Non
         earlier = await asyncio.create_task(store.active_conversation(TG, "chat-9", T0))
 
         async def message(sender: str, key: str) -> tuple[str, int]:
+            with OneMessage():
+                return await processed(sender, key)
+
+        async def processed(sender: str, key: str) -> tuple[str, int]:
             made = keys.made
             assert await store.claim(key, "me", 10, sender=(TG, sender)) is ClaimState.CLAIMED
             async with store.locked_active(TG, sender, T0, claim=Claim(key, "me", 10)) as (current, state):
@@ -436,5 +446,101 @@ async def test_a_message_hashes_its_senders_identity_once(redis_url: str) -> Non
         again, _ = await store.active_conversation(TG, "chat-9", T0)
         other, _ = await store.active_conversation(TG, "chat-10", T0)
         assert (again.id, other.id) == (earlier[0].id, found)
+    finally:
+        await store.close()
+
+
+def _holding(value: object, text: str, seen: set[int] | None = None) -> bool:
+    """Whether ``value`` is ``text`` or holds it: in a tuple, list, set, dict or an object's attributes (slots
+    too), however deep."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return False
+    seen.add(id(value))
+    if isinstance(value, str):
+        return value == text
+    if isinstance(value, dict):
+        return any(_holding(k, text, seen) or _holding(v, text, seen) for k, v in value.items())
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return any(_holding(item, text, seen) for item in value)
+    if isinstance(value, asyncio.Task):
+        return False
+    names = [*getattr(type(value), "__slots__", ()), *getattr(value, "__dict__", {})]
+    return any(_holding(getattr(value, name, None), text, seen) for name in names)
+
+
+def _context_holding(text: str) -> list[str]:
+    """The names of the variables of the calling task's context whose value holds ``text``."""
+    return [var.name for var, value in contextvars.copy_context().items() if _holding(value, text)]
+
+
+async def test_no_task_keeps_a_senders_plain_identity_in_its_context_after_its_message(redis_url: str) -> None:
+    """A long-lived task (the timers' loop, the erasure worker, a supervised worker) that asks the store about a
+    sender and goes on keeps nothing of that sender in its context, nor does a task made inside a message that
+    outlives it (a timer, a renewal); the message still makes one keyed hash. Until 2026-12-08 the store kept the
+    last (channel, sender, keyed hash) a task made in its context (``identity_made``) for the task's whole life:
+    the plain sender (a phone number, a platform user id) with it, after an erasure too."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    client.close()
+    keys = _IdentitiesCounted.from_settings(Settings(store=redis_url, data_key=DATA_KEY, secret_key=SECRET_KEY))
+    store = await open_store(redis_url, keys=keys)
+    sender = "+33612345678"
+    try:
+
+        async def worker() -> list[str]:  # asks, then goes on: what its context holds from then on
+            conversation, _ = await store.active_conversation(TG, sender, T0)
+            assert await store.find_active_conversation(TG, sender) is not None
+            async with store.locked_active(TG, sender, T0) as (current, _):
+                current.updated_at = T0
+                await store.save_conversation(current)
+            await store.erase_conversation(conversation.id)
+            return _context_holding(sender)
+
+        assert await asyncio.create_task(worker()) == []
+        later: list[asyncio.Task[list[str]]] = []
+        go_on = asyncio.Event()
+
+        async def outliving() -> list[str]:  # made inside the message, asking after its end
+            await go_on.wait()
+            assert await store.find_active_conversation(TG, sender) is not None
+            return _context_holding(sender)
+
+        async def message() -> tuple[list[str], int]:
+            made = keys.made
+            with OneMessage():
+                assert await store.claim(KEY, "me", 10, sender=(TG, sender)) is ClaimState.CLAIMED
+                later.append(asyncio.create_task(outliving()))
+                async with store.locked_active(TG, sender, T0, claim=Claim(KEY, "me", 10)) as (current, _):
+                    current.updated_at = T0
+                    await store.save_conversation(current, done=DoneMark(KEY, 3600))
+                hashed = keys.made - made
+            return _context_holding(sender), hashed
+
+        assert await asyncio.create_task(message()) == ([], 1)
+        go_on.set()
+        assert await later[0] == []
+    finally:
+        await store.close()
+
+
+async def test_the_dispatchers_message_hashes_its_senders_identity_once(redis_url: str) -> None:
+    """The message path as it runs: ``Dispatcher._handle_inbound`` opens the message's scope (``OneMessage``), so
+    a message's claim, lock and save make one keyed hash of the identity, a new conversation's person index too;
+    after it, the caller's context holds nothing of the sender (since 2026-12-08)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    client.close()
+    keys = _IdentitiesCounted.from_settings(Settings(store=redis_url, data_key=DATA_KEY, secret_key=SECRET_KEY))
+    store = await open_store(redis_url, keys=keys)
+    flows = FlowSet(ROOT / "flows.yaml")
+    flows.reload()
+    sender = "tg-77001"
+    try:
+        dispatcher = Dispatcher(store, flows, clock=lambda: T0)
+        for number, text in enumerate(["Bonjour", "ça va pas"]):
+            made = keys.made
+            assert await dispatcher.handle_inbound(Inbound(TG, sender, f"m{number}", text=text)) is True
+            assert (keys.made - made, _context_holding(sender)) == (1, [])
     finally:
         await store.close()
