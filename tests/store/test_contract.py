@@ -23,6 +23,7 @@ from gateway.errors import Conflict, ConversationEnded, EndedMeanwhile, StoreErr
 from gateway.events import DeliveryChanged, Event, NoticesChanged, QueueChanged
 from gateway.messages import Attachment, ChannelName, Choice
 from gateway.store import (
+    ANYONE,
     AuditEntry,
     Author,
     Block,
@@ -524,6 +525,38 @@ async def test_requeue_from_a_holder_leaves_another_listeners_entry_taken(store:
     assert (await store.requeue("a", holder="bob")).taken_by is None
     assert (await store.requeue("a", holder="anne")).taken_by is None  # waiting already: nothing to refuse
     assert [e.conversation_id for e in await store.waiting("general")] == ["a"] and await store.held_by("bob") == 0
+
+
+async def test_enqueue_from_a_holder_leaves_another_listeners_entry_taken(store: Store) -> None:
+    """``holder`` (since 2026-12-08): a transfer's or a check's queue step names the holder it expects; an entry
+    another listener holds is neither replaced nor un-taken, Conflict, nothing changed (none expected: refused too), in
+    a batch too; the expected holder's, a waiting one's (None, or any holder named) and a new one go through; ANYONE
+    replaces whoever holds it, as before."""
+    await store.enqueue("a", "general", Priority.NORMAL, minutes(0))
+    await store.take("a", "bob", T0)
+    for holder in ("anne", None):
+        with pytest.raises(Conflict):
+            await store.enqueue("a", "lgbt", Priority.URGENT, minutes(0), holder=holder)
+        with pytest.raises(Conflict):
+            async with store.batch():
+                await store.enqueue("a", "lgbt", Priority.URGENT, minutes(0), holder=holder)
+    entry = await store.queue_entry("a")
+    assert entry is not None and (entry.queue, entry.priority, entry.taken_by) == ("general", Priority.NORMAL, "bob")
+    assert await store.held_by("bob") == 1 and await store.waiting() == []
+    await store.enqueue("a", "lgbt", Priority.URGENT, minutes(0), holder="bob")  # the holder's own: moved, waiting
+    assert [(e.conversation_id, e.queue, e.priority) for e in await store.waiting()] == [("a", "lgbt", Priority.URGENT)]
+    assert await store.held_by("bob") == 0
+    await store.enqueue("a", "general", Priority.HIGH, minutes(0), holder=None)  # waiting, none expected
+    await store.enqueue("a", "general", Priority.HIGH, minutes(0), holder="anne")  # waiting: nothing to refuse
+    await store.enqueue("b", "general", Priority.NORMAL, minutes(1), holder=None)  # no entry yet
+    assert [(e.conversation_id, e.priority) for e in await store.waiting("general")] == [
+        ("a", Priority.HIGH), ("b", Priority.NORMAL)
+    ]  # fmt: skip
+    await store.take("a", "carl", T0)
+    await store.enqueue("a", "general", Priority.URGENT, minutes(0), holder=ANYONE)  # unchecked: replaced, waiting
+    entry = await store.queue_entry("a")
+    assert entry is not None and (entry.priority, entry.taken_by) == (Priority.URGENT, None)
+    assert await store.held_by("carl") == 0
 
 
 async def test_remove_from_queue_waiting_or_taken(store: Store) -> None:
