@@ -872,11 +872,15 @@ class Actions:
         mark of the console's id of a listener's hand-back (:meth:`_once`), saved with the record. The queue step names
         the holder it hands back from (the record's): an entry another listener holds is left to them, Conflict (since
         2026-12-08: until then a Redis step landing after its lock lapsed, an instance stalled, un-took the next
-        holder's entry; ``tests/console/test_handback_late_requeue.py``)."""
+        holder's entry; ``tests/console/test_handback_late_requeue.py``). The priority step after it (words of danger
+        read while held: ``enqueue`` at the record's priority, held in the batch, sent before its fenced writes) expects
+        no holder (``holder=None``: the entry ``requeue`` just left waiting), since 2026-12-08: until then it replaced
+        whoever held it (``ANYONE``), and landing after its lock lapsed it put the next holder's entry back in line, the
+        next alert check handing their young person back (``tests/console/test_handback_late_priority.py``)."""
         entry = await self.store.requeue(conversation.id, unless_leaving=unless_leaving, holder=conversation.listener)
         if conversation.priority.rank < entry.priority.rank:  # words of danger while held: first in line, as waiting
             await self.store.enqueue(conversation.id, entry.queue, conversation.priority, entry.at,
-                                     flag=conversation.flag)  # fmt: skip
+                                     flag=conversation.flag, holder=None)  # fmt: skip
         # where to turn now, as a risk read while waiting tells it: the partners a risk read while held called for
         replies = [*([told] if told is not None else []), *self.dispatcher.owed(conversation)]
         if replies:
