@@ -7,12 +7,9 @@ outbox's pause, gateway/outbox.py ``Outbox.paused``), it does not ask the provid
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
-import pytest
 from limits.aio.storage import MemoryStorage
 
 from gateway.channels.messenger import MessengerChannel
@@ -25,29 +22,18 @@ from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits
 from gateway.settings import Settings
-from gateway.store import OutboxItem, Store, open_store
+from gateway.store import OutboxItem, Store
 from gateway.store.codec import encode_outbound
 from gateway.testing import SECRET_KEY, Failure, FakeGraphAPI
+from tests.test_typing_relay import Recording, store
+
+__all__ = ["store"]  # fixture used below
 
 
-class RecordingTelegram:
+class RecordingTelegram(Recording):
+    """The relay's recording channel (``tests/test_typing_relay.py``), on Telegram."""
+
     name = ChannelName.TELEGRAM
-
-    def __init__(self) -> None:
-        self.shown: list[str] = []
-
-    async def typing(self, recipient: str) -> None:
-        self.shown.append(recipient)
-
-    async def send(self, message: Outbound, first_part: int = 0) -> str | None:
-        raise AssertionError("the relay never sends messages")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
-    yield opened
-    await opened.close()
 
 
 async def with_listener(store: Store, channel: ChannelName, sender: str) -> str:
