@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -66,11 +64,7 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         redis = Redis(Path(tmp) / "redis")
         try:
-            for _ in range(100):  # until the server answers
-                with contextlib.suppress(subprocess.CalledProcessError):
-                    redis.command("PING")
-                    break
-                time.sleep(0.1)
+            redis.wait_ready()
             store = await open_store(redis.url, keys=store_keys(redis.url))
             try:
                 for cap in args.caps:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
@@ -370,6 +371,15 @@ class Redis:
     def command(self, *args: str) -> str:
         out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, check=True)
         return out.stdout
+
+    def wait_ready(self, tries: int = 100, pause: float = 0.1) -> None:
+        """Until the server answers a PING (a fresh server takes a few tens of ms to listen)."""
+        for _ in range(tries):
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self.command("PING")
+                return
+            time.sleep(pause)
+        raise SystemExit("bench: the run's redis-server does not answer")
 
     def info(self, section: str, name: str) -> int:
         """One number of Redis's ``INFO <section>``."""

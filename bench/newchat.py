@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -72,11 +70,7 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         redis = Redis(Path(tmp) / "redis")
         try:
-            for _ in range(100):  # until the server answers
-                with contextlib.suppress(subprocess.CalledProcessError):
-                    redis.command("PING")
-                    break
-                time.sleep(0.1)
+            redis.wait_ready()
             for count in args.open:
                 for name in ("sqlite", "redis"):
                     if name == "sqlite":

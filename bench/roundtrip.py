@@ -64,12 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-roundtrip-") as work:
         redis = Redis(Path(work) / "redis")
         try:
-            for _ in range(100):  # until it listens
-                try:
-                    redis.command("PING")
-                    break
-                except Exception:
-                    time.sleep(0.05)
+            redis.wait_ready()
             print(f"{ROOT.name}: the store's batcher, {args.together} GET a batch, each batch awaited before the next")
             uvloop.run(measure(redis.url, args.calls, args.together))
         finally:
