@@ -3038,15 +3038,23 @@ class RedisStore:
 
     @_guarded
     async def audit_once(self, entry: AuditEntry, key: str, kept_seconds: int) -> bool:
-        """One node: the key (``SET NX``, expiring) and the line in one script. A Cluster: the key, then the line (two
-        slots: a cut between them leaves the line unwritten, never twice)."""
+        """One node: the line and its key (expiring) in one script. A Cluster: the key (``SET NX``), then the line
+        (two slots); a line refused or cut after the key takes the key back, so that the retry writes it. Until
+        2026-12-08 the key stayed: every retry answered "written" and the line was lost for good. A line whose
+        answer was lost (written, not told) may now be written twice by the retry: a line twice is read, a line
+        lost is not; a cut that also takes the key's removal still loses it (the Cluster's two slots)."""
         marker, kept_ms = _key("audit-once", key), kept_seconds * 1000
         if self.on_one_node:
             args = [dumps(encode_audit(entry)), AUDIT_KEPT, kept_ms]
             return bool(await self._script("audit_once", [marker, _key("audit")], args) == 1)
         if not await self._redis.set(marker, "1", nx=True, px=kept_ms):
             return False
-        await self.audit(entry)
+        try:
+            await self.audit(entry)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._redis.delete(marker)
+            raise
         return True
 
     @_guarded

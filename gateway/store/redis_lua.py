@@ -864,12 +864,15 @@ return 1
 """
 
 # KEYS: the line's key (``hg:audit-once:<key>``), the audit log. ARGV: the line, AUDIT_KEPT, how long the key is kept
-# (ms). The line appended unless the key is set; the key set with it (one node only: two slots;
-# ``RedisStore.audit_once``, since 2026-12-07).
+# (ms). The line appended unless the key is set; the key set after it (one node only: two slots;
+# ``RedisStore.audit_once``, since 2026-12-07). A script's writes before an error stay: until 2026-12-08 the key was
+# set first, and a line refused after it (a log key of another type) left the key set, every retry answering
+# "written" and the line lost.
 _AUDIT_ONCE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
 return 1
 """
 

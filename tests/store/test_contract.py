@@ -44,6 +44,7 @@ from gateway.store import (
     TranscriptEntry,
     open_store,
 )
+from gateway.store import redis_keys as K
 from gateway.testing import kept_provider_id, store_keys
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
@@ -1259,6 +1260,28 @@ async def test_an_audit_line_asked_once_under_a_key_is_written_once(store: Store
     assert again == [False, False]
     assert await store.audit_once(replace(line, subject="Lapin-2"), "referral-received:in-2", 3600)
     assert [e.subject for e in await store.audit_log()] == ["Lapin-2", "Lapin-1"]
+
+
+async def test_an_audit_line_refused_by_the_store_leaves_its_key_for_the_retry(store: Store, store_url: str) -> None:
+    """A line whose write fails (here the audit log's key of another type: ``WRONGTYPE``; on a Cluster also a
+    connection cut between the key's slot and the log's) raises, and leaves its key unset: the retry writes the line.
+    Until 2026-12-08 the key was set first (in the script, and on a Cluster in its own call): the write failed after
+    it and every retry answered "already written", the partner's ``referral_received`` line lost for good. SQLite
+    holds both in one transaction."""
+    line = AuditEntry(T0, "partner:116006", "referral_received", "Lapin-1", "")
+    if store_url.startswith("sqlite"):
+        assert await store.audit_once(line, "referral-received:in-1", 3600)
+        return
+    server = redis.Redis.from_url(store_url)
+    try:
+        server.set(K.key("audit"), "not a list")
+        with pytest.raises(StoreError):
+            await store.audit_once(line, "referral-received:in-1", 3600)
+        server.delete(K.key("audit"))
+    finally:
+        server.close()
+    assert await store.audit_once(line, "referral-received:in-1", 3600)
+    assert [e.subject for e in await store.audit_log()] == ["Lapin-1"]
 
 
 async def test_sqlite_requeue_in_a_batch_is_dropped_with_it(store: Store, store_url: str) -> None:
