@@ -11,9 +11,10 @@ up in the next one). The line names no person and no message: only durations.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from gateway.metrics import Metrics
 
@@ -23,6 +24,37 @@ EVERY = 0.25  # seconds between wake-ups: four timers a second, nothing measurab
 HELD = 0.5  # seconds: a hold this long is logged (a reply's p99 is tens of milliseconds)
 LOG_EVERY = 60.0  # seconds: at most one line this often
 RECENT = 1.0  # seconds: a hold that ended this recently still counts for :meth:`LoopWatch.held_for`
+# seconds: what :func:`timeout_unheld` gives a call whose deadline the loop reached late (held), to read what came
+GRACE = 1.0
+
+
+@contextlib.asynccontextmanager
+async def timeout_unheld(seconds: float) -> AsyncIterator[None]:
+    """``asyncio.timeout(seconds)``, except when the loop reaches the deadline late (by ``HELD`` or more: the process
+    was stopped, its VM paused or migrated, a swap storm, the loop blocked): the call is then given ``GRACE`` seconds
+    more (again while the loop is still held), so that an answer that came meanwhile, waiting in the socket's buffer,
+    is read before the deadline is taken for passed. An answer and a deadline both due on resume are otherwise a
+    race the deadline wins (asyncio runs the timer's cancel before the task's wake-up). Since 2026-12-08 for the
+    providers' sends (Messenger, WhatsApp): until then a send the provider accepted while the instance was frozen
+    past its timeout was taken for timed out and sent again (``tests/test_freeze.py``, the greeting twice)."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(None) as timeout:
+        handle: asyncio.TimerHandle | None = None
+
+        def due(when: float) -> None:
+            nonlocal handle
+            now = loop.time()
+            if now - when >= HELD:  # the loop was held as it came due: what came meanwhile is read first
+                handle = loop.call_at(now + GRACE, due, now + GRACE)
+            else:
+                timeout.reschedule(now)
+
+        deadline = loop.time() + seconds
+        handle = loop.call_at(deadline, due, deadline)
+        try:
+            yield
+        finally:
+            handle.cancel()
 
 
 class LoopWatch:

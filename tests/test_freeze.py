@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway.channels.base import SEND_TIMEOUT_SECONDS
 from gateway.messages import ChannelName
 from gateway.store import Author, TimerKind
 from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
@@ -179,3 +180,43 @@ async def test_a_page_gone_to_the_other_instance_while_the_first_was_frozen_is_n
         finally:
             one.stop()
             two.stop()
+
+
+@pytest.mark.redis
+async def test_an_instance_frozen_past_its_send_timeout_with_the_answer_waiting_does_not_send_that_reply_again(
+    tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    """The provider accepts the bot's first reply while the instance is frozen (its answer waits, unread, in the
+    frozen process's socket) and the freeze outlasts the send's timeout (15 s, ``SEND_TIMEOUT_SECONDS``): once
+    resumed, the send's timer and its answer are both due at once, and the answer must win: the reply recorded as
+    sent, never taken for timed out and sent a second time (one instance alone: nobody else could have sent it)."""
+    with redis_server(tmp_path) as url:
+        only = instance(tmp_path, "only", url, graph, "v23.0")
+        only.env["GATEWAY_OUTBOX_LEASE_SECONDS"] = str(int(LEASE))
+        sender = psid(1)
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+                only.start()
+                await only.ready(http)
+                assert only.process is not None
+                graph.stall()
+                await post(http, only.url, sender, "Bonjour", "m_answered_0")
+                await graph.wait_held(1)  # the first reply is at the provider, unanswered
+                only.process.send_signal(signal.SIGSTOP)
+                try:
+                    graph.resume()  # accepted: its answer waits in the frozen process's socket
+                    await graph.wait_accepted(1)
+                    await asyncio.sleep(SEND_TIMEOUT_SECONDS + 2.0)  # past the send's timer (aiohttp rounds it up)
+                finally:
+                    only.process.send_signal(signal.SIGCONT)
+                await post(http, only.url, sender, "Non", "m_answered_1")
+                async with store_at(url) as store:
+                    await inbox_drained(store)
+                    conversation = await store.find_active_conversation(ChannelName.MESSENGER, sender)
+                    assert conversation is not None
+                    await settled(store, [conversation])
+        finally:
+            only.stop()
+    sent = Counter(r.body["message"]["text"] for r in graph.requests_to("messages") if "message" in r.body)
+    copies = sorted(sent.values())
+    assert copies and max(copies) == 1, f"a reply the provider had accepted sent again after the freeze: {copies}"

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 
 import pytest
 
-from gateway.loop_watch import LoopWatch
+from gateway.loop_watch import LoopWatch, timeout_unheld
 from gateway.metrics import Metrics
 from tests.test_metrics import Client, scrape, value
 
@@ -81,3 +82,33 @@ async def test_held_for_says_how_long_ago_the_loop_last_ran_during_a_hold_and_ju
         assert watch.held_for() == 0.0
     finally:
         task.cancel()
+
+
+async def test_an_answer_that_came_while_the_loop_was_held_past_its_deadline_is_read() -> None:
+    """The loop held past a call's deadline (a process stopped, its VM paused), its answer arriving meanwhile: on
+    resume the deadline and the answer are due at once. ``asyncio.timeout`` lets the deadline win (the timer's cancel
+    runs before the task's wake-up); :func:`timeout_unheld` reads the answer (``tests/test_freeze.py``: a reply the
+    provider accepted during a freeze taken for timed out and sent again)."""
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+
+    def frozen() -> None:
+        time.sleep(0.8)  # the process stopped, past the deadline
+        theirs.send(b"accepted\n")  # what the provider answered meanwhile, waiting in the socket's buffer
+
+    try:
+        loop.call_later(0.05, frozen)
+        with pytest.raises(TimeoutError):  # the race as asyncio's own timeout runs it
+            async with asyncio.timeout(0.3):
+                await reader.readline()
+        assert await reader.readline() == b"accepted\n"  # it was there all along
+        loop.call_later(0.05, frozen)
+        async with timeout_unheld(0.3):
+            assert await reader.readline() == b"accepted\n"
+        with pytest.raises(TimeoutError):  # a deadline reached on time is a deadline
+            async with timeout_unheld(0.2):
+                await reader.readline()
+    finally:
+        writer.close()
+        theirs.close()

@@ -41,7 +41,9 @@ MEDIA_MAX_BYTES = 25_000_000  # WhatsApp's own limit is 16 MB, Messenger's 25 MB
 MEDIA_MAX_REDIRECTS = 3
 MEDIA_TIMEOUT = aiohttp.ClientTimeout(total=30)
 SEND_TIMEOUT_SECONDS = 15.0  # a provider's answer to one send: every channel's, in all (docs/architecture.md)
-SEND_TIMEOUT = aiohttp.ClientTimeout(total=SEND_TIMEOUT_SECONDS)
+# aiohttp's own timeouts off: a send's is ``gateway.loop_watch.timeout_unheld``'s (since 2026-12-08: aiohttp's
+# deadline, due with the answer on a resume from a freeze, won and the accepted reply was sent again)
+UNTIMED = aiohttp.ClientTimeout()
 # How long a webhook of a provider that does not redeliver what got an error (Twilio: by default one retry, on a
 # failed connection only, all within its 15 s read timeout) waits for the store before its 503: the store tried
 # again meanwhile (``store_hold_seconds`` on the adapter; the others answer 503 at once and their provider redelivers)

@@ -42,7 +42,8 @@ from yarl import URL
 
 from gateway.channels import links
 from gateway.channels.base import (
-    SEND_TIMEOUT,
+    SEND_TIMEOUT_SECONDS,
+    UNTIMED,
     Batch,
     MediaSource,
     fetch_allowed,
@@ -64,6 +65,7 @@ from gateway.errors import (
     RecipientGone,
     RetryableDelivery,
 )
+from gateway.loop_watch import timeout_unheld
 from gateway.messages import Attachment, ChannelName, Choice, Echo, Inbound, Outbound, Receipt
 from gateway.settings import Settings
 
@@ -158,7 +160,10 @@ class MessengerChannel:
         """POST to the Send API: the one place where Graph's answers and network errors become ours."""
         params = {"access_token": self._settings.messenger_page_access_token.get_secret_value()}
         try:
-            async with self._session.post(self._send_url, params=params, json=body, timeout=SEND_TIMEOUT) as response:
+            async with (  # the send's timeout is :func:`timeout_unheld`'s, never aiohttp's (since 2026-12-08)
+                timeout_unheld(SEND_TIMEOUT_SECONDS),
+                self._session.post(self._send_url, params=params, json=body, timeout=UNTIMED) as response,
+            ):
                 document = _json_object(await response.read())
                 if response.status < 300 and document is not None and "error" not in document:
                     return document

@@ -16,7 +16,6 @@ after the young person's last message (Twilio error 63016), for bots and listene
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import datetime
@@ -59,6 +58,7 @@ from gateway.errors import (
     RecipientGone,
     RetryableDelivery,
 )
+from gateway.loop_watch import timeout_unheld
 from gateway.messages import FORWARDED, Attachment, ChannelName, Departure, Inbound, Outbound, Receipt
 from gateway.settings import Settings
 
@@ -308,7 +308,7 @@ class WhatsAppChannel:
             raise RuntimeError("WhatsAppChannel.start() must be awaited before send()")
         _TOLD_WAIT.set(None)
         try:  # Twilio's async client drops its own timeout (aiohttp's 300 s applied): the send timeout is ours
-            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+            async with timeout_unheld(SEND_TIMEOUT_SECONDS):  # a freeze's answer read first
                 resource = await self._client.messages.create_async(
                     from_=self._settings.twilio_whatsapp_from, to=to, body=body, status_callback=self._status_url
                 )
@@ -395,7 +395,7 @@ def _unreadable(inbound: Inbound) -> Inbound:
 
 async def _timed(call: Awaitable[T]) -> T:
     """One call of Twilio's async client, within the send timeout (the client drops its own: aiohttp's 300 s)."""
-    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+    async with timeout_unheld(SEND_TIMEOUT_SECONDS):  # a freeze's answer read first
         return await call
 
 
