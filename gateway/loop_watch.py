@@ -24,6 +24,7 @@ EVERY = 0.25  # seconds between wake-ups: four timers a second, nothing measurab
 HELD = 0.5  # seconds: a hold this long is logged (a reply's p99 is tens of milliseconds)
 LOG_EVERY = 60.0  # seconds: at most one line this often
 RECENT = 1.0  # seconds: a hold that ended this recently still counts for :meth:`LoopWatch.held_for`
+CATCH_UP = 5.0  # seconds after a hold: one more within RECENT of it is its catch-up, counted from its start
 # seconds: what :func:`timeout_unheld` gives a call whose deadline the loop reached late (held), to read what came
 GRACE = 1.0
 
@@ -67,6 +68,7 @@ class LoopWatch:
         self._unlogged, self._unlogged_longest = 0, 0.0
         self._before: float | None = None  # when the wake-up under way was asked for: the loop ran then
         self._hold: tuple[float, float] | None = None  # the latest hold: when the loop last ran before it, its end
+        self._resumed = 0.0  # the end of the latest hold that followed none (the holds just after it: its catch-up)
 
     async def run(self) -> None:
         while True:
@@ -74,7 +76,9 @@ class LoopWatch:
             await asyncio.sleep(self.every)
             now = self.monotonic()
             if (late := now - before - self.every) >= self.held:
-                self._hold = (before, now)
+                if (since := self._since(before)) == before:  # a hold of its own: a catch-up's would follow it
+                    self._resumed = now
+                self._hold = (since, now)
             self.woke(late)
 
     def held_for(self) -> float:
@@ -86,10 +90,20 @@ class LoopWatch:
         instance, and armed its "gone" timer (``tests/test_freeze.py``)."""
         now = self.monotonic()
         if self._before is not None and now - self._before - self.every >= self.held:
-            return now - self._before
+            return now - self._since(self._before)
         if self._hold is not None and now - self._hold[1] <= RECENT:
             return now - self._hold[0]
         return 0.0
+
+    def _since(self, before: float) -> float:
+        """When a hold whose loop last ran at ``before`` began: the start of the hold before it when that one ended
+        within ``RECENT`` (a process resumed from a freeze, held again while it catches up: one hold), for ``CATCH_UP``
+        seconds after the first of them ended at most (a loop held over and over is not one hold for ever). Since
+        2026-12-08: the catch-up's hold replaced the freeze's, and a socket's close seen in it was dated after the
+        freeze (``tests/test_loop_watch.py::test_a_hold_just_after_another_is_counted_from_the_first``)."""
+        if self._hold is not None and before - self._hold[1] <= RECENT and before - self._resumed <= CATCH_UP:
+            return self._hold[0]
+        return before
 
     def woke(self, late: float) -> None:
         """One wake-up ``late`` seconds after it was due."""

@@ -84,6 +84,38 @@ async def test_held_for_says_how_long_ago_the_loop_last_ran_during_a_hold_and_ju
         task.cancel()
 
 
+async def test_a_hold_just_after_another_is_counted_from_the_first() -> None:
+    """A process resumed from a freeze catches up (every socket's close, every timer due, every answer at once) and
+    its loop is held again for a moment: a socket's close seen then may still be from the freeze, and ``held_for``
+    counts from the first hold's start, not the second's (since 2026-12-08: the catch-up's hold, under way or just
+    ended, replaced the freeze's, and a close seen in it was dated after the freeze, after the page had come back on
+    the other instance: its "gone" timer armed)."""
+    now = [100.0]
+    watch = LoopWatch(Metrics(), monotonic=lambda: now[0])
+
+    async def woke_at(moment: float) -> None:
+        now[0] = moment
+        async with asyncio.timeout(30):  # a safety net against a hang, not a timing assumption
+            while watch._before != moment:
+                await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(watch.run())
+    try:
+        await woke_at(100.0)
+        await woke_at(110.0)  # frozen 10 s, resumed
+        now[0] = 110.8  # catching up: the loop held again 0.8 s, the wake-up not run yet
+        assert watch.held_for() == pytest.approx(10.8), "a close seen in the catch-up dated after the freeze"
+        await woke_at(110.8)  # that hold ended
+        assert watch.held_for() == pytest.approx(10.8)
+        for moment in (111.05, 111.3, 111.55, 111.8):  # wake-ups on time again
+            await woke_at(moment)
+        assert watch.held_for() == pytest.approx(11.8)  # a second after the catch-up's end: from the freeze's start
+        await woke_at(112.05)
+        assert watch.held_for() == 0.0
+    finally:
+        task.cancel()
+
+
 async def test_an_answer_that_came_while_the_loop_was_held_past_its_deadline_is_read() -> None:
     """The loop held past a call's deadline (a process stopped, its VM paused), its answer arriving meanwhile: on
     resume the deadline and the answer are due at once. ``asyncio.timeout`` lets the deadline win (the timer's cancel
