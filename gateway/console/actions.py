@@ -680,7 +680,12 @@ class Actions:
         conversation ended before the check (closed, idle-closed, abandoned)
         has its messages written and never listed withdrawn (:meth:`_withdraw`), an automatic hand-back's too (listed
         as a move by :meth:`hand_back_absent`; audited ``hand_back_withdrawn`` when the hold's message is among them).
-        ``mover``: who made it, as listed, named in the audit line. Whether it was completed."""
+        ``mover``: who made it, as listed, named in the audit line. Its queue step expects the entry it read, waiting
+        (``holder=None``): one another listener holds is left to them, Conflict, nothing changed (since 2026-12-08:
+        until then it replaced whoever held it, and a check's step landing after its lock lapsed, its instance
+        stalled while the next check completed the transfer and Bob took the young person, left Bob's entry waiting
+        beside his record, a check's step being never undone; the check after it handed Bob's young person back;
+        ``tests/console/test_check_late_enqueue.py``). Whether it was completed."""
         async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             entry = await self.store.queue_entry(conversation_id)
@@ -695,7 +700,8 @@ class Actions:
                 engine = self.flows.knowing(conversation.flow_version, lambda e: queue in e.flow.queues)
                 engine = engine or self.flows.for_version(conversation.flow_version)
                 with derived_ids(_transfer_key(conversation, queue)):  # the record as the transfer found it
-                    await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now, at=entry.at)
+                    await self.dispatcher.enqueue(conversation, engine, queue, conversation.priority, now, at=entry.at,
+                                                  holder=None)  # fmt: skip
                 await self.store.save_conversation(conversation)
                 # unlisted, then audited, once the record was answered written (Redis: ``end_move`` under the lock
                 # starts the batch's second pipeline): refused by the lock's fence, the completion leaves its listing
