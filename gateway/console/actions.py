@@ -623,7 +623,12 @@ class Actions:
         a transfer cut before its message is audited ``transfer_completed`` too. A mover counts only for an entry that
         moved: a hand-back's keeps its queue and arrival (the record's), a transfer's is at the transfer's time; so a
         hand-back cut short while a transfer cut before its queue step is still listed (until this check) is audited
-        as the hand-back it is. Whether it was needed."""
+        as the hand-back it is. The transfer's queue step, made again, expects the entry it read, waiting
+        (``holder=None``): one another listener holds is left to them, Conflict, nothing changed (since 2026-12-08:
+        until then it replaced whoever held it, and a check's step landing after its lock lapsed, its instance stalled
+        while the next check completed and Bob took the young person, left Bob's entry waiting beside his record, a
+        check's step being never undone; the check after it handed Bob's young person back;
+        ``tests/console/test_check_late_enqueue.py``). Whether it was needed."""
         async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.WITH_LISTENER:
@@ -645,7 +650,7 @@ class Actions:
                 engine = engine or self.flows.for_version(conversation.flow_version)
                 with derived_ids(key):
                     await self.dispatcher.enqueue(conversation, engine, entry.queue, conversation.priority, now,
-                                                  at=entry.at)  # fmt: skip
+                                                  at=entry.at, holder=None)  # fmt: skip
                 await self.store.save_conversation(conversation)
             else:
                 # a transfer cut before its message: the queue its entry waits in, since its arrival there

@@ -30,7 +30,7 @@ from gateway.errors import Conflict, LockLost, StoreError
 from gateway.store import Store, open_store
 from gateway.testing import store_keys
 from tests.conftest import Clock
-from tests.console.test_handback_crash import cut_while, redis_store
+from tests.console.test_handback_crash import cut_while, held_by_anne, instance, redis_store
 from tests.console.test_transfer_crash import on, one_waiting
 from tests.console.test_transfer_late_enqueue import bob_keeps_it, lapse
 from tests.cutting_proxy import cutting_proxy
@@ -84,3 +84,19 @@ async def test_a_stalled_checks_late_move_completion_leaves_the_next_holder_hold
     await late_check(redis_url, conversation_id, lambda a_store: on(a_store, clock, flows)[1], b,
                      lambda actions: actions.complete_move(conversation_id, "sam"))  # fmt: skip
     await bob_keeps_it(store, clock, conversation_id, "lawyers")
+
+
+async def test_a_stalled_checks_late_transfer_completion_leaves_the_next_holder_holding(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    store = redis_store
+    conversation_id = await held_by_anne(store, clock)
+    clock.advance(minutes=1)
+    await cut_while(redis_url, clock, conversation_id, "put_conversation",
+                    lambda first: first.transfer(conversation_id, "anne", "listeners"))  # fmt: skip
+    assert [e.conversation_id for e in await store.waiting()] == [conversation_id]  # the gap: held, and waiting
+    clock.advance(seconds=10)  # the next check; the lost release was made again by token (or lapses in 6 s)
+    _, b = instance(store, clock)
+    await late_check(redis_url, conversation_id, lambda a_store: instance(a_store, clock)[1], b,
+                     lambda actions: actions.complete_hand_back(conversation_id, "anne"))  # fmt: skip
+    await bob_keeps_it(store, clock, conversation_id, "listeners")
