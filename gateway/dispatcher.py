@@ -1332,14 +1332,20 @@ class Dispatcher:
         """Raise a waiting conversation's priority: up only, once per level, its one queue entry re-ranked in place
         (arrival kept), written with the conversation's flag (set it first: the queue's card shows the two together,
         :meth:`QueueStore.enqueue`). A danger phrase repeated a thousand times while waiting changes nothing after
-        the first. True when it changed; the caller saves the conversation."""
+        the first. True when it changed; the caller saves the conversation. The entry is expected waiting
+        (``holder=None``: the record says queued): one a listener holds is left to them, Conflict, nothing changed, the
+        message released for its retry (since 2026-12-08: until then it replaced whoever held it, and a Redis step
+        landing after its lock lapsed, its instance stalled while Bob took the young person, left Bob's entry waiting
+        beside his record, a message's step being never undone; the next alert check handed Bob's young person back;
+        ``tests/test_waiting_late_enqueue.py``)."""
         waiting = conversation.status == Status.QUEUED and conversation.queue
         if not waiting or priority.rank >= conversation.priority.rank:
             return False
         assert conversation.queue is not None
         conversation.priority = priority
         at = conversation.queued_at or now
-        await self.store.enqueue(conversation.id, conversation.queue, priority, at, flag=conversation.flag)
+        await self.store.enqueue(conversation.id, conversation.queue, priority, at, flag=conversation.flag,
+                                 holder=None)  # fmt: skip
         await self.store.publish(QueueChanged())
         return True
 
