@@ -1090,7 +1090,10 @@ class Dispatcher:
         in the conversation (``Conversation.partners_given``), even at an unchanged priority; raised to urgent, the
         emergency numbers come too, as with an urgent hand-off. A ``stronger`` flag than the conversation had (just
         set on it, another than the one it had) that raises no priority, already as high, is still written on its
-        queue entry: the queue's card shows the strongest risk, whatever raised the priority.
+        queue entry: the queue's card shows the strongest risk, whatever raised the priority. That write expects the
+        entry waiting (``holder=None``), as :meth:`raise_priority`'s does (since 2026-12-08: until then it replaced
+        whoever held it, and a Redis step landing after its lock lapsed left the entry of a listener who took the young
+        person meanwhile waiting beside their record; ``tests/test_waiting_late_enqueue.py``).
 
         The deciding interrupt's first words (its ``say``: the advice it carries), when it refers and they were never
         said in the conversation (``Conversation.interrupts_said``: at the hand-off or while waiting), come before
@@ -1110,7 +1113,7 @@ class Dispatcher:
         if not higher and stronger and conversation.queue is not None:  # the same priority and arrival, the new flag
             at = conversation.queued_at or now
             await self.store.enqueue(conversation.id, conversation.queue, conversation.priority, at,
-                                     flag=conversation.flag)  # fmt: skip
+                                     flag=conversation.flag, holder=None)  # fmt: skip
         partners = raised.partners
         if higher and conversation.priority == Priority.URGENT:  # as an urgent hand-off: the emergency numbers too
             partners += tuple(p for p in engine.emergency_partners(given + partners) if p not in partners)

@@ -41,17 +41,10 @@ pytestmark = pytest.mark.redis
 DANGER = Inbound(ChannelName.MESSENGER, "psid-take", "mid.danger", "je veux mourir")  # suicide: urgent
 
 
-async def test_a_stalled_raise_of_priority_while_waiting_leaves_the_next_holder_holding(
-    redis_store: Store, redis_url: str, clock: Clock
-) -> None:
-    store, url = redis_store, redis_url
-    conversation_id = await waiting_young_person(store, clock)
-    waiting = await store.get_conversation(conversation_id)
-    [entry] = await store.waiting()
-    assert waiting is not None and waiting.queue is not None
-    waiting.priority = Priority.NORMAL  # a calm hand-off: the words read while waiting raise it
-    await store.save_conversation(waiting)
-    await store.enqueue(conversation_id, entry.queue, Priority.NORMAL, entry.at, holder=None)
+async def stalled_danger(store: Store, url: str, clock: Clock, conversation_id: str, queue: str) -> None:
+    """ "je veux mourir" read on A while the young person waits, its queue step held at the wire while its lock lapses
+    and Bob takes on B; then A's step goes on: made (before: Bob's entry replaced) or refused (now). Then the alert
+    check, the message's retry on B (read as written to Bob) and the check again: Bob keeps the young person."""
     b_dispatcher, b = instance(store, clock)
 
     async def meanwhile() -> None:  # A frozen with its queue step on its way
@@ -68,9 +61,36 @@ async def test_a_stalled_raise_of_priority_while_waiting_leaves_the_next_holder_
         finally:
             await a_store.close()
     assert (proxy.held, proxy.failures) == (1, [])
-    await bob_keeps_it(store, clock, conversation_id, entry.queue)
+    await bob_keeps_it(store, clock, conversation_id, queue)
     assert await b_dispatcher.handle_inbound(DANGER)  # released: the provider's retry, read as written to Bob
     held = await store.get_conversation(conversation_id)
     assert held is not None and (held.status, held.listener) == (Status.WITH_LISTENER, "bob")
-    assert held.priority is Priority.URGENT  # raised on the record, his entry still his
-    await bob_keeps_it(store, clock, conversation_id, entry.queue)
+    assert held.priority is Priority.URGENT and held.flag is not None  # raised on the record, his entry still his
+    await bob_keeps_it(store, clock, conversation_id, queue)
+
+
+async def test_a_stalled_raise_of_priority_while_waiting_leaves_the_next_holder_holding(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    store = redis_store
+    conversation_id = await waiting_young_person(store, clock)
+    waiting = await store.get_conversation(conversation_id)
+    [entry] = await store.waiting()
+    assert waiting is not None and waiting.queue is not None
+    waiting.priority = Priority.NORMAL  # a calm hand-off: the words read while waiting raise it
+    await store.save_conversation(waiting)
+    await store.enqueue(conversation_id, entry.queue, Priority.NORMAL, entry.at, holder=None)
+    await stalled_danger(store, redis_url, clock, conversation_id, entry.queue)
+
+
+async def test_a_stalled_stronger_flag_while_waiting_leaves_the_next_holder_holding(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """Urgent already (in danger now, said at the walk's first question), no risk flag yet: the words read while
+    waiting raise no priority but a stronger flag, written on the entry at the same priority and arrival."""
+    store = redis_store
+    conversation_id = await waiting_young_person(store, clock)
+    waiting = await store.get_conversation(conversation_id)
+    [entry] = await store.waiting()
+    assert waiting is not None and waiting.priority is Priority.URGENT and waiting.flag is None
+    await stalled_danger(store, redis_url, clock, conversation_id, entry.queue)
