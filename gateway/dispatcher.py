@@ -1246,7 +1246,9 @@ class Dispatcher:
             priority = Priority(outcome.priority or "normal")
             if conversation.priority.rank < priority.rank:  # a risk read late while the bot went on: never lower
                 priority = conversation.priority
-            await self.enqueue(conversation, engine, outcome.queue, priority, now, given=outcome.partners)
+            # with the bot, no entry is held: one a listener holds (a step landing after its lock lapsed, the same
+            # hand-off made on another instance meanwhile and taken) is left to them, Conflict (since 2026-12-08)
+            await self.enqueue(conversation, engine, outcome.queue, priority, now, given=outcome.partners, holder=None)
             return
         await self.transition(conversation, Trigger.REFER if outcome.kind == "referred" else Trigger.END, now)
 
@@ -1271,7 +1273,11 @@ class Dispatcher:
         own, its place kept). ``unless_leaving`` (a listener's transfer): Conflict, nothing moved, when the
         conversation's ending is listed as begun (``store.begin_leaving``; read by the queue step's script).
         ``holder`` (a listener's transfer, since 2026-12-08): the listener expected to hold its entry (None: none),
-        another's refused, Conflict, nothing moved (``store.enqueue``)."""
+        another's refused, Conflict, nothing moved (``store.enqueue``). The bot's hand-off (:meth:`_conclude`, a late
+        reading's too) expects none (since 2026-12-08: until then ``ANYONE``, and its Redis step landing after its lock
+        and its message's claim lapsed, the redelivery handed off on another instance and Bob took the young person,
+        left Bob's entry waiting beside his record, a message's step never undone; the next alert check handed Bob's
+        young person back; ``tests/test_handoff_late_enqueue.py``)."""
         trigger = Trigger.HANDOFF if conversation.status == Status.BOT else Trigger.TRANSFER
         if conversation.status != Status.QUEUED:  # a hand-off, a held one transferred: without a human from now
             conversation.waiting_since = at or now
