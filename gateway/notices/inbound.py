@@ -147,7 +147,12 @@ class InboundReferrals:
         it: one conversation, the note and the place told once. Since 2026-12-07 (later that day): until then the
         session was drawn at random, and that retry, finding no record, queued a second conversation, the first one
         left waiting with no link (``tests/notices/test_inbound.py``). The token is as unguessable as before (128 bits
-        of an HMAC keyed with ``GATEWAY_SECRET_KEY`` over a code nobody else has)."""
+        of an HMAC keyed with ``GATEWAY_SECRET_KEY`` over a code nobody else has). Its queue step expects no holder
+        (``holder=None``: the conversation is with the bot): an entry a listener holds is left to them, Conflict (503),
+        nothing changed (since 2026-12-08: until then it replaced whoever held it, and a Redis step landing after its
+        lock lapsed, the instance stalled while the retry queued on another and Bob took the young person, left Bob's
+        entry waiting beside his record; the next alert check handed Bob's young person back;
+        ``tests/notices/test_inbound_late_enqueue.py``)."""
         engine, now = self.flows.engine(), self.clock()
         lang = engine.flow.default_language
         name = engine.text(engine.flow.partners[partner].name, lang)
@@ -169,7 +174,8 @@ class InboundReferrals:
                     id=new_id(), conversation_id=conversation.id, at=now, author=Author.NOTE,
                     text=f"{name}: {summary}",
                 ))  # fmt: skip
-                await self.dispatcher.enqueue(conversation, engine, engine.flow.fallback.queue, Priority.HIGH, now)
+                await self.dispatcher.enqueue(conversation, engine, engine.flow.fallback.queue, Priority.HIGH, now,
+                                              holder=None)  # fmt: skip
             await self.store.save_conversation(conversation)
         return await self._recorded(partner, summary, code, conversation, now)
 
