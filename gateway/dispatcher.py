@@ -1562,7 +1562,11 @@ class Dispatcher:
         hours, as the bot hands off (summary, route, alert), but nothing said: no position nor wait over the
         human's words, no closed line (told at the greeting already, and a human of the line is answering), no
         reassurance timer; the idle close as in any wait (its goodbye says where to turn). An urgent one gets the
-        emergency numbers it was not given, as every urgent hand-off."""
+        emergency numbers it was not given, as every urgent hand-off. Its queue step expects no holder
+        (``holder=None``), as the bot's hand-off's (since 2026-12-08: until then it replaced whoever held the entry,
+        and landing on Redis after its lock and the echo's claim lapsed, the redelivery handed over on another instance
+        and Bob took the young person, it left Bob's entry waiting beside his record;
+        ``tests/test_handoff_late_enqueue.py``)."""
         engine = self.flows.for_version(conversation.flow_version) if conversation.engine else self.flows.engine()
         if conversation.engine:
             state = State.from_dict(conversation.engine)
@@ -1584,7 +1588,8 @@ class Dispatcher:
         # the young person's place, not "the chat reopened")
         closed = outcome.queue in engine.flow.queues and not engine.is_open(outcome.queue, now)
         conversation.closed_notice_for = now if closed else None
-        await self.store.enqueue(conversation.id, outcome.queue, priority, now, flag=conversation.flag)
+        await self.store.enqueue(conversation.id, outcome.queue, priority, now, flag=conversation.flag,
+                                 holder=None)  # fmt: skip
         await self.transition(conversation, Trigger.HANDOFF, now)
         if priority == Priority.URGENT:
             given = conversation.partners_given

@@ -19,13 +19,16 @@ is in the batch's one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 import redis
 
 from gateway.conversation import Status
+from gateway.dispatcher import Dispatcher
 from gateway.errors import Conflict, LockLost, StoreError
-from gateway.ids import inbound_key
-from gateway.messages import ChannelName, Inbound
+from gateway.ids import echo_key, inbound_key
+from gateway.messages import ChannelName, Echo, Inbound
 from gateway.store import Store, open_store
 from gateway.store import redis_keys as K
 from gateway.testing import store_keys
@@ -46,10 +49,21 @@ FIRST, DANGER = WALK_TO_QUEUE[:2]  # on Messenger: the greeting; then "1", in da
 LAST = Inbound(ChannelName.MESSENGER, SENDER, "mid.1", DANGER)
 
 
-async def test_a_stalled_hand_offs_late_queue_step_leaves_the_next_holder_holding(
-    redis_store: Store, redis_url: str, clock: Clock
+def unclaim(url: str, key: str) -> None:
+    """A frozen instance's claim on a message past its lease: lapsed."""
+    client = redis.Redis.from_url(url)
+    try:
+        assert client.delete(K.seen_claim(key)) == 1
+    finally:
+        client.close()
+
+
+async def stalled_hand_off(
+    store: Store, url: str, clock: Clock, key: str, hand_off: Callable[[Dispatcher], Awaitable[object]]
 ) -> None:
-    store, url = redis_store, redis_url
+    """A young person with the bot (the greeting said); ``hand_off`` (the message of claim ``key``) made on A, its
+    queue step held at the wire while its lock and its claim lapse, made again on B (the redelivery) and Bob takes;
+    then A's step goes on: made (before: Bob's entry replaced) or refused (now). Then the alert check: Bob keeps it."""
     b_dispatcher, b = instance(store, clock)
     assert await b_dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, SENDER, "mid.0", FIRST))
     conversation, created = await store.active_conversation(ChannelName.MESSENGER, SENDER, clock())
@@ -58,12 +72,8 @@ async def test_a_stalled_hand_offs_late_queue_step_leaves_the_next_holder_holdin
 
     async def meanwhile() -> None:  # A frozen with its queue step on its way
         lapse(url, conversation_id)  # past its lease: the lock lapsed, and the message's claim
-        client = redis.Redis.from_url(url)
-        try:
-            assert client.delete(K.seen_claim(inbound_key(LAST))) == 1
-        finally:
-            client.close()
-        assert await b_dispatcher.handle_inbound(LAST)  # the platform's redelivery, on B: handed off
+        unclaim(url, key)
+        assert await hand_off(b_dispatcher)  # the platform's redelivery, on B: handed off
         await b.take(conversation_id, "bob", 3)
 
     async with cutting_proxy(url) as proxy:
@@ -72,9 +82,25 @@ async def test_a_stalled_hand_offs_late_queue_step_leaves_the_next_holder_holdin
             a_dispatcher, _ = instance(a_store, clock)
             proxy.hold_before(script_text("enqueue"), conversation_id.encode(), meanwhile=meanwhile)
             with pytest.raises((Conflict, LockLost, StoreError)):  # its step made (before), or refused (now)
-                await a_dispatcher.handle_inbound(LAST)
+                await hand_off(a_dispatcher)
         finally:
             await a_store.close()
     assert (proxy.held, proxy.failures) == (1, [])
-    [entry] = [e for e in [await store.queue_entry(conversation_id)] if e is not None]
+    entry = await store.queue_entry(conversation_id)
+    assert entry is not None
     await bob_keeps_it(store, clock, conversation_id, entry.queue)
+
+
+async def test_a_stalled_hand_offs_late_queue_step_leaves_the_next_holder_holding(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    await stalled_hand_off(redis_store, redis_url, clock, inbound_key(LAST), lambda d: d.handle_inbound(LAST))
+
+
+async def test_a_stalled_hand_over_by_the_pages_human_leaves_the_next_holder_holding(
+    redis_store: Store, redis_url: str, clock: Clock
+) -> None:
+    """The page's human answers in Meta's inbox (an echo of a human's app): the bot's part ends, the young person
+    handed to the listeners (``Dispatcher._handed_over``), its queue step as the bot's hand-off's."""
+    echo = Echo(ChannelName.MESSENGER, SENDER, "m_echo.1", "Bonjour, ici l'équipe.", human=True)
+    await stalled_hand_off(redis_store, redis_url, clock, echo_key(echo), lambda d: d.handle_echo(echo))
