@@ -423,7 +423,8 @@ def _ours(error: ptb.TelegramError) -> DeliveryError:
 
 class _FloodControl(ptb.NetworkError):
     """The Bot API's 429 whose answer tells no ``parameters.retry_after`` (a bare 429, a proxy's), which PTB raises as
-    a plain NetworkError (its RetryAfter only with a retry_after): Telegram's flood control all the same."""
+    a plain NetworkError (its RetryAfter only with a retry_after), or one that is no wait (``_tells_retry_after``,
+    since 2026-12-08): Telegram's flood control all the same."""
 
 
 class _Requests(HTTPXRequest):
@@ -439,14 +440,23 @@ class _Requests(HTTPXRequest):
         return code, payload
 
 
+# A told wait beyond this (about 31 years) is none Telegram gives: taken as none told (PTB's timedelta of 1e20 s
+# overflows)
+TOLD_WAIT_MAX = 1e9
+
+
 def _tells_retry_after(payload: bytes) -> bool:
-    """Whether a Bot API answer holds a ``parameters.retry_after`` PTB makes a RetryAfter of (a truthy one)."""
+    """Whether a Bot API answer holds a ``parameters.retry_after`` PTB makes a RetryAfter of that is a wait: a number
+    (no bool), finite, above 0, ``TOLD_WAIT_MAX`` at most. Until 2026-12-08 any truthy one: a huge one raised PTB's
+    OverflowError out of the adapter, NaN or a word (a date) was "an answer that was not the Bot API's" (no rate
+    limit), a negative a wait told (``tests/channels/test_telegram.py``)."""
     try:
         document = json.loads(payload)
     except (ValueError, RecursionError):
         return False
     parameters = document.get("parameters") if isinstance(document, dict) else None
-    return isinstance(parameters, dict) and bool(parameters.get("retry_after"))
+    told = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    return isinstance(told, int | float) and not isinstance(told, bool) and 0 < told <= TOLD_WAIT_MAX
 
 
 class _FailingCalls:

@@ -452,6 +452,25 @@ async def test_a_429_without_retry_after_is_a_rate_limit_all_the_same(
     assert BOT_TOKEN not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "told", ["1e300", "100000000000000000000", "NaN", "-5", '"garbage"', '"Wed, 21 Oct 2015 07:28:00 GMT"', "[30]"]
+)
+async def test_a_429_whose_retry_after_is_no_usable_wait_is_a_rate_limit_telling_none(
+    channel: TelegramChannel, telegram: FakeTelegramAPI, told: str
+) -> None:
+    """A 429 whose ``parameters.retry_after`` is no wait (beyond any a timedelta holds, NaN, negative, a date, a word,
+    a list: a proxy's, a local Bot API server's) is flood control telling none: rate limited, the channel paused for
+    the reply's backoff (doubling at each refused probe). Until 2026-12-08 PTB built its RetryAfter of it: the huge
+    ones raised OverflowError out of the adapter (the outbox's "unexpected" ERROR line, no pause), NaN and the words
+    were a proxy's answer (not rate limited: every chat's reply asked during the limit), a negative was a wait told
+    (-5.0: the probe once a second, never doubling)."""
+    body = '{"ok": false, "error_code": 429, "description": "Too Many Requests", "parameters": {"retry_after": %s}}'
+    telegram.fail_next(Failure(429, page=body % told))
+    with pytest.raises(RetryableDelivery) as caught:
+        await channel.send(outbound())
+    assert caught.value.rate_limited and caught.value.retry_after is None
+
+
 async def test_another_network_error_is_no_rate_limit(channel: TelegramChannel, telegram: FakeTelegramAPI) -> None:
     telegram.fail_next(Failure(502, description="Bad Gateway"), Failure(503, description="Too Many Requests"))
     for _ in range(2):  # a 503's words are not a 429
