@@ -160,3 +160,29 @@ async def test_a_probe_held_by_the_provider_costs_a_held_reply_few_store_writes(
             await store.close()
         assert deferrals <= 5, deferrals
         assert sorted(r.body["Body"] for r in twilio.accepted()) == ["first 1", "other 1"]  # each once
+
+
+async def test_a_days_retry_after_pauses_the_channel_for_max_delay_at_most(any_store: Store, clock: Clock) -> None:
+    """Twilio refuses a reply with ``Retry-After: 86400`` (a day: a proxy's, a misconfigured limit): the channel is
+    paused, and the reply waits, the outbox's ``max_delay`` (300 s) at most, not a day: at 300 s of the clock the
+    reply goes, and the channel is no longer shown paused. A check (2026-12-08, review72): it passes on the code as
+    it is; with the cap removed from ``Outbox._pause_channel`` the reply, due at 300 s, was held for the day."""
+    async with FakeTwilioAPI() as twilio, aiohttp.ClientSession() as session:
+        settings = Settings(twilio_api_url=twilio.url, twilio_account_sid=ACCOUNT_SID,
+                            twilio_auth_token="twilio-auth-token", twilio_whatsapp_from=WHATSAPP_FROM)  # fmt: skip
+        whatsapp = WhatsAppChannel(settings, session)
+        await whatsapp.start()
+        sending = Outbox(any_store, {ChannelName.WHATSAPP: whatsapp}, clock=clock, base_delay=1.0, max_delay=300.0)
+        message = Outbound("r1", "c1", ChannelName.WHATSAPP, "whatsapp:+33600000001", "bonjour")
+        await any_store.outbox_put(OutboxItem(message.id, "c1", encode_outbound(message), clock()))
+        try:
+            twilio.fail_next(Failure(429, code=20429, retry_after=86400, description="Too Many Requests"))
+            assert await sending.deliver_due() == 1 and sending.paused(ChannelName.WHATSAPP)
+            clock.advance(seconds=299)
+            assert await sending.deliver_due() == 0 and sending.paused(ChannelName.WHATSAPP)
+            clock.advance(seconds=1)
+            assert await sending.deliver_due() == 1
+        finally:
+            await whatsapp.stop()
+        assert [r.body["Body"] for r in twilio.accepted()] == ["bonjour"]
+        assert not sending.paused(ChannelName.WHATSAPP) and sending.paused_channels() == []

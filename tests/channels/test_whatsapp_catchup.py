@@ -13,7 +13,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.channels.whatsapp import Listed, Listing, WhatsAppChannel
-from gateway.channels.whatsapp_catchup import RATE_LIMIT_PAUSE, CatchUp
+from gateway.channels.whatsapp_catchup import RATE_LIMIT_PAUSE, TOLD_PAUSE_BOUNDS, CatchUp
 from gateway.errors import RetryableDelivery, StoreError
 from gateway.messages import Inbound
 from gateway.metrics import Metrics
@@ -69,14 +69,19 @@ async def test_a_pass_failed_by_the_store_is_named_by_the_error_it_wraps(tmp_pat
     assert failing == named
 
 
-@pytest.mark.parametrize(("told", "pause"), [(120, 120.0), (None, RATE_LIMIT_PAUSE), (0, RATE_LIMIT_PAUSE)])
+@pytest.mark.parametrize(
+    ("told", "pause"),
+    [(120, 120.0), (None, RATE_LIMIT_PAUSE), (0, RATE_LIMIT_PAUSE), (86400, TOLD_PAUSE_BOUNDS[1])],
+)
 async def test_twilios_retry_after_is_the_pause_of_a_list_it_rate_limits(
     tmp_path: Path, told: int | None, pause: float
 ) -> None:
     """Twilio refuses the list with its rate limit (429, code 20429) and a ``Retry-After``: the channel's error
     carries it (as a send's does) and the catch-up waits that long before its next pass; told none (or 0), the
-    ``RATE_LIMIT_PAUSE``. Until 2026-12-08 the list's ``Retry-After`` was never read: 60 s whatever Twilio said.
-    The real WhatsApp adapter against the fake Twilio API, the real SQLite store."""
+    ``RATE_LIMIT_PAUSE``; told a day, ``TOLD_PAUSE_BOUNDS``' 300 s at most (since 2026-12-08, review72: with the bound
+    removed the three other cases passed and the catch-up waited a day). Until 2026-12-08 the list's ``Retry-After``
+    was never read: 60 s whatever Twilio said. The real WhatsApp adapter against the fake Twilio API, the real SQLite
+    store."""
     store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
     async with FakeTwilioAPI() as twilio, aiohttp.ClientSession() as session:
         settings = Settings(twilio_api_url=twilio.url, twilio_account_sid=ACCOUNT_SID,
