@@ -22,7 +22,8 @@ Redis with Redis), the winner's retries within it need no other; the instance th
 claim is over. A pass that fails (Twilio unreachable, refusing, the store away) is logged by class, counted in
 ``gateway_whatsapp_catchup_passes{outcome}``, shown by ``/readyz`` (``whatsapp_catchup``, not a reason to stop
 traffic) and tried again after a backoff; a 429 (Twilio's rate limit) pauses it as long as its ``Retry-After`` says
-(``TOLD_PAUSE_BOUNDS``; since 2026-12-08), ``RATE_LIMIT_PAUSE`` seconds when it tells none.
+(``TOLD_PAUSE_BOUNDS``; since 2026-12-08; a webhook answered 503 meanwhile waits for it too, ``CatchUp.missed``),
+``RATE_LIMIT_PAUSE`` seconds when it tells none.
 A pass reads at most ``LIST_MAX_PAGES`` pages of the list (10,000 messages), the newest: when Twilio holds more, the
 older ones are not caught up, said by a WARNING line and the outcome ``cut``. What it processes is counted in
 ``gateway_whatsapp_caught_up``: only what this pass took (not a message the gate refused, nor one another
@@ -115,6 +116,7 @@ class CatchUp:
         self._wake = asyncio.Event()
         self._failures = 0
         self._held_until = 0.0  # monotonic: until when this instance's claim lets it pass again
+        self._told_until = 0.0  # monotonic: the end of the Retry-After of a refused list (:meth:`missed` waits for it)
         self.failing: str | None = None  # the last pass's failure (its class), for /readyz; None once one passes
         self._cut = False  # the last pass found more in Twilio's list than it reads: the oldest not caught up
         self._beyond: timedelta | None = None  # the last pass started this long after the last good one's end allowed
@@ -123,8 +125,10 @@ class CatchUp:
         metrics.whatsapp_catchup_since_pass.set_function(self.since_pass)
 
     def missed(self) -> None:
-        """A WhatsApp webhook answered 503: a pass once that message has settled in Twilio's list."""
-        self._next = min(self._next, self._monotonic() + self.settle)
+        """A WhatsApp webhook answered 503: a pass once that message has settled in Twilio's list, and not before the
+        wait Twilio told when it last refused the list (its ``Retry-After``: since 2026-12-08; until then a missed
+        webhook brought the pass forward into Twilio's limit, at every settle while webhooks answered 503)."""
+        self._next = min(self._next, max(self._monotonic() + self.settle, self._told_until))
         self._wake.set()
 
     async def run(self) -> None:
@@ -154,8 +158,9 @@ class CatchUp:
             return self._failed("failed", exc, self.period)
         except RetryableDelivery as exc:  # Twilio's Retry-After the pause of its 429 (since 2026-12-08)
             if exc.rate_limited and exc.retry_after:
-                return self._failed("rate_limited", exc, min(max(exc.retry_after, TOLD_PAUSE_BOUNDS[0]),
-                                                             TOLD_PAUSE_BOUNDS[1]))  # fmt: skip
+                told = min(max(exc.retry_after, TOLD_PAUSE_BOUNDS[0]), TOLD_PAUSE_BOUNDS[1])
+                self._told_until = self._monotonic() + told  # a missed webhook waits for it too (:meth:`missed`)
+                return self._failed("rate_limited", exc, told)
             return self._failed("rate_limited" if exc.rate_limited else "failed", exc)
         except DeliveryError as exc:  # refused for good: said at every period, never silent
             return self._failed("failed", exc, self.period)

@@ -105,3 +105,38 @@ async def test_twilios_retry_after_is_the_pause_of_a_list_it_rate_limits(
         finally:
             await whatsapp.stop()
             await store.close()
+
+
+async def test_a_missed_webhook_does_not_cut_the_wait_twilio_told_the_list(tmp_path: Path) -> None:
+    """Twilio refuses the list with its rate limit and ``Retry-After: 3``; a WhatsApp webhook then answers 503
+    (``CatchUp.missed``, the pass wanted once its message settled, 0 s here): the next pass still waits the 3 s Twilio
+    told, not asking during its limit. Until 2026-12-08 (review72) ``missed`` brought it forward to the settle's end
+    whatever Twilio had said (here asked again at once); under a load that answers webhooks 503, once a settle (30 s)
+    during a limit Twilio told longer. The real WhatsApp adapter against the fake Twilio API, the real SQLite store,
+    the worker's own loop (``CatchUp.run``); the time measured from before the first pass (a lower bound only)."""
+    store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    async with FakeTwilioAPI() as twilio, aiohttp.ClientSession() as session:
+        settings = Settings(twilio_api_url=twilio.url, twilio_account_sid=ACCOUNT_SID,
+                            twilio_auth_token="twilio-auth-token", twilio_whatsapp_from=WHATSAPP_FROM)  # fmt: skip
+        whatsapp = WhatsAppChannel(settings, session)
+        await whatsapp.start()
+
+        async def process(batch: object) -> int:
+            raise AssertionError("nothing to process")
+
+        catch_up = CatchUp(whatsapp, store, process, Won(), Metrics(), settle=0.0)
+        twilio.fail_next(Failure(429, code=20429, retry_after=3, description="Too Many Requests"), endpoint="list")
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        worker = asyncio.create_task(catch_up.run())
+        try:
+            await eventually(lambda: asyncio.sleep(0, catch_up.failing))  # the first pass refused
+            catch_up.missed()
+            await twilio.wait_for("list", 2, timeout=20)
+            asked_again = loop.time() - began
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+            await whatsapp.stop()
+            await store.close()
+        assert asked_again >= 3.0, asked_again
