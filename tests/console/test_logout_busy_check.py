@@ -18,11 +18,14 @@ import asyncio
 from aiohttp.test_utils import TestClient
 
 from gateway.app import WATCH
+from gateway.clock import utcnow
+from gateway.console.sessions import Sessions, signed_in
 from gateway.conversation import Status
 from gateway.settings import Settings
-from gateway.store import Store
-from tests.conftest import AppFactory, Clock, add_listener
+from gateway.store import Author, Listener, Store
+from tests.conftest import AppFactory, Clock, add_listener, password_hash
 from tests.console.conftest import other_session
+from tests.console.test_handback_crash import held_by_anne, instance, told_once_and_waiting
 from tests.store.conftest import redis_cluster_url, redis_url, store, store_url
 from tests.test_alerts_handback import DISCONNECTED, away, whole
 from tests.test_timers import bot_lines, conversation_of, start
@@ -83,3 +86,36 @@ async def test_a_conversation_whose_lock_outlasted_the_logout_goes_back_at_the_n
         assert (audited.actor, audited.subject) == ("gateway", held["anne"]) and "logged out" in audited.detail
     finally:
         await bruno.close()
+
+
+async def test_a_listener_logged_in_again_before_the_checks_lock_keeps_the_conversation(
+    store: Store, clock: Clock
+) -> None:
+    """The check's hand-back of a conversation whose listener is logged in nowhere (``Watch._hand_back_left``) reads
+    the sessions again under the conversation's lock (``Actions.hand_back_absent``'s ``signed_in``): Anne, logged in
+    again between the check's own read and its lock (a new session on another device), keeps the young person, who
+    is told nothing; her session ended, the same hand-back gives them back, told once. Until 2026-12-08 nothing
+    tested that second read: with it removed, every test passed (the test above has Bruno log in before the check,
+    whose own read keeps him)."""
+    conversation_id = await held_by_anne(store, clock)
+    anne = Listener("anne", password_hash(), capacity=3, created_at=utcnow())
+    await store.add_listener(anne)
+    sessions = Sessions(store, "a secret key", utcnow)
+    token = await sessions.open(anne)  # logged in again, after the check found her logged in nowhere
+    _, actions = instance(store, clock)
+
+    async def logged_in(name: str) -> bool:  # as the app's (``gateway/app.py``): a live session of the account
+        return await signed_in(store, name, utcnow())
+
+    assert not await actions.hand_back_absent(conversation_id, "anne", lambda name: True, signed_in=logged_in)
+    kept = await store.get_conversation(conversation_id)
+    assert kept is not None and (kept.status, kept.listener) == (Status.WITH_LISTENER, "anne"), (
+        "given back while its listener was logged in again"
+    )
+    bot = [e.text for e in await store.transcript(conversation_id) if e.author is Author.BOT]
+    assert not any(DISCONNECTED in text for text in bot)  # the young person told nothing
+    assert not [e for e in await store.audit_log() if e.action == "hand_back"]
+
+    await sessions.end(token)  # logged in nowhere again: given back, told once
+    assert await actions.hand_back_absent(conversation_id, "anne", lambda name: True, signed_in=logged_in)
+    await told_once_and_waiting(store, conversation_id)
