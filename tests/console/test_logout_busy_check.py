@@ -8,7 +8,8 @@ to the queue, the young person told once that their listener left, and leaves Br
 nothing marked Anne's for the check, which completes only hand-backs that reached the queue: the young person waited
 ``GATEWAY_HELD_HANDBACK_SECONDS`` (600 s) for nobody, shown taken on every console. The real app on the real store
 (SQLite, Redis, Cluster); the locks held through the store itself, the check driven as the worker runs it, once the
-presence's grace has passed since Anne's console closed.
+presence's grace has passed since Anne's console closed (a check within it leaves it held: until 2026-12-08 nothing
+tested that grace, ``Watch._hand_back_left``'s ``left_seconds``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ async def test_a_conversation_whose_lock_outlasted_the_logout_goes_back_at_the_n
             assert conversation is not None and conversation.status == Status.WITH_LISTENER
         await whole(client)  # the instance knows who is at a console (nobody)
         await away(client)
+        await client.app[WATCH].check()  # within the presence's grace since her console closed: not yet
+        early = await store.get_conversation(held["anne"])
+        assert early is not None and (early.status, early.listener) == (Status.WITH_LISTENER, "anne"), (
+            "given back within the presence's grace"
+        )
+        assert await told(client, held["anne"]) == 0
         clock.advance(seconds=GRACE)  # the presence's grace since her console closed (the logout recorded it)
         await client.app[WATCH].check()
         await client.app[WATCH].check()  # again: nothing more
