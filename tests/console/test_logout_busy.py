@@ -84,3 +84,39 @@ async def test_a_logout_hands_back_the_others_while_one_conversations_lock_is_bu
         assert conversation is not None and (conversation.status, conversation.listener) == (Status.QUEUED, None)
         await told_once_and_waiting_among(store, conversation_id)
     assert await store.held_by("anne") == 0
+
+
+async def test_the_busy_ones_are_waited_for_at_once_not_one_after_the_other(store: Store, clock: Clock) -> None:
+    """Two of Anne's three conversations have their locks held as she logs out. The one let go first (the second the
+    logout tries) is handed back while the other's lock is still held: the busy ones wait for their locks at once
+    (``hand_back_each``'s second pass, since 2026-12-07), not one after the other (N x ``lock_seconds``). Until
+    2026-12-08 only one busy lock was tested, which a second pass one after the other passed too."""
+    first, second, free = await three_held_by_anne(store, clock)
+    dispatcher, made = instance(store, clock)
+    actions = Actions(dispatcher, made.store, made.flows, clock=clock, lock_seconds=BUSY_WAIT)
+
+    async def queued(conversation_id: str) -> bool:
+        record = await store.get_conversation(conversation_id)
+        return logout.done() or (record is not None and record.status == Status.QUEUED)
+
+    async with store.lock(first):  # held until the end: the logout waits for it
+        async with store.lock(second):
+            logout = asyncio.create_task(actions.hand_back_all("anne", lambda name: False))
+            try:
+                await until(lambda: queued(free))  # tried without waiting: handed back while both are held
+            except TimeoutError:
+                logout.cancel()
+                raise AssertionError("the free one waited for a busy conversation's lock") from None
+        try:  # the second let go, the first still held: within the safety net, far within BUSY_WAIT
+            await until(lambda: queued(second))
+        except TimeoutError:
+            logout.cancel()  # not left waiting an hour for the lock once the store is closed
+            raise AssertionError("the busy ones were waited for one after the other") from None
+        assert not logout.done(), "the logout answered before the first busy conversation's lock was let go"
+        await told_once_and_waiting_among(store, second)
+        held = await store.get_conversation(first)
+        assert held is not None and (held.status, held.listener) == (Status.WITH_LISTENER, "anne")
+    assert await logout == 3  # the first handed back once its lock was let go
+    for conversation_id in (first, second, free):
+        await told_once_and_waiting_among(store, conversation_id)
+    assert await store.held_by("anne") == 0
