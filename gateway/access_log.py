@@ -82,7 +82,8 @@ def private_logging() -> None:
     and install the filters that say aiohttp's lines about a client without its address or its bytes
     (:class:`PrivateServerLog`, :class:`PrivateSocketLog`). Called by ``gateway serve`` once logging is configured;
     any other way of serving :func:`gateway.app.create_app` should call it too. Until 2026-12-08 these lines lived
-    in ``gateway serve`` alone, and the tests copied them."""
+    in ``gateway serve`` alone, and the tests copied them. The access lines need no call: the app names
+    :class:`PrivateAccessLogger` itself (``handler_args``, since 2026-12-08), whatever runner serves it."""
     for name, level in QUIETED.items():
         logging.getLogger(name).setLevel(max(level, logging.getLogger().level))
     server, socket = logging.getLogger("aiohttp.server"), logging.getLogger("aiohttp.websocket")

@@ -28,6 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway import leaving
+from gateway.access_log import PrivateAccessLogger
 from gateway.alerts import REPAIR_LOCK_SECONDS, WATCH_SECONDS, Watch
 from gateway.channels.base import MediaFetcher
 from gateway.channels.whatsapp_catchup import CatchUp
@@ -180,7 +181,12 @@ async def create_app(
     middlewares = [_errors(metrics.outages), _refusals(metrics), _body_deadline(settings.http_body_timeout, larger)]
     if replicated is not None:  # GATEWAY_REDIS_REPLICA_ACKS: the console's writes wait for the replicas (else nothing)
         middlewares.append(_console_replicated(replicated, metrics.outages))
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+    # Its access lines are the gateway's whoever serves it (``gateway serve``, ``web.run_app``, a Gunicorn worker, a
+    # test server): until 2026-12-08 only ``gateway serve`` named PrivateAccessLogger, and any other runner wrote
+    # aiohttp's own line (the client's address, User-Agent, Referer, the query with Meta's verify token). A runner's
+    # ``access_log=None`` (``GATEWAY_ACCESS_LOG=0``) still turns it off.
+    handler_args = {"access_log_class": PrivateAccessLogger}
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares, handler_args=handler_args)
     http = aiohttp.ClientSession()
     channels = build_channels(settings, http)
     presence = Presence(beat=worker_poll_seconds * 10, outages=metrics.outages)

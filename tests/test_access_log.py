@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.access_log import PrivateAccessLogger
-from gateway.app import _errors
+from gateway.access_log import QUIETED, PrivateAccessLogger, private_logging
+from gateway.app import _errors, create_app
 from gateway.metrics import Metrics
+from gateway.settings import Settings
 
 FORGED = "2026-12-07 05:00:00,000 ERROR gateway.app: forged"
 
@@ -64,3 +65,38 @@ async def test_a_path_cannot_write_a_line_of_its_own_in_an_unexpected_failure_s_
     [line] = [r.getMessage() for r in caplog.records if r.name == "gateway.app"]
     assert "\n" not in line and "\r" not in line and "\x1b" not in line, repr(line)  # before: the forged line
     assert "unexpected RuntimeError while serving GET /api/conversations/c%0D%0A2026-12-07" in line, line
+
+
+async def test_the_gateway_served_by_aiohttps_own_runner_writes_no_clients_address_in_the_access_log(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``create_app`` served otherwise than by ``gateway serve`` (aiohttp's ``AppRunner`` with its defaults, as
+    ``web.run_app``, a Gunicorn worker or a test server make it), ``private_logging()`` called as the docstring asks:
+    until 2026-12-08 its access lines were aiohttp's own, the client's address, its User-Agent and Referer and the
+    query (Meta's verify token) in each. Now the app names its access logger itself (``handler_args``)."""
+    before = {name: logging.getLogger(name).level for name in QUIETED}
+    private_logging()  # as the docstring asks of any server of create_app
+    runner = web.AppRunner(await create_app(settings))  # aiohttp's defaults: its AccessLogger, unless the app says
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /healthz?hub.verify_token=ZZTOKEN4242 HTTP/1.1\r\nHost: x\r\nUser-Agent: ZZAGENT4242"
+                         b"\r\nReferer: https://example.org/ZZREF4242\r\nConnection: close\r\n\r\n")  # fmt: skip
+            assert b" 200 " in await reader.readline()
+            await reader.read()
+            writer.close()
+            for _ in range(400):  # the access line is written once the answer went out
+                if any(r.name == "aiohttp.access" for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await runner.cleanup()
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert not [secret for secret in ("127.0.0.1", "ZZAGENT", "ZZREF", "ZZTOKEN") if secret in line], line
+    assert line.startswith('"GET /healthz" 200 '), line  # before: '127.0.0.1 [08/Dec/2026:…] "GET /healthz?hub.…'
