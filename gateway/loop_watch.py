@@ -30,14 +30,19 @@ GRACE = 1.0
 
 
 @contextlib.asynccontextmanager
-async def timeout_unheld(seconds: float) -> AsyncIterator[None]:
+async def timeout_unheld(seconds: float | None) -> AsyncIterator[None]:
     """``asyncio.timeout(seconds)``, except when the loop reaches the deadline late (by ``HELD`` or more: the process
     was stopped, its VM paused or migrated, a swap storm, the loop blocked): the call is then given ``GRACE`` seconds
     more (again while the loop is still held), so that an answer that came meanwhile, waiting in the socket's buffer,
     is read before the deadline is taken for passed. An answer and a deadline both due on resume are otherwise a
     race the deadline wins (asyncio runs the timer's cancel before the task's wake-up). Since 2026-12-08 for the
     providers' sends (Messenger, WhatsApp): until then a send the provider accepted while the instance was frozen
-    past its timeout was taken for timed out and sent again (``tests/test_freeze.py``, the greeting twice)."""
+    past its timeout was taken for timed out and sent again (``tests/test_freeze.py``, the greeting twice). Since
+    2026-12-08 too for the Redis batcher's replies (``gateway/store/redis_batch.py``): a batch Redis had run was taken
+    for failed at resume (a send's record, given up: the send made again). ``None``: no deadline."""
+    if seconds is None:
+        yield
+        return
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(None) as timeout:
         handle: asyncio.TimerHandle | None = None

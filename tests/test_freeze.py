@@ -6,13 +6,16 @@ leases lapsed, its timers all due at once, its sockets still open."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from gateway.channels.base import SEND_TIMEOUT_SECONDS
 from gateway.messages import ChannelName
@@ -24,6 +27,26 @@ from tests.test_webchat import hello, say
 # GATEWAY_OUTBOX_LEASE_SECONDS: its first renewal (a third of it, 2 s) due after the outbox's next poll (1 s), so
 # that on resume the claim's timer fires first, as it does at the default 15 s
 LEASE = 6.0
+
+
+def unread(port: int, *, at_redis: bool) -> int:
+    """The bytes received and not read yet on the established TCP connections to Redis's ``port``: at Redis's end
+    (``at_redis``: what the gateway wrote), else at the gateway's (Redis's answers). Linux's ``/proc/net/tcp``."""
+    total = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+        if fields[3] == "01" and (local if at_redis else remote) == port:  # 01: established
+            total += int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
+    return total
+
+
+async def until_true(check: Callable[[], bool], what: str) -> None:
+    for _ in range(2000):
+        if check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(what)
 
 
 async def post(http: aiohttp.ClientSession, url: str, sender: str, text: str, mid: str) -> None:
@@ -220,3 +243,53 @@ async def test_an_instance_frozen_past_its_send_timeout_with_the_answer_waiting_
     sent = Counter(r.body["message"]["text"] for r in graph.requests_to("messages") if "message" in r.body)
     copies = sorted(sent.values())
     assert copies and max(copies) == 1, f"a reply the provider had accepted sent again after the freeze: {copies}"
+
+
+@pytest.mark.redis
+async def test_an_instance_frozen_with_redis_s_answer_to_a_send_s_record_waiting_does_not_send_that_reply_again(
+    tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    """The provider accepts the greeting, the instance writes its record to Redis, and freezes before it reads
+    Redis's answer, past the outbox lease (Redis runs the record meanwhile: the answer waits in the frozen process's
+    socket). Once resumed, the batch's read timeout (``GATEWAY_REDIS_SOCKET_TIMEOUT``) and that answer are both due:
+    the answer must win, the send recorded, never taken for a store failure, given up to the next worker and sent
+    again. Redis is stopped for the few milliseconds it takes to hold the record at its end before the freeze."""
+    with redis_server(tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        async with Redis.from_url(url) as client:
+            redis_pid = int((await client.info("server"))["process_id"])
+        only = instance(tmp_path, "only", url, graph, "v23.0")
+        only.env["GATEWAY_OUTBOX_LEASE_SECONDS"] = str(int(LEASE))
+        sender = psid(1)
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+                only.start()
+                await only.ready(http)
+                assert only.process is not None
+                graph.stall()
+                await post(http, only.url, sender, "Bonjour", "m_recorded_0")
+                await graph.wait_held(1)  # the greeting at the provider, unanswered
+                os.kill(redis_pid, signal.SIGSTOP)
+                try:
+                    graph.resume()
+                    await graph.wait_accepted(1)
+                    await until_true(lambda: unread(port, at_redis=True) > 0, "the send's record never left")
+                    only.process.send_signal(signal.SIGSTOP)
+                finally:
+                    os.kill(redis_pid, signal.SIGCONT)
+                try:
+                    await until_true(lambda: unread(port, at_redis=False) > 0, "Redis never answered the record")
+                    await asyncio.sleep(LEASE + 1.5)  # the fault itself: frozen past the lease and the socket timeout
+                finally:
+                    only.process.send_signal(signal.SIGCONT)
+                await post(http, only.url, sender, "Non", "m_recorded_1")
+                async with store_at(url) as store:
+                    await inbox_drained(store)
+                    conversation = await store.find_active_conversation(ChannelName.MESSENGER, sender)
+                    assert conversation is not None
+                    await settled(store, [conversation])
+        finally:
+            only.stop()
+    sent = Counter(r.body["message"]["text"] for r in graph.requests_to("messages") if "message" in r.body)
+    copies = sorted(sent.values())
+    assert copies and max(copies) == 1, f"a reply recorded by Redis during the freeze sent again: {copies}"

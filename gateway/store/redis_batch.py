@@ -16,9 +16,12 @@ loop leave together, as one pipeline (not a transaction) on one connection; each
 * **a connection that fails fails the batch**: every caller of the batch gets the redis-py error (a copy each),
   which the store maps to its StoreError as before; the connection is dropped and the next batch takes a fresh
   one. So is a batch whose replies are not all read within the connection's ``socket_timeout`` (5 s; one timeout
-  for the batch, the batcher reading the replies itself). Commands are never retried: one whose answer was lost
-  may have run (a replica's refusal, below, is an answer that says nothing ran). A batch whose write failed before
-  a byte of it left (its connection reset, the RST in the kernel but not yet read by the loop, so the connection's
+  for the batch, the batcher reading the replies itself; reached late because the loop was held, a process frozen,
+  1 s more to read the answers that came meanwhile: since 2026-12-08, ``gateway.loop_watch.timeout_unheld``; before,
+  a batch Redis had run during a freeze was failed on resume, tests/test_freeze.py). Commands are never retried:
+  one whose answer was lost may have run (a replica's refusal, below, is an answer that says nothing ran). A batch
+  whose write failed before a byte of it left (its connection reset, the RST in the kernel but not yet read by the
+  loop, so the connection's
   check found nothing wrong: ``redis_pool.NothingSent``) is written once more on the connection opened again;
   until 2026-12-07 its callers got a StoreError (``tests/test_redis_connections.py``);
 * **a call a replica refused whole is sent again once, on the primary**: after a failover the old primary, made a
@@ -68,6 +71,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gateway.loop_watch import timeout_unheld
 from gateway.store.redis_pool import NothingSent
 from gateway.supervisor import where
 
@@ -245,7 +249,7 @@ class AutoPipeline:
             parser = connection._parser  # redis-py's hiredis or Python parser, which ``read_response`` calls
             replies: list[Any] = []
             try:
-                async with asyncio.timeout(connection.socket_timeout):
+                async with timeout_unheld(connection.socket_timeout):  # a freeze's answers read first
                     for args, options in commands:
                         reply = await parser.read_response(disable_decoding=NEVER_DECODE in options)
                         parsed = self._parsed(args[0], reply, options)
