@@ -6,6 +6,7 @@ leases lapsed, its timers all due at once, its sockets still open."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections import Counter
@@ -18,9 +19,21 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.channels.base import SEND_TIMEOUT_SECONDS
-from gateway.messages import ChannelName
-from gateway.store import Author, TimerKind
-from gateway.testing import FakeGraphAPI, messenger_body, messenger_message, signed_messenger
+from gateway.inbox import sender_key
+from gateway.keyed import KeyedHash
+from gateway.messages import ChannelName, Inbound
+from gateway.store import Author, Store, TimerKind
+from gateway.testing import (
+    BOT_TOKEN,
+    SECRET_KEY,
+    FakeGraphAPI,
+    FakeTelegramAPI,
+    messenger_body,
+    messenger_message,
+    signed_messenger,
+    telegram_headers,
+    telegram_update,
+)
 from tests.test_faults import SECRET, inbox_drained, instance, psid, redis_server, settled, store_at
 from tests.test_webchat import hello, say
 
@@ -243,6 +256,71 @@ async def test_an_instance_frozen_past_its_send_timeout_with_the_answer_waiting_
     sent = Counter(r.body["message"]["text"] for r in graph.requests_to("messages") if "message" in r.body)
     copies = sorted(sent.values())
     assert copies and max(copies) == 1, f"a reply the provider had accepted sent again after the freeze: {copies}"
+
+
+CHAT = 424242  # the young person's Telegram chat
+
+
+async def post_update(http: aiohttp.ClientSession, url: str, update_id: int, text: str) -> None:
+    """One Telegram webhook, posted again a second after any answer that is not a 200 (as Telegram does)."""
+    update = json.dumps(telegram_update(update_id, CHAT, text))
+    for _ in range(60):
+        try:
+            async with http.post(url + "/webhooks/telegram", data=update, headers=telegram_headers("tg")) as response:
+                if response.status == 200:
+                    return
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"update {update_id} never acknowledged")
+
+
+async def telegram_inbox_drained(store: Store) -> None:
+    key = sender_key(KeyedHash(SECRET_KEY), Inbound(ChannelName.TELEGRAM, str(CHAT), ""))
+    for _ in range(300):
+        if not await store.inbox_waiting(key):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the inbox never drained")
+
+
+@pytest.mark.redis
+async def test_a_telegram_send_frozen_past_its_timeout_with_the_answer_waiting_is_not_sent_again(
+    tmp_path: Path, graph: FakeGraphAPI, telegram: FakeTelegramAPI
+) -> None:
+    """As above, on Telegram, whose sends go through python-telegram-bot and httpx (their own timeouts): the Bot API
+    accepts the greeting while the instance is frozen past the send timeout; once resumed, the answer waiting in the
+    socket must be read, never the send taken for timed out and sent a second time."""
+    with redis_server(tmp_path) as url:
+        only = instance(tmp_path, "only", url, graph, "v23.0")
+        only.env.update({"GATEWAY_OUTBOX_LEASE_SECONDS": str(int(LEASE)), "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+                         "TELEGRAM_WEBHOOK_SECRET": "tg", "TELEGRAM_API_URL": telegram.url})  # fmt: skip
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+                only.start()
+                await only.ready(http)
+                assert only.process is not None
+                telegram.stall()
+                await post_update(http, only.url, 1, "Bonjour")
+                await telegram.wait_held(1)  # the first reply is at the Bot API, unanswered
+                only.process.send_signal(signal.SIGSTOP)
+                try:
+                    telegram.resume()  # accepted: its answer waits in the frozen process's socket
+                    await telegram.wait_accepted(1)
+                    await asyncio.sleep(SEND_TIMEOUT_SECONDS + 2.0)  # past the send's timers
+                finally:
+                    only.process.send_signal(signal.SIGCONT)
+                await post_update(http, only.url, 2, "Non")
+                async with store_at(url) as store:
+                    await telegram_inbox_drained(store)
+                    conversation = await store.find_active_conversation(ChannelName.TELEGRAM, str(CHAT))
+                    assert conversation is not None
+                    await settled(store, [conversation])
+        finally:
+            only.stop()
+    sent = Counter(r.body["text"] for r in telegram.requests_to("sendMessage"))
+    copies = sorted(sent.values())
+    assert copies and max(copies) == 1, f"a reply the Bot API had accepted sent again after the freeze: {copies}"
 
 
 @pytest.mark.redis

@@ -163,6 +163,8 @@ class TelegramChannel:
         token = settings.telegram_bot_token.get_secret_value()
         # The send timeout of every channel, not PTB's 5 s: a Bot API slow for 5–15 s had each reply it held sent
         # twice (the first request timed out, was taken all the same, and went again).
+        # Not wrapped in timeout_unheld: httpx reads through anyio, which never cancels a task whose wait was answered,
+        # so an answer that came during a freeze is read on resume (tests/test_freeze.py, since 2026-12-08).
         limit = SEND_TIMEOUT_SECONDS
         request = _Requests(connect_timeout=limit, read_timeout=limit, write_timeout=limit)
         self._bot = Bot(
