@@ -6,6 +6,9 @@ waiting for the worker: the message goes on without a reading (the keyword inter
 turns ``degraded`` and ``gateway_understanding_failures{reason}`` counts it. While a late call still occupies
 the worker, further messages skip the model at once instead of queueing behind it; the first reading that
 succeeds afterwards turns the status back to ``ok``.
+A reading that came while the loop was held past its deadline (a frozen process) is kept: the deadline reached late
+gives 1 s more (``gateway.loop_watch.timeout_unheld``, since 2026-12-08; until then such a reading was dropped as
+``timeout``, and a late reading as None).
 
 What makes a reading cheaper, never different (docs/understanding.md, "Cost"):
 
@@ -52,6 +55,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from gateway.flows.reading import Reading
+from gateway.loop_watch import timeout_unheld
 from gateway.understanding.classifier import Classifier
 from gateway.understanding.embedder import Embedder, EmbedsItsCut, EmbedsItsPieces, ReadsInWindows
 
@@ -358,7 +362,9 @@ class Reader:
         future: concurrent.futures.Future[Inline] = concurrent.futures.Future()
         self._queue.put(_Request(text, future, whole=not rest_late))
         try:
-            async with asyncio.timeout(self.timeout):  # not wait_for: it can swallow a cancellation (3.11)
+            # not wait_for: it can swallow a cancellation (3.11); timeout_unheld (since 2026-12-08): a reading that came
+            # while the loop was held past the deadline (a frozen process) is kept, not taken for late
+            async with timeout_unheld(self.timeout):
                 found = await asyncio.wrap_future(future)
         except TimeoutError:
             if not future.cancel():  # still queued: cancelled, the worker skips it; else the worker is on it
@@ -426,7 +432,7 @@ class Reader:
         future = request.future
         self._queue.put(request)
         try:
-            async with asyncio.timeout(self.late_timeout):
+            async with timeout_unheld(self.late_timeout):  # a reading that came during a hold kept (since 2026-12-08)
                 return (await asyncio.wrap_future(future)).reading
         except TimeoutError:
             if not future.cancel():  # a hung call: fresh messages skip the worker until it ends

@@ -456,3 +456,58 @@ async def test_a_reader_whose_thread_could_not_start_starts_at_the_next_start() 
     await asyncio.wait_for(reader.wait_loaded(), 120)
     assert reader.status == "ok" and await reader.read(TEXTS[0]) == alone(TEXTS[0])
     await reader.stop()
+
+
+class Finishing(Recording):
+    """The shipped embedder, its first call waiting for ``gate``; ``finished`` set once a call has returned."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__(gate)
+        self.finished = threading.Event()
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        vectors = super().embed(texts)
+        self.finished.set()
+        return vectors
+
+
+async def test_a_reading_that_came_while_the_loop_was_held_past_its_timeout_is_kept() -> None:
+    """The worker finishes a message's reading while the event loop is held past the reading's timeout (a process
+    frozen, a VM paused, a long GC pause): once the loop runs again, the reading and the deadline are both due, and
+    the reading must win (``gateway.loop_watch.timeout_unheld``), not the message go on without it (``timeout``,
+    its risk told only by a late reading, if late readings are run at all)."""
+    gate = threading.Event()
+    embedder = Finishing(gate)
+    failures: list[str] = []
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=0.3,
+                                  on_failure=failures.append))  # fmt: skip
+    try:
+        attempt = asyncio.ensure_future(reader.attempt(TEXTS[0]))
+        await asyncio.to_thread(embedder.started.wait, 30)  # the worker on it, waiting for the gate
+        held_since = time.monotonic()
+        gate.set()
+        assert embedder.finished.wait(30)  # the loop held (this very call) while the worker reads
+        time.sleep(max(0.0, held_since + 1.0 - time.monotonic()))  # the hold itself: past the timeout by ≥ 0.5 s
+        found = await attempt
+    finally:
+        reader.close()
+    assert found == Inline(alone(TEXTS[0])) and failures == []
+
+
+async def test_a_late_reading_that_came_while_the_loop_was_held_past_its_deadline_is_kept() -> None:
+    """The same for a reading after the fact (``read_late``, its deadline ``late_timeout``): before, None, the
+    message's risk never told."""
+    gate = threading.Event()
+    embedder = Finishing(gate)
+    reader = await started(Reader(lambda: Model(embedder, SHIPPED.classifier), timeout=0.3, late_timeout=0.3))
+    try:
+        late = asyncio.ensure_future(reader.read_late(TEXTS[0]))
+        await asyncio.to_thread(embedder.started.wait, 30)
+        held_since = time.monotonic()
+        gate.set()
+        assert embedder.finished.wait(30)
+        time.sleep(max(0.0, held_since + 1.0 - time.monotonic()))  # the hold itself: past the deadline by ≥ 0.5 s
+        found = await late
+    finally:
+        reader.close()
+    assert found == alone(TEXTS[0])
