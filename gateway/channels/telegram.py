@@ -74,6 +74,7 @@ from gateway.errors import (
     RecipientGone,
     RetryableDelivery,
 )
+from gateway.loop_watch import timeout_unheld
 from gateway.messages import FORWARDED, Attachment, ChannelName, Choice, Departure, Inbound, Outbound
 from gateway.settings import Settings
 from gateway.supervisor import where
@@ -162,11 +163,13 @@ class TelegramChannel:
         api = settings.telegram_api_url.rstrip("/")
         token = settings.telegram_bot_token.get_secret_value()
         # The send timeout of every channel, not PTB's 5 s: a Bot API slow for 5–15 s had each reply it held sent
-        # twice (the first request timed out, was taken all the same, and went again).
-        # Not wrapped in timeout_unheld: httpx reads through anyio, which never cancels a task whose wait was answered,
-        # so an answer that came during a freeze is read on resume (tests/test_freeze.py, since 2026-12-08).
+        # twice (the first request timed out, was taken all the same, and went again). It is ours, every call's
+        # (:func:`_within`: ``timeout_unheld``), since 2026-12-08: PTB's (httpx's, through anyio) read and write
+        # timeouts are off, else one due with an answer that came while the process was frozen could still win on
+        # resume (the reply taken for timed out and sent again: tests/test_freeze.py, one run in two or three). A
+        # connect or a wait for the pool keeps PTB's bound: nothing of the request has left then.
         limit = SEND_TIMEOUT_SECONDS
-        request = _Requests(connect_timeout=limit, read_timeout=limit, write_timeout=limit)
+        request = _Requests(connect_timeout=limit, read_timeout=None, write_timeout=None)
         self._bot = Bot(
             token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot", request=request
         )  # no Application
@@ -186,12 +189,12 @@ class TelegramChannel:
         (a command that only talks to the Bot API), out of reach is a RetryableDelivery and a token refused a
         ConfigError instead."""
         try:
-            await self._bot.initialize()
+            await _within(self._bot.initialize())
         except ptb.InvalidToken:
             if reachable:
                 raise ConfigError("TELEGRAM_BOT_TOKEN was refused by the Telegram API") from None
             self._refused_at_start = _token_refused("telegram: InvalidToken at start (getMe)")
-        except ptb.NetworkError as error:
+        except (ptb.NetworkError, TimeoutError) as error:
             if reachable:
                 raise RetryableDelivery(f"telegram: network error ({type(error).__name__})") from None
             logger.warning(
@@ -217,8 +220,9 @@ class TelegramChannel:
             refused(self.name.value, self._refused_at_start)
             while self._refused_at_start is not None:
                 await asyncio.sleep(self._settings.telegram_token_retry_seconds)
-                with contextlib.suppress(ptb.InvalidToken, ptb.NetworkError):  # still refused, or out of reach
-                    await self._bot.initialize()
+                # still refused, or out of reach (no answer within the send timeout: TimeoutError)
+                with contextlib.suppress(ptb.InvalidToken, ptb.NetworkError, TimeoutError):
+                    await _within(self._bot.initialize())
                     self._refused_at_start = None
             accepted(self.name.value)
         await asyncio.Event().wait()
@@ -363,9 +367,12 @@ class TelegramChannel:
         return "touche mon nom / tap my name"
 
     async def _call(self, request: Awaitable[T]) -> T:
-        """Await one Bot API call: the one place where PTB's errors become ours."""
+        """Await one Bot API call, within the send timeout (:func:`_within`): the one place where PTB's errors become
+        ours."""
         try:
-            return await request
+            return await _within(request)
+        except TimeoutError:  # our deadline (PTB's read and write timeouts are off): as PTB's TimedOut was
+            raise RetryableDelivery("telegram: network error (TimedOut)") from None
         except ptb.RetryAfter as error:
             raise RetryableDelivery("telegram: flood control", _seconds(error), rate_limited=True) from None
         except _FloodControl:  # a 429 telling no retry_after: the channel paused for the reply's backoff
@@ -374,6 +381,14 @@ class TelegramChannel:
             raise _ours(error) from None
         except (KeyError, TypeError, AttributeError, ValueError) as error:  # PTB reading a 200 that is not its answer
             raise _not_the_apis(type(error).__name__) from None
+
+
+async def _within(call: Awaitable[T]) -> T:
+    """``call`` within ``SEND_TIMEOUT_SECONDS``, a deadline reached late because the loop was held (a frozen process)
+    giving 1 s more to read an answer that came meanwhile (:func:`gateway.loop_watch.timeout_unheld`, since
+    2026-12-08; TimeoutError past it)."""
+    async with timeout_unheld(SEND_TIMEOUT_SECONDS):
+        return await call
 
 
 def _token_refused(said: str) -> CredentialsRefused:

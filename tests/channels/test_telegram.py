@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.channels.base import Channel, Lifecycle, MediaFetcher, ReplyWindow, TypingIndicator
+from gateway.channels.base import SEND_TIMEOUT_SECONDS, Channel, Lifecycle, MediaFetcher, ReplyWindow, TypingIndicator
 from gateway.channels.telegram import TelegramChannel
 from gateway.errors import ConfigError, CredentialsRefused, PermanentDelivery, RecipientGone, RetryableDelivery
 from gateway.messages import Attachment, ChannelName, Choice, Outbound
@@ -696,3 +697,20 @@ header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255, exclude
 async def test_any_secret_header_is_refused_cleanly(client: TestClient[Any, Any], secret: str, raw: bytes) -> None:
     response = await client.post(PATH, data=raw, headers={"X-Telegram-Bot-Api-Secret-Token": secret})
     assert response.status == 403
+
+
+async def test_a_bot_api_that_never_answers_times_out_at_the_send_timeout(
+    telegram: FakeTelegramAPI, channel: TelegramChannel
+) -> None:
+    """PTB's read and write timeouts are off since 2026-12-08 (the send's deadline is the gateway's own,
+    ``timeout_unheld``): a Bot API that takes a reply and never answers still fails it, retryably, at
+    ``SEND_TIMEOUT_SECONDS`` (not later, never hung), and the start's getMe likewise."""
+    telegram.stall()
+    started = time.monotonic()
+    try:
+        with pytest.raises(RetryableDelivery, match="TimedOut"):
+            await channel.send(outbound("Bonjour"))
+        took = time.monotonic() - started
+        assert SEND_TIMEOUT_SECONDS <= took < SEND_TIMEOUT_SECONDS + 5, took
+    finally:
+        telegram.resume()
