@@ -799,7 +799,13 @@ class Actions:
         the transcript: :meth:`close`) is completed, with that category. A take that got as far as telling the young
         person a listener joined (its message's id, derived from the take) is completed: held by the listener who
         took them, told once. Otherwise they are back in line (:meth:`_line_again`). Audited, naming who had taken
-        them. Whether anything was needed."""
+        them. Whether anything was needed.
+
+        Its entry read waiting (after the queue's order said otherwise: another instance's check put it back in line
+        meanwhile, this one stalled past its lock's lease), nothing is needed: since 2026-12-08, until then it was
+        handed back all the same, its queue step unchecked (``requeue(holder=None)``), and landing after Bob took the
+        young person it un-took his entry, the next check handing his young person back
+        (``tests/console/test_transfer_late_enqueue.py``)."""
         async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.QUEUED or conversation.queue is None:
@@ -808,6 +814,8 @@ class Actions:
                 return False  # waiting: the record and the queue agree
             now = self.clock()
             entry = await self.store.queue_entry(conversation_id)
+            if entry is not None and entry.taken_by is None:  # waiting now: put back in line meanwhile (a check)
+                return False
             holder = None if entry is None else entry.taken_by
             left = await self._left(conversation)
             outcome = None if left is not None else await self._closing(conversation)

@@ -21,6 +21,7 @@ lease (a stalled holder keeps its lock), and its queue step is in the batch's on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -150,4 +151,60 @@ async def test_a_stalled_checks_late_back_in_line_leaves_the_next_holder_holding
     stalled.go.set()
     with pytest.raises((Killed, Conflict, ActionRefused)):  # its step made (before: Bob's entry un-taken), or refused
         await asyncio.wait_for(late, 30)
+    await bob_keeps_it(store, clock, conversation_id, waiting.queue)
+
+
+class ReadsLateThenStalls:
+    """Instance A's store for the check: its read of the entry (``queue_entry``) waits for ``read`` (``reading`` set
+    first), its queue step (``requeue``) for ``go`` (``reached`` set first), then is made, then the instance dies."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.reading, self.read = asyncio.Event(), asyncio.Event()
+        self.reached, self.go = asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def queue_entry(self, conversation_id: str) -> Any:
+        self.reading.set()
+        await self.read.wait()
+        return await self._store.queue_entry(conversation_id)
+
+    async def requeue(self, *args: Any, **options: Any) -> Any:
+        self.reached.set()
+        await self.go.wait()
+        await self._store.requeue(*args, **options)
+        raise Killed
+
+
+async def test_a_stalled_check_that_reads_the_entry_waiting_leaves_the_next_holder_holding(
+    two: tuple[Store, Store], url: str, clock: Clock
+) -> None:
+    """The check on A reads the young person listed in no queue (Xena's take cut short), stalls past its lease, the
+    check on B puts them back in line, A reads their entry: waiting, held by nobody; A stalls again, Bob takes them on
+    B, A's step lands. Until 2026-12-08 A's step was ``requeue(holder=None)``, unchecked, which un-took Bob's entry:
+    ``Bob's entry left waiting: QueueEntry(..., taken_by=None)``. Now an entry read waiting needs nothing."""
+    store, a_store = two
+    dispatcher, b = instance(store, clock)
+    for number, text in enumerate(WALK_TO_QUEUE):
+        assert await dispatcher.handle_inbound(Inbound(ChannelName.MESSENGER, "psid-read", f"mid.{number}", text))
+    [waiting] = await store.waiting()
+    conversation_id = waiting.conversation_id
+    await store.take(conversation_id, "xena", clock())  # Xena's take cut after its queue step: the record says queued
+    stalled = ReadsLateThenStalls(a_store)
+    _, a = instance(stalled, clock)
+    late = asyncio.create_task(a.back_in_line(conversation_id))  # the check on A: not waiting, read so
+    await asyncio.wait_for(stalled.reading.wait(), 30)
+    lapse(url, conversation_id)
+    assert await b.back_in_line(conversation_id)  # the next check, on B: back in line, waiting
+    stalled.read.set()  # A reads the entry now: waiting, held by nobody
+    reached = asyncio.create_task(stalled.reached.wait())
+    await asyncio.wait({late, reached}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    await b.take(conversation_id, "bob", 3)
+    stalled.go.set()
+    reached.cancel()
+    # its step made (before: Bob's entry un-taken), or nothing to do (now: the entry it read waits)
+    with contextlib.suppress(Killed, Conflict, ActionRefused, LockLost):
+        assert not await asyncio.wait_for(late, 30)
     await bob_keeps_it(store, clock, conversation_id, waiting.queue)
