@@ -32,6 +32,7 @@ from gateway.ids import derived_from, derived_id, derived_ids, new_id
 from gateway.language import language_of
 from gateway.messages import Reply
 from gateway.store import (
+    ANYONE,
     AuditEntry,
     AuditStore,
     Author,
@@ -835,7 +836,7 @@ class Actions:
                 await self.store.audit(AuditEntry(now, "gateway", "take_completed", conversation_id, detail))
                 completed = True
             else:
-                await self._line_again(conversation, entry is not None, now, holder)
+                await self._line_again(conversation, now, holder)
                 taken = f"taken by {holder}" if holder is not None else "its entry gone"
                 lost = "listed in no queue and held by no one"
                 detail = f"{conversation.pseudonym}: {lost} ({taken}, a move cut short): back in line"
@@ -845,17 +846,18 @@ class Actions:
             self.dispatcher.kick_outbox()
         return True
 
-    async def _line_again(
-        self, conversation: Conversation, has_entry: bool, now: datetime, holder: str | None = None
-    ) -> None:
+    async def _line_again(self, conversation: Conversation, now: datetime, holder: str | None) -> None:
         """A queued young person with no entry waiting, back in line: their entry at its place (``requeue``), or, with
         none left, a new one at their arrival time, their priority and flag; their place told by the queue's timer.
-        The queue step names the holder the check read (``holder``; none when it found no entry): an entry another
-        listener holds is left to them, Conflict, nothing changed (since 2026-12-08: until then a Redis step landing
-        after its lock lapsed, the check's instance stalled, un-took the next holder's entry, and the check after it
-        handed their young person back to the queue; ``tests/console/test_transfer_late_enqueue.py``)."""
+        The queue step names the holder the check read (``holder``, its taken entry's; None: it found no entry, and
+        the new one expects nobody holding it): an entry another listener holds is left to them, Conflict, nothing
+        changed (since 2026-12-08: until then a Redis step landing after its lock lapsed, the check's instance stalled,
+        un-took the next holder's entry, and the check after it handed their young person back to the queue;
+        ``tests/console/test_transfer_late_enqueue.py``). Since 2026-12-08 (later that day) ``holder`` is the entry's
+        and its only sign: until then a flag ``has_entry`` went beside it, and an entry read waiting passed None to
+        ``requeue``, unchecked there (:meth:`back_in_line` now leaves such an entry as it is)."""
         assert conversation.queue is not None
-        if has_entry:
+        if holder is not None:
             await self.store.requeue(conversation.id, holder=holder)  # a take's entry: waiting again at its place
         else:
             at = conversation.queued_at or now
@@ -895,8 +897,12 @@ class Actions:
         read while held: ``enqueue`` at the record's priority, held in the batch, sent before its fenced writes) expects
         no holder (``holder=None``: the entry ``requeue`` just left waiting), since 2026-12-08: until then it replaced
         whoever held it (``ANYONE``), and landing after its lock lapsed it put the next holder's entry back in line, the
-        next alert check handing their young person back (``tests/console/test_handback_late_priority.py``)."""
-        entry = await self.store.requeue(conversation.id, unless_leaving=unless_leaving, holder=conversation.listener)
+        next alert check handing their young person back (``tests/console/test_handback_late_priority.py``).
+        A held record names its listener (only a take makes one, naming them first: :meth:`_join`); one that named
+        none would be handed back from whoever holds its entry (``ANYONE``), as before 2026-12-08, when ``requeue``'s
+        unchecked holder was None (``tests/console/test_handback_late_requeue.py``)."""
+        holder = ANYONE if conversation.listener is None else conversation.listener
+        entry = await self.store.requeue(conversation.id, unless_leaving=unless_leaving, holder=holder)
         if conversation.priority.rank < entry.priority.rank:  # words of danger while held: first in line, as waiting
             await self.store.enqueue(conversation.id, entry.queue, conversation.priority, entry.at,
                                      flag=conversation.flag, holder=None)  # fmt: skip

@@ -110,6 +110,7 @@ __all__ = [
     "TranscriptEntry",
     "TranscriptStore",
     "WaitingPage",
+    "checked_holder",
     "open_store",
 ]
 
@@ -731,12 +732,24 @@ class DedupeStore(Protocol):
 
 
 class Anyone(Enum):
-    """:meth:`QueueStore.enqueue`'s ``holder`` unchecked (:data:`ANYONE`): the entry replaced whoever holds it."""
+    """:meth:`QueueStore.enqueue`'s and :meth:`QueueStore.requeue`'s ``holder`` unchecked (:data:`ANYONE`): the entry
+    replaced, or handed back, whoever holds it. Since 2026-12-08 ``requeue`` says it so too: until then its unchecked
+    ``holder`` was None, which ``enqueue`` reads as "nobody may hold it"."""
 
     ANYONE = "anyone"
 
 
 ANYONE: Final = Anyone.ANYONE
+
+
+def checked_holder(holder: str | Anyone) -> str | None:
+    """:meth:`QueueStore.requeue`'s ``holder`` as a store checks it: the listener's name, or None for :data:`ANYONE`
+    (unchecked). Anything else (None, an empty name: what meant unchecked until 2026-12-08) is refused, ValueError."""
+    if holder is ANYONE:
+        return None
+    if not isinstance(holder, str) or not holder:
+        raise ValueError("requeue's holder is a listener's name, or ANYONE (unchecked)")
+    return holder
 
 
 class QueueStore(Protocol):
@@ -828,14 +841,17 @@ class QueueStore(Protocol):
         ...
 
     async def requeue(
-        self, conversation_id: str, *, unless_leaving: bool = False, holder: str | None = None
+        self, conversation_id: str, *, unless_leaving: bool = False, holder: str | Anyone = ANYONE
     ) -> QueueEntry:
         """A listener hands the conversation back: waiting again, at its original arrival time.
 
         Conflict if it has no queue entry, or (``unless_leaving``: a hand-back begun now, not one completed) when its
         ending is listed as begun (:meth:`begin_leaving`; Redis reads it in the same script), or (``holder``: the
-        listener it is handed back from; None: whoever holds it) when another listener holds the entry, nothing
-        changed (since 2026-12-08: a Redis hand-back's step landing after its lock lapsed un-took the next holder's).
+        listener it is handed back from; :data:`ANYONE`: whoever holds it) when another listener holds the entry,
+        nothing changed (since 2026-12-08: a Redis hand-back's step landing after its lock lapsed un-took the next
+        holder's). An entry waiting passes whatever ``holder``. Since 2026-12-08 the unchecked ``holder`` is
+        :data:`ANYONE`, as :meth:`enqueue`'s, and None is refused (the type; ValueError, as an empty name): until then
+        None meant unchecked here and "nobody may hold it" for :meth:`enqueue`.
         """
         ...
 

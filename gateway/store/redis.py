@@ -139,6 +139,7 @@ from gateway.store import (
     TimerKind,
     TranscriptEntry,
     WaitingPage,
+    checked_holder,
     furthest,
     identities,
     in_parts,
@@ -2216,7 +2217,7 @@ class RedisStore:
 
     @_guarded
     async def requeue(
-        self, conversation_id: str, *, unless_leaving: bool = False, holder: str | None = None
+        self, conversation_id: str, *, unless_leaving: bool = False, holder: str | Anyone = ANYONE
     ) -> QueueEntry:
         """``holder``: the listener the hand-back hands back from (the record's, read under its lock): an entry another
         holds is left to them, Conflict (the script's test, ``redis_lua._TAKE_OR_REQUEUE``; since 2026-12-08). The
@@ -2233,8 +2234,10 @@ class RedisStore:
         capacity (``_unqueue_refused``). Since 2026-12-07: until then the entry waited beside the held record, the
         check completed the hand-back and the retry was refused ``not_yours``
         (``tests/console/test_handback_refused.py``). The check's completion (``Actions.complete_hand_back``) and an
-        automatic hand-back note nothing."""
-        entry = await self._take_or_requeue(conversation_id, "", 0, unless_leaving, holder or "")
+        automatic hand-back note nothing. ``holder`` :data:`ANYONE` (unchecked) goes to the script as '' (since
+        2026-12-08; until then None did, and so did an empty name, which is refused now)."""
+        checked = checked_holder(holder)
+        entry = await self._take_or_requeue(conversation_id, "", 0, unless_leaving, checked or "")
         if entry is None:
             raise Conflict(f"conversation {conversation_id} has no queue entry, is ending (listed as leaving), or is "
                            "held by another listener")  # fmt: skip

@@ -71,6 +71,7 @@ from gateway.store import (
     TimerKind,
     TranscriptEntry,
     WaitingPage,
+    checked_holder,
     erasure_listed,
     furthest,
     in_parts,
@@ -1279,24 +1280,26 @@ class SqliteStore:
         return int(rows[0][0])
 
     async def requeue(
-        self, conversation_id: str, *, unless_leaving: bool = False, holder: str | None = None
+        self, conversation_id: str, *, unless_leaving: bool = False, holder: str | Anyone = ANYONE
     ) -> QueueEntry:
         """``unless_leaving``: nothing is listed on SQLite (an ending is one transaction). Inside a batch (a
         hand-back's, under the conversation's lock: no other change of its entry can come between), the entry is
         read now and its change held, so that the hand-back's writes are one transaction: an instance dying halfway
         leaves none of them, never a waiting entry beside a record that says held. ``holder`` (since 2026-12-08, as
         Redis's): an entry another listener holds is refused, Conflict. SQLite never had the late step that test
-        stops on Redis: its locks have no lease (a stalled holder keeps its lock) and the step is in the batch."""
+        stops on Redis: its locks have no lease (a stalled holder keeps its lock) and the step is in the batch.
+        :data:`ANYONE`: unchecked (since 2026-12-08; until then None, and an empty name, which is refused now)."""
+        checked = checked_holder(holder)
         if self._batch() is not None:
             rows = await self._select("SELECT * FROM queue WHERE conversation_id = ?", (conversation_id,))
             if not rows:
                 raise Conflict(f"conversation {conversation_id} has no queue entry")
             taken_by = rows[0]["taken_by"]
-            if holder and taken_by is not None and taken_by != holder:
+            if checked is not None and taken_by is not None and taken_by != checked:
                 raise Conflict(f"conversation {conversation_id} is held by another listener")
             await self._write(lambda conn: conn.execute(_REQUEUE, (conversation_id,)))
             return replace(_queue_entry(rows[0]), taken_by=None)
-        sql, params = (_REQUEUE, (conversation_id,)) if not holder else (_REQUEUE_FROM, (conversation_id, holder))
+        sql, params = (_REQUEUE, (conversation_id,)) if checked is None else (_REQUEUE_FROM, (conversation_id, checked))
         entry = await self._update_entry(conversation_id, sql, params)
         if entry is None:
             raise Conflict(f"conversation {conversation_id} has no queue entry, or another listener holds it")

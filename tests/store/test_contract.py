@@ -528,6 +528,24 @@ async def test_requeue_from_a_holder_leaves_another_listeners_entry_taken(store:
     assert [e.conversation_id for e in await store.waiting("general")] == ["a"] and await store.held_by("bob") == 0
 
 
+async def test_requeue_unchecked_is_anyone_and_none_is_refused(store: Store) -> None:
+    """Since 2026-12-08 ``requeue``'s unchecked ``holder`` is ``ANYONE`` (its default), as ``enqueue``'s: whoever
+    holds the entry, it goes back to waiting. None (what meant unchecked here until then, and "nobody may hold it" for
+    ``enqueue``) and an empty name are refused (ValueError), in a batch too, the entry unchanged."""
+    await store.enqueue("a", "general", Priority.NORMAL, minutes(0))
+    await store.take("a", "bob", T0)
+    for wrong in (None, ""):
+        with pytest.raises(ValueError):
+            await store.requeue("a", holder=wrong)  # type: ignore[arg-type]  # what the type refuses
+        with pytest.raises(ValueError):
+            async with store.batch():
+                await store.requeue("a", holder=wrong)  # type: ignore[arg-type]
+    entry = await store.queue_entry("a")
+    assert entry is not None and entry.taken_by == "bob" and await store.held_by("bob") == 1
+    assert (await store.requeue("a", holder=ANYONE)).taken_by is None
+    assert [e.conversation_id for e in await store.waiting("general")] == ["a"] and await store.held_by("bob") == 0
+
+
 async def test_enqueue_from_a_holder_leaves_another_listeners_entry_taken(store: Store) -> None:
     """``holder`` (since 2026-12-08): a transfer's or a check's queue step names the holder it expects; an entry
     another listener holds is neither replaced nor un-taken, Conflict, nothing changed (none expected: refused too), in
