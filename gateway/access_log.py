@@ -80,9 +80,10 @@ QUIETED = {"httpx": logging.WARNING, "twilio": logging.WARNING, "PIL": logging.W
 def private_logging() -> None:
     """Set the library loggers that would log identifying data (:data:`QUIETED`, never lower than the root's level)
     and install the filters that say aiohttp's lines about a client without its address or its bytes
-    (:class:`PrivateServerLog`, :class:`PrivateSocketLog`). Called by ``gateway serve`` once logging is configured;
-    any other way of serving :func:`gateway.app.create_app` should call it too. Until 2026-12-08 these lines lived
-    in ``gateway serve`` alone, and the tests copied them. The access lines need no call: the app names
+    (:class:`PrivateServerLog`, :class:`PrivateSocketLog`). Called by every ``gateway`` command (``cli.main``, since
+    2026-12-08), again by ``gateway serve`` once logging is configured; any other way of serving
+    :func:`gateway.app.create_app` should call it too. Until 2026-12-08 these lines lived in ``gateway serve``
+    alone, and the tests copied them. The access lines need no call: the app names
     :class:`PrivateAccessLogger` itself (``handler_args``, since 2026-12-08), whatever runner serves it."""
     for name, level in QUIETED.items():
         logging.getLogger(name).setLevel(max(level, logging.getLogger().level))

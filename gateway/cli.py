@@ -985,8 +985,15 @@ def fused(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every command with the library loggers quieted (``access_log.private_logging()``): until 2026-12-08 only
+    ``gateway serve`` quieted them, and python-telegram-bot's ERROR on an answer not JSON (a proxy's page quoting the
+    URL, so the bot's token) reached stderr through logging's last resort from ``telegram set-webhook``, ``doctor``
+    and the others (tests/channels/test_cli_telegram.py)."""
+    from gateway.access_log import private_logging
+
     args = build_parser().parse_args(fused(sys.argv[1:] if argv is None else argv))
     handler: Handler = args.handler
+    private_logging()  # again by ``serve`` once its logging is configured (never lower than the root's level)
     try:
         return handler(args)
     except (FlowError, GatewayError) as exc:

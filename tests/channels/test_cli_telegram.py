@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from gateway.testing import BOT_TOKEN, Failure, FakeTelegramAPI
 
@@ -111,3 +112,34 @@ async def test_a_bot_api_out_of_reach_is_said_plainly_and_nothing_is_set(
     assert "the Telegram Bot API did not answer" in err and "the webhook is not set" in err, err
     assert "serving all the same" not in err
     assert BOT_TOKEN not in err and SECRET not in err
+
+
+async def test_a_bot_api_answering_a_page_quoting_its_url_puts_no_token_on_stderr(tmp_path: Path) -> None:
+    """A proxy (or a captive portal) before the Bot API answers an HTML page quoting the URL it was asked, so the
+    bot's token (``/bot<token>/getMe``): python-telegram-bot logs a body it cannot read as JSON whole, at ERROR, and
+    logging's last resort wrote it on stderr. Until 2026-12-08 only ``gateway serve`` quieted that logger
+    (``access_log.private_logging()``): every other command now does too."""
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(status=502, content_type="text/html", text=f"<h1>Bad gateway</h1><p>{request.path}</p>")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        env = {
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "TELEGRAM_API_URL": f"http://127.0.0.1:{port}",
+            "GATEWAY_PUBLIC_URL": "https://helpline.example.org",
+        }
+        code, out, err = await gateway(tmp_path, "telegram", "set-webhook", **env)
+    finally:
+        await runner.cleanup()
+    assert code == 1 and out == "", err
+    assert "the webhook is not set" in err, err
+    assert BOT_TOKEN not in err, err
