@@ -73,8 +73,12 @@ class PrivateSocketLog(logging.Filter):
 # Library loggers that log, below these levels, URLs with tokens, message contents, or (Pillow) every EXIF tag of a
 # photo with its value (who took it, where); python-telegram-bot logs an answer it cannot read as JSON whole, at
 # ERROR (a proxy's page may quote the URL, so the bot's token): every failure of its calls reaches the Telegram
-# adapter as an exception, told there.
-QUIETED = {"httpx": logging.WARNING, "twilio": logging.WARNING, "PIL": logging.WARNING, "telegram": logging.CRITICAL}
+# adapter as an exception, told there. httpcore (under httpx) writes each answer's headers at DEBUG, and a proxy's
+# redirect names the URL asked (``Location: …/bot<token>/getMe``): quieted too since 2026-12-08 (httpx alone before).
+QUIETED = {
+    "httpx": logging.WARNING, "httpcore": logging.WARNING, "twilio": logging.WARNING, "PIL": logging.WARNING,
+    "telegram": logging.CRITICAL,
+}  # fmt: skip
 
 
 def private_logging() -> None:

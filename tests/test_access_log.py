@@ -7,11 +7,13 @@ import asyncio
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from gateway.access_log import QUIETED, PrivateAccessLogger, private_logging
 from gateway.app import _errors, create_app
+from gateway.channels.telegram import TelegramChannel
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 
@@ -100,3 +102,44 @@ async def test_the_gateway_served_by_aiohttps_own_runner_writes_no_clients_addre
     [line] = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert not [secret for secret in ("127.0.0.1", "ZZAGENT", "ZZREF", "ZZTOKEN") if secret in line], line
     assert line.startswith('"GET /healthz" 200 '), line  # before: '127.0.0.1 [08/Dec/2026:…] "GET /healthz?hub.…'
+
+
+async def test_the_bot_apis_calls_put_no_token_in_a_debug_log(caplog: pytest.LogCaptureFixture) -> None:
+    """``LOG_LEVEL=DEBUG``: httpcore (python-telegram-bot's HTTP client under httpx) writes each answer's headers at
+    DEBUG, and a proxy's redirect (``Location:``, to https) names the URL asked, ``/bot<token>/getMe``. Until
+    2026-12-08 httpcore was not among :data:`QUIETED` (httpx was): the bot's token went to the log."""
+    token = "123456789:ZZTOKEN-in-a-proxys-redirect"
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"https://api.example.org{request.path}")
+
+    api = web.Application()
+    api.router.add_route("*", "/{tail:.*}", redirect)
+    runner = web.AppRunner(api, access_log=None)  # the fake proxy's own lines are not the gateway's
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    before = {name: logging.getLogger(name).level for name in QUIETED}
+    try:
+        port = runner.addresses[0][1]
+        settings = Settings(
+            public_url="https://helpline.example.org/", telegram_bot_token=token,
+            telegram_webhook_secret="webhook_secret-123", telegram_api_url=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+        with caplog.at_level(logging.DEBUG):  # the root at DEBUG, as ``gateway serve`` sets LOG_LEVEL
+            private_logging()
+            async with aiohttp.ClientSession() as session:
+                channel = TelegramChannel(settings, session)
+                await channel.start()  # getMe answered 302: out of reach, serving all the same
+                await channel.stop()
+    finally:
+        await runner.cleanup()
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+    assert telegram_asked(caplog)  # the call was made, and logged by the adapter
+    leaked = [f"{r.name}: {r.getMessage()}" for r in caplog.records if "ZZTOKEN" in r.getMessage()]
+    assert leaked == [], leaked
+
+
+def telegram_asked(caplog: pytest.LogCaptureFixture) -> bool:
+    return any(r.name == "gateway.channels.telegram" for r in caplog.records)
