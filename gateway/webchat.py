@@ -1279,16 +1279,25 @@ async def leave_request(request: web.Request, hub: WebChatHub) -> web.Response:
 
 async def _first_ended(*tasks: asyncio.Task[None]) -> None:
     """Until the first of these tasks ends, its failure raised; the others cancelled and waited for either way (also
-    when this is cancelled: nothing is left running)."""
+    when this is cancelled: nothing is left running). Any other failure (a task raising something else than
+    CancelledError as it is stopped) is retrieved and logged by its class: until 2026-12-08 it was left to asyncio's
+    "Task exception was never retrieved", its message and traceback in the log."""
+    done: set[asyncio.Task[None]] = set()
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks)
-    for task in done:
-        if not task.cancelled() and (failure := task.exception()) is not None:
-            raise failure
+        failures = [
+            (task, failure) for task in tasks if not task.cancelled() and (failure := task.exception()) is not None
+        ]
+        raised = next((failure for task, failure in failures if task in done), None)
+        for _, failure in failures:
+            if failure is not raised:
+                log.warning("webchat: a task failed as it was stopped (%s)", type(failure).__name__)
+    if raised is not None:
+        raise raised
 
 
 async def _at_once(calls: list[Callable[[], Awaitable[object]]], at_once: int = RESYNC_AT_ONCE) -> None:
