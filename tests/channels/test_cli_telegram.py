@@ -95,10 +95,11 @@ async def test_a_token_refused_at_set_webhook_is_named_not_taken_for_an_outage(
 
 
 async def test_a_refusal_by_telegram_is_reported(tmp_path: Path, telegram: FakeTelegramAPI) -> None:
-    telegram.fail_next(Failure(400, description="Bad Request: bad webhook"), endpoint="setWebhook")
+    refusal = "Bad Request: bad webhook: Failed to resolve host: Name or service not known"  # one of its known forms
+    telegram.fail_next(Failure(400, description=refusal), endpoint="setWebhook")
     code, _, err = await gateway(tmp_path, "telegram", "set-webhook", **telegram_env(telegram))
     assert code == 1
-    assert "BadRequest: Bad webhook" in err
+    assert "BadRequest: Bad webhook: failed to resolve host: name or service not known" in err, err
 
 
 async def test_a_bot_api_out_of_reach_is_said_plainly_and_nothing_is_set(

@@ -592,8 +592,10 @@ async def test_a_description_with_digits_or_parameters_is_told_by_its_class_only
     [
         Failure(400, description="Bad Request: can't write to the chat of user zoe_dupont"),
         Failure(403, description="Forbidden: user zoe_dupont has restricted who can message them"),
+        # until 2026-12-08 any description beginning "bad webhook" was told, whatever followed, at any call
+        Failure(400, description="Bad Request: bad webhook: chat of user zoe_dupont"),
     ],
-    ids=["400", "403"],
+    ids=["400", "403", "bad-webhook-prefix"],
 )
 async def test_a_description_of_words_the_adapter_does_not_know_is_told_by_its_class_only(
     channel: TelegramChannel, telegram: FakeTelegramAPI, failure: Failure
@@ -604,6 +606,19 @@ async def test_a_description_of_words_the_adapter_does_not_know_is_told_by_its_c
     with pytest.raises(PermanentDelivery) as caught:
         await channel.send(outbound())
     assert str(caught.value) == f"telegram: {'BadRequest' if failure.status == 400 else 'Forbidden'}"
+
+
+async def test_setwebhooks_known_refusals_are_told_as_telegram_wrote_them(
+    channel: TelegramChannel, telegram: FakeTelegramAPI
+) -> None:
+    telegram.fail_next(
+        Failure(400, description="Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"),
+        endpoint="setWebhook",
+    )
+    with pytest.raises(PermanentDelivery) as caught:
+        await channel.set_webhook()
+    said = "telegram: BadRequest: Bad webhook: webhook can be set up only on ports 80, 88, 443 or 8443"  # PTB's case
+    assert str(caught.value) == said
 
 
 async def test_an_unreachable_api_is_retryable(telegram: FakeTelegramAPI, session: aiohttp.ClientSession) -> None:
