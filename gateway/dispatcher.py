@@ -1646,8 +1646,11 @@ class Dispatcher:
         30 s later, the conversation's later replies held behind it in the outbox (a listener's first words, the
         3114 a risk calls for), then sent however far the conversation had gone. ``resume_at``: a failure for the
         provider's rate limit paused the channel until then (:meth:`handle_receipt`): the copy is due then, not at
-        once; until 2026-12-08 it went at once, into the same limit, and failed in turn for good (one copy still)."""
-        code = receipt.error if receipt.error and receipt.error.isdigit() and len(receipt.error) <= 6 else "none"
+        once; until 2026-12-08 it went at once, into the same limit, and failed in turn for good (one copy still).
+        The provider's code is said (log line, note) when ASCII digits only: until 2026-12-08 ``isdigit()`` alone
+        took "١٢٣" or "²" for one."""
+        error = receipt.error
+        code = error if error and error.isascii() and error.isdigit() and len(error) <= 6 else "none"
         kind = "transient" if receipt.transient else "final"
         now = self.clock()
         async with self.store.lock(entry.conversation_id):

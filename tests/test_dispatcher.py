@@ -8,6 +8,7 @@ The whole app under the same faults, and real processes killed: tests/e2e/test_e
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -20,7 +21,7 @@ from gateway.dispatcher import DEDUPE_TTL_SECONDS, Dispatcher
 from gateway.errors import InboundBusy, StoreError
 from gateway.flowset import FlowSet
 from gateway.ids import inbound_entry_id, inbound_key
-from gateway.messages import ChannelName, Inbound
+from gateway.messages import ChannelName, Inbound, Receipt
 from gateway.metrics import Metrics
 from gateway.store import Author, ClaimState, DoneMark, Store, open_store
 from tests.conftest import ROOT, Clock
@@ -185,3 +186,23 @@ async def test_a_claim_is_renewed_while_its_message_waits_longer_than_its_lease(
             await asyncio.sleep(lease / 10)
     assert await waiting is True
     assert await user_entries(store) == [inbound_entry_id(message("m0")), inbound_entry_id(message("m1", "Non"))]
+
+
+@pytest.mark.parametrize("error", ["١٢٣", "²", "63016"], ids=["arabic-indic", "superscript", "twilios"])
+async def test_a_failed_receipts_code_is_logged_only_in_ascii_digits(
+    store: Store, clock: Clock, caplog: pytest.LogCaptureFixture, error: str
+) -> None:
+    """A provider's failure code is logged as it came only when ASCII digits (6 at most): ``isdigit()`` alone took
+    "١٢٣" and "²" for one until 2026-12-08 (``Dispatcher._bot_failed``); "none" for anything else."""
+    running = dispatcher(store, clock)
+    assert await running.handle_inbound(message("m1")) is True
+    conversation = await store.find_active_conversation(ChannelName.MESSENGER, SENDER)
+    assert conversation is not None
+    reply = next(e for e in await store.transcript(conversation.id) if e.author is Author.BOT)
+    assert await store.outbox_mark_sent(conversation.id, reply.id, "mid.reply-1")
+    with caplog.at_level(logging.WARNING, logger="gateway.dispatcher"):
+        await running.handle_receipt(
+            Receipt(ChannelName.MESSENGER, SENDER, "failed", provider_message_id="mid.reply-1", error=error)
+        )
+    [line] = [r.getMessage() for r in caplog.records if "reported failed" in r.getMessage()]
+    assert f"code {error if error.isascii() else 'none'} " in line, line
