@@ -545,7 +545,9 @@ def _understanding_embed(args: argparse.Namespace) -> int:
     from gateway.understanding.training import corpus_texts, load_corpus
 
     part, slash, parts = str(args.part).partition("/")
-    if not (slash and part.isdigit() and parts.isdigit() and 0 <= int(part) < int(parts)):
+    if not (
+        slash and f"{part}{parts}".isascii() and part.isdigit() and parts.isdigit() and 0 <= int(part) < int(parts)
+    ):
         print(f"gateway understanding embed: --part {args.part!r}: not K/N with 0 <= K < N", file=sys.stderr)
         return 2
     examples = [e for corpus in args.corpus for e in load_corpus(Path(corpus))]

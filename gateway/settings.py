@@ -444,7 +444,7 @@ class Settings(BaseSettings):
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable(name)} must be at least 1")
-        if self.messenger_app_id and not self.messenger_app_id.isdigit():
+        if self.messenger_app_id and not (self.messenger_app_id.isascii() and self.messenger_app_id.isdigit()):
             raise ConfigError(f"{variable('messenger_app_id')} must be the app's number (App settings → Basic)")
         if self.messenger_max_event_age > MAX_EVENT_AGE:  # a replay older than the de-duplication would go through
             raise ConfigError(f"{variable('messenger_max_event_age')} must be at most {MAX_EVENT_AGE} (7 days): older "

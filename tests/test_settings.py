@@ -250,3 +250,10 @@ def test_the_apps_whose_echoes_are_a_persons_are_app_ids() -> None:
     assert Settings.from_env({}, env_file=None).messenger_human_echo_app_ids() == frozenset()  # none by default
     with pytest.raises(ConfigError, match="MESSENGER_HUMAN_ECHO_APPS"):
         Settings.from_env({"MESSENGER_HUMAN_ECHO_APPS": "page inbox"}, env_file=None)
+
+
+@pytest.mark.parametrize("app_id", ["١٢٣", "²", "12a"])
+def test_the_messenger_app_id_is_ascii_digits(app_id: str) -> None:
+    """``MESSENGER_APP_ID`` is the app's number: until 2026-12-08 other scripts' digits ("١٢٣") passed the check."""
+    with pytest.raises(ConfigError, match="MESSENGER_APP_ID"):
+        Settings.from_env({"MESSENGER_APP_ID": app_id}, env_file=None)

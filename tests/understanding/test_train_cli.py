@@ -211,7 +211,7 @@ def test_a_cache_filled_in_two_parts_builds_the_very_weights_of_an_empty_one(
     assert (tmp_path / "parts.npz").read_bytes() == (tmp_path / "alone.npz").read_bytes()
 
 
-@pytest.mark.parametrize("part", ["2/2", "1", "a/2", "-1/2"])
+@pytest.mark.parametrize("part", ["2/2", "1", "a/2", "-1/2", "²/4", "1/٤"])
 def test_a_part_that_is_not_k_of_n_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], part: str) -> None:
     corpus = write_corpus(tmp_path / "train.jsonl")
     argv = ["understanding", "embed", "--corpus", str(corpus), "--cache", str(tmp_path / "c"), f"--part={part}"]
