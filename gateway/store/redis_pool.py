@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
@@ -65,6 +66,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.typing import EncodableT
 
+from gateway.loop_watch import timeout_unheld
 from gateway.store.redis_url import SentinelURL, is_sentinel
 
 PRIMARY_CHECK_SECONDS = 1.0  # how often the Sentinels are asked whether the primary changed (follow_primary)
@@ -231,28 +233,71 @@ class _ResetIsNotReady:
         return await super().can_read()  # type: ignore[misc, no-any-return]  # redis-py's
 
 
-class CheckedConnection(_PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, Connection):
+class _ReadUnheld:
+    """A connection whose reads wait ``socket_timeout`` seconds of a loop that ran: one whose deadline the loop
+    reached late because it was held (the process frozen, its VM paused) is given ``GRACE`` seconds more to read the
+    answer that came meanwhile (:func:`gateway.loop_watch.timeout_unheld`), as the batcher's reads (``redis_batch.py``)
+    are. Since 2026-12-08 for redis-py's own reads: a transaction's (``pipeline(transaction=True)``), a command of
+    :data:`redis_batch.ALONE`, a health check's, a handshake's, and every command of a Cluster client (not batched:
+    :func:`open_cluster`). Until then a call Redis ran while the process was frozen past the socket timeout was taken
+    on resume for a ``TimeoutError`` (its connection dropped, its caller's StoreError; on a Cluster a send's record,
+    the reply given up and sent again): ``tests/store/test_redis_frozen_reads.py``. A read given its own timeout (the
+    pub/sub's, which answers None when it passes) keeps redis-py's."""
+
+    socket_timeout: float | None  # the redis-py connection's, which this is mixed into
+
+    async def read_response(
+        self, disable_decoding: bool = False, timeout: float | None = None, *,
+        disconnect_on_error: bool | float | None = True,  # redis-py's Sentinel connection types it Optional[float]
+        push_request: bool | None = False,
+    ) -> Any:  # fmt: skip
+        read = super().read_response  # type: ignore[misc]  # redis-py's
+        if timeout is not None or self.socket_timeout is None:
+            return await read(disable_decoding, timeout, disconnect_on_error=disconnect_on_error,
+                              push_request=push_request)  # fmt: skip
+        try:
+            async with timeout_unheld(self.socket_timeout):  # redis-py's own deadline off (math.inf): ours
+                return await read(disable_decoding, math.inf, disconnect_on_error=disconnect_on_error,
+                                  push_request=push_request)  # fmt: skip
+        except TimeoutError:
+            # the read cancelled: redis-py dropped the connection (disconnect_on_error), as at its own deadline
+            raise RedisTimeoutError(f"Timeout reading from {self._host_error()}") from None  # type: ignore[attr-defined]
+
+
+class UnheldClusterConnection(_ReadUnheld, Connection):
+    """A Cluster client's connection (redis://): its reads as :class:`_ReadUnheld`'s, the rest redis-py's."""
+
+
+class UnheldClusterSSLConnection(_ReadUnheld, SSLConnection):
+    """A Cluster client's connection (rediss://)."""
+
+
+class CheckedConnection(
+    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, _ReadUnheld, Connection
+):
     """redis://"""
 
 
-class CheckedSSLConnection(_PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, SSLConnection):
+class CheckedSSLConnection(
+    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, _ReadUnheld, SSLConnection
+):
     """rediss://"""
 
 
 class CheckedUnixConnection(
-    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, UnixDomainSocketConnection
+    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, _ReadUnheld, UnixDomainSocketConnection
 ):
     """unix:// (a Redis on the same machine, through its ``unixsocket``: docs/deployment.md)"""
 
 
 class CheckedSentinelConnection(
-    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, SentinelManagedConnection
+    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, _ReadUnheld, SentinelManagedConnection
 ):
     """redis+sentinel:// (each new connection asks the Sentinels where the primary is: gateway/store/redis_url.py)"""
 
 
 class CheckedSentinelSSLConnection(
-    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, SentinelManagedSSLConnection
+    _PackedInC, _WrittenInPlace, _ResetIsNotReady, _ReconnectWhenPingFails, _ReadUnheld, SentinelManagedSSLConnection
 ):
     """rediss+sentinel://"""
 
@@ -376,8 +421,18 @@ def open_cluster(url: str, **options: Any) -> RedisCluster:
     pass, a webhook by the provider's redelivery, whose processing is idempotent by its claim and the ids its
     writes carry): a connection lost or a timeout (a command perhaps run), and CLUSTERDOWN or a slot no node
     covers (a failover under way; the client learns the new layout at its next command). Which writes would be safe
-    to resend is in docs/deployment.md ("Redis Cluster"): not all of them, so none is."""
-    return RedisCluster.from_url(url, retry=sent_once(), **options)
+    to resend is in docs/deployment.md ("Redis Cluster"): not all of them, so none is.
+
+    Its connections read as :class:`_ReadUnheld` (since 2026-12-08): redis-py's RedisCluster takes no connection
+    class, so its nodes' (those known, and those it learns: ``connection_kwargs``) is set here, before any is made."""
+    client = RedisCluster.from_url(url, retry=sent_once(), **options)
+    kwargs = client.nodes_manager.connection_kwargs  # the client's own dict, whence every node learnt later is made
+    unheld = UnheldClusterSSLConnection if issubclass(kwargs["connection_class"], SSLConnection) else (
+        UnheldClusterConnection)  # fmt: skip
+    kwargs["connection_class"] = unheld
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = unheld
+    return client
 
 
 async def close_cluster(client: RedisCluster) -> None:
