@@ -371,3 +371,63 @@ async def test_an_instance_frozen_with_redis_s_answer_to_a_send_s_record_waiting
     sent = Counter(r.body["message"]["text"] for r in graph.requests_to("messages") if "message" in r.body)
     copies = sorted(sent.values())
     assert copies and max(copies) == 1, f"a reply recorded by Redis during the freeze sent again: {copies}"
+
+
+def unread_on(redis_port: int, client_port: int, *, at_redis: bool) -> int:
+    """As :func:`unread`, on the one connection from ``client_port`` to Redis's ``redis_port``."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        ends = tuple(int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+        if fields[3] == "01" and ends == ((redis_port, client_port) if at_redis else (client_port, redis_port)):
+            return int(fields[4].split(":")[1], 16)
+    return 0
+
+
+@pytest.mark.redis
+async def test_an_instance_frozen_with_the_answer_to_its_events_check_waiting_keeps_its_events_connection(
+    tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    """The events (pub/sub) connection, quiet, is asked its check's PING (``RedisEvents._next``) and the instance
+    freezes before it reads the answer, which Redis sends meanwhile; the freeze outlasts the answer's wait
+    (``GATEWAY_REDIS_SOCKET_TIMEOUT``). Once resumed, the connection answered: it must be kept, not dropped with every
+    subscription of the instance (the web chat's, the console's forwarding, presence, typing: each subscribing again
+    and resyncing its sockets from the store). Redis is stopped for the moment it takes to hold the PING at its end."""
+    with redis_server(tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        async with Redis.from_url(url) as client:
+            redis_pid = int((await client.info("server"))["process_id"])
+        only = instance(tmp_path, "only", url, graph, "v23.0")
+        only.env.update({"GATEWAY_REDIS_HEALTH_CHECK_SECONDS": "0.5", "GATEWAY_REDIS_SOCKET_TIMEOUT": "1"})
+        dropped = []
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+                Redis.from_url(url) as client,
+            ):
+                only.start()
+                await only.ready(http)
+                assert only.process is not None
+                for _ in range(3):
+                    for _ in range(100):  # its workers subscribed: one events connection
+                        if len(listed := await client.client_list(_type="pubsub")) == 1:
+                            break
+                        await asyncio.sleep(0.1)
+                    (events,) = listed
+                    events_port = int(events["addr"].rsplit(":", 1)[1])
+                    os.kill(redis_pid, signal.SIGSTOP)
+                    try:
+                        await until_true(lambda e=events_port: unread_on(port, e, at_redis=True) > 0, "no PING asked")
+                        only.process.send_signal(signal.SIGSTOP)
+                    finally:
+                        os.kill(redis_pid, signal.SIGCONT)
+                    try:
+                        await until_true(lambda e=events_port: unread_on(port, e, at_redis=False) > 0, "no answer")
+                        await asyncio.sleep(3.0)  # the fault itself: frozen past the answer's wait (1 s)
+                    finally:
+                        only.process.send_signal(signal.SIGCONT)
+                    await asyncio.sleep(2.5)  # resumed: the check judges (a drop is seen within 1 s)
+                    after = await client.client_list(_type="pubsub")
+                    dropped.append(not after or after[0]["id"] != events["id"])
+        finally:
+            only.stop()
+    assert not any(dropped), f"the events connection dropped after a freeze that its PING's answer came in: {dropped}"

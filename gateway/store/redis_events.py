@@ -50,6 +50,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreError
 from gateway.events import Event, Resync, decode
+from gateway.loop_watch import timeout_unheld
 from gateway.store.local import SUBSCRIBER_BUFFER
 from gateway.store.redis_keys import ALL_CONVERSATIONS, CONVERSATION_EVENTS, EVENTS_CHANNEL
 from gateway.supervisor import where
@@ -304,8 +305,19 @@ class RedisEvents:
         RESP2 answers it as a message ``["pong", PROBE]`` but RESP3 (``HELLO 3``, redis-py 8's default) as a plain
         reply, ``PROBE``, which ``handle_message`` indexes as if it were a list (a message of type "g" on channel
         "a"): it worked by accident. Anything read counts as heard, so the connection carries only our PING
-        (:class:`_OurPing`: redis-py's own answers were dropped by ``parse_response`` unseen, not heard)."""
-        response = await pubsub.parse_response(block=False, timeout=wait)
+        (:class:`_OurPing`: redis-py's own answers were dropped by ``parse_response`` unseen, not heard).
+
+        The wait is ``wait`` seconds of a loop that ran (:func:`gateway.loop_watch.timeout_unheld`, since 2026-12-08):
+        one whose end the loop reached late because it was held (the process frozen, its VM paused) gives the read 1 s
+        more. Until then a PING's answer that came while the process was frozen past the answer's wait lost to the
+        wait's end on resume (uvloop runs its timers before it reads the sockets), and the last read (``wait`` 0) found
+        nothing read yet: the connection was taken for silent and dropped, every subscription of the instance failed
+        and subscribed again, resyncing its sockets (``tests/test_freeze.py``, 3 freezes of 3)."""
+        try:
+            async with timeout_unheld(wait):
+                response = await pubsub.parse_response(block=True)  # our wait, not redis-py's: the connection kept
+        except TimeoutError:
+            return None
         if response is None:
             return None
         self._heard, self._asked = asyncio.get_running_loop().time(), None  # the path carries bytes
