@@ -208,7 +208,8 @@ class Metrics:
         )  # fmt: skip
         self.channel_paused = Gauge(
             "gateway_channel_paused", "1 while a channel's provider rate-limits this instance: its replies held from"
-            " a rate limit's refusal until a send of that channel is accepted again (the pause, then its probe)",
+            " a rate limit's refusal to the pause's end, and while the one reply sent first after it (its probe) is"
+            " in flight",
             ["channel"], registry=r,
         )  # fmt: skip
         self.whatsapp_caught_up = Counter(

@@ -879,25 +879,34 @@ class Outbox:
         if current is None or current < until:
             self._paused[channel] = until
             self._pause_seconds[channel] = (until - now).total_seconds()
-        self.metrics.channel_paused.labels(channel).set(1)  # since 2026-12-08: nothing said "paused now"
+        # read at each scrape (since 2026-12-08: nothing said "paused now"), as :meth:`paused_channels` is: until
+        # 2026-12-08 evening set to 1 here and to 0 only by an accepted probe, so an instance that sent nothing on the
+        # channel after (one that only received Twilio's 63018 callback) showed it paused for hours
+        self.metrics.channel_paused.labels(channel).set_function(functools.partial(self._paused_now, channel))
 
     def _resumed(self, channel: str) -> None:
         """A paused channel's probe was accepted: its other replies go again (since 2026-12-08)."""
         if self._paused.pop(channel, None) is not None:
             self._pause_seconds.pop(channel, None)
-            self.metrics.channel_paused.labels(channel).set(0)
             log.info("outbox: %s accepts sends again: its replies go", channel)
 
+    def _paused_now(self, channel: str) -> bool:
+        """Whether ``channel`` is held by a rate limit now: its pause not over, or the probe after it in flight (its
+        answer says whether the limit is over: refused, the channel is paused again before anything else goes)."""
+        until = self._paused.get(channel)
+        return (until is not None and self.clock() < until) or channel in self._probing
+
     def paused_channels(self) -> list[str]:
-        """The channels whose replies are held by a rate limit now (paused, or the pause over and no send accepted
-        since): ``/readyz``'s ``channels_paused`` (since 2026-12-08)."""
-        return sorted(self._paused)
+        """The channels whose replies are held by a rate limit now (:meth:`_paused_now`): ``/readyz``'s
+        ``channels_paused`` (since 2026-12-08). Until 2026-12-08 evening also a channel whose pause was over with no
+        send accepted since: one this instance no longer sent on stayed named, a false alert."""
+        return sorted(channel for channel in self._paused if self._paused_now(channel))
 
     def paused(self, channel: ChannelName) -> bool:
-        """Whether ``channel``'s provider rate-limits this instance now (:meth:`_pause`): what else would ask it (a
-        listener's typing hint, ``TypingRelay``) waits too (since 2026-12-08)."""
-        until = self._paused.get(channel.value)
-        return until is not None and self.clock() < until
+        """Whether ``channel``'s provider rate-limits this instance now (:meth:`_paused_now`): what else would ask it (a
+        listener's typing hint, ``TypingRelay``) waits too (since 2026-12-08); since 2026-12-08 evening also while the
+        probe after the pause is in flight (until then a hint went beside the probe, into a limit not yet over)."""
+        return self._paused_now(channel.value)
 
     async def _defer(self, lease: _Lease, until: datetime, why: str = "paused") -> bool:
         """A reply of a paused channel (:meth:`_pause`), or of one whose sends in flight fill its share of the window

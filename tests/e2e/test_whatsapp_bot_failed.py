@@ -193,3 +193,32 @@ async def test_a_reply_reported_rate_limited_is_sent_again_after_the_limit_once(
     await outbox_drained(client)
     assert len(twilio.accepted()) == count + 1 and twilio.limited == 0  # once, never twice
     assert not client.app[OUTBOX].paused(ChannelName.WHATSAPP)
+
+
+async def test_a_rate_limit_reported_by_a_callback_is_shown_until_the_pauses_end_not_until_a_send(
+    client: Client, twilio: FakeTwilioAPI
+) -> None:
+    """Twilio's status callback says 63018 for a reply the conversation went on from (no copy: nothing of WhatsApp to
+    send after): ``/readyz`` names the channel in ``channels_paused`` and ``gateway_channel_paused`` is 1 for the
+    pause (``REPORTED_PAUSE_SECONDS``), then neither, with no send in between. Until 2026-12-08 evening both
+    stayed until this instance next sent on the channel (an instance that only received the callback: hours, false
+    alerts)."""
+    await started(client, twilio)
+    first = twilio.accepted()[0]
+    count = len(twilio.accepted())
+    assert await deliver(client, twilio_form(PHONE, "2", message_sid="SM" + "2" * 32)) == 200  # it went on
+    await twilio.wait_accepted(count + 1)
+    await outbox_drained(client)
+    count = len(twilio.accepted())
+    failed = twilio_status_form(first.answer["sid"], "failed", PHONE, error_code="63018")
+    assert await deliver(client, failed, STATUS_PATH) == 200
+    ready = await (await client.get("/readyz")).json()
+    assert ready["channels_paused"] == ["whatsapp"], ready
+    assert 'gateway_channel_paused{channel="whatsapp"} 1.0' in await (await client.get("/metrics")).text()
+    running_clock(client).advance(seconds=REPORTED_PAUSE_SECONDS + 1)  # the pause over, nothing to send
+    ready = await (await client.get("/readyz")).json()
+    assert "channels_paused" not in ready, ready
+    assert 'gateway_channel_paused{channel="whatsapp"} 0.0' in await (await client.get("/metrics")).text()
+    assert not client.app[OUTBOX].paused(ChannelName.WHATSAPP)
+    await outbox_drained(client)
+    assert len(twilio.accepted()) == count  # no copy of a reply the conversation went on from
