@@ -117,6 +117,9 @@ THANKED = "thanked"
 # callback's transient code: ``Receipt.transient``) is sent once more at the report (:meth:`Dispatcher._bot_failed`),
 # as a new entry whose id is the first's plus ``RESENT`` (a copy that fails in turn is not sent again)
 RESENT = "-again"
+# the note a failed bot reply gives its listeners (:meth:`Dispatcher._bot_failed`): its id the reply's plus this, so
+# that a failure reported again writes it once (since 2026-12-08 evening)
+NOTED = "-failed-note"
 
 
 class StatusRoles(TimerStore, QueueStore, RetentionStore, EventStore, Protocol):
@@ -1457,13 +1460,18 @@ class Dispatcher:
             return None
         return limit if now - conversation.last_inbound_at > limit else None
 
-    async def system_note(self, conversation: Conversation, code: str, now: datetime, **params: str) -> TranscriptEntry:
+    async def system_note(
+        self, conversation: Conversation, code: str, now: datetime, *, entry_id: str | None = None, **params: str
+    ) -> TranscriptEntry:
         """A transcript entry for the listeners only (the channel never gets it), published to the console: its
-        ``code`` and ``params`` (``gateway/system_entries.py``) let the console word it in its own language."""
+        ``code`` and ``params`` (``gateway/system_entries.py``) let the console word it in its own language.
+        ``entry_id``: an id derived from what the note tells (a note written once however often it is told), else a
+        new one."""
         system, text = system_text(code, params)
         entry = TranscriptEntry(
-            id=new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text, system=system
-        )
+            id=entry_id or new_id(), conversation_id=conversation.id, at=now, author=Author.SYSTEM, text=text,
+            system=system,
+        )  # fmt: skip
         await self.store.append_transcript(entry)
         await self.store.publish(EntryAdded(conversation.id, entry))
         return entry
@@ -1626,16 +1634,28 @@ class Dispatcher:
         shown = await self.store.advance_part(entry.conversation_id, entry.id, receipt.provider_message_id, delivery)
         if shown is not None:
             await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, shown))
-        if shown != Delivery.FAILED or entry.delivery == Delivery.FAILED:  # told once
+        # A failure reported again (the webhook's batch processed again after a store error, within its hold, or
+        # Twilio's redelivery after a 503) finds the entry failed already: it completes what the first report may
+        # have left cut (the pause, the note, the copy), each once (:meth:`_bot_failed`). Until 2026-12-08 evening it
+        # did nothing ("told once"): a store error after ``advance_part`` lost the pause and the copy for good
+        # (``tests/e2e/test_whatsapp_bot_failed.py::test_a_rate_limit_report_cut_short_by_the_store_is_completed_by_
+        # its_redelivery_once``)
+        again = delivery == Delivery.FAILED and entry.delivery == Delivery.FAILED  # found failed before this step
+        if shown != Delivery.FAILED and not again:
             return
-        # the provider's rate limit (Twilio's 63018): its channel paused, as after a refused send (since 2026-12-08)
+        if again and shown is None:  # the console told again (the first report's event may be what failed)
+            await self.store.publish(DeliveryChanged(entry.conversation_id, entry.id, Delivery.FAILED))
+        # the provider's rate limit (Twilio's 63018): its channel paused, as after a refused send (since 2026-12-08);
+        # reported again, paused again (a callback redelivered within seconds: the same limit)
         resume_at = None
         if receipt.rate_limited and self._on_rate_limited is not None:
             resume_at = self._on_rate_limited(receipt.channel)
         if entry.author == Author.BOT:
-            await self._bot_failed(entry, receipt, resume_at)
+            await self._bot_failed(entry, receipt, resume_at, again=again)
 
-    async def _bot_failed(self, entry: TranscriptEntry, receipt: Receipt, resume_at: datetime | None = None) -> None:
+    async def _bot_failed(
+        self, entry: TranscriptEntry, receipt: Receipt, resume_at: datetime | None = None, *, again: bool = False
+    ) -> None:
         """A bot reply the provider accepted, then reported failed (a WhatsApp status callback): never silent.
         Nobody watches the bot's questions, so it is logged by class and code (never the text nor the number) and
         counted; a failure a resend may get through (``receipt.transient``) is sent again once, at once, when the
@@ -1648,7 +1668,14 @@ class Dispatcher:
         provider's rate limit paused the channel until then (:meth:`handle_receipt`): the copy is due then, not at
         once; until 2026-12-08 it went at once, into the same limit, and failed in turn for good (one copy still).
         The provider's code is said (log line, note) when ASCII digits only: until 2026-12-08 ``isdigit()`` alone
-        took "١٢٣" or "²" for one."""
+        took "١٢٣" or "²" for one.
+
+        ``again``: the failure reported again (:meth:`handle_receipt`): what the first report wrote is read from the
+        transcript (the note's id and the copy's are the reply's plus ``NOTED`` and ``RESENT``, since 2026-12-08
+        evening: until then the note's was new): a copy written is put in the outbox again while it is pending (an
+        item present is ignored: the copy once, never twice), one not written is decided as at the first report; the
+        note written once; the log line and the count made again only when neither is written (a final failure of a
+        conversation in the bot, reported again, is counted twice)."""
         error = receipt.error
         code = error if error and error.isascii() and error.isdigit() and len(error) <= 6 else "none"
         kind = "transient" if receipt.transient else "final"
@@ -1657,33 +1684,46 @@ class Dispatcher:
             conversation = await self.store.get_conversation(entry.conversation_id)
             if conversation is None or not conversation.active:
                 return
-            resend = (
+            written: dict[str, TranscriptEntry] = {}
+            if again:
+                ours = (entry.id + NOTED, entry.id + RESENT)
+                written = {e.id: e for e in await self.store.transcript(entry.conversation_id) if e.id in ours}
+            copied = written.get(entry.id + RESENT)
+            resend = copied is not None or (
                 receipt.transient and not entry.id.endswith(RESENT) and not in_parts(entry.provider_message_id)
                 and conversation.left_at is None and self.closed_window(conversation, Author.BOT, now) is None
                 and (conversation.last_inbound_at is None or conversation.last_inbound_at <= entry.at)
                 and not await self._went_on(entry)
             )  # fmt: skip
-            log.warning("dispatcher: %s: a bot reply (%s) was reported failed by %s, code %s (%s): %s",
-                        conversation.id, self._logged(entry.id), conversation.channel.value, code, kind,
-                        "sent again" if resend else "not sent again")  # fmt: skip
-            self.metrics.bot_replies_failed.labels(
-                conversation.channel.value, kind, "resent" if resend else "not_resent"
-            ).inc()
-            if conversation.status != Status.BOT or conversation.flagged_at is not None:
+            if not written:  # told once: a report again whose first wrote its note or copy was told already
+                log.warning("dispatcher: %s: a bot reply (%s) was reported failed by %s, code %s (%s): %s",
+                            conversation.id, self._logged(entry.id), conversation.channel.value, code, kind,
+                            "sent again" if resend else "not sent again")  # fmt: skip
+                self.metrics.bot_replies_failed.labels(
+                    conversation.channel.value, kind, "resent" if resend else "not_resent"
+                ).inc()
+            if (conversation.status != Status.BOT or conversation.flagged_at is not None) and (
+                entry.id + NOTED not in written
+            ):
                 note = "bot_failed.resent" if resend else "bot_failed.final"
-                await self.system_note(conversation, note, now, channel=conversation.channel.value, error=code)
+                await self.system_note(conversation, note, now, channel=conversation.channel.value, error=code,
+                                       entry_id=entry.id + NOTED)  # fmt: skip
             if not resend:
                 return
-            again = TranscriptEntry(
+            if copied is not None and copied.delivery != Delivery.PENDING:
+                return  # sent (or failed) already: its item may be purged, never put again
+            copy = copied or TranscriptEntry(
                 id=entry.id + RESENT, conversation_id=conversation.id, at=now, author=Author.BOT,
                 text=entry.text, choices=entry.choices,
             )  # fmt: skip
-            await self.store.append_transcript(again)  # an id already present is ignored: a report made again
-            item = outbox_item(conversation, again, now)
+            if copied is None:
+                await self.store.append_transcript(copy)  # an id already present is ignored: a report made again
+            item = outbox_item(conversation, copy, now)
             if resume_at is not None and resume_at > now:
                 item = replace(item, next_attempt_at=resume_at)
-            await self.store.outbox_put(item)
-            await self.store.publish(EntryAdded(conversation.id, again))
+            await self.store.outbox_put(item)  # an id already present is ignored: the copy once
+            if copied is None:
+                await self.store.publish(EntryAdded(conversation.id, copy))
         self._on_outgoing()
 
     async def _went_on(self, entry: TranscriptEntry) -> bool:

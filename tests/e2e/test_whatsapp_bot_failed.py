@@ -13,19 +13,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import pytest
 
-from gateway.app import OUTBOX, STORE
+from gateway.app import OUTBOX, STORE, create_app
 from gateway.conversation import Status
+from gateway.events import DeliveryChanged
 from gateway.keyed import KeyedHash
 from gateway.messages import ChannelName
 from gateway.outbox import REPORTED_PAUSE_SECONDS
 from gateway.settings import Settings
+from gateway.store import Delivery, Listener, Store
 from gateway.testing import ACCOUNT_SID, WHATSAPP_FROM, FakeTwilioAPI, sign_twilio, twilio_form, twilio_status_form
-from tests.conftest import SECRET_KEY, TWILIO_TOKEN, outbox_drained
-from tests.e2e.channel_support import Client, GatewayFactory, ListenerDesk, eventually, gateway, offline, running_clock
+from tests.conftest import SECRET_KEY, TWILIO_TOKEN, model_loaded, outbox_drained, password_hash, shared_understanding
+from tests.e2e.channel_support import (
+    Client,
+    GatewayFactory,
+    ListenerDesk,
+    RunningClock,
+    eventually,
+    gateway,
+    offline,
+    running_clock,
+)
+from tests.store_holds import open_holds
 
 __all__ = ["gateway", "offline"]  # fixtures used by the tests below
 
@@ -222,3 +235,54 @@ async def test_a_rate_limit_reported_by_a_callback_is_shown_until_the_pauses_end
     assert not client.app[OUTBOX].paused(ChannelName.WHATSAPP)
     await outbox_drained(client)
     assert len(twilio.accepted()) == count  # no copy of a reply the conversation went on from
+
+
+@pytest.mark.parametrize("cut", ["publish", "outbox_put"])
+async def test_a_rate_limit_report_cut_short_by_the_store_is_completed_by_its_redelivery_once(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    offline: None,
+    settings: Settings,
+    twilio: FakeTwilioAPI,
+    cut: str,
+) -> None:
+    """Twilio's status callback says 63018 and its processing fails after the entry was marked failed (the store
+    reset at the console's event, ``publish``: before the pause and the copy; or at the copy's outbox item,
+    ``outbox_put``: its transcript entry written, its item not): the webhook processes it again within its store
+    hold (``_webhook``; past it, 503 and Twilio's redelivery, the same path), and that report completes what the
+    first cut: the channel paused, the copy sent once after the pause; a report once more sends nothing more. Until
+    2026-12-08 evening the report again found the entry failed already and did nothing: no pause (``publish``), and
+    no copy at all, the young person never got the reply."""
+    settings = settings.replace(
+        public_url=PUBLIC, twilio_account_sid=ACCOUNT_SID, twilio_auth_token=TWILIO_TOKEN,
+        twilio_whatsapp_from=WHATSAPP_FROM, twilio_api_url=twilio.url,
+    )  # fmt: skip
+    holds = await open_holds(settings)  # the app closes it
+    app = await create_app(settings, store=cast(Store, holds), clock=RunningClock(), worker_poll_seconds=0.05,
+                           **shared_understanding(settings))  # fmt: skip
+    client = await aiohttp_client(app)
+    await model_loaded(client)
+    await holds.add_listener(Listener("anne", password_hash(), capacity=3, supervisor=True))
+    desk, conversation_id = await started(client, twilio)
+    await outbox_drained(client)
+    question = twilio.accepted()[-1]
+    count = len(twilio.accepted())
+    if cut == "publish":
+        holds.fail("publish", lambda event: isinstance(event, DeliveryChanged) and event.delivery == Delivery.FAILED)
+    else:
+        holds.fail("outbox_put", lambda item: item.id.endswith("-again"))
+    failed = twilio_status_form(question.answer["sid"], "failed", PHONE, error_code="63018")
+    assert await deliver(client, failed, STATUS_PATH) == 200  # cut, processed again within the webhook's hold
+    assert holds.failed[cut] == 1
+    assert client.app[OUTBOX].paused(ChannelName.WHATSAPP)  # before (publish): not paused
+    entry = await bot_entry(desk, conversation_id, question.body["Body"])
+    await desk.delivery_of(conversation_id, entry["id"], "failed")
+    running_clock(client).advance(seconds=REPORTED_PAUSE_SECONDS + 1)  # the pause over: the copy goes
+    resent = (await twilio.wait_accepted(count + 1))[-1]  # before: never (TIMEOUT)
+    assert resent.body["Body"] == question.body["Body"]
+    assert await deliver(client, failed, STATUS_PATH) == 200  # once more: nothing more
+    await outbox_drained(client)
+    running_clock(client).advance(seconds=REPORTED_PAUSE_SECONDS + 1)
+    await outbox_drained(client)
+    assert len(twilio.accepted()) == count + 1  # the copy once, never twice
+    notes = [e for e in (await desk.conversation(conversation_id))["transcript"] if e["author"] == "system"]
+    assert len([e for e in notes if "bot_failed" in str(e.get("system"))]) <= 1  # a note once at most
