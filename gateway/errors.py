@@ -152,7 +152,9 @@ class PayloadTooLarge(WebhookError):
 
 
 class DeliveryError(GatewayError):
-    pass
+    # the provider's numeric error code when it told one (Twilio's, 5 digits: ``whatsapp.twilio_error``), safe to
+    # log: a code of the provider's list, never a number or text of its answer (since 2026-12-08)
+    provider_code: int | None = None
 
 
 class RetryableDelivery(DeliveryError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime
+import json
 import logging
 import time
 from collections.abc import Awaitable, Iterator
@@ -75,6 +76,7 @@ MEDIA_HOSTS = frozenset({"api.twilio.com", "*.twiliocdn.com"})
 STATUS_PATH = "/webhooks/whatsapp/status"
 
 OPTED_OUT = 21610  # the person sent STOP: Twilio refuses every message to them until they send START
+TWILIO_CODES = (10000, 99999)  # Twilio's error codes: 5 digits (its error dictionary), the only numbers logged
 RATE_LIMITED = {20429, 63018}  # Twilio's "Too Many Requests", WhatsApp's "Rate limit exceeded for Channel" (any status)
 OPT_OUT_TYPES = {"STOP": True, "START": False}  # Twilio's Advanced Opt-Out: the OptOutType of an inbound message
 # Twilio's default opt-in keywords: a message of one of them alone lifts an opt-out at Twilio, its webhook or not (a
@@ -369,13 +371,26 @@ def _listing() -> Iterator[None]:
     except (TwilioRestException, TwilioServiceException) as error:
         raise twilio_error(error.status, error.code, _TOLD_WAIT.get()) from None
     except TwilioException as error:  # a page's error answer: ("Unable to fetch page", the response)
-        status = getattr(error.args[-1] if error.args else None, "status_code", 0)
+        response = error.args[-1] if error.args else None
+        status = getattr(response, "status_code", 0)
         status = status if isinstance(status, int) and status >= 400 else 502
-        raise twilio_error(status, None, _TOLD_WAIT.get()) from None
+        raise twilio_error(status, _page_code(response), _TOLD_WAIT.get()) from None
     except (aiohttp.ClientError, TimeoutError) as error:
         raise RetryableDelivery(f"whatsapp: network error ({type(error).__name__})") from None
     except (ValueError, KeyError, TypeError):  # a 2xx that is not Twilio's list (a captive portal's page)
         raise RetryableDelivery("whatsapp: an answer that was not Twilio's list") from None
+
+
+def _page_code(response: Any) -> int | None:
+    """Twilio's error code in a page's error answer (its JSON ``code``: a 5-digit number), else None (a proxy's page,
+    a body that is not Twilio's). Until 2026-12-08 evening never read: the list's refusals were mapped with code None
+    (a 20429 named only by its 429, a 20001 not at all)."""
+    try:
+        document = json.loads(getattr(response, "text", None) or "")
+    except (ValueError, TypeError):
+        return None
+    code = document.get("code") if isinstance(document, dict) else None
+    return code if type(code) is int and TWILIO_CODES[0] <= code <= TWILIO_CODES[1] else None
 
 
 def _status_of(error: TwilioException) -> int | None:
@@ -401,8 +416,17 @@ async def _timed(call: Awaitable[T]) -> T:
 
 def twilio_error(status: int, code: int | None, retry_after: float | None = None) -> DeliveryError:
     """Map a Twilio error answer to ours. Twilio's own message is left out: it can quote the phone number.
-    ``retry_after``: its ``Retry-After`` header, the wait of a retryable one (since 2026-12-08)."""
+    ``retry_after``: its ``Retry-After`` header, the wait of a retryable one (since 2026-12-08). ``code`` is kept
+    (in the reason and ``provider_code``, which the catch-up's line names) only when it is one of Twilio's, 5 digits
+    (since 2026-12-08 evening: until then whatever the SDK read as the answer's ``code``)."""
+    code = code if type(code) is int and TWILIO_CODES[0] <= code <= TWILIO_CODES[1] else None
     where = f"whatsapp: HTTP {status}, Twilio code {code}"
+    error = _twilio_error(where, status, code, retry_after)
+    error.provider_code = code
+    return error
+
+
+def _twilio_error(where: str, status: int, code: int | None, retry_after: float | None) -> DeliveryError:
     if status == 401 or code == AUTHENTICATE:  # every conversation's sends alike: the line's, never a young person's
         reason = "Twilio refused the account SID or auth token: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN again"
         return CredentialsRefused(f"{where}: {reason}", CREDENTIALS_RETRY_SECONDS)

@@ -219,8 +219,10 @@ class CatchUp:
         if pause is None:
             pause = RATE_LIMIT_PAUSE if outcome == "rate_limited" else min(2.0**self._failures, MAX_BACKOFF)
         self._failures += 1
-        if outcome != "store":
-            log.warning("whatsapp catch-up: pass failed (%s, %s); again in %.0fs", outcome, kind, pause)
+        if outcome != "store":  # Twilio's code beside the class (since 2026-12-08: until then the class alone)
+            code = exc.provider_code if isinstance(exc, DeliveryError) else None
+            told = f", Twilio code {code}" if code is not None else ""
+            log.warning("whatsapp catch-up: pass failed (%s, %s%s); again in %.0fs", outcome, kind, told, pause)
         behind = self.behind()
         if behind is not None and not self._said_behind:  # said once, until a good pass
             self._said_behind = True

@@ -5,6 +5,7 @@ class the rest of the gateway names it by (``gateway.outage_log.error_class``). 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -140,3 +141,48 @@ async def test_a_missed_webhook_does_not_cut_the_wait_twilio_told_the_list(tmp_p
             await whatsapp.stop()
             await store.close()
         assert asked_again >= 3.0, asked_again
+
+
+@pytest.mark.parametrize(
+    ("failure", "named"),
+    [
+        (Failure(429, code=20429, description="Too Many Requests"), "Twilio code 20429"),
+        (Failure(400, code=20001, description="Invalid PageSize"), "Twilio code 20001"),
+        (Failure(503, page='{"code": 33612345678, "message": "whatsapp:+33612345678"}'), None),  # no code of Twilio's
+        (Failure(502, page='{"code": "20429 +33612345678"}'), None),
+        (Failure(502, page="<html>Bad gateway: whatsapp:+33612345678</html>"), None),
+    ],
+)
+async def test_a_pass_refused_by_twilio_says_its_error_code_never_a_number_of_the_body(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: Failure, named: str | None
+) -> None:
+    """Twilio refuses the list (its answer read by the SDK as a page's error, "Unable to fetch page"): the catch-up's
+    WARNING names Twilio's numeric error code beside the class, and never a number or text of an answer that is not
+    Twilio's error (a proxy's page, a code that is no 5-digit code). Until 2026-12-08 evening the line named only the
+    class (``RetryableDelivery``), and the list's errors were mapped with code None: an operator could not tell a
+    rate limit (20429) from a bad request (20001) or a proxy's 502."""
+    store = await open_store(f"sqlite:///{tmp_path}/gateway.sqlite3")
+    async with FakeTwilioAPI() as twilio, aiohttp.ClientSession() as session:
+        settings = Settings(twilio_api_url=twilio.url, twilio_account_sid=ACCOUNT_SID,
+                            twilio_auth_token="twilio-auth-token", twilio_whatsapp_from=WHATSAPP_FROM)  # fmt: skip
+        whatsapp = WhatsAppChannel(settings, session)
+        await whatsapp.start()
+
+        async def process(batch: object) -> int:
+            raise AssertionError("nothing to process")
+
+        try:
+            catch_up = CatchUp(whatsapp, store, process, Won(), Metrics())
+            twilio.fail_next(failure, endpoint="list")
+            with caplog.at_level(logging.WARNING, logger="gateway.channels.whatsapp_catchup"):
+                await catch_up._turn()
+        finally:
+            await whatsapp.stop()
+            await store.close()
+    lines = [r.getMessage() for r in caplog.records if "pass failed" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "33612345678" not in lines[0] and "+336" not in lines[0]
+    if named is None:
+        assert "Twilio code" not in lines[0], lines[0]
+    else:
+        assert named in lines[0], lines[0]
