@@ -38,9 +38,10 @@ from tests.e2e.channel_support import (
     offline,
     running_clock,
 )
-from tests.store_holds import open_holds
+from tests.store.conftest import redis_cluster_url, redis_url, store_url
+from tests.store_holds import Holds, holds
 
-__all__ = ["gateway", "offline"]  # fixtures used by the tests below
+__all__ = ["gateway", "holds", "offline", "redis_cluster_url", "redis_url", "store_url"]  # fixtures used below
 
 PUBLIC = "http://helpline.example.org:8080"
 PHONE = "whatsapp:+33612345678"
@@ -239,9 +240,9 @@ async def test_a_rate_limit_reported_by_a_callback_is_shown_until_the_pauses_end
 
 @pytest.mark.parametrize("cut", ["publish", "outbox_put"])
 async def test_a_rate_limit_report_cut_short_by_the_store_is_completed_by_its_redelivery_once(
+    holds: tuple[Settings, Holds],
     aiohttp_client: Callable[..., Awaitable[Client]],
     offline: None,
-    settings: Settings,
     twilio: FakeTwilioAPI,
     cut: str,
 ) -> None:
@@ -252,27 +253,27 @@ async def test_a_rate_limit_report_cut_short_by_the_store_is_completed_by_its_re
     first cut: the channel paused, the copy sent once after the pause; a report once more sends nothing more. Until
     2026-12-08 evening the report again found the entry failed already and did nothing: no pause (``publish``), and
     no copy at all, the young person never got the reply."""
+    settings, store = holds  # on SQLite, Redis and a Cluster (``store_url``)
     settings = settings.replace(
         public_url=PUBLIC, twilio_account_sid=ACCOUNT_SID, twilio_auth_token=TWILIO_TOKEN,
         twilio_whatsapp_from=WHATSAPP_FROM, twilio_api_url=twilio.url,
     )  # fmt: skip
-    holds = await open_holds(settings)  # the app closes it
-    app = await create_app(settings, store=cast(Store, holds), clock=RunningClock(), worker_poll_seconds=0.05,
+    app = await create_app(settings, store=cast(Store, store), clock=RunningClock(), worker_poll_seconds=0.05,
                            **shared_understanding(settings))  # fmt: skip
     client = await aiohttp_client(app)
     await model_loaded(client)
-    await holds.add_listener(Listener("anne", password_hash(), capacity=3, supervisor=True))
+    await store.add_listener(Listener("anne", password_hash(), capacity=3, supervisor=True))
     desk, conversation_id = await started(client, twilio)
     await outbox_drained(client)
     question = twilio.accepted()[-1]
     count = len(twilio.accepted())
     if cut == "publish":
-        holds.fail("publish", lambda event: isinstance(event, DeliveryChanged) and event.delivery == Delivery.FAILED)
+        store.fail("publish", lambda event: isinstance(event, DeliveryChanged) and event.delivery == Delivery.FAILED)
     else:
-        holds.fail("outbox_put", lambda item: item.id.endswith("-again"))
+        store.fail("outbox_put", lambda item: item.id.endswith("-again"))
     failed = twilio_status_form(question.answer["sid"], "failed", PHONE, error_code="63018")
     assert await deliver(client, failed, STATUS_PATH) == 200  # cut, processed again within the webhook's hold
-    assert holds.failed[cut] == 1
+    assert store.failed[cut] == 1
     assert client.app[OUTBOX].paused(ChannelName.WHATSAPP)  # before (publish): not paused
     entry = await bot_entry(desk, conversation_id, question.body["Body"])
     await desk.delivery_of(conversation_id, entry["id"], "failed")
