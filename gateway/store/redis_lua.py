@@ -791,7 +791,9 @@ return 1
 # a hand back of an entry another listener holds, since 2026-12-08: until then a hand-back's step that reached Redis
 # after its lock lapsed (a stalled instance) un-took the next holder's entry, ``RedisStore.requeue``).
 # A take is counted in ``takes:<queue>`` (scored by when) and the conversation joins ``held:<listener>``; a hand back
-# leaves it.
+# leaves it, and lists its queue among the queues' names (``names``, which every reader of the line reads: since
+# 2026-12-08; until then only ``_ENQUEUE`` did, and an entry handed back after that key was lost, evicted or deleted,
+# waited unseen: ``tests/store/test_redis_queue_names.py``).
 _TAKE_OR_REQUEUE = (
     _HOLDING
     + """
@@ -814,6 +816,7 @@ elseif ARGV[6] == '1' and redis.call('HEXISTS', ARGV[1] .. 'leaving', ARGV[2]) =
 elseif e['taken_by'] ~= cjson.null then
   if ARGV[7] and ARGV[7] ~= '' and e['taken_by'] ~= ARGV[7] then return false end
   redis.call('ZADD', waiting, 0, e['member'])
+  redis.call('SADD', ARGV[1] .. 'names', e['queue'])
   redis.call('SREM', ARGV[1] .. 'held:' .. e['taken_by'], ARGV[2])
   holding(ARGV[1], e['taken_by'])
   e['taken_by'] = cjson.null
