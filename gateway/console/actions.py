@@ -806,7 +806,10 @@ class Actions:
         meanwhile, this one stalled past its lock's lease), nothing is needed: since 2026-12-08, until then it was
         handed back all the same, its queue step unchecked (``requeue(holder=None)``), and landing after Bob took the
         young person it un-took his entry, the next check handing his young person back
-        (``tests/console/test_transfer_late_enqueue.py``)."""
+        (``tests/console/test_transfer_late_enqueue.py``). Read waiting and still listed nowhere (Redis: its queue's
+        order or the queues' names lost with their key), it is listed again where it is (``store.list_waiting``: its
+        place kept, no re-queue), audited ``queue_listed_again``: since 2026-12-08, until then it waited unseen by
+        every listener, round after round (``tests/console/test_queue_names_lost.py``)."""
         async with self.store.locked_batch(conversation_id, self.lock_seconds):
             conversation = await self.store.get_conversation(conversation_id)
             if conversation is None or conversation.status != Status.QUEUED or conversation.queue is None:
@@ -816,7 +819,12 @@ class Actions:
             now = self.clock()
             entry = await self.store.queue_entry(conversation_id)
             if entry is not None and entry.taken_by is None:  # waiting now: put back in line meanwhile (a check)
-                return False
+                if not await self.store.list_waiting(conversation_id):
+                    return False
+                detail = f"{conversation.pseudonym}: waiting in {entry.queue}, listed in no queue: listed again"
+                await self.store.audit(AuditEntry(now, "gateway", "queue_listed_again", conversation_id, detail))
+                await self.store.publish(QueueChanged())
+                return True
             holder = None if entry is None else entry.taken_by
             left = await self._left(conversation)
             outcome = None if left is not None else await self._closing(conversation)

@@ -831,6 +831,15 @@ class QueueStore(Protocol):
         cut short (``Actions.back_in_line``: who had taken a young person whose record still says queued)."""
         ...
 
+    async def list_waiting(self, conversation_id: str) -> bool:
+        """Its entry waiting (not taken): listed where every reader of the line looks, at its place, in one step;
+        whether anything was missing. Redis: its member in its queue's order (``waiting:<queue>``) and its queue among
+        the queues' names (``names``), either lost with its key (evicted by a Redis not under ``noeviction``, deleted,
+        written over by a migration), which left it waiting unseen by any listener: :meth:`waiting_ids` and
+        :meth:`waiting_page` read only those. SQLite reads its rows themselves: nothing to list, False. The alert
+        check's repair (``Actions.back_in_line``, since 2026-12-08)."""
+        ...
+
     async def takes_since(self, queue: str, since: datetime) -> int:
         """Conversations of ``queue`` last taken at or after ``since`` (up to a day back): the pace listeners
         keep, read from an index kept by :meth:`take`, never from the conversations."""

@@ -2199,6 +2199,13 @@ class RedisStore:
         return None if raw is None else loads("queue", raw, decode_queue_entry)
 
     @_guarded
+    async def list_waiting(self, conversation_id: str) -> bool:
+        """One script (slot ``{queue}``, ``redis_lua._LIST_WAITING``): the entry read, and waiting, its member put
+        back in its queue's order (``NX``: its place kept) and its queue among the names."""
+        keys = [K.QUEUE + "entries", K.QUEUE + "names"]
+        return bool(await self._script("list_waiting", keys, [K.QUEUE, conversation_id]))
+
+    @_guarded
     async def takes_since(self, queue: str, since: datetime) -> int:
         return int(await self._redis.zcount(K.QUEUE + "takes:" + queue, to_us(since), "+inf"))
 

@@ -845,6 +845,19 @@ return 1
 """
 )
 
+# KEYS: entries, queue names. ARGV: prefix, id. A waiting entry listed where every reader of the line looks: its
+# member in its queue's order (kept: its place), its queue among the names; how many of the two were missing (0: none,
+# or no entry waiting). Since 2026-12-08 (``RedisStore.list_waiting``): until then an entry whose queue's order or
+# names key was lost waited unseen for good.
+_LIST_WAITING = """
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
+if not raw then return 0 end
+local e = cjson.decode(raw)
+if e['taken_by'] ~= cjson.null then return 0 end
+local ordered = redis.call('ZADD', ARGV[1] .. 'waiting:' .. e['queue'], 'NX', 0, e['member'])
+return ordered + redis.call('SADD', KEYS[2], e['queue'])
+"""
+
 # KEYS: entries. ARGV: prefix, id. The entry's 0-based rank among its queue's waiting ones; false when it has no
 # entry or is taken (not waiting).
 _POSITION = """
@@ -1794,6 +1807,7 @@ SCRIPTS = {
     "put_back": _PUT_BACK,
     "make_holding": _MAKE_HOLDING,
     "position": _POSITION,
+    "list_waiting": _LIST_WAITING,
     "update_listener": _UPDATE_LISTENER,
     "audit_once": _AUDIT_ONCE,
     "put_session_index": _PUT_SESSION_INDEX,

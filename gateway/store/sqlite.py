@@ -1208,6 +1208,9 @@ class SqliteStore:
         rows = await self._select("SELECT conversation_id FROM queue WHERE taken_by IS NULL", ())
         return {row["conversation_id"] for row in rows}
 
+    async def list_waiting(self, conversation_id: str) -> bool:
+        return False  # the line is read from the queue's rows themselves: no listing to lose
+
     async def position(self, conversation_id: str) -> int | None:
         def work(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(
