@@ -6,11 +6,13 @@ leases lapsed, its timers all due at once, its sockets still open."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import subprocess
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -76,14 +78,14 @@ async def post(http: aiohttp.ClientSession, url: str, sender: str, text: str, mi
     raise AssertionError(f"{mid} never acknowledged")
 
 
-@pytest.mark.redis
-async def test_an_instance_frozen_past_its_outbox_lease_mid_send_does_not_send_that_reply_again(
-    tmp_path: Path, graph: FakeGraphAPI
-) -> None:
-    """The provider holds the bot's first reply when the instance is frozen for longer than the outbox lease; once
-    resumed, its own outbox must renew the lease of that send in flight before it claims again, not take the reply
-    back and send it a second time (docs/guarantees.md: a suspended machine does not make the outbox send its own
-    reply in flight twice)."""
+@contextlib.asynccontextmanager
+async def one_greeting_held(
+    tmp_path: Path, graph: FakeGraphAPI, name: str
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+    """A Messenger ``gateway serve`` alone on a Redis of its own (outbox lease ``LEASE``), its greeting to a first
+    message held at the fake Graph API, unanswered: its process and the Redis URL, for the test to freeze it as its
+    fault needs. On leaving: the instance goes on (a second message: its outbox kicked, a claim made), the provider
+    answers, everything settles, the instance stops. What the fake then received: :func:`copies_sent`."""
     with redis_server(tmp_path) as url:
         only = instance(tmp_path, "only", url, graph, "v23.0")
         only.env["GATEWAY_OUTBOX_LEASE_SECONDS"] = str(int(LEASE))
@@ -94,15 +96,10 @@ async def test_an_instance_frozen_past_its_outbox_lease_mid_send_does_not_send_t
                 await only.ready(http)
                 assert only.process is not None
                 graph.stall()
-                await post(http, only.url, sender, "Bonjour", "m_freeze_0")
-                await graph.wait_held(1)  # the first reply is at the provider, unanswered
-                only.process.send_signal(signal.SIGSTOP)
-                try:
-                    await asyncio.sleep(LEASE + 1.5)  # the fault itself: frozen past the lease, both clocks moving
-                finally:
-                    only.process.send_signal(signal.SIGCONT)
-                # the instance goes on: a message more (its outbox kicked, a claim made) answered, then the provider
-                await post(http, only.url, sender, "Non", "m_freeze_1")
+                await post(http, only.url, sender, "Bonjour", f"m_{name}_0")
+                await graph.wait_held(1)  # the greeting at the provider, unanswered
+                yield only.process, url
+                await post(http, only.url, sender, "Non", f"m_{name}_1")
                 graph.resume()
                 async with store_at(url) as store:
                     await inbox_drained(store)
@@ -111,8 +108,31 @@ async def test_an_instance_frozen_past_its_outbox_lease_mid_send_does_not_send_t
                     await settled(store, [conversation])
         finally:
             only.stop()
+
+
+def copies_sent(graph: FakeGraphAPI) -> list[int]:
+    """How many times the fake Graph API received each reply's text, fewest first."""
     sent = Counter(r.body["message"]["text"] for r in graph.requests_to("messages") if "message" in r.body)
-    assert sent and max(sent.values()) == 1, f"a reply sent more than once after the freeze: {sent}"
+    return sorted(sent.values())
+
+
+@pytest.mark.redis
+async def test_an_instance_frozen_past_its_outbox_lease_mid_send_does_not_send_that_reply_again(
+    tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    """The provider holds the bot's first reply when the instance is frozen for longer than the outbox lease; once
+    resumed, its own outbox must renew the lease of that send in flight before it claims again, not take the reply
+    back and send it a second time (docs/guarantees.md: a suspended machine does not make the outbox send its own
+    reply in flight twice)."""
+    async with one_greeting_held(tmp_path, graph, "freeze") as (process, _):
+        process.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(LEASE + 1.5)  # the fault itself: frozen past the lease, both clocks moving
+        finally:
+            process.send_signal(signal.SIGCONT)
+        # leaving: the instance goes on (a message more: its outbox kicked, a claim made), then the provider answers
+    copies = copies_sent(graph)
+    assert copies and max(copies) == 1, f"a reply sent more than once after the freeze: {copies}"
 
 
 @pytest.mark.redis
@@ -226,35 +246,15 @@ async def test_an_instance_frozen_past_its_send_timeout_with_the_answer_waiting_
     frozen process's socket) and the freeze outlasts the send's timeout (15 s, ``SEND_TIMEOUT_SECONDS``): once
     resumed, the send's timer and its answer are both due at once, and the answer must win: the reply recorded as
     sent, never taken for timed out and sent a second time (one instance alone: nobody else could have sent it)."""
-    with redis_server(tmp_path) as url:
-        only = instance(tmp_path, "only", url, graph, "v23.0")
-        only.env["GATEWAY_OUTBOX_LEASE_SECONDS"] = str(int(LEASE))
-        sender = psid(1)
+    async with one_greeting_held(tmp_path, graph, "answered") as (process, _):
+        process.send_signal(signal.SIGSTOP)
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-                only.start()
-                await only.ready(http)
-                assert only.process is not None
-                graph.stall()
-                await post(http, only.url, sender, "Bonjour", "m_answered_0")
-                await graph.wait_held(1)  # the first reply is at the provider, unanswered
-                only.process.send_signal(signal.SIGSTOP)
-                try:
-                    graph.resume()  # accepted: its answer waits in the frozen process's socket
-                    await graph.wait_accepted(1)
-                    await asyncio.sleep(SEND_TIMEOUT_SECONDS + 2.0)  # past the send's timer (aiohttp rounds it up)
-                finally:
-                    only.process.send_signal(signal.SIGCONT)
-                await post(http, only.url, sender, "Non", "m_answered_1")
-                async with store_at(url) as store:
-                    await inbox_drained(store)
-                    conversation = await store.find_active_conversation(ChannelName.MESSENGER, sender)
-                    assert conversation is not None
-                    await settled(store, [conversation])
+            graph.resume()  # accepted: its answer waits in the frozen process's socket
+            await graph.wait_accepted(1)
+            await asyncio.sleep(SEND_TIMEOUT_SECONDS + 2.0)  # past the send's timer (aiohttp rounds it up)
         finally:
-            only.stop()
-    sent = Counter(r.body["message"]["text"] for r in graph.requests_to("messages") if "message" in r.body)
-    copies = sorted(sent.values())
+            process.send_signal(signal.SIGCONT)
+    copies = copies_sent(graph)
     assert copies and max(copies) == 1, f"a reply the provider had accepted sent again after the freeze: {copies}"
 
 
@@ -332,44 +332,24 @@ async def test_an_instance_frozen_with_redis_s_answer_to_a_send_s_record_waiting
     socket). Once resumed, the batch's read timeout (``GATEWAY_REDIS_SOCKET_TIMEOUT``) and that answer are both due:
     the answer must win, the send recorded, never taken for a store failure, given up to the next worker and sent
     again. Redis is stopped for the few milliseconds it takes to hold the record at its end before the freeze."""
-    with redis_server(tmp_path) as url:
+    async with one_greeting_held(tmp_path, graph, "recorded") as (process, url):
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         async with Redis.from_url(url) as client:
             redis_pid = int((await client.info("server"))["process_id"])
-        only = instance(tmp_path, "only", url, graph, "v23.0")
-        only.env["GATEWAY_OUTBOX_LEASE_SECONDS"] = str(int(LEASE))
-        sender = psid(1)
+        os.kill(redis_pid, signal.SIGSTOP)
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-                only.start()
-                await only.ready(http)
-                assert only.process is not None
-                graph.stall()
-                await post(http, only.url, sender, "Bonjour", "m_recorded_0")
-                await graph.wait_held(1)  # the greeting at the provider, unanswered
-                os.kill(redis_pid, signal.SIGSTOP)
-                try:
-                    graph.resume()
-                    await graph.wait_accepted(1)
-                    await until_true(lambda: unread(port, at_redis=True) > 0, "the send's record never left")
-                    only.process.send_signal(signal.SIGSTOP)
-                finally:
-                    os.kill(redis_pid, signal.SIGCONT)
-                try:
-                    await until_true(lambda: unread(port, at_redis=False) > 0, "Redis never answered the record")
-                    await asyncio.sleep(LEASE + 1.5)  # the fault itself: frozen past the lease and the socket timeout
-                finally:
-                    only.process.send_signal(signal.SIGCONT)
-                await post(http, only.url, sender, "Non", "m_recorded_1")
-                async with store_at(url) as store:
-                    await inbox_drained(store)
-                    conversation = await store.find_active_conversation(ChannelName.MESSENGER, sender)
-                    assert conversation is not None
-                    await settled(store, [conversation])
+            graph.resume()
+            await graph.wait_accepted(1)
+            await until_true(lambda: unread(port, at_redis=True) > 0, "the send's record never left")
+            process.send_signal(signal.SIGSTOP)
         finally:
-            only.stop()
-    sent = Counter(r.body["message"]["text"] for r in graph.requests_to("messages") if "message" in r.body)
-    copies = sorted(sent.values())
+            os.kill(redis_pid, signal.SIGCONT)
+        try:
+            await until_true(lambda: unread(port, at_redis=False) > 0, "Redis never answered the record")
+            await asyncio.sleep(LEASE + 1.5)  # the fault itself: frozen past the lease and the socket timeout
+        finally:
+            process.send_signal(signal.SIGCONT)
+    copies = copies_sent(graph)
     assert copies and max(copies) == 1, f"a reply recorded by Redis during the freeze sent again: {copies}"
 
 
